@@ -1,0 +1,56 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Hot loops need the target CPU set: without it SIMD products become libm calls.
+let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "native"])]
+
+let package = Package(
+    name: "Kerf",
+    products: [
+        .library(name: "Kerf", type: .dynamic, targets: ["KerfC"]),
+        .executable(name: "kerf", targets: ["kerf"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // MARK: - System libraries and C shims
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .target(name: "KerfCShims", path: "Sources/KerfCShims"),
+
+        // MARK: - Core layers (each depends only downward)
+        .target(
+            name: "OnnxProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Sources/OnnxProto"),
+        .target(
+            name: "KerfCore",
+            dependencies: ["OnnxProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .target(name: "KerfKernels", dependencies: ["CDNNL"], swiftSettings: fastMath),
+        .target(name: "KerfRuntime", dependencies: ["KerfCore", "KerfKernels"], swiftSettings: fastMath),
+
+        // MARK: - Products
+        .target(
+            name: "KerfC",
+            dependencies: ["KerfCore", "KerfRuntime", "KerfCShims"],
+            exclude: ["exports.map"],
+            linkerSettings: [
+                .unsafeFlags([
+                    "-Xlinker", "--version-script=Sources/KerfC/exports.map",
+                    "-Xlinker", "-zdefs",
+                ])
+            ]),
+        .executableTarget(
+            name: "kerf",
+            dependencies: [
+                "KerfCore", "KerfRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        // MARK: - Tests
+        .testTarget(name: "KerfCoreTests", dependencies: ["KerfCore"]),
+        .testTarget(name: "KerfRuntimeTests", dependencies: ["KerfRuntime", "KerfKernels"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

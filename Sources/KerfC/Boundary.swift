@@ -1,0 +1,83 @@
+import KerfCore
+import KerfCShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Status codes of `kerf.h`.
+let KERF_OK: Int32 = 0
+let KERF_INVALID_ARGUMENT: Int32 = 1
+
+/// Runs one C API call: any thrown error becomes its status code and the thread's last error.
+@inline(__always)
+func guarded(_ body: () throws -> Void) -> Int32 {
+    do {
+        try body()
+        return KERF_OK
+    } catch let e as KerfError {
+        kerf_shim_set_error(e.message)
+        return e.status
+    } catch {
+        kerf_shim_set_error("internal error: \(error)")
+        return KerfError.internal("").status
+    }
+}
+
+func argument(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+    if !condition { throw KerfError.invalidArgument(message()) }
+}
+
+/// The set of live handles, so that NULL, freed or foreign pointers are reported instead of
+/// dereferenced. Every handle class registers itself on creation and leaves on free.
+final class HandleRegistry: @unchecked Sendable {
+    static let shared = HandleRegistry()
+    private var live: [UnsafeRawPointer: ObjectIdentifier] = [:]
+    private var lock = pthread_mutex_t()
+
+    init() { pthread_mutex_init(&lock, nil) }
+
+    /// Retains `object` and returns its opaque pointer.
+    func register<T: AnyObject>(_ object: T) -> OpaquePointer {
+        let p = Unmanaged.passRetained(object).toOpaque()
+        pthread_mutex_lock(&lock)
+        live[UnsafeRawPointer(p)] = ObjectIdentifier(T.self)
+        pthread_mutex_unlock(&lock)
+        return OpaquePointer(p)
+    }
+
+    /// The live object behind `pointer`, or an INVALID_ARGUMENT error naming `what`.
+    func resolve<T: AnyObject>(_ pointer: OpaquePointer?, as type: T.Type, _ what: String) throws -> T {
+        guard let pointer else { throw KerfError.invalidArgument("\(what) is NULL") }
+        let raw = UnsafeRawPointer(pointer)
+        pthread_mutex_lock(&lock)
+        let kind = live[raw]
+        pthread_mutex_unlock(&lock)
+        guard kind == ObjectIdentifier(T.self) else {
+            throw KerfError.invalidArgument("\(what) is not a live \(T.self) handle (already freed, or never created by Kerf)")
+        }
+        return Unmanaged<T>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    /// Unregisters and releases; unknown pointers are ignored (the free functions accept NULL).
+    func release<T: AnyObject>(_ pointer: OpaquePointer?, as type: T.Type) {
+        guard let pointer else { return }
+        let raw = UnsafeRawPointer(pointer)
+        pthread_mutex_lock(&lock)
+        let kind = live[raw]
+        if kind == ObjectIdentifier(T.self) { live[raw] = nil }
+        pthread_mutex_unlock(&lock)
+        if kind == ObjectIdentifier(T.self) { Unmanaged<T>.fromOpaque(raw).release() }
+    }
+}
+
+/// Writes `value` to an out-pointer that must not be NULL.
+func store<T>(_ out: UnsafeMutablePointer<T>?, _ value: T, _ what: String) throws {
+    guard let out else { throw KerfError.invalidArgument("\(what) is NULL") }
+    out.pointee = value
+}
+
+/// A C string argument that must not be NULL.
+func string(_ p: UnsafePointer<CChar>?, _ what: String) throws -> String {
+    guard let p else { throw KerfError.invalidArgument("\(what) is NULL") }
+    return String(cString: p)
+}

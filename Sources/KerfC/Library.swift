@@ -1,0 +1,18 @@
+import KerfCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Version of the library; the ABI version lives in include/kerf.h.
+let kerfVersion = "0.1.0"
+let abiVersion: UInt32 = (1 << 16) | 0
+private let versionCString: UnsafeMutablePointer<CChar> = strdup(kerfVersion)
+
+@_cdecl("kerf_version")
+public func kerf_version() -> UnsafePointer<CChar> { UnsafePointer(versionCString) }
+
+@_cdecl("kerf_abi_version")
+public func kerf_abi_version() -> UInt32 { abiVersion }
+
+@_cdecl("kerf_free")
+public func kerf_free(_ buffer: UnsafeMutableRawPointer?) { free(buffer) }

@@ -1,0 +1,88 @@
+import KerfCore
+import KerfRuntime
+
+/// The object behind a `kerf_session *`; keeps its model alive.
+final class SessionHandle {
+    let session: Session
+    let model: ModelHandle
+    init(_ session: Session, _ model: ModelHandle) {
+        self.session = session
+        self.model = model
+    }
+}
+
+/// Layout of `kerf_session_options` (include/kerf.h).
+struct kerf_session_options {
+    var struct_size: Int
+    var threads: Int32
+    var optimization_level: Int32
+}
+
+@_cdecl("kerf_session_options_init")
+public func kerf_session_options_init(_ options: UnsafeMutableRawPointer?) {
+    guard let options else { return }
+    options.storeBytes(of: kerf_session_options(struct_size: MemoryLayout<kerf_session_options>.size, threads: 0, optimization_level: 1),
+                       as: kerf_session_options.self)
+}
+
+@_cdecl("kerf_session_create")
+public func kerf_session_create(_ model: OpaquePointer?, _ options: UnsafeRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    out?.pointee = nil
+    return guarded {
+        let m = try HandleRegistry.shared.resolve(model, as: ModelHandle.self, "model")
+        try argument(out != nil, "out is NULL")
+        var opts = SessionOptions()
+        if let options {
+            let size = options.load(as: Int.self)
+            try argument(size >= MemoryLayout<kerf_session_options>.size,
+                         "options->struct_size is \(size); call kerf_session_options_init first")
+            let o = options.load(as: kerf_session_options.self)
+            try argument(o.threads >= 0 && o.threads <= 1024, "threads must be between 0 and 1024, got \(o.threads)")
+            try argument(o.optimization_level == 0 || o.optimization_level == 1, "optimization_level must be 0 or 1")
+            opts = SessionOptions(threads: Int(o.threads), optimizationLevel: Int(o.optimization_level))
+        }
+        out!.pointee = HandleRegistry.shared.register(SessionHandle(try Session(model: m.model, options: opts), m))
+    }
+}
+
+@_cdecl("kerf_session_free")
+public func kerf_session_free(_ session: OpaquePointer?) {
+    HandleRegistry.shared.release(session, as: SessionHandle.self)
+}
+
+@_cdecl("kerf_session_run")
+public func kerf_session_run(_ session: OpaquePointer?,
+                             _ inputNames: UnsafePointer<UnsafePointer<CChar>?>?, _ inputs: UnsafePointer<OpaquePointer?>?,
+                             _ inputCount: Int,
+                             _ outputNames: UnsafePointer<UnsafePointer<CChar>?>?, _ outputs: UnsafeMutablePointer<OpaquePointer?>?,
+                             _ outputCount: Int) -> Int32 {
+    if let outputs, outputCount > 0, outputCount < 1 << 20 { for i in 0..<outputCount { outputs[i] = nil } }
+    return guarded {
+        let s = try HandleRegistry.shared.resolve(session, as: SessionHandle.self, "session")
+        try argument(inputCount >= 0 && inputCount < 1 << 20, "n_inputs \(inputCount) is out of range")
+        try argument(outputCount >= 0 && outputCount < 1 << 20, "n_outputs \(outputCount) is out of range")
+        try argument(inputCount == 0 || (inputNames != nil && inputs != nil), "input_names or inputs is NULL")
+        try argument(outputCount == 0 || outputs != nil, "outputs is NULL")
+        var feeds: [String: Tensor] = [:]
+        for i in 0..<inputCount {
+            let name = try string(inputNames![i], "input_names[\(i)]")
+            let t = try HandleRegistry.shared.resolve(inputs![i], as: TensorHandle.self, "inputs[\(i)]")
+            try argument(feeds[name] == nil, "input '\(name)' is fed twice")
+            feeds[name] = t.tensor
+        }
+        var names: [String]? = nil
+        if let outputNames {
+            names = try (0..<outputCount).map { try string(outputNames[$0], "output_names[\($0)]") }
+        } else {
+            try argument(outputCount == s.session.outputs.count,
+                         "n_outputs is \(outputCount) but the model has \(s.session.outputs.count) outputs (output_names is NULL)")
+        }
+        let results = try s.session.run(feeds, outputNames: names)
+        for (i, t) in results.enumerated() {
+            // An output may share storage with a caller-wrapped input (e.g. through Identity);
+            // the caller may free that input first, so such outputs get their own copy.
+            let owned = t.storage.isBorrowed ? Tensor(dtype: t.dtype, shape: t.shape, storage: t.storage.copy()) : t
+            outputs![i] = HandleRegistry.shared.register(TensorHandle(owned))
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import KerfCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The object behind a `kerf_tensor *`.
+final class TensorHandle {
+    let tensor: Tensor
+    /// Dims as int64, at a stable address for `kerf_tensor_shape` (nil for rank 0).
+    let dims: UnsafeMutablePointer<Int64>?
+
+    init(_ tensor: Tensor) {
+        self.tensor = tensor
+        dims = tensor.rank == 0 ? nil : UnsafeMutablePointer<Int64>.allocate(capacity: tensor.rank)
+        for (i, d) in tensor.shape.enumerated() { dims![i] = Int64(d) }
+    }
+
+    deinit { dims?.deallocate() }
+}
+
+/// Validates dtype, dims and byte size of a tensor the caller describes.
+private func describe(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?, _ rank: Int, _ byteSize: Int) throws -> (DType, [Int]) {
+    guard let dtype = DType(rawValue: dtypeCode), dtype != .string, dtype.byteSize > 0, !dtype.isSubByte else {
+        throw KerfError.invalidArgument("dtype \(dtypeCode) cannot be used in a kerf_tensor")
+    }
+    try argument(rank <= 64, "rank \(rank) is too large (at most 64)")
+    try argument(rank == 0 || dims != nil, "dims is NULL but rank is \(rank)")
+    var shape: [Int] = []
+    var count = 1
+    for i in 0..<rank {
+        let d = dims![i]
+        try argument(d >= 0, "dims[\(i)] is negative (\(d))")
+        let (c, overflow) = count.multipliedReportingOverflow(by: Int(d))
+        let (bytes, overflow2) = c.multipliedReportingOverflow(by: dtype.byteSize)
+        guard !overflow, !overflow2, bytes <= Int(Int32.max) * 64 else {
+            throw KerfError.invalidArgument("a tensor of dims \(Array(UnsafeBufferPointer(start: dims, count: rank))) overflows its byte size")
+        }
+        count = c
+        shape.append(Int(d))
+    }
+    let expected = count * dtype.byteSize
+    guard byteSize == expected else {
+        throw KerfError.invalidArgument("byte_size is \(byteSize) but \(dtype) dims \(shape) need \(expected) bytes")
+    }
+    return (dtype, shape)
+}
+
+@_cdecl("kerf_tensor_create")
+public func kerf_tensor_create(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?, _ rank: Int, _ data: UnsafeRawPointer?,
+                               _ byteSize: Int, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    out?.pointee = nil
+    return guarded {
+        try argument(out != nil, "out is NULL")
+        let (dtype, shape) = try describe(dtypeCode, dims, rank, byteSize)
+        let t = Tensor(zeros: dtype, shape: shape)
+        if let data, byteSize > 0 { t.storage.pointer.copyMemory(from: data, byteCount: byteSize) }
+        out!.pointee = HandleRegistry.shared.register(TensorHandle(t))
+    }
+}
+
+@_cdecl("kerf_tensor_wrap")
+public func kerf_tensor_wrap(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?, _ rank: Int, _ data: UnsafeMutableRawPointer?,
+                             _ byteSize: Int,
+                             _ release: (@convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void)?,
+                             _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    out?.pointee = nil
+    return guarded {
+        try argument(out != nil, "out is NULL")
+        let (dtype, shape) = try describe(dtypeCode, dims, rank, byteSize)
+        try argument(data != nil || byteSize == 0, "data is NULL")
+        let base = data ?? UnsafeMutableRawPointer(bitPattern: 64)!
+        let storage = TensorStorage(borrowing: base, byteCount: byteSize, release: release.map { r in { r(data, user) } })
+        out!.pointee = HandleRegistry.shared.register(TensorHandle(Tensor(dtype: dtype, shape: shape, storage: storage)))
+    }
+}
+
+@_cdecl("kerf_tensor_free")
+public func kerf_tensor_free(_ tensor: OpaquePointer?) {
+    HandleRegistry.shared.release(tensor, as: TensorHandle.self)
+}
+
+@_cdecl("kerf_tensor_dtype")
+public func kerf_tensor_dtype(_ tensor: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    guarded {
+        let t = try HandleRegistry.shared.resolve(tensor, as: TensorHandle.self, "tensor")
+        try store(out, t.tensor.dtype.rawValue, "out")
+    }
+}
+
+@_cdecl("kerf_tensor_shape")
+public func kerf_tensor_shape(_ tensor: OpaquePointer?, _ dims: UnsafeMutablePointer<UnsafePointer<Int64>?>?,
+                              _ rank: UnsafeMutablePointer<Int>?) -> Int32 {
+    guarded {
+        let t = try HandleRegistry.shared.resolve(tensor, as: TensorHandle.self, "tensor")
+        try argument(dims != nil && rank != nil, "dims or rank is NULL")
+        dims!.pointee = t.dims.map { UnsafePointer($0) }
+        rank!.pointee = t.tensor.rank
+    }
+}
+
+@_cdecl("kerf_tensor_data")
+public func kerf_tensor_data(_ tensor: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafeRawPointer?>?,
+                             _ byteSize: UnsafeMutablePointer<Int>?) -> Int32 {
+    guarded {
+        let t = try HandleRegistry.shared.resolve(tensor, as: TensorHandle.self, "tensor")
+        try argument(data != nil && byteSize != nil, "data or byte_size is NULL")
+        data!.pointee = UnsafeRawPointer(t.tensor.storage.pointer)
+        byteSize!.pointee = t.tensor.byteCount
+    }
+}

@@ -1,0 +1,164 @@
+import FoundationEssentials
+import OnnxProto
+import SwiftProtobuf
+
+/// ModelProto -> Model. The only place (with OnnxExport) that reads protobuf types.
+enum OnnxImport {
+    static func model(_ proto: Onnx_ModelProto, external: ExternalDataReader?) throws -> Model {
+        guard proto.hasGraph else { throw KerfError.invalidModel("the model has no graph") }
+        let graph = try self.graph(proto.graph, external: external)
+        let opsets = proto.opsetImport.map { OpsetImport(domain: $0.domain, version: Int($0.version)) }
+        let model = Model(graph: graph, irVersion: Int(proto.irVersion), opsetImports: opsets)
+        model.producerName = proto.producerName
+        model.producerVersion = proto.producerVersion
+        model.domain = proto.domain
+        model.modelVersion = Int(proto.modelVersion)
+        model.docString = proto.docString
+        model.metadataProps = proto.metadataProps.map { ($0.key, $0.value) }
+        var kept = proto
+        kept.clearGraph()
+        model.proto = kept
+        return model
+    }
+
+    static func graph(_ proto: Onnx_GraphProto, external: ExternalDataReader?) throws -> Graph {
+        let g = Graph(name: proto.name)
+        g.docString = proto.docString
+        g.inputs = proto.input.map(valueInfo)
+        g.outputs = proto.output.map(valueInfo)
+        g.valueInfo = proto.valueInfo.map(valueInfo)
+        g.initializers = try proto.initializer.map { t in
+            var i = Initializer(name: t.name, tensor: try Tensor.decode(t, external: external))
+            i.docString = t.docString
+            if t.dataLocation == .external {
+                i.externalLocation = t.externalData.first { $0.key == "location" }?.value
+            }
+            i.proto = t
+            return i
+        }
+        for sparse in proto.sparseInitializer {
+            let dense = try denseTensor(fromSparse: sparse, external: external)
+            var i = Initializer(name: sparse.values.name, tensor: dense)
+            i.storedSparse = true
+            g.initializers.append(i)
+        }
+        g.nodes = try proto.node.map { try node($0, external: external) }
+        var kept = proto
+        kept.node = []
+        kept.initializer = []
+        kept.sparseInitializer = []
+        kept.input = []
+        kept.output = []
+        kept.valueInfo = []
+        g.proto = kept
+        return g
+    }
+
+    static func node(_ proto: Onnx_NodeProto, external: ExternalDataReader?) throws -> Node {
+        var n = Node(name: proto.name, opType: proto.opType, domain: proto.domain,
+                     inputs: proto.input, outputs: proto.output)
+        n.docString = proto.docString
+        n.attributes = try proto.attribute.map { try attribute($0, external: external, node: proto) }
+        var kept = proto
+        kept.attribute = []
+        kept.input = []
+        kept.output = []
+        n.proto = kept
+        return n
+    }
+
+    static func attribute(_ proto: Onnx_AttributeProto, external: ExternalDataReader?, node: Onnx_NodeProto) throws -> Attribute {
+        let value: AttributeValue
+        do {
+            switch proto.type {
+            case .float: value = .float(proto.f)
+            case .int: value = .int(proto.i)
+            case .string: value = .string(proto.s)
+            case .tensor: value = .tensor(try Tensor.decode(proto.t, external: external))
+            case .graph: value = .graph(try graph(proto.g, external: external))
+            case .floats: value = .floats(proto.floats)
+            case .ints: value = .ints(proto.ints)
+            case .strings: value = .strings(proto.strings)
+            case .tensors: value = .tensors(try proto.tensors.map { try Tensor.decode($0, external: external) })
+            case .graphs: value = .graphs(try proto.graphs.map { try graph($0, external: external) })
+            case .undefined:
+                // IR < 3 files may omit the type: infer it from the one field that is set.
+                if proto.hasF { value = .float(proto.f) } else if proto.hasI { value = .int(proto.i) }
+                else if proto.hasS { value = .string(proto.s) } else if proto.hasT { value = .tensor(try Tensor.decode(proto.t, external: external)) }
+                else if proto.hasG { value = .graph(try graph(proto.g, external: external)) }
+                else if !proto.floats.isEmpty { value = .floats(proto.floats) }
+                else if !proto.ints.isEmpty { value = .ints(proto.ints) }
+                else if !proto.strings.isEmpty { value = .strings(proto.strings) }
+                else { value = .opaque }
+            default: value = .opaque
+            }
+        } catch let e as KerfError {
+            throw e.prefixed("attribute '\(proto.name)' of node '\(node.name)' (\(node.opType))")
+        }
+        var a = Attribute(name: proto.name, value: value)
+        a.docString = proto.docString
+        a.refAttrName = proto.refAttrName
+        a.proto = proto
+        return a
+    }
+
+    static func valueInfo(_ proto: Onnx_ValueInfoProto) -> ValueInfo {
+        var v = ValueInfo(name: proto.name, type: proto.hasType ? valueType(proto.type) : nil)
+        v.docString = proto.docString
+        v.proto = proto
+        return v
+    }
+
+    static func valueType(_ proto: Onnx_TypeProto) -> ValueType {
+        switch proto.value {
+        case .tensorType(let t)?:
+            let dtype = t.hasElemType ? DType(rawValue: t.elemType) : nil
+            guard t.hasShape else { return .tensor(dtype: dtype, shape: nil) }
+            let dims: [Dim] = t.shape.dim.map { d in
+                switch d.value {
+                case .dimValue(let v)?: return v >= 0 ? .value(Int(v)) : .unknown
+                case .dimParam(let s)?: return s.isEmpty ? .unknown : .symbol(s)
+                case nil: return .unknown
+                }
+            }
+            return .tensor(dtype: dtype, shape: dims)
+        case .sequenceType?: return .other(kind: "sequence")
+        case .mapType?: return .other(kind: "map")
+        case .optionalType?: return .other(kind: "optional")
+        case .sparseTensorType?: return .other(kind: "sparse tensor")
+        case .opaqueType?: return .other(kind: "opaque")
+        case nil: return .other(kind: "unknown")
+        }
+    }
+
+    /// Expands a COO sparse tensor (linear [NNZ] or coordinate [NNZ, rank] indices).
+    static func denseTensor(fromSparse sparse: Onnx_SparseTensorProto, external: ExternalDataReader?) throws -> Tensor {
+        let values = try Tensor.decode(sparse.values, external: external)
+        let indices = try Tensor.decode(sparse.indices, external: external)
+        let shape = sparse.dims.map { Int($0) }
+        guard shape.allSatisfy({ $0 >= 0 }), indices.dtype == .int64 else {
+            throw KerfError.invalidModel("sparse tensor '\(sparse.values.name)' has invalid dims or indices")
+        }
+        var dense = Tensor(zeros: values.dtype, shape: shape)
+        let total = dense.count, nnz = values.count, size = values.dtype.byteSize
+        let idx = indices.array(of: Int64.self)
+        let strides = shape.indices.map { shape[($0 + 1)...].reduce(1, *) }
+        func linear(_ k: Int) -> Int {
+            if indices.rank == 1 { return Int(idx[k]) }
+            var l = 0
+            for d in 0..<shape.count { l += Int(idx[k * shape.count + d]) * strides[d] }
+            return l
+        }
+        guard idx.count == nnz * (indices.rank == 1 ? 1 : shape.count) else {
+            throw KerfError.invalidModel("sparse tensor '\(sparse.values.name)' has \(idx.count) indices for \(nnz) values")
+        }
+        try dense.withMutableElements(as: UInt8.self) { out in
+            for k in 0..<nnz {
+                let l = linear(k)
+                guard l >= 0, l < total else { throw KerfError.invalidModel("sparse tensor index out of range") }
+                (out.baseAddress! + l * size).update(from: values.storage.pointer.assumingMemoryBound(to: UInt8.self) + k * size, count: size)
+            }
+        }
+        return dense
+    }
+}

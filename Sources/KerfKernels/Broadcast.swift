@@ -1,0 +1,92 @@
+/// ONNX (numpy) multidirectional broadcasting of two shapes; nil when incompatible.
+public func broadcastShape(_ a: [Int], _ b: [Int]) -> [Int]? {
+    let rank = max(a.count, b.count)
+    var out = [Int](repeating: 1, count: rank)
+    for i in 0..<rank {
+        let x = i < rank - a.count ? 1 : a[i - (rank - a.count)]
+        let y = i < rank - b.count ? 1 : b[i - (rank - b.count)]
+        if x == y || y == 1 { out[i] = x } else if x == 1 { out[i] = y } else { return nil }
+    }
+    return out
+}
+
+/// Element strides of `shape` read as if broadcast to `outShape` (0 along broadcast dims).
+public func broadcastStrides(_ shape: [Int], to outShape: [Int]) -> [Int] {
+    let offset = outShape.count - shape.count
+    var strides = [Int](repeating: 0, count: outShape.count)
+    var s = 1
+    for i in stride(from: shape.count - 1, through: 0, by: -1) {
+        strides[i + offset] = shape[i] == 1 ? 0 : s
+        s *= shape[i]
+    }
+    return strides
+}
+
+/// out[i] = op(a[ia], b[ib]) over `outShape`, where a and b broadcast to `outShape`.
+/// Buffers hold `aShape.product`, `bShape.product` and `outShape.product` elements.
+@inline(__always)
+public func broadcastBinary<A, B, R>(_ a: UnsafePointer<A>, _ aShape: [Int], _ b: UnsafePointer<B>, _ bShape: [Int],
+                                     _ out: UnsafeMutablePointer<R>, _ outShape: [Int], _ op: (A, B) -> R) {
+    let n = outShape.reduce(1, *)
+    if n == 0 { return }
+    let na = aShape.reduce(1, *), nb = bShape.reduce(1, *)
+    if na == n && nb == n {
+        for i in 0..<n { out[i] = op(a[i], b[i]) }
+        return
+    }
+    if nb == 1 && na == n {
+        let y = b[0]
+        for i in 0..<n { out[i] = op(a[i], y) }
+        return
+    }
+    if na == 1 && nb == n {
+        let x = a[0]
+        for i in 0..<n { out[i] = op(x, b[i]) }
+        return
+    }
+    let rank = outShape.count
+    let sa = broadcastStrides(aShape, to: outShape), sb = broadcastStrides(bShape, to: outShape)
+    let inner = outShape[rank - 1], ia = sa[rank - 1], ib = sb[rank - 1]
+    let outer = n / inner
+    var index = [Int](repeating: 0, count: rank)
+    var offA = 0, offB = 0
+    for o in 0..<outer {
+        let dst = out + o * inner
+        for j in 0..<inner { dst[j] = op(a[offA + j * ia], b[offB + j * ib]) }
+        // Advance the multi-index over all but the innermost dim.
+        var d = rank - 2
+        while d >= 0 {
+            index[d] += 1
+            offA += sa[d]
+            offB += sb[d]
+            if index[d] < outShape[d] { break }
+            offA -= sa[d] * outShape[d]
+            offB -= sb[d] * outShape[d]
+            index[d] = 0
+            d -= 1
+        }
+    }
+}
+
+/// Gathers `a` broadcast to `outShape` into `out` (a materialized expand).
+public func broadcastCopy(_ a: UnsafeRawPointer, _ aShape: [Int], elementSize: Int,
+                          _ out: UnsafeMutableRawPointer, _ outShape: [Int]) {
+    let n = outShape.reduce(1, *)
+    if n == 0 { return }
+    let rank = outShape.count
+    let sa = broadcastStrides(aShape, to: outShape)
+    var index = [Int](repeating: 0, count: rank)
+    var off = 0
+    for i in 0..<n {
+        (out + i * elementSize).copyMemory(from: a + off * elementSize, byteCount: elementSize)
+        var d = rank - 1
+        while d >= 0 {
+            index[d] += 1
+            off += sa[d]
+            if index[d] < outShape[d] { break }
+            off -= sa[d] * outShape[d]
+            index[d] = 0
+            d -= 1
+        }
+    }
+}

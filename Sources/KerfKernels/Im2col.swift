@@ -1,0 +1,95 @@
+/// Geometry of an N-d convolution or pooling window over one image.
+/// All arrays have one entry per spatial dim; pads are (begin..., end...) as in ONNX.
+public struct WindowGeometry {
+    public var inputSize: [Int]
+    public var kernel: [Int]
+    public var strides: [Int]
+    public var dilations: [Int]
+    public var padsBegin: [Int]
+    public var outputSize: [Int]
+
+    public init(inputSize: [Int], kernel: [Int], strides: [Int], dilations: [Int], padsBegin: [Int], outputSize: [Int]) {
+        self.inputSize = inputSize
+        self.kernel = kernel
+        self.strides = strides
+        self.dilations = dilations
+        self.padsBegin = padsBegin
+        self.outputSize = outputSize
+    }
+
+    public var kernelCount: Int { kernel.reduce(1, *) }
+    public var outputCount: Int { outputSize.reduce(1, *) }
+    public var inputCount: Int { inputSize.reduce(1, *) }
+
+    /// Calls body(outputIndex, kernelIndex, inputIndex or -1 when the tap falls in padding)
+    /// for every output position and kernel tap, in row-major order of both.
+    @inline(__always)
+    public func forEachTap(_ body: (Int, Int, Int) -> Void) {
+        let rank = inputSize.count
+        var outPos = [Int](repeating: 0, count: rank)
+        var kPos = [Int](repeating: 0, count: rank)
+        for o in 0..<outputCount {
+            var rem = o
+            for d in stride(from: rank - 1, through: 0, by: -1) { outPos[d] = rem % outputSize[d]; rem /= outputSize[d] }
+            for kk in 0..<kernelCount {
+                var r = kk
+                for d in stride(from: rank - 1, through: 0, by: -1) { kPos[d] = r % kernel[d]; r /= kernel[d] }
+                var index = 0
+                var inside = true
+                for d in 0..<rank {
+                    let x = outPos[d] * strides[d] - padsBegin[d] + kPos[d] * dilations[d]
+                    if x < 0 || x >= inputSize[d] { inside = false; break }
+                    index = index * inputSize[d] + x
+                }
+                body(o, kk, inside ? index : -1)
+            }
+        }
+    }
+}
+
+/// Unfolds one image x[C, inputSize...] into columns[C * kernelCount, outputCount]
+/// (zeros where the window covers padding), so that conv = W[M, C*kernelCount] * columns.
+public func im2col(_ x: UnsafePointer<Float>, channels: Int, geometry g: WindowGeometry,
+                   columns: UnsafeMutablePointer<Float>) {
+    let kc = g.kernelCount, oc = g.outputCount, ic = g.inputCount
+    if g.inputSize.count == 2 {
+        im2col2D(x, channels: channels, g: g, columns: columns)
+        return
+    }
+    for c in 0..<channels {
+        let xc = x + c * ic
+        let col = columns + c * kc * oc
+        g.forEachTap { o, k, i in col[k * oc + o] = i >= 0 ? xc[i] : 0 }
+    }
+}
+
+private func im2col2D(_ x: UnsafePointer<Float>, channels: Int, g: WindowGeometry, columns: UnsafeMutablePointer<Float>) {
+    let h = g.inputSize[0], w = g.inputSize[1]
+    let kh = g.kernel[0], kw = g.kernel[1]
+    let oh = g.outputSize[0], ow = g.outputSize[1]
+    let sh = g.strides[0], sw = g.strides[1], dh = g.dilations[0], dw = g.dilations[1]
+    let ph = g.padsBegin[0], pw = g.padsBegin[1]
+    var row = 0
+    for c in 0..<channels {
+        let xc = x + c * h * w
+        for ky in 0..<kh {
+            for kx in 0..<kw {
+                let col = columns + row * oh * ow
+                row += 1
+                for oy in 0..<oh {
+                    let iy = oy * sh - ph + ky * dh
+                    let dst = col + oy * ow
+                    if iy < 0 || iy >= h {
+                        dst.update(repeating: 0, count: ow)
+                        continue
+                    }
+                    let src = xc + iy * w
+                    for ox in 0..<ow {
+                        let ix = ox * sw - pw + kx * dw
+                        dst[ox] = (ix >= 0 && ix < w) ? src[ix] : 0
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+/// Max pooling of one image plane x[inputSize...] into y[outputSize...]. When `indices` is
+/// given it receives, per output, the flat index (within the plane) of the chosen input
+/// element; -1 marks a window that lies entirely in padding (y is then -infinity / min).
+public func maxPoolPlane<T: Comparable>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, geometry g: WindowGeometry,
+                                        lowest: T, indices: UnsafeMutablePointer<Int>?) {
+    var best = lowest
+    var bestIndex = -1
+    var current = -1
+    g.forEachTap { o, k, i in
+        if o != current {
+            if current >= 0 { y[current] = best; indices?[current] = bestIndex }
+            current = o
+            best = lowest
+            bestIndex = -1
+        }
+        if i >= 0 {
+            let v = x[i]
+            if bestIndex < 0 || v > best { best = v; bestIndex = i }
+        }
+        _ = k
+    }
+    if current >= 0 { y[current] = best; indices?[current] = bestIndex }
+}
+
+/// Average pooling of one plane. With `countIncludePad`, the divisor counts taps in the
+/// padded extent (input plus explicit pads) but never taps beyond it (ceil mode overhang).
+public func averagePoolPlane(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, geometry g: WindowGeometry,
+                             padsEnd: [Int], countIncludePad: Bool) {
+    let rank = g.inputSize.count
+    let kernelCount = g.kernelCount
+    var outPos = [Int](repeating: 0, count: rank), kPos = [Int](repeating: 0, count: rank)
+    for o in 0..<g.outputCount {
+        var rem = o
+        for d in stride(from: rank - 1, through: 0, by: -1) { outPos[d] = rem % g.outputSize[d]; rem /= g.outputSize[d] }
+        var sum: Float = 0
+        var count = 0
+        for k in 0..<kernelCount {
+            var r = k
+            for d in stride(from: rank - 1, through: 0, by: -1) { kPos[d] = r % g.kernel[d]; r /= g.kernel[d] }
+            var index = 0, inside = true, inPadded = true
+            for d in 0..<rank {
+                let p = outPos[d] * g.strides[d] - g.padsBegin[d] + kPos[d] * g.dilations[d]
+                if p < -g.padsBegin[d] || p >= g.inputSize[d] + padsEnd[d] { inPadded = false }
+                if p < 0 || p >= g.inputSize[d] { inside = false } else { index = index * g.inputSize[d] + p }
+            }
+            if inside {
+                sum += x[index]
+                count += 1
+            } else if countIncludePad && inPadded {
+                count += 1
+            }
+        }
+        y[o] = count > 0 ? sum / Float(count) : 0
+    }
+}

@@ -1,0 +1,91 @@
+import KerfCore
+
+/// A node made ready to run: attributes parsed and validated once, at session creation.
+public protocol Operator {
+    /// Computes the node's outputs. `inputs[i]` is nil for an omitted optional input.
+    /// Returns one tensor per node output (trailing optional outputs may be omitted).
+    func run(_ inputs: [Tensor?]) throws -> [Tensor]
+}
+
+/// What an operator factory sees of its node.
+public struct OperatorContext {
+    public let node: Node
+    /// Version of the node's domain imported by the model.
+    public let opset: Int
+    /// Inputs whose values are known at session creation (initializers, constants), by position.
+    public let constantInputs: [Tensor?]
+    public let options: SessionOptions
+
+    public func constant(_ index: Int) -> Tensor? {
+        index < constantInputs.count ? constantInputs[index] : nil
+    }
+
+    // MARK: Attributes
+
+    public func has(_ name: String) -> Bool { node.attribute(name) != nil }
+
+    public func int(_ name: String) throws -> Int? {
+        guard let v = node.attribute(name) else { return nil }
+        guard case .int(let i) = v else { throw wrongType(name, "int") }
+        guard let r = Int(exactly: i) else { throw wrongType(name, "int") }
+        return r
+    }
+
+    public func int(_ name: String, default d: Int) throws -> Int { try int(name) ?? d }
+
+    public func ints(_ name: String) throws -> [Int]? {
+        guard let v = node.attribute(name) else { return nil }
+        guard case .ints(let xs) = v else { throw wrongType(name, "ints") }
+        return xs.map { Int($0) }
+    }
+
+    public func float(_ name: String, default d: Float) throws -> Float {
+        guard let v = node.attribute(name) else { return d }
+        switch v {
+        case .float(let f): return f
+        case .int(let i): return Float(i)
+        default: throw wrongType(name, "float")
+        }
+    }
+
+    public func string(_ name: String) throws -> String? {
+        guard let v = node.attribute(name) else { return nil }
+        guard case .string(let s) = v else { throw wrongType(name, "string") }
+        return String(decoding: s, as: UTF8.self)
+    }
+
+    public func string(_ name: String, default d: String) throws -> String { try string(name) ?? d }
+
+    public func tensor(_ name: String) throws -> Tensor? {
+        guard let v = node.attribute(name) else { return nil }
+        guard case .tensor(let t) = v else { throw wrongType(name, "tensor") }
+        return t
+    }
+
+    private func wrongType(_ name: String, _ expected: String) -> KerfError {
+        .invalidModel("attribute '\(name)' must be of type \(expected)")
+    }
+}
+
+public typealias OperatorFactory = (OperatorContext) throws -> Operator
+
+/// An operator defined by a closure over its inputs (for ops with no per-node preparation).
+public struct ClosureOperator: Operator {
+    let body: ([Tensor?]) throws -> [Tensor]
+    public init(_ body: @escaping ([Tensor?]) throws -> [Tensor]) { self.body = body }
+    public func run(_ inputs: [Tensor?]) throws -> [Tensor] { try body(inputs) }
+}
+
+// MARK: - Input access helpers
+
+extension Array where Element == Tensor? {
+    /// The input at `index`, which the op requires.
+    public func required(_ index: Int, _ what: String = "") throws -> Tensor {
+        guard index < count, let t = self[index] else {
+            throw KerfError.invalidArgument("missing required input \(index)\(what.isEmpty ? "" : " (\(what))")")
+        }
+        return t
+    }
+
+    public func optional(_ index: Int) -> Tensor? { index < count ? self[index] : nil }
+}

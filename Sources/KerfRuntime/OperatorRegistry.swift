@@ -1,0 +1,31 @@
+import KerfCore
+
+/// Maps ONNX op types (default domain) to operator factories: one `register` per op family.
+public enum OperatorRegistry {
+    static let factories: [String: OperatorFactory] = {
+        var r: [String: OperatorFactory] = [:]
+        ElementwiseOps.register(&r)
+        ActivationOps.register(&r)
+        MatMulOps.register(&r)
+        ConvOps.register(&r)
+        PoolOps.register(&r)
+        NormalizationOps.register(&r)
+        ShapeOps.register(&r)
+        ConstantOps.register(&r)
+        return r
+    }()
+
+    /// Op types Kerf can run, sorted.
+    public static var supportedOps: [String] { factories.keys.sorted() }
+
+    static func makeOperator(_ context: OperatorContext) throws -> Operator {
+        let node = context.node
+        guard node.isDefaultDomain else {
+            throw KerfError.unsupported("operator domain '\(node.domain)' is not supported (op \(node.opType))")
+        }
+        guard let factory = factories[node.opType] else {
+            throw KerfError.unsupported("operator '\(node.opType)' is not supported")
+        }
+        return try factory(context)
+    }
+}

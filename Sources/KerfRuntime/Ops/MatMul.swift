@@ -1,0 +1,135 @@
+import KerfCore
+import KerfKernels
+
+// Gemm and MatMul.
+
+/// Generic (non-float32) matrix product C[M,N] = A[M,K] * B[K,N], accumulating in T.
+func matmulGeneric<T: NumericElement>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ c: UnsafeMutablePointer<T>, m: Int, n: Int, k: Int) {
+    for i in 0..<m {
+        for j in 0..<n {
+            var s = T.zero
+            for p in 0..<k { s = T.add(s, T.mul(a[i * k + p], b[p * n + j])) }
+            c[i * n + j] = s
+        }
+    }
+}
+
+/// numpy.matmul semantics: 1-D operands are promoted (and the added dim removed after),
+/// batch dims broadcast.
+func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+    guard a.dtype == b.dtype else { throw KerfError.shapeMismatch("MatMul operands have dtypes \(a.dtype) and \(b.dtype)") }
+    if a.dtype == .float16 || a.dtype == .bfloat16 {
+        return try matmul(a.convertedToFloat32(), b.convertedToFloat32()).convertedFromFloat32(to: a.dtype)
+    }
+    guard a.rank >= 1, b.rank >= 1 else { throw KerfError.shapeMismatch("MatMul operands must have rank >= 1") }
+    let aShape = a.rank == 1 ? [1, a.shape[0]] : a.shape
+    let bShape = b.rank == 1 ? [b.shape[0], 1] : b.shape
+    let m = aShape[aShape.count - 2], k = aShape[aShape.count - 1]
+    let k2 = bShape[bShape.count - 2], n = bShape[bShape.count - 1]
+    guard k == k2 else { throw KerfError.shapeMismatch("MatMul shapes \(a.shape) and \(b.shape) do not match (K \(k) vs \(k2))") }
+    guard let batch = broadcastShape(Array(aShape.dropLast(2)), Array(bShape.dropLast(2))) else {
+        throw KerfError.shapeMismatch("MatMul batch dims of \(a.shape) and \(b.shape) do not broadcast")
+    }
+    var outShape = batch + [m, n]
+    let batchCount = batch.reduce(1, *)
+    let aBatch = Array(aShape.dropLast(2)), bBatch = Array(bShape.dropLast(2))
+    let sa = broadcastStrides(aBatch, to: batch), sb = broadcastStrides(bBatch, to: batch)
+    func offsets(_ index: Int) -> (Int, Int) {
+        var rem = index, oa = 0, ob = 0
+        for d in stride(from: batch.count - 1, through: 0, by: -1) {
+            let i = rem % batch[d]
+            rem /= batch[d]
+            oa += i * sa[d]
+            ob += i * sb[d]
+        }
+        return (oa * m * k, ob * k * n)
+    }
+    struct Body: NumericBody {
+        let a: Tensor, b: Tensor, outShape: [Int], m: Int, n: Int, k: Int, batchCount: Int, offsets: (Int) -> (Int, Int)
+        func run<T: NumericElement>(_: T.Type) throws -> Tensor {
+            var out = Tensor(uninitialized: a.dtype, shape: outShape)
+            a.withElements(as: T.self) { x in
+                b.withElements(as: T.self) { y in
+                    out.withMutableElements(as: T.self) { z in
+                        for bi in 0..<batchCount {
+                            let (oa, ob) = offsets(bi)
+                            let pc = z.baseAddress! + bi * m * n
+                            if T.self == Float.self {
+                                sgemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1,
+                                      a: UnsafeRawPointer(x.baseAddress! + oa).assumingMemoryBound(to: Float.self), lda: k,
+                                      b: UnsafeRawPointer(y.baseAddress! + ob).assumingMemoryBound(to: Float.self), ldb: n, beta: 0,
+                                      c: UnsafeMutableRawPointer(pc).assumingMemoryBound(to: Float.self), ldc: n)
+                            } else {
+                                matmulGeneric(x.baseAddress! + oa, y.baseAddress! + ob, pc, m: m, n: n, k: k)
+                            }
+                        }
+                    }
+                }
+            }
+            return out
+        }
+    }
+    let result = try dispatchNumeric(a.dtype, Body(a: a, b: b, outShape: outShape, m: m, n: n, k: k, batchCount: batchCount, offsets: offsets))
+    if a.rank == 1 { outShape.remove(at: outShape.count - 2) }
+    if b.rank == 1 { outShape.removeLast() }
+    return result.reshaped(outShape)
+}
+
+enum MatMulOps {
+    static func register(_ r: inout [String: OperatorFactory]) {
+        r["MatMul"] = { _ in ClosureOperator { [try matmul(try $0.required(0), try $0.required(1))] } }
+        r["Gemm"] = { c in
+            let alpha = try c.float("alpha", default: 1), beta = try c.float("beta", default: 1)
+            let transA = try c.int("transA", default: 0) != 0, transB = try c.int("transB", default: 0) != 0
+            return ClosureOperator { inputs in
+                try withFloat32(inputs) { ins in
+                    [try gemm(try ins.required(0), try ins.required(1), ins.optional(2) ?? nil,
+                              transA: transA, transB: transB, alpha: alpha, beta: beta)]
+                }
+            }
+        }
+    }
+}
+
+/// Y = alpha * op(A) * op(B) + beta * C, with C broadcast to [M, N].
+func gemm(_ a: Tensor, _ b: Tensor, _ c: Tensor?, transA: Bool, transB: Bool, alpha: Float, beta: Float) throws -> Tensor {
+    guard a.rank == 2, b.rank == 2 else { throw KerfError.shapeMismatch("Gemm needs 2-D A and B, got \(a.shape) and \(b.shape)") }
+    let m = transA ? a.shape[1] : a.shape[0], k = transA ? a.shape[0] : a.shape[1]
+    let kb = transB ? b.shape[1] : b.shape[0], n = transB ? b.shape[0] : b.shape[1]
+    guard k == kb else { throw KerfError.shapeMismatch("Gemm shapes \(a.shape) and \(b.shape) do not match (transA \(transA), transB \(transB))") }
+    if let c, broadcastShape(c.shape, [m, n]) != [m, n] {
+        throw KerfError.shapeMismatch("Gemm C of shape \(c.shape) does not broadcast to [\(m), \(n)]")
+    }
+    switch a.dtype {
+    case .float:
+        guard b.dtype == .float, c == nil || c!.dtype == .float else { throw KerfError.shapeMismatch("Gemm operands must share a dtype") }
+        var out = Tensor(uninitialized: .float, shape: [m, n])
+        out.withMutableElements(as: Float.self) { y in
+            var betaUsed: Float = 0
+            if let c, beta != 0 {
+                c.withElements(as: Float.self) { cv in
+                    broadcastCopy(UnsafeRawPointer(cv.baseAddress!), c.shape, elementSize: 4, UnsafeMutableRawPointer(y.baseAddress!), [m, n])
+                }
+                betaUsed = beta
+            }
+            a.withElements(as: Float.self) { av in
+                b.withElements(as: Float.self) { bv in
+                    sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: av.baseAddress!, lda: a.shape[1],
+                          b: bv.baseAddress!, ldb: b.shape[1], beta: betaUsed, c: y.baseAddress!, ldc: n)
+                }
+            }
+        }
+        return out
+    default:
+        // Other numeric types: transpose as needed, multiply, then scale and add C.
+        let a2 = transA ? try transpose(a, perm: [1, 0]) : a
+        let b2 = transB ? try transpose(b, perm: [1, 0]) : b
+        var y = try matmul(a2, b2)
+        if alpha != 1 { y = try arithmetic(.mul, y, try castScalar(Tensor(scalar: alpha), to: y.dtype)) }
+        if let c, beta != 0 {
+            let scaled = beta == 1 ? c : try arithmetic(.mul, c, try castScalar(Tensor(scalar: beta), to: c.dtype))
+            y = try arithmetic(.add, y, scaled)
+        }
+        return y
+    }
+}

@@ -1,0 +1,119 @@
+import KerfCore
+import KerfKernels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// BatchNormalization, LRN, Softmax, LogSoftmax.
+
+enum NormalizationOps {
+    static func register(_ r: inout [String: OperatorFactory]) {
+        r["BatchNormalization"] = { c in
+            let epsilon = try c.float("epsilon", default: 1e-5)
+            let momentum = try c.float("momentum", default: 0.9)
+            let trainingMode = try c.int("training_mode", default: 0)
+            let training = c.opset >= 14 && trainingMode != 0
+            return ClosureOperator { inputs in
+                try withFloat32(inputs) { ins in
+                    try batchNorm(try ins.required(0), scale: try ins.required(1), bias: try ins.required(2),
+                                  mean: try ins.required(3), variance: try ins.required(4),
+                                  epsilon: epsilon, momentum: momentum, training: training)
+                }
+            }
+        }
+        r["LRN"] = { c in
+            let alpha = try c.float("alpha", default: 1e-4), beta = try c.float("beta", default: 0.75)
+            let bias = try c.float("bias", default: 1)
+            guard let size = try c.int("size"), size > 0 else { throw KerfError.invalidModel("LRN needs a positive size") }
+            return ClosureOperator { inputs in
+                try withFloat32(inputs) { ins in [try lrn(try float32Input(try ins.required(0), "LRN"), size: size, alpha: alpha, beta: beta, bias: bias)] }
+            }
+        }
+        for (name, log) in [("Softmax", false), ("LogSoftmax", true)] {
+            r[name] = { c in
+                let opset = c.opset
+                let axisAttr = try c.int("axis", default: opset >= 13 ? -1 : 1)
+                return ClosureOperator { inputs in
+                    try withFloat32(inputs) { ins in
+                        let x = try float32Input(try ins.required(0), name)
+                        let axis = try normalizeAxis(axisAttr, rank: x.rank)
+                        // Before opset 13 the input is coerced to 2-D [before axis, from axis on].
+                        let n = opset >= 13 ? (x.rank == 0 ? 1 : x.shape[axis]) : x.shape[axis...].reduce(1, *)
+                        let inner = opset >= 13 ? x.shape[(axis + 1)...].reduce(1, *) : 1
+                        let outer = x.shape[..<axis].reduce(1, *)
+                        let out = Tensor(uninitialized: .float, shape: x.shape)
+                        softmax(x.storage.pointer.assumingMemoryBound(to: Float.self), out.storage.pointer.assumingMemoryBound(to: Float.self),
+                                outer: outer, n: n, inner: inner, log: log)
+                        return [out]
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Batch normalization over axis 1 of x[N, C, ...]. In training mode the batch statistics
+/// are used and the updated running mean and variance are returned as extra outputs.
+func batchNorm(_ x: Tensor, scale: Tensor, bias: Tensor, mean: Tensor, variance: Tensor,
+               epsilon: Float, momentum: Float, training: Bool) throws -> [Tensor] {
+    let x = try float32Input(x, "BatchNormalization")
+    guard x.rank >= 2 else { throw KerfError.shapeMismatch("BatchNormalization input must have rank >= 2, got \(x.shape)") }
+    let c = x.shape[1], n = x.shape[0], inner = x.shape[2...].reduce(1, *)
+    for (t, what) in [(scale, "scale"), (bias, "B"), (mean, "mean"), (variance, "var")] {
+        guard t.count == c, t.dtype == .float else {
+            throw KerfError.shapeMismatch("BatchNormalization \(what) must be float with \(c) elements, got \(t.dtype)\(t.shape)")
+        }
+    }
+    let xs = x.storage.pointer.assumingMemoryBound(to: Float.self)
+    var m = mean.array(of: Float.self), v = variance.array(of: Float.self)
+    var runningMean = m, runningVar = v
+    if training {
+        let count = Float(n * inner)
+        for ch in 0..<c {
+            var s: Float = 0, s2: Float = 0
+            for b in 0..<n { for i in 0..<inner { let e = xs[(b * c + ch) * inner + i]; s += e } }
+            let mu = s / count
+            for b in 0..<n { for i in 0..<inner { let e = xs[(b * c + ch) * inner + i] - mu; s2 += e * e } }
+            m[ch] = mu
+            v[ch] = s2 / count
+            runningMean[ch] = runningMean[ch] * momentum + mu * (1 - momentum)
+            runningVar[ch] = runningVar[ch] * momentum + v[ch] * (1 - momentum)
+        }
+    }
+    let sc = scale.array(of: Float.self), bi = bias.array(of: Float.self)
+    let out = Tensor(uninitialized: .float, shape: x.shape)
+    let ys = out.storage.pointer.assumingMemoryBound(to: Float.self)
+    for b in 0..<n {
+        for ch in 0..<c {
+            let k = sc[ch] / (v[ch] + epsilon).squareRoot()
+            let shift = bi[ch] - m[ch] * k
+            let base = (b * c + ch) * inner
+            for i in 0..<inner { ys[base + i] = xs[base + i] * k + shift }
+        }
+    }
+    if training {
+        return [out, Tensor(shape: [c], values: runningMean), Tensor(shape: [c], values: runningVar)]
+    }
+    return [out]
+}
+
+/// Local response normalization across channels of x[N, C, ...].
+func lrn(_ x: Tensor, size: Int, alpha: Float, beta: Float, bias: Float) throws -> Tensor {
+    guard x.rank >= 3 else { throw KerfError.shapeMismatch("LRN input must have rank >= 3, got \(x.shape)") }
+    let n = x.shape[0], c = x.shape[1], inner = x.shape[2...].reduce(1, *)
+    let out = Tensor(uninitialized: .float, shape: x.shape)
+    let xs = x.storage.pointer.assumingMemoryBound(to: Float.self), ys = out.storage.pointer.assumingMemoryBound(to: Float.self)
+    let before = (size - 1) / 2, after = size - 1 - before
+    for b in 0..<n {
+        for ch in 0..<c {
+            let lo = Swift.max(0, ch - before), hi = Swift.min(c - 1, ch + after)
+            for i in 0..<inner {
+                var s: Float = 0
+                for k in lo...hi { let e = xs[(b * c + k) * inner + i]; s += e * e }
+                let idx = (b * c + ch) * inner + i
+                ys[idx] = xs[idx] / powf(bias + alpha / Float(size) * s, beta)
+            }
+        }
+    }
+    return out
+}

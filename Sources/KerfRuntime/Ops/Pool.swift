@@ -1,0 +1,125 @@
+import KerfCore
+import KerfKernels
+
+// MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool over N-d inputs [N, C, spatial...].
+
+enum PoolOps {
+    static func register(_ r: inout [String: OperatorFactory]) {
+        r["MaxPool"] = { c in
+            let window = try WindowAttributes(c)
+            let storageOrder = try c.int("storage_order", default: 0)
+            guard let kernel = window.kernelShape else { throw KerfError.invalidModel("MaxPool needs kernel_shape") }
+            return ClosureOperator { inputs in
+                try withFloat32(inputs) { ins in try maxPool(try ins.required(0), kernel: kernel, window: window, columnMajorIndices: storageOrder == 1) }
+            }
+        }
+        r["AveragePool"] = { c in
+            let window = try WindowAttributes(c)
+            let includePad = try c.int("count_include_pad", default: 0) != 0
+            guard let kernel = window.kernelShape else { throw KerfError.invalidModel("AveragePool needs kernel_shape") }
+            return ClosureOperator { inputs in
+                try withFloat32(inputs) { ins in
+                    let x = try ins.required(0)
+                    return [try averagePool(x, kernel: kernel, window: window, countIncludePad: includePad)]
+                }
+            }
+        }
+        r["GlobalAveragePool"] = { _ in
+            ClosureOperator { inputs in
+                try withFloat32(inputs) { ins in
+                    let x = try float32Input(try ins.required(0), "GlobalAveragePool")
+                    return [try averagePool(x, kernel: Array(x.shape[2...]), window: nil, countIncludePad: false)]
+                }
+            }
+        }
+        r["GlobalMaxPool"] = { _ in
+            ClosureOperator { inputs in
+                try withFloat32(inputs) { ins in
+                    let x = try ins.required(0)
+                    guard x.rank >= 3 else { throw KerfError.shapeMismatch("GlobalMaxPool needs rank >= 3, got \(x.shape)") }
+                    return [try maxPool(x, kernel: Array(x.shape[2...]), window: nil, columnMajorIndices: false)[0]]
+                }
+            }
+        }
+    }
+}
+
+func float32Input(_ t: Tensor, _ op: String) throws -> Tensor {
+    guard t.dtype == .float else { throw KerfError.unsupported("\(op) supports float types, got \(t.dtype)") }
+    return t
+}
+
+/// Splits [N, C, spatial...] into planes and the geometry of one plane.
+private func planes(_ x: Tensor, kernel: [Int], window: WindowAttributes?) throws -> (Int, WindowGeometry, [Int]) {
+    guard x.rank >= 3, kernel.count == x.rank - 2 else {
+        throw KerfError.shapeMismatch("pooling input \(x.shape) does not fit kernel \(kernel)")
+    }
+    let spatial = Array(x.shape[2...])
+    let w = window ?? WindowAttributes.global
+    let (g, end) = try w.geometry(input: spatial, kernel: kernel)
+    return (x.shape[0] * x.shape[1], g, end)
+}
+
+func maxPool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, columnMajorIndices: Bool) throws -> [Tensor] {
+    let (planeCount, g, _) = try planes(x, kernel: kernel, window: window)
+    let outShape = Array(x.shape[..<2]) + g.outputSize
+    var indices = [Int](repeating: 0, count: planeCount * g.outputCount)
+    struct Body: NumericBody {
+        let x: Tensor, g: WindowGeometry, planeCount: Int, outShape: [Int], indices: UnsafeMutablePointer<Int>
+        func run<T: NumericElement>(_: T.Type) throws -> Tensor {
+            let out = Tensor(uninitialized: x.dtype, shape: outShape)
+            let lowest: T = T.isFloatingPoint ? T(fromDouble: -.infinity) : T(fromDouble: -Double.greatestFiniteMagnitude)
+            let xp = x.storage.pointer.assumingMemoryBound(to: T.self), yp = out.storage.pointer.assumingMemoryBound(to: T.self)
+            for p in 0..<planeCount {
+                maxPoolPlane(xp + p * g.inputCount, yp + p * g.outputCount, geometry: g, lowest: lowest, indices: indices + p * g.outputCount)
+            }
+            return out
+        }
+    }
+    let y = try indices.withUnsafeMutableBufferPointer {
+        try dispatchNumeric(x.dtype, Body(x: x, g: g, planeCount: planeCount, outShape: outShape, indices: $0.baseAddress!))
+    }
+    // Indices are flat over the whole input tensor; storage_order 1 reports them column-major per plane.
+    var flat = [Int64](repeating: 0, count: indices.count)
+    let spatial = g.inputSize
+    for p in 0..<planeCount {
+        for o in 0..<g.outputCount {
+            var i = indices[p * g.outputCount + o]
+            if columnMajorIndices && i >= 0 {
+                var rem = i, pos = [Int](repeating: 0, count: spatial.count)
+                for d in stride(from: spatial.count - 1, through: 0, by: -1) { pos[d] = rem % spatial[d]; rem /= spatial[d] }
+                i = 0
+                for d in stride(from: spatial.count - 1, through: 0, by: -1) { i = i * spatial[d] + pos[d] }
+            }
+            flat[p * g.outputCount + o] = Int64(p * g.inputCount + i)
+        }
+    }
+    return [y, Tensor(shape: outShape, values: flat)]
+}
+
+func averagePool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, countIncludePad: Bool) throws -> Tensor {
+    let x = try float32Input(x, "AveragePool")
+    let (planeCount, g, end) = try planes(x, kernel: kernel, window: window)
+    let out = Tensor(uninitialized: .float, shape: Array(x.shape[..<2]) + g.outputSize)
+    let xp = x.storage.pointer.assumingMemoryBound(to: Float.self), yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
+    if window == nil {
+        // Global: a plain mean per plane.
+        for p in 0..<planeCount {
+            var s: Float = 0
+            for i in 0..<g.inputCount { s += xp[p * g.inputCount + i] }
+            yp[p] = s / Float(g.inputCount)
+        }
+        return out
+    }
+    for p in 0..<planeCount {
+        averagePoolPlane(xp + p * g.inputCount, yp + p * g.outputCount, geometry: g, padsEnd: end, countIncludePad: countIncludePad)
+    }
+    return out
+}
+
+extension WindowAttributes {
+    /// A window covering the whole input: stride 1, no padding.
+    static var global: WindowAttributes {
+        WindowAttributes(kernelShape: nil, strides: nil, dilations: nil, pads: nil, autoPad: "NOTSET", ceilMode: false)
+    }
+}

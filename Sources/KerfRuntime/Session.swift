@@ -1,0 +1,197 @@
+import KerfCore
+import KerfKernels
+
+/// A model prepared for running: nodes sorted, operators built, values mapped to slots.
+/// A session may be used by one thread at a time; the model it came from is not mutated.
+public final class Session {
+    public let graph: Graph
+    public let options: SessionOptions
+    public let inputs: [ValueInfo]
+    public let outputs: [ValueInfo]
+
+    private struct Step {
+        let node: Node
+        let op: Operator
+        let inputSlots: [Int]   // -1 for an omitted optional input
+        let outputSlots: [Int]  // -1 for an omitted optional output
+        let releaseAfter: [Int] // slots whose last reader is this step
+    }
+
+    private var steps: [Step] = []
+    private var slotOfName: [String: Int] = [:]
+    private var constants: [Int: Tensor] = [:]
+    private var slotCount = 0
+
+    public convenience init(model: Model, options: SessionOptions = SessionOptions()) throws {
+        try self.init(graph: model.graph, opsets: model.opsetImports, options: options)
+    }
+
+    public init(graph: Graph, opsets: [OpsetImport], options: SessionOptions = SessionOptions()) throws {
+        self.graph = graph
+        self.options = options
+        self.inputs = graph.runtimeInputs
+        self.outputs = graph.outputs
+        let defaultOpset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
+
+        func slot(_ name: String) -> Int {
+            if let s = slotOfName[name] { return s }
+            slotOfName[name] = slotCount
+            slotCount += 1
+            return slotCount - 1
+        }
+        for i in graph.initializers { constants[slot(i.name)] = i.tensor }
+        for i in graph.inputs { _ = slot(i.name) }
+
+        let order = try Session.topologicalOrder(graph)
+        var built: [(Node, Operator, [Int], [Int])] = []
+        for node in order {
+            let inputSlots = node.inputs.map { $0.isEmpty ? -1 : slot($0) }
+            let known = inputSlots.map { $0 >= 0 ? constants[$0] : nil }
+            let opset: Int
+            if node.isDefaultDomain {
+                opset = defaultOpset
+            } else if let v = opsets.first(where: { $0.domain == node.domain })?.version {
+                opset = v
+            } else {
+                throw KerfError.invalidModel("\(node.label) uses domain '\(node.domain)', which the model does not import")
+            }
+            let context = OperatorContext(node: node, opset: opset, constantInputs: known, options: options)
+            let op: Operator
+            do {
+                op = try OperatorRegistry.makeOperator(context)
+            } catch let e as KerfError {
+                throw e.prefixed(node.label)
+            }
+            built.append((node, op, inputSlots, node.outputs.map { $0.isEmpty ? -1 : slot($0) }))
+        }
+        // Every graph output must be produced by something.
+        for o in graph.outputs where slotOfName[o.name] == nil {
+            throw KerfError.invalidModel("graph output '\(o.name)' is not produced by any node")
+        }
+        // Lifetimes: a slot is released after its last reader, unless it is a graph output or a constant.
+        var lastReader: [Int: Int] = [:]
+        for (i, b) in built.enumerated() { for s in b.2 where s >= 0 { lastReader[s] = i } }
+        let keep = Set(graph.outputs.compactMap { slotOfName[$0.name] }).union(constants.keys)
+        var releases = [[Int]](repeating: [], count: built.count)
+        for (s, i) in lastReader where !keep.contains(s) { releases[i].append(s) }
+        steps = built.enumerated().map { i, b in Step(node: b.0, op: b.1, inputSlots: b.2, outputSlots: b.3, releaseAfter: releases[i]) }
+    }
+
+    /// Runs the graph. `feeds` maps runtime input names to tensors; `outputNames` (default: the
+    /// graph outputs) selects what to return, in that order.
+    public func run(_ feeds: [String: Tensor], outputNames: [String]? = nil) throws -> [Tensor] {
+        let wanted = outputNames ?? outputs.map(\.name)
+        var values = [Tensor?](repeating: nil, count: slotCount)
+        for (s, t) in constants { values[s] = t }
+        try bindFeeds(feeds, into: &values)
+        let wantedSlots = try wanted.map { name -> Int in
+            guard let s = slotOfName[name] else { throw KerfError.invalidArgument("the model has no value named '\(name)'") }
+            return s
+        }
+        let threads = options.threads > 0 ? options.threads : ProcessInfoCores.count
+        setGemmThreads(threads)
+        for step in steps {
+            let args = step.inputSlots.map { $0 >= 0 ? values[$0] : nil }
+            for (k, s) in step.inputSlots.enumerated() where s >= 0 && args[k] == nil {
+                throw KerfError.invalidArgument("\(step.node.label): input '\(step.node.inputs[k])' has no value (a missing feed?)")
+            }
+            let results: [Tensor]
+            do {
+                results = try step.op.run(args)
+            } catch let e as KerfError {
+                throw e.prefixed(step.node.label)
+            }
+            for (k, s) in step.outputSlots.enumerated() where s >= 0 && k < results.count { values[s] = results[k] }
+            for s in step.releaseAfter { values[s] = nil }
+        }
+        return try wantedSlots.enumerated().map { i, s in
+            guard let t = values[s] else { throw KerfError.internal("output '\(wanted[i])' was not computed") }
+            return t
+        }
+    }
+
+    private func bindFeeds(_ feeds: [String: Tensor], into values: inout [Tensor?]) throws {
+        let declared = Dictionary(graph.inputs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for (name, tensor) in feeds {
+            guard let info = declared[name] else {
+                let names = inputs.map { "'\($0.name)'" }.joined(separator: ", ")
+                throw KerfError.invalidArgument("the model has no input named '\(name)' (inputs: \(names))")
+            }
+            try Session.check(tensor, against: info)
+            values[slotOfName[name]!] = tensor
+        }
+        for info in inputs where feeds[info.name] == nil {
+            throw KerfError.invalidArgument("input '\(info.name)' was not fed")
+        }
+    }
+
+    /// Checks a fed tensor against the declared dtype, rank and fixed dims.
+    static func check(_ t: Tensor, against info: ValueInfo) throws {
+        guard case .tensor(let dtype, let shape)? = info.type else {
+            if let kind = { if case .other(let k)? = info.type { return k } else { return nil } }() {
+                throw KerfError.unsupported("input '\(info.name)' is a \(kind), which Kerf cannot feed")
+            }
+            return
+        }
+        if let dtype, dtype != t.dtype {
+            throw KerfError.shapeMismatch("input '\(info.name)' must be \(dtype), got \(t.dtype)")
+        }
+        guard let shape else { return }
+        let declared = "[" + shape.map(\.description).joined(separator: ", ") + "]"
+        guard shape.count == t.rank else {
+            throw KerfError.shapeMismatch("input '\(info.name)' must have rank \(shape.count) \(declared), got shape \(t.shape)")
+        }
+        for (d, dim) in shape.enumerated() {
+            if case .value(let v) = dim, v != t.shape[d] {
+                throw KerfError.shapeMismatch("input '\(info.name)' must have shape \(declared), got \(t.shape)")
+            }
+        }
+    }
+
+    /// Kahn's algorithm over value dependencies; ties keep file order. Throws on cycles and on
+    /// inputs that nothing defines.
+    static func topologicalOrder(_ graph: Graph) throws -> [Node] {
+        var defined = Set(graph.inputs.map(\.name)).union(graph.initializers.map(\.name))
+        defined.insert("")
+        var producers: [String: Int] = [:]
+        for (i, n) in graph.nodes.enumerated() { for o in n.outputs where !o.isEmpty { producers[o] = i } }
+        var pending = [Int](repeating: 0, count: graph.nodes.count)
+        var consumers: [Int: [Int]] = [:]
+        for (i, n) in graph.nodes.enumerated() {
+            for name in Set(n.inputs) where !defined.contains(name) {
+                guard let p = producers[name] else {
+                    throw KerfError.invalidModel("\(n.label) reads '\(name)', which no node, input or initializer defines")
+                }
+                pending[i] += 1
+                consumers[p, default: []].append(i)
+            }
+        }
+        var ready = (0..<graph.nodes.count).filter { pending[$0] == 0 }
+        var order: [Node] = []
+        var cursor = 0
+        while cursor < ready.count {
+            let i = ready[cursor]
+            cursor += 1
+            order.append(graph.nodes[i])
+            for c in consumers[i] ?? [] {
+                pending[c] -= 1
+                if pending[c] == 0 { ready.append(c) }
+            }
+        }
+        guard order.count == graph.nodes.count else { throw KerfError.invalidModel("the graph has a cycle") }
+        return order
+    }
+}
+
+enum ProcessInfoCores {
+    static let count: Int = {
+        #if canImport(Glibc)
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        #else
+        return 1
+        #endif
+    }()
+}
+#if canImport(Glibc)
+import Glibc
+#endif

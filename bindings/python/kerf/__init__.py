@@ -1,0 +1,29 @@
+"""Kerf: ONNX inference from Python, over the C library through ctypes.
+
+    import kerf
+    with kerf.load("model.onnx") as model, model.session() as session:
+        print(model.inputs)        # [ValueInfo(name='input', dtype=float32, shape=(None, 64))]
+        outputs = session.run({"input": x})   # {output name: numpy array}
+
+Every failure raises kerf.KerfError, whose .status is a kerf.Status.
+The library is found through $KERF_LIBRARY, else kerf/libKerf.so.
+"""
+
+from ._bindings import lib as _lib
+from .dtypes import DType
+from .errors import KerfError, Status
+from .model import Model, ValueInfo, load, load_bytes
+from .session import Session
+
+__version__ = _lib.kerf_version().decode("utf-8")
+
+
+def abi_version():
+    """kerf_abi_version() of the loaded library: (major << 16) | minor."""
+    return _lib.kerf_abi_version()
+
+
+__all__ = [
+    "DType", "KerfError", "Model", "Session", "Status", "ValueInfo",
+    "abi_version", "load", "load_bytes", "__version__",
+]

@@ -1,0 +1,156 @@
+"""ctypes declarations for every function in include/kerf.h, and `check`.
+
+The library is found through the KERF_LIBRARY environment variable (the full
+path of the .so), else as libKerf.so next to this file. A library whose ABI
+major differs from ABI_MAJOR is refused.
+"""
+
+import ctypes
+import os
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    c_char_p,
+    c_int32,
+    c_int64,
+    c_size_t,
+    c_uint32,
+    c_void_p,
+)
+from pathlib import Path
+
+from .errors import KerfError, Status
+
+ABI_MAJOR = 1  # KERF_ABI_VERSION_MAJOR this binding was written for
+
+
+def _library_path():
+    from_env = os.environ.get("KERF_LIBRARY")
+    if from_env:
+        if not os.path.isfile(from_env):
+            raise ImportError(f"kerf: KERF_LIBRARY is set to {from_env!r}, which is not a file")
+        return from_env
+    bundled = Path(__file__).resolve().parent / "libKerf.so"
+    if bundled.is_file():
+        return str(bundled)
+    raise ImportError(
+        "kerf: cannot find the Kerf library. Set KERF_LIBRARY to the full path of "
+        f"libKerf.so, or place libKerf.so in {bundled.parent} (before installing the package)."
+    )
+
+
+def _load():
+    path = _library_path()
+    try:
+        return ctypes.CDLL(path)
+    except OSError as error:
+        raise ImportError(f"kerf: cannot load {path}: {error}") from error
+
+
+def check_abi(version, path="the Kerf library"):
+    """Raises ImportError unless `version` (a kerf_abi_version() value) has ABI_MAJOR."""
+    major, minor = version >> 16, version & 0xFFFF
+    if major != ABI_MAJOR:
+        raise ImportError(
+            f"kerf: {path} has ABI version {major}.{minor}, but this binding needs "
+            f"ABI major {ABI_MAJOR}; install matching versions of the library and binding"
+        )
+
+
+# Opaque handles. Typed pointers let ctypes reject a model passed as a tensor.
+class Tensor(Structure):
+    pass
+
+
+class Model(Structure):
+    pass
+
+
+class Session(Structure):
+    pass
+
+
+TensorP = POINTER(Tensor)
+ModelP = POINTER(Model)
+SessionP = POINTER(Session)
+
+
+class ValueInfo(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("name", c_char_p),
+        ("dtype", c_int32),
+        ("rank_known", c_int32),
+        ("rank", c_size_t),
+        ("dims", POINTER(c_int64)),
+    ]
+
+
+class SessionOptions(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("threads", c_int32),
+        ("optimization_level", c_int32),
+    ]
+
+
+ReleaseCallback = CFUNCTYPE(None, c_void_p, c_void_p)
+
+lib = _load()
+
+
+def _declare(name, restype, *argtypes):
+    function = getattr(lib, name)
+    function.restype = restype
+    function.argtypes = list(argtypes)
+
+
+# Library
+_declare("kerf_version", c_char_p)
+_declare("kerf_abi_version", c_uint32)
+_declare("kerf_last_error", c_char_p)
+_declare("kerf_free", None, c_void_p)
+
+# Tensors
+_declare("kerf_tensor_create", c_int32,
+         c_int32, POINTER(c_int64), c_size_t, c_void_p, c_size_t, POINTER(TensorP))
+_declare("kerf_tensor_wrap", c_int32,
+         c_int32, POINTER(c_int64), c_size_t, c_void_p, c_size_t, ReleaseCallback, c_void_p,
+         POINTER(TensorP))
+_declare("kerf_tensor_free", None, TensorP)
+_declare("kerf_tensor_dtype", c_int32, TensorP, POINTER(c_int32))
+_declare("kerf_tensor_shape", c_int32, TensorP, POINTER(POINTER(c_int64)), POINTER(c_size_t))
+_declare("kerf_tensor_data", c_int32, TensorP, POINTER(c_void_p), POINTER(c_size_t))
+
+# Models
+_declare("kerf_model_load", c_int32, c_char_p, POINTER(ModelP))
+_declare("kerf_model_load_bytes", c_int32, c_void_p, c_size_t, POINTER(ModelP))
+_declare("kerf_model_save", c_int32, ModelP, c_char_p)
+_declare("kerf_model_save_bytes", c_int32, ModelP, POINTER(c_void_p), POINTER(c_size_t))
+_declare("kerf_model_free", None, ModelP)
+_declare("kerf_model_input_count", c_int32, ModelP, POINTER(c_size_t))
+_declare("kerf_model_output_count", c_int32, ModelP, POINTER(c_size_t))
+_declare("kerf_model_input", c_int32, ModelP, c_size_t, POINTER(ValueInfo))
+_declare("kerf_model_output", c_int32, ModelP, c_size_t, POINTER(ValueInfo))
+
+# Sessions
+_declare("kerf_session_options_init", None, POINTER(SessionOptions))
+_declare("kerf_session_create", c_int32, ModelP, POINTER(SessionOptions), POINTER(SessionP))
+_declare("kerf_session_free", None, SessionP)
+_declare("kerf_session_run", c_int32,
+         SessionP, POINTER(c_char_p), POINTER(TensorP), c_size_t,
+         POINTER(c_char_p), POINTER(TensorP), c_size_t)
+
+check_abi(lib.kerf_abi_version(), getattr(lib, "_name", "the Kerf library"))
+
+
+def last_error():
+    message = lib.kerf_last_error()
+    return message.decode("utf-8", errors="replace") if message else ""
+
+
+def check(status):
+    """Raises KerfError(status, kerf_last_error()) unless status is KERF_OK."""
+    if status != Status.OK:
+        raise KerfError(status, last_error() or "(no message)")

@@ -1,0 +1,75 @@
+"""Copying numpy arrays into kerf tensors and kerf tensors out into numpy."""
+
+import ctypes
+
+import numpy as np
+
+from . import dtypes
+from ._bindings import TensorP, check, lib
+from .errors import KerfError, Status
+
+
+def as_feed_array(name, value, declared=None):
+    """`value` as a C-contiguous, native-byte-order array Kerf accepts.
+
+    Arrays (and numpy scalars) keep their dtype; other array-likes (lists,
+    Python numbers) take the input's declared dtype when it is known."""
+    # np.asarray(order="C") rather than np.ascontiguousarray, which turns
+    # 0-d arrays (scalars) into shape (1,).
+    if isinstance(value, (np.ndarray, np.generic)) or declared is None:
+        declared = None
+    try:
+        array = np.asarray(value, dtype=declared, order="C")
+    except (TypeError, ValueError) as error:
+        raise KerfError(Status.INVALID_ARGUMENT,
+                        f"feed '{name}' cannot be converted to an array: {error}") from None
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    if dtypes.from_numpy(array.dtype) is None:
+        raise KerfError(
+            Status.INVALID_ARGUMENT,
+            f"feed '{name}' has numpy dtype {array.dtype}, which Kerf tensors cannot hold",
+        )
+    return array
+
+
+def create(array):
+    """A new kerf tensor holding a copy of `array` (from as_feed_array).
+    The caller frees it with lib.kerf_tensor_free."""
+    dims = (ctypes.c_int64 * max(array.ndim, 1))(*array.shape)
+    tensor = TensorP()
+    check(lib.kerf_tensor_create(
+        dtypes.from_numpy(array.dtype), dims, array.ndim,
+        array.ctypes.data, array.nbytes, ctypes.byref(tensor)))
+    return tensor
+
+
+def to_numpy(tensor, name):
+    """A numpy-owned copy of a kerf tensor's contents. Does not free it."""
+    code = ctypes.c_int32()
+    check(lib.kerf_tensor_dtype(tensor, ctypes.byref(code)))
+    dtype = dtypes.to_numpy(code.value)
+    if dtype is None:
+        raise KerfError(
+            Status.UNSUPPORTED,
+            f"output '{name}' has element type {dtypes.name(code.value)}, "
+            "which has no numpy dtype",
+        )
+    dims = ctypes.POINTER(ctypes.c_int64)()
+    rank = ctypes.c_size_t()
+    check(lib.kerf_tensor_shape(tensor, ctypes.byref(dims), ctypes.byref(rank)))
+    shape = tuple(dims[i] for i in range(rank.value))
+    data = ctypes.c_void_p()
+    size = ctypes.c_size_t()
+    check(lib.kerf_tensor_data(tensor, ctypes.byref(data), ctypes.byref(size)))
+
+    array = np.empty(shape, dtype=dtype)
+    if size.value != array.nbytes:
+        raise KerfError(
+            Status.INTERNAL,
+            f"output '{name}' holds {size.value} bytes but shape {shape} of {dtype} "
+            f"needs {array.nbytes}",
+        )
+    if array.nbytes:
+        ctypes.memmove(array.ctypes.data, data.value, array.nbytes)
+    return array

@@ -1,0 +1,128 @@
+"""Model: a loaded ONNX model, its graph inputs and outputs, saving."""
+
+import ctypes
+import os
+from typing import NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from . import dtypes
+from ._bindings import ModelP, SessionOptions, SessionP, ValueInfo as _CValueInfo, check, lib
+from .errors import KerfError, Status
+
+
+class ValueInfo(NamedTuple):
+    """A graph input or output.
+
+    dtype is None when numpy has no such type (bfloat16, undefined).
+    shape is None when the rank is unknown; a dim is None when symbolic or unknown."""
+
+    name: str
+    dtype: Optional[np.dtype]
+    shape: Optional[Tuple[Optional[int], ...]]
+
+
+def _path_bytes(path):
+    path = os.fsencode(path)
+    if b"\0" in path:
+        raise KerfError(Status.INVALID_ARGUMENT, f"path {path!r} contains a NUL byte")
+    return path
+
+
+def load(path):
+    """Loads an ONNX model file (str, bytes or os.PathLike)."""
+    handle = ModelP()
+    check(lib.kerf_model_load(_path_bytes(path), ctypes.byref(handle)))
+    return Model(handle)
+
+
+def load_bytes(data):
+    """Loads an ONNX model from serialized bytes (anything supporting the buffer protocol)."""
+    data = bytes(data)
+    handle = ModelP()
+    check(lib.kerf_model_load_bytes(data, len(data), ctypes.byref(handle)))
+    return Model(handle)
+
+
+def _value_infos(handle, count_function, info_function):
+    count = ctypes.c_size_t()
+    check(count_function(handle, ctypes.byref(count)))
+    infos = []
+    for index in range(count.value):
+        info = _CValueInfo(struct_size=ctypes.sizeof(_CValueInfo))
+        check(info_function(handle, index, ctypes.byref(info)))
+        shape = None
+        if info.rank_known:
+            shape = tuple(None if info.dims[i] < 0 else info.dims[i] for i in range(info.rank))
+        name = info.name.decode("utf-8", errors="replace") if info.name else ""
+        infos.append(ValueInfo(name, dtypes.to_numpy(info.dtype), shape))
+    return infos
+
+
+class Model:
+    """An immutable loaded model. Close it (or use `with`) to free it early;
+    sessions made from it stay usable after it is closed."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        # The model is immutable, so its signature is read once.
+        self.inputs = _value_infos(handle, lib.kerf_model_input_count, lib.kerf_model_input)
+        self.outputs = _value_infos(handle, lib.kerf_model_output_count, lib.kerf_model_output)
+
+    def _live_handle(self):
+        if not self._handle:
+            raise KerfError(Status.INVALID_ARGUMENT, "the model is closed")
+        return self._handle
+
+    def session(self, threads=None, optimize=True):
+        """Prepares the model for running. threads=None uses one per core."""
+        from .session import Session
+
+        options = SessionOptions()
+        lib.kerf_session_options_init(ctypes.byref(options))
+        threads = 0 if threads is None else int(threads)
+        if not -2**31 <= threads < 2**31:
+            raise KerfError(Status.INVALID_ARGUMENT, f"threads={threads} is out of range")
+        options.threads = threads
+        options.optimization_level = 1 if optimize else 0
+        handle = SessionP()
+        check(lib.kerf_session_create(self._live_handle(), ctypes.byref(options),
+                                      ctypes.byref(handle)))
+        return Session(handle, self)
+
+    def save(self, path):
+        """Writes the model to `path` atomically: on failure `path` is left as it was."""
+        check(lib.kerf_model_save(self._live_handle(), _path_bytes(path)))
+
+    def to_bytes(self):
+        """The model serialized as ONNX protobuf bytes."""
+        data = ctypes.c_void_p()
+        size = ctypes.c_size_t()
+        check(lib.kerf_model_save_bytes(self._live_handle(), ctypes.byref(data),
+                                        ctypes.byref(size)))
+        try:
+            return ctypes.string_at(data.value, size.value) if size.value else b""
+        finally:
+            lib.kerf_free(data)
+
+    def close(self):
+        handle, self._handle = self._handle, None
+        if handle:
+            lib.kerf_model_free(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may be gone
+            pass
+
+    def __repr__(self):
+        state = "" if self._handle else " (closed)"
+        names = lambda infos: ", ".join(info.name for info in infos)
+        return f"<kerf.Model inputs=[{names(self.inputs)}] outputs=[{names(self.outputs)}]{state}>"

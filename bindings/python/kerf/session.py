@@ -1,0 +1,80 @@
+"""Session: a model prepared for running on numpy arrays."""
+
+import ctypes
+import threading
+
+from . import _tensor
+from ._bindings import TensorP, check, lib
+from .errors import KerfError, Status
+
+
+class Session:
+    """Made by Model.session(). Runs are serialized by a lock, because a C
+    session must be used by one thread at a time (ctypes releases the GIL)."""
+
+    def __init__(self, handle, model):
+        self._handle = handle
+        self._lock = threading.Lock()
+        self.model = model  # kept for inputs/outputs; C holds its own reference
+        self.inputs = model.inputs
+        self.outputs = model.outputs
+
+    def run(self, feeds, outputs=None):
+        """Runs the model on `feeds` ({input name: array-like}).
+
+        Returns {output name: numpy array} for `outputs` (default: every graph
+        output), in that order. The arrays are copies owned by numpy."""
+        declared = {info.name: info.dtype for info in self.inputs}
+        arrays = [(name, _tensor.as_feed_array(name, value, declared.get(name)))
+                  for name, value in feeds.items()]
+        if outputs is None:
+            output_names = [info.name for info in self.outputs]
+            c_output_names = None
+        else:
+            output_names = [outputs] if isinstance(outputs, str) else list(outputs)
+            c_output_names = (ctypes.c_char_p * max(len(output_names), 1))(
+                *(name.encode("utf-8") for name in output_names))
+
+        c_input_names = (ctypes.c_char_p * max(len(arrays), 1))(
+            *(name.encode("utf-8") for name, _ in arrays))
+        inputs = (TensorP * max(len(arrays), 1))()
+        results = (TensorP * max(len(output_names), 1))()
+        try:
+            for index, (_, array) in enumerate(arrays):
+                inputs[index] = _tensor.create(array)
+            with self._lock:
+                check(lib.kerf_session_run(
+                    self._live_handle(), c_input_names, inputs, len(arrays),
+                    c_output_names, results, len(output_names)))
+            return {name: _tensor.to_numpy(results[index], name)
+                    for index, name in enumerate(output_names)}
+        finally:
+            for tensor in list(inputs) + list(results):
+                lib.kerf_tensor_free(tensor)
+
+    def _live_handle(self):
+        if not self._handle:
+            raise KerfError(Status.INVALID_ARGUMENT, "the session is closed")
+        return self._handle
+
+    def close(self):
+        with self._lock:
+            handle, self._handle = self._handle, None
+        if handle:
+            lib.kerf_session_free(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may be gone
+            pass
+
+    def __repr__(self):
+        state = "" if self._handle else " (closed)"
+        return f"<kerf.Session of {self.model!r}{state}>"

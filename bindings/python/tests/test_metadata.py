@@ -1,0 +1,114 @@
+"""Model.inputs / Model.outputs, dtype mapping, and library version queries."""
+
+import re
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import kerf
+import models
+from kerf import ValueInfo
+
+
+def load(proto, tmp_path, name="model.onnx"):
+    return kerf.load(models.save(proto, tmp_path / name))
+
+
+def test_mlp_signature(tmp_path):
+    with load(models.mlp(), tmp_path) as model:
+        assert model.inputs == [ValueInfo("input", np.dtype(np.float32), (None, 16))]
+        assert model.outputs == [ValueInfo("probs", np.dtype(np.float32), (None, 10))]
+        info = model.inputs[0]
+        assert isinstance(info.name, str) and isinstance(info.dtype, np.dtype)
+        assert isinstance(info.shape, tuple) and isinstance(info.shape[1], int)
+
+
+def test_cnn_signature(tmp_path):
+    with load(models.cnn(), tmp_path) as model:
+        assert model.inputs == [ValueInfo("image", np.dtype(np.float32), (None, 3, 8, 8))]
+        assert model.outputs == [ValueInfo("logits", np.dtype(np.float32), (None, 5))]
+
+
+def test_signature_survives_close_and_is_shared_by_sessions(tmp_path):
+    model = load(models.two_outputs(), tmp_path)
+    session = model.session()
+    model.close()
+    assert [info.name for info in model.outputs] == ["relu", "neg", "sum"]
+    assert session.inputs == model.inputs and session.outputs == model.outputs
+    session.close()
+
+
+def test_unknown_rank_and_unknown_dims(tmp_path):
+    # A dim with neither dim_value nor dim_param is unknown, like a symbolic one.
+    unknown_dim = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", None, 4])
+    proto = models.make_model(
+        [helper.make_node("Identity", ["x"], ["y"], name="identity")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],  # rank unknown
+        [unknown_dim],
+    )
+    with load(proto, tmp_path) as model:
+        assert model.inputs == [ValueInfo("x", np.dtype(np.float32), None)]
+        assert model.outputs == [ValueInfo("y", np.dtype(np.float32), (None, None, 4))]
+
+
+def test_scalar_signature(tmp_path):
+    with load(models.identity(TensorProto.INT64, []), tmp_path) as model:
+        assert model.inputs == [ValueInfo("x", np.dtype(np.int64), ())]
+
+
+def test_initializers_are_not_inputs(tmp_path):
+    # IR >= 4 lets an initializer also be listed as a graph input (a default
+    # the caller may override); kerf_model_input excludes it.
+    proto = models.make_model(
+        [helper.make_node("Add", ["x", "bias"], ["y"], name="add")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+         helper.make_tensor_value_info("bias", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        [models.initializer("bias", np.array([1.0, 2.0], np.float32))],
+    )
+    with load(proto, tmp_path) as model:
+        assert [info.name for info in model.inputs] == ["x"]
+        with model.session() as session:
+            result = session.run({"x": np.array([10.0, 20.0], np.float32)})["y"]
+    np.testing.assert_array_equal(result, [11.0, 22.0])
+
+
+DTYPES = {
+    TensorProto.FLOAT: np.float32, TensorProto.UINT8: np.uint8, TensorProto.INT8: np.int8,
+    TensorProto.UINT16: np.uint16, TensorProto.INT16: np.int16, TensorProto.INT32: np.int32,
+    TensorProto.INT64: np.int64, TensorProto.BOOL: np.bool_, TensorProto.FLOAT16: np.float16,
+    TensorProto.DOUBLE: np.float64, TensorProto.UINT32: np.uint32, TensorProto.UINT64: np.uint64,
+}
+
+
+@pytest.mark.parametrize("elem_type", sorted(DTYPES), ids=lambda code: TensorProto.DataType.Name(code))
+def test_dtype_mapping(tmp_path, elem_type):
+    with load(models.identity(elem_type, [3]), tmp_path) as model:
+        assert model.inputs[0].dtype == np.dtype(DTYPES[elem_type])
+        assert model.outputs[0].dtype == np.dtype(DTYPES[elem_type])
+
+
+def test_bfloat16_has_no_numpy_dtype(tmp_path):
+    with load(models.identity(TensorProto.BFLOAT16, [3]), tmp_path) as model:
+        assert model.inputs == [ValueInfo("x", None, (3,))]
+
+
+def test_enums_mirror_the_header():
+    assert [(s.name, s.value) for s in kerf.Status] == [
+        ("OK", 0), ("INVALID_ARGUMENT", 1), ("IO", 2), ("INVALID_MODEL", 3), ("UNSUPPORTED", 4),
+        ("SHAPE_MISMATCH", 5), ("OUT_OF_MEMORY", 6), ("CANCELLED", 7), ("INTERNAL", 8)]
+    for dtype in kerf.DType:
+        assert dtype.value == getattr(TensorProto, dtype.name), dtype
+
+
+def test_versions():
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", kerf.__version__), kerf.__version__
+    assert kerf.abi_version() >> 16 == 1
+
+
+def test_model_repr_names_its_values(tmp_path):
+    model = load(models.mlp(), tmp_path)
+    assert "input" in repr(model) and "probs" in repr(model)
+    model.close()
+    assert "closed" in repr(model)

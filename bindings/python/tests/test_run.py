@@ -1,0 +1,184 @@
+"""Session.run agrees with ONNX Runtime; feeds and results behave like numpy."""
+
+import threading
+
+import numpy as np
+import pytest
+from onnx import TensorProto
+
+import kerf
+import models
+
+RTOL, ATOL = 1e-4, 1e-5
+
+CASES = {
+    "mlp": (models.mlp, "input", (16,)),
+    "cnn": (models.cnn, "image", (3, 8, 8)),
+}
+
+
+@pytest.fixture
+def mlp_path(tmp_path):
+    return models.save(models.mlp(), tmp_path / "mlp.onnx")
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_matches_onnxruntime(tmp_path, case, batch):
+    build, input_name, sample_shape = CASES[case]
+    proto = build()
+    feed = models.random_feed((batch,) + sample_shape, seed=batch)
+    expected = models.run_ort(proto, {input_name: feed})
+
+    with kerf.load(models.save(proto, tmp_path / f"{case}.onnx")) as model:
+        with model.session() as session:
+            actual = session.run({input_name: feed})
+
+    assert list(actual) == list(expected)
+    for name in expected:
+        assert actual[name].dtype == expected[name].dtype
+        assert actual[name].shape == expected[name].shape
+        np.testing.assert_allclose(actual[name], expected[name], rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("threads, optimize", [(1, True), (1, False), (2, False), (None, True)])
+def test_session_options_do_not_change_results(mlp_path, threads, optimize):
+    feed = models.random_feed((5, 16), seed=3)
+    expected = models.run_ort(models.mlp(), {"input": feed})["probs"]
+    with kerf.load(mlp_path) as model, model.session(threads=threads, optimize=optimize) as session:
+        np.testing.assert_allclose(session.run({"input": feed})["probs"], expected,
+                                   rtol=RTOL, atol=ATOL)
+
+
+def test_outputs_are_numpy_owned_copies(mlp_path):
+    feed = models.random_feed((2, 16))
+    with kerf.load(mlp_path) as model, model.session() as session:
+        first = session.run({"input": feed})["probs"]
+        assert first.flags.owndata and first.flags.writeable and first.flags.c_contiguous
+        snapshot = first.copy()
+        first[:] = -1.0  # must not disturb Kerf
+        second = session.run({"input": feed})["probs"]
+    np.testing.assert_array_equal(second, snapshot)
+    np.testing.assert_allclose(snapshot.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_repeated_runs_with_different_batches(mlp_path):
+    with kerf.load(mlp_path) as model, model.session() as session:
+        for batch in (3, 1, 7, 3):
+            feed = models.random_feed((batch, 16), seed=batch)
+            expected = models.run_ort(models.mlp(), {"input": feed})["probs"]
+            np.testing.assert_allclose(session.run({"input": feed})["probs"], expected,
+                                       rtol=RTOL, atol=ATOL)
+
+
+def test_selected_outputs_in_requested_order(tmp_path):
+    proto = models.two_outputs()
+    feed = models.random_feed((3, 4))
+    expected = models.run_ort(proto, {"x": feed})
+    with kerf.load(models.save(proto, tmp_path / "two.onnx")) as model, model.session() as session:
+        everything = session.run({"x": feed})
+        assert list(everything) == ["relu", "neg", "sum"]
+        chosen = session.run({"x": feed}, outputs=["sum", "relu"])
+        assert list(chosen) == ["sum", "relu"]
+        only = session.run({"x": feed}, outputs=["neg"])
+        assert list(only) == ["neg"]
+    for result in (everything, chosen, only):
+        for name, value in result.items():
+            np.testing.assert_allclose(value, expected[name], rtol=RTOL, atol=ATOL)
+
+
+def test_non_contiguous_and_big_endian_feeds(mlp_path):
+    base = models.random_feed((16, 6))
+    feed = base.T  # Fortran-ordered view, shape (6, 16)
+    assert not feed.flags.c_contiguous
+    expected = models.run_ort(models.mlp(), {"input": np.ascontiguousarray(feed)})["probs"]
+    with kerf.load(mlp_path) as model, model.session() as session:
+        np.testing.assert_allclose(session.run({"input": feed})["probs"], expected,
+                                   rtol=RTOL, atol=ATOL)
+        swapped = np.ascontiguousarray(feed).astype(">f4")
+        np.testing.assert_allclose(session.run({"input": swapped})["probs"], expected,
+                                   rtol=RTOL, atol=ATOL)
+
+
+def test_lists_take_the_declared_dtype(mlp_path):
+    feed = models.random_feed((2, 16))
+    expected = models.run_ort(models.mlp(), {"input": feed})["probs"]
+    with kerf.load(mlp_path) as model, model.session() as session:
+        np.testing.assert_allclose(session.run({"input": feed.tolist()})["probs"], expected,
+                                   rtol=RTOL, atol=ATOL)
+
+
+def test_session_outlives_its_closed_model(mlp_path):
+    feed = models.random_feed((2, 16))
+    model = kerf.load(mlp_path)
+    session = model.session()
+    model.close()
+    model.close()  # closing twice is harmless
+    expected = models.run_ort(models.mlp(), {"input": feed})["probs"]
+    np.testing.assert_allclose(session.run({"input": feed})["probs"], expected,
+                               rtol=RTOL, atol=ATOL)
+    session.close()
+
+
+def test_sessions_in_parallel_threads(mlp_path):
+    feeds = [models.random_feed((4, 16), seed=seed) for seed in range(4)]
+    expected = [models.run_ort(models.mlp(), {"input": feed})["probs"] for feed in feeds]
+    results = [None] * len(feeds)
+    with kerf.load(mlp_path) as model:
+        shared = model.session(threads=1)
+
+        def work(index):
+            # Even slots share one session (Python serializes its runs);
+            # odd slots get their own session from the shared model.
+            if index % 2 == 0:
+                results[index] = [shared.run({"input": feeds[index]})["probs"] for _ in range(5)]
+            else:
+                with model.session(threads=1) as own:
+                    results[index] = [own.run({"input": feeds[index]})["probs"] for _ in range(5)]
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(feeds))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        shared.close()
+    for got, want in zip(results, expected):
+        assert got is not None
+        for value in got:
+            np.testing.assert_allclose(value, want, rtol=RTOL, atol=ATOL)
+
+
+IDENTITY_DTYPES = [
+    (TensorProto.FLOAT, np.float32), (TensorProto.UINT8, np.uint8), (TensorProto.INT8, np.int8),
+    (TensorProto.UINT16, np.uint16), (TensorProto.INT16, np.int16),
+    (TensorProto.INT32, np.int32), (TensorProto.INT64, np.int64), (TensorProto.BOOL, np.bool_),
+    (TensorProto.FLOAT16, np.float16), (TensorProto.DOUBLE, np.float64),
+    (TensorProto.UINT32, np.uint32), (TensorProto.UINT64, np.uint64),
+]
+
+
+@pytest.mark.parametrize("elem_type, dtype", IDENTITY_DTYPES,
+                         ids=[np.dtype(d).name for _, d in IDENTITY_DTYPES])
+def test_every_dtype_round_trips_through_identity(tmp_path, elem_type, dtype):
+    proto = models.identity(elem_type, [2, 3])
+    rng = np.random.default_rng(0)
+    feed = (rng.integers(0, 2, (2, 3)) if dtype is np.bool_ else rng.integers(0, 100, (2, 3))).astype(dtype)
+    expected = models.run_ort(proto, {"x": feed})["y"]
+    with kerf.load(models.save(proto, tmp_path / "id.onnx")) as model, model.session() as session:
+        actual = session.run({"x": feed})["y"]
+    assert actual.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(actual, expected)
+
+
+def test_scalar_and_empty_tensors(tmp_path):
+    scalar_model = models.identity(TensorProto.FLOAT, [])
+    with kerf.load(models.save(scalar_model, tmp_path / "scalar.onnx")) as model:
+        with model.session() as session:
+            result = session.run({"x": np.float32(2.5)})["y"]
+    assert result.shape == () and result.dtype == np.float32 and result == 2.5
+
+    empty_model = models.identity(TensorProto.FLOAT, ["N", 3])
+    with kerf.load(models.save(empty_model, tmp_path / "empty.onnx")) as model:
+        with model.session() as session:
+            result = session.run({"x": np.zeros((0, 3), np.float32)})["y"]
+    assert result.shape == (0, 3) and result.dtype == np.float32

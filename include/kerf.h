@@ -1,0 +1,242 @@
+/*
+ * kerf.h — the C interface to Kerf, an embeddable ONNX inference and
+ * model-compression library.
+ *
+ * A five-minute tour
+ * ------------------
+ *
+ *     #include "kerf.h"
+ *
+ *     kerf_model *model = NULL;
+ *     if (kerf_model_load("model.onnx", &model) != KERF_OK) {
+ *         fprintf(stderr, "kerf: %s\n", kerf_last_error());
+ *         return 1;
+ *     }
+ *     kerf_session *session = NULL;
+ *     kerf_session_create(model, NULL, &session);      // NULL = default options
+ *
+ *     int64_t dims[2] = {1, 64};
+ *     float pixels[64] = {0};
+ *     kerf_tensor *x = NULL;
+ *     kerf_tensor_create(KERF_DTYPE_FLOAT, dims, 2, pixels, sizeof pixels, &x);
+ *
+ *     const char *in_names[1] = {"input"};
+ *     kerf_tensor *outputs[1] = {NULL};
+ *     kerf_session_run(session, in_names, (const kerf_tensor *const *)&x, 1,
+ *                      NULL, outputs, 1);                // NULL = all outputs, in order
+ *
+ *     const void *data; size_t bytes;
+ *     kerf_tensor_data(outputs[0], &data, &bytes);
+ *     ...
+ *     kerf_tensor_free(outputs[0]);
+ *     kerf_tensor_free(x);
+ *     kerf_session_free(session);
+ *     kerf_model_free(model);
+ *
+ * Rules that hold for every function
+ * ----------------------------------
+ * - Every fallible function returns a kerf_status. KERF_OK (0) means success;
+ *   any other value means failure, and kerf_last_error() describes it.
+ * - Out-parameters come last. On failure, pointer out-parameters are set to
+ *   NULL (when the out-pointer itself is not NULL).
+ * - No argument can abort the host process: NULL pointers, wrong sizes, bad
+ *   files and unsupported models are reported as statuses.
+ * - Ownership is stated per function. Objects Kerf creates are released with
+ *   the matching kerf_*_free; memory Kerf returns as a raw buffer is released
+ *   with kerf_free. Every kerf_*_free accepts NULL.
+ * - Threads: a kerf_model is immutable after load and may be shared by any
+ *   number of threads. A kerf_session must be used by one thread at a time.
+ *   kerf_last_error() is per thread.
+ */
+#ifndef KERF_H
+#define KERF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ABI version: the major changes only on incompatible changes. Bindings
+ * refuse a library whose major differs from the one they were written for. */
+#define KERF_ABI_VERSION_MAJOR 1
+#define KERF_ABI_VERSION_MINOR 0
+#define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
+
+/* ------------------------------------------------------------------------ */
+/* Status codes (append-only)                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef int32_t kerf_status;
+enum {
+    KERF_OK = 0,
+    KERF_INVALID_ARGUMENT = 1, /* a NULL, out-of-range or inconsistent argument */
+    KERF_IO = 2,               /* a file could not be read or written */
+    KERF_INVALID_MODEL = 3,    /* the bytes are not a valid ONNX model */
+    KERF_UNSUPPORTED = 4,      /* a valid model uses something Kerf cannot run */
+    KERF_SHAPE_MISMATCH = 5,   /* a tensor's dtype, rank or dims do not fit */
+    KERF_OUT_OF_MEMORY = 6,
+    KERF_CANCELLED = 7,        /* a progress callback asked to stop */
+    KERF_INTERNAL = 8          /* a bug in Kerf: please report it */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Element types: the values of ONNX TensorProto.DataType                   */
+/* ------------------------------------------------------------------------ */
+
+typedef int32_t kerf_dtype;
+enum {
+    KERF_DTYPE_UNDEFINED = 0,
+    KERF_DTYPE_FLOAT = 1,    /* float32 */
+    KERF_DTYPE_UINT8 = 2,
+    KERF_DTYPE_INT8 = 3,
+    KERF_DTYPE_UINT16 = 4,
+    KERF_DTYPE_INT16 = 5,
+    KERF_DTYPE_INT32 = 6,
+    KERF_DTYPE_INT64 = 7,
+    KERF_DTYPE_STRING = 8,   /* not usable in kerf_tensor */
+    KERF_DTYPE_BOOL = 9,     /* one byte per element, 0 or 1 */
+    KERF_DTYPE_FLOAT16 = 10,
+    KERF_DTYPE_DOUBLE = 11,
+    KERF_DTYPE_UINT32 = 12,
+    KERF_DTYPE_UINT64 = 13,
+    KERF_DTYPE_BFLOAT16 = 16
+};
+
+/* ------------------------------------------------------------------------ */
+/* Library                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* The library version, e.g. "0.1.0". Static storage; never free it. */
+const char *kerf_version(void);
+
+/* KERF_ABI_VERSION of the library actually loaded. */
+uint32_t kerf_abi_version(void);
+
+/* A description of the calling thread's most recent failure. Valid until the
+ * same thread's next failing call; never NULL ("" if nothing failed). */
+const char *kerf_last_error(void);
+
+/* Releases a buffer Kerf returned (e.g. from kerf_model_save_bytes). NULL is fine. */
+void kerf_free(void *buffer);
+
+/* ------------------------------------------------------------------------ */
+/* Tensors: dense, row-major, one dtype                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kerf_tensor kerf_tensor;
+
+/* Creates a tensor of `rank` dims and copies `byte_size` bytes from `data`
+ * into it. byte_size must equal product(dims) * element size. `data` may be
+ * NULL to get a zero-filled tensor (byte_size must still be correct).
+ * rank 0 is a scalar (dims may be NULL). Every dim must be >= 0. */
+kerf_status kerf_tensor_create(kerf_dtype dtype, const int64_t *dims, size_t rank,
+                               const void *data, size_t byte_size, kerf_tensor **out);
+
+/* Creates a tensor that borrows `data` without copying. Kerf calls
+ * release(data, user) exactly once when the tensor is freed (release may be
+ * NULL when the caller keeps `data` alive longer than the tensor). `data`
+ * must stay valid and unmodified while the tensor lives. On failure release
+ * is not called. */
+kerf_status kerf_tensor_wrap(kerf_dtype dtype, const int64_t *dims, size_t rank,
+                             void *data, size_t byte_size,
+                             void (*release)(void *data, void *user), void *user,
+                             kerf_tensor **out);
+
+void kerf_tensor_free(kerf_tensor *tensor);
+
+kerf_status kerf_tensor_dtype(const kerf_tensor *tensor, kerf_dtype *out);
+
+/* Borrowed dims: *dims stays valid while the tensor lives (NULL when rank 0). */
+kerf_status kerf_tensor_shape(const kerf_tensor *tensor, const int64_t **dims, size_t *rank);
+
+/* Borrowed element data: valid while the tensor lives. */
+kerf_status kerf_tensor_data(const kerf_tensor *tensor, const void **data, size_t *byte_size);
+
+/* ------------------------------------------------------------------------ */
+/* Models                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kerf_model kerf_model;
+
+/* Loads an ONNX model file. External tensor data is read from files
+ * relative to the model's directory. */
+kerf_status kerf_model_load(const char *path, kerf_model **out);
+
+/* Loads an ONNX model from memory (copied; `data` may be freed after). */
+kerf_status kerf_model_load_bytes(const void *data, size_t size, kerf_model **out);
+
+/* Writes the model to `path` atomically: a temporary file in the same
+ * directory is written, fsynced and renamed over `path`. On failure `path`
+ * is left as it was. */
+kerf_status kerf_model_save(const kerf_model *model, const char *path);
+
+/* Serializes the model. *data is released with kerf_free. */
+kerf_status kerf_model_save_bytes(const kerf_model *model, void **data, size_t *size);
+
+void kerf_model_free(kerf_model *model);
+
+/* Describes one graph input or output. Strings and arrays are borrowed from
+ * the model and stay valid while it lives. dims[i] is -1 for a symbolic or
+ * unknown dimension. A value of unknown rank has rank_known == 0, rank == 0
+ * and dims == NULL. */
+typedef struct kerf_value_info {
+    size_t struct_size;   /* set by the caller to sizeof(kerf_value_info) */
+    const char *name;
+    kerf_dtype dtype;
+    int32_t rank_known;   /* 1 if rank and dims are meaningful */
+    size_t rank;
+    const int64_t *dims;
+} kerf_value_info;
+
+kerf_status kerf_model_input_count(const kerf_model *model, size_t *out);
+kerf_status kerf_model_output_count(const kerf_model *model, size_t *out);
+
+/* `info->struct_size` must be set before the call. Inputs exclude initializers. */
+kerf_status kerf_model_input(const kerf_model *model, size_t index, kerf_value_info *info);
+kerf_status kerf_model_output(const kerf_model *model, size_t index, kerf_value_info *info);
+
+/* ------------------------------------------------------------------------ */
+/* Sessions: a model prepared for running                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kerf_session kerf_session;
+
+typedef struct kerf_session_options {
+    size_t struct_size;          /* sizeof(kerf_session_options) */
+    int32_t threads;             /* intra-op threads; 0 = one per core */
+    int32_t optimization_level;  /* 0 = none, 1 = all (default) */
+} kerf_session_options;
+
+/* Fills `options` with defaults (sets struct_size too). */
+void kerf_session_options_init(kerf_session_options *options);
+
+/* Prepares `model` for running. `options` may be NULL for defaults. The
+ * session keeps its own reference to the model: the model may be freed
+ * before the session. */
+kerf_status kerf_session_create(const kerf_model *model, const kerf_session_options *options,
+                                kerf_session **out);
+
+void kerf_session_free(kerf_session *session);
+
+/* Runs the model.
+ * - input_names[i] names the graph input fed by inputs[i], for i < n_inputs.
+ *   Every graph input without an initializer must be fed.
+ * - output_names lists the n_outputs values to compute; NULL means all graph
+ *   outputs in order (n_outputs must then equal their count).
+ * - outputs is a caller-owned array of n_outputs slots; each receives a new
+ *   tensor that the caller frees with kerf_tensor_free. On failure every
+ *   slot is NULL.
+ * Inputs are only read; they may be freed after the call. */
+kerf_status kerf_session_run(kerf_session *session,
+                             const char *const *input_names, const kerf_tensor *const *inputs,
+                             size_t n_inputs,
+                             const char *const *output_names, kerf_tensor **outputs,
+                             size_t n_outputs);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KERF_H */
