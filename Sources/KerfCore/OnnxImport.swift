@@ -6,6 +6,7 @@ import SwiftProtobuf
 enum OnnxImport {
     static func model(_ proto: Onnx_ModelProto, external: ExternalDataReader?) throws -> Model {
         guard proto.hasGraph else { throw KerfError.invalidModel("the model has no graph") }
+        guard !proto.opsetImport.isEmpty else { throw KerfError.invalidModel("the model imports no operator set (opset_import is empty)") }
         let graph = try self.graph(proto.graph, external: external)
         let opsets = proto.opsetImport.map { OpsetImport(domain: $0.domain, version: Int($0.version)) }
         let model = Model(graph: graph, irVersion: Int(proto.irVersion), opsetImports: opsets)

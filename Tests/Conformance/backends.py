@@ -65,5 +65,8 @@ def describe(backend: str) -> str:
         import onnxruntime
 
         return f"onnxruntime {onnxruntime.__version__}"
-    kerf = import_kerf()
+    try:
+        kerf = import_kerf()
+    except ImportError as error:
+        raise SystemExit(f"error: {error}") from None
     return f"kerf {kerf.__version__} ({os.environ.get('KERF_LIBRARY', 'bundled library')})"

@@ -1,0 +1,85 @@
+# Kerf: `make demo` and `make test` set up everything they need (apt + pip) on a fresh machine.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+RELEASE_FLAGS := -c release -Xswiftc -static-stdlib
+LIB := $(CURDIR)/.build/release/libKerf.so
+KERF := $(CURDIR)/.build/release/kerf
+OUT := $(CURDIR)/.build/kerf-work
+CORPUS := $(CURDIR)/.build/onnx-node-tests
+PY_DEPS := numpy "onnx==1.23.*" "onnxruntime>=1.31" scikit-learn skl2onnx pytest
+APT_DEPS := libdnnl-dev gcc valgrind
+
+.PHONY: deps build release demo test test-swift test-python test-c test-conformance bench clean
+
+## deps: install missing system and Python packages (idempotent, quiet when all present)
+deps:
+	missing=""
+	for p in $(APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done
+	if [ -n "$$missing" ]; then
+	  echo "installing:$$missing"
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null
+	fi
+	$(PYTHON) -c "import numpy, onnx, onnxruntime, sklearn, skl2onnx, pytest" 2>/dev/null || \
+	  $(PYTHON) -m pip install -q $(PY_DEPS)
+
+## release: the shipped artifacts (libKerf.so with the Swift runtime linked statically, kerf CLI)
+release: deps
+	swift build $(RELEASE_FLAGS)
+
+build: release
+
+## demo: train a digits MLP with scikit-learn, run it through the CLI, C and Python next to ONNX Runtime
+demo: release
+	mkdir -p $(OUT)
+	$(PYTHON) scripts/train_digits.py $(OUT)
+	echo "== kerf inspect"; $(KERF) inspect $(OUT)/digits_mlp.onnx
+	echo "== kerf run (one sample)"; $(KERF) run $(OUT)/digits_mlp.onnx --input X=$(OUT)/digits_sample.npy
+	echo "== C example"; $(MAKE) -s $(OUT)/classify
+	$(OUT)/classify $(OUT)/digits_mlp.onnx $(OUT)/digits_sample.npy
+	echo "== Python, whole test split, next to ONNX Runtime"
+	KERF_LIBRARY=$(LIB) PYTHONPATH=bindings/python $(PYTHON) scripts/demo_report.py $(OUT)
+
+$(OUT)/classify: bindings/c/classify.c include/kerf.h $(LIB)
+	mkdir -p $(OUT)
+	cc -std=c99 -Wall -Wextra -Werror -I include bindings/c/classify.c -L .build/release -lKerf \
+	  -Wl,-rpath,$(CURDIR)/.build/release -o $@
+
+## test: every suite: Swift unit tests, C API, Python binding, ONNX conformance
+test: release test-swift test-c test-python test-conformance
+	echo "all test suites passed"
+
+test-swift: deps
+	swift test 2>&1 | tail -n 5
+
+test-c: release
+	mkdir -p $(OUT)
+	$(PYTHON) scripts/train_digits.py $(OUT) >/dev/null
+	cc -std=c99 -Wall -Wextra -Werror -I include Tests/CAPI/test_capi.c -L .build/release -lKerf \
+	  -Wl,-rpath,$(CURDIR)/.build/release -o $(OUT)/test_capi
+	g++ -x c++ -std=c++11 -Wall -Wextra -Werror -fsyntax-only -I include - <<< '#include "kerf.h"'
+	valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+	  $(OUT)/test_capi $(OUT)/digits_mlp.onnx $(OUT)
+	$(MAKE) -s $(OUT)/classify
+	bash Tests/CAPI/test_portable_load.sh $(LIB) $(OUT)
+
+test-python: release
+	$(PYTHON) -m pip install -q ./bindings/python
+	cd bindings/python && KERF_LIBRARY=$(LIB) $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+test-conformance: release
+	$(PYTHON) Tests/Conformance/materialize_node_tests.py $(CORPUS)
+	KERF_LIBRARY=$(LIB) $(PYTHON) Tests/Conformance/run_node_tests.py --cases $(CORPUS) \
+	  --ops Tests/Conformance/claimed_ops.txt --expected-failures Tests/Conformance/expected_failures.txt \
+	  --min-cases 227 --isolate
+	KERF_LIBRARY=$(LIB) $(PYTHON) Tests/Conformance/run_light_models.py
+
+## bench: release build, Kerf next to ONNX Runtime in the same run, writes BENCHMARKS.md
+bench: release
+	KERF_LIBRARY=$(LIB) $(PYTHON) scripts/bench.py --kerf $(KERF) --out BENCHMARKS.md
+
+clean:
+	rm -rf .build

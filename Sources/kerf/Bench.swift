@@ -1,0 +1,76 @@
+import ArgumentParser
+import KerfCore
+import KerfRuntime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Measure a model's latency on random inputs.")
+
+    @Argument(help: "The ONNX model file.") var model: String
+    @Option(help: "Intra-op threads (0 = one per core).") var threads: Int = 1
+    @Option(help: "Value for the first symbolic dimension of each input.") var batch: Int = 1
+    @Option(help: "Timed runs after warm-up.") var runs: Int = 30
+    @Option(help: "Warm-up runs.") var warmup: Int = 5
+
+    func run() throws {
+        guard batch >= 1, runs >= 1, warmup >= 0 else { throw KerfError.invalidArgument("--batch and --runs must be >= 1") }
+        let m = try Model.load(path: model)
+        let session = try Session(model: m, options: SessionOptions(threads: threads))
+        var feeds: [String: Tensor] = [:]
+        for input in session.inputs { feeds[input.name] = try randomInput(input, batch: batch) }
+        for _ in 0..<warmup { _ = try session.run(feeds) }
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let start = now()
+            _ = try session.run(feeds)
+            times.append(now() - start)
+        }
+        times.sort()
+        let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
+        print("model: \(model)  batch: \(batch)  threads: \(threads)  runs: \(runs)")
+        print("median: \(String(format3: median * 1000)) ms  p90: \(String(format3: p90 * 1000)) ms  min: \(String(format3: times[0] * 1000)) ms")
+    }
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Uniform [0, 1) data (or small integers) of the input's declared shape; symbolic dims
+/// become `batch` for the first one and 1 after it.
+func randomInput(_ info: ValueInfo, batch: Int) throws -> Tensor {
+    guard let dtype = info.dtype, let shape = info.shape else {
+        throw KerfError.unsupported("input '\(info.name)' has no declared dtype and shape; cannot make random data")
+    }
+    var first = true
+    let dims = shape.map { d -> Int in
+        if case .value(let v) = d { return v }
+        defer { first = false }
+        return first ? batch : 1
+    }
+    var t = Tensor(zeros: dtype, shape: dims)
+    var state: UInt64 = 0x9E3779B97F4A7C15
+    func next() -> Double {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Double(state >> 11) / Double(1 << 53)
+    }
+    switch dtype {
+    case .float: t.withMutableElements(as: Float.self) { for i in 0..<$0.count { $0[i] = Float(next()) } }
+    case .int64: t.withMutableElements(as: Int64.self) { for i in 0..<$0.count { $0[i] = Int64(next() * 8) } }
+    case .int32: t.withMutableElements(as: Int32.self) { for i in 0..<$0.count { $0[i] = Int32(next() * 8) } }
+    default: break
+    }
+    return t
+}
+
+extension String {
+    init(format3 value: Double) {
+        let thousandths = Int((value * 1000).rounded())
+        let frac = String(abs(thousandths % 1000))
+        self = "\(thousandths / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)"
+    }
+}

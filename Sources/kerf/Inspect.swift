@@ -1,0 +1,57 @@
+import ArgumentParser
+import KerfCore
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a model's interface, opsets, operators and size.")
+
+    @Argument(help: "The ONNX model file.") var model: String
+
+    func run() throws {
+        let m = try Model.load(path: model)
+        let g = m.graph
+        print("model: \(model)")
+        print("ir_version: \(m.irVersion)  producer: \(m.producerName) \(m.producerVersion)".trimmingTrailingSpaces)
+        print("opsets: " + m.opsetImports.map { "\($0.domain.isEmpty ? "ai.onnx" : $0.domain) \($0.version)" }.joined(separator: ", "))
+        print("inputs:")
+        for v in g.runtimeInputs { print("  \(describe(v))") }
+        print("outputs:")
+        for v in g.outputs { print("  \(describe(v))") }
+        var histogram: [String: Int] = [:]
+        for n in g.nodes { histogram[n.opType, default: 0] += 1 }
+        print("operators (\(g.nodes.count) nodes):")
+        for (op, count) in histogram.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) {
+            print("  \(op.padding(to: 24)) \(count)")
+        }
+        let parameters = g.initializers.reduce(0) { $0 + $1.tensor.count }
+        let bytes = g.initializers.reduce(0) { $0 + $1.tensor.byteCount }
+        print("parameters: \(parameters) in \(g.initializers.count) initializers, \(formatBytes(bytes))")
+    }
+}
+
+func describe(_ v: ValueInfo) -> String {
+    let dtype = v.dtype.map(\.description) ?? "?"
+    let shape = v.shape.map { "[" + $0.map(\.description).joined(separator: ", ") + "]" } ?? "[?]"
+    return "\(v.name): \(dtype) \(shape)"
+}
+
+func formatBytes(_ n: Int) -> String {
+    if n >= 1 << 20 { return String(format1: Double(n) / Double(1 << 20)) + " MiB" }
+    if n >= 1 << 10 { return String(format1: Double(n) / Double(1 << 10)) + " KiB" }
+    return "\(n) B"
+}
+
+extension String {
+    /// One decimal place, without Foundation's formatter.
+    init(format1 value: Double) {
+        let tenths = Int((value * 10).rounded())
+        self = "\(tenths / 10).\(abs(tenths % 10))"
+    }
+
+    func padding(to width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+
+    var trimmingTrailingSpaces: String {
+        var s = self
+        while s.last == " " { s.removeLast() }
+        return s
+    }
+}

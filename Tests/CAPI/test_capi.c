@@ -1,0 +1,270 @@
+/*
+ * C API tests: every call checked for its status, bad arguments of every kind, and a real
+ * model run. Usage: test_capi MODEL.onnx WORKDIR   (MODEL: the digits MLP, input "X" [N,64]).
+ * Prints one line per failed check and "N passed, M failed" at the end; exit 1 on failure.
+ * Run under valgrind by `make test-c` (leaks and invalid reads fail the run).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kerf.h"
+
+static int passed = 0, failed = 0;
+
+#define CHECK(cond, what)                                                             \
+    do {                                                                              \
+        if (cond) { passed++; }                                                       \
+        else { failed++; printf("FAIL %s:%d %s (last error: %s)\n", __FILE__, __LINE__, what, kerf_last_error()); } \
+    } while (0)
+
+#define EXPECT_STATUS(call, expected) CHECK((call) == (expected), #call " == " #expected)
+
+static int contains(const char *haystack, const char *needle) { return strstr(haystack, needle) != NULL; }
+
+static void write_file(const char *path, const void *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    if (!f) { perror(path); exit(2); }
+    if (size) fwrite(data, 1, size, f);
+    fclose(f);
+}
+
+static int released = 0;
+static void on_release(void *data, void *user) { (void)data; released += *(int *)user; }
+
+static void test_library(void) {
+    CHECK(kerf_abi_version() >> 16 == KERF_ABI_VERSION_MAJOR, "ABI major matches header");
+    CHECK(strlen(kerf_version()) > 0, "version string");
+    kerf_free(NULL);
+}
+
+static void test_bad_files(const char *dir) {
+    char path[4096];
+    kerf_model *m = (kerf_model *)0x1;
+    EXPECT_STATUS(kerf_model_load(NULL, &m), KERF_INVALID_ARGUMENT);
+    CHECK(m == NULL, "out set to NULL on failure");
+    EXPECT_STATUS(kerf_model_load("/nonexistent/model.onnx", &m), KERF_IO);
+    CHECK(contains(kerf_last_error(), "/nonexistent/model.onnx"), "IO error names the file");
+    EXPECT_STATUS(kerf_model_load(dir, &m), KERF_IO);
+
+    snprintf(path, sizeof path, "%s/empty.onnx", dir);
+    write_file(path, "", 0);
+    EXPECT_STATUS(kerf_model_load(path, &m), KERF_INVALID_MODEL);
+
+    unsigned char noise[4096];
+    unsigned int seed = 12345;
+    for (size_t i = 0; i < sizeof noise; i++) { seed = seed * 1103515245u + 12345u; noise[i] = (unsigned char)(seed >> 16); }
+    snprintf(path, sizeof path, "%s/noise.onnx", dir);
+    write_file(path, noise, sizeof noise);
+    EXPECT_STATUS(kerf_model_load(path, &m), KERF_INVALID_MODEL);
+    EXPECT_STATUS(kerf_model_load_bytes(noise, sizeof noise, &m), KERF_INVALID_MODEL);
+    EXPECT_STATUS(kerf_model_load_bytes(NULL, 10, &m), KERF_INVALID_ARGUMENT);
+    EXPECT_STATUS(kerf_model_load("x", NULL), KERF_INVALID_ARGUMENT);
+}
+
+static void test_truncated(const char *model_path) {
+    FILE *f = fopen(model_path, "rb");
+    if (!f) { perror(model_path); exit(2); }
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *bytes = malloc((size_t)size);
+    if (fread(bytes, 1, (size_t)size, f) != (size_t)size) { perror("read"); exit(2); }
+    fclose(f);
+    kerf_model *m = NULL;
+    EXPECT_STATUS(kerf_model_load_bytes(bytes, (size_t)size / 2, &m), KERF_INVALID_MODEL);
+    CHECK(m == NULL, "no model from truncated bytes");
+    EXPECT_STATUS(kerf_model_load_bytes(bytes, (size_t)size, &m), KERF_OK);
+    kerf_model_free(m);
+    free(bytes);
+}
+
+static void test_tensors(void) {
+    kerf_tensor *t = NULL;
+    int64_t dims[2] = {2, 3};
+    float values[6] = {1, 2, 3, 4, 5, 6};
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, dims, 2, values, sizeof values, &t), KERF_OK);
+    kerf_dtype dtype = 0;
+    EXPECT_STATUS(kerf_tensor_dtype(t, &dtype), KERF_OK);
+    CHECK(dtype == KERF_DTYPE_FLOAT, "dtype round trip");
+    const int64_t *shape = NULL;
+    size_t rank = 0;
+    EXPECT_STATUS(kerf_tensor_shape(t, &shape, &rank), KERF_OK);
+    CHECK(rank == 2 && shape[0] == 2 && shape[1] == 3, "shape round trip");
+    const void *data = NULL;
+    size_t bytes = 0;
+    EXPECT_STATUS(kerf_tensor_data(t, &data, &bytes), KERF_OK);
+    CHECK(bytes == sizeof values && memcmp(data, values, bytes) == 0, "data copied in");
+    kerf_tensor_free(t);
+
+    /* Dangling handle: a freed tensor is reported, not dereferenced. */
+    EXPECT_STATUS(kerf_tensor_dtype(t, &dtype), KERF_INVALID_ARGUMENT);
+    kerf_tensor_free(t); /* double free is ignored */
+    EXPECT_STATUS(kerf_tensor_dtype((const kerf_tensor *)values, &dtype), KERF_INVALID_ARGUMENT);
+
+    /* Wrong sizes, negative dims, overflow, bad dtypes. */
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, dims, 2, values, 5, &t), KERF_INVALID_ARGUMENT);
+    CHECK(t == NULL, "no tensor on failure");
+    int64_t negative[2] = {2, -3};
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, negative, 2, NULL, 0, &t), KERF_INVALID_ARGUMENT);
+    int64_t huge[3] = {INT64_C(1) << 40, INT64_C(1) << 40, 16};
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, huge, 3, NULL, 0, &t), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "overflow"), "overflow message");
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_STRING, dims, 2, NULL, 0, &t), KERF_INVALID_ARGUMENT);
+    EXPECT_STATUS(kerf_tensor_create(999, dims, 2, NULL, 0, &t), KERF_INVALID_ARGUMENT);
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, NULL, 2, NULL, 24, &t), KERF_INVALID_ARGUMENT);
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, dims, 2, NULL, 24, NULL), KERF_INVALID_ARGUMENT);
+
+    /* Zero-filled and scalar tensors. */
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_INT64, NULL, 0, NULL, 8, &t), KERF_OK);
+    EXPECT_STATUS(kerf_tensor_data(t, &data, &bytes), KERF_OK);
+    CHECK(bytes == 8 && *(const int64_t *)data == 0, "zero scalar");
+    kerf_tensor_free(t);
+
+    /* Borrowed memory: release runs exactly once, at free. */
+    int weight = 1;
+    released = 0;
+    EXPECT_STATUS(kerf_tensor_wrap(KERF_DTYPE_FLOAT, dims, 2, values, sizeof values, on_release, &weight, &t), KERF_OK);
+    EXPECT_STATUS(kerf_tensor_data(t, &data, &bytes), KERF_OK);
+    CHECK(data == values, "wrap does not copy");
+    CHECK(released == 0, "not released while alive");
+    kerf_tensor_free(t);
+    CHECK(released == 1, "released once on free");
+    EXPECT_STATUS(kerf_tensor_wrap(KERF_DTYPE_FLOAT, dims, 2, values, 7, on_release, &weight, &t), KERF_INVALID_ARGUMENT);
+    CHECK(released == 1, "release not called on failure");
+}
+
+static void test_model(const char *model_path, const char *dir) {
+    kerf_model *model = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+    size_t n_in = 0, n_out = 0;
+    EXPECT_STATUS(kerf_model_input_count(model, &n_in), KERF_OK);
+    EXPECT_STATUS(kerf_model_output_count(model, &n_out), KERF_OK);
+    CHECK(n_in == 1 && n_out == 2, "digits MLP has 1 input and 2 outputs");
+    kerf_value_info info;
+    memset(&info, 0, sizeof info);
+    EXPECT_STATUS(kerf_model_input(model, 0, &info), KERF_INVALID_ARGUMENT); /* struct_size unset */
+    info.struct_size = sizeof info;
+    EXPECT_STATUS(kerf_model_input(model, 0, &info), KERF_OK);
+    CHECK(info.name && info.dtype == KERF_DTYPE_FLOAT && info.rank_known && info.rank == 2 && info.dims[1] == 64,
+          "input described as float [?, 64]");
+    CHECK(info.dims[0] == -1, "symbolic batch dim is -1");
+    EXPECT_STATUS(kerf_model_input(model, 5, &info), KERF_INVALID_ARGUMENT);
+    EXPECT_STATUS(kerf_model_output(model, 0, NULL), KERF_INVALID_ARGUMENT);
+    const char *input_name = info.name;
+
+    kerf_session_options options;
+    kerf_session_options_init(&options);
+    CHECK(options.struct_size == sizeof options && options.threads == 0, "options defaults");
+    options.threads = 1;
+    kerf_session *session = NULL;
+    EXPECT_STATUS(kerf_session_create(NULL, &options, &session), KERF_INVALID_ARGUMENT);
+    options.threads = -4;
+    EXPECT_STATUS(kerf_session_create(model, &options, &session), KERF_INVALID_ARGUMENT);
+    options.threads = 1;
+    EXPECT_STATUS(kerf_session_create(model, &options, &session), KERF_OK);
+
+    /* The session keeps the model alive; save it first, then free our handle. */
+    char saved[4096];
+    snprintf(saved, sizeof saved, "%s/saved.onnx", dir);
+    EXPECT_STATUS(kerf_model_save(model, saved), KERF_OK);
+    char bad_dir[4096];
+    snprintf(bad_dir, sizeof bad_dir, "%s/no/such/dir/m.onnx", dir);
+    EXPECT_STATUS(kerf_model_save(model, bad_dir), KERF_IO);
+    void *bytes = NULL;
+    size_t size = 0;
+    EXPECT_STATUS(kerf_model_save_bytes(model, &bytes, &size), KERF_OK);
+    kerf_model *copy = NULL;
+    EXPECT_STATUS(kerf_model_load_bytes(bytes, size, &copy), KERF_OK);
+    kerf_free(bytes);
+    kerf_model_free(copy);
+
+    int64_t dims[2] = {3, 64};
+    float pixels[3 * 64];
+    for (int i = 0; i < 3 * 64; i++) pixels[i] = (float)((i * 7) % 17) / 16.0f;
+    kerf_tensor *x = NULL;
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, dims, 2, pixels, sizeof pixels, &x), KERF_OK);
+    const char *names[1] = {input_name};
+    const kerf_tensor *inputs[1] = {x};
+    kerf_tensor *outputs[2] = {NULL, NULL};
+    EXPECT_STATUS(kerf_session_run(session, names, inputs, 1, NULL, outputs, 2), KERF_OK);
+    const int64_t *shape = NULL;
+    size_t rank = 0;
+    EXPECT_STATUS(kerf_tensor_shape(outputs[1], &shape, &rank), KERF_OK);
+    CHECK(rank == 2 && shape[0] == 3 && shape[1] == 10, "probabilities are [3, 10]");
+    const void *data = NULL;
+    size_t nbytes = 0;
+    EXPECT_STATUS(kerf_tensor_data(outputs[1], &data, &nbytes), KERF_OK);
+    float row = 0;
+    for (int j = 0; j < 10; j++) row += ((const float *)data)[j];
+    CHECK(row > 0.999f && row < 1.001f, "probabilities sum to 1");
+    kerf_tensor_free(outputs[0]);
+    kerf_tensor_free(outputs[1]);
+
+    /* Wrong name, wrong dtype, wrong rank, wrong dims, missing feed, bad counts. */
+    const char *wrong[1] = {"nope"};
+    EXPECT_STATUS(kerf_session_run(session, wrong, inputs, 1, NULL, outputs, 2), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "nope"), "wrong input name is named");
+    CHECK(outputs[0] == NULL && outputs[1] == NULL, "outputs NULL on failure");
+    kerf_tensor *ints = NULL;
+    int64_t int_dims[2] = {3, 64};
+    kerf_tensor_create(KERF_DTYPE_INT32, int_dims, 2, NULL, 3 * 64 * 4, &ints);
+    const kerf_tensor *int_inputs[1] = {ints};
+    EXPECT_STATUS(kerf_session_run(session, names, int_inputs, 1, NULL, outputs, 2), KERF_SHAPE_MISMATCH);
+    kerf_tensor_free(ints);
+    kerf_tensor *flat = NULL;
+    int64_t flat_dims[1] = {64};
+    kerf_tensor_create(KERF_DTYPE_FLOAT, flat_dims, 1, NULL, 64 * 4, &flat);
+    const kerf_tensor *flat_inputs[1] = {flat};
+    EXPECT_STATUS(kerf_session_run(session, names, flat_inputs, 1, NULL, outputs, 2), KERF_SHAPE_MISMATCH);
+    kerf_tensor_free(flat);
+    kerf_tensor *narrow = NULL;
+    int64_t narrow_dims[2] = {3, 63};
+    kerf_tensor_create(KERF_DTYPE_FLOAT, narrow_dims, 2, NULL, 3 * 63 * 4, &narrow);
+    const kerf_tensor *narrow_inputs[1] = {narrow};
+    EXPECT_STATUS(kerf_session_run(session, names, narrow_inputs, 1, NULL, outputs, 2), KERF_SHAPE_MISMATCH);
+    kerf_tensor_free(narrow);
+    EXPECT_STATUS(kerf_session_run(session, NULL, NULL, 0, NULL, outputs, 2), KERF_INVALID_ARGUMENT);
+    EXPECT_STATUS(kerf_session_run(session, names, inputs, 1, NULL, outputs, 1), KERF_INVALID_ARGUMENT);
+    EXPECT_STATUS(kerf_session_run(session, names, inputs, 1, NULL, NULL, 2), KERF_INVALID_ARGUMENT);
+    EXPECT_STATUS(kerf_session_run(NULL, names, inputs, 1, NULL, outputs, 2), KERF_INVALID_ARGUMENT);
+
+    /* Named outputs, in the caller's order. */
+    kerf_value_info out_info = {sizeof out_info, NULL, 0, 0, 0, NULL};
+    EXPECT_STATUS(kerf_model_output(model, 1, &out_info), KERF_OK);
+    const char *out_names[1] = {out_info.name};
+    kerf_tensor *one[1] = {NULL};
+    EXPECT_STATUS(kerf_session_run(session, names, inputs, 1, out_names, one, 1), KERF_OK);
+    kerf_dtype dtype = 0;
+    kerf_tensor_dtype(one[0], &dtype);
+    CHECK(dtype == KERF_DTYPE_FLOAT, "named output selected");
+    kerf_tensor_free(one[0]);
+
+    kerf_model_free(model); /* session still holds it */
+    EXPECT_STATUS(kerf_session_run(session, names, inputs, 1, NULL, outputs, 2), KERF_OK);
+    kerf_tensor_free(outputs[0]);
+    kerf_tensor_free(outputs[1]);
+    kerf_tensor_free(x);
+    kerf_session_free(session);
+    EXPECT_STATUS(kerf_session_run(session, names, inputs, 1, NULL, outputs, 2), KERF_INVALID_ARGUMENT);
+
+    kerf_model *reloaded = NULL;
+    EXPECT_STATUS(kerf_model_load(saved, &reloaded), KERF_OK);
+    kerf_model_free(reloaded);
+    kerf_model_free(NULL);
+    kerf_session_free(NULL);
+    kerf_tensor_free(NULL);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: test_capi MODEL.onnx WORKDIR\n");
+        return 2;
+    }
+    test_library();
+    test_bad_files(argv[2]);
+    test_truncated(argv[1]);
+    test_tensors();
+    test_model(argv[1], argv[2]);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
