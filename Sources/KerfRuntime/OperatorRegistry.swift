@@ -12,6 +12,7 @@ public enum OperatorRegistry {
         NormalizationOps.register(&r)
         ShapeOps.register(&r)
         ConstantOps.register(&r)
+        CastOps.register(&r)
         return r
     }()
 
@@ -20,11 +21,10 @@ public enum OperatorRegistry {
 
     static func makeOperator(_ context: OperatorContext) throws -> Operator {
         let node = context.node
-        guard node.isDefaultDomain else {
-            throw KerfError.unsupported("operator domain '\(node.domain)' is not supported (op \(node.opType))")
-        }
-        guard let factory = factories[node.opType] else {
-            throw KerfError.unsupported("operator '\(node.opType)' is not supported")
+        let key = node.isDefaultDomain ? node.opType : "\(node.domain):\(node.opType)"
+        guard let factory = factories[key] else {
+            let qualified = node.isDefaultDomain ? node.opType : "\(node.domain).\(node.opType)"
+            throw KerfError.unsupported("operator '\(qualified)' is not supported")
         }
         return try factory(context)
     }

@@ -40,6 +40,20 @@ func conv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, window: WindowAttributes, grou
     var columns = pointwise ? [] : [Float](repeating: 0, count: cg * kc * oc)
     let xp = x.storage.pointer.assumingMemoryBound(to: Float.self)
     let wp = w.storage.pointer.assumingMemoryBound(to: Float.self)
+    // oneDNN computes the last rows of a GEMM whose M is not a multiple of 16 with a tail
+    // kernel that sums in another order, so those output channels round differently from the
+    // rest (visible on ill-conditioned models such as light SqueezeNet). Zero rows pad M.
+    let mgPadded = (mg + 15) / 16 * 16
+    var paddedWeights: [Float]? = nil
+    var rowBuffer: [Float] = []
+    if mg > 16 && mgPadded != mg {
+        var pw = [Float](repeating: 0, count: group * mgPadded * cg * kc)
+        for gi in 0..<group {
+            for r in 0..<mg { for j in 0..<(cg * kc) { pw[(gi * mgPadded + r) * cg * kc + j] = wp[(gi * mg + r) * cg * kc + j] } }
+        }
+        paddedWeights = pw
+        rowBuffer = [Float](repeating: 0, count: mgPadded * oc)
+    }
     let yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
     columns.withUnsafeMutableBufferPointer { col in
         for n in 0..<batch {
@@ -52,8 +66,20 @@ func conv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, window: WindowAttributes, grou
                     im2col(xg, channels: cg, geometry: g, columns: col.baseAddress!)
                     source = UnsafePointer(col.baseAddress!)
                 }
-                sgemm(transA: false, transB: false, m: mg, n: oc, k: cg * kc, alpha: 1, a: wp + gi * mg * cg * kc, lda: cg * kc,
-                      b: source, ldb: oc, beta: 0, c: yp + (n * m + gi * mg) * oc, ldc: oc)
+                if let padded = paddedWeights {
+                    // Rows computed in a padded buffer, then the real ones copied out.
+                    padded.withUnsafeBufferPointer { pw in
+                        rowBuffer.withUnsafeMutableBufferPointer { rb in
+                            sgemm(transA: false, transB: false, m: mgPadded, n: oc, k: cg * kc, alpha: 1,
+                                  a: pw.baseAddress! + gi * mgPadded * cg * kc, lda: cg * kc,
+                                  b: source, ldb: oc, beta: 0, c: rb.baseAddress!, ldc: oc)
+                            (yp + (n * m + gi * mg) * oc).update(from: rb.baseAddress!, count: mg * oc)
+                        }
+                    }
+                } else {
+                    sgemm(transA: false, transB: false, m: mg, n: oc, k: cg * kc, alpha: 1, a: wp + gi * mg * cg * kc, lda: cg * kc,
+                          b: source, ldb: oc, beta: 0, c: yp + (n * m + gi * mg) * oc, ldc: oc)
+                }
             }
         }
     }
