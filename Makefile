@@ -53,7 +53,7 @@ test: release test-swift test-c test-python test-conformance
 	echo "all test suites passed"
 
 test-swift: deps
-	swift test 2>&1 | tail -n 5
+	swift test 2>&1 | grep -E "error|failed|Fatal|Executed .* tests" | tail -n 20
 
 test-c: release
 	mkdir -p $(OUT)
@@ -74,8 +74,9 @@ test-conformance: release
 	$(PYTHON) Tests/Conformance/materialize_node_tests.py $(CORPUS)
 	KERF_LIBRARY=$(LIB) $(PYTHON) Tests/Conformance/run_node_tests.py --cases $(CORPUS) \
 	  --ops Tests/Conformance/claimed_ops.txt --expected-failures Tests/Conformance/expected_failures.txt \
-	  --min-cases 227 --isolate
+	  --min-cases 297 --isolate
 	KERF_LIBRARY=$(LIB) $(PYTHON) Tests/Conformance/run_light_models.py
+	KERF_LIBRARY=$(LIB) $(PYTHON) Tests/Conformance/run_roundtrip.py
 
 ## bench: release build, Kerf next to ONNX Runtime in the same run, writes BENCHMARKS.md
 bench: release

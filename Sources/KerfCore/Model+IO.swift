@@ -120,7 +120,7 @@ public enum FileIO {
         var template = Array((dir + "/." + base + ".kerf-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw KerfError.io("cannot create a file in '\(dir)': \(String(cString: strerror(errno)))") }
-        let tmp = String(cString: template.map { UInt8(bitPattern: $0) } .withUnsafeBufferPointer { $0.baseAddress! })
+        let tmp = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
         var ok = false
         defer {
             if !ok { unlink(tmp) }

@@ -12,10 +12,14 @@ enum OnnxExport {
     static func model(_ m: Model, tensorWriter: TensorWriter? = nil) throws -> Onnx_ModelProto {
         var p = m.proto ?? Onnx_ModelProto()
         p.irVersion = Int64(m.irVersion)
-        p.opsetImport = m.opsetImports.map {
+        let originalOpsets = p.opsetImport
+        p.opsetImport = m.opsetImports.map { opset in
+            if let kept = originalOpsets.first(where: { $0.domain == opset.domain && $0.version == Int64(opset.version) }) {
+                return kept
+            }
             var o = Onnx_OperatorSetIdProto()
-            o.domain = $0.domain
-            o.version = Int64($0.version)
+            if !opset.domain.isEmpty { o.domain = opset.domain }
+            o.version = Int64(opset.version)
             return o
         }
         if !m.producerName.isEmpty || p.hasProducerName { p.producerName = m.producerName }

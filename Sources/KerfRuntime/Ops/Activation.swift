@@ -32,6 +32,25 @@ enum ActivationOps {
                 return [try dispatchNumeric(x.dtype, Body(x: x))]
             }
         }
+        for (name, negate) in [("Neg", true), ("Abs", false)] {
+            r[name] = { _ in
+                ClosureOperator { inputs in
+                    try withFloat32(inputs) { ins in
+                        struct Body: NumericBody {
+                            let x: Tensor, negate: Bool
+                            func run<T: NumericElement>(_: T.Type) throws -> Tensor {
+                                mapNumeric(x, T.self) { v in
+                                    let flipped = T.sub(T.zero, v)
+                                    return negate ? flipped : (v < T.zero ? flipped : v)
+                                }
+                            }
+                        }
+                        let x = try ins.required(0)
+                        return [try dispatchNumeric(x.dtype, Body(x: x, negate: negate))]
+                    }
+                }
+            }
+        }
         r["LeakyRelu"] = { c in
             let alpha = try c.float("alpha", default: 0.01)
             return ClosureOperator { [try unaryFloat(try $0.required(0), { $0 >= 0 ? $0 : $0 * alpha }, { $0 >= 0 ? $0 : $0 * Double(alpha) })] }

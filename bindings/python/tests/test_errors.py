@@ -138,6 +138,17 @@ def test_feed_without_kerf_dtype_is_invalid_argument(mlp_session, value):
     assert FEED in error.message
 
 
+def test_bfloat16_output_has_no_numpy_dtype():
+    proto = models.make_model(
+        [helper.make_node("Cast", ["x"], ["y"], name="to_bf16", to=TensorProto.BFLOAT16)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [3])],
+    )
+    with kerf.load_bytes(proto.SerializeToString()) as model, model.session() as session:
+        error = raises(Status.UNSUPPORTED, session.run, {"x": np.ones(3, np.float32)})
+    assert "'y'" in error.message and "bfloat16" in error.message
+
+
 def test_session_is_usable_after_a_failed_run(mlp_session):
     raises(Status.SHAPE_MISMATCH, mlp_session.run, {FEED: np.zeros((2, 3), np.float32)})
     feed = models.random_feed((2, 16))

@@ -1,0 +1,84 @@
+import XCTest
+@testable import KerfCore
+@testable import KerfKernels
+@testable import KerfRuntime
+
+final class KernelTests: XCTestCase {
+    private func randomFloats(_ n: Int, seed: UInt64) -> [Float] {
+        var s = seed
+        return (0..<n).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int(s >> 40) % 2001 - 1000) / 1000
+        }
+    }
+
+    func testSgemmMatchesReferenceForEveryTransposeCombination() {
+        let (m, n, k) = (37, 29, 53)
+        let a = randomFloats(m * k, seed: 1), b = randomFloats(k * n, seed: 2)
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            var fast = randomFloats(m * n, seed: 3), slow = fast
+            let lda = ta ? m : k, ldb = tb ? k : n
+            sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb, beta: 2, c: &fast, ldc: n)
+            sgemmReference(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb, beta: 2, c: &slow, ldc: n)
+            for i in 0..<(m * n) { XCTAssertEqual(fast[i], slow[i], accuracy: 1e-4, "transA \(ta) transB \(tb) at \(i)") }
+        }
+    }
+
+    func testConvMatchesDirectDefinition() throws {
+        // 2 images, 4 channels in 2 groups, 6 filters, 3x3 kernel, stride 2, pads 1, dilation 1.
+        let x = Tensor(shape: [2, 4, 7, 6], values: randomFloats(2 * 4 * 7 * 6, seed: 4))
+        let w = Tensor(shape: [6, 2, 3, 3], values: randomFloats(6 * 2 * 9, seed: 5))
+        let b = Tensor(shape: [6], values: randomFloats(6, seed: 6))
+        let window = WindowAttributes(kernelShape: nil, strides: [2, 2], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: "NOTSET", ceilMode: false)
+        let y = try conv(x, w, b, window: window, group: 2)
+        XCTAssertEqual(y.shape, [2, 6, 4, 3])
+        let xs = x.array(of: Float.self), ws = w.array(of: Float.self), bs = b.array(of: Float.self), ys = y.array(of: Float.self)
+        for n in 0..<2 { for m in 0..<6 { for oy in 0..<4 { for ox in 0..<3 {
+            var s = bs[m]
+            let g = m / 3
+            for c in 0..<2 { for ky in 0..<3 { for kx in 0..<3 {
+                let iy = oy * 2 - 1 + ky, ix = ox * 2 - 1 + kx
+                if iy < 0 || iy >= 7 || ix < 0 || ix >= 6 { continue }
+                s += xs[((n * 4 + g * 2 + c) * 7 + iy) * 6 + ix] * ws[((m * 2 + c) * 3 + ky) * 3 + kx]
+            } } }
+            XCTAssertEqual(ys[((n * 6 + m) * 4 + oy) * 3 + ox], s, accuracy: 1e-4)
+        } } } }
+    }
+
+    func testBroadcastingArithmetic() throws {
+        let a = Tensor(shape: [2, 1, 3], values: [Float(1), 2, 3, 4, 5, 6])
+        let b = Tensor(shape: [4, 1], values: [Float(10), 20, 30, 40])
+        let y = try arithmetic(.add, a, b)
+        XCTAssertEqual(y.shape, [2, 4, 3])
+        XCTAssertEqual(Array(y.array(of: Float.self).prefix(6)), [11, 12, 13, 21, 22, 23])
+        XCTAssertThrowsError(try arithmetic(.add, a, Tensor(shape: [2], values: [Float(1), 2])))
+        let q = try arithmetic(.div, Tensor(shape: [2], values: [Int32(7), 5]), Tensor(shape: [2], values: [Int32(2), 0]))
+        XCTAssertEqual(q.array(of: Int32.self), [3, 0], "integer division by zero gives 0, never traps")
+    }
+
+    func testReshapeTargetRules() throws {
+        XCTAssertEqual(try reshapeTarget([0, -1], input: [2, 3, 4], allowZero: false), [2, 12])
+        XCTAssertEqual(try reshapeTarget([0, 4], input: [0, 4], allowZero: true), [0, 4])
+        XCTAssertThrowsError(try reshapeTarget([-1, -1], input: [2, 3], allowZero: false))
+        XCTAssertThrowsError(try reshapeTarget([5], input: [2, 3], allowZero: false))
+    }
+
+    func testSessionRunsNodesOutOfFileOrderAndReportsUnknownOps() throws {
+        let relu = Node(name: "r", opType: "Relu", inputs: ["t"], outputs: ["y"])
+        let neg = Node(name: "n", opType: "Sub", inputs: ["z", "x"], outputs: ["t"])
+        let graph = Graph(nodes: [relu, neg],
+                          inputs: [ValueInfo(name: "x", type: .tensor(dtype: .float, shape: [.value(3)]))],
+                          outputs: [ValueInfo(name: "y", type: nil)],
+                          initializers: [Initializer(name: "z", tensor: Tensor(shape: [3], values: [Float(0), 0, 0]))])
+        let session = try Session(graph: graph, opsets: [OpsetImport(domain: "", version: 17)])
+        let y = try session.run(["x": Tensor(shape: [3], values: [Float(-1), 2, -3])])[0]
+        XCTAssertEqual(y.array(of: Float.self), [1, 0, 3])
+
+        let bad = Graph(nodes: [Node(name: "weird", opType: "FooBar", inputs: ["x"], outputs: ["y"])],
+                        inputs: graph.inputs, outputs: graph.outputs)
+        XCTAssertThrowsError(try Session(graph: bad, opsets: [OpsetImport(domain: "", version: 17)])) { error in
+            XCTAssertEqual((error as? KerfError)?.status, 4)
+            XCTAssertTrue("\(error)".contains("FooBar") && "\(error)".contains("weird"))
+        }
+    }
+}
