@@ -71,6 +71,8 @@ test-c: release
 test-python: release
 	$(PYTHON) -m pip install -q ./bindings/python
 	cd bindings/python && KERF_LIBRARY=$(LIB) $(PYTHON) -m pytest -q -p no:cacheprovider tests
+	cd $(CURDIR) && $(PYTHON) scripts/train_digits.py $(OUT) >/dev/null
+	KERF_LIBRARY=$(LIB) PYTHONPATH=bindings/python $(PYTHON) scripts/demo_report.py $(OUT)
 
 test-conformance: release
 	$(PYTHON) Tests/Conformance/materialize_node_tests.py $(CORPUS)
