@@ -12,7 +12,7 @@ CORPUS := $(CURDIR)/.build/onnx-node-tests
 PY_DEPS := numpy "onnx==1.23.*" "onnxruntime>=1.31" scikit-learn skl2onnx pytest
 APT_DEPS := libdnnl-dev gcc valgrind
 
-.PHONY: deps build release demo test test-swift test-python test-c test-conformance bench clean
+.PHONY: deps build release demo test test-swift test-python test-c test-cli test-conformance bench clean
 
 ## deps: install missing system and Python packages (idempotent, quiet when all present)
 deps:
@@ -49,7 +49,7 @@ $(OUT)/classify: bindings/c/classify.c include/kerf.h $(LIB)
 	  -Wl,-rpath,$(CURDIR)/.build/release -o $@
 
 ## test: every suite: Swift unit tests, C API, Python binding, ONNX conformance
-test: release test-swift test-c test-python test-conformance
+test: release test-swift test-c test-python test-cli test-conformance
 	echo "all test suites passed"
 
 test-swift: deps
@@ -66,6 +66,11 @@ test-c: release
 	LD_LIBRARY_PATH=$(OUT)/stripped valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
 	  $(OUT)/test_capi $(OUT)/digits_mlp.onnx $(OUT)
 	$(MAKE) -s $(OUT)/classify
+	expected=$$($(PYTHON) -c "import numpy as np, onnxruntime as o; \
+	  s = o.InferenceSession('$(OUT)/digits_mlp.onnx', providers=['CPUExecutionProvider']); \
+	  print(s.run(None, {'X': np.load('$(OUT)/digits_sample.npy')})[0][0])")
+	$(OUT)/classify $(OUT)/digits_mlp.onnx $(OUT)/digits_sample.npy | tee /dev/stderr | grep -q "top class $$expected," \
+	  || { echo "FAIL: the C example disagrees with ONNX Runtime (class $$expected)"; exit 1; }
 	bash Tests/CAPI/test_portable_load.sh $(LIB) $(OUT)
 
 test-python: release
@@ -73,6 +78,9 @@ test-python: release
 	cd bindings/python && KERF_LIBRARY=$(LIB) $(PYTHON) -m pytest -q -p no:cacheprovider tests
 	cd $(CURDIR) && $(PYTHON) scripts/train_digits.py $(OUT) >/dev/null
 	KERF_LIBRARY=$(LIB) PYTHONPATH=bindings/python $(PYTHON) scripts/demo_report.py $(OUT)
+
+test-cli: release
+	KERF_CLI=$(KERF) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/CLI
 
 test-conformance: release
 	$(PYTHON) Tests/Conformance/materialize_node_tests.py $(CORPUS)

@@ -155,8 +155,10 @@ enum ShapeOps {
                     if let rt = inputs.optional(1) ?? nil { ratio = Float(try scalarValue(rt)) }
                 }
                 if training && ratio > 0 { throw KerfError.unsupported("training-mode Dropout with ratio \(ratio) is random; Kerf runs inference only") }
-                var mask = Tensor(uninitialized: .bool, shape: x.shape)
-                mask.withMutableElements(as: UInt8.self) { $0.update(repeating: 1) }
+                // The spec leaves the mask unfilled before opset 12; ONNX Runtime returns all false
+                // there, and all true (every element kept) from opset 12 on.
+                var mask = Tensor(zeros: .bool, shape: x.shape)
+                if opset >= 12 { mask.withMutableElements(as: UInt8.self) { $0.update(repeating: 1) } }
                 return [x, mask]
             }
         }

@@ -1,0 +1,80 @@
+"""The `kerf` command-line tool: Swift-native runs agree with ONNX Runtime, and every error is
+one readable line with a non-zero exit. The binary is $KERF_CLI (default .build/release/kerf)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bindings", "python", "tests"))
+import models  # noqa: E402
+
+KERF = os.environ.get("KERF_CLI", os.path.join(ROOT, ".build", "release", "kerf"))
+
+
+def kerf(*args):
+    return subprocess.run([KERF, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("name,build,input_name,shape", [
+    ("mlp", lambda: models.mlp(in_features=16, hidden=32, classes=10), "input", (5, 16)),
+    ("cnn", lambda: models.cnn(channels=8, size=8, classes=5), "image", (3, 3, 8, 8)),
+])
+def test_run_matches_onnxruntime(tmp_path, name, build, input_name, shape):
+    model = build()
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, path)
+    x = models.random_feed(shape)
+    np.save(tmp_path / "x.npy", x)
+    result = kerf("run", path, "--input", f"{input_name}=" + str(tmp_path / "x.npy"), "-o", tmp_path / "out.npz", "--threads", 1)
+    assert result.returncode == 0, result.stderr
+    got = np.load(tmp_path / "out.npz")
+    expected = models.run_ort(model, {input_name: x})
+    assert set(got.files) == set(expected)
+    for key, want in expected.items():
+        np.testing.assert_allclose(got[key], want, rtol=1e-4, atol=1e-5)
+
+
+def test_inspect_reports_interface_ops_and_parameters(tmp_path):
+    path = tmp_path / "cnn.onnx"
+    onnx.save(models.cnn(channels=8, size=8, classes=5), path)
+    result = kerf("inspect", path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "image: float32 [N, 3, 8, 8]" in out
+    assert "logits: float32 [N, 5]" in out
+    assert "Conv                     2" in out and "BatchNormalization       2" in out
+    params = sum(int(np.prod(t.dims)) for t in onnx.load(path).graph.initializer)
+    assert f"parameters: {params} " in out
+
+
+def test_bench_prints_latency(tmp_path):
+    path = tmp_path / "mlp.onnx"
+    onnx.save(models.mlp(), path)
+    result = kerf("bench", path, "--batch", 4, "--runs", 3, "--warmup", 1)
+    assert result.returncode == 0, result.stderr
+    assert "median:" in result.stdout and "batch: 4" in result.stdout
+
+
+@pytest.mark.parametrize("make_args,needle", [
+    (lambda d: ["inspect", d / "missing.onnx"], "cannot open"),
+    (lambda d: ["run", d / "bad.onnx"], "not a valid ONNX protobuf"),
+    (lambda d: ["run", d / "unknown.onnx", "--input", "x=" + str(d / "x.npy")], "FooBar"),
+    (lambda d: ["run", d / "mlp.onnx", "--input", "input"], "NAME=FILE.npy"),
+    (lambda d: ["run", d / "mlp.onnx", "--input", "input=" + str(d / "missing.npy")], "missing.npy"),
+    (lambda d: ["run", d / "mlp.onnx", "--input", "input=" + str(d / "x.npy")], "input"),
+])
+def test_errors_are_one_line_and_exit_nonzero(tmp_path, make_args, needle):
+    (tmp_path / "bad.onnx").write_bytes(os.urandom(512))
+    onnx.save(models.unknown_op(), tmp_path / "unknown.onnx")
+    onnx.save(models.mlp(), tmp_path / "mlp.onnx")
+    np.save(tmp_path / "x.npy", np.zeros((2, 3), np.float32))  # wrong shape for the MLP
+    result = kerf(*make_args(tmp_path))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kerf: "), result.stderr
+    assert needle in lines[0]
