@@ -33,6 +33,8 @@ public final class Session {
         self.outputs = graph.outputs
         let defaultOpset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
 
+        let graph = options.optimizationLevel > 0 ? try GraphOptimizer.optimize(graph, opsets: opsets, options: options) : graph
+
         func slot(_ name: String) -> Int {
             if let s = slotOfName[name] { return s }
             slotOfName[name] = slotCount

@@ -77,14 +77,24 @@ func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
 
 enum MatMulOps {
     static func register(_ r: inout [String: OperatorFactory]) {
-        r["MatMul"] = { _ in ClosureOperator { [try matmul(try $0.required(0), try $0.required(1))] } }
+        r["MatMul"] = { c in
+            // The optimizer may fuse a bias (input 2, broadcast over rows) and an activation.
+            let fusedBias = try c.int(FusedAttributes.bias, default: 0) != 0
+            let activation = try c.fusedActivation()
+            return ClosureOperator { inputs in
+                var y = try matmul(try inputs.required(0), try inputs.required(1))
+                if fusedBias { y = try arithmetic(.add, y, try inputs.required(2, "fused bias")) }
+                return [try applying(activation, to: y)]
+            }
+        }
         r["Gemm"] = { c in
             let alpha = try c.float("alpha", default: 1), beta = try c.float("beta", default: 1)
             let transA = try c.int("transA", default: 0) != 0, transB = try c.int("transB", default: 0) != 0
+            let activation = try c.fusedActivation()
             return ClosureOperator { inputs in
                 try withFloat32(inputs) { ins in
-                    [try gemm(try ins.required(0), try ins.required(1), ins.optional(2) ?? nil,
-                              transA: transA, transB: transB, alpha: alpha, beta: beta)]
+                    [try applying(activation, to: try gemm(try ins.required(0), try ins.required(1), ins.optional(2) ?? nil,
+                                                            transA: transA, transB: transB, alpha: alpha, beta: beta))]
                 }
             }
         }
@@ -132,4 +142,14 @@ func gemm(_ a: Tensor, _ b: Tensor, _ c: Tensor?, transA: Bool, transB: Bool, al
         }
         return y
     }
+}
+
+/// Applies a fused activation in place to a float32 result (the optimizer fuses only float32
+/// products; any other dtype here is a bug in a hand-made graph and is reported).
+func applying(_ activation: Activation, to y: Tensor) throws -> Tensor {
+    if activation == .none { return y }
+    guard y.dtype == .float else { throw KerfError.unsupported("fused activation on a \(y.dtype) result") }
+    // y is a fresh result of this node, so it is updated in place.
+    activation.apply(y.storage.pointer.assumingMemoryBound(to: Float.self), count: y.count)
+    return y
 }

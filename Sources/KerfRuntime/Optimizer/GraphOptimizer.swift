@@ -1,0 +1,244 @@
+import KerfCore
+import KerfKernels
+
+/// Graph rewrites applied when a session is created with optimization level >= 1. They work on
+/// a private copy of the graph and never change what the graph computes (beyond float
+/// rounding of folded BatchNorm scales). Each pass is tested by output equality against the
+/// unoptimized session.
+enum GraphOptimizer {
+    static func optimize(_ source: Graph, opsets: [OpsetImport], options: SessionOptions) throws -> Graph {
+        let g = Graph(name: source.name, nodes: source.nodes, inputs: source.inputs, outputs: source.outputs,
+                      valueInfo: source.valueInfo, initializers: source.initializers)
+        let opset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
+        removePassThroughNodes(g)
+        try foldConstants(g, opsets: opsets, options: options)
+        foldBatchNormIntoConv(g, opset: opset)
+        fuseMatMulBias(g)
+        fuseActivations(g, opset: opset)
+        removeDeadNodes(g)
+        return g
+    }
+
+    // MARK: - Graph queries
+
+    /// How many node inputs read each value, plus the graph outputs.
+    struct Usage {
+        var readers: [String: Int] = [:]
+        let outputs: Set<String>
+
+        init(_ g: Graph) {
+            outputs = Set(g.outputs.map(\.name))
+            for n in g.nodes { for i in n.inputs where !i.isEmpty { readers[i, default: 0] += 1 } }
+        }
+
+        /// True when exactly one node input reads `name` and it is not a graph output.
+        func isPrivate(_ name: String) -> Bool { readers[name] == 1 && !outputs.contains(name) }
+    }
+
+    /// Initializers that cannot be overridden by a feed (not also listed as graph inputs).
+    static func constants(_ g: Graph) -> [String: Tensor] {
+        let fed = Set(g.inputs.map(\.name))
+        var c: [String: Tensor] = [:]
+        for i in g.initializers where !fed.contains(i.name) { c[i.name] = i.tensor }
+        return c
+    }
+
+    static func uniqueName(_ base: String, in g: Graph) -> String {
+        var taken = Set(g.initializers.map(\.name))
+        for n in g.nodes { taken.formUnion(n.outputs) }
+        taken.formUnion(g.inputs.map(\.name))
+        var name = base, k = 1
+        while taken.contains(name) { name = "\(base)_\(k)"; k += 1 }
+        return name
+    }
+
+    // MARK: - Passes
+
+    /// Identity and inference Dropout forward their input: readers are rewired to it, unless
+    /// the node's output is a graph output (names must stay) or Dropout's mask is read.
+    static func removePassThroughNodes(_ g: Graph) {
+        let usage = Usage(g)
+        var rename: [String: String] = [:]
+        g.nodes.removeAll { n in
+            guard n.isDefaultDomain, n.opType == "Identity" || n.opType == "Dropout", let input = n.inputs.first, !input.isEmpty,
+                  let output = n.outputs.first, !usage.outputs.contains(output) else { return false }
+            if n.opType == "Dropout" {
+                if n.outputs.count > 1 && !n.outputs[1].isEmpty && (usage.readers[n.outputs[1]] ?? 0) > 0 { return false }
+                if n.inputs.count > 2 && !n.inputs[2].isEmpty { return false }  // training_mode given at run time
+                if case .int(let t)? = n.attribute("training_mode"), t != 0 { return false }
+            }
+            rename[output] = rename[input] ?? input
+            return true
+        }
+        guard !rename.isEmpty else { return }
+        func resolve(_ name: String) -> String {
+            var r = name
+            while let next = rename[r] { r = next }
+            return r
+        }
+        for i in g.nodes.indices { g.nodes[i].inputs = g.nodes[i].inputs.map { $0.isEmpty ? $0 : resolve($0) } }
+    }
+
+    /// Evaluates nodes whose inputs are all constants once, turning their outputs into
+    /// initializers. Results above 64 MiB are left to run time.
+    static func foldConstants(_ g: Graph, opsets: [OpsetImport], options: SessionOptions) throws {
+        var known = constants(g)
+        var kept: [Node] = []
+        let order = try Session.topologicalOrder(g)
+        for node in order {
+            let foldable = node.isDefaultDomain && !node.inputs.isEmpty || node.opType == "Constant"
+            guard foldable, node.inputs.allSatisfy({ $0.isEmpty || known[$0] != nil }),
+                  !node.attributes.contains(where: { if case .graph = $0.value { return true }; return false }) else {
+                kept.append(node)
+                continue
+            }
+            let opset = opsets.first { $0.domain == node.domain || (node.isDefaultDomain && ($0.domain.isEmpty || $0.domain == "ai.onnx")) }?.version ?? 0
+            let args = node.inputs.map { $0.isEmpty ? nil : known[$0] }
+            let context = OperatorContext(node: node, opset: opset, constantInputs: args, options: options)
+            guard let op = try? OperatorRegistry.makeOperator(context), let results = try? op.run(args),
+                  results.count >= node.outputs.filter({ !$0.isEmpty }).count,
+                  results.allSatisfy({ $0.byteCount <= 64 << 20 }) else {
+                kept.append(node)  // errors surface when the session runs, with the usual message
+                continue
+            }
+            for (name, value) in zip(node.outputs, results) where !name.isEmpty {
+                known[name] = value
+                g.initializers.append(Initializer(name: name, tensor: value))
+            }
+        }
+        g.nodes = kept
+    }
+
+    /// Conv followed by inference BatchNormalization becomes one Conv with scaled weights:
+    /// W'[m] = W[m] * s[m], b'[m] = (b[m] - mean[m]) * s[m] + beta[m], s = gamma / sqrt(var + eps).
+    static func foldBatchNormIntoConv(_ g: Graph, opset: Int) {
+        let usage = Usage(g)
+        let c = constants(g)
+        var producer: [String: Int] = [:]
+        for (i, n) in g.nodes.enumerated() { for o in n.outputs { producer[o] = i } }
+        var removed = Set<Int>()
+        for (bi, bn) in g.nodes.enumerated() where bn.isDefaultDomain && bn.opType == "BatchNormalization" {
+            guard bn.outputs.filter({ !$0.isEmpty }).count == 1, bn.inputs.count == 5,
+                  let ci = producer[bn.inputs[0]], !removed.contains(ci), usage.isPrivate(bn.inputs[0]) else { continue }
+            if case .int(let t)? = bn.attribute("training_mode"), t != 0 { continue }
+            var conv = g.nodes[ci]
+            guard conv.isDefaultDomain, conv.opType == "Conv", conv.attribute(FusedAttributes.activation) == nil,
+                  conv.inputs.count >= 2, let w = c[conv.inputs[1]], w.dtype == .float, w.rank >= 3 else { continue }
+            let m = w.shape[0]
+            let params = bn.inputs[1...].map { c[$0] }
+            guard params.allSatisfy({ $0 != nil && $0!.dtype == .float && $0!.count == m }) else { continue }
+            let bias = conv.inputs.count > 2 && !conv.inputs[2].isEmpty ? c[conv.inputs[2]] : nil
+            if conv.inputs.count > 2 && !conv.inputs[2].isEmpty && (bias == nil || bias!.dtype != .float || bias!.count != m) { continue }
+            var epsilon: Float = 1e-5
+            if case .float(let e)? = bn.attribute("epsilon") { epsilon = e }
+            let gamma = params[0]!.array(of: Float.self), beta = params[1]!.array(of: Float.self)
+            let mean = params[2]!.array(of: Float.self), variance = params[3]!.array(of: Float.self)
+            let oldBias = bias?.array(of: Float.self) ?? [Float](repeating: 0, count: m)
+            let per = w.count / m
+            var newW = w.array(of: Float.self)
+            var newB = [Float](repeating: 0, count: m)
+            for j in 0..<m {
+                let s = gamma[j] / (variance[j] + epsilon).squareRoot()
+                for k in 0..<per { newW[j * per + k] *= s }
+                newB[j] = (oldBias[j] - mean[j]) * s + beta[j]
+            }
+            let wName = uniqueName(conv.inputs[1] + "_bn_folded", in: g)
+            let bName = uniqueName(bn.name.isEmpty ? wName + "_bias" : bn.name + "_folded_bias", in: g)
+            g.initializers.append(Initializer(name: wName, tensor: Tensor(shape: w.shape, values: newW)))
+            g.initializers.append(Initializer(name: bName, tensor: Tensor(shape: [m], values: newB)))
+            conv.inputs = [conv.inputs[0], wName, bName]
+            conv.outputs = [bn.outputs[0]]
+            g.nodes[ci] = conv
+            removed.insert(bi)
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    /// MatMul(A, constant float B[K, N]) followed by Add of a constant float bias of N
+    /// elements becomes one MatMul that adds the bias (PyTorch exports Linear this way).
+    static func fuseMatMulBias(_ g: Graph) {
+        let usage = Usage(g)
+        let c = constants(g)
+        var producer: [String: Int] = [:]
+        for (i, n) in g.nodes.enumerated() { for o in n.outputs { producer[o] = i } }
+        var removed = Set<Int>()
+        for (ai, add) in g.nodes.enumerated() where add.isDefaultDomain && add.opType == "Add" && add.inputs.count == 2 {
+            for (x, biasName) in [(add.inputs[0], add.inputs[1]), (add.inputs[1], add.inputs[0])] {
+                guard let mi = producer[x], !removed.contains(mi), usage.isPrivate(x) else { continue }
+                var mm = g.nodes[mi]
+                guard mm.isDefaultDomain, mm.opType == "MatMul", mm.inputs.count == 2, let b = c[mm.inputs[1]], b.dtype == .float, b.rank == 2,
+                      let bias = c[biasName], bias.dtype == .float, bias.count == b.shape[1], bias.shape.last == b.shape[1] else { continue }
+                mm.inputs.append(biasName)
+                mm.attributes.append(Attribute(name: FusedAttributes.bias, value: .int(1)))
+                mm.outputs = add.outputs
+                g.nodes[mi] = mm
+                removed.insert(ai)
+                break
+            }
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    /// Conv, Gemm or MatMul on float32 constant weights followed by Relu, LeakyRelu, Clip (with
+    /// constant bounds), Sigmoid or Tanh as the only reader: the activation runs as the
+    /// product's epilogue.
+    static func fuseActivations(_ g: Graph, opset: Int) {
+        let usage = Usage(g)
+        let c = constants(g)
+        var producer: [String: Int] = [:]
+        for (i, n) in g.nodes.enumerated() { for o in n.outputs { producer[o] = i } }
+        var removed = Set<Int>()
+        for (ai, act) in g.nodes.enumerated() where act.isDefaultDomain && !act.inputs.isEmpty {
+            guard let activation = activation(of: act, constants: c, opset: opset),
+                  let pi = producer[act.inputs[0]], !removed.contains(pi), usage.isPrivate(act.inputs[0]) else { continue }
+            var node = g.nodes[pi]
+            guard node.isDefaultDomain, ["Conv", "Gemm", "MatMul"].contains(node.opType), node.outputs.count == 1,
+                  node.attribute(FusedAttributes.activation) == nil,
+                  node.inputs.count >= 2, let w = c[node.inputs[1]], w.dtype == .float else { continue }
+            node.attributes += FusedAttributes.attributes(for: activation)
+            node.outputs = [act.outputs[0]]
+            g.nodes[pi] = node
+            removed.insert(ai)
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    static func activation(of n: Node, constants c: [String: Tensor], opset: Int) -> Activation? {
+        switch n.opType {
+        case "Relu": return .relu
+        case "Sigmoid": return .sigmoid
+        case "Tanh": return .tanh
+        case "LeakyRelu":
+            if case .float(let a)? = n.attribute("alpha") { return .leakyRelu(alpha: a) }
+            return .leakyRelu(alpha: 0.01)
+        case "Clip":
+            if opset < 11 {
+                var lo = -Float.greatestFiniteMagnitude, hi = Float.greatestFiniteMagnitude
+                if case .float(let v)? = n.attribute("min") { lo = v }
+                if case .float(let v)? = n.attribute("max") { hi = v }
+                return .clip(min: lo, max: hi)
+            }
+            func bound(_ i: Int) -> Float?? {
+                guard i < n.inputs.count, !n.inputs[i].isEmpty else { return .some(nil) }
+                guard let t = c[n.inputs[i]], t.dtype == .float, t.count == 1 else { return nil }
+                return .some(t.array(of: Float.self)[0])
+            }
+            guard let lo = bound(1), let hi = bound(2) else { return nil }
+            return .clip(min: lo ?? -.infinity, max: hi ?? .infinity)
+        default:
+            return nil
+        }
+    }
+
+    /// Removes nodes none of whose outputs is read or is a graph output, repeatedly.
+    static func removeDeadNodes(_ g: Graph) {
+        while true {
+            let usage = Usage(g)
+            let before = g.nodes.count
+            g.nodes.removeAll { n in n.outputs.allSatisfy { $0.isEmpty || ((usage.readers[$0] ?? 0) == 0 && !usage.outputs.contains($0)) } }
+            if g.nodes.count == before { break }
+        }
+        let read = Set(g.nodes.flatMap(\.inputs)).union(g.outputs.map(\.name)).union(g.inputs.map(\.name))
+        g.initializers.removeAll { !read.contains($0.name) }
+    }
+}

@@ -1,0 +1,91 @@
+import XCTest
+@testable import KerfCore
+@testable import KerfKernels
+@testable import KerfRuntime
+
+final class GraphOptimizerTests: XCTestCase {
+    private let opsets = [OpsetImport(domain: "", version: 17)]
+
+    private func values(_ n: Int, _ seed: Float) -> [Float] { (0..<n).map { Float(($0 * 7 + Int(seed * 13)) % 11) / 11 - 0.4 } }
+
+    private func tensorInput(_ name: String, _ dims: [Int]) -> ValueInfo {
+        ValueInfo(name: name, type: .tensor(dtype: .float, shape: dims.map { .value($0) }))
+    }
+
+    /// x -> Conv(W, b) -> BatchNormalization -> Relu -> y
+    private func convBnRelu() -> Graph {
+        let c = 3, m = 4
+        let inits = [
+            Initializer(name: "W", tensor: Tensor(shape: [m, c, 3, 3], values: values(m * c * 9, 1))),
+            Initializer(name: "b", tensor: Tensor(shape: [m], values: values(m, 2))),
+            Initializer(name: "gamma", tensor: Tensor(shape: [m], values: [Float]([1.5, 0.5, 2, 1]))),
+            Initializer(name: "beta", tensor: Tensor(shape: [m], values: values(m, 3))),
+            Initializer(name: "mean", tensor: Tensor(shape: [m], values: values(m, 4))),
+            Initializer(name: "var", tensor: Tensor(shape: [m], values: [Float]([0.5, 1, 2, 0.25]))),
+        ]
+        var conv = Node(name: "conv", opType: "Conv", inputs: ["x", "W", "b"], outputs: ["c"])
+        conv.attributes = [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]
+        let bn = Node(name: "bn", opType: "BatchNormalization", inputs: ["c", "gamma", "beta", "mean", "var"], outputs: ["n"])
+        let relu = Node(name: "relu", opType: "Relu", inputs: ["n"], outputs: ["y"])
+        return Graph(nodes: [conv, bn, relu], inputs: [tensorInput("x", [2, c, 5, 5])], outputs: [ValueInfo(name: "y", type: nil)],
+                     initializers: inits)
+    }
+
+    private func run(_ g: Graph, level: Int, _ feeds: [String: Tensor]) throws -> [Float] {
+        try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: level)).run(feeds)[0].array(of: Float.self)
+    }
+
+    func testConvBatchNormReluBecomesOneFusedConv() throws {
+        let g = convBnRelu()
+        let optimized = try GraphOptimizer.optimize(g, opsets: opsets, options: SessionOptions())
+        XCTAssertEqual(optimized.nodes.map(\.opType), ["Conv"])
+        XCTAssertNotNil(optimized.nodes[0].attribute(FusedAttributes.activation))
+        XCTAssertEqual(g.nodes.count, 3, "the source graph is not modified")
+        let x = Tensor(shape: [2, 3, 5, 5], values: values(150, 5))
+        let plain = try run(g, level: 0, ["x": x]), fused = try run(g, level: 1, ["x": x])
+        for (a, b) in zip(plain, fused) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+    }
+
+    func testNothingFusesAcrossAGraphOutput() throws {
+        let g = convBnRelu()
+        g.outputs.append(ValueInfo(name: "c", type: nil))  // the Conv result is also returned
+        let optimized = try GraphOptimizer.optimize(g, opsets: opsets, options: SessionOptions())
+        XCTAssertEqual(optimized.nodes.map(\.opType), ["Conv", "BatchNormalization", "Relu"])
+    }
+
+    func testMatMulAddReluFusesAndConstantsFold() throws {
+        // y = Relu(MatMul(x, W) + (b1 + b2)); (b1 + b2) is folded, then bias and Relu fuse.
+        let inits = [
+            Initializer(name: "W", tensor: Tensor(shape: [4, 3], values: values(12, 6))),
+            Initializer(name: "b1", tensor: Tensor(shape: [3], values: [Float]([0.1, -0.2, 0.3]))),
+            Initializer(name: "b2", tensor: Tensor(shape: [3], values: [Float]([0.5, 0.5, -1]))),
+        ]
+        let nodes = [
+            Node(name: "sum", opType: "Add", inputs: ["b1", "b2"], outputs: ["b"]),
+            Node(name: "mm", opType: "MatMul", inputs: ["x", "W"], outputs: ["m"]),
+            Node(name: "id", opType: "Identity", inputs: ["m"], outputs: ["m2"]),
+            Node(name: "add", opType: "Add", inputs: ["b", "m2"], outputs: ["a"]),
+            Node(name: "relu", opType: "Relu", inputs: ["a"], outputs: ["y"]),
+            Node(name: "unused", opType: "Sigmoid", inputs: ["x"], outputs: ["dead"]),
+        ]
+        let g = Graph(nodes: nodes, inputs: [tensorInput("x", [2, 4])], outputs: [ValueInfo(name: "y", type: nil)], initializers: inits)
+        let optimized = try GraphOptimizer.optimize(g, opsets: opsets, options: SessionOptions())
+        XCTAssertEqual(optimized.nodes.map(\.opType), ["MatMul"])
+        XCTAssertEqual(optimized.nodes[0].inputs.count, 3)
+        let x = Tensor(shape: [2, 4], values: values(8, 7))
+        XCTAssertEqual(try run(g, level: 0, ["x": x]), try run(g, level: 1, ["x": x]))
+    }
+
+    func testOverridableInitializersAreNotTreatedAsConstants() throws {
+        // W is both an initializer and a graph input: a feed replaces it, so nothing may fold it.
+        let g = Graph(nodes: [Node(name: "mm", opType: "MatMul", inputs: ["x", "W"], outputs: ["m"]),
+                              Node(name: "relu", opType: "Relu", inputs: ["m"], outputs: ["y"])],
+                      inputs: [tensorInput("x", [1, 2]), tensorInput("W", [2, 2])],
+                      outputs: [ValueInfo(name: "y", type: nil)],
+                      initializers: [Initializer(name: "W", tensor: Tensor(shape: [2, 2], values: [Float]([1, 0, 0, 1])))])
+        let x = Tensor(shape: [1, 2], values: [Float(1), -2])
+        let w = Tensor(shape: [2, 2], values: [Float(0), 1, 1, 0])
+        XCTAssertEqual(try run(g, level: 1, ["x": x, "W": w]), [0, 1])
+        XCTAssertEqual(try run(g, level: 1, ["x": x]), [1, 0])
+    }
+}
