@@ -53,3 +53,58 @@ public func averagePoolPlane(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointe
         y[o] = count > 0 ? sum / Float(count) : 0
     }
 }
+
+/// 2-D max pooling of one plane x[h, w] into y[oh, ow] (same contract as `maxPoolPlane`,
+/// specialized for the common case; indices are flat within the plane, -1 in all-padding windows).
+public func maxPoolPlane2D<T: Comparable>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, geometry g: WindowGeometry,
+                                          lowest: T, indices: UnsafeMutablePointer<Int>?) {
+    let h = g.inputSize[0], w = g.inputSize[1], oh = g.outputSize[0], ow = g.outputSize[1]
+    let kh = g.kernel[0], kw = g.kernel[1], sh = g.strides[0], sw = g.strides[1]
+    let dh = g.dilations[0], dw = g.dilations[1], ph = g.padsBegin[0], pw = g.padsBegin[1]
+    for oy in 0..<oh {
+        for ox in 0..<ow {
+            var best = lowest, bestIndex = -1
+            for ky in 0..<kh {
+                let iy = oy * sh - ph + ky * dh
+                if iy < 0 || iy >= h { continue }
+                for kx in 0..<kw {
+                    let ix = ox * sw - pw + kx * dw
+                    if ix < 0 || ix >= w { continue }
+                    let v = x[iy * w + ix]
+                    if bestIndex < 0 || v > best { best = v; bestIndex = iy * w + ix }
+                }
+            }
+            y[oy * ow + ox] = best
+            indices?[oy * ow + ox] = bestIndex
+        }
+    }
+}
+
+/// 2-D average pooling of one plane (same contract as `averagePoolPlane`).
+public func averagePoolPlane2D(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, geometry g: WindowGeometry,
+                               padsEnd: [Int], countIncludePad: Bool) {
+    let h = g.inputSize[0], w = g.inputSize[1], oh = g.outputSize[0], ow = g.outputSize[1]
+    let kh = g.kernel[0], kw = g.kernel[1], sh = g.strides[0], sw = g.strides[1]
+    let dh = g.dilations[0], dw = g.dilations[1], ph = g.padsBegin[0], pw = g.padsBegin[1]
+    let hEnd = h + padsEnd[0], wEnd = w + padsEnd[1]
+    for oy in 0..<oh {
+        for ox in 0..<ow {
+            var sum: Float = 0
+            var count = 0
+            for ky in 0..<kh {
+                let iy = oy * sh - ph + ky * dh
+                let rowInside = iy >= 0 && iy < h, rowPadded = iy >= -ph && iy < hEnd
+                for kx in 0..<kw {
+                    let ix = ox * sw - pw + kx * dw
+                    if rowInside && ix >= 0 && ix < w {
+                        sum += x[iy * w + ix]
+                        count += 1
+                    } else if countIncludePad && rowPadded && ix >= -pw && ix < wEnd {
+                        count += 1
+                    }
+                }
+            }
+            y[oy * ow + ox] = count > 0 ? sum / Float(count) : 0
+        }
+    }
+}

@@ -70,8 +70,11 @@ func maxPool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, columnMajorI
             let out = Tensor(uninitialized: x.dtype, shape: outShape)
             let lowest: T = T.isFloatingPoint ? T(fromDouble: -.infinity) : T(fromDouble: -Double.greatestFiniteMagnitude)
             let xp = x.storage.pointer.assumingMemoryBound(to: T.self), yp = out.storage.pointer.assumingMemoryBound(to: T.self)
+            let twoD = g.inputSize.count == 2
             for p in 0..<planeCount {
-                maxPoolPlane(xp + p * g.inputCount, yp + p * g.outputCount, geometry: g, lowest: lowest, indices: indices + p * g.outputCount)
+                let (src, dst, idx) = (xp + p * g.inputCount, yp + p * g.outputCount, indices + p * g.outputCount)
+                if twoD { maxPoolPlane2D(src, dst, geometry: g, lowest: lowest, indices: idx) }
+                else { maxPoolPlane(src, dst, geometry: g, lowest: lowest, indices: idx) }
             }
             return out
         }
@@ -112,7 +115,9 @@ func averagePool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, countInc
         return out
     }
     for p in 0..<planeCount {
-        averagePoolPlane(xp + p * g.inputCount, yp + p * g.outputCount, geometry: g, padsEnd: end, countIncludePad: countIncludePad)
+        let (src, dst) = (xp + p * g.inputCount, yp + p * g.outputCount)
+        if g.inputSize.count == 2 { averagePoolPlane2D(src, dst, geometry: g, padsEnd: end, countIncludePad: countIncludePad) }
+        else { averagePoolPlane(src, dst, geometry: g, padsEnd: end, countIncludePad: countIncludePad) }
     }
     return out
 }
