@@ -11,6 +11,7 @@ public func broadcastShape(_ a: [Int], _ b: [Int]) -> [Int]? {
 }
 
 /// Element strides of `shape` read as if broadcast to `outShape` (0 along broadcast dims).
+@inlinable
 public func broadcastStrides(_ shape: [Int], to outShape: [Int]) -> [Int] {
     let offset = outShape.count - shape.count
     var strides = [Int](repeating: 0, count: outShape.count)
@@ -24,7 +25,7 @@ public func broadcastStrides(_ shape: [Int], to outShape: [Int]) -> [Int] {
 
 /// out[i] = op(a[ia], b[ib]) over `outShape`, where a and b broadcast to `outShape`.
 /// Buffers hold `aShape.product`, `bShape.product` and `outShape.product` elements.
-@inline(__always)
+@inlinable
 public func broadcastBinary<A, B, R>(_ a: UnsafePointer<A>, _ aShape: [Int], _ b: UnsafePointer<B>, _ bShape: [Int],
                                      _ out: UnsafeMutablePointer<R>, _ outShape: [Int], _ op: (A, B) -> R) {
     let n = outShape.reduce(1, *)

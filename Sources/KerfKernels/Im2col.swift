@@ -23,7 +23,7 @@ public struct WindowGeometry {
 
     /// Calls body(outputIndex, kernelIndex, inputIndex or -1 when the tap falls in padding)
     /// for every output position and kernel tap, in row-major order of both.
-    @inline(__always)
+    @inlinable
     public func forEachTap(_ body: (Int, Int, Int) -> Void) {
         let rank = inputSize.count
         var outPos = [Int](repeating: 0, count: rank)
@@ -84,10 +84,21 @@ private func im2col2D(_ x: UnsafePointer<Float>, channels: Int, g: WindowGeometr
                         continue
                     }
                     let src = xc + iy * w
-                    for ox in 0..<ow {
-                        let ix = ox * sw - pw + kx * dw
-                        dst[ox] = (ix >= 0 && ix < w) ? src[ix] : 0
+                    // Outputs whose tap ix = ox * sw - pw + kx * dw lies inside [0, w).
+                    let offset = kx * dw - pw
+                    let lo = offset >= 0 ? 0 : min(ow, (-offset + sw - 1) / sw)
+                    let hi = w - offset <= 0 ? 0 : min(ow, (w - offset + sw - 1) / sw)
+                    if lo >= hi {
+                        dst.update(repeating: 0, count: ow)
+                        continue
                     }
+                    if lo > 0 { dst.update(repeating: 0, count: lo) }
+                    if sw == 1 {
+                        (dst + lo).update(from: src + lo + offset, count: hi - lo)
+                    } else {
+                        for ox in lo..<hi { dst[ox] = src[ox * sw + offset] }
+                    }
+                    if hi < ow { (dst + hi).update(repeating: 0, count: ow - hi) }
                 }
             }
         }

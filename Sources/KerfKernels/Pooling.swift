@@ -1,6 +1,7 @@
 /// Max pooling of one image plane x[inputSize...] into y[outputSize...]. When `indices` is
 /// given it receives, per output, the flat index (within the plane) of the chosen input
 /// element; -1 marks a window that lies entirely in padding (y is then -infinity / min).
+@inlinable
 public func maxPoolPlane<T: Comparable>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, geometry g: WindowGeometry,
                                         lowest: T, indices: UnsafeMutablePointer<Int>?) {
     var best = lowest
@@ -56,6 +57,7 @@ public func averagePoolPlane(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointe
 
 /// 2-D max pooling of one plane x[h, w] into y[oh, ow] (same contract as `maxPoolPlane`,
 /// specialized for the common case; indices are flat within the plane, -1 in all-padding windows).
+@inlinable
 public func maxPoolPlane2D<T: Comparable>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, geometry g: WindowGeometry,
                                           lowest: T, indices: UnsafeMutablePointer<Int>?) {
     let h = g.inputSize[0], w = g.inputSize[1], oh = g.outputSize[0], ow = g.outputSize[1]

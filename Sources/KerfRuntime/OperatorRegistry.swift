@@ -13,6 +13,18 @@ public enum OperatorRegistry {
         ShapeOps.register(&r)
         ConstantOps.register(&r)
         CastOps.register(&r)
+        UnaryMathOps.register(&r)
+        ComparisonOps.register(&r)
+        ReduceOps.register(&r)
+        LayerNormOps.register(&r)
+        ActivationExtraOps.register(&r)
+        SliceOps.register(&r)
+        ExpandTileOps.register(&r)
+        PadOps.register(&r)
+        RangeOps.register(&r)
+        TopKOps.register(&r)
+        EinsumOps.register(&r)
+        ResizeOps.register(&r)
         return r
     }()
 

@@ -5,8 +5,12 @@ import KerfCore
 /// Converts `x` to `target`. Integer <-> integer (and bool) conversions wrap like C casts;
 /// anything involving a float goes through Double: float -> int truncates toward zero and
 /// saturates, NaN -> 0; x -> bool is x != 0.
-func cast(_ x: Tensor, to target: DType) throws -> Tensor {
+/// `saturate` and `roundMode` only matter for float8 targets (see CastFormats.swift).
+func cast(_ x: Tensor, to target: DType, saturate: Bool = true, roundMode: String = "up") throws -> Tensor {
     if x.dtype == target { return x }
+    if isStorageOnlyType(x.dtype) || isStorageOnlyType(target) {
+        return try castStorageOnly(x, to: target, saturate: saturate, roundMode: roundMode)
+    }
     let source = x.dtype == .float16 || x.dtype == .bfloat16 ? x.convertedToFloat32() : x
     let via = target == .float16 || target == .bfloat16 ? DType.float : target
     var out: Tensor
@@ -67,10 +71,21 @@ private func integerCast(_ t: Tensor, to target: DType) throws -> Tensor {
 enum CastOps {
     static func register(_ r: inout [String: OperatorFactory]) {
         r["Cast"] = { c in
-            guard let code = try c.int("to"), let target = DType(rawValue: Int32(code)), target.isComputable else {
+            guard let code = try c.int("to"), let target = DType(rawValue: Int32(code)),
+                  target.isComputable || isStorageOnlyType(target) else {
                 throw KerfError.unsupported("Cast to dtype \((try? c.int("to")) ?? nil ?? 0) is not supported")
             }
-            return ClosureOperator { [try cast(try $0.required(0), to: target)] }
+            let saturate = try c.int("saturate", default: 1) != 0
+            let roundMode = try c.string("round_mode", default: "up")
+            return ClosureOperator { [try cast(try $0.required(0), to: target, saturate: saturate, roundMode: roundMode)] }
+        }
+        r["CastLike"] = { c in
+            let saturate = try c.int("saturate", default: 1) != 0
+            let roundMode = try c.string("round_mode", default: "up")
+            return ClosureOperator { inputs in
+                let target = try inputs.required(1, "target_type").dtype
+                return [try cast(try inputs.required(0), to: target, saturate: saturate, roundMode: roundMode)]
+            }
         }
         for (name, isMax) in [("ArgMax", true), ("ArgMin", false)] {
             r[name] = { c in
