@@ -101,7 +101,17 @@ enum {
     KERF_DTYPE_DOUBLE = 11,
     KERF_DTYPE_UINT32 = 12,
     KERF_DTYPE_UINT64 = 13,
-    KERF_DTYPE_BFLOAT16 = 16
+    KERF_DTYPE_BFLOAT16 = 16,
+    KERF_DTYPE_FLOAT8E4M3FN = 17,  /* the small types below: one byte per element */
+    KERF_DTYPE_FLOAT8E4M3FNUZ = 18,
+    KERF_DTYPE_FLOAT8E5M2 = 19,
+    KERF_DTYPE_FLOAT8E5M2FNUZ = 20,
+    KERF_DTYPE_UINT4 = 21,         /* sub-byte types are unpacked: one element per byte, */
+    KERF_DTYPE_INT4 = 22,          /* signed ones sign-extended (ONNX files pack them)   */
+    KERF_DTYPE_FLOAT4E2M1 = 23,
+    KERF_DTYPE_FLOAT8E8M0 = 24,
+    KERF_DTYPE_UINT2 = 25,
+    KERF_DTYPE_INT2 = 26
 };
 
 /* ------------------------------------------------------------------------ */

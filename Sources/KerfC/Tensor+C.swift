@@ -20,7 +20,8 @@ final class TensorHandle {
 
 /// Validates dtype, dims and byte size of a tensor the caller describes.
 private func describe(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?, _ rank: Int, _ byteSize: Int) throws -> (DType, [Int]) {
-    guard let dtype = DType(rawValue: dtypeCode), dtype != .string, dtype.byteSize > 0, !dtype.isSubByte else {
+    // Sub-byte types (int4, uint2, float4e2m1, ...) are accepted unpacked: one element per byte.
+    guard let dtype = DType(rawValue: dtypeCode), dtype != .string, dtype.byteSize > 0 else {
         throw KerfError.invalidArgument("dtype \(dtypeCode) cannot be used in a kerf_tensor")
     }
     try argument(rank <= 64, "rank \(rank) is too large (at most 64)")

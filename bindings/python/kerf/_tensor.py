@@ -38,8 +38,12 @@ def create(array):
     The caller frees it with lib.kerf_tensor_free."""
     dims = (ctypes.c_int64 * max(array.ndim, 1))(*array.shape)
     tensor = TensorP()
+    code = dtypes.from_numpy(array.dtype)
+    if code in dtypes.SUB_BYTE_INTEGERS:  # bytes kerf expects: the value as (u)int8
+        signed = dtypes.SUB_BYTE_INTEGERS[code][1]
+        array = np.ascontiguousarray(array.astype(np.int8 if signed else np.uint8))
     check(lib.kerf_tensor_create(
-        dtypes.from_numpy(array.dtype), dims, array.ndim,
+        code, dims, array.ndim,
         array.ctypes.data, array.nbytes, ctypes.byref(tensor)))
     return tensor
 
@@ -63,7 +67,8 @@ def to_numpy(tensor, name):
     size = ctypes.c_size_t()
     check(lib.kerf_tensor_data(tensor, ctypes.byref(data), ctypes.byref(size)))
 
-    array = np.empty(shape, dtype=dtype)
+    sub_byte = dtypes.SUB_BYTE_INTEGERS.get(code.value)
+    array = np.empty(shape, dtype=(np.int8 if sub_byte[1] else np.uint8) if sub_byte else dtype)
     if size.value != array.nbytes:
         raise KerfError(
             Status.INTERNAL,
@@ -72,4 +77,6 @@ def to_numpy(tensor, name):
         )
     if array.nbytes:
         ctypes.memmove(array.ctypes.data, data.value, array.nbytes)
+    if sub_byte:
+        array = array.astype(dtype)
     return array

@@ -22,7 +22,17 @@ class DType(IntEnum):
     DOUBLE = 11
     UINT32 = 12
     UINT64 = 13
-    BFLOAT16 = 16  # numpy has no bfloat16
+    BFLOAT16 = 16  # numpy has no bfloat16; mapped to ml_dtypes.bfloat16 when installed
+    FLOAT8E4M3FN = 17
+    FLOAT8E4M3FNUZ = 18
+    FLOAT8E5M2 = 19
+    FLOAT8E5M2FNUZ = 20
+    UINT4 = 21  # sub-byte types: one element per byte in kerf tensors
+    INT4 = 22
+    FLOAT4E2M1 = 23
+    FLOAT8E8M0 = 24
+    UINT2 = 25
+    INT2 = 26
 
 
 _TO_NUMPY = {
@@ -39,7 +49,27 @@ _TO_NUMPY = {
     DType.UINT32: np.dtype(np.uint32),
     DType.UINT64: np.dtype(np.uint64),
 }
+try:  # optional: ml_dtypes (a dependency of onnx) gives numpy dtypes for the small types
+    import ml_dtypes as _ml
+
+    _TO_NUMPY.update({
+        DType.BFLOAT16: np.dtype(_ml.bfloat16),
+        DType.FLOAT8E4M3FN: np.dtype(_ml.float8_e4m3fn),
+        DType.FLOAT8E4M3FNUZ: np.dtype(_ml.float8_e4m3fnuz),
+        DType.FLOAT8E5M2: np.dtype(_ml.float8_e5m2),
+        DType.FLOAT8E5M2FNUZ: np.dtype(_ml.float8_e5m2fnuz),
+        DType.UINT4: np.dtype(_ml.uint4),
+        DType.INT4: np.dtype(_ml.int4),
+        DType.FLOAT4E2M1: np.dtype(_ml.float4_e2m1fn),
+        DType.FLOAT8E8M0: np.dtype(_ml.float8_e8m0fnu),
+        DType.UINT2: np.dtype(_ml.uint2),
+        DType.INT2: np.dtype(_ml.int2),
+    })
+except ImportError:  # pragma: no cover
+    pass
 _FROM_NUMPY = {dtype: code for code, dtype in _TO_NUMPY.items()}
+# Sub-byte integer types: kerf keeps one element per byte, signed ones sign-extended.
+SUB_BYTE_INTEGERS = {DType.UINT4: (4, False), DType.INT4: (4, True), DType.UINT2: (2, False), DType.INT2: (2, True)}
 
 
 def to_numpy(code):

@@ -89,9 +89,10 @@ def test_dtype_mapping(tmp_path, elem_type):
         assert model.outputs[0].dtype == np.dtype(DTYPES[elem_type])
 
 
-def test_bfloat16_has_no_numpy_dtype(tmp_path):
+def test_bfloat16_maps_to_ml_dtypes(tmp_path):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
     with load(models.identity(TensorProto.BFLOAT16, [3]), tmp_path) as model:
-        assert model.inputs == [ValueInfo("x", None, (3,))]
+        assert model.inputs == [ValueInfo("x", np.dtype(ml_dtypes.bfloat16), (3,))]
 
 
 def test_enums_mirror_the_header():
