@@ -8,9 +8,13 @@ enum PoolOps {
         r["MaxPool"] = { c in
             let window = try WindowAttributes(c)
             let storageOrder = try c.int("storage_order", default: 0)
+            let wantsIndices = c.node.outputs.count > 1 && !c.node.outputs[1].isEmpty
             guard let kernel = window.kernelShape else { throw KerfError.invalidModel("MaxPool needs kernel_shape") }
             return ClosureOperator { inputs in
-                try withFloat32(inputs) { ins in try maxPool(try ins.required(0), kernel: kernel, window: window, columnMajorIndices: storageOrder == 1) }
+                try withFloat32(inputs) { ins in
+                    try maxPool(try ins.required(0), kernel: kernel, window: window, columnMajorIndices: storageOrder == 1,
+                                indices: wantsIndices)
+                }
             }
         }
         r["AveragePool"] = { c in
@@ -37,7 +41,7 @@ enum PoolOps {
                 try withFloat32(inputs) { ins in
                     let x = try ins.required(0)
                     guard x.rank >= 3 else { throw KerfError.shapeMismatch("GlobalMaxPool needs rank >= 3, got \(x.shape)") }
-                    return [try maxPool(x, kernel: Array(x.shape[2...]), window: nil, columnMajorIndices: false)[0]]
+                    return try maxPool(x, kernel: Array(x.shape[2...]), window: nil, columnMajorIndices: false, indices: false)
                 }
             }
         }
@@ -60,19 +64,22 @@ private func planes(_ x: Tensor, kernel: [Int], window: WindowAttributes?) throw
     return (x.shape[0] * x.shape[1], g, end)
 }
 
-func maxPool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, columnMajorIndices: Bool) throws -> [Tensor] {
+/// Max pooling; returns [Y] or, when `indices` is set, [Y, Indices] (int64, flat over the
+/// whole input; storage_order 1 reports them column-major within each plane).
+func maxPool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, columnMajorIndices: Bool, indices wantsIndices: Bool) throws -> [Tensor] {
     let (planeCount, g, _) = try planes(x, kernel: kernel, window: window)
     let outShape = Array(x.shape[..<2]) + g.outputSize
-    var indices = [Int](repeating: 0, count: planeCount * g.outputCount)
+    let inCount = g.inputCount, outCount = g.outputCount
+    var indices = [Int](repeating: 0, count: wantsIndices ? planeCount * outCount : 0)
     struct Body: NumericBody {
-        let x: Tensor, g: WindowGeometry, planeCount: Int, outShape: [Int], indices: UnsafeMutablePointer<Int>
+        let x: Tensor, g: WindowGeometry, planeCount: Int, outShape: [Int], indices: UnsafeMutablePointer<Int>?
         func run<T: NumericElement>(_: T.Type) throws -> Tensor {
             let out = Tensor(uninitialized: x.dtype, shape: outShape)
             let lowest: T = T.isFloatingPoint ? T(fromDouble: -.infinity) : T(fromDouble: -Double.greatestFiniteMagnitude)
             let xp = x.storage.pointer.assumingMemoryBound(to: T.self), yp = out.storage.pointer.assumingMemoryBound(to: T.self)
-            let twoD = g.inputSize.count == 2
+            let inCount = g.inputCount, outCount = g.outputCount, twoD = g.inputSize.count == 2
             for p in 0..<planeCount {
-                let (src, dst, idx) = (xp + p * g.inputCount, yp + p * g.outputCount, indices + p * g.outputCount)
+                let (src, dst, idx) = (xp + p * inCount, yp + p * outCount, indices.map { $0 + p * outCount })
                 if twoD { maxPoolPlane2D(src, dst, geometry: g, lowest: lowest, indices: idx) }
                 else { maxPoolPlane(src, dst, geometry: g, lowest: lowest, indices: idx) }
             }
@@ -80,21 +87,22 @@ func maxPool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, columnMajorI
         }
     }
     let y = try indices.withUnsafeMutableBufferPointer {
-        try dispatchNumeric(x.dtype, Body(x: x, g: g, planeCount: planeCount, outShape: outShape, indices: $0.baseAddress!))
+        try dispatchNumeric(x.dtype, Body(x: x, g: g, planeCount: planeCount, outShape: outShape,
+                                          indices: wantsIndices ? $0.baseAddress : nil))
     }
-    // Indices are flat over the whole input tensor; storage_order 1 reports them column-major per plane.
+    guard wantsIndices else { return [y] }
     var flat = [Int64](repeating: 0, count: indices.count)
     let spatial = g.inputSize
     for p in 0..<planeCount {
-        for o in 0..<g.outputCount {
-            var i = indices[p * g.outputCount + o]
+        for o in 0..<outCount {
+            var i = indices[p * outCount + o]
             if columnMajorIndices && i >= 0 {
                 var rem = i, pos = [Int](repeating: 0, count: spatial.count)
                 for d in stride(from: spatial.count - 1, through: 0, by: -1) { pos[d] = rem % spatial[d]; rem /= spatial[d] }
                 i = 0
                 for d in stride(from: spatial.count - 1, through: 0, by: -1) { i = i * spatial[d] + pos[d] }
             }
-            flat[p * g.outputCount + o] = Int64(p * g.inputCount + i)
+            flat[p * outCount + o] = Int64(p * inCount + i)
         }
     }
     return [y, Tensor(shape: outShape, values: flat)]
@@ -107,15 +115,17 @@ func averagePool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, countInc
     let xp = x.storage.pointer.assumingMemoryBound(to: Float.self), yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
     if window == nil {
         // Global: a plain mean per plane.
+        let plane = g.inputCount
         for p in 0..<planeCount {
             var s: Float = 0
-            for i in 0..<g.inputCount { s += xp[p * g.inputCount + i] }
-            yp[p] = s / Float(g.inputCount)
+            for i in 0..<plane { s += xp[p * plane + i] }
+            yp[p] = s / Float(plane)
         }
         return out
     }
+    let inCount = g.inputCount, outCount = g.outputCount
     for p in 0..<planeCount {
-        let (src, dst) = (xp + p * g.inputCount, yp + p * g.outputCount)
+        let (src, dst) = (xp + p * inCount, yp + p * outCount)
         if g.inputSize.count == 2 { averagePoolPlane2D(src, dst, geometry: g, padsEnd: end, countIncludePad: countIncludePad) }
         else { averagePoolPlane(src, dst, geometry: g, padsEnd: end, countIncludePad: countIncludePad) }
     }
