@@ -61,7 +61,7 @@ extern "C" {
 /* ABI version: the major changes only on incompatible changes. Bindings
  * refuse a library whose major differs from the one they were written for. */
 #define KERF_ABI_VERSION_MAJOR 1
-#define KERF_ABI_VERSION_MINOR 0
+#define KERF_ABI_VERSION_MINOR 1
 #define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------ */
@@ -163,6 +163,11 @@ kerf_status kerf_tensor_shape(const kerf_tensor *tensor, const int64_t **dims, s
 
 /* Borrowed element data: valid while the tensor lives. */
 kerf_status kerf_tensor_data(const kerf_tensor *tensor, const void **data, size_t *byte_size);
+
+/* Everything above in one call (since ABI 1.1): dtype, borrowed dims and rank, borrowed data
+ * and its byte size. Every out-pointer must be non-NULL. */
+kerf_status kerf_tensor_info(const kerf_tensor *tensor, kerf_dtype *dtype, const int64_t **dims, size_t *rank,
+                             const void **data, size_t *byte_size);
 
 /* ------------------------------------------------------------------------ */
 /* Models                                                                   */

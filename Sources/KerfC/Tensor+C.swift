@@ -53,7 +53,7 @@ public func kerf_tensor_create(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?
     return guarded {
         try argument(out != nil, "out is NULL")
         let (dtype, shape) = try describe(dtypeCode, dims, rank, byteSize)
-        let t = Tensor(zeros: dtype, shape: shape)
+        let t = data == nil ? Tensor(zeros: dtype, shape: shape) : Tensor(uninitialized: dtype, shape: shape)
         if let data, byteSize > 0 { t.storage.pointer.copyMemory(from: data, byteCount: byteSize) }
         out!.pointee = HandleRegistry.shared.register(TensorHandle(t))
     }
@@ -105,6 +105,21 @@ public func kerf_tensor_data(_ tensor: OpaquePointer?, _ data: UnsafeMutablePoin
     guarded {
         let t = try HandleRegistry.shared.resolve(tensor, as: TensorHandle.self, "tensor")
         try argument(data != nil && byteSize != nil, "data or byte_size is NULL")
+        data!.pointee = UnsafeRawPointer(t.tensor.storage.pointer)
+        byteSize!.pointee = t.tensor.byteCount
+    }
+}
+
+@_cdecl("kerf_tensor_info")
+public func kerf_tensor_info(_ tensor: OpaquePointer?, _ dtype: UnsafeMutablePointer<Int32>?,
+                             _ dims: UnsafeMutablePointer<UnsafePointer<Int64>?>?, _ rank: UnsafeMutablePointer<Int>?,
+                             _ data: UnsafeMutablePointer<UnsafeRawPointer?>?, _ byteSize: UnsafeMutablePointer<Int>?) -> Int32 {
+    guarded {
+        let t = try HandleRegistry.shared.resolve(tensor, as: TensorHandle.self, "tensor")
+        try argument(dtype != nil && dims != nil && rank != nil && data != nil && byteSize != nil, "an out-pointer is NULL")
+        dtype!.pointee = t.tensor.dtype.rawValue
+        dims!.pointee = t.dims.map { UnsafePointer($0) }
+        rank!.pointee = t.tensor.rank
         data!.pointee = UnsafeRawPointer(t.tensor.storage.pointer)
         byteSize!.pointee = t.tensor.byteCount
     }

@@ -21,6 +21,8 @@ public final class Session {
     private var slotOfName: [String: Int] = [:]
     private var constants: [Int: Tensor] = [:]
     private var slotCount = 0
+    /// Declared graph inputs by name (initializer-backed ones included: feeds may override them).
+    private let declared: [String: ValueInfo]
 
     public convenience init(model: Model, options: SessionOptions = SessionOptions()) throws {
         try self.init(graph: model.graph, opsets: model.opsetImports, options: options)
@@ -31,6 +33,7 @@ public final class Session {
         self.options = options
         self.inputs = graph.runtimeInputs
         self.outputs = graph.outputs
+        self.declared = Dictionary(graph.inputs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let defaultOpset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
 
         let graph = options.optimizationLevel > 0 ? try GraphOptimizer.optimize(graph, opsets: opsets, options: options) : graph
@@ -113,7 +116,6 @@ public final class Session {
     }
 
     private func bindFeeds(_ feeds: [String: Tensor], into values: inout [Tensor?]) throws {
-        let declared = Dictionary(graph.inputs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for (name, tensor) in feeds {
             guard let info = declared[name] else {
                 let names = inputs.map { "'\($0.name)'" }.joined(separator: ", ")

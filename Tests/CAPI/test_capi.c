@@ -94,6 +94,12 @@ static void test_tensors(void) {
     size_t bytes = 0;
     EXPECT_STATUS(kerf_tensor_data(t, &data, &bytes), KERF_OK);
     CHECK(bytes == sizeof values && memcmp(data, values, bytes) == 0, "data copied in");
+    const void *info_data = NULL;
+    size_t info_bytes = 0, info_rank = 0;
+    const int64_t *info_dims = NULL;
+    EXPECT_STATUS(kerf_tensor_info(t, &dtype, &info_dims, &info_rank, &info_data, &info_bytes), KERF_OK);
+    CHECK(info_data == data && info_bytes == bytes && info_rank == 2 && info_dims[1] == 3, "tensor_info agrees");
+    EXPECT_STATUS(kerf_tensor_info(t, &dtype, &info_dims, NULL, &info_data, &info_bytes), KERF_INVALID_ARGUMENT);
     kerf_tensor_free(t);
 
     /* Dangling handle: a freed tensor is reported, not dereferenced. */

@@ -23,6 +23,7 @@ from pathlib import Path
 from .errors import KerfError, Status
 
 ABI_MAJOR = 1  # KERF_ABI_VERSION_MAJOR this binding was written for
+ABI_MINOR = 1  # the oldest minor with every function declared below (kerf_tensor_info: 1.1)
 
 
 def _library_path():
@@ -49,12 +50,13 @@ def _load():
 
 
 def check_abi(version, path="the Kerf library"):
-    """Raises ImportError unless `version` (a kerf_abi_version() value) has ABI_MAJOR."""
+    """Raises ImportError unless `version` (a kerf_abi_version() value) has ABI_MAJOR and at
+    least ABI_MINOR."""
     major, minor = version >> 16, version & 0xFFFF
-    if major != ABI_MAJOR:
+    if major != ABI_MAJOR or minor < ABI_MINOR:
         raise ImportError(
             f"kerf: {path} has ABI version {major}.{minor}, but this binding needs "
-            f"ABI major {ABI_MAJOR}; install matching versions of the library and binding"
+            f"ABI {ABI_MAJOR}.{ABI_MINOR} or a later {ABI_MAJOR}.x; install matching versions of the library and binding"
         )
 
 
@@ -109,6 +111,7 @@ def _declare(name, restype, *argtypes):
 # Library
 _declare("kerf_version", c_char_p)
 _declare("kerf_abi_version", c_uint32)
+check_abi(lib.kerf_abi_version(), getattr(lib, "_name", "the Kerf library"))
 _declare("kerf_last_error", c_char_p)
 _declare("kerf_free", None, c_void_p)
 
@@ -122,6 +125,8 @@ _declare("kerf_tensor_free", None, TensorP)
 _declare("kerf_tensor_dtype", c_int32, TensorP, POINTER(c_int32))
 _declare("kerf_tensor_shape", c_int32, TensorP, POINTER(POINTER(c_int64)), POINTER(c_size_t))
 _declare("kerf_tensor_data", c_int32, TensorP, POINTER(c_void_p), POINTER(c_size_t))
+_declare("kerf_tensor_info", c_int32, TensorP, POINTER(c_int32), POINTER(POINTER(c_int64)), POINTER(c_size_t),
+         POINTER(c_void_p), POINTER(c_size_t))
 
 # Models
 _declare("kerf_model_load", c_int32, c_char_p, POINTER(ModelP))
@@ -141,8 +146,6 @@ _declare("kerf_session_free", None, SessionP)
 _declare("kerf_session_run", c_int32,
          SessionP, POINTER(c_char_p), POINTER(TensorP), c_size_t,
          POINTER(c_char_p), POINTER(TensorP), c_size_t)
-
-check_abi(lib.kerf_abi_version(), getattr(lib, "_name", "the Kerf library"))
 
 
 def last_error():

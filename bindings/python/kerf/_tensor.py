@@ -42,16 +42,25 @@ def create(array):
     if code in dtypes.SUB_BYTE_INTEGERS:  # bytes kerf expects: the value as (u)int8
         signed = dtypes.SUB_BYTE_INTEGERS[code][1]
         array = np.ascontiguousarray(array.astype(np.int8 if signed else np.uint8))
-    check(lib.kerf_tensor_create(
-        code, dims, array.ndim,
-        array.ctypes.data, array.nbytes, ctypes.byref(tensor)))
+    status = lib.kerf_tensor_create(code, dims, array.ndim, _address(array), array.nbytes, ctypes.byref(tensor))
+    if status:
+        check(status)
     return tensor
+
+
+def _address(array):
+    # Cheaper than array.ctypes.data, which builds a helper object on every call.
+    return array.__array_interface__["data"][0]
 
 
 def to_numpy(tensor, name):
     """A numpy-owned copy of a kerf tensor's contents. Does not free it."""
-    code = ctypes.c_int32()
-    check(lib.kerf_tensor_dtype(tensor, ctypes.byref(code)))
+    code, dims, rank = ctypes.c_int32(), ctypes.POINTER(ctypes.c_int64)(), ctypes.c_size_t()
+    data, size = ctypes.c_void_p(), ctypes.c_size_t()
+    status = lib.kerf_tensor_info(tensor, ctypes.byref(code), ctypes.byref(dims), ctypes.byref(rank),
+                                  ctypes.byref(data), ctypes.byref(size))
+    if status:
+        check(status)
     dtype = dtypes.to_numpy(code.value)
     if dtype is None:
         raise KerfError(
@@ -59,13 +68,7 @@ def to_numpy(tensor, name):
             f"output '{name}' has element type {dtypes.name(code.value)}, "
             "which has no numpy dtype",
         )
-    dims = ctypes.POINTER(ctypes.c_int64)()
-    rank = ctypes.c_size_t()
-    check(lib.kerf_tensor_shape(tensor, ctypes.byref(dims), ctypes.byref(rank)))
-    shape = tuple(dims[i] for i in range(rank.value))
-    data = ctypes.c_void_p()
-    size = ctypes.c_size_t()
-    check(lib.kerf_tensor_data(tensor, ctypes.byref(data), ctypes.byref(size)))
+    shape = tuple(dims[:rank.value]) if rank.value else ()
 
     sub_byte = dtypes.SUB_BYTE_INTEGERS.get(code.value)
     array = np.empty(shape, dtype=(np.int8 if sub_byte[1] else np.uint8) if sub_byte else dtype)
@@ -76,7 +79,7 @@ def to_numpy(tensor, name):
             f"needs {array.nbytes}",
         )
     if array.nbytes:
-        ctypes.memmove(array.ctypes.data, data.value, array.nbytes)
+        ctypes.memmove(_address(array), data.value, array.nbytes)
     if sub_byte:
         array = array.astype(dtype)
     return array

@@ -18,17 +18,19 @@ class Session:
         self.model = model  # kept for inputs/outputs; C holds its own reference
         self.inputs = model.inputs
         self.outputs = model.outputs
+        self._declared = {info.name: info.dtype for info in self.inputs}
+        self._output_names = [info.name for info in self.outputs]
 
     def run(self, feeds, outputs=None):
         """Runs the model on `feeds` ({input name: array-like}).
 
         Returns {output name: numpy array} for `outputs` (default: every graph
         output), in that order. The arrays are copies owned by numpy."""
-        declared = {info.name: info.dtype for info in self.inputs}
+        declared = self._declared
         arrays = [(name, _tensor.as_feed_array(name, value, declared.get(name)))
                   for name, value in feeds.items()]
         if outputs is None:
-            output_names = [info.name for info in self.outputs]
+            output_names = self._output_names
             c_output_names = None
         else:
             output_names = [outputs] if isinstance(outputs, str) else list(outputs)
@@ -49,7 +51,9 @@ class Session:
             return {name: _tensor.to_numpy(results[index], name)
                     for index, name in enumerate(output_names)}
         finally:
-            for tensor in list(inputs) + list(results):
+            for tensor in inputs:
+                lib.kerf_tensor_free(tensor)
+            for tensor in results:
                 lib.kerf_tensor_free(tensor)
 
     def _live_handle(self):
