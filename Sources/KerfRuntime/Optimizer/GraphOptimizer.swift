@@ -13,6 +13,8 @@ enum GraphOptimizer {
         removePassThroughNodes(g)
         try foldConstants(g, opsets: opsets, options: options)
         foldBatchNormIntoConv(g, opset: opset)
+        fuseLayerNorm(g)
+        fuseGelu(g)
         fuseMatMulBias(g)
         fuseActivations(g, opset: opset)
         removeDeadNodes(g)

@@ -1,0 +1,151 @@
+import FoundationEssentials
+import KerfCore
+
+/// Recognizes the decomposed LayerNorm and GELU that `torch.onnx.export` writes before opsets
+/// 17/20 and replaces each chain with one node run by a fused kernel.
+extension GraphOptimizer {
+    /// Read-only view of a graph for pattern matching: producers, reader counts, constants.
+    struct Matcher {
+        let g: Graph
+        let producer: [String: Int]
+        let usage: Usage
+        let constants: [String: Tensor]
+
+        init(_ g: Graph) {
+            self.g = g
+            var p: [String: Int] = [:]
+            for (i, n) in g.nodes.enumerated() { for o in n.outputs where !o.isEmpty { p[o] = i } }
+            producer = p
+            usage = Usage(g)
+            constants = GraphOptimizer.constants(g)
+        }
+
+        /// The default-domain node of type `op` producing `value`, if any.
+        func node(_ value: String, _ op: String) -> (Int, Node)? {
+            guard let i = producer[value], g.nodes[i].isDefaultDomain, g.nodes[i].opType == op else { return nil }
+            return (i, g.nodes[i])
+        }
+
+        /// A float32 scalar constant (one element) named `value`.
+        func scalar(_ value: String) -> Float? {
+            guard let t = constants[value], t.count == 1 else { return nil }
+            switch t.dtype {
+            case .float: return t.array(of: Float.self)[0]
+            case .double: return Float(t.array(of: Double.self)[0])
+            default: return nil
+            }
+        }
+
+        /// The other input of a binary node, given one of them.
+        func other(_ n: Node, than value: String) -> String? {
+            guard n.inputs.count == 2 else { return nil }
+            if n.inputs[0] == value { return n.inputs[1] }
+            if n.inputs[1] == value { return n.inputs[0] }
+            return nil
+        }
+
+        /// True when `value` is read only by the given number of node inputs and is no graph output.
+        func readOnly(_ value: String, by count: Int) -> Bool {
+            usage.readers[value] == count && !usage.outputs.contains(value)
+        }
+
+        /// ReduceMean over the last axis only, keeping dims (axes as attribute or constant input).
+        func isLastAxisMean(_ n: Node) -> Bool {
+            if case .int(let k)? = n.attribute("keepdims"), k == 0 { return false }
+            var axes: [Int64]? = nil
+            if case .ints(let a)? = n.attribute("axes") { axes = a }
+            if n.inputs.count > 1, let t = constants[n.inputs[1]], t.dtype == .int64 { axes = t.array(of: Int64.self) }
+            return axes == [-1]
+        }
+    }
+
+    /// mean = ReduceMean(x); d = x - mean; v = ReduceMean(d ^ 2); y = d / Sqrt(v + eps)
+    /// [* gamma] [+ beta]  ->  LayerNormalization(x, gamma, beta, axis -1, epsilon eps).
+    static func fuseLayerNorm(_ g: Graph) {
+        var removed = Set<Int>()
+        var replacements: [Int: Node] = [:]
+        let m = Matcher(g)
+        for (di, div) in g.nodes.enumerated() where div.isDefaultDomain && div.opType == "Div" && div.inputs.count == 2 {
+            let d = div.inputs[0], s = div.inputs[1]
+            guard let (si, sqrt) = m.node(s, "Sqrt"), m.readOnly(s, by: 1),
+                  let (ai, add) = m.node(sqrt.inputs[0], "Add"), m.readOnly(sqrt.inputs[0], by: 1),
+                  let (vi, variance) = m.node(add.inputs[0], "ReduceMean"), m.readOnly(add.inputs[0], by: 1),
+                  let epsilon = m.scalar(add.inputs[1]),
+                  let (pi, pow) = m.node(variance.inputs[0], "Pow"), m.readOnly(variance.inputs[0], by: 1),
+                  pow.inputs.count == 2, pow.inputs[0] == d, m.scalar(pow.inputs[1]) == 2,
+                  let (subi, sub) = m.node(d, "Sub"), m.readOnly(d, by: 2),
+                  let (mi, mean) = m.node(sub.inputs[1], "ReduceMean"), m.readOnly(sub.inputs[1], by: 1),
+                  mean.inputs[0] == sub.inputs[0], m.isLastAxisMean(mean), m.isLastAxisMean(variance),
+                  [si, ai, vi, pi, subi, mi].allSatisfy({ !removed.contains($0) }) else { continue }
+            let x = sub.inputs[0]
+            var chain = [di, si, ai, vi, pi, subi, mi]
+            var output = div.outputs[0]
+            var gamma: String? = nil, beta: String? = nil
+            // Optional affine tail: * gamma (a constant vector), + beta (a constant vector).
+            if m.readOnly(output, by: 1), let mulIndex = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Mul" && $0.inputs.contains(output) }),
+               let scale = m.other(g.nodes[mulIndex], than: output), let t = m.constants[scale], t.dtype == .float, t.rank <= 1 {
+                gamma = scale
+                chain.append(mulIndex)
+                output = g.nodes[mulIndex].outputs[0]
+                if m.readOnly(output, by: 1), let addIndex = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Add" && $0.inputs.contains(output) }),
+                   let shift = m.other(g.nodes[addIndex], than: output), let b = m.constants[shift], b.dtype == .float, b.rank <= 1 {
+                    beta = shift
+                    chain.append(addIndex)
+                    output = g.nodes[addIndex].outputs[0]
+                }
+            }
+            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
+            var inputs = [x]
+            if let gamma {
+                inputs.append(gamma)
+            } else {
+                // Without a scale, LayerNormalization needs ones of the normalized size, known
+                // only at run time: leave such chains alone.
+                continue
+            }
+            if let beta { inputs.append(beta) }
+            var fused = Node(name: div.name.isEmpty ? "fused_layernorm" : div.name + "_layernorm", opType: "LayerNormalization",
+                             inputs: inputs, outputs: [output])
+            fused.attributes = [Attribute(name: "axis", value: .int(-1)), Attribute(name: "epsilon", value: .float(epsilon))]
+            removed.formUnion(chain)
+            replacements[di] = fused
+        }
+        apply(g, removed: removed, replacements: replacements)
+    }
+
+    /// y = (x * (Erf(x / sqrt 2) + 1)) * 0.5, in torch's export order  ->  Gelu(x).
+    static func fuseGelu(_ g: Graph) {
+        var removed = Set<Int>()
+        var replacements: [Int: Node] = [:]
+        let m = Matcher(g)
+        for (ei, erf) in g.nodes.enumerated() where erf.isDefaultDomain && erf.opType == "Erf" {
+            guard let (divIndex, div) = m.node(erf.inputs[0], "Div"), m.readOnly(erf.inputs[0], by: 1), div.inputs.count == 2,
+                  let root = m.scalar(div.inputs[1]), abs(root - Float(2).squareRoot()) < 1e-4,
+                  m.readOnly(erf.outputs[0], by: 1),
+                  let addIndex = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Add" && $0.inputs.contains(erf.outputs[0]) }),
+                  let one = m.other(g.nodes[addIndex], than: erf.outputs[0]), m.scalar(one) == 1 else { continue }
+            let x = div.inputs[0], sum = g.nodes[addIndex].outputs[0]
+            guard m.readOnly(sum, by: 1),
+                  let mulIndex = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Mul" && $0.inputs.contains(sum) }),
+                  m.other(g.nodes[mulIndex], than: sum) == x, m.readOnly(g.nodes[mulIndex].outputs[0], by: 1),
+                  let halfIndex = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Mul" && $0.inputs.contains(g.nodes[mulIndex].outputs[0]) }),
+                  let half = m.other(g.nodes[halfIndex], than: g.nodes[mulIndex].outputs[0]), m.scalar(half) == 0.5 else { continue }
+            let chain = [divIndex, ei, addIndex, mulIndex, halfIndex]
+            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
+            removed.formUnion(chain)
+            replacements[halfIndex] = Node(name: erf.name.isEmpty ? "fused_gelu" : erf.name + "_gelu", opType: "Gelu",
+                                           inputs: [x], outputs: g.nodes[halfIndex].outputs)
+        }
+        apply(g, removed: removed, replacements: replacements)
+    }
+
+    /// Drops `removed` nodes, putting each replacement where its anchor node stood.
+    private static func apply(_ g: Graph, removed: Set<Int>, replacements: [Int: Node]) {
+        guard !removed.isEmpty else { return }
+        var nodes: [Node] = []
+        for (i, n) in g.nodes.enumerated() {
+            if let r = replacements[i] { nodes.append(r) } else if !removed.contains(i) { nodes.append(n) }
+        }
+        g.nodes = nodes
+    }
+}
