@@ -25,18 +25,23 @@ public final class Session {
     private let declared: [String: ValueInfo]
 
     public convenience init(model: Model, options: SessionOptions = SessionOptions()) throws {
-        try self.init(graph: model.graph, opsets: model.opsetImports, options: options)
+        try self.init(graph: model.graph, opsets: model.opsetImports, irVersion: model.irVersion, options: options)
     }
 
-    public init(graph: Graph, opsets: [OpsetImport], options: SessionOptions = SessionOptions()) throws {
+    /// `irVersion` matters for initializers that are also graph inputs: from IR 4 on a feed may
+    /// override them; before IR 4 every initializer had to be listed as an input, and (as in ONNX
+    /// Runtime) they are constants.
+    public init(graph: Graph, opsets: [OpsetImport], irVersion: Int = 8, options: SessionOptions = SessionOptions()) throws {
         self.graph = graph
         self.options = options
         self.inputs = graph.runtimeInputs
         self.outputs = graph.outputs
-        self.declared = Dictionary(graph.inputs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let fixed = irVersion < 4 ? Set(graph.initializers.map(\.name)) : []
+        self.declared = Dictionary(graph.inputs.filter { !fixed.contains($0.name) }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let defaultOpset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
 
-        let graph = options.optimizationLevel > 0 ? try GraphOptimizer.optimize(graph, opsets: opsets, options: options) : graph
+        let graph = options.optimizationLevel > 0
+            ? try GraphOptimizer.optimize(graph, opsets: opsets, constantInitializers: irVersion < 4, options: options) : graph
 
         func slot(_ name: String) -> Int {
             if let s = slotOfName[name] { return s }
@@ -118,6 +123,9 @@ public final class Session {
     private func bindFeeds(_ feeds: [String: Tensor], into values: inout [Tensor?]) throws {
         for (name, tensor) in feeds {
             guard let info = declared[name] else {
+                if graph.initializer(named: name) != nil {
+                    throw KerfError.invalidArgument("'\(name)' is an initializer of an IR version < 4 model, where initializers are constants and cannot be fed")
+                }
                 let names = inputs.map { "'\($0.name)'" }.joined(separator: ", ")
                 throw KerfError.invalidArgument("the model has no input named '\(name)' (inputs: \(names))")
             }

@@ -89,3 +89,20 @@ final class GraphOptimizerTests: XCTestCase {
         XCTAssertEqual(try run(g, level: 1, ["x": x]), [1, 0])
     }
 }
+
+final class InitializerOverrideTests: XCTestCase {
+    func testInitializersOfIRBelow4AreConstants() throws {
+        let g = Graph(nodes: [Node(name: "mm", opType: "MatMul", inputs: ["x", "W"], outputs: ["y"])],
+                      inputs: [ValueInfo(name: "x", type: .tensor(dtype: .float, shape: [.value(1), .value(2)])),
+                               ValueInfo(name: "W", type: .tensor(dtype: .float, shape: [.value(2), .value(2)]))],
+                      outputs: [ValueInfo(name: "y", type: nil)],
+                      initializers: [Initializer(name: "W", tensor: Tensor(shape: [2, 2], values: [Float(1), 0, 0, 1]))])
+        let x = Tensor(shape: [1, 2], values: [Float(1), -2])
+        let w = Tensor(shape: [2, 2], values: [Float(0), 1, 1, 0])
+        let old = try Session(graph: g, opsets: [OpsetImport(domain: "", version: 9)], irVersion: 3)
+        XCTAssertEqual(try old.run(["x": x])[0].array(of: Float.self), [1, -2])
+        XCTAssertThrowsError(try old.run(["x": x, "W": w])) { XCTAssertTrue("\($0)".contains("IR version < 4")) }
+        let new = try Session(graph: g, opsets: [OpsetImport(domain: "", version: 9)], irVersion: 4)
+        XCTAssertEqual(try new.run(["x": x, "W": w])[0].array(of: Float.self), [-2, 1])
+    }
+}

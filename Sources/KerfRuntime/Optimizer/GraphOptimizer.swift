@@ -6,9 +6,13 @@ import KerfKernels
 /// rounding of folded BatchNorm scales). Each pass is tested by output equality against the
 /// unoptimized session.
 enum GraphOptimizer {
-    static func optimize(_ source: Graph, opsets: [OpsetImport], options: SessionOptions) throws -> Graph {
-        let g = Graph(name: source.name, nodes: source.nodes, inputs: source.inputs, outputs: source.outputs,
-                      valueInfo: source.valueInfo, initializers: source.initializers)
+    /// With `constantInitializers` (IR < 4 models), initializers listed as graph inputs cannot be
+    /// overridden, so they are dropped from the private copy's inputs and treated as constants.
+    static func optimize(_ source: Graph, opsets: [OpsetImport], constantInitializers: Bool = false,
+                         options: SessionOptions) throws -> Graph {
+        let fixed = constantInitializers ? Set(source.initializers.map(\.name)) : []
+        let g = Graph(name: source.name, nodes: source.nodes, inputs: source.inputs.filter { !fixed.contains($0.name) },
+                      outputs: source.outputs, valueInfo: source.valueInfo, initializers: source.initializers)
         let opset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
         removePassThroughNodes(g)
         try foldConstants(g, opsets: opsets, options: options)
