@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -100,7 +99,16 @@ def child(engine: str, spec: dict, threads: int, batches: list[int], runs: int) 
             run(feeds)
             times.append(time.perf_counter() - t)
         latency[batch] = statistics.median(times) * 1000
-    return {"latency_ms": latency, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"latency_ms": latency, "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    # VmHWM starts afresh at exec; ru_maxrss would carry the parent's peak across fork + exec.
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def gemm_gflops(engine: str, threads: int, n: int = 1024, runs: int = 20) -> float:
