@@ -8,7 +8,7 @@ public final class TensorStorage: @unchecked Sendable {
     /// Allocates `byteCount` zeroed bytes.
     public init(byteCount: Int) {
         self.byteCount = byteCount
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        pointer = StoragePool.shared.allocate(byteCount: byteCount)
         pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
         release = nil
     }
@@ -16,7 +16,7 @@ public final class TensorStorage: @unchecked Sendable {
     /// Allocates `byteCount` bytes without clearing them: the caller writes all of them.
     public init(uninitializedByteCount byteCount: Int) {
         self.byteCount = byteCount
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        pointer = StoragePool.shared.allocate(byteCount: byteCount)
         release = nil
     }
 
@@ -31,7 +31,7 @@ public final class TensorStorage: @unchecked Sendable {
     public private(set) var isBorrowed = false
 
     deinit {
-        if isBorrowed { release?() } else { pointer.deallocate() }
+        if isBorrowed { release?() } else { StoragePool.shared.release(pointer, byteCount: byteCount) }
     }
 
     /// A new owned copy of these bytes.

@@ -1,0 +1,56 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reuses large tensor buffers. glibc serves big allocations with fresh mmaps, so without
+/// reuse every run of a session would fault in (and zero) all its activation pages again.
+/// Buffers of at least `minimumBytes` are rounded up to whole pages and, when freed, kept in
+/// per-size free lists up to `capacityBytes` in total; the rest goes back to the system.
+/// Thread-safe. Memory is never handed out twice: a buffer is either in a list or in use.
+final class StoragePool: @unchecked Sendable {
+    static let shared = StoragePool()
+    static let minimumBytes = 64 << 10
+    static let capacityBytes = 512 << 20
+
+    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    private var cachedBytes = 0
+    private var lock = pthread_mutex_t()
+
+    private init() { pthread_mutex_init(&lock, nil) }
+
+    /// The size class of a request (0 = not pooled).
+    static func sizeClass(_ byteCount: Int) -> Int {
+        byteCount < minimumBytes ? 0 : (byteCount + 4095) & ~4095
+    }
+
+    /// A 64-byte aligned buffer of at least `byteCount` bytes (contents undefined).
+    func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
+        let size = Self.sizeClass(byteCount)
+        if size > 0 {
+            pthread_mutex_lock(&lock)
+            if let p = free[size]?.popLast() {
+                cachedBytes -= size
+                pthread_mutex_unlock(&lock)
+                return p
+            }
+            pthread_mutex_unlock(&lock)
+        }
+        return UnsafeMutableRawPointer.allocate(byteCount: max(size, byteCount, 1), alignment: 64)
+    }
+
+    /// Takes back a buffer from `allocate` with the same `byteCount`.
+    func release(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+        let size = Self.sizeClass(byteCount)
+        if size > 0 {
+            pthread_mutex_lock(&lock)
+            if cachedBytes + size <= Self.capacityBytes {
+                free[size, default: []].append(pointer)
+                cachedBytes += size
+                pthread_mutex_unlock(&lock)
+                return
+            }
+            pthread_mutex_unlock(&lock)
+        }
+        pointer.deallocate()
+    }
+}
