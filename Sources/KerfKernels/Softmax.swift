@@ -12,12 +12,13 @@ public func softmax(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
             var m = -Float.infinity
             for j in 0..<n { m = max(m, x[base + j * inner]) }
             var sum: Float = 0
-            for j in 0..<n { sum += expf(x[base + j * inner] - m) }
+            for j in 0..<n { sum += fastExp(x[base + j * inner] - m) }
             if log {
                 let l = logf(sum)
                 for j in 0..<n { y[base + j * inner] = x[base + j * inner] - m - l }
             } else {
-                for j in 0..<n { y[base + j * inner] = expf(x[base + j * inner] - m) / sum }
+                let scale = 1 / sum
+                for j in 0..<n { y[base + j * inner] = fastExp(x[base + j * inner] - m) * scale }
             }
         }
     }

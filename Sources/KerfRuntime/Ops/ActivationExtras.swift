@@ -49,10 +49,15 @@ enum ActivationExtraOps {
             switch approximate {
             case "none":
                 let k = 1 / Double(2).squareRoot()
-                return ClosureOperator {
-                    [try unaryFloat(try $0.required(0),
-                                    { 0.5 * $0 * (1 + erff($0 * Float(k))) },
-                                    { 0.5 * $0 * (1 + Glibc.erf($0 * k)) })]
+                return ClosureOperator { inputs in
+                    let x = try inputs.required(0)
+                    if x.dtype == .float {
+                        let y = Tensor(uninitialized: .float, shape: x.shape)
+                        KerfKernels.gelu(x.storage.pointer.assumingMemoryBound(to: Float.self),
+                                         y.storage.pointer.assumingMemoryBound(to: Float.self), count: x.count)
+                        return [y]
+                    }
+                    return [try unaryFloat(x, { 0.5 * $0 * (1 + erff($0 * Float(k))) }, { 0.5 * $0 * (1 + Glibc.erf($0 * k)) })]
                 }
             case "tanh":
                 let k = (2 / Double.pi).squareRoot()
