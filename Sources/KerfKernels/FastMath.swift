@@ -1,14 +1,15 @@
 /// exp(x) in float32 without libm: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6
-/// polynomial (Cephes expf coefficients), times 2^n built in the exponent bits. Relative error
-/// about 2 ulp over [-87.3, 88.7]; below that it returns 0, above it +infinity; NaN stays NaN.
-/// Plain arithmetic only, so loops over it vectorize.
+/// polynomial (Cephes expf coefficients), times 2^n written into the exponent bits. Relative
+/// error about 2 ulp for x in [-87.3, 88.3]; below it returns 0, above it +infinity; NaN stays
+/// NaN. Branch-free (selects only, no integer conversion), so loops over it vectorize.
 @inlinable @inline(__always)
 public func fastExp(_ x: Float) -> Float {
-    if x.isNaN { return x }
-    if x > 88.72 { return .infinity }
-    if x < -87.33 { return 0 }
-    let n = (x * 1.44269504).rounded()
-    let r = x - n * 0.693359375 + n * 2.12194440e-4
+    let lo: Float = -87.33, hi: Float = 88.3
+    let c = x < lo ? lo : (x > hi ? hi : x)
+    // Adding 1.5 * 2^23 rounds c * log2(e) to an integer held in the low mantissa bits.
+    let shifted = c * 1.44269504 + 12582912
+    let n = shifted - 12582912
+    let r = c - n * 0.693359375 + n * 2.12194440e-4
     var p: Float = 1.9875691500e-4
     p = p * r + 1.3981999507e-3
     p = p * r + 8.3334519073e-3
@@ -16,7 +17,11 @@ public func fastExp(_ x: Float) -> Float {
     p = p * r + 1.6666665459e-1
     p = p * r + 5.0000001201e-1
     p = p * r * r + r + 1
-    return p * Float(bitPattern: UInt32(bitPattern: (Int32(n) + 127) << 23))
+    let scale = Float(bitPattern: (shifted.bitPattern &- 0x4B40_0000 &+ 127) << 23)
+    var result = p * scale
+    result = x < lo ? 0 : result
+    result = x > hi ? .infinity : result
+    return x != x ? x : result
 }
 
 /// erfc(x) with relative error below about 1.2e-7 everywhere (Numerical Recipes' Chebyshev

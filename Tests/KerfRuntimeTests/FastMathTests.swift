@@ -7,7 +7,7 @@ import Glibc
 final class FastMathTests: XCTestCase {
     func testFastExpIsWithinFourUlpOfLibm() {
         var x: Float = -87
-        while x < 88 {
+        while x < 88.2 {
             let want = expf(x), got = fastExp(x)
             XCTAssertLessThanOrEqual(abs(got - want), 4 * want.ulp, "exp(\(x))")
             x += 0.0173
