@@ -58,6 +58,61 @@ enum GraphOptimizer {
         return name
     }
 
+    /// Read-only view of a graph for pattern matching: producers, reader counts, constants.
+    struct Matcher {
+        let g: Graph
+        let producer: [String: Int]
+        let usage: Usage
+        let constants: [String: Tensor]
+
+        init(_ g: Graph) {
+            self.g = g
+            var p: [String: Int] = [:]
+            for (i, n) in g.nodes.enumerated() { for o in n.outputs where !o.isEmpty { p[o] = i } }
+            producer = p
+            usage = Usage(g)
+            constants = GraphOptimizer.constants(g)
+        }
+
+        /// The default-domain node of type `op` producing `value`, if any.
+        func node(_ value: String, _ op: String) -> (Int, Node)? {
+            guard let i = producer[value], g.nodes[i].isDefaultDomain, g.nodes[i].opType == op else { return nil }
+            return (i, g.nodes[i])
+        }
+
+        /// A float32 scalar constant (one element) named `value`.
+        func scalar(_ value: String) -> Float? {
+            guard let t = constants[value], t.count == 1 else { return nil }
+            switch t.dtype {
+            case .float: return t.array(of: Float.self)[0]
+            case .double: return Float(t.array(of: Double.self)[0])
+            default: return nil
+            }
+        }
+
+        /// The other input of a binary node, given one of them.
+        func other(_ n: Node, than value: String) -> String? {
+            guard n.inputs.count == 2 else { return nil }
+            if n.inputs[0] == value { return n.inputs[1] }
+            if n.inputs[1] == value { return n.inputs[0] }
+            return nil
+        }
+
+        /// True when `value` is read only by the given number of node inputs and is no graph output.
+        func readOnly(_ value: String, by count: Int) -> Bool {
+            usage.readers[value] == count && !usage.outputs.contains(value)
+        }
+
+        /// ReduceMean over the last axis only, keeping dims (axes as attribute or constant input).
+        func isLastAxisMean(_ n: Node) -> Bool {
+            if case .int(let k)? = n.attribute("keepdims"), k == 0 { return false }
+            var axes: [Int64]? = nil
+            if case .ints(let a)? = n.attribute("axes") { axes = a }
+            if n.inputs.count > 1, let t = constants[n.inputs[1]], t.dtype == .int64 { axes = t.array(of: Int64.self) }
+            return axes == [-1]
+        }
+    }
+
     // MARK: - Passes
 
     /// Identity and inference Dropout forward their input: readers are rewired to it, unless
@@ -118,10 +173,7 @@ enum GraphOptimizer {
     /// Conv followed by inference BatchNormalization becomes one Conv with scaled weights:
     /// W'[m] = W[m] * s[m], b'[m] = (b[m] - mean[m]) * s[m] + beta[m], s = gamma / sqrt(var + eps).
     static func foldBatchNormIntoConv(_ g: Graph, opset: Int) {
-        let usage = Usage(g)
-        let c = constants(g)
-        var producer: [String: Int] = [:]
-        for (i, n) in g.nodes.enumerated() { for o in n.outputs { producer[o] = i } }
+        let match = Matcher(g), usage = match.usage, c = match.constants, producer = match.producer
         var removed = Set<Int>()
         for (bi, bn) in g.nodes.enumerated() where bn.isDefaultDomain && bn.opType == "BatchNormalization" {
             guard bn.outputs.filter({ !$0.isEmpty }).count == 1, bn.inputs.count == 5,
@@ -163,10 +215,7 @@ enum GraphOptimizer {
     /// MatMul(A, constant float B[K, N]) followed by Add of a constant float bias of N
     /// elements becomes one MatMul that adds the bias (PyTorch exports Linear this way).
     static func fuseMatMulBias(_ g: Graph) {
-        let usage = Usage(g)
-        let c = constants(g)
-        var producer: [String: Int] = [:]
-        for (i, n) in g.nodes.enumerated() { for o in n.outputs { producer[o] = i } }
+        let match = Matcher(g), usage = match.usage, c = match.constants, producer = match.producer
         var removed = Set<Int>()
         for (ai, add) in g.nodes.enumerated() where add.isDefaultDomain && add.opType == "Add" && add.inputs.count == 2 {
             for (x, biasName) in [(add.inputs[0], add.inputs[1]), (add.inputs[1], add.inputs[0])] {
@@ -189,10 +238,7 @@ enum GraphOptimizer {
     /// constant bounds), Sigmoid or Tanh as the only reader: the activation runs as the
     /// product's epilogue.
     static func fuseActivations(_ g: Graph, opset: Int) {
-        let usage = Usage(g)
-        let c = constants(g)
-        var producer: [String: Int] = [:]
-        for (i, n) in g.nodes.enumerated() { for o in n.outputs { producer[o] = i } }
+        let match = Matcher(g), usage = match.usage, c = match.constants, producer = match.producer
         var removed = Set<Int>()
         for (ai, act) in g.nodes.enumerated() where act.isDefaultDomain && !act.inputs.isEmpty {
             guard let activation = activation(of: act, constants: c, opset: opset),

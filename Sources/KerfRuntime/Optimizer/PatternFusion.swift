@@ -4,61 +4,6 @@ import KerfCore
 /// Recognizes the decomposed LayerNorm and GELU that `torch.onnx.export` writes before opsets
 /// 17/20 and replaces each chain with one node run by a fused kernel.
 extension GraphOptimizer {
-    /// Read-only view of a graph for pattern matching: producers, reader counts, constants.
-    struct Matcher {
-        let g: Graph
-        let producer: [String: Int]
-        let usage: Usage
-        let constants: [String: Tensor]
-
-        init(_ g: Graph) {
-            self.g = g
-            var p: [String: Int] = [:]
-            for (i, n) in g.nodes.enumerated() { for o in n.outputs where !o.isEmpty { p[o] = i } }
-            producer = p
-            usage = Usage(g)
-            constants = GraphOptimizer.constants(g)
-        }
-
-        /// The default-domain node of type `op` producing `value`, if any.
-        func node(_ value: String, _ op: String) -> (Int, Node)? {
-            guard let i = producer[value], g.nodes[i].isDefaultDomain, g.nodes[i].opType == op else { return nil }
-            return (i, g.nodes[i])
-        }
-
-        /// A float32 scalar constant (one element) named `value`.
-        func scalar(_ value: String) -> Float? {
-            guard let t = constants[value], t.count == 1 else { return nil }
-            switch t.dtype {
-            case .float: return t.array(of: Float.self)[0]
-            case .double: return Float(t.array(of: Double.self)[0])
-            default: return nil
-            }
-        }
-
-        /// The other input of a binary node, given one of them.
-        func other(_ n: Node, than value: String) -> String? {
-            guard n.inputs.count == 2 else { return nil }
-            if n.inputs[0] == value { return n.inputs[1] }
-            if n.inputs[1] == value { return n.inputs[0] }
-            return nil
-        }
-
-        /// True when `value` is read only by the given number of node inputs and is no graph output.
-        func readOnly(_ value: String, by count: Int) -> Bool {
-            usage.readers[value] == count && !usage.outputs.contains(value)
-        }
-
-        /// ReduceMean over the last axis only, keeping dims (axes as attribute or constant input).
-        func isLastAxisMean(_ n: Node) -> Bool {
-            if case .int(let k)? = n.attribute("keepdims"), k == 0 { return false }
-            var axes: [Int64]? = nil
-            if case .ints(let a)? = n.attribute("axes") { axes = a }
-            if n.inputs.count > 1, let t = constants[n.inputs[1]], t.dtype == .int64 { axes = t.array(of: Int64.self) }
-            return axes == [-1]
-        }
-    }
-
     /// mean = ReduceMean(x); d = x - mean; v = ReduceMean(d ^ 2); y = d / Sqrt(v + eps)
     /// [* gamma] [+ beta]  ->  LayerNormalization(x, gamma, beta, axis -1, epsilon eps).
     static func fuseLayerNorm(_ g: Graph) {
