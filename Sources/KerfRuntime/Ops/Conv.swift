@@ -1,5 +1,8 @@
 import KerfCore
 import KerfKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // Conv: N-d, grouped (depthwise included), via im2col + GEMM per image and group, with the
 // bias and an optional fused activation applied to the output in place.
@@ -56,13 +59,15 @@ final class ConvOperator: Operator {
     let group: Int
     let activation: Activation
     private var prepared: ConvWeights?
-    private var columns: [Float] = []
-    private var rowBuffer: [Float] = []
+    /// Scratch per worker: im2col columns and padded GEMM rows.
+    private var scratch: [ConvScratch] = []
+    private let threads: Int
 
-    init(window: WindowAttributes, group: Int, activation: Activation = .none) {
+    init(window: WindowAttributes, group: Int, activation: Activation = .none, threads: Int = 1) {
         self.window = window
         self.group = group
         self.activation = activation
+        self.threads = threads
     }
 
     init(_ c: OperatorContext) throws {
@@ -70,6 +75,7 @@ final class ConvOperator: Operator {
         group = try c.int("group", default: 1)
         guard group >= 1 else { throw KerfError.invalidModel("Conv group must be >= 1") }
         activation = try c.fusedActivation()
+        threads = c.options.threads > 0 ? c.options.threads : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         if let w = c.constant(1), w.dtype == .float, w.rank >= 3, w.shape[0] % group == 0 {
             prepared = ConvWeights(w, group: group)
         }
@@ -102,37 +108,41 @@ final class ConvOperator: Operator {
         // A fed W (or one that replaced an overridable initializer) is prepared per run.
         let weights = prepared.flatMap { $0.source === w.storage && $0.shape == w.shape ? $0 : nil } ?? ConvWeights(w, group: group)
         let pointwise = kc == 1 && g.strides.allSatisfy { $0 == 1 } && g.padsBegin.allSatisfy { $0 == 0 } && oc == ic
-        if !pointwise && columns.count < cg * kc * oc { columns = [Float](repeating: 0, count: cg * kc * oc) }
         let padded = weights.rows != mg
-        if padded && rowBuffer.count < weights.rows * oc { rowBuffer = [Float](repeating: 0, count: weights.rows * oc) }
-
+        // Images run in parallel, each worker with single-threaded GEMMs: many small GEMMs split
+        // across OpenMP threads cost more than they gain. One image leaves the threads to the GEMM.
+        let workers = batch > 1 ? min(threads, batch) : 1
+        while scratch.count < workers { scratch.append(ConvScratch()) }
+        for w in 0..<workers {
+            if !pointwise { scratch[w].columns.reserve(cg * kc * oc) }
+            if padded { scratch[w].rows.reserve(weights.rows * oc) }
+        }
         let xp = x.storage.pointer.assumingMemoryBound(to: Float.self)
         let yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
         let bp = b.map { $0.storage.pointer.assumingMemoryBound(to: Float.self) }
+        let columnPointers = scratch.map { $0.columns.pointer }
+        let rowPointers = scratch.map { $0.rows.pointer }
+        let activation = self.activation
         weights.values.withUnsafeBufferPointer { wv in
-            columns.withUnsafeMutableBufferPointer { col in
-                rowBuffer.withUnsafeMutableBufferPointer { rb in
-                    for n in 0..<batch {
-                        for gi in 0..<group {
-                            let xg = xp + (n * channels + gi * cg) * ic
-                            let source: UnsafePointer<Float>
-                            if pointwise {
-                                source = UnsafePointer(xg)
-                            } else {
-                                im2col(xg, channels: cg, geometry: g, columns: col.baseAddress!)
-                                source = UnsafePointer(col.baseAddress!)
-                            }
-                            let y = yp + (n * m + gi * mg) * oc
-                            sgemm(transA: false, transB: false, m: weights.rows, n: oc, k: cg * kc, alpha: 1,
-                                  a: wv.baseAddress! + gi * weights.rows * weights.rowLength, lda: weights.rowLength,
-                                  b: source, ldb: oc, beta: 0, c: padded ? rb.baseAddress! : y, ldc: oc)
-                            if padded { y.update(from: rb.baseAddress!, count: mg * oc) }
-                            if let bp {
-                                for j in 0..<mg { let v = bp[gi * mg + j]; let row = y + j * oc; for i in 0..<oc { row[i] += v } }
-                            }
-                            activation.apply(y, count: mg * oc)
-                        }
+            parallelFor(batch, threads: workers) { worker, n in
+                for gi in 0..<group {
+                    let xg = xp + (n * channels + gi * cg) * ic
+                    let source: UnsafePointer<Float>
+                    if pointwise {
+                        source = UnsafePointer(xg)
+                    } else {
+                        im2col(xg, channels: cg, geometry: g, columns: columnPointers[worker]!)
+                        source = UnsafePointer(columnPointers[worker]!)
                     }
+                    let y = yp + (n * m + gi * mg) * oc
+                    sgemm(transA: false, transB: false, m: weights.rows, n: oc, k: cg * kc, alpha: 1,
+                          a: wv.baseAddress! + gi * weights.rows * weights.rowLength, lda: weights.rowLength,
+                          b: source, ldb: oc, beta: 0, c: padded ? rowPointers[worker]! : y, ldc: oc)
+                    if padded { y.update(from: rowPointers[worker]!, count: mg * oc) }
+                    if let bp {
+                        for j in 0..<mg { let v = bp[gi * mg + j]; let row = y + j * oc; for i in 0..<oc { row[i] += v } }
+                    }
+                    activation.apply(y, count: mg * oc)
                 }
             }
         }
@@ -143,4 +153,26 @@ final class ConvOperator: Operator {
 /// Conv of explicit tensors, with nothing prepared in advance.
 func conv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, window: WindowAttributes, group: Int) throws -> Tensor {
     try ConvOperator(window: window, group: group).run([x, w, b])[0]
+}
+
+/// A growable float buffer owned by one operator; reused across runs.
+final class FloatBuffer {
+    private(set) var pointer: UnsafeMutablePointer<Float>?
+    private var capacity = 0
+
+    /// Makes room for at least `count` floats (contents undefined).
+    func reserve(_ count: Int) {
+        guard count > capacity else { return }
+        pointer?.deallocate()
+        pointer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        capacity = count
+    }
+
+    deinit { pointer?.deallocate() }
+}
+
+/// One Conv worker's scratch: im2col columns and the padded GEMM rows.
+final class ConvScratch {
+    let columns = FloatBuffer()
+    let rows = FloatBuffer()
 }
