@@ -21,6 +21,8 @@ public final class Session {
     private var slotOfName: [String: Int] = [:]
     private var constants: [Int: Tensor] = [:]
     private var slotCount = 0
+    /// One entry per slot: the constants in place, nil elsewhere; each run starts from a copy.
+    private var initialValues: [Tensor?] = []
     /// Declared graph inputs by name (initializer-backed ones included: feeds may override them).
     private let declared: [String: ValueInfo]
 
@@ -84,6 +86,8 @@ public final class Session {
         let keep = Set(graph.outputs.compactMap { slotOfName[$0.name] }).union(constants.keys)
         var releases = [[Int]](repeating: [], count: built.count)
         for (s, i) in lastReader where !keep.contains(s) { releases[i].append(s) }
+        initialValues = [Tensor?](repeating: nil, count: slotCount)
+        for (s, t) in constants { initialValues[s] = t }
         steps = built.enumerated().map { i, b in Step(node: b.0, op: b.1, inputSlots: b.2, outputSlots: b.3, releaseAfter: releases[i]) }
     }
 
@@ -91,15 +95,13 @@ public final class Session {
     /// graph outputs) selects what to return, in that order.
     public func run(_ feeds: [String: Tensor], outputNames: [String]? = nil) throws -> [Tensor] {
         let wanted = outputNames ?? outputs.map(\.name)
-        var values = [Tensor?](repeating: nil, count: slotCount)
-        for (s, t) in constants { values[s] = t }
+        var values = initialValues
         try bindFeeds(feeds, into: &values)
         let wantedSlots = try wanted.map { name -> Int in
             guard let s = slotOfName[name] else { throw KerfError.invalidArgument("the model has no value named '\(name)'") }
             return s
         }
-        let threads = options.threads > 0 ? options.threads : ProcessInfoCores.count
-        setGemmThreads(threads)
+        setGemmThreads(options.resolvedThreads)
         for step in steps {
             let args = step.inputSlots.map { $0 >= 0 ? values[$0] : nil }
             for (k, s) in step.inputSlots.enumerated() where s >= 0 && args[k] == nil {

@@ -5,6 +5,9 @@ public struct SessionOptions: Sendable {
     /// 0 = run the graph as written; 1 = apply graph optimizations.
     public var optimizationLevel: Int = 1
 
+    /// `threads`, with 0 resolved to the number of online cores.
+    public var resolvedThreads: Int { threads > 0 ? threads : ProcessInfoCores.count }
+
     public init(threads: Int = 0, optimizationLevel: Int = 1) {
         self.threads = threads
         self.optimizationLevel = optimizationLevel

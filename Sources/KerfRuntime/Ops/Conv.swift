@@ -1,8 +1,5 @@
 import KerfCore
 import KerfKernels
-#if canImport(Glibc)
-import Glibc
-#endif
 
 // Conv: N-d, grouped (depthwise included), via im2col + GEMM per image and group, with the
 // bias and an optional fused activation applied to the output in place.
@@ -75,7 +72,7 @@ final class ConvOperator: Operator {
         group = try c.int("group", default: 1)
         guard group >= 1 else { throw KerfError.invalidModel("Conv group must be >= 1") }
         activation = try c.fusedActivation()
-        threads = c.options.threads > 0 ? c.options.threads : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        threads = c.options.resolvedThreads
         if let w = c.constant(1), w.dtype == .float, w.rank >= 3, w.shape[0] % group == 0 {
             prepared = ConvWeights(w, group: group)
         }

@@ -20,14 +20,7 @@ private struct RangeBody: NumericBody {
             guard n <= Double(maxComputedTensorBytes) else { throw KerfError.outOfMemory("Range would produce \(n) elements") }
             let count = Int(n)
             try checkedElementCount([count], dtype: start.dtype, "Range")
-            // Accumulate in the element type, as the ONNX function body does.
-            var values = [T](repeating: T.zero, count: count)
-            var v = s
-            for i in 0..<count {
-                values[i] = v
-                v = T.add(v, d)
-            }
-            return Tensor(shape: [count], values: values)
+            return rangeTensor(start: s, delta: d, count: count)
         }
         guard let si = (s as? any FixedWidthInteger).map({ Int64(truncatingIfNeeded: $0) }),
               let li = (l as? any FixedWidthInteger).map({ Int64(truncatingIfNeeded: $0) }),
@@ -43,13 +36,7 @@ private struct RangeBody: NumericBody {
         guard count <= Int64(maxComputedTensorBytes) else { throw KerfError.outOfMemory("Range would produce \(count) elements") }
         let n = Int(count)
         try checkedElementCount([n], dtype: start.dtype, "Range")
-        var values = [T](repeating: T.zero, count: n)
-        var v = s
-        for i in 0..<n {
-            values[i] = v
-            v = T.add(v, d)
-        }
-        return Tensor(shape: [n], values: values)
+        return rangeTensor(start: s, delta: d, count: n)
     }
 }
 
@@ -68,4 +55,16 @@ enum RangeOps {
             }
         }
     }
+}
+
+/// [start, start + delta, ...] of `count` elements, accumulated in the element type as the
+/// ONNX function body of Range does.
+private func rangeTensor<T: NumericElement>(start: T, delta: T, count: Int) -> Tensor {
+    var values = [T](repeating: T.zero, count: count)
+    var v = start
+    for i in 0..<count {
+        values[i] = v
+        v = T.add(v, delta)
+    }
+    return Tensor(shape: [count], values: values)
 }

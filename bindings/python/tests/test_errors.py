@@ -139,7 +139,7 @@ def test_feed_without_kerf_dtype_is_invalid_argument(mlp_session, value):
 
 
 def test_bfloat16_output_comes_back_as_ml_dtypes_bfloat16():
-    ml_dtypes = pytest.importorskip("ml_dtypes")
+    import ml_dtypes  # an onnx dependency, installed with the test requirements
     proto = models.make_model(
         [helper.make_node("Cast", ["x"], ["y"], name="to_bf16", to=TensorProto.BFLOAT16)],
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],

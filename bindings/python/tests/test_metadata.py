@@ -90,7 +90,7 @@ def test_dtype_mapping(tmp_path, elem_type):
 
 
 def test_bfloat16_maps_to_ml_dtypes(tmp_path):
-    ml_dtypes = pytest.importorskip("ml_dtypes")
+    import ml_dtypes  # an onnx dependency, installed with the test requirements
     with load(models.identity(TensorProto.BFLOAT16, [3]), tmp_path) as model:
         assert model.inputs == [ValueInfo("x", np.dtype(ml_dtypes.bfloat16), (3,))]
 
