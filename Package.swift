@@ -29,11 +29,12 @@ let package = Package(
             dependencies: ["OnnxProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "KerfKernels", dependencies: ["CDNNL"], swiftSettings: fastMath),
         .target(name: "KerfRuntime", dependencies: ["KerfCore", "KerfKernels"], swiftSettings: fastMath),
+        .target(name: "KerfCompress", dependencies: ["KerfCore", "KerfRuntime"]),
 
         // MARK: - Products
         .target(
             name: "KerfC",
-            dependencies: ["KerfCore", "KerfRuntime", "KerfCShims"],
+            dependencies: ["KerfCore", "KerfRuntime", "KerfCompress", "KerfCShims"],
             exclude: ["exports.map"],
             linkerSettings: [
                 .unsafeFlags([
@@ -44,13 +45,14 @@ let package = Package(
         .executableTarget(
             name: "kerf",
             dependencies: [
-                "KerfCore", "KerfRuntime",
+                "KerfCore", "KerfRuntime", "KerfCompress",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // MARK: - Tests
         .testTarget(name: "KerfCoreTests", dependencies: ["KerfCore"]),
         .testTarget(name: "KerfRuntimeTests", dependencies: ["KerfRuntime", "KerfKernels"]),
+        .testTarget(name: "KerfCompressTests", dependencies: ["KerfCompress", "KerfRuntime", "KerfCore"]),
     ],
     swiftLanguageModes: [.v5]
 )
