@@ -127,22 +127,18 @@ enum OnnxExport {
         return p
     }
 
-    /// COO form with linear indices.
+    /// COO form with linear indices: the elements whose bytes are not all zero.
     static func sparse(_ i: Initializer) -> Onnx_SparseTensorProto {
         let t = i.tensor
         let size = t.dtype.byteSize
+        let source = UnsafeRawPointer(t.storage.pointer)
         var nonzero: [Int64] = []
-        t.withElements(as: UInt8.self) { _ in
-            let base = t.storage.pointer.assumingMemoryBound(to: UInt8.self)
-            for k in 0..<t.count where (0..<size).contains(where: { base[k * size + $0] != 0 }) {
-                nonzero.append(Int64(k))
-            }
+        for k in 0..<t.count where (0..<size).contains(where: { source.load(fromByteOffset: k * size + $0, as: UInt8.self) != 0 }) {
+            nonzero.append(Int64(k))
         }
-        var values = Tensor(zeros: t.dtype, shape: [nonzero.count])
-        values.withMutableElements(as: UInt8.self) { out in
-            for (j, k) in nonzero.enumerated() {
-                for b in 0..<size { out[j * size + b] = t.storage.pointer.load(fromByteOffset: Int(k) * size + b, as: UInt8.self) }
-            }
+        let values = Tensor(zeros: t.dtype, shape: [nonzero.count])
+        for (j, k) in nonzero.enumerated() {
+            values.storage.pointer.advanced(by: j * size).copyMemory(from: source.advanced(by: Int(k) * size), byteCount: size)
         }
         var p = Onnx_SparseTensorProto()
         p.values = values.encode(name: i.name)
