@@ -61,7 +61,7 @@ extern "C" {
 /* ABI version: the major changes only on incompatible changes. Bindings
  * refuse a library whose major differs from the one they were written for. */
 #define KERF_ABI_VERSION_MAJOR 1
-#define KERF_ABI_VERSION_MINOR 1
+#define KERF_ABI_VERSION_MINOR 2
 #define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------ */
@@ -249,6 +249,90 @@ kerf_status kerf_session_run(kerf_session *session,
                              size_t n_inputs,
                              const char *const *output_names, kerf_tensor **outputs,
                              size_t n_outputs);
+
+/* ------------------------------------------------------------------------ */
+/* Progress of long work                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Called as long work advances: `done` of `total` steps are finished and
+ * `message` (valid during the call only) names the current step. Return 0
+ * to continue, anything else to cancel: the call then fails with
+ * KERF_CANCELLED and changes nothing. Called on the caller's thread. */
+typedef int32_t (*kerf_progress_fn)(void *user_data, int64_t done, int64_t total, const char *message);
+
+/* ------------------------------------------------------------------------ */
+/* Pruning                                                                  */
+/* ------------------------------------------------------------------------ */
+
+enum {
+    KERF_PRUNE_MAGNITUDE = 0, /* zero the smallest-magnitude weights */
+    KERF_PRUNE_N_OF_M = 1,    /* keep n of every m weights along the reduction dimension */
+    KERF_PRUNE_CHANNEL = 2    /* remove whole filters / units and rewrite their consumers */
+};
+enum { KERF_PRUNE_SCOPE_LAYER = 0, KERF_PRUNE_SCOPE_GLOBAL = 1 };
+enum { KERF_CHANNEL_L1 = 0, KERF_CHANNEL_L2 = 1, KERF_CHANNEL_BN_GAMMA = 2 };
+
+typedef struct kerf_prune_options {
+    size_t struct_size;          /* sizeof(kerf_prune_options) */
+    int32_t method;              /* KERF_PRUNE_*; default MAGNITUDE */
+    int32_t scope;               /* KERF_PRUNE_SCOPE_*; default LAYER (each tensor to the target) */
+    double sparsity;             /* fraction of weights (magnitude) or channels (channel) removed, [0, 1); 0.5 */
+    double max_tensor_sparsity;  /* cap per tensor in global scope; 0.99 */
+    int32_t n, m;                /* for KERF_PRUNE_N_OF_M: keep n of every m; 2 and 4 */
+    int32_t channel_criterion;   /* KERF_CHANNEL_*: how channels are ranked; L1 */
+    int32_t store_sparse;        /* 1 = save weights that are smaller so as sparse_initializer; 0 */
+    int64_t min_elements;        /* weights with fewer elements are left alone; 0 */
+    const char *const *exclude;  /* weight names, node names or op types to leave alone */
+    size_t n_exclude;
+    const char *const *per_tensor_names; /* explicit sparsity per weight (overrides sparsity/scope) */
+    const double *per_tensor_sparsity;
+    size_t n_per_tensor;
+} kerf_prune_options;
+
+/* Fills `options` with defaults (sets struct_size too). */
+void kerf_prune_options_init(kerf_prune_options *options);
+
+/* Prunes the Conv, Gemm and MatMul weights of `model` in place; save it with
+ * kerf_model_save. `options` may be NULL for defaults (50% magnitude, layer
+ * scope). The model must not be used by other threads during the call;
+ * sessions created before keep the weights they were created with. On
+ * failure the model is unchanged.
+ * `report` (may be NULL) receives a JSON object, freed with kerf_free:
+ * {"method", "scope", "target_sparsity", "overall_sparsity",
+ *  "tensors": [{"name", "node", "op_type", "shape_before", "shape",
+ *               "zeros_before", "zeros", "sparsity", "stored_sparse"}],
+ *  "skipped": [{"name", "reason"}], "parameters_before", "parameters_after",
+ *  "nonzero_parameters_before", "nonzero_parameters_after",
+ *  "bytes_before", "bytes_after"}. */
+kerf_status kerf_prune(kerf_model *model, const kerf_prune_options *options, char **report);
+
+typedef struct kerf_sensitivity_options {
+    size_t struct_size;          /* sizeof(kerf_sensitivity_options) */
+    const double *levels;        /* sparsity levels, each in [0, 1); NULL = 0.5, 0.7, 0.9 */
+    size_t n_levels;
+    const char *const *exclude;  /* weight names, node names or op types to leave out */
+    size_t n_exclude;
+    int64_t min_elements;        /* smaller weights are left out; 0 */
+    int64_t batch_size;          /* samples per run when the model's batch is not fixed; 32 */
+    int32_t threads;             /* intra-op threads of the runs; 0 = one per core */
+    kerf_progress_fn progress;   /* may be NULL */
+    void *progress_user_data;
+} kerf_sensitivity_options;
+
+void kerf_sensitivity_options_init(kerf_sensitivity_options *options);
+
+/* Prunes each prunable weight alone, by magnitude, to each level and runs
+ * the model on the data: data[i] feeds graph input input_names[i], with
+ * samples along the first dimension. `labels` (int64 or int32, one class per
+ * sample; may be NULL) adds accuracy of the first output. `model` is not
+ * changed. `table` receives a JSON object, freed with kerf_free:
+ * {"levels", "samples", "baseline_accuracy",
+ *  "rows": [{"tensor", "node", "op_type", "elements", "level",
+ *            "relative_error", "max_abs_error", "cosine", "accuracy"}]}
+ * where relative_error = ||y - y0|| / ||y0|| over all float outputs. */
+kerf_status kerf_sensitivity(const kerf_model *model, const char *const *input_names,
+                             const kerf_tensor *const *data, size_t n_data, const kerf_tensor *labels,
+                             const kerf_sensitivity_options *options, char **table);
 
 #ifdef __cplusplus
 }

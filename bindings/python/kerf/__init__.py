@@ -4,6 +4,7 @@
     with kerf.load("model.onnx") as model, model.session() as session:
         print(model.inputs)        # [ValueInfo(name='input', dtype=float32, shape=(None, 64))]
         outputs = session.run({"input": x})   # {output name: numpy array}
+    report = kerf.prune("model.onnx", "pruned.onnx", sparsity=0.7)
 
 Every failure raises kerf.KerfError, whose .status is a kerf.Status.
 The library is found through $KERF_LIBRARY, else kerf/libKerf.so.
@@ -13,6 +14,8 @@ from ._bindings import lib as _lib
 from .dtypes import DType
 from .errors import KerfError, Status
 from .model import Model, ValueInfo, load, load_bytes
+from .prune import prune, sensitivity
+from .compress_common import Report
 from .session import Session
 
 __version__ = _lib.kerf_version().decode("utf-8")
@@ -24,6 +27,6 @@ def abi_version():
 
 
 __all__ = [
-    "DType", "KerfError", "Model", "Session", "Status", "ValueInfo",
-    "abi_version", "load", "load_bytes", "__version__",
+    "DType", "KerfError", "Model", "Report", "Session", "Status", "ValueInfo",
+    "abi_version", "load", "load_bytes", "prune", "sensitivity", "__version__",
 ]

@@ -12,6 +12,7 @@ from ctypes import (
     POINTER,
     Structure,
     c_char_p,
+    c_double,
     c_int32,
     c_int64,
     c_size_t,
@@ -23,7 +24,7 @@ from pathlib import Path
 from .errors import KerfError, Status
 
 ABI_MAJOR = 1  # KERF_ABI_VERSION_MAJOR this binding was written for
-ABI_MINOR = 1  # the oldest minor with every function declared below (kerf_tensor_info: 1.1)
+ABI_MINOR = 2  # the oldest minor with every function declared below (kerf_prune: 1.2)
 
 
 def _library_path():
@@ -97,7 +98,43 @@ class SessionOptions(Structure):
     ]
 
 
+class PruneOptions(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("method", c_int32),
+        ("scope", c_int32),
+        ("sparsity", c_double),
+        ("max_tensor_sparsity", c_double),
+        ("n", c_int32),
+        ("m", c_int32),
+        ("channel_criterion", c_int32),
+        ("store_sparse", c_int32),
+        ("min_elements", c_int64),
+        ("exclude", POINTER(c_char_p)),
+        ("n_exclude", c_size_t),
+        ("per_tensor_names", POINTER(c_char_p)),
+        ("per_tensor_sparsity", POINTER(c_double)),
+        ("n_per_tensor", c_size_t),
+    ]
+
+
 ReleaseCallback = CFUNCTYPE(None, c_void_p, c_void_p)
+ProgressCallback = CFUNCTYPE(c_int32, c_void_p, c_int64, c_int64, c_char_p)
+
+
+class SensitivityOptions(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("levels", POINTER(c_double)),
+        ("n_levels", c_size_t),
+        ("exclude", POINTER(c_char_p)),
+        ("n_exclude", c_size_t),
+        ("min_elements", c_int64),
+        ("batch_size", c_int64),
+        ("threads", c_int32),
+        ("progress", ProgressCallback),
+        ("progress_user_data", c_void_p),
+    ]
 
 lib = _load()
 
@@ -146,6 +183,23 @@ _declare("kerf_session_free", None, SessionP)
 _declare("kerf_session_run", c_int32,
          SessionP, POINTER(c_char_p), POINTER(TensorP), c_size_t,
          POINTER(c_char_p), POINTER(TensorP), c_size_t)
+
+# Compression
+_declare("kerf_prune_options_init", None, POINTER(PruneOptions))
+_declare("kerf_prune", c_int32, ModelP, POINTER(PruneOptions), POINTER(c_void_p))
+_declare("kerf_sensitivity_options_init", None, POINTER(SensitivityOptions))
+_declare("kerf_sensitivity", c_int32, ModelP, POINTER(c_char_p), POINTER(TensorP), c_size_t, TensorP,
+         POINTER(SensitivityOptions), POINTER(c_void_p))
+
+
+def take_string(pointer):
+    """The text of a C string Kerf returned (a c_void_p), freed with kerf_free."""
+    if not pointer.value:
+        return ""
+    try:
+        return ctypes.string_at(pointer.value).decode("utf-8")
+    finally:
+        lib.kerf_free(pointer)
 
 
 def last_error():

@@ -60,12 +60,13 @@ def _value_infos(handle, count_function, info_function):
 
 
 class Model:
-    """An immutable loaded model. Close it (or use `with`) to free it early;
+    """A loaded model. Only compression calls (kerf.prune) change it; sessions made
+    before keep what they were made from. Close it (or use `with`) to free it early;
     sessions made from it stay usable after it is closed."""
 
     def __init__(self, handle):
         self._handle = handle
-        # The model is immutable, so its signature is read once.
+        # Compression keeps graph inputs and outputs, so the signature is read once.
         self.inputs = _value_infos(handle, lib.kerf_model_input_count, lib.kerf_model_input)
         self.outputs = _value_infos(handle, lib.kerf_model_output_count, lib.kerf_model_output)
 

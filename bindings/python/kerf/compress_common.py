@@ -1,0 +1,59 @@
+"""Pieces every compression call shares: reports, name lists, progress callbacks."""
+
+import ctypes
+import json
+import os
+
+from ._bindings import ProgressCallback
+from .errors import KerfError, Status
+
+
+class Report(dict):
+    """A JSON report from the library, as a dict whose keys also read as attributes
+    (report.overall_sparsity == report["overall_sparsity"])."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @classmethod
+    def from_json(cls, text):
+        return json.loads(text, object_hook=cls)
+
+
+def c_strings(names, what):
+    """A ctypes char* array of `names` (an iterable of str), and its length."""
+    if isinstance(names, (str, bytes)):
+        names = [names]
+    encoded = []
+    for name in names:
+        data = os.fsencode(name) if isinstance(name, str) else bytes(name)
+        if b"\0" in data:
+            raise KerfError(Status.INVALID_ARGUMENT, f"{what} entry {name!r} contains a NUL byte")
+        encoded.append(data)
+    return (ctypes.c_char_p * max(len(encoded), 1))(*encoded), len(encoded)
+
+
+class ProgressAdapter:
+    """Wraps an optional Python callable progress(done, total, message) -> bool|None as a
+    kerf_progress_fn. Returning False cancels; an exception cancels too and is re-raised
+    by `reraise()` after the call returns."""
+
+    def __init__(self, progress):
+        self.progress = progress
+        self.error = None
+        self.function = ProgressCallback(self._call) if progress is not None else ProgressCallback()
+
+    def _call(self, _user, done, total, message):
+        try:
+            keep_going = self.progress(done, total, message.decode("utf-8", errors="replace") if message else "")
+            return 0 if keep_going is None or keep_going else 1
+        except BaseException as error:  # noqa: BLE001 - must not unwind through C
+            self.error = error
+            return 1
+
+    def reraise(self):
+        if self.error is not None:
+            raise self.error
