@@ -1,0 +1,57 @@
+import ArgumentParser
+import KerfCompress
+import FoundationEssentials
+import KerfCore
+
+struct Sensitivity: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Prune each weight alone at several levels and measure how much the outputs change.",
+        discussion: "DATA.npz holds one array per model input (samples along the first axis) and optionally integer labels.")
+
+    @Argument(help: "The ONNX model file.") var model: String
+    @Option(help: "An .npz file with the model inputs (and labels).") var data: String
+    @Option(help: "Comma-separated sparsity levels.") var levels: String = "0.5,0.7,0.9"
+    @Option(help: "Name of the labels array in DATA.npz.") var labels: String = "labels"
+    @Option(parsing: .upToNextOption, help: "Weight names, node names or op types to leave out.") var exclude: [String] = []
+    @Option(help: "Intra-op threads (0 = one per core).") var threads: Int = 0
+    @Option(help: "Also write the table as JSON to this file.") var json: String?
+
+    func run() throws {
+        var o = SensitivityOptions()
+        o.levels = try levels.split(separator: ",").map {
+            guard let v = Double($0.filter { $0 != " " }) else {
+                throw KerfError.invalidArgument("--levels must be comma-separated numbers, got '\(levels)'")
+            }
+            return v
+        }
+        o.exclude = NameFilter(exclude)
+        o.session.threads = threads
+        let m = try Model.load(path: model)
+        var arrays = Dictionary(try NumpyFile.readArchive(path: data).map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+        let labelTensor = arrays.removeValue(forKey: labels)
+        let bar = ProgressBar("sensitivity")
+        let table = try sensitivity(m, data: arrays, labels: labelTensor, options: o, progress: bar.update)
+        if let json { try FileIO.writeAtomically(Data(try table.json().utf8), to: json) }
+        print(format(table))
+    }
+
+    private func format(_ t: SensitivityTable) -> String {
+        var lines = ["\(t.samples) samples" + (t.baselineAccuracy.map { ", unpruned accuracy \(percent($0))" } ?? "")]
+        lines.append("  " + "weight".padding(32) + " " + "level".padding(6) + " " + "rel.error".padding(10) + " " + "cosine".padding(8)
+                     + (t.baselineAccuracy == nil ? "" : " accuracy"))
+        for r in t.rows {
+            lines.append("  " + r.tensor.padding(32) + " " + percent(r.level).padding(6) + " " + fixed(r.relativeError).padding(10) + " "
+                         + fixed(r.cosine).padding(8) + (r.accuracy.map { " " + percent($0) } ?? ""))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// x with 4 decimals.
+func fixed(_ x: Double) -> String {
+    let scaled = Int((x * 10000).rounded())
+    let sign = scaled < 0 ? "-" : ""
+    let a = abs(scaled)
+    let frac = String(a % 10000)
+    return "\(sign)\(a / 10000)." + String(repeating: "0", count: 4 - frac.count) + frac
+}
