@@ -261,6 +261,90 @@ static void test_model(const char *model_path, const char *dir) {
     kerf_tensor_free(NULL);
 }
 
+static int progress_calls = 0;
+static int32_t count_then_cancel(void *user, int64_t done, int64_t total, const char *message) {
+    (void)done; (void)total; (void)message;
+    progress_calls++;
+    return progress_calls >= *(int *)user; /* non-zero cancels */
+}
+
+static void test_prune(const char *model_path, const char *dir) {
+    kerf_model *model = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+
+    kerf_prune_options options;
+    kerf_prune_options_init(&options);
+    CHECK(options.struct_size == sizeof options && options.sparsity == 0.5 && options.n == 2 && options.m == 4,
+          "prune options defaults");
+    char *report = (char *)"untouched";
+    EXPECT_STATUS(kerf_prune(NULL, &options, &report), KERF_INVALID_ARGUMENT);
+    CHECK(report == NULL, "report NULL on failure");
+    options.struct_size = 8;
+    EXPECT_STATUS(kerf_prune(model, &options, NULL), KERF_INVALID_ARGUMENT);
+    kerf_prune_options_init(&options);
+    options.method = 9;
+    EXPECT_STATUS(kerf_prune(model, &options, NULL), KERF_INVALID_ARGUMENT);
+    kerf_prune_options_init(&options);
+    const char *bad_names[1] = {NULL};
+    options.exclude = bad_names;
+    options.n_exclude = 1;
+    EXPECT_STATUS(kerf_prune(model, &options, NULL), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "exclude[0]"), "NULL exclude entry named");
+
+    kerf_prune_options_init(&options);
+    options.method = KERF_PRUNE_N_OF_M;
+    EXPECT_STATUS(kerf_prune(model, &options, &report), KERF_OK);
+    CHECK(report && contains(report, "\"method\":\"2:4\"") && contains(report, "\"target_sparsity\":0.5"), "N:M report");
+    kerf_free(report);
+    kerf_prune_options_init(&options);
+    options.sparsity = 0.75;
+    options.scope = KERF_PRUNE_SCOPE_GLOBAL;
+    EXPECT_STATUS(kerf_prune(model, &options, &report), KERF_OK);
+    CHECK(report && contains(report, "\"overall_sparsity\":0.75") && contains(report, "\"coefficient\""), "global report");
+    kerf_free(report);
+    char pruned[4096];
+    snprintf(pruned, sizeof pruned, "%s/pruned.onnx", dir);
+    EXPECT_STATUS(kerf_model_save(model, pruned), KERF_OK);
+
+    /* Sensitivity on 8 samples, with labels. */
+    enum { SAMPLES = 8 };
+    static float pixels[SAMPLES * 64];
+    int64_t labels[SAMPLES];
+    for (int i = 0; i < SAMPLES * 64; i++) pixels[i] = (float)((i * 37) % 17) / 16.0f;
+    for (int i = 0; i < SAMPLES; i++) labels[i] = i % 10;
+    int64_t dims[2] = {SAMPLES, 64}, label_dims[1] = {SAMPLES};
+    kerf_tensor *x = NULL, *y = NULL;
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, dims, 2, pixels, sizeof pixels, &x), KERF_OK);
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_INT64, label_dims, 1, labels, sizeof labels, &y), KERF_OK);
+    const char *names[1] = {"X"};
+    const kerf_tensor *data[1] = {x};
+    kerf_sensitivity_options sopts;
+    kerf_sensitivity_options_init(&sopts);
+    double levels[2] = {0.5, 0.9};
+    sopts.levels = levels;
+    sopts.n_levels = 2;
+    int cancel_at = 1000;
+    sopts.progress = count_then_cancel;
+    sopts.progress_user_data = &cancel_at;
+    char *table = NULL;
+    EXPECT_STATUS(kerf_sensitivity(model, names, data, 1, y, &sopts, &table), KERF_OK);
+    CHECK(table && contains(table, "\"samples\":8") && contains(table, "\"baseline_accuracy\"") && contains(table, "\"relative_error\""),
+          "sensitivity table");
+    CHECK(progress_calls == 5, "progress: baseline + 2 weights x 2 levels");
+    kerf_free(table);
+    progress_calls = 0;
+    cancel_at = 2;
+    EXPECT_STATUS(kerf_sensitivity(model, names, data, 1, y, &sopts, &table), KERF_CANCELLED);
+    CHECK(table == NULL && progress_calls == 2, "cancelled at the second report");
+    EXPECT_STATUS(kerf_sensitivity(model, names, NULL, 1, NULL, NULL, &table), KERF_INVALID_ARGUMENT);
+    levels[1] = 1.5;
+    sopts.progress = NULL;
+    EXPECT_STATUS(kerf_sensitivity(model, names, data, 1, NULL, &sopts, &table), KERF_INVALID_ARGUMENT);
+    kerf_tensor_free(x);
+    kerf_tensor_free(y);
+    kerf_model_free(model);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: test_capi MODEL.onnx WORKDIR\n");
@@ -271,6 +355,7 @@ int main(int argc, char **argv) {
     test_truncated(argv[1]);
     test_tensors();
     test_model(argv[1], argv[2]);
+    test_prune(argv[1], argv[2]);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

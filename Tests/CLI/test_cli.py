@@ -78,3 +78,58 @@ def test_errors_are_one_line_and_exit_nonzero(tmp_path, make_args, needle):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kerf: "), result.stderr
     assert needle in lines[0]
+
+
+def test_prune_writes_a_smaller_nonzero_count_and_a_report(tmp_path):
+    import json
+    from onnx import numpy_helper
+    path = tmp_path / "cnn.onnx"
+    model = models.cnn(channels=8, size=8, classes=5)
+    onnx.save(model, path)
+    out = tmp_path / "pruned.onnx"
+    result = kerf("prune", path, "-o", out, "--sparsity", 0.6, "--scope", "global", "--exclude", "fc",
+                  "--report", tmp_path / "report.json")
+    assert result.returncode == 0, result.stderr
+    assert "skipped fc_w: excluded" in result.stdout and f"wrote {out}" in result.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["scope"] == "global" and [t["name"] for t in report["tensors"]] == ["block1_w", "block2_w"]
+    pruned = {t.name: numpy_helper.to_array(t) for t in onnx.load(out).graph.initializer}
+    zeros = sum(int((pruned[n] == 0).sum()) for n in ("block1_w", "block2_w"))
+    assert zeros == round(0.6 * (pruned["block1_w"].size + pruned["block2_w"].size))
+    assert (pruned["fc_w"] != 0).all()
+    x = models.random_feed((2, 3, 8, 8))
+    np.save(tmp_path / "x.npy", x)
+    run = kerf("run", out, "--input", f"image={tmp_path / 'x.npy'}", "-o", tmp_path / "y.npz")
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "y.npz")["logits"], models.run_ort(onnx.load(out), {"image": x})["logits"],
+                               rtol=1e-4, atol=1e-5)
+
+    # Without -o the file is rewritten in place; 2:4 holds along Conv input channels.
+    result = kerf("prune", path, "--method", "2:4")
+    assert result.returncode == 0, result.stderr
+    w = numpy_helper.to_array(next(t for t in onnx.load(path).graph.initializer if t.name == "block2_w"))
+    assert (np.count_nonzero(w.transpose(0, 2, 3, 1).reshape(-1, 4), axis=1) == 2).all()
+
+
+def test_prune_errors_are_one_line_and_leave_the_file_alone(tmp_path):
+    path = tmp_path / "mlp.onnx"
+    onnx.save(models.mlp(), path)
+    original = path.read_bytes()
+    for args, message in ((("--method", "5:4"), "N:M needs"), (("--sparsity", "1.2"), "sparsity must be in"),
+                          (("--scope", "all"), "--scope must be")):
+        result = kerf("prune", path, *args)
+        assert result.returncode == 1 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert path.read_bytes() == original
+
+
+def test_sensitivity_prints_a_table(tmp_path):
+    path = tmp_path / "mlp.onnx"
+    onnx.save(models.mlp(in_features=16, hidden=32, classes=10), path)
+    x = models.random_feed((20, 16))
+    np.savez(tmp_path / "data.npz", input=x, labels=np.arange(20) % 10)
+    result = kerf("sensitivity", path, "--data", tmp_path / "data.npz", "--levels", "0.5,0.9", "--json", tmp_path / "t.json")
+    assert result.returncode == 0, result.stderr
+    lines = [line.split() for line in result.stdout.splitlines() if line.strip().startswith(("w1", "w2"))]
+    assert [(l[0], l[1]) for l in lines] == [("w1", "50.0%"), ("w1", "90.0%"), ("w2", "50.0%"), ("w2", "90.0%")]
+    assert float(lines[0][2]) < float(lines[1][2]), "90% pruning changes the outputs more than 50%"
+    assert "20 samples, unpruned accuracy" in result.stdout
