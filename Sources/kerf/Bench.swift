@@ -13,6 +13,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Value for the first symbolic dimension of each input.") var batch: Int = 1
     @Option(help: "Timed runs after warm-up.") var runs: Int = 30
     @Option(help: "Warm-up runs.") var warmup: Int = 5
+    @Flag(help: "Also time ONNX Runtime (python3 + onnxruntime) on the same inputs and print both.") var compareOrt = false
 
     func run() throws {
         guard batch >= 1, runs >= 1, warmup >= 0 else { throw KerfError.invalidArgument("--batch and --runs must be >= 1") }
@@ -30,7 +31,23 @@ struct Bench: ParsableCommand {
         times.sort()
         let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
         print("model: \(model)  batch: \(batch)  threads: \(threads)  runs: \(runs)")
-        print("median: \(String(format3: median * 1000)) ms  p90: \(String(format3: p90 * 1000)) ms  min: \(String(format3: times[0] * 1000)) ms")
+        guard compareOrt else {
+            print("median: \(String(format3: median * 1000)) ms  p90: \(String(format3: p90 * 1000)) ms  min: \(String(format3: times[0] * 1000)) ms")
+            return
+        }
+        func row(_ engine: String, _ median: Double, _ p90: Double, _ min: Double) -> String {
+            engine.padding(12) + " " + "\(String(format3: median * 1000)) ms".padding(12) + " " + "\(String(format3: p90 * 1000)) ms".padding(12)
+                + " " + "\(String(format3: min * 1000)) ms"
+        }
+        print("engine".padding(12) + " " + "median".padding(12) + " " + "p90".padding(12) + " min")
+        print(row("kerf", median, p90, times[0]))
+        guard let ort = try OrtComparison.measure(model: model, feeds: feeds, threads: threads == 0 ? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) : threads,
+                                                  runs: runs, warmup: warmup) else {
+            print("onnxruntime  unavailable: \(OrtComparison.unavailableReason)")
+            return
+        }
+        print(row("onnxruntime", ort.median, ort.p90, ort.min))
+        print("kerf/ort median ratio: \(String(format3: median / ort.median))")
     }
 }
 

@@ -133,3 +133,15 @@ def test_sensitivity_prints_a_table(tmp_path):
     assert [(l[0], l[1]) for l in lines] == [("w1", "50.0%"), ("w1", "90.0%"), ("w2", "50.0%"), ("w2", "90.0%")]
     assert float(lines[0][2]) < float(lines[1][2]), "90% pruning changes the outputs more than 50%"
     assert "20 samples, unpruned accuracy" in result.stdout
+
+
+def test_bench_compare_ort_prints_both_engines_and_their_ratio(tmp_path):
+    path = tmp_path / "mlp.onnx"
+    onnx.save(models.mlp(), path)
+    result = kerf("bench", path, "--batch", 4, "--runs", 5, "--warmup", 1, "--threads", 1, "--compare-ort")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.startswith(("kerf ", "onnxruntime "))}
+    assert set(rows) == {"kerf", "onnxruntime"}, result.stdout
+    kerf_median, ort_median = float(rows["kerf"][1]), float(rows["onnxruntime"][1])
+    ratio = float(result.stdout.split("kerf/ort median ratio: ")[1].split()[0])
+    assert ratio == pytest.approx(kerf_median / ort_median, rel=0.05, abs=2e-3)
