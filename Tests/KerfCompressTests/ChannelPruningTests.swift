@@ -40,14 +40,17 @@ final class ChannelPruningTests: XCTestCase {
         assertClose(try model.run(x), before, file: file, line: line)
         // What is saved loads and runs the same.
         assertClose(try model.copy().run(x), before, file: file, line: line)
-        if let name { try saveForExternalChecks(original, model, name: name) }
+        if let name { try saveForExternalChecks(original, model, name: name, x: x) }
         return report
     }
 
     /// With KERF_PRUNE_OUT set, writes `<name>.onnx` and `<name>.pruned.onnx` there for
     /// Tests/Compress/check_channel_prune.py.
-    private func saveForExternalChecks(_ original: Model, _ pruned: Model, name: String) throws {
+    private func saveForExternalChecks(_ original: Model, _ pruned: Model, name: String, x: Tensor) throws {
         guard let dir = ProcessInfo.processInfo.environment["KERF_PRUNE_OUT"], !dir.isEmpty else { return }
+        // ONNX requires a shape on graph outputs; the builder leaves it open.
+        let y = try Session(model: original, options: SessionOptions(threads: 1, optimizationLevel: 0)).run([original.graph.runtimeInputs[0].name: x])[0]
+        for m in [original, pruned] { m.graph.outputs[0].type = .tensor(dtype: .float, shape: y.shape.map { .value($0) }) }
         try original.save(path: "\(dir)/\(name).onnx")
         try pruned.save(path: "\(dir)/\(name).pruned.onnx")
     }
@@ -331,5 +334,29 @@ final class ChannelPruningTests: XCTestCase {
         XCTAssertEqual(channelsToRemove(10, sparsity: 0.25), 3)  // 2.5 rounds away from zero
         XCTAssertEqual(channelsToRemove(2, sparsity: 0.9), 1)
         XCTAssertEqual(channelsToKeep(scores: [3, 1, 2, 1], remove: 2), [0, 2])
+    }
+}
+
+/// Driven by Tests/Compress/check_channel_prune.py and scripts/bench_channel_prune.py: with
+/// KERF_PRUNE_DIR set, prunes every `<name>.onnx` there (KERF_PRUNE_SPARSITY, default 0.5;
+/// KERF_PRUNE_CRITERION, default l1) into `<name>.pruned.onnx` and `<name>.report.json`.
+final class ChannelPruningFilesTests: XCTestCase {
+    func testPrunesTheModelsOfKerfPruneDir() throws {
+        let env = ProcessInfo.processInfo.environment
+        guard let dir = env["KERF_PRUNE_DIR"], !dir.isEmpty else { throw XCTSkip("KERF_PRUNE_DIR is not set") }
+        var o = PruneOptions()
+        o.method = .channel
+        o.sparsity = Double(env["KERF_PRUNE_SPARSITY"] ?? "") ?? 0.5
+        o.channelCriterion = ChannelCriterion(rawValue: env["KERF_PRUNE_CRITERION"] ?? "l1") ?? .l1
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+            .filter { $0.hasSuffix(".onnx") && !$0.hasSuffix(".pruned.onnx") }.sorted()
+        XCTAssertFalse(names.isEmpty, "no .onnx file in \(dir)")
+        for file in names {
+            let base = String(file.dropLast(".onnx".count))
+            let model = try Model.load(path: "\(dir)/\(file)")
+            let report = try prune(model, options: o)
+            try model.save(path: "\(dir)/\(base).pruned.onnx")
+            try FileIO.writeAtomically(Data(report.json().utf8), to: "\(dir)/\(base).report.json")
+        }
     }
 }

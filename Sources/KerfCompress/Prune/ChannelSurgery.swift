@@ -58,16 +58,17 @@ func channelRewrite(_ graph: Graph, found: ChannelGroups, plans: [Int: ChannelPl
         }
     }
 
-    out.valueInfo = graph.valueInfo.map { v in
-        guard let l = found.layouts[v.name], let plan = planOfSpace[l.space],
-              case .tensor(let dtype, let dims?)? = v.type else { return v }
-        var w = v
+    out.valueInfo = graph.valueInfo.compactMap { v in
+        guard let l = found.layouts[v.name], let plan = planOfSpace[l.space] else { return v }
+        guard case .tensor(let dtype, let dims?)? = v.type else { return v }
         let pos = dims.count + l.axis
+        // A declaration that does not match what Kerf tracked is dropped rather than left stale
+        // (ONNX requires a shape on every value_info type, so it cannot just lose its shape).
         guard pos >= 0, pos < dims.count, case .value(let d) = dims[pos], d == plan.channels * l.block else {
-            // A declaration that does not match what Kerf tracked: drop the shape rather than lie.
-            w.type = .tensor(dtype: dtype, shape: nil)
-            return w
+            if pos >= 0, pos < dims.count, case .value = dims[pos] { return nil }
+            return v  // symbolic or unknown: still true
         }
+        var w = v
         var newDims = dims
         newDims[pos] = .value(plan.keep.count * l.block)
         w.type = .tensor(dtype: dtype, shape: newDims)
