@@ -21,9 +21,33 @@ import tempfile
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import numpy_helper
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "bindings", "python", "tests"))
 from channel_models import kerf_prune_dir, mlp, parameter_count, resnet  # noqa: E402
+from transformer_models import bert_encoder, bert_feeds, mobilenet_like  # noqa: E402
+
+
+def bert_zeroed_ffn(hidden=256, ffn=1024):
+    """The BERT-style encoder with half the FFN units of every layer exactly zero (GELU(0) = 0)."""
+    m = bert_encoder(hidden=hidden, ffn=ffn)
+    rng = np.random.default_rng(3)
+    inits = {t.name: t for t in m.graph.initializer}
+    by_reader = {n.input[1]: n for n in m.graph.node if n.op_type == "MatMul" and n.input[1] in inits}
+    for name, t in inits.items():
+        if tuple(t.dims) == (hidden, ffn) and name in by_reader:
+            gone = rng.permutation(ffn)[: ffn // 2]
+            w = numpy_helper.to_array(t).copy()
+            w[:, gone] = 0
+            t.CopyFrom(numpy_helper.from_array(w, name))
+            add = next(n for n in m.graph.node if n.op_type == "Add" and by_reader[name].output[0] in n.input)
+            bias_name = next(i for i in add.input if i in inits)
+            b = numpy_helper.to_array(inits[bias_name]).copy()
+            b[gone] = 0
+            inits[bias_name].CopyFrom(numpy_helper.from_array(b, bias_name))
+    return m
 
 
 def session(model):
@@ -40,7 +64,8 @@ def check_valid(path):
 
 
 def outputs(model, x):
-    return session(model).run(None, {model.graph.input[0].name: x})[0]
+    feeds = x if isinstance(x, dict) else {model.graph.input[0].name: x}
+    return session(model).run(None, feeds)[0]
 
 
 def compare(name, original, pruned, x, exact):
@@ -62,21 +87,29 @@ def main():
             "resnet_zeroed": resnet(seed=0, zero_half=True)[0],
             "mlp_random": mlp(seed=1),
             "mlp_zeroed": mlp(seed=1, zero_half=True),
+            "mobilenet_random": mobilenet_like(),
+            "bert_random": bert_encoder(),
+            "bert_zeroed": bert_zeroed_ffn(),
         }
+        # Fraction of parameters that must go: half of every hidden width in the CNNs and the
+        # MLP; in the encoder only the FFN units (attention heads and the residual width stay).
+        wanted = {"resnet": 0.70, "mlp": 0.60, "mobilenet": 0.50, "bert": 0.25}
         for name, m in models.items():
             onnx.checker.check_model(m, full_check=True)
             onnx.save(m, os.path.join(d, name + ".onnx"))
         reports = kerf_prune_dir(d, sparsity=0.5)
         for name, original in models.items():
             pruned = check_valid(os.path.join(d, name + ".pruned.onnx"))
-            x = rng.standard_normal([4] + [v.dim_value for v in original.graph.input[0].type.tensor_type.shape.dim[1:]]).astype(np.float32)
+            if name.startswith("bert"):
+                x = bert_feeds(2, 16)
+            else:
+                x = rng.standard_normal([4] + [v.dim_value for v in original.graph.input[0].type.tensor_type.shape.dim[1:]]).astype(np.float32)
             diff = compare(name, original, pruned, x, exact=name.endswith("zeroed"))
             before, after = parameter_count(original), parameter_count(pruned)
             r = reports[name]
             assert r["parameters_before"] == before and r["parameters_after"] == after, f"{name}: report counts differ"
             reduction = 1 - after / before
-            # Half of every hidden width goes: the CNN's weights shrink ~4x, the MLP's hidden layers too.
-            want = 0.70 if name.startswith("resnet") else 0.60
+            want = wanted[name.split("_")[0]]
             ok = reduction >= want
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {name}: params {before} -> {after} ({reduction:.1%} fewer), "
