@@ -270,6 +270,59 @@ final class ChannelPruningTests: XCTestCase {
                        [[4, 3, 3, 3], [2, 4, 1, 1], [4, 2, 1, 1], [2, 4, 1, 1]])
     }
 
+    // MARK: - Attention heads
+
+    /// x[1,5,8] -> BERT-style self-attention (4 heads of 2, the torch export pattern: shapes
+    /// from Shape/Gather/Unsqueeze/Concat) -> output projection + bias + residual.
+    private func attention(mask: [Int] = [1, 1, 1, 5]) -> Model {
+        let b = GraphBuilder(seed: 21)
+        func dim(_ index: Int64) -> String {
+            let i = "index\(index)"
+            b.initializers.append(Initializer(name: i, tensor: Tensor(scalar: index)))
+            let g = b.node("Gather", [b.node("Shape", ["x"]), i], ["axis": .int(0)])
+            return b.node("Unsqueeze", [g, b.int64("axes\(b.nodes.count)", [0])])
+        }
+        let batch = dim(0), seq = dim(1)
+        let split = b.node("Concat", [batch, seq, b.int64("heads", [4]), b.int64("head_size", [2])], name: "split_shape", ["axis": .int(0)])
+        func heads(_ name: String, _ perm: [Int64]) -> String {
+            let lin = b.node("Add", [b.node("MatMul", ["x", b.constant("w\(name)", [8, 8])]), b.constant("b\(name)", [8])])
+            return b.node("Transpose", [b.node("Reshape", [lin, split])], ["perm": .ints(perm)])
+        }
+        let q = heads("q", [0, 2, 1, 3]), k = heads("k", [0, 2, 3, 1]), v = heads("v", [0, 2, 1, 3])
+        let scaled = b.node("Div", [b.node("MatMul", [q, k]), b.constant("sqrt_d", [], [Float(2).squareRoot()])])
+        let masked = b.node("Add", [scaled, b.constant("mask", mask)])
+        let context = b.node("MatMul", [b.node("Softmax", [masked], ["axis": .int(-1)]), v])
+        let merged = b.node("Concat", [batch, seq, b.int64("width", [8])], ["axis": .int(0)])
+        let flat = b.node("Reshape", [b.node("Transpose", [context], ["perm": .ints([0, 2, 1, 3])]), merged])
+        let out = b.node("Add", [b.node("MatMul", [flat, b.constant("wo", [8, 8])]), b.constant("bo", [8])])
+        return b.model(shape: [1, 5, 8], output: b.node("Add", [out, "x"]))
+    }
+
+    func testAttentionHeadsAreRemovedWhole() throws {
+        let m = attention()
+        // Heads 1 and 2 (units 2..<6) do nothing: their V is zero, so is their share of Wo.
+        let gone = [2, 3, 4, 5]
+        for w in ["wq", "wk", "wv"] { m.fill(w, axis: 1, channels: gone) }
+        for w in ["bq", "bk", "bv", "wo"] { m.fill(w, axis: 0, channels: gone) }
+        let wo = m.initializer("wo").array(of: Float.self)
+        let report = try pruneKeepingOutputs(m, input([1, 5, 8]), options(), save: "attention")
+        XCTAssertEqual(shapes(m, ["wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo"]), [[8, 4], [4], [8, 4], [4], [8, 4], [4], [4, 8], [8]])
+        XCTAssertEqual(m.initializer("heads").array(of: Int64.self), [2])
+        XCTAssertEqual(m.initializer("head_size").array(of: Int64.self), [2])
+        XCTAssertEqual(m.initializer("width").array(of: Int64.self), [4])
+        XCTAssertEqual(m.initializer("wo").array(of: Float.self), Array(wo[0..<16] + wo[48..<64]))
+        // The projections are pruned per head, so they are not reported as left alone.
+        XCTAssertFalse(report.skipped.contains { ["wq", "wk", "wv"].contains($0.name) }, "\(report.skipped)")
+    }
+
+    func testAttentionWithAPerHeadBiasIsLeftAlone() throws {
+        // A [1, 4, 1, 5] bias differs per head: removing a head would need slicing it too.
+        let m = attention(mask: [1, 4, 1, 5])
+        let report = try prune(m, options: options())
+        XCTAssertEqual(m.initializer("wq").shape, [8, 8])
+        XCTAssertTrue(report.skipped.contains { $0.name == "wq" && $0.reason.contains("Reshape") }, "\(report.skipped)")
+    }
+
     // MARK: - Left alone, with a reason
 
     func testConcatenatedChannelsAreSkippedWithAReason() throws {

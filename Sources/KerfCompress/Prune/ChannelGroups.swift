@@ -35,14 +35,25 @@ enum ChannelEdit {
     case shapeEntry(initializer: String, index: Int, unitsPerChannel: Int, node: Int)
 }
 
-/// The output units of one Conv (filters), Gemm or MatMul (columns of the weight).
+/// A weight block whose magnitude ranks a channel: entries [c*block, (c+1)*block) along `axis`.
+struct ScoredWeight {
+    var name: String
+    var axis: Int
+    var block = 1
+}
+
+/// The output units of one Conv (filters), Gemm or MatMul (columns of the weight), or the
+/// heads of one attention block.
 struct ChannelSpace {
     /// Index in `graph.nodes` of the producer.
     var producer: Int
-    /// The producer's weight and the axis of it that indexes the units.
+    /// The producer's weight (names the space in the report).
     var weight: String
-    var weightAxis: Int
     var channels: Int
+    /// The weights whose per-channel norms rank the channels.
+    var scored: [ScoredWeight]
+    /// For a Q/K/V projection: the attention-head space that prunes its units per head.
+    var heads: Int?
     var edits: [ChannelEdit] = []
     /// The scale of the BatchNormalization that normalizes these channels, if any.
     var gamma: String?
@@ -65,6 +76,9 @@ struct ChannelGroups {
 
     /// "conv1.weight + conv2.weight": the producer weights of a group.
     func name(of group: [Int]) -> String { group.map { spaces[$0].weight }.joined(separator: " + ") }
+
+    /// All channels of the group come from one space, its units grouped per head.
+    func isAttentionHeads(_ group: [Int]) -> Bool { group.count == 1 && spaces[group[0]].scored.count > 1 }
 }
 
 /// Walks the graph once in topological order, following each producer's channels forward.
@@ -76,6 +90,9 @@ struct ChannelAnalysis {
     let constants: [String: Tensor]
     /// How many node inputs read each value (subgraph reads not included).
     let readers: [String: Int]
+    /// The node producing each value, and the nodes reading it.
+    let producer: [String: Int]
+    let readersOf: [String: [Int]]
     let graphOutputs: Set<String>
     /// Declared shapes of graph inputs, outputs and value_info.
     let declared: [String: [Dim]]
@@ -91,20 +108,26 @@ struct ChannelAnalysis {
         var constants: [String: Tensor] = [:]
         for i in graph.initializers where !fed.contains(i.name) { constants[i.name] = i.tensor }
         self.constants = constants
-        var readers: [String: Int] = [:]
-        for n in graph.nodes { for i in n.inputs where !i.isEmpty { readers[i, default: 0] += 1 } }
+        var readers: [String: Int] = [:], producer: [String: Int] = [:], readersOf: [String: [Int]] = [:]
+        for (k, n) in graph.nodes.enumerated() {
+            for i in n.inputs where !i.isEmpty { readers[i, default: 0] += 1; readersOf[i, default: []].append(k) }
+            for o in n.outputs where !o.isEmpty { producer[o] = k }
+        }
         self.readers = readers
+        self.producer = producer
+        self.readersOf = readersOf
         graphOutputs = Set(graph.outputs.map(\.name))
         var declared: [String: [Dim]] = [:]
         for v in graph.inputs + graph.valueInfo + graph.outputs { if let s = v.shape { declared[v.name] = s } }
         self.declared = declared
     }
 
-    /// Runs the analysis over the whole graph.
-    static func analyze(_ graph: Graph, options: PruneOptions, initializersAreConstant: Bool = false) -> ChannelGroups {
+    /// Runs the analysis over the whole graph. `opset` is the default-domain opset.
+    static func analyze(_ graph: Graph, options: PruneOptions, opset: Int, initializersAreConstant: Bool = false) -> ChannelGroups {
         var a = ChannelAnalysis(graph: graph, options: options, initializersAreConstant: initializersAreConstant)
         for i in topologicalOrder(graph.nodes) { a.visit(i) }
         a.rejectEscapingValues()
+        a.findAttentionHeads(opset: opset)
         return ChannelGroups(spaces: a.spaces, layouts: a.layouts, groups: a.groups())
     }
 
@@ -113,9 +136,7 @@ struct ChannelAnalysis {
     /// Registers the output units of `node` as a new space and slices its weight.
     mutating func startSpace(node: Int, weight: String, axis: Int, channels: Int) -> Int {
         let n = graph.nodes[node]
-        let s = spaces.count
-        spaces.append(ChannelSpace(producer: node, weight: weight, weightAxis: axis, channels: channels))
-        parent.append(s)
+        let s = addSpace(ChannelSpace(producer: node, weight: weight, channels: channels, scored: [ScoredWeight(name: weight, axis: axis)]))
         if let w = constants[weight] {
             if w.dtype != .float {
                 spaces[s].problems.append("weight '\(weight)' is \(w.dtype); only float32 weights are ranked")
@@ -126,6 +147,12 @@ struct ChannelAnalysis {
         if channels < 2 { spaces[s].problems.append("\(n.label) has \(channels) output channel") }
         addSlice(weight, axis: axis, block: 1, node: node, space: s)
         return s
+    }
+
+    mutating func addSpace(_ space: ChannelSpace) -> Int {
+        spaces.append(space)
+        parent.append(spaces.count - 1)
+        return spaces.count - 1
     }
 
     /// Ties two spaces: they are pruned together, with the same channels removed.
@@ -169,14 +196,15 @@ struct ChannelAnalysis {
     }
 
     /// True when constant `name` may be rewritten for `space`; otherwise records why not.
-    mutating func checkEditable(_ name: String, node: Int, space: Int) -> Bool {
+    /// `sharedBy`: nodes that may read it too, being rewritten alike.
+    mutating func checkEditable(_ name: String, node: Int, space: Int, sharedBy: Set<Int> = []) -> Bool {
         let n = graph.nodes[node]
         var problem: String?
         if constants[name] == nil {
             problem = "'\(name)' read by \(n.label) is not a constant initializer"
         } else if graphOutputs.contains(name) {
             problem = "'\(name)' is also a graph output"
-        } else if readers[name, default: 0] > 1 {
+        } else if readers[name, default: 0] > 1 && !readersOf[name, default: []].allSatisfy({ $0 == node || sharedBy.contains($0) }) {
             problem = "'\(name)' is shared by several nodes"
         } else if options.exclude.excludes(weight: name, node: n) {
             problem = "'\(name)' of \(n.label) is excluded"

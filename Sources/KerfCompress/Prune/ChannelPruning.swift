@@ -12,25 +12,30 @@ func pruneChannels(_ model: Model, options: PruneOptions, report: inout PruneRep
     let graph = model.graph
     // Before IR 4 every initializer is also listed as an input, and is still a constant.
     let fixed = model.irVersion < 4
-    let found = ChannelAnalysis.analyze(graph, options: options, initializersAreConstant: fixed)
+    let found = ChannelAnalysis.analyze(graph, options: options, opset: model.defaultOpset, initializersAreConstant: fixed)
     let constants = ChannelAnalysis(graph: graph, options: options, initializersAreConstant: fixed).constants
 
     var plans: [Int: ChannelPlan] = [:]
+    var skipped: [(group: [Int], reason: String)] = []
     for group in found.groups {
         let problems = found.problems(of: group)
         if !problems.isEmpty {
-            report.skipped.append(PruneReport.Skipped(name: found.name(of: group), reason: problems.joined(separator: "; ")))
+            skipped.append((group, problems.joined(separator: "; ")))
             continue
         }
         let channels = found.spaces[group[0]].channels
         let remove = channelsToRemove(channels, sparsity: options.sparsity)
         guard remove > 0 else {
-            report.skipped.append(PruneReport.Skipped(name: found.name(of: group),
-                                                     reason: "no channel of \(channels) to remove at sparsity \(options.sparsity)"))
+            let what = found.isAttentionHeads(group) ? "head" : "channel"
+            skipped.append((group, "no \(what) of \(channels) to remove at sparsity \(options.sparsity)"))
             continue
         }
         let scores = try channelScores(of: group, in: found, constants: constants, criterion: options.channelCriterion)
         plans[group[0]] = ChannelPlan(channels: channels, keep: channelsToKeep(scores: scores, remove: remove))
+    }
+    // Q/K/V projections whose units go per attention head are not reported as left alone.
+    for (group, reason) in skipped where !group.allSatisfy({ found.spaces[$0].heads.map { plans[$0] != nil } ?? false }) {
+        report.skipped.append(PruneReport.Skipped(name: found.name(of: group), reason: reason))
     }
 
     let rewrite = try channelRewrite(graph, found: found, plans: plans)

@@ -3,10 +3,11 @@ import KerfCore
 // Which channels of a group go: the lowest-scoring ones, scores summed over the group's
 // producers so that tied spaces lose the same channels.
 
-/// Per-channel sums of |w| (or of w^2 with `squared`) of a float32 tensor along `axis`.
-func channelNorms(_ t: Tensor, axis: Int, squared: Bool) -> [Float] {
-    let channels = t.shape[axis]
-    let outer = t.shape[..<axis].reduce(1, *), inner = t.shape[(axis + 1)...].reduce(1, *)
+/// Per-channel sums of |w| (or of w^2 with `squared`) of a float32 tensor along `axis`, channel
+/// c being the entries [c*block, (c+1)*block) there.
+func channelNorms(_ t: Tensor, axis: Int, block: Int = 1, squared: Bool) -> [Float] {
+    let channels = t.shape[axis] / block
+    let outer = t.shape[..<axis].reduce(1, *), inner = block * t.shape[(axis + 1)...].reduce(1, *)
     var sums = [Float](repeating: 0, count: channels)
     t.withElements(as: Float.self) { w in
         for o in 0..<outer {
@@ -22,7 +23,8 @@ func channelNorms(_ t: Tensor, axis: Int, squared: Bool) -> [Float] {
 }
 
 /// The importance of each channel of `group` (higher is kept first):
-/// - l1: sum over the producers of the L1 norm of each unit's weights;
+/// - l1: sum over the producers of the L1 norm of each unit's weights (for attention heads:
+///   the head's Q, K, V columns and output-projection rows);
 /// - l2: the L2 norm of each unit's weights across all producers;
 /// - bn_gamma: sum of |gamma| of the BatchNormalization after each producer, when every
 ///   producer has one; L1 otherwise (the scales of the two are not comparable).
@@ -42,7 +44,9 @@ func channelScores(of group: [Int], in found: ChannelGroups, constants: [String:
         return scores
     }
     for s in spaces {
-        try add(channelNorms(constants[s.weight]!, axis: s.weightAxis, squared: criterion == .l2), s.weight)
+        for w in s.scored {
+            try add(channelNorms(constants[w.name]!, axis: w.axis, block: w.block, squared: criterion == .l2), w.name)
+        }
     }
     return criterion == .l2 ? scores.map { $0.squareRoot() } : scores
 }
