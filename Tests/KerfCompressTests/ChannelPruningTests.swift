@@ -254,6 +254,19 @@ final class ChannelPruningTests: XCTestCase {
         XCTAssertEqual(m.initializer("fc.weight").shape, [4, 3])
     }
 
+    func testSpatialMeanWithoutKeepdimsFeedsTheClassifier() throws {
+        // Conv(8) -> Relu -> ReduceMean(axes 2, 3; keepdims 0) [N, 8] -> Gemm(3)
+        let b = GraphBuilder(seed: 17)
+        let h = b.node("Relu", [b.conv("x", 3, 8, name: "conv")])
+        let mean = b.node("ReduceMean", [h], ["axes": .ints([2, 3]), "keepdims": .int(0)])
+        let m = b.model(shape: [2, 3, 4, 4], output: b.gemm(mean, 8, 3, name: "fc"))
+        let gone = [0, 3, 4, 6]
+        m.fill("conv.weight", axis: 0, channels: gone)
+        m.fill("conv.bias", axis: 0, channels: gone)
+        try pruneKeepingOutputs(m, input([2, 3, 4, 4]), options(), save: "reduce_mean")
+        XCTAssertEqual(shapes(m, ["conv.weight", "fc.weight"]), [[4, 3, 3, 3], [4, 3]])
+    }
+
     func testSqueezeExciteMulTiesTheGateToTheFeatures() throws {
         // f = Relu(Conv(8)); s = Sigmoid(Conv1x1(8)(Relu(Conv1x1(4)(GAP(f))))); y = f * s
         let b = GraphBuilder(seed: 13)

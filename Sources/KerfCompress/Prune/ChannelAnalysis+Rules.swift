@@ -36,6 +36,7 @@ extension ChannelAnalysis {
         case "Flatten": visitFlatten(i)
         case "Reshape": visitReshape(i)
         case "Squeeze", "Unsqueeze": visitSqueeze(i)
+        case "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL1", "ReduceL2": visitReduce(i)
         case _ where unaryOps.contains(n.opType): visitUnary(i)
         case _ where elementwiseOps.contains(n.opType): visitElementwise(i)
         case "Concat":
@@ -288,6 +289,28 @@ extension ChannelAnalysis {
             spaces[l.space].edits.append(.shapeEntry(initializer: shapeName, index: p, unitsPerChannel: l.block * trailing, node: i))
         }
         layouts[out] = ChannelLayout(space: l.space, origin: l.origin, axis: -1, rank: p + 1, block: l.block * trailing, trailingOnes: true)
+    }
+
+    /// Reductions over axes other than the channel axis (x.mean([2, 3]) after a Conv).
+    mutating func visitReduce(_ i: Int) {
+        let n = graph.nodes[i]
+        let x = n.input(0)
+        rejectTracked(n, except: [0], "axes")
+        guard let l = layouts[x], let out = n.outputs.first, !out.isEmpty else { return }
+        var axes: [Int]?
+        if case .ints(let a)? = n.attribute("axes") { axes = a.map { Int($0) } }
+        if !n.input(1).isEmpty { axes = constants[n.input(1)].flatMap { $0.dtype == .int64 ? $0.array(of: Int64.self).map { Int($0) } : nil } }
+        guard let r = rank(of: x, l), let axes, !axes.isEmpty else { return reject(l, "\(n.label) reduces over axes not known") }
+        let p = r + l.axis
+        let norm = Set(axes.map { $0 < 0 ? $0 + r : $0 })
+        guard !norm.contains(p), l.block == 1, norm.allSatisfy({ $0 >= 0 && $0 < r }) else { return reject(l, "\(n.label) reduces over their axis") }
+        var o = l
+        if norm.isSuperset(of: (p + 1)..<r) { o.trailingOnes = true }
+        if n.int("keepdims", default: 1) == 0 {
+            o.rank = r - norm.count
+            o.axis = (p - norm.filter { $0 < p }.count) - o.rank!
+        }
+        layouts[out] = o
     }
 
     /// Squeeze / Unsqueeze of axes other than the channel axis.

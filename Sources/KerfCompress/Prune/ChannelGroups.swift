@@ -64,6 +64,8 @@ struct ChannelSpace {
 /// What the analysis found: the spaces, the layout of every tracked value, and the groups of
 /// spaces tied together (member indices ascending, groups ordered by first member).
 struct ChannelGroups {
+    /// The initializers the analysis treats as constants (not overridable by a feed).
+    var constants: [String: Tensor]
     var spaces: [ChannelSpace]
     var layouts: [String: ChannelLayout]
     var groups: [[Int]]
@@ -128,7 +130,7 @@ struct ChannelAnalysis {
         for i in topologicalOrder(graph.nodes) { a.visit(i) }
         a.rejectEscapingValues()
         a.findAttentionHeads(opset: opset)
-        return ChannelGroups(spaces: a.spaces, layouts: a.layouts, groups: a.groups())
+        return ChannelGroups(constants: a.constants, spaces: a.spaces, layouts: a.layouts, groups: a.groups())
     }
 
     // MARK: - Spaces and ties

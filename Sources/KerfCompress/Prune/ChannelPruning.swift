@@ -13,7 +13,6 @@ func pruneChannels(_ model: Model, options: PruneOptions, report: inout PruneRep
     // Before IR 4 every initializer is also listed as an input, and is still a constant.
     let fixed = model.irVersion < 4
     let found = ChannelAnalysis.analyze(graph, options: options, opset: model.defaultOpset, initializersAreConstant: fixed)
-    let constants = ChannelAnalysis(graph: graph, options: options, initializersAreConstant: fixed).constants
 
     var plans: [Int: ChannelPlan] = [:]
     var skipped: [(group: [Int], reason: String)] = []
@@ -30,7 +29,7 @@ func pruneChannels(_ model: Model, options: PruneOptions, report: inout PruneRep
             skipped.append((group, "no \(what) of \(channels) to remove at sparsity \(options.sparsity)"))
             continue
         }
-        let scores = try channelScores(of: group, in: found, constants: constants, criterion: options.channelCriterion)
+        let scores = try channelScores(of: group, in: found, criterion: options.channelCriterion)
         plans[group[0]] = ChannelPlan(channels: channels, keep: channelsToKeep(scores: scores, remove: remove))
     }
     // Q/K/V projections whose units go per attention head are not reported as left alone.

@@ -28,8 +28,8 @@ func channelNorms(_ t: Tensor, axis: Int, block: Int = 1, squared: Bool) -> [Flo
 /// - l2: the L2 norm of each unit's weights across all producers;
 /// - bn_gamma: sum of |gamma| of the BatchNormalization after each producer, when every
 ///   producer has one; L1 otherwise (the scales of the two are not comparable).
-func channelScores(of group: [Int], in found: ChannelGroups, constants: [String: Tensor],
-                   criterion: ChannelCriterion) throws -> [Float] {
+func channelScores(of group: [Int], in found: ChannelGroups, criterion: ChannelCriterion) throws -> [Float] {
+    let constants = found.constants
     let spaces = group.map { found.spaces[$0] }
     var scores = [Float](repeating: 0, count: spaces[0].channels)
     func add(_ values: [Float], _ what: String) throws {
