@@ -30,6 +30,8 @@ extension ChannelAnalysis {
         var reshapes: Set<Int>
         var widthEntry: (initializer: String, index: Int, node: Int)?
         var output: (weight: String, matmul: Int)
+        /// Intermediate values whose head dimension shrinks: (value, axis from the end, block).
+        var values: [(String, Int, Int)]
     }
 
     private func single(_ value: String) -> Bool { readers[value, default: 0] == 1 && !graphOutputs.contains(value) }
@@ -77,11 +79,14 @@ extension ChannelAnalysis {
     }
 
     /// Reshape(projection, [B, S, heads, d]) -> Transpose(perm): the projection and its shape.
-    private func splitHeads(_ value: String, perm expected: [Int64]) -> (projection: (weight: String, bias: String?, matmul: Int, add: Int?), shape: String, reshape: Int)? {
+    private func splitHeads(_ value: String, perm expected: [Int64], headSize: (String) -> Int?) -> (projection: (weight: String, bias: String?, matmul: Int, add: Int?), shape: String, reshape: Int, values: [(String, Int, Int)])? {
         guard single(value), let (_, t) = produced(value, by: "Transpose"), perm(t) == expected,
               single(t.input(0)), let (ri, r) = produced(t.input(0), by: "Reshape"),
-              single(r.input(0)), let p = projection(r.input(0)) else { return nil }
-        return (p, r.input(1), ri)
+              single(r.input(0)), let p = projection(r.input(0)), let d = headSize(r.input(1)) else { return nil }
+        // [B, S, H*d] before the Reshape (MatMul and bias Add), [B, S, H, d] after, then [B, H, ., .].
+        var values = [(graph.nodes[p.matmul].outputs[0], -1, d), (r.outputs[0], -2, 1), (value, -3, 1)]
+        if let a = p.add { values.append((graph.nodes[a].outputs[0], -1, d)) }
+        return (p, r.input(1), ri, values)
     }
 
     /// True when `value` is known to be 1 along axis -3 (the head axis of [B, H, S, S]) or
@@ -132,9 +137,11 @@ extension ChannelAnalysis {
         guard single(p), let (_, softmax) = produced(p, by: "Softmax") else { return nil }
         let axis = softmax.int("axis", default: opset >= 13 ? -1 : 1)
         guard axis == -1 || axis == 3 else { return nil }
+        var chain = [p]  // [B, H, S, S] values from q.k to the softmax
         p = softmax.input(0)
         var scores: Node?
         while scores == nil {
+            chain.append(p)
             guard single(p), let i = producer[p] else { return nil }
             let n = graph.nodes[i]
             guard n.isDefaultDomain, n.inputs.count == 2 else { return nil }
@@ -152,10 +159,11 @@ extension ChannelAnalysis {
                 return nil
             }
         }
+        let sizeOf = { (shape: String) in self.shapeEntry(shape, index: 3, count: 4)?.value }
         guard let scores,
-              let q = splitHeads(scores.input(0), perm: [0, 2, 1, 3]),
-              let k = splitHeads(scores.input(1), perm: [0, 2, 3, 1]),
-              let v = splitHeads(ctx.input(1), perm: [0, 2, 1, 3]) else { return nil }
+              let q = splitHeads(scores.input(0), perm: [0, 2, 1, 3], headSize: sizeOf),
+              let k = splitHeads(scores.input(1), perm: [0, 2, 3, 1], headSize: sizeOf),
+              let v = splitHeads(ctx.input(1), perm: [0, 2, 1, 3], headSize: sizeOf) else { return nil }
 
         // Every split shape says [B, S, heads, d] with the same heads and d, and is read only
         // by these three Reshapes.
@@ -186,7 +194,9 @@ extension ChannelAnalysis {
         return AttentionBlock(projections: [q.projection, k.projection, v.projection], heads: heads, headSize: headSize,
                               headEntries: headEntries, reshapes: reshapes,
                               widthEntry: widthEntry.value == width ? (widthEntry.initializer, widthEntry.index, widthEntry.node) : nil,
-                              output: (graph.nodes[oi].input(1), oi))
+                              output: (graph.nodes[oi].input(1), oi),
+                              values: q.values + k.values + v.values + chain.map { ($0, -3, 1) }
+                                  + [(out, -3, 1), (merged, -2, 1), (mergedOut, -1, headSize)])
     }
 
     private mutating func addHeadSpace(_ b: AttentionBlock) {
@@ -209,6 +219,11 @@ extension ChannelAnalysis {
         }
         if let e = b.widthEntry, checkEditable(e.initializer, node: e.node, space: s) {
             spaces[s].edits.append(.shapeEntry(initializer: e.initializer, index: e.index, unitsPerChannel: b.headSize, node: e.node))
+        }
+        // Declared shapes of these values follow the heads (the channel walk is over, so the
+        // Q/K/V layouts can be replaced).
+        for (value, axis, block) in b.values {
+            layouts[value] = ChannelLayout(space: s, origin: s, axis: axis, rank: nil, block: block)
         }
     }
 }
