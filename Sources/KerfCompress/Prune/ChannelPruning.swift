@@ -1,6 +1,61 @@
 import KerfCore
 
-/// Structured pruning (being written).
+/// Structured pruning: removes `options.sparsity` of the channels of every group of tied
+/// Conv filters / Gemm-MatMul output units that can be removed exactly, and rewrites every
+/// reader of those channels (next Conv / Gemm / MatMul, BatchNorm, biases, per-channel
+/// constants, depthwise Conv, Reshape targets, declared shapes). Groups Kerf cannot prove safe
+/// are left whole and listed in `report.skipped` with the reason.
+///
+/// The graph is changed only at the end, after every new tensor is built: on a throw the
+/// model is as it was.
 func pruneChannels(_ model: Model, options: PruneOptions, report: inout PruneReport) throws {
-    throw KerfError.unsupported("channel pruning is not available yet")
+    let graph = model.graph
+    // Before IR 4 every initializer is also listed as an input, and is still a constant.
+    let fixed = model.irVersion < 4
+    let found = ChannelAnalysis.analyze(graph, options: options, opset: model.defaultOpset, initializersAreConstant: fixed)
+
+    var plans: [Int: ChannelPlan] = [:]
+    var skipped: [(group: [Int], reason: String)] = []
+    for group in found.groups {
+        let problems = found.problems(of: group)
+        if !problems.isEmpty {
+            skipped.append((group, problems.joined(separator: "; ")))
+            continue
+        }
+        let channels = found.spaces[group[0]].channels
+        let remove = channelsToRemove(channels, sparsity: options.sparsity)
+        guard remove > 0 else {
+            let what = found.isAttentionHeads(group) ? "head" : "channel"
+            skipped.append((group, "no \(what) of \(channels) to remove at sparsity \(options.sparsity)"))
+            continue
+        }
+        let scores = try channelScores(of: group, in: found, criterion: options.channelCriterion)
+        plans[group[0]] = ChannelPlan(channels: channels, keep: channelsToKeep(scores: scores, remove: remove))
+    }
+    // Q/K/V projections whose units go per attention head are not reported as left alone.
+    for (group, reason) in skipped where !group.allSatisfy({ found.spaces[$0].heads.map { plans[$0] != nil } ?? false }) {
+        report.skipped.append(PruneReport.Skipped(name: found.name(of: group), reason: reason))
+    }
+
+    let rewrite = try channelRewrite(graph, found: found, plans: plans)
+    for initializer in graph.initializers {
+        guard let t = rewrite.tensors[initializer.name], let node = rewrite.readers[initializer.name] else { continue }
+        let n = graph.nodes[node]
+        let zerosBefore = zeroCount(initializer.tensor), zeros = zeroCount(t)
+        report.tensors.append(PruneReport.TensorEntry(
+            name: initializer.name, node: n.name, opType: n.opType, shapeBefore: initializer.tensor.shape, shape: t.shape,
+            zerosBefore: zerosBefore, zeros: zeros, sparsity: t.count == 0 ? 0 : Double(zeros) / Double(t.count)))
+    }
+
+    // Commit.
+    for i in graph.initializers.indices {
+        if let t = rewrite.tensors[graph.initializers[i].name] { graph.initializers[i].tensor = t }
+    }
+    for (i, n) in rewrite.nodes { graph.nodes[i] = n }
+    graph.valueInfo = rewrite.valueInfo
+    for i in graph.inputs.indices {
+        if let t = rewrite.tensors[graph.inputs[i].name] {
+            graph.inputs[i].type = .tensor(dtype: t.dtype, shape: t.shape.map { .value($0) })
+        }
+    }
 }

@@ -1,0 +1,428 @@
+import FoundationEssentials
+import XCTest
+@testable import KerfCompress
+import KerfCore
+import KerfRuntime
+
+/// Channel pruning on graphs built in code. The output-preservation tests first make the
+/// channels that will go exactly zero (filters, biases, BatchNorm shift), so removing them
+/// must leave the outputs unchanged up to float reassociation.
+final class ChannelPruningTests: XCTestCase {
+    private func options(_ sparsity: Double = 0.5, criterion: ChannelCriterion = .l1, exclude: [String] = []) -> PruneOptions {
+        var o = PruneOptions()
+        o.method = .channel
+        o.sparsity = sparsity
+        o.channelCriterion = criterion
+        o.exclude = NameFilter(exclude)
+        return o
+    }
+
+    private func input(_ shape: [Int], seed: UInt64 = 7) -> Tensor {
+        Tensor(shape: shape, values: GraphBuilder(seed: seed).random(shape.reduce(1, *)))
+    }
+
+    private func assertClose(_ a: [Float], _ b: [Float], _ tolerance: Float = 1e-4, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, file: file, line: line)
+        let scale = max(1, b.map(abs).max() ?? 0)
+        for (x, y) in zip(a, b) where abs(x - y) > tolerance * scale {
+            XCTFail("outputs differ: \(x) vs \(y)", file: file, line: line)
+            return
+        }
+    }
+
+    /// Keeps a copy of `model`, prunes it, and checks the outputs did not change.
+    @discardableResult
+    private func pruneKeepingOutputs(_ model: Model, _ x: Tensor, _ o: PruneOptions, save name: String? = nil,
+                                     file: StaticString = #filePath, line: UInt = #line) throws -> PruneReport {
+        let before = try model.run(x)
+        let original = try model.copy()
+        let report = try prune(model, options: o)
+        assertClose(try model.run(x), before, file: file, line: line)
+        // What is saved loads and runs the same.
+        assertClose(try model.copy().run(x), before, file: file, line: line)
+        if let name { try saveForExternalChecks(original, model, name: name, x: x) }
+        return report
+    }
+
+    /// With KERF_PRUNE_OUT set, writes `<name>.onnx` and `<name>.pruned.onnx` there for
+    /// Tests/Compress/check_channel_prune.py.
+    private func saveForExternalChecks(_ original: Model, _ pruned: Model, name: String, x: Tensor) throws {
+        guard let dir = ProcessInfo.processInfo.environment["KERF_PRUNE_OUT"], !dir.isEmpty else { return }
+        // ONNX requires a shape on graph outputs; the builder leaves it open.
+        let y = try Session(model: original, options: SessionOptions(threads: 1, optimizationLevel: 0)).run([original.graph.runtimeInputs[0].name: x])[0]
+        for m in [original, pruned] { m.graph.outputs[0].type = .tensor(dtype: .float, shape: y.shape.map { .value($0) }) }
+        try original.save(path: "\(dir)/\(name).onnx")
+        try pruned.save(path: "\(dir)/\(name).pruned.onnx")
+    }
+
+    private func shapes(_ m: Model, _ names: [String]) -> [[Int]] { names.map { m.initializer($0).shape } }
+
+    // MARK: - CNN
+
+    /// x[1,3,8,8] -> Conv(8)-BN-Relu -> Conv(16)-Relu -> GAP -> Flatten -> Gemm(10)
+    private func cnn() -> Model {
+        let b = GraphBuilder()
+        var h = b.conv("x", 3, 8, name: "conv1")
+        h = b.node("Relu", [b.batchNorm(h, 8, name: "bn1")])
+        h = b.node("Relu", [b.conv(h, 8, 16, name: "conv2")])
+        h = b.node("Flatten", [b.node("GlobalAveragePool", [h])])
+        return b.model(shape: [1, 3, 8, 8], output: b.gemm(h, 16, 10, name: "fc"))
+    }
+
+    func testCNNLosesHalfItsChannelsAndKeepsItsOutputs() throws {
+        let m = cnn()
+        let gone1 = [1, 4, 5, 6], gone2 = [0, 3, 7, 8, 9, 10, 12, 15]
+        m.fill("conv1.weight", axis: 0, channels: gone1)
+        m.fill("conv1.bias", axis: 0, channels: gone1)
+        m.fill("bn1.B", axis: 0, channels: gone1)
+        m.fill("bn1.mean", axis: 0, channels: gone1)
+        m.fill("conv2.weight", axis: 0, channels: gone2)
+        m.fill("conv2.bias", axis: 0, channels: gone2)
+        let w1 = m.initializer("conv1.weight").array(of: Float.self), fc = m.initializer("fc.weight").array(of: Float.self)
+
+        let report = try pruneKeepingOutputs(m, input([1, 3, 8, 8]), options(), save: "cnn")
+
+        XCTAssertEqual(shapes(m, ["conv1.weight", "conv1.bias", "bn1.scale", "bn1.var", "conv2.weight", "conv2.bias", "fc.weight", "fc.bias"]),
+                       [[4, 3, 3, 3], [4], [4], [4], [8, 4, 3, 3], [8], [8, 10], [10]])
+        // The kept filters are the original ones, in order.
+        let kept1 = (0..<8).filter { !gone1.contains($0) }
+        XCTAssertEqual(m.initializer("conv1.weight").array(of: Float.self), kept1.flatMap { w1[$0 * 27..<($0 + 1) * 27] })
+        let kept2 = (0..<16).filter { !gone2.contains($0) }
+        XCTAssertEqual(m.initializer("fc.weight").array(of: Float.self), kept2.flatMap { fc[$0 * 10..<($0 + 1) * 10] })
+        XCTAssertEqual(Set(report.tensors.map(\.name)),
+                       ["conv1.weight", "conv1.bias", "bn1.scale", "bn1.B", "bn1.mean", "bn1.var", "conv2.weight", "conv2.bias", "fc.weight"])
+        XCTAssertEqual(report.tensors.first { $0.name == "conv2.weight" }?.shapeBefore, [16, 8, 3, 3])
+        // The classifier's outputs are the graph output: left alone, and said so.
+        XCTAssertTrue(report.skipped.contains { $0.name == "fc.weight" && $0.reason.contains("graph output") }, "\(report.skipped)")
+        XCTAssertLessThan(report.parametersAfter, report.parametersBefore)
+        XCTAssertLessThan(report.bytesAfter, report.bytesBefore)
+    }
+
+    func testBatchNormGammaCriterionRemovesTheSmallestScales() throws {
+        let m = cnn()
+        // Tiny |gamma| on channels whose filters are large: gamma decides, L1 would not.
+        let small = [0, 2, 3, 7]
+        m.fill("bn1.scale", axis: 0, channels: small, with: 1e-3)
+        m.fill("conv1.weight", axis: 0, channels: small, with: 5)
+        let w = m.initializer("conv1.weight").array(of: Float.self)
+        _ = try prune(m, options: options(criterion: .batchNormGamma))
+        let kept = [1, 4, 5, 6]
+        XCTAssertEqual(m.initializer("conv1.weight").array(of: Float.self), kept.flatMap { w[$0 * 27..<($0 + 1) * 27] })
+
+        let l1 = cnn()
+        l1.fill("bn1.scale", axis: 0, channels: small, with: 1e-3)
+        l1.fill("conv1.weight", axis: 0, channels: small, with: 5)
+        _ = try prune(l1, options: options(criterion: .l1))
+        XCTAssertEqual(l1.initializer("conv1.weight").array(of: Float.self), small.flatMap { w[$0 * 27..<($0 + 1) * 27] })
+    }
+
+    func testValueInfoShapesFollowThePruning() throws {
+        let b = GraphBuilder()
+        let c1 = b.conv("x", 3, 8, name: "conv1")
+        b.declare(c1, [1, 8, 8, 8])
+        let r = b.node("Relu", [c1])
+        let m = b.model(shape: [1, 3, 8, 8], output: b.conv(r, 8, 4, name: "conv2"))
+        _ = try prune(m, options: options(0.25))
+        XCTAssertEqual(m.graph.valueInfo.first { $0.name == c1 }?.shape, [.value(1), .value(6), .value(8), .value(8)])
+        XCTAssertEqual(m.initializer("conv2.weight").shape, [4, 6, 3, 3])
+    }
+
+    // MARK: - MLP
+
+    /// x[2,16] -> Gemm(32)-Relu -> Gemm(24, transB)-Relu -> Gemm(5)
+    func testMLPHiddenUnitsAreRemoved() throws {
+        let b = GraphBuilder()
+        var h = b.node("Relu", [b.gemm("x", 16, 32, name: "fc1")])
+        h = b.node("Relu", [b.gemm(h, 32, 24, name: "fc2", transB: true)])
+        let m = b.model(shape: [2, 16], output: b.gemm(h, 24, 5, name: "fc3"))
+        let gone1 = Array(stride(from: 0, to: 32, by: 2)), gone2 = [1, 2, 3, 5, 8, 13, 21, 23, 0, 4, 6, 7]
+        m.fill("fc1.weight", axis: 1, channels: gone1)
+        m.fill("fc1.bias", axis: 0, channels: gone1)
+        m.fill("fc2.weight", axis: 0, channels: gone2)  // transB: rows are the units
+        m.fill("fc2.bias", axis: 0, channels: gone2)
+        try pruneKeepingOutputs(m, input([2, 16]), options(), save: "mlp")
+        XCTAssertEqual(shapes(m, ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"]),
+                       [[16, 16], [16], [12, 16], [12], [12, 5], [5]])
+    }
+
+    /// x[2,4,16] -> MatMul(32)+Add -> Relu -> MatMul(8)+Add: a transformer-style FFN.
+    func testMatMulWithBiasAddIsPruned() throws {
+        let b = GraphBuilder()
+        let w1 = b.constant("w1", [16, 32]), b1 = b.constant("b1", [32])
+        let h = b.node("Relu", [b.node("Add", [b.node("MatMul", ["x", w1]), b1])])
+        let out = b.node("Add", [b.node("MatMul", [h, b.constant("w2", [32, 8])]), b.constant("b2", [8])])
+        let m = b.model(shape: [2, 4, 16], output: out)
+        let gone = Array(16..<32)
+        m.fill("w1", axis: 1, channels: gone)
+        m.fill("b1", axis: 0, channels: gone)
+        try pruneKeepingOutputs(m, input([2, 4, 16]), options(), save: "ffn")
+        XCTAssertEqual(shapes(m, ["w1", "b1", "w2", "b2"]), [[16, 16], [16], [16, 8], [8]])
+    }
+
+    // MARK: - Residual ties
+
+    /// stem Conv(8)-Relu = r; r -> Conv(8)-Relu -> Conv(8) = t; Relu(r + t) -> GAP -> Flatten -> Gemm
+    private func residual() -> Model {
+        let b = GraphBuilder(seed: 3)
+        let r = b.node("Relu", [b.conv("x", 4, 8, name: "stem")])
+        let t = b.conv(b.node("Relu", [b.conv(r, 8, 8, name: "a")]), 8, 8, name: "b")
+        let y = b.node("Relu", [b.node("Add", [r, t], name: "residual")])
+        return b.model(shape: [1, 4, 6, 6], output: b.gemm(b.node("Flatten", [b.node("GlobalAveragePool", [y])]), 8, 3, name: "fc"))
+    }
+
+    func testResidualAddPrunesTiedConvsAlike() throws {
+        let m = residual()
+        let gone = [2, 3, 5, 6], goneA = [0, 1, 2, 7]
+        for w in ["stem", "b"] {
+            m.fill("\(w).weight", axis: 0, channels: gone)
+            m.fill("\(w).bias", axis: 0, channels: gone)
+        }
+        m.fill("a.weight", axis: 0, channels: goneA)
+        m.fill("a.bias", axis: 0, channels: goneA)
+        let stem = m.initializer("stem.weight").array(of: Float.self), bw = m.initializer("b.weight").array(of: Float.self)
+        try pruneKeepingOutputs(m, input([1, 4, 6, 6]), options(), save: "residual")
+        XCTAssertEqual(shapes(m, ["stem.weight", "a.weight", "b.weight", "fc.weight"]), [[4, 4, 3, 3], [4, 4, 3, 3], [4, 4, 3, 3], [4, 3]])
+        let kept = [0, 1, 4, 7]
+        XCTAssertEqual(m.initializer("stem.weight").array(of: Float.self), kept.flatMap { stem[$0 * 36..<($0 + 1) * 36] })
+        // b's filters: the tied channels, each over a's kept input channels [3, 4, 5, 6].
+        var expected: [Float] = []
+        for o in kept { for c in [3, 4, 5, 6] { expected += bw[(o * 8 + c) * 9..<(o * 8 + c + 1) * 9] } }
+        XCTAssertEqual(m.initializer("b.weight").array(of: Float.self), expected)
+    }
+
+    func testTiedGroupScoresAreSummedOverItsMembers() throws {
+        // Channel 0 is zero in the stem only; b's filter 0 is the largest, so the group keeps it.
+        let m = residual()
+        m.fill("stem.weight", axis: 0, channels: [0])
+        m.fill("b.weight", axis: 0, channels: [0], with: 10)
+        _ = try prune(m, options: options(0.5))
+        XCTAssertEqual(m.initializer("stem.weight").shape, [4, 4, 3, 3])
+        XCTAssertTrue(m.initializer("stem.weight").array(of: Float.self)[0..<36].allSatisfy { $0 == 0 }, "channel 0 is kept, first")
+        XCTAssertTrue(m.initializer("b.weight").array(of: Float.self)[0..<36].allSatisfy { $0 == 10 }, "channel 0 is kept, first")
+    }
+
+    func testResidualWithAnUntrackedOperandIsLeftAlone() throws {
+        // y = Conv(x) + x: x is the graph input, its channels cannot change.
+        let b = GraphBuilder()
+        let y = b.node("Add", [b.conv("x", 4, 4, name: "conv"), "x"])
+        let m = b.model(shape: [1, 4, 5, 5], output: b.node("Relu", [y]))
+        let report = try prune(m, options: options())
+        XCTAssertTrue(report.tensors.isEmpty)
+        XCTAssertEqual(report.skipped.map(\.name), ["conv.weight"])
+        XCTAssertTrue(report.skipped[0].reason.contains("'x'"), report.skipped[0].reason)
+    }
+
+    // MARK: - Rewrites through other ops
+
+    func testDepthwiseConvFollowsItsInputChannels() throws {
+        // Conv(8) -> Relu -> depthwise Conv(group 8) -> Relu -> Conv 1x1(6)
+        let b = GraphBuilder(seed: 11)
+        var h = b.node("Relu", [b.conv("x", 3, 8, name: "conv1")])
+        h = b.node("Relu", [b.conv(h, 8, 8, name: "dw", group: 8)])
+        let m = b.model(shape: [1, 3, 6, 6], output: b.conv(h, 8, 6, name: "pw", kernel: 1))
+        let gone = [0, 2, 4, 6]
+        for w in ["conv1.weight", "conv1.bias", "dw.bias"] { m.fill(w, axis: 0, channels: gone) }
+        try pruneKeepingOutputs(m, input([1, 3, 6, 6]), options(), save: "depthwise")
+        XCTAssertEqual(shapes(m, ["conv1.weight", "dw.weight", "dw.bias", "pw.weight"]), [[4, 3, 3, 3], [4, 1, 3, 3], [4], [6, 4, 1, 1]])
+        XCTAssertEqual(m.graph.nodes.first { $0.name == "dw" }?.int("group", default: 0), 4)
+    }
+
+    func testFlattenOfASpatialMapSlicesBlocksOfTheNextGemm() throws {
+        // Conv(6) -> Relu [1,6,3,3] -> Flatten [1,54] -> Gemm(4): channel c owns rows 9c..<9c+9.
+        let b = GraphBuilder(seed: 5)
+        let h = b.node("Relu", [b.conv("x", 2, 6, name: "conv")])
+        b.declare(h, [1, 6, 3, 3])
+        let m = b.model(shape: [1, 2, 3, 3], output: b.gemm(b.node("Flatten", [h]), 54, 4, name: "fc"))
+        let gone = [1, 2, 5]
+        m.fill("conv.weight", axis: 0, channels: gone)
+        m.fill("conv.bias", axis: 0, channels: gone)
+        try pruneKeepingOutputs(m, input([1, 2, 3, 3]), options(), save: "flatten")
+        XCTAssertEqual(shapes(m, ["conv.weight", "fc.weight"]), [[3, 2, 3, 3], [27, 4]])
+    }
+
+    func testReshapeToBatchByFeaturesRewritesItsTarget() throws {
+        // Conv(8) -> GAP -> Reshape [-1, 8] -> Gemm(3): the 8 becomes 4.
+        let b = GraphBuilder(seed: 9)
+        let g = b.node("GlobalAveragePool", [b.node("Relu", [b.conv("x", 3, 8, name: "conv")])])
+        let r = b.node("Reshape", [g, b.int64("target", [-1, 8])])
+        let m = b.model(shape: [2, 3, 4, 4], output: b.gemm(r, 8, 3, name: "fc"))
+        let gone = [0, 1, 6, 7]
+        m.fill("conv.weight", axis: 0, channels: gone)
+        m.fill("conv.bias", axis: 0, channels: gone)
+        try pruneKeepingOutputs(m, input([2, 3, 4, 4]), options(), save: "reshape")
+        XCTAssertEqual(m.initializer("target").array(of: Int64.self), [-1, 4])
+        XCTAssertEqual(m.initializer("fc.weight").shape, [4, 3])
+    }
+
+    func testSpatialMeanWithoutKeepdimsFeedsTheClassifier() throws {
+        // Conv(8) -> Relu -> ReduceMean(axes 2, 3; keepdims 0) [N, 8] -> Gemm(3)
+        let b = GraphBuilder(seed: 17)
+        let h = b.node("Relu", [b.conv("x", 3, 8, name: "conv")])
+        let mean = b.node("ReduceMean", [h], ["axes": .ints([2, 3]), "keepdims": .int(0)])
+        let m = b.model(shape: [2, 3, 4, 4], output: b.gemm(mean, 8, 3, name: "fc"))
+        let gone = [0, 3, 4, 6]
+        m.fill("conv.weight", axis: 0, channels: gone)
+        m.fill("conv.bias", axis: 0, channels: gone)
+        try pruneKeepingOutputs(m, input([2, 3, 4, 4]), options(), save: "reduce_mean")
+        XCTAssertEqual(shapes(m, ["conv.weight", "fc.weight"]), [[4, 3, 3, 3], [4, 3]])
+    }
+
+    func testSqueezeExciteMulTiesTheGateToTheFeatures() throws {
+        // f = Relu(Conv(8)); s = Sigmoid(Conv1x1(8)(Relu(Conv1x1(4)(GAP(f))))); y = f * s
+        let b = GraphBuilder(seed: 13)
+        let f = b.node("Relu", [b.conv("x", 3, 8, name: "conv")])
+        let squeeze = b.node("Relu", [b.conv(b.node("GlobalAveragePool", [f]), 8, 4, name: "se1", kernel: 1)])
+        let gate = b.node("Sigmoid", [b.conv(squeeze, 4, 8, name: "se2", kernel: 1)])
+        let y = b.node("Mul", [f, gate])
+        let m = b.model(shape: [1, 3, 5, 5], output: b.conv(y, 8, 2, name: "head", kernel: 1))
+        let gone = [1, 3, 5, 7]
+        for w in ["conv.weight", "conv.bias", "se2.weight", "se2.bias"] { m.fill(w, axis: 0, channels: gone) }
+        for w in ["se1.weight", "se1.bias"] { m.fill(w, axis: 0, channels: [0, 1]) }
+        try pruneKeepingOutputs(m, input([1, 3, 5, 5]), options(), save: "squeeze_excite")
+        XCTAssertEqual(shapes(m, ["conv.weight", "se1.weight", "se2.weight", "head.weight"]),
+                       [[4, 3, 3, 3], [2, 4, 1, 1], [4, 2, 1, 1], [2, 4, 1, 1]])
+    }
+
+    // MARK: - Attention heads
+
+    /// x[1,5,8] -> BERT-style self-attention (4 heads of 2, the torch export pattern: shapes
+    /// from Shape/Gather/Unsqueeze/Concat) -> output projection + bias + residual.
+    private func attention(mask: [Int] = [1, 1, 1, 5]) -> Model {
+        let b = GraphBuilder(seed: 21)
+        func dim(_ index: Int64) -> String {
+            let i = "index\(index)"
+            b.initializers.append(Initializer(name: i, tensor: Tensor(scalar: index)))
+            let g = b.node("Gather", [b.node("Shape", ["x"]), i], ["axis": .int(0)])
+            return b.node("Unsqueeze", [g, b.int64("axes\(b.nodes.count)", [0])])
+        }
+        let batch = dim(0), seq = dim(1)
+        let split = b.node("Concat", [batch, seq, b.int64("heads", [4]), b.int64("head_size", [2])], name: "split_shape", ["axis": .int(0)])
+        func heads(_ name: String, _ perm: [Int64]) -> String {
+            let lin = b.node("Add", [b.node("MatMul", ["x", b.constant("w\(name)", [8, 8])]), b.constant("b\(name)", [8])])
+            return b.node("Transpose", [b.node("Reshape", [lin, split])], ["perm": .ints(perm)])
+        }
+        let q = heads("q", [0, 2, 1, 3]), k = heads("k", [0, 2, 3, 1]), v = heads("v", [0, 2, 1, 3])
+        let scaled = b.node("Div", [b.node("MatMul", [q, k]), b.constant("sqrt_d", [], [Float(2).squareRoot()])])
+        let masked = b.node("Add", [scaled, b.constant("mask", mask)])
+        let context = b.node("MatMul", [b.node("Softmax", [masked], ["axis": .int(-1)]), v])
+        let merged = b.node("Concat", [batch, seq, b.int64("width", [8])], ["axis": .int(0)])
+        let flat = b.node("Reshape", [b.node("Transpose", [context], ["perm": .ints([0, 2, 1, 3])]), merged])
+        let out = b.node("Add", [b.node("MatMul", [flat, b.constant("wo", [8, 8])]), b.constant("bo", [8])])
+        return b.model(shape: [1, 5, 8], output: b.node("Add", [out, "x"]))
+    }
+
+    func testAttentionHeadsAreRemovedWhole() throws {
+        let m = attention()
+        // Heads 1 and 2 (units 2..<6) do nothing: their V is zero, so is their share of Wo.
+        let gone = [2, 3, 4, 5]
+        for w in ["wq", "wk", "wv"] { m.fill(w, axis: 1, channels: gone) }
+        for w in ["bq", "bk", "bv", "wo"] { m.fill(w, axis: 0, channels: gone) }
+        let wo = m.initializer("wo").array(of: Float.self)
+        let report = try pruneKeepingOutputs(m, input([1, 5, 8]), options(), save: "attention")
+        XCTAssertEqual(shapes(m, ["wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo"]), [[8, 4], [4], [8, 4], [4], [8, 4], [4], [4, 8], [8]])
+        XCTAssertEqual(m.initializer("heads").array(of: Int64.self), [2])
+        XCTAssertEqual(m.initializer("head_size").array(of: Int64.self), [2])
+        XCTAssertEqual(m.initializer("width").array(of: Int64.self), [4])
+        XCTAssertEqual(m.initializer("wo").array(of: Float.self), Array(wo[0..<16] + wo[48..<64]))
+        // The projections are pruned per head, so they are not reported as left alone.
+        XCTAssertFalse(report.skipped.contains { ["wq", "wk", "wv"].contains($0.name) }, "\(report.skipped)")
+    }
+
+    func testAttentionWithAPerHeadBiasIsLeftAlone() throws {
+        // A [1, 4, 1, 5] bias differs per head: removing a head would need slicing it too.
+        let m = attention(mask: [1, 4, 1, 5])
+        let report = try prune(m, options: options())
+        XCTAssertEqual(m.initializer("wq").shape, [8, 8])
+        XCTAssertTrue(report.skipped.contains { $0.name == "wq" && $0.reason.contains("Reshape") }, "\(report.skipped)")
+    }
+
+    // MARK: - Left alone, with a reason
+
+    func testConcatenatedChannelsAreSkippedWithAReason() throws {
+        let b = GraphBuilder()
+        let l = b.node("Relu", [b.conv("x", 3, 4, name: "left")])
+        let r = b.node("Relu", [b.conv("x", 3, 4, name: "right")])
+        let cat = b.node("Concat", [l, r], ["axis": .int(1)])
+        let h = b.node("Relu", [b.conv(cat, 8, 6, name: "after")])
+        let m = b.model(shape: [1, 3, 5, 5], output: b.conv(h, 6, 2, name: "head", kernel: 1))
+        let report = try prune(m, options: options())
+        let skipped = Dictionary(report.skipped.map { ($0.name, $0.reason) }, uniquingKeysWith: { a, _ in a })
+        XCTAssertTrue(skipped["left.weight"]?.contains("Concat") == true, "\(report.skipped)")
+        XCTAssertTrue(skipped["right.weight"]?.contains("Concat") == true, "\(report.skipped)")
+        XCTAssertEqual(shapes(m, ["left.weight", "right.weight", "after.weight", "head.weight"]),
+                       [[4, 3, 3, 3], [4, 3, 3, 3], [3, 8, 3, 3], [2, 3, 1, 1]])
+    }
+
+    func testUnknownReshapeIsSkippedWithAReason() throws {
+        let b = GraphBuilder()
+        let c = b.conv("x", 3, 4, name: "conv")
+        let r = b.node("Reshape", [c, b.int64("shape", [1, 2, -1])], name: "split")
+        let m = b.model(shape: [1, 3, 4, 4], output: b.node("Relu", [r]))
+        let report = try prune(m, options: options())
+        XCTAssertTrue(report.tensors.isEmpty)
+        XCTAssertEqual(report.skipped.map(\.name), ["conv.weight"])
+        XCTAssertTrue(report.skipped[0].reason.contains("'split' (Reshape)"), report.skipped[0].reason)
+    }
+
+    func testExcludedProducersAndReadersAreHonoured() throws {
+        // Excluding conv1 by node name keeps its filters; excluding the classifier's weight
+        // keeps conv2's channels, whose removal would change it.
+        let m = cnn()
+        let report = try prune(m, options: options(exclude: ["conv1", "fc.weight"]))
+        XCTAssertEqual(shapes(m, ["conv1.weight", "conv2.weight", "fc.weight"]), [[8, 3, 3, 3], [16, 8, 3, 3], [16, 10]])
+        XCTAssertTrue(report.skipped.contains { $0.name == "conv1.weight" && $0.reason.contains("excluded") })
+        XCTAssertTrue(report.skipped.contains { $0.name == "conv2.weight" && $0.reason.contains("'fc.weight'") })
+
+        let byType = cnn()
+        _ = try prune(byType, options: options(exclude: ["Gemm"]))
+        XCTAssertEqual(shapes(byType, ["conv1.weight", "conv2.weight"]), [[4, 3, 3, 3], [16, 4, 3, 3]])
+    }
+
+    func testMinElementsLeavesSmallLayersAlone() throws {
+        let m = cnn()
+        var o = options()
+        o.minElements = 500  // conv1 has 8*3*3*3 = 216 weights, conv2 1152
+        let report = try prune(m, options: o)
+        XCTAssertEqual(shapes(m, ["conv1.weight", "conv2.weight"]), [[8, 3, 3, 3], [8, 8, 3, 3]])
+        XCTAssertTrue(report.skipped.contains { $0.name == "conv1.weight" && $0.reason.contains("fewer than the minimum") })
+    }
+
+    func testFailureLeavesTheModelUnchanged() throws {
+        let m = cnn()
+        m.fill("conv2.weight", axis: 0, channels: [3], with: .nan)
+        let before = try m.serialized()
+        XCTAssertThrowsError(try prune(m, options: options()))
+        XCTAssertEqual(try m.serialized(), before)
+    }
+
+    func testSparsityRoundsAndKeepsOneChannel() {
+        XCTAssertEqual(channelsToRemove(8, sparsity: 0.5), 4)
+        XCTAssertEqual(channelsToRemove(10, sparsity: 0.25), 3)  // 2.5 rounds away from zero
+        XCTAssertEqual(channelsToRemove(2, sparsity: 0.9), 1)
+        XCTAssertEqual(channelsToKeep(scores: [3, 1, 2, 1], remove: 2), [0, 2])
+    }
+}
+
+/// Driven by Tests/Compress/check_channel_prune.py and scripts/bench_channel_prune.py: with
+/// KERF_PRUNE_DIR set, prunes every `<name>.onnx` there (KERF_PRUNE_SPARSITY, default 0.5;
+/// KERF_PRUNE_CRITERION, default l1) into `<name>.pruned.onnx` and `<name>.report.json`.
+final class ChannelPruningFilesTests: XCTestCase {
+    func testPrunesTheModelsOfKerfPruneDir() throws {
+        let env = ProcessInfo.processInfo.environment
+        guard let dir = env["KERF_PRUNE_DIR"], !dir.isEmpty else { throw XCTSkip("KERF_PRUNE_DIR is not set") }
+        var o = PruneOptions()
+        o.method = .channel
+        o.sparsity = Double(env["KERF_PRUNE_SPARSITY"] ?? "") ?? 0.5
+        o.channelCriterion = ChannelCriterion(rawValue: env["KERF_PRUNE_CRITERION"] ?? "l1") ?? .l1
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+            .filter { $0.hasSuffix(".onnx") && !$0.hasSuffix(".pruned.onnx") }.sorted()
+        XCTAssertFalse(names.isEmpty, "no .onnx file in \(dir)")
+        for file in names {
+            let base = String(file.dropLast(".onnx".count))
+            let model = try Model.load(path: "\(dir)/\(file)")
+            let report = try prune(model, options: o)
+            try model.save(path: "\(dir)/\(base).pruned.onnx")
+            try FileIO.writeAtomically(Data(report.json().utf8), to: "\(dir)/\(base).report.json")
+        }
+    }
+}
