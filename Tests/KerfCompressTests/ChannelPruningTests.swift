@@ -32,27 +32,14 @@ final class ChannelPruningTests: XCTestCase {
 
     /// Keeps a copy of `model`, prunes it, and checks the outputs did not change.
     @discardableResult
-    private func pruneKeepingOutputs(_ model: Model, _ x: Tensor, _ o: PruneOptions, save name: String? = nil,
+    private func pruneKeepingOutputs(_ model: Model, _ x: Tensor, _ o: PruneOptions,
                                      file: StaticString = #filePath, line: UInt = #line) throws -> PruneReport {
         let before = try model.run(x)
-        let original = try model.copy()
         let report = try prune(model, options: o)
         assertClose(try model.run(x), before, file: file, line: line)
         // What is saved loads and runs the same.
         assertClose(try model.copy().run(x), before, file: file, line: line)
-        if let name { try saveForExternalChecks(original, model, name: name, x: x) }
         return report
-    }
-
-    /// With KERF_PRUNE_OUT set, writes `<name>.onnx` and `<name>.pruned.onnx` there for
-    /// Tests/Compress/check_channel_prune.py.
-    private func saveForExternalChecks(_ original: Model, _ pruned: Model, name: String, x: Tensor) throws {
-        guard let dir = ProcessInfo.processInfo.environment["KERF_PRUNE_OUT"], !dir.isEmpty else { return }
-        // ONNX requires a shape on graph outputs; the builder leaves it open.
-        let y = try Session(model: original, options: SessionOptions(threads: 1, optimizationLevel: 0)).run([original.graph.runtimeInputs[0].name: x])[0]
-        for m in [original, pruned] { m.graph.outputs[0].type = .tensor(dtype: .float, shape: y.shape.map { .value($0) }) }
-        try original.save(path: "\(dir)/\(name).onnx")
-        try pruned.save(path: "\(dir)/\(name).pruned.onnx")
     }
 
     private func shapes(_ m: Model, _ names: [String]) -> [[Int]] { names.map { m.initializer($0).shape } }
@@ -80,7 +67,7 @@ final class ChannelPruningTests: XCTestCase {
         m.fill("conv2.bias", axis: 0, channels: gone2)
         let w1 = m.initializer("conv1.weight").array(of: Float.self), fc = m.initializer("fc.weight").array(of: Float.self)
 
-        let report = try pruneKeepingOutputs(m, input([1, 3, 8, 8]), options(), save: "cnn")
+        let report = try pruneKeepingOutputs(m, input([1, 3, 8, 8]), options())
 
         XCTAssertEqual(shapes(m, ["conv1.weight", "conv1.bias", "bn1.scale", "bn1.var", "conv2.weight", "conv2.bias", "fc.weight", "fc.bias"]),
                        [[4, 3, 3, 3], [4], [4], [4], [8, 4, 3, 3], [8], [8, 10], [10]])
@@ -140,7 +127,7 @@ final class ChannelPruningTests: XCTestCase {
         m.fill("fc1.bias", axis: 0, channels: gone1)
         m.fill("fc2.weight", axis: 0, channels: gone2)  // transB: rows are the units
         m.fill("fc2.bias", axis: 0, channels: gone2)
-        try pruneKeepingOutputs(m, input([2, 16]), options(), save: "mlp")
+        try pruneKeepingOutputs(m, input([2, 16]), options())
         XCTAssertEqual(shapes(m, ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"]),
                        [[16, 16], [16], [12, 16], [12], [12, 5], [5]])
     }
@@ -155,7 +142,7 @@ final class ChannelPruningTests: XCTestCase {
         let gone = Array(16..<32)
         m.fill("w1", axis: 1, channels: gone)
         m.fill("b1", axis: 0, channels: gone)
-        try pruneKeepingOutputs(m, input([2, 4, 16]), options(), save: "ffn")
+        try pruneKeepingOutputs(m, input([2, 4, 16]), options())
         XCTAssertEqual(shapes(m, ["w1", "b1", "w2", "b2"]), [[16, 16], [16], [16, 8], [8]])
     }
 
@@ -180,7 +167,7 @@ final class ChannelPruningTests: XCTestCase {
         m.fill("a.weight", axis: 0, channels: goneA)
         m.fill("a.bias", axis: 0, channels: goneA)
         let stem = m.initializer("stem.weight").array(of: Float.self), bw = m.initializer("b.weight").array(of: Float.self)
-        try pruneKeepingOutputs(m, input([1, 4, 6, 6]), options(), save: "residual")
+        try pruneKeepingOutputs(m, input([1, 4, 6, 6]), options())
         XCTAssertEqual(shapes(m, ["stem.weight", "a.weight", "b.weight", "fc.weight"]), [[4, 4, 3, 3], [4, 4, 3, 3], [4, 4, 3, 3], [4, 3]])
         let kept = [0, 1, 4, 7]
         XCTAssertEqual(m.initializer("stem.weight").array(of: Float.self), kept.flatMap { stem[$0 * 36..<($0 + 1) * 36] })
@@ -222,7 +209,7 @@ final class ChannelPruningTests: XCTestCase {
         let m = b.model(shape: [1, 3, 6, 6], output: b.conv(h, 8, 6, name: "pw", kernel: 1))
         let gone = [0, 2, 4, 6]
         for w in ["conv1.weight", "conv1.bias", "dw.bias"] { m.fill(w, axis: 0, channels: gone) }
-        try pruneKeepingOutputs(m, input([1, 3, 6, 6]), options(), save: "depthwise")
+        try pruneKeepingOutputs(m, input([1, 3, 6, 6]), options())
         XCTAssertEqual(shapes(m, ["conv1.weight", "dw.weight", "dw.bias", "pw.weight"]), [[4, 3, 3, 3], [4, 1, 3, 3], [4], [6, 4, 1, 1]])
         XCTAssertEqual(m.graph.nodes.first { $0.name == "dw" }?.int("group", default: 0), 4)
     }
@@ -236,7 +223,7 @@ final class ChannelPruningTests: XCTestCase {
         let gone = [1, 2, 5]
         m.fill("conv.weight", axis: 0, channels: gone)
         m.fill("conv.bias", axis: 0, channels: gone)
-        try pruneKeepingOutputs(m, input([1, 2, 3, 3]), options(), save: "flatten")
+        try pruneKeepingOutputs(m, input([1, 2, 3, 3]), options())
         XCTAssertEqual(shapes(m, ["conv.weight", "fc.weight"]), [[3, 2, 3, 3], [27, 4]])
     }
 
@@ -249,7 +236,7 @@ final class ChannelPruningTests: XCTestCase {
         let gone = [0, 1, 6, 7]
         m.fill("conv.weight", axis: 0, channels: gone)
         m.fill("conv.bias", axis: 0, channels: gone)
-        try pruneKeepingOutputs(m, input([2, 3, 4, 4]), options(), save: "reshape")
+        try pruneKeepingOutputs(m, input([2, 3, 4, 4]), options())
         XCTAssertEqual(m.initializer("target").array(of: Int64.self), [-1, 4])
         XCTAssertEqual(m.initializer("fc.weight").shape, [4, 3])
     }
@@ -263,7 +250,7 @@ final class ChannelPruningTests: XCTestCase {
         let gone = [0, 3, 4, 6]
         m.fill("conv.weight", axis: 0, channels: gone)
         m.fill("conv.bias", axis: 0, channels: gone)
-        try pruneKeepingOutputs(m, input([2, 3, 4, 4]), options(), save: "reduce_mean")
+        try pruneKeepingOutputs(m, input([2, 3, 4, 4]), options())
         XCTAssertEqual(shapes(m, ["conv.weight", "fc.weight"]), [[4, 3, 3, 3], [4, 3]])
     }
 
@@ -278,7 +265,7 @@ final class ChannelPruningTests: XCTestCase {
         let gone = [1, 3, 5, 7]
         for w in ["conv.weight", "conv.bias", "se2.weight", "se2.bias"] { m.fill(w, axis: 0, channels: gone) }
         for w in ["se1.weight", "se1.bias"] { m.fill(w, axis: 0, channels: [0, 1]) }
-        try pruneKeepingOutputs(m, input([1, 3, 5, 5]), options(), save: "squeeze_excite")
+        try pruneKeepingOutputs(m, input([1, 3, 5, 5]), options())
         XCTAssertEqual(shapes(m, ["conv.weight", "se1.weight", "se2.weight", "head.weight"]),
                        [[4, 3, 3, 3], [2, 4, 1, 1], [4, 2, 1, 1], [2, 4, 1, 1]])
     }
@@ -318,7 +305,7 @@ final class ChannelPruningTests: XCTestCase {
         for w in ["wq", "wk", "wv"] { m.fill(w, axis: 1, channels: gone) }
         for w in ["bq", "bk", "bv", "wo"] { m.fill(w, axis: 0, channels: gone) }
         let wo = m.initializer("wo").array(of: Float.self)
-        let report = try pruneKeepingOutputs(m, input([1, 5, 8]), options(), save: "attention")
+        let report = try pruneKeepingOutputs(m, input([1, 5, 8]), options())
         XCTAssertEqual(shapes(m, ["wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo"]), [[8, 4], [4], [8, 4], [4], [8, 4], [4], [4, 8], [8]])
         XCTAssertEqual(m.initializer("heads").array(of: Int64.self), [2])
         XCTAssertEqual(m.initializer("head_size").array(of: Int64.self), [2])
@@ -400,29 +387,5 @@ final class ChannelPruningTests: XCTestCase {
         XCTAssertEqual(channelsToRemove(10, sparsity: 0.25), 3)  // 2.5 rounds away from zero
         XCTAssertEqual(channelsToRemove(2, sparsity: 0.9), 1)
         XCTAssertEqual(channelsToKeep(scores: [3, 1, 2, 1], remove: 2), [0, 2])
-    }
-}
-
-/// Driven by Tests/Compress/check_channel_prune.py and scripts/bench_channel_prune.py: with
-/// KERF_PRUNE_DIR set, prunes every `<name>.onnx` there (KERF_PRUNE_SPARSITY, default 0.5;
-/// KERF_PRUNE_CRITERION, default l1) into `<name>.pruned.onnx` and `<name>.report.json`.
-final class ChannelPruningFilesTests: XCTestCase {
-    func testPrunesTheModelsOfKerfPruneDir() throws {
-        let env = ProcessInfo.processInfo.environment
-        guard let dir = env["KERF_PRUNE_DIR"], !dir.isEmpty else { throw XCTSkip("KERF_PRUNE_DIR is not set") }
-        var o = PruneOptions()
-        o.method = .channel
-        o.sparsity = Double(env["KERF_PRUNE_SPARSITY"] ?? "") ?? 0.5
-        o.channelCriterion = ChannelCriterion(rawValue: env["KERF_PRUNE_CRITERION"] ?? "l1") ?? .l1
-        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
-            .filter { $0.hasSuffix(".onnx") && !$0.hasSuffix(".pruned.onnx") }.sorted()
-        XCTAssertFalse(names.isEmpty, "no .onnx file in \(dir)")
-        for file in names {
-            let base = String(file.dropLast(".onnx".count))
-            let model = try Model.load(path: "\(dir)/\(file)")
-            let report = try prune(model, options: o)
-            try model.save(path: "\(dir)/\(base).pruned.onnx")
-            try FileIO.writeAtomically(Data(report.json().utf8), to: "\(dir)/\(base).report.json")
-        }
     }
 }

@@ -1,16 +1,8 @@
-"""Models for the channel-pruning checks and benchmark, built with onnx.helper (IR 8, opset 17),
-and a runner that prunes a folder of them with Kerf (through the Swift test
-ChannelPruningFilesTests, until the C API exposes channel pruning)."""
-
-import json
-import os
-import subprocess
+"""Models for the channel-pruning tests and benchmark, built with onnx.helper (IR 8, opset 17)."""
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class Builder:
@@ -115,23 +107,6 @@ def mlp(seed=1, sizes=(64, 256, 256, 10), zero_half=False):
                 b.inits[f"fc{i + 1}.bias"][gone] = 0
             h = b.node("Relu", [h])
     return b.model(["N", sizes[0]], h)
-
-
-def kerf_prune_dir(folder, sparsity=0.5, criterion="l1"):
-    """Prunes every <name>.onnx in folder with Kerf into <name>.pruned.onnx; returns the reports."""
-    env = dict(os.environ, KERF_PRUNE_DIR=os.path.abspath(folder), KERF_PRUNE_SPARSITY=str(sparsity),
-               KERF_PRUNE_CRITERION=criterion)
-    cmd = ["flock", "/tmp/kerf-build.lock", "swift", "test", "--filter",
-           "ChannelPruningFilesTests/testPrunesTheModelsOfKerfPruneDir"]
-    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    if run.returncode != 0:
-        raise RuntimeError("Kerf pruning failed:\n" + run.stdout[-4000:] + run.stderr[-4000:])
-    reports = {}
-    for f in sorted(os.listdir(folder)):
-        if f.endswith(".report.json"):
-            with open(os.path.join(folder, f)) as fh:
-                reports[f[: -len(".report.json")]] = json.load(fh)
-    return reports
 
 
 def parameter_count(model):
