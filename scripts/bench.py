@@ -256,6 +256,8 @@ def main() -> int:
                              check=True, capture_output=True, text=True).stdout.strip()
         lines += ["## `kerf bench` (CLI, no Python in the loop)", "", "```",
                   f"$ kerf bench resnet_style_cnn.onnx --threads 1 --batch 32 --runs {args.runs}", cli, "```", ""]
+    import bench_prune
+    lines += bench_prune.section(args.runs)
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
