@@ -114,15 +114,15 @@ private func sparseGemm<Index: FixedWidthInteger>(
 ) {
     let k = b.rows, n = b.columns
     if m == 0 || n == 0 { return }
-    // Columns are split into contiguous chunks, a few per thread (nonzeros are roughly even).
-    let workers = max(1, min(threads, n / 64))
-    let chunks = workers == 1 ? 1 : workers * 4
+    // Columns are split into contiguous chunks of at least 16 that idle threads take in turn.
+    let workers = max(1, min(threads, n / 16))
+    let chunks = workers == 1 ? 1 : min(n / 16, 64)
     let chunkSize = (n + chunks - 1) / chunks
     b.values.withUnsafeBufferPointer { vb in
         b.columnStart.withUnsafeBufferPointer { sb in
             let values = vb.baseAddress!, start = sb.baseAddress!
             if m == 1 {
-                parallelFor(chunks, threads: workers) { _, chunk in
+                parallelForDynamic(chunks, threads: workers) { chunk in
                     let range = chunk * chunkSize..<min(n, (chunk + 1) * chunkSize)
                     sparseRowTimesColumns(a, values: values, rowIndex: rowIndex, start: start, columns: range,
                                           alpha: alpha, beta: beta, c: c)
@@ -142,7 +142,7 @@ private func sparseGemm<Index: FixedWidthInteger>(
                     for i in rowsHere..<width { row[i] = 0 }
                 }
                 let at = UnsafePointer(transposed), cBlock = c + r0 * ldc
-                parallelFor(chunks, threads: workers) { _, chunk in
+                parallelForDynamic(chunks, threads: workers) { chunk in
                     let range = chunk * chunkSize..<min(n, (chunk + 1) * chunkSize)
                     if width == 8 {
                         sparseBlockTimesColumns(at, SIMD8<Float>.self, rows: rowsHere, values: values, rowIndex: rowIndex,
