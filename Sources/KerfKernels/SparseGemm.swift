@@ -114,10 +114,11 @@ private func sparseGemm<Index: FixedWidthInteger>(
 ) {
     let k = b.rows, n = b.columns
     if m == 0 || n == 0 { return }
-    // Columns are split into contiguous chunks of at least 16 that idle threads take in turn.
+    // Columns are split into up to 64 contiguous chunks of at least 16 that idle threads take
+    // in turn; every chunk is non-empty.
     let workers = max(1, min(threads, n / 16))
-    let chunks = workers == 1 ? 1 : min(n / 16, 64)
-    let chunkSize = (n + chunks - 1) / chunks
+    let chunkSize = workers == 1 ? n : max(16, (n + 63) / 64)
+    let chunks = (n + chunkSize - 1) / chunkSize
     b.values.withUnsafeBufferPointer { vb in
         b.columnStart.withUnsafeBufferPointer { sb in
             let values = vb.baseAddress!, start = sb.baseAddress!
