@@ -72,6 +72,13 @@ public func zeroFraction(_ x: UnsafePointer<Float>, count: Int) -> Double {
 /// `sparseGemmReference` to float rounding (the sums run in a different order).
 public func sparseGemm(m: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, b: SparseMatrix,
                        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = 1) {
+    if m == 0 || b.columns == 0 { return }
+    if b.nonzeroCount == 0 {  // empty arrays have no base address; the product is zero
+        for i in 0..<m {
+            for n in 0..<b.columns { c[i * ldc + n] = beta == 0 ? 0 : beta * c[i * ldc + n] }
+        }
+        return
+    }
     switch b.rowIndex {
     case .narrow(let indices):
         indices.withUnsafeBufferPointer { index in
@@ -113,7 +120,6 @@ private func sparseGemm<Index: FixedWidthInteger>(
     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int
 ) {
     let k = b.rows, n = b.columns
-    if m == 0 || n == 0 { return }
     // Columns are split into up to 64 contiguous chunks of at least 16 that idle threads take
     // in turn; every chunk is non-empty.
     let workers = max(1, min(threads, n / 16))

@@ -30,7 +30,7 @@ final class SparseGemmTests: XCTestCase {
 
     func testSparseGemmMatchesDenseDefinition() {
         var seed: UInt64 = 10
-        for zeros in [0.5, 0.7, 0.9, 0.99] {
+        for zeros in [0.5, 0.7, 0.9, 0.99, 1] {
             for (k, n) in [(37, 29), (130, 67), (1, 5), (9, 1000)] {
                 for m in [1, 3, 9, 32, 35] {
                     for transB in [false, true] {
