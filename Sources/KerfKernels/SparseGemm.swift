@@ -115,6 +115,9 @@ public func sparseGemmReference(m: Int, alpha: Float, a: UnsafePointer<Float>, l
 /// whole SIMD vector of rows.
 private let rowBlock = 16
 
+/// `sparseGemm` with B's row indices as a typed pointer; B has at least one nonzero, M and N
+/// are positive. One row of A goes through the gathering kernel; more rows go through blocks
+/// of up to 16 rows of Aᵀ.
 private func sparseGemm<Index: FixedWidthInteger>(
     m: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, b: SparseMatrix, rowIndex: UnsafePointer<Index>,
     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int
