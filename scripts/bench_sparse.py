@@ -4,10 +4,11 @@ weights, run by Kerf with dense kernels only, Kerf with sparse kernels, and ONNX
 
     KERF_LIBRARY=.build/release/libKerf.so python3 scripts/bench_sparse.py [--runs 30] [--out FILE]
 
-Latency is the median of --runs timed runs after --warmup runs per (pattern, batch, threads),
-the engines taking turns run by run so that load from elsewhere on the machine hits all three
-alike. ONNX Runtime's thread spinning is turned off so that its idle workers do not compete
-with the next engine's run. Prints a Markdown table (and writes it to --out).
+Latency is the median of --runs timed runs after --warmup runs per (engine, pattern, batch,
+threads); each engine runs its block of runs alone, so that no engine's idle workers (oneDNN's
+OpenMP threads spin after a GEMM) take cores from the next one's timed runs; the warm-up absorbs
+what is left. Load from elsewhere on a shared machine shows as spread between repeated runs of
+this script. Prints a Markdown table (and writes it to --out).
 """
 from __future__ import annotations
 
@@ -61,17 +62,18 @@ def mlp(pattern: str) -> bytes:
 
 
 def measure(runners: dict, runs: int, warmup: int) -> dict:
-    """Median milliseconds per runner, the runners taking turns."""
-    for _ in range(warmup):
-        for run in runners.values():
+    """Median milliseconds per runner, each runner's runs in one block."""
+    medians = {}
+    for name, run in runners.items():
+        for _ in range(warmup):
             run()
-    times = {name: [] for name in runners}
-    for _ in range(runs):
-        for name, run in runners.items():
+        times = []
+        for _ in range(runs):
             start = time.perf_counter()
             run()
-            times[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(t) for name, t in times.items()}
+            times.append((time.perf_counter() - start) * 1000)
+        medians[name] = statistics.median(times)
+    return medians
 
 
 def main() -> None:
@@ -98,7 +100,6 @@ def main() -> None:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             ort_session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
             dense = model.session(threads=threads, sparse_kernels=False)
             sparse = model.session(threads=threads, sparse_kernels=True)

@@ -72,21 +72,20 @@ final class SparseWeights {
               b: dense, ldb: storedShape[1], beta: beta, c: c, ldc: ldc)
     }
 
-    /// Times both paths on this input into a scratch output (one warm-up each, then the best of
-    /// three alternating runs) and records the winner for `m`.
+    /// Times both paths on this input into a scratch output and records the winner for `m`.
+    /// Each path runs a warm-up and then three timed runs in a row, the best counting: run in a
+    /// row, as in a session that settled on it. (Alternating would time each sparse run right
+    /// after a dense one, while oneDNN's OpenMP workers still spin on the other cores.)
     private func measure(m: Int, a: UnsafePointer<Float>, lda: Int, dense: UnsafePointer<Float>) -> Bool {
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, m * n))
         defer { scratch.deallocate() }
         let runSparse = { sparseGemm(m: m, alpha: 1, a: a, lda: lda, b: self.matrix, beta: 0, c: scratch, ldc: self.n, threads: self.threads) }
         let runDense = { self.denseGemm(m: m, alpha: 1, a: a, lda: lda, dense: dense, beta: 0, c: scratch, ldc: self.n) }
-        runSparse()
-        runDense()
-        var bestSparse = Double.infinity, bestDense = Double.infinity
-        for _ in 0..<3 {
-            bestSparse = min(bestSparse, secondsTaken(runSparse))
-            bestDense = min(bestDense, secondsTaken(runDense))
+        func best(_ body: () -> Void) -> Double {
+            body()
+            return (0..<3).map { _ in secondsTaken(body) }.min()!
         }
-        let wins = bestSparse < bestDense
+        let wins = best(runSparse) < best(runDense)
         sparseWins[m] = wins
         return wins
     }
