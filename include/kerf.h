@@ -222,6 +222,7 @@ typedef struct kerf_session_options {
     size_t struct_size;          /* sizeof(kerf_session_options) */
     int32_t threads;             /* intra-op threads; 0 = one per core */
     int32_t optimization_level;  /* 0 = none, 1 = all (default) */
+    int32_t sparse_kernels;      /* 1 = use sparse kernels where measured faster (default), 0 = always dense; since ABI 1.2 */
 } kerf_session_options;
 
 /* Fills `options` with defaults (sets struct_size too). */

@@ -11,17 +11,24 @@ final class SessionHandle {
     }
 }
 
-/// Layout of `kerf_session_options` (include/kerf.h).
+/// Layout of `kerf_session_options` (include/kerf.h). Fields are only appended; a caller built
+/// against an older header passes a smaller struct_size, and fields past it keep their defaults.
 struct kerf_session_options {
     var struct_size: Int
     var threads: Int32
     var optimization_level: Int32
+    var sparse_kernels: Int32  // ABI 1.2
 }
+
+/// struct_size of the ABI 1.0 / 1.1 struct (up to optimization_level).
+private let sessionOptionsSizeV1 = MemoryLayout<kerf_session_options>.offset(of: \.sparse_kernels)!
 
 @_cdecl("kerf_session_options_init")
 public func kerf_session_options_init(_ options: UnsafeMutableRawPointer?) {
     guard let options else { return }
-    options.storeBytes(of: kerf_session_options(struct_size: MemoryLayout<kerf_session_options>.size, threads: 0, optimization_level: 1),
+    // stride, not size: C's sizeof includes the tail padding.
+    options.storeBytes(of: kerf_session_options(struct_size: MemoryLayout<kerf_session_options>.stride, threads: 0,
+                                                optimization_level: 1, sparse_kernels: 1),
                        as: kerf_session_options.self)
 }
 
@@ -34,12 +41,16 @@ public func kerf_session_create(_ model: OpaquePointer?, _ options: UnsafeRawPoi
         var opts = SessionOptions()
         if let options {
             let size = options.load(as: Int.self)
-            try argument(size >= MemoryLayout<kerf_session_options>.size,
+            try argument(size >= sessionOptionsSizeV1,
                          "options->struct_size is \(size); call kerf_session_options_init first")
-            let o = options.load(as: kerf_session_options.self)
-            try argument(o.threads >= 0 && o.threads <= 1024, "threads must be between 0 and 1024, got \(o.threads)")
-            try argument(o.optimization_level == 0 || o.optimization_level == 1, "optimization_level must be 0 or 1")
-            opts = SessionOptions(threads: Int(o.threads), optimizationLevel: Int(o.optimization_level))
+            let threads = options.load(fromByteOffset: MemoryLayout<kerf_session_options>.offset(of: \.threads)!, as: Int32.self)
+            let level = options.load(fromByteOffset: MemoryLayout<kerf_session_options>.offset(of: \.optimization_level)!, as: Int32.self)
+            let sparse = size >= MemoryLayout<kerf_session_options>.size
+                ? options.load(fromByteOffset: sessionOptionsSizeV1, as: Int32.self) : 1
+            try argument(threads >= 0 && threads <= 1024, "threads must be between 0 and 1024, got \(threads)")
+            try argument(level == 0 || level == 1, "optimization_level must be 0 or 1")
+            try argument(sparse == 0 || sparse == 1, "sparse_kernels must be 0 or 1")
+            opts = SessionOptions(threads: Int(threads), optimizationLevel: Int(level), sparseKernels: sparse == 1)
         }
         out!.pointee = HandleRegistry.shared.register(SessionHandle(try Session(model: m.model, options: opts), m))
     }

@@ -1,4 +1,5 @@
 import CDNNL
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,5 +54,25 @@ public func parallelFor(_ count: Int, threads: Int, _ body: (_ worker: Int, _ in
         for job in inline { job.run() }
         omp_set_num_threads(saved)
         for tid in threadsStarted { pthread_join(tid, nil) }
+    }
+}
+
+/// Runs body(index) for every index in 0..<count on up to `threads` threads, each thread taking
+/// the next index as soon as it is done with its last: a thread slowed down by other work on
+/// the machine takes fewer indices, so no thread waits long for a straggler. Returns when all
+/// indices are done. `body` must be safe to call concurrently.
+public func parallelForDynamic(_ count: Int, threads: Int, _ body: (_ index: Int) -> Void) {
+    let workers = max(1, min(threads, count))
+    if workers == 1 {
+        for i in 0..<count { body(i) }
+        return
+    }
+    let next = Atomic<Int>(0)
+    parallelFor(workers, threads: workers) { _, _ in
+        while true {
+            let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
+            if index >= count { return }
+            body(index)
+        }
     }
 }

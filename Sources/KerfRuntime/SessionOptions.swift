@@ -4,12 +4,17 @@ public struct SessionOptions: Sendable {
     public var threads: Int = 0
     /// 0 = run the graph as written; 1 = apply graph optimizations.
     public var optimizationLevel: Int = 1
+    /// true: MatMul and Gemm whose constant float weights are mostly zeros keep a sparse copy
+    /// and use the sparse kernel for the row counts where it measured faster than dense.
+    /// false: always dense (for benchmarks and comparisons).
+    public var sparseKernels: Bool = true
 
     /// `threads`, with 0 resolved to the number of online cores.
     public var resolvedThreads: Int { threads > 0 ? threads : ProcessInfoCores.count }
 
-    public init(threads: Int = 0, optimizationLevel: Int = 1) {
+    public init(threads: Int = 0, optimizationLevel: Int = 1, sparseKernels: Bool = true) {
         self.threads = threads
         self.optimizationLevel = optimizationLevel
+        self.sparseKernels = sparseKernels
     }
 }

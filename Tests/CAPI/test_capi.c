@@ -160,13 +160,22 @@ static void test_model(const char *model_path, const char *dir) {
 
     kerf_session_options options;
     kerf_session_options_init(&options);
-    CHECK(options.struct_size == sizeof options && options.threads == 0, "options defaults");
+    CHECK(options.struct_size == sizeof options && options.threads == 0 && options.sparse_kernels == 1, "options defaults");
     options.threads = 1;
     kerf_session *session = NULL;
     EXPECT_STATUS(kerf_session_create(NULL, &options, &session), KERF_INVALID_ARGUMENT);
     options.threads = -4;
     EXPECT_STATUS(kerf_session_create(model, &options, &session), KERF_INVALID_ARGUMENT);
     options.threads = 1;
+    options.sparse_kernels = 2;
+    EXPECT_STATUS(kerf_session_create(model, &options, &session), KERF_INVALID_ARGUMENT);
+    /* A caller built against ABI 1.1 passes the shorter struct: the field past it is not read. */
+    options.struct_size = offsetof(kerf_session_options, sparse_kernels);
+    kerf_session *old_caller = NULL;
+    EXPECT_STATUS(kerf_session_create(model, &options, &old_caller), KERF_OK);
+    kerf_session_free(old_caller);
+    options.struct_size = sizeof options;
+    options.sparse_kernels = 0;
     EXPECT_STATUS(kerf_session_create(model, &options, &session), KERF_OK);
 
     /* The session keeps the model alive; save it first, then free our handle. */

@@ -81,8 +81,11 @@ enum MatMulOps {
             // The optimizer may fuse a bias (input 2, broadcast over rows) and an activation.
             let fusedBias = try c.int(FusedAttributes.bias, default: 0) != 0
             let activation = try c.fusedActivation()
+            let sparse = c.options.sparseKernels
+                ? c.constant(1).flatMap { SparseWeights($0, transposed: false, threads: c.options.resolvedThreads) } : nil
             return ClosureOperator { inputs in
-                var y = try matmul(try inputs.required(0), try inputs.required(1))
+                let a = try inputs.required(0), b = try inputs.required(1)
+                var y = try sparse?.matmul(a, b) ?? matmul(a, b)
                 if fusedBias { y = try arithmetic(.add, y, try inputs.required(2, "fused bias")) }
                 return [try applying(activation, to: y)]
             }
@@ -91,18 +94,22 @@ enum MatMulOps {
             let alpha = try c.float("alpha", default: 1), beta = try c.float("beta", default: 1)
             let transA = try c.int("transA", default: 0) != 0, transB = try c.int("transB", default: 0) != 0
             let activation = try c.fusedActivation()
+            let sparse = c.options.sparseKernels
+                ? c.constant(1).flatMap { SparseWeights($0, transposed: transB, threads: c.options.resolvedThreads) } : nil
             return ClosureOperator { inputs in
                 try withFloat32(inputs) { ins in
                     [try applying(activation, to: try gemm(try ins.required(0), try ins.required(1), ins.optional(2) ?? nil,
-                                                            transA: transA, transB: transB, alpha: alpha, beta: beta))]
+                                                            transA: transA, transB: transB, alpha: alpha, beta: beta, sparse: sparse))]
                 }
             }
         }
     }
 }
 
-/// Y = alpha * op(A) * op(B) + beta * C, with C broadcast to [M, N].
-func gemm(_ a: Tensor, _ b: Tensor, _ c: Tensor?, transA: Bool, transB: Bool, alpha: Float, beta: Float) throws -> Tensor {
+/// Y = alpha * op(A) * op(B) + beta * C, with C broadcast to [M, N]. When `sparse` holds B (the
+/// same storage, built with `transB`), the product goes through it.
+func gemm(_ a: Tensor, _ b: Tensor, _ c: Tensor?, transA: Bool, transB: Bool, alpha: Float, beta: Float,
+          sparse: SparseWeights? = nil) throws -> Tensor {
     guard a.rank == 2, b.rank == 2 else { throw KerfError.shapeMismatch("Gemm needs 2-D A and B, got \(a.shape) and \(b.shape)") }
     let m = transA ? a.shape[1] : a.shape[0], k = transA ? a.shape[0] : a.shape[1]
     let kb = transB ? b.shape[1] : b.shape[0], n = transB ? b.shape[0] : b.shape[1]
@@ -114,13 +121,24 @@ func gemm(_ a: Tensor, _ b: Tensor, _ c: Tensor?, transA: Bool, transB: Bool, al
     case .float:
         guard b.dtype == .float, c == nil || c!.dtype == .float else { throw KerfError.shapeMismatch("Gemm operands must share a dtype") }
         var out = Tensor(uninitialized: .float, shape: [m, n])
-        out.withMutableElements(as: Float.self) { y in
+        try out.withMutableElements(as: Float.self) { y in
             var betaUsed: Float = 0
             if let c, beta != 0 {
                 c.withElements(as: Float.self) { cv in
                     broadcastCopy(UnsafeRawPointer(cv.baseAddress!), c.shape, elementSize: 4, UnsafeMutableRawPointer(y.baseAddress!), [m, n])
                 }
                 betaUsed = beta
+            }
+            if let sparse, sparse.matches(b), m > 0 {
+                // The sparse kernel reads A as rows: a transposed A is materialized first.
+                let rows = transA ? try transpose(a, perm: [1, 0]) : a
+                rows.withElements(as: Float.self) { av in
+                    b.withElements(as: Float.self) { bv in
+                        sparse.multiply(m: m, alpha: alpha, a: av.baseAddress!, lda: k, dense: bv.baseAddress!,
+                                        beta: betaUsed, c: y.baseAddress!, ldc: n)
+                    }
+                }
+                return
             }
             a.withElements(as: Float.self) { av in
                 b.withElements(as: Float.self) { bv in

@@ -24,7 +24,7 @@ from pathlib import Path
 from .errors import KerfError, Status
 
 ABI_MAJOR = 1  # KERF_ABI_VERSION_MAJOR this binding was written for
-ABI_MINOR = 2  # the oldest minor with every function declared below (kerf_prune: 1.2)
+ABI_MINOR = 2  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2)
 
 
 def _library_path():
@@ -95,6 +95,7 @@ class SessionOptions(Structure):
         ("struct_size", c_size_t),
         ("threads", c_int32),
         ("optimization_level", c_int32),
+        ("sparse_kernels", c_int32),
     ]
 
 

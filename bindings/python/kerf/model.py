@@ -75,8 +75,10 @@ class Model:
             raise KerfError(Status.INVALID_ARGUMENT, "the model is closed")
         return self._handle
 
-    def session(self, threads=None, optimize=True):
-        """Prepares the model for running. threads=None uses one per core."""
+    def session(self, threads=None, optimize=True, sparse_kernels=True):
+        """Prepares the model for running. threads=None uses one per core.
+        sparse_kernels=False keeps every MatMul/Gemm dense (by default, mostly-zero constant
+        weights use a sparse kernel for the batch sizes where it measured faster)."""
         from .session import Session
 
         options = SessionOptions()
@@ -86,6 +88,7 @@ class Model:
             raise KerfError(Status.INVALID_ARGUMENT, f"threads={threads} is out of range")
         options.threads = threads
         options.optimization_level = 1 if optimize else 0
+        options.sparse_kernels = 1 if sparse_kernels else 0
         handle = SessionP()
         check(lib.kerf_session_create(self._live_handle(), ctypes.byref(options),
                                       ctypes.byref(handle)))

@@ -193,6 +193,8 @@ def test_abi_major_mismatch_is_refused():
         _bindings.check_abi(0 << 16 | 3)
     with pytest.raises(ImportError, match="ABI"):
         _bindings.check_abi(1 << 16 | 0)  # older than the functions this binding declares
+    with pytest.raises(ImportError, match="ABI"):
+        _bindings.check_abi(1 << 16 | 1)  # no sparse_kernels session option
 
 
 def _import_kerf(env, cwd):
