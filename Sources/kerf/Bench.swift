@@ -13,12 +13,13 @@ struct Bench: ParsableCommand {
     @Option(help: "Value for the first symbolic dimension of each input.") var batch: Int = 1
     @Option(help: "Timed runs after warm-up.") var runs: Int = 30
     @Option(help: "Warm-up runs.") var warmup: Int = 5
+    @Flag(help: "Dense kernels only: no sparse kernels for mostly-zero weights.") var dense = false
     @Flag(help: "Also time ONNX Runtime (python3 + onnxruntime) on the same inputs and print both.") var compareOrt = false
 
     func run() throws {
         guard batch >= 1, runs >= 1, warmup >= 0 else { throw KerfError.invalidArgument("--batch and --runs must be >= 1") }
         let m = try Model.load(path: model)
-        let session = try Session(model: m, options: SessionOptions(threads: threads))
+        let session = try Session(model: m, options: SessionOptions(threads: threads, sparseKernels: !dense))
         var feeds: [String: Tensor] = [:]
         for input in session.inputs { feeds[input.name] = try randomInput(input, batch: batch) }
         for _ in 0..<warmup { _ = try session.run(feeds) }
