@@ -4,11 +4,13 @@ weights, run by Kerf with dense kernels only, Kerf with sparse kernels, and ONNX
 
     KERF_LIBRARY=.build/release/libKerf.so python3 scripts/bench_sparse.py [--runs 30] [--out FILE]
 
-Latency is the median of --runs timed runs after --warmup runs per (engine, pattern, batch,
-threads); each engine runs its block of runs alone, so that no engine's idle workers (oneDNN's
-OpenMP threads spin after a GEMM) take cores from the next one's timed runs; the warm-up absorbs
-what is left. Load from elsewhere on a shared machine shows as spread between repeated runs of
-this script. Prints a Markdown table (and writes it to --out).
+Latency is the median of --runs timed runs per (engine, pattern, batch, threads), after
+--warmup runs. The timed runs come in --rounds rounds; in each round every engine runs a block
+of one untimed run and then its share of timed runs. Blocks keep one engine's idle workers
+(oneDNN's OpenMP threads spin after a GEMM) from taking cores during another's timed runs; the
+rounds spread slow phases of a shared machine over all engines alike. ONNX Runtime's workers
+do not spin between runs (session.intra_op.allow_spinning = 0) for the same reason.
+Prints a Markdown table (and writes it to --out).
 """
 from __future__ import annotations
 
@@ -61,25 +63,28 @@ def mlp(pattern: str) -> bytes:
     return model.SerializeToString()
 
 
-def measure(runners: dict, runs: int, warmup: int) -> dict:
-    """Median milliseconds per runner, each runner's runs in one block."""
-    medians = {}
-    for name, run in runners.items():
+def measure(runners: dict, runs: int, warmup: int, rounds: int) -> dict:
+    """Median milliseconds per runner over `runs` timed runs, in `rounds` rounds of blocks."""
+    for run in runners.values():
         for _ in range(warmup):
             run()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
+    times = {name: [] for name in runners}
+    for r in range(rounds):
+        share = runs // rounds + (1 if r < runs % rounds else 0)
+        for name, run in runners.items():
             run()
-            times.append((time.perf_counter() - start) * 1000)
-        medians[name] = statistics.median(times)
-    return medians
+            for _ in range(share):
+                start = time.perf_counter()
+                run()
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--patterns", nargs="+", default=list(PATTERNS), choices=PATTERNS)
@@ -100,6 +105,9 @@ def main() -> None:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+            # Its idle workers would otherwise spin for a while after each run, on the cores
+            # the next engine's block is timed on.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             ort_session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
             dense = model.session(threads=threads, sparse_kernels=False)
             sparse = model.session(threads=threads, sparse_kernels=True)
@@ -111,7 +119,7 @@ def main() -> None:
                     np.testing.assert_allclose(y, expected, rtol=1e-3, atol=1e-3)
                 ms = measure({"ort": lambda: ort_session.run(None, {"x": x}),
                               "dense": lambda: dense.run({"x": x}),
-                              "sparse": lambda: sparse.run({"x": x})}, args.runs, args.warmup)
+                              "sparse": lambda: sparse.run({"x": x})}, args.runs, args.warmup, args.rounds)
                 line = (f"| {pattern} | {batch} | {threads} | {ms['ort']:.2f} | {ms['dense']:.2f} | {ms['sparse']:.2f} "
                         f"| {ms['dense'] / ms['sparse']:.2f}x | {ms['ort'] / ms['sparse']:.2f}x |")
                 lines.append(line)
