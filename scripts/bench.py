@@ -30,25 +30,10 @@ sys.path.insert(0, os.path.join(ROOT, "bindings", "python", "tests"))
 
 def build_models(work: str) -> list[dict]:
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
     import models
     import transformer_models as tm
-
-    def big_mlp(sizes=(1024, 4096, 4096, 1000)):
-        rng = np.random.default_rng(0)
-        nodes, inits, x = [], [], "x"
-        for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
-            inits += [numpy_helper.from_array((rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32), f"w{i}"),
-                      numpy_helper.from_array(np.zeros(b, np.float32), f"b{i}")]
-            nodes += [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]), helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"])]
-            x = f"a{i}"
-            if i < len(sizes) - 2:
-                nodes.append(helper.make_node("Relu", [x], [f"r{i}"]))
-                x = f"r{i}"
-        graph = helper.make_graph(nodes, "mlp_big", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", sizes[0]])],
-                                  [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N", sizes[-1]])], inits)
-        return helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)])
+    from bench_prune import big_mlp
 
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train_digits.py"), work], check=True, stdout=subprocess.DEVNULL)
     light = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light", "light_resnet50.onnx")
