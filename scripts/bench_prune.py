@@ -136,7 +136,7 @@ def digits_table(work: str) -> list[str]:
             labels = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"X": data["x"]})[0]
             with kerf.load(path) as model, model.session(threads=1) as session:
                 assert (session.run({"X": data["x"]})["label"] == labels).all()
-            sparsity = f"{report.overall_sparsity:.0%}" if report and report.tensors else "-"
+            sparsity = f"{report.overall_sparsity:.0%}" if report and arguments["method"] != "channel" else "-"
             params = f"{report.parameters_before:,} -> {report.parameters_after:,}" if report else "-"
             lines.append(f"| {label} | {scope} | {np.mean(labels == data['y']):.4f} | {sparsity} | {params} |")
     return lines + [""]
