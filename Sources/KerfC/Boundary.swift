@@ -1,3 +1,4 @@
+import KerfCompress
 import KerfCore
 import KerfCShims
 #if canImport(Glibc)
@@ -80,4 +81,37 @@ func store<T>(_ out: UnsafeMutablePointer<T>?, _ value: T, _ what: String) throw
 func string(_ p: UnsafePointer<CChar>?, _ what: String) throws -> String {
     guard let p else { throw KerfError.invalidArgument("\(what) is NULL") }
     return String(cString: p)
+}
+
+/// `count` C strings (none NULL) as Swift strings.
+func strings(_ p: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int, _ what: String) throws -> [String] {
+    try argument(count >= 0 && count < 1 << 24, "\(what) count \(count) is out of range")
+    if count == 0 { return [] }
+    try argument(p != nil, "\(what) is NULL but its count is \(count)")
+    return try (0..<count).map { try string(p![$0], "\(what)[\($0)]") }
+}
+
+/// Hands `text` to C as a malloc'ed NUL-terminated string (freed with kerf_free); a NULL
+/// out-pointer means the caller does not want it.
+func storeString(_ text: String, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) throws {
+    guard let out else { return }
+    guard let copy = strdup(text) else { throw KerfError.outOfMemory("cannot allocate \(text.utf8.count) bytes") }
+    out.pointee = copy
+}
+
+/// An options struct whose first field is `struct_size`, after checking that the caller's
+/// struct is at least as large as this ABI's (`initName` is the function that fills it).
+func loadOptions<T>(_ raw: UnsafeRawPointer, as type: T.Type, _ initName: String) throws -> T {
+    let size = raw.load(as: Int.self)
+    try argument(size >= MemoryLayout<T>.size, "options->struct_size is \(size); call \(initName) first")
+    return raw.load(as: T.self)
+}
+
+/// `kerf_progress_fn` (include/kerf.h): returns 0 to continue, anything else to cancel.
+typealias CProgress = @convention(c) (UnsafeMutableRawPointer?, Int64, Int64, UnsafePointer<CChar>?) -> Int32
+
+/// A C progress callback as a `ProgressHandler` (nil when the callback is NULL).
+func progressHandler(_ fn: CProgress?, _ user: UnsafeMutableRawPointer?) -> ProgressHandler? {
+    guard let fn else { return nil }
+    return { done, total, message in message.withCString { fn(user, Int64(done), Int64(total), $0) == 0 } }
 }

@@ -6,30 +6,6 @@ import KerfRuntime
 import Glibc
 #endif
 
-/// `kerf_progress_fn` (include/kerf.h): returns 0 to continue, anything else to cancel.
-typealias CProgress = @convention(c) (UnsafeMutableRawPointer?, Int64, Int64, UnsafePointer<CChar>?) -> Int32
-
-/// A C progress callback as a `ProgressHandler` (nil when the callback is NULL).
-func progressHandler(_ fn: CProgress?, _ user: UnsafeMutableRawPointer?) -> ProgressHandler? {
-    guard let fn else { return nil }
-    return { done, total, message in message.withCString { fn(user, Int64(done), Int64(total), $0) == 0 } }
-}
-
-/// `count` C strings (none NULL) as Swift strings.
-func strings(_ p: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int, _ what: String) throws -> [String] {
-    try argument(count >= 0 && count < 1 << 24, "\(what) count \(count) is out of range")
-    if count == 0 { return [] }
-    try argument(p != nil, "\(what) is NULL but its count is \(count)")
-    return try (0..<count).map { try string(p![$0], "\(what)[\($0)]") }
-}
-
-/// Hands `text` to C as a malloc'ed NUL-terminated string (freed with kerf_free).
-func storeString(_ text: String, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) throws {
-    guard let out else { return }
-    guard let copy = strdup(text) else { throw KerfError.outOfMemory("cannot allocate \(text.utf8.count) bytes") }
-    out.pointee = copy
-}
-
 /// Layout of `kerf_prune_options` (include/kerf.h).
 struct kerf_prune_options {
     var struct_size: Int
@@ -64,9 +40,7 @@ public func kerf_prune_options_init(_ options: UnsafeMutableRawPointer?) {
 private func pruneOptions(_ raw: UnsafeRawPointer?) throws -> PruneOptions {
     var o = PruneOptions()
     guard let raw else { return o }
-    let size = raw.load(as: Int.self)
-    try argument(size >= MemoryLayout<kerf_prune_options>.size, "options->struct_size is \(size); call kerf_prune_options_init first")
-    let c = raw.load(as: kerf_prune_options.self)
+    let c = try loadOptions(raw, as: kerf_prune_options.self, "kerf_prune_options_init")
     switch c.method {
     case 0: o.method = .magnitude
     case 1: o.method = .nOfM(n: Int(c.n), m: Int(c.m))
@@ -130,6 +104,24 @@ public func kerf_sensitivity_options_init(_ options: UnsafeMutableRawPointer?) {
                        as: kerf_sensitivity_options.self)
 }
 
+/// `SensitivityOptions` and the progress callback from a C options struct (NULL = defaults).
+private func sensitivityOptions(_ raw: UnsafeRawPointer?) throws -> (SensitivityOptions, ProgressHandler?) {
+    var o = SensitivityOptions()
+    guard let raw else { return (o, nil) }
+    let c = try loadOptions(raw, as: kerf_sensitivity_options.self, "kerf_sensitivity_options_init")
+    try argument(c.n_levels >= 0 && c.n_levels < 1 << 16, "options->n_levels \(c.n_levels) is out of range")
+    if c.n_levels > 0 {
+        try argument(c.levels != nil, "options->levels is NULL")
+        o.levels = (0..<c.n_levels).map { c.levels![$0] }
+    }
+    o.exclude = NameFilter(try strings(c.exclude, c.n_exclude, "options->exclude"))
+    o.minElements = Int(clamping: c.min_elements)
+    o.batchSize = Int(clamping: c.batch_size)
+    try argument(c.threads >= 0 && c.threads <= 1024, "options->threads must be between 0 and 1024, got \(c.threads)")
+    o.session.threads = Int(c.threads)
+    return (o, progressHandler(c.progress, c.progress_user_data))
+}
+
 @_cdecl("kerf_sensitivity")
 public func kerf_sensitivity(_ model: OpaquePointer?, _ inputNames: UnsafePointer<UnsafePointer<CChar>?>?,
                              _ data: UnsafePointer<OpaquePointer?>?, _ dataCount: Int, _ labels: OpaquePointer?,
@@ -145,25 +137,7 @@ public func kerf_sensitivity(_ model: OpaquePointer?, _ inputNames: UnsafePointe
             feeds[name] = try HandleRegistry.shared.resolve(data![i], as: TensorHandle.self, "data[\(i)]").tensor
         }
         let labelTensor = try labels.map { try HandleRegistry.shared.resolve($0, as: TensorHandle.self, "labels").tensor }
-        var o = SensitivityOptions()
-        var progress: ProgressHandler?
-        if let options {
-            let size = options.load(as: Int.self)
-            try argument(size >= MemoryLayout<kerf_sensitivity_options>.size,
-                         "options->struct_size is \(size); call kerf_sensitivity_options_init first")
-            let c = options.load(as: kerf_sensitivity_options.self)
-            try argument(c.n_levels >= 0 && c.n_levels < 1 << 16, "options->n_levels \(c.n_levels) is out of range")
-            if c.n_levels > 0 {
-                try argument(c.levels != nil, "options->levels is NULL")
-                o.levels = (0..<c.n_levels).map { c.levels![$0] }
-            }
-            o.exclude = NameFilter(try strings(c.exclude, c.n_exclude, "options->exclude"))
-            o.minElements = Int(clamping: c.min_elements)
-            o.batchSize = Int(clamping: c.batch_size)
-            try argument(c.threads >= 0 && c.threads <= 1024, "options->threads must be between 0 and 1024, got \(c.threads)")
-            o.session.threads = Int(c.threads)
-            progress = progressHandler(c.progress, c.progress_user_data)
-        }
+        let (o, progress) = try sensitivityOptions(options)
         let result = try sensitivity(m.model, data: feeds, labels: labelTensor, options: o, progress: progress)
         try storeString(try result.json(), table)
     }

@@ -33,22 +33,22 @@ struct Bench: ParsableCommand {
         let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
         print("model: \(model)  batch: \(batch)  threads: \(threads)  runs: \(runs)")
         guard compareOrt else {
-            print("median: \(String(format3: median * 1000)) ms  p90: \(String(format3: p90 * 1000)) ms  min: \(String(format3: times[0] * 1000)) ms")
+            print("median: \(decimal(median * 1000, places: 3)) ms  p90: \(decimal(p90 * 1000, places: 3)) ms  min: \(decimal(times[0] * 1000, places: 3)) ms")
             return
         }
         func row(_ engine: String, _ median: Double, _ p90: Double, _ min: Double) -> String {
-            engine.padding(12) + " " + "\(String(format3: median * 1000)) ms".padding(12) + " " + "\(String(format3: p90 * 1000)) ms".padding(12)
-                + " " + "\(String(format3: min * 1000)) ms"
+            engine.padding(to: 12) + " " + "\(decimal(median * 1000, places: 3)) ms".padding(to: 12) + " " + "\(decimal(p90 * 1000, places: 3)) ms".padding(to: 12)
+                + " " + "\(decimal(min * 1000, places: 3)) ms"
         }
-        print("engine".padding(12) + " " + "median".padding(12) + " " + "p90".padding(12) + " min")
+        print("engine".padding(to: 12) + " " + "median".padding(to: 12) + " " + "p90".padding(to: 12) + " min")
         print(row("kerf", median, p90, times[0]))
-        guard let ort = try OrtComparison.measure(model: model, feeds: feeds, threads: threads == 0 ? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) : threads,
-                                                  runs: runs, warmup: warmup) else {
-            print("onnxruntime  unavailable: \(OrtComparison.unavailableReason)")
-            return
+        switch try OrtComparison.measure(model: model, feeds: feeds, threads: session.options.resolvedThreads, runs: runs, warmup: warmup) {
+        case .failure(let unavailable):
+            print("onnxruntime  unavailable: \(unavailable.reason)")
+        case .success(let ort):
+            print(row("onnxruntime", ort.median, ort.p90, ort.min))
+            print("kerf/ort median ratio: \(decimal(median / ort.median, places: 3))")
         }
-        print(row("onnxruntime", ort.median, ort.p90, ort.min))
-        print("kerf/ort median ratio: \(String(format3: median / ort.median))")
     }
 }
 
@@ -83,12 +83,4 @@ func randomInput(_ info: ValueInfo, batch: Int) throws -> Tensor {
     default: break
     }
     return t
-}
-
-extension String {
-    init(format3 value: Double) {
-        let thousandths = Int((value * 1000).rounded())
-        let frac = String(abs(thousandths % 1000))
-        self = "\(thousandths / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)"
-    }
 }

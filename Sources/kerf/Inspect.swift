@@ -35,20 +35,12 @@ func describe(_ v: ValueInfo) -> String {
 }
 
 func formatBytes(_ n: Int) -> String {
-    if n >= 1 << 20 { return String(format1: Double(n) / Double(1 << 20)) + " MiB" }
-    if n >= 1 << 10 { return String(format1: Double(n) / Double(1 << 10)) + " KiB" }
+    if n >= 1 << 20 { return decimal(Double(n) / Double(1 << 20), places: 1) + " MiB" }
+    if n >= 1 << 10 { return decimal(Double(n) / Double(1 << 10), places: 1) + " KiB" }
     return "\(n) B"
 }
 
 extension String {
-    /// One decimal place, without Foundation's formatter.
-    init(format1 value: Double) {
-        let tenths = Int((value * 10).rounded())
-        self = "\(tenths / 10).\(abs(tenths % 10))"
-    }
-
-    func padding(to width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
-
     var trimmingTrailingSpaces: String {
         var s = self
         while s.last == " " { s.removeLast() }

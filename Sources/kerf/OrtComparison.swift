@@ -5,18 +5,22 @@ import Glibc
 #endif
 
 /// Latency of ONNX Runtime on the same model and inputs, measured by a `python3` child
-/// process (ONNX Runtime is a Python package here). Nil when python3 or onnxruntime is
-/// missing; the reason is in `unavailableReason`.
+/// process (ONNX Runtime is a Python package here).
 struct OrtComparison {
     var median: Double
     var p90: Double
     var min: Double
 
-    static var unavailableReason = ""
+    /// Why ONNX Runtime could not be timed (python3 or onnxruntime missing, or it failed).
+    struct Unavailable: Error {
+        var reason: String
+    }
 
     /// Times `runs` runs of `model` in ONNX Runtime (after `warmup`) with `threads` intra-op
-    /// threads on exactly `feeds`. Times are in seconds.
-    static func measure(model: String, feeds: [String: Tensor], threads: Int, runs: Int, warmup: Int) throws -> OrtComparison? {
+    /// threads on exactly `feeds`. Times are in seconds. Throws only when Kerf cannot prepare
+    /// the run (temporary files); ONNX Runtime's own absence or failure is the `.failure`.
+    static func measure(model: String, feeds: [String: Tensor], threads: Int, runs: Int, warmup: Int) throws
+        -> Result<OrtComparison, Unavailable> {
         var template = Array("/tmp/kerf-bench-XXXXXX".utf8CString)
         guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
             throw KerfError.io("cannot create a temporary directory: \(String(cString: strerror(errno)))")
@@ -36,12 +40,11 @@ struct OrtComparison {
         let status = pclose(pipe)
         let lines = output.split(separator: "\n").map(String.init)
         if status != 0 || lines.last?.hasPrefix("ort ") != true {
-            unavailableReason = lines.last(where: { !$0.isEmpty }) ?? "python3 exited with status \(status)"
-            return nil
+            return .failure(Unavailable(reason: lines.last(where: { !$0.isEmpty }) ?? "python3 exited with status \(status)"))
         }
         let numbers = lines.last!.split(separator: " ").dropFirst().compactMap { Double($0) }
-        guard numbers.count == 3 else { unavailableReason = "unexpected output: \(lines.last!)"; return nil }
-        return OrtComparison(median: numbers[0], p90: numbers[1], min: numbers[2])
+        guard numbers.count == 3 else { return .failure(Unavailable(reason: "unexpected output: \(lines.last!)")) }
+        return .success(OrtComparison(median: numbers[0], p90: numbers[1], min: numbers[2]))
     }
 
     private static func quoted(_ s: String) -> String { "'" + s.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'" }

@@ -68,7 +68,7 @@ func summary(_ r: PruneReport) -> String {
     let nameWidth = min(40, r.tensors.map(\.name.count).max() ?? 4)
     for t in r.tensors {
         let shape = t.shapeBefore == t.shape ? "\(t.shape)" : "\(t.shapeBefore) -> \(t.shape)"
-        lines.append("  \(t.name.padding(nameWidth)) \(t.opType.padding(8)) \(shape.padding(24)) \(percent(t.sparsity)) zeros"
+        lines.append("  \(t.name.padding(to: nameWidth)) \(t.opType.padding(to: 8)) \(shape.padding(to: 24)) \(percent(t.sparsity)) zeros"
                      + (t.storedSparse ? " (stored sparse)" : ""))
     }
     for s in r.skipped { lines.append("  skipped \(s.name): \(s.reason)") }
@@ -76,14 +76,4 @@ func summary(_ r: PruneReport) -> String {
                  + "parameters \(r.parametersBefore) -> \(r.parametersAfter) (non-zero \(r.nonzeroParametersBefore) -> \(r.nonzeroParametersAfter)); "
                  + "bytes \(r.bytesBefore) -> \(r.bytesAfter)")
     return lines.joined(separator: "\n")
-}
-
-func percent(_ x: Double) -> String {
-    let tenths = Int((x * 1000).rounded())
-    return "\(tenths / 10).\(tenths % 10)%"
-}
-
-extension String {
-    /// Left-aligned in a field of `width` characters (longer strings are kept whole).
-    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
 }

@@ -37,21 +37,12 @@ struct Sensitivity: ParsableCommand {
 
     private func format(_ t: SensitivityTable) -> String {
         var lines = ["\(t.samples) samples" + (t.baselineAccuracy.map { ", unpruned accuracy \(percent($0))" } ?? "")]
-        lines.append("  " + "weight".padding(32) + " " + "level".padding(6) + " " + "rel.error".padding(10) + " " + "cosine".padding(8)
+        lines.append("  " + "weight".padding(to: 32) + " " + "level".padding(to: 6) + " " + "rel.error".padding(to: 10) + " " + "cosine".padding(to: 8)
                      + (t.baselineAccuracy == nil ? "" : " accuracy"))
         for r in t.rows {
-            lines.append("  " + r.tensor.padding(32) + " " + percent(r.level).padding(6) + " " + fixed(r.relativeError).padding(10) + " "
-                         + fixed(r.cosine).padding(8) + (r.accuracy.map { " " + percent($0) } ?? ""))
+            lines.append("  " + r.tensor.padding(to: 32) + " " + percent(r.level).padding(to: 6) + " " + decimal(r.relativeError, places: 4).padding(to: 10) + " "
+                         + decimal(r.cosine, places: 4).padding(to: 8) + (r.accuracy.map { " " + percent($0) } ?? ""))
         }
         return lines.joined(separator: "\n")
     }
-}
-
-/// x with 4 decimals.
-func fixed(_ x: Double) -> String {
-    let scaled = Int((x * 10000).rounded())
-    let sign = scaled < 0 ? "-" : ""
-    let a = abs(scaled)
-    let frac = String(a % 10000)
-    return "\(sign)\(a / 10000)." + String(repeating: "0", count: 4 - frac.count) + frac
 }

@@ -49,10 +49,14 @@ public struct PruneReport: Codable, Sendable {
     }
 
     /// The report as JSON with snake_case keys.
-    public func json() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
-    }
+    public func json() throws -> String { try snakeCaseJSON(self) }
+}
+
+/// `value` as JSON with snake_case keys in sorted order: the form every report of the C API
+/// and the Python binding takes.
+func snakeCaseJSON<T: Encodable>(_ value: T) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    encoder.outputFormatting = [.sortedKeys]
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
 }

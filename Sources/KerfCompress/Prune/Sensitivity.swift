@@ -41,12 +41,7 @@ public struct SensitivityTable: Codable, Sendable {
     public var samples: Int
     public var rows: [Row] = []
 
-    public func json() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
-    }
+    public func json() throws -> String { try snakeCaseJSON(self) }
 }
 
 /// Prunes each prunable weight of `model` alone to each level (layer-wise magnitude) and
@@ -146,31 +141,34 @@ private func batchFeeds(_ data: [String: Tensor], samples: Int, batch: Int) thro
 }
 
 private func labelValues(_ labels: Tensor) throws -> [Int] {
-    switch labels.dtype {
-    case .int64: return labels.array(of: Int64.self).map { Int($0) }
-    case .int32: return labels.array(of: Int32.self).map { Int($0) }
-    default: throw KerfError.shapeMismatch("labels must be int64 or int32, got \(labels.dtype)")
+    guard let values = integers(labels) else { throw KerfError.shapeMismatch("labels must be int64 or int32, got \(labels.dtype)") }
+    return values
+}
+
+/// The elements of an int64 or int32 tensor (nil for other dtypes).
+private func integers(_ t: Tensor) -> [Int]? {
+    switch t.dtype {
+    case .int64: return t.array(of: Int64.self).map { Int($0) }
+    case .int32: return t.array(of: Int32.self).map { Int($0) }
+    default: return nil
     }
 }
 
 /// The class each sample gets from a model output: the value itself for integer outputs
 /// (a classifier's label), the arg-max of each row for float scores [samples, classes].
 private func predictions(_ y: Tensor) throws -> [Int] {
-    switch y.dtype {
-    case .int64: return y.array(of: Int64.self).map { Int($0) }
-    case .int32: return y.array(of: Int32.self).map { Int($0) }
-    case .float:
-        let scores = y.array(of: Float.self)
-        let rows = y.shape.first ?? 1
-        guard rows > 0, scores.count % rows == 0, scores.count > 0 else { return [] }
-        let classes = scores.count / rows
-        return (0..<rows).map { i in
-            var best = 0
-            for c in 1..<classes where scores[i * classes + c] > scores[i * classes + best] { best = c }
-            return best
-        }
-    default:
+    if let labels = integers(y) { return labels }
+    guard y.dtype == .float else {
         throw KerfError.unsupported("accuracy needs an integer label or float score output, got \(y.dtype)")
+    }
+    let scores = y.array(of: Float.self)
+    let rows = y.shape.first ?? 1
+    guard rows > 0, scores.count % rows == 0, scores.count > 0 else { return [] }
+    let classes = scores.count / rows
+    return (0..<rows).map { i in
+        var best = 0
+        for c in 1..<classes where scores[i * classes + c] > scores[i * classes + best] { best = c }
+        return best
     }
 }
 
