@@ -81,12 +81,21 @@ final class SparseGemmTests: XCTestCase {
 
     // MARK: Runtime
 
-    private func run(_ graph: Graph, _ feeds: [String: Tensor], sparseKernels: Bool, forced: Bool? = nil) throws -> Tensor {
+    /// Runs `graph`; with `forced` true, checks that the sparse kernel ran (`expectSparse`) or did not.
+    private func run(_ graph: Graph, _ feeds: [String: Tensor], sparseKernels: Bool, forced: Bool? = nil,
+                     expectSparse: Bool = true) throws -> Tensor {
         SparseWeights.forcedChoice = forced
         defer { SparseWeights.forcedChoice = nil }
         let session = try Session(graph: graph, opsets: [OpsetImport(domain: "", version: 17)],
                                   options: SessionOptions(threads: 2, sparseKernels: sparseKernels))
-        return try session.run(feeds)[0]
+        let sparseBefore = SparseWeights.sparseProducts
+        let y = try session.run(feeds)[0]
+        // A forced sparse run must really take the sparse kernel (not fall back to dense).
+        if forced == true {
+            XCTAssertEqual(SparseWeights.sparseProducts > sparseBefore, expectSparse, "the sparse kernel ran: expected \(expectSparse)")
+        }
+        if !sparseKernels { XCTAssertEqual(SparseWeights.sparseProducts, sparseBefore, "sparse kernels off") }
+        return y
     }
 
     private func assertClose(_ x: Tensor, _ y: Tensor, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
@@ -148,7 +157,7 @@ final class SparseGemmTests: XCTestCase {
                           initializers: [Initializer(name: "w", tensor: w)])
         let x = Tensor(shape: [1, k], values: [Float](repeating: 1, count: k))
         let other = Tensor(shape: [k, n], values: [Float](repeating: 1, count: k * n))
-        let y = try run(graph, ["x": x, "w": other], sparseKernels: true, forced: true)
+        let y = try run(graph, ["x": x, "w": other], sparseKernels: true, forced: true, expectSparse: false)
         XCTAssertEqual(y.array(of: Float.self), [Float](repeating: Float(k), count: n))
     }
 

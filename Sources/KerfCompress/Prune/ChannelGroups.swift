@@ -19,9 +19,6 @@ struct ChannelLayout {
     var block = 1
     /// Every dimension after the channel axis is known to be 1 (after a global pool).
     var trailingOnes = false
-
-    /// The channel axis counted from the front, when the rank is known.
-    var position: Int? { rank.map { $0 + axis } }
 }
 
 /// One rewrite that removing channels of a space needs.

@@ -40,11 +40,7 @@ func pruneChannels(_ model: Model, options: PruneOptions, report: inout PruneRep
     let rewrite = try channelRewrite(graph, found: found, plans: plans)
     for initializer in graph.initializers {
         guard let t = rewrite.tensors[initializer.name], let node = rewrite.readers[initializer.name] else { continue }
-        let n = graph.nodes[node]
-        let zerosBefore = zeroCount(initializer.tensor), zeros = zeroCount(t)
-        report.tensors.append(PruneReport.TensorEntry(
-            name: initializer.name, node: n.name, opType: n.opType, shapeBefore: initializer.tensor.shape, shape: t.shape,
-            zerosBefore: zerosBefore, zeros: zeros, sparsity: t.count == 0 ? 0 : Double(zeros) / Double(t.count)))
+        report.tensors.append(entry(name: initializer.name, node: graph.nodes[node], before: initializer.tensor, after: t))
     }
 
     // Commit.

@@ -16,7 +16,7 @@ public func prune(_ model: Model, options: PruneOptions) throws -> PruneReport {
         let weights = prunableWeights(graph, options: options, skipped: &report.skipped)
         var pruned = try zeroedWeights(weights, graph: graph, options: options)
         for (w, tensor) in zip(weights, pruned) {
-            report.tensors.append(entry(for: w, before: graph.initializers[w.index].tensor, after: tensor))
+            report.tensors.append(entry(name: w.name, node: w.node, before: graph.initializers[w.index].tensor, after: tensor))
         }
         // Commit only now that every weight is computed.
         for (w, tensor) in zip(weights, pruned) { graph.initializers[w.index].tensor = tensor }
@@ -133,9 +133,10 @@ func zeroCounts(_ weights: [PrunableWeight], tensors: [Tensor], options: PruneOp
     return counts
 }
 
-func entry(for w: PrunableWeight, before: Tensor, after: Tensor) -> PruneReport.TensorEntry {
+/// The report line of weight `name`, read by `node`, that went from `before` to `after`.
+func entry(name: String, node: Node, before: Tensor, after: Tensor) -> PruneReport.TensorEntry {
     let zerosBefore = zeroCount(before), zeros = zeroCount(after)
-    return PruneReport.TensorEntry(name: w.name, node: w.node.name, opType: w.node.opType, shapeBefore: before.shape,
+    return PruneReport.TensorEntry(name: name, node: node.name, opType: node.opType, shapeBefore: before.shape,
                                    shape: after.shape, zerosBefore: zerosBefore, zeros: zeros,
                                    sparsity: after.count == 0 ? 0 : Double(zeros) / Double(after.count))
 }

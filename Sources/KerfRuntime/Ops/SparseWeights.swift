@@ -26,6 +26,8 @@ final class SparseWeights {
     private var sparseWins: [Int: Bool] = [:]
     /// For tests: when set, every product takes this path (true = sparse) without measuring.
     nonisolated(unsafe) static var forcedChoice: Bool?
+    /// For tests: how many products went through the sparse kernel (not counting measurements).
+    nonisolated(unsafe) static var sparseProducts = 0
 
     /// nil unless `b` is a 2-D float tensor with at least `minimumZeroFraction` zeros.
     /// `transposed` says that `b` stores Bᵀ [N, K]; `threads` is the session's thread count.
@@ -50,9 +52,6 @@ final class SparseWeights {
     /// Whether `b` is the tensor these weights were built from.
     func matches(_ b: Tensor) -> Bool { b.storage === source && b.shape == storedShape }
 
-    /// Whether the last product for `m` rows went through the sparse kernel (nil: not measured yet).
-    func usesSparseKernel(rows m: Int) -> Bool? { sparseWins[m] }
-
     /// C[M,N] = alpha * A[M,K] * B + beta * C through the faster path for this M. `a` is
     /// row-major with stride `lda`, `c` with stride `ldc`; `dense` is B as stored (the tensor
     /// `matches` accepted), for the dense path. When beta == 0, C is not read.
@@ -60,6 +59,7 @@ final class SparseWeights {
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let useSparse = Self.forcedChoice ?? sparseWins[m] ?? measure(m: m, a: a, lda: lda, dense: dense)
         if useSparse {
+            Self.sparseProducts &+= 1
             sparseGemm(m: m, alpha: alpha, a: a, lda: lda, b: matrix, beta: beta, c: c, ldc: ldc, threads: threads)
         } else {
             denseGemm(m: m, alpha: alpha, a: a, lda: lda, dense: dense, beta: beta, c: c, ldc: ldc)

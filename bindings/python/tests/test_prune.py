@@ -67,7 +67,7 @@ def test_global_scope_uses_one_threshold_and_caps_each_tensor(tmp_path, mlp_file
     out = tmp_path / "pruned.onnx"
     report = kerf.prune(mlp_file, out, sparsity=0.6, scope="global", max_tensor_sparsity=0.9)
     before, after = weights(mlp_file), weights(out)
-    pruned = [name for name in ("w1", "w2")]
+    pruned = ("w1", "w2")
     total = sum(before[n].size for n in pruned)
     assert sum(int(np.sum(after[n] == 0)) for n in pruned) == round(0.6 * total)
     kept = min(np.abs(before[n][after[n] != 0]).min() for n in pruned)
