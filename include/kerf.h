@@ -61,7 +61,7 @@ extern "C" {
 /* ABI version: the major changes only on incompatible changes. Bindings
  * refuse a library whose major differs from the one they were written for. */
 #define KERF_ABI_VERSION_MAJOR 1
-#define KERF_ABI_VERSION_MINOR 2
+#define KERF_ABI_VERSION_MINOR 3
 #define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------ */
@@ -334,6 +334,70 @@ void kerf_sensitivity_options_init(kerf_sensitivity_options *options);
 kerf_status kerf_sensitivity(const kerf_model *model, const char *const *input_names,
                              const kerf_tensor *const *data, size_t n_data, const kerf_tensor *labels,
                              const kerf_sensitivity_options *options, char **table);
+
+/* ------------------------------------------------------------------------ */
+/* Int8 quantization (since ABI 1.3)                                        */
+/* ------------------------------------------------------------------------ */
+
+enum {
+    KERF_QUANTIZE_DYNAMIC = 0, /* int8 weights; activations quantized at run time (MatMul/Gemm) */
+    KERF_QUANTIZE_STATIC = 1   /* QDQ: calibrated activation ranges (Conv, MatMul, Gemm) */
+};
+enum { KERF_CALIBRATE_MINMAX = 0, KERF_CALIBRATE_PERCENTILE = 1, KERF_CALIBRATE_ENTROPY = 2 };
+enum { KERF_ACTIVATION_UINT8 = 0, KERF_ACTIVATION_INT8 = 1 };
+
+/* Supplies calibration batch `index` (0, 1, 2, ...): stores in inputs[k] a
+ * new tensor (kerf_tensor_create) for graph input names[k], k < count, and
+ * returns 1; returns 0 when there are no more batches, or a negative value to
+ * fail the call. Kerf owns (and frees) every tensor stored, whatever the
+ * return value. Kerf may read the data several times (one pass per analysis):
+ * the same index must give the same batch. */
+typedef int32_t (*kerf_calibration_fn)(void *user_data, int64_t index, const char *const *names,
+                                       size_t count, kerf_tensor **inputs);
+
+typedef struct kerf_quantize_options {
+    size_t struct_size;          /* sizeof(kerf_quantize_options) */
+    int32_t mode;                /* KERF_QUANTIZE_*; DYNAMIC */
+    int32_t method;              /* KERF_CALIBRATE_* (static mode); MINMAX */
+    double percentile;           /* for KERF_CALIBRATE_PERCENTILE, in (0, 100]; 99.99 */
+    int32_t activation_type;     /* KERF_ACTIVATION_* (static mode); UINT8 (U8S8, fastest on x86) */
+    int32_t per_channel;         /* 1 = one weight scale per output channel (default), 0 = per tensor */
+    int32_t quantize_embeddings; /* 1 = constant Gather tables to int8 too; 0 */
+    int32_t threads;             /* intra-op threads of calibration runs; 0 = one per core */
+    const char *const *op_types; /* op types to quantize; NULL = Conv, MatMul, Gemm */
+    size_t n_op_types;
+    const char *const *exclude;  /* weight names, node names or op types to keep in float */
+    size_t n_exclude;
+    double auto_tolerance;       /* >= 0: keep the worst-SQNR nodes in float until the relative
+                                    L2 error of the outputs is at most this; < 0 = off (-1) */
+    double smooth_quant_alpha;   /* in [0, 1]: SmoothQuant migration strength; < 0 = off (-1) */
+    kerf_calibration_fn calibration; /* calibration data; required by static mode and auto_tolerance */
+    void *calibration_user_data;
+    kerf_progress_fn progress;   /* may be NULL; steps are batches of each pass over the data */
+    void *progress_user_data;
+} kerf_quantize_options;
+
+/* Fills `options` with defaults (sets struct_size too). */
+void kerf_quantize_options_init(kerf_quantize_options *options);
+
+/* Quantizes `model` in place to int8 (dynamic: DynamicQuantizeLinear ->
+ * MatMulInteger -> Mul; static: QuantizeLinear/DequantizeLinear pairs, int8
+ * weights per channel, int32 bias; the default opset is raised to 11 / 13
+ * when lower). Conv is quantized in static mode only. Save the result with
+ * kerf_model_save. On failure the model is unchanged.
+ * `report` (may be NULL) receives a JSON object, freed with kerf_free:
+ * {"mode", "method", "activation_type", "per_channel", "opset_before", "opset_after",
+ *  "nodes": [{"name", "op_type", "weight", "weight_scale_min", "weight_scale_max",
+ *             "weight_scales", "input_scale", "input_zero_point", "output_scale",
+ *             "output_zero_point", "sqnr_db"}],
+ *  "float": [{"name", "reason"}],
+ *  "activations": [{"name", "min", "max", "low", "high", "scale", "zero_point"}],
+ *  "embeddings", "smoothed", "calibration_batches", "bytes_before", "bytes_after", "size_ratio",
+ *  "agreement": {"samples", "top1_agreement", "cosine", "max_abs_error", "relative_error",
+ *                "sqnr_db"}}
+ * where agreement compares the quantized and float models on the calibration
+ * data (absent without data). */
+kerf_status kerf_quantize(kerf_model *model, const kerf_quantize_options *options, char **report);
 
 #ifdef __cplusplus
 }

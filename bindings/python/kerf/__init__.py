@@ -5,6 +5,7 @@
         print(model.inputs)        # [ValueInfo(name='input', dtype=float32, shape=(None, 64))]
         outputs = session.run({"input": x})   # {output name: numpy array}
     report = kerf.prune("model.onnx", "pruned.onnx", sparsity=0.7)
+    report = kerf.quantize("model.onnx", "int8.onnx", mode="static", calibration="calib.npz")
 
 Every failure raises kerf.KerfError, whose .status is a kerf.Status.
 The library is found through $KERF_LIBRARY, else kerf/libKerf.so.
@@ -15,6 +16,7 @@ from .dtypes import DType
 from .errors import KerfError, Status
 from .model import Model, ValueInfo, load, load_bytes
 from .prune import prune, sensitivity
+from .quantize import quantize
 from .compress_common import Report
 from .session import Session
 
@@ -28,5 +30,5 @@ def abi_version():
 
 __all__ = [
     "DType", "KerfError", "Model", "Report", "Session", "Status", "ValueInfo",
-    "abi_version", "load", "load_bytes", "prune", "sensitivity", "__version__",
+    "abi_version", "load", "load_bytes", "prune", "quantize", "sensitivity", "__version__",
 ]

@@ -24,7 +24,8 @@ from pathlib import Path
 from .errors import KerfError, Status
 
 ABI_MAJOR = 1  # KERF_ABI_VERSION_MAJOR this binding was written for
-ABI_MINOR = 2  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2)
+ABI_MINOR = 3  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
+               # kerf_quantize: 1.3)
 
 
 def _library_path():
@@ -137,6 +138,31 @@ class SensitivityOptions(Structure):
         ("progress_user_data", c_void_p),
     ]
 
+CalibrationCallback = CFUNCTYPE(c_int32, c_void_p, c_int64, POINTER(c_char_p), c_size_t, POINTER(TensorP))
+
+
+class QuantizeOptions(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("mode", c_int32),
+        ("method", c_int32),
+        ("percentile", c_double),
+        ("activation_type", c_int32),
+        ("per_channel", c_int32),
+        ("quantize_embeddings", c_int32),
+        ("threads", c_int32),
+        ("op_types", POINTER(c_char_p)),
+        ("n_op_types", c_size_t),
+        ("exclude", POINTER(c_char_p)),
+        ("n_exclude", c_size_t),
+        ("auto_tolerance", c_double),
+        ("smooth_quant_alpha", c_double),
+        ("calibration", CalibrationCallback),
+        ("calibration_user_data", c_void_p),
+        ("progress", ProgressCallback),
+        ("progress_user_data", c_void_p),
+    ]
+
 lib = _load()
 
 
@@ -191,6 +217,8 @@ _declare("kerf_prune", c_int32, ModelP, POINTER(PruneOptions), POINTER(c_void_p)
 _declare("kerf_sensitivity_options_init", None, POINTER(SensitivityOptions))
 _declare("kerf_sensitivity", c_int32, ModelP, POINTER(c_char_p), POINTER(TensorP), c_size_t, TensorP,
          POINTER(SensitivityOptions), POINTER(c_void_p))
+_declare("kerf_quantize_options_init", None, POINTER(QuantizeOptions))
+_declare("kerf_quantize", c_int32, ModelP, POINTER(QuantizeOptions), POINTER(c_void_p))
 
 
 def take_string(pointer):

@@ -6,6 +6,7 @@ import os
 
 from ._bindings import ProgressCallback
 from .errors import KerfError, Status
+from .model import Model, load
 
 
 class Report(dict):
@@ -21,6 +22,31 @@ class Report(dict):
     @classmethod
     def from_json(cls, text):
         return json.loads(text, object_hook=cls)
+
+
+def choice(value, choices, what):
+    """choices[value], or a KerfError naming the valid values."""
+    try:
+        return choices[value]
+    except (KeyError, TypeError):
+        raise KerfError(Status.INVALID_ARGUMENT,
+                        f"{what} must be one of {', '.join(map(repr, choices))}, got {value!r}") from None
+
+
+def rewrite_model(src, dst, call):
+    """Runs call(model) on src (a path, or a kerf.Model changed in place) and saves the result
+    to dst; dst None with a path src rewrites src in place, atomically. Returns call's result."""
+    model, owned = (src, False) if isinstance(src, Model) else (load(src), True)
+    try:
+        result = call(model)
+        if dst is not None:
+            model.save(dst)
+        elif owned:
+            model.save(src)
+        return result
+    finally:
+        if owned:
+            model.close()
 
 
 def c_strings(names, what):

@@ -7,21 +7,13 @@ import numpy as np
 
 from . import _tensor
 from ._bindings import PruneOptions, SensitivityOptions, TensorP, check, lib, take_string
-from .compress_common import ProgressAdapter, Report, c_strings
+from .compress_common import ProgressAdapter, Report, c_strings, choice, rewrite_model
 from .errors import KerfError, Status
 from .model import Model, load
 
 _METHODS = {"magnitude": 0, "n:m": 1, "channel": 2}
 _SCOPES = {"layer": 0, "global": 1}
 _CRITERIA = {"l1": 0, "l2": 1, "bn_gamma": 2}
-
-
-def _choice(value, choices, what):
-    try:
-        return choices[value]
-    except (KeyError, TypeError):
-        raise KerfError(Status.INVALID_ARGUMENT,
-                        f"{what} must be one of {', '.join(map(repr, choices))}, got {value!r}") from None
 
 
 def _method(method, n, m):
@@ -32,7 +24,7 @@ def _method(method, n, m):
         except ValueError:
             raise KerfError(Status.INVALID_ARGUMENT, f"method {method!r} is not N:M (e.g. '2:4')") from None
         return _METHODS["n:m"], n, m
-    return _choice(method, _METHODS, "method"), n, m
+    return choice(method, _METHODS, "method"), n, m
 
 
 def prune(src, dst=None, sparsity=0.5, method="magnitude", scope="layer", n=2, m=4, exclude=(),
@@ -57,8 +49,8 @@ def prune(src, dst=None, sparsity=0.5, method="magnitude", scope="layer", n=2, m
     options = PruneOptions()
     lib.kerf_prune_options_init(ctypes.byref(options))
     options.method = method_code
-    options.scope = _choice(scope, _SCOPES, "scope")
-    options.channel_criterion = _choice(criterion, _CRITERIA, "criterion")
+    options.scope = choice(scope, _SCOPES, "scope")
+    options.channel_criterion = choice(criterion, _CRITERIA, "criterion")
     try:
         options.sparsity = float(sparsity)
         options.max_tensor_sparsity = float(max_tensor_sparsity)
@@ -74,19 +66,12 @@ def prune(src, dst=None, sparsity=0.5, method="magnitude", scope="layer", n=2, m
     levels = (ctypes.c_double * max(len(per_tensor), 1))(*(float(v) for v in per_tensor.values()))
     options.per_tensor_names, options.per_tensor_sparsity = names, levels
 
-    model, owned = (src, False) if isinstance(src, Model) else (load(src), True)
-    try:
+    def run(model):
         report = ctypes.c_void_p()
         check(lib.kerf_prune(model._live_handle(), ctypes.byref(options), ctypes.byref(report)))
-        text = take_string(report)
-        if dst is not None:
-            model.save(dst)
-        elif owned:
-            model.save(src)
-        return Report.from_json(text)
-    finally:
-        if owned:
-            model.close()
+        return Report.from_json(take_string(report))
+
+    return rewrite_model(src, dst, run)
 
 
 def sensitivity(model, data, levels=(0.5, 0.7, 0.9), labels=None, exclude=(), min_elements=0,

@@ -1,0 +1,57 @@
+import KerfCore
+
+/// Fresh value names for a graph being rewritten: `make(base)` returns base, or base_1, base_2,
+/// ... when taken, and reserves the result.
+final class NameAllocator {
+    private var taken: Set<String>
+
+    init(_ g: Graph) {
+        taken = Set(g.initializers.map(\.name)).union(g.inputs.map(\.name)).union(g.outputs.map(\.name))
+        for n in g.nodes { taken.formUnion(n.outputs); taken.formUnion(n.inputs) }
+    }
+
+    func make(_ base: String) -> String {
+        var name = base, k = 1
+        while taken.contains(name) { name = "\(base)_\(k)"; k += 1 }
+        taken.insert(name)
+        return name
+    }
+}
+
+extension Graph {
+    /// Adds an initializer under a fresh name derived from `base` and returns the name.
+    func addConstant(_ base: String, _ tensor: Tensor, names: NameAllocator) -> String {
+        let name = names.make(base)
+        initializers.append(Initializer(name: name, tensor: tensor))
+        return name
+    }
+
+    /// Drops initializers that no node reads and that are not graph inputs or outputs.
+    func removeUnreadInitializers() {
+        let read = Set(nodes.flatMap(\.inputs)).union(outputs.map(\.name)).union(inputs.map(\.name))
+        initializers.removeAll { !read.contains($0.name) }
+    }
+
+    /// A copy sharing nothing mutable with `self` (nodes and tensors are values).
+    func copy() -> Graph {
+        let g = Graph(name: name, nodes: nodes, inputs: inputs, outputs: outputs, valueInfo: valueInfo, initializers: initializers)
+        g.docString = docString
+        return g
+    }
+}
+
+/// A scalar zero point of `dtype` (uint8, int8 or int32) holding `value`.
+func zeroPointTensor(_ value: Int, dtype: DType, count: Int? = nil) -> Tensor {
+    let shape = count.map { [$0] } ?? []
+    let n = count ?? 1
+    switch dtype {
+    case .uint8: return Tensor(shape: shape, values: [UInt8](repeating: UInt8(value), count: n))
+    case .int8: return Tensor(shape: shape, values: [Int8](repeating: Int8(value), count: n))
+    default: return Tensor(shape: shape, values: [Int32](repeating: Int32(value), count: n))
+    }
+}
+
+/// A scale tensor: a scalar for one value, else a vector.
+func scaleTensor(_ scales: [Float]) -> Tensor {
+    scales.count == 1 ? Tensor(shape: [], values: scales) : Tensor(shape: [scales.count], values: scales)
+}

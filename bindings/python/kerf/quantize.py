@@ -1,0 +1,137 @@
+"""kerf.quantize: int8 quantization of ONNX files (dynamic, or static QDQ with calibration)."""
+
+import ctypes
+import os
+
+import numpy as np
+
+from . import _tensor
+from ._bindings import CalibrationCallback, QuantizeOptions, check, lib, take_string
+from .compress_common import ProgressAdapter, Report, c_strings, choice, rewrite_model
+from .errors import KerfError, Status
+
+_MODES = {"dynamic": 0, "static": 1}
+_METHODS = {"minmax": 0, "percentile": 1, "entropy": 2}
+_ACTIVATIONS = {"uint8": 0, "int8": 1}
+
+
+def quantize(src, dst=None, mode="dynamic", calibration=None, method="minmax", per_channel=True, exclude=(),
+             auto_tolerance=None, progress=None, percentile=99.99, activation_type="uint8", op_types=None,
+             quantize_embeddings=False, smooth_quant=None, batch_size=32, threads=None):
+    """Quantizes an ONNX model to int8 and returns a Report.
+
+    src: a path, or a kerf.Model (changed in place; saved only if dst is given).
+    dst: where to write the result; None with a path src rewrites src in place,
+         atomically (a failure leaves it byte-identical).
+    mode: "dynamic" (int8 MatMul/Gemm weights, activations quantized at run time) or
+        "static" (QuantizeLinear/DequantizeLinear with calibrated ranges; also Conv).
+    calibration: an .npz path or a dict {input name: array, samples along axis 0} (cut into
+        batches of batch_size), or an iterable of feed dicts {input name: array} (kept in
+        memory: Kerf reads the data once per pass). Required by static mode, auto_tolerance
+        and smooth_quant; with dynamic mode it adds SQNR and agreement to the report.
+    method: static calibration, "minmax", "percentile" (|x| clipped at `percentile`) or
+        "entropy" (KL-optimal clipping).
+    per_channel: one weight scale per output channel (else per tensor).
+    exclude: weight names, node names or op types to keep in float.
+    auto_tolerance: keep the worst-SQNR nodes in float until the relative L2 error of the
+        float outputs against the float model is at most this.
+    activation_type: "uint8" (U8S8, the fast form on x86) or "int8" (S8S8).
+    op_types: op types to quantize (default Conv, MatMul, Gemm).
+    quantize_embeddings: also store constant Gather tables as int8.
+    smooth_quant: alpha in [0, 1] to apply SmoothQuant before quantizing (transformers).
+    progress: optional callable(done, total, message); return False to cancel.
+    """
+    options = QuantizeOptions()
+    lib.kerf_quantize_options_init(ctypes.byref(options))
+    options.mode = choice(mode, _MODES, "mode")
+    options.method = choice(method, _METHODS, "method")
+    options.activation_type = choice(activation_type, _ACTIVATIONS, "activation_type")
+    try:
+        options.percentile = float(percentile)
+        options.auto_tolerance = -1.0 if auto_tolerance is None else float(auto_tolerance)
+        options.smooth_quant_alpha = -1.0 if smooth_quant is None else float(smooth_quant)
+        options.threads = 0 if threads is None else int(threads)
+        batch_size = int(batch_size)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise KerfError(Status.INVALID_ARGUMENT, f"invalid quantization option: {error}") from None
+    if options.auto_tolerance < -1 or (auto_tolerance is not None and auto_tolerance < 0):
+        raise KerfError(Status.INVALID_ARGUMENT, f"auto_tolerance must be >= 0, got {auto_tolerance}")
+    if smooth_quant is not None and smooth_quant < 0:
+        raise KerfError(Status.INVALID_ARGUMENT, f"smooth_quant must be in [0, 1], got {smooth_quant}")
+    options.per_channel = 1 if per_channel else 0
+    options.quantize_embeddings = 1 if quantize_embeddings else 0
+    excluded, options.n_exclude = c_strings(exclude, "exclude")
+    options.exclude = excluded
+    ops, options.n_op_types = c_strings(op_types or (), "op_types")
+    options.op_types = ops
+    adapter = ProgressAdapter(progress)
+    options.progress = adapter.function
+
+    def run(model):
+        feeder = _Calibration(_batches(calibration, model, batch_size)) if calibration is not None else None
+        options.calibration = feeder.function if feeder else CalibrationCallback()
+        report = ctypes.c_void_p()
+        status = lib.kerf_quantize(model._live_handle(), ctypes.byref(options), ctypes.byref(report))
+        adapter.reraise()
+        if feeder:
+            feeder.reraise()
+        check(status)
+        return Report.from_json(take_string(report))
+
+    return rewrite_model(src, dst, run)
+
+
+def _batches(calibration, model, batch_size):
+    """Calibration data as a list of feed dicts."""
+    if isinstance(calibration, (str, bytes, os.PathLike)):
+        with np.load(calibration) as archive:
+            calibration = {key: archive[key] for key in archive.files if key != "labels"}
+    if isinstance(calibration, dict):
+        if not calibration:
+            raise KerfError(Status.INVALID_ARGUMENT, "calibration data is empty")
+        if batch_size <= 0:
+            raise KerfError(Status.INVALID_ARGUMENT, f"batch_size must be positive, got {batch_size}")
+        arrays = {name: np.asarray(value) for name, value in calibration.items()}
+        counts = {a.shape[0] if a.ndim else 1 for a in arrays.values()}
+        if len(counts) != 1 or any(a.ndim == 0 for a in arrays.values()):
+            raise KerfError(Status.INVALID_ARGUMENT,
+                            f"calibration arrays must share their first (sample) dimension, got "
+                            f"{ {k: a.shape for k, a in arrays.items()} }")
+        samples = counts.pop()
+        fixed = {i.shape[0] for i in model.inputs if i.shape and isinstance(i.shape[0], int)}
+        step = fixed.pop() if len(fixed) == 1 else batch_size
+        return [{k: a[i:i + step] for k, a in arrays.items()} for i in range(0, samples, step)]
+    try:
+        batches = [dict(feed) for feed in calibration]
+    except (TypeError, ValueError) as error:
+        raise KerfError(Status.INVALID_ARGUMENT,
+                        f"calibration must be an .npz path, a dict of arrays or an iterable of feed dicts: {error}") from None
+    return batches
+
+
+class _Calibration:
+    """The batches as a kerf_calibration_fn; an exception inside is re-raised by reraise()."""
+
+    def __init__(self, batches):
+        self.batches = batches
+        self.error = None
+        self.function = CalibrationCallback(self._call)
+
+    def _call(self, _user, index, names, count, inputs):
+        try:
+            if index >= len(self.batches):
+                return 0
+            feed = self.batches[index]
+            for k in range(count):
+                name = names[k].decode("utf-8")
+                if name not in feed:
+                    raise KerfError(Status.INVALID_ARGUMENT, f"calibration batch {index} has no input {name!r}")
+                inputs[k] = _tensor.create(_tensor.as_feed_array(name, feed[name]))
+            return 1
+        except BaseException as error:  # noqa: BLE001 - must not unwind through C
+            self.error = error
+            return -1
+
+    def reraise(self):
+        if self.error is not None:
+            raise self.error
