@@ -1,10 +1,12 @@
 /// Streaming statistics of one activation tensor: min, max and a histogram of |x| over
-/// [0, limit) whose range doubles (merging bin pairs, exactly) when a larger value arrives.
+/// [0, limit) whose range doubles (merging bin pairs, exactly) when a value reaches it. The
+/// first limit is the power of two just above the first batch's max |x|, so every value falls
+/// strictly inside the range and the result equals a one-shot histogram over the final range.
 /// Memory is `bins` counts, whatever the number of batches.
 struct ActivationStatistics {
     private(set) var min = Float.infinity
     private(set) var max = -Float.infinity
-    /// counts[i] holds |x| in [i, i + 1) * limit / bins (the last bin also holds |x| == limit).
+    /// counts[i] holds |x| in [i, i + 1) * limit / bins.
     private(set) var counts: [Double]
     private(set) var limit: Float = 0
     private(set) var nonFinite = 0
@@ -27,10 +29,10 @@ struct ActivationStatistics {
         nonFinite += bad
         guard !counts.isEmpty, observed else { return }
         let absMax = Swift.max(abs(lo), abs(hi))
-        if limit == 0 {
-            limit = absMax > 0 ? absMax : 0
+        if limit == 0 && absMax > 0 {
+            limit = Float(sign: .plus, exponent: absMax.exponent + 1, significand: 1)
         }
-        while limit > 0 && absMax > limit { doubleRange() }
+        while limit > 0 && absMax >= limit { doubleRange() }
         guard limit > 0 else { return }
         let n = counts.count, perUnit = Float(n) / limit
         counts.withUnsafeMutableBufferPointer { c in

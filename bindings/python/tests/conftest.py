@@ -20,3 +20,23 @@ if not os.environ.get("KERF_LIBRARY"):
 # Always test this source tree, not a kerf installed in site-packages.
 if str(PACKAGE_ROOT) not in sys.path:
     sys.path.insert(0, str(PACKAGE_ROOT))
+
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory):
+    """The demo's digits MLP (scikit-learn, skl2onnx) and its test split: (path, x, y)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import train_digits
+
+    folder = tmp_path_factory.mktemp("digits")
+    argv, sys.argv = sys.argv, ["train_digits.py", str(folder)]
+    try:
+        train_digits.main()
+    finally:
+        sys.argv = argv
+    data = np.load(folder / "digits_test.npz")
+    return folder / "digits_mlp.onnx", data["x"], data["y"]

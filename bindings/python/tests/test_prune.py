@@ -1,6 +1,5 @@
 """kerf.prune and kerf.sensitivity, checked against numpy, onnx.checker and ONNX Runtime."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,6 @@ from onnx import numpy_helper
 import kerf
 import models
 
-sys.path.insert(0, str(models.__file__).rsplit("/bindings/", 1)[0] + "/scripts")
-import train_digits  # noqa: E402
 
 
 def weights(path):
@@ -196,16 +193,6 @@ def test_bad_options_raise_clear_errors(mlp_file, arguments, message):
         kerf.prune(mlp_file, **arguments)
     assert error.value.status == kerf.Status.INVALID_ARGUMENT
     assert message in str(error.value)
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    """The demo's digits MLP (scikit-learn, skl2onnx) and its test split."""
-    folder = tmp_path_factory.mktemp("digits")
-    sys.argv = ["train_digits.py", str(folder)]
-    train_digits.main()
-    data = np.load(folder / "digits_test.npz")
-    return folder / "digits_mlp.onnx", data["x"], data["y"]
 
 
 def test_digits_accuracy_after_pruning_agrees_between_kerf_and_onnx_runtime(tmp_path, digits):
