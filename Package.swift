@@ -18,6 +18,9 @@ let package = Package(
         // MARK: - System libraries and C shims
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         .target(name: "KerfCShims", path: "Sources/KerfCShims"),
+        // AVX2 inner loops of the int8 GEMM (intrinsics; each function is compiled for AVX2 and
+        // called only after a CPU check).
+        .target(name: "KerfCKernels", path: "Sources/KerfCKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
         // MARK: - Core layers (each depends only downward)
         .target(
@@ -27,7 +30,7 @@ let package = Package(
         .target(
             name: "KerfCore",
             dependencies: ["OnnxProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        .target(name: "KerfKernels", dependencies: ["CDNNL"], swiftSettings: fastMath),
+        .target(name: "KerfKernels", dependencies: ["CDNNL", "KerfCKernels"], swiftSettings: fastMath),
         .target(name: "KerfRuntime", dependencies: ["KerfCore", "KerfKernels"], swiftSettings: fastMath),
         .target(name: "KerfCompress", dependencies: ["KerfCore", "KerfRuntime"]),
 

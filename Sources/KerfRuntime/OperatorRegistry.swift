@@ -25,6 +25,8 @@ public enum OperatorRegistry {
         TopKOps.register(&r)
         EinsumOps.register(&r)
         ResizeOps.register(&r)
+        QuantizeOps.register(&r)
+        IntegerMatMulOps.register(&r)
         return r
     }()
 

@@ -14,27 +14,40 @@ func matmulGeneric<T: NumericElement>(_ a: UnsafePointer<T>, _ b: UnsafePointer<
     }
 }
 
-/// numpy.matmul semantics: 1-D operands are promoted (and the added dim removed after),
-/// batch dims broadcast.
-func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
-    guard a.dtype == b.dtype else { throw KerfError.shapeMismatch("MatMul operands have dtypes \(a.dtype) and \(b.dtype)") }
-    if a.dtype == .float16 || a.dtype == .bfloat16 {
-        return try matmul(a.convertedToFloat32(), b.convertedToFloat32()).convertedFromFloat32(to: a.dtype)
+/// The shapes of a numpy.matmul product: 1-D operands promoted (the added dim removed from
+/// `outShape`), batch dims broadcast. Batch `index` multiplies the [m, k] matrix of A at element
+/// offset `offsets(index).a` by the [k, n] matrix of B at `offsets(index).b`.
+struct MatMulGeometry {
+    let m: Int, n: Int, k: Int
+    let batchCount: Int
+    /// The product's shape.
+    let outShape: [Int]
+    private let batch: [Int], sa: [Int], sb: [Int]
+
+    init(_ a: [Int], _ b: [Int], op: String = "MatMul") throws {
+        guard a.count >= 1, b.count >= 1 else { throw KerfError.shapeMismatch("\(op) operands must have rank >= 1") }
+        let aShape = a.count == 1 ? [1, a[0]] : a
+        let bShape = b.count == 1 ? [b[0], 1] : b
+        m = aShape[aShape.count - 2]
+        k = aShape[aShape.count - 1]
+        let k2 = bShape[bShape.count - 2]
+        n = bShape[bShape.count - 1]
+        guard k == k2 else { throw KerfError.shapeMismatch("\(op) shapes \(a) and \(b) do not match (K \(k) vs \(k2))") }
+        let aBatch = Array(aShape.dropLast(2)), bBatch = Array(bShape.dropLast(2))
+        guard let batch = broadcastShape(aBatch, bBatch) else {
+            throw KerfError.shapeMismatch("\(op) batch dims of \(a) and \(b) do not broadcast")
+        }
+        self.batch = batch
+        batchCount = batch.reduce(1, *)
+        sa = broadcastStrides(aBatch, to: batch)
+        sb = broadcastStrides(bBatch, to: batch)
+        var shape = batch + [m, n]
+        if a.count == 1 { shape.remove(at: shape.count - 2) }
+        if b.count == 1 { shape.removeLast() }
+        outShape = shape
     }
-    guard a.rank >= 1, b.rank >= 1 else { throw KerfError.shapeMismatch("MatMul operands must have rank >= 1") }
-    let aShape = a.rank == 1 ? [1, a.shape[0]] : a.shape
-    let bShape = b.rank == 1 ? [b.shape[0], 1] : b.shape
-    let m = aShape[aShape.count - 2], k = aShape[aShape.count - 1]
-    let k2 = bShape[bShape.count - 2], n = bShape[bShape.count - 1]
-    guard k == k2 else { throw KerfError.shapeMismatch("MatMul shapes \(a.shape) and \(b.shape) do not match (K \(k) vs \(k2))") }
-    guard let batch = broadcastShape(Array(aShape.dropLast(2)), Array(bShape.dropLast(2))) else {
-        throw KerfError.shapeMismatch("MatMul batch dims of \(a.shape) and \(b.shape) do not broadcast")
-    }
-    var outShape = batch + [m, n]
-    let batchCount = batch.reduce(1, *)
-    let aBatch = Array(aShape.dropLast(2)), bBatch = Array(bShape.dropLast(2))
-    let sa = broadcastStrides(aBatch, to: batch), sb = broadcastStrides(bBatch, to: batch)
-    func offsets(_ index: Int) -> (Int, Int) {
+
+    func offsets(_ index: Int) -> (a: Int, b: Int) {
         var rem = index, oa = 0, ob = 0
         for d in stride(from: batch.count - 1, through: 0, by: -1) {
             let i = rem % batch[d]
@@ -44,8 +57,20 @@ func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         }
         return (oa * m * k, ob * k * n)
     }
+}
+
+/// numpy.matmul semantics: 1-D operands are promoted (and the added dim removed after),
+/// batch dims broadcast.
+func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+    guard a.dtype == b.dtype else { throw KerfError.shapeMismatch("MatMul operands have dtypes \(a.dtype) and \(b.dtype)") }
+    if a.dtype == .float16 || a.dtype == .bfloat16 {
+        return try matmul(a.convertedToFloat32(), b.convertedToFloat32()).convertedFromFloat32(to: a.dtype)
+    }
+    let g = try MatMulGeometry(a.shape, b.shape)
+    let (m, n, k, batchCount, outShape) = (g.m, g.n, g.k, g.batchCount, g.outShape)
+    let offsets = g.offsets
     struct Body: NumericBody {
-        let a: Tensor, b: Tensor, outShape: [Int], m: Int, n: Int, k: Int, batchCount: Int, offsets: (Int) -> (Int, Int)
+        let a: Tensor, b: Tensor, outShape: [Int], m: Int, n: Int, k: Int, batchCount: Int, offsets: (Int) -> (a: Int, b: Int)
         func run<T: NumericElement>(_: T.Type) throws -> Tensor {
             var out = Tensor(uninitialized: a.dtype, shape: outShape)
             a.withElements(as: T.self) { x in
@@ -69,10 +94,7 @@ func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
             return out
         }
     }
-    let result = try dispatchNumeric(a.dtype, Body(a: a, b: b, outShape: outShape, m: m, n: n, k: k, batchCount: batchCount, offsets: offsets))
-    if a.rank == 1 { outShape.remove(at: outShape.count - 2) }
-    if b.rank == 1 { outShape.removeLast() }
-    return result.reshaped(outShape)
+    return try dispatchNumeric(a.dtype, Body(a: a, b: b, outShape: outShape, m: m, n: n, k: k, batchCount: batchCount, offsets: offsets))
 }
 
 enum MatMulOps {

@@ -1,0 +1,42 @@
+// What follows an int8 GEMM: int32 sums [m, n] (row stride `ldAcc`) turned into the op's
+// output. Output element (i, j) goes to y[i * rowStride + j * columnStride], so a Conv computed
+// as [pixels, channels] writes NCHW directly (rowStride 1, columnStride pixels).
+// `scales` / `multipliers` and `bias` hold 1 entry (all columns) or n (one per column).
+
+/// y(i, j) = Float(acc[i, j]) * scales[j] + bias[j] (bias optional).
+public func dequantizeProduct(_ acc: UnsafePointer<Int32>, m: Int, n: Int, ldAcc: Int,
+                              scales: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>?,
+                              into y: UnsafeMutablePointer<Float>, rowStride: Int, columnStride: Int) {
+    let perColumnScale = scales.count > 1, perColumnBias = (bias?.count ?? 0) > 1
+    for i in 0..<m {
+        let row = acc + i * ldAcc, out = y + i * rowStride
+        for j in 0..<n {
+            var v = Float(row[j]) * scales[perColumnScale ? j : 0]
+            if let bias { v += bias[perColumnBias ? j : 0] }
+            out[j * columnStride] = v
+        }
+    }
+}
+
+/// y(i, j) = clamp(round(Float(acc[i, j] + bias[j]) * multipliers[j]) + zeroPoint, lo, hi),
+/// rounding half to even, as ONNX Runtime's MLAS requantization does (float multiply, clamp
+/// to [lo - zeroPoint, hi - zeroPoint], round, add the zero point). `lo`/`hi` may be narrower
+/// than T's range (a fused Relu or Clip).
+public func requantizeProduct<T: FixedWidthInteger>(_ acc: UnsafePointer<Int32>, m: Int, n: Int, ldAcc: Int,
+                                                    bias: UnsafeBufferPointer<Int32>?, multipliers: UnsafeBufferPointer<Float>,
+                                                    zeroPoint: Int32, lo: Int32, hi: Int32,
+                                                    into y: UnsafeMutablePointer<T>, rowStride: Int, columnStride: Int) {
+    let perColumn = multipliers.count > 1, perColumnBias = (bias?.count ?? 0) > 1
+    let low = Float(lo - zeroPoint), high = Float(hi - zeroPoint)
+    for i in 0..<m {
+        let row = acc + i * ldAcc, out = y + i * rowStride
+        for j in 0..<n {
+            var s = row[j]
+            if let bias { s &+= bias[perColumnBias ? j : 0] }
+            var v = Float(s) * multipliers[perColumn ? j : 0]
+            v = v > low ? v : low
+            v = v < high ? v : high
+            out[j * columnStride] = T(truncatingIfNeeded: Int32(v.rounded(.toNearestOrEven)) + zeroPoint)
+        }
+    }
+}

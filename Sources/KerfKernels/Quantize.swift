@@ -1,0 +1,41 @@
+// Linear (de)quantization of contiguous runs sharing one scale and zero point, and the
+// per-tensor parameters DynamicQuantizeLinear derives. Rounding is half to even, as the ONNX
+// spec and ONNX Runtime's MLAS (x / scale, then round) do.
+
+/// y[i] = clamp(round(x[i] / scale) + zeroPoint, lo, hi) for i < count; NaN gives `lo` (as
+/// MLAS's max/min instructions do). `lo`/`hi` are the target type's range (narrower for the
+/// 4- and 2-bit types stored in a byte).
+@inlinable
+public func quantize<T: FixedWidthInteger>(_ x: UnsafePointer<Float>, count: Int, scale: Float, zeroPoint: Int32,
+                                           lo: Int32, hi: Int32, into y: UnsafeMutablePointer<T>) {
+    let z = Float(zeroPoint), low = Float(lo) - z, high = Float(hi) - z
+    for i in 0..<count {
+        var v = x[i] / scale
+        v = v > low ? v : low
+        v = v < high ? v : high
+        y[i] = T(truncatingIfNeeded: Int32(v.rounded(.toNearestOrEven)) + zeroPoint)
+    }
+}
+
+/// y[i] = Float(x[i] - zeroPoint) * scale for i < count.
+@inlinable
+public func dequantize<T: FixedWidthInteger>(_ x: UnsafePointer<T>, count: Int, scale: Float, zeroPoint: Int32,
+                                             into y: UnsafeMutablePointer<Float>) {
+    for i in 0..<count { y[i] = Float(Int32(truncatingIfNeeded: x[i]) &- zeroPoint) * scale }
+}
+
+/// DynamicQuantizeLinear's uint8 parameters for x[0..<count]: the range [min, max] widened to
+/// include 0, scale = (max - min) / 255 (1 when the range is empty), zero point =
+/// round(clamp(-min / scale, 0, 255)) — the same float operations as ONNX Runtime.
+public func dynamicQuantizationParameters(_ x: UnsafePointer<Float>, count: Int) -> (scale: Float, zeroPoint: UInt8) {
+    var lo: Float = 0, hi: Float = 0
+    for i in 0..<count {
+        let v = x[i]
+        lo = v < lo ? v : lo
+        hi = v > hi ? v : hi
+    }
+    let scale: Float = hi == lo ? 1 : (hi - lo) / 255
+    let initial = 0 - lo / scale
+    let clamped = Swift.max(0, Swift.min(255, initial))
+    return (scale, UInt8(clamped.rounded(.toNearestOrEven)))
+}
