@@ -373,6 +373,7 @@ typedef struct kerf_quantize_options {
     double smooth_quant_alpha;   /* in [0, 1]: SmoothQuant migration strength; < 0 = off (-1) */
     kerf_calibration_fn calibration; /* calibration data; required by static mode and auto_tolerance */
     void *calibration_user_data;
+    int64_t calibration_batches; /* number of batches when known (progress totals, report); 0 = unknown */
     kerf_progress_fn progress;   /* may be NULL; steps are batches of each pass over the data */
     void *progress_user_data;
 } kerf_quantize_options;

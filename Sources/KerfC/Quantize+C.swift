@@ -27,6 +27,7 @@ struct kerf_quantize_options {
     var smooth_quant_alpha: Double
     var calibration: CCalibration?
     var calibration_user_data: UnsafeMutableRawPointer?
+    var calibration_batches: Int64
     var progress: CProgress?
     var progress_user_data: UnsafeMutableRawPointer?
 }
@@ -39,7 +40,7 @@ public func kerf_quantize_options_init(_ options: UnsafeMutableRawPointer?) {
                                                  percentile: 99.99, activation_type: 0, per_channel: d.perChannel ? 1 : 0,
                                                  quantize_embeddings: 0, threads: 0, op_types: nil, n_op_types: 0,
                                                  exclude: nil, n_exclude: 0, auto_tolerance: -1, smooth_quant_alpha: -1,
-                                                 calibration: nil, calibration_user_data: nil, progress: nil, progress_user_data: nil),
+                                                 calibration: nil, calibration_user_data: nil, calibration_batches: 0, progress: nil, progress_user_data: nil),
                        as: kerf_quantize_options.self)
 }
 
@@ -77,9 +78,9 @@ private func quantizeOptions(_ raw: UnsafeRawPointer?) throws -> (QuantizeOption
 }
 
 /// Batches from a C calibration callback: one call per batch, tensors owned by Kerf after it.
-private func calibrationSource(_ fn: CCalibration, _ user: UnsafeMutableRawPointer?, graph: Graph) -> CalibrationSource {
+private func calibrationSource(_ fn: CCalibration, _ user: UnsafeMutableRawPointer?, count: Int64, graph: Graph) -> CalibrationSource {
     let names = graph.runtimeInputs.map(\.name)
-    return ClosureCalibration { index in
+    return ClosureCalibration(count: count > 0 ? Int(clamping: count) : nil) { index in
         let cNames = names.map { strdup($0) }
         defer { cNames.forEach { free($0) } }
         var handles = [OpaquePointer?](repeating: nil, count: names.count)
@@ -105,7 +106,7 @@ public func kerf_quantize(_ model: OpaquePointer?, _ options: UnsafeRawPointer?,
     return guarded {
         let m = try HandleRegistry.shared.resolve(model, as: ModelHandle.self, "model")
         let (o, c) = try quantizeOptions(options)
-        let source = c?.calibration.map { calibrationSource($0, c?.calibration_user_data, graph: m.model.graph) }
+        let source = c?.calibration.map { calibrationSource($0, c?.calibration_user_data, count: c?.calibration_batches ?? 0, graph: m.model.graph) }
         let result = try quantize(m.model, options: o, calibration: source, progress: progressHandler(c?.progress, c?.progress_user_data))
         try storeString(try result.json(), report)
     }

@@ -5,6 +5,8 @@ import KerfCore
 /// pass starts again from 0, so the same index must give the same batch.
 public protocol CalibrationSource {
     func batch(_ index: Int) throws -> [String: Tensor]?
+    /// The number of batches when known in advance (for progress totals), else nil.
+    var batchCount: Int? { get }
 }
 
 /// Arrays whose first dimension counts samples (an .npz file, or arrays from the caller), cut
@@ -24,11 +26,17 @@ public struct ArrayCalibration: CalibrationSource {
     public var batchCount: Int? { batches.count }
 }
 
-/// Batches produced by a function (a C callback, a Python iterator).
+/// Batches produced by a function (a C callback, a Python iterator); `count` is how many
+/// there are, when known.
 public struct ClosureCalibration: CalibrationSource {
     let next: (Int) throws -> [String: Tensor]?
-    public init(_ next: @escaping (Int) throws -> [String: Tensor]?) { self.next = next }
+    let count: Int?
+    public init(count: Int? = nil, _ next: @escaping (Int) throws -> [String: Tensor]?) {
+        self.count = count
+        self.next = next
+    }
     public func batch(_ index: Int) throws -> [String: Tensor]? { try next(index) }
+    public var batchCount: Int? { count }
 }
 
 extension CalibrationSource {
@@ -45,6 +53,5 @@ extension CalibrationSource {
 }
 
 extension CalibrationSource {
-    /// The number of batches when known in advance (for progress), else nil.
     public var batchCount: Int? { nil }
 }

@@ -50,6 +50,7 @@ struct Comparison {
     /// Per compared value pair (float name), for SQNR.
     var values: [String: ErrorAccumulator] = [:]
     var samples = 0
+    var batches = 0
     /// Samples whose first output predicts the same class in both (nil when output 0 is not a
     /// label or a [samples, classes] score).
     var agreeing: Int? = 0
@@ -83,6 +84,7 @@ func compareGraphs(float: Graph, quantized: Graph, setup: RunSetup, pairs: [(Str
             result.samples += y0.dropFirst(pairs.count).first?.shape.first ?? 0
         }
         done += 1
+        result.batches = done
         if let progress, !progress(done, total, "evaluating") { throw KerfError.cancelled("quantization cancelled") }
     }
     return result

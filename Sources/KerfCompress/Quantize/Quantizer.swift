@@ -83,7 +83,7 @@ public func quantize(_ model: Model, options: QuantizeOptions = QuantizeOptions(
                                  sqnrDb: comparison.map { sqnr($0, n) })
     }
     if let c = comparison {
-        report.calibrationBatches = calibration?.batchCount
+        report.calibrationBatches = c.batches
         report.agreement = QuantizeReport.Agreement(
             samples: c.samples, top1Agreement: c.agreeing.map { c.samples > 0 ? Double($0) / Double(c.samples) : 0 },
             cosine: c.outputs.cosine, maxAbsError: c.outputs.maxAbs, relativeError: c.outputs.relativeError, sqnrDb: c.outputs.sqnr)

@@ -159,6 +159,7 @@ class QuantizeOptions(Structure):
         ("smooth_quant_alpha", c_double),
         ("calibration", CalibrationCallback),
         ("calibration_user_data", c_void_p),
+        ("calibration_batches", c_int64),
         ("progress", ProgressCallback),
         ("progress_user_data", c_void_p),
     ]

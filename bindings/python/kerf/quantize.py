@@ -70,6 +70,7 @@ def quantize(src, dst=None, mode="dynamic", calibration=None, method="minmax", p
     def run(model):
         feeder = _Calibration(_batches(calibration, model, batch_size)) if calibration is not None else None
         options.calibration = feeder.function if feeder else CalibrationCallback()
+        options.calibration_batches = len(feeder.batches) if feeder else 0
         report = ctypes.c_void_p()
         status = lib.kerf_quantize(model._live_handle(), ctypes.byref(options), ctypes.byref(report))
         adapter.reraise()

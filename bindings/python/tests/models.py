@@ -146,10 +146,15 @@ def save(model, path):
     return str(path)
 
 
-def run_ort(model, feeds):
-    """Runs `model` (ModelProto or bytes) in ONNX Runtime; returns {name: array}."""
+def run_ort(model, feeds, optimize=True):
+    """Runs `model` (ModelProto or bytes) in ONNX Runtime; returns {name: array}. Without
+    `optimize`, ONNX Runtime runs every node as written (for QDQ files: QuantizeLinear and
+    DequantizeLinear in float, the exact ONNX semantics) instead of fusing int8 kernels."""
     data = model if isinstance(model, bytes) else model.SerializeToString()
-    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    if not optimize:
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     names = [output.name for output in session.get_outputs()]
     return dict(zip(names, session.run(names, feeds)))
 

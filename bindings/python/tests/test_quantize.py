@@ -28,17 +28,32 @@ def cosine(a, b):
     return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
 
-def check_file(path, feeds, atol):
-    """full_check passes, and ONNX Runtime and Kerf agree on the file (within `atol`, about
-    one quantization step of the output); returns ONNX Runtime's outputs."""
+def relative_error(got, expected):
+    return float(np.linalg.norm(got - expected) / max(np.linalg.norm(expected), 1e-30))
+
+
+def check_file(path, feeds, tolerance=0.01):
+    """full_check passes; Kerf's outputs on the file are within `tolerance` relative L2 error of
+    the exact ONNX semantics (ONNX Runtime running each QuantizeLinear/DequantizeLinear as
+    written); ONNX Runtime's own fused int8 kernels run it too, within 10%. Returns the exact
+    outputs.
+
+    Kerf's fused int8 kernels may round a requantization one step differently from the float
+    semantics, hence a tolerance rather than equality. ONNX Runtime's optimized int8 path
+    differs more (on AVX2 without VNNI its u8s8 kernel saturates int16 pair sums: measured up to
+    6% on a static MLP whose float-vs-exact difference is 0.004), so it gets a loose bound."""
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
-    expected = models.run_ort(model, feeds)
+    exact = models.run_ort(model, feeds, optimize=False)
+    fused = models.run_ort(model, feeds)
     got = run_kerf(path, feeds)
-    for name, value in expected.items():
+    for name, value in exact.items():
         if value.dtype.kind == "f":
-            np.testing.assert_allclose(got[name], value, rtol=0, atol=atol, err_msg=name)
-    return expected
+            assert relative_error(got[name], value) <= tolerance, (name, relative_error(got[name], value))
+            assert relative_error(fused[name], value) <= 0.1, (name, relative_error(fused[name], value))
+        else:
+            assert np.mean(got[name] == value) >= 0.99, name
+    return exact
 
 
 def op_types(path):
@@ -55,7 +70,7 @@ def test_digits_loses_at_most_0_3_points(tmp_path, digits, mode):
     out = tmp_path / f"{mode}.onnx"
     report = kerf.quantize(path, out, mode=mode, calibration={"X": x[:300]})
     float_accuracy = accuracy(models.run_ort(onnx.load(str(path)), {"X": x}), y)
-    outputs = check_file(out, {"X": x}, atol=0.02)
+    outputs = check_file(out, {"X": x})
     assert accuracy(outputs, y) >= float_accuracy - 0.003
     assert accuracy(run_kerf(out, {"X": x}), y) >= float_accuracy - 0.003
     assert [n.op_type for n in report.nodes] == ["MatMul", "MatMul"]
@@ -81,7 +96,7 @@ def test_dynamic_file_matches_onnx_runtime_form_and_weights(tmp_path):
     assert not np.any(inits["w0_zero_point"])
     feeds = {"x": np.random.default_rng(1).standard_normal((5, 64)).astype(np.float32)}
     expected = models.run_ort(onnx.load(src), feeds)["a1"]
-    got = check_file(out, feeds, atol=1e-3)["a1"]
+    got = check_file(out, feeds)["a1"]
     assert cosine(got, expected) > 0.999
 
 
@@ -120,7 +135,7 @@ def test_resnet_static_keeps_99_percent_top1_agreement(tmp_path):
     out = tmp_path / "q.onnx"
     report = kerf.quantize(src, out, mode="static", calibration=calibration, batch_size=16)
     expected = next(iter(models.run_ort(model, test).values()))
-    got = next(iter(check_file(out, test, atol=0.05).values()))
+    got = next(iter(check_file(out, test).values()))
     assert np.mean(got.argmax(1) == expected.argmax(1)) >= 0.99
     assert report.agreement.top1_agreement >= 0.99
     kerf_outputs = next(iter(run_kerf(out, test).values()))
@@ -137,7 +152,7 @@ def test_bert_keeps_cosine_995(tmp_path, mode, options):
     report = kerf.quantize(src, out, mode=mode, calibration=calibration, **options)
     feeds = transformer_models.bert_feeds(3, 48, seed=99)
     expected = models.run_ort(model, feeds)["last_hidden_state"]
-    got = check_file(out, feeds, atol=0.05)["last_hidden_state"]
+    got = check_file(out, feeds)["last_hidden_state"]
     assert cosine(got, expected) >= 0.995
     assert cosine(run_kerf(out, feeds)["last_hidden_state"], expected) >= 0.995
     assert report.agreement.cosine >= 0.995
@@ -164,7 +179,7 @@ def test_calibration_methods_clip_outliers(tmp_path):
         report = kerf.quantize(src, tmp_path / f"{method}.onnx", mode="static", calibration={"x": x}, method=method,
                                percentile=99.9)
         ranges[method] = {a.name: (a.low, a.high) for a in report.activations}
-        check_file(tmp_path / f"{method}.onnx", {"x": x[1:50]}, atol=0.1)
+        check_file(tmp_path / f"{method}.onnx", {"x": x[1:50]})
     assert ranges["minmax"]["x"][1] == pytest.approx(80.0)
     assert ranges["percentile"]["x"][1] < 10 and ranges["entropy"]["x"][1] < 20
     # The clipped range is close to the 99.9th percentile of |x|.
@@ -195,10 +210,10 @@ def test_embeddings_quantized_to_int8(tmp_path):
     src = models.save(model, tmp_path / "bert.onnx")
     out = tmp_path / "q.onnx"
     report = kerf.quantize(src, out, mode="dynamic", quantize_embeddings=True)
-    assert sorted(report.embeddings) == ["position_embeddings", "token_type_embeddings", "word_embeddings"]
+    assert len(report.embeddings) == 3 and all("embeddings" in name for name in report.embeddings)
     feeds = transformer_models.bert_feeds(2, 16)
     expected = models.run_ort(model, feeds)["last_hidden_state"]
-    got = check_file(out, feeds, atol=0.05)["last_hidden_state"]
+    got = check_file(out, feeds)["last_hidden_state"]
     assert cosine(got, expected) >= 0.995
 
 
@@ -242,4 +257,4 @@ def test_calibration_callback_is_replayed_for_each_pass(tmp_path, digits):
     path, x, y = digits
     report = kerf.quantize(path, tmp_path / "q.onnx", mode="static",
                            calibration=[{"X": x[i:i + 50]} for i in range(0, 200, 50)])
-    assert report.calibration_batches is None and report.agreement.samples == 200
+    assert report.calibration_batches == 4 and report.agreement.samples == 200
