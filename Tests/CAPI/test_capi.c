@@ -354,6 +354,79 @@ static void test_prune(const char *model_path, const char *dir) {
     kerf_model_free(model);
 }
 
+/* Calibration data for the digits MLP: 3 batches of 4 deterministic samples; batch 1 fails
+ * when *user says so (the tensors stored are still Kerf's to free). */
+static int calibration_calls = 0;
+static int32_t digits_batches(void *user, int64_t index, const char *const *names, size_t count, kerf_tensor **inputs) {
+    calibration_calls++;
+    if (count != 1 || strcmp(names[0], "X") != 0) return -2;
+    if (index >= 3) return 0;
+    static float pixels[4 * 64];
+    for (int i = 0; i < 4 * 64; i++) pixels[i] = (float)(((int)index * 7 + i * 13) % 17) / 16.0f;
+    int64_t dims[2] = {4, 64};
+    if (kerf_tensor_create(KERF_DTYPE_FLOAT, dims, 2, pixels, sizeof pixels, &inputs[0]) != KERF_OK) return -1;
+    return (*(int *)user && index == 1) ? -1 : 1;
+}
+
+static void test_quantize(const char *model_path, const char *dir) {
+    kerf_model *model = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+    kerf_quantize_options options;
+    kerf_quantize_options_init(&options);
+    CHECK(options.struct_size == sizeof options && options.mode == KERF_QUANTIZE_DYNAMIC && options.per_channel == 1
+          && options.percentile == 99.99 && options.auto_tolerance < 0 && options.calibration == NULL,
+          "quantize options defaults");
+    char *report = (char *)"untouched";
+    options.mode = KERF_QUANTIZE_STATIC;
+    EXPECT_STATUS(kerf_quantize(model, &options, &report), KERF_INVALID_ARGUMENT);
+    CHECK(report == NULL && contains(kerf_last_error(), "calibration"), "static mode without data is refused");
+    options.struct_size = 16;
+    EXPECT_STATUS(kerf_quantize(model, &options, NULL), KERF_INVALID_ARGUMENT);
+
+    /* A failing calibration source leaves the model unchanged. */
+    int fail = 1;
+    kerf_quantize_options_init(&options);
+    options.mode = KERF_QUANTIZE_STATIC;
+    options.calibration = digits_batches;
+    options.calibration_user_data = &fail;
+    EXPECT_STATUS(kerf_quantize(model, &options, &report), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "calibration callback failed at batch 1"), "callback failure reported");
+    /* Cancelling from the progress callback. */
+    fail = 0;
+    int cancel_at = 2;
+    progress_calls = 0;
+    options.progress = count_then_cancel;
+    options.progress_user_data = &cancel_at;
+    EXPECT_STATUS(kerf_quantize(model, &options, &report), KERF_CANCELLED);
+    CHECK(progress_calls == 2, "cancelled at the second batch");
+
+    /* Static QDQ with percentile calibration, then saved and run. */
+    cancel_at = 1000;
+    progress_calls = 0;
+    calibration_calls = 0;
+    options.method = KERF_CALIBRATE_PERCENTILE;
+    options.calibration_batches = 3;
+    EXPECT_STATUS(kerf_quantize(model, &options, &report), KERF_OK);
+    CHECK(report && contains(report, "\"mode\":\"static\"") && contains(report, "\"method\":\"percentile\"")
+          && contains(report, "\"sqnr_db\"") && contains(report, "\"calibration_batches\":3"), "static report");
+    CHECK(progress_calls == 6 && calibration_calls == 8, "two passes of 3 batches (each ended by a 0 return)");
+    kerf_free(report);
+    char quantized[4096];
+    snprintf(quantized, sizeof quantized, "%s/quantized.onnx", dir);
+    EXPECT_STATUS(kerf_model_save(model, quantized), KERF_OK);
+    kerf_session *session = NULL;
+    EXPECT_STATUS(kerf_session_create(model, NULL, &session), KERF_OK);
+    kerf_session_free(session);
+    kerf_model_free(model);
+
+    /* Dynamic quantization needs no data. */
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+    EXPECT_STATUS(kerf_quantize(model, NULL, &report), KERF_OK);
+    CHECK(report && contains(report, "\"mode\":\"dynamic\"") && contains(report, "\"agreement\":null"), "dynamic report");
+    kerf_free(report);
+    kerf_model_free(model);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: test_capi MODEL.onnx WORKDIR\n");
@@ -365,6 +438,7 @@ int main(int argc, char **argv) {
     test_tensors();
     test_model(argv[1], argv[2]);
     test_prune(argv[1], argv[2]);
+    test_quantize(argv[1], argv[2]);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
