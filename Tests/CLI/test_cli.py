@@ -145,3 +145,45 @@ def test_bench_compare_ort_prints_both_engines_and_their_ratio(tmp_path):
     kerf_median, ort_median = float(rows["kerf"][1]), float(rows["onnxruntime"][1])
     ratio = float(result.stdout.split("kerf/ort median ratio: ")[1].split()[0])
     assert ratio == pytest.approx(kerf_median / ort_median, rel=0.05, abs=2e-3)
+
+
+def test_quantize_static_and_dynamic(tmp_path):
+    import json
+    path = tmp_path / "mlp.onnx"
+    model = models.mlp(in_features=16, hidden=32, classes=10)
+    onnx.save(model, path)
+    x = models.random_feed((64, 16))
+    np.savez(tmp_path / "calib.npz", input=x)
+    out = tmp_path / "static.onnx"
+    result = kerf("quantize", path, "-o", out, "--mode", "static", "--calibration", tmp_path / "calib.npz", "--method", "entropy",
+                  "--batch-size", 16, "--report", tmp_path / "report.json")
+    assert result.returncode == 0, result.stderr
+    assert "static int8 quantization, entropy calibration, uint8 activations" in result.stdout
+    assert "SQNR" in result.stdout and "against float on 64 samples" in result.stdout and f"wrote {out}" in result.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [n["op_type"] for n in report["nodes"]] == ["Gemm", "Gemm"] and report["calibration_batches"] == 4
+    quantized = onnx.load(out)
+    onnx.checker.check_model(quantized, full_check=True)
+    np.save(tmp_path / "x.npy", x[:5])
+    run = kerf("run", out, "--input", f"input={tmp_path / 'x.npy'}", "-o", tmp_path / "y.npz")
+    assert run.returncode == 0, run.stderr
+    exact = models.run_ort(quantized, {"input": x[:5]}, optimize=False)["probs"]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npz")["probs"], exact, atol=1e-3)
+
+    # Without -o the file is rewritten in place.
+    result = kerf("quantize", path, "--mode", "dynamic", "--no-per-channel")
+    assert result.returncode == 0, result.stderr
+    assert "MatMulInteger" in {n.op_type for n in onnx.load(path).graph.node}
+
+
+def test_quantize_errors_are_one_line_and_leave_the_file_alone(tmp_path):
+    path = tmp_path / "mlp.onnx"
+    onnx.save(models.mlp(), path)
+    original = path.read_bytes()
+    np.savez(tmp_path / "bad.npz", other=models.random_feed((4, 16)))
+    for args, message in ((("--mode", "static"), "needs calibration data"), (("--mode", "int4"), "--mode must be"),
+                          (("--mode", "static", "--calibration", tmp_path / "bad.npz"), "input"),
+                          (("--mode", "static", "--calibration", tmp_path / "missing.npz"), "missing.npz")):
+        result = kerf("quantize", path, *args)
+        assert result.returncode == 1 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert path.read_bytes() == original
