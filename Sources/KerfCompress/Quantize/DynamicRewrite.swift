@@ -89,15 +89,14 @@ func quantizeEmbeddings(_ g: Graph, options: QuantizeOptions) -> [(node: Node, s
               !options.exclude.excludes(weight: n.inputs[0], node: n),
               table.withElements(as: Float.self, { $0.allSatisfy(\.isFinite) }) else { continue }
         let q = quantizeWeight(table, axis: nil)
-        let values = g.addConstant(n.inputs[0] + "_quantized", q.values, names: names)
-        let scale = g.addConstant(n.inputs[0] + "_scale", scaleTensor(q.scales), names: names)
-        let zero = g.addConstant(n.inputs[0] + "_zero_point", zeroPointTensor(0, dtype: .int8), names: names)
+        // Gather the int8 rows, then dequantize them: DequantizeLinear(Gather(Tq), scale, 0).
+        var dequantize = g.dequantizedConstant(n.inputs[0], values: q.values, scales: q.scales, axis: 0, names: names)
         var gather = n
-        let gathered = names.make(n.outputs[0] + "_quantized")
-        gather.inputs[0] = values
-        gather.outputs = [gathered]
-        replacement[i] = [gather, Node(name: names.make(n.outputs[0] + "_DequantizeLinear"), opType: "DequantizeLinear",
-                                       inputs: [gathered, scale, zero], outputs: [n.outputs[0]])]
+        gather.inputs[0] = dequantize.inputs[0]
+        gather.outputs = [names.make(n.outputs[0] + "_quantized")]
+        dequantize.inputs[0] = gather.outputs[0]
+        dequantize.outputs = [n.outputs[0]]
+        replacement[i] = [gather, dequantize]
         done.append((n, q.scales[0]))
     }
     g.nodes = g.nodes.enumerated().flatMap { i, n in replacement[i] ?? [n] }

@@ -26,6 +26,22 @@ extension Graph {
         return name
     }
 
+    /// Stores quantized `values` (int8, or int32 for biases) under a name derived from `base`, with
+    /// their scales and zero points (0, of the values' type), and returns the DequantizeLinear
+    /// node that restores them (per channel along `axis` when there are several scales; the
+    /// caller inserts it).
+    func dequantizedConstant(_ base: String, values: Tensor, scales: [Float], axis: Int, names: NameAllocator) -> Node {
+        let perChannel = scales.count > 1
+        let q = addConstant(base + "_quantized", values, names: names)
+        let scale = addConstant(base + "_scale", scaleTensor(scales), names: names)
+        let zero = addConstant(base + "_zero_point", zeroPointTensor(0, dtype: values.dtype, count: perChannel ? scales.count : nil),
+                               names: names)
+        var node = Node(name: names.make(base + "_DequantizeLinear"), opType: "DequantizeLinear", inputs: [q, scale, zero],
+                        outputs: [names.make(base + "_dequantized")])
+        if perChannel { node.attributes = [Attribute(name: "axis", value: .int(Int64(axis)))] }
+        return node
+    }
+
     /// Drops initializers that no node reads and that are not graph inputs or outputs.
     func removeUnreadInitializers() {
         let read = Set(nodes.flatMap(\.inputs)).union(outputs.map(\.name)).union(inputs.map(\.name))

@@ -61,16 +61,9 @@ func rewriteStatic(_ g: Graph, targets: [QuantTarget], plan: ActivationPlan, par
             weight = cached
         } else {
             let q = quantizeWeight(constants[t.weight]!, axis: axis)
-            let values = g.addConstant(t.weight + "_quantized", q.values, names: names)
-            let scale = g.addConstant(t.weight + "_scale", scaleTensor(q.scales), names: names)
-            let zero = g.addConstant(t.weight + "_zero_point",
-                                     zeroPointTensor(0, dtype: .int8, count: q.scales.count == 1 ? nil : q.scales.count), names: names)
-            let dq = names.make(t.weight + "_dequantized")
-            var node = Node(name: names.make(t.weight + "_DequantizeLinear"), opType: "DequantizeLinear",
-                            inputs: [values, scale, zero], outputs: [dq])
-            if let axis, q.scales.count > 1 { node.attributes = [Attribute(name: "axis", value: .int(Int64(axis)))] }
+            let node = g.dequantizedConstant(t.weight, values: q.values, scales: q.scales, axis: axis ?? 0, names: names)
             extra.append(node)
-            weight = (dq, q.scales)
+            weight = (node.outputs[0], q.scales)
             weightCache[key] = weight
         }
         nodes[t.index].inputs[1] = weight.name
@@ -78,16 +71,9 @@ func rewriteStatic(_ g: Graph, targets: [QuantTarget], plan: ActivationPlan, par
         let inputParams = params[t.node.inputs[0]]
         if let biasName = t.bias, let b = constants[biasName], let inputParams {
             let q = quantizeBias(b, inputScale: inputParams.scale, weightScales: weight.scales)
-            let values = g.addConstant(biasName + "_quantized", q.values, names: names)
-            let scale = g.addConstant(biasName + "_scale", scaleTensor(q.scales), names: names)
-            let zero = g.addConstant(biasName + "_zero_point",
-                                     zeroPointTensor(0, dtype: .int32, count: q.scales.count == 1 ? nil : q.scales.count), names: names)
-            let dq = names.make(biasName + "_dequantized")
-            var node = Node(name: names.make(biasName + "_DequantizeLinear"), opType: "DequantizeLinear",
-                            inputs: [values, scale, zero], outputs: [dq])
-            if q.scales.count > 1 { node.attributes = [Attribute(name: "axis", value: .int(0))] }
+            let node = g.dequantizedConstant(biasName, values: q.values, scales: q.scales, axis: 0, names: names)
             extra.append(node)
-            nodes[t.index].inputs[2] = dq
+            nodes[t.index].inputs[2] = node.outputs[0]
         }
         weightNodes[t.index] = extra
 
