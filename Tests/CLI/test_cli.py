@@ -187,3 +187,19 @@ def test_quantize_errors_are_one_line_and_leave_the_file_alone(tmp_path):
         result = kerf("quantize", path, *args)
         assert result.returncode == 1 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert path.read_bytes() == original
+
+
+def test_killed_in_place_quantization_leaves_the_original(tmp_path):
+    import signal
+    import time
+    path = tmp_path / "mlp.onnx"
+    onnx.save(models.mlp(in_features=64, hidden=256, classes=10), path)
+    original = path.read_bytes()
+    np.savez(tmp_path / "calib.npz", input=models.random_feed((60000, 64)))
+    process = subprocess.Popen([KERF, "quantize", str(path), "--mode", "static", "--calibration", str(tmp_path / "calib.npz"),
+                                "--batch-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    assert process.poll() is None, "calibration finished before the kill; use more batches"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert path.read_bytes() == original
