@@ -64,6 +64,8 @@ public final class Session {
                 opset = defaultOpset
             } else if let v = opsets.first(where: { $0.domain == node.domain })?.version {
                 opset = v
+            } else if node.domain == FusedQuantizedOps.domain && graph !== self.graph {
+                opset = 1  // the optimizer's own fused operators
             } else {
                 throw KerfError.invalidModel("\(node.label) uses domain '\(node.domain)', which the model does not import")
             }
