@@ -61,7 +61,7 @@ extern "C" {
 /* ABI version: the major changes only on incompatible changes. Bindings
  * refuse a library whose major differs from the one they were written for. */
 #define KERF_ABI_VERSION_MAJOR 1
-#define KERF_ABI_VERSION_MINOR 2
+#define KERF_ABI_VERSION_MINOR 3
 #define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------ */
@@ -250,6 +250,11 @@ kerf_status kerf_session_run(kerf_session *session,
                              size_t n_inputs,
                              const char *const *output_names, kerf_tensor **outputs,
                              size_t n_outputs);
+
+/* The operators a run of `session` executes, in order, one per line ("OpType", or
+ * "domain.OpType" outside the default domain; operators Kerf fused at session creation, such
+ * as "kerf.QuantizedConv", under their own names). *out is freed with kerf_free. Since ABI 1.3. */
+kerf_status kerf_session_plan(const kerf_session *session, char **out);
 
 /* ------------------------------------------------------------------------ */
 /* Progress of long work                                                    */

@@ -93,6 +93,12 @@ public final class Session {
         steps = built.enumerated().map { i, b in Step(node: b.0, op: b.1, inputSlots: b.2, outputSlots: b.3, releaseAfter: releases[i]) }
     }
 
+    /// The operators a run executes, in order, as "OpType" (default domain) or "domain.OpType"
+    /// (graph optimizations included: fused operators appear under their own names).
+    public var plan: [String] {
+        steps.map { $0.node.isDefaultDomain ? $0.node.opType : "\($0.node.domain).\($0.node.opType)" }
+    }
+
     /// Runs the graph. `feeds` maps runtime input names to tensors; `outputNames` (default: the
     /// graph outputs) selects what to return, in that order.
     public func run(_ feeds: [String: Tensor], outputNames: [String]? = nil) throws -> [Tensor] {

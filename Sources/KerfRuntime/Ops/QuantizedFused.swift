@@ -116,7 +116,8 @@ final class QuantizedProduct: Operator {
         let w = try c.requiredConstant(3, "W")
         guard w.dtype == .int8 else { throw KerfError.invalidModel("\(c.node.label): W must be int8") }
         let wScales = try floatScalars(try c.requiredConstant(4, "w scale"))
-        let layout = int8Layout(activation: xType, weight: .int8)
+        // As ONNX Runtime's QLinearConv / QGemm: the u8s8 kernel, int8 activations shifted.
+        let layout = Int8GemmLayout.u8s8
         if conv {
             window = try WindowAttributes(c)
             group = try c.int("group", default: 1)
