@@ -251,6 +251,11 @@ kerf_status kerf_session_run(kerf_session *session,
                              const char *const *output_names, kerf_tensor **outputs,
                              size_t n_outputs);
 
+/* The operators a run of `session` executes, in order, one per line ("OpType", or
+ * "domain.OpType" outside the default domain; operators Kerf fused at session creation, such
+ * as "kerf.QuantizedConv", under their own names). *out is freed with kerf_free. Since ABI 1.3. */
+kerf_status kerf_session_plan(const kerf_session *session, char **out);
+
 /* ------------------------------------------------------------------------ */
 /* Progress of long work                                                    */
 /* ------------------------------------------------------------------------ */

@@ -97,3 +97,13 @@ public func kerf_session_run(_ session: OpaquePointer?,
         }
     }
 }
+
+@_cdecl("kerf_session_plan")
+public func kerf_session_plan(_ session: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    out?.pointee = nil
+    return guarded {
+        let s = try HandleRegistry.shared.resolve(session, as: SessionHandle.self, "session")
+        try argument(out != nil, "out is NULL")
+        try storeString(s.session.plan.joined(separator: "\n"), out)
+    }
+}

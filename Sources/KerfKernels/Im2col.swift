@@ -104,3 +104,20 @@ private func im2col2D(_ x: UnsafePointer<Float>, channels: Int, g: WindowGeometr
         }
     }
 }
+
+/// Unfolds one image x[C, inputSize...] of 8-bit integers into rows[outputCount, kernelCount * C]:
+/// one row per output position, taps ordered (kernel position, channel) — the NHWC order
+/// ONNX Runtime's QLinearConv multiplies in, so that int8 products pair up the same way.
+/// Taps in padding get `padding` (the input's zero point).
+public func im2row<T: FixedWidthInteger>(_ x: UnsafePointer<T>, channels: Int, geometry g: WindowGeometry, padding: T,
+                                         rows: UnsafeMutablePointer<T>) {
+    let kc = g.kernelCount, ic = g.inputCount, width = kc * channels
+    g.forEachTap { o, k, i in
+        let dst = rows + o * width + k * channels
+        if i < 0 {
+            dst.update(repeating: padding, count: channels)
+        } else {
+            for c in 0..<channels { dst[c] = x[c * ic + i] }
+        }
+    }
+}

@@ -4,14 +4,15 @@ import KerfCKernels
 //
 // B (the weight) is packed once into 16-column panels (`PackedInt8Weights`); A is packed per
 // call. Two layouts, chosen by the activation type:
-//  - `.u8s8` (uint8 A, int8 B): raw u8 x s8 products through vpmaddubsw, zero points corrected
-//    afterwards with row and column sums. Without VNNI, the products of each k pair (2t, 2t+1)
-//    are added with int16 saturation first — exactly what ONNX Runtime's MLAS U8S8 kernel does
-//    on this kind of CPU, so both runtimes agree bit for bit (`int8GemmReference` models it).
-//  - `.wide` (anything else, int8 activations in particular): A - aZero and B - bZero widened
-//    to int16 and multiplied with vpmaddwd: exact. Measured here (AVX2, no VNNI) the int8
-//    activation shifted to uint8 (+128) would saturate where ONNX Runtime's S8S8 is exact, so
-//    int8 activations take this path instead.
+//  - `.u8s8` (int8 B): raw u8 x s8 products through vpmaddubsw, zero points corrected
+//    afterwards with row and column sums; int8 A is shifted to uint8 (+128, its zero point too).
+//    Without VNNI, the products of each k pair (2t, 2t+1) are added with int16 saturation first
+//    — exactly what ONNX Runtime's MLAS QGEMM does on this kind of CPU (for int8 activations
+//    too: it shifts them the same way), so both runtimes agree bit for bit; `int8GemmReference`
+//    models it.
+//  - `.wide`: A - aZero and B - bZero widened to int16 and multiplied with vpmaddwd: exact,
+//    about 0.8x the speed (measured here, AVX2 without VNNI). For operands the u8s8 form cannot
+//    take (uint8 B) and where ONNX Runtime is exact (its MatMulInteger with int8 A).
 // Without AVX2 every product runs `int8GemmReference`.
 
 /// How packed weights are laid out (see the file comment).
@@ -78,10 +79,9 @@ public final class PackedInt8Weights: @unchecked Sendable {
 /// C[i, j] = Σ_k (A[i, k] - aZeroPoint) * (B[k, j] - b.zeroPoints[j]) for i < m, j < b.n.
 /// A is uint8 (`aSigned` false) or int8, row-major [m, b.k] with row stride `lda`; C is int32
 /// with row stride `ldc`. Panels of columns are split over up to `threads` threads. With the
-/// `.u8s8` layout A must be uint8 and k pairs saturate as described at the top of this file.
+/// `.u8s8` layout k pairs saturate as described at the top of this file.
 public func int8Gemm(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZeroPoint: Int32, b: PackedInt8Weights,
                      c: UnsafeMutablePointer<Int32>, ldc: Int, threads: Int = 1) {
-    precondition(b.layout == .wide || !aSigned, "the u8s8 layout takes uint8 activations")
     let k = b.k, n = b.n
     if m == 0 || n == 0 { return }
     guard int8GemmAccelerated else {
@@ -106,7 +106,8 @@ public func int8Gemm(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZero
     }
     if threads > 1 && tasks > 1 { parallelForDynamic(tasks, threads: threads, run) } else { for t in 0..<tasks { run(t) } }
     if b.layout == .u8s8 {
-        correctZeroPoints(m: m, a: a, lda: lda, aZeroPoint: aZeroPoint, b: b, c: c, ldc: ldc)
+        let shifted = aZeroPoint + (aSigned ? 128 : 0)
+        correctZeroPoints(m: m, a: packedA.bytes, lda: packedA.stride, aZeroPoint: shifted, b: b, c: c, ldc: ldc)
     }
 }
 
@@ -146,7 +147,7 @@ extension PackedInt8Weights {
 }
 
 /// A copied into the kernel's row format: for `.u8s8`, uint8 rows of 4·groups bytes (zero
-/// padded; A itself when K is a multiple of 4); for `.wide`, int16 rows of A - aZeroPoint,
+/// padded; int8 A shifted by 128; uint8 A itself when K is a multiple of 4); for `.wide`, int16 rows of A - aZeroPoint,
 /// 2·groups long.
 private struct PackedActivations {
     let bytes: UnsafeRawPointer
@@ -156,7 +157,7 @@ private struct PackedActivations {
     init(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZeroPoint: Int32, b: PackedInt8Weights) {
         if b.layout == .u8s8 {
             let width = b.groups * 4
-            if width == b.k {
+            if width == b.k && !aSigned {
                 bytes = a
                 stride = lda
                 owned = nil
@@ -164,7 +165,10 @@ private struct PackedActivations {
             }
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: m * width, alignment: 64)
             buffer.initializeMemory(as: UInt8.self, repeating: 0, count: m * width)
-            for i in 0..<m { (buffer + i * width).copyMemory(from: a + i * lda, byteCount: b.k) }
+            for i in 0..<m {
+                let dst = (buffer + i * width).assumingMemoryBound(to: UInt8.self), src = (a + i * lda).assumingMemoryBound(to: UInt8.self)
+                if aSigned { for p in 0..<b.k { dst[p] = src[p] ^ 0x80 } } else { dst.update(from: src, count: b.k) }
+            }
             bytes = UnsafeRawPointer(buffer)
             stride = width
             owned = buffer
@@ -196,12 +200,15 @@ private struct PackedActivations {
 /// The readable definition of `int8Gemm`: C[i, j] = Σ_k (A[i, k] - aZeroPoint) * (b(k, j) -
 /// bZeroPoints[j]) (`bZeroPoints` has 1 or n entries), A uint8 or int8 [m, k] with stride `lda`.
 /// With `saturatingPairs` it computes what the `.u8s8` kernel computes instead: raw products
-/// A·B summed in k pairs (2t, 2t+1) saturated to int16, then zero points corrected as exact sums.
+/// A·B (int8 A shifted to uint8 by +128) summed in k pairs (2t, 2t+1) saturated to int16, then
+/// zero points corrected as exact sums.
 public func int8GemmReference(m: Int, n: Int, k: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZeroPoint: Int32,
                               b: (_ k: Int, _ column: Int) -> Int32, bZeroPoints: [Int32],
                               c: UnsafeMutablePointer<Int32>, ldc: Int, saturatingPairs: Bool) {
+    let shift: Int32 = saturatingPairs && aSigned ? 128 : 0
+    let aZeroPoint = aZeroPoint + shift
     func av(_ i: Int, _ p: Int) -> Int32 {
-        aSigned ? Int32(a.load(fromByteOffset: i * lda + p, as: Int8.self)) : Int32(a.load(fromByteOffset: i * lda + p, as: UInt8.self))
+        shift + (aSigned ? Int32(a.load(fromByteOffset: i * lda + p, as: Int8.self)) : Int32(a.load(fromByteOffset: i * lda + p, as: UInt8.self)))
     }
     for i in 0..<m {
         for j in 0..<n {

@@ -64,6 +64,8 @@ public final class Session {
                 opset = defaultOpset
             } else if let v = opsets.first(where: { $0.domain == node.domain })?.version {
                 opset = v
+            } else if node.domain == FusedQuantizedOps.domain && graph !== self.graph {
+                opset = 1  // the optimizer's own fused operators
             } else {
                 throw KerfError.invalidModel("\(node.label) uses domain '\(node.domain)', which the model does not import")
             }
@@ -89,6 +91,12 @@ public final class Session {
         initialValues = [Tensor?](repeating: nil, count: slotCount)
         for (s, t) in constants { initialValues[s] = t }
         steps = built.enumerated().map { i, b in Step(node: b.0, op: b.1, inputSlots: b.2, outputSlots: b.3, releaseAfter: releases[i]) }
+    }
+
+    /// The operators a run executes, in order, as "OpType" (default domain) or "domain.OpType"
+    /// (graph optimizations included: fused operators appear under their own names).
+    public var plan: [String] {
+        steps.map { $0.node.isDefaultDomain ? $0.node.opType : "\($0.node.domain).\($0.node.opType)" }
     }
 
     /// Runs the graph. `feeds` maps runtime input names to tensors; `outputNames` (default: the

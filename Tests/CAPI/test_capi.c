@@ -178,6 +178,14 @@ static void test_model(const char *model_path, const char *dir) {
     options.sparse_kernels = 0;
     EXPECT_STATUS(kerf_session_create(model, &options, &session), KERF_OK);
 
+    /* The plan names the operators a run executes, one per line. */
+    char *plan = NULL;
+    EXPECT_STATUS(kerf_session_plan(session, &plan), KERF_OK);
+    CHECK(plan != NULL && strlen(plan) > 0, "plan lists operators");
+    kerf_free(plan);
+    EXPECT_STATUS(kerf_session_plan(NULL, &plan), KERF_INVALID_ARGUMENT);
+    CHECK(plan == NULL, "no plan on failure");
+
     /* The session keeps the model alive; save it first, then free our handle. */
     char saved[4096];
     snprintf(saved, sizeof saved, "%s/saved.onnx", dir);

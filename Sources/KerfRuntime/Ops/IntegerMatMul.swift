@@ -41,8 +41,9 @@ func floatScalars(_ t: Tensor) throws -> [Float] {
 /// Integer zero points (any 8-bit or 32-bit integer dtype) as Int32.
 func integerValues(_ t: Tensor) throws -> [Int32] { try cast(t, to: .int32).array(of: Int32.self) }
 
-/// The GEMM layout for activations of `a` times weights of `b`: the saturating u8s8 kernel
-/// for uint8 x int8 (as ONNX Runtime), the exact wide kernel otherwise.
+/// The GEMM layout MatMulInteger / QLinearMatMul use for `a` times `b`: the saturating u8s8
+/// kernel for uint8 x int8 (as ONNX Runtime), the exact wide kernel otherwise (ONNX Runtime's
+/// MatMulInteger with int8 A is exact).
 func int8Layout(activation a: DType, weight b: DType) -> Int8GemmLayout {
     a == .uint8 && b == .int8 ? .u8s8 : .wide
 }

@@ -15,6 +15,9 @@ enum GraphOptimizer {
                       outputs: source.outputs, valueInfo: source.valueInfo, initializers: source.initializers)
         let opset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
         removePassThroughNodes(g)
+        fuseDynamicQuantizedMatMul(g)
+        fuseStaticQuantizedProducts(g, opset: opset)
+        fuseQuantizedPassThrough(g, opset: opset)
         try foldConstants(g, opsets: opsets, options: options)
         foldBatchNormIntoConv(g, opset: opset)
         fuseLayerNorm(g)

@@ -85,7 +85,7 @@ extension GraphOptimizer {
     }
 
     /// Drops `removed` nodes, putting each replacement where its anchor node stood.
-    private static func apply(_ g: Graph, removed: Set<Int>, replacements: [Int: Node]) {
+    static func apply(_ g: Graph, removed: Set<Int>, replacements: [Int: Node]) {
         guard !removed.isEmpty else { return }
         var nodes: [Node] = []
         for (i, n) in g.nodes.enumerated() {

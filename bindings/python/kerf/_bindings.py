@@ -25,7 +25,7 @@ from .errors import KerfError, Status
 
 ABI_MAJOR = 1  # KERF_ABI_VERSION_MAJOR this binding was written for
 ABI_MINOR = 3  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
-               # kerf_quantize: 1.3)
+               # kerf_quantize, kerf_session_plan: 1.3)
 
 
 def _library_path():
@@ -208,6 +208,7 @@ _declare("kerf_model_output", c_int32, ModelP, c_size_t, POINTER(ValueInfo))
 _declare("kerf_session_options_init", None, POINTER(SessionOptions))
 _declare("kerf_session_create", c_int32, ModelP, POINTER(SessionOptions), POINTER(SessionP))
 _declare("kerf_session_free", None, SessionP)
+_declare("kerf_session_plan", c_int32, SessionP, POINTER(c_void_p))
 _declare("kerf_session_run", c_int32,
          SessionP, POINTER(c_char_p), POINTER(TensorP), c_size_t,
          POINTER(c_char_p), POINTER(TensorP), c_size_t)

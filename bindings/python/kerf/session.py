@@ -4,7 +4,7 @@ import ctypes
 import threading
 
 from . import _tensor
-from ._bindings import TensorP, check, lib
+from ._bindings import TensorP, check, lib, take_string
 from .errors import KerfError, Status
 
 
@@ -55,6 +55,15 @@ class Session:
                 lib.kerf_tensor_free(tensor)
             for tensor in results:
                 lib.kerf_tensor_free(tensor)
+
+    def plan(self):
+        """The operators a run executes, in order (after Kerf's graph optimizations): "OpType",
+        or "domain.OpType" outside the default domain (e.g. "kerf.QuantizedConv")."""
+        text = ctypes.c_void_p()
+        with self._lock:
+            check(lib.kerf_session_plan(self._live_handle(), ctypes.byref(text)))
+        value = take_string(text)
+        return value.split("\n") if value else []
 
     def _live_handle(self):
         if not self._handle:

@@ -1,0 +1,269 @@
+import KerfCore
+import KerfKernels
+
+// The int8 operators the optimizer fuses quantized chains into (domain "kerf", only in a
+// session's private graph; see Optimizer/QuantizedFusion.swift for the patterns):
+//
+//  kerf.DynamicQuantizedMatMul(X float [..., K], Wq int8 [K, N], Wzp, Wscale[, bias float [N]])
+//      -> float [..., N]: X quantized to uint8 as DynamicQuantizeLinear does, int8 GEMM,
+//      Float(acc) * (x_scale * Wscale[j]) (+ bias[j]).
+//  kerf.QuantizedMatMul(Xq, x_scale, x_zp, Wq, w_scale[, bias_q int32, bias_scale][, y_scale, y_zp])
+//      attribute transB; Xq uint8 / int8 [..., K], Wq int8 [K, N] ([N, K] with transB).
+//  kerf.QuantizedConv(same inputs, Wq [M, C/group, k...]) with Conv's attributes.
+//      Both: per-tensor x, per-tensor or per-output-channel w (zero point 0); with y_scale and
+//      y_zp the output is requantized to y_zp's dtype (a fused Relu / Clip narrows the range),
+//      without them it is float: Float(acc) * x_scale * w_scale[j] + bias_q[j] * bias_scale[j].
+
+enum FusedQuantizedOps {
+    static let domain = "kerf"
+
+    static func register(_ r: inout [String: OperatorFactory]) {
+        r["\(domain):DynamicQuantizedMatMul"] = { c in try DynamicQuantizedMatMul(c) }
+        r["\(domain):QuantizedMatMul"] = { c in try QuantizedProduct(c, conv: false) }
+        r["\(domain):QuantizedConv"] = { c in try QuantizedProduct(c, conv: true) }
+    }
+
+    /// For tests: how many times a fused int8 operator ran.
+    nonisolated(unsafe) static var runs = 0
+}
+
+extension OperatorContext {
+    /// A constant input the fused op needs at creation.
+    func requiredConstant(_ index: Int, _ what: String) throws -> Tensor {
+        guard let t = constant(index) else { throw KerfError.invalidModel("\(node.label): \(what) must be a constant") }
+        return t
+    }
+
+    /// A constant input, or nil when the input is omitted.
+    func optionalConstant(_ index: Int, _ what: String) throws -> Tensor? {
+        guard index < node.inputs.count, !node.inputs[index].isEmpty else { return nil }
+        return try requiredConstant(index, what)
+    }
+}
+
+/// Row-major [rows, n] float output of `x` [..., K] times the packed weight.
+final class DynamicQuantizedMatMul: Operator {
+    let weights: PackedInt8Weights
+    let weightScales: [Float]
+    let bias: [Float]?
+    let threads: Int
+
+    init(_ c: OperatorContext) throws {
+        let w = try c.requiredConstant(1, "W"), zeros = try integerValues(try c.requiredConstant(2, "W zero point"))
+        guard w.dtype == .int8, w.rank == 2 else { throw KerfError.invalidModel("\(c.node.label): W must be 2-D int8") }
+        weights = packWeights(w, offset: 0, k: w.shape[0], n: w.shape[1], zeroPoints: zeros, layout: .u8s8)
+        weightScales = try floatScalars(try c.requiredConstant(3, "W scale"))
+        bias = try c.optionalConstant(4, "bias").map { $0.array(of: Float.self) }
+        threads = c.options.resolvedThreads
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try inputs.required(0, "X")
+        let k = weights.k, n = weights.n
+        guard x.dtype == .float, x.rank >= 1, x.shape[x.rank - 1] == k else {
+            throw KerfError.shapeMismatch("X of shape \(x.shape) (\(x.dtype)) does not fit W [\(k), \(n)]")
+        }
+        FusedQuantizedOps.runs &+= 1
+        let rows = x.count / max(k, 1)
+        let y = Tensor(uninitialized: .float, shape: Array(x.shape.dropLast()) + [n])
+        let xq = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, x.count))
+        let acc = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, rows * n))
+        defer { xq.deallocate(); acc.deallocate() }
+        let xp = x.storage.pointer.assumingMemoryBound(to: Float.self)
+        let (scale, zero) = dynamicQuantizationParameters(xp, count: x.count)
+        quantize(xp, count: x.count, scale: scale, zeroPoint: Int32(zero), lo: 0, hi: 255, into: xq)
+        int8Gemm(m: rows, a: xq, aSigned: false, lda: k, aZeroPoint: Int32(zero), b: weights, c: acc, ldc: n, threads: threads)
+        // As the graph computes it: Mul(x_scale, w_scale), then Mul(Cast(acc), that) [+ bias].
+        let scales = weightScales.map { scale * $0 }
+        scales.withUnsafeBufferPointer { s in
+            let out = y.storage.pointer.assumingMemoryBound(to: Float.self)
+            if let bias {
+                bias.withUnsafeBufferPointer { dequantizeProduct(acc, m: rows, n: n, ldAcc: n, scales: s, bias: $0, into: out, rowStride: n, columnStride: 1) }
+            } else {
+                dequantizeProduct(acc, m: rows, n: n, ldAcc: n, scales: s, bias: nil, into: out, rowStride: n, columnStride: 1)
+            }
+        }
+        return [y]
+    }
+}
+
+/// kerf.QuantizedMatMul and kerf.QuantizedConv (see the file comment).
+final class QuantizedProduct: Operator {
+    let conv: Bool
+    let window: WindowAttributes?
+    let group: Int
+    /// One packed weight per group ([K, N] for MatMul; [k... x C/group, M/group] for Conv).
+    let weights: [PackedInt8Weights]
+    let kernel: [Int]
+    let xScale: Float, xZero: Int32, xType: DType
+    /// x_scale * w_scale[j] (float output) or that / y_scale (requantized), 1 or N entries.
+    let multipliers: [Float]
+    let biasQ: [Int32]?
+    let biasF: [Float]?
+    /// Requantized output: dtype, zero point, range after a fused activation.
+    let output: (dtype: DType, zero: Int32, lo: Int32, hi: Int32)?
+    let activation: Activation
+    let threads: Int
+
+    init(_ c: OperatorContext, conv: Bool) throws {
+        self.conv = conv
+        threads = c.options.resolvedThreads
+        let xScale = try floatScalars(try c.requiredConstant(1, "x scale"))[0]
+        self.xScale = xScale
+        let xZeroTensor = try c.requiredConstant(2, "x zero point")
+        xZero = try integerValues(xZeroTensor)[0]
+        xType = xZeroTensor.dtype
+        let w = try c.requiredConstant(3, "W")
+        guard w.dtype == .int8 else { throw KerfError.invalidModel("\(c.node.label): W must be int8") }
+        let wScales = try floatScalars(try c.requiredConstant(4, "w scale"))
+        // As ONNX Runtime's QLinearConv / QGemm: the u8s8 kernel, int8 activations shifted.
+        let layout = Int8GemmLayout.u8s8
+        if conv {
+            window = try WindowAttributes(c)
+            group = try c.int("group", default: 1)
+            guard w.rank >= 3, group >= 1, w.shape[0] % group == 0 else { throw KerfError.invalidModel("\(c.node.label): bad W \(w.shape)") }
+            kernel = Array(w.shape[2...])
+            let mg = w.shape[0] / group, cg = w.shape[1], kc = kernel.reduce(1, *)
+            // Per group: B[(tap, channel), j] = W[g * mg + j, channel, tap] (im2row's tap order).
+            let values = w.array(of: Int8.self)
+            weights = (0..<group).map { g in
+                var b = [Int8](repeating: 0, count: kc * cg * mg)
+                for j in 0..<mg {
+                    for ch in 0..<cg { for t in 0..<kc { b[(t * cg + ch) * mg + j] = values[((g * mg + j) * cg + ch) * kc + t] } }
+                }
+                return b.withUnsafeBufferPointer {
+                    PackedInt8Weights($0.baseAddress!, k: kc * cg, n: mg, rowStride: mg, columnStride: 1, zeroPoints: [0], layout: layout)
+                }
+            }
+        } else {
+            window = nil
+            group = 1
+            kernel = []
+            let transB = try c.int("transB", default: 0) != 0
+            guard w.rank == 2 else { throw KerfError.invalidModel("\(c.node.label): W must be 2-D") }
+            let (k, n) = transB ? (w.shape[1], w.shape[0]) : (w.shape[0], w.shape[1])
+            weights = [packWeights(w, offset: 0, k: k, n: n, zeroPoints: [0], layout: layout, transposed: transB)]
+        }
+        let outputs = weights.count * weights[0].n
+        guard wScales.count == 1 || wScales.count == outputs else { throw KerfError.invalidModel("\(c.node.label): w scale count") }
+        var scales = wScales.map { xScale * $0 }
+        let biasQ = try c.optionalConstant(5, "bias").map(integerValues)
+        self.biasQ = biasQ
+        if let biasQ {
+            let biasScales = try floatScalars(try c.requiredConstant(6, "bias scale"))
+            biasF = biasQ.indices.map { Float(biasQ[$0]) * biasScales[biasScales.count == 1 ? 0 : $0] }
+        } else {
+            biasF = nil
+        }
+        let activation = try c.fusedActivation()
+        self.activation = activation
+        if let yScaleTensor = try c.optionalConstant(7, "y scale") {
+            let yScale = try floatScalars(yScaleTensor)[0], yZeroTensor = try c.requiredConstant(8, "y zero point")
+            let zero = try integerValues(yZeroTensor)[0]
+            guard var (lo, hi) = quantizedRange(yZeroTensor.dtype) else { throw KerfError.invalidModel("\(c.node.label): output type") }
+            func q(_ v: Float) -> Int32 { Int32(clamping: Int64((v / yScale).rounded(.toNearestOrEven)) + Int64(zero)) }
+            switch activation {
+            case .none: break
+            case .relu: lo = max(lo, zero)
+            case .clip(let a, let b):
+                if a.isFinite { lo = max(lo, q(a)) }
+                if b.isFinite { hi = min(hi, q(b)) }
+            default: throw KerfError.invalidModel("\(c.node.label): activation cannot be requantized")
+            }
+            output = (yZeroTensor.dtype, zero, lo, hi)
+            scales = scales.map { $0 / yScale }
+        } else {
+            output = nil
+        }
+        multipliers = scales
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try inputs.required(0, "x")
+        guard x.dtype == xType else { throw KerfError.shapeMismatch("x is \(x.dtype), expected \(xType)") }
+        FusedQuantizedOps.runs &+= 1
+        return [conv ? try runConv(x) : try runMatMul(x)]
+    }
+
+    private func runMatMul(_ x: Tensor) throws -> Tensor {
+        let b = weights[0]
+        guard x.rank >= 1, x.shape[x.rank - 1] == b.k else { throw KerfError.shapeMismatch("x \(x.shape) does not fit W [\(b.k), \(b.n)]") }
+        let rows = x.count / max(b.k, 1)
+        let y = Tensor(uninitialized: output?.dtype ?? .float, shape: Array(x.shape.dropLast()) + [b.n])
+        let acc = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, rows * b.n))
+        defer { acc.deallocate() }
+        int8Gemm(m: rows, a: x.storage.pointer, aSigned: xType == .int8, lda: b.k, aZeroPoint: xZero, b: b, c: acc, ldc: b.n, threads: threads)
+        epilogue(acc, m: rows, n: b.n, columnOffset: 0, into: y.storage.pointer, rowStride: b.n, columnStride: 1)
+        return y
+    }
+
+    private func runConv(_ x: Tensor) throws -> Tensor {
+        guard let window, x.rank == kernel.count + 2 else { throw KerfError.shapeMismatch("Conv x \(x.shape) does not fit kernel \(kernel)") }
+        let batch = x.shape[0], channels = x.shape[1], cg = channels / group, mg = weights[0].n, m = mg * group
+        guard channels % group == 0, weights[0].k == cg * kernel.reduce(1, *) else {
+            throw KerfError.shapeMismatch("Conv x \(x.shape) does not fit W with group \(group)")
+        }
+        let (g, _) = try window.geometry(input: Array(x.shape[2...]), kernel: kernel)
+        let y = Tensor(uninitialized: output?.dtype ?? .float, shape: [batch, m] + g.outputSize)
+        let oc = g.outputCount, ic = g.inputCount, width = weights[0].k
+        if oc == 0 || batch == 0 { return y }
+        let rows = UnsafeMutableRawPointer.allocate(byteCount: oc * width, alignment: 64)
+        let acc = UnsafeMutablePointer<Int32>.allocate(capacity: oc * mg)
+        defer { rows.deallocate(); acc.deallocate() }
+        let element = output?.dtype.byteSize ?? 4
+        for n in 0..<batch {
+            for gi in 0..<group {
+                let src = x.storage.pointer + (n * channels + gi * cg) * ic
+                if xType == .int8 {
+                    im2row(src.assumingMemoryBound(to: Int8.self), channels: cg, geometry: g, padding: Int8(xZero),
+                           rows: rows.assumingMemoryBound(to: Int8.self))
+                } else {
+                    im2row(src.assumingMemoryBound(to: UInt8.self), channels: cg, geometry: g, padding: UInt8(xZero),
+                           rows: rows.assumingMemoryBound(to: UInt8.self))
+                }
+                int8Gemm(m: oc, a: rows, aSigned: xType == .int8, lda: width, aZeroPoint: xZero, b: weights[gi], c: acc, ldc: mg,
+                         threads: threads)
+                // acc is [pixels, channels]; y is NCHW: pixel stride 1, channel stride oc.
+                let dst = y.storage.pointer + ((n * m + gi * mg) * oc) * element
+                epilogue(acc, m: oc, n: mg, columnOffset: gi * mg, into: dst, rowStride: 1, columnStride: oc)
+            }
+        }
+        return y
+    }
+
+    /// Writes acc [m, n] (output channels columnOffset ..< columnOffset + n) as floats or requantized.
+    private func epilogue(_ acc: UnsafeMutablePointer<Int32>, m: Int, n: Int, columnOffset: Int, into y: UnsafeMutableRawPointer,
+                          rowStride: Int, columnStride: Int) {
+        multipliers.withUnsafeBufferPointer { allScales in
+            let scales = allScales.count == 1 ? allScales : UnsafeBufferPointer(rebasing: allScales[columnOffset..<(columnOffset + n)])
+            if let output {
+                let bias = biasQ.map { Array($0[columnOffset..<(columnOffset + n)]) }
+                func write<T: FixedWidthInteger>(_: T.Type) {
+                    let out = y.assumingMemoryBound(to: T.self)
+                    if let bias {
+                        bias.withUnsafeBufferPointer {
+                            requantizeProduct(acc, m: m, n: n, ldAcc: n, bias: $0, multipliers: scales, zeroPoint: output.zero,
+                                              lo: output.lo, hi: output.hi, into: out, rowStride: rowStride, columnStride: columnStride)
+                        }
+                    } else {
+                        requantizeProduct(acc, m: m, n: n, ldAcc: n, bias: nil, multipliers: scales, zeroPoint: output.zero,
+                                          lo: output.lo, hi: output.hi, into: out, rowStride: rowStride, columnStride: columnStride)
+                    }
+                }
+                if output.dtype == .int8 { write(Int8.self) } else { write(UInt8.self) }
+                return
+            }
+            let out = y.assumingMemoryBound(to: Float.self)
+            if let biasF {
+                Array(biasF[columnOffset..<(columnOffset + n)]).withUnsafeBufferPointer {
+                    dequantizeProduct(acc, m: m, n: n, ldAcc: n, scales: scales, bias: $0, into: out, rowStride: rowStride, columnStride: columnStride)
+                }
+            } else {
+                dequantizeProduct(acc, m: m, n: n, ldAcc: n, scales: scales, bias: nil, into: out, rowStride: rowStride, columnStride: columnStride)
+            }
+            if activation != .none {
+                for i in 0..<m { for j in 0..<n { activation.apply(out + i * rowStride + j * columnStride, count: 1) } }
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+import KerfCore
+
+/// Rewrites the int8 forms ONNX Runtime's quantizer writes (and Kerf's follows) into the fused
+/// operators of Ops/QuantizedFused.swift. Runs before constant folding, which afterwards turns
+/// every DequantizeLinear of a constant weight left unfused into a float constant.
+extension GraphOptimizer {
+    /// DynamicQuantizeLinear(X) -> MatMulInteger(Xq, const Wq, Xzp, const Wzp) -> Cast(to float)
+    /// -> Mul(., Mul(Xscale, const Wscale)) [-> Add(., const bias [N])]
+    /// becomes kerf.DynamicQuantizedMatMul(X, Wq, Wzp, Wscale[, bias]). The DynamicQuantizeLinear
+    /// stays while anything else reads it.
+    static func fuseDynamicQuantizedMatMul(_ g: Graph) {
+        let m = Matcher(g)
+        var removed = Set<Int>()
+        var replacements: [Int: Node] = [:]
+        for (mi, mm) in g.nodes.enumerated() where mm.isDefaultDomain && mm.opType == "MatMulInteger" && mm.inputs.count == 4 {
+            guard let (_, dql) = m.node(mm.inputs[0], "DynamicQuantizeLinear"), dql.outputs.count == 3,
+                  mm.inputs[2] == dql.outputs[2],
+                  let w = m.constants[mm.inputs[1]], w.dtype == .int8, w.rank == 2,
+                  let wZero = m.constants[mm.inputs[3]], wZero.dtype == .int8, wZero.count == 1 || wZero.count == w.shape[1],
+                  m.readOnly(mm.outputs[0], by: 1),
+                  let ci = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Cast" && $0.inputs.first == mm.outputs[0] }),
+                  case .int(1)? = g.nodes[ci].attribute("to"), m.readOnly(g.nodes[ci].outputs[0], by: 1),
+                  let mulIndex = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Mul" && $0.inputs.contains(g.nodes[ci].outputs[0]) }),
+                  let scaleProduct = m.other(g.nodes[mulIndex], than: g.nodes[ci].outputs[0]),
+                  let (si, scaleMul) = m.node(scaleProduct, "Mul"), m.readOnly(scaleProduct, by: 1),
+                  let wScaleName = m.other(scaleMul, than: dql.outputs[1]),
+                  let wScale = m.constants[wScaleName], wScale.dtype == .float, wScale.count == 1 || wScale.count == w.shape[1]
+            else { continue }
+            var chain = [mi, ci, mulIndex, si]
+            var inputs = [dql.inputs[0], mm.inputs[1], mm.inputs[3], wScaleName]
+            var output = g.nodes[mulIndex].outputs[0]
+            if m.readOnly(output, by: 1),
+               let ai = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Add" && $0.inputs.contains(output) }),
+               let biasName = m.other(g.nodes[ai], than: output), let bias = m.constants[biasName], bias.dtype == .float,
+               bias.count == w.shape[1], bias.shape.last == w.shape[1] {
+                chain.append(ai)
+                inputs.append(biasName)
+                output = g.nodes[ai].outputs[0]
+            }
+            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
+            removed.formUnion(chain)
+            replacements[chain.last!] = Node(name: mm.name + "_int8", opType: "DynamicQuantizedMatMul", domain: FusedQuantizedOps.domain,
+                                             inputs: inputs, outputs: [output])
+        }
+        apply(g, removed: removed, replacements: replacements)
+    }
+
+    /// DequantizeLinear(Xq) and DequantizeLinear(const int8 Wq, zero point 0) [and DequantizeLinear(
+    /// const int32 bias)] -> Conv | MatMul | Gemm [-> Relu | Clip] [-> QuantizeLinear] becomes
+    /// kerf.QuantizedConv / kerf.QuantizedMatMul on Xq, requantized when the QuantizeLinear is
+    /// there and float otherwise.
+    static func fuseStaticQuantizedProducts(_ g: Graph, opset: Int) {
+        let m = Matcher(g)
+        var removed = Set<Int>()
+        var replacements: [Int: Node] = [:]
+        for (pi, product) in g.nodes.enumerated() where product.isDefaultDomain && ["Conv", "MatMul", "Gemm"].contains(product.opType) {
+            guard product.inputs.count >= 2, product.outputs.count == 1,
+                  let x = quantizedInput(m, product.inputs[0]),
+                  let (_, dqw) = m.node(product.inputs[1], "DequantizeLinear"),
+                  let w = m.constants[dqw.inputs[0]], w.dtype == .int8,
+                  let wScale = m.constants[dqw.inputs.count > 1 ? dqw.inputs[1] : ""], wScale.dtype == .float
+            else { continue }
+            if dqw.inputs.count > 2, !dqw.inputs[2].isEmpty {
+                guard let zero = m.constants[dqw.inputs[2]], zero.array(of: Int8.self).allSatisfy({ $0 == 0 }) else { continue }
+            }
+            var attributes = product.attributes
+            // The axis of the weight's output channels, for per-channel scales.
+            var channelAxis = 0
+            switch product.opType {
+            case "Conv":
+                guard w.rank >= 3 else { continue }
+            case "MatMul":
+                guard w.rank == 2 else { continue }
+                channelAxis = 1
+            default:  // Gemm: A not transposed, alpha = beta = 1
+                guard w.rank == 2, (try? gemmIsPlain(product)) == true else { continue }
+                var transB = 0
+                if case .int(let t)? = product.attribute("transB") { transB = Int(t) }
+                channelAxis = transB == 0 ? 1 : 0
+                attributes = [Attribute(name: "transB", value: .int(Int64(transB)))]
+            }
+            if wScale.count > 1 {
+                var axis = 1
+                if case .int(let a)? = dqw.attribute("axis") { axis = Int(a) }
+                if axis < 0 { axis += w.rank }
+                guard axis == channelAxis, wScale.count == w.shape[channelAxis] else { continue }
+            }
+            var inputs = [x.q, x.scale, x.zero, dqw.inputs[0], dqw.inputs[1], "", ""]
+            var chain = [pi]
+            if product.inputs.count > 2, !product.inputs[2].isEmpty {
+                guard let (_, dqb) = m.node(product.inputs[2], "DequantizeLinear"), let bias = m.constants[dqb.inputs[0]],
+                      bias.dtype == .int32, dqb.inputs.count > 1, m.constants[dqb.inputs[1]] != nil else { continue }
+                if dqb.inputs.count > 2, !dqb.inputs[2].isEmpty {
+                    guard let zero = m.constants[dqb.inputs[2]], zero.array(of: Int32.self).allSatisfy({ $0 == 0 }) else { continue }
+                }
+                let n = w.shape[channelAxis]
+                guard bias.count == n || (product.opType != "Conv" && bias.count == 1) else { continue }
+                inputs[5] = dqb.inputs[0]
+                inputs[6] = dqb.inputs[1]
+            }
+            var output = product.outputs[0]
+            var activationAttributes: [Attribute] = []
+            if m.readOnly(output, by: 1),
+               let ai = g.nodes.firstIndex(where: { $0.isDefaultDomain && ($0.opType == "Relu" || $0.opType == "Clip") && $0.inputs.first == output }),
+               let activation = activation(of: g.nodes[ai], constants: m.constants, opset: opset) {
+                chain.append(ai)
+                activationAttributes = FusedAttributes.attributes(for: activation)
+                output = g.nodes[ai].outputs[0]
+            }
+            if m.readOnly(output, by: 1),
+               let qi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "QuantizeLinear" && $0.inputs.first == output }),
+               let y = perTensorParameters(m, g.nodes[qi]), y.type == .uint8 || y.type == .int8 {
+                chain.append(qi)
+                inputs += [y.scale, y.zero]
+                output = g.nodes[qi].outputs[0]
+            }
+            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
+            removed.formUnion(chain)
+            let op = product.opType == "Conv" ? "QuantizedConv" : "QuantizedMatMul"
+            replacements[chain.last!] = Node(name: product.name + "_int8", opType: op, domain: FusedQuantizedOps.domain,
+                                             inputs: inputs, outputs: [output], attributes: attributes + activationAttributes)
+        }
+        apply(g, removed: removed, replacements: replacements)
+    }
+
+    /// Gemm with transA = 0, alpha = beta = 1.
+    private static func gemmIsPlain(_ n: Node) throws -> Bool {
+        if case .int(let t)? = n.attribute("transA"), t != 0 { return false }
+        for name in ["alpha", "beta"] { if case .float(let v)? = n.attribute(name), v != 1 { return false } }
+        return true
+    }
+
+    /// The per-tensor constant scale and zero point (uint8 / int8) of a QuantizeLinear or
+    /// DequantizeLinear node.
+    private static func perTensorParameters(_ m: Matcher, _ n: Node) -> (scale: String, zero: String, type: DType)? {
+        guard n.inputs.count == 3, let s = m.constants[n.inputs[1]], s.dtype == .float, s.count == 1,
+              let z = m.constants[n.inputs[2]], z.count == 1, z.dtype == .uint8 || z.dtype == .int8 else { return nil }
+        if case .int(let b)? = n.attribute("block_size"), b != 0 { return nil }
+        return (n.inputs[1], n.inputs[2], z.dtype)
+    }
+
+    /// `value` as DequantizeLinear(q, per-tensor scale, zero point) of a run-time 8-bit tensor.
+    private static func quantizedInput(_ m: Matcher, _ value: String) -> (q: String, scale: String, zero: String)? {
+        guard let (_, dq) = m.node(value, "DequantizeLinear"), m.constants[dq.inputs[0]] == nil,
+              let p = perTensorParameters(m, dq) else { return nil }
+        return (dq.inputs[0], p.scale, p.zero)
+    }
+
+    /// DequantizeLinear -> MaxPool | Relu | Reshape | Flatten | Transpose | Squeeze | Unsqueeze ->
+    /// QuantizeLinear with the same per-tensor scale and zero point runs on the 8-bit values
+    /// directly (the same result: these ops commute with a monotonic per-tensor map; Relu
+    /// becomes Clip at the zero point).
+    static func fuseQuantizedPassThrough(_ g: Graph, opset: Int) {
+        let m = Matcher(g)
+        var removed = Set<Int>()
+        var replacements: [Int: Node] = [:]
+        let ops: Set<String> = ["MaxPool", "Relu", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze"]
+        // Clip takes its bounds as inputs from opset 11 on.
+        for (ni, n) in g.nodes.enumerated() where n.isDefaultDomain && ops.contains(n.opType) && !n.inputs.isEmpty
+            && (n.opType != "Relu" || opset >= 11) {
+            guard n.outputs.count == 1 || n.outputs.dropFirst().allSatisfy({ $0.isEmpty }),
+                  let x = quantizedInput(m, n.inputs[0]), m.readOnly(n.outputs[0], by: 1),
+                  let qi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "QuantizeLinear" && $0.inputs.first == n.outputs[0] }),
+                  let y = perTensorParameters(m, g.nodes[qi]),
+                  sameConstant(m, x.scale, y.scale), sameConstant(m, x.zero, y.zero),
+                  !removed.contains(qi) else { continue }
+            var rewritten = n
+            rewritten.inputs[0] = x.q
+            rewritten.outputs = [g.nodes[qi].outputs[0]]
+            if n.opType == "Relu" {
+                rewritten = Node(name: n.name + "_int8", opType: "Clip", inputs: [x.q, x.zero], outputs: rewritten.outputs)
+            }
+            removed.formUnion([ni, qi])
+            replacements[qi] = rewritten
+        }
+        apply(g, removed: removed, replacements: replacements)
+    }
+
+    private static func sameConstant(_ m: Matcher, _ a: String, _ b: String) -> Bool {
+        if a == b { return true }
+        guard let x = m.constants[a], let y = m.constants[b], x.dtype == y.dtype, x.count == y.count else { return false }
+        return x.bytes.elementsEqual(y.bytes)
+    }
+}

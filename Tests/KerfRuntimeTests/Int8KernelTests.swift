@@ -1,0 +1,130 @@
+import XCTest
+@testable import KerfCore
+@testable import KerfKernels
+@testable import KerfRuntime
+
+/// The int8 kernels against their readable references: both GEMM layouts, uint8 and int8
+/// activations, zero points at the edges of their range, K not a multiple of the kernel's
+/// group, column counts not a multiple of 16, the pair saturation of the u8s8 form, and the
+/// quantize / requantize epilogues' rounding and saturation.
+final class Int8KernelTests: XCTestCase {
+    private func randomBytes(_ n: Int, seed: UInt64) -> [UInt8] {
+        var s = seed
+        return (0..<n).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return UInt8(truncatingIfNeeded: s >> 33)
+        }
+    }
+
+    /// Runs int8Gemm and int8GemmReference on the same operands; returns (fast, reference).
+    private func products(m: Int, n: Int, k: Int, a: [UInt8], aSigned: Bool, aZero: Int32, b: [Int8], bZeros: [Int32],
+                          layout: Int8GemmLayout, threads: Int = 1) -> ([Int32], [Int32]) {
+        let packed = b.withUnsafeBufferPointer {
+            PackedInt8Weights($0.baseAddress!, k: k, n: n, rowStride: n, columnStride: 1, zeroPoints: bZeros, layout: layout)
+        }
+        var fast = [Int32](repeating: -1, count: m * n), slow = fast
+        a.withUnsafeBytes { ap in
+            int8Gemm(m: m, a: ap.baseAddress!, aSigned: aSigned, lda: k, aZeroPoint: aZero, b: packed, c: &fast, ldc: n, threads: threads)
+            int8GemmReference(m: m, n: n, k: k, a: ap.baseAddress!, aSigned: aSigned, lda: k, aZeroPoint: aZero,
+                              b: { p, j in Int32(b[p * n + j]) }, bZeroPoints: bZeros, c: &slow, ldc: n,
+                              saturatingPairs: layout == .u8s8)
+        }
+        return (fast, slow)
+    }
+
+    func testBothLayoutsMatchTheReferenceForEveryActivationTypeAndZeroPoint() {
+        for (m, n, k) in [(1, 1, 1), (5, 17, 13), (4, 33, 64), (9, 40, 130)] {
+            let a = randomBytes(m * k, seed: UInt64(m * 7 + k))
+            let b = randomBytes(k * n, seed: UInt64(n * 3 + k)).map { Int8(bitPattern: $0) }
+            for aSigned in [false, true] {
+                let zeros: [Int32] = aSigned ? [-128, 0, 127] : [0, 128, 255]
+                for aZero in zeros {
+                    for bZeros in [[Int32(0)], (0..<n).map { Int32($0 % 5) - 2 }] {
+                        for layout in [Int8GemmLayout.u8s8, .wide] {
+                            let (fast, slow) = products(m: m, n: n, k: k, a: a, aSigned: aSigned, aZero: aZero, b: b,
+                                                        bZeros: bZeros, layout: layout, threads: 2)
+                            XCTAssertEqual(fast, slow, "m \(m) n \(n) k \(k) signed \(aSigned) za \(aZero) zb \(bZeros.count) \(layout)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testU8S8SaturatesPairsAsMLASAndWideIsExact() throws {
+        try XCTSkipUnless(int8GemmAccelerated, "the saturating form is the AVX2 kernel's")
+        // A = 255 everywhere, B = 127 / -128 in pairs: each pair sum overflows int16.
+        let (m, n, k) = (2, 16, 8)
+        let a = [UInt8](repeating: 255, count: m * k)
+        let b = (0..<(k * n)).map { i -> Int8 in (i / n) % 4 < 2 ? 127 : -128 }
+        let (saturated, _) = products(m: m, n: n, k: k, a: a, aSigned: false, aZero: 0, b: b, bZeros: [0], layout: .u8s8)
+        XCTAssertEqual(saturated[0], 2 * (32767 - 32768))
+        let (exact, _) = products(m: m, n: n, k: k, a: a, aSigned: false, aZero: 0, b: b, bZeros: [0], layout: .wide)
+        XCTAssertEqual(exact[0], 255 * (4 * 127 - 4 * 128))
+    }
+
+    func testQuantizeRoundsHalfToEvenAndSaturates() {
+        let x: [Float] = [0.5, 1.5, 2.5, -0.5, -1.5, 1000, -1000, .nan, 0.49999997]
+        var u = [UInt8](repeating: 0, count: x.count), s = [Int8](repeating: 0, count: x.count)
+        quantize(x, count: x.count, scale: 1, zeroPoint: 10, lo: 0, hi: 255, into: &u)
+        XCTAssertEqual(u, [10, 12, 12, 10, 8, 255, 0, 0, 10])
+        quantize(x, count: x.count, scale: 0.5, zeroPoint: -1, lo: -128, hi: 127, into: &s)
+        XCTAssertEqual(s, [0, 2, 4, -2, -4, 127, -128, -128, 0])
+        var back = [Float](repeating: 0, count: 3)
+        dequantize([Int8(-128), 0, 127], count: 3, scale: 0.5, zeroPoint: -1, into: &back)
+        XCTAssertEqual(back, [-63.5, 0.5, 64])
+    }
+
+    func testDynamicParametersMatchONNXRuntimeFormula() {
+        let x: [Float] = [-1, 0.5, 3]
+        let p = dynamicQuantizationParameters(x, count: x.count)
+        XCTAssertEqual(p.scale, 4 / 255)
+        XCTAssertEqual(p.zeroPoint, UInt8((1 / (Float(4) / 255)).rounded(.toNearestOrEven)))
+        XCTAssertEqual(dynamicQuantizationParameters([0, 0], count: 2).scale, 1)  // empty range
+        XCTAssertEqual(dynamicQuantizationParameters([2, 3], count: 2).zeroPoint, 0)  // range widened to 0
+    }
+
+    func testRequantizeAddsBiasRoundsAndClampsToTheFusedRange() {
+        let acc: [Int32] = [10, -10, 5, 1000, 3, -3]
+        var y = [UInt8](repeating: 0, count: 6)
+        let bias: [Int32] = [0, 1, 0]
+        let mult: [Float] = [0.25, 0.5, 0.1]
+        bias.withUnsafeBufferPointer { bp in
+            mult.withUnsafeBufferPointer { mp in
+                requantizeProduct(acc, m: 2, n: 3, ldAcc: 3, bias: bp, multipliers: mp, zeroPoint: 100, lo: 100, hi: 150,
+                                  into: &y, rowStride: 3, columnStride: 1)
+            }
+        }
+        // 10*.25 = 2.5 -> 2; (-10+1)*.5 = -4.5 -> clamped to lo; 0.5 -> 0; 250 -> hi; (3+1)*.5 = 2; -0.3 -> lo.
+        XCTAssertEqual(y, [102, 100, 100, 150, 102, 100])
+    }
+
+    func testDynamicQuantizedMatMulFusionRunsTheInt8Operator() throws {
+        // DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul(Mul(x_scale, w_scale)) -> Add(bias), as ORT writes it.
+        let k = 8, n = 5
+        let w = Tensor(shape: [k, n], values: randomBytes(k * n, seed: 9).map { Int8(bitPattern: $0) })
+        let g = Graph(
+            nodes: [
+                Node(name: "dq", opType: "DynamicQuantizeLinear", inputs: ["x"], outputs: ["xq", "xs", "xz"]),
+                Node(name: "ws", opType: "Mul", inputs: ["xs", "wscale"], outputs: ["s"]),
+                Node(name: "mm", opType: "MatMulInteger", inputs: ["xq", "w", "xz", "wz"], outputs: ["acc"]),
+                Node(name: "cast", opType: "Cast", inputs: ["acc"], outputs: ["accf"], attributes: [Attribute(name: "to", value: .int(1))]),
+                Node(name: "mul", opType: "Mul", inputs: ["accf", "s"], outputs: ["y0"]),
+                Node(name: "add", opType: "Add", inputs: ["y0", "bias"], outputs: ["y"]),
+            ],
+            inputs: [ValueInfo(name: "x", type: .tensor(dtype: .float, shape: nil))],
+            outputs: [ValueInfo(name: "y", type: .tensor(dtype: .float, shape: nil))],
+            initializers: [Initializer(name: "w", tensor: w), Initializer(name: "wz", tensor: Tensor(scalar: Int8(0))),
+                           Initializer(name: "wscale", tensor: Tensor(scalar: Float(0.02))),
+                           Initializer(name: "bias", tensor: Tensor(shape: [n], values: [Float](repeating: 0.5, count: n)))])
+        let opsets = [OpsetImport(domain: "", version: 17)]
+        let x = Tensor(shape: [3, k], values: (0..<(3 * k)).map { Float($0 % 7) - 2.5 })
+        let fused = try Session(graph: g, opsets: opsets)
+        let plain = try Session(graph: g, opsets: opsets, options: SessionOptions(optimizationLevel: 0))
+        XCTAssertEqual(fused.plan, ["kerf.DynamicQuantizedMatMul"])
+        let before = FusedQuantizedOps.runs
+        let y = try fused.run(["x": x])[0].array(of: Float.self)
+        XCTAssertEqual(FusedQuantizedOps.runs, before + 1)
+        XCTAssertEqual(y, try plain.run(["x": x])[0].array(of: Float.self))
+    }
+}

@@ -1,0 +1,172 @@
+"""Kerf runs int8 models made by ONNX Runtime's quantizer (dynamic, and static QDQ with uint8 or
+int8 activations, per-tensor or per-channel weights) with its fused int8 kernels, and agrees
+with ONNX Runtime on the same file.
+
+Tolerances: the dynamic form gives ONNX Runtime's float operations in the same order, so an MLP
+agrees exactly; through LayerNorm / Softmax (float kernels that round differently) a dynamic
+quantization step can flip, so the BERT-style model allows 2 % of the output range. Static
+models may differ by one requantization rounding, so outputs must agree within one step of the
+output's quantization scale (with one such step allowed per element, and at most 5 % of the
+elements off at all). Every test also checks the session's plan: the int8 operators ran, and no
+float product or stand-alone (de)quantization of a weight is left."""
+
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic,
+                                      quantize_static)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+import kerf
+import channel_models
+import transformer_models
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "scripts"))
+from bench_prune import big_mlp  # noqa: E402
+
+
+class Feeds(CalibrationDataReader):
+    def __init__(self, batches):
+        self.batches = iter(batches)
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+def gaussian(shape, seed):
+    return {"x": np.random.default_rng(seed).standard_normal(shape).astype(np.float32)}
+
+
+def static_quantized(model, tmp_path, name, calibration, activation, per_channel):
+    source, prepared, out = (str(tmp_path / f"{name}{suffix}.onnx") for suffix in ("", "_prep", "_int8"))
+    onnx.save(model, source)
+    quant_pre_process(source, prepared, skip_symbolic_shape=True)
+    quantize_static(prepared, out, Feeds(calibration), quant_format=QuantFormat.QDQ, activation_type=activation,
+                    weight_type=QuantType.QInt8, per_channel=per_channel)
+    return out
+
+
+def dynamic_quantized(model, tmp_path, name):
+    source, out = str(tmp_path / f"{name}.onnx"), str(tmp_path / f"{name}_dyn.onnx")
+    onnx.save(model, source)
+    quantize_dynamic(source, out, weight_type=QuantType.QInt8)
+    return out
+
+
+def run_both(path, feeds):
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    expected = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"]).run(None, feeds)
+    session = kerf.load(path).session()
+    return expected, list(session.run(feeds).values()), session.plan()
+
+
+def output_step(path):
+    """Scale of the QuantizeLinear whose DequantizeLinear makes the graph output."""
+    model = onnx.load(path)
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    dq = producer[model.graph.output[0].name]
+    assert dq.op_type == "DequantizeLinear"
+    return float(inits[dq.input[1]])
+
+
+def assert_within_one_step(expected, actual, step):
+    diff = np.abs(expected.astype(np.float64) - actual)
+    assert diff.max() <= step * 1.001, f"max diff {diff.max()} > one step {step}"
+    assert np.mean(diff > step / 2) <= 0.05, f"{np.mean(diff > step / 2):.1%} of the outputs are a step off"
+
+
+def count(plan, op):
+    return sum(1 for p in plan if p == op)
+
+
+# MARK: - Dynamic
+
+
+def test_dynamic_mlp_is_exact_and_fused(tmp_path):
+    path = dynamic_quantized(big_mlp((64, 256, 256, 10)), tmp_path, "mlp")
+    for batch in (1, 7):
+        expected, actual, plan = run_both(path, gaussian((batch, 64), batch))
+        np.testing.assert_array_equal(actual[0], expected[0])
+    assert count(plan, "kerf.DynamicQuantizedMatMul") == 3
+    assert not {"MatMulInteger", "DynamicQuantizeLinear", "Cast", "Mul", "Add"} & set(plan), plan
+
+
+def test_dynamic_bert_rank3_matmuls(tmp_path):
+    model = transformer_models.bert_encoder(layers=1, hidden=64, heads=2, ffn=128, vocab=50, max_positions=16)
+    path = dynamic_quantized(model, tmp_path, "bert")
+    feeds = transformer_models.bert_feeds(2, 16, vocab=50)
+    expected, actual, plan = run_both(path, feeds)
+    for e, a in zip(expected, actual):
+        scale = np.abs(e).max()
+        assert np.abs(e - a).max() <= 0.02 * scale, np.abs(e - a).max()
+    # Q, K, V, output projection and the two FFN layers, on [batch, seq, hidden] inputs.
+    assert count(plan, "kerf.DynamicQuantizedMatMul") >= 6, plan
+
+
+# MARK: - Static QDQ
+
+
+STATIC_FORMS = [
+    pytest.param(QuantType.QUInt8, False, id="U8S8-per-tensor"),
+    pytest.param(QuantType.QUInt8, True, id="U8S8-per-channel"),
+    pytest.param(QuantType.QInt8, False, id="S8S8-per-tensor"),
+    pytest.param(QuantType.QInt8, True, id="S8S8-per-channel"),
+]
+
+
+@pytest.mark.parametrize("activation, per_channel", STATIC_FORMS)
+def test_static_mlp(tmp_path, activation, per_channel):
+    model = channel_models.mlp(sizes=(64, 256, 256, 10))
+    path = static_quantized(model, tmp_path, "mlp", [gaussian((16, 64), s) for s in range(4)], activation, per_channel)
+    expected, actual, plan = run_both(path, gaussian((9, 64), 99))
+    assert_within_one_step(expected[0], actual[0], output_step(path))
+    assert count(plan, "kerf.QuantizedMatMul") == 3, plan
+    assert not {"Gemm", "MatMul"} & set(plan), plan
+    assert count(plan, "DequantizeLinear") == 1 and count(plan, "QuantizeLinear") == 1, plan
+
+
+def small_resnet(seed=0):
+    """Conv-BN-Relu stem, MaxPool, two residual basic blocks (one strided, with a 1x1
+    projection), GlobalAveragePool, Flatten, Gemm — channel_models' builder."""
+    b = channel_models.Builder(seed)
+    h = b.node("Relu", [b.bn(b.conv("x", 3, 16, "stem"), 16, "stem.bn")])
+    h = b.node("MaxPool", [h], kernel_shape=[2, 2], strides=[2, 2])
+    c = 16
+    for i, (width, stride) in enumerate([(16, 1), (32, 2)]):
+        t = b.node("Relu", [b.bn(b.conv(h, c, width, f"b{i}.conv1", stride=stride), width, f"b{i}.bn1")])
+        t = b.bn(b.conv(t, width, width, f"b{i}.conv2"), width, f"b{i}.bn2")
+        short = h if stride == 1 else b.bn(b.conv(h, c, width, f"b{i}.proj", k=1, stride=stride), width, f"b{i}.proj.bn")
+        h = b.node("Relu", [b.node("Add", [t, short])])
+        c = width
+    out = b.gemm(b.node("Flatten", [b.node("GlobalAveragePool", [h])]), c, 10, "fc")
+    return b.model(["N", 3, 32, 32], out)
+
+
+@pytest.mark.parametrize("activation, per_channel", STATIC_FORMS)
+def test_static_resnet(tmp_path, activation, per_channel):
+    path = static_quantized(small_resnet(), tmp_path, "cnn", [gaussian((4, 3, 32, 32), s) for s in range(4)], activation, per_channel)
+    expected, actual, plan = run_both(path, gaussian((2, 3, 32, 32), 42))
+    assert_within_one_step(expected[0], actual[0], output_step(path))
+    assert count(plan, "kerf.QuantizedConv") == 6, plan
+    assert count(plan, "kerf.QuantizedMatMul") == 1, plan
+    assert "Conv" not in plan and "Gemm" not in plan, plan
+    assert "MaxPool" in plan  # on int8 values, between its Q/DQ pair
+    assert count(plan, "DequantizeLinear") <= 8 and count(plan, "QuantizeLinear") <= 8, plan
+
+
+def test_static_int8_kernels_agree_with_float_model(tmp_path):
+    """Quality: the U8S8 per-channel ResNet stays close to the float model."""
+    model = small_resnet()
+    path = static_quantized(model, tmp_path, "cnn", [gaussian((4, 3, 32, 32), s) for s in range(4)], QuantType.QUInt8, True)
+    feeds = gaussian((8, 3, 32, 32), 5)
+    reference = kerf.load(str(tmp_path / "cnn.onnx")).session().run(feeds)
+    quantized = kerf.load(path).session().run(feeds)
+    r, q = list(reference.values())[0], list(quantized.values())[0]
+    assert np.corrcoef(r.ravel(), q.ravel())[0, 1] > 0.99
