@@ -109,9 +109,33 @@ private func im2col2D(_ x: UnsafePointer<Float>, channels: Int, g: WindowGeometr
 /// one row per output position, taps ordered (kernel position, channel) — the NHWC order
 /// ONNX Runtime's QLinearConv multiplies in, so that int8 products pair up the same way.
 /// Taps in padding get `padding` (the input's zero point).
+@inlinable
 public func im2row<T: FixedWidthInteger>(_ x: UnsafePointer<T>, channels: Int, geometry g: WindowGeometry, padding: T,
                                          rows: UnsafeMutablePointer<T>) {
     let kc = g.kernelCount, ic = g.inputCount, width = kc * channels
+    if g.inputSize.count == 2 {
+        let h = g.inputSize[0], w = g.inputSize[1], oh = g.outputSize[0], ow = g.outputSize[1]
+        let kh = g.kernel[0], kw = g.kernel[1]
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                var dst = rows + (oy * ow + ox) * width
+                for ky in 0..<kh {
+                    let iy = oy * g.strides[0] - g.padsBegin[0] + ky * g.dilations[0]
+                    for kx in 0..<kw {
+                        let ix = ox * g.strides[1] - g.padsBegin[1] + kx * g.dilations[1]
+                        if iy < 0 || iy >= h || ix < 0 || ix >= w {
+                            dst.update(repeating: padding, count: channels)
+                        } else {
+                            let src = x + iy * w + ix
+                            for c in 0..<channels { dst[c] = src[c * ic] }
+                        }
+                        dst += channels
+                    }
+                }
+            }
+        }
+        return
+    }
     g.forEachTap { o, k, i in
         let dst = rows + o * width + k * channels
         if i < 0 {

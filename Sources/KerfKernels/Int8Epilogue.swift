@@ -22,6 +22,7 @@ public func dequantizeProduct(_ acc: UnsafePointer<Int32>, m: Int, n: Int, ldAcc
 /// rounding half to even, as ONNX Runtime's MLAS requantization does (float multiply, clamp
 /// to [lo - zeroPoint, hi - zeroPoint], round, add the zero point). `lo`/`hi` may be narrower
 /// than T's range (a fused Relu or Clip).
+@inlinable
 public func requantizeProduct<T: FixedWidthInteger>(_ acc: UnsafePointer<Int32>, m: Int, n: Int, ldAcc: Int,
                                                     bias: UnsafeBufferPointer<Int32>?, multipliers: UnsafeBufferPointer<Float>,
                                                     zeroPoint: Int32, lo: Int32, hi: Int32,

@@ -27,6 +27,7 @@ public enum OperatorRegistry {
         ResizeOps.register(&r)
         QuantizeOps.register(&r)
         IntegerMatMulOps.register(&r)
+        IntegerConvOps.register(&r)
         FusedQuantizedOps.register(&r)
         return r
     }()
