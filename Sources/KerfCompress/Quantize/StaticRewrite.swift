@@ -77,12 +77,8 @@ func rewriteStatic(_ g: Graph, targets: [QuantTarget], plan: ActivationPlan, par
         }
         weightNodes[t.index] = extra
 
-        // The value readers see: the fused activation's output when there is one.
-        var output = t.node.outputs[0]
-        if let next = nodes.first(where: { ["Relu", "Clip"].contains($0.opType) && $0.inputs.first == output }),
-           plan.readers[output] == nil, let y = next.outputs.first, !g.outputs.contains(where: { $0.name == output }) {
-            output = y
-        }
+        // The value readers see: the end of the node's bias/activation tail.
+        let output = plan.tailOutput[t.index] ?? t.node.outputs[0]
         results.append(QuantizedNode(target: t, weightScales: weight.scales, input: inputParams, floatOutput: output,
                                      quantizedOutput: dequantizedName[output] ?? output, output: params[output]))
     }

@@ -116,8 +116,11 @@ final class QuantizedProduct: Operator {
         let w = try c.requiredConstant(3, "W")
         guard w.dtype == .int8 else { throw KerfError.invalidModel("\(c.node.label): W must be int8") }
         let wScales = try floatScalars(try c.requiredConstant(4, "w scale"))
-        // As ONNX Runtime's QLinearConv / QGemm: the u8s8 kernel, int8 activations shifted.
-        let layout = Int8GemmLayout.u8s8
+        // As ONNX Runtime: a requantized output (its QLinearConv / QLinearMatMul / QGemm) runs the
+        // u8s8 kernel, int8 activations shifted, pair sums saturating as MLAS's do without VNNI;
+        // a float output (DequantizeLinear -> op, which ONNX Runtime leaves unfused and computes
+        // exactly) runs the exact wide kernel.
+        let layout: Int8GemmLayout = try c.optionalConstant(7, "y scale") != nil ? .u8s8 : .wide
         if conv {
             window = try WindowAttributes(c)
             group = try c.int("group", default: 1)

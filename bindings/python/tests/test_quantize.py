@@ -34,26 +34,28 @@ def relative_error(got, expected):
 
 def check_file(path, feeds, tolerance=0.01):
     """full_check passes; Kerf's outputs on the file are within `tolerance` relative L2 error of
-    the exact ONNX semantics (ONNX Runtime running each QuantizeLinear/DequantizeLinear as
-    written); ONNX Runtime's own fused int8 kernels run it too, within 10%. Returns the exact
-    outputs.
+    ONNX Runtime running it, either as written (each QuantizeLinear/DequantizeLinear in float:
+    the exact ONNX semantics) or with its fused int8 kernels, and within 10% of the latter.
+    Returns ONNX Runtime's (optimized) outputs.
 
-    Kerf's fused int8 kernels may round a requantization one step differently from the float
-    semantics, hence a tolerance rather than equality. ONNX Runtime's optimized int8 path
-    differs more (on AVX2 without VNNI its u8s8 kernel saturates int16 pair sums: measured up to
-    6% on a static MLP whose float-vs-exact difference is 0.004), so it gets a loose bound."""
+    Why two references: on x86 without VNNI, ONNX Runtime's u8s8 kernels (MLAS) add each pair
+    of u8 x s8 products with int16 saturation. Kerf's int8 kernels do the same where ONNX
+    Runtime's fused kernels run (MatMulInteger, requantized QDQ products) and compute exactly
+    where ONNX Runtime computes exactly (DequantizeLinear -> op with a float output). ONNX
+    Runtime fuses some patterns Kerf computes exactly (e.g. BERT's MatMul + bias), and there the
+    two differ by the saturation error, a few percent of the output norm."""
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     exact = models.run_ort(model, feeds, optimize=False)
     fused = models.run_ort(model, feeds)
     got = run_kerf(path, feeds)
-    for name, value in exact.items():
+    for name, value in fused.items():
         if value.dtype.kind == "f":
-            assert relative_error(got[name], value) <= tolerance, (name, relative_error(got[name], value))
-            assert relative_error(fused[name], value) <= 0.1, (name, relative_error(fused[name], value))
+            errors = relative_error(got[name], exact[name]), relative_error(got[name], value)
+            assert min(errors) <= tolerance and errors[1] <= 0.1, (name, errors)
         else:
             assert np.mean(got[name] == value) >= 0.99, name
-    return exact
+    return fused
 
 
 def op_types(path):
