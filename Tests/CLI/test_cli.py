@@ -167,8 +167,11 @@ def test_quantize_static_and_dynamic(tmp_path):
     np.save(tmp_path / "x.npy", x[:5])
     run = kerf("run", out, "--input", f"input={tmp_path / 'x.npy'}", "-o", tmp_path / "y.npz")
     assert run.returncode == 0, run.stderr
-    exact = models.run_ort(quantized, {"input": x[:5]}, optimize=False)["probs"]
-    np.testing.assert_allclose(np.load(tmp_path / "y.npz")["probs"], exact, atol=1e-3)
+    # ONNX Runtime as written (exact QDQ semantics) or with its fused int8 kernels, whose u8s8
+    # pair sums saturate as Kerf's fused kernels do (see bindings/python/tests/test_quantize.py).
+    got = np.load(tmp_path / "y.npz")["probs"]
+    references = [models.run_ort(quantized, {"input": x[:5]}, optimize=o)["probs"] for o in (False, True)]
+    assert min(np.abs(got - r).max() for r in references) < 1e-3
 
     # Without -o the file is rewritten in place.
     result = kerf("quantize", path, "--mode", "dynamic", "--no-per-channel")

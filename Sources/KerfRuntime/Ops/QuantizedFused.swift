@@ -13,6 +13,8 @@ import KerfKernels
 //      Both: per-tensor x, per-tensor or per-output-channel w (zero point 0); with y_scale and
 //      y_zp the output is requantized to y_zp's dtype (a fused Relu / Clip narrows the range),
 //      without them it is float: Float(acc) * x_scale * w_scale[j] + bias_q[j] * bias_scale[j].
+//      Attribute exact = 1: exact integer products; 0: u8s8 pair sums saturate as ONNX Runtime's
+//      MLAS kernels do on CPUs without VNNI.
 
 enum FusedQuantizedOps {
     static let domain = "kerf"
@@ -116,11 +118,10 @@ final class QuantizedProduct: Operator {
         let w = try c.requiredConstant(3, "W")
         guard w.dtype == .int8 else { throw KerfError.invalidModel("\(c.node.label): W must be int8") }
         let wScales = try floatScalars(try c.requiredConstant(4, "w scale"))
-        // As ONNX Runtime: a requantized output (its QLinearConv / QLinearMatMul / QGemm) runs the
-        // u8s8 kernel, int8 activations shifted, pair sums saturating as MLAS's do without VNNI;
-        // a float output (DequantizeLinear -> op, which ONNX Runtime leaves unfused and computes
-        // exactly) runs the exact wide kernel.
-        let layout: Int8GemmLayout = try c.optionalConstant(7, "y scale") != nil ? .u8s8 : .wide
+        // `exact` (set by the fusion, see QuantizedFusion.swift): the exact wide kernel; else the
+        // u8s8 kernel as ONNX Runtime's QLinearConv / QLinearMatMul / QGemm, int8 activations
+        // shifted, pair sums saturating as MLAS's do without VNNI.
+        let layout: Int8GemmLayout = try c.int("exact", default: 0) != 0 ? .wide : .u8s8
         if conv {
             window = try WindowAttributes(c)
             group = try c.int("group", default: 1)
