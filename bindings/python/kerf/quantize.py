@@ -26,8 +26,10 @@ def quantize(src, dst=None, mode="dynamic", calibration=None, method="minmax", p
     mode: "dynamic" (int8 MatMul/Gemm weights, activations quantized at run time) or
         "static" (QuantizeLinear/DequantizeLinear with calibrated ranges; also Conv).
     calibration: an .npz path or a dict {input name: array, samples along axis 0} (cut into
-        batches of batch_size), or an iterable of feed dicts {input name: array} (kept in
-        memory: Kerf reads the data once per pass). Required by static mode, auto_tolerance
+        batches of batch_size); a list of feed dicts {input name: array}; a function returning
+        a fresh iterable of feed dicts (called once per pass over the data, so nothing is kept
+        in memory); or any other iterable of feed dicts (kept in memory: Kerf reads the data
+        once per pass, calibration then evaluation). Required by static mode, auto_tolerance
         and smooth_quant; with dynamic mode it adds SQNR and agreement to the report.
     method: static calibration, "minmax", "percentile" (|x| clipped at `percentile`) or
         "entropy" (KL-optimal clipping).
@@ -70,7 +72,7 @@ def quantize(src, dst=None, mode="dynamic", calibration=None, method="minmax", p
     def run(model):
         feeder = _Calibration(_batches(calibration, model, batch_size)) if calibration is not None else None
         options.calibration = feeder.function if feeder else CalibrationCallback()
-        options.calibration_batches = len(feeder.batches) if feeder else 0
+        options.calibration_batches = (feeder.count or 0) if feeder else 0
         report = ctypes.c_void_p()
         status = lib.kerf_quantize(model._live_handle(), ctypes.byref(options), ctypes.byref(report))
         adapter.reraise()
@@ -83,7 +85,10 @@ def quantize(src, dst=None, mode="dynamic", calibration=None, method="minmax", p
 
 
 def _batches(calibration, model, batch_size):
-    """Calibration data as a list of feed dicts."""
+    """Calibration data as (a function returning a fresh iterator of feed dicts, batch count or None).
+
+    Arrays are sliced lazily, lists and callables are read anew on every pass; a one-shot
+    iterator (e.g. a generator) is kept in memory, since Kerf reads the data once per pass."""
     if isinstance(calibration, (str, bytes, os.PathLike)):
         with np.load(calibration) as archive:
             calibration = {key: archive[key] for key in archive.files if key != "labels"}
@@ -101,28 +106,43 @@ def _batches(calibration, model, batch_size):
         samples = counts.pop()
         fixed = {i.shape[0] for i in model.inputs if i.shape and isinstance(i.shape[0], int)}
         step = fixed.pop() if len(fixed) == 1 else batch_size
-        return [{k: a[i:i + step] for k, a in arrays.items()} for i in range(0, samples, step)]
+        starts = range(0, samples, step)
+        return (lambda: ({k: a[i:i + step] for k, a in arrays.items()} for i in starts)), len(starts)
+    if callable(calibration):
+        return calibration, None
+    if isinstance(calibration, (list, tuple)):
+        return (lambda: iter(calibration)), len(calibration)
     try:
-        batches = [dict(feed) for feed in calibration]
-    except (TypeError, ValueError) as error:
+        kept = list(calibration)
+    except TypeError:
         raise KerfError(Status.INVALID_ARGUMENT,
-                        f"calibration must be an .npz path, a dict of arrays or an iterable of feed dicts: {error}") from None
-    return batches
+                        "calibration must be an .npz path, a dict of arrays, a list or iterable of feed dicts, "
+                        "or a function returning such an iterable") from None
+    return (lambda: iter(kept)), len(kept)
 
 
 class _Calibration:
-    """The batches as a kerf_calibration_fn; an exception inside is re-raised by reraise()."""
+    """Feeds as a kerf_calibration_fn: batch 0 starts a new pass (a fresh iterator), later
+    indices continue it. An exception inside is re-raised by reraise()."""
 
-    def __init__(self, batches):
-        self.batches = batches
+    def __init__(self, source):
+        self.start, self.count = source
+        self.batches = None
+        self.next_index = 0
         self.error = None
         self.function = CalibrationCallback(self._call)
 
     def _call(self, _user, index, names, count, inputs):
         try:
-            if index >= len(self.batches):
+            if index == 0:
+                self.batches = iter(self.start())
+            elif index != self.next_index or self.batches is None:
+                raise KerfError(Status.INTERNAL, f"calibration batch {index} asked out of order")
+            self.next_index = index + 1
+            feed = next(self.batches, None)
+            if feed is None:
                 return 0
-            feed = self.batches[index]
+            feed = dict(feed)
             for k in range(count):
                 name = names[k].decode("utf-8")
                 if name not in feed:

@@ -255,8 +255,18 @@ def test_in_place_rewrite_and_failures_leave_the_original(tmp_path, digits):
     onnx.checker.check_model(onnx.load(str(copy)), full_check=True)
 
 
-def test_calibration_callback_is_replayed_for_each_pass(tmp_path, digits):
+def test_calibration_sources_are_read_once_per_pass(tmp_path, digits):
     path, x, y = digits
     report = kerf.quantize(path, tmp_path / "q.onnx", mode="static",
                            calibration=[{"X": x[i:i + 50]} for i in range(0, 200, 50)])
     assert report.calibration_batches == 4 and report.agreement.samples == 200
+    passes = []
+
+    def batches():  # a fresh generator per pass: nothing is kept between passes
+        passes.append(1)
+        return ({"X": x[i:i + 40]} for i in range(0, 200, 40))
+    streamed = kerf.quantize(path, tmp_path / "q2.onnx", mode="static", calibration=batches)
+    assert len(passes) == 2 and streamed.calibration_batches == 5 and streamed.agreement.samples == 200
+    assert [a.scale for a in streamed.activations] == [a.scale for a in report.activations]
+    one_shot = kerf.quantize(path, tmp_path / "q3.onnx", mode="static", calibration=({"X": x[i:i + 40]} for i in range(0, 200, 40)))
+    assert one_shot.calibration_batches == 5 and one_shot.agreement.samples == 200
