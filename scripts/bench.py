@@ -242,7 +242,9 @@ def main() -> int:
         lines += ["## `kerf bench` (CLI, no Python in the loop)", "", "```",
                   f"$ kerf bench resnet_style_cnn.onnx --threads 1 --batch 32 --runs {args.runs}", cli, "```", ""]
     import bench_prune
+    import bench_quantize
     lines += bench_prune.section(args.runs)
+    lines += bench_quantize.section(args.runs, digits_dir=work)  # reuses the digits model trained above
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
