@@ -63,6 +63,22 @@ public func maxPoolPlane2D<T: Comparable>(_ x: UnsafePointer<T>, _ y: UnsafeMuta
     let h = g.inputSize[0], w = g.inputSize[1], oh = g.outputSize[0], ow = g.outputSize[1]
     let kh = g.kernel[0], kw = g.kernel[1], sh = g.strides[0], sw = g.strides[1]
     let dh = g.dilations[0], dw = g.dilations[1], ph = g.padsBegin[0], pw = g.padsBegin[1]
+    if indices == nil && ph == 0 && pw == 0 && (oh - 1) * sh + (kh - 1) * dh < h && (ow - 1) * sw + (kw - 1) * dw < w {
+        // Every window inside the plane, no indices wanted: the first tap, then branch-free maxima
+        // (a NaN first tap stays, later NaNs are skipped, as below).
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                let corner = x + oy * sh * w + ox * sw
+                var best = corner[0]
+                for ky in 0..<kh {
+                    let row = corner + ky * dh * w
+                    for kx in 0..<kw { let v = row[kx * dw]; best = v > best ? v : best }
+                }
+                y[oy * ow + ox] = best
+            }
+        }
+        return
+    }
     for oy in 0..<oh {
         for ox in 0..<ow {
             var best = lowest, bestIndex = -1
