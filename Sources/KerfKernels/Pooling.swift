@@ -67,14 +67,13 @@ public func maxPoolPlane2D<T: Comparable>(_ x: UnsafePointer<T>, _ y: UnsafeMuta
         // Every window inside the plane, no indices wanted: the first tap, then branch-free maxima
         // (a NaN first tap stays, later NaNs are skipped, as below).
         for oy in 0..<oh {
-            for ox in 0..<ow {
-                let corner = x + oy * sh * w + ox * sw
-                var best = corner[0]
-                for ky in 0..<kh {
-                    let row = corner + ky * dh * w
-                    for kx in 0..<kw { let v = row[kx * dw]; best = v > best ? v : best }
+            let out = y + oy * ow, top = x + oy * sh * w
+            for ox in 0..<ow { out[ox] = top[ox * sw] }
+            for ky in 0..<kh {
+                for kx in 0..<kw {
+                    let tap = top + ky * dh * w + kx * dw
+                    for ox in 0..<ow { let v = tap[ox * sw]; out[ox] = v > out[ox] ? v : out[ox] }
                 }
-                y[oy * ow + ox] = best
             }
         }
         return

@@ -253,9 +253,10 @@ final class QuantizedProduct: Operator {
 
     /// How a Conv's images split into tasks: whole images when the batch can keep every thread
     /// busy, else up to `threads` tiles of output pixels per image. Small convolutions stay on one
-    /// thread: starting one costs about as much as 100k multiply-adds.
+    /// thread: waking a pool thread on a busy machine costs about as much as 500k multiply-adds
+    /// (measured on the small ResNet of scripts/bench_int8.py at batch 1).
     private func convTiling(batch: Int, pixels: Int, macsPerImage: Int) -> (tilesPerImage: Int, workers: Int) {
-        let minimumMACsPerTask = 200_000
+        let minimumMACsPerTask = 500_000
         if threads <= 1 || batch * macsPerImage < 2 * minimumMACsPerTask { return (1, 1) }
         if batch >= threads { return (1, threads) }
         let tiles = max(1, min((threads + batch - 1) / batch, pixels / 16, macsPerImage / minimumMACsPerTask))
