@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Int8 inference: latency of float and ONNX Runtime-quantized models in Kerf and in ONNX Runtime.
 
-    KERF_LIBRARY=.build/release/libKerf.so python3 scripts/bench_int8.py [--runs 30]
+    KERF_LIBRARY=.build/release/libKerf.so python3 scripts/bench_int8.py [--runs 30] [--threads 1] [--only-cnn]
 
 Models: the MLP 1024-4096-4096-1000 of bench_prune.py (batch 1 and 32) and the small
 ResNet-style CNN of the int8 tests (batch 1 and 8). Forms: float; ONNX Runtime's dynamic
 quantization; static QDQ with uint8 (U8S8) and int8 (S8S8) activations, per-channel weights.
-Latency is the median of --runs timed runs after 5 warm-up runs, 1 intra-op thread, the two
-engines taking turns run by run. Also prints Kerf's int8 GEMM throughput (GOP/s) against its
+Latency is the median of --runs timed runs after 5 warm-up runs, --threads intra-op threads
+(default 1), the two engines taking turns run by run. Also prints Kerf's int8 GEMM throughput (GOP/s) against its
 float GEMM through a single MatMulInteger / MatMul model.
 """
 from __future__ import annotations
@@ -50,15 +50,15 @@ def quantized_forms(model, work, name, input_shape):
     return forms
 
 
-def runners(path, feeds):
+def runners(path, feeds, threads=1):
     import kerf
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     ort = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    session = kerf.load(path).session(threads=1)
+    session = kerf.load(path).session(threads=threads)
     return {"kerf": lambda: session.run(feeds), "ort": lambda: ort.run(None, feeds)}
 
 
@@ -89,24 +89,29 @@ def gemm_throughput(work, runs):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads of both engines")
+    parser.add_argument("--only-cnn", action="store_true", help="skip the GEMM throughput and the MLP")
     args = parser.parse_args()
     from test_int8_runtime import gaussian, small_resnet
 
     with tempfile.TemporaryDirectory() as work:
-        print("GEMM throughput, 1 thread (GOP/s)")
-        print(f"{'op':<14} {'M x K x N':<18} {'Kerf':>7} {'ORT':>7}")
-        for op, m, k, n, gops in gemm_throughput(work, args.runs):
-            print(f"{op:<14} {f'{m}x{k}x{n}':<18} {gops['kerf']:7.1f} {gops['ort']:7.1f}")
-        print()
+        if not args.only_cnn:
+            print("GEMM throughput, 1 thread (GOP/s)")
+            print(f"{'op':<14} {'M x K x N':<18} {'Kerf':>7} {'ORT':>7}")
+            for op, m, k, n, gops in gemm_throughput(work, args.runs):
+                print(f"{op:<14} {f'{m}x{k}x{n}':<18} {gops['kerf']:7.1f} {gops['ort']:7.1f}")
+            print()
+        print(f"{args.threads} thread(s)")
         print(f"{'model':<22} {'form':<17} {'Kerf ms':>9} {'ORT ms':>9} {'Kerf/ORT':>9} {'Kerf float/int8':>16}")
-        for name, model, shape, batches in [("mlp 1024-4096-4096-1000", big_mlp(), (1, 1024), (1, 32)),
-                                            ("resnet-style cnn", small_resnet(), (1, 3, 32, 32), (1, 8))]:
+        models = [("mlp 1024-4096-4096-1000", big_mlp(), (1, 1024), (1, 32)),
+                  ("resnet-style cnn", small_resnet(), (1, 3, 32, 32), (1, 8))]
+        for name, model, shape, batches in models[1:] if args.only_cnn else models:
             forms = quantized_forms(model, work, name.split()[0], shape)
             for batch in batches:
                 feeds = gaussian((batch,) + tuple(shape[1:]), 1)
                 float_ms = None
                 for form, path in forms.items():
-                    times = measure(runners(path, feeds), args.runs)
+                    times = measure(runners(path, feeds, args.threads), args.runs)
                     float_ms = float_ms or times["kerf"]
                     speedup = "" if form == "float" else f"{float_ms / times['kerf']:.2f}x"
                     print(f"{f'{name} b{batch}':<22} {form:<17} {times['kerf']:9.2f} {times['ort']:9.2f} "

@@ -29,6 +29,29 @@ public func requantizeProduct<T: FixedWidthInteger>(_ acc: UnsafePointer<Int32>,
                                                     into y: UnsafeMutablePointer<T>, rowStride: Int, columnStride: Int) {
     let perColumn = multipliers.count > 1, perColumnBias = (bias?.count ?? 0) > 1
     let low = Float(lo - zeroPoint), high = Float(hi - zeroPoint)
+    if rowStride == 1 && columnStride != 1 {
+        // Channel-major output (a Conv writing NCHW): per block of rows, one column of acc is
+        // gathered first so that the arithmetic runs over contiguous values.
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 64) { column in
+            var i0 = 0
+            while i0 < m {
+                let rows = min(64, m - i0)
+                for j in 0..<n {
+                    let b = bias.map { $0[perColumnBias ? j : 0] } ?? 0, scale = multipliers[perColumn ? j : 0]
+                    for r in 0..<rows { column[r] = acc[(i0 + r) * ldAcc + j] &+ b }
+                    let out = y + j * columnStride + i0
+                    for r in 0..<rows {
+                        var v = Float(column[r]) * scale
+                        v = v > low ? v : low
+                        v = v < high ? v : high
+                        out[r] = T(truncatingIfNeeded: Int32(v.rounded(.toNearestOrEven)) + zeroPoint)
+                    }
+                }
+                i0 += rows
+            }
+        }
+        return
+    }
     for i in 0..<m {
         let row = acc + i * ldAcc, out = y + i * rowStride
         for j in 0..<n {

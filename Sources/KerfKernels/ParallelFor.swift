@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// Runs body(worker, index) for every index in 0..<count on up to `threads` threads: the
-/// calling thread plus (workers - 1) short-lived pthreads, index i going to worker i % workers.
+/// calling thread plus (workers - 1) threads of the shared `WorkerPool` (short-lived pthreads
+/// when the pool is busy: a nested or concurrent call), index i going to worker i % workers.
 /// oneDNN calls inside `body` use one thread each (the OpenMP setting is per thread).
 /// Returns when all indices are done. `body` must be safe to call concurrently for
 /// different workers.
@@ -15,6 +16,14 @@ public func parallelFor(_ count: Int, threads: Int, _ body: (_ worker: Int, _ in
         for i in 0..<count { body(0, i) }
         return
     }
+    let pooled = WorkerPool.shared.run(workers: workers) { worker in
+        let saved = worker == 0 ? omp_get_max_threads() : 1
+        if worker == 0 { omp_set_num_threads(1) }
+        var i = worker
+        while i < count { body(worker, i); i += workers }
+        if worker == 0 { omp_set_num_threads(saved) }
+    }
+    if pooled { return }
     withoutActuallyEscaping(body) { body in
         final class Job {
             let body: (Int, Int) -> Void
@@ -73,6 +82,92 @@ public func parallelForDynamic(_ count: Int, threads: Int, _ body: (_ index: Int
             let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
             if index >= count { return }
             body(index)
+        }
+    }
+}
+
+/// Threads parked between `parallelFor` calls: starting a pthread and unmapping its stack cost
+/// tens of microseconds, as much as a small int8 convolution. Threads start on first use and
+/// live as long as the process; they block (no spinning) while idle. One job at a time.
+final class WorkerPool: @unchecked Sendable {
+    static let shared = WorkerPool()
+
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let done = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let inUse = Atomic<Bool>(false)
+    // Guarded by `mutex`:
+    private var started = 0
+    private var generation = 0
+    private var workers = 0
+    private var remaining = 0
+    private var job: ((Int) -> Void)?
+
+    private init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(wake, nil)
+        pthread_cond_init(done, nil)
+    }
+
+    /// Runs body(worker) for worker in 0..<workers, 0 on the calling thread, and returns true
+    /// when all are done; returns false at once (nothing run) when the pool is taken or a
+    /// thread cannot be started.
+    func run(workers: Int, _ body: (Int) -> Void) -> Bool {
+        guard inUse.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+        defer { inUse.store(false, ordering: .releasing) }
+        pthread_mutex_lock(mutex)
+        while started < workers - 1 {
+            var tid = pthread_t()
+            let context = Unmanaged.passRetained(Start(pool: self, index: started + 1, seen: generation)).toOpaque()
+            guard pthread_create(&tid, nil, { raw in
+                let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
+                start.pool.serve(start.index, seen: start.seen)
+                return nil
+            }, context) == 0 else {
+                Unmanaged<Start>.fromOpaque(context).release()
+                pthread_mutex_unlock(mutex)
+                return false
+            }
+            pthread_detach(tid)
+            started += 1
+        }
+        return withoutActuallyEscaping(body) { body in
+            job = body
+            self.workers = workers
+            remaining = workers - 1
+            generation += 1
+            pthread_cond_broadcast(wake)
+            pthread_mutex_unlock(mutex)
+            body(0)
+            pthread_mutex_lock(mutex)
+            while remaining > 0 { pthread_cond_wait(done, mutex) }
+            job = nil
+            pthread_mutex_unlock(mutex)
+            return true
+        }
+    }
+
+    private final class Start {
+        let pool: WorkerPool, index: Int
+        /// The generation when the thread was started: the next job is its first.
+        let seen: Int
+        init(pool: WorkerPool, index: Int, seen: Int) { (self.pool, self.index, self.seen) = (pool, index, seen) }
+    }
+
+    /// A pool thread's life: wait for a new job, take part when its index is within the job's workers.
+    private func serve(_ index: Int, seen first: Int) {
+        omp_set_num_threads(1)
+        pthread_mutex_lock(mutex)
+        var seen = first
+        while true {
+            while generation == seen { pthread_cond_wait(wake, mutex) }
+            seen = generation
+            guard index < workers, let body = job else { continue }
+            pthread_mutex_unlock(mutex)
+            body(index)
+            pthread_mutex_lock(mutex)
+            remaining -= 1
+            if remaining == 0 { pthread_cond_signal(done) }
         }
     }
 }

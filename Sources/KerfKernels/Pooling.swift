@@ -63,6 +63,21 @@ public func maxPoolPlane2D<T: Comparable>(_ x: UnsafePointer<T>, _ y: UnsafeMuta
     let h = g.inputSize[0], w = g.inputSize[1], oh = g.outputSize[0], ow = g.outputSize[1]
     let kh = g.kernel[0], kw = g.kernel[1], sh = g.strides[0], sw = g.strides[1]
     let dh = g.dilations[0], dw = g.dilations[1], ph = g.padsBegin[0], pw = g.padsBegin[1]
+    if indices == nil && ph == 0 && pw == 0 && (oh - 1) * sh + (kh - 1) * dh < h && (ow - 1) * sw + (kw - 1) * dw < w {
+        // Every window inside the plane, no indices wanted: the first tap, then branch-free maxima
+        // (a NaN first tap stays, later NaNs are skipped, as below).
+        for oy in 0..<oh {
+            let out = y + oy * ow, top = x + oy * sh * w
+            for ox in 0..<ow { out[ox] = top[ox * sw] }
+            for ky in 0..<kh {
+                for kx in 0..<kw {
+                    let tap = top + ky * dh * w + kx * dw
+                    for ox in 0..<ow { let v = tap[ox * sw]; out[ox] = v > out[ox] ? v : out[ox] }
+                }
+            }
+        }
+        return
+    }
     for oy in 0..<oh {
         for ox in 0..<ow {
             var best = lowest, bestIndex = -1

@@ -8,13 +8,6 @@ import XCTest
 /// group, column counts not a multiple of 16, the pair saturation of the u8s8 form, and the
 /// quantize / requantize epilogues' rounding and saturation.
 final class Int8KernelTests: XCTestCase {
-    private func randomBytes(_ n: Int, seed: UInt64) -> [UInt8] {
-        var s = seed
-        return (0..<n).map { _ in
-            s = s &* 6364136223846793005 &+ 1442695040888963407
-            return UInt8(truncatingIfNeeded: s >> 33)
-        }
-    }
 
     /// Runs int8Gemm and int8GemmReference on the same operands; returns (fast, reference).
     private func products(m: Int, n: Int, k: Int, a: [UInt8], aSigned: Bool, aZero: Int32, b: [Int8], bZeros: [Int32],
@@ -126,5 +119,14 @@ final class Int8KernelTests: XCTestCase {
         let y = try fused.run(["x": x])[0].array(of: Float.self)
         XCTAssertEqual(FusedQuantizedOps.runs, before + 1)
         XCTAssertEqual(y, try plain.run(["x": x])[0].array(of: Float.self))
+    }
+}
+
+/// `n` pseudo-random bytes, the same for the same seed (an LCG).
+func randomBytes(_ n: Int, seed: UInt64) -> [UInt8] {
+    var s = seed
+    return (0..<n).map { _ in
+        s = s &* 6364136223846793005 &+ 1442695040888963407
+        return UInt8(truncatingIfNeeded: s >> 33)
     }
 }

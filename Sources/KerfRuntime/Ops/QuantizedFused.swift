@@ -23,6 +23,7 @@ enum FusedQuantizedOps {
         r["\(domain):DynamicQuantizedMatMul"] = { c in try DynamicQuantizedMatMul(c) }
         r["\(domain):QuantizedMatMul"] = { c in try QuantizedProduct(c, conv: false) }
         r["\(domain):QuantizedConv"] = { c in try QuantizedProduct(c, conv: true) }
+        registerElementwise(&r)
     }
 
     /// For tests: how many times a fused int8 operator ran.
@@ -211,28 +212,55 @@ final class QuantizedProduct: Operator {
         let y = Tensor(uninitialized: output?.dtype ?? .float, shape: [batch, m] + g.outputSize)
         let oc = g.outputCount, ic = g.inputCount, width = weights[0].k
         if oc == 0 || batch == 0 { return y }
-        let rows = UnsafeMutableRawPointer.allocate(byteCount: oc * width, alignment: 64)
-        let acc = UnsafeMutablePointer<Int32>.allocate(capacity: oc * mg)
-        defer { rows.deallocate(); acc.deallocate() }
-        let element = output?.dtype.byteSize ?? 4
-        for n in 0..<batch {
+        // The batch made channels-last once (int8 and uint8 alike: only bytes move).
+        let nhwc = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, x.count))
+        defer { nhwc.deallocate() }
+        let xp = x.storage.pointer.assumingMemoryBound(to: UInt8.self)
+        for n in 0..<batch { transposeToChannelsLast(xp + n * channels * ic, channels: channels, pixels: ic, into: nhwc + n * channels * ic) }
+        // A 1x1, stride-1, unpadded Conv multiplies the channels-last image itself.
+        let pointwise = g.kernelCount == 1 && g.strides.allSatisfy { $0 == 1 } && g.padsBegin.allSatisfy { $0 == 0 } && oc == ic
+        let (tilesPerImage, workers) = convTiling(batch: batch, pixels: oc, macsPerImage: oc * width * m)
+        let tileRows = (oc + tilesPerImage - 1) / tilesPerImage
+        let rowsBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: pointwise ? 1 : workers * tileRows * width)
+        let accBuffer = UnsafeMutablePointer<Int32>.allocate(capacity: workers * tileRows * mg)
+        defer { rowsBuffer.deallocate(); accBuffer.deallocate() }
+        let element = output?.dtype.byteSize ?? 4, yp = y.storage.pointer
+        let gemmThreads = batch * tilesPerImage == 1 ? threads : 1
+        let padding = UInt8(truncatingIfNeeded: xZero), signed = xType == .int8
+        parallelFor(batch * tilesPerImage, threads: workers) { worker, task in
+            let n = task / tilesPerImage, first = task % tilesPerImage * tileRows, count = min(tileRows, oc - first)
+            if count <= 0 { return }
+            let image = nhwc + n * channels * ic
+            let rows = rowsBuffer + worker * tileRows * width, acc = accBuffer + worker * tileRows * mg
             for gi in 0..<group {
-                let src = x.storage.pointer + (n * channels + gi * cg) * ic
-                if xType == .int8 {
-                    im2row(src.assumingMemoryBound(to: Int8.self), channels: cg, geometry: g, padding: Int8(xZero),
-                           rows: rows.assumingMemoryBound(to: Int8.self))
+                let a: UnsafeRawPointer, lda: Int
+                if pointwise {
+                    (a, lda) = (UnsafeRawPointer(image + first * channels + gi * cg), channels)
                 } else {
-                    im2row(src.assumingMemoryBound(to: UInt8.self), channels: cg, geometry: g, padding: UInt8(xZero),
-                           rows: rows.assumingMemoryBound(to: UInt8.self))
+                    im2rowChannelsLast(UnsafePointer(image + gi * cg), pixelStride: channels, channels: cg, geometry: g,
+                                       padding: padding, first: first, count: count, rows: rows)
+                    (a, lda) = (UnsafeRawPointer(rows), width)
                 }
-                int8Gemm(m: oc, a: rows, aSigned: xType == .int8, lda: width, aZeroPoint: xZero, b: weights[gi], c: acc, ldc: mg,
-                         threads: threads)
+                int8Gemm(m: count, a: a, aSigned: signed, lda: lda, aZeroPoint: xZero, b: weights[gi], c: acc, ldc: mg,
+                         threads: gemmThreads)
                 // acc is [pixels, channels]; y is NCHW: pixel stride 1, channel stride oc.
-                let dst = y.storage.pointer + ((n * m + gi * mg) * oc) * element
-                epilogue(acc, m: oc, n: mg, columnOffset: gi * mg, into: dst, rowStride: 1, columnStride: oc)
+                let dst = yp + ((n * m + gi * mg) * oc + first) * element
+                epilogue(acc, m: count, n: mg, columnOffset: gi * mg, into: dst, rowStride: 1, columnStride: oc)
             }
         }
         return y
+    }
+
+    /// How a Conv's images split into tasks: whole images when the batch can keep every thread
+    /// busy, else up to `threads` tiles of output pixels per image. Small convolutions stay on one
+    /// thread: waking a pool thread on a busy machine costs about as much as 500k multiply-adds
+    /// (measured on the small ResNet of scripts/bench_int8.py at batch 1).
+    private func convTiling(batch: Int, pixels: Int, macsPerImage: Int) -> (tilesPerImage: Int, workers: Int) {
+        let minimumMACsPerTask = 500_000
+        if threads <= 1 || batch * macsPerImage < 2 * minimumMACsPerTask { return (1, 1) }
+        if batch >= threads { return (1, threads) }
+        let tiles = max(1, min((threads + batch - 1) / batch, pixels / 16, macsPerImage / minimumMACsPerTask))
+        return (tiles, min(threads, batch * tiles))
     }
 
     /// Writes acc [m, n] (output channels columnOffset ..< columnOffset + n) as floats or requantized.
@@ -241,12 +269,12 @@ final class QuantizedProduct: Operator {
         multipliers.withUnsafeBufferPointer { allScales in
             let scales = allScales.count == 1 ? allScales : UnsafeBufferPointer(rebasing: allScales[columnOffset..<(columnOffset + n)])
             if let output {
-                let bias = biasQ.map { Array($0[columnOffset..<(columnOffset + n)]) }
                 func write<T: FixedWidthInteger>(_: T.Type) {
                     let out = y.assumingMemoryBound(to: T.self)
-                    if let bias {
-                        bias.withUnsafeBufferPointer {
-                            requantizeProduct(acc, m: m, n: n, ldAcc: n, bias: $0, multipliers: scales, zeroPoint: output.zero,
+                    if let biasQ {
+                        biasQ.withUnsafeBufferPointer {
+                            let bias = $0.count == 1 ? $0 : UnsafeBufferPointer(rebasing: $0[columnOffset..<(columnOffset + n)])
+                            requantizeProduct(acc, m: m, n: n, ldAcc: n, bias: bias, multipliers: scales, zeroPoint: output.zero,
                                               lo: output.lo, hi: output.hi, into: out, rowStride: rowStride, columnStride: columnStride)
                         }
                     } else {

@@ -17,6 +17,7 @@ enum GraphOptimizer {
         removePassThroughNodes(g)
         fuseDynamicQuantizedMatMul(g)
         fuseStaticQuantizedProducts(g, opset: opset)
+        fuseQuantizedElementwise(g)
         fuseQuantizedPassThrough(g, opset: opset)
         try foldConstants(g, opsets: opsets, options: options)
         foldBatchNormIntoConv(g, opset: opset)

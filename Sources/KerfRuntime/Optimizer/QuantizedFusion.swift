@@ -151,6 +151,41 @@ extension GraphOptimizer {
         return (dq.inputs[0], p.scale, p.zero)
     }
 
+    /// DequantizeLinear(A), DequantizeLinear(B) -> Add [-> Relu] -> QuantizeLinear becomes
+    /// kerf.QuantizedAdd, and DequantizeLinear -> GlobalAveragePool -> QuantizeLinear becomes
+    /// kerf.QuantizedGlobalAveragePool (Ops/QuantizedElementwise.swift): per-tensor parameters,
+    /// one 8-bit type throughout, as ONNX Runtime's QLinearAdd / QLinearGlobalAveragePool.
+    static func fuseQuantizedElementwise(_ g: Graph) {
+        let m = Matcher(g)
+        var removed = Set<Int>()
+        var replacements: [Int: Node] = [:]
+        for (ni, n) in g.nodes.enumerated() where n.isDefaultDomain && (n.opType == "Add" || n.opType == "GlobalAveragePool") {
+            let add = n.opType == "Add"
+            guard n.inputs.count == (add ? 2 : 1), n.outputs.count == 1 else { continue }
+            let operands = n.inputs.compactMap { quantizedInput(m, $0) }
+            guard operands.count == n.inputs.count, let type = m.constants[operands[0].zero]?.dtype,
+                  operands.allSatisfy({ m.constants[$0.zero]?.dtype == type }) else { continue }
+            var chain = [ni], output = n.outputs[0], attributes: [Attribute] = []
+            if add, m.readOnly(output, by: 1),
+               let ri = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Relu" && $0.inputs.first == output }) {
+                chain.append(ri)
+                output = g.nodes[ri].outputs[0]
+                attributes = FusedAttributes.attributes(for: .relu)
+            }
+            guard m.readOnly(output, by: 1),
+                  let qi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "QuantizeLinear" && $0.inputs.first == output }),
+                  let y = perTensorParameters(m, g.nodes[qi]), y.type == type else { continue }
+            chain.append(qi)
+            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
+            removed.formUnion(chain)
+            let inputs = operands.flatMap { [$0.q, $0.scale, $0.zero] } + [y.scale, y.zero]
+            replacements[qi] = Node(name: n.name + "_int8", opType: add ? "QuantizedAdd" : "QuantizedGlobalAveragePool",
+                                    domain: FusedQuantizedOps.domain, inputs: inputs, outputs: [g.nodes[qi].outputs[0]],
+                                    attributes: attributes)
+        }
+        apply(g, removed: removed, replacements: replacements)
+    }
+
     /// DequantizeLinear -> MaxPool | Relu | Reshape | Flatten | Transpose | Squeeze | Unsqueeze ->
     /// QuantizeLinear with the same per-tensor scale and zero point runs on the 8-bit values
     /// directly (the same result: these ops commute with a monotonic per-tensor map; Relu

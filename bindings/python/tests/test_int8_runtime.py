@@ -158,7 +158,10 @@ def test_static_resnet(tmp_path, activation, per_channel):
     assert count(plan, "kerf.QuantizedMatMul") == 1, plan
     assert "Conv" not in plan and "Gemm" not in plan, plan
     assert "MaxPool" in plan  # on int8 values, between its Q/DQ pair
-    assert count(plan, "DequantizeLinear") <= 8 and count(plan, "QuantizeLinear") <= 8, plan
+    # The residual Adds and the pooling stay in int8: only the input's Q and the output's DQ are left.
+    assert count(plan, "kerf.QuantizedAdd") == 2 and count(plan, "kerf.QuantizedGlobalAveragePool") == 1, plan
+    assert not {"Add", "GlobalAveragePool"} & set(plan), plan
+    assert count(plan, "DequantizeLinear") == 1 and count(plan, "QuantizeLinear") == 1, plan
 
 
 def test_static_int8_kernels_agree_with_float_model(tmp_path):

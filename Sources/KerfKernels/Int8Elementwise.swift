@@ -1,0 +1,39 @@
+// Elementwise int8 kernels on per-tensor quantized values (uint8 or int8): what a float op
+// between DequantizeLinear and QuantizeLinear computes, without leaving 8 bits. Rounding is
+// half to even and results saturate to [lo, hi], as ONNX Runtime's QLinearAdd and
+// QLinearGlobalAveragePool (MLAS) do.
+
+/// y[i] = clamp(round(aRatio * (a[i] - aZero) + bRatio * (b[i] - bZero)) + yZero, lo, hi) for
+/// i < count, where aRatio = a_scale / y_scale and bRatio = b_scale / y_scale. `lo`/`hi` may be
+/// narrower than T's range (a fused Relu raises `lo` to yZero).
+@inlinable
+public func quantizedAdd<T: FixedWidthInteger>(_ a: UnsafePointer<T>, aRatio: Float, aZero: Int32,
+                                               _ b: UnsafePointer<T>, bRatio: Float, bZero: Int32, count: Int,
+                                               yZero: Int32, lo: Int32, hi: Int32, into y: UnsafeMutablePointer<T>) {
+    let low = Float(lo - yZero), high = Float(hi - yZero)
+    for i in 0..<count {
+        var v = aRatio * Float(Int32(truncatingIfNeeded: a[i]) &- aZero) + bRatio * Float(Int32(truncatingIfNeeded: b[i]) &- bZero)
+        v = v > low ? v : low
+        v = v < high ? v : high
+        y[i] = T(truncatingIfNeeded: Int32(v.rounded(.toNearestOrEven)) + yZero)
+    }
+}
+
+/// y[p] = clamp(round((Σ_i x[p * planeSize + i] - planeSize * xZero) * multiplier) + yZero, lo, hi)
+/// for p < planes: the mean of each plane requantized, with multiplier = x_scale / (y_scale *
+/// planeSize) (the sum is exact in int32 for planeSize < 2^23).
+@inlinable
+public func quantizedPlaneMeans<T: FixedWidthInteger>(_ x: UnsafePointer<T>, planes: Int, planeSize: Int, xZero: Int32,
+                                                      multiplier: Float, yZero: Int32, lo: Int32, hi: Int32,
+                                                      into y: UnsafeMutablePointer<T>) {
+    let low = Float(lo - yZero), high = Float(hi - yZero), offset = Int32(planeSize) &* xZero
+    for p in 0..<planes {
+        let plane = x + p * planeSize
+        var sum: Int32 = 0
+        for i in 0..<planeSize { sum &+= Int32(truncatingIfNeeded: plane[i]) }
+        var v = Float(sum &- offset) * multiplier
+        v = v > low ? v : low
+        v = v < high ? v : high
+        y[p] = T(truncatingIfNeeded: Int32(v.rounded(.toNearestOrEven)) + yZero)
+    }
+}

@@ -1,0 +1,125 @@
+import KerfCore
+import KerfKernels
+
+// Elementwise int8 operators the optimizer fuses DequantizeLinear -> op -> QuantizeLinear chains
+// into (domain "kerf", see Optimizer/QuantizedFusion.swift). All scales and zero points are
+// per-tensor constants; inputs and output share one 8-bit type (uint8 or int8).
+//
+//  kerf.QuantizedAdd(A, a_scale, a_zp, B, b_scale, b_zp, y_scale, y_zp) -> Y, optionally with a
+//      fused Relu (FusedAttributes): ONNX Runtime's QLinearAdd — y = saturate(round(a_scale / y_scale
+//      * (A - a_zp) + b_scale / y_scale * (B - b_zp)) + y_zp), half to even; with Relu the result
+//      is at least y_zp. A and B broadcast as Add does.
+//  kerf.QuantizedGlobalAveragePool(X, x_scale, x_zp, y_scale, y_zp) -> Y [N, C, 1, ...]: ONNX
+//      Runtime's QLinearGlobalAveragePool — the int32 sum of each plane, requantized with
+//      x_scale / (y_scale * plane size).
+
+extension FusedQuantizedOps {
+    static func registerElementwise(_ r: inout [String: OperatorFactory]) {
+        r["\(domain):QuantizedAdd"] = { c in try QuantizedAdd(c) }
+        r["\(domain):QuantizedGlobalAveragePool"] = { c in try QuantizedGlobalAveragePool(c) }
+    }
+}
+
+/// A per-tensor scale and zero point given as constant inputs `index` and `index + 1`.
+struct QuantizationParameters {
+    let scale: Float
+    let zero: Int32
+    let dtype: DType
+
+    init(_ c: OperatorContext, _ index: Int, _ what: String) throws {
+        scale = try floatScalars(try c.requiredConstant(index, "\(what) scale"))[0]
+        let z = try c.requiredConstant(index + 1, "\(what) zero point")
+        guard z.dtype == .uint8 || z.dtype == .int8, z.count == 1 else {
+            throw KerfError.invalidModel("\(c.node.label): \(what) zero point must be one uint8 or int8")
+        }
+        zero = try integerValues(z)[0]
+        dtype = z.dtype
+    }
+}
+
+final class QuantizedAdd: Operator {
+    let a: QuantizationParameters, b: QuantizationParameters, y: QuantizationParameters
+    let lo: Int32, hi: Int32
+
+    init(_ c: OperatorContext) throws {
+        a = try QuantizationParameters(c, 1, "A")
+        b = try QuantizationParameters(c, 4, "B")
+        y = try QuantizationParameters(c, 6, "Y")
+        guard a.dtype == y.dtype, b.dtype == y.dtype, let (low, hi) = quantizedRange(y.dtype) else {
+            throw KerfError.invalidModel("\(c.node.label): A, B and Y must share one 8-bit type")
+        }
+        var lo = low
+        switch try c.fusedActivation() {
+        case .none: break
+        case .relu: lo = max(lo, y.zero)
+        default: throw KerfError.invalidModel("\(c.node.label): only Relu can follow a quantized Add")
+        }
+        (self.lo, self.hi) = (lo, hi)
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x0 = try inputs.required(0, "A"), x1 = try inputs.required(3, "B")
+        guard x0.dtype == y.dtype, x1.dtype == y.dtype else { throw KerfError.shapeMismatch("A and B must be \(y.dtype)") }
+        FusedQuantizedOps.runs &+= 1
+        let aRatio = a.scale / y.scale, bRatio = b.scale / y.scale
+        guard x0.shape == x1.shape else { return [try broadcasting(x0, x1, aRatio: aRatio, bRatio: bRatio)] }
+        let out = Tensor(uninitialized: y.dtype, shape: x0.shape)
+        func add<T: FixedWidthInteger>(_: T.Type) {
+            quantizedAdd(x0.storage.pointer.assumingMemoryBound(to: T.self), aRatio: aRatio, aZero: a.zero,
+                         x1.storage.pointer.assumingMemoryBound(to: T.self), bRatio: bRatio, bZero: b.zero, count: out.count,
+                         yZero: y.zero, lo: lo, hi: hi, into: out.storage.pointer.assumingMemoryBound(to: T.self))
+        }
+        if y.dtype == .int8 { add(Int8.self) } else { add(UInt8.self) }
+        return [out]
+    }
+
+    /// Operands of different shapes: both scaled to y's units in float, added with broadcasting,
+    /// then rounded — the same arithmetic as the same-shape path.
+    private func broadcasting(_ x0: Tensor, _ x1: Tensor, aRatio: Float, bRatio: Float) throws -> Tensor {
+        func scaled(_ t: Tensor, _ ratio: Float, _ zero: Int32) -> Tensor {
+            let f = Tensor(uninitialized: .float, shape: t.shape)
+            let fp = f.storage.pointer.assumingMemoryBound(to: Float.self)
+            if t.dtype == .int8 {
+                dequantize(t.storage.pointer.assumingMemoryBound(to: Int8.self), count: t.count, scale: ratio, zeroPoint: zero, into: fp)
+            } else {
+                dequantize(t.storage.pointer.assumingMemoryBound(to: UInt8.self), count: t.count, scale: ratio, zeroPoint: zero, into: fp)
+            }
+            return f
+        }
+        let sum = try arithmetic(.add, scaled(x0, aRatio, a.zero), scaled(x1, bRatio, b.zero))
+        let out = Tensor(uninitialized: y.dtype, shape: sum.shape)
+        let sp = sum.storage.pointer.assumingMemoryBound(to: Float.self)
+        if y.dtype == .int8 {
+            quantize(sp, count: sum.count, scale: 1, zeroPoint: y.zero, lo: lo, hi: hi, into: out.storage.pointer.assumingMemoryBound(to: Int8.self))
+        } else {
+            quantize(sp, count: sum.count, scale: 1, zeroPoint: y.zero, lo: lo, hi: hi, into: out.storage.pointer.assumingMemoryBound(to: UInt8.self))
+        }
+        return out
+    }
+}
+
+final class QuantizedGlobalAveragePool: Operator {
+    let x: QuantizationParameters, y: QuantizationParameters
+
+    init(_ c: OperatorContext) throws {
+        x = try QuantizationParameters(c, 1, "X")
+        y = try QuantizationParameters(c, 3, "Y")
+        guard x.dtype == y.dtype else { throw KerfError.invalidModel("\(c.node.label): X and Y must share one 8-bit type") }
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let t = try inputs.required(0, "X")
+        guard t.dtype == x.dtype, t.rank >= 3 else { throw KerfError.shapeMismatch("X must be \(x.dtype) of rank >= 3, got \(t.shape)") }
+        FusedQuantizedOps.runs &+= 1
+        let planes = t.shape[0] * t.shape[1], planeSize = t.shape[2...].reduce(1, *)
+        let out = Tensor(uninitialized: y.dtype, shape: Array(t.shape[..<2]) + [Int](repeating: 1, count: t.rank - 2))
+        guard let (lo, hi) = quantizedRange(y.dtype) else { throw KerfError.internal("no range for \(y.dtype)") }
+        let multiplier = x.scale / (y.scale * Float(max(planeSize, 1)))
+        func pool<T: FixedWidthInteger>(_: T.Type) {
+            quantizedPlaneMeans(t.storage.pointer.assumingMemoryBound(to: T.self), planes: planes, planeSize: planeSize, xZero: x.zero,
+                                multiplier: multiplier, yZero: y.zero, lo: lo, hi: hi, into: out.storage.pointer.assumingMemoryBound(to: T.self))
+        }
+        if y.dtype == .int8 { pool(Int8.self) } else { pool(UInt8.self) }
+        return [out]
+    }
+}

@@ -1,0 +1,72 @@
+import XCTest
+@testable import KerfKernels
+
+/// The int8 CNN kernels against readable definitions: channels-last im2row against `im2row` on
+/// the NCHW image (every window kind, any pixel range), the channel-major requantization path
+/// against the row-major one, and the elementwise Add / plane-mean kernels' rounding and
+/// saturation.
+final class Int8ConvKernelTests: XCTestCase {
+    func testChannelsLastIm2rowMatchesIm2rowForEveryWindowKind() {
+        let (c, h, w) = (5, 7, 6)
+        let x = randomBytes(c * h * w, seed: 3)
+        // (kernel, stride, dilation, pad)
+        for (k, s, d, p) in [(1, 1, 1, 0), (3, 1, 1, 1), (3, 2, 1, 1), (3, 1, 2, 2), (5, 2, 1, 2), (2, 3, 1, 0)] {
+            let oh = (h + 2 * p - d * (k - 1) - 1) / s + 1, ow = (w + 2 * p - d * (k - 1) - 1) / s + 1
+            let g = WindowGeometry(inputSize: [h, w], kernel: [k, k], strides: [s, s], dilations: [d, d], padsBegin: [p, p],
+                                   outputSize: [oh, ow])
+            let width = k * k * c, oc = oh * ow
+            var expected = [UInt8](repeating: 0, count: oc * width)
+            im2row(x, channels: c, geometry: g, padding: 77, rows: &expected)
+            var nhwc = [UInt8](repeating: 0, count: x.count)
+            transposeToChannelsLast(x, channels: c, pixels: h * w, into: &nhwc)
+            for (first, count) in [(0, oc), (1, oc - 3), (oc - 1, 1)] {
+                var rows = [UInt8](repeating: 0, count: count * width)
+                im2rowChannelsLast(nhwc, pixelStride: c, channels: c, geometry: g, padding: 77, first: first, count: count, rows: &rows)
+                XCTAssertEqual(rows, Array(expected[(first * width)..<((first + count) * width)]), "k \(k) s \(s) d \(d) p \(p) first \(first)")
+            }
+            // Channels 1..<4 of the 5 (a group), with the full pixel stride.
+            var expectedGroup = [UInt8](repeating: 0, count: oc * k * k * 3)
+            x.withUnsafeBufferPointer { im2row($0.baseAddress! + h * w, channels: 3, geometry: g, padding: 77, rows: &expectedGroup) }
+            var group = [UInt8](repeating: 0, count: oc * k * k * 3)
+            nhwc.withUnsafeBufferPointer {
+                im2rowChannelsLast($0.baseAddress! + 1, pixelStride: c, channels: 3, geometry: g, padding: 77, first: 0, count: oc, rows: &group)
+            }
+            XCTAssertEqual(group, expectedGroup, "group: k \(k) s \(s) d \(d) p \(p)")
+        }
+    }
+
+    func testChannelMajorRequantizationMatchesRowMajor() {
+        let (m, n) = (150, 5)  // more rows than one 64-row block
+        let acc = randomBytes(m * n, seed: 5).map { Int32($0) * 37 - 4000 }
+        let bias: [Int32] = [3, -50, 0, 700, -9], mult: [Float] = [0.01, 0.02, 0.005, 0.03, 0.0125]
+        var rowMajor = [Int8](repeating: 0, count: m * n), channelMajor = rowMajor
+        bias.withUnsafeBufferPointer { b in
+            mult.withUnsafeBufferPointer { s in
+                requantizeProduct(acc, m: m, n: n, ldAcc: n, bias: b, multipliers: s, zeroPoint: -3, lo: -3, hi: 127,
+                                  into: &rowMajor, rowStride: n, columnStride: 1)
+                requantizeProduct(acc, m: m, n: n, ldAcc: n, bias: b, multipliers: s, zeroPoint: -3, lo: -3, hi: 127,
+                                  into: &channelMajor, rowStride: 1, columnStride: m)
+            }
+        }
+        for i in 0..<m { for j in 0..<n { XCTAssertEqual(channelMajor[j * m + i], rowMajor[i * n + j]) } }
+    }
+
+    func testQuantizedAddRoundsHalfToEvenAndSaturates() {
+        // 0.5 * (a - 10) + 0.25 * (b - 4) + 100, in [lo, hi].
+        let a: [UInt8] = [11, 13, 10, 255, 0, 10], b: [UInt8] = [4, 4, 6, 255, 0, 12]
+        var y = [UInt8](repeating: 0, count: a.count)
+        quantizedAdd(a, aRatio: 0.5, aZero: 10, b, bRatio: 0.25, bZero: 4, count: a.count, yZero: 100, lo: 0, hi: 255, into: &y)
+        // 0.5 -> 0; 1.5 -> 2; 0.5 -> 0; 122.5 + 62.75 -> 255; -5 - 1 -> 94; 0 + 2 -> 102.
+        XCTAssertEqual(y, [100, 102, 100, 255, 94, 102])
+        quantizedAdd(a, aRatio: 0.5, aZero: 10, b, bRatio: 0.25, bZero: 4, count: a.count, yZero: 100, lo: 100, hi: 120, into: &y)
+        XCTAssertEqual(y, [100, 102, 100, 120, 100, 102])  // a fused Relu: at least the zero point
+    }
+
+    func testPlaneMeansRequantizeTheExactSum() {
+        let x: [Int8] = [1, 2, 3, 4, -128, -128, -128, -127]
+        var y = [Int8](repeating: 0, count: 2)
+        // (10 - 4 * 2) * 0.5 = 1 -> 1 + 5; (-511 - 8) * 0.5 = -259.5 -> saturates.
+        quantizedPlaneMeans(x, planes: 2, planeSize: 4, xZero: 2, multiplier: 0.5, yZero: 5, lo: -128, hi: 127, into: &y)
+        XCTAssertEqual(y, [6, -128])
+    }
+}

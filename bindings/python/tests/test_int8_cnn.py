@@ -1,0 +1,123 @@
+"""Kerf's int8 CNN operators against ONNX Runtime on the same QDQ files: the fused int8 Add
+(kerf.QuantizedAdd, as QLinearAdd) and GlobalAveragePool (kerf.QuantizedGlobalAveragePool, as
+QLinearGlobalAveragePool), and kerf.QuantizedConv over the window shapes its fast paths
+distinguish (1x1 stride 1 without im2row, padded, strided, dilated, grouped), at 1 and 2
+threads. Outputs agree with ONNX Runtime within one quantization step of the output (see
+test_int8_runtime.py), are identical at 1 and 2 threads, and the plan shows the fused ops ran."""
+
+import numpy as np
+import onnxruntime
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization import QuantType
+
+import kerf
+import channel_models
+from test_int8_runtime import assert_within_one_step, count, gaussian, output_step, static_quantized
+
+TYPES = [pytest.param(TensorProto.UINT8, np.uint8, id="uint8"), pytest.param(TensorProto.INT8, np.int8, id="int8")]
+
+
+def ort_run(path, feeds):
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def qdq_model(tmp_path, name, inputs, body, onnx_type, np_type, y_scale=0.04):
+    """inputs: [(name, shape, scale, zero)] quantized then dequantized; body(nodes, dq_names) -> float
+    output name; the output is quantized with (y_scale, zero) and dequantized."""
+    zero = 3 if np_type == np.int8 else 120
+    nodes, inits, dqs = [], [], []
+    for n, _, scale, z in inputs:
+        inits += [numpy_helper.from_array(np.array(scale, np.float32), f"{n}_s"), numpy_helper.from_array(np.array(z, np_type), f"{n}_z")]
+        nodes += [helper.make_node("QuantizeLinear", [n, f"{n}_s", f"{n}_z"], [f"{n}_q"]),
+                  helper.make_node("DequantizeLinear", [f"{n}_q", f"{n}_s", f"{n}_z"], [f"{n}_dq"])]
+        dqs.append(f"{n}_dq")
+    out = body(nodes, dqs)
+    inits += [numpy_helper.from_array(np.array(y_scale, np.float32), "y_s"), numpy_helper.from_array(np.array(zero, np_type), "y_z")]
+    nodes += [helper.make_node("QuantizeLinear", [out, "y_s", "y_z"], ["y_q"]),
+              helper.make_node("DequantizeLinear", ["y_q", "y_s", "y_z"], ["y"])]
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s, _, _ in inputs],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    path = str(tmp_path / f"{name}.onnx")
+    with open(path, "wb") as f:
+        f.write(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("onnx_type, np_type", TYPES)
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("b_shape", [[2, 8, 5, 5], [1, 8, 1, 1]], ids=["same-shape", "broadcast"])
+def test_quantized_add(tmp_path, onnx_type, np_type, relu, b_shape):
+    za, zb = (-5, 7) if np_type == np.int8 else (128, 100)
+
+    def body(nodes, dqs):
+        nodes.append(helper.make_node("Add", dqs, ["sum"]))
+        if not relu:
+            return "sum"
+        nodes.append(helper.make_node("Relu", ["sum"], ["act"]))
+        return "act"
+
+    path = qdq_model(tmp_path, "add", [("a", [2, 8, 5, 5], 0.0213, za), ("b", b_shape, 0.0317, zb)], body, onnx_type, np_type,
+                     y_scale=0.0409)
+    rng = np.random.default_rng(1)
+    feeds = {"a": rng.standard_normal((2, 8, 5, 5)).astype(np.float32) * 2, "b": rng.standard_normal(b_shape).astype(np.float32) * 2}
+    session = kerf.load(path).session()
+    actual = list(session.run(feeds).values())[0]
+    assert_within_one_step(ort_run(path, feeds)[0], actual, 0.0409)
+    if relu:
+        assert actual.min() >= 0
+    plan = session.plan()
+    assert count(plan, "kerf.QuantizedAdd") == 1 and not {"Add", "Relu"} & set(plan), plan
+
+
+@pytest.mark.parametrize("onnx_type, np_type", TYPES)
+def test_quantized_global_average_pool(tmp_path, onnx_type, np_type):
+    def body(nodes, dqs):
+        nodes.append(helper.make_node("GlobalAveragePool", dqs, ["mean"]))
+        return "mean"
+
+    zero = -20 if np_type == np.int8 else 60
+    path = qdq_model(tmp_path, "gap", [("x", [3, 16, 7, 6], 0.05, zero)], body, onnx_type, np_type, y_scale=0.01)
+    feeds = {"x": np.random.default_rng(2).standard_normal((3, 16, 7, 6)).astype(np.float32) * 3 + 0.5}
+    session = kerf.load(path).session()
+    actual = list(session.run(feeds).values())[0]
+    expected = ort_run(path, feeds)[0]
+    assert actual.shape == expected.shape == (3, 16, 1, 1)
+    assert_within_one_step(expected, actual, 0.01)
+    plan = session.plan()
+    assert count(plan, "kerf.QuantizedGlobalAveragePool") == 1 and "GlobalAveragePool" not in plan, plan
+
+
+def conv_zoo():
+    """Convs of every window kind QuantizedConv handles: 1x1 stride 1 (no im2row), 3x3 padded,
+    5x5 stride 2, dilated 3x3, grouped 3x3, 1x1 stride 2."""
+    b = channel_models.Builder(3)
+
+    def conv(x, c, m, name, k, **attrs):
+        w = b.rng.normal(0, np.sqrt(2 / (c * k * k // attrs.get("group", 1))), (m, c // attrs.get("group", 1), k, k)).astype(np.float32)
+        bias = b.rng.normal(0, 0.1, m).astype(np.float32)
+        return b.node("Relu", [b.node("Conv", [x, b.const(name + ".w", w), b.const(name + ".b", bias)], name=name, **attrs)])
+
+    h = conv("x", 3, 16, "c0", 3, pads=[1, 1, 1, 1])
+    h = conv(h, 16, 24, "pointwise", 1)
+    h = conv(h, 24, 24, "c5", 5, pads=[2, 2, 2, 2], strides=[2, 2])
+    h = conv(h, 24, 24, "dilated", 3, pads=[2, 2, 2, 2], dilations=[2, 2])
+    h = conv(h, 24, 24, "grouped", 3, pads=[1, 1, 1, 1], group=3)
+    h = conv(h, 24, 32, "stride2", 1, strides=[2, 2])
+    return b.model(["N", 3, 32, 32], h)
+
+
+@pytest.mark.parametrize("activation", [QuantType.QUInt8, QuantType.QInt8], ids=["U8S8", "S8S8"])
+def test_quantized_conv_window_kinds_and_threads(tmp_path, activation):
+    path = static_quantized(conv_zoo(), tmp_path, "zoo", [gaussian((4, 3, 32, 32), s) for s in range(3)], activation, True)
+    model = kerf.load(path)
+    for batch in (1, 3):
+        feeds = gaussian((batch, 3, 32, 32), 10 + batch)
+        expected = ort_run(path, feeds)[0]
+        one, two = model.session(threads=1), model.session(threads=2)
+        actual = list(one.run(feeds).values())[0]
+        assert_within_one_step(expected, actual, output_step(path))
+        np.testing.assert_array_equal(list(two.run(feeds).values())[0], actual)
+    assert count(one.plan(), "kerf.QuantizedConv") == 6 and "Conv" not in one.plan(), one.plan()
