@@ -1,4 +1,4 @@
-/* AVX2 int8 GEMM inner loops; contracts in include/kerf_qgemm.h. */
+/* AVX2 and VNNI int8 GEMM inner loops; contracts in include/kerf_qgemm.h. */
 #include "kerf_qgemm.h"
 #include <immintrin.h>
 #include <string.h>
@@ -6,6 +6,13 @@
 int kerf_qgemm_avx2_available(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") ? 1 : 0;
+}
+
+int kerf_qgemm_vnni_available(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl")) return 1;
+    if (__builtin_cpu_supports("avxvnni")) return 2;
+    return 0;
 }
 
 /* Stores a 16-column block row, only the first `cols` columns. */
@@ -21,10 +28,10 @@ __attribute__((target("avx2"))) static inline void store_row(int32_t *c, __m256i
     memcpy(c, tmp, cols * sizeof(int32_t));
 }
 
-/* One block of ROWS (1..4) rows by 16 columns; `step` multiplies a group of A (4 bytes or 2
- * int16, broadcast as one int32) with the two B vectors of that group. */
-#define KERF_BLOCK(NAME, AT, BT, GROUP_BYTES, STEP)                                                     \
-    __attribute__((target("avx2"), always_inline)) static inline void NAME(                             \
+/* One block of ROWS (1..4) rows by 16 columns; `ACC(acc, av, bv)` adds the products of a group
+ * of A (4 bytes or 2 int16, broadcast as one int32) with one B vector of that group to acc. */
+#define KERF_BLOCK(NAME, TARGET, AT, BT, GROUP_BYTES, ACC)                                              \
+    __attribute__((target(TARGET), always_inline)) static inline void NAME(                             \
         const AT *a, size_t lda, int rows, size_t groups, const BT *b, int32_t *c, size_t ldc,           \
         size_t cols) {                                                                                   \
         const __m256i ones = _mm256_set1_epi16(1);                                                       \
@@ -38,22 +45,27 @@ __attribute__((target("avx2"))) static inline void store_row(int32_t *c, __m256i
                 int32_t word;                                                                            \
                 memcpy(&word, (const char *)(a + r * lda) + q * GROUP_BYTES, 4);                         \
                 const __m256i av = _mm256_set1_epi32(word);                                              \
-                acc[r][0] = _mm256_add_epi32(acc[r][0], STEP(av, b0));                                   \
-                acc[r][1] = _mm256_add_epi32(acc[r][1], STEP(av, b1));                                   \
+                acc[r][0] = ACC(acc[r][0], av, b0);                                                      \
+                acc[r][1] = ACC(acc[r][1], av, b1);                                                      \
             }                                                                                            \
         }                                                                                                \
         for (int r = 0; r < rows; r++) store_row(c + r * ldc, acc[r][0], acc[r][1], cols);               \
     }
 
-#define U8S8_STEP(av, bv) _mm256_madd_epi16(_mm256_maddubs_epi16(av, bv), ones)
-#define S16_STEP(av, bv) _mm256_madd_epi16(av, bv)
+#define U8S8_ACC(acc, av, bv) _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(av, bv), ones))
+#define S16_ACC(acc, av, bv) _mm256_add_epi32(acc, _mm256_madd_epi16(av, bv))
+/* vpdpbusd: the four u8 x s8 products of each int32 lane summed exactly into acc. */
+#define VNNI512_ACC(acc, av, bv) _mm256_dpbusd_epi32(acc, av, bv)
+#define AVXVNNI_ACC(acc, av, bv) _mm256_dpbusd_avx_epi32(acc, av, bv)
 
-KERF_BLOCK(block_u8s8, uint8_t, int8_t, 4, U8S8_STEP)
-KERF_BLOCK(block_s16, int16_t, int16_t, 4, S16_STEP)
+KERF_BLOCK(block_u8s8, "avx2", uint8_t, int8_t, 4, U8S8_ACC)
+KERF_BLOCK(block_s16, "avx2", int16_t, int16_t, 4, S16_ACC)
+KERF_BLOCK(block_u8s8_vnni512, "avx2,avx512vnni,avx512vl", uint8_t, int8_t, 4, VNNI512_ACC)
+KERF_BLOCK(block_u8s8_avxvnni, "avx2,avxvnni", uint8_t, int8_t, 4, AVXVNNI_ACC)
 
 /* Rows in blocks of 4 (the last block's row count made a constant so the loop unrolls). */
-#define KERF_DRIVER(NAME, BLOCK, AT, BT, PANEL_BYTES)                                                   \
-    __attribute__((target("avx2"))) void NAME(const AT *a, size_t lda, size_t m, size_t groups,         \
+#define KERF_DRIVER(NAME, TARGET, BLOCK, AT, BT, PANEL_BYTES)                                           \
+    __attribute__((target(TARGET))) void NAME(const AT *a, size_t lda, size_t m, size_t groups,         \
                                               const BT *packed, size_t n, size_t p0, size_t p1,         \
                                               int32_t *c, size_t ldc) {                                 \
         for (size_t p = p0; p < p1; p++) {                                                               \
@@ -70,5 +82,17 @@ KERF_BLOCK(block_s16, int16_t, int16_t, 4, S16_STEP)
         }                                                                                                \
     }
 
-KERF_DRIVER(kerf_qgemm_u8s8_avx2, block_u8s8, uint8_t, int8_t, 64)
-KERF_DRIVER(kerf_qgemm_s16_avx2, block_s16, int16_t, int16_t, 64)
+KERF_DRIVER(kerf_qgemm_u8s8_avx2, "avx2", block_u8s8, uint8_t, int8_t, 64)
+KERF_DRIVER(kerf_qgemm_s16_avx2, "avx2", block_s16, int16_t, int16_t, 64)
+KERF_DRIVER(qgemm_u8s8_vnni512, "avx2,avx512vnni,avx512vl", block_u8s8_vnni512, uint8_t, int8_t, 64)
+KERF_DRIVER(qgemm_u8s8_avxvnni, "avx2,avxvnni", block_u8s8_avxvnni, uint8_t, int8_t, 64)
+
+void kerf_qgemm_u8s8_vnni(const uint8_t *a, size_t lda, size_t m, size_t kq, const int8_t *packed,
+                          size_t n, size_t p0, size_t p1, int32_t *c, size_t ldc) {
+    static int kind = -1;
+    if (kind < 0) kind = kerf_qgemm_vnni_available();
+    if (kind == 1)
+        qgemm_u8s8_vnni512(a, lda, m, kq, packed, n, p0, p1, c, ldc);
+    else
+        qgemm_u8s8_avxvnni(a, lda, m, kq, packed, n, p0, p1, c, ldc);
+}

@@ -9,10 +9,11 @@ import KerfCKernels
 //    Without VNNI, the products of each k pair (2t, 2t+1) are added with int16 saturation first
 //    — exactly what ONNX Runtime's MLAS QGEMM does on this kind of CPU (for int8 activations
 //    too: it shifts them the same way), so both runtimes agree bit for bit; `int8GemmReference`
-//    models it.
+//    models it. With VNNI (vpdpbusd) the sums are exact, as MLAS's are there
+//    (`int8GemmSaturatesPairs` tells which).
 //  - `.wide`: A - aZero and B - bZero widened to int16 and multiplied with vpmaddwd: exact,
 //    about 0.8x the speed (measured here, AVX2 without VNNI). For operands the u8s8 form cannot
-//    take (uint8 B) and where ONNX Runtime is exact (its MatMulInteger with int8 A).
+//    take (uint8 B) and, without VNNI, where ONNX Runtime is exact (its MatMulInteger with int8 A).
 // Without AVX2 every product runs `int8GemmReference`.
 
 /// How packed weights are laid out (see the file comment).
@@ -23,6 +24,13 @@ public enum Int8GemmLayout: Sendable {
 
 /// True when the AVX2 kernels can run on this CPU.
 public let int8GemmAccelerated: Bool = kerf_qgemm_avx2_available() != 0
+
+/// True when this CPU's vpdpbusd (AVX512-VNNI or AVX-VNNI) runs the `.u8s8` layout exactly.
+public let int8GemmHasVNNI: Bool = int8GemmAccelerated && kerf_qgemm_vnni_available() != 0
+
+/// Whether `.u8s8` products saturate in k pairs on this CPU (no VNNI; see the file comment).
+/// Where they do not, `.u8s8` is exact and the faster choice for every int8 weight.
+public let int8GemmSaturatesPairs: Bool = !int8GemmHasVNNI
 
 /// A constant integer weight B (logical [K, N]) packed for `int8Gemm`, with its zero points.
 /// Immutable after init; safe to share between threads.
@@ -79,7 +87,7 @@ public final class PackedInt8Weights: @unchecked Sendable {
 /// C[i, j] = Σ_k (A[i, k] - aZeroPoint) * (B[k, j] - b.zeroPoints[j]) for i < m, j < b.n.
 /// A is uint8 (`aSigned` false) or int8, row-major [m, b.k] with row stride `lda`; C is int32
 /// with row stride `ldc`. Panels of columns are split over up to `threads` threads. With the
-/// `.u8s8` layout k pairs saturate as described at the top of this file.
+/// `.u8s8` layout k pairs saturate as described at the top of this file (without VNNI).
 public func int8Gemm(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZeroPoint: Int32, b: PackedInt8Weights,
                      c: UnsafeMutablePointer<Int32>, ldc: Int, threads: Int = 1) {
     let k = b.k, n = b.n
@@ -87,7 +95,7 @@ public func int8Gemm(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZero
     guard int8GemmAccelerated else {
         int8GemmReference(m: m, n: n, k: k, a: a, aSigned: aSigned, lda: lda, aZeroPoint: aZeroPoint,
                           b: { p, j in b.value(p, j) }, bZeroPoints: b.zeroPoints,
-                          c: c, ldc: ldc, saturatingPairs: b.layout == .u8s8)
+                          c: c, ldc: ldc, saturatingPairs: b.layout == .u8s8 && int8GemmSaturatesPairs)
         return
     }
     let packedA = PackedActivations(m: m, a: a, aSigned: aSigned, lda: lda, aZeroPoint: aZeroPoint, b: b)
@@ -96,7 +104,10 @@ public func int8Gemm(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZero
     let tasks = min(b.panelCount, max(1, threads) * 4)
     let run: (Int) -> Void = { t in
         let p0 = b.panelCount * t / tasks, p1 = b.panelCount * (t + 1) / tasks
-        if b.layout == .u8s8 {
+        if b.layout == .u8s8 && int8GemmHasVNNI {
+            kerf_qgemm_u8s8_vnni(packedA.bytes.assumingMemoryBound(to: UInt8.self), packedA.stride, m, b.groups,
+                                 b.panels.assumingMemoryBound(to: Int8.self), n, p0, p1, c, ldc)
+        } else if b.layout == .u8s8 {
             kerf_qgemm_u8s8_avx2(packedA.bytes.assumingMemoryBound(to: UInt8.self), packedA.stride, m, b.groups,
                                  b.panels.assumingMemoryBound(to: Int8.self), n, p0, p1, c, ldc)
         } else {

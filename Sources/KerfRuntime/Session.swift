@@ -9,18 +9,28 @@ public final class Session {
     public let inputs: [ValueInfo]
     public let outputs: [ValueInfo]
 
-    private struct Step {
+    /// A class, so that walking the plan in `run` costs no copies (a struct with the node's
+    /// strings and arrays would be retained and released field by field on every step).
+    private final class Step {
         let node: Node
         let op: Operator
         let inputSlots: [Int]   // -1 for an omitted optional input
         let outputSlots: [Int]  // -1 for an omitted optional output
         let releaseAfter: [Int] // slots whose last reader is this step
+        init(node: Node, op: Operator, inputSlots: [Int], outputSlots: [Int], releaseAfter: [Int]) {
+            self.node = node
+            self.op = op
+            self.inputSlots = inputSlots
+            self.outputSlots = outputSlots
+            self.releaseAfter = releaseAfter
+        }
     }
 
     private var steps: [Step] = []
     private var slotOfName: [String: Int] = [:]
     private var constants: [Int: Tensor] = [:]
     private var slotCount = 0
+    private var maxInputCount = 0
     /// One entry per slot: the constants in place, nil elsewhere; each run starts from a copy.
     private var initialValues: [Tensor?] = []
     /// Declared graph inputs by name (initializer-backed ones included: feeds may override them).
@@ -91,6 +101,7 @@ public final class Session {
         initialValues = [Tensor?](repeating: nil, count: slotCount)
         for (s, t) in constants { initialValues[s] = t }
         steps = built.enumerated().map { i, b in Step(node: b.0, op: b.1, inputSlots: b.2, outputSlots: b.3, releaseAfter: releases[i]) }
+        maxInputCount = built.map(\.2.count).max() ?? 0
     }
 
     /// The operators a run executes, in order, as "OpType" (default domain) or "domain.OpType"
@@ -110,10 +121,19 @@ public final class Session {
             return s
         }
         setGemmThreads(options.resolvedThreads)
+        var args: [Tensor?] = []
+        args.reserveCapacity(maxInputCount)
         for step in steps {
-            let args = step.inputSlots.map { $0 >= 0 ? values[$0] : nil }
-            for (k, s) in step.inputSlots.enumerated() where s >= 0 && args[k] == nil {
-                throw KerfError.invalidArgument("\(step.node.label): input '\(step.node.inputs[k])' has no value (a missing feed?)")
+            args.removeAll(keepingCapacity: true)
+            for (k, s) in step.inputSlots.enumerated() {
+                if s < 0 {
+                    args.append(nil)
+                    continue
+                }
+                guard let value = values[s] else {
+                    throw KerfError.invalidArgument("\(step.node.label): input '\(step.node.inputs[k])' has no value (a missing feed?)")
+                }
+                args.append(value)
             }
             let results: [Tensor]
             do {

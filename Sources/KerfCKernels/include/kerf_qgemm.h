@@ -20,6 +20,15 @@ int kerf_qgemm_avx2_available(void);
 void kerf_qgemm_u8s8_avx2(const uint8_t *a, size_t lda, size_t m, size_t kq, const int8_t *packed,
                           size_t n, size_t p0, size_t p1, int32_t *c, size_t ldc);
 
+/* 1 (AVX512-VNNI with AVX512VL) or 2 (AVX-VNNI) when the running CPU has vpdpbusd on 256-bit
+ * vectors, else 0 (kerf_qgemm_u8s8_vnni must not be called then). */
+int kerf_qgemm_vnni_available(void);
+
+/* kerf_qgemm_u8s8_avx2's contract, but exact: the four products of each k group are summed in
+ * int32 (vpdpbusd), as ONNX Runtime's MLAS U8S8 kernel does on CPUs with VNNI. */
+void kerf_qgemm_u8s8_vnni(const uint8_t *a, size_t lda, size_t m, size_t kq, const int8_t *packed,
+                          size_t n, size_t p0, size_t p1, int32_t *c, size_t ldc);
+
 /* The same for int16 A (row stride lda elements, 2*kp readable elements per row) and the
  * int16 panels: exact (vpmaddwd), used for int8 activations. */
 void kerf_qgemm_s16_avx2(const int16_t *a, size_t lda, size_t m, size_t kp, const int16_t *packed,

@@ -41,11 +41,12 @@ func floatScalars(_ t: Tensor) throws -> [Float] {
 /// Integer zero points (any 8-bit or 32-bit integer dtype) as Int32.
 func integerValues(_ t: Tensor) throws -> [Int32] { try cast(t, to: .int32).array(of: Int32.self) }
 
-/// The GEMM layout MatMulInteger / QLinearMatMul use for `a` times `b`: the saturating u8s8
-/// kernel for uint8 x int8 (as ONNX Runtime), the exact wide kernel otherwise (ONNX Runtime's
-/// MatMulInteger with int8 A is exact).
+/// The GEMM layout MatMulInteger / QLinearMatMul use for `a` times `b`: the u8s8 kernel for
+/// uint8 x int8 (saturating without VNNI, as ONNX Runtime), and for int8 x int8 where it is
+/// exact (VNNI); the exact wide kernel otherwise (ONNX Runtime's MatMulInteger with int8 A is
+/// exact).
 func int8Layout(activation a: DType, weight b: DType) -> Int8GemmLayout {
-    a == .uint8 && b == .int8 ? .u8s8 : .wide
+    b == .int8 && (a == .uint8 || !int8GemmSaturatesPairs) ? .u8s8 : .wide
 }
 
 /// A constant 2-D weight of MatMulInteger / QLinearMatMul with a constant zero point, packed

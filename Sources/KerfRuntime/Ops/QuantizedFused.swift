@@ -121,8 +121,8 @@ final class QuantizedProduct: Operator {
         let wScales = try floatScalars(try c.requiredConstant(4, "w scale"))
         // `exact` (set by the fusion, see QuantizedFusion.swift): the exact wide kernel; else the
         // u8s8 kernel as ONNX Runtime's QLinearConv / QLinearMatMul / QGemm, int8 activations
-        // shifted, pair sums saturating as MLAS's do without VNNI.
-        let layout: Int8GemmLayout = try c.int("exact", default: 0) != 0 ? .wide : .u8s8
+        // shifted, pair sums saturating as MLAS's do without VNNI. With VNNI u8s8 is exact too.
+        let layout: Int8GemmLayout = try c.int("exact", default: 0) != 0 && int8GemmSaturatesPairs ? .wide : .u8s8
         if conv {
             window = try WindowAttributes(c)
             group = try c.int("group", default: 1)

@@ -68,6 +68,7 @@ try:  # optional: ml_dtypes (a dependency of onnx) gives numpy dtypes for the sm
 except ImportError:  # pragma: no cover
     pass
 _FROM_NUMPY = {dtype: code for code, dtype in _TO_NUMPY.items()}
+_TO_NUMPY_BY_CODE = {int(code): dtype for code, dtype in _TO_NUMPY.items()}
 # Sub-byte integer types: kerf keeps one element per byte, signed ones sign-extended.
 SUB_BYTE_INTEGERS = {DType.UINT4: (4, False), DType.INT4: (4, True), DType.UINT2: (2, False), DType.INT2: (2, True)}
 
@@ -75,10 +76,7 @@ SUB_BYTE_INTEGERS = {DType.UINT4: (4, False), DType.INT4: (4, True), DType.UINT2
 def to_numpy(code):
     """The numpy dtype of a kerf_dtype code, or None when numpy has none
     (UNDEFINED, STRING, BFLOAT16, codes newer than this binding)."""
-    try:
-        return _TO_NUMPY.get(DType(code))
-    except ValueError:
-        return None
+    return _TO_NUMPY_BY_CODE.get(int(code))
 
 
 def from_numpy(dtype):

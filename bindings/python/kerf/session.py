@@ -20,12 +20,15 @@ class Session:
         self.outputs = model.outputs
         self._declared = {info.name: info.dtype for info in self.inputs}
         self._output_names = [info.name for info in self.outputs]
+        self._name_arrays = {}
+        self._reader = _tensor.OutputReader()
 
     def run(self, feeds, outputs=None):
         """Runs the model on `feeds` ({input name: array-like}).
 
         Returns {output name: numpy array} for `outputs` (default: every graph
-        output), in that order. The arrays are copies owned by numpy."""
+        output), in that order. The arrays are copies owned by numpy; the feeds
+        are read in place, without a copy."""
         declared = self._declared
         arrays = [(name, _tensor.as_feed_array(name, value, declared.get(name)))
                   for name, value in feeds.items()]
@@ -34,27 +37,35 @@ class Session:
             c_output_names = None
         else:
             output_names = [outputs] if isinstance(outputs, str) else list(outputs)
-            c_output_names = (ctypes.c_char_p * max(len(output_names), 1))(
-                *(name.encode("utf-8") for name in output_names))
-
-        c_input_names = (ctypes.c_char_p * max(len(arrays), 1))(
-            *(name.encode("utf-8") for name, _ in arrays))
+            c_output_names = self._c_names(output_names)
+        c_input_names = self._c_names([name for name, _ in arrays])
         inputs = (TensorP * max(len(arrays), 1))()
         results = (TensorP * max(len(output_names), 1))()
         try:
             for index, (_, array) in enumerate(arrays):
-                inputs[index] = _tensor.create(array)
+                inputs[index] = _tensor.borrow(array)  # `arrays` keeps the memory alive
             with self._lock:
                 check(lib.kerf_session_run(
                     self._live_handle(), c_input_names, inputs, len(arrays),
                     c_output_names, results, len(output_names)))
-            return {name: _tensor.to_numpy(results[index], name)
-                    for index, name in enumerate(output_names)}
+                read = self._reader.read
+                return {name: read(results[index], name) for index, name in enumerate(output_names)}
         finally:
             for tensor in inputs:
                 lib.kerf_tensor_free(tensor)
             for tensor in results:
                 lib.kerf_tensor_free(tensor)
+
+    def _c_names(self, names):
+        """`names` as a C array of UTF-8 strings, cached per tuple of names (feeds usually
+        arrive with the same keys on every run)."""
+        key = tuple(names)
+        array = self._name_arrays.get(key)
+        if array is None:
+            array = (ctypes.c_char_p * max(len(names), 1))(*(name.encode("utf-8") for name in names))
+            if len(self._name_arrays) < 64:
+                self._name_arrays[key] = array
+        return array
 
     def plan(self):
         """The operators a run executes, in order (after Kerf's graph optimizations): "OpType",
