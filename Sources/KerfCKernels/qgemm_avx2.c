@@ -10,7 +10,9 @@ int kerf_qgemm_avx2_available(void) {
 
 int kerf_qgemm_vnni_available(void) {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl")) return 1;
+    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw"))
+        return 1;
     if (__builtin_cpu_supports("avxvnni")) return 2;
     return 0;
 }
@@ -55,12 +57,10 @@ __attribute__((target("avx2"))) static inline void store_row(int32_t *c, __m256i
 #define U8S8_ACC(acc, av, bv) _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(av, bv), ones))
 #define S16_ACC(acc, av, bv) _mm256_add_epi32(acc, _mm256_madd_epi16(av, bv))
 /* vpdpbusd: the four u8 x s8 products of each int32 lane summed exactly into acc. */
-#define VNNI512_ACC(acc, av, bv) _mm256_dpbusd_epi32(acc, av, bv)
 #define AVXVNNI_ACC(acc, av, bv) _mm256_dpbusd_avx_epi32(acc, av, bv)
 
 KERF_BLOCK(block_u8s8, "avx2", uint8_t, int8_t, 4, U8S8_ACC)
 KERF_BLOCK(block_s16, "avx2", int16_t, int16_t, 4, S16_ACC)
-KERF_BLOCK(block_u8s8_vnni512, "avx2,avx512vnni,avx512vl", uint8_t, int8_t, 4, VNNI512_ACC)
 KERF_BLOCK(block_u8s8_avxvnni, "avx2,avxvnni", uint8_t, int8_t, 4, AVXVNNI_ACC)
 
 /* Rows in blocks of 4 (the last block's row count made a constant so the loop unrolls). */
@@ -84,8 +84,74 @@ KERF_BLOCK(block_u8s8_avxvnni, "avx2,avxvnni", uint8_t, int8_t, 4, AVXVNNI_ACC)
 
 KERF_DRIVER(kerf_qgemm_u8s8_avx2, "avx2", block_u8s8, uint8_t, int8_t, 64)
 KERF_DRIVER(kerf_qgemm_s16_avx2, "avx2", block_s16, int16_t, int16_t, 64)
-KERF_DRIVER(qgemm_u8s8_vnni512, "avx2,avx512vnni,avx512vl", block_u8s8_vnni512, uint8_t, int8_t, 64)
 KERF_DRIVER(qgemm_u8s8_avxvnni, "avx2,avxvnni", block_u8s8_avxvnni, uint8_t, int8_t, 64)
+
+/* AVX-512 VNNI: 512-bit vectors hold one whole 16-column group, so a block covers two panels
+ * (32 columns) by up to 6 rows: 12 accumulators, 2 loads of B and 6 broadcasts of A per group. */
+#define VNNI512 "avx512f,avx512bw,avx512vl,avx512vnni"
+
+__attribute__((target(VNNI512))) static inline void store_row512(int32_t *c, __m512i v, size_t cols) {
+    if (cols == 16)
+        _mm512_storeu_si512((void *)c, v);
+    else
+        _mm512_mask_storeu_epi32(c, (__mmask16)((1u << cols) - 1), v);
+}
+
+/* ROWS (1..6) rows by one panel (TWO = 0) or two panels (TWO = 1). */
+__attribute__((target(VNNI512), always_inline)) static inline void block_vnni512(
+    const uint8_t *a, size_t lda, int rows, int two, size_t groups, const int8_t *b0, const int8_t *b1,
+    int32_t *c, size_t ldc, size_t cols0, size_t cols1) {
+    __m512i acc[6][2];
+    for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+    for (size_t q = 0; q < groups; q++) {
+        const __m512i v0 = _mm512_loadu_si512((const void *)(b0 + q * 64));
+        const __m512i v1 = two ? _mm512_loadu_si512((const void *)(b1 + q * 64)) : v0;
+        for (int r = 0; r < rows; r++) {
+            int32_t word;
+            memcpy(&word, a + r * lda + q * 4, 4);
+            const __m512i av = _mm512_set1_epi32(word);
+            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], av, v0);
+            if (two) acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], av, v1);
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        store_row512(c + r * ldc, acc[r][0], cols0);
+        if (two) store_row512(c + r * ldc + 16, acc[r][1], cols1);
+    }
+}
+
+/* Rows in blocks of 6 (the tail's row count a constant, so the loops unroll). */
+__attribute__((target(VNNI512), always_inline)) static inline void rows_vnni512(
+    const uint8_t *a, size_t lda, size_t m, int two, size_t groups, const int8_t *b0, const int8_t *b1,
+    int32_t *c, size_t ldc, size_t cols0, size_t cols1) {
+    size_t i = 0;
+    for (; i + 6 <= m; i += 6) block_vnni512(a + i * lda, lda, 6, two, groups, b0, b1, c + i * ldc, ldc, cols0, cols1);
+    const uint8_t *ai = a + i * lda;
+    int32_t *ci = c + i * ldc;
+    switch (m - i) {
+    case 5: block_vnni512(ai, lda, 5, two, groups, b0, b1, ci, ldc, cols0, cols1); break;
+    case 4: block_vnni512(ai, lda, 4, two, groups, b0, b1, ci, ldc, cols0, cols1); break;
+    case 3: block_vnni512(ai, lda, 3, two, groups, b0, b1, ci, ldc, cols0, cols1); break;
+    case 2: block_vnni512(ai, lda, 2, two, groups, b0, b1, ci, ldc, cols0, cols1); break;
+    case 1: block_vnni512(ai, lda, 1, two, groups, b0, b1, ci, ldc, cols0, cols1); break;
+    default: break;
+    }
+}
+
+__attribute__((target(VNNI512))) static void qgemm_u8s8_vnni512(const uint8_t *a, size_t lda, size_t m, size_t groups,
+                                                                 const int8_t *packed, size_t n, size_t p0, size_t p1,
+                                                                 int32_t *c, size_t ldc) {
+    size_t p = p0;
+    for (; p + 2 <= p1; p += 2) {
+        const int8_t *b0 = packed + p * groups * 64;
+        size_t cols1 = n - (p + 1) * 16 < 16 ? n - (p + 1) * 16 : 16;
+        rows_vnni512(a, lda, m, 1, groups, b0, b0 + groups * 64, c + p * 16, ldc, 16, cols1);
+    }
+    if (p < p1) {
+        size_t cols = n - p * 16 < 16 ? n - p * 16 : 16;
+        rows_vnni512(a, lda, m, 0, groups, packed + p * groups * 64, NULL, c + p * 16, ldc, cols, 0);
+    }
+}
 
 void kerf_qgemm_u8s8_vnni(const uint8_t *a, size_t lda, size_t m, size_t kq, const int8_t *packed,
                           size_t n, size_t p0, size_t p1, int32_t *c, size_t ldc) {

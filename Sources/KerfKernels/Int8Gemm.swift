@@ -101,7 +101,7 @@ public func int8Gemm(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZero
     let packedA = PackedActivations(m: m, a: a, aSigned: aSigned, lda: lda, aZeroPoint: aZeroPoint, b: b)
     defer { packedA.release() }
     // Contiguous runs of panels per task, a few tasks per thread so a slow thread does not hold up the rest.
-    let tasks = min(b.panelCount, max(1, threads) * 4)
+    let tasks = threads > 1 ? min(b.panelCount, threads * 4) : 1
     let run: (Int) -> Void = { t in
         let p0 = b.panelCount * t / tasks, p1 = b.panelCount * (t + 1) / tasks
         if b.layout == .u8s8 && int8GemmHasVNNI {

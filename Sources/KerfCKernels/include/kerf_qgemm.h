@@ -20,8 +20,8 @@ int kerf_qgemm_avx2_available(void);
 void kerf_qgemm_u8s8_avx2(const uint8_t *a, size_t lda, size_t m, size_t kq, const int8_t *packed,
                           size_t n, size_t p0, size_t p1, int32_t *c, size_t ldc);
 
-/* 1 (AVX512-VNNI with AVX512VL) or 2 (AVX-VNNI) when the running CPU has vpdpbusd on 256-bit
- * vectors, else 0 (kerf_qgemm_u8s8_vnni must not be called then). */
+/* 1 (AVX512-VNNI with AVX512BW/VL: 512-bit kernel) or 2 (AVX-VNNI: 256-bit kernel) when the
+ * running CPU has vpdpbusd, else 0 (kerf_qgemm_u8s8_vnni must not be called then). */
 int kerf_qgemm_vnni_available(void);
 
 /* kerf_qgemm_u8s8_avx2's contract, but exact: the four products of each k group are summed in
