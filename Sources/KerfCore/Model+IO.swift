@@ -26,20 +26,24 @@ struct DirectoryDataReader: ExternalDataReader {
 extension Model {
     /// Loads an ONNX file; external tensor data is read relative to its directory.
     public static func load(path: String) throws -> Model {
-        let data = try FileIO.read(path: path)
+        // The file's bytes are gone before the import copies tensors out of the parsed proto,
+        // so at most two copies of the weights exist at once.
+        let proto = try parse(FileIO.read(path: path))
         let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-        return try load(bytes: data, externalDataDirectory: dir)
+        return try OnnxImport.model(proto, external: DirectoryDataReader(directory: dir))
     }
 
     /// Parses serialized ModelProto bytes. Without `externalDataDirectory`, external data is an error.
     public static func load(bytes: Data, externalDataDirectory: String? = nil) throws -> Model {
-        let proto: Onnx_ModelProto
+        try OnnxImport.model(parse(bytes), external: externalDataDirectory.map { DirectoryDataReader(directory: $0) })
+    }
+
+    private static func parse(_ bytes: Data) throws -> Onnx_ModelProto {
         do {
-            proto = try Onnx_ModelProto(serializedBytes: bytes)
+            return try Onnx_ModelProto(serializedBytes: bytes)
         } catch {
             throw KerfError.invalidModel("not a valid ONNX protobuf (\(bytes.count) bytes): \(error)")
         }
-        return try OnnxImport.model(proto, external: externalDataDirectory.map { DirectoryDataReader(directory: $0) })
     }
 
     /// Serializes the model with every tensor inline.

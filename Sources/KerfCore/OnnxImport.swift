@@ -4,10 +4,14 @@ import SwiftProtobuf
 
 /// ModelProto -> Model. The only place (with OnnxExport) that reads protobuf types.
 enum OnnxImport {
-    static func model(_ proto: Onnx_ModelProto, external: ExternalDataReader?) throws -> Model {
+    /// Consumes `proto`: each initializer's bytes are freed as soon as its tensor is decoded, so
+    /// a model in memory never holds much more than one copy of its weights.
+    static func model(_ proto: consuming Onnx_ModelProto, external: ExternalDataReader?) throws -> Model {
         guard proto.hasGraph else { throw KerfError.invalidModel("the model has no graph") }
         guard !proto.opsetImport.isEmpty else { throw KerfError.invalidModel("the model imports no operator set (opset_import is empty)") }
-        let graph = try self.graph(proto.graph, external: external)
+        let graphProto = proto.graph
+        proto.clearGraph()
+        let graph = try self.graph(graphProto, external: external)
         let opsets = proto.opsetImport.map { OpsetImport(domain: $0.domain, version: Int($0.version)) }
         let model = Model(graph: graph, irVersion: Int(proto.irVersion), opsetImports: opsets)
         model.producerName = proto.producerName
@@ -16,26 +20,34 @@ enum OnnxImport {
         model.modelVersion = Int(proto.modelVersion)
         model.docString = proto.docString
         model.metadataProps = proto.metadataProps.map { ($0.key, $0.value) }
-        var kept = proto
-        kept.clearGraph()
-        model.proto = kept
+        model.proto = proto  // without its graph
         return model
     }
 
-    static func graph(_ proto: Onnx_GraphProto, external: ExternalDataReader?) throws -> Graph {
+    static func graph(_ source: consuming Onnx_GraphProto, external: ExternalDataReader?) throws -> Graph {
+        var proto = source
         let g = Graph(name: proto.name)
         g.docString = proto.docString
         g.inputs = proto.input.map(valueInfo)
         g.outputs = proto.output.map(valueInfo)
         g.valueInfo = proto.valueInfo.map(valueInfo)
-        g.initializers = try proto.initializer.map { t in
+        var initializerProtos = proto.initializer
+        proto.initializer = []
+        g.initializers.reserveCapacity(initializerProtos.count)
+        for k in initializerProtos.indices {
+            let t = initializerProtos[k]
+            initializerProtos[k] = Onnx_TensorProto()  // the last reference to t's bytes is t
             var i = Initializer(name: t.name, tensor: try Tensor.decode(t, external: external))
             i.docString = t.docString
             if t.dataLocation == .external {
                 i.externalLocation = t.externalData.first { $0.key == "location" }?.value
             }
-            i.proto = t
-            return i
+            // Only what export restores: keeping the whole proto would keep a second copy of the data.
+            var kept = Onnx_TensorProto()
+            kept.metadataProps = t.metadataProps
+            kept.unknownFields = t.unknownFields
+            i.proto = kept
+            g.initializers.append(i)
         }
         for sparse in proto.sparseInitializer {
             let dense = try denseTensor(fromSparse: sparse, external: external)
@@ -44,14 +56,12 @@ enum OnnxImport {
             g.initializers.append(i)
         }
         g.nodes = try proto.node.map { try node($0, external: external) }
-        var kept = proto
-        kept.node = []
-        kept.initializer = []
-        kept.sparseInitializer = []
-        kept.input = []
-        kept.output = []
-        kept.valueInfo = []
-        g.proto = kept
+        proto.node = []
+        proto.sparseInitializer = []
+        proto.input = []
+        proto.output = []
+        proto.valueInfo = []
+        g.proto = proto
         return g
     }
 

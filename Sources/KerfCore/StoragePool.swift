@@ -4,8 +4,10 @@ import Glibc
 
 /// Reuses large tensor buffers. glibc serves big allocations with fresh mmaps, so without
 /// reuse every run of a session would fault in (and zero) all its activation pages again.
-/// Buffers of at least `minimumBytes` are rounded up to whole pages and, when freed, kept in
-/// per-size free lists up to `capacityBytes` in total; the rest goes back to the system.
+/// Buffers of at least `minimumBytes` are rounded up to a size class (four per power of two, so
+/// at most 25% larger than asked) and, when freed, kept in per-class free lists up to
+/// `capacityBytes` in total; the rest goes back to the system. Coarse classes let the layers of
+/// a network share buffers of nearly the same size instead of each caching its own.
 /// Thread-safe. Memory is never handed out twice: a buffer is either in a list or in use.
 final class StoragePool: @unchecked Sendable {
     static let shared = StoragePool()
@@ -20,7 +22,10 @@ final class StoragePool: @unchecked Sendable {
 
     /// The size class of a request (0 = not pooled).
     static func sizeClass(_ byteCount: Int) -> Int {
-        byteCount < minimumBytes ? 0 : (byteCount + 4095) & ~4095
+        if byteCount < minimumBytes { return 0 }
+        let octave = 1 << (Int.bitWidth - 1 - byteCount.leadingZeroBitCount)  // largest power of 2 <= byteCount
+        let step = octave / 4  // >= 16 KiB: a whole number of pages
+        return (byteCount + step - 1) / step * step
     }
 
     /// A 64-byte aligned buffer of at least `byteCount` bytes (contents undefined).

@@ -51,7 +51,9 @@ final class Int8KernelTests: XCTestCase {
         let b = (0..<(k * n)).map { i -> Int8 in (i / n) % 4 < 2 ? 127 : -128 }
         let (u8s8, _) = products(m: m, n: n, k: k, a: a, aSigned: false, aZero: 0, b: b, bZeros: [0], layout: .u8s8)
         // MLAS: AVX2 saturates each pair (and so does the reference path without AVX2); VNNI is exact.
-        XCTAssertEqual(u8s8[0], int8GemmSaturatesPairs ? 2 * (32767 - 32768) : 255 * (4 * 127 - 4 * 128))
+        let saturated: Int32 = 2 * (32767 - 32768)
+        let exactSum: Int32 = 255 * (4 * 127 - 4 * 128)
+        XCTAssertEqual(u8s8[0], int8GemmSaturatesPairs ? saturated : exactSum)
         let (exact, _) = products(m: m, n: n, k: k, a: a, aSigned: false, aZero: 0, b: b, bZeros: [0], layout: .wide)
         XCTAssertEqual(exact[0], 255 * (4 * 127 - 4 * 128))
     }
