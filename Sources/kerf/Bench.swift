@@ -33,12 +33,12 @@ struct Bench: ParsableCommand {
         let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
         print("model: \(model)  batch: \(batch)  threads: \(threads)  runs: \(runs)")
         guard compareOrt else {
-            print("median: \(decimal(median * 1000, places: 3)) ms  p90: \(decimal(p90 * 1000, places: 3)) ms  min: \(decimal(times[0] * 1000, places: 3)) ms")
+            print("median: \(decimal(median * 1000, places: 4)) ms  p90: \(decimal(p90 * 1000, places: 4)) ms  min: \(decimal(times[0] * 1000, places: 4)) ms")
             return
         }
         func row(_ engine: String, _ median: Double, _ p90: Double, _ min: Double) -> String {
-            engine.padding(to: 12) + " " + "\(decimal(median * 1000, places: 3)) ms".padding(to: 12) + " " + "\(decimal(p90 * 1000, places: 3)) ms".padding(to: 12)
-                + " " + "\(decimal(min * 1000, places: 3)) ms"
+            engine.padding(to: 12) + " " + "\(decimal(median * 1000, places: 4)) ms".padding(to: 12) + " " + "\(decimal(p90 * 1000, places: 4)) ms".padding(to: 12)
+                + " " + "\(decimal(min * 1000, places: 4)) ms"
         }
         print("engine".padding(to: 12) + " " + "median".padding(to: 12) + " " + "p90".padding(to: 12) + " min")
         print(row("kerf", median, p90, times[0]))
