@@ -9,7 +9,9 @@ LIB := $(CURDIR)/.build/release/libKerf.so
 KERF := $(CURDIR)/.build/release/kerf
 OUT := $(CURDIR)/.build/kerf-work
 CORPUS := $(CURDIR)/.build/onnx-node-tests
-PY_DEPS := numpy "onnx==1.23.*" "onnxruntime>=1.31" scikit-learn skl2onnx pytest
+# ml_dtypes < 0.7: the node tests' expected outputs of Cast to int4/int2 come from ml_dtypes,
+# which wraps out-of-range values up to 0.6 and turns them into 0 from 0.7 (ONNX leaves it open).
+PY_DEPS := numpy "onnx==1.23.*" "onnxruntime>=1.31" "ml_dtypes>=0.5.4,<0.7" scikit-learn skl2onnx pytest
 APT_DEPS := libdnnl-dev gcc valgrind
 
 .PHONY: deps build release demo test test-swift test-python test-c test-cli test-conformance bench clean
@@ -23,7 +25,8 @@ deps:
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null
 	fi
-	$(PYTHON) -c "import numpy, onnx, onnxruntime, sklearn, skl2onnx, pytest" 2>/dev/null || \
+	$(PYTHON) -c "import numpy, onnx, onnxruntime, sklearn, skl2onnx, pytest, ml_dtypes; \
+	  assert tuple(int(v) for v in ml_dtypes.__version__.split('.')[:2]) < (0, 7)" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q $(PY_DEPS)
 
 ## release: the shipped artifacts (libKerf.so with the Swift runtime linked statically, kerf CLI)

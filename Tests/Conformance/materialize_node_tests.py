@@ -11,10 +11,10 @@ runs them (onnx.backend.test.loader.load_node_model_tests) and writes
     OUTDIR/<case>/test_data_set_N/input_K.pb     TensorProto / SequenceProto / OptionalProto
     OUTDIR/<case>/test_data_set_N/output_K.pb
     OUTDIR/cases.json                            one entry per case (see describe_case)
-    OUTDIR/STAMP                                 written last; names the onnx version
+    OUTDIR/STAMP                                 written last; names the onnx and ml_dtypes versions
 
 `data.json` is the file ONNX's own loader (load_model_tests) reads tolerances from.
-A rerun is a no-op when STAMP matches the installed onnx and this script's format.
+A rerun is a no-op when STAMP matches the installed onnx, ml_dtypes and this script's format.
 """
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ EXPANDED_SUFFIX = re.compile(r"^(?P<base>.+)_expanded(_ver\d+)?$")
 
 
 def stamp_text() -> str:
-    return f"onnx {onnx.__version__} format {FORMAT_VERSION}\n"
+    # ml_dtypes decides some expected outputs (Cast to int4/int2 out of range), so it is stamped too.
+    import ml_dtypes
+    return f"onnx {onnx.__version__} ml_dtypes {ml_dtypes.__version__} format {FORMAT_VERSION}\n"
 
 
 def serialize_value(value, value_info: onnx.ValueInfoProto) -> bytes:
