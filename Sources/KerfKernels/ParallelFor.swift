@@ -171,3 +171,15 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 }
+
+/// Splits 0..<count into contiguous ranges of at least `grain` indices (one per thread, at most
+/// `threads`) and runs body(range) for each, on the calling thread alone when there is not
+/// enough work for two. `body` must be safe to call concurrently for disjoint ranges.
+public func parallelRanges(_ count: Int, threads: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+    let tasks = min(max(1, threads), count / max(1, grain))
+    if tasks <= 1 {
+        if count > 0 { body(0..<count) }
+        return
+    }
+    parallelFor(tasks, threads: tasks) { _, t in body(count * t / tasks ..< count * (t + 1) / tasks) }
+}

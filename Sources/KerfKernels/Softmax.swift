@@ -4,22 +4,66 @@ import Glibc
 
 /// Softmax along the middle axis of x viewed as [outer, n, inner]: for each (o, i) the n
 /// elements at (o * n + j) * inner + i are normalized.
-/// With `log`, y = log-softmax. Max-subtracted for stability; x and y may alias.
-public func softmax(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, outer: Int, n: Int, inner: Int, log: Bool) {
-    for o in 0..<outer {
-        for i in 0..<inner {
-            let base = o * n * inner + i
-            var m = -Float.infinity
-            for j in 0..<n { m = max(m, x[base + j * inner]) }
-            var sum: Float = 0
-            for j in 0..<n { sum += fastExp(x[base + j * inner] - m) }
-            if log {
-                let l = logf(sum)
-                for j in 0..<n { y[base + j * inner] = x[base + j * inner] - m - l }
+/// With `log`, y = log-softmax. Max-subtracted for stability; x and y may alias. The
+/// outer * inner rows are split over up to `threads` threads when there are enough of them.
+public func softmax(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, outer: Int, n: Int, inner: Int, log: Bool,
+                    threads: Int = 1) {
+    parallelRanges(outer * inner, threads: threads, grain: max(1, 16384 / max(n, 1))) { rows in
+        for row in rows {
+            if inner == 1 {
+                softmaxRow(x + row * n, y + row * n, n: n, log: log)
             } else {
-                let scale = 1 / sum
-                for j in 0..<n { y[base + j * inner] = fastExp(x[base + j * inner] - m) * scale }
+                let o = row / inner, i = row % inner
+                softmaxStrided(x + o * n * inner + i, y + o * n * inner + i, n: n, stride: inner, log: log)
             }
         }
+    }
+}
+
+/// One contiguous row of n elements: the max and the sum in eight lanes, each exp computed once.
+@inline(__always)
+private func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, n: Int, log: Bool) {
+    let vectorEnd = n - n % 8
+    var lanes = SIMD8<Float>(repeating: -.infinity)
+    var j = 0
+    while j < vectorEnd {
+        lanes = pointwiseMax(lanes, UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self))
+        j += 8
+    }
+    var m = lanes.max()
+    while j < n { m = max(m, x[j]); j += 1 }
+    if log {
+        var sum: Float = 0
+        for j in 0..<n { sum += fastExp(x[j] - m) }
+        let l = logf(sum)
+        for j in 0..<n { y[j] = x[j] - m - l }
+        return
+    }
+    for j in 0..<n { y[j] = fastExp(x[j] - m) }
+    var sums = SIMD8<Float>()
+    j = 0
+    while j < vectorEnd {
+        sums += UnsafeRawPointer(y + j).loadUnaligned(as: SIMD8<Float>.self)
+        j += 8
+    }
+    var sum = sums.sum()
+    while j < n { sum += y[j]; j += 1 }
+    let scale = 1 / sum
+    for j in 0..<n { y[j] *= scale }
+}
+
+/// One row whose n elements are `stride` apart.
+@inline(__always)
+private func softmaxStrided(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, n: Int, stride: Int, log: Bool) {
+    var m = -Float.infinity
+    for j in 0..<n { m = max(m, x[j * stride]) }
+    var sum: Float = 0
+    for j in 0..<n { sum += fastExp(x[j * stride] - m) }
+    if log {
+        let l = logf(sum)
+        for j in 0..<n { y[j * stride] = x[j * stride] - m - l }
+    } else {
+        let scale = 1 / sum
+        for j in 0..<n { y[j * stride] = fastExp(x[j * stride] - m) * scale }
     }
 }

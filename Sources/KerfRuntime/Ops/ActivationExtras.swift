@@ -49,12 +49,16 @@ enum ActivationExtraOps {
             switch approximate {
             case "none":
                 let k = 1 / Double(2).squareRoot()
+                let threads = c.options.resolvedThreads
                 return ClosureOperator { inputs in
                     let x = try inputs.required(0)
                     if x.dtype == .float {
                         let y = Tensor(uninitialized: .float, shape: x.shape)
-                        KerfKernels.gelu(x.storage.pointer.assumingMemoryBound(to: Float.self),
-                                         y.storage.pointer.assumingMemoryBound(to: Float.self), count: x.count)
+                        let src = x.storage.pointer.assumingMemoryBound(to: Float.self)
+                        let dst = y.storage.pointer.assumingMemoryBound(to: Float.self)
+                        parallelRanges(x.count, threads: threads, grain: 32768) { range in
+                            KerfKernels.gelu(src + range.lowerBound, dst + range.lowerBound, count: range.count)
+                        }
                         return [y]
                     }
                     return [try unaryFloat(x, { 0.5 * $0 * (1 + erff($0 * Float(k))) }, { 0.5 * $0 * (1 + Glibc.erf($0 * k)) })]

@@ -23,6 +23,9 @@ struct MatMulGeometry {
     /// The product's shape.
     let outShape: [Int]
     private let batch: [Int], sa: [Int], sb: [Int]
+    /// True when every batch multiplies the same B and A's batches are dense: the product is
+    /// then one [batchCount * m, k] x [k, n] GEMM.
+    let rowsFold: Bool
 
     init(_ a: [Int], _ b: [Int], op: String = "MatMul") throws {
         guard a.count >= 1, b.count >= 1 else { throw KerfError.shapeMismatch("\(op) operands must have rank >= 1") }
@@ -41,6 +44,7 @@ struct MatMulGeometry {
         batchCount = batch.reduce(1, *)
         sa = broadcastStrides(aBatch, to: batch)
         sb = broadcastStrides(bBatch, to: batch)
+        rowsFold = bBatch.allSatisfy { $0 == 1 } && aBatch == batch
         var shape = batch + [m, n]
         if a.count == 1 { shape.remove(at: shape.count - 2) }
         if b.count == 1 { shape.removeLast() }
@@ -61,32 +65,43 @@ struct MatMulGeometry {
 
 /// numpy.matmul semantics: 1-D operands are promoted (and the added dim removed after),
 /// batch dims broadcast.
-func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+/// Batches run on up to `threads` threads (one single-threaded GEMM each) unless they fold
+/// into one GEMM, which threads itself.
+func matmul(_ a: Tensor, _ b: Tensor, threads: Int = 1) throws -> Tensor {
     guard a.dtype == b.dtype else { throw KerfError.shapeMismatch("MatMul operands have dtypes \(a.dtype) and \(b.dtype)") }
     if a.dtype == .float16 || a.dtype == .bfloat16 {
         return try matmul(a.convertedToFloat32(), b.convertedToFloat32()).convertedFromFloat32(to: a.dtype)
     }
     let g = try MatMulGeometry(a.shape, b.shape)
-    let (m, n, k, batchCount, outShape) = (g.m, g.n, g.k, g.batchCount, g.outShape)
+    // Folded batches are one GEMM of batchCount * m rows.
+    let (m, batchCount) = g.rowsFold ? (g.m * g.batchCount, 1) : (g.m, g.batchCount)
+    let (n, k, outShape) = (g.n, g.k, g.outShape)
     let offsets = g.offsets
     struct Body: NumericBody {
-        let a: Tensor, b: Tensor, outShape: [Int], m: Int, n: Int, k: Int, batchCount: Int, offsets: (Int) -> (a: Int, b: Int)
+        let a: Tensor, b: Tensor, outShape: [Int], m: Int, n: Int, k: Int, batchCount: Int, threads: Int
+        let offsets: (Int) -> (a: Int, b: Int)
         func run<T: NumericElement>(_: T.Type) throws -> Tensor {
             var out = Tensor(uninitialized: a.dtype, shape: outShape)
             a.withElements(as: T.self) { x in
                 b.withElements(as: T.self) { y in
                     out.withMutableElements(as: T.self) { z in
-                        for bi in 0..<batchCount {
-                            let (oa, ob) = offsets(bi)
-                            let pc = z.baseAddress! + bi * m * n
+                        let (px, py, pz) = (x.baseAddress!, y.baseAddress!, z.baseAddress!)
+                        let one = { (bi: Int) in
+                            let (oa, ob) = batchCount == 1 ? (0, 0) : offsets(bi)
+                            let pc = pz + bi * m * n
                             if T.self == Float.self {
                                 sgemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1,
-                                      a: UnsafeRawPointer(x.baseAddress! + oa).assumingMemoryBound(to: Float.self), lda: k,
-                                      b: UnsafeRawPointer(y.baseAddress! + ob).assumingMemoryBound(to: Float.self), ldb: n, beta: 0,
+                                      a: UnsafeRawPointer(px + oa).assumingMemoryBound(to: Float.self), lda: k,
+                                      b: UnsafeRawPointer(py + ob).assumingMemoryBound(to: Float.self), ldb: n, beta: 0,
                                       c: UnsafeMutableRawPointer(pc).assumingMemoryBound(to: Float.self), ldc: n)
                             } else {
-                                matmulGeneric(x.baseAddress! + oa, y.baseAddress! + ob, pc, m: m, n: n, k: k)
+                                matmulGeneric(px + oa, py + ob, pc, m: m, n: n, k: k)
                             }
+                        }
+                        if batchCount > 1 && threads > 1 {
+                            parallelForDynamic(batchCount, threads: threads) { one($0) }
+                        } else {
+                            for bi in 0..<batchCount { one(bi) }
                         }
                     }
                 }
@@ -94,7 +109,8 @@ func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
             return out
         }
     }
-    return try dispatchNumeric(a.dtype, Body(a: a, b: b, outShape: outShape, m: m, n: n, k: k, batchCount: batchCount, offsets: offsets))
+    return try dispatchNumeric(a.dtype, Body(a: a, b: b, outShape: outShape, m: m, n: n, k: k, batchCount: batchCount,
+                                             threads: threads, offsets: offsets))
 }
 
 enum MatMulOps {
@@ -103,11 +119,12 @@ enum MatMulOps {
             // The optimizer may fuse a bias (input 2, broadcast over rows) and an activation.
             let fusedBias = try c.int(FusedAttributes.bias, default: 0) != 0
             let activation = try c.fusedActivation()
+            let threads = c.options.resolvedThreads
             let sparse = c.options.sparseKernels
-                ? c.constant(1).flatMap { SparseWeights($0, transposed: false, threads: c.options.resolvedThreads) } : nil
+                ? c.constant(1).flatMap { SparseWeights($0, transposed: false, threads: threads) } : nil
             return ClosureOperator { inputs in
                 let a = try inputs.required(0), b = try inputs.required(1)
-                var y = try sparse?.matmul(a, b) ?? matmul(a, b)
+                var y = try sparse?.matmul(a, b) ?? matmul(a, b, threads: threads)
                 if fusedBias { y = try arithmetic(.add, y, try inputs.required(2, "fused bias")) }
                 return [try applying(activation, to: y)]
             }

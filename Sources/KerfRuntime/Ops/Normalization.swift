@@ -33,6 +33,7 @@ enum NormalizationOps {
             r[name] = { c in
                 let opset = c.opset
                 let axisAttr = try c.int("axis", default: opset >= 13 ? -1 : 1)
+                let threads = c.options.resolvedThreads
                 return ClosureOperator { inputs in
                     try withFloat32(inputs) { ins in
                         let x = try float32Input(try ins.required(0), name)
@@ -43,7 +44,7 @@ enum NormalizationOps {
                         let outer = x.shape[..<axis].reduce(1, *)
                         let out = Tensor(uninitialized: .float, shape: x.shape)
                         softmax(x.storage.pointer.assumingMemoryBound(to: Float.self), out.storage.pointer.assumingMemoryBound(to: Float.self),
-                                outer: outer, n: n, inner: inner, log: log)
+                                outer: outer, n: n, inner: inner, log: log, threads: threads)
                         return [out]
                     }
                 }

@@ -23,7 +23,7 @@ func intValues(_ t: Tensor, _ what: String) throws -> [Int] {
     }
 }
 
-func transpose(_ x: Tensor, perm: [Int]) throws -> Tensor {
+func transpose(_ x: Tensor, perm: [Int], threads: Int = 1) throws -> Tensor {
     guard perm.count == x.rank, Set(perm) == Set(0..<x.rank) else {
         throw KerfError.invalidArgument("perm \(perm) is not a permutation of rank \(x.rank)")
     }
@@ -36,7 +36,7 @@ func transpose(_ x: Tensor, perm: [Int]) throws -> Tensor {
     }
     let out = Tensor(uninitialized: x.dtype, shape: outShape)
     transpose(UnsafeRawPointer(x.storage.pointer), shape: x.shape, perm: perm, elementSize: x.dtype.byteSize,
-              output: out.storage.pointer)
+              output: out.storage.pointer, threads: threads)
     return out
 }
 
@@ -182,9 +182,10 @@ enum ShapeOps {
         }
         r["Transpose"] = { c in
             let perm = try c.ints("perm")
+            let threads = c.options.resolvedThreads
             return ClosureOperator { inputs in
                 let x = try inputs.required(0)
-                return [try transpose(x, perm: perm ?? Array((0..<x.rank).reversed()))]
+                return [try transpose(x, perm: perm ?? Array((0..<x.rank).reversed()), threads: threads)]
             }
         }
         r["Squeeze"] = { c in

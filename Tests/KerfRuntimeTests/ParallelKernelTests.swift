@@ -1,0 +1,73 @@
+import XCTest
+@testable import KerfKernels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The kernels that split work over threads give the same results at 1 and 2 threads, and
+/// match a plain definition.
+final class ParallelKernelTests: XCTestCase {
+    /// out[i0, i1, ...] = in[...] with input axis perm[d] at output position d, element by element.
+    private func naiveTranspose(_ x: [UInt32], shape: [Int], perm: [Int]) -> [UInt32] {
+        let rank = shape.count
+        var strides = [Int](repeating: 1, count: rank)
+        for d in stride(from: rank - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * shape[d + 1] }
+        let outShape = perm.map { shape[$0] }
+        var out: [UInt32] = []
+        for i in 0..<x.count {
+            var rest = i, offset = 0
+            for d in stride(from: rank - 1, through: 0, by: -1) {
+                offset += (rest % outShape[d]) * strides[perm[d]]
+                rest /= outShape[d]
+            }
+            out.append(x[offset])
+        }
+        return out
+    }
+
+    private func permutations(_ n: Int) -> [[Int]] {
+        if n == 0 { return [[]] }
+        return permutations(n - 1).flatMap { p in (0...p.count).map { i in var q = p; q.insert(n - 1, at: i); return q } }
+    }
+
+    func testTransposeMatchesTheDefinitionForEveryPermutationAndThreadCount() {
+        for shape in [[3, 5, 7, 9], [2, 1, 40, 33], [70, 2, 300, 2]] {
+            let x = (0..<shape.reduce(1, *)).map { UInt32($0 &* 2654435761 % 1000003) }
+            for perm in permutations(shape.count) {
+                let expected = naiveTranspose(x, shape: shape, perm: perm)
+                for threads in [1, 2] {
+                    var out = [UInt32](repeating: 0, count: x.count)
+                    x.withUnsafeBytes { src in
+                        out.withUnsafeMutableBytes { dst in
+                            transpose(src.baseAddress!, shape: shape, perm: perm, elementSize: 4, output: dst.baseAddress!, threads: threads)
+                        }
+                    }
+                    XCTAssertEqual(out, expected, "shape \(shape) perm \(perm) threads \(threads)")
+                }
+            }
+        }
+    }
+
+    func testSoftmaxRowsAgreeWithTheDefinitionAtOneAndTwoThreads() {
+        for (outer, n, inner) in [(300, 128, 1), (7, 13, 1), (5, 9, 6), (2000, 33, 1)] {
+            let x = (0..<(outer * n * inner)).map { Float(($0 * 7919) % 201) / 10 - 10 }
+            var one = [Float](repeating: 0, count: x.count), two = one
+            for log in [false, true] {
+                softmax(x, &one, outer: outer, n: n, inner: inner, log: log, threads: 1)
+                softmax(x, &two, outer: outer, n: n, inner: inner, log: log, threads: 2)
+                XCTAssertEqual(one, two)
+                for o in [0, outer - 1] {
+                    for i in [0, inner - 1] {
+                        let row = (0..<n).map { Double(x[(o * n + $0) * inner + i]) }
+                        let m = row.max()!
+                        let sum = row.map { Glibc.exp($0 - m) }.reduce(0, +)
+                        for j in 0..<n {
+                            let expected = log ? row[j] - m - Glibc.log(sum) : Glibc.exp(row[j] - m) / sum
+                            XCTAssertEqual(Double(one[(o * n + j) * inner + i]), expected, accuracy: 1e-6 + 1e-5 * abs(expected))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
