@@ -46,6 +46,37 @@ final class GraphOptimizerTests: XCTestCase {
         for (a, b) in zip(plain, fused) { XCTAssertEqual(a, b, accuracy: 1e-5) }
     }
 
+    /// x -> Conv -> Add(skip) -> Relu -> y, the skip fed (same shape as the Conv output, or
+    /// broadcasting from [4, 1, 1]) or a Conv of its own; `op` is Add or Sum.
+    private func residualBlock(_ op: String, skip: [Int]) -> Graph {
+        let inits = [Initializer(name: "W", tensor: Tensor(shape: [4, 3, 3, 3], values: values(108, 1))),
+                     Initializer(name: "b", tensor: Tensor(shape: [4], values: values(4, 2)))]
+        var conv = Node(name: "conv", opType: "Conv", inputs: ["x", "W", "b"], outputs: ["c"])
+        conv.attributes = [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]
+        let add = Node(name: "add", opType: op, inputs: ["skip", "c"], outputs: ["s"])
+        let relu = Node(name: "relu", opType: "Relu", inputs: ["s"], outputs: ["y"])
+        return Graph(nodes: [conv, add, relu], inputs: [tensorInput("x", [2, 3, 5, 5]), tensorInput("skip", skip)],
+                     outputs: [ValueInfo(name: "y", type: nil)], initializers: inits)
+    }
+
+    func testConvAddReluFusesTheResidualIntoTheConv() throws {
+        for op in ["Add", "Sum"] {
+            for skip in [[2, 4, 5, 5], [4, 1, 1]] {
+                let g = residualBlock(op, skip: skip)
+                let optimized = try GraphOptimizer.optimize(g, opsets: opsets, options: SessionOptions())
+                XCTAssertEqual(optimized.nodes.map(\.opType), ["Conv"], "\(op) \(skip)")
+                XCTAssertNotNil(optimized.nodes[0].attribute(FusedAttributes.residual))
+                XCTAssertNotNil(optimized.nodes[0].attribute(FusedAttributes.activation))
+                let feeds = ["x": Tensor(shape: [2, 3, 5, 5], values: values(150, 5)),
+                             "skip": Tensor(shape: skip, values: values(skip.reduce(1, *), 6).map { $0 * 3 })]
+                let plain = try run(g, level: 0, feeds), fused = try run(g, level: 1, feeds)
+                XCTAssertEqual(plain.count, 200)
+                XCTAssertTrue(plain.contains(0) && plain.contains { $0 > 0 }, "the Relu clips some outputs")
+                for (a, b) in zip(plain, fused) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+            }
+        }
+    }
+
     func testNothingFusesAcrossAGraphOutput() throws {
         let g = convBnRelu()
         g.outputs.append(ValueInfo(name: "c", type: nil))  // the Conv result is also returned

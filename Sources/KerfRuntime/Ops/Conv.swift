@@ -1,5 +1,6 @@
 import KerfCore
 import KerfKernels
+import Synchronization
 
 // Conv: N-d, grouped (depthwise included), via im2col + GEMM per image and group, with the
 // bias and an optional fused activation applied to the output in place.
@@ -25,7 +26,9 @@ struct ConvWeights {
     let channelsPerGroup: Int
     let rows: Int
     let rowLength: Int
-    let values: [Float]
+    /// The weights themselves when no group needs padding rows (no copy), else a padded copy.
+    let storage: TensorStorage
+    var values: UnsafePointer<Float> { UnsafePointer(storage.pointer.assumingMemoryBound(to: Float.self)) }
 
     init(_ w: Tensor, group: Int) {
         source = w.storage
@@ -33,7 +36,15 @@ struct ConvWeights {
         self.group = group
         let perGroup = w.shape[0] / group, length = w.shape[1...].reduce(1, *)
         let padded = perGroup > 16 ? (perGroup + 15) / 16 * 16 : perGroup
-        var v = [Float](repeating: 0, count: group * padded * length)
+        channelsPerGroup = perGroup
+        rowLength = length
+        rows = padded
+        if padded == perGroup {
+            storage = w.storage
+            return
+        }
+        let copy = TensorStorage(byteCount: group * padded * length * MemoryLayout<Float>.stride)  // zeroed
+        let v = copy.pointer.assumingMemoryBound(to: Float.self)
         w.withElements(as: Float.self) { src in
             for g in 0..<group {
                 for r in 0..<perGroup {
@@ -41,10 +52,7 @@ struct ConvWeights {
                 }
             }
         }
-        channelsPerGroup = perGroup
-        rowLength = length
-        rows = padded
-        values = v
+        storage = copy
     }
 }
 
@@ -56,9 +64,9 @@ final class ConvOperator: Operator {
     let group: Int
     let activation: Activation
     private var prepared: ConvWeights?
-    /// Scratch per worker: im2col columns and padded GEMM rows.
-    private var scratch: [ConvScratch] = []
     private let threads: Int
+    /// Set by the optimizer (`kerf.residual`): input 3 is added before the activation.
+    private var residualInput = false
 
     init(window: WindowAttributes, group: Int, activation: Activation = .none, threads: Int = 1) {
         self.window = window
@@ -73,6 +81,7 @@ final class ConvOperator: Operator {
         guard group >= 1 else { throw KerfError.invalidModel("Conv group must be >= 1") }
         activation = try c.fusedActivation()
         threads = c.options.resolvedThreads
+        residualInput = try c.int(FusedAttributes.residual, default: 0) != 0
         if let w = c.constant(1), w.dtype == .float, w.rank >= 3, w.shape[0] % group == 0 {
             prepared = ConvWeights(w, group: group)
         }
@@ -80,11 +89,27 @@ final class ConvOperator: Operator {
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         try withFloat32(inputs) { ins in
-            [try compute(try ins.required(0, "X"), try ins.required(1, "W"), ins.optional(2) ?? nil)]
+            let x = try ins.required(0, "X"), w = try ins.required(1, "W"), b = ins.optional(2) ?? nil
+            guard residualInput else { return [try compute(x, w, b, residual: nil, activation: activation)] }
+            let residual = try ins.required(3, "fused residual")
+            if residual.dtype == .float, residual.shape == (try outputShape(x, w)) {
+                return [try compute(x, w, b, residual: residual, activation: activation)]
+            }
+            // A residual that broadcasts: add it as the Add node would have, then activate.
+            let y = try compute(x, w, b, residual: nil, activation: .none)
+            return [try applying(activation, to: try arithmetic(.add, y, residual))]
         }
     }
 
-    private func compute(_ x: Tensor, _ w: Tensor, _ b: Tensor?) throws -> Tensor {
+    /// The output shape for X and W (nil when they do not fit: `compute` reports why).
+    private func outputShape(_ x: Tensor, _ w: Tensor) throws -> [Int]? {
+        guard x.rank >= 3, w.rank == x.rank else { return nil }
+        guard let (g, _) = try? window.geometry(input: Array(x.shape[2...]), kernel: Array(w.shape[2...])) else { return nil }
+        return [x.shape[0], w.shape[0]] + g.outputSize
+    }
+
+    /// `residual`, when given, has the output's shape and is added after the bias.
+    private func compute(_ x: Tensor, _ w: Tensor, _ b: Tensor?, residual: Tensor?, activation: Activation) throws -> Tensor {
         guard x.dtype == .float, w.dtype == .float, b == nil || b!.dtype == .float else {
             throw KerfError.unsupported("Conv supports float types, got \(x.dtype)")
         }
@@ -109,7 +134,8 @@ final class ConvOperator: Operator {
         // Images run in parallel, each worker with single-threaded GEMMs: many small GEMMs split
         // across OpenMP threads cost more than they gain. One image leaves the threads to the GEMM.
         let workers = batch > 1 ? min(threads, batch) : 1
-        while scratch.count < workers { scratch.append(ConvScratch()) }
+        let scratch = ConvScratch.pool.take(workers)
+        defer { ConvScratch.pool.give(scratch) }
         for w in 0..<workers {
             if !pointwise { scratch[w].columns.reserve(cg * kc * oc) }
             if padded { scratch[w].rows.reserve(weights.rows * oc) }
@@ -117,10 +143,11 @@ final class ConvOperator: Operator {
         let xp = x.storage.pointer.assumingMemoryBound(to: Float.self)
         let yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
         let bp = b.map { $0.storage.pointer.assumingMemoryBound(to: Float.self) }
+        let rp = residual.map { UnsafePointer($0.storage.pointer.assumingMemoryBound(to: Float.self)) }
         let columnPointers = scratch.map { $0.columns.pointer }
         let rowPointers = scratch.map { $0.rows.pointer }
-        let activation = self.activation
-        weights.values.withUnsafeBufferPointer { wv in
+        do {
+            let wv = weights.values
             parallelFor(batch, threads: workers) { worker, n in
                 for gi in 0..<group {
                     let xg = xp + (n * channels + gi * cg) * ic
@@ -133,10 +160,16 @@ final class ConvOperator: Operator {
                     }
                     let y = yp + (n * m + gi * mg) * oc
                     sgemm(transA: false, transB: false, m: weights.rows, n: oc, k: cg * kc, alpha: 1,
-                          a: wv.baseAddress! + gi * weights.rows * weights.rowLength, lda: weights.rowLength,
+                          a: wv + gi * weights.rows * weights.rowLength, lda: weights.rowLength,
                           b: source, ldb: oc, beta: 0, c: padded ? rowPointers[worker]! : y, ldc: oc)
                     if padded { y.update(from: rowPointers[worker]!, count: mg * oc) }
-                    if let bp {
+                    if let rp {
+                        let r = rp + (n * m + gi * mg) * oc
+                        for j in 0..<mg {
+                            let v = bp?[gi * mg + j] ?? 0, row = y + j * oc, rrow = r + j * oc
+                            for i in 0..<oc { row[i] = (row[i] + v) + rrow[i] }
+                        }
+                    } else if let bp {
                         for j in 0..<mg { let v = bp[gi * mg + j]; let row = y + j * oc; for i in 0..<oc { row[i] += v } }
                     }
                     activation.apply(y, count: mg * oc)
@@ -169,7 +202,30 @@ final class FloatBuffer {
 }
 
 /// One Conv worker's scratch: im2col columns and the padded GEMM rows.
-final class ConvScratch {
+final class ConvScratch: @unchecked Sendable {
     let columns = FloatBuffer()
     let rows = FloatBuffer()
+
+    /// Scratch shared by every Conv of every session: a computation takes one per worker and
+    /// gives them back when done, so a network needs the scratch of its largest layer only
+    /// (times the workers running at once), not of every layer.
+    static let pool = ScratchPool()
+
+    final class ScratchPool: Sendable {
+        private let free = Mutex<[ConvScratch]>([])
+
+        func take(_ count: Int) -> [ConvScratch] {
+            var taken = free.withLock { free in
+                let n = min(count, free.count)
+                defer { free.removeLast(n) }
+                return Array(free.suffix(n))
+            }
+            while taken.count < count { taken.append(ConvScratch()) }
+            return taken
+        }
+
+        func give(_ scratch: [ConvScratch]) {
+            free.withLock { $0.append(contentsOf: scratch) }
+        }
+    }
 }

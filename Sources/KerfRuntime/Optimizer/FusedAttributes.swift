@@ -12,6 +12,8 @@ enum FusedAttributes {
     static let maximum = "kerf.max"
     /// On MatMul: input 2 is a bias added to every row.
     static let bias = "kerf.bias"
+    /// On Conv: input 3 is added to the output (before the fused activation, if any).
+    static let residual = "kerf.residual"
 
     /// The attributes that record `activation` on a node.
     static func attributes(for activation: Activation) -> [Attribute] {

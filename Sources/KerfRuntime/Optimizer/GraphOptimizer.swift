@@ -24,6 +24,7 @@ enum GraphOptimizer {
         fuseLayerNorm(g)
         fuseGelu(g)
         fuseMatMulBias(g)
+        fuseConvResidual(g)
         fuseActivations(g, opset: opset)
         removeDeadNodes(g)
         return g
@@ -231,6 +232,33 @@ enum GraphOptimizer {
                 mm.attributes.append(Attribute(name: FusedAttributes.bias, value: .int(1)))
                 mm.outputs = add.outputs
                 g.nodes[mi] = mm
+                removed.insert(ai)
+                break
+            }
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    /// Conv on float32 constant weights followed by Add (or a two-input Sum) of another tensor
+    /// (the residual branch of a ResNet block) as its only reader: the Conv adds it in its epilogue, before any
+    /// activation fused after it. The Conv checks at run time that the residual has the output's
+    /// shape; otherwise it adds with broadcasting, as the Add would.
+    static func fuseConvResidual(_ g: Graph) {
+        let match = Matcher(g), usage = match.usage, c = match.constants, producer = match.producer
+        var removed = Set<Int>(), fused = Set<Int>()
+        for (ai, add) in g.nodes.enumerated() where add.isDefaultDomain && ["Add", "Sum"].contains(add.opType) && add.inputs.count == 2 {
+            for (x, residual) in [(add.inputs[0], add.inputs[1]), (add.inputs[1], add.inputs[0])] {
+                guard x != residual, let ci = producer[x], !fused.contains(ci), usage.isPrivate(x) else { continue }
+                var conv = g.nodes[ci]
+                guard conv.isDefaultDomain, conv.opType == "Conv", conv.outputs.count == 1,
+                      conv.attribute(FusedAttributes.activation) == nil, conv.attribute(FusedAttributes.residual) == nil,
+                      conv.inputs.count >= 2, let w = c[conv.inputs[1]], w.dtype == .float, c[residual] == nil else { continue }
+                while conv.inputs.count < 3 { conv.inputs.append("") }
+                conv.inputs.append(residual)
+                conv.attributes.append(Attribute(name: FusedAttributes.residual, value: .int(1)))
+                conv.outputs = add.outputs
+                g.nodes[ci] = conv
+                fused.insert(ci)
                 removed.insert(ai)
                 break
             }
