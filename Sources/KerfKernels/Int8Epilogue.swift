@@ -8,6 +8,25 @@ public func dequantizeProduct(_ acc: UnsafePointer<Int32>, m: Int, n: Int, ldAcc
                               scales: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>?,
                               into y: UnsafeMutablePointer<Float>, rowStride: Int, columnStride: Int) {
     let perColumnScale = scales.count > 1, perColumnBias = (bias?.count ?? 0) > 1
+    if columnStride == 1 {
+        // Scale and bias spelled out per column once, so the row loop is plain vector arithmetic.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * max(n, 1)) { table in
+            let s = table.baseAddress!, b = s + n
+            for j in 0..<n {
+                s[j] = scales[perColumnScale ? j : 0]
+                b[j] = bias.map { $0[perColumnBias ? j : 0] } ?? 0
+            }
+            for i in 0..<m {
+                let row = acc + i * ldAcc, out = y + i * rowStride
+                if bias == nil {
+                    for j in 0..<n { out[j] = Float(row[j]) * s[j] }
+                } else {
+                    for j in 0..<n { out[j] = Float(row[j]) * s[j] + b[j] }
+                }
+            }
+        }
+        return
+    }
     for i in 0..<m {
         let row = acc + i * ldAcc, out = y + i * rowStride
         for j in 0..<n {

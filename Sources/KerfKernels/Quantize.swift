@@ -28,11 +28,21 @@ public func dequantize<T: FixedWidthInteger>(_ x: UnsafePointer<T>, count: Int, 
 /// include 0, scale = (max - min) / 255 (1 when the range is empty), zero point =
 /// round(clamp(-min / scale, 0, 255)) — the same float operations as ONNX Runtime.
 public func dynamicQuantizationParameters(_ x: UnsafePointer<Float>, count: Int) -> (scale: Float, zeroPoint: UInt8) {
-    var lo: Float = 0, hi: Float = 0
-    for i in 0..<count {
+    // Eight lanes (NaN ignored, as by the scalar comparisons), then the tail.
+    var lows = SIMD8<Float>(), highs = SIMD8<Float>()
+    var i = 0
+    while i + 8 <= count {
+        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+        lows = lows.replacing(with: v, where: v .< lows)
+        highs = highs.replacing(with: v, where: v .> highs)
+        i += 8
+    }
+    var lo = lows.min(), hi = highs.max()
+    while i < count {
         let v = x[i]
         lo = v < lo ? v : lo
         hi = v > hi ? v : hi
+        i += 1
     }
     let scale: Float = hi == lo ? 1 : (hi - lo) / 255
     let initial = 0 - lo / scale
