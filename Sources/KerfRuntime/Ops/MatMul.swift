@@ -125,7 +125,7 @@ enum MatMulOps {
             return ClosureOperator { inputs in
                 let a = try inputs.required(0), b = try inputs.required(1)
                 var y = try sparse?.matmul(a, b) ?? matmul(a, b, threads: threads)
-                if fusedBias { y = try arithmetic(.add, y, try inputs.required(2, "fused bias")) }
+                if fusedBias { y = try addingRowBias(y, try inputs.required(2, "fused bias")) }
                 return [try applying(activation, to: y)]
             }
         }
@@ -199,6 +199,22 @@ func gemm(_ a: Tensor, _ b: Tensor, _ c: Tensor?, transA: Bool, transB: Bool, al
         }
         return y
     }
+}
+
+/// y + bias for a fresh float32 product y [..., n] and a bias of n elements (what the optimizer
+/// fuses into MatMul), added in place row by row; other shapes and dtypes broadcast as Add does.
+func addingRowBias(_ y: Tensor, _ bias: Tensor) throws -> Tensor {
+    let n = y.shape.last ?? 1
+    guard y.dtype == .float, bias.dtype == .float, bias.count == n, bias.shape.last == n, y.rank >= 1, bias.rank <= y.rank else {
+        return try arithmetic(.add, y, bias)
+    }
+    let out = y.storage.pointer.assumingMemoryBound(to: Float.self)
+    let b = bias.storage.pointer.assumingMemoryBound(to: Float.self)
+    for row in 0..<(y.count / max(n, 1)) {
+        let r = out + row * n
+        for j in 0..<n { r[j] += b[j] }
+    }
+    return y
 }
 
 /// Applies a fused activation in place to a float32 result (the optimizer fuses only float32
