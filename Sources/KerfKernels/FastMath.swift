@@ -1,3 +1,5 @@
+import KerfCKernels
+
 /// exp(x) in float32 without libm: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6
 /// polynomial (Cephes expf coefficients), times 2^n written into the exponent bits. Relative
 /// error about 2 ulp for x in [-87.3, 88.3]; below it returns 0, above it +infinity; NaN stays
@@ -44,9 +46,16 @@ public func fastErfc(_ x: Float) -> Float {
     return x >= 0 ? r : 2 - r
 }
 
+/// True when the running CPU has AVX2 (the C kernels may run).
+let cpuHasAVX2: Bool = kerf_qgemm_avx2_available() != 0
+
 /// y[i] = GELU(x[i]) = x/2 * (1 + erf(x / sqrt 2)) = x/2 * erfc(-x / sqrt 2), exact form
 /// (ONNX Gelu with approximate = "none"); x and y may alias.
 public func gelu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+    if cpuHasAVX2 {  // the same operations in eight lanes (KerfCKernels/gelu_avx2.c)
+        kerf_gelu_avx2(x, y, count)
+        return
+    }
     for i in 0..<count {
         let v = x[i]
         y[i] = 0.5 * v * fastErfc(-v * 0.70710678118654752)
