@@ -2,8 +2,9 @@ import KerfCore
 import KerfKernels
 import Synchronization
 
-// Conv: N-d, grouped (depthwise included), via im2col + GEMM per image and group, with the
-// bias and an optional fused activation applied to the output in place.
+// Conv: N-d, grouped (depthwise included). 2-D convolutions with constant weights run on
+// oneDNN's direct kernels where it has them; the rest via im2col + GEMM per image and group,
+// with the bias, an optional fused residual and activation applied to the output in place.
 
 enum ConvOps {
     static func register(_ r: inout [String: OperatorFactory]) {
@@ -56,7 +57,8 @@ struct ConvWeights {
     }
 }
 
-/// Y[N, M, out...] = activation(conv(X[N, C, in...], W[M, C/group, k...]) + B[M]).
+/// Y[N, M, out...] = activation(conv(X[N, C, in...], W[M, C/group, k...]) + B[M] [+ R]), where
+/// the residual R (input 3) is there when the optimizer fused a following Add into the Conv.
 /// Weights given as initializers are prepared once; scratch buffers are reused across runs
 /// (a session runs on one thread at a time).
 final class ConvOperator: Operator {
@@ -64,6 +66,10 @@ final class ConvOperator: Operator {
     let group: Int
     let activation: Activation
     private var prepared: ConvWeights?
+    /// The bias given as an initializer, if any (the oneDNN path copies it once).
+    private var preparedBias: TensorStorage?
+    /// oneDNN's direct convolution for the last input shape and residual kind, when it has one.
+    private var direct: (shape: [Int], residual: Bool, convolution: OneDnnConvolution?)?
     private let threads: Int
     /// Set by the optimizer (`kerf.residual`): input 3 is added before the activation.
     private var residualInput = false
@@ -85,6 +91,7 @@ final class ConvOperator: Operator {
         if let w = c.constant(1), w.dtype == .float, w.rank >= 3, w.shape[0] % group == 0 {
             prepared = ConvWeights(w, group: group)
         }
+        if let b = c.constant(2), b.dtype == .float { preparedBias = b.storage }
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
@@ -127,9 +134,18 @@ final class ConvOperator: Operator {
         let kc = g.kernelCount, oc = g.outputCount, ic = g.inputCount
         if oc == 0 || batch == 0 { return out }
 
+        let pointwise = kc == 1 && g.strides.allSatisfy { $0 == 1 } && g.padsBegin.allSatisfy { $0 == 0 } && oc == ic
+        let rp = residual.map { UnsafePointer($0.storage.pointer.assumingMemoryBound(to: Float.self)) }
+        // A 1x1 convolution is one GEMM on the input as it lies; oneDNN's direct kernels need
+        // channels-last images, and the two layout changes cost more than they save there.
+        if !pointwise, activation == self.activation, let convolution = directConvolution(x, w, b, geometry: g, residual: residual != nil),
+           convolution.run(x.storage.pointer.assumingMemoryBound(to: Float.self), out.storage.pointer.assumingMemoryBound(to: Float.self),
+                           residual: rp, threads: threads) {
+            return out
+        }
+
         // A fed W (or one that replaced an overridable initializer) is prepared per run.
         let weights = prepared.flatMap { $0.source === w.storage && $0.shape == w.shape ? $0 : nil } ?? ConvWeights(w, group: group)
-        let pointwise = kc == 1 && g.strides.allSatisfy { $0 == 1 } && g.padsBegin.allSatisfy { $0 == 0 } && oc == ic
         let padded = weights.rows != mg
         // Images run in parallel, each worker with single-threaded GEMMs: many small GEMMs split
         // across OpenMP threads cost more than they gain. One image leaves the threads to the GEMM.
@@ -143,7 +159,6 @@ final class ConvOperator: Operator {
         let xp = x.storage.pointer.assumingMemoryBound(to: Float.self)
         let yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
         let bp = b.map { $0.storage.pointer.assumingMemoryBound(to: Float.self) }
-        let rp = residual.map { UnsafePointer($0.storage.pointer.assumingMemoryBound(to: Float.self)) }
         let columnPointers = scratch.map { $0.columns.pointer }
         let rowPointers = scratch.map { $0.rows.pointer }
         do {
@@ -177,6 +192,25 @@ final class ConvOperator: Operator {
             }
         }
         return out
+    }
+}
+
+extension ConvOperator {
+    /// oneDNN's direct kernel for this input shape, when W and B are the session's constants
+    /// (prepared once per shape) and oneDNN has a fast implementation for the geometry.
+    fileprivate func directConvolution(_ x: Tensor, _ w: Tensor, _ b: Tensor?, geometry g: WindowGeometry,
+                                       residual: Bool) -> OneDnnConvolution? {
+        guard let prepared, prepared.source === w.storage, prepared.shape == w.shape,
+              b == nil || b!.storage === preparedBias, x.rank == 4 else { return nil }
+        if let direct, direct.shape == x.shape, direct.residual == residual { return direct.convolution }
+        direct = nil  // free the previous shape's buffers first
+        let bias = b.map { UnsafePointer($0.storage.pointer.assumingMemoryBound(to: Float.self)) }
+        let convolution = w.withElements(as: Float.self) { wv in
+            OneDnnConvolution(geometry: g, batch: x.shape[0], channels: x.shape[1], outChannels: w.shape[0], group: group,
+                              weights: wv.baseAddress!, bias: bias, activation: activation, residual: residual)
+        }
+        direct = (x.shape, residual, convolution)
+        return convolution
     }
 }
 
