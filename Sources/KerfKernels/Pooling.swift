@@ -1,3 +1,5 @@
+import KerfCKernels
+
 /// Max pooling of one image plane x[inputSize...] into y[outputSize...]. When `indices` is
 /// given it receives, per output, the flat index (within the plane) of the chosen input
 /// element; -1 marks a window that lies entirely in padding (y is then -infinity / min).
@@ -124,4 +126,14 @@ public func averagePoolPlane2D(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePoin
             y[oy * ow + ox] = count > 0 ? sum / Float(count) : 0
         }
     }
+}
+
+/// `maxPoolPlane2D` for the 2x2 stride-2 windows of CNNs, float planes with every window
+/// inside and no indices: eight outputs at a time with AVX2 (same tap order, same NaN rule).
+/// Returns false (nothing written) when the geometry or the CPU does not fit.
+public func maxPoolPlane2x2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, geometry g: WindowGeometry) -> Bool {
+    guard int8GemmAccelerated, g.inputSize.count == 2, g.kernel == [2, 2], g.strides == [2, 2], g.dilations == [1, 1],
+          g.padsBegin == [0, 0], 2 * g.outputSize[0] <= g.inputSize[0], 2 * g.outputSize[1] <= g.inputSize[1] else { return false }
+    kerf_maxpool2x2_f32_avx2(x, g.inputSize[1], y, g.outputSize[0], g.outputSize[1])
+    return true
 }

@@ -10,10 +10,11 @@ enum PoolOps {
             let storageOrder = try c.int("storage_order", default: 0)
             let wantsIndices = c.node.outputs.count > 1 && !c.node.outputs[1].isEmpty
             guard let kernel = window.kernelShape else { throw KerfError.invalidModel("MaxPool needs kernel_shape") }
+            let threads = c.options.resolvedThreads
             return ClosureOperator { inputs in
                 try withFloat32(inputs) { ins in
                     try maxPool(try ins.required(0), kernel: kernel, window: window, columnMajorIndices: storageOrder == 1,
-                                indices: wantsIndices)
+                                indices: wantsIndices, threads: threads)
                 }
             }
         }
@@ -65,30 +66,37 @@ private func planes(_ x: Tensor, kernel: [Int], window: WindowAttributes?) throw
 }
 
 /// Max pooling; returns [Y] or, when `indices` is set, [Y, Indices] (int64, flat over the
-/// whole input; storage_order 1 reports them column-major within each plane).
-func maxPool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, columnMajorIndices: Bool, indices wantsIndices: Bool) throws -> [Tensor] {
+/// whole input; storage_order 1 reports them column-major within each plane). Planes are
+/// split over up to `threads` threads.
+func maxPool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, columnMajorIndices: Bool, indices wantsIndices: Bool,
+             threads: Int = 1) throws -> [Tensor] {
     let (planeCount, g, _) = try planes(x, kernel: kernel, window: window)
     let outShape = Array(x.shape[..<2]) + g.outputSize
     let inCount = g.inputCount, outCount = g.outputCount
     var indices = [Int](repeating: 0, count: wantsIndices ? planeCount * outCount : 0)
     struct Body: NumericBody {
-        let x: Tensor, g: WindowGeometry, planeCount: Int, outShape: [Int], indices: UnsafeMutablePointer<Int>?
+        let x: Tensor, g: WindowGeometry, planeCount: Int, outShape: [Int], indices: UnsafeMutablePointer<Int>?, threads: Int
         func run<T: NumericElement>(_: T.Type) throws -> Tensor {
             let out = Tensor(uninitialized: x.dtype, shape: outShape)
             let lowest: T = T.isFloatingPoint ? T(fromDouble: -.infinity) : T(fromDouble: -Double.greatestFiniteMagnitude)
             let xp = x.storage.pointer.assumingMemoryBound(to: T.self), yp = out.storage.pointer.assumingMemoryBound(to: T.self)
             let inCount = g.inputCount, outCount = g.outputCount, twoD = g.inputSize.count == 2
-            for p in 0..<planeCount {
-                let (src, dst, idx) = (xp + p * inCount, yp + p * outCount, indices.map { $0 + p * outCount })
-                if twoD { maxPoolPlane2D(src, dst, geometry: g, lowest: lowest, indices: idx) }
-                else { maxPoolPlane(src, dst, geometry: g, lowest: lowest, indices: idx) }
+            parallelRanges(planeCount, threads: threads, grain: max(1, (1 << 15) / max(1, inCount))) { planes in
+                for p in planes {
+                    let (src, dst, idx) = (xp + p * inCount, yp + p * outCount, indices.map { $0 + p * outCount })
+                    if T.self == Float.self, idx == nil,
+                       maxPoolPlane2x2(UnsafeRawPointer(src).assumingMemoryBound(to: Float.self),
+                                       UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self), geometry: g) { continue }
+                    if twoD { maxPoolPlane2D(src, dst, geometry: g, lowest: lowest, indices: idx) }
+                    else { maxPoolPlane(src, dst, geometry: g, lowest: lowest, indices: idx) }
+                }
             }
             return out
         }
     }
     let y = try indices.withUnsafeMutableBufferPointer {
         try dispatchNumeric(x.dtype, Body(x: x, g: g, planeCount: planeCount, outShape: outShape,
-                                          indices: wantsIndices ? $0.baseAddress : nil))
+                                          indices: wantsIndices ? $0.baseAddress : nil, threads: threads))
     }
     guard wantsIndices else { return [y] }
     var flat = [Int64](repeating: 0, count: indices.count)
