@@ -5,7 +5,8 @@ import CDNNL
 ///
 /// oneDNN's fast kernels work on channels-last images, so `run` converts a chunk of images to
 /// NHWC, convolves it and converts the result back (adding the residual on the way); chunks
-/// are small enough for both copies to stay in L2. Every output channel is computed by the same
+/// are small enough for both copies to stay in L2. The channels-last copies and oneDNN's
+/// scratchpad are borrowed from `ScratchPool.shared` for the duration of a run. Every output channel is computed by the same
 /// kernel in the same summation order (channels are vector lanes), so channels with equal
 /// weights get bitwise-equal results. Not thread-safe: one `run` at a time.
 public final class OneDnnConvolution {
@@ -113,6 +114,15 @@ public final class OneDnnConvolution {
             guard let lane = Lane(self) else { return false }
             lanes.append(lane)
         }
+        let buffers = ScratchPool.shared.take(workers)
+        defer { ScratchPool.shared.give(buffers) }
+        let srcBytes = aligned(chunk * channels * positions * 4), dstBytes = aligned(chunk * outChannels * outPositions * 4)
+        var scratchpad = scratchpadDesc
+        let scratchpadBytes = aligned(dnnl_memory_desc_get_size(&scratchpad))
+        for (lane, buffer) in zip(lanes, buffers) {
+            buffer.reserve(srcBytes + dstBytes + scratchpadBytes)
+            guard lane.bind(buffer.pointer!, srcBytes: srcBytes, dstBytes: dstBytes) else { return false }
+        }
         var failed = [Bool](repeating: false, count: workers)
         failed.withUnsafeMutableBufferPointer { failed in
             parallelFor(chunks, threads: workers) { worker, c in
@@ -125,29 +135,30 @@ public final class OneDnnConvolution {
     private func runChunk(_ c: Int, lane: Lane, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                           _ residual: UnsafePointer<Float>?) -> Bool {
         let inSize = channels * positions, outSize = outChannels * outPositions
-        channelsFirstToLast(x + c * chunk * inSize, images: chunk, channels: channels, positions: positions, lane.src)
+        channelsFirstToLast(x + c * chunk * inSize, images: chunk, channels: channels, positions: positions, lane.src!)
         guard dnnl_primitive_execute(primitive, lane.stream, Int32(lane.arguments.count), lane.arguments) == dnnl_success,
               dnnl_stream_wait(lane.stream) == dnnl_success else { return false }
         let out = y + c * chunk * outSize
-        channelsLastToFirst(lane.dst, images: chunk, channels: outChannels, positions: outPositions,
+        channelsLastToFirst(lane.dst!, images: chunk, channels: outChannels, positions: outPositions,
                             adding: residual.map { $0 + c * chunk * outSize }, out)
         if !activationInPrimitive { activation.apply(out, count: chunk * outSize) }
         return true
     }
 
-    /// One worker's stream, channels-last buffers and scratchpad.
+    private func aligned(_ bytes: Int) -> Int { (bytes + 63) & ~63 }
+
+    /// One worker's stream and memory objects over its borrowed buffer (see `bind`).
     private final class Lane {
         var stream: dnnl_stream_t?
         var srcMemory: dnnl_memory_t?, dstMemory: dnnl_memory_t?, scratchpadMemory: dnnl_memory_t?
-        let src: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>
+        /// The channels-last input and output in the bound buffer.
+        private(set) var src: UnsafeMutablePointer<Float>?, dst: UnsafeMutablePointer<Float>?
         var arguments: [dnnl_exec_arg_t] = []
 
         init?(_ c: OneDnnConvolution) {
-            src = .allocate(capacity: c.chunk * c.channels * c.positions)
-            dst = .allocate(capacity: c.chunk * c.outChannels * c.outPositions)
-            srcMemory = memory(c.srcDesc, c.engine, src)
-            dstMemory = memory(c.dstDesc, c.engine, dst)
-            scratchpadMemory = memory(c.scratchpadDesc, c.engine, oneDnnAllocates)
+            srcMemory = memory(c.srcDesc, c.engine, nil)
+            dstMemory = memory(c.dstDesc, c.engine, nil)
+            scratchpadMemory = memory(c.scratchpadDesc, c.engine, nil)
             guard dnnl_stream_create(&stream, c.engine, dnnl_stream_default_flags.rawValue) == dnnl_success,
                   srcMemory != nil, dstMemory != nil, scratchpadMemory != nil else { return nil }
             arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: srcMemory), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: c.weightsMemory),
@@ -155,13 +166,20 @@ public final class OneDnnConvolution {
                          dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratchpadMemory)]
         }
 
+        /// Points the lane at `buffer`: channels-last input, then output, then scratchpad.
+        func bind(_ buffer: UnsafeMutableRawPointer, srcBytes: Int, dstBytes: Int) -> Bool {
+            src = buffer.assumingMemoryBound(to: Float.self)
+            dst = (buffer + srcBytes).assumingMemoryBound(to: Float.self)
+            return dnnl_memory_set_data_handle(srcMemory, buffer) == dnnl_success
+                && dnnl_memory_set_data_handle(dstMemory, buffer + srcBytes) == dnnl_success
+                && dnnl_memory_set_data_handle(scratchpadMemory, buffer + srcBytes + dstBytes) == dnnl_success
+        }
+
         deinit {
             if let srcMemory { dnnl_memory_destroy(srcMemory) }
             if let dstMemory { dnnl_memory_destroy(dstMemory) }
             if let scratchpadMemory { dnnl_memory_destroy(scratchpadMemory) }
             if let stream { dnnl_stream_destroy(stream) }
-            src.deallocate()
-            dst.deallocate()
         }
     }
 
