@@ -137,3 +137,48 @@ public func maxPoolPlane2x2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer
     kerf_maxpool2x2_f32_avx2(x, g.inputSize[1], y, g.outputSize[0], g.outputSize[1])
     return true
 }
+
+/// `maxPoolPlane2D` without indices for float planes, any padding, stride and dilation:
+/// non-generic, with the columns whose windows lie inside the row span done without bounds
+/// checks. Same tap order and NaN rule (the first tap inside the plane, then a later tap
+/// replaces the maximum only when greater); an all-padding window gives -infinity.
+public func maxPoolPlane2DFloat(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, geometry g: WindowGeometry) {
+    let h = g.inputSize[0], w = g.inputSize[1], oh = g.outputSize[0], ow = g.outputSize[1]
+    let kh = g.kernel[0], kw = g.kernel[1], sh = g.strides[0], sw = g.strides[1]
+    let dh = g.dilations[0], dw = g.dilations[1], ph = g.padsBegin[0], pw = g.padsBegin[1]
+    // Output columns whose every tap kx lies inside [0, w): ox * sw - pw >= 0 and
+    // ox * sw - pw + (kw - 1) * dw < w.
+    let inLo = min(ow, (pw + sw - 1) / sw)
+    let inHi = max(inLo, min(ow, w - 1 - (kw - 1) * dw + pw >= 0 ? (w - 1 - (kw - 1) * dw + pw) / sw + 1 : 0))
+    for oy in 0..<oh {
+        let out = y + oy * ow
+        let rows = (0..<kh).map { oy * sh - ph + $0 * dh }.filter { $0 >= 0 && $0 < h }
+        func checked(_ ox: Int) {
+            var best = -Float.infinity, found = false
+            for iy in rows {
+                for kx in 0..<kw {
+                    let ix = ox * sw - pw + kx * dw
+                    if ix < 0 || ix >= w { continue }
+                    let v = x[iy * w + ix]
+                    if !found || v > best { best = v; found = true }
+                }
+            }
+            out[ox] = best
+        }
+        for ox in 0..<inLo { checked(ox) }
+        if let first = rows.first, inLo < inHi {
+            let base = x + first * w - pw
+            for ox in inLo..<inHi { out[ox] = base[ox * sw] }
+            for (r, iy) in rows.enumerated() {
+                let row = x + iy * w - pw
+                for kx in (r == 0 ? 1 : 0)..<kw {
+                    let tap = row + kx * dw
+                    for ox in inLo..<inHi { let v = tap[ox * sw]; out[ox] = v > out[ox] ? v : out[ox] }
+                }
+            }
+        } else {
+            for ox in inLo..<inHi { checked(ox) }
+        }
+        for ox in inHi..<ow { checked(ox) }
+    }
+}

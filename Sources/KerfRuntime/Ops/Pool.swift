@@ -87,6 +87,11 @@ func maxPool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, columnMajorI
                     if T.self == Float.self, idx == nil,
                        maxPoolPlane2x2(UnsafeRawPointer(src).assumingMemoryBound(to: Float.self),
                                        UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self), geometry: g) { continue }
+                    if T.self == Float.self, idx == nil, twoD {
+                        maxPoolPlane2DFloat(UnsafeRawPointer(src).assumingMemoryBound(to: Float.self),
+                                            UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self), geometry: g)
+                        continue
+                    }
                     if twoD { maxPoolPlane2D(src, dst, geometry: g, lowest: lowest, indices: idx) }
                     else { maxPoolPlane(src, dst, geometry: g, lowest: lowest, indices: idx) }
                 }
