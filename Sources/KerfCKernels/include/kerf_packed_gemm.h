@@ -1,0 +1,25 @@
+#ifndef KERF_PACKED_GEMM_H
+#define KERF_PACKED_GEMM_H
+/* Single-precision GEMM against a constant right-hand matrix packed once, through oneDNN's
+ * matmul primitive (weights in the layout its fastest implementation for the running CPU
+ * wants, e.g. 16x64 blocks on AVX-512). Threading, the choice of tiles and the fallback to
+ * plain sgemm are Swift's: see KerfKernels/PackedGemm.swift. */
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kerf_packed_gemm kerf_packed_gemm;
+
+/* Packs W[K, N] (element (k, j) at w[k * ldw + j], or at w[j * ldw + k] when trans_w).
+ * `bias` (N floats, or NULL) is copied and added to every row of C. Returns NULL when oneDNN
+ * has no optimized product for the running CPU. w is not kept. */
+kerf_packed_gemm *kerf_packed_gemm_create(int64_t k, int64_t n, const float *w, int64_t ldw, int trans_w,
+                                          const float *bias);
+
+/* C[i, j] = sum_k A[i, k] * W[k, j] (+ bias[j]) for rows 0..<m: A row-major with row stride
+ * lda, C dense [m, N]. `worker` in 0..<64 selects the stream and scratch space: concurrent
+ * calls must pass different workers. Threads inside: oneDNN's (OpenMP) setting of the calling
+ * thread. Returns 0 on success, nonzero when oneDNN failed (C undefined then). */
+int kerf_packed_gemm_run(kerf_packed_gemm *g, int64_t m, const float *a, int64_t lda, float *c, int worker);
+
+void kerf_packed_gemm_destroy(kerf_packed_gemm *g);
+#endif

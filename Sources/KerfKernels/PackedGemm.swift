@@ -1,0 +1,34 @@
+import KerfCKernels
+
+/// A constant right-hand matrix W [K, N] packed once into the layout oneDNN's matmul kernels
+/// for the running CPU want, with an optional bias row, for products C = A · W (+ bias) on any
+/// number of rows: the plain `sgemm` repacks W on every call, which costs as much as the
+/// arithmetic when A has few rows.
+///
+/// The packed copy is independent of the array it was made from. Products run on the calling
+/// thread with oneDNN's threads (`setGemmThreads`); one product at a time per instance.
+public final class PackedGemm: @unchecked Sendable {
+    public let k: Int, n: Int
+    public let hasBias: Bool
+    private let handle: OpaquePointer
+
+    /// Packs W, element (k, j) at w[k * ldw + j], or at w[j * ldw + k] when `transposed` (W stored
+    /// as Wᵀ [N, K]). `bias` holds N floats or is nil. nil when oneDNN has no optimized product
+    /// for this CPU (the caller keeps using `sgemm`).
+    public init?(k: Int, n: Int, w: UnsafePointer<Float>, ldw: Int, transposed: Bool, bias: UnsafePointer<Float>?) {
+        guard k > 0, n > 0,
+              let h = kerf_packed_gemm_create(Int64(k), Int64(n), w, Int64(ldw), transposed ? 1 : 0, bias) else { return nil }
+        handle = h
+        self.k = k
+        self.n = n
+        hasBias = bias != nil
+    }
+
+    deinit { kerf_packed_gemm_destroy(handle) }
+
+    /// C[i, j] = Σ_p A[i, p] · W[p, j] (+ bias[j]) for i < m: A row-major with row stride `lda`,
+    /// C dense [m, N]. Returns false when oneDNN failed; C is undefined then.
+    public func multiply(m: Int, a: UnsafePointer<Float>, lda: Int, c: UnsafeMutablePointer<Float>) -> Bool {
+        kerf_packed_gemm_run(handle, Int64(m), a, Int64(lda), c, 0) == 0
+    }
+}

@@ -1,0 +1,62 @@
+import XCTest
+@testable import KerfCore
+@testable import KerfKernels
+@testable import KerfRuntime
+
+final class PackedGemmTests: XCTestCase {
+    /// Deterministic values in [-1, 1].
+    private func floats(_ n: Int, seed: UInt64) -> [Float] {
+        var s = seed
+        return (0..<n).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int((s >> 33) % 2001) - 1000) / 1000
+        }
+    }
+
+    func testPackedGemmMatchesReference() throws {
+        var seed: UInt64 = 1
+        for (k, n) in [(1, 1), (5, 3), (17, 33), (64, 64), (100, 130), (256, 1000), (1000, 17)] {
+            for transposed in [false, true] {
+                for withBias in [false, true] {
+                    seed += 1
+                    let ldw = (transposed ? k : n) + (seed % 2 == 0 ? 0 : 3)
+                    let w = floats((transposed ? n : k) * ldw, seed: seed)
+                    let bias = floats(n, seed: seed + 7)
+                    let packed = try XCTUnwrap(w.withUnsafeBufferPointer { wp in
+                        bias.withUnsafeBufferPointer { bp in
+                            PackedGemm(k: k, n: n, w: wp.baseAddress!, ldw: ldw, transposed: transposed, bias: withBias ? bp.baseAddress! : nil)
+                        }
+                    }, "k \(k) n \(n)")
+                    for m in [1, 2, 7, 32, 33, 129] {
+                        let lda = k + (m % 2 == 0 ? 0 : 5)
+                        let a = floats(m * lda, seed: seed + UInt64(m))
+                        var c = [Float](repeating: .nan, count: m * n)
+                        var expected = [Float](repeating: 0, count: m * n)
+                        XCTAssertTrue(packed.multiply(m: m, a: a, lda: lda, c: &c))
+                        sgemmReference(transA: false, transB: transposed, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
+                                       b: w, ldb: ldw, beta: 0, c: &expected, ldc: n)
+                        for i in 0..<m * n {
+                            let want = expected[i] + (withBias ? bias[i % n] : 0)
+                            XCTAssertEqual(c[i], want, accuracy: 1e-4 * max(1, abs(want)),
+                                           "k \(k) n \(n) m \(m) transposed \(transposed) bias \(withBias) at \(i)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The same packed weights serve many row counts in any order (one primitive per count).
+    func testPackedGemmRowCountsInterleave() throws {
+        let (k, n) = (48, 80)
+        let w = floats(k * n, seed: 99)
+        let packed = try XCTUnwrap(w.withUnsafeBufferPointer { PackedGemm(k: k, n: n, w: $0.baseAddress!, ldw: n, transposed: false, bias: nil) })
+        for m in [3, 1, 3, 64, 1, 64, 5] {
+            let a = floats(m * k, seed: UInt64(m))
+            var c = [Float](repeating: 0, count: m * n), expected = c
+            XCTAssertTrue(packed.multiply(m: m, a: a, lda: k, c: &c))
+            sgemmReference(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w, ldb: n, beta: 0, c: &expected, ldc: n)
+            for i in 0..<m * n { XCTAssertEqual(c[i], expected[i], accuracy: 1e-4, "m \(m) at \(i)") }
+        }
+    }
+}
