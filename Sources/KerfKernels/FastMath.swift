@@ -49,9 +49,16 @@ public func fastErfc(_ x: Float) -> Float {
 /// True when the running CPU has AVX2 (the C kernels may run).
 let cpuHasAVX2: Bool = kerf_qgemm_avx2_available() != 0
 
+/// True when the running CPU has AVX-512F (the sixteen-lane C kernels may run).
+let cpuHasAVX512: Bool = kerf_avx512_available() != 0
+
 /// y[i] = GELU(x[i]) = x/2 * (1 + erf(x / sqrt 2)) = x/2 * erfc(-x / sqrt 2), exact form
 /// (ONNX Gelu with approximate = "none"); x and y may alias.
 public func gelu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+    if cpuHasAVX512 {  // the same steps in sixteen lanes, multiply-adds fused (KerfCKernels/gelu_avx512.c)
+        kerf_gelu_avx512(x, y, count)
+        return
+    }
     if cpuHasAVX2 {  // the same operations in eight lanes (KerfCKernels/gelu_avx2.c)
         kerf_gelu_avx2(x, y, count)
         return

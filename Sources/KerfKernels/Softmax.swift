@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import KerfCKernels
 
 /// Softmax along the middle axis of x viewed as [outer, n, inner]: for each (o, i) the n
 /// elements at (o * n + j) * inner + i are normalized.
@@ -9,6 +10,10 @@ import Glibc
 public func softmax(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, outer: Int, n: Int, inner: Int, log: Bool,
                     threads: Int = 1) {
     parallelRanges(outer * inner, threads: threads, grain: max(1, 16384 / max(n, 1))) { rows in
+        if inner == 1 && !log && cpuHasAVX2 {
+            kerf_softmax_rows_avx2(x + rows.lowerBound * n, y + rows.lowerBound * n, rows.count, n)
+            return
+        }
         for row in rows {
             if inner == 1 {
                 softmaxRow(x + row * n, y + row * n, n: n, log: log)
