@@ -8,9 +8,9 @@
 
 #define MAX_WORKERS 64
 
-/* One primitive per product shape seen: rows and the row stride of A. */
+/* One primitive per row count seen. */
 typedef struct {
-    int64_t m, lda;
+    int64_t m;
     dnnl_primitive_t primitive;
     dnnl_memory_desc_t scratch_md;
     size_t scratch_size;
@@ -35,23 +35,22 @@ static void make_engine(void) {
     if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
 }
 
-/* The memory descriptors of a product with m rows: A [m, k] with row stride lda, C [m, n]
- * dense (oneDNN's blocked kernels need a dense C), bias [1, n]. */
-static int describe_operands(int64_t m, int64_t k, int64_t n, int64_t lda, dnnl_memory_desc_t *src,
+/* The memory descriptors of a product with m rows: A [m, k], C [m, n] and bias [1, n], all
+ * dense (oneDNN's blocked kernels take no row strides). */
+static int describe_operands(int64_t m, int64_t k, int64_t n, dnnl_memory_desc_t *src,
                              dnnl_memory_desc_t *dst, dnnl_memory_desc_t *bias) {
-    dnnl_dims_t src_dims = {m, k}, src_strides = {lda, 1}, dst_dims = {m, n}, bias_dims = {1, n};
-    return dnnl_memory_desc_init_by_strides(src, 2, src_dims, dnnl_f32, src_strides) == dnnl_success
+    dnnl_dims_t src_dims = {m, k}, dst_dims = {m, n}, bias_dims = {1, n};
+    return dnnl_memory_desc_init_by_tag(src, 2, src_dims, dnnl_f32, dnnl_ab) == dnnl_success
         && dnnl_memory_desc_init_by_tag(dst, 2, dst_dims, dnnl_f32, dnnl_ab) == dnnl_success
         && dnnl_memory_desc_init_by_tag(bias, 2, bias_dims, dnnl_f32, dnnl_ab) == dnnl_success;
 }
 
 /* A matmul primitive descriptor for [m, k] x [k, n] (+ bias) with the given weights md
- * (format `any` to let oneDNN choose) and A row stride; NULL when oneDNN would only use its
- * reference implementation. */
-static dnnl_primitive_desc_t describe(int64_t m, int64_t k, int64_t n, int64_t lda, int bias,
-                                      const dnnl_memory_desc_t *weights) {
+ * (format `any` to let oneDNN choose); NULL when oneDNN would only use its reference
+ * implementation. */
+static dnnl_primitive_desc_t describe(int64_t m, int64_t k, int64_t n, int bias, const dnnl_memory_desc_t *weights) {
     dnnl_memory_desc_t src, dst, bias_md;
-    if (!describe_operands(m, k, n, lda, &src, &dst, &bias_md)) return NULL;
+    if (!describe_operands(m, k, n, &src, &dst, &bias_md)) return NULL;
     dnnl_matmul_desc_t desc;
     if (dnnl_matmul_desc_init(&desc, &src, weights, bias ? &bias_md : NULL, &dst) != dnnl_success) return NULL;
     dnnl_primitive_attr_t attr;
@@ -118,7 +117,7 @@ kerf_packed_gemm *kerf_packed_gemm_create(int64_t k, int64_t n, const float *w, 
     if (dnnl_memory_desc_init_by_tag(&any, 2, dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success) { kerf_packed_gemm_destroy(g); return NULL; }
     /* The layout chosen for 32 rows; other row counts get primitives taking the same layout
      * (or the product fails over to the caller's plain GEMM). */
-    dnnl_primitive_desc_t pd = describe(32, k, n, k, bias != NULL, &any);
+    dnnl_primitive_desc_t pd = describe(32, k, n, bias != NULL, &any);
     if (!pd) { kerf_packed_gemm_destroy(g); return NULL; }
     g->packed_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_primitive_desc_destroy(pd);
@@ -129,15 +128,15 @@ kerf_packed_gemm *kerf_packed_gemm_create(int64_t k, int64_t n, const float *w, 
 
 /* Copies the cached primitive for a shape to `out`, made on first use; 0 when oneDNN cannot
  * make it. (Entries never change once made; the array may move, hence the copy.) */
-static int shape_for(kerf_packed_gemm *g, int64_t m, int64_t lda, shape_entry *out) {
+static int shape_for(kerf_packed_gemm *g, int64_t m, shape_entry *out) {
     shape_entry *found = NULL;
     pthread_mutex_lock(&g->lock);
     for (int i = 0; i < g->shape_count; i++) {
         shape_entry *e = &g->shapes[i];
-        if (e->m == m && e->lda == lda) { found = e; break; }
+        if (e->m == m) { found = e; break; }
     }
     if (!found) {
-        dnnl_primitive_desc_t pd = describe(m, g->k, g->n, lda, g->bias != NULL, &g->packed_md);
+        dnnl_primitive_desc_t pd = describe(m, g->k, g->n, g->bias != NULL, &g->packed_md);
         dnnl_primitive_t primitive = NULL;
         if (pd && dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &g->packed_md)
             && dnnl_primitive_create(&primitive, pd) == dnnl_success) {
@@ -149,7 +148,6 @@ static int shape_for(kerf_packed_gemm *g, int64_t m, int64_t lda, shape_entry *o
             if (g->shape_count < g->shape_capacity) {
                 found = &g->shapes[g->shape_count++];
                 found->m = m;
-                found->lda = lda;
                 found->primitive = primitive;
                 found->scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
                 found->scratch_size = dnnl_memory_desc_get_size(&found->scratch_md);
@@ -164,11 +162,11 @@ static int shape_for(kerf_packed_gemm *g, int64_t m, int64_t lda, shape_entry *o
     return found != NULL;
 }
 
-int kerf_packed_gemm_run(kerf_packed_gemm *g, int64_t m, const float *a, int64_t lda, float *c, int worker) {
+int kerf_packed_gemm_run(kerf_packed_gemm *g, int64_t m, const float *a, float *c, int worker) {
     if (m <= 0) return 0;
     if (worker < 0 || worker >= MAX_WORKERS) return 1;
     shape_entry e;
-    if (!shape_for(g, m, lda, &e)) return 1;
+    if (!shape_for(g, m, &e)) return 1;
     if (!g->streams[worker] && dnnl_stream_create(&g->streams[worker], engine, dnnl_stream_default_flags) != dnnl_success) {
         g->streams[worker] = NULL;
         return 1;
@@ -180,7 +178,7 @@ int kerf_packed_gemm_run(kerf_packed_gemm *g, int64_t m, const float *a, int64_t
         if (!g->scratch[worker]) return 1;
     }
     dnnl_memory_desc_t src, dst, bias_md;
-    if (!describe_operands(m, g->k, g->n, lda, &src, &dst, &bias_md)) return 1;
+    if (!describe_operands(m, g->k, g->n, &src, &dst, &bias_md)) return 1;
     dnnl_memory_t mem[5] = {NULL, NULL, NULL, NULL, NULL};
     dnnl_exec_arg_t args[5];
     int count = 0;

@@ -26,9 +26,9 @@ public final class PackedGemm: @unchecked Sendable {
 
     deinit { kerf_packed_gemm_destroy(handle) }
 
-    /// C[i, j] = Σ_p A[i, p] · W[p, j] (+ bias[j]) for i < m: A row-major with row stride `lda`,
-    /// C dense [m, N]. Returns false when oneDNN failed; C is undefined then.
-    public func multiply(m: Int, a: UnsafePointer<Float>, lda: Int, c: UnsafeMutablePointer<Float>) -> Bool {
-        kerf_packed_gemm_run(handle, Int64(m), a, Int64(lda), c, 0) == 0
+    /// C[i, j] = Σ_p A[i, p] · W[p, j] (+ bias[j]) for i < m, A dense [m, K], C dense [m, N].
+    /// Returns false when oneDNN failed; C is undefined then.
+    public func multiply(m: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) -> Bool {
+        kerf_packed_gemm_run(handle, Int64(m), a, c, 0) == 0
     }
 }

@@ -15,11 +15,11 @@ typedef struct kerf_packed_gemm kerf_packed_gemm;
 kerf_packed_gemm *kerf_packed_gemm_create(int64_t k, int64_t n, const float *w, int64_t ldw, int trans_w,
                                           const float *bias);
 
-/* C[i, j] = sum_k A[i, k] * W[k, j] (+ bias[j]) for rows 0..<m: A row-major with row stride
- * lda, C dense [m, N]. `worker` in 0..<64 selects the stream and scratch space: concurrent
+/* C[i, j] = sum_k A[i, k] * W[k, j] (+ bias[j]) for rows 0..<m, A dense [m, K], C dense
+ * [m, N]. `worker` in 0..<64 selects the stream and scratch space: concurrent
  * calls must pass different workers. Threads inside: oneDNN's (OpenMP) setting of the calling
  * thread. Returns 0 on success, nonzero when oneDNN failed (C undefined then). */
-int kerf_packed_gemm_run(kerf_packed_gemm *g, int64_t m, const float *a, int64_t lda, float *c, int worker);
+int kerf_packed_gemm_run(kerf_packed_gemm *g, int64_t m, const float *a, float *c, int worker);
 
 void kerf_packed_gemm_destroy(kerf_packed_gemm *g);
 #endif

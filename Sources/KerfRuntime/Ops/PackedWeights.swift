@@ -49,7 +49,7 @@ final class PackedWeights {
         var out = Tensor(uninitialized: .float, shape: Array(a.shape.dropLast()) + [gemm.n])
         let ok = a.withElements(as: Float.self) { x in
             out.withMutableElements(as: Float.self) { y in
-                gemm.multiply(m: rows, a: x.baseAddress!, lda: gemm.k, c: y.baseAddress!)
+                gemm.multiply(m: rows, a: x.baseAddress!, c: y.baseAddress!)
             }
         }
         return ok ? out : nil
