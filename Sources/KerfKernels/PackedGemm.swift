@@ -6,7 +6,7 @@ import KerfCKernels
 /// arithmetic when A has few rows.
 ///
 /// The packed copy is independent of the array it was made from. Products run on the calling
-/// thread with oneDNN's threads (`setGemmThreads`); one product at a time per instance.
+/// thread with oneDNN's threads (`setGemmThreads`).
 public final class PackedGemm: @unchecked Sendable {
     public let k: Int, n: Int
     public let hasBias: Bool
@@ -27,8 +27,9 @@ public final class PackedGemm: @unchecked Sendable {
     deinit { kerf_packed_gemm_destroy(handle) }
 
     /// C[i, j] = Σ_p A[i, p] · W[p, j] (+ bias[j]) for i < m, A dense [m, K], C dense [m, N].
-    /// Returns false when oneDNN failed; C is undefined then.
-    public func multiply(m: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) -> Bool {
-        kerf_packed_gemm_run(handle, Int64(m), a, c, 0) == 0
+    /// Concurrent calls must pass different `worker`s (in 0..<64). Returns false when oneDNN
+    /// failed; C is undefined then.
+    public func multiply(m: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, worker: Int = 0) -> Bool {
+        kerf_packed_gemm_run(handle, Int64(m), a, c, Int32(worker)) == 0
     }
 }

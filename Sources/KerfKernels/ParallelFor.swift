@@ -1,4 +1,5 @@
 import CDNNL
+import KerfCKernels
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -67,28 +68,49 @@ public func parallelFor(_ count: Int, threads: Int, _ body: (_ worker: Int, _ in
 }
 
 /// Runs body(index) for every index in 0..<count on up to `threads` threads, each thread taking
-/// the next index as soon as it is done with its last: a thread slowed down by other work on
-/// the machine takes fewer indices, so no thread waits long for a straggler. Returns when all
-/// indices are done. `body` must be safe to call concurrently.
+/// the next index as soon as it is done with its last (`parallelForClaimed`).
 public func parallelForDynamic(_ count: Int, threads: Int, _ body: (_ index: Int) -> Void) {
+    parallelForClaimed(count, threads: threads) { _, index in body(index) }
+}
+
+/// Runs body(worker, index) for every index in 0..<count on up to `threads` threads, each
+/// thread taking the next index as soon as it is done with its last: a thread slowed down by
+/// other work on the machine takes fewer indices, and a pool thread that has not started by
+/// the time the calling thread ran out of indices is not waited for (on a machine whose other
+/// cores are busy the calling thread does it all rather than waiting for a time slice).
+/// Concurrent calls of `body` have different `worker`s in 0..<threads (0: the calling thread);
+/// oneDNN calls inside use one thread each. Returns when all indices are done. `body` must be
+/// safe to call concurrently for different workers.
+public func parallelForClaimed(_ count: Int, threads: Int, _ body: (_ worker: Int, _ index: Int) -> Void) {
     let workers = max(1, min(threads, count))
     if workers == 1 {
-        for i in 0..<count { body(i) }
+        for i in 0..<count { body(0, i) }
         return
     }
     let next = Atomic<Int>(0)
-    parallelFor(workers, threads: workers) { _, _ in
+    func claim(_ worker: Int) {
         while true {
             let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
             if index >= count { return }
-            body(index)
+            body(worker, index)
         }
     }
+    let pooled = WorkerPool.shared.run(workers: workers, helpersOptional: true) { worker in
+        let saved = worker == 0 ? omp_get_max_threads() : 1
+        if worker == 0 { omp_set_num_threads(1) }
+        claim(worker)
+        if worker == 0 { omp_set_num_threads(saved) }
+    }
+    if pooled { return }
+    parallelFor(workers, threads: workers) { worker, _ in claim(worker) }
 }
 
 /// Threads parked between `parallelFor` calls: starting a pthread and unmapping its stack cost
 /// tens of microseconds, as much as a small int8 convolution. Threads start on first use and
-/// live as long as the process; they block (no spinning) while idle. One job at a time.
+/// live as long as the process. After a job they poll for the next one for `spinNanoseconds`
+/// before blocking, and so does the calling thread waiting for them: waking a blocked thread
+/// (and its idle core, in a VM) takes tens of microseconds, as long as a whole small operator.
+/// One job at a time.
 final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool()
 
@@ -96,11 +118,21 @@ final class WorkerPool: @unchecked Sendable {
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let done = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let inUse = Atomic<Bool>(false)
+    /// How long an idle thread polls before blocking.
+    static let spinNanoseconds = 200_000
+    /// `generation` and `running`, readable without the mutex for polling.
+    private let publishedGeneration = Atomic<Int>(0)
+    private let runningHelpers = Atomic<Int>(0)
     // Guarded by `mutex`:
     private var started = 0
     private var generation = 0
     private var workers = 0
     private var remaining = 0
+    /// Helpers inside the current job's body.
+    private var running = 0
+    /// Set when the calling thread finished a job whose helpers are optional: helpers that
+    /// have not joined by then skip it.
+    private var closed = false
     private var job: ((Int) -> Void)?
 
     private init() {
@@ -111,8 +143,10 @@ final class WorkerPool: @unchecked Sendable {
 
     /// Runs body(worker) for worker in 0..<workers, 0 on the calling thread, and returns true
     /// when all are done; returns false at once (nothing run) when the pool is taken or a
-    /// thread cannot be started.
-    func run(workers: Int, _ body: (Int) -> Void) -> Bool {
+    /// thread cannot be started. With `helpersOptional`, body(0) must leave no work undone
+    /// (the helpers only share it): helpers that have not started when it returns never run,
+    /// and only those running are waited for.
+    func run(workers: Int, helpersOptional: Bool = false, _ body: (Int) -> Void) -> Bool {
         guard inUse.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
         defer { inUse.store(false, ordering: .releasing) }
         pthread_mutex_lock(mutex)
@@ -135,12 +169,31 @@ final class WorkerPool: @unchecked Sendable {
             job = body
             self.workers = workers
             remaining = workers - 1
+            remainingMirror.store(remaining, ordering: .relaxed)
+            running = 0
+            closed = false
             generation += 1
+            publishedGeneration.store(generation, ordering: .releasing)
             pthread_cond_broadcast(wake)
             pthread_mutex_unlock(mutex)
             body(0)
             pthread_mutex_lock(mutex)
-            while remaining > 0 { pthread_cond_wait(done, mutex) }
+            if helpersOptional {
+                closed = true
+                if running > 0 {
+                    pthread_mutex_unlock(mutex)
+                    Self.poll { runningHelpers.load(ordering: .acquiring) == 0 }
+                    pthread_mutex_lock(mutex)
+                }
+                while running > 0 { pthread_cond_wait(done, mutex) }
+            } else {
+                if remaining > 0 {
+                    pthread_mutex_unlock(mutex)
+                    Self.poll { runningHelpers.load(ordering: .acquiring) == 0 && publishedRemaining() == 0 }
+                    pthread_mutex_lock(mutex)
+                }
+                while remaining > 0 { pthread_cond_wait(done, mutex) }
+            }
             job = nil
             pthread_mutex_unlock(mutex)
             return true
@@ -160,26 +213,57 @@ final class WorkerPool: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         var seen = first
         while true {
+            if generation == seen {
+                pthread_mutex_unlock(mutex)
+                Self.poll { publishedGeneration.load(ordering: .acquiring) != seen }
+                pthread_mutex_lock(mutex)
+            }
             while generation == seen { pthread_cond_wait(wake, mutex) }
             seen = generation
-            guard index < workers, let body = job else { continue }
+            guard index < workers, let body = job, !closed else { continue }
+            running += 1
+            runningHelpers.add(1, ordering: .relaxed)
             pthread_mutex_unlock(mutex)
             body(index)
             pthread_mutex_lock(mutex)
+            running -= 1
             remaining -= 1
-            if remaining == 0 { pthread_cond_signal(done) }
+            remainingMirror.store(remaining, ordering: .relaxed)
+            runningHelpers.subtract(1, ordering: .releasing)
+            if remaining == 0 || (closed && running == 0) { pthread_cond_signal(done) }
+        }
+    }
+
+    private let remainingMirror = Atomic<Int>(0)
+    private func publishedRemaining() -> Int { remainingMirror.load(ordering: .acquiring) }
+
+    /// Polls `ready` (with a pause between reads) until it holds or `spinNanoseconds` passed.
+    private static func poll(_ ready: () -> Bool) {
+        var start = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        var polls = 0
+        while !ready() {
+            kerf_cpu_pause()
+            polls += 1
+            if polls % 64 == 0 {
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                if (now.tv_sec - start.tv_sec) * 1_000_000_000 + (now.tv_nsec - start.tv_nsec) > spinNanoseconds { return }
+            }
         }
     }
 }
 
-/// Splits 0..<count into contiguous ranges of at least `grain` indices (one per thread, at most
-/// `threads`) and runs body(range) for each, on the calling thread alone when there is not
-/// enough work for two. `body` must be safe to call concurrently for disjoint ranges.
+/// Splits 0..<count into contiguous ranges of at least `grain` indices (up to four per thread)
+/// and runs body(range) for each on up to `threads` threads, taken as in `parallelForClaimed`;
+/// on the calling thread alone when there is not enough work for two ranges. `body` must be
+/// safe to call concurrently for disjoint ranges.
 public func parallelRanges(_ count: Int, threads: Int, grain: Int, _ body: (Range<Int>) -> Void) {
-    let tasks = min(max(1, threads), count / max(1, grain))
-    if tasks <= 1 {
+    let threads = max(1, threads)
+    let tasks = min(4 * threads, count / max(1, grain))
+    if threads == 1 || tasks <= 1 {
         if count > 0 { body(0..<count) }
         return
     }
-    parallelFor(tasks, threads: tasks) { _, t in body(count * t / tasks ..< count * (t + 1) / tasks) }
+    parallelForClaimed(tasks, threads: threads) { _, t in body(count * t / tasks ..< count * (t + 1) / tasks) }
 }

@@ -58,4 +58,35 @@ final class PackedGemmTests: XCTestCase {
             for i in 0..<m * n { XCTAssertEqual(c[i], expected[i], accuracy: 1e-4, "m \(m) at \(i)") }
         }
     }
+
+    /// Column blocks and row tiles on several threads give the product of the whole matrix.
+    func testPackedGemmTilesMatchReference() throws {
+        var seed: UInt64 = 500
+        for (k, n) in [(3, 1), (33, 65), (64, 200), (130, 1000)] {
+            for transposed in [false, true] {
+                seed += 1
+                let ldw = transposed ? k : n
+                let w = floats(k * n, seed: seed), bias = floats(n, seed: seed + 1)
+                for threads in [1, 2, 3] {
+                    let tiles = try XCTUnwrap(w.withUnsafeBufferPointer { wp in
+                        bias.withUnsafeBufferPointer { bp in
+                            PackedGemmTiles(k: k, n: n, w: wp.baseAddress!, ldw: ldw, transposed: transposed, bias: bp.baseAddress!, threads: threads)
+                        }
+                    })
+                    for m in [1, 5, 128, 129, 300] {
+                        let a = floats(m * k, seed: seed + UInt64(m))
+                        var c = [Float](repeating: .nan, count: m * n), expected = [Float](repeating: 0, count: m * n)
+                        XCTAssertTrue(tiles.multiply(m: m, a: a, c: &c))
+                        sgemmReference(transA: false, transB: transposed, m: m, n: n, k: k, alpha: 1, a: a, lda: k,
+                                       b: w, ldb: ldw, beta: 0, c: &expected, ldc: n)
+                        for i in 0..<m * n {
+                            let want = expected[i] + bias[i % n]
+                            XCTAssertEqual(c[i], want, accuracy: 1e-4 * max(1, abs(want)),
+                                           "k \(k) n \(n) m \(m) threads \(threads) transposed \(transposed) at \(i)")
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -124,7 +124,7 @@ enum MatMulOps {
                 ? c.constant(1).flatMap { SparseWeights($0, transposed: false, threads: threads) } : nil
             // Dense constant weights are packed once (with the fused bias, when constant).
             let packed = sparse == nil
-                ? c.constant(1).flatMap { w in PackedWeights(w, transposed: false, bias: fusedBias ? c.constant(2) : nil) } : nil
+                ? c.constant(1).flatMap { w in PackedWeights(w, transposed: false, bias: fusedBias ? c.constant(2) : nil, threads: threads) } : nil
             return ClosureOperator { inputs in
                 let a = try inputs.required(0), b = try inputs.required(1)
                 let bias = fusedBias ? try inputs.required(2, "fused bias") : nil
@@ -143,7 +143,7 @@ enum MatMulOps {
             // Y = A · B + beta * C with constant B and C a row (or absent): B packed once, with C as its bias.
             let bias = c.constant(2).flatMap { $0.count > 0 && beta != 0 ? $0 : nil }
             let packs = sparse == nil && !transA && alpha == 1 && (c.node.inputs.count < 3 || c.node.inputs[2].isEmpty || bias != nil)
-            let packed = packs ? c.constant(1).flatMap { PackedWeights($0, transposed: transB, bias: bias, biasScale: beta) } : nil
+            let packed = packs ? c.constant(1).flatMap { PackedWeights($0, transposed: transB, bias: bias, biasScale: beta, threads: c.options.resolvedThreads) } : nil
             return ClosureOperator { inputs in
                 if let packed, let a = inputs.optional(0) ?? nil, a.rank == 2, let b = inputs.optional(1) ?? nil,
                    let y = packed.product(a, b, bias: bias == nil ? nil : inputs.optional(2) ?? nil) {

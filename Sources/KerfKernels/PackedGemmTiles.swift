@@ -1,0 +1,67 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `PackedGemm` for several threads: W packed as column blocks, and a product split into
+/// tiles (up to 128 rows by one block) that the threads take one by one (`parallelForClaimed`),
+/// each tile a single-threaded oneDNN product into the thread's scratch, copied into C. On a
+/// machine whose other cores are busy the calling thread takes every tile instead of waiting
+/// for a thread that has no core (as oneDNN's own OpenMP split must).
+/// One product at a time per instance.
+public final class PackedGemmTiles: @unchecked Sendable {
+    public let k: Int, n: Int
+    public let threads: Int
+    /// Rows per tile.
+    static let tileRows = 128
+    private let blocks: [PackedGemm]
+    private let width: Int
+    private var scratch: UnsafeMutablePointer<Float>?
+
+    /// `PackedGemm.init`'s arguments, W split into about 2 * threads blocks of a multiple of 64
+    /// columns (one block for one thread). nil when oneDNN has no optimized product.
+    public init?(k: Int, n: Int, w: UnsafePointer<Float>, ldw: Int, transposed: Bool, bias: UnsafePointer<Float>?, threads: Int) {
+        guard k > 0, n > 0 else { return nil }
+        let threads = max(1, threads)
+        let target = (n + 2 * threads - 1) / (2 * threads)
+        let width = threads == 1 ? n : min(n, max(64, (target + 63) / 64 * 64))
+        var blocks: [PackedGemm] = []
+        for c0 in stride(from: 0, to: n, by: width) {
+            let columns = min(width, n - c0)
+            guard let block = PackedGemm(k: k, n: columns, w: transposed ? w + c0 * ldw : w + c0, ldw: ldw, transposed: transposed,
+                                         bias: bias.map { $0 + c0 }) else { return nil }
+            blocks.append(block)
+        }
+        self.k = k
+        self.n = n
+        self.threads = threads
+        self.width = width
+        self.blocks = blocks
+    }
+
+    deinit { scratch?.deallocate() }
+
+    /// C[i, j] = Σ_p A[i, p] · W[p, j] (+ bias[j]) for i < m, A dense [m, K], C dense [m, N].
+    /// Returns false when oneDNN failed; C is undefined then.
+    public func multiply(m: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) -> Bool {
+        if m <= 0 { return true }
+        if blocks.count == 1 && (threads == 1 || m <= Self.tileRows) { return blocks[0].multiply(m: m, a: a, c: c) }
+        let rowTiles = (m + Self.tileRows - 1) / Self.tileRows
+        let tileSize = Self.tileRows * width
+        if blocks.count > 1 && scratch == nil { scratch = .allocate(capacity: threads * tileSize) }
+        var failed = false
+        parallelForClaimed(rowTiles * blocks.count, threads: threads) { worker, tile in
+            let r0 = (tile / blocks.count) * Self.tileRows, rows = min(Self.tileRows, m - r0)
+            let block = blocks[tile % blocks.count], c0 = (tile % blocks.count) * width
+            if blocks.count == 1 {
+                if !block.multiply(m: rows, a: a + r0 * k, c: c + r0 * n, worker: worker) { failed = true }
+                return
+            }
+            let out = scratch! + worker * tileSize
+            if !block.multiply(m: rows, a: a + r0 * k, c: out, worker: worker) { failed = true; return }
+            for i in 0..<rows {
+                memcpy(c + (r0 + i) * n + c0, out + i * block.n, block.n * MemoryLayout<Float>.size)
+            }
+        }
+        return !failed
+    }
+}
