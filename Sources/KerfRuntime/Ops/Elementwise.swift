@@ -5,48 +5,86 @@ import KerfKernels
 
 enum ArithmeticKind { case add, sub, mul, div, max, min }
 
-/// out = a (op) b with ONNX broadcasting; a and b must share a numeric dtype.
-func arithmetic(_ kind: ArithmeticKind, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+/// Outputs of at least this many elements are split over threads (by their first axis).
+private let parallelArithmeticMinimum = 1 << 16
+
+/// a (kind) b through `broadcastBinary`, with the operation known statically (so that the
+/// loops specialize and vectorize).
+@inline(__always)
+private func broadcastArithmetic<T: NumericElement>(_ kind: ArithmeticKind, _ a: UnsafePointer<T>, _ aShape: [Int],
+                                                    _ b: UnsafePointer<T>, _ bShape: [Int], _ out: UnsafeMutablePointer<T>, _ outShape: [Int]) {
+    switch kind {
+    case .add: broadcastBinary(a, aShape, b, bShape, out, outShape, T.add)
+    case .sub: broadcastBinary(a, aShape, b, bShape, out, outShape, T.sub)
+    case .mul: broadcastBinary(a, aShape, b, bShape, out, outShape, T.mul)
+    case .div: broadcastBinary(a, aShape, b, bShape, out, outShape, T.div)
+    case .max: broadcastBinary(a, aShape, b, bShape, out, outShape) { p, q in
+        (T.isFloatingPoint && p != p) ? p : (q != q ? q : Swift.max(p, q)) }
+    case .min: broadcastBinary(a, aShape, b, bShape, out, outShape) { p, q in
+        (T.isFloatingPoint && p != p) ? p : (q != q ? q : Swift.min(p, q)) }
+    }
+}
+
+/// `broadcastArithmetic` with the output's first axis split over up to `threads` threads
+/// (each range of it a smaller broadcast of the same operands) when the output is large.
+private func parallelArithmetic<T: NumericElement>(_ kind: ArithmeticKind, _ a: UnsafePointer<T>, _ aShape: [Int],
+                                                   _ b: UnsafePointer<T>, _ bShape: [Int], _ out: UnsafeMutablePointer<T>,
+                                                   _ outShape: [Int], threads: Int) {
+    let count = outShape.reduce(1, *)
+    guard threads > 1, count >= parallelArithmeticMinimum, let rows = outShape.first, rows >= 2 else {
+        broadcastArithmetic(kind, a, aShape, b, bShape, out, outShape)
+        return
+    }
+    let rank = outShape.count
+    let padA = [Int](repeating: 1, count: rank - aShape.count) + aShape
+    let padB = [Int](repeating: 1, count: rank - bShape.count) + bShape
+    let perRow = count / rows
+    let aRow = padA[0] == 1 ? 0 : padA.reduce(1, *) / rows, bRow = padB[0] == 1 ? 0 : padB.reduce(1, *) / rows
+    parallelRanges(rows, threads: threads, grain: max(1, parallelArithmeticMinimum / 4 / max(perRow, 1))) { r in
+        let sliceA = padA[0] == 1 ? padA : [r.count] + padA.dropFirst()
+        let sliceB = padB[0] == 1 ? padB : [r.count] + padB.dropFirst()
+        broadcastArithmetic(kind, a + r.lowerBound * aRow, sliceA, b + r.lowerBound * bRow, sliceB, out + r.lowerBound * perRow,
+                            [r.count] + outShape.dropFirst())
+    }
+}
+
+/// out = a (op) b with ONNX broadcasting; a and b must share a numeric dtype. Large outputs are
+/// split over up to `threads` threads.
+func arithmetic(_ kind: ArithmeticKind, _ a: Tensor, _ b: Tensor, threads: Int = 1) throws -> Tensor {
     guard a.dtype == b.dtype else {
         throw KerfError.shapeMismatch("operands have different dtypes (\(a.dtype) and \(b.dtype))")
     }
     if a.dtype == .float16 || a.dtype == .bfloat16 {
-        return try arithmetic(kind, a.convertedToFloat32(), b.convertedToFloat32()).convertedFromFloat32(to: a.dtype)
+        return try arithmetic(kind, a.convertedToFloat32(), b.convertedToFloat32(), threads: threads).convertedFromFloat32(to: a.dtype)
     }
     guard let shape = broadcastShape(a.shape, b.shape) else {
         throw KerfError.shapeMismatch("shapes \(a.shape) and \(b.shape) do not broadcast")
     }
     struct Body: NumericBody {
-        let kind: ArithmeticKind, a: Tensor, b: Tensor, shape: [Int]
+        let kind: ArithmeticKind, a: Tensor, b: Tensor, shape: [Int], threads: Int
         func run<T: NumericElement>(_: T.Type) throws -> Tensor {
             var out = Tensor(uninitialized: a.dtype, shape: shape)
             a.withElements(as: T.self) { x in
                 b.withElements(as: T.self) { y in
                     out.withMutableElements(as: T.self) { z in
                         let px = x.baseAddress!, py = y.baseAddress!, pz = z.baseAddress!
-                        switch kind {
-                        case .add: broadcastBinary(px, a.shape, py, b.shape, pz, shape, T.add)
-                        case .sub: broadcastBinary(px, a.shape, py, b.shape, pz, shape, T.sub)
-                        case .mul: broadcastBinary(px, a.shape, py, b.shape, pz, shape, T.mul)
-                        case .div: broadcastBinary(px, a.shape, py, b.shape, pz, shape, T.div)
-                        case .max: broadcastBinary(px, a.shape, py, b.shape, pz, shape) { p, q in
-                            (T.isFloatingPoint && p != p) ? p : (q != q ? q : Swift.max(p, q)) }
-                        case .min: broadcastBinary(px, a.shape, py, b.shape, pz, shape) { p, q in
-                            (T.isFloatingPoint && p != p) ? p : (q != q ? q : Swift.min(p, q)) }
-                        }
+                        parallelArithmetic(kind, px, a.shape, py, b.shape, pz, shape, threads: threads)
                     }
                 }
             }
             return out
         }
     }
-    return try dispatchNumeric(a.dtype, Body(kind: kind, a: a, b: b, shape: shape))
+    return try dispatchNumeric(a.dtype, Body(kind: kind, a: a, b: b, shape: shape, threads: threads))
 }
 
 enum ElementwiseOps {
     static func register(_ r: inout [String: OperatorFactory]) {
         for (name, kind) in [("Add", ArithmeticKind.add), ("Sub", .sub), ("Mul", .mul), ("Div", .div)] {
-            r[name] = { _ in ClosureOperator { [try arithmetic(kind, try $0.required(0), try $0.required(1))] } }
+            r[name] = { c in
+                let threads = c.options.resolvedThreads
+                return ClosureOperator { [try arithmetic(kind, try $0.required(0), try $0.required(1), threads: threads)] }
+            }
         }
         for (name, kind) in [("Sum", ArithmeticKind.add), ("Max", .max), ("Min", .min), ("Mean", .add)] {
             r[name] = { _ in

@@ -15,7 +15,9 @@ private func normalizedParameter(_ t: Tensor, _ normShape: [Int], _ what: String
     return materializeBroadcast(t, to: normShape)
 }
 
-func layerNormalization(_ x: Tensor, scale: Tensor, bias: Tensor?, axis: Int, epsilon: Float, stashType: Int) throws -> [Tensor] {
+/// Float rows are split over up to `threads` threads.
+func layerNormalization(_ x: Tensor, scale: Tensor, bias: Tensor?, axis: Int, epsilon: Float, stashType: Int,
+                        threads: Int = 1) throws -> [Tensor] {
     let half = x.dtype == .float16 || x.dtype == .bfloat16
     let computeType: DType = half ? .float : x.dtype
     guard computeType == .float || computeType == .double else {
@@ -55,7 +57,12 @@ func layerNormalization(_ x: Tensor, scale: Tensor, bias: Tensor?, axis: Int, ep
         }
     }
     if computeType == .float {
-        run(Float.self) { layerNorm($0, $1, rows: rows, n: n, scale: $2, bias: $3, epsilon: epsilon, mean: $4, invStdDev: $5) }
+        run(Float.self) { x, y, scale, bias, mean, inv in
+            parallelRanges(rows, threads: threads, grain: max(1, 16384 / max(n, 1))) { r in
+                layerNorm(x + r.lowerBound * n, y + r.lowerBound * n, rows: r.count, n: n, scale: scale, bias: bias, epsilon: epsilon,
+                          mean: mean + r.lowerBound, invStdDev: inv + r.lowerBound)
+            }
+        }
     } else {
         run(Double.self) { layerNorm($0, $1, rows: rows, n: n, scale: $2, bias: $3, epsilon: Double(epsilon), mean: $4, invStdDev: $5) }
     }
@@ -71,9 +78,10 @@ enum LayerNormOps {
             let axis = try c.int("axis", default: -1)
             let epsilon = try c.float("epsilon", default: 1e-5)
             let stashType = try c.int("stash_type", default: 1)
+            let threads = c.options.resolvedThreads
             return ClosureOperator { inputs in
                 try layerNormalization(try inputs.required(0), scale: try inputs.required(1, "Scale"), bias: inputs.optional(2),
-                                       axis: axis, epsilon: epsilon, stashType: stashType)
+                                       axis: axis, epsilon: epsilon, stashType: stashType, threads: threads)
             }
         }
     }
