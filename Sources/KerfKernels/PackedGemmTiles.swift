@@ -2,18 +2,25 @@
 import Glibc
 #endif
 
-/// `PackedGemm` for several threads: W packed as column blocks, and a product split into
-/// tiles (up to 128 rows by one block) that the threads take one by one (`parallelForClaimed`),
-/// each tile a single-threaded oneDNN product into the thread's scratch, copied into C. On a
-/// machine whose other cores are busy the calling thread takes every tile instead of waiting
-/// for a thread that has no core (as oneDNN's own OpenMP split must).
-/// One product at a time per instance.
+/// `PackedGemm` for several threads: a product split into tiles that the threads take one by
+/// one (`parallelForClaimed`), each tile a single-threaded oneDNN product. On a machine whose
+/// other cores are busy the calling thread takes every tile instead of waiting for a thread
+/// that has no core (as oneDNN's own OpenMP split must).
+/// Products of at least `wholeRowsPerThread` rows per thread are split into row tiles of the
+/// whole W (packed whole unless too large); others, too narrow for rows to share, into tiles
+/// of up to 128 rows by a column block of W (packed as blocks too), computed into the thread's
+/// scratch and copied into C. One product at a time per instance.
 public final class PackedGemmTiles: @unchecked Sendable {
     public let k: Int, n: Int
     public let threads: Int
-    /// Rows per tile.
+    /// Rows per tile of a column block.
     static let tileRows = 128
+    /// Products with this many rows per thread or more are split by rows of the whole W.
+    static let wholeRowsPerThread = 32
+    /// W larger than this (elements) is packed only as column blocks on several threads.
+    static let wholeLimit = 1 << 22
     private let blocks: [PackedGemm]
+    private let whole: PackedGemm?
     private let width: Int
     private var scratch: UnsafeMutablePointer<Float>?
 
@@ -25,7 +32,12 @@ public final class PackedGemmTiles: @unchecked Sendable {
         let target = (n + 2 * threads - 1) / (2 * threads)
         let width = threads == 1 ? n : min(n, max(64, (target + 63) / 64 * 64))
         var blocks: [PackedGemm] = []
-        for c0 in stride(from: 0, to: n, by: width) {
+        var whole: PackedGemm? = nil
+        if threads == 1 || (width < n && k * n <= Self.wholeLimit) {
+            guard let made = PackedGemm(k: k, n: n, w: w, ldw: ldw, transposed: transposed, bias: bias) else { return nil }
+            whole = made
+        }
+        for c0 in stride(from: 0, to: threads == 1 ? 0 : n, by: width) {
             let columns = min(width, n - c0)
             guard let block = PackedGemm(k: k, n: columns, w: transposed ? w + c0 * ldw : w + c0, ldw: ldw, transposed: transposed,
                                          bias: bias.map { $0 + c0 }) else { return nil }
@@ -36,6 +48,7 @@ public final class PackedGemmTiles: @unchecked Sendable {
         self.threads = threads
         self.width = width
         self.blocks = blocks
+        self.whole = whole
     }
 
     deinit { scratch?.deallocate() }
@@ -44,7 +57,18 @@ public final class PackedGemmTiles: @unchecked Sendable {
     /// Returns false when oneDNN failed; C is undefined then.
     public func multiply(m: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) -> Bool {
         if m <= 0 { return true }
-        if blocks.count == 1 && (threads == 1 || m <= Self.tileRows) { return blocks[0].multiply(m: m, a: a, c: c) }
+        if threads == 1, let whole { return whole.multiply(m: m, a: a, c: c) }
+        if let whole, m >= Self.wholeRowsPerThread * threads {
+            // Row tiles of the whole W: about two per thread, at most tileRows rows each.
+            let rows = min(Self.tileRows, (m + 2 * threads - 1) / (2 * threads))
+            var failed = false
+            parallelForClaimed((m + rows - 1) / rows, threads: threads) { worker, tile in
+                let r0 = tile * rows
+                if !whole.multiply(m: min(rows, m - r0), a: a + r0 * k, c: c + r0 * n, worker: worker) { failed = true }
+            }
+            return !failed
+        }
+        if blocks.count == 1 && m <= Self.tileRows { return blocks[0].multiply(m: m, a: a, c: c) }
         let rowTiles = (m + Self.tileRows - 1) / Self.tileRows
         let tileSize = Self.tileRows * width
         if blocks.count > 1 && scratch == nil { scratch = .allocate(capacity: threads * tileSize) }
