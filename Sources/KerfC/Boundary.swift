@@ -28,6 +28,9 @@ func argument(_ condition: Bool, _ message: @autoclosure () -> String) throws {
     if !condition { throw KerfError.invalidArgument(message()) }
 }
 
+// Messages (`what`) are autoclosures: they are built only when a call fails, never on the
+// hot path of a successful one.
+
 /// The set of live handles, so that NULL, freed or foreign pointers are reported instead of
 /// dereferenced. Every handle class registers itself on creation and leaves on free.
 final class HandleRegistry: @unchecked Sendable {
@@ -47,14 +50,14 @@ final class HandleRegistry: @unchecked Sendable {
     }
 
     /// The live object behind `pointer`, or an INVALID_ARGUMENT error naming `what`.
-    func resolve<T: AnyObject>(_ pointer: OpaquePointer?, as type: T.Type, _ what: String) throws -> T {
-        guard let pointer else { throw KerfError.invalidArgument("\(what) is NULL") }
+    func resolve<T: AnyObject>(_ pointer: OpaquePointer?, as type: T.Type, _ what: @autoclosure () -> String) throws -> T {
+        guard let pointer else { throw KerfError.invalidArgument("\(what()) is NULL") }
         let raw = UnsafeRawPointer(pointer)
         pthread_mutex_lock(&lock)
         let kind = live[raw]
         pthread_mutex_unlock(&lock)
         guard kind == ObjectIdentifier(T.self) else {
-            throw KerfError.invalidArgument("\(what) is not a live \(T.self) handle (already freed, or never created by Kerf)")
+            throw KerfError.invalidArgument("\(what()) is not a live \(T.self) handle (already freed, or never created by Kerf)")
         }
         return Unmanaged<T>.fromOpaque(raw).takeUnretainedValue()
     }
@@ -72,14 +75,14 @@ final class HandleRegistry: @unchecked Sendable {
 }
 
 /// Writes `value` to an out-pointer that must not be NULL.
-func store<T>(_ out: UnsafeMutablePointer<T>?, _ value: T, _ what: String) throws {
-    guard let out else { throw KerfError.invalidArgument("\(what) is NULL") }
+func store<T>(_ out: UnsafeMutablePointer<T>?, _ value: T, _ what: @autoclosure () -> String) throws {
+    guard let out else { throw KerfError.invalidArgument("\(what()) is NULL") }
     out.pointee = value
 }
 
 /// A C string argument that must not be NULL.
-func string(_ p: UnsafePointer<CChar>?, _ what: String) throws -> String {
-    guard let p else { throw KerfError.invalidArgument("\(what) is NULL") }
+func string(_ p: UnsafePointer<CChar>?, _ what: @autoclosure () -> String) throws -> String {
+    guard let p else { throw KerfError.invalidArgument("\(what()) is NULL") }
     return String(cString: p)
 }
 

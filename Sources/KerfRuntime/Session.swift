@@ -179,13 +179,14 @@ public final class Session {
             throw KerfError.shapeMismatch("input '\(info.name)' must be \(dtype), got \(t.dtype)")
         }
         guard let shape else { return }
-        let declared = "[" + shape.map(\.description).joined(separator: ", ") + "]"
+        // The message is built only on failure: this check runs on every feed of every run.
+        func declared() -> String { "[" + shape.map(\.description).joined(separator: ", ") + "]" }
         guard shape.count == t.rank else {
-            throw KerfError.shapeMismatch("input '\(info.name)' must have rank \(shape.count) \(declared), got shape \(t.shape)")
+            throw KerfError.shapeMismatch("input '\(info.name)' must have rank \(shape.count) \(declared()), got shape \(t.shape)")
         }
         for (d, dim) in shape.enumerated() {
             if case .value(let v) = dim, v != t.shape[d] {
-                throw KerfError.shapeMismatch("input '\(info.name)' must have shape \(declared), got \(t.shape)")
+                throw KerfError.shapeMismatch("input '\(info.name)' must have shape \(declared()), got \(t.shape)")
             }
         }
     }
