@@ -28,6 +28,7 @@ struct kerf_packed_gemm {
     int64_t k, n;
     dnnl_memory_desc_t packed_md;
     void *packed;                  /* W in oneDNN's layout */
+    int owns_packed;               /* 0 for a view: `packed` lies in another product's buffer */
     float *bias;                   /* n floats or NULL */
     pthread_mutex_t lock;          /* guards shapes */
     shape_entry *shapes;
@@ -124,6 +125,8 @@ static void *pack(const float *w, int64_t ldw, int trans_w, int64_t k, int64_t n
     return buffer;
 }
 
+static kerf_packed_gemm *make_memory(kerf_packed_gemm *g);
+
 kerf_packed_gemm *kerf_packed_gemm_create(int64_t k, int64_t n, const float *w, int64_t ldw, int trans_w,
                                           const float *bias) {
     pthread_once(&engine_once, make_engine);
@@ -149,14 +152,56 @@ kerf_packed_gemm *kerf_packed_gemm_create(int64_t k, int64_t n, const float *w, 
     dnnl_primitive_desc_destroy(pd);
     g->packed = pack(w, ldw, trans_w, k, n, &g->packed_md);
     if (!g->packed) { kerf_packed_gemm_destroy(g); return NULL; }
+    g->owns_packed = 1;
+    return make_memory(g);
+}
+
+/* Makes g's memory objects over `packed` and `bias`; destroys g and returns NULL on failure. */
+static kerf_packed_gemm *make_memory(kerf_packed_gemm *g) {
     dnnl_memory_desc_t src, dst, bias_md;
-    if (!describe_operands(1, k, n, &src, &dst, &bias_md)
+    if (!describe_operands(1, g->k, g->n, &src, &dst, &bias_md)
         || dnnl_memory_create(&g->packed_memory, &g->packed_md, engine, g->packed) != dnnl_success
-        || (bias && dnnl_memory_create(&g->bias_memory, &bias_md, engine, g->bias) != dnnl_success)) {
+        || (g->bias && dnnl_memory_create(&g->bias_memory, &bias_md, engine, g->bias) != dnnl_success)) {
         kerf_packed_gemm_destroy(g);
         return NULL;
     }
     return g;
+}
+
+/* The columns [c0, c0 + n) of a packed W are a packed W of their own, at an offset into the
+ * same buffer, when c0 falls on a column block of the layout (and the view ends on one, or at
+ * W's last column): in oneDNN's blocked layouts, element (i, j) lies at
+ * sum_d (index_d / block_d) * strides[d] plus an offset inside its block, so shifting j by a
+ * whole number of blocks shifts the address by a constant. */
+kerf_packed_gemm *kerf_packed_gemm_view(kerf_packed_gemm *parent, int64_t c0, int64_t n) {
+    if (!parent || c0 < 0 || n <= 0 || c0 + n > parent->n) return NULL;
+    dnnl_memory_desc_t md = parent->packed_md;
+    if (md.format_kind != dnnl_blocked || md.ndims != 2 || md.offset0 != 0 || md.extra.flags != 0) return NULL;
+    const dnnl_blocking_desc_t *b = &md.format_desc.blocking;
+    int64_t block = 1;
+    for (int i = 0; i < b->inner_nblks; i++) if (b->inner_idxs[i] == 1) block *= b->inner_blks[i];
+    if (c0 % block != 0 || (c0 + n < parent->n && n % block != 0)) return NULL;
+    md.dims[1] = n;
+    md.padded_dims[1] = (n + block - 1) / block * block;
+    /* The layout must take the view as it is: same strides, oneDNN's optimized kernel. */
+    dnnl_primitive_desc_t pd = describe(32, parent->k, n, parent->bias != NULL, &md);
+    if (!pd) return NULL;
+    int same = dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &md);
+    dnnl_primitive_desc_destroy(pd);
+    if (!same) return NULL;
+    kerf_packed_gemm *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->k = parent->k;
+    g->n = n;
+    pthread_mutex_init(&g->lock, NULL);
+    g->packed_md = md;
+    g->packed = (float *)parent->packed + (c0 / block) * b->strides[1];
+    if (parent->bias) {
+        g->bias = malloc((size_t)n * sizeof(float));
+        if (!g->bias) { kerf_packed_gemm_destroy(g); return NULL; }
+        memcpy(g->bias, parent->bias + c0, (size_t)n * sizeof(float));
+    }
+    return make_memory(g);
 }
 
 /* Copies the cached primitive for a shape to `out`, made on first use; 0 when oneDNN cannot
@@ -257,7 +302,7 @@ void kerf_packed_gemm_destroy(kerf_packed_gemm *g) {
     }
     if (g->packed_memory) dnnl_memory_destroy(g->packed_memory);
     if (g->bias_memory) dnnl_memory_destroy(g->bias_memory);
-    free(g->packed);
+    if (g->owns_packed) free(g->packed);
     free(g->bias);
     pthread_mutex_destroy(&g->lock);
     free(g);

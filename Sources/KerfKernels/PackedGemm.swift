@@ -11,6 +11,8 @@ public final class PackedGemm: @unchecked Sendable {
     public let k: Int, n: Int
     public let hasBias: Bool
     private let handle: OpaquePointer
+    /// The product whose packed buffer a view reads (kept alive with the view).
+    private let parent: PackedGemm?
 
     /// Packs W, element (k, j) at w[k * ldw + j], or at w[j * ldw + k] when `transposed` (W stored
     /// as Wᵀ [N, K]). `bias` holds N floats or is nil. nil when oneDNN has no optimized product
@@ -22,6 +24,24 @@ public final class PackedGemm: @unchecked Sendable {
         self.k = k
         self.n = n
         hasBias = bias != nil
+        parent = nil
+    }
+
+    /// The product over columns [c0, c0 + n) of W with no copy of its own: it reads this
+    /// product's packed buffer (and keeps this product alive). nil when the packed layout does
+    /// not split at those columns (they must start, and unless they end at W's last column,
+    /// end on a block of the layout: multiples of 64 on AVX-512).
+    public func view(columns c0: Int, count n: Int) -> PackedGemm? {
+        guard let h = kerf_packed_gemm_view(handle, Int64(c0), Int64(n)) else { return nil }
+        return PackedGemm(view: h, parent: self, k: k, n: n)
+    }
+
+    private init(view: OpaquePointer, parent: PackedGemm, k: Int, n: Int) {
+        handle = view
+        self.parent = parent
+        self.k = k
+        self.n = n
+        hasBias = parent.hasBias
     }
 
     deinit { kerf_packed_gemm_destroy(handle) }

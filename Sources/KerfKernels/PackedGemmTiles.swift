@@ -6,10 +6,12 @@ import Glibc
 /// one (`parallelForClaimed`), each tile a single-threaded oneDNN product. On a machine whose
 /// other cores are busy the calling thread takes every tile instead of waiting for a thread
 /// that has no core (as oneDNN's own OpenMP split must).
-/// Products of at least `wholeRowsPerThread` rows per thread are split into row tiles of the
-/// whole W (packed whole unless too large); others, too narrow for rows to share, into tiles
-/// of up to 128 rows by a column block of W (packed as blocks too), computed into the thread's
-/// scratch and copied into C. One product at a time per instance.
+/// Products of at least `wholeRowsPerThread` rows per thread on a W of at most `wholeLimit`
+/// elements are split into row tiles of the whole W; others (too narrow for rows to share, or
+/// W too large for every thread to stream all of it) into tiles of up to 128 rows by a column
+/// block of W, computed into the thread's scratch and copied into C. W is packed once: the
+/// column blocks are views of the whole packed W where its layout allows (it does on AVX-512),
+/// else the blocks are packed instead of the whole. One product at a time per instance.
 public final class PackedGemmTiles: @unchecked Sendable {
     public let k: Int, n: Int
     public let threads: Int
@@ -17,9 +19,10 @@ public final class PackedGemmTiles: @unchecked Sendable {
     static let tileRows = 128
     /// Products with this many rows per thread or more are split by rows of the whole W.
     static let wholeRowsPerThread = 32
-    /// W larger than this (elements) is packed only as column blocks on several threads.
+    /// W larger than this (elements) is split only by column blocks on several threads.
     static let wholeLimit = 1 << 22
     private let blocks: [PackedGemm]
+    /// W packed whole (nil when only the column blocks are packed).
     private let whole: PackedGemm?
     private let width: Int
     private var scratch: UnsafeMutablePointer<Float>?
@@ -31,17 +34,23 @@ public final class PackedGemmTiles: @unchecked Sendable {
         let threads = max(1, threads)
         let target = (n + 2 * threads - 1) / (2 * threads)
         let width = threads == 1 ? n : min(n, max(64, (target + 63) / 64 * 64))
+        guard let packed = PackedGemm(k: k, n: n, w: w, ldw: ldw, transposed: transposed, bias: bias) else { return nil }
+        var whole: PackedGemm? = packed
         var blocks: [PackedGemm] = []
-        var whole: PackedGemm? = nil
-        if threads == 1 || (width < n && k * n <= Self.wholeLimit) {
-            guard let made = PackedGemm(k: k, n: n, w: w, ldw: ldw, transposed: transposed, bias: bias) else { return nil }
-            whole = made
-        }
-        for c0 in stride(from: 0, to: threads == 1 ? 0 : n, by: width) {
-            let columns = min(width, n - c0)
-            guard let block = PackedGemm(k: k, n: columns, w: transposed ? w + c0 * ldw : w + c0, ldw: ldw, transposed: transposed,
-                                         bias: bias.map { $0 + c0 }) else { return nil }
-            blocks.append(block)
+        if threads > 1 {
+            let starts = Array(stride(from: 0, to: n, by: width))
+            blocks = starts.compactMap { packed.view(columns: $0, count: min(width, n - $0)) }
+            if blocks.count < starts.count {
+                // No views in this layout: the blocks replace the whole (one packed copy).
+                blocks = []
+                whole = nil
+                for c0 in starts {
+                    let columns = min(width, n - c0)
+                    guard let block = PackedGemm(k: k, n: columns, w: transposed ? w + c0 * ldw : w + c0, ldw: ldw, transposed: transposed,
+                                                 bias: bias.map { $0 + c0 }) else { return nil }
+                    blocks.append(block)
+                }
+            }
         }
         self.k = k
         self.n = n
@@ -58,7 +67,7 @@ public final class PackedGemmTiles: @unchecked Sendable {
     public func multiply(m: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) -> Bool {
         if m <= 0 { return true }
         if threads == 1, let whole { return whole.multiply(m: m, a: a, c: c) }
-        if let whole, m >= Self.wholeRowsPerThread * threads {
+        if let whole, m >= Self.wholeRowsPerThread * threads, k * n <= Self.wholeLimit {
             // Row tiles of the whole W: about two per thread, at most tileRows rows each.
             let rows = min(Self.tileRows, (m + 2 * threads - 1) / (2 * threads))
             var failed = false

@@ -89,4 +89,33 @@ final class PackedGemmTests: XCTestCase {
             }
         }
     }
+
+    /// A view of columns of a packed W computes those columns of the product without a copy;
+    /// columns that do not start on a block of the layout give no view.
+    func testPackedGemmViewsMatchReference() throws {
+        let (k, n) = (70, 300)
+        let w = floats(k * n, seed: 77), bias = floats(n, seed: 78)
+        let whole = try XCTUnwrap(w.withUnsafeBufferPointer { wp in
+            bias.withUnsafeBufferPointer { PackedGemm(k: k, n: n, w: wp.baseAddress!, ldw: n, transposed: false, bias: $0.baseAddress!) }
+        })
+        guard whole.view(columns: 64, count: 64) != nil else { throw XCTSkip("this CPU's packed layout has no 64-column blocks") }
+        XCTAssertNil(whole.view(columns: 1, count: 64))
+        XCTAssertNil(whole.view(columns: 0, count: 301))
+        for (c0, count) in [(0, 64), (64, 128), (256, 44), (0, 300)] {
+            let view = try XCTUnwrap(whole.view(columns: c0, count: count), "columns \(c0) + \(count)")
+            for m in [1, 33] {
+                let a = floats(m * k, seed: UInt64(m))
+                var c = [Float](repeating: .nan, count: m * count), expected = [Float](repeating: 0, count: m * n)
+                XCTAssertTrue(view.multiply(m: m, a: a, c: &c))
+                sgemmReference(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w, ldb: n, beta: 0,
+                               c: &expected, ldc: n)
+                for i in 0..<m {
+                    for j in 0..<count {
+                        let want = expected[i * n + c0 + j] + bias[c0 + j]
+                        XCTAssertEqual(c[i * count + j], want, accuracy: 1e-4 * max(1, abs(want)), "columns \(c0) m \(m) at \(i), \(j)")
+                    }
+                }
+            }
+        }
+    }
 }

@@ -15,6 +15,12 @@ typedef struct kerf_packed_gemm kerf_packed_gemm;
 kerf_packed_gemm *kerf_packed_gemm_create(int64_t k, int64_t n, const float *w, int64_t ldw, int trans_w,
                                           const float *bias);
 
+/* The product over columns [c0, c0 + n) of `parent`'s W, reading parent's packed buffer (no
+ * copy): parent must outlive the view. NULL when the layout does not split there (c0 and,
+ * unless the view ends at W's last column, n must be multiples of the layout's column block,
+ * e.g. 64 on AVX-512) or oneDNN has no optimized product for the view. */
+kerf_packed_gemm *kerf_packed_gemm_view(kerf_packed_gemm *parent, int64_t c0, int64_t n);
+
 /* C[i, j] = sum_k A[i, k] * W[k, j] (+ bias[j]) for rows 0..<m, A dense [m, K], C dense
  * [m, N]. `worker` in 0..<64 selects the stream and scratch space: concurrent
  * calls must pass different workers. Threads inside: oneDNN's (OpenMP) setting of the calling
