@@ -111,9 +111,14 @@ public struct Node: @unchecked Sendable {
 }
 
 /// A named constant tensor of a graph.
+/// A named constant of a graph. Its tensor's storage is marked long-lived
+/// (`TensorStorage.keepOutOfPool`): freed weights go back to the system, not to the pool of
+/// activation buffers.
 public struct Initializer: @unchecked Sendable {
     public var name: String
-    public var tensor: Tensor
+    public var tensor: Tensor {
+        didSet { tensor.storage.keepOutOfPool() }
+    }
     public var docString: String = ""
     /// The external-data file it was read from, if any (relative to the model).
     public var externalLocation: String?
@@ -124,6 +129,7 @@ public struct Initializer: @unchecked Sendable {
     public init(name: String, tensor: Tensor) {
         self.name = name
         self.tensor = tensor
+        tensor.storage.keepOutOfPool()
     }
 }
 

@@ -43,10 +43,11 @@ final class StoragePool: @unchecked Sendable {
         return UnsafeMutableRawPointer.allocate(byteCount: max(size, byteCount, 1), alignment: 64)
     }
 
-    /// Takes back a buffer from `allocate` with the same `byteCount`.
-    func release(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+    /// Takes back a buffer from `allocate` with the same `byteCount`: kept for reuse when `keep`
+    /// and there is room, else freed.
+    func release(_ pointer: UnsafeMutableRawPointer, byteCount: Int, keep: Bool = true) {
         let size = Self.sizeClass(byteCount)
-        if size > 0 {
+        if size > 0 && keep {
             pthread_mutex_lock(&lock)
             if cachedBytes + size <= Self.capacityBytes {
                 free[size, default: []].append(pointer)

@@ -1,9 +1,16 @@
+import Synchronization
+
 /// A block of tensor element bytes: owned (allocated by Kerf, 64-byte aligned) or borrowed
 /// (memory of the caller's, given back through `release` when the storage dies).
+///
+/// Owned bytes come from `StoragePool`, and go back to it when the storage dies (so that the
+/// next run of a session finds its activation buffers) unless `keepOutOfPool()` was called:
+/// bytes of a long-lived tensor, such as a weight, go back to the system instead.
 public final class TensorStorage: @unchecked Sendable {
     public let pointer: UnsafeMutableRawPointer
     public let byteCount: Int
     private let release: (() -> Void)?
+    private let pooled = Atomic<Bool>(true)
 
     /// Allocates `byteCount` zeroed bytes.
     public init(byteCount: Int) {
@@ -31,8 +38,17 @@ public final class TensorStorage: @unchecked Sendable {
     public private(set) var isBorrowed = false
 
     deinit {
-        if isBorrowed { release?() } else { StoragePool.shared.release(pointer, byteCount: byteCount) }
+        if isBorrowed {
+            release?()
+        } else {
+            StoragePool.shared.release(pointer, byteCount: byteCount, keep: pooled.load(ordering: .relaxed))
+        }
     }
+
+    /// Marks the bytes as long-lived: when the storage dies they are freed, not kept by
+    /// `StoragePool` for reuse (which would hold them for as long as the process runs).
+    /// Graph initializers call this. Thread-safe.
+    public func keepOutOfPool() { pooled.store(false, ordering: .relaxed) }
 
     /// A new owned copy of these bytes.
     public func copy() -> TensorStorage {

@@ -177,8 +177,14 @@ enum GraphOptimizer {
 
     /// Conv followed by inference BatchNormalization becomes one Conv with scaled weights:
     /// W'[m] = W[m] * s[m], b'[m] = (b[m] - mean[m]) * s[m] + beta[m], s = gamma / sqrt(var + eps).
+    /// A weight that only the folded Conv read is dropped at once, so that the graph holds one
+    /// copy of each layer's weights at a time, not the old and the new set.
     static func foldBatchNormIntoConv(_ g: Graph, opset: Int) {
-        let match = Matcher(g), usage = match.usage, c = match.constants, producer = match.producer
+        let usage = Usage(g)
+        var producer: [String: Int] = [:]
+        for (i, n) in g.nodes.enumerated() { for o in n.outputs where !o.isEmpty { producer[o] = i } }
+        var c = constants(g)  // the only other reference to the graph's constants here
+        let inputs = Set(g.inputs.map(\.name))
         var removed = Set<Int>()
         for (bi, bn) in g.nodes.enumerated() where bn.isDefaultDomain && bn.opType == "BatchNormalization" {
             guard bn.outputs.filter({ !$0.isEmpty }).count == 1, bn.inputs.count == 5,
@@ -198,17 +204,26 @@ enum GraphOptimizer {
             let mean = params[2]!.array(of: Float.self), variance = params[3]!.array(of: Float.self)
             let oldBias = bias?.array(of: Float.self) ?? [Float](repeating: 0, count: m)
             let per = w.count / m
-            var newW = w.array(of: Float.self)
+            var newW = Tensor(uninitialized: .float, shape: w.shape)
             var newB = [Float](repeating: 0, count: m)
-            for j in 0..<m {
-                let s = gamma[j] / (variance[j] + epsilon).squareRoot()
-                for k in 0..<per { newW[j * per + k] *= s }
-                newB[j] = (oldBias[j] - mean[j]) * s + beta[j]
+            w.withElements(as: Float.self) { old in
+                newW.withMutableElements(as: Float.self) { out in
+                    for j in 0..<m {
+                        let s = gamma[j] / (variance[j] + epsilon).squareRoot()
+                        for k in 0..<per { out[j * per + k] = old[j * per + k] * s }
+                        newB[j] = (oldBias[j] - mean[j]) * s + beta[j]
+                    }
+                }
             }
             let wName = uniqueName(conv.inputs[1] + "_bn_folded", in: g)
             let bName = uniqueName(bn.name.isEmpty ? wName + "_bias" : bn.name + "_folded_bias", in: g)
-            g.initializers.append(Initializer(name: wName, tensor: Tensor(shape: w.shape, values: newW)))
+            g.initializers.append(Initializer(name: wName, tensor: newW))
             g.initializers.append(Initializer(name: bName, tensor: Tensor(shape: [m], values: newB)))
+            let oldW = conv.inputs[1]
+            if usage.readers[oldW] == 1, !usage.outputs.contains(oldW), !inputs.contains(oldW) {
+                c[oldW] = nil
+                g.initializers.removeAll { $0.name == oldW }
+            }
             conv.inputs = [conv.inputs[0], wName, bName]
             conv.outputs = [bn.outputs[0]]
             g.nodes[ci] = conv
