@@ -193,7 +193,7 @@ kerf_status kerf_model_save_bytes(const kerf_model *model, void **data, size_t *
 void kerf_model_free(kerf_model *model);
 
 /* Describes one graph input or output. Strings and arrays are borrowed from
- * the model and stay valid while it lives. dims[i] is -1 for a symbolic or
+ * the model and stay valid while it, or a session made from it, lives. dims[i] is -1 for a symbolic or
  * unknown dimension. A value of unknown rank has rank_known == 0, rank == 0
  * and dims == NULL. */
 typedef struct kerf_value_info {
@@ -229,8 +229,11 @@ typedef struct kerf_session_options {
 void kerf_session_options_init(kerf_session_options *options);
 
 /* Prepares `model` for running. `options` may be NULL for defaults. The
- * session keeps its own reference to the model: the model may be freed
- * before the session. */
+ * session does not need the model afterwards: the model may be freed before
+ * the session (its value infos stay valid while the session lives). Constant
+ * float MatMul/Gemm weights are packed at the first run that uses them, and
+ * the session then keeps only the packed copy: freeing the model (before or
+ * after) frees the original weights. */
 kerf_status kerf_session_create(const kerf_model *model, const kerf_session_options *options,
                                 kerf_session **out);
 

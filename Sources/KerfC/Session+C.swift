@@ -1,13 +1,15 @@
 import KerfCore
 import KerfRuntime
 
-/// The object behind a `kerf_session *`; keeps its model alive.
+/// The object behind a `kerf_session *`. It keeps the model's C value infos alive (callers
+/// may use those names while a session made from the model lives), not the model itself: the
+/// session holds what it runs with, and weights it prepared a copy of are freed with the model.
 final class SessionHandle {
     let session: Session
-    let model: ModelHandle
+    private let valueInfos: ([CValueInfo], [CValueInfo])
     init(_ session: Session, _ model: ModelHandle) {
         self.session = session
-        self.model = model
+        valueInfos = (model.inputs, model.outputs)
     }
 }
 

@@ -204,6 +204,30 @@ kerf_packed_gemm *kerf_packed_gemm_view(kerf_packed_gemm *parent, int64_t c0, in
     return make_memory(g);
 }
 
+int kerf_packed_gemm_unpack(kerf_packed_gemm *g, float *w, int64_t ldw, int trans_w) {
+    if (!g || !w) return 1;
+    dnnl_memory_desc_t plain;
+    dnnl_dims_t dims = {g->k, g->n}, strides = {trans_w ? 1 : ldw, trans_w ? ldw : 1};
+    if (dnnl_memory_desc_init_by_strides(&plain, 2, dims, dnnl_f32, strides) != dnnl_success) return 1;
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t to = NULL;
+    dnnl_stream_t stream = NULL;
+    int ok = dnnl_reorder_primitive_desc_create(&rpd, &g->packed_md, engine, &plain, engine, NULL) == dnnl_success
+        && dnnl_primitive_create(&reorder, rpd) == dnnl_success
+        && dnnl_memory_create(&to, &plain, engine, w) == dnnl_success
+        && dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, g->packed_memory}, {DNNL_ARG_TO, to}};
+        ok = dnnl_primitive_execute(reorder, stream, 2, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success;
+    }
+    if (stream) dnnl_stream_destroy(stream);
+    if (to) dnnl_memory_destroy(to);
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    return ok ? 0 : 1;
+}
+
 /* Copies the cached primitive for a shape to `out`, made on first use; 0 when oneDNN cannot
  * make it. (Entries never change once made; the array may move, hence the copy.) */
 static int shape_for(kerf_packed_gemm *g, int64_t m, shape_entry *out) {

@@ -46,6 +46,12 @@ public final class PackedGemm: @unchecked Sendable {
 
     deinit { kerf_packed_gemm_destroy(handle) }
 
+    /// Writes W back as `init` read it (element (k, j) at w[k * ldw + j], or w[j * ldw + k] when
+    /// `transposed`), except that subnormals read as zero. False when oneDNN failed.
+    public func unpack(into w: UnsafeMutablePointer<Float>, ldw: Int, transposed: Bool) -> Bool {
+        kerf_packed_gemm_unpack(handle, w, Int64(ldw), transposed ? 1 : 0) == 0
+    }
+
     /// C[i, j] = Σ_p A[i, p] · W[p, j] (+ bias[j]) for i < m, A dense [m, K], C dense [m, N].
     /// Concurrent calls must pass different `worker`s (in 0..<64). Returns false when oneDNN
     /// failed; C is undefined then.

@@ -62,6 +62,17 @@ public final class PackedGemmTiles: @unchecked Sendable {
 
     deinit { scratch?.deallocate() }
 
+    /// Writes W back as `init` read it (element (k, j) at w[k * ldw + j], or w[j * ldw + k] when
+    /// `transposed`), except that subnormals read as zero. False when oneDNN failed.
+    public func unpack(into w: UnsafeMutablePointer<Float>, ldw: Int, transposed: Bool) -> Bool {
+        if let whole { return whole.unpack(into: w, ldw: ldw, transposed: transposed) }
+        for (i, block) in blocks.enumerated() {
+            let c0 = i * width
+            if !block.unpack(into: transposed ? w + c0 * ldw : w + c0, ldw: ldw, transposed: transposed) { return false }
+        }
+        return true
+    }
+
     /// C[i, j] = Σ_p A[i, p] · W[p, j] (+ bias[j]) for i < m, A dense [m, K], C dense [m, N].
     /// Returns false when oneDNN failed; C is undefined then.
     public func multiply(m: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) -> Bool {

@@ -15,9 +15,38 @@ public struct OperatorContext {
     /// Inputs whose values are known at session creation (initializers, constants), by position.
     public let constantInputs: [Tensor?]
     public let options: SessionOptions
+    /// The positions of `constantInputs` that no feed can replace and the operator may take
+    /// (`takeConstant`); the session reads back which it took. nil: none may be taken.
+    let ownership: ConstantOwnership?
+
+    public init(node: Node, opset: Int, constantInputs: [Tensor?], options: SessionOptions) {
+        self.init(node: node, opset: opset, constantInputs: constantInputs, options: options, ownership: nil)
+    }
+
+    init(node: Node, opset: Int, constantInputs: [Tensor?], options: SessionOptions, ownership: ConstantOwnership?) {
+        self.node = node
+        self.opset = opset
+        self.constantInputs = constantInputs
+        self.options = options
+        self.ownership = ownership
+    }
 
     public func constant(_ index: Int) -> Tensor? {
         index < constantInputs.count ? constantInputs[index] : nil
+    }
+
+    /// The constant input at `index` for the operator to keep as its own: non-nil only when no
+    /// feed can replace it and the session allows it. The operator then must not read input
+    /// `index` at run time (the session may pass nil there) and holds what it needs itself: when
+    /// every reader of a constant took it, the session keeps no reference to it, so an operator
+    /// that made something else to run from (packed weights) can let the tensor go, and its
+    /// memory is freed once the model that loaded it is gone too.
+    public func takeConstant(_ index: Int) -> Tensor? {
+        guard let ownership, index < constantInputs.count, let t = constantInputs[index], ownership.takeable.contains(index) else {
+            return nil
+        }
+        ownership.taken.insert(index)
+        return t
     }
 
     // MARK: Attributes
@@ -65,6 +94,13 @@ public struct OperatorContext {
     private func wrongType(_ name: String, _ expected: String) -> KerfError {
         .invalidModel("attribute '\(name)' must be of type \(expected)")
     }
+}
+
+/// Which constant inputs of one node an operator may take, and which it took (session creation).
+final class ConstantOwnership {
+    let takeable: Set<Int>
+    var taken: Set<Int> = []
+    init(takeable: Set<Int>) { self.takeable = takeable }
 }
 
 public typealias OperatorFactory = (OperatorContext) throws -> Operator

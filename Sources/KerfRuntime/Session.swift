@@ -3,8 +3,12 @@ import KerfKernels
 
 /// A model prepared for running: nodes sorted, operators built, values mapped to slots.
 /// A session may be used by one thread at a time; the model it came from is not mutated.
+///
+/// A session holds no reference to its model or graph, only to the constants it runs with:
+/// constant weights that operators prepared a copy of to run from (packed float MatMul/Gemm
+/// weights, made at their first run) are not kept at all once prepared, so freeing the model
+/// frees the original weights.
 public final class Session {
-    public let graph: Graph
     public let options: SessionOptions
     public let inputs: [ValueInfo]
     public let outputs: [ValueInfo]
@@ -28,13 +32,14 @@ public final class Session {
 
     private var steps: [Step] = []
     private var slotOfName: [String: Int] = [:]
-    private var constants: [Int: Tensor] = [:]
     private var slotCount = 0
     private var maxInputCount = 0
     /// One entry per slot: the constants in place, nil elsewhere; each run starts from a copy.
     private var initialValues: [Tensor?] = []
     /// Declared graph inputs by name (initializer-backed ones included: feeds may override them).
     private let declared: [String: ValueInfo]
+    /// The graph's initializer names (for the message when one is fed but cannot be).
+    private let initializerNames: Set<String>
 
     public convenience init(model: Model, options: SessionOptions = SessionOptions()) throws {
         try self.init(graph: model.graph, opsets: model.opsetImports, irVersion: model.irVersion, options: options)
@@ -43,17 +48,17 @@ public final class Session {
     /// `irVersion` matters for initializers that are also graph inputs: from IR 4 on a feed may
     /// override them; before IR 4 every initializer had to be listed as an input, and (as in ONNX
     /// Runtime) they are constants.
-    public init(graph: Graph, opsets: [OpsetImport], irVersion: Int = 8, options: SessionOptions = SessionOptions()) throws {
-        self.graph = graph
+    public init(graph source: Graph, opsets: [OpsetImport], irVersion: Int = 8, options: SessionOptions = SessionOptions()) throws {
         self.options = options
-        self.inputs = graph.runtimeInputs
-        self.outputs = graph.outputs
-        let fixed = irVersion < 4 ? Set(graph.initializers.map(\.name)) : []
-        self.declared = Dictionary(graph.inputs.filter { !fixed.contains($0.name) }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        self.inputs = source.runtimeInputs
+        self.outputs = source.outputs
+        let fixed = irVersion < 4 ? Set(source.initializers.map(\.name)) : []
+        self.declared = Dictionary(source.inputs.filter { !fixed.contains($0.name) }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        self.initializerNames = Set(source.initializers.map(\.name))
         let defaultOpset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
 
         let graph = options.optimizationLevel > 0
-            ? try GraphOptimizer.optimize(graph, opsets: opsets, constantInitializers: irVersion < 4, options: options) : graph
+            ? try GraphOptimizer.optimize(source, opsets: opsets, constantInitializers: irVersion < 4, options: options) : source
 
         func slot(_ name: String) -> Int {
             if let s = slotOfName[name] { return s }
@@ -61,11 +66,15 @@ public final class Session {
             slotCount += 1
             return slotCount - 1
         }
+        var constants: [Int: Tensor] = [:]
         for i in graph.initializers { constants[slot(i.name)] = i.tensor }
         for i in graph.inputs { _ = slot(i.name) }
+        // Constants no feed can replace: operators may take them (`OperatorContext.takeConstant`).
+        let fed = Set(declared.keys.compactMap { slotOfName[$0] })
+        let takeable = Set(constants.keys).subtracting(fed)
 
         let order = try Session.topologicalOrder(graph)
-        var built: [(Node, Operator, [Int], [Int])] = []
+        var built: [(node: Node, op: Operator, inputs: [Int], outputs: [Int], taken: Set<Int>)] = []
         for node in order {
             let inputSlots = node.inputs.map { $0.isEmpty ? -1 : slot($0) }
             let known = inputSlots.map { $0 >= 0 ? constants[$0] : nil }
@@ -74,34 +83,43 @@ public final class Session {
                 opset = defaultOpset
             } else if let v = opsets.first(where: { $0.domain == node.domain })?.version {
                 opset = v
-            } else if node.domain == FusedQuantizedOps.domain && graph !== self.graph {
+            } else if node.domain == FusedQuantizedOps.domain && graph !== source {
                 opset = 1  // the optimizer's own fused operators
             } else {
                 throw KerfError.invalidModel("\(node.label) uses domain '\(node.domain)', which the model does not import")
             }
-            let context = OperatorContext(node: node, opset: opset, constantInputs: known, options: options)
+            let ownership = ConstantOwnership(takeable: Set(inputSlots.indices.filter { takeable.contains(inputSlots[$0]) }))
+            let context = OperatorContext(node: node, opset: opset, constantInputs: known, options: options, ownership: ownership)
             let op: Operator
             do {
                 op = try OperatorRegistry.makeOperator(context)
             } catch let e as KerfError {
                 throw e.prefixed(node.label)
             }
-            built.append((node, op, inputSlots, node.outputs.map { $0.isEmpty ? -1 : slot($0) }))
+            built.append((node, op, inputSlots, node.outputs.map { $0.isEmpty ? -1 : slot($0) }, ownership.taken))
         }
         // Every graph output must be produced by something.
         for o in graph.outputs where slotOfName[o.name] == nil {
             throw KerfError.invalidModel("graph output '\(o.name)' is not produced by any node")
         }
+        let graphOutputs = Set(graph.outputs.compactMap { slotOfName[$0.name] })
+        // Constants that every reader took are not kept: those readers get nil for them.
+        var untaken = Set<Int>()
+        for b in built { for (k, s) in b.inputs.enumerated() where s >= 0 && !b.taken.contains(k) { untaken.insert(s) } }
+        for s in Array(constants.keys) where !untaken.contains(s) && !graphOutputs.contains(s) { constants[s] = nil }
+        for i in built.indices {
+            built[i].inputs = built[i].inputs.map { s in s >= 0 && takeable.contains(s) && constants[s] == nil ? -1 : s }
+        }
         // Lifetimes: a slot is released after its last reader, unless it is a graph output or a constant.
         var lastReader: [Int: Int] = [:]
-        for (i, b) in built.enumerated() { for s in b.2 where s >= 0 { lastReader[s] = i } }
-        let keep = Set(graph.outputs.compactMap { slotOfName[$0.name] }).union(constants.keys)
+        for (i, b) in built.enumerated() { for s in b.inputs where s >= 0 { lastReader[s] = i } }
+        let keep = graphOutputs.union(constants.keys)
         var releases = [[Int]](repeating: [], count: built.count)
         for (s, i) in lastReader where !keep.contains(s) { releases[i].append(s) }
         initialValues = [Tensor?](repeating: nil, count: slotCount)
         for (s, t) in constants { initialValues[s] = t }
-        steps = built.enumerated().map { i, b in Step(node: b.0, op: b.1, inputSlots: b.2, outputSlots: b.3, releaseAfter: releases[i]) }
-        maxInputCount = built.map(\.2.count).max() ?? 0
+        steps = built.enumerated().map { i, b in Step(node: b.node, op: b.op, inputSlots: b.inputs, outputSlots: b.outputs, releaseAfter: releases[i]) }
+        maxInputCount = built.map(\.inputs.count).max() ?? 0
     }
 
     /// The operators a run executes, in order, as "OpType" (default domain) or "domain.OpType"
@@ -153,7 +171,7 @@ public final class Session {
     private func bindFeeds(_ feeds: [String: Tensor], into values: inout [Tensor?]) throws {
         for (name, tensor) in feeds {
             guard let info = declared[name] else {
-                if graph.initializer(named: name) != nil {
+                if initializerNames.contains(name) {
                     throw KerfError.invalidArgument("'\(name)' is an initializer of an IR version < 4 model, where initializers are constants and cannot be fed")
                 }
                 let names = inputs.map { "'\($0.name)'" }.joined(separator: ", ")

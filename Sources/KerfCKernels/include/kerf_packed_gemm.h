@@ -27,5 +27,10 @@ kerf_packed_gemm *kerf_packed_gemm_view(kerf_packed_gemm *parent, int64_t c0, in
  * thread. Returns 0 on success, nonzero when oneDNN failed (C undefined then). */
 int kerf_packed_gemm_run(kerf_packed_gemm *g, int64_t m, const float *a, float *c, int worker);
 
+/* Writes W back from the packed copy, element (k, j) at w[k * ldw + j] (w[j * ldw + k] when
+ * trans_w), as kerf_packed_gemm_create read it except that subnormals read as zero. Only
+ * reads the packed copy (on a stream of its own). Returns 0 on success. */
+int kerf_packed_gemm_unpack(kerf_packed_gemm *g, float *w, int64_t ldw, int trans_w);
+
 void kerf_packed_gemm_destroy(kerf_packed_gemm *g);
 #endif

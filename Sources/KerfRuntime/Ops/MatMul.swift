@@ -124,11 +124,13 @@ enum MatMulOps {
                 ? c.constant(1).flatMap { SparseWeights($0, transposed: false, threads: threads) } : nil
             // Dense constant weights are packed once (with the fused bias, when constant).
             let packed = sparse == nil
-                ? c.constant(1).flatMap { w in PackedWeights(w, transposed: false, bias: fusedBias ? c.constant(2) : nil, threads: threads) } : nil
+                ? PackedWeights(c, input: 1, transposed: false, bias: fusedBias ? c.constant(2) : nil, threads: threads) : nil
             return ClosureOperator { inputs in
-                let a = try inputs.required(0), b = try inputs.required(1)
+                let a = try inputs.required(0)
                 let bias = fusedBias ? try inputs.required(2, "fused bias") : nil
-                if let packed, let y = packed.product(a, b, bias: bias) { return [try applying(activation, to: y)] }
+                if let packed, let y = packed.product(a, inputs.optional(1) ?? nil, bias: bias) { return [try applying(activation, to: y)] }
+                // B is nil here when the packed weights own it.
+                guard let b = (inputs.optional(1) ?? nil) ?? packed?.weights() else { throw KerfError.invalidArgument("missing required input 1") }
                 var y = try sparse?.matmul(a, b) ?? matmul(a, b, threads: threads)
                 if let bias { y = try addingRowBias(y, bias) }
                 return [try applying(activation, to: y)]
@@ -143,12 +145,14 @@ enum MatMulOps {
             // Y = A · B + beta * C with constant B and C a row (or absent): B packed once, with C as its bias.
             let bias = c.constant(2).flatMap { $0.count > 0 && beta != 0 ? $0 : nil }
             let packs = sparse == nil && !transA && alpha == 1 && (c.node.inputs.count < 3 || c.node.inputs[2].isEmpty || bias != nil)
-            let packed = packs ? c.constant(1).flatMap { PackedWeights($0, transposed: transB, bias: bias, biasScale: beta, threads: c.options.resolvedThreads) } : nil
+            let packed = packs ? PackedWeights(c, input: 1, transposed: transB, bias: bias, biasScale: beta, threads: c.options.resolvedThreads) : nil
             return ClosureOperator { inputs in
-                if let packed, let a = inputs.optional(0) ?? nil, a.rank == 2, let b = inputs.optional(1) ?? nil,
-                   let y = packed.product(a, b, bias: bias == nil ? nil : inputs.optional(2) ?? nil) {
+                if let packed, let a = inputs.optional(0) ?? nil, a.rank == 2,
+                   let y = packed.product(a, inputs.optional(1) ?? nil, bias: bias == nil ? nil : inputs.optional(2) ?? nil) {
                     return [try applying(activation, to: y)]
                 }
+                var inputs = inputs
+                if inputs.count > 1, inputs[1] == nil, let b = packed?.weights() { inputs[1] = b }  // B owned by the packed weights
                 return try withFloat32(inputs) { ins in
                     [try applying(activation, to: try gemm(try ins.required(0), try ins.required(1), ins.optional(2) ?? nil,
                                                             transA: transA, transB: transB, alpha: alpha, beta: beta, sparse: sparse))]

@@ -2,6 +2,7 @@
 
 import ctypes
 import threading
+import weakref
 
 from . import _tensor
 from ._bindings import TensorP, check, lib, take_string
@@ -15,7 +16,10 @@ class Session:
     def __init__(self, handle, model):
         self._handle = handle
         self._lock = threading.Lock()
-        self.model = model  # kept for inputs/outputs; C holds its own reference
+        # Not a reference that keeps the model alive: the C session runs without it, and the
+        # weights it packed a copy of are freed with the model.
+        self._model = weakref.ref(model)
+        self._model_repr = repr(model)
         self.inputs = model.inputs
         self.outputs = model.outputs
         self._declared = {info.name: info.dtype for info in self.inputs}
@@ -99,6 +103,12 @@ class Session:
         except Exception:  # interpreter shutdown: the library may be gone
             pass
 
+    @property
+    def model(self):
+        """The Model this session was made from, while something else keeps it alive (the
+        session does not), else None."""
+        return self._model()
+
     def __repr__(self):
         state = "" if self._handle else " (closed)"
-        return f"<kerf.Session of {self.model!r}{state}>"
+        return f"<kerf.Session of {self._model_repr}{state}>"

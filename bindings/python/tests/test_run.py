@@ -120,6 +120,28 @@ def test_session_outlives_its_closed_model(mlp_path):
     session.close()
 
 
+def test_session_does_not_keep_its_model_alive(mlp_path):
+    """The session runs without the model (whose weights it packed a copy of), so dropping
+    the model frees it; session.model reads it while something else keeps it."""
+    import gc
+    import weakref
+
+    feed = models.random_feed((2, 16))
+    model = kerf.load(mlp_path)
+    session = model.session()
+    assert session.model is model
+    dropped = weakref.ref(model)
+    del model
+    gc.collect()
+    assert dropped() is None and session.model is None
+    expected = models.run_ort(models.mlp(), {"input": feed})["probs"]
+    for _ in range(2):
+        np.testing.assert_allclose(session.run({"input": feed})["probs"], expected,
+                                   rtol=RTOL, atol=ATOL)
+    assert "kerf.Session of <kerf.Model" in repr(session)
+    session.close()
+
+
 def test_sessions_in_parallel_threads(mlp_path):
     feeds = [models.random_feed((4, 16), seed=seed) for seed in range(4)]
     expected = [models.run_ort(models.mlp(), {"input": feed})["probs"] for feed in feeds]

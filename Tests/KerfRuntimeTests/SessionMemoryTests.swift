@@ -1,0 +1,94 @@
+import XCTest
+@testable import KerfCore
+@testable import KerfKernels
+@testable import KerfRuntime
+
+/// What a session keeps of its model's weights.
+final class SessionMemoryTests: XCTestCase {
+    private let opsets = [OpsetImport(domain: "", version: 17)]
+
+    private func values(_ n: Int, _ seed: Int) -> [Float] { (0..<n).map { Float(($0 * 7 + seed * 13) % 11) / 11 - 0.4 } }
+
+    /// y = x · W (+ b): a MatMul [k, n] with a fused bias Add, or a Gemm with transB.
+    private func product(gemm: Bool, k: Int, n: Int, weightIsInput: Bool = false) -> Graph {
+        let w = Tensor(shape: gemm ? [n, k] : [k, n], values: values(k * n, 1))
+        let inits = [Initializer(name: "W", tensor: w), Initializer(name: "b", tensor: Tensor(shape: [n], values: values(n, 2)))]
+        var nodes: [Node]
+        if gemm {
+            var node = Node(name: "gemm", opType: "Gemm", inputs: ["x", "W", "b"], outputs: ["y"])
+            node.attributes = [Attribute(name: "transB", value: .int(1))]
+            nodes = [node]
+        } else {
+            nodes = [Node(name: "mm", opType: "MatMul", inputs: ["x", "W"], outputs: ["m"]),
+                     Node(name: "add", opType: "Add", inputs: ["m", "b"], outputs: ["y"])]
+        }
+        var inputs = [ValueInfo(name: "x", type: .tensor(dtype: .float, shape: [.symbol("N"), .symbol("K")]))]
+        if weightIsInput { inputs.append(ValueInfo(name: "W", type: .tensor(dtype: .float, shape: w.shape.map { .value($0) }))) }
+        return Graph(nodes: nodes, inputs: inputs, outputs: [ValueInfo(name: "y", type: nil)], initializers: inits)
+    }
+
+    private func reference(_ g: Graph, _ x: Tensor) throws -> [Float] {
+        try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: 0, sparseKernels: false))
+            .run(["x": x])[0].array(of: Float.self)
+    }
+
+    /// Packed weights are the session's only copy: once the graph is gone, its weight tensor is
+    /// freed at the first run, and runs keep giving the graph's results.
+    func testSessionLetsGoOfPackedWeights() throws {
+        for gemm in [false, true] {
+            for threads in [1, 2] {
+                let (k, n) = (40, 200)
+                var g: Graph? = product(gemm: gemm, k: k, n: n)
+                let x = Tensor(shape: [3, k], values: values(3 * k, 3))
+                let expected = try reference(g!, x)
+                weak var weights = g!.initializer(named: "W")!.tensor.storage
+                let session = try Session(graph: g!, opsets: opsets, options: SessionOptions(threads: threads, sparseKernels: false))
+                g = nil
+                XCTAssertNotNil(weights, "held until packed")
+                for _ in 0..<2 {
+                    let y = try session.run(["x": x])[0].array(of: Float.self)
+                    for (a, b) in zip(y, expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+                }
+                XCTAssertNil(weights, "gemm \(gemm) threads \(threads): the plain weights outlived packing")
+                // A product the packed weights cannot run reads the weights rebuilt from them.
+                XCTAssertThrowsError(try session.run(["x": Tensor(shape: [3, k + 1], values: values(3 * (k + 1), 3))])) { error in
+                    guard case KerfError.shapeMismatch = error else { return XCTFail("\(error)") }
+                }
+            }
+        }
+    }
+
+    /// A weight a feed may replace stays with the session, and a fed one is used instead.
+    func testOverridableWeightIsKept() throws {
+        let (k, n) = (8, 16)
+        var g: Graph? = product(gemm: false, k: k, n: n, weightIsInput: true)
+        let x = Tensor(shape: [2, k], values: values(2 * k, 3))
+        let expected = try reference(g!, x)
+        weak var weights = g!.initializer(named: "W")!.tensor.storage
+        let session = try Session(graph: g!, opsets: opsets, options: SessionOptions(threads: 1, sparseKernels: false))
+        g = nil
+        for (a, b) in zip(try session.run(["x": x])[0].array(of: Float.self), expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        XCTAssertNotNil(weights)
+        let zeros = Tensor(zeros: .float, shape: [k, n])
+        let y = try session.run(["x": x, "W": zeros])[0].array(of: Float.self)
+        XCTAssertEqual(y, (0..<2 * n).map { values(n, 2)[$0 % n] })
+    }
+
+    /// The packed copy gives back the weights it was made from, in either layout and split.
+    func testPackedGemmTilesUnpack() throws {
+        let (k, n) = (37, 300)
+        for transposed in [false, true] {
+            let w = values(k * n, 5)
+            for threads in [1, 2, 3] {
+                let tiles = try XCTUnwrap(w.withUnsafeBufferPointer {
+                    PackedGemmTiles(k: k, n: n, w: $0.baseAddress!, ldw: transposed ? k : n, transposed: transposed, bias: nil, threads: threads)
+                })
+                var back = [Float](repeating: .nan, count: k * n)
+                XCTAssertTrue(back.withUnsafeMutableBufferPointer {
+                    tiles.unpack(into: $0.baseAddress!, ldw: transposed ? k : n, transposed: transposed)
+                })
+                XCTAssertEqual(back, w, "transposed \(transposed) threads \(threads)")
+            }
+        }
+    }
+}
