@@ -24,18 +24,24 @@ struct DirectoryDataReader: ExternalDataReader {
 }
 
 extension Model {
-    /// Loads an ONNX file; external tensor data is read relative to its directory.
+    /// Loads an ONNX file; external tensor data is read relative to its directory. The weights
+    /// stored in the file are read once, into the tensors that hold them (`ModelBytes`), so
+    /// loading needs about one copy of them in memory.
     public static func load(path: String) throws -> Model {
-        // The file's bytes are gone before the import copies tensors out of the parsed proto,
-        // so at most two copies of the weights exist at once.
-        let proto = try parse(FileIO.read(path: path))
         let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-        return try OnnxImport.model(proto, external: DirectoryDataReader(directory: dir))
+        let split = try FileIO.withOpenFile(path: path) { try ModelBytes.read($0) }
+        guard let split else {
+            return try OnnxImport.model(parse(FileIO.read(path: path)), external: DirectoryDataReader(directory: dir))
+        }
+        return try OnnxImport.model(parse(Data(split.stripped)), external: DirectoryDataReader(directory: dir), payloads: split.payloads)
     }
 
     /// Parses serialized ModelProto bytes. Without `externalDataDirectory`, external data is an error.
     public static func load(bytes: Data, externalDataDirectory: String? = nil) throws -> Model {
-        try OnnxImport.model(parse(bytes), external: externalDataDirectory.map { DirectoryDataReader(directory: $0) })
+        let external = externalDataDirectory.map { DirectoryDataReader(directory: $0) }
+        let split = try bytes.withUnsafeBytes { try ModelBytes.read(MemoryByteSource(bytes: $0)) }
+        guard let split else { return try OnnxImport.model(parse(bytes), external: external) }
+        return try OnnxImport.model(parse(Data(split.stripped)), external: external, payloads: split.payloads)
     }
 
     private static func parse(_ bytes: Data) throws -> Onnx_ModelProto {
@@ -95,25 +101,25 @@ extension Model {
 
 /// Whole-file reads and atomic writes with POSIX calls, so every failure has a clear message.
 public enum FileIO {
-    public static func read(path: String) throws -> Data {
+    /// Runs `body` on the regular file at `path`, open for reading.
+    static func withOpenFile<R>(path: String, _ body: (FileByteSource) throws -> R) throws -> R {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw KerfError.io("cannot open '\(path)': \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw KerfError.io("cannot stat '\(path)': \(String(cString: strerror(errno)))") }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw KerfError.io("'\(path)' is not a regular file") }
-        let size = Int(st.st_size)
-        var data = Data(count: size)
-        var done = 0
-        try data.withUnsafeMutableBytes { (buf: UnsafeMutableRawBufferPointer) in
-            while done < size {
-                let n = Glibc.read(fd, buf.baseAddress! + done, size - done)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw KerfError.io("cannot read '\(path)': \(n == 0 ? "unexpected end of file" : String(cString: strerror(errno)))") }
-                done += n
+        return try body(FileByteSource(fd: fd, count: Int(st.st_size), path: path))
+    }
+
+    public static func read(path: String) throws -> Data {
+        try withOpenFile(path: path) { file in
+            var data = Data(count: file.count)
+            try data.withUnsafeMutableBytes { (buf: UnsafeMutableRawBufferPointer) in
+                if file.count > 0 { try file.read(at: 0, file.count, into: buf.baseAddress!) }
             }
+            return data
         }
-        return data
     }
 
     /// Writes `data` to a temporary file beside `path`, fsyncs it, renames it over `path` and

@@ -6,12 +6,15 @@ import SwiftProtobuf
 enum OnnxImport {
     /// Consumes `proto`: each initializer's bytes are freed as soon as its tensor is decoded, so
     /// a model in memory never holds much more than one copy of its weights.
-    static func model(_ proto: consuming Onnx_ModelProto, external: ExternalDataReader?) throws -> Model {
+    /// `payloads` holds the raw_data of graph initializers (by position) that were read apart
+    /// from `proto` (`ModelBytes`); their tensors take these storages as they are.
+    static func model(_ proto: consuming Onnx_ModelProto, external: ExternalDataReader?,
+                      payloads: [Int: TensorStorage] = [:]) throws -> Model {
         guard proto.hasGraph else { throw KerfError.invalidModel("the model has no graph") }
         guard !proto.opsetImport.isEmpty else { throw KerfError.invalidModel("the model imports no operator set (opset_import is empty)") }
         let graphProto = proto.graph
         proto.clearGraph()
-        let graph = try self.graph(graphProto, external: external)
+        let graph = try self.graph(graphProto, external: external, payloads: payloads)
         let opsets = proto.opsetImport.map { OpsetImport(domain: $0.domain, version: Int($0.version)) }
         let model = Model(graph: graph, irVersion: Int(proto.irVersion), opsetImports: opsets)
         model.producerName = proto.producerName
@@ -24,7 +27,8 @@ enum OnnxImport {
         return model
     }
 
-    static func graph(_ source: consuming Onnx_GraphProto, external: ExternalDataReader?) throws -> Graph {
+    static func graph(_ source: consuming Onnx_GraphProto, external: ExternalDataReader?,
+                      payloads: [Int: TensorStorage] = [:]) throws -> Graph {
         var proto = source
         let g = Graph(name: proto.name)
         g.docString = proto.docString
@@ -37,7 +41,7 @@ enum OnnxImport {
         for k in initializerProtos.indices {
             let t = initializerProtos[k]
             initializerProtos[k] = Onnx_TensorProto()  // the last reference to t's bytes is t
-            var i = Initializer(name: t.name, tensor: try Tensor.decode(t, external: external))
+            var i = Initializer(name: t.name, tensor: try Tensor.decode(t, external: external, rawData: payloads[k]))
             i.docString = t.docString
             if t.dataLocation == .external {
                 i.externalLocation = t.externalData.first { $0.key == "location" }?.value

@@ -8,8 +8,10 @@ public protocol ExternalDataReader {
 
 extension Tensor {
     /// Decodes a TensorProto (raw_data, typed fields, or external data through `external`).
-    /// Throws `.invalidModel` when the payload does not match dtype and dims.
-    static func decode(_ proto: Onnx_TensorProto, external: ExternalDataReader?) throws -> Tensor {
+    /// `rawData`, when given, is the proto's raw_data field read apart from it (`ModelBytes`):
+    /// the tensor takes that storage without a copy. Throws `.invalidModel` when the payload
+    /// does not match dtype and dims.
+    static func decode(_ proto: Onnx_TensorProto, external: ExternalDataReader?, rawData payload: TensorStorage? = nil) throws -> Tensor {
         let what = proto.name.isEmpty ? "tensor" : "tensor '\(proto.name)'"
         guard let dtype = DType(rawValue: proto.dataType) else {
             throw KerfError.invalidModel("\(what) has unknown data_type \(proto.dataType)")
@@ -39,6 +41,8 @@ extension Tensor {
             let packed: Data
             if proto.dataLocation == .external {
                 packed = try readExternal(proto, external: external, what: what)
+            } else if let payload {
+                packed = Data(bytes: payload.pointer, count: payload.byteCount)
             } else if proto.hasRawData {
                 packed = proto.rawData
             } else {
@@ -64,6 +68,12 @@ extension Tensor {
         }
 
         let byteCount = count * dtype.byteSize
+        if let payload, proto.dataLocation != .external {
+            guard payload.byteCount == byteCount else {
+                throw KerfError.invalidModel("\(what) (\(dtype), shape \(shape)) has \(payload.byteCount) data bytes, expected \(byteCount)")
+            }
+            return Tensor(dtype: dtype, shape: shape, storage: payload)
+        }
         if proto.dataLocation == .external || proto.hasRawData {
             let raw = proto.dataLocation == .external ? try readExternal(proto, external: external, what: what) : proto.rawData
             guard raw.count == byteCount else {
