@@ -78,6 +78,12 @@ public struct Tensor: @unchecked Sendable {
         return try body(UnsafeMutableBufferPointer(start: storage.pointer.assumingMemoryBound(to: T.self), count: count))
     }
 
+    /// True when this tensor is the only reference to its storage and the storage is Kerf's own
+    /// (not borrowed): its elements may then be overwritten without changing any other tensor.
+    public mutating func isUniquelyOwned() -> Bool {
+        isKnownUniquelyReferenced(&storage) && !storage.isBorrowed
+    }
+
     @usableFromInline
     mutating func makeUnique() {
         if !isKnownUniquelyReferenced(&storage) || storage.isBorrowed { storage = storage.copy() }

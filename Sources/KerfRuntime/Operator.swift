@@ -5,6 +5,16 @@ public protocol Operator {
     /// Computes the node's outputs. `inputs[i]` is nil for an omitted optional input.
     /// Returns one tensor per node output (trailing optional outputs may be omitted).
     func run(_ inputs: [Tensor?]) throws -> [Tensor]
+
+    /// `run` on inputs handed over by the caller (a session hands over the values this node
+    /// reads last): the operator may take them out of `inputs` and write its result into one
+    /// whose storage nothing else references (`Tensor.isUniquelyOwned`), saving a buffer.
+    /// `inputs` is undefined afterwards. The default runs `run(inputs)`.
+    func run(consuming inputs: inout [Tensor?]) throws -> [Tensor]
+}
+
+extension Operator {
+    public func run(consuming inputs: inout [Tensor?]) throws -> [Tensor] { try run(inputs) }
 }
 
 /// What an operator factory sees of its node.
@@ -108,8 +118,31 @@ public typealias OperatorFactory = (OperatorContext) throws -> Operator
 /// An operator defined by a closure over its inputs (for ops with no per-node preparation).
 public struct ClosureOperator: Operator {
     let body: ([Tensor?]) throws -> [Tensor]
-    public init(_ body: @escaping ([Tensor?]) throws -> [Tensor]) { self.body = body }
+    let consuming: ((inout [Tensor?]) throws -> [Tensor])?
+    public init(_ body: @escaping ([Tensor?]) throws -> [Tensor]) {
+        self.body = body
+        consuming = nil
+    }
+
+    private init(body: @escaping ([Tensor?]) throws -> [Tensor], consuming: @escaping (inout [Tensor?]) throws -> [Tensor]) {
+        self.body = body
+        self.consuming = consuming
+    }
+
+    /// An operator that may write its result over an input handed to it (`run(consuming:)`);
+    /// `run` hands it a copy of the inputs, so that nothing of the caller's is overwritten.
+    public static func consuming(_ body: @escaping (inout [Tensor?]) throws -> [Tensor]) -> ClosureOperator {
+        ClosureOperator(body: { inputs in
+            var copy = inputs
+            return try body(&copy)
+        }, consuming: body)
+    }
+
     public func run(_ inputs: [Tensor?]) throws -> [Tensor] { try body(inputs) }
+    public func run(consuming inputs: inout [Tensor?]) throws -> [Tensor] {
+        if let consuming { return try consuming(&inputs) }
+        return try body(inputs)
+    }
 }
 
 // MARK: - Input access helpers
@@ -124,4 +157,20 @@ extension Array where Element == Tensor? {
     }
 
     public func optional(_ index: Int) -> Tensor? { index < count ? self[index] : nil }
+
+    /// Moves the input at `index` out of the array (nil when absent), so that the array no
+    /// longer references it.
+    public mutating func take(_ index: Int) -> Tensor? {
+        guard index < count, let t = self[index] else { return nil }
+        self[index] = nil
+        return t
+    }
+
+    /// `required`, moving the input out of the array (`take`).
+    public mutating func takeRequired(_ index: Int, _ what: String = "") throws -> Tensor {
+        guard let t = take(index) else {
+            throw KerfError.invalidArgument("missing required input \(index)\(what.isEmpty ? "" : " (\(what))")")
+        }
+        return t
+    }
 }

@@ -153,14 +153,16 @@ public final class Session {
                 }
                 args.append(value)
             }
+            // Values this step reads last are handed over: the operator may write over them.
+            for s in step.releaseAfter { values[s] = nil }
             let results: [Tensor]
             do {
-                results = try step.op.run(args)
+                results = try step.op.run(consuming: &args)
             } catch let e as KerfError {
                 throw e.prefixed(step.node.label)
             }
+            args.removeAll(keepingCapacity: true)
             for (k, s) in step.outputSlots.enumerated() where s >= 0 && k < results.count { values[s] = results[k] }
-            for s in step.releaseAfter { values[s] = nil }
         }
         return try wantedSlots.enumerated().map { i, s in
             guard let t = values[s] else { throw KerfError.internal("output '\(wanted[i])' was not computed") }

@@ -91,4 +91,41 @@ final class SessionMemoryTests: XCTestCase {
             }
         }
     }
+
+    /// Operators write over inputs handed to them only when nothing else sees those elements:
+    /// not a value that is also a graph output, one that a Reshape view still shares, one
+    /// read twice by the node, or a feed.
+    func testResultsWrittenOverInputsChangeNothingElse() throws {
+        let n = 6
+        let x = (0..<n).map { Float($0) - 2.5 }
+        func node(_ op: String, _ inputs: [String], _ output: String) -> Node { Node(name: output, opType: op, inputs: inputs, outputs: [output]) }
+        let nodes = [
+            node("Relu", ["x"], "r"),
+            node("Reshape", ["r", "shape"], "v"),        // shares r's storage
+            node("Add", ["r", "one"], "s"),              // r's last reader, but v is alive
+            node("Mul", ["v", "two"], "m"),
+            node("Neg", ["x"], "o"),                     // a graph output, read once more
+            node("Add", ["o", "one"], "p"),
+            node("Sigmoid", ["x"], "q"),
+            node("Add", ["q", "q"], "d"),                // the same value twice
+            node("Softmax", ["d"], "e"),                 // d handed over: written in place
+            node("Div", ["x", "two"], "f"),              // x is a feed
+        ]
+        let inits = [Initializer(name: "shape", tensor: Tensor(shape: [2], values: [Int64(2), Int64(3)])),
+                     Initializer(name: "one", tensor: Tensor(scalar: Float(1))), Initializer(name: "two", tensor: Tensor(scalar: Float(2)))]
+        let outputs = ["s", "m", "o", "p", "e", "f"].map { ValueInfo(name: $0, type: nil) }
+        let g = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", type: .tensor(dtype: .float, shape: [.value(n)]))], outputs: outputs,
+                      initializers: inits)
+        let feed = Tensor(shape: [n], values: x)
+        let ys = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1)).run(["x": feed]).map { $0.array(of: Float.self) }
+        let relu = x.map { max(0, $0) }, q = x.map { 1 / (1 + exp(-$0)) }
+        let d = q.map { $0 + $0 }, total = d.map { exp($0 - d.max()!) }.reduce(0, +)
+        XCTAssertEqual(ys[0], relu.map { $0 + 1 })
+        XCTAssertEqual(ys[1], relu.map { $0 * 2 })
+        XCTAssertEqual(ys[2], x.map { -$0 })
+        XCTAssertEqual(ys[3], x.map { -$0 + 1 })
+        for (a, b) in zip(ys[4], d.map { exp($0 - d.max()!) / total }) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        XCTAssertEqual(ys[5], x.map { $0 / 2 })
+        XCTAssertEqual(feed.array(of: Float.self), x, "the feed is unchanged")
+    }
 }

@@ -50,10 +50,11 @@ enum ActivationExtraOps {
             case "none":
                 let k = 1 / Double(2).squareRoot()
                 let threads = c.options.resolvedThreads
-                return ClosureOperator { inputs in
-                    let x = try inputs.required(0)
+                // The result may be written over a float input handed over (element by element).
+                return ClosureOperator.consuming { inputs in
+                    var x = try inputs.takeRequired(0)
                     if x.dtype == .float {
-                        let y = Tensor(uninitialized: .float, shape: x.shape)
+                        let y = x.isUniquelyOwned() ? x : Tensor(uninitialized: .float, shape: x.shape)
                         let src = x.storage.pointer.assumingMemoryBound(to: Float.self)
                         let dst = y.storage.pointer.assumingMemoryBound(to: Float.self)
                         parallelRanges(x.count, threads: threads, grain: 32768) { range in

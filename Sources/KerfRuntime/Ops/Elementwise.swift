@@ -51,6 +51,15 @@ private func parallelArithmetic<T: NumericElement>(_ kind: ArithmeticKind, _ a: 
 /// out = a (op) b with ONNX broadcasting; a and b must share a numeric dtype. Large outputs are
 /// split over up to `threads` threads.
 func arithmetic(_ kind: ArithmeticKind, _ a: Tensor, _ b: Tensor, threads: Int = 1) throws -> Tensor {
+    var a = a, b = b
+    return try arithmetic(kind, consuming: &a, &b, threads: threads)
+}
+
+/// `arithmetic`, where the result may be written over a or b: over the one of the result's
+/// shape that no other tensor references (`isUniquelyOwned`), else into a new tensor (reading
+/// an element and writing the same element is all each output element does). a and b are
+/// consumed: their elements are undefined afterwards.
+func arithmetic(_ kind: ArithmeticKind, consuming a: inout Tensor, _ b: inout Tensor, threads: Int = 1) throws -> Tensor {
     guard a.dtype == b.dtype else {
         throw KerfError.shapeMismatch("operands have different dtypes (\(a.dtype) and \(b.dtype))")
     }
@@ -60,22 +69,22 @@ func arithmetic(_ kind: ArithmeticKind, _ a: Tensor, _ b: Tensor, threads: Int =
     guard let shape = broadcastShape(a.shape, b.shape) else {
         throw KerfError.shapeMismatch("shapes \(a.shape) and \(b.shape) do not broadcast")
     }
+    let reused: Tensor? = a.shape == shape && a.isUniquelyOwned() ? a : b.shape == shape && b.isUniquelyOwned() ? b : nil
     struct Body: NumericBody {
-        let kind: ArithmeticKind, a: Tensor, b: Tensor, shape: [Int], threads: Int
+        let kind: ArithmeticKind, a: Tensor, b: Tensor, shape: [Int], threads: Int, reused: Tensor?
         func run<T: NumericElement>(_: T.Type) throws -> Tensor {
-            var out = Tensor(uninitialized: a.dtype, shape: shape)
+            let out = reused ?? Tensor(uninitialized: a.dtype, shape: shape)
             a.withElements(as: T.self) { x in
                 b.withElements(as: T.self) { y in
-                    out.withMutableElements(as: T.self) { z in
-                        let px = x.baseAddress!, py = y.baseAddress!, pz = z.baseAddress!
-                        parallelArithmetic(kind, px, a.shape, py, b.shape, pz, shape, threads: threads)
-                    }
+                    // Not withMutableElements: `out` may be a or b, so its storage is shared here.
+                    let pz = out.storage.pointer.assumingMemoryBound(to: T.self)
+                    parallelArithmetic(kind, x.baseAddress!, a.shape, y.baseAddress!, b.shape, pz, shape, threads: threads)
                 }
             }
             return out
         }
     }
-    return try dispatchNumeric(a.dtype, Body(kind: kind, a: a, b: b, shape: shape, threads: threads))
+    return try dispatchNumeric(a.dtype, Body(kind: kind, a: a, b: b, shape: shape, threads: threads, reused: reused))
 }
 
 enum ElementwiseOps {
@@ -83,7 +92,10 @@ enum ElementwiseOps {
         for (name, kind) in [("Add", ArithmeticKind.add), ("Sub", .sub), ("Mul", .mul), ("Div", .div)] {
             r[name] = { c in
                 let threads = c.options.resolvedThreads
-                return ClosureOperator { [try arithmetic(kind, try $0.required(0), try $0.required(1), threads: threads)] }
+                return ClosureOperator.consuming { inputs in
+                    var a = try inputs.takeRequired(0), b = try inputs.takeRequired(1)
+                    return [try arithmetic(kind, consuming: &a, &b, threads: threads)]
+                }
             }
         }
         for (name, kind) in [("Sum", ArithmeticKind.add), ("Max", .max), ("Min", .min), ("Mean", .add)] {

@@ -34,19 +34,22 @@ enum NormalizationOps {
                 let opset = c.opset
                 let axisAttr = try c.int("axis", default: opset >= 13 ? -1 : 1)
                 let threads = c.options.resolvedThreads
-                return ClosureOperator { inputs in
-                    try withFloat32(inputs) { ins in
-                        let x = try float32Input(try ins.required(0), name)
-                        let axis = try normalizeAxis(axisAttr, rank: x.rank)
-                        // Before opset 13 the input is coerced to 2-D [before axis, from axis on].
-                        let n = opset >= 13 ? (x.rank == 0 ? 1 : x.shape[axis]) : x.shape[axis...].reduce(1, *)
-                        let inner = opset >= 13 ? x.shape[(axis + 1)...].reduce(1, *) : 1
-                        let outer = x.shape[..<axis].reduce(1, *)
-                        let out = Tensor(uninitialized: .float, shape: x.shape)
-                        softmax(x.storage.pointer.assumingMemoryBound(to: Float.self), out.storage.pointer.assumingMemoryBound(to: Float.self),
-                                outer: outer, n: n, inner: inner, log: log, threads: threads)
-                        return [out]
-                    }
+                // The result may be written over a float input handed over (each row is read
+                // before it is written, and only as it is written).
+                return ClosureOperator.consuming { inputs in
+                    var x = try inputs.takeRequired(0)
+                    let half: DType? = x.dtype == .float16 || x.dtype == .bfloat16 ? x.dtype : nil
+                    if half != nil { x = x.convertedToFloat32() }
+                    guard x.dtype == .float else { throw KerfError.unsupported("\(name) supports float types, got \(x.dtype)") }
+                    let axis = try normalizeAxis(axisAttr, rank: x.rank)
+                    // Before opset 13 the input is coerced to 2-D [before axis, from axis on].
+                    let n = opset >= 13 ? (x.rank == 0 ? 1 : x.shape[axis]) : x.shape[axis...].reduce(1, *)
+                    let inner = opset >= 13 ? x.shape[(axis + 1)...].reduce(1, *) : 1
+                    let outer = x.shape[..<axis].reduce(1, *)
+                    let out = x.isUniquelyOwned() ? x : Tensor(uninitialized: .float, shape: x.shape)
+                    softmax(x.storage.pointer.assumingMemoryBound(to: Float.self), out.storage.pointer.assumingMemoryBound(to: Float.self),
+                            outer: outer, n: n, inner: inner, log: log, threads: threads)
+                    return [half.map { out.convertedFromFloat32(to: $0) } ?? out]
                 }
             }
         }
