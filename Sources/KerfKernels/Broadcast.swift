@@ -69,6 +69,51 @@ public func broadcastBinary<A, B, R>(_ a: UnsafePointer<A>, _ aShape: [Int], _ b
     }
 }
 
+/// x[i] = op(x[i], b[ib]) (or op(b[ib], x[i]) when `!left`) over `shape`, where b broadcasts to
+/// x's shape: `broadcastBinary` with the output written over the operand of the output's
+/// shape. Its own loops, since with the output aliasing an input the compiler's vector loops
+/// would fall back to scalar ones.
+@inlinable
+public func broadcastBinaryInPlace<T>(_ x: UnsafeMutablePointer<T>, _ shape: [Int], _ b: UnsafePointer<T>, _ bShape: [Int],
+                                      left: Bool, _ op: (T, T) -> T) {
+    let n = shape.reduce(1, *)
+    if n == 0 { return }
+    let nb = bShape.reduce(1, *)
+    if nb == n {
+        if left { for i in 0..<n { x[i] = op(x[i], b[i]) } } else { for i in 0..<n { x[i] = op(b[i], x[i]) } }
+        return
+    }
+    if nb == 1 {
+        let y = b[0]
+        if left { for i in 0..<n { x[i] = op(x[i], y) } } else { for i in 0..<n { x[i] = op(y, x[i]) } }
+        return
+    }
+    let rank = shape.count
+    let sb = broadcastStrides(bShape, to: shape)
+    let inner = shape[rank - 1], ib = sb[rank - 1]
+    var index = [Int](repeating: 0, count: rank)
+    var offB = 0
+    for o in 0..<(n / inner) {
+        let row = x + o * inner
+        if ib == 0 {
+            let y = b[offB]
+            if left { for j in 0..<inner { row[j] = op(row[j], y) } } else { for j in 0..<inner { row[j] = op(y, row[j]) } }
+        } else {
+            let bRow = b + offB
+            if left { for j in 0..<inner { row[j] = op(row[j], bRow[j]) } } else { for j in 0..<inner { row[j] = op(bRow[j], row[j]) } }
+        }
+        var d = rank - 2
+        while d >= 0 {
+            index[d] += 1
+            offB += sb[d]
+            if index[d] < shape[d] { break }
+            offB -= sb[d] * shape[d]
+            index[d] = 0
+            d -= 1
+        }
+    }
+}
+
 /// Gathers `a` broadcast to `outShape` into `out` (a materialized expand).
 public func broadcastCopy(_ a: UnsafeRawPointer, _ aShape: [Int], elementSize: Int,
                           _ out: UnsafeMutableRawPointer, _ outShape: [Int]) {

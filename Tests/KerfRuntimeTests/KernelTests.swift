@@ -81,4 +81,23 @@ final class KernelTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("FooBar") && "\(error)".contains("weird"))
         }
     }
+
+    /// Writing over the operand of the output's shape gives what a separate output gets.
+    func testBroadcastBinaryInPlaceMatchesBroadcastBinary() {
+        let shape = [2, 3, 5]
+        let x = randomFloats(30, seed: 11)
+        for bShape in [[2, 3, 5], [1], [5], [3, 1], [2, 1, 5], [2, 3, 1]] {
+            let b = randomFloats(bShape.reduce(1, *), seed: 12)
+            for left in [true, false] {
+                var expected = [Float](repeating: 0, count: 30), inPlace = x
+                if left {
+                    broadcastBinary(x, shape, b, bShape, &expected, shape) { $0 - $1 }
+                } else {
+                    broadcastBinary(b, bShape, x, shape, &expected, shape) { $0 - $1 }
+                }
+                inPlace.withUnsafeMutableBufferPointer { broadcastBinaryInPlace($0.baseAddress!, shape, b, bShape, left: left) { $0 - $1 } }
+                XCTAssertEqual(inPlace, expected, "b \(bShape) left \(left)")
+            }
+        }
+    }
 }

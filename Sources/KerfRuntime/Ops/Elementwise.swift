@@ -9,10 +9,21 @@ enum ArithmeticKind { case add, sub, mul, div, max, min }
 private let parallelArithmeticMinimum = 1 << 16
 
 /// a (kind) b through `broadcastBinary`, with the operation known statically (so that the
-/// loops specialize and vectorize).
+/// loops specialize and vectorize); through `broadcastBinaryInPlace` when `out` is a or b.
 @inline(__always)
 private func broadcastArithmetic<T: NumericElement>(_ kind: ArithmeticKind, _ a: UnsafePointer<T>, _ aShape: [Int],
                                                     _ b: UnsafePointer<T>, _ bShape: [Int], _ out: UnsafeMutablePointer<T>, _ outShape: [Int]) {
+    if UnsafePointer(out) == a || UnsafePointer(out) == b {
+        let left = UnsafePointer(out) == a
+        let (other, otherShape) = left ? (b, bShape) : (a, aShape)
+        switch kind {
+        case .add: return broadcastBinaryInPlace(out, outShape, other, otherShape, left: left, T.add)
+        case .sub: return broadcastBinaryInPlace(out, outShape, other, otherShape, left: left, T.sub)
+        case .mul: return broadcastBinaryInPlace(out, outShape, other, otherShape, left: left, T.mul)
+        case .div: return broadcastBinaryInPlace(out, outShape, other, otherShape, left: left, T.div)
+        case .max, .min: break  // correct in place too, through the general loops
+        }
+    }
     switch kind {
     case .add: broadcastBinary(a, aShape, b, bShape, out, outShape, T.add)
     case .sub: broadcastBinary(a, aShape, b, bShape, out, outShape, T.sub)
