@@ -20,6 +20,8 @@ public final class OneDnnConvolution {
     private let activationInPrimitive: Bool
     private let engine: dnnl_engine_t
     private var srcDesc: dnnl_memory_desc_t, dstDesc: dnnl_memory_desc_t, scratchpadDesc = dnnl_memory_desc_t()
+    /// The weights in oneDNN's layout and as `init` read them.
+    private var weightsDesc = dnnl_memory_desc_t(), weightsPlainDesc = dnnl_memory_desc_t()
     private var primitive: dnnl_primitive_t?
     private var weightsMemory: dnnl_memory_t?, biasMemory: dnnl_memory_t?
     private var lanes: [Lane] = []
@@ -84,6 +86,8 @@ public final class OneDnnConvolution {
               let weightsDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
               let scratchpad = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) else { return nil }
         scratchpadDesc = scratchpad.pointee
+        self.weightsDesc = weightsDesc.pointee
+        weightsPlainDesc = weightsPlain
         weightsMemory = memory(weightsDesc.pointee, engine, oneDnnAllocates)
         biasMemory = memory(biasDesc, engine, oneDnnAllocates)
         guard let weightsMemory, let biasMemory,
@@ -94,6 +98,14 @@ public final class OneDnnConvolution {
               reorder(plainWeights, weightsPlain, into: weightsMemory, weightsDesc.pointee, engine: engine) else { return nil }
         let biasValues = biasPointer.assumingMemoryBound(to: Float.self)
         if let bias { biasValues.update(from: bias, count: outChannels) } else { biasValues.update(repeating: 0, count: outChannels) }
+    }
+
+    /// Writes the weights back as `init` read them (w[outChannels, channels / group, kh, kw],
+    /// row-major) from oneDNN's copy, for a caller that kept none. False when oneDNN failed.
+    public func copyWeights(into w: UnsafeMutablePointer<Float>) -> Bool {
+        guard let weightsMemory, let plain = memory(weightsPlainDesc, engine, UnsafeMutableRawPointer(w)) else { return false }
+        defer { dnnl_memory_destroy(plain) }
+        return reorder(weightsMemory, weightsDesc, into: plain, weightsPlainDesc, engine: engine)
     }
 
     /// The largest divisor of `batch` whose channels-last input and output fit in about 1 MiB

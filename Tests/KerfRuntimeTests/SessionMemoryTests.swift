@@ -128,4 +128,30 @@ final class SessionMemoryTests: XCTestCase {
         XCTAssertEqual(ys[5], x.map { $0 / 2 })
         XCTAssertEqual(feed.array(of: Float.self), x, "the feed is unchanged")
     }
+
+    /// A Conv's constant weights live in oneDNN's copy only once the direct convolution is made;
+    /// another input shape rebuilds them from that copy.
+    func testConvLetsGoOfWeightsOneDnnHolds() throws {
+        let (c, m) = (16, 32)
+        let plain = Tensor(shape: [m, c, 3, 3], values: values(m * c * 9, 4))  // for the reference
+        var w: Tensor? = Tensor(shape: [m, c, 3, 3], values: values(m * c * 9, 4))
+        let b = Tensor(shape: [m], values: values(m, 5))
+        weak var weights = w!.storage
+        var conv = Node(name: "conv", opType: "Conv", inputs: ["x", "W", "b"], outputs: ["y"])
+        conv.attributes = [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]
+        var g: Graph? = Graph(nodes: [conv], inputs: [ValueInfo(name: "x", type: nil)], outputs: [ValueInfo(name: "y", type: nil)],
+                              initializers: [Initializer(name: "W", tensor: w!), Initializer(name: "b", tensor: b)])
+        w = nil
+        let session = try Session(graph: g!, opsets: opsets, options: SessionOptions(threads: 1))
+        g = nil
+        let window = WindowAttributes(kernelShape: nil, strides: nil, dilations: nil, pads: [1, 1, 1, 1], autoPad: "NOTSET", ceilMode: false)
+        for (run, batch) in [2, 2, 3, 1].enumerated() {
+            let x = Tensor(shape: [batch, c, 7, 6], values: values(batch * c * 42, 6))
+            let expected = try ConvOperator(window: window, group: 1).run([x, plain, b])[0].array(of: Float.self)
+            let y = try session.run(["x": x])[0].array(of: Float.self)
+            XCTAssertEqual(y.count, expected.count)
+            for (p, q) in zip(y, expected) { XCTAssertEqual(p, q, accuracy: 1e-4, "batch \(batch)") }
+            if run == 0 { XCTAssertNil(weights, "oneDNN's copy is the only one") }
+        }
+    }
 }

@@ -61,11 +61,19 @@ struct ConvWeights {
 /// the residual R (input 3) is there when the optimizer fused a following Add into the Conv.
 /// Weights given as initializers are prepared once; scratch buffers are reused across runs
 /// (a session runs on one thread at a time).
+///
+/// Constant float weights no feed can replace are the operator's own (`takeConstant`): once
+/// oneDNN's direct convolution holds its copy of them, the operator lets go of its plain
+/// copies, and rebuilds them from oneDNN's if a later run needs them.
 final class ConvOperator: Operator {
     let window: WindowAttributes
     let group: Int
     let activation: Activation
     private var prepared: ConvWeights?
+    /// W's shape when the operator owns W (the run's inputs lack it then).
+    private var ownedShape: [Int]?
+    /// An owned W as given, while no oneDNN convolution holds it (nil otherwise).
+    private var owned: Tensor?
     /// The bias given as an initializer, if any (the oneDNN path copies it once).
     private var preparedBias: TensorStorage?
     /// oneDNN's direct convolution for the last input shape and residual kind, when it has one.
@@ -90,43 +98,50 @@ final class ConvOperator: Operator {
         residualInput = try c.int(FusedAttributes.residual, default: 0) != 0
         if let w = c.constant(1), w.dtype == .float, w.rank >= 3, w.shape[0] % group == 0 {
             prepared = ConvWeights(w, group: group)
+            if let taken = c.takeConstant(1) {
+                owned = taken
+                ownedShape = taken.shape
+            }
         }
         if let b = c.constant(2), b.dtype == .float { preparedBias = b.storage }
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         try withFloat32(inputs) { ins in
-            let x = try ins.required(0, "X"), w = try ins.required(1, "W"), b = ins.optional(2) ?? nil
-            guard residualInput else { return [try compute(x, w, b, residual: nil, activation: activation)] }
+            // W is nil when the operator owns it.
+            let x = try ins.required(0, "X"), w = ownedShape == nil ? try ins.required(1, "W") : nil, b = ins.optional(2) ?? nil
+            let wShape = w?.shape ?? ownedShape!
+            guard residualInput else { return [try compute(x, w, wShape, b, residual: nil, activation: activation)] }
             let residual = try ins.required(3, "fused residual")
-            if residual.dtype == .float, residual.shape == (try outputShape(x, w)) {
-                return [try compute(x, w, b, residual: residual, activation: activation)]
+            if residual.dtype == .float, residual.shape == (try outputShape(x, wShape)) {
+                return [try compute(x, w, wShape, b, residual: residual, activation: activation)]
             }
             // A residual that broadcasts: add it as the Add node would have, then activate.
-            let y = try compute(x, w, b, residual: nil, activation: .none)
+            let y = try compute(x, w, wShape, b, residual: nil, activation: .none)
             return [try applying(activation, to: try arithmetic(.add, y, residual))]
         }
     }
 
     /// The output shape for X and W (nil when they do not fit: `compute` reports why).
-    private func outputShape(_ x: Tensor, _ w: Tensor) throws -> [Int]? {
-        guard x.rank >= 3, w.rank == x.rank else { return nil }
-        guard let (g, _) = try? window.geometry(input: Array(x.shape[2...]), kernel: Array(w.shape[2...])) else { return nil }
-        return [x.shape[0], w.shape[0]] + g.outputSize
+    private func outputShape(_ x: Tensor, _ wShape: [Int]) throws -> [Int]? {
+        guard x.rank >= 3, wShape.count == x.rank else { return nil }
+        guard let (g, _) = try? window.geometry(input: Array(x.shape[2...]), kernel: Array(wShape[2...])) else { return nil }
+        return [x.shape[0], wShape[0]] + g.outputSize
     }
 
-    /// `residual`, when given, has the output's shape and is added after the bias.
-    private func compute(_ x: Tensor, _ w: Tensor, _ b: Tensor?, residual: Tensor?, activation: Activation) throws -> Tensor {
-        guard x.dtype == .float, w.dtype == .float, b == nil || b!.dtype == .float else {
+    /// `residual`, when given, has the output's shape and is added after the bias. `w` is the
+    /// run's W, nil when the operator owns W (of shape `wShape`).
+    private func compute(_ x: Tensor, _ w: Tensor?, _ wShape: [Int], _ b: Tensor?, residual: Tensor?, activation: Activation) throws -> Tensor {
+        guard x.dtype == .float, w == nil || w!.dtype == .float, b == nil || b!.dtype == .float else {
             throw KerfError.unsupported("Conv supports float types, got \(x.dtype)")
         }
-        guard x.rank >= 3, w.rank == x.rank else { throw KerfError.shapeMismatch("Conv X \(x.shape) and W \(w.shape) ranks do not fit") }
-        let batch = x.shape[0], channels = x.shape[1], m = w.shape[0]
-        let spatial = Array(x.shape[2...]), kernel = Array(w.shape[2...])
-        guard channels % group == 0, m % group == 0, w.shape[1] == channels / group else {
-            throw KerfError.shapeMismatch("Conv W \(w.shape) does not fit X \(x.shape) with group \(group)")
+        guard x.rank >= 3, wShape.count == x.rank else { throw KerfError.shapeMismatch("Conv X \(x.shape) and W \(wShape) ranks do not fit") }
+        let batch = x.shape[0], channels = x.shape[1], m = wShape[0]
+        let spatial = Array(x.shape[2...]), kernel = Array(wShape[2...])
+        guard channels % group == 0, m % group == 0, wShape[1] == channels / group else {
+            throw KerfError.shapeMismatch("Conv W \(wShape) does not fit X \(x.shape) with group \(group)")
         }
-        if let ks = window.kernelShape, ks != kernel { throw KerfError.shapeMismatch("kernel_shape \(ks) differs from W \(w.shape)") }
+        if let ks = window.kernelShape, ks != kernel { throw KerfError.shapeMismatch("kernel_shape \(ks) differs from W \(wShape)") }
         if let b, b.count != m { throw KerfError.shapeMismatch("Conv B has \(b.count) elements, expected \(m)") }
         let (g, _) = try window.geometry(input: spatial, kernel: kernel)
         let out = Tensor(uninitialized: .float, shape: [batch, m] + g.outputSize)
@@ -145,7 +160,7 @@ final class ConvOperator: Operator {
         }
 
         // A fed W (or one that replaced an overridable initializer) is prepared per run.
-        let weights = prepared.flatMap { $0.source === w.storage && $0.shape == w.shape ? $0 : nil } ?? ConvWeights(w, group: group)
+        let weights = try gemmWeights(w)
         let padded = weights.rows != mg
         // Images run in parallel, each worker with single-threaded GEMMs: many small GEMMs split
         // across OpenMP threads cost more than they gain. One image leaves the threads to the GEMM.
@@ -196,20 +211,57 @@ final class ConvOperator: Operator {
 }
 
 extension ConvOperator {
+    /// True when `w` (nil: the operator's own W) is the constant W prepared at session creation.
+    private func isPrepared(_ w: Tensor?) -> Bool {
+        guard let w else { return ownedShape != nil }
+        return ownedShape == nil && prepared.map { $0.source === w.storage && $0.shape == w.shape } ?? false
+    }
+
+    /// An owned W as given: kept, or rebuilt from the oneDNN convolution holding it.
+    private func ownedWeights() throws -> Tensor {
+        if let owned { return owned }
+        var w = Tensor(uninitialized: .float, shape: ownedShape!)
+        guard let convolution = direct?.convolution,
+              w.withMutableElements(as: Float.self, { convolution.copyWeights(into: $0.baseAddress!) }) else {
+            throw KerfError.internal("Conv: oneDNN could not give back the weights")
+        }
+        return w
+    }
+
+    /// W laid out for the GEMM path: prepared once for the constant W (rebuilt, and then kept,
+    /// when a oneDNN convolution held the only copy), per run for a fed one.
+    fileprivate func gemmWeights(_ w: Tensor?) throws -> ConvWeights {
+        if isPrepared(w), let prepared { return prepared }
+        if let w, !isPrepared(w) { return ConvWeights(w, group: group) }
+        let rebuilt = try ownedWeights()
+        owned = rebuilt
+        prepared = ConvWeights(rebuilt, group: group)
+        return prepared!
+    }
+
     /// oneDNN's direct kernel for this input shape, when W and B are the session's constants
-    /// (prepared once per shape) and oneDNN has a fast implementation for the geometry.
-    fileprivate func directConvolution(_ x: Tensor, _ w: Tensor, _ b: Tensor?, geometry g: WindowGeometry,
+    /// (prepared once per shape) and oneDNN has a fast implementation for the geometry. An
+    /// owned W is then held by the convolution only.
+    fileprivate func directConvolution(_ x: Tensor, _ w: Tensor?, _ b: Tensor?, geometry g: WindowGeometry,
                                        residual: Bool) -> OneDnnConvolution? {
-        guard let prepared, prepared.source === w.storage, prepared.shape == w.shape,
-              b == nil || b!.storage === preparedBias, x.rank == 4 else { return nil }
+        guard isPrepared(w), b == nil || b!.storage === preparedBias, x.rank == 4 else { return nil }
         if let direct, direct.shape == x.shape, direct.residual == residual { return direct.convolution }
+        guard let weights = try? w ?? ownedWeights() else { return nil }
         direct = nil  // free the previous shape's buffers first
         let bias = b.map { UnsafePointer($0.storage.pointer.assumingMemoryBound(to: Float.self)) }
-        let convolution = w.withElements(as: Float.self) { wv in
-            OneDnnConvolution(geometry: g, batch: x.shape[0], channels: x.shape[1], outChannels: w.shape[0], group: group,
+        let convolution = weights.withElements(as: Float.self) { wv in
+            OneDnnConvolution(geometry: g, batch: x.shape[0], channels: x.shape[1], outChannels: weights.shape[0], group: group,
                               weights: wv.baseAddress!, bias: bias, activation: activation, residual: residual)
         }
         direct = (x.shape, residual, convolution)
+        if ownedShape != nil {
+            if convolution != nil {
+                owned = nil
+                prepared = nil
+            } else if owned == nil {
+                owned = weights  // the GEMM path needs them now
+            }
+        }
         return convolution
     }
 }
