@@ -40,6 +40,8 @@ public final class Session {
     private let declared: [String: ValueInfo]
     /// The graph's initializer names (for the message when one is fed but cannot be).
     private let initializerNames: Set<String>
+    /// Slots of the constants operators took (`OperatorContext.takeConstant`): not kept here.
+    private var taken = Set<Int>()
 
     public convenience init(model: Model, options: SessionOptions = SessionOptions()) throws {
         try self.init(graph: model.graph, opsets: model.opsetImports, irVersion: model.irVersion, options: options)
@@ -104,12 +106,18 @@ public final class Session {
         }
         let graphOutputs = Set(graph.outputs.compactMap { slotOfName[$0.name] })
         // Constants that every reader took are not kept: those readers get nil for them.
-        var untaken = Set<Int>()
-        for b in built { for (k, s) in b.inputs.enumerated() where s >= 0 && !b.taken.contains(k) { untaken.insert(s) } }
-        for s in Array(constants.keys) where !untaken.contains(s) && !graphOutputs.contains(s) { constants[s] = nil }
-        for i in built.indices {
-            built[i].inputs = built[i].inputs.map { s in s >= 0 && takeable.contains(s) && constants[s] == nil ? -1 : s }
+        var read = Set<Int>(), untaken = Set<Int>()
+        for b in built {
+            for (k, s) in b.inputs.enumerated() where s >= 0 {
+                read.insert(s)
+                if !b.taken.contains(k) { untaken.insert(s) }
+            }
         }
+        for s in Array(constants.keys) where read.contains(s) && !untaken.contains(s) && !graphOutputs.contains(s) {
+            constants[s] = nil
+            taken.insert(s)
+        }
+        for i in built.indices { built[i].inputs = built[i].inputs.map { taken.contains($0) ? -1 : $0 } }
         // Lifetimes: a slot is released after its last reader, unless it is a graph output or a constant.
         var lastReader: [Int: Int] = [:]
         for (i, b) in built.enumerated() { for s in b.inputs where s >= 0 { lastReader[s] = i } }
@@ -136,6 +144,9 @@ public final class Session {
         try bindFeeds(feeds, into: &values)
         let wantedSlots = try wanted.map { name -> Int in
             guard let s = slotOfName[name] else { throw KerfError.invalidArgument("the model has no value named '\(name)'") }
+            guard !taken.contains(s) else {
+                throw KerfError.invalidArgument("'\(name)' is a constant the session keeps only in a prepared form: read it from the model")
+            }
             return s
         }
         setGemmThreads(options.resolvedThreads)

@@ -50,6 +50,10 @@ final class SessionMemoryTests: XCTestCase {
                     for (a, b) in zip(y, expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
                 }
                 XCTAssertNil(weights, "gemm \(gemm) threads \(threads): the plain weights outlived packing")
+                XCTAssertThrowsError(try session.run(["x": x], outputNames: ["W"])) { error in
+                    guard case KerfError.invalidArgument = error else { return XCTFail("\(error)") }
+                }
+                XCTAssertEqual(try session.run(["x": x], outputNames: ["b"])[0].array(of: Float.self), values(n, 2), "kept")
                 // A product the packed weights cannot run reads the weights rebuilt from them.
                 XCTAssertThrowsError(try session.run(["x": Tensor(shape: [3, k + 1], values: values(3 * (k + 1), 3))])) { error in
                     guard case KerfError.shapeMismatch = error else { return XCTFail("\(error)") }
