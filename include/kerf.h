@@ -61,7 +61,7 @@ extern "C" {
 /* ABI version: the major changes only on incompatible changes. Bindings
  * refuse a library whose major differs from the one they were written for. */
 #define KERF_ABI_VERSION_MAJOR 1
-#define KERF_ABI_VERSION_MINOR 3
+#define KERF_ABI_VERSION_MINOR 4
 #define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------ */
@@ -155,6 +155,10 @@ kerf_status kerf_tensor_wrap(kerf_dtype dtype, const int64_t *dims, size_t rank,
                              kerf_tensor **out);
 
 void kerf_tensor_free(kerf_tensor *tensor);
+
+/* Frees tensors[0..count) (NULL entries are fine); the array itself stays the caller's.
+ * Since ABI 1.4. */
+void kerf_tensors_free(kerf_tensor *const *tensors, size_t count);
 
 kerf_status kerf_tensor_dtype(const kerf_tensor *tensor, kerf_dtype *out);
 
@@ -250,6 +254,27 @@ kerf_status kerf_session_run(kerf_session *session,
                              size_t n_inputs,
                              const char *const *output_names, kerf_tensor **outputs,
                              size_t n_outputs);
+
+/* A tensor described in place by its caller, without a handle (since ABI 1.4). Same rules
+ * as kerf_tensor_create: byte_size = product(dims) * element size, row-major. */
+typedef struct kerf_tensor_view {
+    kerf_dtype dtype;
+    size_t rank;
+    const int64_t *dims;  /* rank dims; may be NULL when rank is 0 */
+    const void *data;     /* byte_size bytes; may be NULL when byte_size is 0 */
+    size_t byte_size;
+} kerf_tensor_view;
+
+/* kerf_session_run with inputs described in place (since ABI 1.4). inputs[i] is only read,
+ * during the call, so feeding needs no kerf_tensor_create/wrap and no free per input.
+ * When output_views is not NULL, on success output_views[i] describes outputs[i] (dims and
+ * data borrowed from that tensor: valid while it lives), so reading an output needs no
+ * kerf_tensor_info. Everything else as kerf_session_run. Bindings run with this one call. */
+kerf_status kerf_session_run_views(kerf_session *session,
+                                   const char *const *input_names, const kerf_tensor_view *inputs,
+                                   size_t n_inputs,
+                                   const char *const *output_names, kerf_tensor **outputs,
+                                   kerf_tensor_view *output_views, size_t n_outputs);
 
 /* The operators a run of `session` executes, in order, one per line ("OpType", or
  * "domain.OpType" outside the default domain; operators Kerf fused at session creation, such

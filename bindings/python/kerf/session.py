@@ -4,7 +4,7 @@ import ctypes
 import threading
 
 from . import _tensor
-from ._bindings import TensorP, check, lib, take_string
+from ._bindings import TensorP, TensorView, check, lib, take_string
 from .errors import KerfError, Status
 
 
@@ -21,7 +21,6 @@ class Session:
         self._declared = {info.name: info.dtype for info in self.inputs}
         self._output_names = [info.name for info in self.outputs]
         self._name_arrays = {}
-        self._reader = _tensor.OutputReader()
 
     def run(self, feeds, outputs=None):
         """Runs the model on `feeds` ({input name: array-like}).
@@ -39,22 +38,21 @@ class Session:
             output_names = [outputs] if isinstance(outputs, str) else list(outputs)
             c_output_names = self._c_names(output_names)
         c_input_names = self._c_names([name for name, _ in arrays])
-        inputs = (TensorP * max(len(arrays), 1))()
-        results = (TensorP * max(len(output_names), 1))()
+        keep = []  # dims and converted arrays the views point at, alive until the call returns
+        inputs = (TensorView * max(len(arrays), 1))(*(_tensor.view(array, keep) for _, array in arrays))
+        count = len(output_names)
+        results = (TensorP * max(count, 1))()
+        views = (TensorView * max(count, 1))()
+        with self._lock:
+            status = lib.kerf_session_run_views(self._live_handle(), c_input_names, inputs, len(arrays),
+                                                c_output_names, results, views, count)
         try:
-            for index, (_, array) in enumerate(arrays):
-                inputs[index] = _tensor.borrow(array)  # `arrays` keeps the memory alive
-            with self._lock:
-                check(lib.kerf_session_run(
-                    self._live_handle(), c_input_names, inputs, len(arrays),
-                    c_output_names, results, len(output_names)))
-                read = self._reader.read
-                return {name: read(results[index], name) for index, name in enumerate(output_names)}
+            if status:
+                check(status)
+            read = _tensor.read_view
+            return {name: read(views[index], name) for index, name in enumerate(output_names)}
         finally:
-            for tensor in inputs:
-                lib.kerf_tensor_free(tensor)
-            for tensor in results:
-                lib.kerf_tensor_free(tensor)
+            lib.kerf_tensors_free(results, count)
 
     def _c_names(self, names):
         """`names` as a C array of UTF-8 strings, cached per tuple of names (feeds usually
