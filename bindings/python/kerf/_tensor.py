@@ -8,6 +8,9 @@ from . import dtypes
 from ._bindings import TensorP, TensorView, check, lib
 from .errors import KerfError, Status
 
+_FROM_NUMPY = dtypes._FROM_NUMPY          # numpy dtype -> kerf_dtype code
+_TO_NUMPY = dtypes._TO_NUMPY_BY_CODE      # kerf_dtype code -> numpy dtype
+
 
 def as_feed_array(name, value, declared=None):
     """`value` as a C-contiguous, native-byte-order array Kerf accepts.
@@ -46,15 +49,25 @@ def create(array):
     return tensor
 
 
-def view(array, keep):
-    """A TensorView of `array` (from as_feed_array) for kerf_session_run_views. Appends to
-    `keep` what must stay alive until the call returns (dims, converted copies)."""
-    code = dtypes.from_numpy(array.dtype)
-    array = _kerf_layout(array, code)
-    keep.append(array)
-    dims = (ctypes.c_int64 * max(array.ndim, 1))(*array.shape)
-    keep.append(dims)
-    return TensorView(code, array.ndim, dims, _address(array) if array.nbytes else None, array.nbytes)
+MAX_RANK = 64  # Kerf's limit on tensor rank
+
+
+def fill_view(view, dims, array):
+    """Describes `array` (from as_feed_array) in the TensorView `view`, its dims written into
+    `dims` (a c_int64 array of MAX_RANK that `view.dims` points at). Returns the array the view
+    points at, which the caller keeps alive until Kerf has read it."""
+    code = _FROM_NUMPY[array.dtype]
+    if code in dtypes.SUB_BYTE_INTEGERS:
+        array = _kerf_layout(array, code)
+    rank = array.ndim
+    if rank > MAX_RANK:
+        raise KerfError(Status.INVALID_ARGUMENT, f"rank {rank} is too large (at most {MAX_RANK})")
+    view.dtype = code
+    view.rank = rank
+    dims[:rank] = array.shape
+    view.byte_size = size = array.nbytes
+    view.data = _address(array) if size else None
+    return array
 
 
 def _kerf_layout(array, code):
@@ -79,7 +92,18 @@ def _address(array):
 def read_view(view, name):
     """A numpy-owned copy of the tensor `view` (a TensorView filled by Kerf) describes."""
     rank = view.rank
-    return copy_out(view.dtype, tuple(view.dims[:rank]) if rank else (), view.data, view.byte_size, name)
+    shape = tuple(view.dims[:rank]) if rank else ()
+    code = view.dtype
+    dtype = _TO_NUMPY.get(code)
+    if dtype is None or code in dtypes.SUB_BYTE_INTEGERS:
+        return copy_out(code, shape, view.data, view.byte_size, name)
+    array = np.empty(shape, dtype)
+    size = view.byte_size
+    if size != array.nbytes:
+        return copy_out(code, shape, view.data, size, name)  # raises with the sizes
+    if size:
+        ctypes.memmove(_address(array), view.data, size)
+    return array
 
 
 def copy_out(code, shape, data, size, name):
