@@ -60,6 +60,22 @@ def test_bench_prints_latency(tmp_path):
     assert "median:" in result.stdout and "batch: 4" in result.stdout
 
 
+def test_bench_profile_lists_each_operator_type_of_the_plan(tmp_path):
+    path = tmp_path / "cnn.onnx"
+    onnx.save(models.cnn(), path)
+    result = kerf("bench", path, "--batch", 2, "--runs", 3, "--warmup", 1, "--profile")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("operator"))
+    rows = [line.split() for line in lines[start + 1:] if not line.startswith("total")]
+    steps = {row[0]: int(row[3]) for row in rows}
+    assert "Conv" in steps and "Gemm" in steps
+    times = [float(row[1]) for row in rows]
+    assert times == sorted(times, reverse=True) and all(t >= 0 for t in times)
+    total = float(next(line for line in lines if line.startswith("total")).split()[1])
+    assert abs(total - sum(times)) < 1e-3 + 1e-6 * len(times) and total > 0
+
+
 @pytest.mark.parametrize("make_args,needle", [
     (lambda d: ["inspect", d / "missing.onnx"], "cannot open"),
     (lambda d: ["run", d / "bad.onnx"], "not a valid ONNX protobuf"),
