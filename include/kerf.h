@@ -406,6 +406,11 @@ typedef struct kerf_quantize_options {
     int64_t calibration_batches; /* number of batches when known (progress totals, report); 0 = unknown */
     kerf_progress_fn progress;   /* may be NULL; steps are batches of each pass over the data */
     void *progress_user_data;
+    /* Since ABI 1.4: data to measure the report's agreement on instead of the calibration
+     * data (same contract as `calibration`; NULL = use the calibration data). */
+    kerf_calibration_fn validation;
+    void *validation_user_data;
+    int64_t validation_batches;  /* number of validation batches when known; 0 = unknown */
 } kerf_quantize_options;
 
 /* Fills `options` with defaults (sets struct_size too). */
@@ -424,10 +429,11 @@ void kerf_quantize_options_init(kerf_quantize_options *options);
  *  "float": [{"name", "reason"}],
  *  "activations": [{"name", "min", "max", "low", "high", "scale", "zero_point"}],
  *  "embeddings", "smoothed", "calibration_batches", "bytes_before", "bytes_after", "size_ratio",
- *  "agreement": {"samples", "top1_agreement", "cosine", "max_abs_error", "relative_error",
+ *  "agreement": {"data", "samples", "top1_agreement", "cosine", "max_abs_error", "relative_error",
  *                "sqnr_db"}}
- * where agreement compares the quantized and float models on the calibration
- * data (absent without data). */
+ * where agreement compares the quantized and float models on the validation
+ * data when given, else on the calibration data (absent without either); its "data" says
+ * which ("validation" or "calibration"). */
 kerf_status kerf_quantize(kerf_model *model, const kerf_quantize_options *options, char **report);
 
 #ifdef __cplusplus

@@ -472,7 +472,8 @@ static void test_quantize(const char *model_path, const char *dir) {
     options.calibration_batches = 3;
     EXPECT_STATUS(kerf_quantize(model, &options, &report), KERF_OK);
     CHECK(report && contains(report, "\"mode\":\"static\"") && contains(report, "\"method\":\"percentile\"")
-          && contains(report, "\"sqnr_db\"") && contains(report, "\"calibration_batches\":3"), "static report");
+          && contains(report, "\"sqnr_db\"") && contains(report, "\"calibration_batches\":3")
+          && contains(report, "\"data\":\"calibration\""), "static report");
     CHECK(progress_calls == 6 && calibration_calls == 8, "two passes of 3 batches (each ended by a 0 return)");
     kerf_free(report);
     char quantized[4096];
@@ -487,6 +488,22 @@ static void test_quantize(const char *model_path, const char *dir) {
     EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
     EXPECT_STATUS(kerf_quantize(model, NULL, &report), KERF_OK);
     CHECK(report && contains(report, "\"mode\":\"dynamic\"") && contains(report, "\"agreement\":null"), "dynamic report");
+    kerf_free(report);
+    kerf_model_free(model);
+
+    /* Agreement on validation data (ABI 1.4); an ABI 1.3 caller's shorter struct has none. */
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+    kerf_quantize_options_init(&options);
+    options.validation = digits_batches;
+    options.validation_user_data = &fail;
+    EXPECT_STATUS(kerf_quantize(model, &options, &report), KERF_OK);
+    CHECK(report && contains(report, "\"data\":\"validation\"") && contains(report, "\"samples\":12"), "validation agreement");
+    kerf_free(report);
+    kerf_model_free(model);
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+    options.struct_size = offsetof(kerf_quantize_options, validation);
+    EXPECT_STATUS(kerf_quantize(model, &options, &report), KERF_OK);
+    CHECK(report && contains(report, "\"agreement\":null"), "fields past an ABI 1.3 struct are not read");
     kerf_free(report);
     kerf_model_free(model);
 }

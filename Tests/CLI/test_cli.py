@@ -175,7 +175,7 @@ def test_quantize_static_and_dynamic(tmp_path):
                   "--batch-size", 16, "--report", tmp_path / "report.json")
     assert result.returncode == 0, result.stderr
     assert "static int8 quantization, entropy calibration, uint8 activations" in result.stdout
-    assert "SQNR" in result.stdout and "against float on 64 samples" in result.stdout and f"wrote {out}" in result.stdout
+    assert "SQNR" in result.stdout and "against float on 64 calibration samples" in result.stdout and f"wrote {out}" in result.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     assert [n["op_type"] for n in report["nodes"]] == ["Gemm", "Gemm"] and report["calibration_batches"] == 4
     quantized = onnx.load(out)
@@ -188,6 +188,15 @@ def test_quantize_static_and_dynamic(tmp_path):
     got = np.load(tmp_path / "y.npz")["probs"]
     references = [models.run_ort(quantized, {"input": x[:5]}, optimize=o)["probs"] for o in (False, True)]
     assert min(np.abs(got - r).max() for r in references) < 1e-3
+
+    # Agreement on separate validation data.
+    np.savez(tmp_path / "valid.npz", input=models.random_feed((20, 16)))
+    result = kerf("quantize", path, "-o", tmp_path / "dynamic.onnx", "--mode", "dynamic", "--validation", tmp_path / "valid.npz",
+                  "--report", tmp_path / "validated.json")
+    assert result.returncode == 0, result.stderr
+    assert "against float on 20 validation samples" in result.stdout
+    agreement = json.loads((tmp_path / "validated.json").read_text())["agreement"]
+    assert agreement["data"] == "validation" and agreement["samples"] == 20
 
     # Without -o the file is rewritten in place.
     result = kerf("quantize", path, "--mode", "dynamic", "--no-per-channel")

@@ -173,6 +173,9 @@ class QuantizeOptions(Structure):
         ("calibration_batches", c_int64),
         ("progress", ProgressCallback),
         ("progress_user_data", c_void_p),
+        ("validation", CalibrationCallback),  # ABI 1.4
+        ("validation_user_data", c_void_p),
+        ("validation_batches", c_int64),
     ]
 
 lib = _load()
