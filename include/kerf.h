@@ -61,7 +61,7 @@ extern "C" {
 /* ABI version: the major changes only on incompatible changes. Bindings
  * refuse a library whose major differs from the one they were written for. */
 #define KERF_ABI_VERSION_MAJOR 1
-#define KERF_ABI_VERSION_MINOR 3
+#define KERF_ABI_VERSION_MINOR 4
 #define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------ */
@@ -155,6 +155,10 @@ kerf_status kerf_tensor_wrap(kerf_dtype dtype, const int64_t *dims, size_t rank,
                              kerf_tensor **out);
 
 void kerf_tensor_free(kerf_tensor *tensor);
+
+/* Frees tensors[0..count) (NULL entries are fine); the array itself stays the caller's.
+ * Since ABI 1.4. */
+void kerf_tensors_free(kerf_tensor *const *tensors, size_t count);
 
 kerf_status kerf_tensor_dtype(const kerf_tensor *tensor, kerf_dtype *out);
 
@@ -253,6 +257,27 @@ kerf_status kerf_session_run(kerf_session *session,
                              size_t n_inputs,
                              const char *const *output_names, kerf_tensor **outputs,
                              size_t n_outputs);
+
+/* A tensor described in place by its caller, without a handle (since ABI 1.4). Same rules
+ * as kerf_tensor_create: byte_size = product(dims) * element size, row-major. */
+typedef struct kerf_tensor_view {
+    kerf_dtype dtype;
+    size_t rank;
+    const int64_t *dims;  /* rank dims; may be NULL when rank is 0 */
+    const void *data;     /* byte_size bytes; may be NULL when byte_size is 0 */
+    size_t byte_size;
+} kerf_tensor_view;
+
+/* kerf_session_run with inputs described in place (since ABI 1.4). inputs[i] is only read,
+ * during the call, so feeding needs no kerf_tensor_create/wrap and no free per input.
+ * When output_views is not NULL, on success output_views[i] describes outputs[i] (dims and
+ * data borrowed from that tensor: valid while it lives), so reading an output needs no
+ * kerf_tensor_info. Everything else as kerf_session_run. Bindings run with this one call. */
+kerf_status kerf_session_run_views(kerf_session *session,
+                                   const char *const *input_names, const kerf_tensor_view *inputs,
+                                   size_t n_inputs,
+                                   const char *const *output_names, kerf_tensor **outputs,
+                                   kerf_tensor_view *output_views, size_t n_outputs);
 
 /* The operators a run of `session` executes, in order, one per line ("OpType", or
  * "domain.OpType" outside the default domain; operators Kerf fused at session creation, such
@@ -384,6 +409,11 @@ typedef struct kerf_quantize_options {
     int64_t calibration_batches; /* number of batches when known (progress totals, report); 0 = unknown */
     kerf_progress_fn progress;   /* may be NULL; steps are batches of each pass over the data */
     void *progress_user_data;
+    /* Since ABI 1.4: data to measure the report's agreement on instead of the calibration
+     * data (same contract as `calibration`; NULL = use the calibration data). */
+    kerf_calibration_fn validation;
+    void *validation_user_data;
+    int64_t validation_batches;  /* number of validation batches when known; 0 = unknown */
 } kerf_quantize_options;
 
 /* Fills `options` with defaults (sets struct_size too). */
@@ -402,10 +432,11 @@ void kerf_quantize_options_init(kerf_quantize_options *options);
  *  "float": [{"name", "reason"}],
  *  "activations": [{"name", "min", "max", "low", "high", "scale", "zero_point"}],
  *  "embeddings", "smoothed", "calibration_batches", "bytes_before", "bytes_after", "size_ratio",
- *  "agreement": {"samples", "top1_agreement", "cosine", "max_abs_error", "relative_error",
+ *  "agreement": {"data", "samples", "top1_agreement", "cosine", "max_abs_error", "relative_error",
  *                "sqnr_db"}}
- * where agreement compares the quantized and float models on the calibration
- * data (absent without data). */
+ * where agreement compares the quantized and float models on the validation
+ * data when given, else on the calibration data (absent without either); its "data" says
+ * which ("validation" or "calibration"). */
 kerf_status kerf_quantize(kerf_model *model, const kerf_quantize_options *options, char **report);
 
 #ifdef __cplusplus

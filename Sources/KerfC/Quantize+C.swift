@@ -30,7 +30,13 @@ struct kerf_quantize_options {
     var calibration_batches: Int64
     var progress: CProgress?
     var progress_user_data: UnsafeMutableRawPointer?
+    var validation: CCalibration?  // ABI 1.4
+    var validation_user_data: UnsafeMutableRawPointer?
+    var validation_batches: Int64
 }
+
+/// struct_size of the ABI 1.3 struct (up to progress_user_data): such callers get no validation data.
+private let quantizeOptionsSizeV13 = MemoryLayout<kerf_quantize_options>.offset(of: \.validation)!
 
 @_cdecl("kerf_quantize_options_init")
 public func kerf_quantize_options_init(_ options: UnsafeMutableRawPointer?) {
@@ -40,7 +46,8 @@ public func kerf_quantize_options_init(_ options: UnsafeMutableRawPointer?) {
                                                  percentile: 99.99, activation_type: 0, per_channel: d.perChannel ? 1 : 0,
                                                  quantize_embeddings: 0, threads: 0, op_types: nil, n_op_types: 0,
                                                  exclude: nil, n_exclude: 0, auto_tolerance: -1, smooth_quant_alpha: -1,
-                                                 calibration: nil, calibration_user_data: nil, calibration_batches: 0, progress: nil, progress_user_data: nil),
+                                                 calibration: nil, calibration_user_data: nil, calibration_batches: 0, progress: nil, progress_user_data: nil,
+                                                 validation: nil, validation_user_data: nil, validation_batches: 0),
                        as: kerf_quantize_options.self)
 }
 
@@ -48,7 +55,15 @@ public func kerf_quantize_options_init(_ options: UnsafeMutableRawPointer?) {
 private func quantizeOptions(_ raw: UnsafeRawPointer?) throws -> (QuantizeOptions, kerf_quantize_options?) {
     var o = QuantizeOptions()
     guard let raw else { return (o, nil) }
-    let c = try loadOptions(raw, as: kerf_quantize_options.self, "kerf_quantize_options_init")
+    let size = raw.load(as: Int.self)
+    try argument(size >= quantizeOptionsSizeV13, "options->struct_size is \(size); call kerf_quantize_options_init first")
+    var c = kerf_quantize_options(struct_size: size, mode: 0, method: 0, percentile: 0, activation_type: 0, per_channel: 0,
+                                  quantize_embeddings: 0, threads: 0, op_types: nil, n_op_types: 0, exclude: nil, n_exclude: 0,
+                                  auto_tolerance: 0, smooth_quant_alpha: 0, calibration: nil, calibration_user_data: nil,
+                                  calibration_batches: 0, progress: nil, progress_user_data: nil,
+                                  validation: nil, validation_user_data: nil, validation_batches: 0)
+    // An ABI 1.3 caller's struct ends before the validation fields, which keep their defaults.
+    withUnsafeMutableBytes(of: &c) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: min(size, MemoryLayout<kerf_quantize_options>.size))) }
     switch c.mode {
     case 0: o.mode = .dynamic
     case 1: o.mode = .static
@@ -107,7 +122,9 @@ public func kerf_quantize(_ model: OpaquePointer?, _ options: UnsafeRawPointer?,
         let m = try HandleRegistry.shared.resolve(model, as: ModelHandle.self, "model")
         let (o, c) = try quantizeOptions(options)
         let source = c?.calibration.map { calibrationSource($0, c?.calibration_user_data, count: c?.calibration_batches ?? 0, graph: m.model.graph) }
-        let result = try quantize(m.model, options: o, calibration: source, progress: progressHandler(c?.progress, c?.progress_user_data))
+        let validation = c?.validation.map { calibrationSource($0, c?.validation_user_data, count: c?.validation_batches ?? 0, graph: m.model.graph) }
+        let result = try quantize(m.model, options: o, calibration: source, validation: validation,
+                                  progress: progressHandler(c?.progress, c?.progress_user_data))
         try storeString(try result.json(), report)
     }
 }

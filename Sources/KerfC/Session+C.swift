@@ -69,34 +69,94 @@ public func kerf_session_run(_ session: OpaquePointer?,
                              _ inputCount: Int,
                              _ outputNames: UnsafePointer<UnsafePointer<CChar>?>?, _ outputs: UnsafeMutablePointer<OpaquePointer?>?,
                              _ outputCount: Int) -> Int32 {
-    if let outputs, outputCount > 0, outputCount < 1 << 20 { for i in 0..<outputCount { outputs[i] = nil } }
+    clearOutputs(outputs, outputCount)
     return guarded {
         let s = try HandleRegistry.shared.resolve(session, as: SessionHandle.self, "session")
-        try argument(inputCount >= 0 && inputCount < 1 << 20, "n_inputs \(inputCount) is out of range")
-        try argument(outputCount >= 0 && outputCount < 1 << 20, "n_outputs \(outputCount) is out of range")
-        try argument(inputCount == 0 || (inputNames != nil && inputs != nil), "input_names or inputs is NULL")
-        try argument(outputCount == 0 || outputs != nil, "outputs is NULL")
-        var feeds: [String: Tensor] = [:]
-        for i in 0..<inputCount {
-            let name = try string(inputNames![i], "input_names[\(i)]")
-            let t = try HandleRegistry.shared.resolve(inputs![i], as: TensorHandle.self, "inputs[\(i)]")
-            try argument(feeds[name] == nil, "input '\(name)' is fed twice")
-            feeds[name] = t.tensor
+        try checkCounts(inputCount, inputNames != nil && inputs != nil, outputCount, outputs)
+        let feeds = try feedsByName(inputNames, inputCount) { i in
+            try HandleRegistry.shared.resolve(inputs![i], as: TensorHandle.self, "inputs[\(i)]").tensor
         }
-        var names: [String]? = nil
-        if let outputNames {
-            names = try (0..<outputCount).map { try string(outputNames[$0], "output_names[\($0)]") }
-        } else {
-            try argument(outputCount == s.session.outputs.count,
-                         "n_outputs is \(outputCount) but the model has \(s.session.outputs.count) outputs (output_names is NULL)")
+        try run(s, feeds, outputNames, outputs!, nil, outputCount)
+    }
+}
+
+/// Layout of `kerf_tensor_view` (include/kerf.h, ABI 1.4).
+struct kerf_tensor_view {
+    var dtype: Int32
+    var rank: Int
+    var dims: UnsafePointer<Int64>?
+    var data: UnsafeRawPointer?
+    var byte_size: Int
+}
+
+@_cdecl("kerf_session_run_views")
+public func kerf_session_run_views(_ session: OpaquePointer?,
+                                   _ inputNames: UnsafePointer<UnsafePointer<CChar>?>?, _ inputs: UnsafeRawPointer?,
+                                   _ inputCount: Int,
+                                   _ outputNames: UnsafePointer<UnsafePointer<CChar>?>?,
+                                   _ outputs: UnsafeMutablePointer<OpaquePointer?>?, _ outputViews: UnsafeMutableRawPointer?,
+                                   _ outputCount: Int) -> Int32 {
+    clearOutputs(outputs, outputCount)
+    return guarded {
+        let s = try HandleRegistry.shared.resolve(session, as: SessionHandle.self, "session")
+        try checkCounts(inputCount, inputNames != nil && inputs != nil, outputCount, outputs)
+        let views = inputs?.assumingMemoryBound(to: kerf_tensor_view.self)
+        let feeds = try feedsByName(inputNames, inputCount) { i in
+            let v = views![i]
+            return try describedTensor(v.dtype, v.dims, v.rank, UnsafeMutableRawPointer(mutating: v.data), v.byte_size)
         }
-        let results = try s.session.run(feeds, outputNames: names)
-        for (i, t) in results.enumerated() {
-            // An output may share storage with a caller-wrapped input (e.g. through Identity);
-            // the caller may free that input first, so such outputs get their own copy.
-            let owned = t.storage.isBorrowed ? Tensor(dtype: t.dtype, shape: t.shape, storage: t.storage.copy()) : t
-            outputs![i] = HandleRegistry.shared.register(TensorHandle(owned))
-        }
+        try run(s, feeds, outputNames, outputs!, outputViews?.assumingMemoryBound(to: kerf_tensor_view.self), outputCount)
+    }
+}
+
+/// Sets `outputs[0..<count]` to NULL (when the array and count are usable), so that every
+/// slot is NULL on failure.
+private func clearOutputs(_ outputs: UnsafeMutablePointer<OpaquePointer?>?, _ count: Int) {
+    if let outputs, count > 0, count < 1 << 20 { for i in 0..<count { outputs[i] = nil } }
+}
+
+private func checkCounts(_ inputCount: Int, _ inputsGiven: Bool, _ outputCount: Int,
+                         _ outputs: UnsafeMutablePointer<OpaquePointer?>?) throws {
+    try argument(inputCount >= 0 && inputCount < 1 << 20, "n_inputs \(inputCount) is out of range")
+    try argument(outputCount >= 0 && outputCount < 1 << 20, "n_outputs \(outputCount) is out of range")
+    try argument(inputCount == 0 || inputsGiven, "input_names or inputs is NULL")
+    try argument(outputCount == 0 || outputs != nil, "outputs is NULL")
+}
+
+/// The feeds of a run: input_names[i] -> tensor(i), each name once.
+private func feedsByName(_ names: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int,
+                         _ tensor: (Int) throws -> Tensor) throws -> [String: Tensor] {
+    var feeds: [String: Tensor] = [:]
+    feeds.reserveCapacity(count)
+    for i in 0..<count {
+        let name = try string(names![i], "input_names[\(i)]")
+        try argument(feeds[name] == nil, "input '\(name)' is fed twice")
+        feeds[name] = try tensor(i)
+    }
+    return feeds
+}
+
+/// Runs `s` and stores each output as a new handle in `outputs` (and its description in
+/// `views`, when given). On failure no handle is left behind.
+private func run(_ s: SessionHandle, _ feeds: [String: Tensor], _ outputNames: UnsafePointer<UnsafePointer<CChar>?>?,
+                 _ outputs: UnsafeMutablePointer<OpaquePointer?>, _ views: UnsafeMutablePointer<kerf_tensor_view>?,
+                 _ outputCount: Int) throws {
+    var names: [String]? = nil
+    if let outputNames {
+        names = try (0..<outputCount).map { try string(outputNames[$0], "output_names[\($0)]") }
+    } else {
+        try argument(outputCount == s.session.outputs.count,
+                     "n_outputs is \(outputCount) but the model has \(s.session.outputs.count) outputs (output_names is NULL)")
+    }
+    let results = try s.session.run(feeds, outputNames: names)
+    for (i, t) in results.enumerated() {
+        // An output may share storage with a caller's input (e.g. through Identity); the caller
+        // may free or reuse that input first, so such outputs get their own copy.
+        let owned = t.storage.isBorrowed ? Tensor(dtype: t.dtype, shape: t.shape, storage: t.storage.copy()) : t
+        let handle = TensorHandle(owned)
+        outputs[i] = HandleRegistry.shared.register(handle)
+        views?[i] = kerf_tensor_view(dtype: owned.dtype.rawValue, rank: owned.rank, dims: handle.dims.map { UnsafePointer($0) },
+                                     data: UnsafeRawPointer(owned.storage.pointer), byte_size: owned.byteCount)
     }
 }
 

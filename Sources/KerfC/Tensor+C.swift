@@ -46,6 +46,16 @@ private func describe(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?, _ rank:
     return (dtype, shape)
 }
 
+/// A tensor over caller memory the caller describes (validated like kerf_tensor_create),
+/// borrowed without copying; `release` (if any) runs when the storage goes away.
+func describedTensor(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?, _ rank: Int, _ data: UnsafeMutableRawPointer?,
+                     _ byteSize: Int, release: (() -> Void)? = nil) throws -> Tensor {
+    let (dtype, shape) = try describe(dtypeCode, dims, rank, byteSize)
+    try argument(data != nil || byteSize == 0, "data is NULL")
+    let base = data ?? UnsafeMutableRawPointer(bitPattern: 64)!
+    return Tensor(dtype: dtype, shape: shape, storage: TensorStorage(borrowing: base, byteCount: byteSize, release: release))
+}
+
 @_cdecl("kerf_tensor_create")
 public func kerf_tensor_create(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?, _ rank: Int, _ data: UnsafeRawPointer?,
                                _ byteSize: Int, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
@@ -67,17 +77,20 @@ public func kerf_tensor_wrap(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?, 
     out?.pointee = nil
     return guarded {
         try argument(out != nil, "out is NULL")
-        let (dtype, shape) = try describe(dtypeCode, dims, rank, byteSize)
-        try argument(data != nil || byteSize == 0, "data is NULL")
-        let base = data ?? UnsafeMutableRawPointer(bitPattern: 64)!
-        let storage = TensorStorage(borrowing: base, byteCount: byteSize, release: release.map { r in { r(data, user) } })
-        out!.pointee = HandleRegistry.shared.register(TensorHandle(Tensor(dtype: dtype, shape: shape, storage: storage)))
+        let t = try describedTensor(dtypeCode, dims, rank, data, byteSize, release: release.map { r in { r(data, user) } })
+        out!.pointee = HandleRegistry.shared.register(TensorHandle(t))
     }
 }
 
 @_cdecl("kerf_tensor_free")
 public func kerf_tensor_free(_ tensor: OpaquePointer?) {
     HandleRegistry.shared.release(tensor, as: TensorHandle.self)
+}
+
+@_cdecl("kerf_tensors_free")
+public func kerf_tensors_free(_ tensors: UnsafePointer<OpaquePointer?>?, _ count: Int) {
+    guard let tensors, count > 0 else { return }
+    for i in 0..<count { HandleRegistry.shared.release(tensors[i], as: TensorHandle.self) }
 }
 
 @_cdecl("kerf_tensor_dtype")

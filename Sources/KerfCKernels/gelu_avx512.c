@@ -1,36 +1,12 @@
 /* AVX-512 GELU: gelu_avx2.c's steps in sixteen lanes, multiply-adds fused; contract in
  * include/kerf_math.h. */
 #include "kerf_math.h"
+#include "exp_avx512.h"
 #include <immintrin.h>
-
-#define SET16(v) _mm512_set1_ps(v)
-#define T512 __attribute__((target("avx512f"), always_inline)) static inline
 
 int kerf_avx512_available(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") ? 1 : 0;
-}
-
-/* fastExp of FastMath.swift, sixteen lanes, multiply-adds fused. */
-T512 __m512 exp16(__m512 x) {
-    const __m512 lo = SET16(-87.33f), hi = SET16(88.3f);
-    __m512 c = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-    __m512 shifted = _mm512_fmadd_ps(c, SET16(1.44269504f), SET16(12582912.0f));
-    __m512 n = _mm512_sub_ps(shifted, SET16(12582912.0f));
-    __m512 r = _mm512_fmadd_ps(n, SET16(2.12194440e-4f), _mm512_fnmadd_ps(n, SET16(0.693359375f), c));
-    __m512 p = SET16(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, SET16(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, SET16(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, SET16(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, SET16(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, SET16(5.0000001201e-1f));
-    p = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), SET16(1.0f));
-    __m512i bits = _mm512_slli_epi32(
-        _mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_set1_epi32(0x4B400000)), _mm512_set1_epi32(127)), 23);
-    __m512 result = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
-    result = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), result, _mm512_setzero_ps());
-    result = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), result, SET16(__builtin_inff()));
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), result, x);
 }
 
 /* Sign flip and absolute value through integer ops (the float forms need AVX512DQ). */
@@ -41,7 +17,12 @@ T512 __m512 negate16(__m512 x) {
 /* fastErfc of FastMath.swift, sixteen lanes, multiply-adds fused. */
 T512 __m512 erfc16(__m512 x) {
     __m512 z = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7FFFFFFF)));
-    __m512 t = _mm512_div_ps(SET16(1.0f), _mm512_fmadd_ps(SET16(0.5f), z, SET16(1.0f)));
+    /* t = 1 / (1 + z / 2): a 14-bit reciprocal and one Newton step (a divide costs several
+     * times the rest of the polynomial). z is capped so that d stays finite (the Newton step
+     * would make inf * 0 a NaN); erfc is 0 long before the cap. */
+    __m512 d = _mm512_fmadd_ps(SET16(0.5f), _mm512_min_ps(z, SET16(1e30f)), SET16(1.0f));
+    __m512 t = _mm512_rcp14_ps(d);
+    t = _mm512_mul_ps(t, _mm512_fnmadd_ps(d, t, SET16(2.0f)));
     __m512 p = SET16(0.17087277f);
     p = _mm512_fmsub_ps(p, t, SET16(0.82215223f));
     p = _mm512_fmadd_ps(p, t, SET16(1.48851587f));

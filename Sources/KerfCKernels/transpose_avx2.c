@@ -44,3 +44,44 @@ __attribute__((target("avx2"))) void kerf_transpose_add_f32_avx2(const float *sr
     for (size_t i = full; i < rows; i++)
         for (size_t c = 0; c < cols; c++) dst[c * ldd + i] = add ? src[i * lds + c] + add[c * ldd + i] : src[i * lds + c];
 }
+
+/* One 16x16 tile of kerf_transpose_u8: four rounds of interleaving (bytes, pairs, quads,
+ * eights), after which register c holds column c. */
+static void transpose_u8_16x16(const uint8_t *src, size_t lds, uint8_t *dst, size_t ldd) {
+    __m128i a[16], t[16];
+    for (int i = 0; i < 16; i++) a[i] = _mm_loadu_si128((const __m128i *)(src + i * lds));
+    for (int k = 0; k < 8; k++) { /* rows 2k, 2k+1: columns 0-7, then 8-15 */
+        t[2 * k] = _mm_unpacklo_epi8(a[2 * k], a[2 * k + 1]);
+        t[2 * k + 1] = _mm_unpackhi_epi8(a[2 * k], a[2 * k + 1]);
+    }
+    for (int g = 0; g < 4; g++) { /* rows 4g..4g+3: column quads 0..3 */
+        a[4 * g] = _mm_unpacklo_epi16(t[4 * g], t[4 * g + 2]);
+        a[4 * g + 1] = _mm_unpackhi_epi16(t[4 * g], t[4 * g + 2]);
+        a[4 * g + 2] = _mm_unpacklo_epi16(t[4 * g + 1], t[4 * g + 3]);
+        a[4 * g + 3] = _mm_unpackhi_epi16(t[4 * g + 1], t[4 * g + 3]);
+    }
+    for (int h = 0; h < 2; h++) /* rows 8h..8h+7: column pairs 0..7 */
+        for (int q = 0; q < 4; q++) {
+            t[8 * h + 2 * q] = _mm_unpacklo_epi32(a[8 * h + q], a[8 * h + 4 + q]);
+            t[8 * h + 2 * q + 1] = _mm_unpackhi_epi32(a[8 * h + q], a[8 * h + 4 + q]);
+        }
+    for (int p = 0; p < 8; p++) { /* all 16 rows: columns 2p, 2p+1 */
+        _mm_storeu_si128((__m128i *)(dst + (2 * p) * ldd), _mm_unpacklo_epi64(t[p], t[8 + p]));
+        _mm_storeu_si128((__m128i *)(dst + (2 * p + 1) * ldd), _mm_unpackhi_epi64(t[p], t[8 + p]));
+    }
+}
+
+void kerf_transpose_u8(const uint8_t *src, size_t rows, size_t cols, size_t lds, uint8_t *dst, size_t ldd) {
+    size_t i0 = 0;
+    for (; i0 + 16 <= rows; i0 += 16) {
+        size_t j0 = 0;
+        for (; j0 + 16 <= cols; j0 += 16) transpose_u8_16x16(src + i0 * lds + j0, lds, dst + j0 * ldd + i0, ldd);
+        for (size_t j = j0; j < cols; j++)
+            for (size_t i = i0; i < i0 + 16; i++) dst[j * ldd + i] = src[i * lds + j];
+    }
+    for (size_t j0 = 0; j0 < cols; j0 += 16) { /* the last rows % 16, 16 columns at a time */
+        size_t j1 = j0 + 16 < cols ? j0 + 16 : cols;
+        for (size_t i = i0; i < rows; i++)
+            for (size_t j = j0; j < j1; j++) dst[j * ldd + i] = src[i * lds + j];
+    }
+}

@@ -1,3 +1,4 @@
+import KerfCKernels
 // Building blocks of the int8 convolution (kerf.QuantizedConv): the input image turned
 // channels-last once, so that im2row copies contiguous runs of channels instead of gathering
 // each byte with a stride of one channel plane.
@@ -7,6 +8,11 @@
 @inlinable
 public func transposeToChannelsLast<T: FixedWidthInteger>(_ x: UnsafePointer<T>, channels: Int, pixels: Int,
                                                           into y: UnsafeMutablePointer<T>) {
+    if T.bitWidth == 8 {  // bytes: 16x16 tiles in SSE2 registers (KerfCKernels/transpose_avx2.c)
+        kerf_transpose_u8(UnsafeRawPointer(x).assumingMemoryBound(to: UInt8.self), channels, pixels, pixels,
+                          UnsafeMutableRawPointer(y).assumingMemoryBound(to: UInt8.self), channels)
+        return
+    }
     // Tiles of 16 pixels keep both sides within a few cache lines.
     var p0 = 0
     while p0 < pixels {

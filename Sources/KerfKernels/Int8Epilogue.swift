@@ -1,3 +1,4 @@
+import KerfCKernels
 // What follows an int8 GEMM: int32 sums [m, n] (row stride `ldAcc`) turned into the op's
 // output. Output element (i, j) goes to y[i * rowStride + j * columnStride], so a Conv computed
 // as [pixels, channels] writes NCHW directly (rowStride 1, columnStride pixels).
@@ -48,6 +49,12 @@ public func requantizeProduct<T: FixedWidthInteger>(_ acc: UnsafePointer<Int32>,
                                                     into y: UnsafeMutablePointer<T>, rowStride: Int, columnStride: Int) {
     let perColumn = multipliers.count > 1, perColumnBias = (bias?.count ?? 0) > 1
     let low = Float(lo - zeroPoint), high = Float(hi - zeroPoint)
+    if rowStride == 1 && columnStride != 1 && T.bitWidth == 8
+        && requantizeTransposedBytes(acc, m: m, n: n, ldAcc: ldAcc, bias: bias, multipliers: multipliers, zeroPoint: zeroPoint,
+                                     lo: lo, hi: hi, into: UnsafeMutableRawPointer(y), columnStride: columnStride,
+                                     signed: T.isSigned) {
+        return
+    }
     if rowStride == 1 && columnStride != 1 {
         // Channel-major output (a Conv writing NCHW): per block of rows, one column of acc is
         // gathered first so that the arithmetic runs over contiguous values.
@@ -82,4 +89,17 @@ public func requantizeProduct<T: FixedWidthInteger>(_ acc: UnsafePointer<Int32>,
             out[j * columnStride] = T(truncatingIfNeeded: Int32(v.rounded(.toNearestOrEven)) + zeroPoint)
         }
     }
+}
+
+/// requantizeProduct's channel-major case (rowStride 1) for byte outputs, in eight AVX2 lanes
+/// (KerfCKernels/requantize_avx2.c, the same arithmetic). False when the CPU lacks AVX2.
+@usableFromInline
+func requantizeTransposedBytes(_ acc: UnsafePointer<Int32>, m: Int, n: Int, ldAcc: Int, bias: UnsafeBufferPointer<Int32>?,
+                               multipliers: UnsafeBufferPointer<Float>, zeroPoint: Int32, lo: Int32, hi: Int32,
+                               into y: UnsafeMutableRawPointer, columnStride: Int, signed: Bool) -> Bool {
+    guard cpuHasAVX2, m > 0, n > 0 else { return m <= 0 || n <= 0 }
+    kerf_requantize_transposed_avx2(acc, m, n, ldAcc, bias?.baseAddress, (bias?.count ?? 0) > 1 ? 1 : 0,
+                                    multipliers.baseAddress, multipliers.count > 1 ? 1 : 0, zeroPoint, lo, hi,
+                                    y, columnStride, signed ? 1 : 0)
+    return true
 }

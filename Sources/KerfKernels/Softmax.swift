@@ -10,6 +10,10 @@ import KerfCKernels
 public func softmax(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, outer: Int, n: Int, inner: Int, log: Bool,
                     threads: Int = 1) {
     parallelRanges(outer * inner, threads: threads, grain: max(1, 16384 / max(n, 1))) { rows in
+        if inner == 1 && !log && cpuHasAVX512 {  // KerfCKernels/softmax_avx512.c
+            kerf_softmax_rows_avx512(x + rows.lowerBound * n, y + rows.lowerBound * n, rows.count, n)
+            return
+        }
         if inner == 1 && !log && cpuHasAVX2 {
             kerf_softmax_rows_avx2(x + rows.lowerBound * n, y + rows.lowerBound * n, rows.count, n)
             return

@@ -1,11 +1,20 @@
 /// Permutes the axes of a dense row-major tensor: out has shape [shape[perm[0]], ...] and
 /// out[i0, i1, ...] = in[...] with input axis perm[d] at output position d.
 /// Works on any element size (bytes are copied).
-public func transpose(_ input: UnsafeRawPointer, shape: [Int], perm: [Int], elementSize: Int,
+public func transpose(_ input: UnsafeRawPointer, shape fullShape: [Int], perm fullPerm: [Int], elementSize: Int,
                       output: UnsafeMutableRawPointer, threads: Int = 1) {
-    let rank = shape.count
-    let count = shape.reduce(1, *)
+    let count = fullShape.reduce(1, *)
     if count == 0 { return }
+    // Axes of size 1 move nothing: drop them (renumbering the rest).
+    let kept = fullPerm.filter { fullShape[$0] != 1 }
+    let shape = (0..<fullShape.count).filter { fullShape[$0] != 1 }.map { fullShape[$0] }
+    let perm = kept.map { axis in fullPerm.filter { fullShape[$0] != 1 && $0 < axis }.count }
+    let rank = shape.count
+    if rank >= 2, perm[rank - 1] != rank - 1, elementSize == 4 {
+        transposeTiles(input.assumingMemoryBound(to: Float.self), shape: shape, perm: perm,
+                       output.assumingMemoryBound(to: Float.self), threads: threads)
+        return
+    }
     // Trailing output axes that are the same trailing input axes, in order, are copied as
     // contiguous runs; the odometer walks the other axes. Runs are split over threads.
     var runAxes = 0
@@ -72,6 +81,38 @@ public func transpose(_ input: UnsafeRawPointer, shape: [Int], perm: [Int], elem
                     d -= 1
                 }
             }
+        }
+    }
+}
+
+/// `transpose` of 4-byte elements when the innermost input axis moves: a batch of 2-D
+/// transposes in 8x8 tiles (AVX2 when the CPU has it). Input axis p = perm[last] becomes the
+/// contiguous output axis and the contiguous input axis lands at output position q; every
+/// combination of the other axes is one [shape[p], shape[last]] matrix.
+private func transposeTiles(_ input: UnsafePointer<Float>, shape: [Int], perm: [Int], _ output: UnsafeMutablePointer<Float>,
+                            threads: Int) {
+    let rank = shape.count, last = rank - 1
+    var inStrides = [Int](repeating: 1, count: rank), outStrides = [Int](repeating: 1, count: rank)
+    for d in stride(from: rank - 2, through: 0, by: -1) {
+        inStrides[d] = inStrides[d + 1] * shape[d + 1]
+        outStrides[d] = outStrides[d + 1] * shape[perm[d + 1]]
+    }
+    let p = perm[last], q = perm.firstIndex(of: last)!
+    // The other output positions: their sizes and strides on both sides.
+    let others = (0..<last).filter { $0 != q }
+    let sizes = others.map { shape[perm[$0]] }, inSteps = others.map { inStrides[perm[$0]] }, outSteps = others.map { outStrides[$0] }
+    let matrices = sizes.reduce(1, *)
+    let rows = shape[p], columns = shape[last], lds = inStrides[p], ldd = outStrides[q]
+    parallelRanges(matrices, threads: threads, grain: max(1, 65536 / max(1, rows * columns))) { range in
+        for m in range {
+            var rest = m, from = 0, to = 0
+            for k in stride(from: others.count - 1, through: 0, by: -1) {
+                let i = rest % sizes[k]
+                rest /= sizes[k]
+                from += i * inSteps[k]
+                to += i * outSteps[k]
+            }
+            transpose(input + from, rows: rows, columns: columns, lds: lds, adding: nil, output + to, ldd: ldd)
         }
     }
 }

@@ -31,6 +31,9 @@ public final class Session {
     }
 
     private var steps: [Step] = []
+    /// Wall seconds spent in each step, summed over runs, while profiling is on (nil when off).
+    private var stepSeconds: [Double]? = nil
+    private var profiledRuns = 0
     private var slotOfName: [String: Int] = [:]
     private var slotCount = 0
     private var maxInputCount = 0
@@ -152,7 +155,8 @@ public final class Session {
         setGemmThreads(options.resolvedThreads)
         var args: [Tensor?] = []
         args.reserveCapacity(maxInputCount)
-        for step in steps {
+        if stepSeconds != nil { profiledRuns += 1 }
+        for (index, step) in steps.enumerated() {
             args.removeAll(keepingCapacity: true)
             for (k, s) in step.inputSlots.enumerated() {
                 if s < 0 {
@@ -167,11 +171,13 @@ public final class Session {
             // Values this step reads last are handed over: the operator may write over them.
             for s in step.releaseAfter { values[s] = nil }
             let results: [Tensor]
+            let start = stepSeconds == nil ? 0 : monotonicSeconds()
             do {
                 results = try step.op.run(consuming: &args)
             } catch let e as KerfError {
                 throw e.prefixed(step.node.label)
             }
+            if stepSeconds != nil { stepSeconds![index] += monotonicSeconds() - start }
             args.removeAll(keepingCapacity: true)
             for (k, s) in step.outputSlots.enumerated() where s >= 0 && k < results.count { values[s] = results[k] }
         }
@@ -179,6 +185,25 @@ public final class Session {
             guard let t = values[s] else { throw KerfError.internal("output '\(wanted[i])' was not computed") }
             return t
         }
+    }
+
+    /// Starts (or restarts) timing every operator of the runs that follow.
+    public func startProfiling() {
+        stepSeconds = [Double](repeating: 0, count: steps.count)
+        profiledRuns = 0
+    }
+
+    /// Wall time per run of each operator type (as in `plan`) since `startProfiling`, largest
+    /// first: seconds per run and the number of plan steps of that type. Empty when not profiling.
+    public func profile() -> [(operator: String, secondsPerRun: Double, steps: Int)] {
+        guard let stepSeconds, profiledRuns > 0 else { return [] }
+        var seconds: [String: Double] = [:], counts: [String: Int] = [:]
+        for (name, t) in zip(plan, stepSeconds) {
+            seconds[name, default: 0] += t / Double(profiledRuns)
+            counts[name, default: 0] += 1
+        }
+        return seconds.map { (operator: $0.key, secondsPerRun: $0.value, steps: counts[$0.key]!) }
+            .sorted { $0.secondsPerRun > $1.secondsPerRun }
     }
 
     private func bindFeeds(_ feeds: [String: Tensor], into values: inout [Tensor?]) throws {

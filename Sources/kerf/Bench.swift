@@ -1,5 +1,6 @@
 import ArgumentParser
 import KerfCore
+import KerfKernels
 import KerfRuntime
 #if canImport(Glibc)
 import Glibc
@@ -15,6 +16,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Warm-up runs.") var warmup: Int = 5
     @Flag(help: "Dense kernels only: no sparse kernels for mostly-zero weights.") var dense = false
     @Flag(help: "Also time ONNX Runtime (python3 + onnxruntime) on the same inputs and print both.") var compareOrt = false
+    @Flag(help: "Then time each operator over as many more runs and print where the time goes.") var profile = false
 
     func run() throws {
         guard batch >= 1, runs >= 1, warmup >= 0 else { throw KerfError.invalidArgument("--batch and --runs must be >= 1") }
@@ -25,13 +27,14 @@ struct Bench: ParsableCommand {
         for _ in 0..<warmup { _ = try session.run(feeds) }
         var times: [Double] = []
         for _ in 0..<runs {
-            let start = now()
+            let start = monotonicSeconds()
             _ = try session.run(feeds)
-            times.append(now() - start)
+            times.append(monotonicSeconds() - start)
         }
         times.sort()
         let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
         print("model: \(model)  batch: \(batch)  threads: \(threads)  runs: \(runs)")
+        defer { if profile { try? printProfile(session, feeds) } }
         guard compareOrt else {
             print("median: \(decimal(median * 1000, places: 4)) ms  p90: \(decimal(p90 * 1000, places: 4)) ms  min: \(decimal(times[0] * 1000, places: 4)) ms")
             return
@@ -50,12 +53,20 @@ struct Bench: ParsableCommand {
             print("kerf/ort median ratio: \(decimal(median / ort.median, places: 3))")
         }
     }
-}
 
-func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    /// Times every operator over `runs` more runs and prints the operator types by time per run.
+    private func printProfile(_ session: Session, _ feeds: [String: Tensor]) throws {
+        session.startProfiling()
+        for _ in 0..<runs { _ = try session.run(feeds) }
+        let rows = session.profile()
+        let total = rows.reduce(0) { $0 + $1.secondsPerRun }
+        print("operator".padding(to: 28) + " " + "ms/run".padding(to: 10) + " " + "share".padding(to: 7) + " steps")
+        for row in rows {
+            print(row.operator.padding(to: 28) + " " + decimal(row.secondsPerRun * 1000, places: 4).padding(to: 10) + " "
+                  + "\(decimal(100 * row.secondsPerRun / max(total, 1e-12), places: 1))%".padding(to: 7) + " \(row.steps)")
+        }
+        print("total".padding(to: 28) + " " + decimal(total * 1000, places: 4))
+    }
 }
 
 /// Uniform [0, 1) data (or small integers) of the input's declared shape; symbolic dims

@@ -17,6 +17,7 @@ struct Quantize: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to write the quantized model (default: rewrite MODEL in place).") var output: String?
     @Option(help: "dynamic or static.") var mode: String = "dynamic"
     @Option(help: "An .npz file of calibration inputs (required by static mode and --auto-tolerance).") var calibration: String?
+    @Option(help: "An .npz file of inputs to measure agreement with the float model on (default: the calibration data).") var validation: String?
     @Option(help: "Static calibration: minmax, percentile or entropy.") var method: String = "minmax"
     @Option(help: "Percentile of |x| kept by --method percentile.") var percentile: Double = 99.99
     @Option(help: "Quantized activation type: uint8 (U8S8, fastest on x86) or int8 (S8S8).") var activationType: String = "uint8"
@@ -52,12 +53,13 @@ struct Quantize: ParsableCommand {
         o.quantizeEmbeddings = embeddings
         o.session.threads = threads
         let loaded = try Model.load(path: model)
-        let data = try calibration.map { path in
+        func batches(_ path: String) throws -> ArrayCalibration {
             let arrays = Dictionary(try NumpyFile.readArchive(path: path).map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
             return try ArrayCalibration(arrays.filter { $0.key != "labels" }, graph: loaded.graph, batchSize: batchSize)
         }
+        let data = try calibration.map(batches), checks = try validation.map(batches)
         let bar = ProgressBar("quantize")
-        let result = try quantize(loaded, options: o, calibration: data, progress: bar.update)
+        let result = try quantize(loaded, options: o, calibration: data, validation: checks, progress: bar.update)
         let destination = output ?? model
         try loaded.save(path: destination)
         if let report { try FileIO.writeAtomically(Data(try result.json().utf8), to: report) }
@@ -84,7 +86,7 @@ func summary(_ r: QuantizeReport) -> String {
     if r.opsetAfter != r.opsetBefore { size += "; opset \(r.opsetBefore) -> \(r.opsetAfter)" }
     lines.append(size)
     if let a = r.agreement {
-        lines.append("against float on \(a.samples) samples: " + (a.top1Agreement.map { "top-1 agreement \(percent($0)), " } ?? "")
+        lines.append("against float on \(a.samples) \(a.data) samples: " + (a.top1Agreement.map { "top-1 agreement \(percent($0)), " } ?? "")
                      + "cosine \(decimal(a.cosine, places: 5)), max abs error \(decimal(a.maxAbsError, places: 5)), SQNR \(decimal(a.sqnrDb, places: 1)) dB")
     }
     return lines.joined(separator: "\n")

@@ -262,6 +262,62 @@ static void test_model(const char *model_path, const char *dir) {
     CHECK(dtype == KERF_DTYPE_FLOAT, "named output selected");
     kerf_tensor_free(one[0]);
 
+    /* Inputs as views: same outputs as kerf_session_run, described in output_views. */
+    kerf_tensor_view view = {KERF_DTYPE_FLOAT, 2, dims, pixels, sizeof pixels};
+    kerf_tensor *by_view[2] = {NULL, NULL};
+    kerf_tensor_view out_views[2];
+    memset(out_views, 0, sizeof out_views);
+    EXPECT_STATUS(kerf_session_run(session, names, inputs, 1, NULL, outputs, 2), KERF_OK);
+    EXPECT_STATUS(kerf_session_run_views(session, names, &view, 1, NULL, by_view, out_views, 2), KERF_OK);
+    for (int k = 0; k < 2; k++) {
+        kerf_dtype want_dtype = 0, got_dtype = 0;
+        const int64_t *want_dims = NULL;
+        size_t want_rank = 0, want_bytes = 0;
+        const void *want_data = NULL;
+        EXPECT_STATUS(kerf_tensor_info(outputs[k], &want_dtype, &want_dims, &want_rank, &want_data, &want_bytes), KERF_OK);
+        const int64_t *got_dims = NULL;
+        size_t got_rank = 0, got_bytes = 0;
+        const void *got_data = NULL;
+        EXPECT_STATUS(kerf_tensor_info(by_view[k], &got_dtype, &got_dims, &got_rank, &got_data, &got_bytes), KERF_OK);
+        CHECK(out_views[k].dtype == got_dtype && out_views[k].rank == got_rank && out_views[k].dims == got_dims
+                  && out_views[k].data == got_data && out_views[k].byte_size == got_bytes,
+              "output view describes its tensor");
+        CHECK(got_dtype == want_dtype && got_rank == want_rank && got_bytes == want_bytes
+                  && memcmp(got_dims, want_dims, want_rank * sizeof *got_dims) == 0
+                  && memcmp(got_data, want_data, want_bytes) == 0,
+              "run_views gives run's outputs");
+    }
+    kerf_tensors_free(outputs, 2);
+    kerf_tensors_free(by_view, 2);
+    /* The input memory is only read during the call: changing it after leaves outputs alone. */
+    EXPECT_STATUS(kerf_session_run_views(session, names, &view, 1, out_names, one, NULL, 1), KERF_OK);
+    float before = 0;
+    const void *one_data = NULL;
+    size_t one_bytes = 0;
+    kerf_tensor_data(one[0], &one_data, &one_bytes);
+    before = ((const float *)one_data)[0];
+    pixels[0] += 5.0f;
+    CHECK(((const float *)one_data)[0] == before, "outputs do not alias the viewed input");
+    pixels[0] -= 5.0f;
+    kerf_tensor_free(one[0]);
+    /* Bad views fail with every output slot NULL. */
+    kerf_tensor_view short_view = view;
+    short_view.byte_size -= 4;
+    by_view[0] = by_view[1] = (kerf_tensor *)&view; /* garbage the call must overwrite */
+    EXPECT_STATUS(kerf_session_run_views(session, names, &short_view, 1, NULL, by_view, out_views, 2), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "byte_size"), "short view is reported");
+    CHECK(by_view[0] == NULL && by_view[1] == NULL, "view outputs NULL on failure");
+    kerf_tensor_view null_data = view;
+    null_data.data = NULL;
+    EXPECT_STATUS(kerf_session_run_views(session, names, &null_data, 1, NULL, by_view, NULL, 2), KERF_INVALID_ARGUMENT);
+    kerf_tensor_view int_view = view;
+    int_view.dtype = KERF_DTYPE_INT32;
+    EXPECT_STATUS(kerf_session_run_views(session, names, &int_view, 1, NULL, by_view, NULL, 2), KERF_SHAPE_MISMATCH);
+    EXPECT_STATUS(kerf_session_run_views(session, names, NULL, 1, NULL, by_view, NULL, 2), KERF_INVALID_ARGUMENT);
+    kerf_tensor *none[2] = {NULL, NULL};
+    kerf_tensors_free(none, 2);
+    kerf_tensors_free(NULL, 3);
+
     kerf_model_free(model); /* session still holds it */
     EXPECT_STATUS(kerf_session_run(session, names, inputs, 1, NULL, outputs, 2), KERF_OK);
     kerf_tensor_free(outputs[0]);
@@ -416,7 +472,8 @@ static void test_quantize(const char *model_path, const char *dir) {
     options.calibration_batches = 3;
     EXPECT_STATUS(kerf_quantize(model, &options, &report), KERF_OK);
     CHECK(report && contains(report, "\"mode\":\"static\"") && contains(report, "\"method\":\"percentile\"")
-          && contains(report, "\"sqnr_db\"") && contains(report, "\"calibration_batches\":3"), "static report");
+          && contains(report, "\"sqnr_db\"") && contains(report, "\"calibration_batches\":3")
+          && contains(report, "\"data\":\"calibration\""), "static report");
     CHECK(progress_calls == 6 && calibration_calls == 8, "two passes of 3 batches (each ended by a 0 return)");
     kerf_free(report);
     char quantized[4096];
@@ -431,6 +488,22 @@ static void test_quantize(const char *model_path, const char *dir) {
     EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
     EXPECT_STATUS(kerf_quantize(model, NULL, &report), KERF_OK);
     CHECK(report && contains(report, "\"mode\":\"dynamic\"") && contains(report, "\"agreement\":null"), "dynamic report");
+    kerf_free(report);
+    kerf_model_free(model);
+
+    /* Agreement on validation data (ABI 1.4); an ABI 1.3 caller's shorter struct has none. */
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+    kerf_quantize_options_init(&options);
+    options.validation = digits_batches;
+    options.validation_user_data = &fail;
+    EXPECT_STATUS(kerf_quantize(model, &options, &report), KERF_OK);
+    CHECK(report && contains(report, "\"data\":\"validation\"") && contains(report, "\"samples\":12"), "validation agreement");
+    kerf_free(report);
+    kerf_model_free(model);
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+    options.struct_size = offsetof(kerf_quantize_options, validation);
+    EXPECT_STATUS(kerf_quantize(model, &options, &report), KERF_OK);
+    CHECK(report && contains(report, "\"agreement\":null"), "fields past an ABI 1.3 struct are not read");
     kerf_free(report);
     kerf_model_free(model);
 }

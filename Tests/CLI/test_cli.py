@@ -60,6 +60,22 @@ def test_bench_prints_latency(tmp_path):
     assert "median:" in result.stdout and "batch: 4" in result.stdout
 
 
+def test_bench_profile_lists_each_operator_type_of_the_plan(tmp_path):
+    path = tmp_path / "cnn.onnx"
+    onnx.save(models.cnn(), path)
+    result = kerf("bench", path, "--batch", 2, "--runs", 3, "--warmup", 1, "--profile")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("operator"))
+    rows = [line.split() for line in lines[start + 1:] if not line.startswith("total")]
+    steps = {row[0]: int(row[3]) for row in rows}
+    assert "Conv" in steps and "Gemm" in steps
+    times = [float(row[1]) for row in rows]
+    assert times == sorted(times, reverse=True) and all(t >= 0 for t in times)
+    total = float(next(line for line in lines if line.startswith("total")).split()[1])
+    assert abs(total - sum(times)) < 1e-3 + 1e-6 * len(times) and total > 0
+
+
 @pytest.mark.parametrize("make_args,needle", [
     (lambda d: ["inspect", d / "missing.onnx"], "cannot open"),
     (lambda d: ["run", d / "bad.onnx"], "not a valid ONNX protobuf"),
@@ -159,7 +175,7 @@ def test_quantize_static_and_dynamic(tmp_path):
                   "--batch-size", 16, "--report", tmp_path / "report.json")
     assert result.returncode == 0, result.stderr
     assert "static int8 quantization, entropy calibration, uint8 activations" in result.stdout
-    assert "SQNR" in result.stdout and "against float on 64 samples" in result.stdout and f"wrote {out}" in result.stdout
+    assert "SQNR" in result.stdout and "against float on 64 calibration samples" in result.stdout and f"wrote {out}" in result.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     assert [n["op_type"] for n in report["nodes"]] == ["Gemm", "Gemm"] and report["calibration_batches"] == 4
     quantized = onnx.load(out)
@@ -172,6 +188,15 @@ def test_quantize_static_and_dynamic(tmp_path):
     got = np.load(tmp_path / "y.npz")["probs"]
     references = [models.run_ort(quantized, {"input": x[:5]}, optimize=o)["probs"] for o in (False, True)]
     assert min(np.abs(got - r).max() for r in references) < 1e-3
+
+    # Agreement on separate validation data.
+    np.savez(tmp_path / "valid.npz", input=models.random_feed((20, 16)))
+    result = kerf("quantize", path, "-o", tmp_path / "dynamic.onnx", "--mode", "dynamic", "--validation", tmp_path / "valid.npz",
+                  "--report", tmp_path / "validated.json")
+    assert result.returncode == 0, result.stderr
+    assert "against float on 20 validation samples" in result.stdout
+    agreement = json.loads((tmp_path / "validated.json").read_text())["agreement"]
+    assert agreement["data"] == "validation" and agreement["samples"] == 20
 
     # Without -o the file is rewritten in place.
     result = kerf("quantize", path, "--mode", "dynamic", "--no-per-channel")

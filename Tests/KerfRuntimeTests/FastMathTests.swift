@@ -27,5 +27,19 @@ final class FastMathTests: XCTestCase {
             let tolerance = 2e-6 + Double(x * x) * 2e-7
             XCTAssertLessThanOrEqual(abs(Double(y) - want), tolerance * abs(want), "gelu(\(x))")
         }
+        // Every lane position (the kernels run 8 or 16 at a time) for the special values.
+        let specials: [Float] = [.infinity, -.infinity, .nan, 1e38, -1e38, 0, -0.0, 30, -30, 5e-39]
+        for offset in 0..<16 {
+            var x = [Float](repeating: 1, count: 33)
+            for (k, v) in specials.enumerated() { x[(offset + k) % 33] = v }
+            var y = [Float](repeating: 0, count: 33)
+            gelu(x, &y, count: 33)
+            for (v, g) in zip(x, y) {
+                if v.isNaN || v == -.infinity { XCTAssertTrue(g.isNaN || g == 0, "gelu(\(v)) = \(g)") }  // -inf * 0
+                else if v == .infinity || v >= 30 { XCTAssertEqual(g, v, "gelu(\(v))") }
+                else if v <= -30 { XCTAssertEqual(g, 0, "gelu(\(v))") }
+                else if v == 1 { XCTAssertEqual(Double(g), 0.8413447460685429, accuracy: 2e-6) }
+            }
+        }
     }
 }

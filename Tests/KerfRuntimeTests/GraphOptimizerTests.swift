@@ -77,6 +77,36 @@ final class GraphOptimizerTests: XCTestCase {
         }
     }
 
+    /// x (8-bit) -> DequantizeLinear -> [Relu] -> QuantizeLinear with other parameters and maybe
+    /// another 8-bit type: one table lookup, byte for byte what the three operators give.
+    func testDequantizeReluQuantizeBecomesALookupWithIdenticalBytes() throws {
+        for (xType, yType, relu) in [(DType.uint8, DType.uint8, true), (.int8, .int8, true), (.int8, .uint8, false), (.uint8, .int8, true)] {
+            func zero(_ t: DType, _ v: Int) -> Tensor {
+                t == .uint8 ? Tensor(shape: [], values: [UInt8(v)]) : Tensor(shape: [], values: [Int8(v - 128)])
+            }
+            let inits = [Initializer(name: "xs", tensor: Tensor(scalar: Float(0.043))), Initializer(name: "xz", tensor: zero(xType, 131)),
+                         Initializer(name: "ys", tensor: Tensor(scalar: Float(0.0215))), Initializer(name: "yz", tensor: zero(yType, 9))]
+            var nodes = [Node(name: "dq", opType: "DequantizeLinear", inputs: ["x", "xs", "xz"], outputs: ["f"])]
+            if relu { nodes.append(Node(name: "relu", opType: "Relu", inputs: ["f"], outputs: ["r"])) }
+            nodes.append(Node(name: "q", opType: "QuantizeLinear", inputs: [relu ? "r" : "f", "ys", "yz"], outputs: ["y"]))
+            let g = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", type: .tensor(dtype: xType, shape: [.value(2), .value(256)]))],
+                          outputs: [ValueInfo(name: "y", type: nil)], initializers: inits)
+            let optimized = try GraphOptimizer.optimize(g, opsets: opsets, options: SessionOptions())
+            XCTAssertEqual(optimized.nodes.map(\.opType), ["QuantizedLookup"], "\(xType) -> \(yType)")
+            // Every byte value, forwards and backwards.
+            let bytes = (0..<512).map { UInt8($0 < 256 ? $0 : 511 - $0) }
+            let x = xType == .uint8 ? Tensor(shape: [2, 256], values: bytes) : Tensor(shape: [2, 256], values: bytes.map { Int8(bitPattern: $0) })
+            func output(_ level: Int) throws -> [UInt8] {
+                let y = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: level)).run(["x": x])[0]
+                XCTAssertEqual(y.dtype, yType)
+                return Array(UnsafeBufferPointer(start: y.storage.pointer.assumingMemoryBound(to: UInt8.self), count: y.count))
+            }
+            let plain = try output(0), fused = try output(1)
+            XCTAssertEqual(plain, fused, "\(xType) -> \(yType) relu \(relu)")
+            XCTAssertGreaterThan(Set(plain).count, 100, "the table is not degenerate")
+        }
+    }
+
     func testNothingFusesAcrossAGraphOutput() throws {
         let g = convBnRelu()
         g.outputs.append(ValueInfo(name: "c", type: nil))  // the Conv result is also returned

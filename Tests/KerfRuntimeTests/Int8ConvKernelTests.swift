@@ -35,20 +35,52 @@ final class Int8ConvKernelTests: XCTestCase {
         }
     }
 
+    func testChannelsLastTransposeOfBytesForTileAndEdgeSizes() {
+        // 16x16 tiles, partial tiles on either side, and fewer than 16 channels or pixels.
+        for (channels, pixels) in [(16, 16), (32, 49), (5, 42), (37, 16), (3, 1024), (64, 9), (1, 1)] {
+            let x = randomBytes(channels * pixels, seed: UInt64(channels * 31 + pixels))
+            var y = [UInt8](repeating: 0, count: x.count)
+            transposeToChannelsLast(x, channels: channels, pixels: pixels, into: &y)
+            var mismatches = 0
+            for c in 0..<channels { for p in 0..<pixels where y[p * channels + c] != x[c * pixels + p] { mismatches += 1 } }
+            XCTAssertEqual(mismatches, 0, "channels \(channels) pixels \(pixels)")
+            let signed = x.map { Int8(bitPattern: $0) }
+            var ys = [Int8](repeating: 0, count: x.count)
+            transposeToChannelsLast(signed, channels: channels, pixels: pixels, into: &ys)
+            XCTAssertEqual(ys.map { UInt8(bitPattern: $0) }, y)
+        }
+    }
+
     func testChannelMajorRequantizationMatchesRowMajor() {
-        let (m, n) = (150, 5)  // more rows than one 64-row block
-        let acc = randomBytes(m * n, seed: 5).map { Int32($0) * 37 - 4000 }
-        let bias: [Int32] = [3, -50, 0, 700, -9], mult: [Float] = [0.01, 0.02, 0.005, 0.03, 0.0125]
-        var rowMajor = [Int8](repeating: 0, count: m * n), channelMajor = rowMajor
-        bias.withUnsafeBufferPointer { b in
-            mult.withUnsafeBufferPointer { s in
-                requantizeProduct(acc, m: m, n: n, ldAcc: n, bias: b, multipliers: s, zeroPoint: -3, lo: -3, hi: 127,
-                                  into: &rowMajor, rowStride: n, columnStride: 1)
-                requantizeProduct(acc, m: m, n: n, ldAcc: n, bias: b, multipliers: s, zeroPoint: -3, lo: -3, hi: 127,
-                                  into: &channelMajor, rowStride: 1, columnStride: m)
+        // Shapes with whole 8x8 tiles, partial tiles on both sides, and more rows than one
+        // 64-row block; acc rows wider than n (ldAcc); per-column and shared scale and bias;
+        // both output types. Scale 0.5 on odd sums makes exact ties (half to even).
+        for (m, n, ldAcc) in [(150, 5, 5), (37, 21, 24), (64, 16, 16), (8, 8, 9), (3, 11, 11)] {
+            let acc = randomBytes(m * ldAcc, seed: UInt64(m + n)).map { Int32($0) * 37 - 4000 }
+            let manyBias = (0..<n).map { Int32($0 * 97 % 1500) - 700 }
+            let manyScales = (0..<n).map { [0.01, 0.02, 0.005, 0.5, 0.0125][$0 % 5] as Float }
+            for (bias, scales) in [(manyBias, manyScales), ([Int32(5)], [Float(0.5)]), ([], [Float(0.03)])] {
+                func check<T: FixedWidthInteger>(_: T.Type, zero: Int32, lo: Int32, hi: Int32) {
+                    var rowMajor = [T](repeating: 0, count: m * n), channelMajor = rowMajor
+                    bias.withUnsafeBufferPointer { b in
+                        scales.withUnsafeBufferPointer { s in
+                            let b = bias.isEmpty ? nil : b
+                            requantizeProduct(acc, m: m, n: n, ldAcc: ldAcc, bias: b, multipliers: s, zeroPoint: zero, lo: lo, hi: hi,
+                                              into: &rowMajor, rowStride: n, columnStride: 1)
+                            requantizeProduct(acc, m: m, n: n, ldAcc: ldAcc, bias: b, multipliers: s, zeroPoint: zero, lo: lo, hi: hi,
+                                              into: &channelMajor, rowStride: 1, columnStride: m)
+                        }
+                    }
+                    var mismatches = 0
+                    for i in 0..<m { for j in 0..<n where channelMajor[j * m + i] != rowMajor[i * n + j] { mismatches += 1 } }
+                    XCTAssertEqual(mismatches, 0, "\(T.self) m \(m) n \(n) bias \(bias.count) scales \(scales.count)")
+                }
+                check(Int8.self, zero: -3, lo: -3, hi: 127)
+                check(Int8.self, zero: 0, lo: -128, hi: 127)
+                check(UInt8.self, zero: 128, lo: 0, hi: 255)
+                check(UInt8.self, zero: 7, lo: 7, hi: 200)
             }
         }
-        for i in 0..<m { for j in 0..<n { XCTAssertEqual(channelMajor[j * m + i], rowMajor[i * n + j]) } }
     }
 
     func testQuantizedAddRoundsHalfToEvenAndSaturates() {

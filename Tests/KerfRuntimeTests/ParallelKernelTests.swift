@@ -31,7 +31,7 @@ final class ParallelKernelTests: XCTestCase {
     }
 
     func testTransposeMatchesTheDefinitionForEveryPermutationAndThreadCount() {
-        for shape in [[3, 5, 7, 9], [2, 1, 40, 33], [70, 2, 300, 2]] {
+        for shape in [[3, 5, 7, 9], [2, 1, 40, 33], [70, 2, 300, 2], [1, 19, 4, 24]] {
             let x = (0..<shape.reduce(1, *)).map { UInt32($0 &* 2654435761 % 1000003) }
             for perm in permutations(shape.count) {
                 let expected = naiveTranspose(x, shape: shape, perm: perm)

@@ -20,4 +20,8 @@ void kerf_gelu_avx512(const float *x, float *y, size_t n);
  * max subtracted, FastMath.swift's exp, the sum in eight lanes, then a multiply by 1 / sum.
  * x and y may alias. */
 void kerf_softmax_rows_avx2(const float *x, float *y, size_t rows, size_t n);
+
+/* kerf_softmax_rows_avx2's contract in sixteen lanes with fused multiply-adds in the exp
+ * (results within a few ulp of the eight-lane kernel's). Needs AVX-512F. */
+void kerf_softmax_rows_avx512(const float *x, float *y, size_t rows, size_t n);
 #endif

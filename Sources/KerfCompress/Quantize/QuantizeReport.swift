@@ -40,8 +40,10 @@ public struct QuantizeReport: Codable, Sendable {
         public var zeroPoint: Int
     }
 
-    /// The quantized model against the float model on the calibration data.
+    /// The quantized model against the float model on the validation or calibration data.
     public struct Agreement: Codable, Sendable {
+        /// "validation" or "calibration": the data measured.
+        public var data: String
         public var samples: Int
         /// Fraction of samples whose first output gives the same class (classifiers only).
         @NullEncoded public var top1Agreement: Double?

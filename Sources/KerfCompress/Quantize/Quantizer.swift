@@ -4,10 +4,11 @@ import KerfRuntime
 
 /// Quantizes `model`'s Conv, MatMul and Gemm weights to int8 as `options` says (DESIGN.md §4
 /// formats) and returns what it did. Static mode and `autoTolerance` need `calibration`; with
-/// it, dynamic mode also reports SQNR and agreement. The model is changed only when the call
+/// it, dynamic mode also reports SQNR and agreement. Agreement with the float model is measured
+/// on `validation` when given, else on `calibration`. The model is changed only when the call
 /// succeeds. Progress counts batches of each pass over the data.
 public func quantize(_ model: Model, options: QuantizeOptions = QuantizeOptions(), calibration: CalibrationSource? = nil,
-                     progress: ProgressHandler? = nil) throws -> QuantizeReport {
+                     validation: CalibrationSource? = nil, progress: ProgressHandler? = nil) throws -> QuantizeReport {
     try validate(options, hasData: calibration != nil)
     let opset = model.defaultOpset
     let neededOpset = options.mode == .static ? 13 : 11
@@ -82,10 +83,16 @@ public func quantize(_ model: Model, options: QuantizeOptions = QuantizeOptions(
                                  outputScale: n.output?.scale, outputZeroPoint: n.output?.zeroPoint,
                                  sqnrDb: comparison.map { sqnr($0, n) })
     }
-    if let c = comparison {
-        report.calibrationBatches = c.batches
+    if let c = comparison { report.calibrationBatches = c.batches }
+    var measured = comparison.map { (data: "calibration", comparison: $0) }
+    if let validation {
+        measured = (data: "validation", comparison: try compareGraphs(float: float, quantized: quantized, setup: setup,
+                                                                      pairs: [], source: validation, progress: progress))
+    }
+    if let measured {
+        let c = measured.comparison
         report.agreement = QuantizeReport.Agreement(
-            samples: c.samples, top1Agreement: c.agreeing.map { c.samples > 0 ? Double($0) / Double(c.samples) : 0 },
+            data: measured.data, samples: c.samples, top1Agreement: c.agreeing.map { c.samples > 0 ? Double($0) / Double(c.samples) : 0 },
             cosine: c.outputs.cosine, maxAbsError: c.outputs.maxAbs, relativeError: c.outputs.relativeError, sqnrDb: c.outputs.sqnr)
     }
 

@@ -9,6 +9,9 @@ import KerfKernels
 //      fused Relu (FusedAttributes): ONNX Runtime's QLinearAdd — y = saturate(round(a_scale / y_scale
 //      * (A - a_zp) + b_scale / y_scale * (B - b_zp)) + y_zp), half to even; with Relu the result
 //      is at least y_zp. A and B broadcast as Add does.
+//  kerf.QuantizedLookup(X, x_scale, x_zp, y_scale, y_zp) -> Y: QuantizeLinear(y_scale, y_zp) of
+//      DequantizeLinear(x_scale, x_zp) of X, with an optional fused Relu between them, as a table
+//      of the 256 input values (X and Y may differ in 8-bit type).
 //  kerf.QuantizedGlobalAveragePool(X, x_scale, x_zp, y_scale, y_zp) -> Y [N, C, 1, ...]: ONNX
 //      Runtime's QLinearGlobalAveragePool — the int32 sum of each plane, requantized with
 //      x_scale / (y_scale * plane size).
@@ -17,6 +20,7 @@ extension FusedQuantizedOps {
     static func registerElementwise(_ r: inout [String: OperatorFactory]) {
         r["\(domain):QuantizedAdd"] = { c in try QuantizedAdd(c) }
         r["\(domain):QuantizedGlobalAveragePool"] = { c in try QuantizedGlobalAveragePool(c) }
+        r["\(domain):QuantizedLookup"] = { c in try QuantizedLookup(c) }
     }
 }
 
@@ -34,6 +38,40 @@ struct QuantizationParameters {
         }
         zero = try integerValues(z)[0]
         dtype = z.dtype
+    }
+}
+
+final class QuantizedLookup: Operator {
+    /// Output byte for each input byte (the input's bit pattern as UInt8).
+    let table: [UInt8]
+    let inputType: DType, outputType: DType
+
+    init(_ c: OperatorContext) throws {
+        let x = try QuantizationParameters(c, 1, "X"), y = try QuantizationParameters(c, 3, "Y")
+        let activation = try c.fusedActivation()
+        guard activation == .none || activation == .relu else {
+            throw KerfError.invalidModel("\(c.node.label): only Relu can sit inside a quantized lookup")
+        }
+        // Every input value through DequantizeLinear, Relu and QuantizeLinear's own kernels.
+        let all = Tensor(uninitialized: x.dtype, shape: [256])
+        for v in 0..<256 { all.storage.pointer.storeBytes(of: UInt8(v), toByteOffset: v, as: UInt8.self) }
+        var real = try dequantizeLinear(all, scale: try c.requiredConstant(1, "x_scale"), zeroPoint: try c.requiredConstant(2, "x_zp"),
+                                        to: .float, params: QuantizationAttributes())
+        if activation == .relu { real.withMutableElements(as: Float.self) { for i in $0.indices { $0[i] = max($0[i], 0) } } }
+        let q = try quantizeLinear(real, scale: try c.requiredConstant(3, "y_scale"), zeroPoint: try c.requiredConstant(4, "y_zp"),
+                                   to: y.dtype, params: QuantizationAttributes())
+        table = q.array(of: UInt8.self)
+        (inputType, outputType) = (x.dtype, y.dtype)
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try inputs.required(0, "X")
+        guard x.dtype == inputType else { throw KerfError.shapeMismatch("X must be \(inputType), got \(x.dtype)") }
+        let out = Tensor(uninitialized: outputType, shape: x.shape)
+        let source = x.storage.pointer.assumingMemoryBound(to: UInt8.self)
+        let target = out.storage.pointer.assumingMemoryBound(to: UInt8.self)
+        table.withUnsafeBufferPointer { t in for i in 0..<x.count { target[i] = t[Int(source[i])] } }
+        return [out]
     }
 }
 

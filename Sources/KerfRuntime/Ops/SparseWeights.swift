@@ -119,9 +119,7 @@ final class SparseWeights {
 
 /// Wall-clock seconds `body` takes (monotonic clock).
 private func secondsTaken(_ body: () -> Void) -> Double {
-    var start = timespec(), end = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &start)
+    let start = monotonicSeconds()
     body()
-    clock_gettime(CLOCK_MONOTONIC, &end)
-    return Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) * 1e-9
+    return monotonicSeconds() - start
 }

@@ -19,6 +19,7 @@ enum GraphOptimizer {
         fuseStaticQuantizedProducts(g, opset: opset)
         fuseQuantizedElementwise(g)
         fuseQuantizedPassThrough(g, opset: opset)
+        fuseQuantizedLookup(g)
         try foldConstants(g, opsets: opsets, options: options)
         foldBatchNormIntoConv(g, opset: opset)
         fuseLayerNorm(g)

@@ -24,8 +24,8 @@ from pathlib import Path
 from .errors import KerfError, Status
 
 ABI_MAJOR = 1  # KERF_ABI_VERSION_MAJOR this binding was written for
-ABI_MINOR = 3  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
-               # kerf_quantize, kerf_session_plan: 1.3)
+ABI_MINOR = 4  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
+               # kerf_quantize, kerf_session_plan: 1.3; kerf_session_run_views, kerf_tensors_free: 1.4)
 
 
 def _library_path():
@@ -88,6 +88,17 @@ class ValueInfo(Structure):
         ("rank_known", c_int32),
         ("rank", c_size_t),
         ("dims", POINTER(c_int64)),
+    ]
+
+
+class TensorView(Structure):
+    """kerf_tensor_view: a tensor described in place (dims and data borrowed)."""
+    _fields_ = [
+        ("dtype", c_int32),
+        ("rank", c_size_t),
+        ("dims", POINTER(c_int64)),
+        ("data", c_void_p),
+        ("byte_size", c_size_t),
     ]
 
 
@@ -162,6 +173,9 @@ class QuantizeOptions(Structure):
         ("calibration_batches", c_int64),
         ("progress", ProgressCallback),
         ("progress_user_data", c_void_p),
+        ("validation", CalibrationCallback),  # ABI 1.4
+        ("validation_user_data", c_void_p),
+        ("validation_batches", c_int64),
     ]
 
 lib = _load()
@@ -187,6 +201,7 @@ _declare("kerf_tensor_wrap", c_int32,
          c_int32, POINTER(c_int64), c_size_t, c_void_p, c_size_t, ReleaseCallback, c_void_p,
          POINTER(TensorP))
 _declare("kerf_tensor_free", None, TensorP)
+_declare("kerf_tensors_free", None, POINTER(TensorP), c_size_t)
 _declare("kerf_tensor_dtype", c_int32, TensorP, POINTER(c_int32))
 _declare("kerf_tensor_shape", c_int32, TensorP, POINTER(POINTER(c_int64)), POINTER(c_size_t))
 _declare("kerf_tensor_data", c_int32, TensorP, POINTER(c_void_p), POINTER(c_size_t))
@@ -212,6 +227,9 @@ _declare("kerf_session_plan", c_int32, SessionP, POINTER(c_void_p))
 _declare("kerf_session_run", c_int32,
          SessionP, POINTER(c_char_p), POINTER(TensorP), c_size_t,
          POINTER(c_char_p), POINTER(TensorP), c_size_t)
+_declare("kerf_session_run_views", c_int32,
+         SessionP, POINTER(c_char_p), POINTER(TensorView), c_size_t,
+         POINTER(c_char_p), POINTER(TensorP), POINTER(TensorView), c_size_t)
 
 # Compression
 _declare("kerf_prune_options_init", None, POINTER(PruneOptions))

@@ -5,8 +5,11 @@ import ctypes
 import numpy as np
 
 from . import dtypes
-from ._bindings import ReleaseCallback, TensorP, check, lib
+from ._bindings import TensorP, TensorView, check, lib
 from .errors import KerfError, Status
+
+_FROM_NUMPY = dtypes._FROM_NUMPY          # numpy dtype -> kerf_dtype code
+_TO_NUMPY = dtypes._TO_NUMPY_BY_CODE      # kerf_dtype code -> numpy dtype
 
 
 def as_feed_array(name, value, declared=None):
@@ -39,32 +42,41 @@ def create(array):
     dims = (ctypes.c_int64 * max(array.ndim, 1))(*array.shape)
     tensor = TensorP()
     code = dtypes.from_numpy(array.dtype)
-    if code in dtypes.SUB_BYTE_INTEGERS:  # bytes kerf expects: the value as (u)int8
-        signed = dtypes.SUB_BYTE_INTEGERS[code][1]
-        array = np.ascontiguousarray(array.astype(np.int8 if signed else np.uint8))
+    array = _kerf_layout(array, code)
     status = lib.kerf_tensor_create(code, dims, array.ndim, _address(array), array.nbytes, ctypes.byref(tensor))
     if status:
         check(status)
     return tensor
 
 
-_NO_RELEASE = ReleaseCallback()  # a NULL release: the caller owns the memory
+MAX_RANK = 64  # Kerf's limit on tensor rank
 
 
-def borrow(array):
-    """A kerf tensor that borrows `array`'s memory (from as_feed_array) without copying, or a
-    copy where Kerf needs another layout (sub-byte integers). The caller keeps `array` alive and
-    unmodified until it frees the tensor with lib.kerf_tensor_free."""
-    code = dtypes.from_numpy(array.dtype)
+def fill_view(view, dims, array):
+    """Describes `array` (from as_feed_array) in the TensorView `view`, its dims written into
+    `dims` (a c_int64 array of MAX_RANK that `view.dims` points at). Returns the array the view
+    points at, which the caller keeps alive until Kerf has read it."""
+    code = _FROM_NUMPY[array.dtype]
     if code in dtypes.SUB_BYTE_INTEGERS:
-        return create(array)
-    dims = (ctypes.c_int64 * max(array.ndim, 1))(*array.shape)
-    tensor = TensorP()
-    status = lib.kerf_tensor_wrap(code, dims, array.ndim, _address(array), array.nbytes, _NO_RELEASE, None,
-                                  ctypes.byref(tensor))
-    if status:
-        check(status)
-    return tensor
+        array = _kerf_layout(array, code)
+    rank = array.ndim
+    if rank > MAX_RANK:
+        raise KerfError(Status.INVALID_ARGUMENT, f"rank {rank} is too large (at most {MAX_RANK})")
+    view.dtype = code
+    view.rank = rank
+    dims[:rank] = array.shape
+    view.byte_size = size = array.nbytes
+    view.data = _address(array) if size else None
+    return array
+
+
+def _kerf_layout(array, code):
+    """`array` as the bytes Kerf expects for dtype `code`: itself, except sub-byte integers,
+    which Kerf takes one value per (u)int8."""
+    if code in dtypes.SUB_BYTE_INTEGERS:
+        signed = dtypes.SUB_BYTE_INTEGERS[code][1]
+        return np.ascontiguousarray(array.astype(np.int8 if signed else np.uint8))
+    return array
 
 
 def _address(array):
@@ -77,49 +89,43 @@ def _address(array):
         return array.__array_interface__["data"][0]
 
 
-def to_numpy(tensor, name):
-    """A numpy-owned copy of a kerf tensor's contents. Does not free it."""
-    return OutputReader().read(tensor, name)
+def read_view(view, name):
+    """A numpy-owned copy of the tensor `view` (a TensorView filled by Kerf) describes."""
+    rank = view.rank
+    shape = tuple(view.dims[:rank]) if rank else ()
+    code = view.dtype
+    dtype = _TO_NUMPY.get(code)
+    if dtype is None or code in dtypes.SUB_BYTE_INTEGERS:
+        return copy_out(code, shape, view.data, view.byte_size, name)
+    array = np.empty(shape, dtype)
+    size = view.byte_size
+    if size != array.nbytes:
+        return copy_out(code, shape, view.data, size, name)  # raises with the sizes
+    if size:
+        ctypes.memmove(_address(array), view.data, size)
+    return array
 
 
-class OutputReader:
-    """Copies kerf tensors out into numpy arrays, reusing its ctypes out-parameters from call
-    to call (a reader serves one thread at a time)."""
-
-    __slots__ = ("_code", "_dims", "_rank", "_data", "_size", "_refs")
-
-    def __init__(self):
-        self._code, self._dims, self._rank = ctypes.c_int32(), ctypes.POINTER(ctypes.c_int64)(), ctypes.c_size_t()
-        self._data, self._size = ctypes.c_void_p(), ctypes.c_size_t()
-        self._refs = tuple(ctypes.byref(x) for x in (self._code, self._dims, self._rank, self._data, self._size))
-
-    def read(self, tensor, name):
-        """A numpy-owned copy of `tensor` (output `name`, for messages). Does not free it."""
-        status = lib.kerf_tensor_info(tensor, *self._refs)
-        if status:
-            check(status)
-        code = self._code.value
-        dtype = dtypes.to_numpy(code)
-        if dtype is None:
-            raise KerfError(
-                Status.UNSUPPORTED,
-                f"output '{name}' has element type {dtypes.name(code)}, "
-                "which has no numpy dtype",
-            )
-        rank = self._rank.value
-        shape = tuple(self._dims[:rank]) if rank else ()
-
-        sub_byte = dtypes.SUB_BYTE_INTEGERS.get(code)
-        array = np.empty(shape, dtype=(np.int8 if sub_byte[1] else np.uint8) if sub_byte else dtype)
-        size = self._size.value
-        if size != array.nbytes:
-            raise KerfError(
-                Status.INTERNAL,
-                f"output '{name}' holds {size} bytes but shape {shape} of {dtype} "
-                f"needs {array.nbytes}",
-            )
-        if size:
-            ctypes.memmove(_address(array), self._data.value, size)
-        if sub_byte:
-            array = array.astype(dtype)
-        return array
+def copy_out(code, shape, data, size, name):
+    """A new numpy array of Kerf dtype `code` and `shape` holding the `size` bytes at `data`
+    (output `name`, for messages)."""
+    dtype = dtypes.to_numpy(code)
+    if dtype is None:
+        raise KerfError(
+            Status.UNSUPPORTED,
+            f"output '{name}' has element type {dtypes.name(code)}, "
+            "which has no numpy dtype",
+        )
+    sub_byte = dtypes.SUB_BYTE_INTEGERS.get(code)
+    array = np.empty(shape, dtype=(np.int8 if sub_byte[1] else np.uint8) if sub_byte else dtype)
+    if size != array.nbytes:
+        raise KerfError(
+            Status.INTERNAL,
+            f"output '{name}' holds {size} bytes but shape {shape} of {dtype} "
+            f"needs {array.nbytes}",
+        )
+    if size:
+        ctypes.memmove(_address(array), data, size)
+    if sub_byte:
+        array = array.astype(dtype)
+    return array

@@ -17,7 +17,7 @@ _ACTIVATIONS = {"uint8": 0, "int8": 1}
 
 def quantize(src, dst=None, mode="dynamic", calibration=None, method="minmax", per_channel=True, exclude=(),
              auto_tolerance=None, progress=None, percentile=99.99, activation_type="uint8", op_types=None,
-             quantize_embeddings=False, smooth_quant=None, batch_size=32, threads=None):
+             quantize_embeddings=False, smooth_quant=None, batch_size=32, threads=None, validation=None):
     """Quantizes an ONNX model to int8 and returns a Report.
 
     src: a path, or a kerf.Model (changed in place; saved only if dst is given).
@@ -42,6 +42,9 @@ def quantize(src, dst=None, mode="dynamic", calibration=None, method="minmax", p
     quantize_embeddings: also store constant Gather tables as int8.
     smooth_quant: alpha in [0, 1] to apply SmoothQuant before quantizing (transformers).
     progress: optional callable(done, total, message); return False to cancel.
+    validation: data in any form `calibration` takes, to measure the report's agreement with
+        the float model on instead of the calibration data (report.agreement["data"] says
+        which was used).
     """
     options = QuantizeOptions()
     lib.kerf_quantize_options_init(ctypes.byref(options))
@@ -73,19 +76,23 @@ def quantize(src, dst=None, mode="dynamic", calibration=None, method="minmax", p
         feeder = _Calibration(_batches(calibration, model, batch_size)) if calibration is not None else None
         options.calibration = feeder.function if feeder else CalibrationCallback()
         options.calibration_batches = (feeder.count or 0) if feeder else 0
+        checker = _Calibration(_batches(validation, model, batch_size, "validation")) if validation is not None else None
+        options.validation = checker.function if checker else CalibrationCallback()
+        options.validation_batches = (checker.count or 0) if checker else 0
         report = ctypes.c_void_p()
         status = lib.kerf_quantize(model._live_handle(), ctypes.byref(options), ctypes.byref(report))
         adapter.reraise()
-        if feeder:
-            feeder.reraise()
+        for data in (feeder, checker):
+            if data:
+                data.reraise()
         check(status)
         return Report.from_json(take_string(report))
 
     return rewrite_model(src, dst, run)
 
 
-def _batches(calibration, model, batch_size):
-    """Calibration data as (a function returning a fresh iterator of feed dicts, batch count or None).
+def _batches(calibration, model, batch_size, what="calibration"):
+    """Calibration (or validation) data as (a function returning a fresh iterator of feed dicts, batch count or None).
 
     Arrays are sliced lazily, lists and callables are read anew on every pass; a one-shot
     iterator (e.g. a generator) is kept in memory, since Kerf reads the data once per pass."""
@@ -94,14 +101,14 @@ def _batches(calibration, model, batch_size):
             calibration = {key: archive[key] for key in archive.files if key != "labels"}
     if isinstance(calibration, dict):
         if not calibration:
-            raise KerfError(Status.INVALID_ARGUMENT, "calibration data is empty")
+            raise KerfError(Status.INVALID_ARGUMENT, f"{what} data is empty")
         if batch_size <= 0:
             raise KerfError(Status.INVALID_ARGUMENT, f"batch_size must be positive, got {batch_size}")
         arrays = {name: np.asarray(value) for name, value in calibration.items()}
         counts = {a.shape[0] if a.ndim else 1 for a in arrays.values()}
         if len(counts) != 1 or any(a.ndim == 0 for a in arrays.values()):
             raise KerfError(Status.INVALID_ARGUMENT,
-                            f"calibration arrays must share their first (sample) dimension, got "
+                            f"{what} arrays must share their first (sample) dimension, got "
                             f"{ {k: a.shape for k, a in arrays.items()} }")
         samples = counts.pop()
         fixed = {i.shape[0] for i in model.inputs if i.shape and isinstance(i.shape[0], int)}
@@ -116,7 +123,7 @@ def _batches(calibration, model, batch_size):
         kept = list(calibration)
     except TypeError:
         raise KerfError(Status.INVALID_ARGUMENT,
-                        "calibration must be an .npz path, a dict of arrays, a list or iterable of feed dicts, "
+                        f"{what} must be an .npz path, a dict of arrays, a list or iterable of feed dicts, "
                         "or a function returning such an iterable") from None
     return (lambda: iter(kept)), len(kept)
 

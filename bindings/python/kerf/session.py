@@ -5,7 +5,7 @@ import threading
 import weakref
 
 from . import _tensor
-from ._bindings import TensorP, check, lib, take_string
+from ._bindings import TensorP, TensorView, check, lib, take_string
 from .errors import KerfError, Status
 
 
@@ -25,7 +25,7 @@ class Session:
         self._declared = {info.name: info.dtype for info in self.inputs}
         self._output_names = [info.name for info in self.outputs]
         self._name_arrays = {}
-        self._reader = _tensor.OutputReader()
+        self._calls = {}  # (input names, output names or None) -> _Call
 
     def run(self, feeds, outputs=None):
         """Runs the model on `feeds` ({input name: array-like}).
@@ -34,31 +34,27 @@ class Session:
         output), in that order. The arrays are copies owned by numpy; the feeds
         are read in place, without a copy."""
         declared = self._declared
-        arrays = [(name, _tensor.as_feed_array(name, value, declared.get(name)))
-                  for name, value in feeds.items()]
-        if outputs is None:
-            output_names = self._output_names
-            c_output_names = None
-        else:
-            output_names = [outputs] if isinstance(outputs, str) else list(outputs)
-            c_output_names = self._c_names(output_names)
-        c_input_names = self._c_names([name for name, _ in arrays])
-        inputs = (TensorP * max(len(arrays), 1))()
-        results = (TensorP * max(len(output_names), 1))()
-        try:
-            for index, (_, array) in enumerate(arrays):
-                inputs[index] = _tensor.borrow(array)  # `arrays` keeps the memory alive
-            with self._lock:
-                check(lib.kerf_session_run(
-                    self._live_handle(), c_input_names, inputs, len(arrays),
-                    c_output_names, results, len(output_names)))
-                read = self._reader.read
-                return {name: read(results[index], name) for index, name in enumerate(output_names)}
-        finally:
-            for tensor in inputs:
-                lib.kerf_tensor_free(tensor)
-            for tensor in results:
-                lib.kerf_tensor_free(tensor)
+        arrays = [_tensor.as_feed_array(name, value, declared.get(name)) for name, value in feeds.items()]
+        wanted = None if outputs is None else (outputs,) if isinstance(outputs, str) else tuple(outputs)
+        key = (tuple(feeds), wanted)
+        with self._lock:
+            call = self._calls.get(key)
+            if call is None:
+                call = _Call(self, key[0], wanted)
+                if len(self._calls) < 64:
+                    self._calls[key] = call
+            keep = [_tensor.fill_view(view, dims, array) for view, dims, array in zip(call.input_views, call.dims, arrays)]
+            count = len(call.output_names)
+            status = lib.kerf_session_run_views(self._live_handle(), call.c_input_names, call.inputs, len(arrays),
+                                                call.c_output_names, call.results, call.outputs, count)
+            del keep  # the arrays the views pointed at may go now
+            if status:
+                check(status)
+            try:
+                read = _tensor.read_view
+                return {name: read(view, name) for name, view in zip(call.output_names, call.output_views)}
+            finally:
+                lib.kerf_tensors_free(call.results, count)
 
     def _c_names(self, names):
         """`names` as a C array of UTF-8 strings, cached per tuple of names (feeds usually
@@ -112,3 +108,25 @@ class Session:
     def __repr__(self):
         state = "" if self._handle else " (closed)"
         return f"<kerf.Session of {self._model_repr}{state}>"
+
+
+class _Call:
+    """The ctypes arguments of runs with one tuple of input names and one selection of outputs
+    (None: all), made once and refilled per run under the session's lock."""
+
+    __slots__ = ("c_input_names", "inputs", "input_views", "dims", "output_names", "c_output_names",
+                 "results", "outputs", "output_views")
+
+    def __init__(self, session, input_names, wanted):
+        self.c_input_names = session._c_names(input_names)
+        self.inputs = (TensorView * max(len(input_names), 1))()
+        self.input_views = [self.inputs[i] for i in range(len(input_names))]  # views into `inputs`
+        self.dims = [(ctypes.c_int64 * _tensor.MAX_RANK)() for _ in input_names]
+        for view, dims in zip(self.input_views, self.dims):
+            view.dims = dims
+        self.output_names = list(wanted) if wanted is not None else session._output_names
+        self.c_output_names = session._c_names(self.output_names) if wanted is not None else None
+        count = max(len(self.output_names), 1)
+        self.results = (TensorP * count)()
+        self.outputs = (TensorView * count)()
+        self.output_views = [self.outputs[i] for i in range(len(self.output_names))]

@@ -83,6 +83,25 @@ def test_digits_loses_at_most_0_3_points(tmp_path, digits, mode):
     assert "ConvInteger" not in op_types(out)
 
 
+@pytest.mark.parametrize("mode", ["dynamic", "static"])
+def test_agreement_is_measured_on_validation_data_when_given(tmp_path, digits, mode):
+    path, x, _ = digits
+    calibration, validation = x[:300], x[300:]
+    out = tmp_path / "validated.onnx"
+    report = kerf.quantize(path, out, mode=mode, calibration={"X": calibration}, validation={"X": validation})
+    assert report.agreement.data == "validation" and report.agreement.samples == len(validation)
+    float_labels, int8_labels = run_kerf(path, {"X": validation})["label"], run_kerf(out, {"X": validation})["label"]
+    assert report.agreement.top1_agreement == pytest.approx(float(np.mean(float_labels == int8_labels)))
+    calibrated = kerf.quantize(path, tmp_path / "calibrated.onnx", mode=mode, calibration={"X": calibration})
+    assert calibrated.agreement.data == "calibration" and calibrated.agreement.samples == len(calibration)
+    if mode == "dynamic":  # needs no calibration data: agreement on the validation data alone
+        alone = kerf.quantize(path, tmp_path / "alone.onnx", validation=[{"X": validation[:64]}, {"X": validation[64:]}])
+        assert alone.agreement.data == "validation" and alone.agreement.samples == len(validation)
+        assert alone.nodes and all(n.sqnr_db is None for n in alone.nodes)
+    with pytest.raises(kerf.KerfError, match="validation data is empty"):
+        kerf.quantize(path, tmp_path / "bad.onnx", mode=mode, calibration={"X": calibration}, validation={})
+
+
 def test_dynamic_file_matches_onnx_runtime_form_and_weights(tmp_path):
     src = models.save(bench_prune.big_mlp((64, 128, 32)), tmp_path / "mlp.onnx")
     out = tmp_path / "q.onnx"

@@ -1,0 +1,20 @@
+#ifndef KERF_REQUANTIZE_H
+#define KERF_REQUANTIZE_H
+/* AVX2 requantization of int8 GEMM sums written transposed (a Conv computed as
+ * [pixels, channels] into NCHW). Swift checks the CPU first (cpuHasAVX2) and otherwise runs
+ * requantizeProduct in KerfKernels/Int8Epilogue.swift, whose arithmetic this mirrors. */
+#include <stddef.h>
+#include <stdint.h>
+
+/* For i < m, j < n:
+ *   v = (float)(acc[i * ld_acc + j] + bias[j]) * scales[j], clamped to [lo - zero, hi - zero],
+ *   rounded half to even, plus zero, stored as one byte at y[j * y_stride + i]
+ *   (int8 when out_signed, else uint8).
+ * bias may be NULL (no bias); bias and scales hold n entries when their *_per_column flag is
+ * set, else one for every column. lo <= hi must lie within the output type's range. */
+void kerf_requantize_transposed_avx2(const int32_t *acc, size_t m, size_t n, size_t ld_acc,
+                                     const int32_t *bias, int bias_per_column,
+                                     const float *scales, int scales_per_column,
+                                     int32_t zero, int32_t lo, int32_t hi,
+                                     void *y, size_t y_stride, int out_signed);
+#endif
