@@ -85,3 +85,45 @@ void kerf_transpose_u8(const uint8_t *src, size_t rows, size_t cols, size_t lds,
             for (size_t j = j0; j < j1; j++) dst[j * ldd + i] = src[i * lds + j];
     }
 }
+
+/* libgomp, the OpenMP runtime oneDNN runs on (linked through CDNNL). */
+extern void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+extern int omp_get_thread_num(void);
+extern int omp_get_num_threads(void);
+extern int omp_get_max_threads(void);
+
+typedef struct {
+    const float *src;
+    size_t rows, cols, lds;
+    const float *add;
+    float *dst;
+    size_t ldd;
+} transpose_job;
+
+/* One team member's share: a band of rows, or of columns when there are more of those. */
+static void transpose_share(void *data) {
+    const transpose_job *j = data;
+    size_t n = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
+    int by_rows = j->rows >= j->cols;
+    size_t length = by_rows ? j->rows : j->cols;
+    size_t step = ((length + n - 1) / n + 7) / 8 * 8, first = t * step;
+    if (first >= length) return;
+    size_t count = first + step < length ? step : length - first;
+    if (by_rows)
+        kerf_transpose_add_f32_avx2(j->src + first * j->lds, count, j->cols, j->lds, j->add ? j->add + first : NULL,
+                                    j->dst + first, j->ldd);
+    else
+        kerf_transpose_add_f32_avx2(j->src + first, j->rows, count, j->lds, j->add ? j->add + first * j->ldd : NULL,
+                                    j->dst + first * j->ldd, j->ldd);
+}
+
+void kerf_transpose_add_f32_team(const float *src, size_t rows, size_t cols, size_t lds, const float *add, float *dst,
+                                 size_t ldd) {
+    int threads = omp_get_max_threads();
+    if (threads <= 1 || rows * cols < ((size_t)1 << 15)) {
+        kerf_transpose_add_f32_avx2(src, rows, cols, lds, add, dst, ldd);
+        return;
+    }
+    transpose_job job = {src, rows, cols, lds, add, dst, ldd};
+    GOMP_parallel(transpose_share, &job, (unsigned)threads, 0);
+}

@@ -138,21 +138,23 @@ public final class OneDnnConvolution {
         var failed = [Bool](repeating: false, count: workers)
         failed.withUnsafeMutableBufferPointer { failed in
             parallelFor(chunks, threads: workers) { worker, c in
-                if !runChunk(c, lane: lanes[worker], x, y, residual) { failed[worker] = true }
+                // One chunk runs on the calling thread: its layout changes use the OpenMP team the
+                // primitive runs on (no second pool waking next to it).
+                if !runChunk(c, lane: lanes[worker], x, y, residual, team: workers == 1 && threads > 1) { failed[worker] = true }
             }
         }
         return !failed.contains(true)
     }
 
     private func runChunk(_ c: Int, lane: Lane, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                          _ residual: UnsafePointer<Float>?) -> Bool {
+                          _ residual: UnsafePointer<Float>?, team: Bool) -> Bool {
         let inSize = channels * positions, outSize = outChannels * outPositions
-        channelsFirstToLast(x + c * chunk * inSize, images: chunk, channels: channels, positions: positions, lane.src!)
+        channelsFirstToLast(x + c * chunk * inSize, images: chunk, channels: channels, positions: positions, lane.src!, team: team)
         guard dnnl_primitive_execute(primitive, lane.stream, Int32(lane.arguments.count), lane.arguments) == dnnl_success,
               dnnl_stream_wait(lane.stream) == dnnl_success else { return false }
         let out = y + c * chunk * outSize
         channelsLastToFirst(lane.dst!, images: chunk, channels: outChannels, positions: outPositions,
-                            adding: residual.map { $0 + c * chunk * outSize }, out)
+                            adding: residual.map { $0 + c * chunk * outSize }, out, team: team)
         if !activationInPrimitive { activation.apply(out, count: chunk * outSize) }
         return true
     }

@@ -85,6 +85,11 @@ final class OneDnnConvolutionTests: XCTestCase {
         cases.append(Case(batch: 4, channels: 8, size: (5, 5), outChannels: 20, kernel: (1, 1), strides: (2, 2), padsBegin: (0, 0),
                           padsEnd: (0, 0), residual: true, activation: .clip(min: -0.5, max: 0.5)))
         cases.append(Case(batch: 64, channels: 32, size: (16, 16), outChannels: 32, residual: true, activation: .relu))
+        // One image large enough for its layout changes to split over the OpenMP team at 2
+        // threads: by rows (many channels) and by columns (three channels).
+        cases.append(Case(batch: 1, channels: 32, size: (40, 36), outChannels: 48, residual: true, activation: .relu))
+        cases.append(Case(batch: 1, channels: 3, size: (112, 100), outChannels: 16, kernel: (7, 7), strides: (2, 2),
+                          padsBegin: (3, 3), padsEnd: (3, 3)))
         for c in cases {
             let oh = (c.size.0 + c.padsBegin.0 + c.padsEnd.0 - (c.kernel.0 - 1) * c.dilations.0 - 1) / c.strides.0 + 1
             let ow = (c.size.1 + c.padsBegin.1 + c.padsEnd.1 - (c.kernel.1 - 1) * c.dilations.1 - 1) / c.strides.1 + 1
@@ -100,6 +105,7 @@ final class OneDnnConvolutionTests: XCTestCase {
             }, "\(c)")
             var outputs: [[Float]] = []
             for threads in [1, 2] {
+                setGemmThreads(threads)  // as a session does: the OpenMP team one image's work splits over
                 var y = [Float](repeating: .nan, count: expected.count)
                 let ok = r.withUnsafeBufferPointer { rv in
                     convolution.run(x, &y, residual: c.residual ? rv.baseAddress : nil, threads: threads)

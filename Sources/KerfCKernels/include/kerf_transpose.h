@@ -11,6 +11,12 @@
 void kerf_transpose_add_f32_avx2(const float *src, size_t rows, size_t cols, size_t lds, const float *add, float *dst,
                                  size_t ldd);
 
+/* kerf_transpose_add_f32_avx2 split over the calling thread's OpenMP team
+ * (omp_get_max_threads(), the team oneDNN's primitives use), for layout changes next to a
+ * oneDNN convolution. Call it only from a thread that is not itself a worker of another pool. */
+void kerf_transpose_add_f32_team(const float *src, size_t rows, size_t cols, size_t lds, const float *add, float *dst,
+                                 size_t ldd);
+
 /* dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: bytes (int8 or uint8 tensors
  * made channels-last), 16x16 tiles with SSE2 (every x86-64 CPU has it). src must not overlap
  * dst. */
