@@ -79,3 +79,26 @@ AVX2 void kerf_requantize_transposed_avx2(const int32_t *acc, size_t m, size_t n
             out[j * y_stride + i] = (uint8_t)q;
         }
 }
+
+AVX2 void kerf_quantize_bytes_avx2(const float *x, size_t count, float scale, int32_t zero, int32_t lo, int32_t hi,
+                                   void *y, int out_signed) {
+    uint8_t *out = y;
+    const float low = (float)lo - (float)zero, high = (float)hi - (float)zero;
+    const __m256 vscale = _mm256_set1_ps(scale), vlow = _mm256_set1_ps(low), vhigh = _mm256_set1_ps(high);
+    const __m256i vzero = _mm256_set1_epi32(zero);
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i), vscale);
+        v = _mm256_min_ps(_mm256_max_ps(v, vlow), vhigh); /* max(NaN, low) is low */
+        __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), vzero);
+        __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        __m128i bytes = out_signed ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
+        _mm_storel_epi64((__m128i *)(out + i), bytes);
+    }
+    for (; i < count; i++) {
+        float v = x[i] / scale;
+        v = v > low ? v : low;
+        v = v < high ? v : high;
+        out[i] = (uint8_t)((int32_t)nearbyintf(v) + zero);
+    }
+}

@@ -1,3 +1,4 @@
+import KerfCKernels
 // Linear (de)quantization of contiguous runs sharing one scale and zero point, and the
 // per-tensor parameters DynamicQuantizeLinear derives. Rounding is half to even, as the ONNX
 // spec and ONNX Runtime's MLAS (x / scale, then round) do.
@@ -8,6 +9,10 @@
 @inlinable
 public func quantize<T: FixedWidthInteger>(_ x: UnsafePointer<Float>, count: Int, scale: Float, zeroPoint: Int32,
                                            lo: Int32, hi: Int32, into y: UnsafeMutablePointer<T>) {
+    if T.bitWidth == 8 && quantizeBytes(x, count: count, scale: scale, zeroPoint: zeroPoint, lo: lo, hi: hi,
+                                        into: UnsafeMutableRawPointer(y), signed: T.isSigned) {
+        return
+    }
     let z = Float(zeroPoint), low = Float(lo) - z, high = Float(hi) - z
     for i in 0..<count {
         var v = x[i] / scale
@@ -15,6 +20,16 @@ public func quantize<T: FixedWidthInteger>(_ x: UnsafePointer<Float>, count: Int
         v = v < high ? v : high
         y[i] = T(truncatingIfNeeded: Int32(v.rounded(.toNearestOrEven)) + zeroPoint)
     }
+}
+
+/// `quantize` to bytes in eight AVX2 lanes (KerfCKernels/requantize_avx2.c, the same
+/// operations). False when the CPU lacks AVX2.
+@usableFromInline
+func quantizeBytes(_ x: UnsafePointer<Float>, count: Int, scale: Float, zeroPoint: Int32, lo: Int32, hi: Int32,
+                   into y: UnsafeMutableRawPointer, signed: Bool) -> Bool {
+    guard cpuHasAVX2 else { return false }
+    kerf_quantize_bytes_avx2(x, count, scale, zeroPoint, lo, hi, y, signed ? 1 : 0)
+    return true
 }
 
 /// y[i] = Float(x[i] - zeroPoint) * scale for i < count.

@@ -65,6 +65,11 @@ final class Int8KernelTests: XCTestCase {
         XCTAssertEqual(u, [10, 12, 12, 10, 8, 255, 0, 0, 10])
         quantize(x, count: x.count, scale: 0.5, zeroPoint: -1, lo: -128, hi: 127, into: &s)
         XCTAssertEqual(s, [0, 2, 4, -2, -4, 127, -128, -128, 0])
+        // A 4-bit range stored in bytes, infinities, across one full 8-lane block and a tail.
+        let y: [Float] = [.infinity, -.infinity, 7.5, -8.5, 3.5, 2.5, .nan, 100, -0.0, 1]
+        var q = [Int8](repeating: 0, count: y.count)
+        quantize(y, count: y.count, scale: 1, zeroPoint: 0, lo: -8, hi: 7, into: &q)
+        XCTAssertEqual(q, [7, -8, 7, -8, 4, 2, -8, 7, 0, 1])
         var back = [Float](repeating: 0, count: 3)
         dequantize([Int8(-128), 0, 127], count: 3, scale: 0.5, zeroPoint: -1, into: &back)
         XCTAssertEqual(back, [-63.5, 0.5, 64])

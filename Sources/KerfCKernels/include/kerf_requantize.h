@@ -17,4 +17,10 @@ void kerf_requantize_transposed_avx2(const int32_t *acc, size_t m, size_t n, siz
                                      const float *scales, int scales_per_column,
                                      int32_t zero, int32_t lo, int32_t hi,
                                      void *y, size_t y_stride, int out_signed);
+
+/* y[i] = clamp(round(x[i] / scale) + zero, lo, hi) for i < count, as bytes (int8 when
+ * out_signed, else uint8): the float divide, clamp to [lo - zero, hi - zero] (NaN gives lo),
+ * round half to even, add the zero point — Quantize.swift's `quantize`, eight lanes. */
+void kerf_quantize_bytes_avx2(const float *x, size_t count, float scale, int32_t zero, int32_t lo, int32_t hi,
+                              void *y, int out_signed);
 #endif
