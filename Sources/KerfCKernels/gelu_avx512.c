@@ -17,12 +17,7 @@ T512 __m512 negate16(__m512 x) {
 /* fastErfc of FastMath.swift, sixteen lanes, multiply-adds fused. */
 T512 __m512 erfc16(__m512 x) {
     __m512 z = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7FFFFFFF)));
-    /* t = 1 / (1 + z / 2): a 14-bit reciprocal and one Newton step (a divide costs several
-     * times the rest of the polynomial). z is capped so that d stays finite (the Newton step
-     * would make inf * 0 a NaN); erfc is 0 long before the cap. */
-    __m512 d = _mm512_fmadd_ps(SET16(0.5f), _mm512_min_ps(z, SET16(1e30f)), SET16(1.0f));
-    __m512 t = _mm512_rcp14_ps(d);
-    t = _mm512_mul_ps(t, _mm512_fnmadd_ps(d, t, SET16(2.0f)));
+    __m512 t = _mm512_div_ps(SET16(1.0f), _mm512_fmadd_ps(SET16(0.5f), z, SET16(1.0f)));
     __m512 p = SET16(0.17087277f);
     p = _mm512_fmsub_ps(p, t, SET16(0.82215223f));
     p = _mm512_fmadd_ps(p, t, SET16(1.48851587f));

@@ -97,7 +97,7 @@ public func requantizeProduct<T: FixedWidthInteger>(_ acc: UnsafePointer<Int32>,
 func requantizeTransposedBytes(_ acc: UnsafePointer<Int32>, m: Int, n: Int, ldAcc: Int, bias: UnsafeBufferPointer<Int32>?,
                                multipliers: UnsafeBufferPointer<Float>, zeroPoint: Int32, lo: Int32, hi: Int32,
                                into y: UnsafeMutableRawPointer, columnStride: Int, signed: Bool) -> Bool {
-    guard cpuHasAVX2, m > 0, n > 0 else { return m <= 0 || n <= 0 }
+    guard cpuHasAVX2 else { return false }
     kerf_requantize_transposed_avx2(acc, m, n, ldAcc, bias?.baseAddress, (bias?.count ?? 0) > 1 ? 1 : 0,
                                     multipliers.baseAddress, multipliers.count > 1 ? 1 : 0, zeroPoint, lo, hi,
                                     y, columnStride, signed ? 1 : 0)

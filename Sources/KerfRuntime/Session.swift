@@ -157,7 +157,6 @@ public final class Session {
         args.reserveCapacity(maxInputCount)
         if stepSeconds != nil { profiledRuns += 1 }
         for (index, step) in steps.enumerated() {
-            args.removeAll(keepingCapacity: true)
             for (k, s) in step.inputSlots.enumerated() {
                 if s < 0 {
                     args.append(nil)

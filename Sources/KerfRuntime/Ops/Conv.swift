@@ -1,6 +1,5 @@
 import KerfCore
 import KerfKernels
-import Synchronization
 
 // Conv: N-d, grouped (depthwise included). 2-D convolutions with constant weights run on
 // oneDNN's direct kernels where it has them; the rest via im2col + GEMM per image and group,
@@ -165,17 +164,18 @@ final class ConvOperator: Operator {
         // Images run in parallel, each worker with single-threaded GEMMs: many small GEMMs split
         // across OpenMP threads cost more than they gain. One image leaves the threads to the GEMM.
         let workers = batch > 1 ? min(threads, batch) : 1
-        let scratch = ConvScratch.pool.take(workers)
-        defer { ConvScratch.pool.give(scratch) }
+        // Per worker, from the process-wide pool: im2col columns, then the padded GEMM rows.
+        let scratch = ScratchPool.shared.take(2 * workers)
+        defer { ScratchPool.shared.give(scratch) }
         for w in 0..<workers {
-            if !pointwise { scratch[w].columns.reserve(cg * kc * oc) }
-            if padded { scratch[w].rows.reserve(weights.rows * oc) }
+            if !pointwise { scratch[w].reserve(cg * kc * oc * MemoryLayout<Float>.stride) }
+            if padded { scratch[workers + w].reserve(weights.rows * oc * MemoryLayout<Float>.stride) }
         }
         let xp = x.storage.pointer.assumingMemoryBound(to: Float.self)
         let yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
         let bp = b.map { $0.storage.pointer.assumingMemoryBound(to: Float.self) }
-        let columnPointers = scratch.map { $0.columns.pointer }
-        let rowPointers = scratch.map { $0.rows.pointer }
+        let columnPointers = scratch[..<workers].map { $0.pointer?.assumingMemoryBound(to: Float.self) }
+        let rowPointers = scratch[workers...].map { $0.pointer?.assumingMemoryBound(to: Float.self) }
         do {
             let wv = weights.values
             parallelFor(batch, threads: workers) { worker, n in
@@ -269,49 +269,4 @@ extension ConvOperator {
 /// Conv of explicit tensors, with nothing prepared in advance.
 func conv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, window: WindowAttributes, group: Int) throws -> Tensor {
     try ConvOperator(window: window, group: group).run([x, w, b])[0]
-}
-
-/// A growable float buffer owned by one operator; reused across runs.
-final class FloatBuffer {
-    private(set) var pointer: UnsafeMutablePointer<Float>?
-    private var capacity = 0
-
-    /// Makes room for at least `count` floats (contents undefined).
-    func reserve(_ count: Int) {
-        guard count > capacity else { return }
-        pointer?.deallocate()
-        pointer = UnsafeMutablePointer<Float>.allocate(capacity: count)
-        capacity = count
-    }
-
-    deinit { pointer?.deallocate() }
-}
-
-/// One Conv worker's scratch: im2col columns and the padded GEMM rows.
-final class ConvScratch: @unchecked Sendable {
-    let columns = FloatBuffer()
-    let rows = FloatBuffer()
-
-    /// Scratch shared by every Conv of every session: a computation takes one per worker and
-    /// gives them back when done, so a network needs the scratch of its largest layer only
-    /// (times the workers running at once), not of every layer.
-    static let pool = ScratchPool()
-
-    final class ScratchPool: Sendable {
-        private let free = Mutex<[ConvScratch]>([])
-
-        func take(_ count: Int) -> [ConvScratch] {
-            var taken = free.withLock { free in
-                let n = min(count, free.count)
-                defer { free.removeLast(n) }
-                return Array(free.suffix(n))
-            }
-            while taken.count < count { taken.append(ConvScratch()) }
-            return taken
-        }
-
-        func give(_ scratch: [ConvScratch]) {
-            free.withLock { $0.append(contentsOf: scratch) }
-        }
-    }
 }
