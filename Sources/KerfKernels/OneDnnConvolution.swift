@@ -1,11 +1,13 @@
 import CDNNL
 
 /// A 2-D float convolution of fixed shape run by oneDNN's direct (brgemm / JIT) kernels:
-/// y[N, M, OH, OW] = activation(conv(x[N, C, H, W], w) + b [+ residual]), all NCHW.
+/// y[N, M, OH, OW] = activation(conv(x[N, C, H, W], w) + b [+ residual]), all NCHW, or with
+/// `channelsLast` y[N, OH, OW, M] from x[N, H, W, C], all NHWC.
 ///
-/// oneDNN's fast kernels work on channels-last images, so `run` converts a chunk of images to
-/// NHWC, convolves it and converts the result back (adding the residual on the way); chunks
-/// are small enough for both copies to stay in L2. The channels-last copies and oneDNN's
+/// oneDNN's fast kernels work on channels-last images. For NCHW tensors `run` converts a chunk
+/// of images to NHWC, convolves it and converts the result back (adding the residual on the
+/// way); chunks are small enough for both copies to stay in L2. NHWC tensors are convolved
+/// where they lie, the whole batch at once on the calling thread's OpenMP team. The channels-last copies and oneDNN's
 /// scratchpad are borrowed from `ScratchPool.shared` for the duration of a run. Every output channel is computed by the same
 /// kernel in the same summation order (channels are vector lanes), so channels with equal
 /// weights get bitwise-equal results. Not thread-safe: one `run` at a time.
@@ -14,6 +16,8 @@ public final class OneDnnConvolution {
     public let implementation: String
     /// Images per primitive run.
     public let chunk: Int
+    /// True when x and y are NHWC (see the type's contract).
+    public let channelsLast: Bool
     private let batch: Int, channels: Int, positions: Int, outChannels: Int, outPositions: Int
     private let activation: Activation
     /// True when oneDNN applies the activation (a ReLU with nothing added after the convolution).
@@ -29,10 +33,12 @@ public final class OneDnnConvolution {
     /// Prepares the convolution of `batch` images of `channels` channels with weights
     /// w[outChannels, channels / group, kh, kw] (row-major, read only here) and an optional
     /// bias[outChannels]; `residual` says whether `run` will get a tensor to add before the
-    /// activation. Returns nil when the geometry is not 2-D or oneDNN offers only a reference
-    /// or im2col-GEMM implementation for it (callers keep their own path then).
+    /// activation; `channelsLast` selects NHWC tensors. Returns nil when the geometry is not 2-D
+    /// or oneDNN offers only a reference or im2col-GEMM implementation for it (callers keep
+    /// their own path then).
     public init?(geometry g: WindowGeometry, batch: Int, channels: Int, outChannels: Int, group: Int,
-                 weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?, activation: Activation, residual: Bool = false) {
+                 weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?, activation: Activation, residual: Bool = false,
+                 channelsLast: Bool = false) {
         guard g.inputSize.count == 2, let engine = OneDnnEngine.shared, batch > 0, group >= 1,
               channels % group == 0, outChannels % group == 0, g.outputCount > 0 else { return nil }
         self.engine = engine
@@ -42,8 +48,12 @@ public final class OneDnnConvolution {
         self.outChannels = outChannels
         self.outPositions = g.outputCount
         self.activation = activation
-        activationInPrimitive = activation == .relu && !residual
-        chunk = OneDnnConvolution.chunk(batch: batch, floatsPerImage: channels * g.inputCount + outChannels * g.outputCount)
+        self.channelsLast = channelsLast
+        // NCHW adds the residual while converting the output back, after the primitive; NHWC
+        // has oneDNN add it (a sum post-op over y holding the residual), so a ReLU can follow.
+        activationInPrimitive = activation == .relu && (channelsLast || !residual)
+        chunk = channelsLast ? batch
+                             : OneDnnConvolution.chunk(batch: batch, floatsPerImage: channels * g.inputCount + outChannels * g.outputCount)
 
         let padsEnd = (0..<2).map { (d: Int) -> Int in
             let span: Int = (g.outputSize[d] - 1) * g.strides[d] + (g.kernel[d] - 1) * g.dilations[d] + 1
@@ -70,10 +80,14 @@ public final class OneDnnConvolution {
         // process-wide buffer, which lanes running at the same time would share.
         guard dnnl_primitive_attr_set_scratchpad_mode(attributes, dnnl_scratchpad_mode_user) == dnnl_success else { return nil }
         var postOps: dnnl_post_ops_t?
-        if activationInPrimitive, dnnl_post_ops_create(&postOps) == dnnl_success {
-            dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_relu, 0, 0)
+        let sumsResidual = channelsLast && residual
+        if activationInPrimitive || sumsResidual, dnnl_post_ops_create(&postOps) == dnnl_success {
+            if sumsResidual { dnnl_post_ops_append_sum(postOps, 1) }
+            if activationInPrimitive { dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_relu, 0, 0) }
             dnnl_primitive_attr_set_post_ops(attributes, postOps)
             dnnl_post_ops_destroy(postOps)
+        } else if sumsResidual {
+            return nil
         }
         var pd: dnnl_primitive_desc_t?
         guard withUnsafePointer(to: &desc, { dnnl_primitive_desc_create(&pd, $0, attributes, engine, nil) }) == dnnl_success else { return nil }
@@ -115,12 +129,13 @@ public final class OneDnnConvolution {
         return (1...min(batch, fit)).last { batch % $0 == 0 } ?? 1
     }
 
-    /// y[N, M, OH, OW] = activation(conv(x[N, C, H, W]) + b [+ residual[N, M, OH, OW]]), all
-    /// NCHW and dense (`residual` may be `y` itself). Chunks of images run in parallel on up to
-    /// `threads` threads, one oneDNN thread each; a single chunk runs with the calling thread's
-    /// OpenMP setting. Returns false when oneDNN failed (y is then undefined).
+    /// y = activation(conv(x) + b [+ residual]) in the layout of `channelsLast`, dense
+    /// (`residual`, of y's shape, may be `y` itself). NCHW: chunks of images run in parallel on up
+    /// to `threads` threads, one oneDNN thread each; a single chunk, and NHWC, run with the
+    /// calling thread's OpenMP setting. Returns false when oneDNN failed (y is then undefined).
     public func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil,
                     threads: Int = 1) -> Bool {
+        if channelsLast { return runChannelsLast(x, y, residual: residual) }
         let chunks = batch / chunk, workers = max(1, min(threads, chunks))
         while lanes.count < workers {
             guard let lane = Lane(self) else { return false }
@@ -144,6 +159,26 @@ public final class OneDnnConvolution {
             }
         }
         return !failed.contains(true)
+    }
+
+    private func runChannelsLast(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?) -> Bool {
+        if lanes.isEmpty {
+            guard let lane = Lane(self) else { return false }
+            lanes.append(lane)
+        }
+        let count = batch * outChannels * outPositions
+        if let residual, residual != UnsafePointer(y) { y.update(from: residual, count: count) }  // the sum post-op adds y
+        let buffers = ScratchPool.shared.take(1)
+        defer { ScratchPool.shared.give(buffers) }
+        var scratchpad = scratchpadDesc
+        buffers[0].reserve(max(64, dnnl_memory_desc_get_size(&scratchpad)))
+        let lane = lanes[0]
+        guard lane.bind(source: UnsafeMutableRawPointer(mutating: x), destination: UnsafeMutableRawPointer(y),
+                        scratchpad: buffers[0].pointer!),
+              dnnl_primitive_execute(primitive, lane.stream, Int32(lane.arguments.count), lane.arguments) == dnnl_success,
+              dnnl_stream_wait(lane.stream) == dnnl_success else { return false }
+        if !activationInPrimitive { activation.apply(y, count: count) }
+        return true
     }
 
     private func runChunk(_ c: Int, lane: Lane, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
@@ -184,9 +219,14 @@ public final class OneDnnConvolution {
         func bind(_ buffer: UnsafeMutableRawPointer, srcBytes: Int, dstBytes: Int) -> Bool {
             src = buffer.assumingMemoryBound(to: Float.self)
             dst = (buffer + srcBytes).assumingMemoryBound(to: Float.self)
-            return dnnl_memory_set_data_handle(srcMemory, buffer) == dnnl_success
-                && dnnl_memory_set_data_handle(dstMemory, buffer + srcBytes) == dnnl_success
-                && dnnl_memory_set_data_handle(scratchpadMemory, buffer + srcBytes + dstBytes) == dnnl_success
+            return bind(source: buffer, destination: buffer + srcBytes, scratchpad: buffer + srcBytes + dstBytes)
+        }
+
+        /// Points the lane's memory objects at the given buffers.
+        func bind(source: UnsafeMutableRawPointer, destination: UnsafeMutableRawPointer, scratchpad: UnsafeMutableRawPointer) -> Bool {
+            dnnl_memory_set_data_handle(srcMemory, source) == dnnl_success
+                && dnnl_memory_set_data_handle(dstMemory, destination) == dnnl_success
+                && dnnl_memory_set_data_handle(scratchpadMemory, scratchpad) == dnnl_success
         }
 
         deinit {
@@ -206,7 +246,10 @@ public final class OneDnnConvolution {
 }
 
 /// The process's oneDNN CPU engine (nil when oneDNN cannot create one).
-enum OneDnnEngine {
+public enum OneDnnEngine {
+    /// True when oneDNN's convolutions can run here.
+    public static var available: Bool { shared != nil }
+
     nonisolated(unsafe) static let shared: dnnl_engine_t? = {
         var engine: dnnl_engine_t?
         return dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success ? engine : nil

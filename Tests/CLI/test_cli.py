@@ -69,7 +69,7 @@ def test_bench_profile_lists_each_operator_type_of_the_plan(tmp_path):
     start = next(i for i, line in enumerate(lines) if line.startswith("operator"))
     rows = [line.split() for line in lines[start + 1:] if not line.startswith("total")]
     steps = {row[0]: int(row[3]) for row in rows}
-    assert "Conv" in steps and "Gemm" in steps
+    assert "kerf.NhwcConv" in steps and "Gemm" in steps  # convolutions run channels-last
     times = [float(row[1]) for row in rows]
     assert times == sorted(times, reverse=True) and all(t >= 0 for t in times)
     total = float(next(line for line in lines if line.startswith("total")).split()[1])

@@ -8,6 +8,7 @@ import KerfKernels
 enum ConvOps {
     static func register(_ r: inout [String: OperatorFactory]) {
         r["Conv"] = { c in try ConvOperator(c) }
+        r["\(FusedQuantizedOps.domain):\(ChannelsLast.conv)"] = { c in try ConvOperator(c, channelsLast: true) }
     }
 }
 
@@ -58,6 +59,8 @@ struct ConvWeights {
 
 /// Y[N, M, out...] = activation(conv(X[N, C, in...], W[M, C/group, k...]) + B[M] [+ R]), where
 /// the residual R (input 3) is there when the optimizer fused a following Add into the Conv.
+/// As `kerf.NhwcConv` (`channelsLast`), X, Y and R are 2-D images in NHWC: X[N, H, W, C] gives
+/// Y[N, OH, OW, M]; W stays [M, C/group, kh, kw].
 /// Weights given as initializers are prepared once; scratch buffers are reused across runs
 /// (a session runs on one thread at a time).
 ///
@@ -80,15 +83,19 @@ final class ConvOperator: Operator {
     private let threads: Int
     /// Set by the optimizer (`kerf.residual`): input 3 is added before the activation.
     private var residualInput = false
+    /// X, Y and the residual are NHWC (`kerf.NhwcConv`).
+    let channelsLast: Bool
 
     init(window: WindowAttributes, group: Int, activation: Activation = .none, threads: Int = 1) {
         self.window = window
         self.group = group
         self.activation = activation
         self.threads = threads
+        channelsLast = false
     }
 
-    init(_ c: OperatorContext) throws {
+    init(_ c: OperatorContext, channelsLast: Bool = false) throws {
+        self.channelsLast = channelsLast
         window = try WindowAttributes(c)
         group = try c.int("group", default: 1)
         guard group >= 1 else { throw KerfError.invalidModel("Conv group must be >= 1") }
@@ -124,24 +131,66 @@ final class ConvOperator: Operator {
     /// The output shape for X and W (nil when they do not fit: `compute` reports why).
     private func outputShape(_ x: Tensor, _ wShape: [Int]) throws -> [Int]? {
         guard x.rank >= 3, wShape.count == x.rank else { return nil }
-        guard let (g, _) = try? window.geometry(input: Array(x.shape[2...]), kernel: Array(wShape[2...])) else { return nil }
-        return [x.shape[0], wShape[0]] + g.outputSize
+        let spatial = channelsLast ? Array(x.shape[1..<(x.rank - 1)]) : Array(x.shape[2...])
+        guard let (g, _) = try? window.geometry(input: spatial, kernel: Array(wShape[2...])) else { return nil }
+        return channelsLast ? [x.shape[0]] + g.outputSize + [wShape[0]] : [x.shape[0], wShape[0]] + g.outputSize
     }
 
     /// `residual`, when given, has the output's shape and is added after the bias. `w` is the
     /// run's W, nil when the operator owns W (of shape `wShape`).
     private func compute(_ x: Tensor, _ w: Tensor?, _ wShape: [Int], _ b: Tensor?, residual: Tensor?, activation: Activation) throws -> Tensor {
+        if channelsLast { return try computeChannelsLast(x, w, wShape, b, residual: residual, activation: activation) }
+        return try computeChannelsFirst(x, w, wShape, b, residual: residual, activation: activation, direct: true)
+    }
+
+    /// `compute` for NHWC tensors: oneDNN's direct convolution where they lie, else the NCHW
+    /// path between two transposes.
+    private func computeChannelsLast(_ x: Tensor, _ w: Tensor?, _ wShape: [Int], _ b: Tensor?, residual: Tensor?,
+                                     activation: Activation) throws -> Tensor {
+        try checkTypes(x, w, b)
+        guard x.rank == 4, wShape.count == 4 else {
+            throw KerfError.shapeMismatch("Conv X \(x.shape) (channels-last) and W \(wShape) ranks do not fit")
+        }
+        let batch = x.shape[0], m = wShape[0], kernel = Array(wShape[2...])
+        try checkShapes(channels: x.shape[3], wShape: wShape, b: b, x: x)
+        if let ks = window.kernelShape, ks != kernel { throw KerfError.shapeMismatch("kernel_shape \(ks) differs from W \(wShape)") }
+        let (g, _) = try window.geometry(input: [x.shape[1], x.shape[2]], kernel: kernel)
+        let out = Tensor(uninitialized: .float, shape: [batch] + g.outputSize + [m])
+        if g.outputCount == 0 || batch == 0 { return out }
+        if activation == self.activation, let convolution = directConvolution(x, w, b, geometry: g, residual: residual != nil),
+           convolution.run(x.storage.pointer.assumingMemoryBound(to: Float.self), out.storage.pointer.assumingMemoryBound(to: Float.self),
+                           residual: residual.map { UnsafePointer($0.storage.pointer.assumingMemoryBound(to: Float.self)) }) {
+            return out
+        }
+        let y = try computeChannelsFirst(try transpose(x, perm: [0, 3, 1, 2], threads: threads), w, wShape, b,
+                                         residual: try residual.map { try transpose($0, perm: [0, 3, 1, 2], threads: threads) },
+                                         activation: activation, direct: false)
+        return try transpose(y, perm: [0, 2, 3, 1], threads: threads)
+    }
+
+    private func checkTypes(_ x: Tensor, _ w: Tensor?, _ b: Tensor?) throws {
         guard x.dtype == .float, w == nil || w!.dtype == .float, b == nil || b!.dtype == .float else {
             throw KerfError.unsupported("Conv supports float types, got \(x.dtype)")
         }
+    }
+
+    private func checkShapes(channels: Int, wShape: [Int], b: Tensor?, x: Tensor) throws {
+        let m = wShape[0]
+        guard channels % group == 0, m % group == 0, wShape[1] == channels / group else {
+            throw KerfError.shapeMismatch("Conv W \(wShape) does not fit X \(x.shape)\(channelsLast ? " (channels-last)" : "") with group \(group)")
+        }
+        if let b, b.count != m { throw KerfError.shapeMismatch("Conv B has \(b.count) elements, expected \(m)") }
+    }
+
+    /// `compute` for NCHW tensors; `direct` allows oneDNN's direct convolution.
+    private func computeChannelsFirst(_ x: Tensor, _ w: Tensor?, _ wShape: [Int], _ b: Tensor?, residual: Tensor?, activation: Activation,
+                                      direct: Bool) throws -> Tensor {
+        try checkTypes(x, w, b)
         guard x.rank >= 3, wShape.count == x.rank else { throw KerfError.shapeMismatch("Conv X \(x.shape) and W \(wShape) ranks do not fit") }
         let batch = x.shape[0], channels = x.shape[1], m = wShape[0]
         let spatial = Array(x.shape[2...]), kernel = Array(wShape[2...])
-        guard channels % group == 0, m % group == 0, wShape[1] == channels / group else {
-            throw KerfError.shapeMismatch("Conv W \(wShape) does not fit X \(x.shape) with group \(group)")
-        }
+        try checkShapes(channels: channels, wShape: wShape, b: b, x: x)
         if let ks = window.kernelShape, ks != kernel { throw KerfError.shapeMismatch("kernel_shape \(ks) differs from W \(wShape)") }
-        if let b, b.count != m { throw KerfError.shapeMismatch("Conv B has \(b.count) elements, expected \(m)") }
         let (g, _) = try window.geometry(input: spatial, kernel: kernel)
         let out = Tensor(uninitialized: .float, shape: [batch, m] + g.outputSize)
         let cg = channels / group, mg = m / group
@@ -152,7 +201,7 @@ final class ConvOperator: Operator {
         let rp = residual.map { UnsafePointer($0.storage.pointer.assumingMemoryBound(to: Float.self)) }
         // A 1x1 convolution is one GEMM on the input as it lies; oneDNN's direct kernels need
         // channels-last images, and the two layout changes cost more than they save there.
-        if !pointwise, activation == self.activation, let convolution = directConvolution(x, w, b, geometry: g, residual: residual != nil),
+        if direct, !pointwise, activation == self.activation, let convolution = directConvolution(x, w, b, geometry: g, residual: residual != nil),
            convolution.run(x.storage.pointer.assumingMemoryBound(to: Float.self), out.storage.pointer.assumingMemoryBound(to: Float.self),
                            residual: rp, threads: threads) {
             return out
@@ -250,8 +299,9 @@ extension ConvOperator {
         direct = nil  // free the previous shape's buffers first
         let bias = b.map { UnsafePointer($0.storage.pointer.assumingMemoryBound(to: Float.self)) }
         let convolution = weights.withElements(as: Float.self) { wv in
-            OneDnnConvolution(geometry: g, batch: x.shape[0], channels: x.shape[1], outChannels: weights.shape[0], group: group,
-                              weights: wv.baseAddress!, bias: bias, activation: activation, residual: residual)
+            OneDnnConvolution(geometry: g, batch: x.shape[0], channels: x.shape[channelsLast ? 3 : 1], outChannels: weights.shape[0],
+                              group: group, weights: wv.baseAddress!, bias: bias, activation: activation, residual: residual,
+                              channelsLast: channelsLast)
         }
         direct = (x.shape, residual, convolution)
         if ownedShape != nil {

@@ -27,6 +27,7 @@ enum GraphOptimizer {
         fuseMatMulBias(g)
         fuseConvResidual(g)
         fuseActivations(g, opset: opset)
+        try useChannelsLast(g)
         removeDeadNodes(g)
         return g
     }

@@ -1,0 +1,83 @@
+import KerfCore
+import KerfKernels
+
+// The pooling operators of channels-last images (domain "kerf", only in a session's private
+// graph; see Optimizer/ChannelsLastLayout.swift): MaxPool, AveragePool and GlobalAveragePool
+// with their ONNX attributes, on float X[N, H, W, C] giving Y[N, OH, OW, C]. Results are
+// bitwise equal to the NCHW operators' (same taps, same order).
+
+enum ChannelsLastPoolOps {
+    static func register(_ r: inout [String: OperatorFactory]) {
+        let domain = FusedQuantizedOps.domain
+        r["\(domain):\(ChannelsLast.maxPool)"] = { c in
+            let window = try WindowAttributes(c)
+            guard let kernel = window.kernelShape, kernel.count == 2 else {
+                throw KerfError.invalidModel("\(ChannelsLast.maxPool) needs a 2-D kernel_shape")
+            }
+            let threads = c.options.resolvedThreads
+            return ClosureOperator { inputs in
+                try [pool(try inputs.required(0), "MaxPool", kernel: kernel, window: window, threads: threads) { x, y, channels, g, _, rows in
+                    maxPoolChannelsLast(x, y, channels: channels, geometry: g, rows: rows)
+                }]
+            }
+        }
+        r["\(domain):\(ChannelsLast.averagePool)"] = { c in
+            let window = try WindowAttributes(c)
+            let includePad = try c.int("count_include_pad", default: 0) != 0
+            guard let kernel = window.kernelShape, kernel.count == 2 else {
+                throw KerfError.invalidModel("\(ChannelsLast.averagePool) needs a 2-D kernel_shape")
+            }
+            let threads = c.options.resolvedThreads
+            return ClosureOperator { inputs in
+                try [pool(try inputs.required(0), "AveragePool", kernel: kernel, window: window, threads: threads) { x, y, channels, g, end, rows in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: channels) { sums in
+                        averagePoolChannelsLast(x, y, channels: channels, geometry: g, padsEnd: end, countIncludePad: includePad,
+                                                rows: rows, sums: sums.baseAddress!)
+                    }
+                }]
+            }
+        }
+        r["\(domain):\(ChannelsLast.globalAveragePool)"] = { _ in
+            ClosureOperator { inputs in
+                let x = try channelsLastImages(try inputs.required(0), "GlobalAveragePool")
+                let batch = x.shape[0], positions = x.shape[1] * x.shape[2], channels = x.shape[3]
+                let out = Tensor(uninitialized: .float, shape: [batch, 1, 1, channels])
+                let xp = x.storage.pointer.assumingMemoryBound(to: Float.self), yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
+                for n in 0..<batch {
+                    globalAveragePoolChannelsLast(xp + n * positions * channels, yp + n * channels, positions: positions, channels: channels)
+                }
+                return [out]
+            }
+        }
+    }
+}
+
+/// A float rank-4 tensor, else the error of `op` for it.
+private func channelsLastImages(_ x: Tensor, _ op: String) throws -> Tensor {
+    guard x.dtype == .float else { throw KerfError.unsupported("\(op) (channels-last) supports float, got \(x.dtype)") }
+    guard x.rank == 4 else { throw KerfError.shapeMismatch("\(op) (channels-last) needs a rank-4 input, got \(x.shape)") }
+    return x
+}
+
+/// Y[N, OH, OW, C] of a windowed pool of X[N, H, W, C]: `body(x, y, channels, geometry,
+/// padsEnd, rows)` pools output rows `rows` of one image. Rows of all images are split over
+/// up to `threads` threads.
+private func pool(_ input: Tensor, _ op: String, kernel: [Int], window: WindowAttributes, threads: Int,
+                  _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, WindowGeometry, [Int], Range<Int>) -> Void) throws -> Tensor {
+    let x = try channelsLastImages(input, op)
+    let batch = x.shape[0], channels = x.shape[3]
+    let (g, end) = try window.geometry(input: [x.shape[1], x.shape[2]], kernel: kernel)
+    let out = Tensor(uninitialized: .float, shape: [batch] + g.outputSize + [channels])
+    let rows = g.outputSize[0], inImage = g.inputCount * channels, outImage = g.outputCount * channels
+    let xp = x.storage.pointer.assumingMemoryBound(to: Float.self), yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
+    let grain = max(1, (1 << 15) / max(1, g.outputSize[1] * channels * g.kernelCount))
+    parallelRanges(batch * rows, threads: threads, grain: grain) { range in
+        var r = range.lowerBound
+        while r < range.upperBound {
+            let n = r / rows, first = r % rows, last = min(rows, first + range.upperBound - r)
+            body(xp + n * inImage, yp + n * outImage, channels, g, end, first..<last)
+            r += last - first
+        }
+    }
+    return out
+}

@@ -1,0 +1,122 @@
+import KerfCore
+import KerfKernels
+
+/// The channels-last operators of a session's private graph (domain "kerf"): the ONNX operator
+/// of the same name without the prefix, with its attributes, on NHWC images (X[N, H, W, C]).
+enum ChannelsLast {
+    static let conv = "NhwcConv"
+    static let maxPool = "NhwcMaxPool"
+    static let averagePool = "NhwcAveragePool"
+    static let globalAveragePool = "NhwcGlobalAveragePool"
+    /// Transpose perms from NCHW to NHWC and back.
+    static let toLast: [Int64] = [0, 2, 3, 1]
+    static let toFirst: [Int64] = [0, 3, 1, 2]
+
+    /// Elementwise operators of one image input (others, if any, are scalars): they run on
+    /// NHWC images as they are.
+    static let unary: Set<String> = ["Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Softplus",
+                                     "Softsign", "Abs", "Neg", "Exp", "Log", "Sqrt", "Erf", "Clip", "Identity"]
+    /// Elementwise operators of several inputs: on NHWC images when every input is one (the same
+    /// permutation of equal ranks keeps broadcasting unchanged).
+    static let variadic: Set<String> = ["Add", "Sub", "Mul", "Div", "Pow", "Sum", "Max", "Min", "Mean"]
+}
+
+extension GraphOptimizer {
+    /// Runs 2-D float Convs on constant weights channels-last, together with the pooling,
+    /// elementwise and Concat nodes between them, so that images change layout once at each
+    /// end of a run of such nodes instead of twice per Conv (oneDNN's direct convolutions work
+    /// on NHWC images).
+    ///
+    /// Each converted node reads an NHWC twin of its image inputs and writes an NHWC twin of its
+    /// output; a Transpose back to NCHW keeps the output's name for every other reader (dead,
+    /// and removed, when there is none). A twin is made once per value, by a Transpose, where
+    /// no converted node produced it. A 1x1 Conv, which needs no layout change on its own (it
+    /// is one GEMM in NCHW), is converted only when its input already has a twin; pooling,
+    /// elementwise and Concat nodes likewise. The rewrite is exact: the converted operators
+    /// compute the same values in another layout.
+    static func useChannelsLast(_ g: Graph) throws {
+        guard OneDnnEngine.available else { return }
+        let constants = constants(g)
+        var names = Set(g.inputs.map(\.name)).union(g.initializers.map(\.name))
+        for n in g.nodes { names.formUnion(n.inputs); names.formUnion(n.outputs) }
+        func fresh(_ base: String) -> String {
+            var name = base, k = 1
+            while names.contains(name) { name = "\(base)_\(k)"; k += 1 }
+            names.insert(name)
+            return name
+        }
+        var twin: [String: String] = [:]  // NCHW value -> its NHWC twin
+        var nodes: [Node] = []
+        func transposed(_ name: String, _ perm: [Int64], output: String, by node: Node) -> Node {
+            Node(name: node.name.isEmpty ? output : "\(node.name)/\(perm == ChannelsLast.toLast ? "to_nhwc" : "to_nchw")",
+                 opType: "Transpose", inputs: [name], outputs: [output], attributes: [Attribute(name: "perm", value: .ints(perm))])
+        }
+        func channelsLastInput(_ name: String, of node: Node) -> String {
+            if let t = twin[name] { return t }
+            let t = fresh(name + "/nhwc")
+            nodes.append(transposed(name, ChannelsLast.toLast, output: t, by: node))
+            twin[name] = t
+            return t
+        }
+        /// Appends `node` as `opType` in `domain` on twins of the inputs at `imageInputs`.
+        func convert(_ node: Node, to opType: String, domain: String = "", imageInputs: [Int], attributes: [Attribute]? = nil) {
+            var n = node
+            for i in imageInputs where !n.inputs[i].isEmpty { n.inputs[i] = channelsLastInput(n.inputs[i], of: node) }
+            let y = node.outputs[0], t = fresh(y + "/nhwc")
+            n.opType = opType
+            n.domain = domain
+            n.outputs = [t]
+            if let attributes { n.attributes = attributes }
+            nodes.append(n)
+            nodes.append(transposed(t, ChannelsLast.toFirst, output: y, by: node))
+            twin[y] = t
+        }
+
+        for node in try Session.topologicalOrder(g) {
+            let hasTwin = !node.inputs.isEmpty && twin[node.inputs[0]] != nil
+            guard node.isDefaultDomain, node.outputs.count == 1 || (node.opType == "MaxPool" && node.outputs.dropFirst().allSatisfy(\.isEmpty)),
+                  !node.outputs[0].isEmpty, !node.inputs.isEmpty else {
+                nodes.append(node)
+                continue
+            }
+            switch node.opType {
+            case "Conv":
+                guard node.inputs.count >= 2, let w = constants[node.inputs[1]], w.dtype == .float, w.rank == 4 else { break }
+                let residual = node.attribute(FusedAttributes.residual) != nil && node.inputs.count > 3 ? node.inputs[3] : nil
+                let pointwise = w.shape[2] == 1 && w.shape[3] == 1
+                // A residual without a twin could have any rank: such a Conv stays as it is.
+                guard !pointwise || hasTwin, residual.map({ twin[$0] != nil }) ?? true else { break }
+                convert(node, to: ChannelsLast.conv, domain: FusedQuantizedOps.domain, imageInputs: residual == nil ? [0] : [0, 3])
+                continue
+            case "MaxPool", "AveragePool":
+                guard hasTwin, case .ints(let k)? = node.attribute("kernel_shape"), k.count == 2 else { break }
+                convert(node, to: node.opType == "MaxPool" ? ChannelsLast.maxPool : ChannelsLast.averagePool,
+                        domain: FusedQuantizedOps.domain, imageInputs: [0])
+                continue
+            case "GlobalAveragePool":
+                guard hasTwin else { break }
+                convert(node, to: ChannelsLast.globalAveragePool, domain: FusedQuantizedOps.domain, imageInputs: [0])
+                continue
+            case let op where ChannelsLast.unary.contains(op):
+                guard hasTwin else { break }
+                convert(node, to: op, imageInputs: [0])
+                continue
+            case let op where ChannelsLast.variadic.contains(op):
+                guard node.inputs.allSatisfy({ twin[$0] != nil }) else { break }
+                convert(node, to: op, imageInputs: Array(node.inputs.indices))
+                continue
+            case "Concat":
+                guard node.inputs.allSatisfy({ twin[$0] != nil }), case .int(let axis)? = node.attribute("axis"), (-4..<4).contains(axis) else { break }
+                // NCHW axis a is NHWC axis toLast.firstIndex(of: a).
+                let moved = Int64(ChannelsLast.toLast.firstIndex(of: axis < 0 ? axis + 4 : axis)!)
+                convert(node, to: "Concat", imageInputs: Array(node.inputs.indices),
+                        attributes: node.attributes.map { $0.name == "axis" ? Attribute(name: "axis", value: .int(moved)) : $0 })
+                continue
+            default:
+                break
+            }
+            nodes.append(node)
+        }
+        g.nodes = nodes
+    }
+}
