@@ -267,3 +267,29 @@ public func parallelRanges(_ count: Int, threads: Int, grain: Int, _ body: (Rang
     }
     parallelForClaimed(tasks, threads: threads) { _, t in body(count * t / tasks ..< count * (t + 1) / tasks) }
 }
+
+/// `parallelRanges` on the calling thread's OpenMP team (up to omp_get_max_threads() threads,
+/// one contiguous range each): for work between oneDNN primitives, whose team would otherwise
+/// spin while a second pool runs it. Ranges hold at least `grain` indices; one range runs on
+/// the calling thread alone. `body` must be safe to call concurrently for disjoint ranges.
+public func teamRanges(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+    let tasks = min(Int(omp_get_max_threads()), count / max(1, grain))
+    if tasks <= 1 {
+        if count > 0 { body(0..<count) }
+        return
+    }
+    struct Job {
+        let count: Int, tasks: Int
+        let body: (Range<Int>) -> Void
+    }
+    withoutActuallyEscaping(body) { body in
+        var job = Job(count: count, tasks: tasks, body: body)
+        withUnsafeMutablePointer(to: &job) { pointer in
+            kerf_team_run(tasks, { context, t in
+                let job = context!.assumingMemoryBound(to: Job.self).pointee
+                let t = Int(t)
+                job.body(job.count * t / job.tasks ..< job.count * (t + 1) / job.tasks)
+            }, pointer)
+        }
+    }
+}

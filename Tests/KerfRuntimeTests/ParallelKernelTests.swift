@@ -70,4 +70,25 @@ final class ParallelKernelTests: XCTestCase {
             }
         }
     }
+
+    func testTeamRangesCoverEveryIndexOnceOnTheOpenMPTeam() {
+        setGemmThreads(2)
+        defer { setGemmThreads(1) }
+        for (count, grain) in [(0, 1), (1, 1), (7, 4), (100, 1), (1000, 30)] {
+            var hits = [Int](repeating: 0, count: count)
+            let lock = NSLock()
+            var ranges = 0
+            hits.withUnsafeMutableBufferPointer { hits in
+                teamRanges(count, grain: grain) { range in
+                    lock.lock()
+                    ranges += 1
+                    lock.unlock()
+                    XCTAssertGreaterThanOrEqual(range.count, min(grain, count))
+                    for i in range { hits[i] += 1 }
+                }
+            }
+            XCTAssertEqual(hits, [Int](repeating: 1, count: count), "count \(count) grain \(grain)")
+            XCTAssertEqual(ranges, count / grain >= 2 ? 2 : min(count, 1), "count \(count) grain \(grain)")
+        }
+    }
 }

@@ -14,9 +14,8 @@ enum ChannelsLastPoolOps {
             guard let kernel = window.kernelShape, kernel.count == 2 else {
                 throw KerfError.invalidModel("\(ChannelsLast.maxPool) needs a 2-D kernel_shape")
             }
-            let threads = c.options.resolvedThreads
             return ClosureOperator { inputs in
-                try [pool(try inputs.required(0), "MaxPool", kernel: kernel, window: window, threads: threads) { x, y, channels, g, _, rows in
+                try [pool(try inputs.required(0), "MaxPool", kernel: kernel, window: window) { x, y, channels, g, _, rows in
                     maxPoolChannelsLast(x, y, channels: channels, geometry: g, rows: rows)
                 }]
             }
@@ -27,9 +26,8 @@ enum ChannelsLastPoolOps {
             guard let kernel = window.kernelShape, kernel.count == 2 else {
                 throw KerfError.invalidModel("\(ChannelsLast.averagePool) needs a 2-D kernel_shape")
             }
-            let threads = c.options.resolvedThreads
             return ClosureOperator { inputs in
-                try [pool(try inputs.required(0), "AveragePool", kernel: kernel, window: window, threads: threads) { x, y, channels, g, end, rows in
+                try [pool(try inputs.required(0), "AveragePool", kernel: kernel, window: window) { x, y, channels, g, end, rows in
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: channels) { sums in
                         averagePoolChannelsLast(x, y, channels: channels, geometry: g, padsEnd: end, countIncludePad: includePad,
                                                 rows: rows, sums: sums.baseAddress!)
@@ -61,8 +59,9 @@ private func channelsLastImages(_ x: Tensor, _ op: String) throws -> Tensor {
 
 /// Y[N, OH, OW, C] of a windowed pool of X[N, H, W, C]: `body(x, y, channels, geometry,
 /// padsEnd, rows)` pools output rows `rows` of one image. Rows of all images are split over
-/// up to `threads` threads.
-private func pool(_ input: Tensor, _ op: String, kernel: [Int], window: WindowAttributes, threads: Int,
+/// the calling thread's OpenMP team (as many threads as the session runs on): these pools sit
+/// between oneDNN convolutions, whose team would spin while another pool ran them.
+private func pool(_ input: Tensor, _ op: String, kernel: [Int], window: WindowAttributes,
                   _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, WindowGeometry, [Int], Range<Int>) -> Void) throws -> Tensor {
     let x = try channelsLastImages(input, op)
     let batch = x.shape[0], channels = x.shape[3]
@@ -71,7 +70,7 @@ private func pool(_ input: Tensor, _ op: String, kernel: [Int], window: WindowAt
     let rows = g.outputSize[0], inImage = g.inputCount * channels, outImage = g.outputCount * channels
     let xp = x.storage.pointer.assumingMemoryBound(to: Float.self), yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
     let grain = max(1, (1 << 15) / max(1, g.outputSize[1] * channels * g.kernelCount))
-    parallelRanges(batch * rows, threads: threads, grain: grain) { range in
+    teamRanges(batch * rows, grain: grain) { range in
         var r = range.lowerBound
         while r < range.upperBound {
             let n = r / rows, first = r % rows, last = min(rows, first + range.upperBound - r)

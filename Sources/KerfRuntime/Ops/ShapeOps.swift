@@ -35,6 +35,18 @@ func transpose(_ x: Tensor, perm: [Int], threads: Int = 1) throws -> Tensor {
         return Tensor(shape: outShape, strings: moved.map { x.strings[Int($0)] })
     }
     let out = Tensor(uninitialized: x.dtype, shape: outShape)
+    if x.dtype == .float, x.rank == 4, perm == [0, 2, 3, 1] || perm == [0, 3, 1, 2] {
+        // Image layout changes (the channels-last rewrite makes them next to oneDNN's
+        // convolutions): on the OpenMP team those run on.
+        let src = UnsafePointer(x.storage.pointer.assumingMemoryBound(to: Float.self))
+        let dst = out.storage.pointer.assumingMemoryBound(to: Float.self)
+        if perm == [0, 2, 3, 1] {
+            channelsFirstToLast(src, images: x.shape[0], channels: x.shape[1], positions: x.shape[2] * x.shape[3], dst, team: true)
+        } else {
+            channelsLastToFirst(src, images: x.shape[0], channels: x.shape[3], positions: x.shape[1] * x.shape[2], dst, team: true)
+        }
+        return out
+    }
     transpose(UnsafeRawPointer(x.storage.pointer), shape: x.shape, perm: perm, elementSize: x.dtype.byteSize,
               output: out.storage.pointer, threads: threads)
     return out
