@@ -61,7 +61,7 @@ extern "C" {
 /* ABI version: the major changes only on incompatible changes. Bindings
  * refuse a library whose major differs from the one they were written for. */
 #define KERF_ABI_VERSION_MAJOR 1
-#define KERF_ABI_VERSION_MINOR 4
+#define KERF_ABI_VERSION_MINOR 5
 #define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------ */
@@ -278,6 +278,20 @@ kerf_status kerf_session_run_views(kerf_session *session,
                                    size_t n_inputs,
                                    const char *const *output_names, kerf_tensor **outputs,
                                    kerf_tensor_view *output_views, size_t n_outputs);
+
+/* kerf_session_run_views that copies outputs into the caller's buffers when it knows their
+ * shape (since ABI 1.5). On entry output_views (not NULL when n_outputs > 0) holds what the
+ * caller expects of each output: when output i has exactly output_views[i].dtype, .rank and
+ * .dims, and .byte_size equals its size, it is copied to output_views[i].data (a writable
+ * buffer of the caller's, despite the const), output_views[i] is left as it was and outputs[i]
+ * stays NULL. Any other output comes back as in kerf_session_run_views: a new handle in
+ * outputs[i], described in output_views[i]. Bindings that keep the last run's output shapes
+ * run with this one call and no kerf_tensors_free. */
+kerf_status kerf_session_run_into(kerf_session *session,
+                                  const char *const *input_names, const kerf_tensor_view *inputs,
+                                  size_t n_inputs,
+                                  const char *const *output_names, kerf_tensor **outputs,
+                                  kerf_tensor_view *output_views, size_t n_outputs);
 
 /* The operators a run of `session` executes, in order, one per line ("OpType", or
  * "domain.OpType" outside the default domain; operators Kerf fused at session creation, such

@@ -5,7 +5,7 @@ import Glibc
 
 /// Version of the library; the ABI version lives in include/kerf.h.
 let kerfVersion = "0.1.0"
-let abiVersion: UInt32 = (1 << 16) | 4
+let abiVersion: UInt32 = (1 << 16) | 5
 private let versionCString: UnsafeMutablePointer<CChar> = strdup(kerfVersion)
 
 @_cdecl("kerf_version")

@@ -96,6 +96,23 @@ public func kerf_session_run_views(_ session: OpaquePointer?,
                                    _ outputNames: UnsafePointer<UnsafePointer<CChar>?>?,
                                    _ outputs: UnsafeMutablePointer<OpaquePointer?>?, _ outputViews: UnsafeMutableRawPointer?,
                                    _ outputCount: Int) -> Int32 {
+    runViews(session, inputNames, inputs, inputCount, outputNames, outputs, outputViews, outputCount, copyInto: false)
+}
+
+@_cdecl("kerf_session_run_into")
+public func kerf_session_run_into(_ session: OpaquePointer?,
+                                  _ inputNames: UnsafePointer<UnsafePointer<CChar>?>?, _ inputs: UnsafeRawPointer?,
+                                  _ inputCount: Int,
+                                  _ outputNames: UnsafePointer<UnsafePointer<CChar>?>?,
+                                  _ outputs: UnsafeMutablePointer<OpaquePointer?>?, _ outputViews: UnsafeMutableRawPointer?,
+                                  _ outputCount: Int) -> Int32 {
+    runViews(session, inputNames, inputs, inputCount, outputNames, outputs, outputViews, outputCount, copyInto: true)
+}
+
+private func runViews(_ session: OpaquePointer?, _ inputNames: UnsafePointer<UnsafePointer<CChar>?>?, _ inputs: UnsafeRawPointer?,
+                      _ inputCount: Int, _ outputNames: UnsafePointer<UnsafePointer<CChar>?>?,
+                      _ outputs: UnsafeMutablePointer<OpaquePointer?>?, _ outputViews: UnsafeMutableRawPointer?,
+                      _ outputCount: Int, copyInto: Bool) -> Int32 {
     clearOutputs(outputs, outputCount)
     return guarded {
         let s = try HandleRegistry.shared.resolve(session, as: SessionHandle.self, "session")
@@ -105,7 +122,9 @@ public func kerf_session_run_views(_ session: OpaquePointer?,
             let v = views![i]
             return try describedTensor(v.dtype, v.dims, v.rank, UnsafeMutableRawPointer(mutating: v.data), v.byte_size)
         }
-        try run(s, feeds, outputNames, outputs!, outputViews?.assumingMemoryBound(to: kerf_tensor_view.self), outputCount)
+        try argument(!copyInto || outputCount == 0 || outputViews != nil, "output_views is NULL")
+        try run(s, feeds, outputNames, outputs!, outputViews?.assumingMemoryBound(to: kerf_tensor_view.self), outputCount,
+                copyInto: copyInto)
     }
 }
 
@@ -137,10 +156,12 @@ private func feedsByName(_ names: UnsafePointer<UnsafePointer<CChar>?>?, _ count
 }
 
 /// Runs `s` and stores each output as a new handle in `outputs` (and its description in
-/// `views`, when given). On failure no handle is left behind.
+/// `views`, when given). With `copyInto`, an output that `views[i]` describes exactly (dtype,
+/// rank, dims, byte_size, with a buffer at data) is copied there instead, and outputs[i] stays
+/// NULL. On failure no handle is left behind.
 private func run(_ s: SessionHandle, _ feeds: [String: Tensor], _ outputNames: UnsafePointer<UnsafePointer<CChar>?>?,
                  _ outputs: UnsafeMutablePointer<OpaquePointer?>, _ views: UnsafeMutablePointer<kerf_tensor_view>?,
-                 _ outputCount: Int) throws {
+                 _ outputCount: Int, copyInto: Bool = false) throws {
     var names: [String]? = nil
     if let outputNames {
         names = try (0..<outputCount).map { try string(outputNames[$0], "output_names[\($0)]") }
@@ -150,6 +171,10 @@ private func run(_ s: SessionHandle, _ feeds: [String: Tensor], _ outputNames: U
     }
     let results = try s.session.run(feeds, outputNames: names)
     for (i, t) in results.enumerated() {
+        if copyInto, let view = views?[i], describes(view, t) {
+            if t.byteCount > 0 { UnsafeMutableRawPointer(mutating: view.data!).copyMemory(from: t.storage.pointer, byteCount: t.byteCount) }
+            continue
+        }
         // An output may share storage with a caller's input (e.g. through Identity); the caller
         // may free or reuse that input first, so such outputs get their own copy.
         let owned = t.storage.isBorrowed ? Tensor(dtype: t.dtype, shape: t.shape, storage: t.storage.copy()) : t
@@ -158,6 +183,14 @@ private func run(_ s: SessionHandle, _ feeds: [String: Tensor], _ outputNames: U
         views?[i] = kerf_tensor_view(dtype: owned.dtype.rawValue, rank: owned.rank, dims: handle.dims.map { UnsafePointer($0) },
                                      data: UnsafeRawPointer(owned.storage.pointer), byte_size: owned.byteCount)
     }
+}
+
+/// True when `view` describes a tensor of t's dtype, dims and byte size, with a buffer for it.
+private func describes(_ view: kerf_tensor_view, _ t: Tensor) -> Bool {
+    guard t.dtype != .string, view.dtype == t.dtype.rawValue, view.rank == t.rank, view.byte_size == t.byteCount,
+          view.data != nil || t.byteCount == 0, t.rank == 0 || view.dims != nil else { return false }
+    for d in 0..<t.rank where view.dims![d] != Int64(t.shape[d]) { return false }
+    return true
 }
 
 @_cdecl("kerf_session_plan")

@@ -37,8 +37,16 @@ public final class Session {
     private var slotOfName: [String: Int] = [:]
     private var slotCount = 0
     private var maxInputCount = 0
-    /// One entry per slot: the constants in place, nil elsewhere; each run starts from a copy.
+    /// One entry per slot: the constants in place, nil elsewhere.
     private var initialValues: [Tensor?] = []
+    /// The values of the run in progress, one per slot. Between runs it equals `initialValues`
+    /// (kept apart from it, not copied per run: the constants stay referenced twice, so no
+    /// operator takes one for an in-place write).
+    private var values: [Tensor?] = []
+    /// Slots a run may set that hold no constant: cleared after every run.
+    private var runSlots: [Int] = []
+    /// The slots of the graph outputs, in order.
+    private var graphOutputSlots: [Int] = []
     /// Declared graph inputs by name (initializer-backed ones included: feeds may override them).
     private let declared: [String: ValueInfo]
     /// The graph's initializer names (for the message when one is fed but cannot be).
@@ -129,6 +137,9 @@ public final class Session {
         for (s, i) in lastReader where !keep.contains(s) { releases[i].append(s) }
         initialValues = [Tensor?](repeating: nil, count: slotCount)
         for (s, t) in constants { initialValues[s] = t }
+        values = initialValues
+        runSlots = (0..<slotCount).filter { initialValues[$0] == nil }
+        graphOutputSlots = graph.outputs.map { slotOfName[$0.name]! }
         steps = built.enumerated().map { i, b in Step(node: b.node, op: b.op, inputSlots: b.inputs, outputSlots: b.outputs, releaseAfter: releases[i]) }
         maxInputCount = built.map(\.inputs.count).max() ?? 0
     }
@@ -142,16 +153,21 @@ public final class Session {
     /// Runs the graph. `feeds` maps runtime input names to tensors; `outputNames` (default: the
     /// graph outputs) selects what to return, in that order.
     public func run(_ feeds: [String: Tensor], outputNames: [String]? = nil) throws -> [Tensor] {
-        let wanted = outputNames ?? outputs.map(\.name)
-        var values = initialValues
-        try bindFeeds(feeds, into: &values)
-        let wantedSlots = try wanted.map { name -> Int in
+        let wantedSlots = try outputNames?.map { name -> Int in
             guard let s = slotOfName[name] else { throw KerfError.invalidArgument("the model has no value named '\(name)'") }
             guard !taken.contains(s) else {
                 throw KerfError.invalidArgument("'\(name)' is a constant the session keeps only in a prepared form: read it from the model")
             }
             return s
+        } ?? graphOutputSlots
+        // Moved out of the property for the run (a local array, no copy, no access checks).
+        var values: [Tensor?] = []
+        swap(&values, &self.values)
+        defer {
+            reset(&values, feeds)
+            swap(&values, &self.values)
         }
+        try bindFeeds(feeds, into: &values)
         setGemmThreads(options.resolvedThreads)
         var args: [Tensor?] = []
         args.reserveCapacity(maxInputCount)
@@ -180,10 +196,17 @@ public final class Session {
             args.removeAll(keepingCapacity: true)
             for (k, s) in step.outputSlots.enumerated() where s >= 0 && k < results.count { values[s] = results[k] }
         }
-        return try wantedSlots.enumerated().map { i, s in
-            guard let t = values[s] else { throw KerfError.internal("output '\(wanted[i])' was not computed") }
+        return try wantedSlots.map { s in
+            guard let t = values[s] else { throw KerfError.internal("output '\(slotOfName.first { $0.value == s }?.key ?? "?")' was not computed") }
             return t
         }
+    }
+
+    /// Puts `values` back as it is between runs: nothing but the constants (feeds may have
+    /// overridden some).
+    private func reset(_ values: inout [Tensor?], _ feeds: [String: Tensor]) {
+        for s in runSlots { values[s] = nil }
+        for name in feeds.keys { if let s = slotOfName[name], initialValues[s] != nil { values[s] = initialValues[s] } }
     }
 
     /// Starts (or restarts) timing every operator of the runs that follow.

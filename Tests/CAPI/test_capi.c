@@ -318,6 +318,45 @@ static void test_model(const char *model_path, const char *dir) {
     kerf_tensors_free(none, 2);
     kerf_tensors_free(NULL, 3);
 
+    /* run_into: an output described exactly is copied into the caller's buffer (its slot stays
+     * NULL); any other comes back as a tensor, described in its view. */
+    {
+        kerf_tensor *ref[2] = {NULL, NULL};
+        EXPECT_STATUS(kerf_session_run(session, names, inputs, 1, NULL, ref, 2), KERF_OK);
+        kerf_tensor_view expect[2];
+        const void *ref_data[2] = {NULL, NULL};
+        unsigned char *buffers[2] = {NULL, NULL};
+        int64_t wrong[8] = {0};
+        for (int k = 0; k < 2; k++) {
+            kerf_dtype dt = 0;
+            const int64_t *d = NULL;
+            size_t rank = 0, bytes = 0;
+            EXPECT_STATUS(kerf_tensor_info(ref[k], &dt, &d, &rank, &ref_data[k], &bytes), KERF_OK);
+            buffers[k] = malloc(bytes);
+            memset(buffers[k], 0xAB, bytes);
+            kerf_tensor_view e = {dt, rank, d, buffers[k], bytes};
+            expect[k] = e;
+            if (k == 1 && rank >= 1 && rank <= 8) {
+                memcpy(wrong, d, rank * sizeof *d);
+                wrong[0] += 1; /* a shape the output does not have */
+                expect[1].dims = wrong;
+            }
+        }
+        kerf_tensor *got[2] = {(kerf_tensor *)&view, (kerf_tensor *)&view}; /* garbage the call overwrites */
+        EXPECT_STATUS(kerf_session_run_into(session, names, &view, 1, NULL, got, expect, 2), KERF_OK);
+        CHECK(got[0] == NULL && expect[0].data == buffers[0] && memcmp(buffers[0], ref_data[0], expect[0].byte_size) == 0,
+              "run_into copies a matching output into the caller's buffer");
+        CHECK(got[1] != NULL && expect[1].data != buffers[1] && buffers[1][0] == 0xAB
+                  && memcmp(expect[1].data, ref_data[1], expect[1].byte_size) == 0,
+              "run_into returns an output of another shape as a tensor");
+        kerf_tensors_free(got, 2);
+        kerf_tensors_free(ref, 2);
+        free(buffers[0]);
+        free(buffers[1]);
+        EXPECT_STATUS(kerf_session_run_into(session, names, &view, 1, NULL, got, NULL, 2), KERF_INVALID_ARGUMENT);
+        CHECK(got[0] == NULL && got[1] == NULL, "run_into outputs NULL on failure");
+    }
+
     kerf_model_free(model); /* session still holds it */
     EXPECT_STATUS(kerf_session_run(session, names, inputs, 1, NULL, outputs, 2), KERF_OK);
     kerf_tensor_free(outputs[0]);

@@ -70,6 +70,13 @@ def fill_view(view, dims, array):
     return array
 
 
+def code_of(dtype):
+    """The kerf_dtype code of numpy `dtype` when Kerf's bytes for it are numpy's (no sub-byte
+    integers), else None."""
+    code = _FROM_NUMPY.get(dtype)
+    return None if code is None or code in dtypes.SUB_BYTE_INTEGERS else code
+
+
 def _kerf_layout(array, code):
     """`array` as the bytes Kerf expects for dtype `code`: itself, except sub-byte integers,
     which Kerf takes one value per (u)int8."""

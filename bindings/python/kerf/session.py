@@ -4,8 +4,10 @@ import ctypes
 import threading
 import weakref
 
+import numpy as np
+
 from . import _tensor
-from ._bindings import TensorP, TensorView, check, lib, take_string
+from ._bindings import TensorP, TensorView, check, lib, run_into_by_address, take_string
 from .errors import KerfError, Status
 
 
@@ -15,6 +17,7 @@ class Session:
 
     def __init__(self, handle, model):
         self._handle = handle
+        self._address = ctypes.cast(handle, ctypes.c_void_p).value
         self._lock = threading.Lock()
         # Not a reference that keeps the model alive: the C session runs without it, and the
         # weights it packed a copy of are freed with the model.
@@ -38,23 +41,19 @@ class Session:
         wanted = None if outputs is None else (outputs,) if isinstance(outputs, str) else tuple(outputs)
         key = (tuple(feeds), wanted)
         with self._lock:
+            self._live_handle()
             call = self._calls.get(key)
             if call is None:
                 call = _Call(self, key[0], wanted)
                 if len(self._calls) < 64:
                     self._calls[key] = call
-            keep = [_tensor.fill_view(view, dims, array) for view, dims, array in zip(call.input_views, call.dims, arrays)]
-            count = len(call.output_names)
-            status = lib.kerf_session_run_views(self._live_handle(), call.c_input_names, call.inputs, len(arrays),
-                                                call.c_output_names, call.results, call.outputs, count)
+            keep = call.describe_inputs(arrays)
+            destinations = call.destinations()
+            status = run_into_by_address(self._address, *call.addresses)
             del keep  # the arrays the views pointed at may go now
             if status:
                 check(status)
-            try:
-                read = _tensor.read_view
-                return {name: read(view, name) for name, view in zip(call.output_names, call.output_views)}
-            finally:
-                lib.kerf_tensors_free(call.results, count)
+            return call.collect(destinations)
 
     def _c_names(self, names):
         """`names` as a C array of UTF-8 strings, cached per tuple of names (feeds usually
@@ -112,10 +111,14 @@ class Session:
 
 class _Call:
     """The ctypes arguments of runs with one tuple of input names and one selection of outputs
-    (None: all), made once and refilled per run under the session's lock."""
+    (None: all), made once and refilled per run under the session's lock.
 
-    __slots__ = ("c_input_names", "inputs", "input_views", "dims", "output_names", "c_output_names",
-                 "results", "outputs", "output_views")
+    Outputs are expected in the dtype and shape of the last run's: Kerf copies an output that
+    matches straight into a new numpy array (kerf_session_run_into), and hands back any other
+    as a tensor, which is copied out and freed."""
+
+    __slots__ = ("c_input_names", "inputs", "input_views", "dims", "fed", "output_names", "c_output_names",
+                 "results", "outputs", "output_views", "output_dims", "expected", "addresses")
 
     def __init__(self, session, input_names, wanted):
         self.c_input_names = session._c_names(input_names)
@@ -130,3 +133,77 @@ class _Call:
         self.results = (TensorP * count)()
         self.outputs = (TensorView * count)()
         self.output_views = [self.outputs[i] for i in range(len(self.output_names))]
+        self.output_dims = [(ctypes.c_int64 * _tensor.MAX_RANK)() for _ in self.output_names]
+        self.expected = [None] * len(self.output_names)  # (shape, numpy dtype) per output
+        for view in self.output_views:
+            view.dtype = -1  # matches no output: the first run returns them all as tensors
+        self.fed = [None] * len(input_names)  # (shape, dtype) each input view describes
+        address = ctypes.addressof
+        self.addresses = (address(self.c_input_names), address(self.inputs), len(input_names),
+                          address(self.c_output_names) if self.c_output_names is not None else None,
+                          address(self.results), address(self.outputs), len(self.output_names))
+
+    def describe_inputs(self, arrays):
+        """Points the input views at `arrays` (from as_feed_array); returns what they point at,
+        which the caller keeps alive until Kerf has read it. A view that already describes an
+        array of the same shape and dtype only gets the new address."""
+        keep = []
+        fed = self.fed
+        for i, array in enumerate(arrays):
+            described = (array.shape, array.dtype)
+            if fed[i] == described and array.nbytes:
+                self.input_views[i].data = _tensor._address(array)
+                keep.append(array)
+                continue
+            keep.append(_tensor.fill_view(self.input_views[i], self.dims[i], array))
+            fed[i] = described if _tensor.code_of(array.dtype) is not None else None
+        return keep
+
+    def destinations(self):
+        """New arrays for the outputs whose shape is expected (None for the others), with the
+        output views pointing at them."""
+        arrays = []
+        for view, expected in zip(self.output_views, self.expected):
+            if expected is None:
+                arrays.append(None)
+                continue
+            array = np.empty(*expected)
+            if array.nbytes:
+                view.data = _tensor._address(array)
+            arrays.append(array)
+        return arrays
+
+    def collect(self, destinations):
+        """{name: array} after a successful run: the destinations Kerf filled, and copies of the
+        outputs it returned as tensors (which are freed, and whose shape is expected next)."""
+        results = self.results
+        out = {}
+        returned = False
+        try:
+            for i, (name, array) in enumerate(zip(self.output_names, destinations)):
+                if results[i]:
+                    returned = True
+                    array = _tensor.read_view(self.output_views[i], name)
+                    self._expect(i, array)
+                out[name] = array
+        finally:
+            if returned:
+                lib.kerf_tensors_free(results, len(self.output_names))
+        return out
+
+    def _expect(self, i, array):
+        """Describes `array`'s dtype and shape in output view i, for the next run to copy into."""
+        view = self.output_views[i]
+        code = _tensor.code_of(array.dtype)
+        if code is None or array.ndim > _tensor.MAX_RANK:
+            self.expected[i] = None
+            view.dtype = -1
+            return
+        self.expected[i] = (array.shape, array.dtype)
+        dims = self.output_dims[i]
+        dims[:array.ndim] = array.shape
+        view.dims = dims
+        view.dtype = code
+        view.rank = array.ndim
+        view.byte_size = array.nbytes
+        view.data = None

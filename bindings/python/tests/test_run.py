@@ -71,6 +71,28 @@ def test_repeated_runs_with_different_batches(mlp_path):
                                        rtol=RTOL, atol=ATOL)
 
 
+def test_runs_of_one_shape_return_new_arrays_each_time(tmp_path):
+    # From the second run on, Kerf copies outputs of the expected shape into arrays Python
+    # made; each run must still return its own, correct arrays, in every shape sequence.
+    proto = models.two_outputs()
+    with kerf.load(models.save(proto, tmp_path / "two.onnx")) as model, model.session() as session:
+        seen = []
+        for batch in (2, 2, 2, 5, 5, 2, 0, 0, 3):
+            feed = models.random_feed((batch, 4), seed=batch + len(seen))
+            expected = models.run_ort(proto, {"x": feed})
+            result = session.run({"x": feed})
+            for name, value in result.items():
+                assert value.flags.owndata and value.flags.writeable and value.shape == (batch, 4)
+                np.testing.assert_allclose(value, expected[name], rtol=RTOL, atol=ATOL)
+                assert all(value is not other for other in seen)
+            seen.extend(result.values())
+            chosen = session.run({"x": feed}, outputs="sum")
+            np.testing.assert_allclose(chosen["sum"], expected["sum"], rtol=RTOL, atol=ATOL)
+        # Arrays returned earlier keep their values.
+        np.testing.assert_allclose(seen[0], models.run_ort(proto, {"x": models.random_feed((2, 4), seed=2)})["relu"],
+                                   rtol=RTOL, atol=ATOL)
+
+
 def test_selected_outputs_in_requested_order(tmp_path):
     proto = models.two_outputs()
     feed = models.random_feed((3, 4))
