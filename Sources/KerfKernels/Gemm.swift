@@ -1,4 +1,5 @@
 import CDNNL
+import KerfCKernels
 
 /// Row-major single-precision GEMM: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C.
 /// op(X) is X or its transpose; `lda`, `ldb`, `ldc` are row strides of the stored matrices
@@ -40,4 +41,24 @@ public func sgemmReference(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a
 /// Sets the number of threads oneDNN's GEMM may use (process-wide OpenMP setting).
 public func setGemmThreads(_ n: Int) {
     omp_set_num_threads(Int32(max(1, n)))
+}
+
+/// c[m, n] = a[m, k] · w[k, n] (+ bias[n]), all dense row-major, c apart from the inputs: for
+/// products too small to pay for a oneDNN call (about a microsecond). Each row sums the products
+/// of k in order from zero, vectorized over n (AVX2 FMA when the CPU has it), then adds the bias.
+public func smallProduct(m: Int, k: Int, n: Int, a: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                         c: UnsafeMutablePointer<Float>) {
+    if int8GemmAccelerated {
+        kerf_small_product_f32_avx2(m, k, n, a, w, bias, c)
+        return
+    }
+    for r in 0..<m {
+        let row = c + r * n, x = a + r * k
+        row.update(repeating: 0, count: n)
+        for i in 0..<k {
+            let v = x[i], wi = w + i * n
+            for j in 0..<n { row[j] += v * wi[j] }
+        }
+        if let bias { for j in 0..<n { row[j] += bias[j] } }
+    }
 }

@@ -13,6 +13,24 @@ final class PackedGemmTests: XCTestCase {
         }
     }
 
+    func testSmallProductMatchesReference() {
+        var seed: UInt64 = 100
+        for (m, k, n) in [(1, 1, 1), (1, 64, 64), (1, 64, 10), (3, 17, 33), (2, 5, 7), (4, 100, 9)] {
+            for withBias in [false, true] {
+                seed += 1
+                let a = floats(m * k, seed: seed), w = floats(k * n, seed: seed + 1), bias = floats(n, seed: seed + 2)
+                var expected = [Float](repeating: 0, count: m * n), actual = [Float](repeating: .nan, count: m * n)
+                sgemmReference(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w, ldb: n, beta: 0,
+                               c: &expected, ldc: n)
+                if withBias { for i in 0..<m { for j in 0..<n { expected[i * n + j] += bias[j] } } }
+                bias.withUnsafeBufferPointer { b in
+                    smallProduct(m: m, k: k, n: n, a: a, w: w, bias: withBias ? b.baseAddress! : nil, c: &actual)
+                }
+                for (x, y) in zip(actual, expected) { XCTAssertEqual(x, y, accuracy: 1e-4 * Float(k), "\(m)x\(k)x\(n) bias \(withBias)") }
+            }
+        }
+    }
+
     func testPackedGemmMatchesReference() throws {
         var seed: UInt64 = 1
         for (k, n) in [(1, 1), (5, 3), (17, 33), (64, 64), (100, 130), (256, 1000), (1000, 17)] {
