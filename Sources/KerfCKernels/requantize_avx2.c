@@ -80,6 +80,37 @@ AVX2 void kerf_requantize_transposed_avx2(const int32_t *acc, size_t m, size_t n
         }
 }
 
+AVX2 void kerf_requantize_rows_avx2(const int32_t *acc, size_t m, size_t n, size_t ld_acc,
+                                   const int32_t *bias, int bias_per_column,
+                                   const float *scales, int scales_per_column,
+                                   int32_t zero, int32_t lo, int32_t hi,
+                                   void *y, size_t y_stride, int out_signed) {
+    uint8_t *out = y;
+    const float low = (float)(lo - zero), high = (float)(hi - zero);
+    const __m256 vlow = _mm256_set1_ps(low), vhigh = _mm256_set1_ps(high);
+    const __m256i vzero = _mm256_set1_epi32(zero);
+    for (size_t i = 0; i < m; i++) {
+        const int32_t *row = acc + i * ld_acc;
+        uint8_t *dst = out + i * y_stride;
+        size_t j = 0;
+        for (; j + 8 <= n; j += 8) {
+            __m256i s = _mm256_loadu_si256((const __m256i *)(row + j));
+            if (bias) s = _mm256_add_epi32(s, bias_per_column ? _mm256_loadu_si256((const __m256i *)(bias + j)) : _mm256_set1_epi32(bias[0]));
+            __m256 scale = scales_per_column ? _mm256_loadu_ps(scales + j) : _mm256_set1_ps(scales[0]);
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(s), scale);
+            v = _mm256_min_ps(_mm256_max_ps(v, vlow), vhigh);
+            __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), vzero); /* within [lo, hi] */
+            __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+            __m128i bytes = out_signed ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
+            _mm_storel_epi64((__m128i *)(dst + j), bytes);
+        }
+        for (; j < n; j++) {
+            int32_t sum = (int32_t)((uint32_t)row[j] + (uint32_t)(bias ? bias[bias_per_column ? j : 0] : 0)); /* wraps, as Swift's &+ */
+            dst[j] = (uint8_t)requantize_one(sum, scales[scales_per_column ? j : 0], low, high, zero);
+        }
+    }
+}
+
 AVX2 void kerf_quantize_bytes_avx2(const float *x, size_t count, float scale, int32_t zero, int32_t lo, int32_t hi,
                                    void *y, int out_signed) {
     uint8_t *out = y;

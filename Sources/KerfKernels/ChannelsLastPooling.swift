@@ -5,9 +5,10 @@
 /// Max pooling of output rows `rows` of one image x[h, w, channels] into y[oh, ow, channels]
 /// (2-D `g`). Per channel: the first tap inside the image, then a later tap replaces the maximum
 /// only when greater (so a NaN first tap stays and later NaNs are skipped); a window entirely
-/// in padding gives -infinity.
-public func maxPoolChannelsLast(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, channels: Int,
-                                geometry g: WindowGeometry, rows: Range<Int>) {
+/// in padding gives `lowest` (-infinity for floats).
+@inlinable
+public func maxPoolChannelsLast<T: Comparable>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, channels: Int,
+                                               geometry g: WindowGeometry, rows: Range<Int>, lowest: T) {
     let h = g.inputSize[0], w = g.inputSize[1], ow = g.outputSize[1]
     let kh = g.kernel[0], kw = g.kernel[1], sh = g.strides[0], sw = g.strides[1]
     let dh = g.dilations[0], dw = g.dilations[1], ph = g.padsBegin[0], pw = g.padsBegin[1]
@@ -30,7 +31,7 @@ public func maxPoolChannelsLast(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePoi
                     }
                 }
             }
-            if !found { out.update(repeating: -.infinity, count: channels) }
+            if !found { out.update(repeating: lowest, count: channels) }
         }
     }
 }

@@ -55,6 +55,11 @@ public func requantizeProduct<T: FixedWidthInteger>(_ acc: UnsafePointer<Int32>,
                                      signed: T.isSigned) {
         return
     }
+    if columnStride == 1 && T.bitWidth == 8
+        && requantizeRowBytes(acc, m: m, n: n, ldAcc: ldAcc, bias: bias, multipliers: multipliers, zeroPoint: zeroPoint,
+                              lo: lo, hi: hi, into: UnsafeMutableRawPointer(y), rowStride: rowStride, signed: T.isSigned) {
+        return
+    }
     if rowStride == 1 && columnStride != 1 {
         // Channel-major output (a Conv writing NCHW): per block of rows, one column of acc is
         // gathered first so that the arithmetic runs over contiguous values.
@@ -89,6 +94,19 @@ public func requantizeProduct<T: FixedWidthInteger>(_ acc: UnsafePointer<Int32>,
             out[j * columnStride] = T(truncatingIfNeeded: Int32(v.rounded(.toNearestOrEven)) + zeroPoint)
         }
     }
+}
+
+/// requantizeProduct's row-major case (columnStride 1) for byte outputs, in eight AVX2 lanes
+/// (KerfCKernels/requantize_avx2.c, the same arithmetic). False when the CPU lacks AVX2.
+@usableFromInline
+func requantizeRowBytes(_ acc: UnsafePointer<Int32>, m: Int, n: Int, ldAcc: Int, bias: UnsafeBufferPointer<Int32>?,
+                        multipliers: UnsafeBufferPointer<Float>, zeroPoint: Int32, lo: Int32, hi: Int32,
+                        into y: UnsafeMutableRawPointer, rowStride: Int, signed: Bool) -> Bool {
+    guard cpuHasAVX2 else { return false }
+    kerf_requantize_rows_avx2(acc, m, n, ldAcc, bias?.baseAddress, (bias?.count ?? 0) > 1 ? 1 : 0,
+                              multipliers.baseAddress, multipliers.count > 1 ? 1 : 0, zeroPoint, lo, hi,
+                              y, rowStride, signed ? 1 : 0)
+    return true
 }
 
 /// requantizeProduct's channel-major case (rowStride 1) for byte outputs, in eight AVX2 lanes

@@ -42,9 +42,26 @@ final class ChannelsLastTests: XCTestCase {
                     }
                 }
                 var actual = [Float](repeating: 1, count: expected.count)
-                maxPoolChannelsLast(x, &actual, channels: channels, geometry: g, rows: 0..<oh)
+                maxPoolChannelsLast(x, &actual, channels: channels, geometry: g, rows: 0..<oh, lowest: -Float.infinity)
                 XCTAssertEqual(actual.map(\.bitPattern), channelsLast(expected, channels: channels, positions: oh * ow).map(\.bitPattern),
                                "max " + label)
+                // Bytes (int8 models): against the generic plane kernel.
+                let bytes = planes.map { $0.isNaN ? Int8(7) : Int8(($0 * 100).rounded()) }
+                var byteExpected = [Int8](repeating: 0, count: channels * oh * ow)
+                for c in 0..<channels {
+                    bytes.withUnsafeBufferPointer { src in
+                        byteExpected.withUnsafeMutableBufferPointer { dst in
+                            maxPoolPlane2D(src.baseAddress! + c * h * w, dst.baseAddress! + c * oh * ow, geometry: g, lowest: Int8.min, indices: nil)
+                        }
+                    }
+                }
+                var byteActual = [Int8](repeating: 1, count: byteExpected.count)
+                var byteImage = [Int8](repeating: 0, count: bytes.count)
+                for c in 0..<channels { for p in 0..<(h * w) { byteImage[p * channels + c] = bytes[c * h * w + p] } }
+                maxPoolChannelsLast(byteImage, &byteActual, channels: channels, geometry: g, rows: 0..<oh, lowest: Int8.min)
+                var byteWanted = [Int8](repeating: 0, count: byteExpected.count)
+                for c in 0..<channels { for p in 0..<(oh * ow) { byteWanted[p * channels + c] = byteExpected[c * oh * ow + p] } }
+                XCTAssertEqual(byteActual, byteWanted, "max int8 " + label)
                 for includePad in [false, true] {
                     for c in 0..<channels {
                         planes.withUnsafeBufferPointer { src in

@@ -71,9 +71,18 @@ final class Int8ConvKernelTests: XCTestCase {
                                               into: &channelMajor, rowStride: 1, columnStride: m)
                         }
                     }
-                    var mismatches = 0
-                    for i in 0..<m { for j in 0..<n where channelMajor[j * m + i] != rowMajor[i * n + j] { mismatches += 1 } }
+                    var mismatches = 0, wrong = 0
+                    for i in 0..<m {
+                        for j in 0..<n {
+                            if channelMajor[j * m + i] != rowMajor[i * n + j] { mismatches += 1 }
+                            // The contract, element by element (both layouts run in AVX2 lanes).
+                            let sum = acc[i * ldAcc + j] &+ (bias.isEmpty ? 0 : bias[bias.count > 1 ? j : 0])
+                            let v = min(max(Float(sum) * scales[scales.count > 1 ? j : 0], Float(lo - zero)), Float(hi - zero))
+                            if rowMajor[i * n + j] != T(truncatingIfNeeded: Int32(v.rounded(.toNearestOrEven)) + zero) { wrong += 1 }
+                        }
+                    }
                     XCTAssertEqual(mismatches, 0, "\(T.self) m \(m) n \(n) bias \(bias.count) scales \(scales.count)")
+                    XCTAssertEqual(wrong, 0, "\(T.self) m \(m) n \(n) bias \(bias.count) scales \(scales.count)")
                 }
                 check(Int8.self, zero: -3, lo: -3, hi: 127)
                 check(Int8.self, zero: 0, lo: -128, hi: 127)

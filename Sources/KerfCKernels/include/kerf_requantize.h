@@ -18,6 +18,14 @@ void kerf_requantize_transposed_avx2(const int32_t *acc, size_t m, size_t n, siz
                                      int32_t zero, int32_t lo, int32_t hi,
                                      void *y, size_t y_stride, int out_signed);
 
+/* kerf_requantize_transposed_avx2 written row-major: the byte of (i, j) goes to
+ * y[i * y_stride + j] (a Conv computed as [pixels, channels] into NHWC). */
+void kerf_requantize_rows_avx2(const int32_t *acc, size_t m, size_t n, size_t ld_acc,
+                               const int32_t *bias, int bias_per_column,
+                               const float *scales, int scales_per_column,
+                               int32_t zero, int32_t lo, int32_t hi,
+                               void *y, size_t y_stride, int out_signed);
+
 /* y[i] = clamp(round(x[i] / scale) + zero, lo, hi) for i < count, as bytes (int8 when
  * out_signed, else uint8): the float divide, clamp to [lo - zero, hi - zero] (NaN gives lo),
  * round half to even, add the zero point — Quantize.swift's `quantize`, eight lanes. */

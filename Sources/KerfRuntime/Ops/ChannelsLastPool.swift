@@ -2,8 +2,8 @@ import KerfCore
 import KerfKernels
 
 // The pooling operators of channels-last images (domain "kerf", only in a session's private
-// graph; see Optimizer/ChannelsLastLayout.swift): MaxPool, AveragePool and GlobalAveragePool
-// with their ONNX attributes, on float X[N, H, W, C] giving Y[N, OH, OW, C]. Results are
+// graph; see Optimizer/ChannelsLastLayout.swift): MaxPool (float, int8, uint8), AveragePool and
+// GlobalAveragePool (float) with their ONNX attributes, on X[N, H, W, C] giving Y[N, OH, OW, C]. Results are
 // bitwise equal to the NCHW operators' (same taps, same order).
 
 enum ChannelsLastPoolOps {
@@ -15,9 +15,18 @@ enum ChannelsLastPoolOps {
                 throw KerfError.invalidModel("\(ChannelsLast.maxPool) needs a 2-D kernel_shape")
             }
             return ClosureOperator { inputs in
-                try [pool(try inputs.required(0), "MaxPool", kernel: kernel, window: window) { x, y, channels, g, _, rows in
-                    maxPoolChannelsLast(x, y, channels: channels, geometry: g, rows: rows)
+                let x = try inputs.required(0)
+                switch x.dtype {
+                case .int8: return [try pool(x, Int8.self, kernel: kernel, window: window) { x, y, channels, g, _, rows in
+                    maxPoolChannelsLast(x, y, channels: channels, geometry: g, rows: rows, lowest: Int8.min)
                 }]
+                case .uint8: return [try pool(x, UInt8.self, kernel: kernel, window: window) { x, y, channels, g, _, rows in
+                    maxPoolChannelsLast(x, y, channels: channels, geometry: g, rows: rows, lowest: UInt8.min)
+                }]
+                default: return [try pool(try channelsLastImages(x, "MaxPool"), Float.self, kernel: kernel, window: window) { x, y, channels, g, _, rows in
+                    maxPoolChannelsLast(x, y, channels: channels, geometry: g, rows: rows, lowest: -Float.infinity)
+                }]
+                }
             }
         }
         r["\(domain):\(ChannelsLast.averagePool)"] = { c in
@@ -27,7 +36,7 @@ enum ChannelsLastPoolOps {
                 throw KerfError.invalidModel("\(ChannelsLast.averagePool) needs a 2-D kernel_shape")
             }
             return ClosureOperator { inputs in
-                try [pool(try inputs.required(0), "AveragePool", kernel: kernel, window: window) { x, y, channels, g, end, rows in
+                try [pool(try channelsLastImages(try inputs.required(0), "AveragePool"), Float.self, kernel: kernel, window: window) { x, y, channels, g, end, rows in
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: channels) { sums in
                         averagePoolChannelsLast(x, y, channels: channels, geometry: g, padsEnd: end, countIncludePad: includePad,
                                                 rows: rows, sums: sums.baseAddress!)
@@ -57,18 +66,19 @@ private func channelsLastImages(_ x: Tensor, _ op: String) throws -> Tensor {
     return x
 }
 
-/// Y[N, OH, OW, C] of a windowed pool of X[N, H, W, C]: `body(x, y, channels, geometry,
-/// padsEnd, rows)` pools output rows `rows` of one image. Rows of all images are split over
-/// the calling thread's OpenMP team (as many threads as the session runs on): these pools sit
-/// between oneDNN convolutions, whose team would spin while another pool ran them.
-private func pool(_ input: Tensor, _ op: String, kernel: [Int], window: WindowAttributes,
-                  _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, WindowGeometry, [Int], Range<Int>) -> Void) throws -> Tensor {
-    let x = try channelsLastImages(input, op)
+/// Y[N, OH, OW, C] of a windowed pool of X[N, H, W, C] (elements of type T): `body(x, y,
+/// channels, geometry, padsEnd, rows)` pools output rows `rows` of one image. Rows of all
+/// images are split over the calling thread's OpenMP team (as many threads as the session
+/// runs on): these pools sit between oneDNN convolutions, whose team would spin while another
+/// pool ran them.
+private func pool<T>(_ x: Tensor, _: T.Type, kernel: [Int], window: WindowAttributes,
+                     _ body: (UnsafePointer<T>, UnsafeMutablePointer<T>, Int, WindowGeometry, [Int], Range<Int>) -> Void) throws -> Tensor {
+    guard x.rank == 4 else { throw KerfError.shapeMismatch("pooling (channels-last) needs a rank-4 input, got \(x.shape)") }
     let batch = x.shape[0], channels = x.shape[3]
     let (g, end) = try window.geometry(input: [x.shape[1], x.shape[2]], kernel: kernel)
-    let out = Tensor(uninitialized: .float, shape: [batch] + g.outputSize + [channels])
+    let out = Tensor(uninitialized: x.dtype, shape: [batch] + g.outputSize + [channels])
     let rows = g.outputSize[0], inImage = g.inputCount * channels, outImage = g.outputCount * channels
-    let xp = x.storage.pointer.assumingMemoryBound(to: Float.self), yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
+    let xp = UnsafePointer(x.storage.pointer.assumingMemoryBound(to: T.self)), yp = out.storage.pointer.assumingMemoryBound(to: T.self)
     let grain = max(1, (1 << 15) / max(1, g.outputSize[1] * channels * g.kernelCount))
     teamRanges(batch * rows, grain: grain) { range in
         var r = range.lowerBound

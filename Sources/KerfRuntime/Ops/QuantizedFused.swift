@@ -23,6 +23,7 @@ enum FusedQuantizedOps {
         r["\(domain):DynamicQuantizedMatMul"] = { c in try DynamicQuantizedMatMul(c) }
         r["\(domain):QuantizedMatMul"] = { c in try QuantizedProduct(c, conv: false) }
         r["\(domain):QuantizedConv"] = { c in try QuantizedProduct(c, conv: true) }
+        r["\(domain):\(ChannelsLast.quantizedConv)"] = { c in try QuantizedProduct(c, conv: true, channelsLast: true) }
         registerElementwise(&r)
     }
 
@@ -90,9 +91,11 @@ final class DynamicQuantizedMatMul: Operator {
     }
 }
 
-/// kerf.QuantizedMatMul and kerf.QuantizedConv (see the file comment).
+/// kerf.QuantizedMatMul and kerf.QuantizedConv (see the file comment); as kerf.NhwcQuantizedConv
+/// (`channelsLast`), X [N, H, W, C] and Y [N, OH, OW, M] are channels-last 2-D images.
 final class QuantizedProduct: Operator {
     let conv: Bool
+    let channelsLast: Bool
     let window: WindowAttributes?
     let group: Int
     /// One packed weight per group ([K, N] for MatMul; [k... x C/group, M/group] for Conv).
@@ -108,8 +111,9 @@ final class QuantizedProduct: Operator {
     let activation: Activation
     let threads: Int
 
-    init(_ c: OperatorContext, conv: Bool) throws {
+    init(_ c: OperatorContext, conv: Bool, channelsLast: Bool = false) throws {
         self.conv = conv
+        self.channelsLast = channelsLast
         threads = c.options.resolvedThreads
         let xScale = try floatScalars(try c.requiredConstant(1, "x scale"))[0]
         self.xScale = xScale
@@ -204,19 +208,23 @@ final class QuantizedProduct: Operator {
 
     private func runConv(_ x: Tensor) throws -> Tensor {
         guard let window, x.rank == kernel.count + 2 else { throw KerfError.shapeMismatch("Conv x \(x.shape) does not fit kernel \(kernel)") }
-        let batch = x.shape[0], channels = x.shape[1], cg = channels / group, mg = weights[0].n, m = mg * group
+        let batch = x.shape[0], channels = x.shape[channelsLast ? x.rank - 1 : 1], cg = channels / group, mg = weights[0].n, m = mg * group
         guard channels % group == 0, weights[0].k == cg * kernel.reduce(1, *) else {
-            throw KerfError.shapeMismatch("Conv x \(x.shape) does not fit W with group \(group)")
+            throw KerfError.shapeMismatch("Conv x \(x.shape)\(channelsLast ? " (channels-last)" : "") does not fit W with group \(group)")
         }
-        let (g, _) = try window.geometry(input: Array(x.shape[2...]), kernel: kernel)
-        let y = Tensor(uninitialized: output?.dtype ?? .float, shape: [batch, m] + g.outputSize)
+        let spatial = channelsLast ? Array(x.shape[1..<(x.rank - 1)]) : Array(x.shape[2...])
+        let (g, _) = try window.geometry(input: spatial, kernel: kernel)
+        let y = Tensor(uninitialized: output?.dtype ?? .float, shape: channelsLast ? [batch] + g.outputSize + [m] : [batch, m] + g.outputSize)
         let oc = g.outputCount, ic = g.inputCount, width = weights[0].k
         if oc == 0 || batch == 0 { return y }
-        // The batch made channels-last once (int8 and uint8 alike: only bytes move).
-        let nhwc = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, x.count))
-        defer { nhwc.deallocate() }
+        // The batch channels-last: as given, or made so once (int8 and uint8 alike: only bytes move).
         let xp = x.storage.pointer.assumingMemoryBound(to: UInt8.self)
-        for n in 0..<batch { transposeToChannelsLast(xp + n * channels * ic, channels: channels, pixels: ic, into: nhwc + n * channels * ic) }
+        let copy = channelsLast ? nil : UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, x.count))
+        defer { copy?.deallocate() }
+        if let copy {
+            for n in 0..<batch { transposeToChannelsLast(xp + n * channels * ic, channels: channels, pixels: ic, into: copy + n * channels * ic) }
+        }
+        let nhwc = copy ?? xp
         // A 1x1, stride-1, unpadded Conv multiplies the channels-last image itself.
         let pointwise = g.kernelCount == 1 && g.strides.allSatisfy { $0 == 1 } && g.padsBegin.allSatisfy { $0 == 0 } && oc == ic
         let (tilesPerImage, workers) = convTiling(batch: batch, pixels: oc, macsPerImage: oc * width * m)
@@ -243,9 +251,14 @@ final class QuantizedProduct: Operator {
                 }
                 int8Gemm(m: count, a: a, aSigned: signed, lda: lda, aZeroPoint: xZero, b: weights[gi], c: acc, ldc: mg,
                          threads: gemmThreads)
-                // acc is [pixels, channels]; y is NCHW: pixel stride 1, channel stride oc.
-                let dst = yp + ((n * m + gi * mg) * oc + first) * element
-                epilogue(acc, m: count, n: mg, columnOffset: gi * mg, into: dst, rowStride: 1, columnStride: oc)
+                // acc is [pixels, channels]; y is NCHW (pixel stride 1, channel stride oc) or NHWC.
+                if channelsLast {
+                    let dst = yp + ((n * oc + first) * m + gi * mg) * element
+                    epilogue(acc, m: count, n: mg, columnOffset: gi * mg, into: dst, rowStride: m, columnStride: 1)
+                } else {
+                    let dst = yp + ((n * m + gi * mg) * oc + first) * element
+                    epilogue(acc, m: count, n: mg, columnOffset: gi * mg, into: dst, rowStride: 1, columnStride: oc)
+                }
             }
         }
         return y

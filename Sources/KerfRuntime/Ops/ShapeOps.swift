@@ -35,6 +35,19 @@ func transpose(_ x: Tensor, perm: [Int], threads: Int = 1) throws -> Tensor {
         return Tensor(shape: outShape, strings: moved.map { x.strings[Int($0)] })
     }
     let out = Tensor(uninitialized: x.dtype, shape: outShape)
+    if x.dtype.byteSize == 1, x.dtype != .string, x.rank == 4, perm == [0, 2, 3, 1] || perm == [0, 3, 1, 2] {
+        // Byte images (int8 layout changes): 16x16 tiles per image.
+        let toLast = perm == [0, 2, 3, 1]
+        let channels = toLast ? x.shape[1] : x.shape[3], pixels = toLast ? x.shape[2] * x.shape[3] : x.shape[1] * x.shape[2]
+        let src = UnsafePointer(x.storage.pointer.assumingMemoryBound(to: UInt8.self)), dst = out.storage.pointer.assumingMemoryBound(to: UInt8.self)
+        for n in 0..<x.shape[0] {
+            let offset = n * channels * pixels
+            // An [R, C] matrix made [C, R]: NCHW -> NHWC is R = channels, NHWC -> NCHW R = pixels.
+            transposeToChannelsLast(src + offset, channels: toLast ? channels : pixels, pixels: toLast ? pixels : channels,
+                                    into: dst + offset)
+        }
+        return out
+    }
     if x.dtype == .float, x.rank == 4, perm == [0, 2, 3, 1] || perm == [0, 3, 1, 2] {
         // Image layout changes (the channels-last rewrite makes them next to oneDNN's
         // convolutions): on the OpenMP team those run on.

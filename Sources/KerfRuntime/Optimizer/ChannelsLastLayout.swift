@@ -5,6 +5,7 @@ import KerfKernels
 /// of the same name without the prefix, with its attributes, on NHWC images (X[N, H, W, C]).
 enum ChannelsLast {
     static let conv = "NhwcConv"
+    static let quantizedConv = "NhwcQuantizedConv"
     static let maxPool = "NhwcMaxPool"
     static let averagePool = "NhwcAveragePool"
     static let globalAveragePool = "NhwcGlobalAveragePool"
@@ -19,11 +20,14 @@ enum ChannelsLast {
     /// Elementwise operators of several inputs: on NHWC images when every input is one (the same
     /// permutation of equal ranks keeps broadcasting unchanged).
     static let variadic: Set<String> = ["Add", "Sub", "Mul", "Div", "Pow", "Sum", "Max", "Min", "Mean"]
+    /// The fused int8 elementwise operators (per-tensor parameters) and their image inputs.
+    static let quantizedElementwise: [String: [Int]] = ["QuantizedAdd": [0, 3], "QuantizedLookup": [0]]
 }
 
 extension GraphOptimizer {
-    /// Runs 2-D float Convs on constant weights channels-last, together with the pooling,
-    /// elementwise and Concat nodes between them, so that images change layout once at each
+    /// Runs 2-D float Convs on constant weights channels-last (and the fused int8
+    /// kerf.QuantizedConv), together with the pooling, elementwise (float, int8 and per-tensor
+    /// Quantize/DequantizeLinear) and Concat nodes between them, so that images change layout once at each
     /// end of a run of such nodes instead of twice per Conv (oneDNN's direct convolutions work
     /// on NHWC images).
     ///
@@ -74,6 +78,17 @@ extension GraphOptimizer {
 
         for node in try Session.topologicalOrder(g) {
             let hasTwin = !node.inputs.isEmpty && twin[node.inputs[0]] != nil
+            if node.domain == FusedQuantizedOps.domain, node.outputs.count == 1, !node.outputs[0].isEmpty {
+                if node.opType == "QuantizedConv", node.inputs.count >= 4, let w = constants[node.inputs[3]], w.rank == 4,
+                   hasTwin || w.shape[2] != 1 || w.shape[3] != 1 {
+                    convert(node, to: ChannelsLast.quantizedConv, domain: FusedQuantizedOps.domain, imageInputs: [0])
+                    continue
+                }
+                if let images = ChannelsLast.quantizedElementwise[node.opType], images.allSatisfy({ $0 < node.inputs.count && twin[node.inputs[$0]] != nil }) {
+                    convert(node, to: node.opType, domain: FusedQuantizedOps.domain, imageInputs: images)
+                    continue
+                }
+            }
             guard node.isDefaultDomain, node.outputs.count == 1 || (node.opType == "MaxPool" && node.outputs.dropFirst().allSatisfy(\.isEmpty)),
                   !node.outputs[0].isEmpty, !node.inputs.isEmpty else {
                 nodes.append(node)
@@ -96,6 +111,12 @@ extension GraphOptimizer {
             case "GlobalAveragePool":
                 guard hasTwin else { break }
                 convert(node, to: ChannelsLast.globalAveragePool, domain: FusedQuantizedOps.domain, imageInputs: [0])
+                continue
+            case "QuantizeLinear", "DequantizeLinear":
+                // Per-tensor only: a per-axis scale names an NCHW axis.
+                guard hasTwin, node.inputs.count >= 2, let scale = constants[node.inputs[1]], scale.count == 1,
+                      node.inputs.count < 3 || node.inputs[2].isEmpty || constants[node.inputs[2]]?.count == 1 else { break }
+                convert(node, to: node.opType, imageInputs: [0])
                 continue
             case let op where ChannelsLast.unary.contains(op):
                 guard hasTwin else { break }

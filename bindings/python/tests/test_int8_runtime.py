@@ -83,7 +83,10 @@ def assert_within_one_step(expected, actual, step):
 
 
 def count(plan, op):
-    return sum(1 for p in plan if p == op)
+    """How many steps run `op`, in either layout (convolutions and pools run channels-last as
+    kerf.NhwcQuantizedConv, kerf.NhwcMaxPool, ...)."""
+    name = op.split(".")[-1]
+    return sum(1 for p in plan if p in (op, f"kerf.Nhwc{name}"))
 
 
 # MARK: - Dynamic
@@ -155,9 +158,10 @@ def test_static_resnet(tmp_path, activation, per_channel):
     expected, actual, plan = run_both(path, gaussian((2, 3, 32, 32), 42))
     assert_within_one_step(expected[0], actual[0], output_step(path))
     assert count(plan, "kerf.QuantizedConv") == 6, plan
+    assert "kerf.NhwcQuantizedConv" in plan and plan.count("Transpose") == 2, plan  # channels-last from first Conv to GAP
     assert count(plan, "kerf.QuantizedMatMul") == 1, plan
     assert "Conv" not in plan and "Gemm" not in plan, plan
-    assert "MaxPool" in plan  # on int8 values, between its Q/DQ pair
+    assert count(plan, "MaxPool") == 1  # on int8 values, between its Q/DQ pair
     # The residual Adds and the pooling stay in int8: only the input's Q and the output's DQ are left.
     assert count(plan, "kerf.QuantizedAdd") == 2 and count(plan, "kerf.QuantizedGlobalAveragePool") == 1, plan
     assert not {"Add", "GlobalAveragePool"} & set(plan), plan
