@@ -35,8 +35,18 @@ func transpose(_ x: Tensor, perm: [Int], threads: Int = 1) throws -> Tensor {
         return Tensor(shape: outShape, strings: moved.map { x.strings[Int($0)] })
     }
     let out = Tensor(uninitialized: x.dtype, shape: outShape)
-    if x.dtype.byteSize == 1, x.dtype != .string, x.rank == 4, perm == [0, 2, 3, 1] || perm == [0, 3, 1, 2] {
-        // Byte images (int8 layout changes): 16x16 tiles per image.
+    transpose(UnsafeRawPointer(x.storage.pointer), shape: x.shape, perm: perm, elementSize: x.dtype.byteSize,
+              output: out.storage.pointer, threads: threads)
+    return out
+}
+
+/// `transpose` of an NCHW <-> NHWC layout change the channels-last rewrite made (perm [0, 2, 3, 1]
+/// or [0, 3, 1, 2] of a rank-4 float or byte tensor), per image: floats split over the OpenMP
+/// team oneDNN's convolutions run on, bytes in 16x16 tiles. nil for anything else.
+func changingImageLayout(_ x: Tensor, perm: [Int]) -> Tensor? {
+    guard x.rank == 4, perm == [0, 2, 3, 1] || perm == [0, 3, 1, 2] else { return nil }
+    let out = Tensor(uninitialized: x.dtype, shape: perm.map { x.shape[$0] })
+    if x.dtype.byteSize == 1, x.dtype != .string {
         let toLast = perm == [0, 2, 3, 1]
         let channels = toLast ? x.shape[1] : x.shape[3], pixels = toLast ? x.shape[2] * x.shape[3] : x.shape[1] * x.shape[2]
         let src = UnsafePointer(x.storage.pointer.assumingMemoryBound(to: UInt8.self)), dst = out.storage.pointer.assumingMemoryBound(to: UInt8.self)
@@ -48,9 +58,7 @@ func transpose(_ x: Tensor, perm: [Int], threads: Int = 1) throws -> Tensor {
         }
         return out
     }
-    if x.dtype == .float, x.rank == 4, perm == [0, 2, 3, 1] || perm == [0, 3, 1, 2] {
-        // Image layout changes (the channels-last rewrite makes them next to oneDNN's
-        // convolutions): on the OpenMP team those run on.
+    if x.dtype == .float {
         let src = UnsafePointer(x.storage.pointer.assumingMemoryBound(to: Float.self))
         let dst = out.storage.pointer.assumingMemoryBound(to: Float.self)
         if perm == [0, 2, 3, 1] {
@@ -60,9 +68,7 @@ func transpose(_ x: Tensor, perm: [Int], threads: Int = 1) throws -> Tensor {
         }
         return out
     }
-    transpose(UnsafeRawPointer(x.storage.pointer), shape: x.shape, perm: perm, elementSize: x.dtype.byteSize,
-              output: out.storage.pointer, threads: threads)
-    return out
+    return nil
 }
 
 /// Concatenates tensors of one dtype along `axis`.
@@ -208,9 +214,12 @@ enum ShapeOps {
         r["Transpose"] = { c in
             let perm = try c.ints("perm")
             let threads = c.options.resolvedThreads
+            let layoutChange = try c.int(FusedAttributes.layoutChange, default: 0) != 0
             return ClosureOperator { inputs in
                 let x = try inputs.required(0)
-                return [try transpose(x, perm: perm ?? Array((0..<x.rank).reversed()), threads: threads)]
+                let perm = perm ?? Array((0..<x.rank).reversed())
+                if layoutChange, let y = changingImageLayout(x, perm: perm) { return [y] }
+                return [try transpose(x, perm: perm, threads: threads)]
             }
         }
         r["Squeeze"] = { c in

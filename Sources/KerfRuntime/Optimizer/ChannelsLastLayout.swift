@@ -53,7 +53,8 @@ extension GraphOptimizer {
         var nodes: [Node] = []
         func transposed(_ name: String, _ perm: [Int64], output: String, by node: Node) -> Node {
             Node(name: node.name.isEmpty ? output : "\(node.name)/\(perm == ChannelsLast.toLast ? "to_nhwc" : "to_nchw")",
-                 opType: "Transpose", inputs: [name], outputs: [output], attributes: [Attribute(name: "perm", value: .ints(perm))])
+                 opType: "Transpose", inputs: [name], outputs: [output],
+                 attributes: [Attribute(name: "perm", value: .ints(perm)), Attribute(name: FusedAttributes.layoutChange, value: .int(1))])
         }
         func channelsLastInput(_ name: String, of node: Node) -> String {
             if let t = twin[name] { return t }

@@ -14,6 +14,9 @@ enum FusedAttributes {
     static let bias = "kerf.bias"
     /// On Conv: input 3 is added to the output (before the fused activation, if any).
     static let residual = "kerf.residual"
+    /// On a Transpose the channels-last rewrite made (NCHW <-> NHWC next to oneDNN's
+    /// convolutions): it runs on the OpenMP team those convolutions use.
+    static let layoutChange = "kerf.layout_change"
 
     /// The attributes that record `activation` on a node.
     static func attributes(for activation: Activation) -> [Attribute] {
