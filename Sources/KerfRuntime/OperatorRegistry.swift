@@ -9,7 +9,7 @@ public enum OperatorRegistry {
         MatMulOps.register(&r)
         ConvOps.register(&r)
         PoolOps.register(&r)
-        ChannelsLastPoolOps.register(&r)
+        ChannelsLastOps.register(&r)
         NormalizationOps.register(&r)
         ShapeOps.register(&r)
         ConstantOps.register(&r)

@@ -96,7 +96,7 @@ final class ChannelsLastTests: XCTestCase {
         }
     }
 
-    /// x -> Conv 3x3 -> Relu -> MaxPool -> Conv 1x1 (+ residual of the pool, + Relu: fused) -> [Concat with the
+    /// x -> Conv 3x3 -> Relu -> BatchNormalization -> MaxPool -> Conv 1x1 (+ residual of the pool, + Relu: fused) -> [Concat with the
     /// pool on channels] -> Sigmoid -> AveragePool -> GlobalAveragePool -> Flatten -> y, plus the
     /// first Conv's output as a second graph output.
     private func network(concat: Bool) -> Graph {
@@ -104,13 +104,18 @@ final class ChannelsLastTests: XCTestCase {
         let inits = [Initializer(name: "W1", tensor: Tensor(shape: [m, c, 3, 3], values: values(m * c * 9, 1))),
                      Initializer(name: "b1", tensor: Tensor(shape: [m], values: values(m, 2))),
                      Initializer(name: "W2", tensor: Tensor(shape: [m, m, 1, 1], values: values(m * m, 3))),
-                     Initializer(name: "b2", tensor: Tensor(shape: [m], values: values(m, 4)))]
+                     Initializer(name: "b2", tensor: Tensor(shape: [m], values: values(m, 4))),
+                     Initializer(name: "gamma", tensor: Tensor(shape: [m], values: values(m, 5).map { $0 + 1.5 })),
+                     Initializer(name: "beta", tensor: Tensor(shape: [m], values: values(m, 6))),
+                     Initializer(name: "mean", tensor: Tensor(shape: [m], values: values(m, 7))),
+                     Initializer(name: "var", tensor: Tensor(shape: [m], values: values(m, 8).map { $0 + 1.2 }))]
         func node(_ op: String, _ inputs: [String], _ output: String, _ attributes: [Attribute] = []) -> Node {
             Node(name: output + "_node", opType: op, inputs: inputs, outputs: [output], attributes: attributes)
         }
         var nodes = [node("Conv", ["x", "W1", "b1"], "c1", [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]),
                      node("Relu", ["c1"], "r1"),
-                     node("MaxPool", ["r1"], "p1", [Attribute(name: "kernel_shape", value: .ints([3, 3])),
+                     node("BatchNormalization", ["r1", "gamma", "beta", "mean", "var"], "n1"),
+                     node("MaxPool", ["n1"], "p1", [Attribute(name: "kernel_shape", value: .ints([3, 3])),
                                                      Attribute(name: "strides", value: .ints([2, 2])),
                                                      Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]),
                      node("Conv", ["p1", "W2", "b2"], "c2"),
@@ -139,7 +144,7 @@ final class ChannelsLastTests: XCTestCase {
             // In: x. Out: the Flatten's input and the graph output c1.
             XCTAssertEqual(ops.filter { $0 == "Transpose" }.count, 3, "\(ops)")
             XCTAssertEqual(ops.filter { $0 == ChannelsLast.conv }.count, 2, "\(ops)")
-            for op in [ChannelsLast.maxPool, ChannelsLast.averagePool, ChannelsLast.globalAveragePool] { XCTAssertTrue(ops.contains(op), "\(ops)") }
+            for op in [ChannelsLast.maxPool, ChannelsLast.averagePool, ChannelsLast.globalAveragePool, ChannelsLast.batchNormalization] { XCTAssertTrue(ops.contains(op), "\(ops)") }
             XCTAssertFalse(ops.contains("Conv") || ops.contains("MaxPool") || ops.contains("Add"), "\(ops)")
             for batch in [1, 3] {
                 let x = Tensor(shape: [batch, 3, 11, 9], values: values(batch * 297, batch))

@@ -9,6 +9,7 @@ enum ChannelsLast {
     static let maxPool = "NhwcMaxPool"
     static let averagePool = "NhwcAveragePool"
     static let globalAveragePool = "NhwcGlobalAveragePool"
+    static let batchNormalization = "NhwcBatchNormalization"
     /// Transpose perms from NCHW to NHWC and back.
     static let toLast: [Int64] = [0, 2, 3, 1]
     static let toFirst: [Int64] = [0, 3, 1, 2]
@@ -26,8 +27,8 @@ enum ChannelsLast {
 
 extension GraphOptimizer {
     /// Runs 2-D float Convs on constant weights channels-last (and the fused int8
-    /// kerf.QuantizedConv), together with the pooling, elementwise (float, int8 and per-tensor
-    /// Quantize/DequantizeLinear) and Concat nodes between them, so that images change layout once at each
+    /// kerf.QuantizedConv), together with the pooling, inference BatchNormalization, elementwise
+    /// (float, int8 and per-tensor Quantize/DequantizeLinear) and Concat nodes between them, so that images change layout once at each
     /// end of a run of such nodes instead of twice per Conv (oneDNN's direct convolutions work
     /// on NHWC images).
     ///
@@ -108,6 +109,12 @@ extension GraphOptimizer {
                 guard hasTwin, case .ints(let k)? = node.attribute("kernel_shape"), k.count == 2 else { break }
                 convert(node, to: node.opType == "MaxPool" ? ChannelsLast.maxPool : ChannelsLast.averagePool,
                         domain: FusedQuantizedOps.domain, imageInputs: [0])
+                continue
+            case "BatchNormalization":
+                // Inference only (one output): a scale and shift per channel.
+                if case .int(let t)? = node.attribute("training_mode"), t != 0 { break }
+                guard hasTwin, node.inputs.count == 5 else { break }
+                convert(node, to: ChannelsLast.batchNormalization, domain: FusedQuantizedOps.domain, imageInputs: [0])
                 continue
             case "GlobalAveragePool":
                 guard hasTwin else { break }

@@ -6,7 +6,7 @@ import KerfKernels
 // GlobalAveragePool (float) with their ONNX attributes, on X[N, H, W, C] giving Y[N, OH, OW, C]. Results are
 // bitwise equal to the NCHW operators' (same taps, same order).
 
-enum ChannelsLastPoolOps {
+enum ChannelsLastOps {
     static func register(_ r: inout [String: OperatorFactory]) {
         let domain = FusedQuantizedOps.domain
         r["\(domain):\(ChannelsLast.maxPool)"] = { c in
@@ -42,6 +42,35 @@ enum ChannelsLastPoolOps {
                                                 rows: rows, sums: sums.baseAddress!)
                     }
                 }]
+            }
+        }
+        r["\(domain):\(ChannelsLast.batchNormalization)"] = { c in
+            let epsilon = try c.float("epsilon", default: 1e-5)
+            return ClosureOperator { inputs in
+                let x = try channelsLastImages(try inputs.required(0), "BatchNormalization")
+                let channels = x.shape[3]
+                var parameters: [[Float]] = []
+                for (i, what) in [(1, "scale"), (2, "B"), (3, "mean"), (4, "var")] {
+                    let t = try inputs.required(i)
+                    guard t.count == channels, t.dtype == .float else {
+                        throw KerfError.shapeMismatch("BatchNormalization \(what) must be float with \(channels) elements, got \(t.dtype)\(t.shape)")
+                    }
+                    parameters.append(t.array(of: Float.self))
+                }
+                // As batchNorm: y = x * k + shift, k = scale / sqrt(var + epsilon), shift = B - mean * k.
+                let k = (0..<channels).map { parameters[0][$0] / (parameters[3][$0] + epsilon).squareRoot() }
+                let shift = (0..<channels).map { parameters[1][$0] - parameters[2][$0] * k[$0] }
+                let out = Tensor(uninitialized: .float, shape: x.shape)
+                let xs = x.storage.pointer.assumingMemoryBound(to: Float.self), ys = out.storage.pointer.assumingMemoryBound(to: Float.self)
+                k.withUnsafeBufferPointer { k in
+                    shift.withUnsafeBufferPointer { shift in
+                        for p in 0..<(x.count / max(1, channels)) {
+                            let base = p * channels
+                            for c in 0..<channels { ys[base + c] = xs[base + c] * k[c] + shift[c] }
+                        }
+                    }
+                }
+                return [out]
             }
         }
         r["\(domain):\(ChannelsLast.globalAveragePool)"] = { _ in
