@@ -32,11 +32,13 @@ final class GraphOptimizerTests: XCTestCase {
     }
 
     /// The optimized graph's nodes as they are before the channels-last rewrite: its Transposes
-    /// dropped, its NhwcConv named Conv (ChannelsLastTests covers the rewrite).
+    /// dropped, its NhwcConv and NhwcBatchNormalization named as in ONNX (ChannelsLastTests
+    /// covers the rewrite).
     private func withoutLayout(_ g: Graph) -> [Node] {
         g.nodes.filter { !($0.opType == "Transpose" && ($0.name.hasSuffix("/to_nhwc") || $0.name.hasSuffix("/to_nchw"))) }.map { n in
             var n = n
             if n.opType == ChannelsLast.conv { n.opType = "Conv" }
+            if n.opType == ChannelsLast.batchNormalization { n.opType = "BatchNormalization" }
             return n
         }
     }
