@@ -162,6 +162,35 @@ final class ChannelsLastTests: XCTestCase {
         }
     }
 
+    func testAResidualReadByNothingElseIsWrittenOverWithTheSameResult() throws {
+        // c1 = Conv(x); y = Relu(Conv(x) + c1): c1's last reader is the second Conv, which
+        // writes its output over c1 (and reads c1 as the residual where it lies).
+        guard OneDnnEngine.available else { throw XCTSkip("oneDNN has no engine here") }
+        let inits = [Initializer(name: "W1", tensor: Tensor(shape: [6, 3, 3, 3], values: values(162, 1))),
+                     Initializer(name: "W2", tensor: Tensor(shape: [6, 3, 3, 3], values: values(162, 2))),
+                     Initializer(name: "b2", tensor: Tensor(shape: [6], values: values(6, 3)))]
+        let pads = [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]
+        let nodes = [Node(name: "c1", opType: "Conv", inputs: ["x", "W1"], outputs: ["c1"], attributes: pads),
+                     Node(name: "c2", opType: "Conv", inputs: ["x", "W2", "b2"], outputs: ["c2"], attributes: pads),
+                     Node(name: "add", opType: "Add", inputs: ["c2", "c1"], outputs: ["s"]),
+                     Node(name: "relu", opType: "Relu", inputs: ["s"], outputs: ["y"])]
+        let g = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", type: nil)], outputs: [ValueInfo(name: "y", type: nil)], initializers: inits)
+        let optimized = try GraphOptimizer.optimize(g, opsets: opsets, options: SessionOptions())
+        XCTAssertEqual(optimized.nodes.map(\.opType), ["Transpose", ChannelsLast.conv, ChannelsLast.conv, "Transpose"])
+        for batch in [1, 2] {
+            let x = Tensor(shape: [batch, 3, 7, 5], values: values(batch * 105, 9))
+            let plain = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: 0)).run(["x": x])[0]
+            let session = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: 1))
+            for _ in 0..<2 {  // the second run reuses nothing of the first
+                let fast = try session.run(["x": x])[0]
+                XCTAssertEqual(fast.shape, plain.shape)
+                let u = plain.array(of: Float.self), v = fast.array(of: Float.self)
+                XCTAssertTrue(u.contains(0) && u.contains { $0 > 0 })
+                for (p, q) in zip(u, v) { XCTAssertEqual(p, q, accuracy: 1e-5, "batch \(batch)") }
+            }
+        }
+    }
+
     func testAResidualOfUnknownRankKeepsTheConvChannelsFirst() throws {
         // Conv + Add(skip) with skip a graph input [4, 1, 1]: fused as a residual, which has no
         // NHWC twin, so the Conv stays as it is; with a twin-less 1x1 Conv nothing changes either.

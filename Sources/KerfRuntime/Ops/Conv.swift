@@ -128,6 +128,20 @@ final class ConvOperator: Operator {
         }
     }
 
+    /// Channels-last with a fused residual that nothing else references: the output is written
+    /// over the residual (oneDNN adds it where it lies) instead of into a new tensor.
+    func run(consuming inputs: inout [Tensor?]) throws -> [Tensor] {
+        guard channelsLast, residualInput, inputs.count > 3, var residual = inputs.take(3) else { return try run(inputs) }
+        let x = inputs[0] ?? nil, b = inputs.count > 2 ? inputs[2] ?? nil : nil
+        let w = ownedShape == nil && inputs.count > 1 ? inputs[1] ?? nil : nil
+        if let x, x.dtype == .float, residual.dtype == .float, let wShape = w?.shape ?? ownedShape,
+           residual.shape == (try outputShape(x, wShape)), residual.isUniquelyOwned() {
+            return [try computeChannelsLast(x, w, wShape, b, residual: residual, activation: activation, into: residual)]
+        }
+        inputs[3] = residual
+        return try run(inputs)
+    }
+
     /// The output shape for X and W (nil when they do not fit: `compute` reports why).
     private func outputShape(_ x: Tensor, _ wShape: [Int]) throws -> [Int]? {
         guard x.rank >= 3, wShape.count == x.rank else { return nil }
@@ -145,8 +159,10 @@ final class ConvOperator: Operator {
 
     /// `compute` for NHWC tensors: oneDNN's direct convolution where they lie, else the NCHW
     /// path between two transposes.
+    /// `into`, when given, is a dense float tensor of the output's shape that nothing else reads
+    /// (the residual itself): the direct convolution writes there.
     private func computeChannelsLast(_ x: Tensor, _ w: Tensor?, _ wShape: [Int], _ b: Tensor?, residual: Tensor?,
-                                     activation: Activation) throws -> Tensor {
+                                     activation: Activation, into: Tensor? = nil) throws -> Tensor {
         try checkTypes(x, w, b)
         guard x.rank == 4, wShape.count == 4 else {
             throw KerfError.shapeMismatch("Conv X \(x.shape) (channels-last) and W \(wShape) ranks do not fit")
@@ -155,7 +171,8 @@ final class ConvOperator: Operator {
         try checkShapes(channels: x.shape[3], wShape: wShape, b: b, x: x)
         if let ks = window.kernelShape, ks != kernel { throw KerfError.shapeMismatch("kernel_shape \(ks) differs from W \(wShape)") }
         let (g, _) = try window.geometry(input: [x.shape[1], x.shape[2]], kernel: kernel)
-        let out = Tensor(uninitialized: .float, shape: [batch] + g.outputSize + [m])
+        let shape = [batch] + g.outputSize + [m]
+        let out = into.map { $0.shape == shape ? $0 : Tensor(uninitialized: .float, shape: shape) } ?? Tensor(uninitialized: .float, shape: shape)
         if g.outputCount == 0 || batch == 0 { return out }
         if activation == self.activation, let convolution = directConvolution(x, w, b, geometry: g, residual: residual != nil),
            convolution.run(x.storage.pointer.assumingMemoryBound(to: Float.self), out.storage.pointer.assumingMemoryBound(to: Float.self),
