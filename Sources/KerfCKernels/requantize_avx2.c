@@ -37,6 +37,16 @@ AVX2 static inline void transpose8(__m256i r[8]) {
     r[7] = _mm256_castps_si256(_mm256_permute2f128_ps(u3, u7, 0x31));
 }
 
+/* Eight sums (bias added) times scale, clamped to [low, high], rounded half to even, plus zero,
+ * as eight bytes in the low half (int8 when out_signed, else uint8). */
+AVX2 static inline __m128i requantize_lanes(__m256i s, __m256 scale, __m256 vlow, __m256 vhigh, __m256i vzero, int out_signed) {
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(s), scale);
+    v = _mm256_min_ps(_mm256_max_ps(v, vlow), vhigh);
+    __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), vzero); /* within [lo, hi] */
+    __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    return out_signed ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
+}
+
 AVX2 void kerf_requantize_transposed_avx2(const int32_t *acc, size_t m, size_t n, size_t ld_acc,
                                           const int32_t *bias, int bias_per_column,
                                           const float *scales, int scales_per_column,
@@ -57,11 +67,7 @@ AVX2 void kerf_requantize_transposed_avx2(const int32_t *acc, size_t m, size_t n
                 size_t j = j0 + k;
                 __m256i s = r[k];
                 if (bias) s = _mm256_add_epi32(s, _mm256_set1_epi32(bias[bias_per_column ? j : 0]));
-                __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(scales[scales_per_column ? j : 0]));
-                v = _mm256_min_ps(_mm256_max_ps(v, vlow), vhigh);
-                __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), vzero); /* within [lo, hi] */
-                __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-                __m128i bytes = out_signed ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
+                __m128i bytes = requantize_lanes(s, _mm256_set1_ps(scales[scales_per_column ? j : 0]), vlow, vhigh, vzero, out_signed);
                 _mm_storel_epi64((__m128i *)(out + j * y_stride + i0), bytes);
             }
         }
@@ -97,12 +103,7 @@ AVX2 void kerf_requantize_rows_avx2(const int32_t *acc, size_t m, size_t n, size
             __m256i s = _mm256_loadu_si256((const __m256i *)(row + j));
             if (bias) s = _mm256_add_epi32(s, bias_per_column ? _mm256_loadu_si256((const __m256i *)(bias + j)) : _mm256_set1_epi32(bias[0]));
             __m256 scale = scales_per_column ? _mm256_loadu_ps(scales + j) : _mm256_set1_ps(scales[0]);
-            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(s), scale);
-            v = _mm256_min_ps(_mm256_max_ps(v, vlow), vhigh);
-            __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), vzero); /* within [lo, hi] */
-            __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-            __m128i bytes = out_signed ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
-            _mm_storel_epi64((__m128i *)(dst + j), bytes);
+            _mm_storel_epi64((__m128i *)(dst + j), requantize_lanes(s, scale, vlow, vhigh, vzero, out_signed));
         }
         for (; j < n; j++) {
             int32_t sum = (int32_t)((uint32_t)row[j] + (uint32_t)(bias ? bias[bias_per_column ? j : 0] : 0)); /* wraps, as Swift's &+ */

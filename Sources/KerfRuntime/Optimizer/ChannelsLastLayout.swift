@@ -42,14 +42,7 @@ extension GraphOptimizer {
     static func useChannelsLast(_ g: Graph) throws {
         guard OneDnnEngine.available else { return }
         let constants = constants(g)
-        var names = Set(g.inputs.map(\.name)).union(g.initializers.map(\.name))
-        for n in g.nodes { names.formUnion(n.inputs); names.formUnion(n.outputs) }
-        func fresh(_ base: String) -> String {
-            var name = base, k = 1
-            while names.contains(name) { name = "\(base)_\(k)"; k += 1 }
-            names.insert(name)
-            return name
-        }
+        let names = NameAllocator(g)
         var twin: [String: String] = [:]  // NCHW value -> its NHWC twin
         var nodes: [Node] = []
         func transposed(_ name: String, _ perm: [Int64], output: String, by node: Node) -> Node {
@@ -59,7 +52,7 @@ extension GraphOptimizer {
         }
         func channelsLastInput(_ name: String, of node: Node) -> String {
             if let t = twin[name] { return t }
-            let t = fresh(name + "/nhwc")
+            let t = names.make(name + "/nhwc")
             nodes.append(transposed(name, ChannelsLast.toLast, output: t, by: node))
             twin[name] = t
             return t
@@ -68,7 +61,7 @@ extension GraphOptimizer {
         func convert(_ node: Node, to opType: String, domain: String = "", imageInputs: [Int], attributes: [Attribute]? = nil) {
             var n = node
             for i in imageInputs where !n.inputs[i].isEmpty { n.inputs[i] = channelsLastInput(n.inputs[i], of: node) }
-            let y = node.outputs[0], t = fresh(y + "/nhwc")
+            let y = node.outputs[0], t = names.make(y + "/nhwc")
             n.opType = opType
             n.domain = domain
             n.outputs = [t]
