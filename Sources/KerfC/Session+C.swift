@@ -117,12 +117,12 @@ private func runViews(_ session: OpaquePointer?, _ inputNames: UnsafePointer<Uns
     return guarded {
         let s = try HandleRegistry.shared.resolve(session, as: SessionHandle.self, "session")
         try checkCounts(inputCount, inputNames != nil && inputs != nil, outputCount, outputs)
+        try argument(!copyInto || outputCount == 0 || outputViews != nil, "output_views is NULL")
         let views = inputs?.assumingMemoryBound(to: kerf_tensor_view.self)
         let feeds = try feedsByName(inputNames, inputCount) { i in
             let v = views![i]
             return try describedTensor(v.dtype, v.dims, v.rank, UnsafeMutableRawPointer(mutating: v.data), v.byte_size)
         }
-        try argument(!copyInto || outputCount == 0 || outputViews != nil, "output_views is NULL")
         try run(s, feeds, outputNames, outputs!, outputViews?.assumingMemoryBound(to: kerf_tensor_view.self), outputCount,
                 copyInto: copyInto)
     }

@@ -26,6 +26,12 @@ public final class PackedGemmTiles: @unchecked Sendable {
     private let whole: PackedGemm?
     private let width: Int
     private var scratch: UnsafeMutablePointer<Float>?
+    /// A small W (at most `smallLimit` elements) also as [K, N] row-major, subnormals read as
+    /// zero, with its bias: products of at most `smallWork` multiply-adds run on it in a plain
+    /// loop (`smallProduct`), which costs less than a oneDNN call.
+    private let small: (w: [Float], bias: [Float]?)?
+    static let smallLimit = 1 << 14
+    static let smallWork = 1 << 16
 
     /// `PackedGemm.init`'s arguments, W split into about 2 * threads blocks of a multiple of 64
     /// columns (one block for one thread). nil when oneDNN has no optimized product.
@@ -58,6 +64,12 @@ public final class PackedGemmTiles: @unchecked Sendable {
         self.width = width
         self.blocks = blocks
         self.whole = whole
+        small = k * n > Self.smallLimit ? nil : (
+            (0..<(k * n)).map { i in
+                let v = transposed ? w[(i % n) * ldw + i / n] : w[(i / n) * ldw + i % n]
+                return v.isSubnormal ? 0 : v
+            },
+            bias.map { Array(UnsafeBufferPointer(start: $0, count: n)) })
     }
 
     deinit { scratch?.deallocate() }
@@ -77,6 +89,16 @@ public final class PackedGemmTiles: @unchecked Sendable {
     /// Returns false when oneDNN failed; C is undefined then.
     public func multiply(m: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) -> Bool {
         if m <= 0 { return true }
+        if let small, m * k * n <= Self.smallWork {
+            small.w.withUnsafeBufferPointer { w in
+                if let bias = small.bias {
+                    bias.withUnsafeBufferPointer { smallProduct(m: m, k: k, n: n, a: a, w: w.baseAddress!, bias: $0.baseAddress!, c: c) }
+                } else {
+                    smallProduct(m: m, k: k, n: n, a: a, w: w.baseAddress!, bias: nil, c: c)
+                }
+            }
+            return true
+        }
         if threads == 1, let whole { return whole.multiply(m: m, a: a, c: c) }
         if let whole, m >= Self.wholeRowsPerThread * threads, k * n <= Self.wholeLimit {
             // Row tiles of the whole W: about two per thread, at most tileRows rows each.

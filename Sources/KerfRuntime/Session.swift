@@ -196,8 +196,8 @@ public final class Session {
             args.removeAll(keepingCapacity: true)
             for (k, s) in step.outputSlots.enumerated() where s >= 0 && k < results.count { values[s] = results[k] }
         }
-        return try wantedSlots.map { s in
-            guard let t = values[s] else { throw KerfError.internal("output '\(slotOfName.first { $0.value == s }?.key ?? "?")' was not computed") }
+        return try wantedSlots.enumerated().map { i, s in
+            guard let t = values[s] else { throw KerfError.internal("output '\(outputNames?[i] ?? outputs[i].name)' was not computed") }
             return t
         }
     }

@@ -1,10 +1,11 @@
 import KerfCore
 import KerfKernels
 
-// The pooling operators of channels-last images (domain "kerf", only in a session's private
-// graph; see Optimizer/ChannelsLastLayout.swift): MaxPool (float, int8, uint8), AveragePool and
-// GlobalAveragePool (float) with their ONNX attributes, on X[N, H, W, C] giving Y[N, OH, OW, C]. Results are
-// bitwise equal to the NCHW operators' (same taps, same order).
+// The pooling and normalization operators of channels-last images (domain "kerf", only in a
+// session's private graph; see Optimizer/ChannelsLastLayout.swift): MaxPool (float, int8, uint8),
+// AveragePool and GlobalAveragePool (float) with their ONNX attributes, on X[N, H, W, C] giving
+// Y[N, OH, OW, C], and inference BatchNormalization (float) over the last axis. Results are
+// bitwise equal to the NCHW operators' (same taps in the same order, the same arithmetic).
 
 enum ChannelsLastOps {
     static func register(_ r: inout [String: OperatorFactory]) {
@@ -49,17 +50,10 @@ enum ChannelsLastOps {
             return ClosureOperator { inputs in
                 let x = try channelsLastImages(try inputs.required(0), "BatchNormalization")
                 let channels = x.shape[3]
-                var parameters: [[Float]] = []
-                for (i, what) in [(1, "scale"), (2, "B"), (3, "mean"), (4, "var")] {
-                    let t = try inputs.required(i)
-                    guard t.count == channels, t.dtype == .float else {
-                        throw KerfError.shapeMismatch("BatchNormalization \(what) must be float with \(channels) elements, got \(t.dtype)\(t.shape)")
-                    }
-                    parameters.append(t.array(of: Float.self))
-                }
-                // As batchNorm: y = x * k + shift, k = scale / sqrt(var + epsilon), shift = B - mean * k.
-                let k = (0..<channels).map { parameters[0][$0] / (parameters[3][$0] + epsilon).squareRoot() }
-                let shift = (0..<channels).map { parameters[1][$0] - parameters[2][$0] * k[$0] }
+                let p = try (1...4).map { try inputs.required($0) }
+                try checkBatchNormParameters(p[0], p[1], p[2], p[3], channels: channels)
+                let (k, shift) = batchNormCoefficients(scale: p[0].array(of: Float.self), bias: p[1].array(of: Float.self),
+                                                       mean: p[2].array(of: Float.self), variance: p[3].array(of: Float.self), epsilon: epsilon)
                 let out = Tensor(uninitialized: .float, shape: x.shape)
                 let xs = x.storage.pointer.assumingMemoryBound(to: Float.self), ys = out.storage.pointer.assumingMemoryBound(to: Float.self)
                 k.withUnsafeBufferPointer { k in

@@ -172,7 +172,7 @@ final class ConvOperator: Operator {
         if let ks = window.kernelShape, ks != kernel { throw KerfError.shapeMismatch("kernel_shape \(ks) differs from W \(wShape)") }
         let (g, _) = try window.geometry(input: [x.shape[1], x.shape[2]], kernel: kernel)
         let shape = [batch] + g.outputSize + [m]
-        let out = into.map { $0.shape == shape ? $0 : Tensor(uninitialized: .float, shape: shape) } ?? Tensor(uninitialized: .float, shape: shape)
+        let out = into ?? Tensor(uninitialized: .float, shape: shape)
         if g.outputCount == 0 || batch == 0 { return out }
         if activation == self.activation, let convolution = directConvolution(x, w, b, geometry: g, residual: residual != nil),
            convolution.run(x.storage.pointer.assumingMemoryBound(to: Float.self), out.storage.pointer.assumingMemoryBound(to: Float.self),

@@ -56,6 +56,22 @@ enum NormalizationOps {
     }
 }
 
+/// Throws unless scale, B, mean and var are float tensors of `channels` elements.
+func checkBatchNormParameters(_ scale: Tensor, _ bias: Tensor, _ mean: Tensor, _ variance: Tensor, channels c: Int) throws {
+    for (t, what) in [(scale, "scale"), (bias, "B"), (mean, "mean"), (variance, "var")] {
+        guard t.count == c, t.dtype == .float else {
+            throw KerfError.shapeMismatch("BatchNormalization \(what) must be float with \(c) elements, got \(t.dtype)\(t.shape)")
+        }
+    }
+}
+
+/// Batch normalization as y = x * k[c] + shift[c]: k = scale / sqrt(var + epsilon),
+/// shift = B - mean * k, per channel.
+func batchNormCoefficients(scale: [Float], bias: [Float], mean: [Float], variance: [Float], epsilon: Float) -> (k: [Float], shift: [Float]) {
+    let k = scale.indices.map { scale[$0] / (variance[$0] + epsilon).squareRoot() }
+    return (k, bias.indices.map { bias[$0] - mean[$0] * k[$0] })
+}
+
 /// Batch normalization over axis 1 of x[N, C, ...]. In training mode the batch statistics
 /// are used and the updated running mean and variance are returned as extra outputs.
 func batchNorm(_ x: Tensor, scale: Tensor, bias: Tensor, mean: Tensor, variance: Tensor,
@@ -63,11 +79,7 @@ func batchNorm(_ x: Tensor, scale: Tensor, bias: Tensor, mean: Tensor, variance:
     let x = try float32Input(x, "BatchNormalization")
     guard x.rank >= 2 else { throw KerfError.shapeMismatch("BatchNormalization input must have rank >= 2, got \(x.shape)") }
     let c = x.shape[1], n = x.shape[0], inner = x.shape[2...].reduce(1, *)
-    for (t, what) in [(scale, "scale"), (bias, "B"), (mean, "mean"), (variance, "var")] {
-        guard t.count == c, t.dtype == .float else {
-            throw KerfError.shapeMismatch("BatchNormalization \(what) must be float with \(c) elements, got \(t.dtype)\(t.shape)")
-        }
-    }
+    try checkBatchNormParameters(scale, bias, mean, variance, channels: c)
     let xs = x.storage.pointer.assumingMemoryBound(to: Float.self)
     var m = mean.array(of: Float.self), v = variance.array(of: Float.self)
     var runningMean = m, runningVar = v
@@ -84,15 +96,14 @@ func batchNorm(_ x: Tensor, scale: Tensor, bias: Tensor, mean: Tensor, variance:
             runningVar[ch] = runningVar[ch] * momentum + v[ch] * (1 - momentum)
         }
     }
-    let sc = scale.array(of: Float.self), bi = bias.array(of: Float.self)
+    let (k, shift) = batchNormCoefficients(scale: scale.array(of: Float.self), bias: bias.array(of: Float.self), mean: m, variance: v,
+                                           epsilon: epsilon)
     let out = Tensor(uninitialized: .float, shape: x.shape)
     let ys = out.storage.pointer.assumingMemoryBound(to: Float.self)
     for b in 0..<n {
         for ch in 0..<c {
-            let k = sc[ch] / (v[ch] + epsilon).squareRoot()
-            let shift = bi[ch] - m[ch] * k
             let base = (b * c + ch) * inner
-            for i in 0..<inner { ys[base + i] = xs[base + i] * k + shift }
+            for i in 0..<inner { ys[base + i] = xs[base + i] * k[ch] + shift[ch] }
         }
     }
     if training {

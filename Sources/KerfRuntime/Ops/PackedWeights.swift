@@ -30,12 +30,6 @@ final class PackedWeights {
     private var gemm: PackedGemmTiles?
     /// Packing an owned B failed: it is not tried again.
     private var unpackable = false
-    /// For a small B (at most `smallLimit` elements): B as [K, N] row-major, subnormals flushed,
-    /// for products of few rows (`smallProduct`), made when B is packed.
-    private var plain: [Float]?
-    static let smallLimit = 1 << 14
-    /// Products of at most this many multiply-adds use `plain`.
-    static let smallWork = 1 << 16
 
     /// Packed weights for input `index` of the node (B, Bᵀ [N, K] when `transposed`), nil unless
     /// it is a constant 2-D float tensor and `bias`, if any, a float tensor of N elements
@@ -60,17 +54,6 @@ final class PackedWeights {
             source = b.storage
             guard let made = Self.pack(b, k: k, n: n, transposed: transposed, row: row, threads: threads) else { return nil }
             gemm = made
-            plain = Self.plain(b, k: k, n: n, transposed: transposed)
-        }
-    }
-
-    /// B as [K, N] with subnormals read as zero, when it is small.
-    private static func plain(_ b: Tensor, k: Int, n: Int, transposed: Bool) -> [Float]? {
-        guard k * n <= smallLimit else { return nil }
-        let stored = b.array(of: Float.self)
-        return (0..<(k * n)).map { index in
-            let v = transposed ? stored[(index % n) * k + index / n] : stored[index]
-            return v.isSubnormal ? 0 : v
         }
     }
 
@@ -97,24 +80,10 @@ final class PackedWeights {
         guard rows >= 1 else { return nil }
         if gemm == nil, !unpackable, let b = pending {
             gemm = Self.pack(b, k: k, n: n, transposed: transposed, row: row, threads: threads)
-            if gemm == nil { unpackable = true } else { plain = Self.plain(b, k: k, n: n, transposed: transposed); pending = nil }
+            if gemm == nil { unpackable = true } else { pending = nil }
         }
         guard let gemm else { return nil }
         var out = Tensor(uninitialized: .float, shape: Array(a.shape.dropLast()) + [n])
-        if let plain, rows * k * n <= Self.smallWork {
-            a.withElements(as: Float.self) { x in
-                out.withMutableElements(as: Float.self) { y in
-                    plain.withUnsafeBufferPointer { w in
-                        if let row {
-                            row.withUnsafeBufferPointer { smallProduct(m: rows, k: k, n: n, a: x.baseAddress!, w: w.baseAddress!, bias: $0.baseAddress!, c: y.baseAddress!) }
-                        } else {
-                            smallProduct(m: rows, k: k, n: n, a: x.baseAddress!, w: w.baseAddress!, bias: nil, c: y.baseAddress!)
-                        }
-                    }
-                }
-            }
-            return out
-        }
         let ok = a.withElements(as: Float.self) { x in
             out.withMutableElements(as: Float.self) { y in
                 gemm.multiply(m: rows, a: x.baseAddress!, c: y.baseAddress!)

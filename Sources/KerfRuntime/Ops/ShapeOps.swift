@@ -44,9 +44,11 @@ func transpose(_ x: Tensor, perm: [Int], threads: Int = 1) throws -> Tensor {
 /// or [0, 3, 1, 2] of a rank-4 float or byte tensor), per image: floats split over the OpenMP
 /// team oneDNN's convolutions run on, bytes in 16x16 tiles. nil for anything else.
 func changingImageLayout(_ x: Tensor, perm: [Int]) -> Tensor? {
-    guard x.rank == 4, perm == [0, 2, 3, 1] || perm == [0, 3, 1, 2] else { return nil }
+    guard x.rank == 4, perm == [0, 2, 3, 1] || perm == [0, 3, 1, 2], x.dtype == .float || (x.dtype.byteSize == 1 && x.dtype != .string) else {
+        return nil
+    }
     let out = Tensor(uninitialized: x.dtype, shape: perm.map { x.shape[$0] })
-    if x.dtype.byteSize == 1, x.dtype != .string {
+    if x.dtype != .float {
         let toLast = perm == [0, 2, 3, 1]
         let channels = toLast ? x.shape[1] : x.shape[3], pixels = toLast ? x.shape[2] * x.shape[3] : x.shape[1] * x.shape[2]
         let src = UnsafePointer(x.storage.pointer.assumingMemoryBound(to: UInt8.self)), dst = out.storage.pointer.assumingMemoryBound(to: UInt8.self)
@@ -58,17 +60,14 @@ func changingImageLayout(_ x: Tensor, perm: [Int]) -> Tensor? {
         }
         return out
     }
-    if x.dtype == .float {
-        let src = UnsafePointer(x.storage.pointer.assumingMemoryBound(to: Float.self))
-        let dst = out.storage.pointer.assumingMemoryBound(to: Float.self)
-        if perm == [0, 2, 3, 1] {
-            channelsFirstToLast(src, images: x.shape[0], channels: x.shape[1], positions: x.shape[2] * x.shape[3], dst, team: true)
-        } else {
-            channelsLastToFirst(src, images: x.shape[0], channels: x.shape[3], positions: x.shape[1] * x.shape[2], dst, team: true)
-        }
-        return out
+    let src = UnsafePointer(x.storage.pointer.assumingMemoryBound(to: Float.self))
+    let dst = out.storage.pointer.assumingMemoryBound(to: Float.self)
+    if perm == [0, 2, 3, 1] {
+        channelsFirstToLast(src, images: x.shape[0], channels: x.shape[1], positions: x.shape[2] * x.shape[3], dst, team: true)
+    } else {
+        channelsLastToFirst(src, images: x.shape[0], channels: x.shape[3], positions: x.shape[1] * x.shape[2], dst, team: true)
     }
-    return nil
+    return out
 }
 
 /// Concatenates tensors of one dtype along `axis`.

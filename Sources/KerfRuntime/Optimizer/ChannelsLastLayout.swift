@@ -71,73 +71,69 @@ extension GraphOptimizer {
             twin[y] = t
         }
 
-        for node in try Session.topologicalOrder(g) {
-            let hasTwin = !node.inputs.isEmpty && twin[node.inputs[0]] != nil
-            if node.domain == FusedQuantizedOps.domain, node.outputs.count == 1, !node.outputs[0].isEmpty {
+        /// The channels-last form of `node`: operator, domain, the inputs that are images (read
+        /// through twins) and new attributes if they change; nil to keep the node as it is.
+        func form(_ node: Node) -> (opType: String, domain: String, images: [Int], attributes: [Attribute]?)? {
+            let kerf = FusedQuantizedOps.domain
+            guard node.outputs.count == 1 || (node.opType == "MaxPool" && node.outputs.dropFirst().allSatisfy(\.isEmpty)),
+                  !node.outputs[0].isEmpty, !node.inputs.isEmpty else { return nil }
+            let hasTwin = twin[node.inputs[0]] != nil
+            let allTwins = node.inputs.allSatisfy { twin[$0] != nil }
+            if node.domain == kerf {
                 if node.opType == "QuantizedConv", node.inputs.count >= 4, let w = constants[node.inputs[3]], w.rank == 4,
                    hasTwin || w.shape[2] != 1 || w.shape[3] != 1 {
-                    convert(node, to: ChannelsLast.quantizedConv, domain: FusedQuantizedOps.domain, imageInputs: [0])
-                    continue
+                    return (ChannelsLast.quantizedConv, kerf, [0], nil)
                 }
-                if let images = ChannelsLast.quantizedElementwise[node.opType], images.allSatisfy({ $0 < node.inputs.count && twin[node.inputs[$0]] != nil }) {
-                    convert(node, to: node.opType, domain: FusedQuantizedOps.domain, imageInputs: images)
-                    continue
+                if let images = ChannelsLast.quantizedElementwise[node.opType],
+                   images.allSatisfy({ $0 < node.inputs.count && twin[node.inputs[$0]] != nil }) {
+                    return (node.opType, kerf, images, nil)
                 }
+                return nil
             }
-            guard node.isDefaultDomain, node.outputs.count == 1 || (node.opType == "MaxPool" && node.outputs.dropFirst().allSatisfy(\.isEmpty)),
-                  !node.outputs[0].isEmpty, !node.inputs.isEmpty else {
-                nodes.append(node)
-                continue
-            }
+            guard node.isDefaultDomain else { return nil }
             switch node.opType {
             case "Conv":
-                guard node.inputs.count >= 2, let w = constants[node.inputs[1]], w.dtype == .float, w.rank == 4 else { break }
+                guard node.inputs.count >= 2, let w = constants[node.inputs[1]], w.dtype == .float, w.rank == 4 else { return nil }
                 let residual = node.attribute(FusedAttributes.residual) != nil && node.inputs.count > 3 ? node.inputs[3] : nil
                 let pointwise = w.shape[2] == 1 && w.shape[3] == 1
                 // A residual without a twin could have any rank: such a Conv stays as it is.
-                guard !pointwise || hasTwin, residual.map({ twin[$0] != nil }) ?? true else { break }
-                convert(node, to: ChannelsLast.conv, domain: FusedQuantizedOps.domain, imageInputs: residual == nil ? [0] : [0, 3])
-                continue
+                guard !pointwise || hasTwin, residual.map({ twin[$0] != nil }) ?? true else { return nil }
+                return (ChannelsLast.conv, kerf, residual == nil ? [0] : [0, 3], nil)
             case "MaxPool", "AveragePool":
-                guard hasTwin, case .ints(let k)? = node.attribute("kernel_shape"), k.count == 2 else { break }
-                convert(node, to: node.opType == "MaxPool" ? ChannelsLast.maxPool : ChannelsLast.averagePool,
-                        domain: FusedQuantizedOps.domain, imageInputs: [0])
-                continue
+                guard hasTwin, case .ints(let k)? = node.attribute("kernel_shape"), k.count == 2 else { return nil }
+                return (node.opType == "MaxPool" ? ChannelsLast.maxPool : ChannelsLast.averagePool, kerf, [0], nil)
             case "BatchNormalization":
                 // Inference only (one output): a scale and shift per channel.
-                if case .int(let t)? = node.attribute("training_mode"), t != 0 { break }
-                guard hasTwin, node.inputs.count == 5 else { break }
-                convert(node, to: ChannelsLast.batchNormalization, domain: FusedQuantizedOps.domain, imageInputs: [0])
-                continue
+                if case .int(let t)? = node.attribute("training_mode"), t != 0 { return nil }
+                return hasTwin && node.inputs.count == 5 ? (ChannelsLast.batchNormalization, kerf, [0], nil) : nil
             case "GlobalAveragePool":
-                guard hasTwin else { break }
-                convert(node, to: ChannelsLast.globalAveragePool, domain: FusedQuantizedOps.domain, imageInputs: [0])
-                continue
+                return hasTwin ? (ChannelsLast.globalAveragePool, kerf, [0], nil) : nil
             case "QuantizeLinear", "DequantizeLinear":
                 // Per-tensor only: a per-axis scale names an NCHW axis.
-                guard hasTwin, node.inputs.count >= 2, let scale = constants[node.inputs[1]], scale.count == 1,
-                      node.inputs.count < 3 || node.inputs[2].isEmpty || constants[node.inputs[2]]?.count == 1 else { break }
-                convert(node, to: node.opType, imageInputs: [0])
-                continue
+                guard hasTwin, node.inputs.count >= 2, constants[node.inputs[1]]?.count == 1,
+                      node.inputs.count < 3 || node.inputs[2].isEmpty || constants[node.inputs[2]]?.count == 1 else { return nil }
+                return (node.opType, "", [0], nil)
             case let op where ChannelsLast.unary.contains(op):
-                guard hasTwin else { break }
-                convert(node, to: op, imageInputs: [0])
-                continue
+                return hasTwin ? (op, "", [0], nil) : nil
             case let op where ChannelsLast.variadic.contains(op):
-                guard node.inputs.allSatisfy({ twin[$0] != nil }) else { break }
-                convert(node, to: op, imageInputs: Array(node.inputs.indices))
-                continue
+                return allTwins ? (op, "", Array(node.inputs.indices), nil) : nil
             case "Concat":
-                guard node.inputs.allSatisfy({ twin[$0] != nil }), case .int(let axis)? = node.attribute("axis"), (-4..<4).contains(axis) else { break }
+                guard allTwins, case .int(let axis)? = node.attribute("axis"), (-4..<4).contains(axis) else { return nil }
                 // NCHW axis a is NHWC axis toLast.firstIndex(of: a).
                 let moved = Int64(ChannelsLast.toLast.firstIndex(of: axis < 0 ? axis + 4 : axis)!)
-                convert(node, to: "Concat", imageInputs: Array(node.inputs.indices),
-                        attributes: node.attributes.map { $0.name == "axis" ? Attribute(name: "axis", value: .int(moved)) : $0 })
-                continue
+                return ("Concat", "", Array(node.inputs.indices),
+                        node.attributes.map { $0.name == "axis" ? Attribute(name: "axis", value: .int(moved)) : $0 })
             default:
-                break
+                return nil
             }
-            nodes.append(node)
+        }
+
+        for node in try Session.topologicalOrder(g) {
+            if let f = form(node) {
+                convert(node, to: f.opType, domain: f.domain, imageInputs: f.images, attributes: f.attributes)
+            } else {
+                nodes.append(node)
+            }
         }
         g.nodes = nodes
     }
