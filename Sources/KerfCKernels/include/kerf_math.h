@@ -5,15 +5,21 @@
  * operation. */
 #include <stddef.h>
 
-/* y[i] = x[i] / 2 * erfc(-x[i] / sqrt 2) (exact GELU) for i < n, with FastMath.swift's erfc
- * (Numerical Recipes' Chebyshev fit) and exp (Cephes polynomial). x and y may alias. */
+/* y[i] = erf(x[i]) for i < n: FastMath.swift's fastErf (a rational fit in x^2 on x clamped
+ * to [-4, 4]; error below 5e-7, absolute and relative), operation by operation. NaN stays
+ * NaN. x and y may alias. */
+void kerf_erf_avx2(const float *x, float *y, size_t n);
+
+/* y[i] = x[i] / 2 * (1 + erf(x[i] / sqrt 2)) (exact GELU, as ONNX Runtime forms it) for i < n,
+ * with kerf_erf_avx2's erf. x and y may alias. */
 void kerf_gelu_avx2(const float *x, float *y, size_t n);
 
-/* 1 when the running CPU has AVX-512F (kerf_gelu_avx512 must not be called otherwise). */
+/* 1 when the running CPU has AVX-512F (the *_avx512 kernels must not be called otherwise). */
 int kerf_avx512_available(void);
 
-/* kerf_gelu_avx2's contract in sixteen lanes with fused multiply-adds (results within a few
- * ulp of the eight-lane kernel's; same error bound against the exact GELU). */
+/* kerf_erf_avx2's and kerf_gelu_avx2's contracts in sixteen lanes, multiply-adds fused and the
+ * division by a refined reciprocal (results within a few ulp of the eight-lane kernels'). */
+void kerf_erf_avx512(const float *x, float *y, size_t n);
 void kerf_gelu_avx512(const float *x, float *y, size_t n);
 
 /* Softmax of each of `rows` contiguous rows of n floats (x[r * n + j] -> y[r * n + j]): the

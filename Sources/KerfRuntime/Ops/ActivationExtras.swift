@@ -49,20 +49,8 @@ enum ActivationExtraOps {
             switch approximate {
             case "none":
                 let k = 1 / Double(2).squareRoot()
-                let threads = c.options.resolvedThreads
-                // The result may be written over a float input handed over (element by element).
-                return ClosureOperator.consuming { inputs in
-                    var x = try inputs.takeRequired(0)
-                    if x.dtype == .float {
-                        let y = x.isUniquelyOwned() ? x : Tensor(uninitialized: .float, shape: x.shape)
-                        let src = x.storage.pointer.assumingMemoryBound(to: Float.self)
-                        let dst = y.storage.pointer.assumingMemoryBound(to: Float.self)
-                        parallelRanges(x.count, threads: threads, grain: 32768) { range in
-                            KerfKernels.gelu(src + range.lowerBound, dst + range.lowerBound, count: range.count)
-                        }
-                        return [y]
-                    }
-                    return [try unaryFloat(x, { 0.5 * $0 * (1 + erff($0 * Float(k))) }, { 0.5 * $0 * (1 + Glibc.erf($0 * k)) })]
+                return floatKernelOperator(threads: c.options.resolvedThreads, { KerfKernels.gelu($0, $1, count: $2) }) {
+                    try unaryFloat($0, { 0.5 * $0 * (1 + erff($0 * Float(k))) }, { 0.5 * $0 * (1 + Glibc.erf($0 * k)) })
                 }
             case "tanh":
                 let k = (2 / Double.pi).squareRoot()

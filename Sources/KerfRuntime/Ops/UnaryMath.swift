@@ -79,6 +79,25 @@ func powTensor(_ base: Tensor, _ exponent: Tensor) throws -> Tensor {
     return try dispatchNumeric(base.dtype, Body(base: base, exps: exps, expShape: exponent.shape, shape: shape))
 }
 
+/// An operator applying a float32 kernel (x, y, count; x and y may alias) over ranges split
+/// across `threads`, written over its input when the run hands that over; inputs of other
+/// dtypes go to `other`.
+func floatKernelOperator(threads: Int,
+                         _ kernel: @escaping (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
+                         other: @escaping (Tensor) throws -> Tensor) -> ClosureOperator {
+    ClosureOperator.consuming { inputs in
+        var x = try inputs.takeRequired(0)
+        guard x.dtype == .float else { return [try other(x)] }
+        let y = x.isUniquelyOwned() ? x : Tensor(uninitialized: .float, shape: x.shape)
+        let src = x.storage.pointer.assumingMemoryBound(to: Float.self)
+        let dst = y.storage.pointer.assumingMemoryBound(to: Float.self)
+        parallelRanges(x.count, threads: threads, grain: 32768) { range in
+            kernel(src + range.lowerBound, dst + range.lowerBound, range.count)
+        }
+        return [y]
+    }
+}
+
 /// b ** n by repeated squaring with wrapping multiplication (n >= 0).
 @inline(__always)
 private func integerPower<T: NumericElement>(_ b: T, _ n: Int64) -> T {
@@ -105,7 +124,11 @@ enum UnaryMathOps {
             r[name] = { _ in ClosureOperator { [try unaryFloat(try $0.required(0), f32, f64)] } }
         }
         // Erf is defined for integer types too.
-        r["Erf"] = { _ in ClosureOperator { [try unaryNumeric(try $0.required(0), { erff($0) }, { Glibc.erf($0) })] } }
+        r["Erf"] = { c in
+            floatKernelOperator(threads: c.options.resolvedThreads, { KerfKernels.erf($0, $1, count: $2) }) {
+                try unaryNumeric($0, { erff($0) }, { Glibc.erf($0) })
+            }
+        }
         r["Pow"] = { _ in ClosureOperator { [try powTensor(try $0.required(0), try $0.required(1))] } }
     }
 }
