@@ -22,21 +22,40 @@ public func quantize<T: FixedWidthInteger>(_ x: UnsafePointer<Float>, count: Int
     }
 }
 
-/// `quantize` to bytes in eight AVX2 lanes (KerfCKernels/requantize_avx2.c, the same
-/// operations). False when the CPU lacks AVX2.
+/// `quantize` to bytes in sixteen AVX-512 lanes (KerfCKernels/quantize_avx512.c, the divide
+/// replaced by a correctly rounded multiply) or eight AVX2 lanes (KerfCKernels/requantize_avx2.c,
+/// the same operations). False when the CPU lacks AVX2.
 @usableFromInline
 func quantizeBytes(_ x: UnsafePointer<Float>, count: Int, scale: Float, zeroPoint: Int32, lo: Int32, hi: Int32,
                    into y: UnsafeMutableRawPointer, signed: Bool) -> Bool {
+    if cpuHasAVX512 && scale.isNormal && (1 / scale).isNormal {
+        kerf_quantize_bytes_avx512(x, count, scale, zeroPoint, lo, hi, y)
+        return true
+    }
     guard cpuHasAVX2 else { return false }
     kerf_quantize_bytes_avx2(x, count, scale, zeroPoint, lo, hi, y, signed ? 1 : 0)
     return true
 }
 
-/// y[i] = Float(x[i] - zeroPoint) * scale for i < count.
+/// y[i] = Float(x[i] - zeroPoint) * scale for i < count (bytes in sixteen AVX-512 lanes where
+/// the CPU has them, KerfCKernels/quantize_avx512.c, the same operations).
 @inlinable
 public func dequantize<T: FixedWidthInteger>(_ x: UnsafePointer<T>, count: Int, scale: Float, zeroPoint: Int32,
                                              into y: UnsafeMutablePointer<Float>) {
+    if T.bitWidth == 8 && dequantizeBytes(UnsafeRawPointer(x), count: count, scale: scale, zeroPoint: zeroPoint, into: y,
+                                          signed: T.isSigned) {
+        return
+    }
     for i in 0..<count { y[i] = Float(Int32(truncatingIfNeeded: x[i]) &- zeroPoint) * scale }
+}
+
+/// `dequantize` of bytes in sixteen AVX-512 lanes; false when the CPU lacks AVX-512.
+@usableFromInline
+func dequantizeBytes(_ x: UnsafeRawPointer, count: Int, scale: Float, zeroPoint: Int32, into y: UnsafeMutablePointer<Float>,
+                     signed: Bool) -> Bool {
+    guard cpuHasAVX512 else { return false }
+    kerf_dequantize_bytes_avx512(x, count, scale, zeroPoint, signed ? 1 : 0, y)
+    return true
 }
 
 /// DynamicQuantizeLinear's uint8 parameters for x[0..<count]: the range [min, max] widened to

@@ -1,3 +1,5 @@
+import KerfCKernels
+
 /// Permutes the axes of a dense row-major tensor: out has shape [shape[perm[0]], ...] and
 /// out[i0, i1, ...] = in[...] with input axis perm[d] at output position d.
 /// Works on any element size (bytes are copied).
@@ -10,9 +12,8 @@ public func transpose(_ input: UnsafeRawPointer, shape fullShape: [Int], perm fu
     let shape = (0..<fullShape.count).filter { fullShape[$0] != 1 }.map { fullShape[$0] }
     let perm = kept.map { axis in fullPerm.filter { fullShape[$0] != 1 && $0 < axis }.count }
     let rank = shape.count
-    if rank >= 2, perm[rank - 1] != rank - 1, elementSize == 4 {
-        transposeTiles(input.assumingMemoryBound(to: Float.self), shape: shape, perm: perm,
-                       output.assumingMemoryBound(to: Float.self), threads: threads)
+    if rank >= 2, perm[rank - 1] != rank - 1, elementSize == 4 || elementSize == 1 {
+        transposeTiles(input, shape: shape, perm: perm, elementSize: elementSize, output, threads: threads)
         return
     }
     // Trailing output axes that are the same trailing input axes, in order, are copied as
@@ -85,12 +86,12 @@ public func transpose(_ input: UnsafeRawPointer, shape fullShape: [Int], perm fu
     }
 }
 
-/// `transpose` of 4-byte elements when the innermost input axis moves: a batch of 2-D
-/// transposes in 8x8 tiles (AVX2 when the CPU has it). Input axis p = perm[last] becomes the
-/// contiguous output axis and the contiguous input axis lands at output position q; every
-/// combination of the other axes is one [shape[p], shape[last]] matrix.
-private func transposeTiles(_ input: UnsafePointer<Float>, shape: [Int], perm: [Int], _ output: UnsafeMutablePointer<Float>,
-                            threads: Int) {
+/// `transpose` of 4-byte or 1-byte elements when the innermost input axis moves: a batch of 2-D
+/// transposes in tiles (floats 8x8, AVX2 when the CPU has it; bytes 16x16, SSE2). Input axis
+/// p = perm[last] becomes the contiguous output axis and the contiguous input axis lands at
+/// output position q; every combination of the other axes is one [shape[p], shape[last]] matrix.
+private func transposeTiles(_ input: UnsafeRawPointer, shape: [Int], perm: [Int], elementSize: Int,
+                            _ output: UnsafeMutableRawPointer, threads: Int) {
     let rank = shape.count, last = rank - 1
     var inStrides = [Int](repeating: 1, count: rank), outStrides = [Int](repeating: 1, count: rank)
     for d in stride(from: rank - 2, through: 0, by: -1) {
@@ -103,7 +104,7 @@ private func transposeTiles(_ input: UnsafePointer<Float>, shape: [Int], perm: [
     let sizes = others.map { shape[perm[$0]] }, inSteps = others.map { inStrides[perm[$0]] }, outSteps = others.map { outStrides[$0] }
     let matrices = sizes.reduce(1, *)
     let rows = shape[p], columns = shape[last], lds = inStrides[p], ldd = outStrides[q]
-    parallelRanges(matrices, threads: threads, grain: max(1, 65536 / max(1, rows * columns))) { range in
+    parallelRanges(matrices, threads: threads, grain: max(1, 65536 / max(1, rows * columns * elementSize / 4))) { range in
         for m in range {
             var rest = m, from = 0, to = 0
             for k in stride(from: others.count - 1, through: 0, by: -1) {
@@ -112,7 +113,13 @@ private func transposeTiles(_ input: UnsafePointer<Float>, shape: [Int], perm: [
                 from += i * inSteps[k]
                 to += i * outSteps[k]
             }
-            transpose(input + from, rows: rows, columns: columns, lds: lds, adding: nil, output + to, ldd: ldd)
+            if elementSize == 4 {
+                transpose(input.assumingMemoryBound(to: Float.self) + from, rows: rows, columns: columns, lds: lds, adding: nil,
+                          output.assumingMemoryBound(to: Float.self) + to, ldd: ldd)
+            } else {
+                kerf_transpose_u8(input.assumingMemoryBound(to: UInt8.self) + from, rows, columns, lds,
+                                  output.assumingMemoryBound(to: UInt8.self) + to, ldd)
+            }
         }
     }
 }

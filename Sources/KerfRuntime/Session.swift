@@ -228,6 +228,14 @@ public final class Session {
             .sorted { $0.secondsPerRun > $1.secondsPerRun }
     }
 
+    /// Wall time per run of each plan step since `startProfiling`, in plan order: the node's
+    /// name (fused nodes carry the name of what they replaced, with a suffix) and its operator
+    /// as in `plan`. Empty when not profiling.
+    public func stepProfile() -> [(node: String, operator: String, secondsPerRun: Double)] {
+        guard let stepSeconds, profiledRuns > 0 else { return [] }
+        return zip(zip(steps, plan), stepSeconds).map { ($0.0.node.name, $0.1, $1 / Double(profiledRuns)) }
+    }
+
     private func bindFeeds(_ feeds: [String: Tensor], into values: inout [Tensor?]) throws {
         for (name, tensor) in feeds {
             guard let info = declared[name] else {

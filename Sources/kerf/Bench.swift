@@ -12,6 +12,8 @@ struct Bench: ParsableCommand {
     @Argument(help: "The ONNX model file.") var model: String
     @Option(help: "Intra-op threads (0 = one per core).") var threads: Int = 1
     @Option(help: "Value for the first symbolic dimension of each input.") var batch: Int = 1
+    @Option(name: .customLong("dim"), help: ArgumentHelp("A value for a named symbolic dimension, e.g. --dim sequence=128 (repeatable; others after the first are 1).", valueName: "name=value"))
+    var dims: [String] = []
     @Option(help: "Timed runs after warm-up.") var runs: Int = 30
     @Option(help: "Warm-up runs.") var warmup: Int = 5
     @Flag(help: "Dense kernels only: no sparse kernels for mostly-zero weights.") var dense = false
@@ -23,7 +25,8 @@ struct Bench: ParsableCommand {
         let m = try Model.load(path: model)
         let session = try Session(model: m, options: SessionOptions(threads: threads, sparseKernels: !dense))
         var feeds: [String: Tensor] = [:]
-        for input in session.inputs { feeds[input.name] = try randomInput(input, batch: batch) }
+        let named = try namedDimensions(dims)
+        for input in session.inputs { feeds[input.name] = try randomInput(input, batch: batch, named: named) }
         for _ in 0..<warmup { _ = try session.run(feeds) }
         var times: [Double] = []
         for _ in 0..<runs {
@@ -34,6 +37,7 @@ struct Bench: ParsableCommand {
         times.sort()
         let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
         print("model: \(model)  batch: \(batch)  threads: \(threads)  runs: \(runs)")
+        print("inputs: " + session.inputs.map { "\($0.name) \(feeds[$0.name]!.shape)" }.joined(separator: ", "))
         defer { if profile { try? printProfile(session, feeds) } }
         guard compareOrt else {
             print("median: \(decimal(median * 1000, places: 4)) ms  p90: \(decimal(p90 * 1000, places: 4)) ms  min: \(decimal(times[0] * 1000, places: 4)) ms")
@@ -66,18 +70,40 @@ struct Bench: ParsableCommand {
                   + "\(decimal(100 * row.secondsPerRun / max(total, 1e-12), places: 1))%".padding(to: 7) + " \(row.steps)")
         }
         print("total".padding(to: 28) + " " + decimal(total * 1000, places: 4))
+        let slowest = session.stepProfile().sorted { $0.secondsPerRun > $1.secondsPerRun }.prefix(slowestSteps)
+        print("\nslowest steps".padding(to: 29) + " " + "ms/run".padding(to: 10) + " operator")
+        for step in slowest {
+            print(String(step.node.prefix(28)).padding(to: 28) + " " + decimal(step.secondsPerRun * 1000, places: 4).padding(to: 10) + " " + step.operator)
+        }
     }
+
+    /// How many single steps `--profile` lists after the operator types.
+    private let slowestSteps = 15
 }
 
-/// Uniform [0, 1) data (or small integers) of the input's declared shape; symbolic dims
-/// become `batch` for the first one and 1 after it.
-func randomInput(_ info: ValueInfo, batch: Int) throws -> Tensor {
+/// "name=value" options as a map from dimension name to a positive size.
+func namedDimensions(_ options: [String]) throws -> [String: Int] {
+    var named: [String: Int] = [:]
+    for option in options {
+        let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty, let value = Int(parts[1]), value >= 1 else {
+            throw KerfError.invalidArgument("--dim takes name=value with a positive value, got '\(option)'")
+        }
+        named[parts[0]] = value
+    }
+    return named
+}
+
+/// Uniform [0, 1) data (or small integers) of the input's declared shape; a symbolic dim takes
+/// its value from `named`, else `batch` for the first one and 1 after it.
+func randomInput(_ info: ValueInfo, batch: Int, named: [String: Int] = [:]) throws -> Tensor {
     guard let dtype = info.dtype, let shape = info.shape else {
         throw KerfError.unsupported("input '\(info.name)' has no declared dtype and shape; cannot make random data")
     }
     var first = true
     let dims = shape.map { d -> Int in
         if case .value(let v) = d { return v }
+        if case .symbol(let name) = d, let v = named[name] { return v }
         defer { first = false }
         return first ? batch : 1
     }

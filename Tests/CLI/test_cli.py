@@ -67,13 +67,36 @@ def test_bench_profile_lists_each_operator_type_of_the_plan(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("operator"))
-    rows = [line.split() for line in lines[start + 1:] if not line.startswith("total")]
+    end = next(i for i, line in enumerate(lines) if line.startswith("total"))
+    rows = [line.split() for line in lines[start + 1:end]]
     steps = {row[0]: int(row[3]) for row in rows}
     assert "kerf.NhwcConv" in steps and "Gemm" in steps  # convolutions run channels-last
     times = [float(row[1]) for row in rows]
     assert times == sorted(times, reverse=True) and all(t >= 0 for t in times)
     total = float(next(line for line in lines if line.startswith("total")).split()[1])
     assert abs(total - sum(times)) < 1e-3 + 1e-6 * len(times) and total > 0
+    # Then the slowest single steps by node name, each no slower than its operator type's total.
+    slow_start = next(i for i, line in enumerate(lines) if line.startswith("slowest steps"))
+    slow = [line.split() for line in lines[slow_start + 1:] if line.strip()]
+    assert 0 < len(slow) <= 15 and all(row[2] in steps for row in slow)
+    step_times = [float(row[1]) for row in slow]
+    assert step_times == sorted(step_times, reverse=True)
+    assert all(float(row[1]) <= dict((r[0], float(r[1])) for r in rows)[row[2]] + 1e-4 for row in slow)
+    node_names = {n.name for n in onnx.load(path).graph.node}
+    assert any(row[0].startswith(tuple(node_names)) for row in slow)
+
+
+def test_bench_dim_sets_a_named_symbolic_dimension(tmp_path):
+    model = models.mlp(in_features=16, hidden=32, classes=10)
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "rows"
+    path = tmp_path / "mlp.onnx"
+    onnx.save(model, path)
+    result = kerf("bench", path, "--dim", "rows=7", "--runs", 2, "--warmup", 0, "--profile")
+    assert result.returncode == 0, result.stderr
+    assert "inputs: input [7, 16]" in result.stdout
+    assert "inputs: input [1, 16]" in kerf("bench", path, "--runs", 1, "--warmup", 0).stdout
+    bad = kerf("bench", path, "--dim", "rows=0")
+    assert bad.returncode != 0 and "--dim" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("make_args,needle", [

@@ -75,6 +75,27 @@ final class Int8KernelTests: XCTestCase {
         XCTAssertEqual(back, [-63.5, 0.5, 64])
     }
 
+    func testQuantizeRoundsTheQuotientAsTheDivideDoesNearTies() {
+        // Values within two ulp of (k + 1/2) scale, where a quotient rounded differently from
+        // x / scale would round to another integer; the vector kernels avoid the divide.
+        var generator = SystemRandomNumberGenerator()
+        for scale: Float in [0.1, 0.3, 1, 3.7 / 255, 0.0078125, 1e-3, 17.25, 6.1e-5, -0.2] {
+            let x: [Float] = (0..<20_000).map { i in
+                let tie = (Float(i % 301) - 150 + 0.5) * scale
+                return Float(bitPattern: tie.bitPattern &+ UInt32(bitPattern: Int32.random(in: -2...2, using: &generator)))
+            }
+            for (zero, lo, hi) in [(Int32(3), Int32(-128), Int32(127)), (Int32(128), Int32(0), Int32(255))] {
+                var got = [Int8](repeating: 0, count: x.count)
+                quantize(x, count: x.count, scale: scale, zeroPoint: zero, lo: lo, hi: hi, into: &got)
+                for (v, g) in zip(x, got) {
+                    let q = Swift.min(Swift.max(v / scale, Float(lo - zero)), Float(hi - zero))
+                    let want = Int32(q.rounded(.toNearestOrEven)) + zero
+                    XCTAssertEqual(Int32(lo < 0 ? Int32(g) : Int32(UInt8(bitPattern: g))), want, "\(v) / \(scale)")
+                }
+            }
+        }
+    }
+
     func testDynamicParametersMatchONNXRuntimeFormula() {
         let x: [Float] = [-1, 0.5, 3]
         let p = dynamicQuantizationParameters(x, count: x.count)

@@ -8,12 +8,12 @@ import Glibc
 /// match a plain definition.
 final class ParallelKernelTests: XCTestCase {
     /// out[i0, i1, ...] = in[...] with input axis perm[d] at output position d, element by element.
-    private func naiveTranspose(_ x: [UInt32], shape: [Int], perm: [Int]) -> [UInt32] {
+    private func naiveTranspose<T>(_ x: [T], shape: [Int], perm: [Int]) -> [T] {
         let rank = shape.count
         var strides = [Int](repeating: 1, count: rank)
         for d in stride(from: rank - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * shape[d + 1] }
         let outShape = perm.map { shape[$0] }
-        var out: [UInt32] = []
+        var out: [T] = []
         for i in 0..<x.count {
             var rest = i, offset = 0
             for d in stride(from: rank - 1, through: 0, by: -1) {
@@ -31,21 +31,28 @@ final class ParallelKernelTests: XCTestCase {
     }
 
     func testTransposeMatchesTheDefinitionForEveryPermutationAndThreadCount() {
-        for shape in [[3, 5, 7, 9], [2, 1, 40, 33], [70, 2, 300, 2], [1, 19, 4, 24]] {
-            let x = (0..<shape.reduce(1, *)).map { UInt32($0 &* 2654435761 % 1000003) }
-            for perm in permutations(shape.count) {
-                let expected = naiveTranspose(x, shape: shape, perm: perm)
-                for threads in [1, 2] {
-                    var out = [UInt32](repeating: 0, count: x.count)
-                    x.withUnsafeBytes { src in
-                        out.withUnsafeMutableBytes { dst in
-                            transpose(src.baseAddress!, shape: shape, perm: perm, elementSize: 4, output: dst.baseAddress!, threads: threads)
+        // 4-byte and 1-byte elements take tiles when the innermost axis moves; 2-byte ones the odometer.
+        func check<T: FixedWidthInteger>(_: T.Type) {
+            for shape in [[3, 5, 7, 9], [2, 1, 40, 33], [70, 2, 300, 2], [1, 19, 4, 24], [1, 37, 3, 18]] {
+                let x = (0..<shape.reduce(1, *)).map { T(truncatingIfNeeded: $0 &* 2654435761 % 1000003) }
+                for perm in permutations(shape.count) {
+                    let expected = naiveTranspose(x, shape: shape, perm: perm)
+                    for threads in [1, 2] {
+                        var out = [T](repeating: 0, count: x.count)
+                        x.withUnsafeBytes { src in
+                            out.withUnsafeMutableBytes { dst in
+                                transpose(src.baseAddress!, shape: shape, perm: perm, elementSize: MemoryLayout<T>.size,
+                                          output: dst.baseAddress!, threads: threads)
+                            }
                         }
+                        XCTAssertEqual(out, expected, "\(T.self) shape \(shape) perm \(perm) threads \(threads)")
                     }
-                    XCTAssertEqual(out, expected, "shape \(shape) perm \(perm) threads \(threads)")
                 }
             }
         }
+        check(UInt32.self)
+        check(UInt8.self)
+        check(UInt16.self)
     }
 
     func testSoftmaxRowsAgreeWithTheDefinitionAtOneAndTwoThreads() {

@@ -31,4 +31,14 @@ void kerf_requantize_rows_avx2(const int32_t *acc, size_t m, size_t n, size_t ld
  * round half to even, add the zero point — Quantize.swift's `quantize`, eight lanes. */
 void kerf_quantize_bytes_avx2(const float *x, size_t count, float scale, int32_t zero, int32_t lo, int32_t hi,
                               void *y, int out_signed);
+
+/* kerf_quantize_bytes_avx2's results in sixteen lanes, the quotient x / scale computed without a
+ * divide but rounded as the divide rounds. Needs AVX-512F and a normal, finite scale. The bytes
+ * are the same for int8 and uint8 (the clamp already fits them). */
+void kerf_quantize_bytes_avx512(const float *x, size_t count, float scale, int32_t zero, int32_t lo, int32_t hi,
+                                void *y);
+
+/* y[i] = (float)(x[i] - zero) * scale for i < count, x bytes (int8 when in_signed, else
+ * uint8): Quantize.swift's `dequantize`, sixteen lanes, the same operations. Needs AVX-512F. */
+void kerf_dequantize_bytes_avx512(const void *x, size_t count, float scale, int32_t zero, int in_signed, float *y);
 #endif

@@ -124,6 +124,19 @@ func quantizedRange(_ dtype: DType) -> (lo: Int32, hi: Int32)? {
     }
 }
 
+/// The scale and zero point of a per-tensor layout with a float32 scale and an 8-bit (or no)
+/// zero point; nil otherwise.
+private func perTensorParameters(_ layout: QuantizationLayout, _ scale: Tensor, _ zeroPoint: Tensor?) -> (Float, Int32)? {
+    guard layout.outer == 1, layout.axisLength == 1, layout.block == 1, scale.dtype == .float, scale.count == 1 else { return nil }
+    let s = scale.storage.pointer.load(as: Float.self)
+    guard let zeroPoint else { return (s, 0) }
+    switch zeroPoint.dtype {
+    case .uint8: return (s, Int32(zeroPoint.storage.pointer.load(as: UInt8.self)))
+    case .int8: return (s, Int32(zeroPoint.storage.pointer.load(as: Int8.self)))
+    default: return nil
+    }
+}
+
 /// The elements of a float tensor (any float dtype, or int32) as float32.
 private func floatValues(_ t: Tensor) throws -> Tensor {
     t.dtype == .float ? t : try cast(t, to: .float)
@@ -137,6 +150,18 @@ func quantizeLinear(_ x: Tensor, scale: Tensor, zeroPoint: Tensor?, to target: D
         throw KerfError.shapeMismatch("zero point of shape \(zeroPoint.shape) and scale of shape \(scale.shape) differ")
     }
     let layout = try QuantizationLayout(x: x.shape, scale: scale.shape, params: params)
+    if x.dtype == .float, target == .uint8 || target == .int8, let (s, z) = perTensorParameters(layout, scale, zeroPoint) {
+        // The common case without per-parameter arrays.
+        let range = quantizedRange(target)!
+        let y = Tensor(uninitialized: target, shape: x.shape)
+        let src = x.storage.pointer.assumingMemoryBound(to: Float.self)
+        if target == .int8 {
+            quantize(src, count: x.count, scale: s, zeroPoint: z, lo: range.lo, hi: range.hi, into: y.storage.pointer.assumingMemoryBound(to: Int8.self))
+        } else {
+            quantize(src, count: x.count, scale: s, zeroPoint: z, lo: range.lo, hi: range.hi, into: y.storage.pointer.assumingMemoryBound(to: UInt8.self))
+        }
+        return y
+    }
     let xs = try floatValues(x), scales = try floatValues(scale).array(of: Float.self)
     guard let range = quantizedRange(target) else {
         guard isStorageOnlyType(target) else { throw KerfError.unsupported("QuantizeLinear to \(target) is not supported") }
@@ -181,6 +206,17 @@ func dequantizeLinear(_ x: Tensor, scale: Tensor, zeroPoint: Tensor?, to target:
     }
     guard target.isFloatingPoint, target != .double else { throw KerfError.unsupported("DequantizeLinear to \(target) is not supported") }
     let layout = try QuantizationLayout(x: x.shape, scale: scale.shape, params: params)
+    if target == .float, x.dtype == .uint8 || x.dtype == .int8, let (s, z) = perTensorParameters(layout, scale, zeroPoint) {
+        // The common case without per-parameter arrays.
+        let y = Tensor(uninitialized: .float, shape: x.shape)
+        let out = y.storage.pointer.assumingMemoryBound(to: Float.self)
+        if x.dtype == .int8 {
+            dequantize(x.storage.pointer.assumingMemoryBound(to: Int8.self), count: x.count, scale: s, zeroPoint: z, into: out)
+        } else {
+            dequantize(x.storage.pointer.assumingMemoryBound(to: UInt8.self), count: x.count, scale: s, zeroPoint: z, into: out)
+        }
+        return y
+    }
     let scales = try floatValues(scale).array(of: Float.self)
     var y = Tensor(uninitialized: .float, shape: x.shape)
     if quantizedRange(x.dtype) != nil || x.dtype == .int32 {
