@@ -14,7 +14,8 @@ import KerfKernels
 //      y_zp the output is requantized to y_zp's dtype (a fused Relu / Clip narrows the range),
 //      without them it is float: Float(acc) * x_scale * w_scale[j] + bias_q[j] * bias_scale[j].
 //      Attribute exact = 1: exact integer products; 0: u8s8 pair sums saturate as ONNX Runtime's
-//      MLAS kernels do on CPUs without VNNI.
+//      MLAS kernels do on CPUs without VNNI. kerf.QuantizedMatMul may take a 10th input, a float
+//      bias [N] (then no bias_q and no y_scale): float output Float(acc) * x_scale * w_scale[j] + bias[j].
 
 enum FusedQuantizedOps {
     static let domain = "kerf"
@@ -162,7 +163,8 @@ final class QuantizedProduct: Operator {
             let biasScales = try floatScalars(try c.requiredConstant(6, "bias scale"))
             biasF = biasQ.indices.map { Float(biasQ[$0]) * biasScales[biasScales.count == 1 ? 0 : $0] }
         } else {
-            biasF = nil
+            biasF = try c.optionalConstant(9, "float bias").map { try floatScalars($0) }
+            guard biasF == nil || biasF!.count == outputs else { throw KerfError.invalidModel("\(c.node.label): float bias count") }
         }
         let activation = try c.fusedActivation()
         self.activation = activation
@@ -300,8 +302,9 @@ final class QuantizedProduct: Operator {
             }
             let out = y.assumingMemoryBound(to: Float.self)
             if let biasF {
-                Array(biasF[columnOffset..<(columnOffset + n)]).withUnsafeBufferPointer {
-                    dequantizeProduct(acc, m: m, n: n, ldAcc: n, scales: scales, bias: $0, into: out, rowStride: rowStride, columnStride: columnStride)
+                biasF.withUnsafeBufferPointer { all in
+                    let bias = all.count == 1 ? all : UnsafeBufferPointer(rebasing: all[columnOffset..<(columnOffset + n)])
+                    dequantizeProduct(acc, m: m, n: n, ldAcc: n, scales: scales, bias: bias, into: out, rowStride: rowStride, columnStride: columnStride)
                 }
             } else {
                 dequantizeProduct(acc, m: m, n: n, ldAcc: n, scales: scales, bias: nil, into: out, rowStride: rowStride, columnStride: columnStride)

@@ -48,7 +48,8 @@ extension GraphOptimizer {
     /// DequantizeLinear(Xq) and DequantizeLinear(const int8 Wq, zero point 0) [and DequantizeLinear(
     /// const int32 bias)] -> Conv | MatMul | Gemm [-> Relu | Clip] [-> QuantizeLinear] becomes
     /// kerf.QuantizedConv / kerf.QuantizedMatMul on Xq, requantized when the QuantizeLinear is
-    /// there and float otherwise.
+    /// there and float otherwise. A MatMul may be followed by Add(const float bias [N]) first; its
+    /// output then stays float.
     static func fuseStaticQuantizedProducts(_ g: Graph, opset: Int) {
         let m = Matcher(g)
         var removed = Set<Int>()
@@ -99,6 +100,16 @@ extension GraphOptimizer {
                 inputs[6] = dqb.inputs[1]
             }
             var output = product.outputs[0]
+            // A float bias added to a MatMul's product (as Kerf's own static files write it).
+            var floatBias: String?
+            if product.opType == "MatMul", m.readOnly(output, by: 1),
+               let ai = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Add" && $0.inputs.contains(output) }),
+               let name = m.other(g.nodes[ai], than: output), let bias = m.constants[name], bias.dtype == .float,
+               bias.shape == [w.shape[1]] {
+                chain.append(ai)
+                floatBias = name
+                output = g.nodes[ai].outputs[0]
+            }
             var activationAttributes: [Attribute] = []
             if m.readOnly(output, by: 1),
                let ai = g.nodes.firstIndex(where: { $0.isDefaultDomain && ($0.opType == "Relu" || $0.opType == "Clip") && $0.inputs.first == output }),
@@ -107,7 +118,9 @@ extension GraphOptimizer {
                 activationAttributes = FusedAttributes.attributes(for: activation)
                 output = g.nodes[ai].outputs[0]
             }
-            if m.readOnly(output, by: 1),
+            if let floatBias {
+                inputs += ["", "", floatBias]
+            } else if m.readOnly(output, by: 1),
                let qi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "QuantizeLinear" && $0.inputs.first == output }),
                let y = perTensorParameters(m, g.nodes[qi]), y.type == .uint8 || y.type == .int8 {
                 chain.append(qi)
@@ -120,7 +133,7 @@ extension GraphOptimizer {
             // Arithmetic as ONNX Runtime does it on the same pattern: its fused int8 kernels
             // (QLinearConv, QLinearMatMul, QGemm) saturate u8s8 pair sums without VNNI; a Conv or
             // MatMul with a float output it leaves unfused and computes exactly.
-            let exact = inputs.count == 7 && product.opType != "Gemm"
+            let exact = inputs.count != 9 && product.opType != "Gemm"
             replacements[chain.last!] = Node(name: product.name + "_int8", opType: op, domain: FusedQuantizedOps.domain,
                                              inputs: inputs, outputs: [output],
                                              attributes: attributes + activationAttributes + [Attribute(name: "exact", value: .int(exact ? 1 : 0))])

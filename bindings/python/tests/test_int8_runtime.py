@@ -177,3 +177,25 @@ def test_static_int8_kernels_agree_with_float_model(tmp_path):
     quantized = kerf.load(path).session().run(feeds)
     r, q = list(reference.values())[0], list(quantized.values())[0]
     assert np.corrcoef(r.ravel(), q.ravel())[0, 1] > 0.99
+
+
+def test_kerf_static_bert_runs_int8_products_with_their_bias(tmp_path):
+    """Kerf's own static file writes MatMul -> Add(bias) on dequantized inputs: the bias joins the
+    int8 product's float epilogue, and the result agrees with ONNX Runtime on the same file."""
+    model = transformer_models.bert_encoder(layers=1, hidden=64, heads=2, ffn=128, vocab=50, max_positions=16)
+    source, path = str(tmp_path / "bert.onnx"), str(tmp_path / "bert_int8.onnx")
+    onnx.save(model, source)
+    kerf.quantize(source, path, mode="static", calibration=[transformer_models.bert_feeds(2, 16, vocab=50, seed=k) for k in range(3)])
+    written = onnx.load(path).graph
+    producer = {o: n for n in written.node for o in n.output}
+    constants = {i.name for i in written.initializer}
+    bias_adds = [n for n in written.node if n.op_type == "Add" and any(
+        producer.get(i) is not None and producer[i].op_type == "MatMul" for i in n.input) and any(i in constants for i in n.input)]
+    assert len(bias_adds) == 6  # Q, K, V, output projection, FFN in, FFN out
+    feeds = transformer_models.bert_feeds(2, 16, vocab=50, seed=7)
+    expected, actual, plan = run_both(path, feeds)
+    for e, a in zip(expected, actual):
+        assert np.abs(e - a).max() <= 1e-3 * np.abs(e).max(), np.abs(e - a).max()
+    assert count(plan, "kerf.QuantizedMatMul") == 6, plan
+    # No Add left beyond the float model's own (whose biases join its float MatMuls).
+    assert plan.count("Add") == kerf.load(source).session().plan().count("Add"), plan
