@@ -21,12 +21,19 @@ public final class Session {
         let inputSlots: [Int]   // -1 for an omitted optional input
         let outputSlots: [Int]  // -1 for an omitted optional output
         let releaseAfter: [Int] // slots whose last reader is this step
+        /// Per input: the slot's value moves into the arguments (its last read, here and in the
+        /// plan) instead of being copied and then released.
+        let movesInput: [Bool]
         init(node: Node, op: Operator, inputSlots: [Int], outputSlots: [Int], releaseAfter: [Int]) {
             self.node = node
             self.op = op
             self.inputSlots = inputSlots
             self.outputSlots = outputSlots
             self.releaseAfter = releaseAfter
+            let released = Set(releaseAfter)
+            movesInput = inputSlots.indices.map { k in
+                released.contains(inputSlots[k]) && !inputSlots[(k + 1)...].contains(inputSlots[k])
+            }
         }
     }
 
@@ -178,14 +185,15 @@ public final class Session {
                     args.append(nil)
                     continue
                 }
-                guard let value = values[s] else {
+                guard values[s] != nil else {
                     throw KerfError.invalidArgument("\(step.node.label): input '\(step.node.inputs[k])' has no value (a missing feed?)")
                 }
-                args.append(value)
+                // Moved, not copied, where this is the value's last read (no retain and release).
+                args.append(step.movesInput[k] ? values[s].take() : values[s])
             }
             // Values this step reads last are handed over: the operator may write over them.
             for s in step.releaseAfter { values[s] = nil }
-            let results: [Tensor]
+            var results: [Tensor]
             let start = stepSeconds == nil ? 0 : monotonicSeconds()
             do {
                 results = try step.op.run(consuming: &args)
@@ -194,7 +202,13 @@ public final class Session {
             }
             if stepSeconds != nil { stepSeconds![index] += monotonicSeconds() - start }
             args.removeAll(keepingCapacity: true)
-            for (k, s) in step.outputSlots.enumerated() where s >= 0 && k < results.count { values[s] = results[k] }
+            // Each result moves out of the array into its slot (last first).
+            var k = results.count
+            while k > 0 {
+                k -= 1
+                let result = results.removeLast()
+                if k < step.outputSlots.count, step.outputSlots[k] >= 0 { values[step.outputSlots[k]] = result }
+            }
         }
         return try wantedSlots.enumerated().map { i, s in
             guard let t = values[s] else { throw KerfError.internal("output '\(outputNames?[i] ?? outputs[i].name)' was not computed") }
