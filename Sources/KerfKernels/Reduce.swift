@@ -23,6 +23,29 @@ public func reduceMiddle<T>(_ x: UnsafePointer<T>, outer: Int, n: Int, inner: In
     }
 }
 
+/// Sum of x[0..<n] in four independent eight-lane accumulators (the additions of one chain
+/// would wait on each other), then the tail.
+@inlinable
+public func rowSum(_ x: UnsafePointer<Float>, count n: Int) -> Float {
+    var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0
+    var j = 0
+    while j + 32 <= n {
+        let p = UnsafeRawPointer(x + j)
+        a0 += p.loadUnaligned(as: SIMD8<Float>.self)
+        a1 += p.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+        a2 += p.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self)
+        a3 += p.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self)
+        j += 32
+    }
+    while j + 8 <= n {
+        a0 += UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self)
+        j += 8
+    }
+    var sum = ((a0 + a1) + (a2 + a3)).sum()
+    while j < n { sum += x[j]; j += 1 }
+    return sum
+}
+
 /// Groups the dims of a shape into runs of reduced / kept dims (size-1 dims dropped), so that
 /// a reduction over any axis set becomes a few [outer, n, inner] reductions.
 /// Returns (size, reduced) per run, outermost first.

@@ -33,6 +33,12 @@ func reduceCore(_ op: ReduceCombine, _ x: Tensor, reduced: Set<Int>) throws -> T
                     next.withMutableElements(as: T.self) { dst in
                         let s = src.baseAddress!, d = dst.baseAddress!
                         switch op {
+                        case .sum where T.self == Float.self && inner == 1:
+                            // Rows of floats: several accumulator chains (the order of the sum differs from
+                            // one chain's, as MLAS's vector sums do).
+                            let rows = UnsafeRawPointer(s).assumingMemoryBound(to: Float.self)
+                            let sums = UnsafeMutableRawPointer(d).assumingMemoryBound(to: Float.self)
+                            for o in 0..<outer { sums[o] = rowSum(rows + o * n, count: n) }
                         case .sum: reduceMiddle(s, outer: outer, n: n, inner: inner, d, initial: T.zero, T.add)
                         case .prod: reduceMiddle(s, outer: outer, n: n, inner: inner, d, initial: T(fromDouble: 1), T.mul)
                         case .max:
