@@ -41,4 +41,15 @@ void kerf_quantize_bytes_avx512(const float *x, size_t count, float scale, int32
 /* y[i] = (float)(x[i] - zero) * scale for i < count, x bytes (int8 when in_signed, else
  * uint8): Quantize.swift's `dequantize`, sixteen lanes, the same operations. Needs AVX-512F. */
 void kerf_dequantize_bytes_avx512(const void *x, size_t count, float scale, int32_t zero, int in_signed, float *y);
+
+/* Channels-last bytes x[pixels, channels] (int8 when in_signed, else uint8) -> bytes y:
+ * v = (float)(x - x_zero) * x_scale, then v * k[c] + shift[c] (two roundings), max(v, 0) when
+ * relu, then y = clamp(round(v / y_scale), lo - y_zero, hi - y_zero) + y_zero: DequantizeLinear,
+ * inference BatchNormalization, Relu and QuantizeLinear as Kerf's operators compute them.
+ * The quotient is rounded as the divide rounds, without one: y_scale and 1 / y_scale must be
+ * normal. Needs AVX-512F, BW and VL (kerf_avx512bw_available). */
+int kerf_avx512bw_available(void);
+void kerf_channel_affine_bytes_avx512(const void *x, size_t pixels, size_t channels, int in_signed, int32_t x_zero,
+                                      float x_scale, const float *k, const float *shift, int relu, float y_scale,
+                                      int32_t y_zero, int32_t lo, int32_t hi, void *y);
 #endif

@@ -1,4 +1,5 @@
 import KerfCore
+import KerfCKernels
 import KerfKernels
 
 // Elementwise int8 operators the optimizer fuses DequantizeLinear -> op -> QuantizeLinear chains
@@ -12,6 +13,10 @@ import KerfKernels
 //  kerf.QuantizedLookup(X, x_scale, x_zp, y_scale, y_zp) -> Y: QuantizeLinear(y_scale, y_zp) of
 //      DequantizeLinear(x_scale, x_zp) of X, with an optional fused Relu between them, as a table
 //      of the 256 input values (X and Y may differ in 8-bit type).
+//  kerf.QuantizedChannelLookup(X, x_scale, x_zp, bn_scale, bn_B, bn_mean, bn_var, y_scale, y_zp)
+//      -> Y, attribute epsilon, optional fused Relu: QuantizeLinear of an inference
+//      BatchNormalization (and Relu) of DequantizeLinear of X [N, C, ...] (channels_last = 1:
+//      [N, ..., C]), as one table of the 256 input values per channel.
 //  kerf.QuantizedGlobalAveragePool(X, x_scale, x_zp, y_scale, y_zp) -> Y [N, C, 1, ...]: ONNX
 //      Runtime's QLinearGlobalAveragePool — the int32 sum of each plane, requantized with
 //      x_scale / (y_scale * plane size).
@@ -21,6 +26,7 @@ extension FusedQuantizedOps {
         r["\(domain):QuantizedAdd"] = { c in try QuantizedAdd(c) }
         r["\(domain):QuantizedGlobalAveragePool"] = { c in try QuantizedGlobalAveragePool(c) }
         r["\(domain):QuantizedLookup"] = { c in try QuantizedLookup(c) }
+        r["\(domain):QuantizedChannelLookup"] = { c in try QuantizedChannelLookup(c) }
     }
 }
 
@@ -72,6 +78,106 @@ final class QuantizedLookup: Operator {
         let target = out.storage.pointer.assumingMemoryBound(to: UInt8.self)
         table.withUnsafeBufferPointer { t in for i in 0..<x.count { target[i] = t[Int(source[i])] } }
         return [out]
+    }
+}
+
+final class QuantizedChannelLookup: Operator {
+    /// table[c * 256 + byte]: the output byte of channel c for each input byte (as UInt8).
+    let table: [UInt8]
+    let channels: Int
+    let channelsLast: Bool
+    let inputType: DType, outputType: DType
+
+    init(_ c: OperatorContext) throws {
+        let x = try QuantizationParameters(c, 1, "X"), y = try QuantizationParameters(c, 7, "Y")
+        let activation = try c.fusedActivation()
+        guard activation == .none || activation == .relu else {
+            throw KerfError.invalidModel("\(c.node.label): only Relu can sit inside a quantized channel lookup")
+        }
+        channelsLast = try c.int("channels_last", default: 0) != 0
+        let parameters = try (3...6).map { try c.requiredConstant($0, "BatchNormalization parameter") }
+        channels = parameters[0].count
+        // Every input value of every channel through DequantizeLinear, BatchNormalization, Relu
+        // and QuantizeLinear's own kernels (elementwise, so each value gets what it gets in a run).
+        let all = Tensor(uninitialized: x.dtype, shape: [1, channels, 256])
+        for i in 0..<(channels * 256) { all.storage.pointer.storeBytes(of: UInt8(truncatingIfNeeded: i), toByteOffset: i, as: UInt8.self) }
+        let real = try dequantizeLinear(all, scale: try c.requiredConstant(1, "x_scale"), zeroPoint: try c.requiredConstant(2, "x_zp"),
+                                        to: .float, params: QuantizationAttributes())
+        var normalized = try batchNorm(real, scale: parameters[0], bias: parameters[1], mean: parameters[2], variance: parameters[3],
+                                       epsilon: try c.float("epsilon", default: 1e-5), momentum: 0.9, training: false)[0]
+        if activation == .relu { normalized.withMutableElements(as: Float.self) { for i in $0.indices { $0[i] = max($0[i], 0) } } }
+        let q = try quantizeLinear(normalized, scale: try c.requiredConstant(7, "y_scale"), zeroPoint: try c.requiredConstant(8, "y_zp"),
+                                   to: y.dtype, params: QuantizationAttributes())
+        table = q.array(of: UInt8.self)
+        (inputType, outputType) = (x.dtype, y.dtype)
+        let (k, shift) = batchNormCoefficients(scale: parameters[0].array(of: Float.self), bias: parameters[1].array(of: Float.self),
+                                               mean: parameters[2].array(of: Float.self), variance: parameters[3].array(of: Float.self),
+                                               epsilon: try c.float("epsilon", default: 1e-5))
+        let range = quantizedRange(y.dtype)!
+        let affine = ChannelAffine(signed: x.dtype == .int8, xZero: x.zero, xScale: x.scale, k: k, shift: shift, relu: activation == .relu,
+                                   yScale: y.scale, yZero: y.zero, lo: range.lo, hi: range.hi)
+        // The vector arithmetic runs channels-last images only where it gives the table's bytes.
+        arithmetic = channelsLast && cpuHasAVX512BW && y.scale.isNormal && (1 / y.scale).isNormal && affine.reproduces(table, channels: channels) ? affine : nil
+    }
+
+    /// The table's computation in sixteen lanes (KerfCKernels/quantize_avx512.c), for channels-last runs.
+    private let arithmetic: ChannelAffine?
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try inputs.required(0, "X")
+        guard x.dtype == inputType else { throw KerfError.shapeMismatch("X must be \(inputType), got \(x.dtype)") }
+        guard x.rank >= 2, x.shape[channelsLast ? x.rank - 1 : 1] == channels else {
+            throw KerfError.shapeMismatch("X of shape \(x.shape) does not have \(channels) channels\(channelsLast ? " last" : "")")
+        }
+        FusedQuantizedOps.runs &+= 1
+        let out = Tensor(uninitialized: outputType, shape: x.shape)
+        if let arithmetic {
+            arithmetic.apply(x.storage.pointer, pixels: x.count / channels, channels: channels, into: out.storage.pointer)
+            return [out]
+        }
+        let source = x.storage.pointer.assumingMemoryBound(to: UInt8.self)
+        let target = out.storage.pointer.assumingMemoryBound(to: UInt8.self)
+        table.withUnsafeBufferPointer { t in
+            if channelsLast {
+                for p in 0..<(x.count / channels) {
+                    let base = p * channels
+                    for ch in 0..<channels { target[base + ch] = t[ch &* 256 &+ Int(source[base + ch])] }
+                }
+            } else {
+                let plane = x.shape[2...].reduce(1, *)
+                for row in 0..<(x.shape[0] * channels) {
+                    let base = row * plane, ch = row % channels
+                    let channelTable = t.baseAddress! + ch * 256
+                    for i in base..<(base + plane) { target[i] = channelTable[Int(source[i])] }
+                }
+            }
+        }
+        return [out]
+    }
+}
+
+/// kerf_channel_affine_bytes_avx512's parameters: DequantizeLinear, BatchNormalization as
+/// x k[c] + shift[c], Relu and QuantizeLinear on channels-last bytes.
+private struct ChannelAffine {
+    let signed: Bool, xZero: Int32, xScale: Float, k: [Float], shift: [Float], relu: Bool
+    let yScale: Float, yZero: Int32, lo: Int32, hi: Int32
+
+    func apply(_ x: UnsafeRawPointer, pixels: Int, channels: Int, into y: UnsafeMutableRawPointer) {
+        k.withUnsafeBufferPointer { kp in
+            shift.withUnsafeBufferPointer { sp in
+                kerf_channel_affine_bytes_avx512(x, pixels, channels, signed ? 1 : 0, xZero, xScale, kp.baseAddress!, sp.baseAddress!,
+                                                 relu ? 1 : 0, yScale, yZero, lo, hi, y)
+            }
+        }
+    }
+
+    /// True when every input byte of every channel gives the byte of `table` [channels, 256].
+    func reproduces(_ table: [UInt8], channels: Int) -> Bool {
+        // 256 pixels: pixel v holds byte v in every channel.
+        let image = (0..<(256 * channels)).map { UInt8(truncatingIfNeeded: $0 / channels) }
+        var out = [UInt8](repeating: 0, count: image.count)
+        image.withUnsafeBytes { src in out.withUnsafeMutableBytes { apply(src.baseAddress!, pixels: 256, channels: channels, into: $0.baseAddress!) } }
+        return (0..<image.count).allSatisfy { i in out[i] == table[(i % channels) * 256 + i / channels] }
     }
 }
 

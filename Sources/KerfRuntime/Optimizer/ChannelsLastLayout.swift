@@ -84,6 +84,9 @@ extension GraphOptimizer {
                    hasTwin || w.shape[2] != 1 || w.shape[3] != 1 {
                     return (ChannelsLast.quantizedConv, kerf, [0], nil)
                 }
+                if node.opType == "QuantizedChannelLookup", hasTwin {
+                    return (node.opType, kerf, [0], node.attributes + [Attribute(name: "channels_last", value: .int(1))])
+                }
                 if let images = ChannelsLast.quantizedElementwise[node.opType],
                    images.allSatisfy({ $0 < node.inputs.count && twin[node.inputs[$0]] != nil }) {
                     return (node.opType, kerf, images, nil)

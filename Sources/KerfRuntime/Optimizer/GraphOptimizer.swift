@@ -21,6 +21,7 @@ enum GraphOptimizer {
         fuseQuantizedPassThrough(g, opset: opset)
         fuseQuantizedLookup(g)
         try foldConstants(g, opsets: opsets, options: options)
+        fuseQuantizedChannelLookup(g)  // after folding: its parameters may be dequantized constants
         foldBatchNormIntoConv(g, opset: opset)
         fuseLayerNorm(g)
         fuseGelu(g)

@@ -259,6 +259,43 @@ extension GraphOptimizer {
         apply(g, removed: removed, replacements: replacements)
     }
 
+    /// DequantizeLinear(Xq) -> BatchNormalization (inference, constant parameters, which may be
+    /// dequantized constants folded: run after constant folding) [-> Relu] -> QuantizeLinear,
+    /// per-tensor and 8-bit on both ends (ONNX Runtime's static files of convs whose
+    /// BatchNormalization was not folded), becomes kerf.QuantizedChannelLookup: a
+    /// 256-entry table per channel that the operator computes with these operators' own kernels,
+    /// so results are identical.
+    static func fuseQuantizedChannelLookup(_ g: Graph) {
+        let m = Matcher(g)
+        var removed = Set<Int>()
+        var replacements: [Int: Node] = [:]
+        for (bi, bn) in g.nodes.enumerated() where bn.isDefaultDomain && bn.opType == "BatchNormalization" {
+            if case .int(let t)? = bn.attribute("training_mode"), t != 0 { continue }
+            guard bn.inputs.count == 5, bn.outputs.count == 1,
+                  let (di, dq) = m.node(bn.inputs[0], "DequantizeLinear"), dq.attribute("output_dtype") == nil,
+                  m.constants[dq.inputs[0]] == nil, let x = perTensorParameters(m, dq), m.readOnly(dq.outputs[0], by: 1),
+                  let channels = m.constants[bn.inputs[1]]?.count,
+                  bn.inputs[1...].allSatisfy({ m.constants[$0]?.dtype == .float && m.constants[$0]?.count == channels }),
+                  m.readOnly(bn.outputs[0], by: 1) else { continue }
+            var chain = [di, bi], value = bn.outputs[0], attributes = bn.attributes.filter { $0.name == "epsilon" }
+            if let ri = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Relu" && $0.inputs.first == value }) {
+                guard m.readOnly(g.nodes[ri].outputs[0], by: 1) else { continue }
+                chain.append(ri)
+                value = g.nodes[ri].outputs[0]
+                attributes += FusedAttributes.attributes(for: .relu)
+            }
+            guard let qi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "QuantizeLinear" && $0.inputs.first == value }),
+                  g.nodes[qi].attribute("output_dtype") == nil, let y = perTensorParameters(m, g.nodes[qi]) else { continue }
+            chain.append(qi)
+            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
+            removed.formUnion(chain)
+            replacements[qi] = Node(name: bn.name + "_int8", opType: "QuantizedChannelLookup", domain: FusedQuantizedOps.domain,
+                                    inputs: [dq.inputs[0], x.scale, x.zero] + Array(bn.inputs[1...]) + [y.scale, y.zero],
+                                    outputs: [g.nodes[qi].outputs[0]], attributes: attributes)
+        }
+        apply(g, removed: removed, replacements: replacements)
+    }
+
     private static func sameConstant(_ m: Matcher, _ a: String, _ b: String) -> Bool {
         if a == b { return true }
         guard let x = m.constants[a], let y = m.constants[b], x.dtype == y.dtype, x.count == y.count else { return false }

@@ -42,10 +42,15 @@ def gaussian(shape, seed):
     return {"x": np.random.default_rng(seed).standard_normal(shape).astype(np.float32)}
 
 
-def static_quantized(model, tmp_path, name, calibration, activation, per_channel):
+def static_quantized(model, tmp_path, name, calibration, activation, per_channel, prepare=True):
+    """ONNX Runtime's quantize_static QDQ file of `model`; without `prepare` (quant_pre_process,
+    which folds BatchNormalization into Conv) as users who skip it get it."""
     source, prepared, out = (str(tmp_path / f"{name}{suffix}.onnx") for suffix in ("", "_prep", "_int8"))
     onnx.save(model, source)
-    quant_pre_process(source, prepared, skip_symbolic_shape=True)
+    if prepare:
+        quant_pre_process(source, prepared, skip_symbolic_shape=True)
+    else:
+        prepared = source
     quantize_static(prepared, out, Feeds(calibration), quant_format=QuantFormat.QDQ, activation_type=activation,
                     weight_type=QuantType.QInt8, per_channel=per_channel)
     return out
@@ -165,6 +170,22 @@ def test_static_resnet(tmp_path, activation, per_channel):
     # The residual Adds and the pooling stay in int8: only the input's Q and the output's DQ are left.
     assert count(plan, "kerf.QuantizedAdd") == 2 and count(plan, "kerf.QuantizedGlobalAveragePool") == 1, plan
     assert not {"Add", "GlobalAveragePool"} & set(plan), plan
+    assert count(plan, "DequantizeLinear") == 1 and count(plan, "QuantizeLinear") == 1, plan
+
+
+@pytest.mark.parametrize("activation", [QuantType.QUInt8, QuantType.QInt8])
+def test_static_resnet_without_preprocessing_runs_batchnorm_as_channel_tables(tmp_path, activation):
+    """Without quant_pre_process each BatchNormalization sits between a DequantizeLinear and a
+    QuantizeLinear: Kerf runs the three as one table lookup per channel, computed with the same
+    kernels, so it agrees with ONNX Runtime as closely as the fused convs do."""
+    path = static_quantized(small_resnet(), tmp_path, "cnn", [gaussian((4, 3, 32, 32), s) for s in range(4)], activation, True,
+                            prepare=False)
+    assert sum(n.op_type == "BatchNormalization" for n in onnx.load(path).graph.node) == 6
+    for batch in (1, 3):
+        expected, actual, plan = run_both(path, gaussian((batch, 3, 32, 32), 40 + batch))
+        assert_within_one_step(expected[0], actual[0], output_step(path))
+    assert count(plan, "kerf.QuantizedChannelLookup") == 6 and "kerf.NhwcQuantizedConv" in plan, plan
+    assert not {"BatchNormalization", "kerf.NhwcBatchNormalization"} & set(plan), plan
     assert count(plan, "DequantizeLinear") == 1 and count(plan, "QuantizeLinear") == 1, plan
 
 
