@@ -46,6 +46,8 @@ public func setGemmThreads(_ n: Int) {
 /// c[m, n] = a[m, k] · w[k, n] (+ bias[n]), all dense row-major, c apart from the inputs: for
 /// products too small to pay for a oneDNN call (about a microsecond). Each row sums the products
 /// of k in order from zero, vectorized over n (AVX2 FMA when the CPU has it), then adds the bias.
+/// The AVX2 kernel reads subnormal inputs as zero and flushes subnormal results (a subnormal
+/// costs a microcode assist per multiply-add), restoring the caller's floating-point state.
 public func smallProduct(m: Int, k: Int, n: Int, a: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                          c: UnsafeMutablePointer<Float>) {
     if int8GemmAccelerated {

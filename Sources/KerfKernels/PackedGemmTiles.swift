@@ -31,7 +31,7 @@ public final class PackedGemmTiles: @unchecked Sendable {
     /// loop (`smallProduct`), which costs less than a oneDNN call.
     private let small: (w: [Float], bias: [Float]?)?
     static let smallLimit = 1 << 14
-    static let smallWork = 1 << 16
+    static let smallWork = 1 << 17
 
     /// `PackedGemm.init`'s arguments, W split into about 2 * threads blocks of a multiple of 64
     /// columns (one block for one thread). nil when oneDNN has no optimized product.

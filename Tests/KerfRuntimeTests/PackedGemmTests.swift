@@ -15,7 +15,8 @@ final class PackedGemmTests: XCTestCase {
 
     func testSmallProductMatchesReference() {
         var seed: UInt64 = 100
-        for (m, k, n) in [(1, 1, 1), (1, 64, 64), (1, 64, 10), (3, 17, 33), (2, 5, 7), (4, 100, 9)] {
+        // Blocks of four rows and sixteen columns, and every kind of tail.
+        for (m, k, n) in [(1, 1, 1), (1, 64, 64), (1, 64, 10), (3, 17, 33), (2, 5, 7), (4, 100, 9), (32, 64, 64), (9, 31, 40), (7, 3, 16)] {
             for withBias in [false, true] {
                 seed += 1
                 let a = floats(m * k, seed: seed), w = floats(k * n, seed: seed + 1), bias = floats(n, seed: seed + 2)
@@ -29,6 +30,17 @@ final class PackedGemmTests: XCTestCase {
                 for (x, y) in zip(actual, expected) { XCTAssertEqual(x, y, accuracy: 1e-4 * Float(k), "\(m)x\(k)x\(n) bias \(withBias)") }
             }
         }
+    }
+
+    func testSmallProductFlushesSubnormalsAndRestoresTheCallersMode() {
+        let tiny: Float = 1e-39  // subnormal
+        var c = [Float](repeating: .nan, count: 2)
+        // c = [tiny * 2 + 1 * 0, tiny * 1 + 1 * 1e-38]: both subnormal in IEEE arithmetic.
+        smallProduct(m: 1, k: 2, n: 2, a: [tiny, 1], w: [2, 1, 0, 1e-38], bias: nil, c: &c)
+        XCTAssertEqual(c, int8GemmAccelerated ? [0, 0] : [2 * tiny, tiny + 1e-38])
+        // The caller's arithmetic still produces subnormals afterwards.
+        let half = [Float](repeating: 0.5, count: 1)
+        XCTAssertEqual((tiny * half[0]).isSubnormal, true)
     }
 
     func testPackedGemmMatchesReference() throws {
