@@ -49,32 +49,63 @@ public final class PackedInt8Weights: @unchecked Sendable {
 
     /// Packs B, whose element (k, j) is `b[k * rowStride + j * columnStride]` (so a B stored
     /// transposed, [N, K], has rowStride 1 and columnStride K). `zeroPoints` has 1 or `n`
-    /// entries. `.u8s8` needs `T == Int8`.
-    public init<T: FixedWidthInteger>(_ b: UnsafePointer<T>, k: Int, n: Int, rowStride: Int, columnStride: Int,
-                                      zeroPoints: [Int32], layout: Int8GemmLayout) {
+    /// entries.
+    public convenience init(_ b: UnsafePointer<Int8>, k: Int, n: Int, rowStride: Int, columnStride: Int,
+                            zeroPoints: [Int32], layout: Int8GemmLayout) {
+        self.init(bytes: UnsafeRawPointer(b), signed: true, k: k, n: n, rowStride: rowStride, columnStride: columnStride,
+                  zeroPoints: zeroPoints, layout: layout)
+    }
+
+    /// The uint8 form of `init(_:k:n:rowStride:columnStride:zeroPoints:layout:)`: `.wide` only.
+    public convenience init(_ b: UnsafePointer<UInt8>, k: Int, n: Int, rowStride: Int, columnStride: Int,
+                            zeroPoints: [Int32], layout: Int8GemmLayout) {
+        self.init(bytes: UnsafeRawPointer(b), signed: false, k: k, n: n, rowStride: rowStride, columnStride: columnStride,
+                  zeroPoints: zeroPoints, layout: layout)
+    }
+
+    /// The packing itself, on B's bytes (int8 when `signed`), without generics: it runs per call
+    /// for a B computed at run time.
+    public init(bytes b: UnsafeRawPointer, signed: Bool, k: Int, n: Int, rowStride: Int, columnStride: Int,
+         zeroPoints: [Int32], layout: Int8GemmLayout) {
         precondition(zeroPoints.count == 1 || zeroPoints.count == n, "one zero point or one per column")
-        precondition(layout == .wide || T.self == Int8.self, "the u8s8 layout packs int8 weights")
+        precondition(layout == .wide || signed, "the u8s8 layout packs int8 weights")
         self.k = k
         self.n = n
         self.layout = layout
         let zeros = zeroPoints.count == n ? zeroPoints : [Int32](repeating: zeroPoints[0], count: n)
         self.zeroPoints = zeros
         let perGroup = layout == .u8s8 ? 4 : 2
-        groups = (k + perGroup - 1) / perGroup
+        let groups = (k + perGroup - 1) / perGroup
         let bytes = max(1, (n + 15) / 16 * groups * 64)
-        panels = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        let panels = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         panels.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        self.groups = groups
+        self.panels = panels
+        let source = b.assumingMemoryBound(to: UInt8.self)
         var sums = [Int32](repeating: 0, count: n)
-        for j in 0..<n {
-            let panel = j / 16, column = j % 16
-            for p in 0..<k {
-                let v = Int32(b[p * rowStride + j * columnStride])
-                sums[j] &+= v
-                let group = panel * groups + p / perGroup
-                if layout == .u8s8 {
-                    panels.storeBytes(of: Int8(truncatingIfNeeded: v), toByteOffset: group * 64 + column * 4 + p % 4, as: Int8.self)
-                } else {
-                    panels.storeBytes(of: Int16(v - zeros[j]), toByteOffset: group * 64 + (column * 2 + p % 2) * 2, as: Int16.self)
+        sums.withUnsafeMutableBufferPointer { sums in
+            // The panels in the order they are stored: panel, k group, column, k within the group.
+            var out = panels.assumingMemoryBound(to: UInt8.self)
+            for panel in 0..<((n + 15) / 16) {
+                let columns = min(16, n - panel * 16)
+                for group in 0..<groups {
+                    let p0 = group * perGroup, depth = min(perGroup, k - p0)
+                    for column in 0..<16 {
+                        defer { out += 4 }
+                        guard column < columns else { continue }
+                        let j = panel * 16 + column
+                        let base = source + p0 * rowStride + j * columnStride
+                        for q in 0..<depth {
+                            let byte = base[q * rowStride]
+                            let v = signed ? Int32(Int8(bitPattern: byte)) : Int32(byte)
+                            sums[j] &+= v
+                            if layout == .u8s8 {
+                                out[q] = byte
+                            } else {
+                                UnsafeMutableRawPointer(out).storeBytes(of: Int16(truncatingIfNeeded: v - zeros[j]), toByteOffset: q * 2, as: Int16.self)
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -38,11 +38,15 @@ func convInteger(_ x: Tensor, _ w: Tensor, xZero: Tensor?, wZero: Tensor?, windo
     // Per group: B[(tap, channel), j] = W[g * mg + j, channel, tap], im2row's tap order.
     let weights: [PackedInt8Weights] = try (0..<group).map { gi in
         let wv = try integerValues(w)
-        var b = [Int32](repeating: 0, count: width * mg)
-        for j in 0..<mg { for ch in 0..<cg { for t in 0..<kc { b[(t * cg + ch) * mg + j] = wv[((gi * mg + j) * cg + ch) * kc + t] } } }
+        // The bytes of W (int8 or uint8, as w's dtype says).
+        var b = [UInt8](repeating: 0, count: width * mg)
+        for j in 0..<mg {
+            for ch in 0..<cg { for t in 0..<kc { b[(t * cg + ch) * mg + j] = UInt8(truncatingIfNeeded: wv[((gi * mg + j) * cg + ch) * kc + t]) } }
+        }
         let zeros = wZeros.count == 1 ? wZeros : Array(wZeros[(gi * mg)..<((gi + 1) * mg)])
         return b.withUnsafeBufferPointer {
-            PackedInt8Weights($0.baseAddress!, k: width, n: mg, rowStride: mg, columnStride: 1, zeroPoints: zeros, layout: .wide)
+            PackedInt8Weights(bytes: UnsafeRawPointer($0.baseAddress!), signed: w.dtype == .int8, k: width, n: mg, rowStride: mg,
+                              columnStride: 1, zeroPoints: zeros, layout: .wide)
         }
     }
     var rows = [UInt8](repeating: 0, count: oc * width)

@@ -69,6 +69,9 @@ final class IntegerWeightCache {
         zeroPoints = zeros
     }
 
+    /// True when `b` is the cached weight.
+    func holds(_ b: Tensor) -> Bool { weight.map { b.storage === $0.storage && b.shape == $0.shape } ?? false }
+
     /// The packed form of `b` when it is the cached weight with these zero points.
     func packed(_ b: Tensor, zeroPoints zeros: [Int32], layout: Int8GemmLayout) -> PackedInt8Weights? {
         guard let weight, b.storage === weight.storage, b.shape == weight.shape, zeros == zeroPoints else { return nil }
@@ -104,7 +107,8 @@ func integerMatMul(_ a: Tensor, _ b: Tensor, aZeroPoint: Tensor?, bZeroPoint: Te
     if let z = aZeroPoint, z.dtype != a.dtype { throw KerfError.shapeMismatch("A's zero point is \(z.dtype), A is \(a.dtype)") }
     if let z = bZeroPoint, z.dtype != b.dtype { throw KerfError.shapeMismatch("B's zero point is \(z.dtype), B is \(b.dtype)") }
     let g = try MatMulGeometry(a.shape, b.shape, op: "MatMulInteger")
-    let aZeros = try aZeroPoint.map(integerValues) ?? [0], bZeros = try bZeroPoint.map(integerValues) ?? [0]
+    let aZeros = try aZeroPoint.map(integerValues) ?? [0]
+    var bZeros = try bZeroPoint.map(integerValues) ?? [0]
     guard aZeros.count == 1 || aZeros.count == g.m else { throw KerfError.shapeMismatch("A's zero point has \(aZeros.count) values for \(g.m) rows") }
     guard bZeros.count == 1 || bZeros.count == g.n else { throw KerfError.shapeMismatch("B's zero point has \(bZeros.count) values for \(g.n) columns") }
     let out = Tensor(uninitialized: .int32, shape: g.outShape)
@@ -112,6 +116,13 @@ func integerMatMul(_ a: Tensor, _ b: Tensor, aZeroPoint: Tensor?, bZeroPoint: Te
     if g.k == 0 {
         out.storage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: out.byteCount)
         return out
+    }
+    var b = b
+    if b.dtype == .uint8 && a.dtype == .uint8 && int8GemmHasVNNI && cache?.holds(b) != true {
+        // A run-time uint8 B as int8 B - 128 with zero points zb - 128 (the same differences):
+        // the exact VNNI u8s8 kernel instead of the wide one.
+        b = shiftedToInt8(b)
+        bZeros = bZeros.map { $0 - 128 }
     }
     let layout = int8Layout(activation: a.dtype, weight: b.dtype)
     let c = out.storage.pointer.assumingMemoryBound(to: Int32.self)
@@ -130,6 +141,14 @@ func integerMatMul(_ a: Tensor, _ b: Tensor, aZeroPoint: Tensor?, bZeroPoint: Te
             }
         }
     }
+    return out
+}
+
+/// uint8 values as int8 values 128 lower (the top bit flipped).
+private func shiftedToInt8(_ b: Tensor) -> Tensor {
+    let out = Tensor(uninitialized: .int8, shape: b.shape)
+    let src = b.storage.pointer.assumingMemoryBound(to: UInt8.self), dst = out.storage.pointer.assumingMemoryBound(to: UInt8.self)
+    for i in 0..<b.count { dst[i] = src[i] ^ 0x80 }
     return out
 }
 
