@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Kerf next to ONNX Runtime in one run, written to BENCHMARKS.md.
 
-    python3 scripts/bench.py --kerf .build/release/kerf --out BENCHMARKS.md [--runs 30] [--quick]
+    python3 scripts/bench.py --kerf .build/release/kerf --out BENCHMARKS.md [--runs 30] [--rounds 3]
 
 Each (engine, model, threads) is measured in a fresh child process, so peak memory (ru_maxrss)
 belongs to one engine and neither engine's thread pool disturbs the other. Latency is the
 median of --runs timed runs after 5 warm-up runs, on the same inputs for both engines. Kerf is
 driven through its Python binding, ONNX Runtime through its own; both pay Python's per-call cost.
+The engines take turns for --rounds rounds (a fresh process each time) and each reports the
+median of its rounds' medians, so that a burst of load on the shared machine during one
+process does not decide a row.
 """
 from __future__ import annotations
 
@@ -162,6 +165,7 @@ def main() -> int:
     parser.add_argument("--kerf", help="the kerf CLI (for the `kerf bench` example)")
     parser.add_argument("--out", default="BENCHMARKS.md")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3, help="turns per engine, model and thread count")
     parser.add_argument("--child")
     parser.add_argument("--spec")
     parser.add_argument("--threads", type=int, default=1)
@@ -184,11 +188,14 @@ def main() -> int:
     for spec in specs:
         batches = list(spec.get("batches", (1, 32)))
         for threads in (1, 2):
-            k = measure("kerf", spec, threads, batches, args.runs)
-            o = measure("ort", spec, threads, batches, args.runs)
+            turns = {"kerf": [], "ort": []}
+            for _ in range(max(1, args.rounds)):
+                for engine in turns:
+                    turns[engine].append(measure(engine, spec, threads, batches, args.runs))
             for batch in batches:
-                kb, ob = k["latency_ms"][str(batch)], o["latency_ms"][str(batch)]
-                rows.append((spec["name"], batch, threads, kb, ob, k["peak_rss_mb"], o["peak_rss_mb"]))
+                kb, ob = (statistics.median(t["latency_ms"][str(batch)] for t in turns[e]) for e in ("kerf", "ort"))
+                rows.append((spec["name"], batch, threads, kb, ob, max(t["peak_rss_mb"] for t in turns["kerf"]),
+                             max(t["peak_rss_mb"] for t in turns["ort"])))
             print(f"measured {spec['name']} threads {threads}", file=sys.stderr)
     gemm = {(e, t): measure(e, {"gemm": True}, t, [1], args.runs)["gflops"] for e in ("kerf", "ort") for t in (1, 2)}
     big = next(s for s in specs if s["name"].startswith("MLP 1024"))["path"]
@@ -205,7 +212,9 @@ def main() -> int:
         f"on {cpu_name()}, {os.cpu_count()} cores; Kerf {kerf.__version__} (release build, static Swift runtime),",
         f"ONNX Runtime {ort.__version__} (CPU provider, default graph optimizations). Each engine runs in its own",
         f"process per model and thread count; latency is the median of {args.runs} runs after 5 warm-up runs on the",
-        "same inputs, both engines called from Python. Ratio = Kerf / ORT latency (below 1: Kerf is faster).",
+        f"same inputs, both engines called from Python, the engines taking turns for {args.rounds} rounds (fresh processes)",
+        "and each reporting the median of its rounds' medians; peak memory is the largest of the rounds.",
+        "Ratio = Kerf / ORT latency (below 1: Kerf is faster).",
         "The machines are shared and noisy: compare ratios within one run.",
         "",
         "## Latency",

@@ -124,6 +124,18 @@ func quantizedRange(_ dtype: DType) -> (lo: Int32, hi: Int32)? {
     }
 }
 
+/// Float32 (x - zeroPoint) * scale of an int8 or uint8 tensor x.
+func dequantizedBytes(_ x: Tensor, scale: Float, zeroPoint: Int32) -> Tensor {
+    let y = Tensor(uninitialized: .float, shape: x.shape)
+    let out = y.storage.pointer.assumingMemoryBound(to: Float.self)
+    if x.dtype == .int8 {
+        dequantize(x.storage.pointer.assumingMemoryBound(to: Int8.self), count: x.count, scale: scale, zeroPoint: zeroPoint, into: out)
+    } else {
+        dequantize(x.storage.pointer.assumingMemoryBound(to: UInt8.self), count: x.count, scale: scale, zeroPoint: zeroPoint, into: out)
+    }
+    return y
+}
+
 /// The scale and zero point of a per-tensor layout with a float32 scale and an 8-bit (or no)
 /// zero point; nil otherwise.
 private func perTensorParameters(_ layout: QuantizationLayout, _ scale: Tensor, _ zeroPoint: Tensor?) -> (Float, Int32)? {
@@ -207,15 +219,7 @@ func dequantizeLinear(_ x: Tensor, scale: Tensor, zeroPoint: Tensor?, to target:
     guard target.isFloatingPoint, target != .double else { throw KerfError.unsupported("DequantizeLinear to \(target) is not supported") }
     let layout = try QuantizationLayout(x: x.shape, scale: scale.shape, params: params)
     if target == .float, x.dtype == .uint8 || x.dtype == .int8, let (s, z) = perTensorParameters(layout, scale, zeroPoint) {
-        // The common case without per-parameter arrays.
-        let y = Tensor(uninitialized: .float, shape: x.shape)
-        let out = y.storage.pointer.assumingMemoryBound(to: Float.self)
-        if x.dtype == .int8 {
-            dequantize(x.storage.pointer.assumingMemoryBound(to: Int8.self), count: x.count, scale: s, zeroPoint: z, into: out)
-        } else {
-            dequantize(x.storage.pointer.assumingMemoryBound(to: UInt8.self), count: x.count, scale: s, zeroPoint: z, into: out)
-        }
-        return y
+        return dequantizedBytes(x, scale: s, zeroPoint: z)  // the common case without per-parameter arrays
     }
     let scales = try floatValues(scale).array(of: Float.self)
     var y = Tensor(uninitialized: .float, shape: x.shape)

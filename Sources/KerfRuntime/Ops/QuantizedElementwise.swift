@@ -220,16 +220,7 @@ final class QuantizedAdd: Operator {
     /// Operands of different shapes: both scaled to y's units in float, added with broadcasting,
     /// then rounded — the same arithmetic as the same-shape path.
     private func broadcasting(_ x0: Tensor, _ x1: Tensor, aRatio: Float, bRatio: Float) throws -> Tensor {
-        func scaled(_ t: Tensor, _ ratio: Float, _ zero: Int32) -> Tensor {
-            let f = Tensor(uninitialized: .float, shape: t.shape)
-            let fp = f.storage.pointer.assumingMemoryBound(to: Float.self)
-            if t.dtype == .int8 {
-                dequantize(t.storage.pointer.assumingMemoryBound(to: Int8.self), count: t.count, scale: ratio, zeroPoint: zero, into: fp)
-            } else {
-                dequantize(t.storage.pointer.assumingMemoryBound(to: UInt8.self), count: t.count, scale: ratio, zeroPoint: zero, into: fp)
-            }
-            return f
-        }
+        func scaled(_ t: Tensor, _ ratio: Float, _ zero: Int32) -> Tensor { dequantizedBytes(t, scale: ratio, zeroPoint: zero) }
         let sum = try arithmetic(.add, scaled(x0, aRatio, a.zero), scaled(x1, bRatio, b.zero))
         let out = Tensor(uninitialized: y.dtype, shape: sum.shape)
         let sp = sum.storage.pointer.assumingMemoryBound(to: Float.self)
