@@ -29,7 +29,7 @@ T512 __m512 erf16(__m512 x) {
     q = _mm512_fmadd_ps(q, z, SET16(-1.68282697438203e-03f));
     q = _mm512_fmadd_ps(q, z, SET16(-7.37332916720468e-03f));
     q = _mm512_fmadd_ps(q, z, SET16(-1.42647390514189e-02f));
-    /* q is in [-0.0143, -0.0064], far from zero: 1/q to 2^-14, then r (2 - q r) to ~2^-28. */
+    /* q is in [-2.4, -0.0142] for |x| <= 4, far from zero: 1/q to 2^-14, then r (2 - q r) to ~2^-28. */
     __m512 r = _mm512_rcp14_ps(q);
     r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, SET16(2.0f)));
     return _mm512_mul_ps(_mm512_mul_ps(p, c), r);

@@ -27,8 +27,8 @@ public func fastExp(_ x: Float) -> Float {
 }
 
 /// erf(x) in float32: x clamped to [-4, 4] (beyond it erf rounds to +-1), then x P(x^2) / Q(x^2)
-/// with the rational fit XLA and Eigen use (degrees 13 and 8). Error below 5e-7, absolute and
-/// relative (the fit itself is within 6.5e-8). NaN stays NaN. Branch-free, so loops vectorize.
+/// with the rational fit XLA and Eigen use (degrees 13 and 8). Error below 5e-7, absolute, and
+/// relative for |x| >= 1e-37, where x P(x^2) is not subnormal (the fit itself is within 6.5e-8). NaN stays NaN. Branch-free, so loops vectorize.
 @inlinable @inline(__always)
 public func fastErf(_ x: Float) -> Float {
     let c = x > 4 ? 4 : (x < -4 ? -4 : x)

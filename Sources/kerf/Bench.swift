@@ -12,7 +12,7 @@ struct Bench: ParsableCommand {
     @Argument(help: "The ONNX model file.") var model: String
     @Option(help: "Intra-op threads (0 = one per core).") var threads: Int = 1
     @Option(help: "Value for the first symbolic dimension of each input.") var batch: Int = 1
-    @Option(name: .customLong("dim"), help: ArgumentHelp("A value for a named symbolic dimension, e.g. --dim sequence=128 (repeatable; others after the first are 1).", valueName: "name=value"))
+    @Option(name: .customLong("dim"), help: ArgumentHelp("A value for a named symbolic dimension, e.g. --dim sequence=128 (repeatable). Of the other symbolic dimensions of an input, the first takes --batch and the rest 1.", valueName: "name=value"))
     var dims: [String] = []
     @Option(help: "Timed runs after warm-up.") var runs: Int = 30
     @Option(help: "Warm-up runs.") var warmup: Int = 5
@@ -103,8 +103,8 @@ func randomInput(_ info: ValueInfo, batch: Int, named: [String: Int] = [:]) thro
     var first = true
     let dims = shape.map { d -> Int in
         if case .value(let v) = d { return v }
+        defer { first = false }  // a named first dimension takes --batch's place
         if case .symbol(let name) = d, let v = named[name] { return v }
-        defer { first = false }
         return first ? batch : 1
     }
     var t = Tensor(zeros: dtype, shape: dims)

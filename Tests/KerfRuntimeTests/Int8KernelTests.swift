@@ -84,15 +84,17 @@ final class Int8KernelTests: XCTestCase {
                 let tie = (Float(i % 301) - 150 + 0.5) * scale
                 return Float(bitPattern: tie.bitPattern &+ UInt32(bitPattern: Int32.random(in: -2...2, using: &generator)))
             }
-            for (zero, lo, hi) in [(Int32(3), Int32(-128), Int32(127)), (Int32(128), Int32(0), Int32(255))] {
-                var got = [Int8](repeating: 0, count: x.count)
+            func check<T: FixedWidthInteger>(_: T.Type, zero: Int32) {
+                let lo = Int32(T.min), hi = Int32(T.max)
+                var got = [T](repeating: 0, count: x.count)
                 quantize(x, count: x.count, scale: scale, zeroPoint: zero, lo: lo, hi: hi, into: &got)
                 for (v, g) in zip(x, got) {
                     let q = Swift.min(Swift.max(v / scale, Float(lo - zero)), Float(hi - zero))
-                    let want = Int32(q.rounded(.toNearestOrEven)) + zero
-                    XCTAssertEqual(Int32(lo < 0 ? Int32(g) : Int32(UInt8(bitPattern: g))), want, "\(v) / \(scale)")
+                    XCTAssertEqual(Int32(g), Int32(q.rounded(.toNearestOrEven)) + zero, "\(v) / \(scale) as \(T.self)")
                 }
             }
+            check(Int8.self, zero: 3)
+            check(UInt8.self, zero: 128)
         }
     }
 

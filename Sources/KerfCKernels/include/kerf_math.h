@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 /* y[i] = erf(x[i]) for i < n: FastMath.swift's fastErf (a rational fit in x^2 on x clamped
- * to [-4, 4]; error below 5e-7, absolute and relative), operation by operation. NaN stays
+ * to [-4, 4]; error below 5e-7, absolute, and relative for |x| >= 1e-37), operation by operation. NaN stays
  * NaN. x and y may alias. */
 void kerf_erf_avx2(const float *x, float *y, size_t n);
 

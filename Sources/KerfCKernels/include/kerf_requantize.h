@@ -33,7 +33,7 @@ void kerf_quantize_bytes_avx2(const float *x, size_t count, float scale, int32_t
                               void *y, int out_signed);
 
 /* kerf_quantize_bytes_avx2's results in sixteen lanes, the quotient x / scale computed without a
- * divide but rounded as the divide rounds. Needs AVX-512F and a normal, finite scale. The bytes
+ * divide but rounded as the divide rounds. Needs AVX-512F, and scale and 1 / scale normal. The bytes
  * are the same for int8 and uint8 (the clamp already fits them). */
 void kerf_quantize_bytes_avx512(const float *x, size_t count, float scale, int32_t zero, int32_t lo, int32_t hi,
                                 void *y);

@@ -96,7 +96,11 @@ final class QuantizedChannelLookup: Operator {
         }
         channelsLast = try c.int("channels_last", default: 0) != 0
         let parameters = try (3...6).map { try c.requiredConstant($0, "BatchNormalization parameter") }
-        channels = parameters[0].count
+        let channels = parameters[0].count
+        self.channels = channels
+        guard channels > 0, parameters.allSatisfy({ $0.count == channels }) else {
+            throw KerfError.invalidModel("\(c.node.label): BatchNormalization parameters of unequal or zero length")
+        }
         // Every input value of every channel through DequantizeLinear, BatchNormalization, Relu
         // and QuantizeLinear's own kernels (elementwise, so each value gets what it gets in a run).
         let all = Tensor(uninitialized: x.dtype, shape: [1, channels, 256])

@@ -159,12 +159,20 @@ final class QuantizedProduct: Operator {
         var scales = wScales.map { xScale * $0 }
         let biasQ = try c.optionalConstant(5, "bias").map(integerValues)
         self.biasQ = biasQ
+        let floatBiasGiven = try c.optionalConstant(9, "float bias") != nil
+        if biasQ != nil && floatBiasGiven {
+            throw KerfError.invalidModel("\(c.node.label): an int32 bias and a float bias")
+        }
         if let biasQ {
             let biasScales = try floatScalars(try c.requiredConstant(6, "bias scale"))
             biasF = biasQ.indices.map { Float(biasQ[$0]) * biasScales[biasScales.count == 1 ? 0 : $0] }
         } else {
             biasF = try c.optionalConstant(9, "float bias").map { try floatScalars($0) }
             guard biasF == nil || biasF!.count == outputs else { throw KerfError.invalidModel("\(c.node.label): float bias count") }
+            let yScaleGiven = try c.optionalConstant(7, "y scale") != nil
+            guard biasF == nil || !yScaleGiven else {
+                throw KerfError.invalidModel("\(c.node.label): a float bias needs a float output (no y_scale)")
+            }
         }
         let activation = try c.fusedActivation()
         self.activation = activation

@@ -271,6 +271,7 @@ extension GraphOptimizer {
         var replacements: [Int: Node] = [:]
         for (bi, bn) in g.nodes.enumerated() where bn.isDefaultDomain && bn.opType == "BatchNormalization" {
             if case .int(let t)? = bn.attribute("training_mode"), t != 0 { continue }
+            if case .int(let spatial)? = bn.attribute("spatial"), spatial == 0 { continue }  // opset < 9: [C, H, W] parameters
             guard bn.inputs.count == 5, bn.outputs.count == 1,
                   let (di, dq) = m.node(bn.inputs[0], "DequantizeLinear"), dq.attribute("output_dtype") == nil,
                   m.constants[dq.inputs[0]] == nil, let x = perTensorParameters(m, dq), m.readOnly(dq.outputs[0], by: 1),

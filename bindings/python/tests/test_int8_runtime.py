@@ -220,3 +220,30 @@ def test_kerf_static_bert_runs_int8_products_with_their_bias(tmp_path):
     assert count(plan, "kerf.QuantizedMatMul") == 6, plan
     # No Add left beyond the float model's own (whose biases join its float MatMuls).
     assert plan.count("Add") == kerf.load(source).session().plan().count("Add"), plan
+
+
+def test_channel_lookup_in_channels_first_layout_matches_onnx_runtime(tmp_path):
+    """Q -> DQ -> BatchNormalization -> Relu -> Q -> DQ with no convolution around it: the
+    per-channel tables run on NCHW bytes (channels not a multiple of 16), as ONNX Runtime's
+    unfused float operators compute them."""
+    rng = np.random.default_rng(3)
+    channels = 5
+    inits = [numpy_helper.from_array(np.float32(0.05), "s_in"), numpy_helper.from_array(np.uint8(120), "z_in"),
+             numpy_helper.from_array(np.float32(0.03), "s_out"), numpy_helper.from_array(np.uint8(10), "z_out")]
+    for name, values in [("gamma", rng.uniform(0.5, 2, channels)), ("beta", rng.normal(0, 1, channels)),
+                         ("mean", rng.normal(0, 1, channels)), ("var", rng.uniform(0.5, 2, channels))]:
+        inits.append(numpy_helper.from_array(values.astype(np.float32), name))
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s_in", "z_in"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s_in", "z_in"], ["xf"]),
+             helper.make_node("BatchNormalization", ["xf", "gamma", "beta", "mean", "var"], ["bn"], epsilon=1e-3),
+             helper.make_node("Relu", ["bn"], ["r"]),
+             helper.make_node("QuantizeLinear", ["r", "s_out", "z_out"], ["yq"]),
+             helper.make_node("DequantizeLinear", ["yq", "s_out", "z_out"], ["y"])]
+    graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, 7, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", channels, 7, 3])], inits)
+    path = str(tmp_path / "bn.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    feeds = {"x": rng.normal(0, 3, (2, channels, 7, 3)).astype(np.float32)}
+    expected, actual, plan = run_both(path, feeds)
+    assert_within_one_step(expected[0], actual[0], 0.03)
+    assert plan.count("kerf.QuantizedChannelLookup") == 1 and "BatchNormalization" not in plan, plan
