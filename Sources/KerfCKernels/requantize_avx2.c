@@ -4,6 +4,8 @@
 #include <math.h>
 #include <string.h>
 
+#pragma STDC FP_CONTRACT OFF /* a * b + c rounds twice, as in Swift */
+
 #define AVX2 __attribute__((target("avx2")))
 
 /* The scalar form of one element (and of Int8Epilogue.swift's requantizeProduct). */
@@ -108,6 +110,30 @@ AVX2 void kerf_requantize_rows_avx2(const int32_t *acc, size_t m, size_t n, size
         for (; j < n; j++) {
             int32_t sum = (int32_t)((uint32_t)row[j] + (uint32_t)(bias ? bias[bias_per_column ? j : 0] : 0)); /* wraps, as Swift's &+ */
             dst[j] = (uint8_t)requantize_one(sum, scales[scales_per_column ? j : 0], low, high, zero);
+        }
+    }
+}
+
+AVX2 void kerf_dequantize_rows_avx2(const int32_t *acc, size_t m, size_t n, size_t ld_acc, const int32_t *offsets,
+                                   const float *scales, int scales_per_column, const float *bias, int bias_per_column,
+                                   float *y, size_t y_stride) {
+    for (size_t i = 0; i < m; i++) {
+        const int32_t *row = acc + i * ld_acc;
+        float *dst = y + i * y_stride;
+        size_t j = 0;
+        for (; j + 8 <= n; j += 8) {
+            __m256i s = _mm256_loadu_si256((const __m256i *)(row + j));
+            if (offsets) s = _mm256_add_epi32(s, _mm256_loadu_si256((const __m256i *)(offsets + j)));
+            __m256 scale = scales_per_column ? _mm256_loadu_ps(scales + j) : _mm256_set1_ps(scales[0]);
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(s), scale);
+            if (bias) v = _mm256_add_ps(v, bias_per_column ? _mm256_loadu_ps(bias + j) : _mm256_set1_ps(bias[0]));
+            _mm256_storeu_ps(dst + j, v);
+        }
+        for (; j < n; j++) {
+            int32_t sum = (int32_t)((uint32_t)row[j] + (uint32_t)(offsets ? offsets[j] : 0)); /* wraps, as Swift's &+ */
+            float v = (float)sum * scales[scales_per_column ? j : 0];
+            if (bias) v = v + bias[bias_per_column ? j : 0];
+            dst[j] = v;
         }
     }
 }

@@ -11,6 +11,8 @@ public enum Activation: Equatable, Sendable {
     case clip(min: Float, max: Float)
     case sigmoid
     case tanh
+    /// GELU, exact form (`gelu`, FastMath.swift).
+    case gelu
 
     /// Applies the activation to `count` floats at `x`.
     public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
@@ -30,6 +32,8 @@ public enum Activation: Equatable, Sendable {
             }
         case .tanh:
             for i in 0..<count { x[i] = tanhf(x[i]) }
+        case .gelu:
+            KerfKernels.gelu(x, x, count: count)
         }
     }
 }

@@ -4,34 +4,26 @@ import KerfCKernels
 // as [pixels, channels] writes NCHW directly (rowStride 1, columnStride pixels).
 // `scales` / `multipliers` and `bias` hold 1 entry (all columns) or n (one per column).
 
-/// y(i, j) = Float(acc[i, j]) * scales[j] + bias[j] (bias optional).
-public func dequantizeProduct(_ acc: UnsafePointer<Int32>, m: Int, n: Int, ldAcc: Int,
+/// y(i, j) = Float(acc[i, j] &+ offsets[j]) * scales[j] + bias[j] (offsets [n] and bias
+/// optional), a multiply then an add.
+public func dequantizeProduct(_ acc: UnsafePointer<Int32>, m: Int, n: Int, ldAcc: Int, offsets: UnsafePointer<Int32>? = nil,
                               scales: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>?,
                               into y: UnsafeMutablePointer<Float>, rowStride: Int, columnStride: Int) {
     let perColumnScale = scales.count > 1, perColumnBias = (bias?.count ?? 0) > 1
-    if columnStride == 1 {
-        // Scale and bias spelled out per column once, so the row loop is plain vector arithmetic.
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * max(n, 1)) { table in
-            let s = table.baseAddress!, b = s + n
-            for j in 0..<n {
-                s[j] = scales[perColumnScale ? j : 0]
-                b[j] = bias.map { $0[perColumnBias ? j : 0] } ?? 0
-            }
-            for i in 0..<m {
-                let row = acc + i * ldAcc, out = y + i * rowStride
-                if bias == nil {
-                    for j in 0..<n { out[j] = Float(row[j]) * s[j] }
-                } else {
-                    for j in 0..<n { out[j] = Float(row[j]) * s[j] + b[j] }
-                }
-            }
-        }
+    if columnStride == 1 && cpuHasAVX512 && (perColumnScale || n == 1) && (bias == nil || perColumnBias || n == 1) {
+        // KerfCKernels/dequantize_product_avx512.c, the same operations
+        kerf_dequantize_rows_avx512(acc, m, n, ldAcc, offsets, scales.baseAddress, bias?.baseAddress, y, rowStride)
+        return
+    }
+    if columnStride == 1 && cpuHasAVX2 {  // KerfCKernels/requantize_avx2.c, the same operations
+        kerf_dequantize_rows_avx2(acc, m, n, ldAcc, offsets, scales.baseAddress, perColumnScale ? 1 : 0,
+                                  bias?.baseAddress, perColumnBias ? 1 : 0, y, rowStride)
         return
     }
     for i in 0..<m {
         let row = acc + i * ldAcc, out = y + i * rowStride
         for j in 0..<n {
-            var v = Float(row[j]) * scales[perColumnScale ? j : 0]
+            var v = Float(row[j] &+ (offsets?[j] ?? 0)) * scales[perColumnScale ? j : 0]
             if let bias { v += bias[perColumnBias ? j : 0] }
             out[j * columnStride] = v
         }

@@ -42,6 +42,8 @@ public final class PackedInt8Weights: @unchecked Sendable {
     public let zeroPoints: [Int32]
     /// Σ_k B[k, j] per column (`.u8s8` only; raw values, zero point not removed).
     let columnSums: [Int32]
+    /// True when `columnOffsets` gives the zero-point correction.
+    let correctsByColumn: Bool
     /// k groups per panel: 4 k per group (`.u8s8`) or 2 (`.wide`).
     let groups: Int
     let panels: UnsafeMutableRawPointer
@@ -74,6 +76,7 @@ public final class PackedInt8Weights: @unchecked Sendable {
         self.layout = layout
         let zeros = zeroPoints.count == n ? zeroPoints : [Int32](repeating: zeroPoints[0], count: n)
         self.zeroPoints = zeros
+        correctsByColumn = layout == .u8s8 && int8GemmAccelerated && zeros.allSatisfy { $0 == 0 }
         let perGroup = layout == .u8s8 ? 4 : 2
         let groups = (k + perGroup - 1) / perGroup
         let bytes = max(1, (n + 15) / 16 * groups * 64)
@@ -121,6 +124,14 @@ public final class PackedInt8Weights: @unchecked Sendable {
 /// `.u8s8` layout k pairs saturate as described at the top of this file (without VNNI).
 public func int8Gemm(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZeroPoint: Int32, b: PackedInt8Weights,
                      c: UnsafeMutablePointer<Int32>, ldc: Int, threads: Int = 1) {
+    int8Gemm(m: m, a: a, aSigned: aSigned, lda: lda, aZeroPoint: aZeroPoint, b: b, c: c, ldc: ldc, threads: threads,
+             correctingZeroPoints: true)
+}
+
+/// `int8Gemm`; without `correctingZeroPoints`, where `b.columnOffsets` gives offsets, C is left
+/// without them (C + offsets[j] is the product).
+func int8Gemm(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZeroPoint: Int32, b: PackedInt8Weights,
+              c: UnsafeMutablePointer<Int32>, ldc: Int, threads: Int, correctingZeroPoints: Bool) {
     let k = b.k, n = b.n
     if m == 0 || n == 0 { return }
     guard int8GemmAccelerated else {
@@ -147,7 +158,7 @@ public func int8Gemm(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZero
         }
     }
     if threads > 1 && tasks > 1 { parallelForDynamic(tasks, threads: threads, run) } else { for t in 0..<tasks { run(t) } }
-    if b.layout == .u8s8 {
+    if b.layout == .u8s8 && (correctingZeroPoints || !b.correctsByColumn) {
         let shifted = aZeroPoint + (aSigned ? 128 : 0)
         correctZeroPoints(m: m, a: packedA.bytes, lda: packedA.stride, aZeroPoint: shifted, b: b, c: c, ldc: ldc)
     }
@@ -176,6 +187,15 @@ private func correctZeroPoints(m: Int, a: UnsafeRawPointer, lda: Int, aZeroPoint
 }
 
 extension PackedInt8Weights {
+    /// Where the zero-point correction of `.u8s8` sums is one int32 per column (B's zero points
+    /// all 0, the AVX2 kernels running): -za·Σ_k B[k, j], za being A's zero point as the kernel
+    /// sees it (int8 A shifted by 128). Nil otherwise (the correction, if any, needs A's rows).
+    func columnOffsets(aZeroPoint: Int32, aSigned: Bool) -> [Int32]? {
+        guard correctsByColumn else { return nil }
+        let za = aZeroPoint + (aSigned ? 128 : 0)
+        return columnSums.map { 0 &- za &* $0 }
+    }
+
     /// B[p, j] as packed (raw for `.u8s8`; for `.wide` the zero point is added back).
     func value(_ p: Int, _ j: Int) -> Int32 {
         let panel = j / 16, column = j % 16

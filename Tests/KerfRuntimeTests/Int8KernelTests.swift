@@ -44,6 +44,75 @@ final class Int8KernelTests: XCTestCase {
         }
     }
 
+    func testRowBlocksDeliverTheWholeProductWithTheirOffsets() {
+        // Enough rows for several blocks (and per-thread blocks with 2 threads), a last short block.
+        for (m, n, k) in [(1, 16, 8), (77, 1024, 20), (300, 48, 13)] {
+            let a = randomBytes(m * k, seed: UInt64(m + n))
+            let b = randomBytes(k * n, seed: UInt64(n + k)).map { Int8(bitPattern: $0) }
+            for (aSigned, aZero) in [(false, Int32(3)), (true, Int32(-5))] {
+                for bZeros in [[Int32(0)], (0..<n).map { Int32($0 % 3) - 1 }] {
+                    let packed = b.withUnsafeBufferPointer {
+                        PackedInt8Weights($0.baseAddress!, k: k, n: n, rowStride: n, columnStride: 1, zeroPoints: bZeros, layout: .u8s8)
+                    }
+                    for threads in [1, 2] {
+                        var whole = [Int32](repeating: 0, count: m * n), blocked = [Int32](repeating: -1, count: m * n)
+                        var seen = [Int](repeating: 0, count: m)
+                        a.withUnsafeBytes { ap in
+                            int8Gemm(m: m, a: ap.baseAddress!, aSigned: aSigned, lda: k, aZeroPoint: aZero, b: packed, c: &whole, ldc: n)
+                            blocked.withUnsafeMutableBufferPointer { out in
+                                seen.withUnsafeMutableBufferPointer { seen in
+                                    int8GemmByRowBlocks(m: m, a: ap.baseAddress!, aSigned: aSigned, lda: k, aZeroPoint: aZero, b: packed,
+                                                        threads: threads) { acc, offsets, first, rows, _ in
+                                        for i in 0..<rows {
+                                            seen[first + i] += 1
+                                            for j in 0..<n { out[(first + i) * n + j] = acc[i * n + j] &+ (offsets?[j] ?? 0) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        XCTAssertEqual(blocked, whole, "m \(m) n \(n) k \(k) signed \(aSigned) zb \(bZeros.count) threads \(threads)")
+                        XCTAssertEqual(seen, [Int](repeating: 1, count: m))
+                    }
+                }
+            }
+        }
+    }
+
+    func testDequantizeProductKernelsMatchTheScalarArithmetic() {
+        // Row lengths around the 8- and 16-lane widths; per-column and shared scales and bias.
+        for n in [1, 7, 16, 29] {
+            let m = 3
+            let acc = (0..<(m * (n + 2))).map { Int32($0 * 7919 % 200_003) - 100_000 }
+            let offsets = (0..<n).map { Int32($0 * 31) - 50 }
+            let scales = (0..<n).map { Float(0.001) * Float($0 + 1) / 3 }
+            let bias = (0..<n).map { Float($0) * 0.37 - 1 }
+            for (s, bs) in [(scales, Optional(bias)), (scales, nil), ([scales[0]], Optional([bias[0]]))] {
+                for useOffsets in [false, true] {
+                    var y = [Float](repeating: .nan, count: m * (n + 1))
+                    acc.withUnsafeBufferPointer { ap in
+                        s.withUnsafeBufferPointer { sp in
+                            withOptionalBuffer(bs) { bp in
+                                offsets.withUnsafeBufferPointer { op in
+                                    dequantizeProduct(ap.baseAddress!, m: m, n: n, ldAcc: n + 2, offsets: useOffsets ? op.baseAddress : nil,
+                                                      scales: sp, bias: bp, into: &y, rowStride: n + 1, columnStride: 1)
+                                }
+                            }
+                        }
+                    }
+                    for i in 0..<m {
+                        for j in 0..<n {
+                            var v = Float(acc[i * (n + 2) + j] &+ (useOffsets ? offsets[j] : 0)) * s[s.count == 1 ? 0 : j]
+                            if let bs { v = v + bs[bs.count == 1 ? 0 : j] }
+                            XCTAssertEqual(y[i * (n + 1) + j].bitPattern, v.bitPattern, "n \(n) (\(i), \(j))")
+                        }
+                        if n > 0 { XCTAssertTrue(y[i * (n + 1) + n].isNaN, "the row gap is left alone") }
+                    }
+                }
+            }
+        }
+    }
+
     func testU8S8SaturatesPairsAsMLASWithoutVNNIAndWideIsExact() throws {
         // A = 255 everywhere, B = 127 / -128 in pairs: each pair sum overflows int16.
         let (m, n, k) = (2, 16, 8)

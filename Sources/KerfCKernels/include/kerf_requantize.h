@@ -26,6 +26,18 @@ void kerf_requantize_rows_avx2(const int32_t *acc, size_t m, size_t n, size_t ld
                                int32_t zero, int32_t lo, int32_t hi,
                                void *y, size_t y_stride, int out_signed);
 
+/* For i < m, j < n: y[i * y_stride + j] = (float)(acc[i * ld_acc + j] + offsets[j]) * scales[j]
+ * + bias[j], a multiply then an add (two roundings, as Int8Epilogue.swift's dequantizeProduct).
+ * offsets (int32, wrapping add) and bias may be NULL; offsets holds n entries; scales and bias
+ * hold n entries when their *_per_column flag is set, else one for every column. */
+void kerf_dequantize_rows_avx2(const int32_t *acc, size_t m, size_t n, size_t ld_acc, const int32_t *offsets,
+                               const float *scales, int scales_per_column, const float *bias, int bias_per_column,
+                               float *y, size_t y_stride);
+
+/* kerf_dequantize_rows_avx2 in sixteen lanes, scales (and bias) with n entries. Needs AVX-512F. */
+void kerf_dequantize_rows_avx512(const int32_t *acc, size_t m, size_t n, size_t ld_acc, const int32_t *offsets,
+                                 const float *scales, const float *bias, float *y, size_t y_stride);
+
 /* y[i] = clamp(round(x[i] / scale) + zero, lo, hi) for i < count, as bytes (int8 when
  * out_signed, else uint8): the float divide, clamp to [lo - zero, hi - zero] (NaN gives lo),
  * round half to even, add the zero point — Quantize.swift's `quantize`, eight lanes. */

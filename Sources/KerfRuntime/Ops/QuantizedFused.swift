@@ -15,7 +15,10 @@ import KerfKernels
 //      without them it is float: Float(acc) * x_scale * w_scale[j] + bias_q[j] * bias_scale[j].
 //      Attribute exact = 1: exact integer products; 0: u8s8 pair sums saturate as ONNX Runtime's
 //      MLAS kernels do on CPUs without VNNI. kerf.QuantizedMatMul may take a 10th input, a float
-//      bias [N] (then no bias_q and no y_scale): float output Float(acc) * x_scale * w_scale[j] + bias[j].
+//      bias [N] (then no bias_q): float output Float(acc) * x_scale * w_scale[j] + bias[j]. With
+//      a float bias or a fused Gelu, y_scale and y_zp quantize that float output (after the
+//      activation) as QuantizeLinear does, instead of requantizing the integer sums.
+//  Both MatMuls may carry a fused activation (FusedAttributes), Gelu included, on a float output.
 
 enum FusedQuantizedOps {
     static let domain = "kerf"
@@ -46,11 +49,13 @@ extension OperatorContext {
     }
 }
 
-/// Row-major [rows, n] float output of `x` [..., K] times the packed weight.
+/// Row-major [rows, n] float output of `x` [..., K] times the packed weight, with an optional
+/// fused activation.
 final class DynamicQuantizedMatMul: Operator {
     let weights: PackedInt8Weights
     let weightScales: [Float]
     let bias: [Float]?
+    let activation: Activation
     let threads: Int
 
     init(_ c: OperatorContext) throws {
@@ -59,6 +64,7 @@ final class DynamicQuantizedMatMul: Operator {
         weights = packWeights(w, offset: 0, k: w.shape[0], n: w.shape[1], zeroPoints: zeros, layout: .u8s8)
         weightScales = try floatScalars(try c.requiredConstant(3, "W scale"))
         bias = try c.optionalConstant(4, "bias").map { $0.array(of: Float.self) }
+        activation = try c.fusedActivation()
         threads = c.options.resolvedThreads
     }
 
@@ -72,20 +78,20 @@ final class DynamicQuantizedMatMul: Operator {
         let rows = x.count / max(k, 1)
         let y = Tensor(uninitialized: .float, shape: Array(x.shape.dropLast()) + [n])
         let xq = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, x.count))
-        let acc = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, rows * n))
-        defer { xq.deallocate(); acc.deallocate() }
+        defer { xq.deallocate() }
         let xp = x.storage.pointer.assumingMemoryBound(to: Float.self)
         let (scale, zero) = dynamicQuantizationParameters(xp, count: x.count)
         quantize(xp, count: x.count, scale: scale, zeroPoint: Int32(zero), lo: 0, hi: 255, into: xq)
-        int8Gemm(m: rows, a: xq, aSigned: false, lda: k, aZeroPoint: Int32(zero), b: weights, c: acc, ldc: n, threads: threads)
         // As the graph computes it: Mul(x_scale, w_scale), then Mul(Cast(acc), that) [+ bias].
-        let scales = weightScales.map { scale * $0 }
+        let scales = weightScales.count == n ? weightScales.map { scale * $0 } : [Float](repeating: scale * weightScales[0], count: n)
+        let out = y.storage.pointer.assumingMemoryBound(to: Float.self)
         scales.withUnsafeBufferPointer { s in
-            let out = y.storage.pointer.assumingMemoryBound(to: Float.self)
-            if let bias {
-                bias.withUnsafeBufferPointer { dequantizeProduct(acc, m: rows, n: n, ldAcc: n, scales: s, bias: $0, into: out, rowStride: n, columnStride: 1) }
-            } else {
-                dequantizeProduct(acc, m: rows, n: n, ldAcc: n, scales: s, bias: nil, into: out, rowStride: n, columnStride: 1)
+            withOptionalBuffer(bias) { bias in
+                int8GemmByRowBlocks(m: rows, a: xq, aSigned: false, lda: k, aZeroPoint: Int32(zero), b: weights, threads: threads) { acc, offsets, first, count, _ in
+                    let block = out + first * n
+                    dequantizeProduct(acc, m: count, n: n, ldAcc: n, offsets: offsets, scales: s, bias: bias, into: block, rowStride: n, columnStride: 1)
+                    activation.apply(block, count: count * n)
+                }
             }
         }
         return [y]
@@ -109,6 +115,9 @@ final class QuantizedProduct: Operator {
     let biasF: [Float]?
     /// Requantized output: dtype, zero point, range after a fused activation.
     let output: (dtype: DType, zero: Int32, lo: Int32, hi: Int32)?
+    /// MatMul only: the float output (with float bias and activation) quantized as QuantizeLinear
+    /// does, to this type, scale and zero point.
+    let finalQuantization: (dtype: DType, scale: Float, zero: Int32, lo: Int32, hi: Int32)?
     let activation: Activation
     let threads: Int
 
@@ -163,20 +172,26 @@ final class QuantizedProduct: Operator {
         if biasQ != nil && floatBiasGiven {
             throw KerfError.invalidModel("\(c.node.label): an int32 bias and a float bias")
         }
+        let biasF: [Float]?
         if let biasQ {
             let biasScales = try floatScalars(try c.requiredConstant(6, "bias scale"))
             biasF = biasQ.indices.map { Float(biasQ[$0]) * biasScales[biasScales.count == 1 ? 0 : $0] }
         } else {
             biasF = try c.optionalConstant(9, "float bias").map { try floatScalars($0) }
             guard biasF == nil || biasF!.count == outputs else { throw KerfError.invalidModel("\(c.node.label): float bias count") }
-            let yScaleGiven = try c.optionalConstant(7, "y scale") != nil
-            guard biasF == nil || !yScaleGiven else {
-                throw KerfError.invalidModel("\(c.node.label): a float bias needs a float output (no y_scale)")
-            }
         }
         let activation = try c.fusedActivation()
         self.activation = activation
-        if let yScaleTensor = try c.optionalConstant(7, "y scale") {
+        // A float bias or a GELU: the float result is computed, then quantized as QuantizeLinear does.
+        let quantizesFloat = try c.optionalConstant(9, "float bias") != nil || activation == .gelu
+        if quantizesFloat, let yScaleTensor = try c.optionalConstant(7, "y scale") {
+            guard !conv else { throw KerfError.invalidModel("\(c.node.label): a Conv output is requantized in integers") }
+            let yZeroTensor = try c.requiredConstant(8, "y zero point")
+            guard let (lo, hi) = quantizedRange(yZeroTensor.dtype) else { throw KerfError.invalidModel("\(c.node.label): output type") }
+            finalQuantization = (yZeroTensor.dtype, try floatScalars(yScaleTensor)[0], try integerValues(yZeroTensor)[0], lo, hi)
+            output = nil
+        } else if let yScaleTensor = try c.optionalConstant(7, "y scale") {
+            finalQuantization = nil
             let yScale = try floatScalars(yScaleTensor)[0], yZeroTensor = try c.requiredConstant(8, "y zero point")
             let zero = try integerValues(yZeroTensor)[0]
             guard var (lo, hi) = quantizedRange(yZeroTensor.dtype) else { throw KerfError.invalidModel("\(c.node.label): output type") }
@@ -192,9 +207,12 @@ final class QuantizedProduct: Operator {
             output = (yZeroTensor.dtype, zero, lo, hi)
             scales = scales.map { $0 / yScale }
         } else {
+            finalQuantization = nil
             output = nil
         }
-        multipliers = scales
+        // One per output channel: the epilogue's vector kernels read them per column.
+        multipliers = scales.count == outputs ? scales : [Float](repeating: scales[0], count: outputs)
+        self.biasF = biasF.map { $0.count == outputs ? $0 : [Float](repeating: $0[0], count: outputs) }
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
@@ -207,12 +225,24 @@ final class QuantizedProduct: Operator {
     private func runMatMul(_ x: Tensor) throws -> Tensor {
         let b = weights[0]
         guard x.rank >= 1, x.shape[x.rank - 1] == b.k else { throw KerfError.shapeMismatch("x \(x.shape) does not fit W [\(b.k), \(b.n)]") }
-        let rows = x.count / max(b.k, 1)
-        let y = Tensor(uninitialized: output?.dtype ?? .float, shape: Array(x.shape.dropLast()) + [b.n])
-        let acc = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, rows * b.n))
-        defer { acc.deallocate() }
-        int8Gemm(m: rows, a: x.storage.pointer, aSigned: xType == .int8, lda: b.k, aZeroPoint: xZero, b: b, c: acc, ldc: b.n, threads: threads)
-        epilogue(acc, m: rows, n: b.n, columnOffset: 0, into: y.storage.pointer, rowStride: b.n, columnStride: 1)
+        let rows = x.count / max(b.k, 1), n = b.n
+        let dtype = finalQuantization?.dtype ?? output?.dtype ?? .float
+        let y = Tensor(uninitialized: dtype, shape: Array(x.shape.dropLast()) + [n])
+        let yp = y.storage.pointer, element = dtype.byteSize
+        int8GemmByRowBlocks(m: rows, a: x.storage.pointer, aSigned: xType == .int8, lda: b.k, aZeroPoint: xZero, b: b,
+                            threads: threads) { acc, offsets, first, count, scratch in
+            let block = yp + first * n * element
+            guard let q = finalQuantization else {
+                epilogue(acc, offsets: offsets, m: count, n: n, columnOffset: 0, into: block, rowStride: n, columnStride: 1)
+                return
+            }
+            epilogue(acc, offsets: offsets, m: count, n: n, columnOffset: 0, into: UnsafeMutableRawPointer(scratch), rowStride: n, columnStride: 1)
+            if q.dtype == .int8 {
+                quantize(scratch, count: count * n, scale: q.scale, zeroPoint: q.zero, lo: q.lo, hi: q.hi, into: block.assumingMemoryBound(to: Int8.self))
+            } else {
+                quantize(scratch, count: count * n, scale: q.scale, zeroPoint: q.zero, lo: q.lo, hi: q.hi, into: block.assumingMemoryBound(to: UInt8.self))
+            }
+        }
         return y
     }
 
@@ -286,23 +316,20 @@ final class QuantizedProduct: Operator {
         return (tiles, min(threads, batch * tiles))
     }
 
-    /// Writes acc [m, n] (output channels columnOffset ..< columnOffset + n) as floats or requantized.
-    private func epilogue(_ acc: UnsafeMutablePointer<Int32>, m: Int, n: Int, columnOffset: Int, into y: UnsafeMutableRawPointer,
-                          rowStride: Int, columnStride: Int) {
+    /// Writes acc [m, n] &+ offsets[j] (n int32, nil: none) of output channels columnOffset ..<
+    /// columnOffset + n as floats or requantized.
+    private func epilogue(_ acc: UnsafeMutablePointer<Int32>, offsets: UnsafePointer<Int32>? = nil, m: Int, n: Int, columnOffset: Int,
+                          into y: UnsafeMutableRawPointer, rowStride: Int, columnStride: Int) {
         multipliers.withUnsafeBufferPointer { allScales in
             let scales = allScales.count == 1 ? allScales : UnsafeBufferPointer(rebasing: allScales[columnOffset..<(columnOffset + n)])
             if let output {
+                // The offsets join the int32 bias.
+                var bias: [Int32]? = biasQ.map { b in (0..<n).map { b[b.count == 1 ? 0 : columnOffset + $0] } }
+                if let offsets { bias = (0..<n).map { (bias?[$0] ?? 0) &+ offsets[$0] } }
                 func write<T: FixedWidthInteger>(_: T.Type) {
-                    let out = y.assumingMemoryBound(to: T.self)
-                    if let biasQ {
-                        biasQ.withUnsafeBufferPointer {
-                            let bias = $0.count == 1 ? $0 : UnsafeBufferPointer(rebasing: $0[columnOffset..<(columnOffset + n)])
-                            requantizeProduct(acc, m: m, n: n, ldAcc: n, bias: bias, multipliers: scales, zeroPoint: output.zero,
-                                              lo: output.lo, hi: output.hi, into: out, rowStride: rowStride, columnStride: columnStride)
-                        }
-                    } else {
-                        requantizeProduct(acc, m: m, n: n, ldAcc: n, bias: nil, multipliers: scales, zeroPoint: output.zero,
-                                          lo: output.lo, hi: output.hi, into: out, rowStride: rowStride, columnStride: columnStride)
+                    withOptionalBuffer(bias) {
+                        requantizeProduct(acc, m: m, n: n, ldAcc: n, bias: $0, multipliers: scales, zeroPoint: output.zero, lo: output.lo,
+                                          hi: output.hi, into: y.assumingMemoryBound(to: T.self), rowStride: rowStride, columnStride: columnStride)
                     }
                 }
                 if output.dtype == .int8 { write(Int8.self) } else { write(UInt8.self) }
@@ -312,12 +339,16 @@ final class QuantizedProduct: Operator {
             if let biasF {
                 biasF.withUnsafeBufferPointer { all in
                     let bias = all.count == 1 ? all : UnsafeBufferPointer(rebasing: all[columnOffset..<(columnOffset + n)])
-                    dequantizeProduct(acc, m: m, n: n, ldAcc: n, scales: scales, bias: bias, into: out, rowStride: rowStride, columnStride: columnStride)
+                    dequantizeProduct(acc, m: m, n: n, ldAcc: n, offsets: offsets, scales: scales, bias: bias, into: out,
+                                      rowStride: rowStride, columnStride: columnStride)
                 }
             } else {
-                dequantizeProduct(acc, m: m, n: n, ldAcc: n, scales: scales, bias: nil, into: out, rowStride: rowStride, columnStride: columnStride)
+                dequantizeProduct(acc, m: m, n: n, ldAcc: n, offsets: offsets, scales: scales, bias: nil, into: out,
+                                  rowStride: rowStride, columnStride: columnStride)
             }
-            if activation != .none {
+            if activation != .none && columnStride == 1 {
+                for i in 0..<m { activation.apply(out + i * rowStride, count: n) }
+            } else if activation != .none {
                 for i in 0..<m { for j in 0..<n { activation.apply(out + i * rowStride + j * columnStride, count: 1) } }
             }
         }

@@ -26,6 +26,7 @@ enum FusedAttributes {
         case .relu: return [Attribute(name: Self.activation, value: s("Relu"))]
         case .sigmoid: return [Attribute(name: Self.activation, value: s("Sigmoid"))]
         case .tanh: return [Attribute(name: Self.activation, value: s("Tanh"))]
+        case .gelu: return [Attribute(name: Self.activation, value: s("Gelu"))]
         case .leakyRelu(let a): return [Attribute(name: Self.activation, value: s("LeakyRelu")), Attribute(name: alpha, value: .float(a))]
         case .clip(let lo, let hi):
             return [Attribute(name: Self.activation, value: s("Clip")), Attribute(name: minimum, value: .float(lo)),
@@ -42,6 +43,7 @@ extension OperatorContext {
         case "Relu": return .relu
         case "Sigmoid": return .sigmoid
         case "Tanh": return .tanh
+        case "Gelu": return .gelu
         case "LeakyRelu": return .leakyRelu(alpha: try float(FusedAttributes.alpha, default: 0.01))
         case "Clip": return .clip(min: try float(FusedAttributes.minimum, default: -.infinity),
                                   max: try float(FusedAttributes.maximum, default: .infinity))

@@ -25,6 +25,7 @@ enum GraphOptimizer {
         foldBatchNormIntoConv(g, opset: opset)
         fuseLayerNorm(g)
         fuseGelu(g)
+        fuseQuantizedMatMulTail(g)
         fuseMatMulBias(g)
         fuseConvResidual(g)
         fuseActivations(g, opset: opset)

@@ -141,6 +141,45 @@ extension GraphOptimizer {
         apply(g, removed: removed, replacements: replacements)
     }
 
+    /// kerf.QuantizedMatMul or kerf.DynamicQuantizedMatMul with a float output -> Gelu (exact
+    /// form, after fuseGelu) [-> QuantizeLinear, per-tensor 8-bit, QuantizedMatMul only, when it
+    /// has a float bias or the Gelu] computes the Gelu (and the QuantizeLinear) in the product's
+    /// epilogue, block by block while the values are in cache, with the same kernels.
+    static func fuseQuantizedMatMulTail(_ g: Graph) {
+        let m = Matcher(g)
+        var removed = Set<Int>()
+        var replacements: [Int: Node] = [:]
+        for (pi, product) in g.nodes.enumerated()
+        where product.domain == FusedQuantizedOps.domain && ["QuantizedMatMul", "DynamicQuantizedMatMul"].contains(product.opType) {
+            let dynamic = product.opType == "DynamicQuantizedMatMul"
+            let floatOutput = dynamic || product.inputs.count <= 7 || product.inputs[7].isEmpty
+            guard floatOutput, product.attribute(FusedAttributes.activation) == nil else { continue }
+            var fused = product, chain = [pi], output = product.outputs[0]
+            if m.readOnly(output, by: 1),
+               let gi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Gelu" && $0.inputs.first == output }) {
+                if case .string(let a)? = g.nodes[gi].attribute("approximate"), String(decoding: a, as: UTF8.self) != "none" { continue }
+                chain.append(gi)
+                output = g.nodes[gi].outputs[0]
+                fused.attributes += FusedAttributes.attributes(for: .gelu)
+            }
+            let floatBias = product.inputs.count > 9 && !product.inputs[9].isEmpty
+            if !dynamic && (floatBias || chain.count > 1), m.readOnly(output, by: 1),
+               let qi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "QuantizeLinear" && $0.inputs.first == output }),
+               g.nodes[qi].attribute("output_dtype") == nil, let y = perTensorParameters(m, g.nodes[qi]) {
+                chain.append(qi)
+                output = g.nodes[qi].outputs[0]
+                while fused.inputs.count < 9 { fused.inputs.append("") }
+                fused.inputs[7] = y.scale
+                fused.inputs[8] = y.zero
+            }
+            guard chain.count > 1, chain.allSatisfy({ !removed.contains($0) }) else { continue }
+            fused.outputs = [output]
+            removed.formUnion(chain)
+            replacements[chain.last!] = fused
+        }
+        apply(g, removed: removed, replacements: replacements)
+    }
+
     /// Gemm with transA = 0, alpha = beta = 1.
     private static func gemmIsPlain(_ n: Node) throws -> Bool {
         if case .int(let t)? = n.attribute("transA"), t != 0 { return false }

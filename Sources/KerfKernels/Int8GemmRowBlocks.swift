@@ -1,0 +1,52 @@
+// `int8Gemm` for a whole [m, K] activation in blocks of rows, each block's int32 sums handed to
+// an epilogue while they are still in cache. A product of 1024 rows by 1024 columns has 4 MB of
+// sums: written whole, then corrected, then scaled (and maybe activated and requantized), it
+// goes to memory and back at every step; by blocks of 32 rows it stays in L2.
+
+/// Rows per block: about 128 KB of int32 sums, at least 8 rows, at most `m`.
+public func int8GemmBlockRows(m: Int, n: Int) -> Int {
+    max(1, min(m, max(8, (32 * 1024) / max(n, 1))))
+}
+
+/// C = int8Gemm(A, b) (see Int8Gemm.swift for A's contract), delivered block by block:
+/// `epilogue(acc, offsets, firstRow, rows, scratch)` gets A's rows firstRow ..< firstRow + rows
+/// as acc [rows, b.n] (row stride b.n) &+ offsets[j] (b.n int32, or nil: none), plus
+/// `int8GemmBlockRows(m:n:) * b.n` floats of scratch; acc and scratch belong to the calling
+/// thread and are valid only during the call. With enough blocks, blocks
+/// run on up to `threads` threads (so do their epilogues, concurrently: `epilogue` must be safe
+/// for disjoint rows); otherwise each block's column panels are split over the threads.
+public func int8GemmByRowBlocks(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZeroPoint: Int32, b: PackedInt8Weights,
+                                threads: Int,
+                                epilogue: (_ acc: UnsafeMutablePointer<Int32>, _ offsets: UnsafePointer<Int32>?, _ firstRow: Int,
+                                           _ rows: Int, _ scratch: UnsafeMutablePointer<Float>) -> Void) {
+    let n = b.n
+    if m == 0 || n == 0 { return }
+    let blockRows = int8GemmBlockRows(m: m, n: n)
+    let blocks = (m + blockRows - 1) / blockRows
+    // Blocks per thread only when there are at least two per thread to balance a slow thread.
+    let workers = threads > 1 && blocks >= 2 * threads ? threads : 1
+    let perWorker = blockRows * n
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: workers * perWorker * 8, alignment: 64)
+    defer { buffer.deallocate() }
+    // The zero-point correction goes into the epilogue's pass over the sums when it can.
+    let offsets = b.columnOffsets(aZeroPoint: aZeroPoint, aSigned: aSigned)
+    func runBlock(_ worker: Int, _ block: Int, _ gemmThreads: Int) {
+        let first = block * blockRows, rows = min(blockRows, m - first)
+        let acc = (buffer + worker * perWorker * 8).bindMemory(to: Int32.self, capacity: perWorker)
+        let scratch = (buffer + worker * perWorker * 8 + perWorker * 4).bindMemory(to: Float.self, capacity: perWorker)
+        int8Gemm(m: rows, a: a + first * lda, aSigned: aSigned, lda: lda, aZeroPoint: aZeroPoint, b: b, c: acc, ldc: n,
+                 threads: gemmThreads, correctingZeroPoints: offsets == nil)
+        withOptionalBuffer(offsets) { epilogue(acc, $0?.baseAddress, first, rows, scratch) }
+    }
+    if workers > 1 {
+        parallelForClaimed(blocks, threads: workers) { worker, block in runBlock(worker, block, 1) }
+    } else {
+        for block in 0..<blocks { runBlock(0, block, threads) }
+    }
+}
+
+/// `body` with the array's elements, or with nil.
+public func withOptionalBuffer<T, R>(_ array: [T]?, _ body: (UnsafeBufferPointer<T>?) -> R) -> R {
+    guard let array else { return body(nil) }
+    return array.withUnsafeBufferPointer { body($0) }
+}
