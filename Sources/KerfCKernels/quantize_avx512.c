@@ -86,3 +86,31 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void kerf_channel_affine_by
         }
     }
 }
+
+AVX512 void kerf_value_range_avx512(const float *x, size_t count, float *low, float *high) {
+    /* minps(v, m) is v < m ? v : m: a NaN v leaves m (as Quantize.swift's comparisons do). */
+    __m512 lo[4], hi[4];
+    for (int a = 0; a < 4; a++) lo[a] = hi[a] = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= count; i += 64)
+        for (int a = 0; a < 4; a++) {
+            __m512 v = _mm512_loadu_ps(x + i + 16 * a);
+            lo[a] = _mm512_min_ps(v, lo[a]);
+            hi[a] = _mm512_max_ps(v, hi[a]);
+        }
+    for (; i + 16 <= count; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        lo[0] = _mm512_min_ps(v, lo[0]);
+        hi[0] = _mm512_max_ps(v, hi[0]);
+    }
+    if (i < count) {
+        __mmask16 k = (__mmask16)((1u << (count - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i); /* zeros past the end: within the range already */
+        lo[0] = _mm512_min_ps(v, lo[0]);
+        hi[0] = _mm512_max_ps(v, hi[0]);
+    }
+    __m512 l = _mm512_min_ps(_mm512_min_ps(lo[0], lo[1]), _mm512_min_ps(lo[2], lo[3]));
+    __m512 h = _mm512_max_ps(_mm512_max_ps(hi[0], hi[1]), _mm512_max_ps(hi[2], hi[3]));
+    *low = _mm512_reduce_min_ps(l);
+    *high = _mm512_reduce_max_ps(h);
+}

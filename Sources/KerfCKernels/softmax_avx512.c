@@ -4,26 +4,41 @@
 #include "exp_avx512.h"
 #include <immintrin.h>
 
-__attribute__((target("avx512f"))) static void softmax_row16(const float *x, float *y, size_t n) {
-    __m512 lanes = SET16(-__builtin_inff());
+#define ROW_GROUP 4
+
+/* Softmax of R rows of n (row stride n), R <= ROW_GROUP a constant at each call: every row gets
+ * exactly the operations it gets alone (the lanes' running max and sum in column order, then
+ * one reduction), the R rows interleaved so that their dependency chains overlap. */
+__attribute__((target("avx512f"), always_inline)) static inline void softmax_rows_interleaved(const float *x, float *y, size_t n,
+                                                                                              const int R) {
+    __m512 lanes[ROW_GROUP], vm[ROW_GROUP], sums[ROW_GROUP], scale[ROW_GROUP];
+    for (int r = 0; r < R; r++) lanes[r] = SET16(-__builtin_inff());
     for (size_t j = 0; j < n; j += 16) {
         __mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
-        lanes = _mm512_mask_max_ps(lanes, k, lanes, _mm512_maskz_loadu_ps(k, x + j));
+        for (int r = 0; r < R; r++) lanes[r] = _mm512_mask_max_ps(lanes[r], k, lanes[r], _mm512_maskz_loadu_ps(k, x + r * n + j));
     }
-    __m512 vm = SET16(_mm512_reduce_max_ps(lanes)), sums = _mm512_setzero_ps();
-    for (size_t j = 0; j < n; j += 16) {
-        __mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + j), vm));
-        _mm512_mask_storeu_ps(y + j, k, e);
-        sums = _mm512_mask_add_ps(sums, k, sums, e);
+    for (int r = 0; r < R; r++) {
+        vm[r] = SET16(_mm512_reduce_max_ps(lanes[r]));
+        sums[r] = _mm512_setzero_ps();
     }
-    __m512 scale = SET16(1.0f / _mm512_reduce_add_ps(sums));
     for (size_t j = 0; j < n; j += 16) {
         __mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
-        _mm512_mask_storeu_ps(y + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + j), scale));
+        for (int r = 0; r < R; r++) {
+            __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + r * n + j), vm[r]));
+            _mm512_mask_storeu_ps(y + r * n + j, k, e);
+            sums[r] = _mm512_mask_add_ps(sums[r], k, sums[r], e);
+        }
+    }
+    for (int r = 0; r < R; r++) scale[r] = SET16(1.0f / _mm512_reduce_add_ps(sums[r]));
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        for (int r = 0; r < R; r++)
+            _mm512_mask_storeu_ps(y + r * n + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + r * n + j), scale[r]));
     }
 }
 
 __attribute__((target("avx512f"))) void kerf_softmax_rows_avx512(const float *x, float *y, size_t rows, size_t n) {
-    for (size_t r = 0; r < rows; r++) softmax_row16(x + r * n, y + r * n, n);
+    size_t r = 0;
+    for (; r + ROW_GROUP <= rows; r += ROW_GROUP) softmax_rows_interleaved(x + r * n, y + r * n, n, ROW_GROUP);
+    for (; r < rows; r++) softmax_rows_interleaved(x + r * n, y + r * n, n, 1);
 }

@@ -62,6 +62,26 @@ func dequantizeBytes(_ x: UnsafeRawPointer, count: Int, scale: Float, zeroPoint:
 /// include 0, scale = (max - min) / 255 (1 when the range is empty), zero point =
 /// round(clamp(-min / scale, 0, 255)) — the same float operations as ONNX Runtime.
 public func dynamicQuantizationParameters(_ x: UnsafePointer<Float>, count: Int) -> (scale: Float, zeroPoint: UInt8) {
+    let range = valueRange(x, count: count)
+    return dynamicQuantizationParameters(low: range.low, high: range.high)
+}
+
+/// The parameters from a range `valueRange` gave (of the whole tensor, or the lowest low and
+/// highest high of its parts).
+public func dynamicQuantizationParameters(low lo: Float, high hi: Float) -> (scale: Float, zeroPoint: UInt8) {
+    let scale: Float = hi == lo ? 1 : (hi - lo) / 255
+    let initial = 0 - lo / scale
+    let clamped = Swift.max(0, Swift.min(255, initial))
+    return (scale, UInt8(clamped.rounded(.toNearestOrEven)))
+}
+
+/// min(0, x[i]...) and max(0, x[i]...) over i < count, NaN ignored.
+public func valueRange(_ x: UnsafePointer<Float>, count: Int) -> (low: Float, high: Float) {
+    if cpuHasAVX512 {  // KerfCKernels/quantize_avx512.c
+        var low: Float = 0, high: Float = 0
+        kerf_value_range_avx512(x, count, &low, &high)
+        return (low, high)
+    }
     // Eight lanes (NaN ignored, as by the scalar comparisons), then the tail.
     var lows = SIMD8<Float>(), highs = SIMD8<Float>()
     var i = 0
@@ -78,8 +98,5 @@ public func dynamicQuantizationParameters(_ x: UnsafePointer<Float>, count: Int)
         hi = v > hi ? v : hi
         i += 1
     }
-    let scale: Float = hi == lo ? 1 : (hi - lo) / 255
-    let initial = 0 - lo / scale
-    let clamped = Swift.max(0, Swift.min(255, initial))
-    return (scale, UInt8(clamped.rounded(.toNearestOrEven)))
+    return (lo, hi)
 }

@@ -79,6 +79,21 @@ final class Int8KernelTests: XCTestCase {
         }
     }
 
+    func testValueRangeIncludesZeroIgnoresNaNAndReadsEveryElement() {
+        for count in [0, 1, 15, 16, 17, 64, 100, 1000] {
+            var x = (0..<count).map { Float(($0 * 37) % 101) / 10 + 0.5 }  // all positive
+            XCTAssertEqual(valueRange(x, count: count).low, 0, "count \(count): the range includes 0")
+            if count > 0 {
+                x[count - 1] = -7  // the last element (a vector tail for most counts)
+                x[count / 2] = .nan
+                x[0] = count == 1 ? -7 : 42
+                let r = valueRange(x, count: count)
+                XCTAssertEqual(r.low, -7, "count \(count)")
+                XCTAssertEqual(r.high, count == 1 ? 0 : 42, "count \(count)")
+            }
+        }
+    }
+
     func testDequantizeProductKernelsMatchTheScalarArithmetic() {
         // Row lengths around the 8- and 16-lane widths; per-column and shared scales and bias.
         for n in [1, 7, 16, 29] {

@@ -50,6 +50,10 @@ void kerf_quantize_bytes_avx2(const float *x, size_t count, float scale, int32_t
 void kerf_quantize_bytes_avx512(const float *x, size_t count, float scale, int32_t zero, int32_t lo, int32_t hi,
                                 void *y);
 
+/* *low = min(0, x[i]...), *high = max(0, x[i]...) over i < count, NaN ignored: Quantize.swift's
+ * valueRange in sixteen lanes. Needs AVX-512F. */
+void kerf_value_range_avx512(const float *x, size_t count, float *low, float *high);
+
 /* y[i] = (float)(x[i] - zero) * scale for i < count, x bytes (int8 when in_signed, else
  * uint8): Quantize.swift's `dequantize`, sixteen lanes, the same operations. Needs AVX-512F. */
 void kerf_dequantize_bytes_avx512(const void *x, size_t count, float scale, int32_t zero, int in_signed, float *y);

@@ -6,7 +6,10 @@ import KerfKernels
 //
 //  kerf.DynamicQuantizedMatMul(X float [..., K], Wq int8 [K, N], Wzp, Wscale[, bias float [N]])
 //      -> float [..., N]: X quantized to uint8 as DynamicQuantizeLinear does, int8 GEMM,
-//      Float(acc) * (x_scale * Wscale[j]) (+ bias[j]).
+//      Float(acc) * (x_scale * Wscale[j]) (+ bias[j]). Or X already quantized: uint8 X with
+//      x_scale and x_zp (a DynamicQuantizeLinear's outputs) as inputs 5 and 6. Optional input 7,
+//      x_range: float X's valueRange as [low, high] (from the producer), saving the pass over X
+//      that measures it. An optional second output gives the output's range.
 //  kerf.QuantizedMatMul(Xq, x_scale, x_zp, Wq, w_scale[, bias_q int32, bias_scale][, y_scale, y_zp])
 //      attribute transB; Xq uint8 / int8 [..., K], Wq int8 [K, N] ([N, K] with transB).
 //  kerf.QuantizedConv(same inputs, Wq [M, C/group, k...]) with Conv's attributes.
@@ -58,6 +61,9 @@ final class DynamicQuantizedMatMul: Operator {
     let activation: Activation
     let threads: Int
 
+    /// Whether a second output gives the output's `valueRange` (as [low, high]).
+    let reportsRange: Bool
+
     init(_ c: OperatorContext) throws {
         let w = try c.requiredConstant(1, "W"), zeros = try integerValues(try c.requiredConstant(2, "W zero point"))
         guard w.dtype == .int8, w.rank == 2 else { throw KerfError.invalidModel("\(c.node.label): W must be 2-D int8") }
@@ -66,35 +72,66 @@ final class DynamicQuantizedMatMul: Operator {
         bias = try c.optionalConstant(4, "bias").map { $0.array(of: Float.self) }
         activation = try c.fusedActivation()
         threads = c.options.resolvedThreads
+        reportsRange = c.node.outputs.count > 1 && !c.node.outputs[1].isEmpty
+    }
+
+    /// X's range: given as input 7 (the producer's second output) or measured.
+    private func range(of x: Tensor, _ inputs: [Tensor?]) throws -> (low: Float, high: Float) {
+        guard inputs.count > 7, let given = inputs[7] else {
+            return valueRange(x.storage.pointer.assumingMemoryBound(to: Float.self), count: x.count)
+        }
+        guard given.dtype == .float, given.count == 2 else { throw KerfError.shapeMismatch("x_range must be two floats") }
+        let r = given.array(of: Float.self)
+        return (r[0], r[1])
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0, "X")
         let k = weights.k, n = weights.n
-        guard x.dtype == .float, x.rank >= 1, x.shape[x.rank - 1] == k else {
+        let quantized = x.dtype == .uint8
+        guard x.dtype == .float || quantized, x.rank >= 1, x.shape[x.rank - 1] == k else {
             throw KerfError.shapeMismatch("X of shape \(x.shape) (\(x.dtype)) does not fit W [\(k), \(n)]")
         }
         FusedQuantizedOps.runs &+= 1
         let rows = x.count / max(k, 1)
         let y = Tensor(uninitialized: .float, shape: Array(x.shape.dropLast()) + [n])
-        let xq = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, x.count))
-        defer { xq.deallocate() }
-        let xp = x.storage.pointer.assumingMemoryBound(to: Float.self)
-        let (scale, zero) = dynamicQuantizationParameters(xp, count: x.count)
-        quantize(xp, count: x.count, scale: scale, zeroPoint: Int32(zero), lo: 0, hi: 255, into: xq)
+        let buffer = quantized ? nil : UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, x.count))
+        defer { buffer?.deallocate() }
+        let scale: Float, zero: UInt8
+        if let buffer {
+            let xp = x.storage.pointer.assumingMemoryBound(to: Float.self)
+            let r = try range(of: x, inputs)
+            (scale, zero) = dynamicQuantizationParameters(low: r.low, high: r.high)
+            quantize(xp, count: x.count, scale: scale, zeroPoint: Int32(zero), lo: 0, hi: 255, into: buffer)
+        } else {
+            let s = try inputs.required(5, "x_scale"), z = try inputs.required(6, "x_zero_point")
+            guard s.dtype == .float, s.count == 1, z.dtype == .uint8, z.count == 1 else {
+                throw KerfError.shapeMismatch("x_scale and x_zero_point must be one float and one uint8")
+            }
+            (scale, zero) = (s.array(of: Float.self)[0], z.array(of: UInt8.self)[0])
+        }
+        let xq = buffer.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(x.storage.pointer)
         // As the graph computes it: Mul(x_scale, w_scale), then Mul(Cast(acc), that) [+ bias].
         let scales = weightScales.count == n ? weightScales.map { scale * $0 } : [Float](repeating: scale * weightScales[0], count: n)
         let out = y.storage.pointer.assumingMemoryBound(to: Float.self)
+        // Each block's range while it is in cache, for the output's range.
+        let blockRows = int8GemmBlockRows(m: rows, n: n)
+        var ranges = [(low: Float, high: Float)](repeating: (0, 0), count: reportsRange ? (rows + blockRows - 1) / blockRows : 0)
         scales.withUnsafeBufferPointer { s in
             withOptionalBuffer(bias) { bias in
-                int8GemmByRowBlocks(m: rows, a: xq, aSigned: false, lda: k, aZeroPoint: Int32(zero), b: weights, threads: threads) { acc, offsets, first, count, _ in
-                    let block = out + first * n
-                    dequantizeProduct(acc, m: count, n: n, ldAcc: n, offsets: offsets, scales: s, bias: bias, into: block, rowStride: n, columnStride: 1)
-                    activation.apply(block, count: count * n)
+                ranges.withUnsafeMutableBufferPointer { ranges in
+                    int8GemmByRowBlocks(m: rows, a: xq, aSigned: false, lda: k, aZeroPoint: Int32(zero), b: weights, threads: threads) { acc, offsets, first, count, _ in
+                        let block = out + first * n
+                        dequantizeProduct(acc, m: count, n: n, ldAcc: n, offsets: offsets, scales: s, bias: bias, into: block, rowStride: n, columnStride: 1)
+                        activation.apply(block, count: count * n)
+                        if reportsRange { ranges[first / blockRows] = valueRange(block, count: count * n) }
+                    }
                 }
             }
         }
-        return [y]
+        guard reportsRange else { return [y] }
+        let low = ranges.reduce(Float(0)) { $1.low < $0 ? $1.low : $0 }, high = ranges.reduce(Float(0)) { $1.high > $0 ? $1.high : $0 }
+        return [y, Tensor(shape: [2], values: [low, high])]
     }
 }
 

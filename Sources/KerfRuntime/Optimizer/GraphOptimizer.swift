@@ -26,6 +26,7 @@ enum GraphOptimizer {
         fuseLayerNorm(g)
         fuseGelu(g)
         fuseQuantizedMatMulTail(g)
+        passDynamicQuantizationRanges(g)
         fuseMatMulBias(g)
         fuseConvResidual(g)
         fuseActivations(g, opset: opset)

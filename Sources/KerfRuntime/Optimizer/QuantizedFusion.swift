@@ -6,8 +6,9 @@ import KerfCore
 extension GraphOptimizer {
     /// DynamicQuantizeLinear(X) -> MatMulInteger(Xq, const Wq, Xzp, const Wzp) -> Cast(to float)
     /// -> Mul(., Mul(Xscale, const Wscale)) [-> Add(., const bias [N])]
-    /// becomes kerf.DynamicQuantizedMatMul(X, Wq, Wzp, Wscale[, bias]). The DynamicQuantizeLinear
-    /// stays while anything else reads it.
+    /// becomes kerf.DynamicQuantizedMatMul(X, Wq, Wzp, Wscale[, bias]), or, where other nodes
+    /// read Xq too (Q, K and V of one input), kerf.DynamicQuantizedMatMul(Xq, Wq, Wzp, Wscale,
+    /// bias or "", Xscale, Xzp) after the DynamicQuantizeLinear, which then runs once for all.
     static func fuseDynamicQuantizedMatMul(_ g: Graph) {
         let m = Matcher(g)
         var removed = Set<Int>()
@@ -38,6 +39,11 @@ extension GraphOptimizer {
                 output = g.nodes[ai].outputs[0]
             }
             guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
+            if !m.readOnly(dql.outputs[0], by: 1) {
+                if inputs.count == 4 { inputs.append("") }
+                inputs[0] = dql.outputs[0]
+                inputs += [dql.outputs[1], dql.outputs[2]]
+            }
             removed.formUnion(chain)
             replacements[chain.last!] = Node(name: mm.name + "_int8", opType: "DynamicQuantizedMatMul", domain: FusedQuantizedOps.domain,
                                              inputs: inputs, outputs: [output])
@@ -142,9 +148,10 @@ extension GraphOptimizer {
     }
 
     /// kerf.QuantizedMatMul or kerf.DynamicQuantizedMatMul with a float output -> Gelu (exact
-    /// form, after fuseGelu) [-> QuantizeLinear, per-tensor 8-bit, QuantizedMatMul only, when it
-    /// has a float bias or the Gelu] computes the Gelu (and the QuantizeLinear) in the product's
-    /// epilogue, block by block while the values are in cache, with the same kernels.
+    /// form, after fuseGelu; or Relu after the dynamic one) [-> QuantizeLinear, per-tensor 8-bit,
+    /// QuantizedMatMul only, when it has a float bias or the Gelu] computes the activation (and
+    /// the QuantizeLinear) in the product's epilogue, block by block while the values are in
+    /// cache, with the same kernels.
     static func fuseQuantizedMatMulTail(_ g: Graph) {
         let m = Matcher(g)
         var removed = Set<Int>()
@@ -161,6 +168,11 @@ extension GraphOptimizer {
                 chain.append(gi)
                 output = g.nodes[gi].outputs[0]
                 fused.attributes += FusedAttributes.attributes(for: .gelu)
+            } else if dynamic, m.readOnly(output, by: 1),
+                      let ri = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Relu" && $0.inputs.first == output }) {
+                chain.append(ri)
+                output = g.nodes[ri].outputs[0]
+                fused.attributes += FusedAttributes.attributes(for: .relu)
             }
             let floatBias = product.inputs.count > 9 && !product.inputs[9].isEmpty
             if !dynamic && (floatBias || chain.count > 1), m.readOnly(output, by: 1),
@@ -180,7 +192,25 @@ extension GraphOptimizer {
         apply(g, removed: removed, replacements: replacements)
     }
 
-    /// Gemm with transA = 0, alpha = beta = 1.
+    /// kerf.DynamicQuantizedMatMul A whose float output only another one, B, reads with its
+    /// own quantization (the FFN's two layers of a dynamic file): A reports the output's range
+    /// as a second output, measured block by block while in cache, and B takes it as x_range
+    /// instead of reading its input once more to measure it.
+    static func passDynamicQuantizationRanges(_ g: Graph) {
+        let m = Matcher(g)
+        for (bi, b) in g.nodes.enumerated() where b.domain == FusedQuantizedOps.domain && b.opType == "DynamicQuantizedMatMul" {
+            guard b.inputs.count <= 5, m.readOnly(b.inputs[0], by: 1), let ai = m.producer[b.inputs[0]], ai != bi else { continue }
+            let a = g.nodes[ai]
+            guard a.domain == FusedQuantizedOps.domain, a.opType == "DynamicQuantizedMatMul", a.outputs.count == 1 else { continue }
+            let range = uniqueName(a.outputs[0] + "_range", in: g)
+            g.nodes[ai].outputs.append(range)
+            var inputs = b.inputs
+            while inputs.count < 7 { inputs.append("") }
+            g.nodes[bi].inputs = inputs + [range]
+        }
+    }
+
+    /// Gemm with transA = 0, alpha = beta = 1.    /// Gemm with transA = 0, alpha = beta = 1.
     private static func gemmIsPlain(_ n: Node) throws -> Bool {
         if case .int(let t)? = n.attribute("transA"), t != 0 { return false }
         for name in ["alpha", "beta"] { if case .float(let v)? = n.attribute(name), v != 1 { return false } }
