@@ -52,7 +52,7 @@ public func fastErf(_ x: Float) -> Float {
 let cpuHasAVX2: Bool = kerf_qgemm_avx2_available() != 0
 
 /// True when the running CPU has AVX-512F (the sixteen-lane C kernels may run).
-let cpuHasAVX512: Bool = kerf_avx512_available() != 0
+@usableFromInline let cpuHasAVX512: Bool = kerf_avx512_available() != 0
 
 /// True when the running CPU has AVX-512F, BW and VL (the kernels with byte masks may run).
 public let cpuHasAVX512BW: Bool = kerf_avx512bw_available() != 0

@@ -46,6 +46,12 @@ public func im2rowChannelsLast<T: FixedWidthInteger>(_ x: UnsafePointer<T>, pixe
     let h = g.inputSize[0], w = g.inputSize[1], ow = g.outputSize[1]
     let kh = g.kernel[0], kw = g.kernel[1], sh = g.strides[0], sw = g.strides[1], dh = g.dilations[0], dw = g.dilations[1]
     let ph = g.padsBegin[0], pw = g.padsBegin[1]
+    if T.bitWidth == 8 && cpuHasAVX512BW {  // KerfCKernels/im2row_avx512.c, the same rows
+        var window = kerf_window2d(h: h, w: w, kh: kh, kw: kw, sh: sh, sw: sw, dh: dh, dw: dw, ph: ph, pw: pw, ow: ow)
+        kerf_im2row_bytes_2d(UnsafeRawPointer(x).assumingMemoryBound(to: UInt8.self), &window, pixelStride, channels,
+                             UInt8(truncatingIfNeeded: padding), first, count, UnsafeMutableRawPointer(rows).assumingMemoryBound(to: UInt8.self))
+        return
+    }
     // With dense channels and dilation 1 the kw taps of one kernel row are one contiguous run.
     let runs = pixelStride == channels && dw == 1
     for o in first..<(first + count) {

@@ -1,3 +1,4 @@
+import KerfCKernels
 // Elementwise int8 kernels on per-tensor quantized values (uint8 or int8): what a float op
 // between DequantizeLinear and QuantizeLinear computes, without leaving 8 bits. Rounding is
 // half to even and results saturate to [lo, hi], as ONNX Runtime's QLinearAdd and
@@ -10,6 +11,10 @@
 public func quantizedAdd<T: FixedWidthInteger>(_ a: UnsafePointer<T>, aRatio: Float, aZero: Int32,
                                                _ b: UnsafePointer<T>, bRatio: Float, bZero: Int32, count: Int,
                                                yZero: Int32, lo: Int32, hi: Int32, into y: UnsafeMutablePointer<T>) {
+    if T.bitWidth == 8 && cpuHasAVX512BW {  // KerfCKernels/int8_elementwise_avx512.c, the same arithmetic
+        kerf_quantized_add_avx512(a, aRatio, aZero, b, bRatio, bZero, count, yZero, lo, hi, y, T.isSigned ? 1 : 0)
+        return
+    }
     let low = Float(lo - yZero), high = Float(hi - yZero)
     for i in 0..<count {
         var v = aRatio * Float(Int32(truncatingIfNeeded: a[i]) &- aZero) + bRatio * Float(Int32(truncatingIfNeeded: b[i]) &- bZero)
@@ -37,3 +42,15 @@ public func quantizedPlaneMeans<T: FixedWidthInteger>(_ x: UnsafePointer<T>, pla
         y[p] = T(truncatingIfNeeded: Int32(v.rounded(.toNearestOrEven)) + yZero)
     }
 }
+
+/// y[i] = table[x[i]] for i < count: a 256-entry table of what a chain of per-tensor operators
+/// gives each byte (64 bytes at a time with AVX-512 VBMI's two-table permutes).
+public func lookUpBytes(_ x: UnsafePointer<UInt8>, count: Int, table: UnsafePointer<UInt8>, into y: UnsafeMutablePointer<UInt8>) {
+    if cpuHasAVX512VBMI {  // KerfCKernels/int8_elementwise_avx512.c
+        kerf_byte_table_avx512vbmi(x, count, table, y)
+        return
+    }
+    for i in 0..<count { y[i] = table[Int(x[i])] }
+}
+
+let cpuHasAVX512VBMI: Bool = kerf_avx512vbmi_available() != 0

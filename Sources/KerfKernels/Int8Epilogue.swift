@@ -47,6 +47,13 @@ public func requantizeProduct<T: FixedWidthInteger>(_ acc: UnsafePointer<Int32>,
                                      signed: T.isSigned) {
         return
     }
+    if columnStride == 1 && T.bitWidth == 8 && cpuHasAVX512 && (multipliers.count == n || n == 1)
+        && (bias == nil || bias!.count == n) {
+        // KerfCKernels/int8_elementwise_avx512.c, the same arithmetic
+        kerf_requantize_rows_avx512(acc, m, n, ldAcc, bias?.baseAddress, multipliers.baseAddress, zeroPoint, lo, hi,
+                                    UnsafeMutableRawPointer(y), rowStride)
+        return
+    }
     if columnStride == 1 && T.bitWidth == 8
         && requantizeRowBytes(acc, m: m, n: n, ldAcc: ldAcc, bias: bias, multipliers: multipliers, zeroPoint: zeroPoint,
                               lo: lo, hi: hi, into: UnsafeMutableRawPointer(y), rowStride: rowStride, signed: T.isSigned) {

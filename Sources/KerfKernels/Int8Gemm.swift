@@ -43,7 +43,7 @@ public final class PackedInt8Weights: @unchecked Sendable {
     /// Σ_k B[k, j] per column (`.u8s8` only; raw values, zero point not removed).
     let columnSums: [Int32]
     /// True when `columnOffsets` gives the zero-point correction.
-    let correctsByColumn: Bool
+    public let correctsByColumn: Bool
     /// k groups per panel: 4 k per group (`.u8s8`) or 2 (`.wide`).
     let groups: Int
     let panels: UnsafeMutableRawPointer
@@ -128,9 +128,9 @@ public func int8Gemm(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZero
              correctingZeroPoints: true)
 }
 
-/// `int8Gemm`; without `correctingZeroPoints`, where `b.columnOffsets` gives offsets, C is left
-/// without them (C + offsets[j] is the product).
-func int8Gemm(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZeroPoint: Int32, b: PackedInt8Weights,
+/// `int8Gemm`; without `correctingZeroPoints`, where `b.correctsByColumn`, C is left without
+/// `b.columnOffsets` (C &+ offsets[j] is the product).
+public func int8Gemm(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZeroPoint: Int32, b: PackedInt8Weights,
               c: UnsafeMutablePointer<Int32>, ldc: Int, threads: Int, correctingZeroPoints: Bool) {
     let k = b.k, n = b.n
     if m == 0 || n == 0 { return }
@@ -190,7 +190,7 @@ extension PackedInt8Weights {
     /// Where the zero-point correction of `.u8s8` sums is one int32 per column (B's zero points
     /// all 0, the AVX2 kernels running): -za·Σ_k B[k, j], za being A's zero point as the kernel
     /// sees it (int8 A shifted by 128). Nil otherwise (the correction, if any, needs A's rows).
-    func columnOffsets(aZeroPoint: Int32, aSigned: Bool) -> [Int32]? {
+    public func columnOffsets(aZeroPoint: Int32, aSigned: Bool) -> [Int32]? {
         guard correctsByColumn else { return nil }
         let za = aZeroPoint + (aSigned ? 128 : 0)
         return columnSums.map { 0 &- za &* $0 }

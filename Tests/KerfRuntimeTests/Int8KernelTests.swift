@@ -94,6 +94,75 @@ final class Int8KernelTests: XCTestCase {
         }
     }
 
+    func testVectorByteKernelsMatchTheirScalarDefinitions() {
+        for count in [1, 15, 16, 17, 64, 65, 200] {
+            let a = randomBytes(count, seed: UInt64(count)), b = randomBytes(count, seed: UInt64(count + 1))
+            // quantizedAdd (QLinearAdd), ratios that make ties and saturation likely.
+            for signed in [false, true] {
+                let (aRatio, bRatio): (Float, Float) = (0.5, 1.25)
+                let (aZero, bZero, yZero): (Int32, Int32, Int32) = signed ? (-3, 5, 2) : (128, 120, 100)
+                let (lo, hi): (Int32, Int32) = signed ? (-128, 127) : (100, 255)  // unsigned: a fused Relu's range
+                func expected(_ i: Int) -> UInt8 {
+                    func v(_ x: UInt8) -> Int32 { signed ? Int32(Int8(bitPattern: x)) : Int32(x) }
+                    var f = aRatio * Float(v(a[i]) - aZero) + bRatio * Float(v(b[i]) - bZero)
+                    f = min(max(f, Float(lo - yZero)), Float(hi - yZero))
+                    return UInt8(truncatingIfNeeded: Int32(f.rounded(.toNearestOrEven)) + yZero)
+                }
+                var y = [UInt8](repeating: 0, count: count)
+                if signed {
+                    a.withUnsafeBytes { ap in b.withUnsafeBytes { bp in y.withUnsafeMutableBytes { yp in
+                        quantizedAdd(ap.bindMemory(to: Int8.self).baseAddress!, aRatio: aRatio, aZero: aZero,
+                                     bp.bindMemory(to: Int8.self).baseAddress!, bRatio: bRatio, bZero: bZero, count: count,
+                                     yZero: yZero, lo: lo, hi: hi, into: yp.bindMemory(to: Int8.self).baseAddress!)
+                    } } }
+                } else {
+                    quantizedAdd(a, aRatio: aRatio, aZero: aZero, b, bRatio: bRatio, bZero: bZero, count: count,
+                                 yZero: yZero, lo: lo, hi: hi, into: &y)
+                }
+                XCTAssertEqual(y, (0..<count).map(expected), "add, count \(count), signed \(signed)")
+            }
+            // A 256-entry table.
+            let table = (0..<256).map { UInt8(truncatingIfNeeded: $0 * 37 + 11) }
+            var looked = [UInt8](repeating: 0, count: count)
+            lookUpBytes(a, count: count, table: table, into: &looked)
+            XCTAssertEqual(looked, a.map { table[Int($0)] }, "table, count \(count)")
+            // Requantization with a scale and a bias per column.
+            let n = count, m = 2
+            let acc = (0..<(m * n)).map { Int32($0 * 977 % 4001) - 2000 }
+            let bias = (0..<n).map { Int32($0 % 7) - 3 }, scales = (0..<n).map { Float(0.05) + Float($0 % 5) * 0.02 }
+            var q = [UInt8](repeating: 0, count: m * n)
+            bias.withUnsafeBufferPointer { bp in scales.withUnsafeBufferPointer { sp in
+                requantizeProduct(acc, m: m, n: n, ldAcc: n, bias: bp, multipliers: sp, zeroPoint: 10, lo: 0, hi: 255,
+                                  into: &q, rowStride: n, columnStride: 1)
+            } }
+            let reference = (0..<(m * n)).map { k -> UInt8 in
+                let f = min(max(Float(acc[k] + bias[k % n]) * scales[k % n], -10), 245)
+                return UInt8(Int32(f.rounded(.toNearestOrEven)) + 10)
+            }
+            XCTAssertEqual(q, reference, "requantize, n \(n)")
+        }
+    }
+
+    func testBytesIm2rowMatchesTheGenericOne() {
+        // Padding, strides, dilation, and channels narrower than the pixel stride (a group's slice).
+        for (size, kernel, stride, dilation, pad, channels, pixelStride) in [(7, 3, 1, 1, 1, 3, 3), (9, 3, 2, 1, 1, 70, 70),
+                                                                            (8, 3, 1, 2, 2, 5, 8), (6, 1, 2, 1, 0, 64, 128)] {
+            let out = (size + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1
+            let g = WindowGeometry(inputSize: [size, size], kernel: [kernel, kernel], strides: [stride, stride],
+                                   dilations: [dilation, dilation], padsBegin: [pad, pad], outputSize: [out, out])
+            let image = randomBytes(size * size * pixelStride, seed: UInt64(size * channels))
+            let width = kernel * kernel * channels, first = 1, count = out * out - 2
+            var bytes = [UInt8](repeating: 0, count: count * width)
+            var wide = [Int32](repeating: 0, count: count * width)
+            im2rowChannelsLast(image, pixelStride: pixelStride, channels: channels, geometry: g, padding: 200, first: first,
+                               count: count, rows: &bytes)
+            let image32 = image.map { Int32($0) }
+            im2rowChannelsLast(image32, pixelStride: pixelStride, channels: channels, geometry: g, padding: 200, first: first,
+                               count: count, rows: &wide)
+            XCTAssertEqual(bytes.map { Int32($0) }, wide, "size \(size) kernel \(kernel) stride \(stride) dilation \(dilation)")
+        }
+    }
+
     func testDequantizeProductKernelsMatchTheScalarArithmetic() {
         // Row lengths around the 8- and 16-lane widths; per-column and shared scales and bias.
         for n in [1, 7, 16, 29] {

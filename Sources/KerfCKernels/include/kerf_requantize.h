@@ -68,4 +68,18 @@ int kerf_avx512bw_available(void);
 void kerf_channel_affine_bytes_avx512(const void *x, size_t pixels, size_t channels, int in_signed, int32_t x_zero,
                                       float x_scale, const float *k, const float *shift, int relu, float y_scale,
                                       int32_t y_zero, int32_t lo, int32_t hi, void *y);
+/* kerf_requantize_rows_avx2 in sixteen lanes, bias (or NULL) and scales with n entries; the bytes
+ * are the same for int8 and uint8 outputs. Needs AVX-512F. */
+void kerf_requantize_rows_avx512(const int32_t *acc, size_t m, size_t n, size_t ld_acc, const int32_t *bias,
+                                 const float *scales, int32_t zero, int32_t lo, int32_t hi, void *y, size_t y_stride);
+
+/* Int8Elementwise.swift's quantizedAdd on bytes (int8 when is_signed, else uint8): y = clamp(
+ * round(a_ratio (a - a_zero) + b_ratio (b - b_zero)), lo - y_zero, hi - y_zero) + y_zero, two
+ * multiplies and an add. Needs AVX-512F, BW and VL (kerf_avx512bw_available). */
+void kerf_quantized_add_avx512(const void *a, float a_ratio, int32_t a_zero, const void *b, float b_ratio, int32_t b_zero,
+                               size_t count, int32_t y_zero, int32_t lo, int32_t hi, void *y, int is_signed);
+
+/* y[i] = table[x[i]] for i < count (256 entries). Needs AVX-512 VBMI (kerf_avx512vbmi_available). */
+int kerf_avx512vbmi_available(void);
+void kerf_byte_table_avx512vbmi(const uint8_t *x, size_t count, const uint8_t *table, uint8_t *y);
 #endif

@@ -74,9 +74,10 @@ final class QuantizedLookup: Operator {
         let x = try inputs.required(0, "X")
         guard x.dtype == inputType else { throw KerfError.shapeMismatch("X must be \(inputType), got \(x.dtype)") }
         let out = Tensor(uninitialized: outputType, shape: x.shape)
-        let source = x.storage.pointer.assumingMemoryBound(to: UInt8.self)
-        let target = out.storage.pointer.assumingMemoryBound(to: UInt8.self)
-        table.withUnsafeBufferPointer { t in for i in 0..<x.count { target[i] = t[Int(source[i])] } }
+        table.withUnsafeBufferPointer { t in
+            lookUpBytes(x.storage.pointer.assumingMemoryBound(to: UInt8.self), count: x.count, table: t.baseAddress!,
+                        into: out.storage.pointer.assumingMemoryBound(to: UInt8.self))
+        }
         return [out]
     }
 }

@@ -250,7 +250,20 @@ final class QuantizedProduct: Operator {
         // One per output channel: the epilogue's vector kernels read them per column.
         multipliers = scales.count == outputs ? scales : [Float](repeating: scales[0], count: outputs)
         self.biasF = biasF.map { $0.count == outputs ? $0 : [Float](repeating: $0[0], count: outputs) }
+        // x's zero point is a constant: where the correction for it is one int32 per column, it
+        // joins the epilogue (the int32 bias, for requantized outputs) instead of a pass of its own.
+        let zero = xZero, signed = xType == .int8
+        let offsets = weights.map { $0.columnOffsets(aZeroPoint: zero, aSigned: signed) }
+        let allOffsets = offsets.allSatisfy { $0 != nil } ? offsets.flatMap { $0! } : nil
+        columnOffsets = allOffsets
+        offsetBias = allOffsets.map { o in o.indices.map { j in (biasQ.map { $0[$0.count == 1 ? 0 : j] } ?? 0) &+ o[j] } }
     }
+
+    /// The zero-point correction per output channel (see `PackedInt8Weights.columnOffsets`),
+    /// nil where it needs A's rows.
+    let columnOffsets: [Int32]?
+    /// biasQ (or 0) &+ columnOffsets, per output channel.
+    let offsetBias: [Int32]?
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0, "x")
@@ -312,6 +325,8 @@ final class QuantizedProduct: Operator {
         let element = output?.dtype.byteSize ?? 4, yp = y.storage.pointer
         let gemmThreads = batch * tilesPerImage == 1 ? threads : 1
         let padding = UInt8(truncatingIfNeeded: xZero), signed = xType == .int8
+        withOptionalBuffer(columnOffsets) { offsetBuffer in
+        let offsets = offsetBuffer?.baseAddress
         parallelFor(batch * tilesPerImage, threads: workers) { worker, task in
             let n = task / tilesPerImage, first = task % tilesPerImage * tileRows, count = min(tileRows, oc - first)
             if count <= 0 { return }
@@ -327,16 +342,18 @@ final class QuantizedProduct: Operator {
                     (a, lda) = (UnsafeRawPointer(rows), width)
                 }
                 int8Gemm(m: count, a: a, aSigned: signed, lda: lda, aZeroPoint: xZero, b: weights[gi], c: acc, ldc: mg,
-                         threads: gemmThreads)
+                         threads: gemmThreads, correctingZeroPoints: offsets == nil)
+                let groupOffsets = offsets.map { $0 + gi * mg }
                 // acc is [pixels, channels]; y is NCHW (pixel stride 1, channel stride oc) or NHWC.
                 if channelsLast {
                     let dst = yp + ((n * oc + first) * m + gi * mg) * element
-                    epilogue(acc, m: count, n: mg, columnOffset: gi * mg, into: dst, rowStride: m, columnStride: 1)
+                    epilogue(acc, offsets: groupOffsets, m: count, n: mg, columnOffset: gi * mg, into: dst, rowStride: m, columnStride: 1)
                 } else {
                     let dst = yp + ((n * m + gi * mg) * oc + first) * element
-                    epilogue(acc, m: count, n: mg, columnOffset: gi * mg, into: dst, rowStride: 1, columnStride: oc)
+                    epilogue(acc, offsets: groupOffsets, m: count, n: mg, columnOffset: gi * mg, into: dst, rowStride: 1, columnStride: oc)
                 }
             }
+        }
         }
         return y
     }
@@ -360,12 +377,12 @@ final class QuantizedProduct: Operator {
         multipliers.withUnsafeBufferPointer { allScales in
             let scales = allScales.count == 1 ? allScales : UnsafeBufferPointer(rebasing: allScales[columnOffset..<(columnOffset + n)])
             if let output {
-                // The offsets join the int32 bias.
-                var bias: [Int32]? = biasQ.map { b in (0..<n).map { b[b.count == 1 ? 0 : columnOffset + $0] } }
-                if let offsets { bias = (0..<n).map { (bias?[$0] ?? 0) &+ offsets[$0] } }
+                // Left uncorrected (offsets given), the sums take the bias with the offsets in it.
+                let bias = offsets != nil ? offsetBias : biasQ
                 func write<T: FixedWidthInteger>(_: T.Type) {
-                    withOptionalBuffer(bias) {
-                        requantizeProduct(acc, m: m, n: n, ldAcc: n, bias: $0, multipliers: scales, zeroPoint: output.zero, lo: output.lo,
+                    withOptionalBuffer(bias) { all in
+                        let bias = all.map { $0.count == 1 ? $0 : UnsafeBufferPointer(rebasing: $0[columnOffset..<(columnOffset + n)]) }
+                        requantizeProduct(acc, m: m, n: n, ldAcc: n, bias: bias, multipliers: scales, zeroPoint: output.zero, lo: output.lo,
                                           hi: output.hi, into: y.assumingMemoryBound(to: T.self), rowStride: rowStride, columnStride: columnStride)
                     }
                 }
