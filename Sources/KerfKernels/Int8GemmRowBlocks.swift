@@ -3,15 +3,19 @@
 // sums: written whole, then corrected, then scaled (and maybe activated and requantized), it
 // goes to memory and back at every step; by blocks of 32 rows it stays in L2.
 
-/// Rows per block: about 128 KB of int32 sums, at least 8 rows, at most `m`.
-public func int8GemmBlockRows(m: Int, n: Int) -> Int {
-    max(1, min(m, max(8, (32 * 1024) / max(n, 1))))
+/// Rows per block: about 128 KB of int32 sums, at least 8 rows, at most `m` — or all `m` rows at
+/// once when the packed weight (`k` x `n` bytes) is too large to stay in cache from one block to
+/// the next (each block reads all of it: an MLP's 1024 x 4096 layer at batch 32 would read its
+/// 4 MB four times from memory).
+public func int8GemmBlockRows(m: Int, n: Int, k: Int) -> Int {
+    if k * n > 1 << 20 { return max(1, m) }
+    return max(1, min(m, max(8, (32 * 1024) / max(n, 1))))
 }
 
 /// C = int8Gemm(A, b) (see Int8Gemm.swift for A's contract), delivered block by block:
 /// `epilogue(acc, offsets, firstRow, rows, scratch)` gets A's rows firstRow ..< firstRow + rows
 /// as acc [rows, b.n] (row stride b.n) &+ offsets[j] (b.n int32, or nil: none), plus
-/// `int8GemmBlockRows(m:n:) * b.n` floats of scratch; acc and scratch belong to the calling
+/// `int8GemmBlockRows(m:n:k:) * b.n` floats of scratch; acc and scratch belong to the calling
 /// thread and are valid only during the call. With enough blocks, blocks
 /// run on up to `threads` threads (so do their epilogues, concurrently: `epilogue` must be safe
 /// for disjoint rows); otherwise each block's column panels are split over the threads.
@@ -21,13 +25,15 @@ public func int8GemmByRowBlocks(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda:
                                            _ rows: Int, _ scratch: UnsafeMutablePointer<Float>) -> Void) {
     let n = b.n
     if m == 0 || n == 0 { return }
-    let blockRows = int8GemmBlockRows(m: m, n: n)
+    let blockRows = int8GemmBlockRows(m: m, n: n, k: b.k)
     let blocks = (m + blockRows - 1) / blockRows
     // Blocks per thread only when there are at least two per thread to balance a slow thread.
     let workers = threads > 1 && blocks >= 2 * threads ? threads : 1
     let perWorker = blockRows * n
-    let buffer = UnsafeMutableRawPointer.allocate(byteCount: workers * perWorker * 8, alignment: 64)
-    defer { buffer.deallocate() }
+    let scratch = ScratchPool.shared.take(1)
+    defer { ScratchPool.shared.give(scratch) }
+    scratch[0].reserve(workers * perWorker * 8)
+    let buffer = scratch[0].pointer!
     // The zero-point correction goes into the epilogue's pass over the sums when it can.
     let offsets = b.columnOffsets(aZeroPoint: aZeroPoint, aSigned: aSigned)
     func runBlock(_ worker: Int, _ block: Int, _ gemmThreads: Int) {

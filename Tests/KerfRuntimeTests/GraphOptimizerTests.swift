@@ -104,7 +104,7 @@ final class GraphOptimizerTests: XCTestCase {
             let g = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", type: .tensor(dtype: xType, shape: [.value(2), .value(256)]))],
                           outputs: [ValueInfo(name: "y", type: nil)], initializers: inits)
             let optimized = try GraphOptimizer.optimize(g, opsets: opsets, options: SessionOptions())
-            XCTAssertEqual(optimized.nodes.map(\.opType), ["QuantizedLookup"], "\(xType) -> \(yType)")
+            XCTAssertEqual(optimized.nodes.map(\.opType), ["QuantizedTable"], "\(xType) -> \(yType)")
             // Every byte value, forwards and backwards.
             let bytes = (0..<512).map { UInt8($0 < 256 ? $0 : 511 - $0) }
             let x = xType == .uint8 ? Tensor(shape: [2, 256], values: bytes) : Tensor(shape: [2, 256], values: bytes.map { Int8(bitPattern: $0) })
@@ -116,6 +116,48 @@ final class GraphOptimizerTests: XCTestCase {
             let plain = try output(0), fused = try output(1)
             XCTAssertEqual(plain, fused, "\(xType) -> \(yType) relu \(relu)")
             XCTAssertGreaterThan(Set(plain).count, 100, "the table is not degenerate")
+        }
+    }
+
+    /// DequantizeLinear -> float ops with constant scalars or channel vectors -> QuantizeLinear
+    /// (ONNX Runtime's static files of transformers): tables, byte for byte what the ops give —
+    /// a GELU-like scalar chain (composed with the table after it), a bias Add (also run as
+    /// arithmetic) and a division by a vector (a table per channel).
+    func testFloatChainsBetweenDequantizeAndQuantizeBecomeIdenticalTables() throws {
+        let channels = 24
+        let vector = (0..<channels).map { Float($0) * 0.37 - 4 }
+        let inits = [Initializer(name: "xs", tensor: Tensor(scalar: Float(0.043))), Initializer(name: "xz", tensor: Tensor(scalar: UInt8(131))),
+                     Initializer(name: "ys", tensor: Tensor(scalar: Float(0.0215))), Initializer(name: "yz", tensor: Tensor(scalar: UInt8(9))),
+                     Initializer(name: "root2", tensor: Tensor(scalar: Float(2).squareRoot())), Initializer(name: "one", tensor: Tensor(scalar: Float(1))),
+                     Initializer(name: "v", tensor: Tensor(shape: [channels], values: vector)),
+                     Initializer(name: "w", tensor: Tensor(shape: [channels], values: vector.map { $0 == 0 ? 1 : $0 }))]
+        let nodes = [
+            Node(name: "dq", opType: "DequantizeLinear", inputs: ["x", "xs", "xz"], outputs: ["f"]),
+            Node(name: "div", opType: "Div", inputs: ["f", "root2"], outputs: ["d"]),
+            Node(name: "erf", opType: "Erf", inputs: ["d"], outputs: ["e"]),
+            Node(name: "add1", opType: "Add", inputs: ["e", "one"], outputs: ["a"]),
+            Node(name: "q1", opType: "QuantizeLinear", inputs: ["a", "ys", "yz"], outputs: ["y1q"]),
+            Node(name: "dq1", opType: "DequantizeLinear", inputs: ["y1q", "ys", "yz"], outputs: ["y1f"]),
+            Node(name: "relu", opType: "Relu", inputs: ["y1f"], outputs: ["y1r"]),
+            Node(name: "q1b", opType: "QuantizeLinear", inputs: ["y1r", "xs", "yz"], outputs: ["y1"]),
+            Node(name: "bias", opType: "Add", inputs: ["v", "f"], outputs: ["b"]),
+            Node(name: "q2", opType: "QuantizeLinear", inputs: ["b", "ys", "yz"], outputs: ["y2"]),
+            Node(name: "scale", opType: "Div", inputs: ["f", "w"], outputs: ["s"]),
+            Node(name: "q3", opType: "QuantizeLinear", inputs: ["s", "ys", "yz"], outputs: ["y3"]),
+        ]
+        let g = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", type: .tensor(dtype: .uint8, shape: [.value(256), .value(channels)]))],
+                      outputs: ["y1", "y2", "y3"].map { ValueInfo(name: $0, type: nil) }, initializers: inits)
+        let optimized = try GraphOptimizer.optimize(g, opsets: opsets, options: SessionOptions())
+        XCTAssertEqual(optimized.nodes.map(\.opType).sorted(), ["QuantizedChannelTable", "QuantizedChannelTable", "QuantizedTable"])
+        // Every byte value in every channel.
+        let x = Tensor(shape: [256, channels], values: (0..<(256 * channels)).map { UInt8(($0 / channels + $0 % channels * 7) % 256) })
+        func outputs(_ level: Int) throws -> [[UInt8]] {
+            try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: level)).run(["x": x]).map { $0.array(of: UInt8.self) }
+        }
+        let plain = try outputs(0), fused = try outputs(1)
+        for i in 0..<3 {
+            XCTAssertEqual(plain[i], fused[i], "output \(i)")
+            XCTAssertGreaterThan(Set(plain[i]).count, 20, "output \(i) is not degenerate")
         }
     }
 

@@ -126,6 +126,12 @@ final class Int8KernelTests: XCTestCase {
             var looked = [UInt8](repeating: 0, count: count)
             lookUpBytes(a, count: count, table: table, into: &looked)
             XCTAssertEqual(looked, a.map { table[Int($0)] }, "table, count \(count)")
+            // One table per channel (channels = count, two pixels), padded by 3 bytes.
+            let tables = (0..<(256 * count)).map { UInt8(truncatingIfNeeded: $0 * 13 + $0 / 256) } + [0, 0, 0]
+            let image = a + b
+            var perChannel = [UInt8](repeating: 0, count: 2 * count)
+            lookUpChannelBytes(image, pixels: 2, channels: count, tables: tables, into: &perChannel)
+            XCTAssertEqual(perChannel, image.indices.map { tables[($0 % count) * 256 + Int(image[$0])] }, "channel tables, count \(count)")
             // Requantization with a scale and a bias per column.
             let n = count, m = 2
             let acc = (0..<(m * n)).map { Int32($0 * 977 % 4001) - 2000 }

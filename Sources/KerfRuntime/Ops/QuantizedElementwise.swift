@@ -10,9 +10,13 @@ import KerfKernels
 //      fused Relu (FusedAttributes): ONNX Runtime's QLinearAdd — y = saturate(round(a_scale / y_scale
 //      * (A - a_zp) + b_scale / y_scale * (B - b_zp)) + y_zp), half to even; with Relu the result
 //      is at least y_zp. A and B broadcast as Add does.
-//  kerf.QuantizedLookup(X, x_scale, x_zp, y_scale, y_zp) -> Y: QuantizeLinear(y_scale, y_zp) of
-//      DequantizeLinear(x_scale, x_zp) of X, with an optional fused Relu between them, as a table
-//      of the 256 input values (X and Y may differ in 8-bit type).
+//  kerf.QuantizedTable(X, table uint8 [256]) -> Y, attribute to (Y's 8-bit type): Y = table[X]
+//      (X's bytes as uint8): what DequantizeLinear -> elementwise ops -> QuantizeLinear give
+//      each of the 256 values, computed by those operators when the graph is optimized.
+//  kerf.QuantizedChannelTable(X, table uint8 [C, 256][, x_scale, x_zp, k, shift, y_scale, y_zp])
+//      -> Y: the same with one table per channel of X's last axis (ops whose constants are
+//      vectors along it: a bias, a scale); with the optional inputs the table is that of
+//      QuantizeLinear(DequantizeLinear(X) * k[c] + shift[c]), computed so where it is exact.
 //  kerf.QuantizedChannelLookup(X, x_scale, x_zp, bn_scale, bn_B, bn_mean, bn_var, y_scale, y_zp)
 //      -> Y, attribute epsilon, optional fused Relu: QuantizeLinear of an inference
 //      BatchNormalization (and Relu) of DequantizeLinear of X [N, C, ...] (channels_last = 1:
@@ -25,7 +29,8 @@ extension FusedQuantizedOps {
     static func registerElementwise(_ r: inout [String: OperatorFactory]) {
         r["\(domain):QuantizedAdd"] = { c in try QuantizedAdd(c) }
         r["\(domain):QuantizedGlobalAveragePool"] = { c in try QuantizedGlobalAveragePool(c) }
-        r["\(domain):QuantizedLookup"] = { c in try QuantizedLookup(c) }
+        r["\(domain):QuantizedTable"] = { c in try QuantizedTable(c, perChannel: false) }
+        r["\(domain):QuantizedChannelTable"] = { c in try QuantizedTable(c, perChannel: true) }
         r["\(domain):QuantizedChannelLookup"] = { c in try QuantizedChannelLookup(c) }
     }
 }
@@ -47,36 +52,63 @@ struct QuantizationParameters {
     }
 }
 
-final class QuantizedLookup: Operator {
-    /// Output byte for each input byte (the input's bit pattern as UInt8).
+final class QuantizedTable: Operator {
+    /// table[c * 256 + byte] (c = 0 without channels).
     let table: [UInt8]
-    let inputType: DType, outputType: DType
+    let channels: Int
+    let outputType: DType
 
-    init(_ c: OperatorContext) throws {
-        let x = try QuantizationParameters(c, 1, "X"), y = try QuantizationParameters(c, 3, "Y")
-        let activation = try c.fusedActivation()
-        guard activation == .none || activation == .relu else {
-            throw KerfError.invalidModel("\(c.node.label): only Relu can sit inside a quantized lookup")
+    init(_ c: OperatorContext, perChannel: Bool) throws {
+        let t = try c.requiredConstant(1, "table")
+        guard t.dtype == .uint8, t.count >= 256, t.count % 256 == 0, perChannel || t.count == 256 else {
+            throw KerfError.invalidModel("\(c.node.label): the table must be uint8 [\(perChannel ? "C, " : "")256]")
         }
-        // Every input value through DequantizeLinear, Relu and QuantizeLinear's own kernels.
-        let all = Tensor(uninitialized: x.dtype, shape: [256])
-        for v in 0..<256 { all.storage.pointer.storeBytes(of: UInt8(v), toByteOffset: v, as: UInt8.self) }
-        var real = try dequantizeLinear(all, scale: try c.requiredConstant(1, "x_scale"), zeroPoint: try c.requiredConstant(2, "x_zp"),
-                                        to: .float, params: QuantizationAttributes())
-        if activation == .relu { real.withMutableElements(as: Float.self) { for i in $0.indices { $0[i] = max($0[i], 0) } } }
-        let q = try quantizeLinear(real, scale: try c.requiredConstant(3, "y_scale"), zeroPoint: try c.requiredConstant(4, "y_zp"),
-                                   to: y.dtype, params: QuantizationAttributes())
-        table = q.array(of: UInt8.self)
-        (inputType, outputType) = (x.dtype, y.dtype)
+        table = t.array(of: UInt8.self) + [0, 0, 0]  // padded for lookUpChannelBytes
+        channels = t.count / 256
+        guard let to = DType(rawValue: Int32(try c.int("to", default: Int(DType.uint8.rawValue)))), to == .uint8 || to == .int8 else {
+            throw KerfError.invalidModel("\(c.node.label): 'to' must be uint8 or int8")
+        }
+        outputType = to
+        // Tables of DequantizeLinear -> x k[c] + shift[c] -> QuantizeLinear may come with that
+        // arithmetic (inputs 2...7), run in sixteen lanes where it gives the table's bytes.
+        var arithmetic: ChannelAffine?
+        if perChannel, c.node.inputs.count >= 8, cpuHasAVX512BW {
+            let x = try QuantizationParameters(c, 2, "X"), y = try QuantizationParameters(c, 6, "Y")
+            let k = try floatScalars(try c.requiredConstant(4, "k")), shift = try floatScalars(try c.requiredConstant(5, "shift"))
+            guard k.count == channels, shift.count == channels, let range = quantizedRange(y.dtype), y.dtype == to else {
+                throw KerfError.invalidModel("\(c.node.label): arithmetic parameters do not fit the table")
+            }
+            let affine = ChannelAffine(signed: x.dtype == .int8, xZero: x.zero, xScale: x.scale, k: k, shift: shift, relu: false,
+                                       yScale: y.scale, yZero: y.zero, lo: range.lo, hi: range.hi)
+            if y.scale.isNormal && (1 / y.scale).isNormal && affine.reproduces(Array(table.prefix(256 * channels)), channels: channels) {
+                arithmetic = affine
+            }
+        }
+        self.arithmetic = arithmetic
     }
+
+    private let arithmetic: ChannelAffine?
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0, "X")
-        guard x.dtype == inputType else { throw KerfError.shapeMismatch("X must be \(inputType), got \(x.dtype)") }
+        guard x.dtype == .uint8 || x.dtype == .int8 else { throw KerfError.shapeMismatch("X must be uint8 or int8, got \(x.dtype)") }
+        guard channels == 1 || (x.rank >= 1 && x.shape[x.rank - 1] == channels) else {
+            throw KerfError.shapeMismatch("X of shape \(x.shape) does not have \(channels) channels last")
+        }
+        FusedQuantizedOps.runs &+= 1
         let out = Tensor(uninitialized: outputType, shape: x.shape)
+        if let arithmetic {
+            arithmetic.apply(x.storage.pointer, pixels: x.count / channels, channels: channels, into: out.storage.pointer)
+            return [out]
+        }
+        let source = x.storage.pointer.assumingMemoryBound(to: UInt8.self)
+        let target = out.storage.pointer.assumingMemoryBound(to: UInt8.self)
         table.withUnsafeBufferPointer { t in
-            lookUpBytes(x.storage.pointer.assumingMemoryBound(to: UInt8.self), count: x.count, table: t.baseAddress!,
-                        into: out.storage.pointer.assumingMemoryBound(to: UInt8.self))
+            if channels == 1 {
+                lookUpBytes(source, count: x.count, table: t.baseAddress!, into: target)
+                return
+            }
+            lookUpChannelBytes(source, pixels: x.count / channels, channels: channels, tables: t.baseAddress!, into: target)
         }
         return [out]
     }

@@ -115,7 +115,7 @@ final class DynamicQuantizedMatMul: Operator {
         let scales = weightScales.count == n ? weightScales.map { scale * $0 } : [Float](repeating: scale * weightScales[0], count: n)
         let out = y.storage.pointer.assumingMemoryBound(to: Float.self)
         // Each block's range while it is in cache, for the output's range.
-        let blockRows = int8GemmBlockRows(m: rows, n: n)
+        let blockRows = int8GemmBlockRows(m: rows, n: n, k: k)
         var ranges = [(low: Float, high: Float)](repeating: (0, 0), count: reportsRange ? (rows + blockRows - 1) / blockRows : 0)
         scales.withUnsafeBufferPointer { s in
             withOptionalBuffer(bias) { bias in

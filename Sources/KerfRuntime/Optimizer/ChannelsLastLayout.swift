@@ -22,7 +22,7 @@ enum ChannelsLast {
     /// permutation of equal ranks keeps broadcasting unchanged).
     static let variadic: Set<String> = ["Add", "Sub", "Mul", "Div", "Pow", "Sum", "Max", "Min", "Mean"]
     /// The fused int8 elementwise operators (per-tensor parameters) and their image inputs.
-    static let quantizedElementwise: [String: [Int]] = ["QuantizedAdd": [0, 3], "QuantizedLookup": [0]]
+    static let quantizedElementwise: [String: [Int]] = ["QuantizedAdd": [0, 3], "QuantizedTable": [0]]
 }
 
 extension GraphOptimizer {

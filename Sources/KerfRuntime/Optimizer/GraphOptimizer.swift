@@ -19,9 +19,10 @@ enum GraphOptimizer {
         fuseStaticQuantizedProducts(g, opset: opset)
         fuseQuantizedElementwise(g)
         fuseQuantizedPassThrough(g, opset: opset)
-        fuseQuantizedLookup(g)
         try foldConstants(g, opsets: opsets, options: options)
-        fuseQuantizedChannelLookup(g)  // after folding: its parameters may be dequantized constants
+        // After folding: their parameters may be dequantized constants.
+        fuseQuantizedChannelLookup(g)
+        fuseQuantizedTables(g, opsets: opsets, options: options)
         foldBatchNormIntoConv(g, opset: opset)
         fuseLayerNorm(g)
         fuseGelu(g)

@@ -219,7 +219,7 @@ extension GraphOptimizer {
 
     /// The per-tensor constant scale and zero point (uint8 / int8) of a QuantizeLinear or
     /// DequantizeLinear node.
-    private static func perTensorParameters(_ m: Matcher, _ n: Node) -> (scale: String, zero: String, type: DType)? {
+    static func perTensorParameters(_ m: Matcher, _ n: Node) -> (scale: String, zero: String, type: DType)? {
         guard n.inputs.count == 3, let s = m.constants[n.inputs[1]], s.dtype == .float, s.count == 1,
               let z = m.constants[n.inputs[2]], z.count == 1, z.dtype == .uint8 || z.dtype == .int8 else { return nil }
         if case .int(let b)? = n.attribute("block_size"), b != 0 { return nil }
@@ -294,36 +294,6 @@ extension GraphOptimizer {
             }
             removed.formUnion([ni, qi])
             replacements[qi] = rewritten
-        }
-        apply(g, removed: removed, replacements: replacements)
-    }
-
-    /// DequantizeLinear(Xq) [-> Relu] -> QuantizeLinear, per-tensor and 8-bit on both ends (the
-    /// chains with equal parameters fuseQuantizedPassThrough already rewrote), becomes
-    /// kerf.QuantizedLookup(Xq, x_scale, x_zp, y_scale, y_zp): a 256-entry table that the
-    /// operator computes once with these operators' own kernels, so results are identical.
-    static func fuseQuantizedLookup(_ g: Graph) {
-        let m = Matcher(g)
-        var removed = Set<Int>()
-        var replacements: [Int: Node] = [:]
-        for (di, dq) in g.nodes.enumerated() where dq.isDefaultDomain && dq.opType == "DequantizeLinear" && dq.outputs.count == 1 {
-            guard dq.attribute("output_dtype") == nil, m.constants[dq.inputs[0]] == nil,
-                  let x = perTensorParameters(m, dq), m.readOnly(dq.outputs[0], by: 1) else { continue }
-            var chain = [di], value = dq.outputs[0], attributes: [Attribute] = []
-            if let ri = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Relu" && $0.inputs.first == value }) {
-                guard m.readOnly(g.nodes[ri].outputs[0], by: 1) else { continue }
-                chain.append(ri)
-                value = g.nodes[ri].outputs[0]
-                attributes = FusedAttributes.attributes(for: .relu)
-            }
-            guard let qi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "QuantizeLinear" && $0.inputs.first == value }),
-                  g.nodes[qi].attribute("output_dtype") == nil, let y = perTensorParameters(m, g.nodes[qi]) else { continue }
-            chain.append(qi)
-            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
-            removed.formUnion(chain)
-            replacements[qi] = Node(name: dq.name + "_lookup", opType: "QuantizedLookup", domain: FusedQuantizedOps.domain,
-                                    inputs: [dq.inputs[0], x.scale, x.zero, y.scale, y.zero], outputs: [g.nodes[qi].outputs[0]],
-                                    attributes: attributes)
         }
         apply(g, removed: removed, replacements: replacements)
     }

@@ -274,3 +274,25 @@ def test_int8_ffn_computes_gelu_and_its_quantization_in_the_product_epilogue(tmp
     again = list(kerf.load(path).session(threads=2).run(feeds).values())
     for a, t in zip(actual, again):
         np.testing.assert_array_equal(a, t)
+
+
+@pytest.mark.parametrize("activation", [QuantType.QUInt8, QuantType.QInt8])
+def test_onnx_runtime_static_bert_runs_its_float_ops_as_byte_tables(tmp_path, activation):
+    """ONNX Runtime's static file of a BERT-style encoder puts QuantizeLinear/DequantizeLinear
+    around every op: the chains through GELU's Div, Erf and Add, the attention's Div and the bias
+    and LayerNorm scale/shift vectors run as 256-entry tables (per channel for the vectors), and
+    the outputs agree with ONNX Runtime on the same file."""
+    model = transformer_models.bert_encoder(layers=1, hidden=64, heads=2, ffn=128, vocab=50, max_positions=16)
+    calibration = [transformer_models.bert_feeds(2, 16, vocab=50, seed=k) for k in range(3)]
+    path = static_quantized(model, tmp_path, "bert", calibration, activation, per_channel=False, prepare=False)
+    feeds = transformer_models.bert_feeds(3, 16, vocab=50, seed=9)
+    expected, actual, plan = run_both(path, feeds)
+    for e, a in zip(expected, actual):
+        assert np.abs(e - a).max() <= 2e-2 * np.abs(e).max(), np.abs(e - a).max()
+    assert "Erf" not in plan and count(plan, "kerf.QuantizedTable") >= 2, plan
+    assert count(plan, "kerf.QuantizedChannelTable") >= 4, plan
+    # Each table is what its operators give: the same session without optimizations, which runs
+    # them one by one, agrees as closely as ONNX Runtime does.
+    unfused = list(kerf.load(path).session(optimize=False).run(feeds).values())
+    for e, u in zip(expected, unfused):
+        assert np.abs(e - u).max() <= 2e-2 * np.abs(e).max(), np.abs(e - u).max()

@@ -1,0 +1,140 @@
+import KerfCore
+
+extension GraphOptimizer {
+    /// Operators whose output element depends only on the same element of one run-time input
+    /// (the other inputs being constants): a chain of them between DequantizeLinear and
+    /// QuantizeLinear maps each 8-bit value to one 8-bit value.
+    static let tableOperators: Set<String> = [
+        "Add", "Sub", "Mul", "Div", "Pow", "Min", "Max", "Erf", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Relu",
+        "Sigmoid", "Tanh", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Gelu", "Elu", "Selu",
+        "Floor", "Ceil", "Round", "Identity",
+    ]
+
+    /// DequantizeLinear(Xq) -> a chain of `tableOperators` (each output read by the next alone,
+    /// every other input a constant scalar or vector [C]) -> QuantizeLinear, per-tensor and 8-bit
+    /// on both ends, becomes kerf.QuantizedTable (all constants scalars) or
+    /// kerf.QuantizedChannelTable (vectors along the last axis: a bias, a LayerNorm's scale): the
+    /// chain's own operators run on every byte value (of every channel) once, here, so a run
+    /// gives byte for byte what they give. This is how ONNX Runtime's static files of
+    /// transformers quantize the ops between their MatMuls (bias Add, GELU's Div, Erf, Add,
+    /// LayerNorm's Mul and Add, attention's Div).
+    static func fuseQuantizedTables(_ g: Graph, opsets: [OpsetImport], options: SessionOptions) {
+        let m = Matcher(g)
+        let opset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
+        var removed = Set<Int>()
+        var replacements: [Int: Node] = [:]
+        // A chain starts at each reader of a DequantizeLinear (GELU's x feeds both its Div and
+        // its Mul); the DequantizeLinear goes once nothing reads it (removeDeadNodes).
+        for (di, dq) in g.nodes.enumerated() where dq.isDefaultDomain && dq.opType == "DequantizeLinear" && dq.outputs.count == 1 {
+            guard dq.attribute("output_dtype") == nil, m.constants[dq.inputs[0]] == nil, perTensorParameters(m, dq) != nil else { continue }
+            for first in g.nodes.indices where g.nodes[first].inputs.contains(dq.outputs[0]) && !removed.contains(first) {
+            var chain = [di], value = dq.outputs[0], channels = 1
+            var end: Int?
+            var next: Int? = first
+            while let ni = next {
+                next = nil
+                let n = g.nodes[ni]
+                guard n.isDefaultDomain, n.outputs.count == 1 else { break }
+                if n.opType == "QuantizeLinear" {
+                    if n.inputs.first == value, n.attribute("output_dtype") == nil, perTensorParameters(m, n) != nil { end = ni }
+                    break
+                }
+                guard tableOperators.contains(n.opType), n.inputs.filter({ $0 == value }).count == 1 else { break }
+                // The other inputs: constants of rank <= 1 (so the output keeps X's shape), one
+                // channel count among the vectors.
+                let others = n.inputs.filter { $0 != value && !$0.isEmpty }.map { m.constants[$0] }
+                guard others.allSatisfy({ $0 != nil && $0!.rank <= 1 }) else { break }
+                let counts = Set(others.map { $0!.count }.filter { $0 != 1 })
+                guard counts.count <= 1, counts.allSatisfy({ $0 > 0 && (channels == 1 || $0 == channels) }) else { break }
+                channels = counts.first ?? channels
+                chain.append(ni)
+                value = n.outputs[0]
+                if m.readOnly(value, by: 1) { next = g.nodes.firstIndex { $0.inputs.contains(value) } }
+            }
+            guard let qi = end, chain.dropFirst().allSatisfy({ !removed.contains($0) }), !removed.contains(qi),
+                  let table = byteTable(g, m, chain: chain + [qi], channels: channels, opset: opset, options: options) else { continue }
+            let name = uniqueName(g.nodes[first].name + "_table", in: g)
+            g.initializers.append(Initializer(name: name, tensor: table.bytes))
+            var inputs = [dq.inputs[0], name]
+            if channels > 1, chain.count == 2, let (k, shift) = affineForm(m, g.nodes[chain[1]], of: g.nodes[chain[0]].outputs[0]) {
+                let kName = uniqueName(name + "_k", in: g), shiftName = uniqueName(name + "_shift", in: g)
+                g.initializers += [Initializer(name: kName, tensor: Tensor(shape: [channels], values: k)),
+                                   Initializer(name: shiftName, tensor: Tensor(shape: [channels], values: shift))]
+                let q = g.nodes[qi]
+                inputs += [dq.inputs[1], dq.inputs[2], kName, shiftName, q.inputs[1], q.inputs[2]]
+            }
+            removed.formUnion(chain.dropFirst() + [qi])
+            replacements[qi] = Node(name: g.nodes[first].name + "_table", opType: channels == 1 ? "QuantizedTable" : "QuantizedChannelTable",
+                                    domain: FusedQuantizedOps.domain, inputs: inputs, outputs: [g.nodes[qi].outputs[0]],
+                                    attributes: [Attribute(name: "to", value: .int(Int64(table.type.rawValue)))])
+            }
+        }
+        apply(g, removed: removed, replacements: replacements)
+        removeDeadNodes(g)  // the DequantizeLinears the tables replaced
+        composeQuantizedTables(g)
+    }
+
+    /// kerf.QuantizedTable -> kerf.QuantizedTable (the first read by the second alone) is one
+    /// table: the second's entries in the order of the first's.
+    static func composeQuantizedTables(_ g: Graph) {
+        var changed = true
+        while changed {
+            changed = false
+            let m = Matcher(g)
+            for (si, second) in g.nodes.enumerated() where second.domain == FusedQuantizedOps.domain && second.opType == "QuantizedTable" {
+                guard let fi = m.producer[second.inputs[0]], fi != si, m.readOnly(second.inputs[0], by: 1) else { continue }
+                let first = g.nodes[fi]
+                guard first.domain == FusedQuantizedOps.domain, first.opType == "QuantizedTable",
+                      let a = m.constants[first.inputs[1]], let b = m.constants[second.inputs[1]], a.count == 256, b.count == 256 else { continue }
+                let outer = b.array(of: UInt8.self)
+                let composed = a.array(of: UInt8.self).map { outer[Int($0)] }
+                let name = uniqueName(second.name + "_composed", in: g)
+                g.initializers.append(Initializer(name: name, tensor: Tensor(shape: [256], values: composed)))
+                var fused = second
+                fused.inputs = [first.inputs[0], name]
+                g.nodes[si] = fused
+                g.nodes.remove(at: fi)
+                changed = true
+                break
+            }
+        }
+    }
+
+    /// Add, Sub or Mul of `value` and a constant vector c as value * k + shift: (1, c), (1, -c)
+    /// or (-1, c) for c - value, (c, 0). The operator checks that this gives the table's bytes.
+    private static func affineForm(_ m: Matcher, _ n: Node, of value: String) -> (k: [Float], shift: [Float])? {
+        guard n.inputs.count == 2, let other = m.other(n, than: value), let t = m.constants[other], t.dtype == .float else { return nil }
+        let c = t.array(of: Float.self)
+        switch n.opType {
+        case "Add": return (c.map { _ in 1 }, c)
+        case "Sub": return n.inputs[0] == value ? (c.map { _ in 1 }, c.map { -$0 }) : (c.map { _ in -1 }, c)
+        case "Mul": return (c, c.map { _ in 0 })
+        default: return nil
+        }
+    }
+
+    /// Runs the chain (DequantizeLinear first, QuantizeLinear last) on X = [256, channels] holding
+    /// byte v in every channel of row v; returns the results as table [channels, 256] and the
+    /// output type. Nil when an operator fails (the chain then stays as it is).
+    private static func byteTable(_ g: Graph, _ m: Matcher, chain: [Int], channels: Int, opset: Int,
+                                  options: SessionOptions) -> (bytes: Tensor, type: DType)? {
+        let dq = g.nodes[chain[0]]
+        guard let xType = m.constants[dq.inputs[2]]?.dtype else { return nil }
+        var x = Tensor(uninitialized: xType, shape: channels == 1 ? [256] : [256, channels])
+        x.withMutableElements(as: UInt8.self) { for i in 0..<(256 * channels) { $0[i] = UInt8(i / channels) } }
+        var value = x, previous = dq.inputs[0]
+        for index in chain {
+            let node = g.nodes[index]
+            let args = node.inputs.map { $0.isEmpty ? nil : $0 == previous ? value : m.constants[$0] }
+            let context = OperatorContext(node: node, opset: opset, constantInputs: args, options: options)
+            guard let op = try? OperatorRegistry.makeOperator(context), let results = try? op.run(args), results.count == 1 else { return nil }
+            value = results[0]
+            previous = node.outputs[0]
+        }
+        guard value.dtype == .uint8 || value.dtype == .int8, value.count == 256 * channels else { return nil }
+        let bytes = value.array(of: UInt8.self)
+        var table = [UInt8](repeating: 0, count: 256 * channels)
+        for v in 0..<256 { for c in 0..<channels { table[c * 256 + v] = bytes[v * channels + c] } }
+        return (Tensor(shape: channels == 1 ? [256] : [channels, 256], values: table), value.dtype)
+    }
+}
