@@ -42,3 +42,16 @@ __attribute__((target("avx512f"))) void kerf_softmax_rows_avx512(const float *x,
     for (; r + ROW_GROUP <= rows; r += ROW_GROUP) softmax_rows_interleaved(x + r * n, y + r * n, n, ROW_GROUP);
     for (; r < rows; r++) softmax_rows_interleaved(x + r * n, y + r * n, n, 1);
 }
+
+#pragma STDC FP_CONTRACT OFF
+__attribute__((target("avx512f"))) void kerf_scale_add_row_avx512(const float *x, size_t n, float c, int multiply,
+                                                                  const float *mask, int mask_per_element, float *y) {
+    const __m512 vc = SET16(c), one = SET16(mask[0]);
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + j);
+        v = multiply ? _mm512_mul_ps(v, vc) : _mm512_div_ps(v, vc);
+        v = _mm512_add_ps(v, mask_per_element ? _mm512_maskz_loadu_ps(k, mask + j) : one);
+        _mm512_mask_storeu_ps(y + j, k, v);
+    }
+}

@@ -30,6 +30,7 @@ public enum OperatorRegistry {
         IntegerMatMulOps.register(&r)
         IntegerConvOps.register(&r)
         FusedQuantizedOps.register(&r)
+        AttentionOps.register(&r)
         return r
     }()
 

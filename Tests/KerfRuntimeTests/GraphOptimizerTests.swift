@@ -161,6 +161,33 @@ final class GraphOptimizerTests: XCTestCase {
         }
     }
 
+    /// Softmax(Div(scores, c) + mask) over the last axis (an attention) runs as one fused step
+    /// with the same results; Mul by a constant too; a mask that widens the result, or integer
+    /// scores, go through the three operators as before.
+    func testScaledMaskedSoftmaxGivesWhatItsThreeOperatorsGive() throws {
+        func random(_ shape: [Int], _ seed: UInt64) -> Tensor {
+            let bytes = randomBytes(shape.reduce(1, *), seed: seed)
+            return Tensor(shape: shape, values: bytes.map { Float($0) / 16 - 8 })
+        }
+        for (scale, maskShape) in [("Div", [2, 1, 1, 19]), ("Mul", [19]), ("Div", [2, 3, 5, 1]), ("Div", [4, 2, 3, 5, 19])] {
+            let inits = [Initializer(name: "c", tensor: Tensor(scalar: Float(scale == "Div" ? 8 : 0.125)))]
+            let nodes = [Node(name: "scale", opType: scale, inputs: ["x", "c"], outputs: ["s"]),
+                         Node(name: "mask", opType: "Add", inputs: ["s", "m"], outputs: ["a"]),
+                         Node(name: "softmax", opType: "Softmax", inputs: ["a"], outputs: ["y"], attributes: [Attribute(name: "axis", value: .int(-1))])]
+            let g = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", type: nil), ValueInfo(name: "m", type: nil)],
+                          outputs: [ValueInfo(name: "y", type: nil)], initializers: inits)
+            let optimized = try GraphOptimizer.optimize(g, opsets: opsets, options: SessionOptions())
+            XCTAssertEqual(optimized.nodes.map(\.opType), ["ScaledMaskedSoftmax"])
+            let feeds = ["x": random([2, 3, 5, 19], 1), "m": random(maskShape, 2)]
+            func output(_ level: Int, threads: Int) throws -> Tensor {
+                try Session(graph: g, opsets: opsets, options: SessionOptions(threads: threads, optimizationLevel: level)).run(feeds)[0]
+            }
+            let plain = try output(0, threads: 1), fused = try output(1, threads: 2)
+            XCTAssertEqual(plain.shape, fused.shape, "\(scale) mask \(maskShape)")
+            XCTAssertEqual(plain.array(of: Float.self), fused.array(of: Float.self), "\(scale) mask \(maskShape)")
+        }
+    }
+
     func testNothingFusesAcrossAGraphOutput() throws {
         let g = convBnRelu()
         g.outputs.append(ValueInfo(name: "c", type: nil))  // the Conv result is also returned

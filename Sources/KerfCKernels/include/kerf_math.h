@@ -30,4 +30,8 @@ void kerf_softmax_rows_avx2(const float *x, float *y, size_t rows, size_t n);
 /* kerf_softmax_rows_avx2's contract in sixteen lanes with fused multiply-adds in the exp
  * (results within a few ulp of the eight-lane kernel's). Needs AVX-512F. */
 void kerf_softmax_rows_avx512(const float *x, float *y, size_t rows, size_t n);
+/* y[j] = x[j] / c (x[j] * c when multiply) + mask[mask_per_element ? j : 0] for j < n, two
+ * roundings, as the Div (Mul) and Add operators round. x and y may alias. Needs AVX-512F. */
+void kerf_scale_add_row_avx512(const float *x, size_t n, float c, int multiply, const float *mask, int mask_per_element,
+                               float *y);
 #endif

@@ -26,6 +26,7 @@ enum GraphOptimizer {
         foldBatchNormIntoConv(g, opset: opset)
         fuseLayerNorm(g)
         fuseGelu(g)
+        fuseScaledMaskedSoftmax(g, opset: opset)
         fuseQuantizedMatMulTail(g)
         passDynamicQuantizationRanges(g)
         fuseMatMulBias(g)
