@@ -169,6 +169,34 @@ final class Int8KernelTests: XCTestCase {
         }
     }
 
+    func testHeadLayoutPlacesEveryRowWhereReshapeAndTransposeWould() {
+        let (batch, sequence, heads, headSize) = (3, 7, 2, 5)
+        let n = heads * headSize, rows = batch * sequence
+        let product = (0..<(rows * n)).map { Float($0) }
+        for keys in [false, true] {
+            let layout = HeadLayout(sequence: sequence, heads: heads, headSize: headSize, keysTransposed: keys)
+            var out = [Float](repeating: -1, count: rows * n)
+            // Blocks of 4 rows: some cross from one batch item to the next.
+            for first in stride(from: 0, to: rows, by: 4) {
+                product.withUnsafeBufferPointer { p in
+                    layout.place(p.baseAddress! + first * n, first: first, count: min(4, rows - first), into: &out)
+                }
+            }
+            for b in 0..<batch {
+                for s in 0..<sequence {
+                    for h in 0..<heads {
+                        for d in 0..<headSize {
+                            let value = product[(b * sequence + s) * n + h * headSize + d]
+                            let index = keys ? ((b * heads + h) * headSize + d) * sequence + s : ((b * heads + h) * sequence + s) * headSize + d
+                            XCTAssertEqual(out[index], value, "keys \(keys) b \(b) s \(s) h \(h) d \(d)")
+                        }
+                    }
+                }
+            }
+            XCTAssertEqual(layout.shape(batch: batch), keys ? [3, 2, 5, 7] : [3, 2, 7, 5])
+        }
+    }
+
     func testDequantizeProductKernelsMatchTheScalarArithmetic() {
         // Row lengths around the 8- and 16-lane widths; per-column and shared scales and bias.
         for n in [1, 7, 16, 29] {

@@ -22,6 +22,9 @@ import KerfKernels
 //      a float bias or a fused Gelu, y_scale and y_zp quantize that float output (after the
 //      activation) as QuantizeLinear does, instead of requantizing the integer sums.
 //  Both MatMuls may carry a fused activation (FusedAttributes), Gelu included, on a float output.
+//  With a float output, input 10 (kerf.QuantizedMatMul) or 8 (kerf.DynamicQuantizedMatMul), the
+//  shape of a Reshape to [B, S, H, D], and attribute head_perm (213 or 231) give the output as
+//  Transpose(perm 0,2,1,3 or 0,2,3,1) of that Reshape: an attention's queries, keys, values.
 
 enum FusedQuantizedOps {
     static let domain = "kerf"
@@ -73,7 +76,11 @@ final class DynamicQuantizedMatMul: Operator {
         activation = try c.fusedActivation()
         threads = c.options.resolvedThreads
         reportsRange = c.node.outputs.count > 1 && !c.node.outputs[1].isEmpty
+        keysTransposed = try c.int("head_perm", default: 213) == 231
     }
+
+    /// With input 8 (a Reshape's shape): the output in head layout (`headLayout`).
+    let keysTransposed: Bool
 
     /// X's range: given as input 7 (the producer's second output) or measured.
     private func range(of x: Tensor, _ inputs: [Tensor?]) throws -> (low: Float, high: Float) {
@@ -94,7 +101,9 @@ final class DynamicQuantizedMatMul: Operator {
         }
         FusedQuantizedOps.runs &+= 1
         let rows = x.count / max(k, 1)
-        let y = Tensor(uninitialized: .float, shape: Array(x.shape.dropLast()) + [n])
+        let productShape = Array(x.shape.dropLast()) + [n]
+        let heads = try headLayout(inputs, 8, keysTransposed: keysTransposed, productShape: productShape)
+        let y = Tensor(uninitialized: .float, shape: heads?.1 ?? productShape)
         let buffer = quantized ? nil : UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, x.count))
         defer { buffer?.deallocate() }
         let scale: Float, zero: UInt8
@@ -120,11 +129,12 @@ final class DynamicQuantizedMatMul: Operator {
         scales.withUnsafeBufferPointer { s in
             withOptionalBuffer(bias) { bias in
                 ranges.withUnsafeMutableBufferPointer { ranges in
-                    int8GemmByRowBlocks(m: rows, a: xq, aSigned: false, lda: k, aZeroPoint: Int32(zero), b: weights, threads: threads) { acc, offsets, first, count, _ in
-                        let block = out + first * n
+                    int8GemmByRowBlocks(m: rows, a: xq, aSigned: false, lda: k, aZeroPoint: Int32(zero), b: weights, threads: threads) { acc, offsets, first, count, scratch in
+                        let block = heads == nil ? out + first * n : scratch
                         dequantizeProduct(acc, m: count, n: n, ldAcc: n, offsets: offsets, scales: s, bias: bias, into: block, rowStride: n, columnStride: 1)
                         activation.apply(block, count: count * n)
                         if reportsRange { ranges[first / blockRows] = valueRange(block, count: count * n) }
+                        heads?.0.place(block, first: first, count: count, into: out)
                     }
                 }
             }
@@ -133,6 +143,33 @@ final class DynamicQuantizedMatMul: Operator {
         let low = ranges.reduce(Float(0)) { $1.low < $0 ? $1.low : $0 }, high = ranges.reduce(Float(0)) { $1.high > $0 ? $1.high : $0 }
         return [y, Tensor(shape: [2], values: [low, high])]
     }
+}
+
+/// The head layout of a product fused with the graph's Reshape (shape given at run time as
+/// input `index`) and Transpose (attribute "head_perm": 213 or 231), or nil when the op has none.
+/// Throws when the reshape does not split the product's last axis into heads.
+func headLayout(_ inputs: [Tensor?], _ index: Int, keysTransposed: Bool, productShape: [Int]) throws -> (HeadLayout, [Int])? {
+    guard inputs.count > index, let shapeTensor = inputs[index] else { return nil }
+    guard shapeTensor.dtype == .int64, shapeTensor.count == 4, productShape.count >= 2 else {
+        throw KerfError.shapeMismatch("the heads' shape must be 4 int64 values, got \(shapeTensor.dtype)\(shapeTensor.shape)")
+    }
+    var dims = shapeTensor.array(of: Int64.self).map(Int.init)
+    for i in 0..<4 where dims[i] == 0 {
+        guard i < productShape.count else { throw KerfError.shapeMismatch("reshape dim \(i) copies a missing dim") }
+        dims[i] = productShape[i]
+    }
+    let total = productShape.reduce(1, *)
+    if let unknown = dims.firstIndex(of: -1) {
+        let known = dims.enumerated().filter { $0.offset != unknown }.reduce(1) { $0 * $1.element }
+        guard known > 0, total % known == 0 else { throw KerfError.shapeMismatch("cannot reshape \(productShape) to \(dims)") }
+        dims[unknown] = total / known
+    }
+    let n = productShape[productShape.count - 1], rows = total / max(n, 1)
+    guard dims.allSatisfy({ $0 >= 0 }), dims[0] * dims[1] == rows, dims[2] * dims[3] == n, dims[1] > 0 else {
+        throw KerfError.shapeMismatch("the reshape of \(productShape) to \(dims) does not split the last axis into heads")
+    }
+    let layout = HeadLayout(sequence: dims[1], heads: dims[2], headSize: dims[3], keysTransposed: keysTransposed)
+    return (layout, layout.shape(batch: dims[0]))
 }
 
 /// kerf.QuantizedMatMul and kerf.QuantizedConv (see the file comment); as kerf.NhwcQuantizedConv
@@ -157,9 +194,12 @@ final class QuantizedProduct: Operator {
     let finalQuantization: (dtype: DType, scale: Float, zero: Int32, lo: Int32, hi: Int32)?
     let activation: Activation
     let threads: Int
+    /// MatMul with input 10 (a Reshape's shape): the float output in head layout (`headLayout`).
+    let keysTransposed: Bool
 
     init(_ c: OperatorContext, conv: Bool, channelsLast: Bool = false) throws {
         self.conv = conv
+        keysTransposed = try c.int("head_perm", default: 213) == 231
         self.channelsLast = channelsLast
         threads = c.options.resolvedThreads
         let xScale = try floatScalars(try c.requiredConstant(1, "x scale"))[0]
@@ -269,19 +309,26 @@ final class QuantizedProduct: Operator {
         let x = try inputs.required(0, "x")
         guard x.dtype == xType else { throw KerfError.shapeMismatch("x is \(x.dtype), expected \(xType)") }
         FusedQuantizedOps.runs &+= 1
-        return [conv ? try runConv(x) : try runMatMul(x)]
+        return [conv ? try runConv(x) : try runMatMul(x, inputs)]
     }
 
-    private func runMatMul(_ x: Tensor) throws -> Tensor {
+    private func runMatMul(_ x: Tensor, _ inputs: [Tensor?]) throws -> Tensor {
         let b = weights[0]
         guard x.rank >= 1, x.shape[x.rank - 1] == b.k else { throw KerfError.shapeMismatch("x \(x.shape) does not fit W [\(b.k), \(b.n)]") }
         let rows = x.count / max(b.k, 1), n = b.n
         let dtype = finalQuantization?.dtype ?? output?.dtype ?? .float
-        let y = Tensor(uninitialized: dtype, shape: Array(x.shape.dropLast()) + [n])
+        let productShape = Array(x.shape.dropLast()) + [n]
+        let heads = dtype == .float ? try headLayout(inputs, 10, keysTransposed: keysTransposed, productShape: productShape) : nil
+        let y = Tensor(uninitialized: dtype, shape: heads?.1 ?? productShape)
         let yp = y.storage.pointer, element = dtype.byteSize
         int8GemmByRowBlocks(m: rows, a: x.storage.pointer, aSigned: xType == .int8, lda: b.k, aZeroPoint: xZero, b: b,
                             threads: threads) { acc, offsets, first, count, scratch in
             let block = yp + first * n * element
+            if let heads {
+                epilogue(acc, offsets: offsets, m: count, n: n, columnOffset: 0, into: UnsafeMutableRawPointer(scratch), rowStride: n, columnStride: 1)
+                heads.0.place(scratch, first: first, count: count, into: yp.assumingMemoryBound(to: Float.self))
+                return
+            }
             guard let q = finalQuantization else {
                 epilogue(acc, offsets: offsets, m: count, n: n, columnOffset: 0, into: block, rowStride: n, columnStride: 1)
                 return

@@ -29,6 +29,7 @@ enum GraphOptimizer {
         fuseScaledMaskedSoftmax(g, opset: opset)
         fuseQuantizedMatMulTail(g)
         passDynamicQuantizationRanges(g)
+        fuseQuantizedHeadLayout(g)
         fuseMatMulBias(g)
         fuseConvResidual(g)
         fuseActivations(g, opset: opset)

@@ -210,6 +210,37 @@ extension GraphOptimizer {
         }
     }
 
+    /// kerf.QuantizedMatMul / kerf.DynamicQuantizedMatMul with a float output -> Reshape (to
+    /// [B, S, H, D], shape computed at run time) -> Transpose(perm 0,2,1,3 or 0,2,3,1): the
+    /// product writes its rows straight into the transposed layout (an attention's Q, K and V;
+    /// Ops/QuantizedFused.swift), without the Transpose's pass.
+    static func fuseQuantizedHeadLayout(_ g: Graph) {
+        let m = Matcher(g)
+        var removed = Set<Int>()
+        var replacements: [Int: Node] = [:]
+        for (pi, product) in g.nodes.enumerated()
+        where product.domain == FusedQuantizedOps.domain && ["QuantizedMatMul", "DynamicQuantizedMatMul"].contains(product.opType) {
+            let dynamic = product.opType == "DynamicQuantizedMatMul"
+            guard dynamic || product.inputs.count <= 7 || product.inputs[7].isEmpty, product.outputs.count == 1,
+                  m.readOnly(product.outputs[0], by: 1),
+                  let ri = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Reshape" && $0.inputs.first == product.outputs[0] }),
+                  g.nodes[ri].inputs.count == 2, m.readOnly(g.nodes[ri].outputs[0], by: 1) else { continue }
+            if case .int(let allowZero)? = g.nodes[ri].attribute("allowzero"), allowZero != 0 { continue }
+            guard let ti = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Transpose" && $0.inputs.first == g.nodes[ri].outputs[0] }),
+                  case .ints(let perm)? = g.nodes[ti].attribute("perm"), perm == [0, 2, 1, 3] || perm == [0, 2, 3, 1],
+                  ![pi, ri, ti].contains(where: removed.contains) else { continue }
+            var fused = product
+            let index = dynamic ? 8 : 10
+            while fused.inputs.count < index { fused.inputs.append("") }
+            fused.inputs.append(g.nodes[ri].inputs[1])
+            fused.attributes.append(Attribute(name: "head_perm", value: .int(perm == [0, 2, 1, 3] ? 213 : 231)))
+            fused.outputs = g.nodes[ti].outputs
+            removed.formUnion([pi, ri, ti])
+            replacements[ti] = fused
+        }
+        apply(g, removed: removed, replacements: replacements)
+    }
+
     /// Gemm with transA = 0, alpha = beta = 1.    /// Gemm with transA = 0, alpha = beta = 1.
     private static func gemmIsPlain(_ n: Node) throws -> Bool {
         if case .int(let t)? = n.attribute("transA"), t != 0 { return false }

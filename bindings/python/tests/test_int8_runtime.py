@@ -267,6 +267,9 @@ def test_int8_ffn_computes_gelu_and_its_quantization_in_the_product_epilogue(tmp
     assert "Gelu" not in plan and "Erf" not in plan, plan
     fused = "kerf.QuantizedMatMul" if mode == "static" else "kerf.DynamicQuantizedMatMul"
     assert count(plan, fused) == 12, plan
+    # Q, K and V are written in the attention's head layout: the only Transposes left are the
+    # attention outputs' (one per layer).
+    assert plan.count("Transpose") == 2, plan
     unfused = list(kerf.load(path).session(optimize=False).run(feeds).values())
     for e, a, u in zip(expected, actual, unfused):
         assert np.abs(e - a).max() <= 2e-3 * np.abs(e).max(), np.abs(e - a).max()
