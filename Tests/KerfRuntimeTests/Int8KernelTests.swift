@@ -337,6 +337,43 @@ final class Int8KernelTests: XCTestCase {
         XCTAssertEqual(FusedQuantizedOps.runs, before + 1)
         XCTAssertEqual(y, try plain.run(["x": x])[0].array(of: Float.self))
     }
+
+    /// The same product followed by a residual Add and a LayerNormalization: both run in the
+    /// product's epilogue, with identical results; a residual that broadcasts (another shape)
+    /// takes the operators' path inside the fused step, with identical results too.
+    func testResidualAndLayerNormJoinTheDynamicProduct() throws {
+        let k = 8, n = 48, rows = 300  // several row blocks
+        let w = Tensor(shape: [k, n], values: randomBytes(k * n, seed: 11).map { Int8(bitPattern: $0) })
+        let g = Graph(
+            nodes: [
+                Node(name: "dq", opType: "DynamicQuantizeLinear", inputs: ["x"], outputs: ["xq", "xs", "xz"]),
+                Node(name: "ws", opType: "Mul", inputs: ["xs", "wscale"], outputs: ["s"]),
+                Node(name: "mm", opType: "MatMulInteger", inputs: ["xq", "w", "xz", "wz"], outputs: ["acc"]),
+                Node(name: "cast", opType: "Cast", inputs: ["acc"], outputs: ["accf"], attributes: [Attribute(name: "to", value: .int(1))]),
+                Node(name: "mul", opType: "Mul", inputs: ["accf", "s"], outputs: ["y0"]),
+                Node(name: "add", opType: "Add", inputs: ["y0", "bias"], outputs: ["y1"]),
+                Node(name: "residual", opType: "Add", inputs: ["r", "y1"], outputs: ["y2"]),
+                Node(name: "ln", opType: "LayerNormalization", inputs: ["y2", "gamma", "beta"], outputs: ["y"],
+                     attributes: [Attribute(name: "epsilon", value: .float(1e-3))]),
+            ],
+            inputs: [ValueInfo(name: "x", type: nil), ValueInfo(name: "r", type: nil)],
+            outputs: [ValueInfo(name: "y", type: nil)],
+            initializers: [Initializer(name: "w", tensor: w), Initializer(name: "wz", tensor: Tensor(scalar: Int8(0))),
+                           Initializer(name: "wscale", tensor: Tensor(scalar: Float(0.02))),
+                           Initializer(name: "bias", tensor: Tensor(shape: [n], values: (0..<n).map { Float($0) * 0.01 })),
+                           Initializer(name: "gamma", tensor: Tensor(shape: [n], values: (0..<n).map { 1 + Float($0) * 0.02 })),
+                           Initializer(name: "beta", tensor: Tensor(shape: [n], values: (0..<n).map { Float($0) * -0.03 }))])
+        let opsets = [OpsetImport(domain: "", version: 17)]
+        let x = Tensor(shape: [rows, k], values: (0..<(rows * k)).map { Float($0 % 13) - 6.5 })
+        let fused = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 2))
+        let plain = try Session(graph: g, opsets: opsets, options: SessionOptions(optimizationLevel: 0))
+        XCTAssertEqual(fused.plan, ["kerf.DynamicQuantizedMatMul"])
+        for r in [Tensor(shape: [rows, n], values: (0..<(rows * n)).map { Float($0 % 17) * 0.1 }),
+                  Tensor(shape: [n], values: (0..<n).map { Float($0) * 0.05 })] {
+            XCTAssertEqual(try fused.run(["x": x, "r": r])[0].array(of: Float.self), try plain.run(["x": x, "r": r])[0].array(of: Float.self),
+                           "residual \(r.shape)")
+        }
+    }
 }
 
 /// `n` pseudo-random bytes, the same for the same seed (an LCG).

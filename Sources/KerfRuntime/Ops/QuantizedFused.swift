@@ -25,6 +25,8 @@ import KerfKernels
 //  With a float output, input 10 (kerf.QuantizedMatMul) or 8 (kerf.DynamicQuantizedMatMul), the
 //  shape of a Reshape to [B, S, H, D], and attribute head_perm (213 or 231) give the output as
 //  Transpose(perm 0,2,1,3 or 0,2,3,1) of that Reshape: an attention's queries, keys, values.
+//  Or inputs 11...13 (kerf.QuantizedMatMul) / 9...11 (kerf.DynamicQuantizedMatMul): a residual
+//  added to the float output, and a LayerNorm after it (Ops/ProductTail.swift).
 
 enum FusedQuantizedOps {
     static let domain = "kerf"
@@ -77,10 +79,13 @@ final class DynamicQuantizedMatMul: Operator {
         threads = c.options.resolvedThreads
         reportsRange = c.node.outputs.count > 1 && !c.node.outputs[1].isEmpty
         keysTransposed = try c.int("head_perm", default: 213) == 231
+        tail = try ProductTail(c, base: 9, n: weights.n)
     }
 
     /// With input 8 (a Reshape's shape): the output in head layout (`headLayout`).
     let keysTransposed: Bool
+    /// Inputs 9...11: a residual and LayerNorm finished in the epilogue.
+    let tail: ProductTail?
 
     /// X's range: given as input 7 (the producer's second output) or measured.
     private func range(of x: Tensor, _ inputs: [Tensor?]) throws -> (low: Float, high: Float) {
@@ -103,6 +108,7 @@ final class DynamicQuantizedMatMul: Operator {
         let rows = x.count / max(k, 1)
         let productShape = Array(x.shape.dropLast()) + [n]
         let heads = try headLayout(inputs, 8, keysTransposed: keysTransposed, productShape: productShape)
+        let residual = try tail?.residual(inputs, productShape: productShape)
         let y = Tensor(uninitialized: .float, shape: heads?.1 ?? productShape)
         let buffer = quantized ? nil : UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, x.count))
         defer { buffer?.deallocate() }
@@ -133,12 +139,17 @@ final class DynamicQuantizedMatMul: Operator {
                         let block = heads == nil ? out + first * n : scratch
                         dequantizeProduct(acc, m: count, n: n, ldAcc: n, offsets: offsets, scales: s, bias: bias, into: block, rowStride: n, columnStride: 1)
                         activation.apply(block, count: count * n)
+                        if let residual {  // (no head layout with a tail: scratch is free)
+                            tail!.apply(block, first: first, count: count, n: n, residual: residual.storage.pointer.assumingMemoryBound(to: Float.self),
+                                        scratch: scratch)
+                        }
                         if reportsRange { ranges[first / blockRows] = valueRange(block, count: count * n) }
                         heads?.0.place(block, first: first, count: count, into: out)
                     }
                 }
             }
         }
+        if let tail, residual == nil { return [try tail.applyUnfused(y, inputs)] }
         guard reportsRange else { return [y] }
         let low = ranges.reduce(Float(0)) { $1.low < $0 ? $1.low : $0 }, high = ranges.reduce(Float(0)) { $1.high > $0 ? $1.high : $0 }
         return [y, Tensor(shape: [2], values: [low, high])]
@@ -196,10 +207,14 @@ final class QuantizedProduct: Operator {
     let threads: Int
     /// MatMul with input 10 (a Reshape's shape): the float output in head layout (`headLayout`).
     let keysTransposed: Bool
+    /// MatMul with inputs 11...13: a residual and LayerNorm finished in the float epilogue.
+    let tail: ProductTail?
 
     init(_ c: OperatorContext, conv: Bool, channelsLast: Bool = false) throws {
         self.conv = conv
         keysTransposed = try c.int("head_perm", default: 213) == 231
+        let w3 = try c.requiredConstant(3, "W")
+        tail = conv || w3.rank != 2 ? nil : try ProductTail(c, base: 11, n: w3.shape[try c.int("transB", default: 0) != 0 ? 0 : 1])
         self.channelsLast = channelsLast
         threads = c.options.resolvedThreads
         let xScale = try floatScalars(try c.requiredConstant(1, "x scale"))[0]
@@ -319,6 +334,7 @@ final class QuantizedProduct: Operator {
         let dtype = finalQuantization?.dtype ?? output?.dtype ?? .float
         let productShape = Array(x.shape.dropLast()) + [n]
         let heads = dtype == .float ? try headLayout(inputs, 10, keysTransposed: keysTransposed, productShape: productShape) : nil
+        let residual = dtype == .float ? try tail?.residual(inputs, productShape: productShape) : nil
         let y = Tensor(uninitialized: dtype, shape: heads?.1 ?? productShape)
         let yp = y.storage.pointer, element = dtype.byteSize
         int8GemmByRowBlocks(m: rows, a: x.storage.pointer, aSigned: xType == .int8, lda: b.k, aZeroPoint: xZero, b: b,
@@ -331,6 +347,10 @@ final class QuantizedProduct: Operator {
             }
             guard let q = finalQuantization else {
                 epilogue(acc, offsets: offsets, m: count, n: n, columnOffset: 0, into: block, rowStride: n, columnStride: 1)
+                if let residual {
+                    tail!.apply(block.assumingMemoryBound(to: Float.self), first: first, count: count, n: n,
+                                residual: residual.storage.pointer.assumingMemoryBound(to: Float.self), scratch: scratch)
+                }
                 return
             }
             epilogue(acc, offsets: offsets, m: count, n: n, columnOffset: 0, into: UnsafeMutableRawPointer(scratch), rowStride: n, columnStride: 1)
@@ -340,6 +360,7 @@ final class QuantizedProduct: Operator {
                 quantize(scratch, count: count * n, scale: q.scale, zeroPoint: q.zero, lo: q.lo, hi: q.hi, into: block.assumingMemoryBound(to: UInt8.self))
             }
         }
+        if let tail, residual == nil { return try tail.applyUnfused(y, inputs) }
         return y
     }
 

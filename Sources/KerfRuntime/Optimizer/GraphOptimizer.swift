@@ -30,6 +30,7 @@ enum GraphOptimizer {
         fuseQuantizedMatMulTail(g)
         passDynamicQuantizationRanges(g)
         fuseQuantizedHeadLayout(g)
+        fuseQuantizedMatMulResidual(g)
         fuseMatMulBias(g)
         fuseConvResidual(g)
         fuseActivations(g, opset: opset)

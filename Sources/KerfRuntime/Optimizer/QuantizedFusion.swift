@@ -241,6 +241,50 @@ extension GraphOptimizer {
         apply(g, removed: removed, replacements: replacements)
     }
 
+    /// kerf.QuantizedMatMul / kerf.DynamicQuantizedMatMul with a float output -> Add(residual)
+    /// [-> LayerNormalization over the last axis, constant scale and bias]: a transformer's
+    /// output projections. The epilogue adds the residual and normalizes each block of rows while
+    /// it is in cache (Ops/ProductTail.swift), without the Add's and the LayerNorm's passes.
+    static func fuseQuantizedMatMulResidual(_ g: Graph) {
+        let m = Matcher(g)
+        var removed = Set<Int>()
+        var replacements: [Int: Node] = [:]
+        for (pi, product) in g.nodes.enumerated()
+        where product.domain == FusedQuantizedOps.domain && ["QuantizedMatMul", "DynamicQuantizedMatMul"].contains(product.opType) {
+            let dynamic = product.opType == "DynamicQuantizedMatMul"
+            let base = dynamic ? 9 : 11
+            guard product.inputs.count <= base - 1, dynamic || product.inputs.count <= 7 || product.inputs[7].isEmpty,
+                  product.outputs.count == 1, m.readOnly(product.outputs[0], by: 1),
+                  let ai = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Add" && $0.inputs.contains(product.outputs[0]) }),
+                  let residual = m.other(g.nodes[ai], than: product.outputs[0]), residual != product.outputs[0],
+                  m.constants[residual] == nil else { continue }
+            var fused = product, chain = [pi, ai], output = g.nodes[ai].outputs[0]
+            while fused.inputs.count < base { fused.inputs.append("") }
+            fused.inputs.append(residual)
+            if m.readOnly(output, by: 1),
+               let li = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "LayerNormalization" && $0.inputs.first == output }) {
+                let ln = g.nodes[li]
+                var axis: Int64 = -1, stash: Int64 = 1, epsilon: Float = 1e-5
+                if case .int(let a)? = ln.attribute("axis") { axis = a }
+                if case .int(let t)? = ln.attribute("stash_type") { stash = t }
+                if case .float(let e)? = ln.attribute("epsilon") { epsilon = e }
+                if axis == -1, stash == 1, ln.inputs.count >= 2, ln.outputs.dropFirst().allSatisfy({ $0.isEmpty }),
+                   let scale = m.constants[ln.inputs[1]], scale.dtype == .float, scale.rank == 1,
+                   ln.inputs.count < 3 || ln.inputs[2].isEmpty || (m.constants[ln.inputs[2]].map { $0.dtype == .float && $0.rank == 1 } ?? false) {
+                    fused.inputs += [ln.inputs[1], ln.inputs.count > 2 ? ln.inputs[2] : ""]
+                    fused.attributes.append(Attribute(name: "kerf.layer_norm_epsilon", value: .float(epsilon)))
+                    chain.append(li)
+                    output = ln.outputs[0]
+                }
+            }
+            guard !chain.contains(where: removed.contains) else { continue }
+            fused.outputs = [output]
+            removed.formUnion(chain)
+            replacements[chain.last!] = fused
+        }
+        apply(g, removed: removed, replacements: replacements)
+    }
+
     /// Gemm with transA = 0, alpha = beta = 1.    /// Gemm with transA = 0, alpha = beta = 1.
     private static func gemmIsPlain(_ n: Node) throws -> Bool {
         if case .int(let t)? = n.attribute("transA"), t != 0 { return false }
