@@ -3,13 +3,13 @@
 // sums: written whole, then corrected, then scaled (and maybe activated and requantized), it
 // goes to memory and back at every step; by blocks of 32 rows it stays in L2.
 
-/// Rows per block: about 128 KB of int32 sums, at least 8 rows, at most `m` — or all `m` rows at
-/// once when the packed weight (`k` x `n` bytes) is too large to stay in cache from one block to
+/// Rows per block: about 128 KB of int32 sums, at least 8 rows, at most `m` — or up to 4 MB of
+/// sums when the packed weight (`k` x `n` bytes) is too large to stay in cache from one block to
 /// the next (each block reads all of it: an MLP's 1024 x 4096 layer at batch 32 would read its
 /// 4 MB four times from memory).
 public func int8GemmBlockRows(m: Int, n: Int, k: Int) -> Int {
-    if k * n > 1 << 20 { return max(1, m) }
-    return max(1, min(m, max(8, (32 * 1024) / max(n, 1))))
+    let sums = k * n > 1 << 20 ? 1 << 20 : 32 * 1024
+    return max(1, min(m, max(8, sums / max(n, 1))))
 }
 
 /// C = int8Gemm(A, b) (see Int8Gemm.swift for A's contract), delivered block by block:
