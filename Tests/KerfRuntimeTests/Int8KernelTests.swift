@@ -338,6 +338,40 @@ final class Int8KernelTests: XCTestCase {
         XCTAssertEqual(y, try plain.run(["x": x])[0].array(of: Float.self))
     }
 
+    /// A dynamic product -> Reshape -> Transpose (an attention's heads) is written in head
+    /// layout; a reshape that does not split the last axis into heads takes the operators' path.
+    func testHeadLayoutFusionMatchesReshapeAndTransposeOrFallsBack() throws {
+        let k = 8, n = 8
+        let w = Tensor(shape: [k, n], values: randomBytes(k * n, seed: 5).map { Int8(bitPattern: $0) })
+        for perm: [Int64] in [[0, 2, 1, 3], [0, 2, 3, 1]] {
+            let g = Graph(
+                nodes: [
+                    Node(name: "dq", opType: "DynamicQuantizeLinear", inputs: ["x"], outputs: ["xq", "xs", "xz"]),
+                    Node(name: "ws", opType: "Mul", inputs: ["xs", "wscale"], outputs: ["s"]),
+                    Node(name: "mm", opType: "MatMulInteger", inputs: ["xq", "w", "xz", "wz"], outputs: ["acc"]),
+                    Node(name: "cast", opType: "Cast", inputs: ["acc"], outputs: ["accf"], attributes: [Attribute(name: "to", value: .int(1))]),
+                    Node(name: "mul", opType: "Mul", inputs: ["accf", "s"], outputs: ["y0"]),
+                    Node(name: "reshape", opType: "Reshape", inputs: ["y0", "shape"], outputs: ["y1"]),
+                    Node(name: "transpose", opType: "Transpose", inputs: ["y1"], outputs: ["y"], attributes: [Attribute(name: "perm", value: .ints(perm))]),
+                ],
+                inputs: [ValueInfo(name: "x", type: nil), ValueInfo(name: "shape", type: nil)],
+                outputs: [ValueInfo(name: "y", type: nil)],
+                initializers: [Initializer(name: "w", tensor: w), Initializer(name: "wz", tensor: Tensor(scalar: Int8(0))),
+                               Initializer(name: "wscale", tensor: Tensor(scalar: Float(0.02)))])
+            let opsets = [OpsetImport(domain: "", version: 17)]
+            let x = Tensor(shape: [2, 3, k], values: (0..<(6 * k)).map { Float($0 % 11) - 5 })
+            let fused = try Session(graph: g, opsets: opsets)
+            let plain = try Session(graph: g, opsets: opsets, options: SessionOptions(optimizationLevel: 0))
+            XCTAssertEqual(fused.plan, ["DynamicQuantizeLinear", "kerf.DynamicQuantizedMatMul"].filter { fused.plan.contains($0) })
+            for shape: [Int64] in [[2, 3, 2, 4], [0, 0, 4, -1], [2, 6, 2, 2]] {
+                let feeds = ["x": x, "shape": Tensor(shape: [4], values: shape)]
+                let a = try fused.run(feeds)[0], b = try plain.run(feeds)[0]
+                XCTAssertEqual(a.shape, b.shape, "perm \(perm) shape \(shape)")
+                XCTAssertEqual(a.array(of: Float.self), b.array(of: Float.self), "perm \(perm) shape \(shape)")
+            }
+        }
+    }
+
     /// The same product followed by a residual Add and a LayerNormalization: both run in the
     /// product's epilogue, with identical results; a residual that broadcasts (another shape)
     /// takes the operators' path inside the fused step, with identical results too.

@@ -80,7 +80,10 @@ final class DynamicQuantizedMatMul: Operator {
         reportsRange = c.node.outputs.count > 1 && !c.node.outputs[1].isEmpty
         keysTransposed = try c.int("head_perm", default: 213) == 231
         tail = try ProductTail(c, base: 9, n: weights.n)
+        headFallback = c.node.inputs.count > 8 && !c.node.inputs[8].isEmpty ? try HeadFallback(c, keysTransposed: keysTransposed) : nil
     }
+
+    let headFallback: HeadFallback?
 
     /// With input 8 (a Reshape's shape): the output in head layout (`headLayout`).
     let keysTransposed: Bool
@@ -107,7 +110,7 @@ final class DynamicQuantizedMatMul: Operator {
         FusedQuantizedOps.runs &+= 1
         let rows = x.count / max(k, 1)
         let productShape = Array(x.shape.dropLast()) + [n]
-        let heads = try headLayout(inputs, 8, keysTransposed: keysTransposed, productShape: productShape)
+        let heads = headLayout(inputs, 8, keysTransposed: keysTransposed, productShape: productShape)
         let residual = try tail?.residual(inputs, productShape: productShape)
         let y = Tensor(uninitialized: .float, shape: heads?.1 ?? productShape)
         let buffer = quantized ? nil : UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, x.count))
@@ -150,6 +153,7 @@ final class DynamicQuantizedMatMul: Operator {
             }
         }
         if let tail, residual == nil { return [try tail.applyUnfused(y, inputs)] }
+        if heads == nil, let headFallback { return [try headFallback.apply(y, inputs, 8)] }
         guard reportsRange else { return [y] }
         let low = ranges.reduce(Float(0)) { $1.low < $0 ? $1.low : $0 }, high = ranges.reduce(Float(0)) { $1.high > $0 ? $1.high : $0 }
         return [y, Tensor(shape: [2], values: [low, high])]
@@ -158,29 +162,46 @@ final class DynamicQuantizedMatMul: Operator {
 
 /// The head layout of a product fused with the graph's Reshape (shape given at run time as
 /// input `index`) and Transpose (attribute "head_perm": 213 or 231), or nil when the op has none.
-/// Throws when the reshape does not split the product's last axis into heads.
-func headLayout(_ inputs: [Tensor?], _ index: Int, keysTransposed: Bool, productShape: [Int]) throws -> (HeadLayout, [Int])? {
+/// Nil also when the reshape does not split the product's last axis into heads: the product is
+/// then written as it is and `HeadFallback` runs the Reshape and Transpose.
+func headLayout(_ inputs: [Tensor?], _ index: Int, keysTransposed: Bool, productShape: [Int]) -> (HeadLayout, [Int])? {
     guard inputs.count > index, let shapeTensor = inputs[index] else { return nil }
-    guard shapeTensor.dtype == .int64, shapeTensor.count == 4, productShape.count >= 2 else {
-        throw KerfError.shapeMismatch("the heads' shape must be 4 int64 values, got \(shapeTensor.dtype)\(shapeTensor.shape)")
-    }
+    guard shapeTensor.dtype == .int64, shapeTensor.count == 4, productShape.count >= 2 else { return nil }
     var dims = shapeTensor.array(of: Int64.self).map(Int.init)
     for i in 0..<4 where dims[i] == 0 {
-        guard i < productShape.count else { throw KerfError.shapeMismatch("reshape dim \(i) copies a missing dim") }
+        guard i < productShape.count else { return nil }
         dims[i] = productShape[i]
     }
     let total = productShape.reduce(1, *)
     if let unknown = dims.firstIndex(of: -1) {
         let known = dims.enumerated().filter { $0.offset != unknown }.reduce(1) { $0 * $1.element }
-        guard known > 0, total % known == 0 else { throw KerfError.shapeMismatch("cannot reshape \(productShape) to \(dims)") }
+        guard known > 0, total % known == 0 else { return nil }
         dims[unknown] = total / known
     }
     let n = productShape[productShape.count - 1], rows = total / max(n, 1)
-    guard dims.allSatisfy({ $0 >= 0 }), dims[0] * dims[1] == rows, dims[2] * dims[3] == n, dims[1] > 0 else {
-        throw KerfError.shapeMismatch("the reshape of \(productShape) to \(dims) does not split the last axis into heads")
-    }
+    guard dims.allSatisfy({ $0 >= 0 }), dims[0] * dims[1] == rows, dims[2] * dims[3] == n, dims[1] > 0 else { return nil }
     let layout = HeadLayout(sequence: dims[1], heads: dims[2], headSize: dims[3], keysTransposed: keysTransposed)
     return (layout, layout.shape(batch: dims[0]))
+}
+
+/// The graph's Reshape and Transpose themselves, for a head shape `headLayout` does not take.
+struct HeadFallback {
+    let reshape: Operator, transpose: Operator
+
+    init(_ c: OperatorContext, keysTransposed: Bool) throws {
+        func op(_ type: String, _ attributes: [Attribute]) throws -> Operator {
+            let node = Node(name: c.node.name, opType: type, inputs: ["x", "s"], outputs: ["y"], attributes: attributes)
+            return try OperatorRegistry.makeOperator(OperatorContext(node: node, opset: max(c.opset, 14), constantInputs: [nil, nil], options: c.options))
+        }
+        reshape = try op("Reshape", [])
+        transpose = try op("Transpose", [Attribute(name: "perm", value: .ints(keysTransposed ? [0, 2, 3, 1] : [0, 2, 1, 3]))])
+    }
+
+    /// y (the product, written as it is) reshaped by the shape input and transposed.
+    func apply(_ y: Tensor, _ inputs: [Tensor?], _ index: Int) throws -> Tensor {
+        guard inputs.count > index, let shape = inputs[index] else { return y }
+        return try transpose.run([try reshape.run([y, shape])[0]])[0]
+    }
 }
 
 /// kerf.QuantizedMatMul and kerf.QuantizedConv (see the file comment); as kerf.NhwcQuantizedConv
@@ -209,12 +230,14 @@ final class QuantizedProduct: Operator {
     let keysTransposed: Bool
     /// MatMul with inputs 11...13: a residual and LayerNorm finished in the float epilogue.
     let tail: ProductTail?
+    let headFallback: HeadFallback?
 
     init(_ c: OperatorContext, conv: Bool, channelsLast: Bool = false) throws {
         self.conv = conv
         keysTransposed = try c.int("head_perm", default: 213) == 231
         let w3 = try c.requiredConstant(3, "W")
         tail = conv || w3.rank != 2 ? nil : try ProductTail(c, base: 11, n: w3.shape[try c.int("transB", default: 0) != 0 ? 0 : 1])
+        headFallback = !conv && c.node.inputs.count > 10 && !c.node.inputs[10].isEmpty ? try HeadFallback(c, keysTransposed: keysTransposed) : nil
         self.channelsLast = channelsLast
         threads = c.options.resolvedThreads
         let xScale = try floatScalars(try c.requiredConstant(1, "x scale"))[0]
@@ -333,7 +356,7 @@ final class QuantizedProduct: Operator {
         let rows = x.count / max(b.k, 1), n = b.n
         let dtype = finalQuantization?.dtype ?? output?.dtype ?? .float
         let productShape = Array(x.shape.dropLast()) + [n]
-        let heads = dtype == .float ? try headLayout(inputs, 10, keysTransposed: keysTransposed, productShape: productShape) : nil
+        let heads = dtype == .float ? headLayout(inputs, 10, keysTransposed: keysTransposed, productShape: productShape) : nil
         let residual = dtype == .float ? try tail?.residual(inputs, productShape: productShape) : nil
         let y = Tensor(uninitialized: dtype, shape: heads?.1 ?? productShape)
         let yp = y.storage.pointer, element = dtype.byteSize
@@ -361,6 +384,7 @@ final class QuantizedProduct: Operator {
             }
         }
         if let tail, residual == nil { return try tail.applyUnfused(y, inputs) }
+        if heads == nil, let headFallback { return try headFallback.apply(y, inputs, 10) }
         return y
     }
 

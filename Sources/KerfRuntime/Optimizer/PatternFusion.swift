@@ -100,7 +100,7 @@ extension GraphOptimizer {
                 let p = g.nodes[pi]
                 guard p.isDefaultDomain, p.opType == "Div" || p.opType == "Mul", p.inputs.count == 2 else { continue }
                 let constantIndex = p.opType == "Div" ? 1 : (m.scalar(p.inputs[1]) != nil ? 1 : 0)
-                guard let c = m.constants[p.inputs[constantIndex]], c.dtype == .float, c.count == 1,
+                guard let c = m.constants[p.inputs[constantIndex]], c.dtype == .float, c.count == 1, c.rank <= 1,
                       m.constants[p.inputs[1 - constantIndex]] == nil else { continue }
                 let chain = [pi, ai, si]
                 guard chain.allSatisfy({ !removed.contains($0) }) else { continue }

@@ -269,8 +269,11 @@ extension GraphOptimizer {
                 if case .int(let t)? = ln.attribute("stash_type") { stash = t }
                 if case .float(let e)? = ln.attribute("epsilon") { epsilon = e }
                 if axis == -1, stash == 1, ln.inputs.count >= 2, ln.outputs.dropFirst().allSatisfy({ $0.isEmpty }),
+                   let w = m.constants[product.inputs[dynamic ? 1 : 3]], w.rank == 2,
                    let scale = m.constants[ln.inputs[1]], scale.dtype == .float, scale.rank == 1,
-                   ln.inputs.count < 3 || ln.inputs[2].isEmpty || (m.constants[ln.inputs[2]].map { $0.dtype == .float && $0.rank == 1 } ?? false) {
+                   scale.count == w.shape[!dynamic && (try? gemmTransB(product)) == true ? 0 : 1],
+                   ln.inputs.count < 3 || ln.inputs[2].isEmpty
+                    || (m.constants[ln.inputs[2]].map { $0.dtype == .float && $0.rank == 1 && $0.count == scale.count } ?? false) {
                     fused.inputs += [ln.inputs[1], ln.inputs.count > 2 ? ln.inputs[2] : ""]
                     fused.attributes.append(Attribute(name: "kerf.layer_norm_epsilon", value: .float(epsilon)))
                     chain.append(li)
@@ -283,6 +286,12 @@ extension GraphOptimizer {
             replacements[chain.last!] = fused
         }
         apply(g, removed: removed, replacements: replacements)
+    }
+
+    /// A fused product's transB attribute.
+    private static func gemmTransB(_ n: Node) throws -> Bool {
+        if case .int(let t)? = n.attribute("transB") { return t != 0 }
+        return false
     }
 
     /// Gemm with transA = 0, alpha = beta = 1.    /// Gemm with transA = 0, alpha = beta = 1.
