@@ -71,21 +71,3 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void kerf_byte_table_avx5
         _mm512_mask_storeu_epi8(y + i, k, _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), low, high));
     }
 }
-
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void kerf_channel_table_avx512(const uint8_t *x, size_t pixels, size_t channels,
-                                                                                     const uint8_t *table, uint8_t *y) {
-    const __m512i lane_rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                                 _mm512_set1_epi32(256));
-    for (size_t p = 0; p < pixels; p++) {
-        const uint8_t *in = x + p * channels;
-        uint8_t *out = y + p * channels;
-        for (size_t c = 0; c < channels; c += 16) {
-            __mmask16 k = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
-            __m512i idx = _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, in + c)),
-                                           _mm512_add_epi32(lane_rows, _mm512_set1_epi32((int)(c * 256))));
-            /* Four bytes from each table entry's address; the low one is the entry. */
-            __m512i words = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, idx, table, 1);
-            _mm512_mask_cvtepi32_storeu_epi8(out + c, k, words);
-        }
-    }
-}

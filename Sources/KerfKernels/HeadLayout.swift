@@ -1,5 +1,3 @@
-import KerfCKernels
-
 /// Where the rows of a [rows, n] product go when the graph reshapes it to [B, S, H, D] (rows =
 /// B·S, n = H·D) and transposes it to an attention's head-major layout: [B, H, S, D] (perm
 /// 0, 2, 1, 3: queries and values) or [B, H, D, S] (perm 0, 2, 3, 1: keys, transposed). Writing
@@ -26,10 +24,8 @@ public struct HeadLayout: Sendable {
                 if !keysTransposed {
                     let target = plane + position * d
                     for i in 0..<run { (target + i * d).update(from: source + i * n, count: d) }
-                } else if cpuHasAVX2 {  // KerfCKernels/transpose_avx2.c: source [run, d] -> plane [d, s] at column `position`
-                    kerf_transpose_add_f32_avx2(source, run, d, n, nil, plane + position, s)
-                } else {
-                    for i in 0..<run { for j in 0..<d { plane[j * s + position + i] = source[i * n + j] } }
+                } else {  // source [run, d] -> plane [d, s] at column `position`
+                    transpose(source, rows: run, columns: d, lds: n, adding: nil, plane + position, ldd: s)
                 }
             }
             r += run

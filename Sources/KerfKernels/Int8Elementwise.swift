@@ -54,14 +54,9 @@ public func lookUpBytes(_ x: UnsafePointer<UInt8>, count: Int, table: UnsafePoin
 }
 
 /// y[p, c] = tables[c * 256 + x[p, c]] for p < pixels, c < channels: one table per channel of
-/// channels-last bytes. `tables` must hold 3 bytes more than channels * 256 (the vector form
-/// reads 4 bytes per entry).
+/// channels-last bytes.
 public func lookUpChannelBytes(_ x: UnsafePointer<UInt8>, pixels: Int, channels: Int, tables: UnsafePointer<UInt8>,
                                into y: UnsafeMutablePointer<UInt8>) {
-    if cpuHasAVX512BW {  // KerfCKernels/int8_elementwise_avx512.c
-        kerf_channel_table_avx512(x, pixels, channels, tables, y)
-        return
-    }
     for p in 0..<pixels {
         let base = p * channels
         for c in 0..<channels { y[base + c] = tables[c &* 256 &+ Int(x[base + c])] }

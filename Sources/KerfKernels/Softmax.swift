@@ -76,3 +76,18 @@ private func softmaxStrided(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer
         for j in 0..<n { y[j * stride] = fastExp(x[j * stride] - m) * scale }
     }
 }
+
+/// y[j] = x[j] / factor (x[j] * factor with `multiply`) + mask[maskPerElement ? j : 0] for j <
+/// count, two roundings as the Div (Mul) and Add operators round (sixteen lanes with AVX-512,
+/// KerfCKernels/softmax_avx512.c). x and y may alias.
+public func scaleAndAddRow(_ x: UnsafePointer<Float>, count n: Int, _ factor: Float, multiply: Bool, mask: UnsafePointer<Float>,
+                           maskPerElement: Bool, into y: UnsafeMutablePointer<Float>) {
+    if cpuHasAVX512 {
+        kerf_scale_add_row_avx512(x, n, factor, multiply ? 1 : 0, mask, maskPerElement ? 1 : 0, y)
+        return
+    }
+    for j in 0..<n {
+        let m = mask[maskPerElement ? j : 0]
+        y[j] = (multiply ? x[j] * factor : x[j] / factor) + m
+    }
+}

@@ -79,11 +79,6 @@ void kerf_requantize_rows_avx512(const int32_t *acc, size_t m, size_t n, size_t 
 void kerf_quantized_add_avx512(const void *a, float a_ratio, int32_t a_zero, const void *b, float b_ratio, int32_t b_zero,
                                size_t count, int32_t y_zero, int32_t lo, int32_t hi, void *y, int is_signed);
 
-/* y[p * channels + c] = table[c * 256 + x[p * channels + c]] for p < pixels, c < channels; the
- * table must be readable 3 bytes past its channels * 256 entries (each lane gathers 4 bytes).
- * Needs AVX-512F, BW and VL (kerf_avx512bw_available). */
-void kerf_channel_table_avx512(const uint8_t *x, size_t pixels, size_t channels, const uint8_t *table, uint8_t *y);
-
 /* y[i] = table[x[i]] for i < count (256 entries). Needs AVX-512 VBMI (kerf_avx512vbmi_available). */
 int kerf_avx512vbmi_available(void);
 void kerf_byte_table_avx512vbmi(const uint8_t *x, size_t count, const uint8_t *table, uint8_t *y);

@@ -16,8 +16,8 @@ struct ProductTail {
     init?(_ c: OperatorContext, base: Int, n: Int) throws {
         guard c.node.inputs.count > base, !c.node.inputs[base].isEmpty else { return nil }
         self.base = base
-        if let e = try c.node.attribute("kerf.layer_norm_epsilon").map({ _ in try c.float("kerf.layer_norm_epsilon", default: 1e-5) }) {
-            epsilon = e
+        if c.node.attribute("kerf.layer_norm_epsilon") != nil {
+            epsilon = try c.float("kerf.layer_norm_epsilon", default: 1e-5)
             let s = try floatScalars(try c.requiredConstant(base + 1, "LayerNorm scale"))
             let b = try c.optionalConstant(base + 2, "LayerNorm bias").map(floatScalars)
             guard s.count == n, b == nil || b!.count == n else { throw KerfError.invalidModel("\(c.node.label): LayerNorm parameters must have \(n) values") }

@@ -63,7 +63,7 @@ final class QuantizedTable: Operator {
         guard t.dtype == .uint8, t.count >= 256, t.count % 256 == 0, perChannel || t.count == 256 else {
             throw KerfError.invalidModel("\(c.node.label): the table must be uint8 [\(perChannel ? "C, " : "")256]")
         }
-        table = t.array(of: UInt8.self) + [0, 0, 0]  // padded for lookUpChannelBytes
+        table = t.array(of: UInt8.self)
         channels = t.count / 256
         guard let to = DType(rawValue: Int32(try c.int("to", default: Int(DType.uint8.rawValue)))), to == .uint8 || to == .int8 else {
             throw KerfError.invalidModel("\(c.node.label): 'to' must be uint8 or int8")
@@ -80,7 +80,7 @@ final class QuantizedTable: Operator {
             }
             let affine = ChannelAffine(signed: x.dtype == .int8, xZero: x.zero, xScale: x.scale, k: k, shift: shift, relu: false,
                                        yScale: y.scale, yZero: y.zero, lo: range.lo, hi: range.hi)
-            if y.scale.isNormal && (1 / y.scale).isNormal && affine.reproduces(Array(table.prefix(256 * channels)), channels: channels) {
+            if y.scale.isNormal && (1 / y.scale).isNormal && affine.reproduces(table, channels: channels) {
                 arithmetic = affine
             }
         }

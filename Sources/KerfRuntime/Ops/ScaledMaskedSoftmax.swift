@@ -1,5 +1,4 @@
 import KerfCore
-import KerfCKernels
 import KerfKernels
 
 // kerf.ScaledMaskedSoftmax(X float [..., n], c float scalar, Mask float) -> Y [..., n], attribute
@@ -7,8 +6,6 @@ import KerfKernels
 // scores scaled and masked, as the optimizer fuses Div (Mul) -> Add -> Softmax. Mask broadcasts to
 // X (its dims 1 or X's, right-aligned, rank <= X's). Each element takes the same two roundings as
 // the Div and the Add, then the Softmax kernel, so Y is what the three operators give.
-
-private let cpuHasAVX512F = kerf_avx512_available() != 0
 
 enum AttentionOps {
     static func register(_ r: inout [String: OperatorFactory]) {
@@ -42,15 +39,8 @@ enum AttentionOps {
                 let maskPerElement = mask.rank > 0 && mask.shape[mask.rank - 1] == n && n != 1
                 parallelRanges(rows, threads: threads, grain: max(1, 16384 / max(n, 1))) { range in
                     for r in range {
-                        let xr = xp + r * n, yr = yp + r * n, mr = mp + offsets(r)
-                        if cpuHasAVX512F {  // KerfCKernels/softmax_avx512.c, the same operations
-                            kerf_scale_add_row_avx512(xr, n, factor, multiply ? 1 : 0, mr, maskPerElement ? 1 : 0, yr)
-                        } else if maskPerElement {
-                            if multiply { for j in 0..<n { yr[j] = xr[j] * factor + mr[j] } } else { for j in 0..<n { yr[j] = xr[j] / factor + mr[j] } }
-                        } else {
-                            let m = mr[0]
-                            if multiply { for j in 0..<n { yr[j] = xr[j] * factor + m } } else { for j in 0..<n { yr[j] = xr[j] / factor + m } }
-                        }
+                        scaleAndAddRow(xp + r * n, count: n, factor, multiply: multiply, mask: mp + offsets(r),
+                                       maskPerElement: maskPerElement, into: yp + r * n)
                     }
                     softmax(yp + range.lowerBound * n, yp + range.lowerBound * n, outer: range.count, n: n, inner: 1, log: false)
                 }

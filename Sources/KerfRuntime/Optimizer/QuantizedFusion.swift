@@ -271,7 +271,7 @@ extension GraphOptimizer {
                 if axis == -1, stash == 1, ln.inputs.count >= 2, ln.outputs.dropFirst().allSatisfy({ $0.isEmpty }),
                    let w = m.constants[product.inputs[dynamic ? 1 : 3]], w.rank == 2,
                    let scale = m.constants[ln.inputs[1]], scale.dtype == .float, scale.rank == 1,
-                   scale.count == w.shape[!dynamic && (try? gemmTransB(product)) == true ? 0 : 1],
+                   scale.count == w.shape[!dynamic && gemmTransB(product) ? 0 : 1],
                    ln.inputs.count < 3 || ln.inputs[2].isEmpty
                     || (m.constants[ln.inputs[2]].map { $0.dtype == .float && $0.rank == 1 && $0.count == scale.count } ?? false) {
                     fused.inputs += [ln.inputs[1], ln.inputs.count > 2 ? ln.inputs[2] : ""]
@@ -289,12 +289,12 @@ extension GraphOptimizer {
     }
 
     /// A fused product's transB attribute.
-    private static func gemmTransB(_ n: Node) throws -> Bool {
+    private static func gemmTransB(_ n: Node) -> Bool {
         if case .int(let t)? = n.attribute("transB") { return t != 0 }
         return false
     }
 
-    /// Gemm with transA = 0, alpha = beta = 1.    /// Gemm with transA = 0, alpha = beta = 1.
+    /// Gemm with transA = 0, alpha = beta = 1.
     private static func gemmIsPlain(_ n: Node) throws -> Bool {
         if case .int(let t)? = n.attribute("transA"), t != 0 { return false }
         for name in ["alpha", "beta"] { if case .float(let v)? = n.attribute(name), v != 1 { return false } }

@@ -28,50 +28,56 @@ extension GraphOptimizer {
         for (di, dq) in g.nodes.enumerated() where dq.isDefaultDomain && dq.opType == "DequantizeLinear" && dq.outputs.count == 1 {
             guard dq.attribute("output_dtype") == nil, m.constants[dq.inputs[0]] == nil, perTensorParameters(m, dq) != nil else { continue }
             for first in g.nodes.indices where g.nodes[first].inputs.contains(dq.outputs[0]) && !removed.contains(first) {
-            var chain = [di], value = dq.outputs[0], channels = 1
-            var end: Int?
-            var next: Int? = first
-            while let ni = next {
-                next = nil
-                let n = g.nodes[ni]
-                guard n.isDefaultDomain, n.outputs.count == 1 else { break }
-                if n.opType == "QuantizeLinear" {
-                    if n.inputs.first == value, n.attribute("output_dtype") == nil, perTensorParameters(m, n) != nil { end = ni }
-                    break
+                guard let (chain, qi, channels) = tableChain(g, m, dequantize: di, first: first),
+                      chain.dropFirst().allSatisfy({ !removed.contains($0) }), !removed.contains(qi),
+                      let table = byteTable(g, m, chain: chain + [qi], channels: channels, opset: opset, options: options) else { continue }
+                let name = uniqueName(g.nodes[first].name + "_table", in: g)
+                g.initializers.append(Initializer(name: name, tensor: table.bytes))
+                var inputs = [dq.inputs[0], name]
+                if channels > 1, chain.count == 2, let (k, shift) = affineForm(m, g.nodes[chain[1]], of: g.nodes[chain[0]].outputs[0]) {
+                    let kName = uniqueName(name + "_k", in: g), shiftName = uniqueName(name + "_shift", in: g)
+                    g.initializers += [Initializer(name: kName, tensor: Tensor(shape: [channels], values: k)),
+                                       Initializer(name: shiftName, tensor: Tensor(shape: [channels], values: shift))]
+                    let q = g.nodes[qi]
+                    inputs += [dq.inputs[1], dq.inputs[2], kName, shiftName, q.inputs[1], q.inputs[2]]
                 }
-                guard tableOperators.contains(n.opType), n.inputs.filter({ $0 == value }).count == 1 else { break }
-                // The other inputs: constants of rank <= 1 (so the output keeps X's shape), one
-                // channel count among the vectors.
-                let others = n.inputs.filter { $0 != value && !$0.isEmpty }.map { m.constants[$0] }
-                guard others.allSatisfy({ $0 != nil && $0!.rank <= 1 }) else { break }
-                let counts = Set(others.map { $0!.count }.filter { $0 != 1 })
-                guard counts.count <= 1, counts.allSatisfy({ $0 > 0 && (channels == 1 || $0 == channels) }) else { break }
-                channels = counts.first ?? channels
-                chain.append(ni)
-                value = n.outputs[0]
-                if m.readOnly(value, by: 1) { next = g.nodes.firstIndex { $0.inputs.contains(value) } }
-            }
-            guard let qi = end, chain.dropFirst().allSatisfy({ !removed.contains($0) }), !removed.contains(qi),
-                  let table = byteTable(g, m, chain: chain + [qi], channels: channels, opset: opset, options: options) else { continue }
-            let name = uniqueName(g.nodes[first].name + "_table", in: g)
-            g.initializers.append(Initializer(name: name, tensor: table.bytes))
-            var inputs = [dq.inputs[0], name]
-            if channels > 1, chain.count == 2, let (k, shift) = affineForm(m, g.nodes[chain[1]], of: g.nodes[chain[0]].outputs[0]) {
-                let kName = uniqueName(name + "_k", in: g), shiftName = uniqueName(name + "_shift", in: g)
-                g.initializers += [Initializer(name: kName, tensor: Tensor(shape: [channels], values: k)),
-                                   Initializer(name: shiftName, tensor: Tensor(shape: [channels], values: shift))]
-                let q = g.nodes[qi]
-                inputs += [dq.inputs[1], dq.inputs[2], kName, shiftName, q.inputs[1], q.inputs[2]]
-            }
-            removed.formUnion(chain.dropFirst() + [qi])
-            replacements[qi] = Node(name: g.nodes[first].name + "_table", opType: channels == 1 ? "QuantizedTable" : "QuantizedChannelTable",
-                                    domain: FusedQuantizedOps.domain, inputs: inputs, outputs: [g.nodes[qi].outputs[0]],
-                                    attributes: [Attribute(name: "to", value: .int(Int64(table.type.rawValue)))])
+                removed.formUnion(chain.dropFirst() + [qi])
+                replacements[qi] = Node(name: g.nodes[first].name + "_table", opType: channels == 1 ? "QuantizedTable" : "QuantizedChannelTable",
+                                        domain: FusedQuantizedOps.domain, inputs: inputs, outputs: [g.nodes[qi].outputs[0]],
+                                        attributes: [Attribute(name: "to", value: .int(Int64(table.type.rawValue)))])
             }
         }
         apply(g, removed: removed, replacements: replacements)
         removeDeadNodes(g)  // the DequantizeLinears the tables replaced
         composeQuantizedTables(g)
+    }
+
+    /// The chain from DequantizeLinear `di` through its reader `first` to a QuantizeLinear, as
+    /// `fuseQuantizedTables` takes it: the nodes (the DequantizeLinear first), the
+    /// QuantizeLinear, and the channel count of the chain's constant vectors (1: none).
+    private static func tableChain(_ g: Graph, _ m: Matcher, dequantize di: Int, first: Int) -> (chain: [Int], quantize: Int, channels: Int)? {
+        var chain = [di], value = g.nodes[di].outputs[0], channels = 1
+        var ni = first
+        while true {
+            let n = g.nodes[ni]
+            guard n.isDefaultDomain, n.outputs.count == 1 else { return nil }
+            if n.opType == "QuantizeLinear" {
+                guard n.inputs.first == value, n.attribute("output_dtype") == nil, perTensorParameters(m, n) != nil else { return nil }
+                return (chain, ni, channels)
+            }
+            guard tableOperators.contains(n.opType), n.inputs.filter({ $0 == value }).count == 1 else { return nil }
+            // The other inputs: constants of rank <= 1 (so the output keeps X's shape), one
+            // channel count among the vectors.
+            let others = n.inputs.filter { $0 != value && !$0.isEmpty }.map { m.constants[$0] }
+            guard others.allSatisfy({ $0 != nil && $0!.rank <= 1 }) else { return nil }
+            let counts = Set(others.map { $0!.count }.filter { $0 != 1 })
+            guard counts.count <= 1, counts.allSatisfy({ $0 > 0 && (channels == 1 || $0 == channels) }) else { return nil }
+            channels = counts.first ?? channels
+            chain.append(ni)
+            value = n.outputs[0]
+            guard m.readOnly(value, by: 1), let reader = g.nodes.firstIndex(where: { $0.inputs.contains(value) }) else { return nil }
+            ni = reader
+        }
     }
 
     /// kerf.QuantizedTable -> kerf.QuantizedTable (the first read by the second alone) is one
