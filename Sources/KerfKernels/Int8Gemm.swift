@@ -144,7 +144,7 @@ public func int8Gemm(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZero
     defer { packedA.release() }
     // Contiguous runs of panels per task, a few tasks per thread so a slow thread does not hold up the rest.
     let tasks = threads > 1 ? min(b.panelCount, threads * 4) : 1
-    let run: (Int) -> Void = { t in
+    func run(_ t: Int) {
         let p0 = b.panelCount * t / tasks, p1 = b.panelCount * (t + 1) / tasks
         if b.layout == .u8s8 && int8GemmHasVNNI {
             kerf_qgemm_u8s8_vnni(packedA.bytes.assumingMemoryBound(to: UInt8.self), packedA.stride, m, b.groups,
@@ -194,6 +194,16 @@ extension PackedInt8Weights {
         guard correctsByColumn else { return nil }
         let za = aZeroPoint + (aSigned ? 128 : 0)
         return columnSums.map { 0 &- za &* $0 }
+    }
+
+    /// `columnOffsets` written into `offsets` (n int32); false (nothing written) where it is nil.
+    public func writeColumnOffsets(aZeroPoint: Int32, aSigned: Bool, into offsets: UnsafeMutablePointer<Int32>) -> Bool {
+        guard correctsByColumn else { return false }
+        let za = aZeroPoint + (aSigned ? 128 : 0)
+        columnSums.withUnsafeBufferPointer { sums in
+            for j in 0..<n { offsets[j] = 0 &- za &* sums[j] }
+        }
+        return true
     }
 
     /// B[p, j] as packed (raw for `.u8s8`; for `.wide` the zero point is added back).

@@ -30,19 +30,21 @@ public func int8GemmByRowBlocks(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda:
     // Blocks per thread only when there are at least two per thread to balance a slow thread.
     let workers = threads > 1 && blocks >= 2 * threads ? threads : 1
     let perWorker = blockRows * n
-    let scratch = ScratchPool.shared.take(1)
+    let scratch = ScratchPool.shared.take()
     defer { ScratchPool.shared.give(scratch) }
-    scratch[0].reserve(workers * perWorker * 8)
-    let buffer = scratch[0].pointer!
+    // Per worker: int32 sums, then float scratch; after the workers, the column offsets.
+    scratch.reserve(workers * perWorker * 8 + n * 4)
+    let buffer = scratch.pointer!
     // The zero-point correction goes into the epilogue's pass over the sums when it can.
-    let offsets = b.columnOffsets(aZeroPoint: aZeroPoint, aSigned: aSigned)
+    let offsetsAt = (buffer + workers * perWorker * 8).bindMemory(to: Int32.self, capacity: n)
+    let offsets = b.writeColumnOffsets(aZeroPoint: aZeroPoint, aSigned: aSigned, into: offsetsAt) ? UnsafePointer(offsetsAt) : nil
     func runBlock(_ worker: Int, _ block: Int, _ gemmThreads: Int) {
         let first = block * blockRows, rows = min(blockRows, m - first)
         let acc = (buffer + worker * perWorker * 8).bindMemory(to: Int32.self, capacity: perWorker)
         let scratch = (buffer + worker * perWorker * 8 + perWorker * 4).bindMemory(to: Float.self, capacity: perWorker)
         int8Gemm(m: rows, a: a + first * lda, aSigned: aSigned, lda: lda, aZeroPoint: aZeroPoint, b: b, c: acc, ldc: n,
                  threads: gemmThreads, correctingZeroPoints: offsets == nil)
-        withOptionalBuffer(offsets) { epilogue(acc, $0?.baseAddress, first, rows, scratch) }
+        epilogue(acc, offsets, first, rows, scratch)
     }
     if workers > 1 {
         parallelForClaimed(blocks, threads: workers) { worker, block in runBlock(worker, block, 1) }

@@ -37,4 +37,13 @@ public final class ScratchPool: Sendable {
     public func give(_ buffers: [ScratchBuffer]) {
         free.withLock { $0.append(contentsOf: buffers) }
     }
+
+    /// One buffer, lent until `give(_:)` (no array made: for the per-run paths of small models).
+    public func take() -> ScratchBuffer {
+        free.withLock { $0.popLast() } ?? ScratchBuffer()
+    }
+
+    public func give(_ buffer: ScratchBuffer) {
+        free.withLock { $0.append(buffer) }
+    }
 }

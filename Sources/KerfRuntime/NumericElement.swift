@@ -11,6 +11,11 @@ public protocol NumericElement: TensorElement, Comparable {
     init(fromDouble: Double)
     var doubleValue: Double { get }
     static var isFloatingPoint: Bool { get }
+    /// Integers: the value as 64-bit two's complement (sign-extended or zero-extended).
+    /// Floating point: the value truncated toward zero and saturated, NaN -> 0.
+    var int64Bits: Int64 { get }
+    /// Integers: the low bits of `bits` (C's truncating conversion). Floating point: the value.
+    init(truncatingBits bits: Int64)
 }
 
 extension NumericElement where Self: BinaryFloatingPoint {
@@ -22,6 +27,8 @@ extension NumericElement where Self: BinaryFloatingPoint {
     public init(fromDouble d: Double) { self.init(d) }
     public var doubleValue: Double { Double(self) }
     public static var isFloatingPoint: Bool { true }
+    public var int64Bits: Int64 { Int64(fromDouble: Double(self)) }
+    public init(truncatingBits bits: Int64) { self.init(bits) }
 }
 
 extension NumericElement where Self: FixedWidthInteger {
@@ -40,6 +47,8 @@ extension NumericElement where Self: FixedWidthInteger {
     }
     public var doubleValue: Double { Double(self) }
     public static var isFloatingPoint: Bool { false }
+    @inline(__always) public var int64Bits: Int64 { Int64(truncatingIfNeeded: self) }
+    @inline(__always) public init(truncatingBits bits: Int64) { self.init(truncatingIfNeeded: bits) }
 }
 
 extension Float: NumericElement {}

@@ -50,6 +50,8 @@ public final class Session {
     /// (kept apart from it, not copied per run: the constants stay referenced twice, so no
     /// operator takes one for an in-place write).
     private var values: [Tensor?] = []
+    /// A run's argument array, kept for its capacity (empty between runs).
+    private var args: [Tensor?] = []
     /// Slots a run may set that hold no constant: cleared after every run.
     private var runSlots: [Int] = []
     /// The slots of the graph outputs, in order.
@@ -176,7 +178,13 @@ public final class Session {
         }
         try bindFeeds(feeds, into: &values)
         setGemmThreads(options.resolvedThreads)
+        // The argument array is kept between runs (emptied, its capacity kept).
         var args: [Tensor?] = []
+        swap(&args, &self.args)
+        defer {
+            args.removeAll(keepingCapacity: true)
+            swap(&args, &self.args)
+        }
         args.reserveCapacity(maxInputCount)
         if stepSeconds != nil { profiledRuns += 1 }
         for (index, step) in steps.enumerated() {

@@ -195,6 +195,31 @@ final class GraphOptimizerTests: XCTestCase {
         XCTAssertEqual(withoutLayout(optimized).map(\.opType), ["Conv", "BatchNormalization", "Relu"])
     }
 
+    func testIdentityToAGraphOutputIsRemovedAndItsValueRenamed() throws {
+        // x -> Relu -> r -> Identity -> y (graph output); r is also read by Neg -> z.
+        let g = Graph(nodes: [Node(name: "relu", opType: "Relu", inputs: ["x"], outputs: ["r"]),
+                              Node(name: "copy", opType: "Identity", inputs: ["r"], outputs: ["y"]),
+                              Node(name: "neg", opType: "Neg", inputs: ["r"], outputs: ["z"])],
+                      inputs: [tensorInput("x", [4])], outputs: [ValueInfo(name: "y", type: nil), ValueInfo(name: "z", type: nil)])
+        let optimized = try GraphOptimizer.optimize(g, opsets: opsets, options: SessionOptions())
+        XCTAssertEqual(optimized.nodes.map(\.opType), ["Relu", "Neg"])
+        XCTAssertEqual(optimized.nodes[0].outputs, ["y"])
+        XCTAssertEqual(optimized.nodes[1].inputs, ["y"])
+        let x = Tensor(shape: [4], values: [Float]([-1, 2, -3, 4]))
+        for level in [0, 1] {
+            let out = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: level)).run(["x": x])
+            XCTAssertEqual(out[0].array(of: Float.self), [0, 2, 0, 4])
+            XCTAssertEqual(out[1].array(of: Float.self), [0, -2, 0, -4])
+        }
+        // An Identity of a graph input, or of a value that is itself a graph output, stays.
+        for (input, outputs) in [("x", ["y"]), ("r", ["y", "r"])] {
+            let kept = Graph(nodes: [Node(name: "relu", opType: "Relu", inputs: ["x"], outputs: ["r"]),
+                                     Node(name: "copy", opType: "Identity", inputs: [input], outputs: ["y"])],
+                             inputs: [tensorInput("x", [4])], outputs: outputs.map { ValueInfo(name: $0, type: nil) })
+            XCTAssertTrue(try GraphOptimizer.optimize(kept, opsets: opsets, options: SessionOptions()).nodes.contains { $0.opType == "Identity" })
+        }
+    }
+
     func testMatMulAddReluFusesAndConstantsFold() throws {
         // y = Relu(MatMul(x, W) + (b1 + b2)); (b1 + b2) is folded, then bias and Relu fuse.
         let inits = [

@@ -56,6 +56,24 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(q.array(of: Int32.self), [3, 0], "integer division by zero gives 0, never traps")
     }
 
+    func testCastWrapsIntegersAndSaturatesFloatsLikeC() throws {
+        let wide = Tensor(shape: [4], values: [Int64(1) << 40 | 5, -1, Int64(Int32.max) + 1, 7])
+        XCTAssertEqual(try cast(wide, to: .int32).array(of: Int32.self), [5, -1, Int32.min, 7])
+        XCTAssertEqual(try cast(wide, to: .uint8).array(of: UInt8.self), [5, 255, 0, 7])
+        XCTAssertEqual(try cast(wide, to: .float).array(of: Float.self), [Float(Int64(1) << 40 | 5), -1, 2147483648, 7])
+        let floats = Tensor(shape: [6], values: [Float(2.9), -2.9, .nan, 1e20, -1e20, 0])
+        XCTAssertEqual(try cast(floats, to: .int32).array(of: Int32.self), [2, -2, 0, Int32.max, Int32.min, 0])
+        XCTAssertEqual(try cast(floats, to: .int8).array(of: Int8.self), [2, -2, 0, 127, -128, 0])
+        XCTAssertEqual(try cast(floats, to: .bool).array(of: UInt8.self), [1, 1, 1, 1, 1, 0])
+        XCTAssertEqual(try cast(floats, to: .double).array(of: Double.self).map(\.isNaN), [false, false, true, false, false, false])
+        let flags = Tensor(shape: [3], values: [true, false, true])
+        XCTAssertEqual(try cast(flags, to: .float).array(of: Float.self), [1, 0, 1])
+        XCTAssertEqual(try cast(flags, to: .int64).array(of: Int64.self), [1, 0, 1])
+        let half = try cast(Tensor(shape: [2], values: [Int32(3), -70000]), to: .float16)
+        XCTAssertEqual(half.dtype, .float16)
+        XCTAssertEqual(half.convertedToFloat32().array(of: Float.self), [3, -.infinity])
+    }
+
     func testReshapeTargetRules() throws {
         XCTAssertEqual(try reshapeTarget([0, -1], input: [2, 3, 4], allowZero: false), [2, 12])
         XCTAssertEqual(try reshapeTarget([0, 4], input: [0, 4], allowZero: true), [0, 4])

@@ -13,59 +13,50 @@ func cast(_ x: Tensor, to target: DType, saturate: Bool = true, roundMode: Strin
     }
     let source = x.dtype == .float16 || x.dtype == .bfloat16 ? x.convertedToFloat32() : x
     let via = target == .float16 || target == .bfloat16 ? DType.float : target
-    var out: Tensor
-    if via == .bool {
-        let values = try readDoubles(source)
-        out = Tensor(shape: x.shape, values: values.map { $0 != 0 })
-    } else if source.dtype == .bool {
-        let bits = source.array(of: UInt8.self)
-        out = try makeTensor(via, shape: x.shape, bits.map { Double($0 != 0 ? 1 : 0) })
-    } else if !source.dtype.isFloatingPoint && !via.isFloatingPoint {
-        out = try integerCast(source, to: via)
-    } else {
-        out = try makeTensor(via, shape: x.shape, try readDoubles(source))
-    }
+    let out = Tensor(uninitialized: via, shape: x.shape)  // new storage: written in place
+    try dispatchElements(source.dtype, ConvertFrom(source: source, destination: out.storage.pointer, count: out.count, target: via))
     return via == target ? out : out.convertedFromFloat32(to: target)
 }
 
-private func readDoubles(_ t: Tensor) throws -> [Double] {
-    if t.dtype == .bool { return t.array(of: UInt8.self).map { Double($0) } }
-    struct Read: NumericBody {
-        let t: Tensor
-        func run<T: NumericElement>(_: T.Type) throws -> [Double] { t.withElements(as: T.self) { $0.map { $0.doubleValue } } }
-    }
-    return try dispatchNumeric(t.dtype, Read(t: t))
+/// Runs `body` with the Swift type of a numeric dtype, bool as its 0/1 bytes (UInt8).
+private func dispatchElements<B: NumericBody>(_ dtype: DType, _ body: B) throws -> B.Result {
+    try dispatchNumeric(dtype == .bool ? .uint8 : dtype, body)
 }
 
-private func makeTensor(_ dtype: DType, shape: [Int], _ values: [Double]) throws -> Tensor {
-    struct Make: NumericBody {
-        let shape: [Int], values: [Double]
-        func run<T: NumericElement>(_: T.Type) throws -> Tensor { Tensor(shape: shape, values: values.map { T(fromDouble: $0) }) }
-    }
-    return try dispatchNumeric(dtype, Make(shape: shape, values: values))
-}
-
-/// Integer to integer through the 64-bit two's complement pattern (truncating, like C).
-private func integerCast(_ t: Tensor, to target: DType) throws -> Tensor {
-    struct Read: NumericBody {
-        let t: Tensor
-        func run<T: NumericElement>(_: T.Type) throws -> [UInt64] {
-            t.withElements(as: T.self) { xs in
-                xs.map { v in
-                    if let i = v as? any FixedWidthInteger { return UInt64(truncatingIfNeeded: Int64(truncatingIfNeeded: i)) }
-                    return 0
-                }
+/// The first half of a cast: the source's element type is known, the target's is dispatched.
+private struct ConvertFrom: NumericBody {
+    let source: Tensor
+    let destination: UnsafeMutableRawPointer?
+    let count: Int
+    let target: DType
+    func run<S: NumericElement>(_: S.Type) throws {
+        guard let destination, count > 0 else { return }
+        try source.withElements(as: S.self) { src in
+            if target == .bool {
+                let dst = destination.assumingMemoryBound(to: UInt8.self)
+                for i in 0..<count { dst[i] = src[i] != .zero ? 1 : 0 }
+            } else {
+                try dispatchNumeric(target, Convert(source: src, destination: destination, count: count))
             }
         }
     }
-    struct Write: NumericBody {
-        let shape: [Int], bits: [UInt64]
-        func run<T: NumericElement>(_: T.Type) throws -> Tensor {
-            guard let I = T.self as? any FixedWidthInteger.Type else { throw KerfError.internal("integer cast to \(T.self)") }
-            return Tensor(shape: shape, values: bits.map { I.init(truncatingIfNeeded: $0) as! T })
+}
+
+/// One element loop per (source, target) pair: through Double when either side is floating
+/// point (float -> int truncates toward zero and saturates, NaN -> 0), else two's complement
+/// truncation through 64 bits, like C.
+private struct Convert<S: NumericElement>: NumericBody {
+    let source: UnsafeBufferPointer<S>
+    let destination: UnsafeMutableRawPointer
+    let count: Int
+    func run<D: NumericElement>(_: D.Type) {
+        let dst = destination.assumingMemoryBound(to: D.self)
+        if S.isFloatingPoint || D.isFloatingPoint {
+            for i in 0..<count { dst[i] = D(fromDouble: source[i].doubleValue) }
+        } else {
+            for i in 0..<count { dst[i] = D(truncatingBits: source[i].int64Bits) }
         }
     }
-    return try dispatchNumeric(target, Write(shape: t.shape, bits: try dispatchNumeric(t.dtype, Read(t: t))))
 }
 
 enum CastOps {
@@ -94,25 +85,15 @@ enum CastOps {
                 return ClosureOperator { inputs in
                     let x = try inputs.required(0)
                     let source = x.dtype == .float16 || x.dtype == .bfloat16 ? x.convertedToFloat32() : x
-                    let values = try readDoubles(source)
                     let a = try normalizeAxis(axis, rank: x.rank)
-                    let n = x.shape[a], inner = x.shape[(a + 1)...].reduce(1, *), outer = x.shape[..<a].reduce(1, *)
-                    guard n > 0 else { throw KerfError.shapeMismatch("\(name) over an empty axis") }
-                    var result = [Int64](repeating: 0, count: outer * inner)
-                    for o in 0..<outer {
-                        for i in 0..<inner {
-                            var best = values[o * n * inner + i], bestIndex = 0
-                            for j in 1..<max(n, 1) {
-                                let v = values[(o * n + j) * inner + i]
-                                let better = isMax ? (v > best || (selectLast && v == best)) : (v < best || (selectLast && v == best))
-                                if better { best = v; bestIndex = j }
-                            }
-                            result[o * inner + i] = Int64(bestIndex)
-                        }
-                    }
+                    guard x.shape[a] > 0 else { throw KerfError.shapeMismatch("\(name) over an empty axis") }
                     var shape = x.shape
                     if keepDims { shape[a] = 1 } else { shape.remove(at: a) }
-                    return [Tensor(shape: shape, values: result)]
+                    var out = Tensor(uninitialized: .int64, shape: shape)
+                    try out.withMutableElements(as: Int64.self) { result in
+                        try dispatchElements(source.dtype, ExtremeIndex(x: source, axis: a, isMax: isMax, selectLast: selectLast, result: result))
+                    }
+                    return [out]
                 }
             }
         }
@@ -121,9 +102,55 @@ enum CastOps {
             ClosureOperator { inputs in
                 let x = try inputs.required(0), indices = try inputs.required(1)
                 guard x.rank >= 1 else { throw KerfError.shapeMismatch("ArrayFeatureExtractor needs rank >= 1") }
+                if x.rank == 1, let picked = try pickedFromVector(x, indices) { return [picked] }
                 let picked = try gather(x, indices.reshaped([indices.count]), axis: x.rank - 1)
                 return [x.rank == 1 ? picked.reshaped([1, indices.count]) : picked]
             }
         }
     }
+}
+
+/// ArgMax / ArgMin of `x` along `axis` into `result` (x's shape without that axis): the index
+/// of the first (or, with selectLast, last) extreme value. NaN never wins a comparison.
+private struct ExtremeIndex: NumericBody {
+    let x: Tensor
+    let axis: Int
+    let isMax: Bool
+    let selectLast: Bool
+    let result: UnsafeMutableBufferPointer<Int64>
+    func run<T: NumericElement>(_: T.Type) {
+        let n = x.shape[axis], inner = x.shape[(axis + 1)...].reduce(1, *), outer = x.shape[..<axis].reduce(1, *)
+        x.withElements(as: T.self) { values in
+            for o in 0..<outer {
+                for i in 0..<inner {
+                    let base = o * n * inner + i
+                    var best = values[base], bestIndex = 0
+                    for j in 1..<max(n, 1) {
+                        let v = values[base + j * inner]
+                        let better = isMax ? (v > best || (selectLast && v == best)) : (v < best || (selectLast && v == best))
+                        if better { best = v; bestIndex = j }
+                    }
+                    result[o * inner + i] = Int64(bestIndex)
+                }
+            }
+        }
+    }
+}
+
+/// ArrayFeatureExtractor's common case without gather's bookkeeping: the int64 `indices` of a
+/// numeric vector `x`, as shape [1, indices.count]. nil for other dtypes.
+private func pickedFromVector(_ x: Tensor, _ indices: Tensor) throws -> Tensor? {
+    guard indices.dtype == .int64, x.dtype != .string else { return nil }
+    let n = indices.count, dim = x.shape[0], size = x.dtype.byteSize
+    let out = Tensor(uninitialized: x.dtype, shape: [1, n])
+    try indices.withElements(as: Int64.self) { picks in
+        for k in 0..<n {
+            let i = picks[k] < 0 ? Int(picks[k]) + dim : Int(picks[k])
+            guard i >= 0, i < dim else {
+                throw KerfError.invalidArgument("ArrayFeatureExtractor index \(picks[k]) is out of range for \(dim) values")
+            }
+            (out.storage.pointer + k * size).copyMemory(from: x.storage.pointer + i * size, byteCount: size)
+        }
+    }
+    return out
 }

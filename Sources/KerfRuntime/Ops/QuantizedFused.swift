@@ -109,12 +109,20 @@ final class DynamicQuantizedMatMul: Operator {
         }
         FusedQuantizedOps.runs &+= 1
         let rows = x.count / max(k, 1)
-        let productShape = Array(x.shape.dropLast()) + [n]
+        var productShape = x.shape
+        productShape[x.rank - 1] = n
         let heads = headLayout(inputs, 8, keysTransposed: keysTransposed, productShape: productShape)
         let residual = try tail?.residual(inputs, productShape: productShape)
         let y = Tensor(uninitialized: .float, shape: heads?.1 ?? productShape)
-        let buffer = quantized ? nil : UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, x.count))
-        defer { buffer?.deallocate() }
+        let scratch = ScratchPool.shared.take()
+        defer { ScratchPool.shared.give(scratch) }
+        let blockRows = int8GemmBlockRows(m: rows, n: n, k: k)
+        let blocks = reportsRange ? (rows + blockRows - 1) / blockRows : 0
+        // Scratch: the n column scales, each block's output range, then (float X) X as uint8.
+        scratch.reserve((n + 2 * blocks) * 4 + (quantized ? 0 : x.count))
+        let scales = scratch.pointer!.bindMemory(to: Float.self, capacity: n + 2 * blocks)
+        let ranges = scales + n  // [low, high] per block
+        let buffer = quantized ? nil : (scratch.pointer! + (n + 2 * blocks) * 4).bindMemory(to: UInt8.self, capacity: x.count)
         let scale: Float, zero: UInt8
         if let buffer {
             let xp = x.storage.pointer.assumingMemoryBound(to: Float.self)
@@ -130,14 +138,14 @@ final class DynamicQuantizedMatMul: Operator {
         }
         let xq = buffer.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(x.storage.pointer)
         // As the graph computes it: Mul(x_scale, w_scale), then Mul(Cast(acc), that) [+ bias].
-        let scales = weightScales.count == n ? weightScales.map { scale * $0 } : [Float](repeating: scale * weightScales[0], count: n)
+        weightScales.withUnsafeBufferPointer { w in
+            for j in 0..<n { scales[j] = scale * w[w.count == n ? j : 0] }
+        }
         let out = y.storage.pointer.assumingMemoryBound(to: Float.self)
-        // Each block's range while it is in cache, for the output's range.
-        let blockRows = int8GemmBlockRows(m: rows, n: n, k: k)
-        var ranges = [(low: Float, high: Float)](repeating: (0, 0), count: reportsRange ? (rows + blockRows - 1) / blockRows : 0)
-        scales.withUnsafeBufferPointer { s in
+        do {
+            let s = UnsafeBufferPointer(start: scales, count: n)
             withOptionalBuffer(bias) { bias in
-                ranges.withUnsafeMutableBufferPointer { ranges in
+                do {
                     int8GemmByRowBlocks(m: rows, a: xq, aSigned: false, lda: k, aZeroPoint: Int32(zero), b: weights, threads: threads) { acc, offsets, first, count, scratch in
                         let block = heads == nil ? out + first * n : scratch
                         dequantizeProduct(acc, m: count, n: n, ldAcc: n, offsets: offsets, scales: s, bias: bias, into: block, rowStride: n, columnStride: 1)
@@ -146,7 +154,10 @@ final class DynamicQuantizedMatMul: Operator {
                             tail!.apply(block, first: first, count: count, n: n, residual: residual.storage.pointer.assumingMemoryBound(to: Float.self),
                                         scratch: scratch)
                         }
-                        if reportsRange { ranges[first / blockRows] = valueRange(block, count: count * n) }
+                        if reportsRange {  // each block's range while it is in cache, for the output's range
+                            let r = valueRange(block, count: count * n)
+                            (ranges[2 * (first / blockRows)], ranges[2 * (first / blockRows) + 1]) = (r.low, r.high)
+                        }
                         heads?.0.place(block, first: first, count: count, into: out)
                     }
                 }
@@ -155,7 +166,11 @@ final class DynamicQuantizedMatMul: Operator {
         if let tail, residual == nil { return [try tail.applyUnfused(y, inputs)] }
         if heads == nil, let headFallback { return [try headFallback.apply(y, inputs, 8)] }
         guard reportsRange else { return [y] }
-        let low = ranges.reduce(Float(0)) { $1.low < $0 ? $1.low : $0 }, high = ranges.reduce(Float(0)) { $1.high > $0 ? $1.high : $0 }
+        var low: Float = 0, high: Float = 0
+        for b in 0..<blocks {
+            if ranges[2 * b] < low { low = ranges[2 * b] }
+            if ranges[2 * b + 1] > high { high = ranges[2 * b + 1] }
+        }
         return [y, Tensor(shape: [2], values: [low, high])]
     }
 }

@@ -194,7 +194,7 @@ enum ShapeOps {
         }
         r["Reshape"] = { c in
             let allowZero = try c.int("allowzero", default: 0) != 0
-            let attrShape = c.opset < 5 ? try c.ints("shape") : nil
+            let attrShape = c.opset < 5 ? try c.ints("shape") : try c.constant(1).map { try intValues($0, "Reshape shape") }
             return ClosureOperator { inputs in
                 let x = try inputs.required(0)
                 let requested = try attrShape ?? intValues(try inputs.required(1, "shape"), "Reshape shape")

@@ -15,6 +15,7 @@ enum GraphOptimizer {
                       outputs: source.outputs, valueInfo: source.valueInfo, initializers: source.initializers)
         let opset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
         removePassThroughNodes(g)
+        forwardIdentityOutputs(g)
         fuseDynamicQuantizedMatMul(g)
         fuseStaticQuantizedProducts(g, opset: opset)
         fuseQuantizedElementwise(g)
@@ -152,6 +153,31 @@ enum GraphOptimizer {
             return r
         }
         for i in g.nodes.indices { g.nodes[i].inputs = g.nodes[i].inputs.map { $0.isEmpty ? $0 : resolve($0) } }
+    }
+
+    /// An Identity that copies an intermediate value to a graph output is removed: the value's
+    /// producer writes the graph output directly and the value's readers read it. Only when the
+    /// value is not itself a graph input, output or initializer, and no node has a subgraph
+    /// (which could read the value by name).
+    static func forwardIdentityOutputs(_ g: Graph) {
+        guard !g.nodes.contains(where: { n in n.attributes.contains { if case .graph = $0.value { return true }; return false } }) else {
+            return
+        }
+        let outputs = Set(g.outputs.map(\.name))
+        var fixed = Set(g.inputs.map(\.name)).union(g.initializers.map(\.name)).union(outputs)
+        var producer: [String: Int] = [:]
+        for (i, n) in g.nodes.enumerated() { for o in n.outputs where !o.isEmpty { producer[o] = i } }
+        var removed = Set<Int>()
+        for (i, n) in g.nodes.enumerated() {
+            guard n.isDefaultDomain, n.opType == "Identity", n.inputs.count == 1, n.outputs.count == 1,
+                  outputs.contains(n.outputs[0]), !fixed.contains(n.inputs[0]), let p = producer[n.inputs[0]], !removed.contains(p) else { continue }
+            let value = n.inputs[0], output = n.outputs[0]
+            g.nodes[p].outputs = g.nodes[p].outputs.map { $0 == value ? output : $0 }
+            for k in g.nodes.indices { g.nodes[k].inputs = g.nodes[k].inputs.map { $0 == value ? output : $0 } }
+            fixed.insert(value)  // gone: a second Identity of it must not match
+            removed.insert(i)
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
     }
 
     /// Evaluates nodes whose inputs are all constants once, turning their outputs into

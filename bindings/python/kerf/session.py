@@ -1,6 +1,7 @@
 """Session: a model prepared for running on numpy arrays."""
 
 import ctypes
+import sys
 import threading
 import weakref
 
@@ -34,26 +35,28 @@ class Session:
         """Runs the model on `feeds` ({input name: array-like}).
 
         Returns {output name: numpy array} for `outputs` (default: every graph
-        output), in that order. The arrays are copies owned by numpy; the feeds
-        are read in place, without a copy."""
-        declared = self._declared
-        arrays = [_tensor.as_feed_array(name, value, declared.get(name)) for name, value in feeds.items()]
-        wanted = None if outputs is None else (outputs,) if isinstance(outputs, str) else tuple(outputs)
-        key = (tuple(feeds), wanted)
+        output), in that order. The arrays are owned by numpy and belong to the
+        caller; the feeds are read in place, without a copy."""
+        if outputs is None:
+            wanted, key = None, tuple(feeds)
+        else:
+            wanted = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+            key = (tuple(feeds), wanted)
         with self._lock:
-            self._live_handle()
+            if not self._handle:
+                self._live_handle()  # raises
             call = self._calls.get(key)
             if call is None:
-                call = _Call(self, key[0], wanted)
+                call = _Call(self, tuple(feeds), wanted)
                 if len(self._calls) < 64:
                     self._calls[key] = call
-            keep = call.describe_inputs(arrays)
-            destinations = call.destinations()
+            keep = call.describe_inputs(feeds, self._declared)
+            call.prepare_outputs()
             status = run_into_by_address(self._address, *call.addresses)
             del keep  # the arrays the views pointed at may go now
             if status:
                 check(status)
-            return call.collect(destinations)
+            return call.collect()
 
     def _c_names(self, names):
         """`names` as a C array of UTF-8 strings, cached per tuple of names (feeds usually
@@ -109,16 +112,27 @@ class Session:
         return f"<kerf.Session of {self._model_repr}{state}>"
 
 
+def _references(items, i):
+    """sys.getrefcount of items[i], as seen from here."""
+    return sys.getrefcount(items[i])
+
+
+# The count _references gives for an array only a list holds (interpreter versions differ).
+_UNSHARED = _references([np.empty(1)], 0)
+
+
 class _Call:
     """The ctypes arguments of runs with one tuple of input names and one selection of outputs
     (None: all), made once and refilled per run under the session's lock.
 
     Outputs are expected in the dtype and shape of the last run's: Kerf copies an output that
-    matches straight into a new numpy array (kerf_session_run_into), and hands back any other
-    as a tensor, which is copied out and freed."""
+    matches straight into a numpy array Python made (kerf_session_run_into), and hands back any
+    other as a tensor, which is copied out and freed. The array of the last run is filled again
+    when nothing but this object refers to it any more (the caller dropped it)."""
 
     __slots__ = ("c_input_names", "inputs", "input_views", "dims", "fed", "output_names", "c_output_names",
-                 "results", "outputs", "output_views", "output_dims", "expected", "addresses")
+                 "results", "outputs", "output_views", "output_dims", "expected", "last", "addresses",
+                 "results_bytes", "no_results")
 
     def __init__(self, session, input_names, wanted):
         self.c_input_names = session._c_names(input_names)
@@ -135,6 +149,7 @@ class _Call:
         self.output_views = [self.outputs[i] for i in range(len(self.output_names))]
         self.output_dims = [(ctypes.c_int64 * _tensor.MAX_RANK)() for _ in self.output_names]
         self.expected = [None] * len(self.output_names)  # (shape, numpy dtype) per output
+        self.last = [None] * len(self.output_names)  # the array output view i points at, if any
         for view in self.output_views:
             view.dtype = -1  # matches no output: the first run returns them all as tensors
         self.fed = [None] * len(input_names)  # (shape, dtype) each input view describes
@@ -142,57 +157,58 @@ class _Call:
         self.addresses = (address(self.c_input_names), address(self.inputs), len(input_names),
                           address(self.c_output_names) if self.c_output_names is not None else None,
                           address(self.results), address(self.outputs), len(self.output_names))
+        self.results_bytes = memoryview(self.results).cast("B")
+        self.no_results = bytes(ctypes.sizeof(self.results))
 
-    def describe_inputs(self, arrays):
-        """Points the input views at `arrays` (from as_feed_array); returns what they point at,
-        which the caller keeps alive until Kerf has read it. A view that already describes an
-        array of the same shape and dtype only gets the new address."""
+    def describe_inputs(self, feeds, declared):
+        """Points the input views at the arrays of `feeds` (in this call's name order), converted
+        by as_feed_array where needed; returns what they point at, which the caller keeps alive
+        until Kerf has read it. A view that already describes an ndarray of the same shape and
+        dtype only gets the new address."""
         keep = []
         fed = self.fed
-        for i, array in enumerate(arrays):
-            described = (array.shape, array.dtype)
-            if fed[i] == described and array.nbytes:
-                self.input_views[i].data = _tensor._address(array)
-                keep.append(array)
-                continue
+        for i, (name, value) in enumerate(feeds.items()):
+            described = fed[i]
+            if type(value) is np.ndarray and described is not None \
+                    and value.shape == described[0] and value.dtype == described[1]:
+                try:  # C-contiguous, writable and not empty, or it raises
+                    self.input_views[i].data = ctypes.addressof(ctypes.c_char.from_buffer(value))
+                    keep.append(value)
+                    continue
+                except (TypeError, ValueError):
+                    pass
+            array = _tensor.as_feed_array(name, value, declared.get(name))
             keep.append(_tensor.fill_view(self.input_views[i], self.dims[i], array))
-            fed[i] = described if _tensor.code_of(array.dtype) is not None else None
+            fed[i] = (array.shape, array.dtype) if _tensor.code_of(array.dtype) is not None else None
         return keep
 
-    def destinations(self):
-        """New arrays for the outputs whose shape is expected (None for the others), with the
-        output views pointing at them."""
-        arrays = []
-        for view, expected in zip(self.output_views, self.expected):
-            if expected is None:
-                arrays.append(None)
+    def prepare_outputs(self):
+        """An array for each output whose shape is expected, with its view pointing at it: the
+        last run's when the caller no longer holds it, else a new one."""
+        last = self.last
+        for i, expected in enumerate(self.expected):
+            if expected is None or (last[i] is not None and _references(last, i) == _UNSHARED):
                 continue
-            array = np.empty(*expected)
-            if array.nbytes:
-                view.data = _tensor._address(array)
-            arrays.append(array)
-        return arrays
+            array = last[i] = np.empty(*expected)
+            self.output_views[i].data = _tensor._address(array) if array.nbytes else None
 
-    def collect(self, destinations):
-        """{name: array} after a successful run: the destinations Kerf filled, and copies of the
+    def collect(self):
+        """{name: array} after a successful run: the arrays Kerf filled, and copies of the
         outputs it returned as tensors (which are freed, and whose shape is expected next)."""
-        results = self.results
-        out = {}
-        returned = False
-        try:
-            for i, (name, array) in enumerate(zip(self.output_names, destinations)):
-                if results[i]:
-                    returned = True
-                    array = _tensor.read_view(self.output_views[i], name)
-                    self._expect(i, array)
-                out[name] = array
-        finally:
-            if returned:
+        if self.results_bytes.tobytes() != self.no_results:  # some output came back as a tensor
+            results = self.results
+            try:
+                for i, name in enumerate(self.output_names):
+                    if results[i]:
+                        self._expect(i, _tensor.read_view(self.output_views[i], name))
+            finally:
                 lib.kerf_tensors_free(results, len(self.output_names))
-        return out
+        return dict(zip(self.output_names, self.last))
 
     def _expect(self, i, array):
-        """Describes `array`'s dtype and shape in output view i, for the next run to copy into."""
+        """Makes `array` output i's last array, and describes its dtype and shape in output view i
+        for the next run to copy into."""
+        self.last[i] = array
         view = self.output_views[i]
         code = _tensor.code_of(array.dtype)
         if code is None or array.ndim > _tensor.MAX_RANK:
@@ -206,4 +222,4 @@ class _Call:
         view.dtype = code
         view.rank = array.ndim
         view.byte_size = array.nbytes
-        view.data = None
+        view.data = _tensor._address(array) if array.nbytes else None

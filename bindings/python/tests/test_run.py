@@ -93,6 +93,33 @@ def test_runs_of_one_shape_return_new_arrays_each_time(tmp_path):
                                    rtol=RTOL, atol=ATOL)
 
 
+def test_outputs_the_caller_still_holds_are_never_written_again(tmp_path):
+    # Kerf refills the last run's output array only once nothing but the session refers to it:
+    # results held whole, through a view or inside the returned dict keep their values.
+    proto = models.two_outputs()
+    with kerf.load(models.save(proto, tmp_path / "two.onnx")) as model, model.session() as session:
+        feeds = [models.random_feed((3, 4), seed=seed) for seed in range(6)]
+        expected = [models.run_ort(proto, {"x": feed}) for feed in feeds]
+        held = session.run({"x": feeds[0]})["sum"]
+        view = session.run({"x": feeds[1]})["sum"][1:]
+        whole = session.run({"x": feeds[2]})
+        for seed in (3, 4, 5, 3):  # results dropped at once: their arrays may be reused
+            result = session.run({"x": feeds[seed]})
+            for name in result:
+                np.testing.assert_allclose(result[name], expected[seed][name], rtol=RTOL, atol=ATOL)
+            del result
+        np.testing.assert_allclose(held, expected[0]["sum"], rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(view, expected[1]["sum"][1:], rtol=RTOL, atol=ATOL)
+        for name in whole:
+            np.testing.assert_allclose(whole[name], expected[2][name], rtol=RTOL, atol=ATOL)
+        a = session.run({"x": feeds[3]})["relu"]
+        b = session.run({"x": feeds[4]})["relu"]
+        assert a is not b and not np.shares_memory(a, b)
+        # ... and a dropped result's array is the one filled next (the path the loop above takes).
+        address = session.run({"x": feeds[5]})["relu"].ctypes.data
+        assert session.run({"x": feeds[3]})["relu"].ctypes.data == address
+
+
 def test_selected_outputs_in_requested_order(tmp_path):
     proto = models.two_outputs()
     feed = models.random_feed((3, 4))
