@@ -161,6 +161,31 @@ final class GraphOptimizerTests: XCTestCase {
         }
     }
 
+    /// A bias of shape [1, C] (as scikit-learn exports it) makes a channel table too; an X of
+    /// lower rank gets the leading 1 broadcasting gives it.
+    func testChannelTablesTakeBiasesWithLeadingOnes() throws {
+        let channels = 10
+        let inits = [Initializer(name: "xs", tensor: Tensor(scalar: Float(0.05))), Initializer(name: "xz", tensor: Tensor(scalar: UInt8(120))),
+                     Initializer(name: "ys", tensor: Tensor(scalar: Float(0.07))), Initializer(name: "yz", tensor: Tensor(scalar: UInt8(100))),
+                     Initializer(name: "bias", tensor: Tensor(shape: [1, channels], values: (0..<channels).map { Float($0) * 0.9 - 4 }))]
+        let nodes = [Node(name: "dq", opType: "DequantizeLinear", inputs: ["x", "xs", "xz"], outputs: ["f"]),
+                     Node(name: "add", opType: "Add", inputs: ["f", "bias"], outputs: ["b"]),
+                     Node(name: "q", opType: "QuantizeLinear", inputs: ["b", "ys", "yz"], outputs: ["y"])]
+        for shape in [[256, channels], [channels]] {
+            let g = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", type: .tensor(dtype: .uint8, shape: nil))],
+                          outputs: [ValueInfo(name: "y", type: nil)], initializers: inits)
+            XCTAssertEqual(try GraphOptimizer.optimize(g, opsets: opsets, options: SessionOptions()).nodes.map(\.opType), ["QuantizedChannelTable"])
+            let count = shape.reduce(1, *)
+            let x = Tensor(shape: shape, values: (0..<count).map { UInt8(($0 / channels * 3 + $0 % channels * 29) % 256) })
+            func output(_ level: Int) throws -> Tensor {
+                try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: level)).run(["x": x])[0]
+            }
+            let plain = try output(0), fused = try output(1)
+            XCTAssertEqual(fused.shape, plain.shape, "X \(shape)")
+            XCTAssertEqual(fused.array(of: UInt8.self), plain.array(of: UInt8.self), "X \(shape)")
+        }
+    }
+
     /// Softmax(Div(scores, c) + mask) over the last axis (an attention) runs as one fused step
     /// with the same results; Mul by a constant too; a mask that widens the result, or integer
     /// scores, go through the three operators as before.

@@ -69,6 +69,7 @@ final class QuantizedTable: Operator {
             throw KerfError.invalidModel("\(c.node.label): 'to' must be uint8 or int8")
         }
         outputType = to
+        outputRank = try c.int("rank", default: 0)
         // Tables of DequantizeLinear -> x k[c] + shift[c] -> QuantizeLinear may come with that
         // arithmetic (inputs 2...7), run in sixteen lanes where it gives the table's bytes.
         var arithmetic: ChannelAffine?
@@ -88,6 +89,9 @@ final class QuantizedTable: Operator {
     }
 
     private let arithmetic: ChannelAffine?
+    /// The least rank of the output (attribute "rank", from the chain's constants, whose dims
+    /// are 1 but the last): X's shape gets leading 1s up to it, as broadcasting gave them.
+    private let outputRank: Int
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0, "X")
@@ -96,7 +100,8 @@ final class QuantizedTable: Operator {
             throw KerfError.shapeMismatch("X of shape \(x.shape) does not have \(channels) channels last")
         }
         FusedQuantizedOps.runs &+= 1
-        let out = Tensor(uninitialized: outputType, shape: x.shape)
+        let shape = x.rank >= outputRank ? x.shape : [Int](repeating: 1, count: outputRank - x.rank) + x.shape
+        let out = Tensor(uninitialized: outputType, shape: shape)
         if let arithmetic {
             arithmetic.apply(x.storage.pointer, pixels: x.count / channels, channels: channels, into: out.storage.pointer)
             return [out]

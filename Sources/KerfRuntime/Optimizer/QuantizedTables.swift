@@ -28,7 +28,7 @@ extension GraphOptimizer {
         for (di, dq) in g.nodes.enumerated() where dq.isDefaultDomain && dq.opType == "DequantizeLinear" && dq.outputs.count == 1 {
             guard dq.attribute("output_dtype") == nil, m.constants[dq.inputs[0]] == nil, perTensorParameters(m, dq) != nil else { continue }
             for first in g.nodes.indices where g.nodes[first].inputs.contains(dq.outputs[0]) && !removed.contains(first) {
-                guard let (chain, qi, channels) = tableChain(g, m, dequantize: di, first: first),
+                guard let (chain, qi, channels, rank) = tableChain(g, m, dequantize: di, first: first),
                       chain.dropFirst().allSatisfy({ !removed.contains($0) }), !removed.contains(qi),
                       let table = byteTable(g, m, chain: chain + [qi], channels: channels, opset: opset, options: options) else { continue }
                 let name = uniqueName(g.nodes[first].name + "_table", in: g)
@@ -44,7 +44,8 @@ extension GraphOptimizer {
                 removed.formUnion(chain.dropFirst() + [qi])
                 replacements[qi] = Node(name: g.nodes[first].name + "_table", opType: channels == 1 ? "QuantizedTable" : "QuantizedChannelTable",
                                         domain: FusedQuantizedOps.domain, inputs: inputs, outputs: [g.nodes[qi].outputs[0]],
-                                        attributes: [Attribute(name: "to", value: .int(Int64(table.type.rawValue)))])
+                                        attributes: [Attribute(name: "to", value: .int(Int64(table.type.rawValue))),
+                                                     Attribute(name: "rank", value: .int(Int64(rank)))])
             }
         }
         apply(g, removed: removed, replacements: replacements)
@@ -54,22 +55,25 @@ extension GraphOptimizer {
 
     /// The chain from DequantizeLinear `di` through its reader `first` to a QuantizeLinear, as
     /// `fuseQuantizedTables` takes it: the nodes (the DequantizeLinear first), the
-    /// QuantizeLinear, and the channel count of the chain's constant vectors (1: none).
-    private static func tableChain(_ g: Graph, _ m: Matcher, dequantize di: Int, first: Int) -> (chain: [Int], quantize: Int, channels: Int)? {
-        var chain = [di], value = g.nodes[di].outputs[0], channels = 1
+    /// QuantizeLinear, the channel count of the chain's constant vectors (1: none) and their
+    /// largest rank (the output's rank is at least that).
+    private static func tableChain(_ g: Graph, _ m: Matcher, dequantize di: Int, first: Int)
+        -> (chain: [Int], quantize: Int, channels: Int, rank: Int)? {
+        var chain = [di], value = g.nodes[di].outputs[0], channels = 1, rank = 0
         var ni = first
         while true {
             let n = g.nodes[ni]
             guard n.isDefaultDomain, n.outputs.count == 1 else { return nil }
             if n.opType == "QuantizeLinear" {
                 guard n.inputs.first == value, n.attribute("output_dtype") == nil, perTensorParameters(m, n) != nil else { return nil }
-                return (chain, ni, channels)
+                return (chain, ni, channels, rank)
             }
             guard tableOperators.contains(n.opType), n.inputs.filter({ $0 == value }).count == 1 else { return nil }
-            // The other inputs: constants of rank <= 1 (so the output keeps X's shape), one
-            // channel count among the vectors.
+            // The other inputs: constants whose dims are all 1 but the last (so the output has
+            // X's shape, with leading 1s up to the constants' rank), one channel count among the vectors.
             let others = n.inputs.filter { $0 != value && !$0.isEmpty }.map { m.constants[$0] }
-            guard others.allSatisfy({ $0 != nil && $0!.rank <= 1 }) else { return nil }
+            guard others.allSatisfy({ $0 != nil && $0!.shape.dropLast().allSatisfy { $0 == 1 } }) else { return nil }
+            rank = max(rank, others.map { $0!.rank }.max() ?? 0)
             let counts = Set(others.map { $0!.count }.filter { $0 != 1 })
             guard counts.count <= 1, counts.allSatisfy({ $0 > 0 && (channels == 1 || $0 == channels) }) else { return nil }
             channels = counts.first ?? channels
