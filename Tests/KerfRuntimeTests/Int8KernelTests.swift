@@ -406,6 +406,50 @@ func dynamicProductNodes() -> [Node] {
 }
 
 /// `n` pseudo-random bytes, the same for the same seed (an LCG).
+extension Int8KernelTests {
+    /// A requantized kerf.QuantizedMatMul followed by a byte table (per tensor, per channel, and
+    /// per channel as x*k+shift) gives the same bytes as one operator with the table fused.
+    func testProductTableFusionGivesTheTwoOperatorsBytes() throws {
+        let (k, n) = (24, 20)
+        let w = Tensor(shape: [k, n], values: randomBytes(k * n, seed: 3).map { Int8(truncatingIfNeeded: $0) })
+        let inits = [Initializer(name: "xs", tensor: Tensor(scalar: Float(0.02))), Initializer(name: "xz", tensor: Tensor(scalar: UInt8(128))),
+                     Initializer(name: "w", tensor: w),
+                     Initializer(name: "ws", tensor: Tensor(shape: [n], values: (0..<n).map { Float($0 + 1) * 0.001 })),
+                     Initializer(name: "ys", tensor: Tensor(scalar: Float(0.05))), Initializer(name: "yz", tensor: Tensor(scalar: UInt8(120))),
+                     Initializer(name: "t1", tensor: Tensor(shape: [256], values: randomBytes(256, seed: 4))),
+                     Initializer(name: "tc", tensor: Tensor(shape: [n, 256], values: randomBytes(n * 256, seed: 5))),
+                     Initializer(name: "kk", tensor: Tensor(shape: [n], values: (0..<n).map { 1 + Float($0) * 0.01 })),
+                     Initializer(name: "sh", tensor: Tensor(shape: [n], values: (0..<n).map { Float($0) * 0.3 - 3 })),
+                     Initializer(name: "zs", tensor: Tensor(scalar: Float(0.06))), Initializer(name: "zz", tensor: Tensor(scalar: UInt8(100)))]
+        // The affine table: what QuantizeLinear(DequantizeLinear(v) * k + shift) gives each byte.
+        let kk = inits[8].tensor.array(of: Float.self), sh = inits[9].tensor.array(of: Float.self)
+        let affine = (0..<n).flatMap { c in (0..<256).map { v -> UInt8 in
+            let f = Float(v - 120) * 0.05 * kk[c] + sh[c]
+            return UInt8(max(0, min(255, (f / 0.06).rounded(.toNearestOrEven) + 100)))
+        } }
+        let tables: [(String, [String])] = [("QuantizedTable", ["t1"]), ("QuantizedChannelTable", ["tc"]),
+                                            ("QuantizedChannelTable", ["ta", "ys", "yz", "kk", "sh", "zs", "zz"])]
+        for (op, tableInputs) in tables {
+            let product = Node(name: "mm", opType: "QuantizedMatMul", domain: "kerf", inputs: ["x", "xs", "xz", "w", "ws", "", "", "ys", "yz"],
+                               outputs: ["p"])
+            let table = Node(name: "t", opType: op, domain: "kerf", inputs: ["p"] + tableInputs, outputs: ["y"],
+                             attributes: [Attribute(name: "to", value: .int(Int64(DType.uint8.rawValue)))])
+            let g = Graph(nodes: [product, table], inputs: [ValueInfo(name: "x", type: .tensor(dtype: .uint8, shape: nil))],
+                          outputs: [ValueInfo(name: "y", type: nil)],
+                          initializers: inits + [Initializer(name: "ta", tensor: Tensor(shape: [n, 256], values: affine))])
+            let opsets = [OpsetImport(domain: "", version: 17), OpsetImport(domain: "kerf", version: 1)]
+            let x = Tensor(shape: [7, k], values: randomBytes(7 * k, seed: 6))
+            let plain = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: 0))
+            let fused = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: 1))
+            XCTAssertEqual(fused.plan, ["kerf.QuantizedMatMul"], op)
+            let expected = try plain.run(["x": x])[0], actual = try fused.run(["x": x])[0]
+            XCTAssertEqual(actual.shape, [7, n])
+            XCTAssertEqual(actual.array(of: UInt8.self), expected.array(of: UInt8.self), "\(op) \(tableInputs[0])")
+            XCTAssertGreaterThan(Set(expected.array(of: UInt8.self)).count, 30, "not degenerate")
+        }
+    }
+}
+
 func randomBytes(_ n: Int, seed: UInt64) -> [UInt8] {
     var s = seed
     return (0..<n).map { _ in

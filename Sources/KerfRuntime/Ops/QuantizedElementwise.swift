@@ -53,30 +53,56 @@ struct QuantizationParameters {
 }
 
 final class QuantizedTable: Operator {
+    let table: ByteTable
+
+    init(_ c: OperatorContext, perChannel: Bool) throws {
+        table = try ByteTable(c, base: 1, perChannel: perChannel, to: try c.int("to", default: Int(DType.uint8.rawValue)),
+                              rank: try c.int("rank", default: 0))
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try inputs.required(0, "X")
+        guard x.dtype == .uint8 || x.dtype == .int8 else { throw KerfError.shapeMismatch("X must be uint8 or int8, got \(x.dtype)") }
+        try table.check(x.shape)
+        FusedQuantizedOps.runs &+= 1
+        let out = Tensor(uninitialized: table.outputType, shape: table.outputShape(x.shape))
+        table.apply(x.storage.pointer, count: x.count, into: out.storage.pointer)
+        return [out]
+    }
+}
+
+/// The byte table of kerf.QuantizedTable / kerf.QuantizedChannelTable (also applied by
+/// kerf.QuantizedMatMul to its requantized output): inputs `base` (table uint8 [C, 256]) and,
+/// per channel, `base + 1 ... base + 6` (x_scale, x_zp, k, shift, y_scale, y_zp).
+struct ByteTable {
     /// table[c * 256 + byte] (c = 0 without channels).
     let table: [UInt8]
     let channels: Int
     let outputType: DType
+    /// The least rank of the output (from the chain's constants, whose dims are 1 but the
+    /// last): X's shape gets leading 1s up to it, as broadcasting gave them.
+    let outputRank: Int
+    private let arithmetic: ChannelAffine?
 
-    init(_ c: OperatorContext, perChannel: Bool) throws {
-        let t = try c.requiredConstant(1, "table")
+    init(_ c: OperatorContext, base: Int, perChannel: Bool, to: Int, rank: Int) throws {
+        let t = try c.requiredConstant(base, "table")
         guard t.dtype == .uint8, t.count >= 256, t.count % 256 == 0, perChannel || t.count == 256 else {
             throw KerfError.invalidModel("\(c.node.label): the table must be uint8 [\(perChannel ? "C, " : "")256]")
         }
         table = t.array(of: UInt8.self)
         channels = t.count / 256
-        guard let to = DType(rawValue: Int32(try c.int("to", default: Int(DType.uint8.rawValue)))), to == .uint8 || to == .int8 else {
-            throw KerfError.invalidModel("\(c.node.label): 'to' must be uint8 or int8")
+        guard let type = DType(rawValue: Int32(to)), type == .uint8 || type == .int8 else {
+            throw KerfError.invalidModel("\(c.node.label): the table's output type must be uint8 or int8")
         }
-        outputType = to
-        outputRank = try c.int("rank", default: 0)
+        outputType = type
+        outputRank = rank
         // Tables of DequantizeLinear -> x k[c] + shift[c] -> QuantizeLinear may come with that
-        // arithmetic (inputs 2...7), run in sixteen lanes where it gives the table's bytes.
+        // arithmetic, run in sixteen lanes where it gives the table's bytes.
         var arithmetic: ChannelAffine?
-        if perChannel, c.node.inputs.count >= 8, cpuHasAVX512BW {
-            let x = try QuantizationParameters(c, 2, "X"), y = try QuantizationParameters(c, 6, "Y")
-            let k = try floatScalars(try c.requiredConstant(4, "k")), shift = try floatScalars(try c.requiredConstant(5, "shift"))
-            guard k.count == channels, shift.count == channels, let range = quantizedRange(y.dtype), y.dtype == to else {
+        if perChannel, c.node.inputs.count >= base + 7, !c.node.inputs[base + 1].isEmpty, cpuHasAVX512BW {
+            let x = try QuantizationParameters(c, base + 1, "X"), y = try QuantizationParameters(c, base + 5, "Y")
+            let k = try floatScalars(try c.requiredConstant(base + 3, "k")), shift = try floatScalars(try c.requiredConstant(base + 4, "shift"))
+            guard k.count == channels, shift.count == channels, let range = quantizedRange(y.dtype), y.dtype == type else {
                 throw KerfError.invalidModel("\(c.node.label): arithmetic parameters do not fit the table")
             }
             let affine = ChannelAffine(signed: x.dtype == .int8, xZero: x.zero, xScale: x.scale, k: k, shift: shift, relu: false,
@@ -88,34 +114,32 @@ final class QuantizedTable: Operator {
         self.arithmetic = arithmetic
     }
 
-    private let arithmetic: ChannelAffine?
-    /// The least rank of the output (attribute "rank", from the chain's constants, whose dims
-    /// are 1 but the last): X's shape gets leading 1s up to it, as broadcasting gave them.
-    private let outputRank: Int
+    /// Throws unless X's last axis has the table's channels.
+    func check(_ shape: [Int]) throws {
+        guard channels == 1 || (shape.count >= 1 && shape[shape.count - 1] == channels) else {
+            throw KerfError.shapeMismatch("X of shape \(shape) does not have \(channels) channels last")
+        }
+    }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
-        let x = try inputs.required(0, "X")
-        guard x.dtype == .uint8 || x.dtype == .int8 else { throw KerfError.shapeMismatch("X must be uint8 or int8, got \(x.dtype)") }
-        guard channels == 1 || (x.rank >= 1 && x.shape[x.rank - 1] == channels) else {
-            throw KerfError.shapeMismatch("X of shape \(x.shape) does not have \(channels) channels last")
-        }
-        FusedQuantizedOps.runs &+= 1
-        let shape = x.rank >= outputRank ? x.shape : [Int](repeating: 1, count: outputRank - x.rank) + x.shape
-        let out = Tensor(uninitialized: outputType, shape: shape)
+    func outputShape(_ shape: [Int]) -> [Int] {
+        shape.count >= outputRank ? shape : [Int](repeating: 1, count: outputRank - shape.count) + shape
+    }
+
+    /// y[i] = table[channel of i][x[i]] for `count` bytes (a whole number of channel rows);
+    /// y may be x.
+    func apply(_ x: UnsafeRawPointer, count: Int, into y: UnsafeMutableRawPointer) {
         if let arithmetic {
-            arithmetic.apply(x.storage.pointer, pixels: x.count / channels, channels: channels, into: out.storage.pointer)
-            return [out]
+            arithmetic.apply(x, pixels: count / channels, channels: channels, into: y)
+            return
         }
-        let source = x.storage.pointer.assumingMemoryBound(to: UInt8.self)
-        let target = out.storage.pointer.assumingMemoryBound(to: UInt8.self)
+        let source = x.assumingMemoryBound(to: UInt8.self), target = y.assumingMemoryBound(to: UInt8.self)
         table.withUnsafeBufferPointer { t in
             if channels == 1 {
-                lookUpBytes(source, count: x.count, table: t.baseAddress!, into: target)
-                return
+                lookUpBytes(source, count: count, table: t.baseAddress!, into: target)
+            } else {
+                lookUpChannelBytes(source, pixels: count / channels, channels: channels, tables: t.baseAddress!, into: target)
             }
-            lookUpChannelBytes(source, pixels: x.count / channels, channels: channels, tables: t.baseAddress!, into: target)
         }
-        return [out]
     }
 }
 

@@ -27,6 +27,9 @@ import KerfKernels
 //  Transpose(perm 0,2,1,3 or 0,2,3,1) of that Reshape: an attention's queries, keys, values.
 //  Or inputs 11...13 (kerf.QuantizedMatMul) / 9...11 (kerf.DynamicQuantizedMatMul): a residual
 //  added to the float output, and a LayerNorm after it (Ops/ProductTail.swift).
+//  A requantized kerf.QuantizedMatMul may take a byte table from input 14 on, applied to its
+//  output: a kerf.QuantizedTable's (14: table) or QuantizedChannelTable's (14...20) inputs after
+//  the first, with attributes table_channels (1: per channel), table_to and table_rank.
 
 enum FusedQuantizedOps {
     static let domain = "kerf"
@@ -255,6 +258,10 @@ final class QuantizedProduct: Operator {
         headFallback = !conv && c.node.inputs.count > 10 && !c.node.inputs[10].isEmpty ? try HeadFallback(c, keysTransposed: keysTransposed) : nil
         self.channelsLast = channelsLast
         threads = c.options.resolvedThreads
+        outputTable = !conv && c.node.inputs.count > 14 && !c.node.inputs[14].isEmpty
+            ? try ByteTable(c, base: 14, perChannel: try c.int("table_channels", default: 0) != 0,
+                            to: try c.int("table_to", default: Int(DType.uint8.rawValue)), rank: try c.int("table_rank", default: 0))
+            : nil
         let xScale = try floatScalars(try c.requiredConstant(1, "x scale"))[0]
         self.xScale = xScale
         let xZeroTensor = try c.requiredConstant(2, "x zero point")
@@ -357,6 +364,9 @@ final class QuantizedProduct: Operator {
     let columnOffsets: [Int32]?
     /// biasQ (or 0) &+ columnOffsets, per output channel.
     let offsetBias: [Int32]?
+    /// MatMul with a requantized output and inputs 14...: the byte table applied to that output
+    /// (a kerf.QuantizedTable / QuantizedChannelTable that read it, fused).
+    let outputTable: ByteTable?
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0, "x")
@@ -369,8 +379,13 @@ final class QuantizedProduct: Operator {
         let b = weights[0]
         guard x.rank >= 1, x.shape[x.rank - 1] == b.k else { throw KerfError.shapeMismatch("x \(x.shape) does not fit W [\(b.k), \(b.n)]") }
         let rows = x.count / max(b.k, 1), n = b.n
-        let dtype = finalQuantization?.dtype ?? output?.dtype ?? .float
-        let productShape = Array(x.shape.dropLast()) + [n]
+        let dtype = outputTable?.outputType ?? finalQuantization?.dtype ?? output?.dtype ?? .float
+        var productShape = x.shape
+        productShape[x.rank - 1] = n
+        if let outputTable {
+            try outputTable.check(productShape)
+            productShape = outputTable.outputShape(productShape)
+        }
         let heads = dtype == .float ? headLayout(inputs, 10, keysTransposed: keysTransposed, productShape: productShape) : nil
         let residual = dtype == .float ? try tail?.residual(inputs, productShape: productShape) : nil
         let y = Tensor(uninitialized: dtype, shape: heads?.1 ?? productShape)
@@ -385,6 +400,7 @@ final class QuantizedProduct: Operator {
             }
             guard let q = finalQuantization else {
                 epilogue(acc, offsets: offsets, m: count, n: n, columnOffset: 0, into: block, rowStride: n, columnStride: 1)
+                outputTable?.apply(block, count: count * n, into: block)
                 if let residual {
                     tail!.apply(block.assumingMemoryBound(to: Float.self), first: first, count: count, n: n,
                                 residual: residual.storage.pointer.assumingMemoryBound(to: Float.self), scratch: scratch)

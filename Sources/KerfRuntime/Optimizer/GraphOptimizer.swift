@@ -24,6 +24,7 @@ enum GraphOptimizer {
         // After folding: their parameters may be dequantized constants.
         fuseQuantizedChannelLookup(g)
         fuseQuantizedTables(g, opsets: opsets, options: options)
+        fuseProductTables(g)
         foldBatchNormIntoConv(g, opset: opset)
         fuseLayerNorm(g)
         fuseGelu(g)
