@@ -1,45 +1,70 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
-/// Reuses large tensor buffers. glibc serves big allocations with fresh mmaps, so without
-/// reuse every run of a session would fault in (and zero) all its activation pages again.
-/// Buffers of at least `minimumBytes` are rounded up to a size class (four per power of two, so
+/// Reuses tensor buffers, so that a session's steady-state runs take their activations from
+/// here instead of the system (glibc serves big allocations with fresh mmaps: without reuse every
+/// run would fault in and zero its activation pages again; small ones would cost a malloc each).
+/// Buffers are rounded up to a size class (64 bytes at least; four classes per power of two, so
 /// at most 25% larger than asked) and, when freed, kept in per-class free lists up to
 /// `capacityBytes` in total; the rest goes back to the system. Coarse classes let the layers of
 /// a network share buffers of nearly the same size instead of each caching its own.
 /// Thread-safe. Memory is never handed out twice: a buffer is either in a list or in use.
 final class StoragePool: @unchecked Sendable {
     static let shared = StoragePool()
-    static let minimumBytes = 64 << 10
     static let capacityBytes = 512 << 20
 
-    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    /// The free buffers of each size class, at `listIndex(size)` (an array of arrays pops and
+    /// appends in place; a dictionary of arrays would copy a list on every change).
+    private var lists = [[UnsafeMutableRawPointer]](repeating: [], count: 4 * Int.bitWidth)
     private var cachedBytes = 0
-    private var lock = pthread_mutex_t()
+    /// A spin lock: the sections it guards are a few instructions long, and a mutex would cost
+    /// more than the malloc it replaces for small buffers.
+    private let locked = Atomic<Bool>(false)
 
-    private init() { pthread_mutex_init(&lock, nil) }
+    private init() {}
+
+    /// How many buffers `allocate` took from the system (not from a free list), ever.
+    let systemAllocations = Atomic<Int>(0)
+
+    private func lock() {
+        while !locked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            while locked.load(ordering: .relaxed) { sched_yield() }
+        }
+    }
+
+    private func unlock() { locked.store(false, ordering: .releasing) }
 
     /// The size class of a request (0 = not pooled).
     static func sizeClass(_ byteCount: Int) -> Int {
-        if byteCount < minimumBytes { return 0 }
+        if byteCount <= 0 { return 0 }
         let octave = 1 << (Int.bitWidth - 1 - byteCount.leadingZeroBitCount)  // largest power of 2 <= byteCount
-        let step = octave / 4  // >= 16 KiB: a whole number of pages
+        let step = max(64, octave / 4)  // from 64 KiB on, a whole number of pages
         return (byteCount + step - 1) / step * step
+    }
+
+    /// A distinct small number per size class: 0, 1, 2 for 64, 128, 192 bytes, then four per
+    /// power of two.
+    static func listIndex(_ size: Int) -> Int {
+        if size < 256 { return size / 64 - 1 }
+        let log = Int.bitWidth - 1 - size.leadingZeroBitCount, octave = 1 << log
+        return 3 + (log - 8) * 4 + (size - octave) / (octave / 4)
     }
 
     /// A 64-byte aligned buffer of at least `byteCount` bytes (contents undefined).
     func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
         let size = Self.sizeClass(byteCount)
         if size > 0 {
-            pthread_mutex_lock(&lock)
-            if let p = free[size]?.popLast() {
+            lock()
+            if let p = lists[Self.listIndex(size)].popLast() {
                 cachedBytes -= size
-                pthread_mutex_unlock(&lock)
+                unlock()
                 return p
             }
-            pthread_mutex_unlock(&lock)
+            unlock()
         }
+        systemAllocations.add(1, ordering: .relaxed)
         return UnsafeMutableRawPointer.allocate(byteCount: max(size, byteCount, 1), alignment: 64)
     }
 
@@ -48,14 +73,14 @@ final class StoragePool: @unchecked Sendable {
     func release(_ pointer: UnsafeMutableRawPointer, byteCount: Int, keep: Bool = true) {
         let size = Self.sizeClass(byteCount)
         if size > 0 && keep {
-            pthread_mutex_lock(&lock)
+            lock()
             if cachedBytes + size <= Self.capacityBytes {
-                free[size, default: []].append(pointer)
+                lists[Self.listIndex(size)].append(pointer)
                 cachedBytes += size
-                pthread_mutex_unlock(&lock)
+                unlock()
                 return
             }
-            pthread_mutex_unlock(&lock)
+            unlock()
         }
         pointer.deallocate()
     }

@@ -1,3 +1,4 @@
+import Synchronization
 import XCTest
 @testable import KerfCore
 @testable import KerfKernels
@@ -63,6 +64,20 @@ final class SessionMemoryTests: XCTestCase {
     }
 
     /// A weight a feed may replace stays with the session, and a fed one is used instead.
+    /// Once a session has run at each batch size, its runs take every tensor buffer, small or
+    /// large, from the pool: none comes from the system.
+    func testSteadyStateRunsTakeNoTensorMemoryFromTheSystem() throws {
+        let g = product(gemm: false, k: 64, n: 3000)
+        let session = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1))
+        let batches = [1, 40].map { Tensor(shape: [$0, 64], values: values($0 * 64, $0)) }
+        for x in batches + batches { _ = try session.run(["x": x]) }
+        let before = StoragePool.shared.systemAllocations.load(ordering: .relaxed)
+        for _ in 0..<10 {
+            for x in batches { XCTAssertEqual(try session.run(["x": x])[0].shape, [x.shape[0], 3000]) }
+        }
+        XCTAssertEqual(StoragePool.shared.systemAllocations.load(ordering: .relaxed), before)
+    }
+
     func testOverridableWeightIsKept() throws {
         let (k, n) = (8, 16)
         var g: Graph? = product(gemm: false, k: k, n: n, weightIsInput: true)
