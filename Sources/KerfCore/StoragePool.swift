@@ -17,8 +17,17 @@ final class StoragePool: @unchecked Sendable {
 
     /// The free buffers of each size class, at `listIndex(size)` (an array of arrays pops and
     /// appends in place; a dictionary of arrays would copy a list on every change).
-    private var lists = [[UnsafeMutableRawPointer]](repeating: [], count: 4 * Int.bitWidth)
-    private var cachedBytes = 0
+    /// (Behind pointers, as `cached`, the bytes held in the lists: no exclusivity checks on class properties.)
+    private let lists: UnsafeMutablePointer<[UnsafeMutableRawPointer]> = {
+        let p = UnsafeMutablePointer<[UnsafeMutableRawPointer]>.allocate(capacity: 4 * Int.bitWidth)
+        p.initialize(repeating: [], count: 4 * Int.bitWidth)
+        return p
+    }()
+    private let cached: UnsafeMutablePointer<Int> = {
+        let p = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
     /// A spin lock: the sections it guards are a few instructions long, and a mutex would cost
     /// more than the malloc it replaces for small buffers.
     private let locked = Atomic<Bool>(false)
@@ -58,7 +67,7 @@ final class StoragePool: @unchecked Sendable {
         if size > 0 {
             lock()
             if let p = lists[Self.listIndex(size)].popLast() {
-                cachedBytes -= size
+                cached.pointee -= size
                 unlock()
                 return p
             }
@@ -74,9 +83,9 @@ final class StoragePool: @unchecked Sendable {
         let size = Self.sizeClass(byteCount)
         if size > 0 && keep {
             lock()
-            if cachedBytes + size <= Self.capacityBytes {
+            if cached.pointee + size <= Self.capacityBytes {
                 lists[Self.listIndex(size)].append(pointer)
-                cachedBytes += size
+                cached.pointee += size
                 unlock()
                 return
             }

@@ -89,9 +89,14 @@ public func dispatchNumeric<B: NumericBody>(_ dtype: DType, _ body: B) throws ->
 /// Runs a float computation on half-precision tensors by converting them to float32 and the
 /// results back to the inputs' dtype. Other dtypes pass through unchanged.
 public func withFloat32(_ inputs: [Tensor?], _ body: ([Tensor?]) throws -> [Tensor]) throws -> [Tensor] {
-    guard let half = inputs.first(where: { $0?.dtype == .float16 || $0?.dtype == .bfloat16 })??.dtype else {
-        return try body(inputs)
+    var half: DType? = nil
+    for i in inputs.indices {  // (an index loop: no copies of the tensors)
+        if let dtype = inputs[i]?.dtype, dtype == .float16 || dtype == .bfloat16 {
+            half = dtype
+            break
+        }
     }
+    guard let half else { return try body(inputs) }
     let converted = inputs.map { t -> Tensor? in
         guard let t, t.dtype == half else { return t }
         return t.convertedToFloat32()

@@ -38,6 +38,50 @@ public final class Session {
     }
 
     private var steps: [Step] = []
+    /// The steps' slots and operators as `run` reads them.
+    private var schedule = Schedule(steps: [])
+
+    /// The plan in flat buffers, read by `run` without reference counting (walking the steps'
+    /// arrays retains and releases each of them per step): per step, ranges into `slots` of its
+    /// inputs (-1: omitted; `moves` tells which move into the arguments), outputs and releases.
+    private final class Schedule {
+        struct Entry {
+            let inputs: Range<Int>, outputs: Range<Int>, releases: Range<Int>
+        }
+        let entries: UnsafeMutableBufferPointer<Entry>
+        let slots: UnsafeMutableBufferPointer<Int>
+        let moves: UnsafeMutableBufferPointer<Bool>
+        let ops: UnsafeMutableBufferPointer<any Operator>
+
+        init(steps: [Step]) {
+            var entries: [Entry] = [], slots: [Int] = [], moves: [Bool] = []
+            for step in steps {
+                func add(_ list: [Int], _ moved: [Bool]?) -> Range<Int> {
+                    let start = slots.count
+                    slots += list
+                    moves += moved ?? [Bool](repeating: false, count: list.count)
+                    return start..<slots.count
+                }
+                entries.append(Entry(inputs: add(step.inputSlots, step.movesInput), outputs: add(step.outputSlots, nil),
+                                     releases: add(step.releaseAfter, nil)))
+            }
+            func buffer<T>(_ values: [T]) -> UnsafeMutableBufferPointer<T> {
+                let b = UnsafeMutableBufferPointer<T>.allocate(capacity: max(values.count, 1))
+                _ = b.initialize(from: values)
+                return UnsafeMutableBufferPointer(rebasing: b[0..<values.count])
+            }
+            self.entries = buffer(entries)
+            self.slots = buffer(slots)
+            self.moves = buffer(moves)
+            self.ops = buffer(steps.map(\.op))
+        }
+
+        deinit {
+            ops.deinitialize()
+            for b in [UnsafeMutableRawPointer(entries.baseAddress), UnsafeMutableRawPointer(slots.baseAddress),
+                      UnsafeMutableRawPointer(moves.baseAddress), UnsafeMutableRawPointer(ops.baseAddress)] { b?.deallocate() }
+        }
+    }
     /// Wall seconds spent in each step, summed over runs, while profiling is on (nil when off).
     private var stepSeconds: [Double]? = nil
     private var profiledRuns = 0
@@ -150,6 +194,7 @@ public final class Session {
         runSlots = (0..<slotCount).filter { initialValues[$0] == nil }
         graphOutputSlots = graph.outputs.map { slotOfName[$0.name]! }
         steps = built.enumerated().map { i, b in Step(node: b.node, op: b.op, inputSlots: b.inputs, outputSlots: b.outputs, releaseAfter: releases[i]) }
+        schedule = Schedule(steps: steps)
         maxInputCount = built.map(\.inputs.count).max() ?? 0
     }
 
@@ -187,35 +232,40 @@ public final class Session {
         }
         args.reserveCapacity(maxInputCount)
         if stepSeconds != nil { profiledRuns += 1 }
-        for (index, step) in steps.enumerated() {
-            for (k, s) in step.inputSlots.enumerated() {
+        let schedule = self.schedule, profiling = stepSeconds != nil
+        let slots = schedule.slots, moves = schedule.moves
+        for index in schedule.entries.indices {
+            let entry = schedule.entries[index]
+            for p in entry.inputs {
+                let s = slots[p]
                 if s < 0 {
                     args.append(nil)
                     continue
                 }
                 guard values[s] != nil else {
-                    throw KerfError.invalidArgument("\(step.node.label): input '\(step.node.inputs[k])' has no value (a missing feed?)")
+                    let node = steps[index].node
+                    throw KerfError.invalidArgument("\(node.label): input '\(node.inputs[p - entry.inputs.lowerBound])' has no value (a missing feed?)")
                 }
                 // Moved, not copied, where this is the value's last read (no retain and release).
-                args.append(step.movesInput[k] ? values[s].take() : values[s])
+                args.append(moves[p] ? values[s].take() : values[s])
             }
             // Values this step reads last are handed over: the operator may write over them.
-            for s in step.releaseAfter { values[s] = nil }
+            for p in entry.releases { values[slots[p]] = nil }
             var results: [Tensor]
-            let start = stepSeconds == nil ? 0 : monotonicSeconds()
+            let start = profiling ? monotonicSeconds() : 0
             do {
-                results = try step.op.run(consuming: &args)
+                results = try schedule.ops[index].run(consuming: &args)
             } catch let e as KerfError {
-                throw e.prefixed(step.node.label)
+                throw e.prefixed(steps[index].node.label)
             }
-            if stepSeconds != nil { stepSeconds![index] += monotonicSeconds() - start }
+            if profiling { stepSeconds![index] += monotonicSeconds() - start }
             args.removeAll(keepingCapacity: true)
             // Each result moves out of the array into its slot (last first).
             var k = results.count
             while k > 0 {
                 k -= 1
                 let result = results.removeLast()
-                if k < step.outputSlots.count, step.outputSlots[k] >= 0 { values[step.outputSlots[k]] = result }
+                if k < entry.outputs.count, slots[entry.outputs.lowerBound + k] >= 0 { values[slots[entry.outputs.lowerBound + k]] = result }
             }
         }
         return try wantedSlots.enumerated().map { i, s in

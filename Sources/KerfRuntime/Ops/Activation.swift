@@ -7,7 +7,12 @@ import Glibc
 
 /// Applies a float function elementwise to float32/float64 (and half types via float32).
 func unaryFloat(_ x: Tensor, _ f32: @escaping (Float) -> Float, _ f64: @escaping (Double) -> Double) throws -> Tensor {
-    try withFloat32([x]) { inputs in
+    switch x.dtype {  // float32 and float64 without withFloat32's arrays
+    case .float: return mapNumeric(x, Float.self, f32)
+    case .double: return mapNumeric(x, Double.self, f64)
+    default: break
+    }
+    return try withFloat32([x]) { inputs in
         let t = inputs[0]!
         switch t.dtype {
         case .float: return [mapNumeric(t, Float.self, f32)]
