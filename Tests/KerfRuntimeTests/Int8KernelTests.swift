@@ -450,6 +450,44 @@ extension Int8KernelTests {
     }
 }
 
+extension Int8KernelTests {
+    /// Kerf's static files of scikit-learn MLPs: MatMul -> Add(bias [1, N]) -> Relu ->
+    /// QuantizeLinear is one kerf.QuantizedMatMul (float bias with its rank, Relu, quantized
+    /// output), within one byte of the graph; an X of rank 1 gets the [1, N] Add gives it.
+    func testProductTakesABiasWithLeadingOnesReluAndQuantization() throws {
+        let (k, n) = (16, 24)
+        let inits = [Initializer(name: "xs", tensor: Tensor(scalar: Float(0.03))), Initializer(name: "xz", tensor: Tensor(scalar: UInt8(128))),
+                     Initializer(name: "w", tensor: Tensor(shape: [k, n], values: randomBytes(k * n, seed: 8).map { Int8(truncatingIfNeeded: $0) })),
+                     Initializer(name: "ws", tensor: Tensor(scalar: Float(0.004))), Initializer(name: "wz", tensor: Tensor(scalar: Int8(0))),
+                     Initializer(name: "b", tensor: Tensor(shape: [1, n], values: (0..<n).map { Float($0) * 0.05 - 0.6 })),
+                     Initializer(name: "ys", tensor: Tensor(scalar: Float(0.02))), Initializer(name: "yz", tensor: Tensor(scalar: UInt8(0)))]
+        let nodes = [Node(name: "q", opType: "QuantizeLinear", inputs: ["x", "xs", "xz"], outputs: ["xq"]),
+                     Node(name: "dq", opType: "DequantizeLinear", inputs: ["xq", "xs", "xz"], outputs: ["xf"]),
+                     Node(name: "dqw", opType: "DequantizeLinear", inputs: ["w", "ws", "wz"], outputs: ["wf"]),
+                     Node(name: "mm", opType: "MatMul", inputs: ["xf", "wf"], outputs: ["m"]),
+                     Node(name: "add", opType: "Add", inputs: ["m", "b"], outputs: ["a"]),
+                     Node(name: "relu", opType: "Relu", inputs: ["a"], outputs: ["r"]),
+                     Node(name: "qy", opType: "QuantizeLinear", inputs: ["r", "ys", "yz"], outputs: ["y"])]
+        let g = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", type: .tensor(dtype: .float, shape: nil))],
+                      outputs: [ValueInfo(name: "y", type: nil)], initializers: inits)
+        let opsets = [OpsetImport(domain: "", version: 17)]
+        let plain = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: 0))
+        let fused = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: 1))
+        XCTAssertEqual(fused.plan, ["QuantizeLinear", "kerf.QuantizedMatMul"])
+        for shape in [[5, k], [k]] {
+            let count = shape.reduce(1, *)
+            let x = Tensor(shape: shape, values: randomBytes(count, seed: 9).map { Float($0) / 64 - 2 })
+            let expected = try plain.run(["x": x])[0], actual = try fused.run(["x": x])[0]
+            XCTAssertEqual(actual.shape, expected.shape)
+            XCTAssertEqual(actual.shape.last, n)
+            let e = expected.array(of: UInt8.self), a = actual.array(of: UInt8.self)
+            XCTAssertLessThanOrEqual(zip(e, a).map { abs(Int($0) - Int($1)) }.max() ?? 0, 1, "X \(shape)")
+            XCTAssertGreaterThan(Set(e).count, 10, "not degenerate")
+            XCTAssertTrue(e.contains(0), "the Relu clips some")
+        }
+    }
+}
+
 func randomBytes(_ n: Int, seed: UInt64) -> [UInt8] {
     var s = seed
     return (0..<n).map { _ in

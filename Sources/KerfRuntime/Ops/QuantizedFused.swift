@@ -258,6 +258,7 @@ final class QuantizedProduct: Operator {
         headFallback = !conv && c.node.inputs.count > 10 && !c.node.inputs[10].isEmpty ? try HeadFallback(c, keysTransposed: keysTransposed) : nil
         self.channelsLast = channelsLast
         threads = c.options.resolvedThreads
+        biasRank = try c.int("bias_rank", default: 0)
         outputTable = !conv && c.node.inputs.count > 14 && !c.node.inputs[14].isEmpty
             ? try ByteTable(c, base: 14, perChannel: try c.int("table_channels", default: 0) != 0,
                             to: try c.int("table_to", default: Int(DType.uint8.rawValue)), rank: try c.int("table_rank", default: 0))
@@ -364,6 +365,9 @@ final class QuantizedProduct: Operator {
     let columnOffsets: [Int32]?
     /// biasQ (or 0) &+ columnOffsets, per output channel.
     let offsetBias: [Int32]?
+    /// The rank of the float bias's constant (attribute bias_rank; its dims are 1 but the last):
+    /// the output has at least that rank.
+    let biasRank: Int
     /// MatMul with a requantized output and inputs 14...: the byte table applied to that output
     /// (a kerf.QuantizedTable / QuantizedChannelTable that read it, fused).
     let outputTable: ByteTable?
@@ -382,6 +386,9 @@ final class QuantizedProduct: Operator {
         let dtype = outputTable?.outputType ?? finalQuantization?.dtype ?? output?.dtype ?? .float
         var productShape = x.shape
         productShape[x.rank - 1] = n
+        if productShape.count < biasRank {  // Add's broadcast with a float bias [1, ..., N]
+            productShape = [Int](repeating: 1, count: biasRank - productShape.count) + productShape
+        }
         if let outputTable {
             try outputTable.check(productShape)
             productShape = outputTable.outputShape(productShape)

@@ -111,10 +111,12 @@ extension GraphOptimizer {
             if product.opType == "MatMul", m.readOnly(output, by: 1),
                let ai = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Add" && $0.inputs.contains(output) }),
                let name = m.other(g.nodes[ai], than: output), let bias = m.constants[name], bias.dtype == .float,
-               bias.shape == [w.shape[1]] {
+               bias.shape.last == w.shape[1], bias.shape.dropLast().allSatisfy({ $0 == 1 }) {
                 chain.append(ai)
                 floatBias = name
                 output = g.nodes[ai].outputs[0]
+                // A bias [1, ..., N] (scikit-learn's) widens a product of lower rank.
+                if bias.rank > 1 { attributes.append(Attribute(name: "bias_rank", value: .int(Int64(bias.rank)))) }
             }
             var activationAttributes: [Attribute] = []
             if m.readOnly(output, by: 1),
@@ -149,9 +151,9 @@ extension GraphOptimizer {
 
     /// kerf.QuantizedMatMul or kerf.DynamicQuantizedMatMul with a float output -> Gelu (exact
     /// form, after fuseGelu; or Relu after the dynamic one) [-> QuantizeLinear, per-tensor 8-bit,
-    /// QuantizedMatMul only, when it has a float bias or the Gelu] computes the activation (and
-    /// the QuantizeLinear) in the product's epilogue, block by block while the values are in
-    /// cache, with the same kernels.
+    /// QuantizedMatMul only, when it has a float bias (and maybe a Relu or Clip fused with it) or
+    /// the Gelu] computes the activation (and the QuantizeLinear) in the product's epilogue,
+    /// block by block while the values are in cache, with the same kernels.
     static func fuseQuantizedMatMulTail(_ g: Graph) {
         let m = Matcher(g)
         var removed = Set<Int>()
@@ -160,21 +162,23 @@ extension GraphOptimizer {
         where product.domain == FusedQuantizedOps.domain && ["QuantizedMatMul", "DynamicQuantizedMatMul"].contains(product.opType) {
             let dynamic = product.opType == "DynamicQuantizedMatMul"
             let floatOutput = dynamic || product.inputs.count <= 7 || product.inputs[7].isEmpty
-            guard floatOutput, product.attribute(FusedAttributes.activation) == nil else { continue }
+            let floatBias = product.inputs.count > 9 && !product.inputs[9].isEmpty
+            // An activation fused already (Relu, Clip after a float bias) stays; a QuantizeLinear may follow.
+            let activated = product.attribute(FusedAttributes.activation) != nil
+            guard floatOutput, !activated || (floatBias && !dynamic) else { continue }
             var fused = product, chain = [pi], output = product.outputs[0]
-            if m.readOnly(output, by: 1),
+            if !activated, m.readOnly(output, by: 1),
                let gi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Gelu" && $0.inputs.first == output }) {
                 if case .string(let a)? = g.nodes[gi].attribute("approximate"), String(decoding: a, as: UTF8.self) != "none" { continue }
                 chain.append(gi)
                 output = g.nodes[gi].outputs[0]
                 fused.attributes += FusedAttributes.attributes(for: .gelu)
-            } else if dynamic, m.readOnly(output, by: 1),
+            } else if !activated, dynamic, m.readOnly(output, by: 1),
                       let ri = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Relu" && $0.inputs.first == output }) {
                 chain.append(ri)
                 output = g.nodes[ri].outputs[0]
                 fused.attributes += FusedAttributes.attributes(for: .relu)
             }
-            let floatBias = product.inputs.count > 9 && !product.inputs[9].isEmpty
             if !dynamic && (floatBias || chain.count > 1), m.readOnly(output, by: 1),
                let qi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "QuantizeLinear" && $0.inputs.first == output }),
                g.nodes[qi].attribute("output_dtype") == nil, let y = perTensorParameters(m, g.nodes[qi]) {
