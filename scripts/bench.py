@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Kerf next to ONNX Runtime in one run, written to BENCHMARKS.md.
 
-    python3 scripts/bench.py --kerf .build/release/kerf --out BENCHMARKS.md [--runs 30] [--rounds 3]
+    python3 scripts/bench.py --kerf .build/release/kerf --out BENCHMARKS.md [--runs 30] [--rounds 5]
 
 Each (engine, model, threads) is measured in a fresh child process, so peak memory (ru_maxrss)
 belongs to one engine and neither engine's thread pool disturbs the other. Latency is the
@@ -64,6 +64,10 @@ def make_feeds(spec: dict, batch: int) -> dict:
 
 # MARK: - Child: one engine, one model, one thread count
 
+FAST_BUDGET_S = 0.3
+FAST_RUNS = 2000
+
+
 def child(engine: str, spec: dict, threads: int, batches: list[int], runs: int) -> dict:
     if engine == "kerf":
         import kerf
@@ -79,10 +83,13 @@ def child(engine: str, spec: dict, threads: int, batches: list[int], runs: int) 
     latency = {}
     for batch in batches:
         feeds = make_feeds(spec, batch)
+        start = time.perf_counter()
         for _ in range(5):
             run(feeds)
+        # Fast models get more runs, as many as fit in FAST_BUDGET_S: their medians move less.
+        warm = (time.perf_counter() - start) / 5
         times = []
-        for _ in range(runs):
+        for _ in range(max(runs, min(FAST_RUNS, int(FAST_BUDGET_S / max(warm, 1e-9))))):
             t = time.perf_counter()
             run(feeds)
             times.append(time.perf_counter() - t)
@@ -165,7 +172,7 @@ def main() -> int:
     parser.add_argument("--kerf", help="the kerf CLI (for the `kerf bench` example)")
     parser.add_argument("--out", default="BENCHMARKS.md")
     parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=3, help="turns per engine, model and thread count")
+    parser.add_argument("--rounds", type=int, default=5, help="turns per engine, model and thread count")
     parser.add_argument("--child")
     parser.add_argument("--spec")
     parser.add_argument("--threads", type=int, default=1)
@@ -211,7 +218,8 @@ def main() -> int:
         "Produced by `make bench` (`python3 scripts/bench.py --kerf .build/release/kerf --out BENCHMARKS.md`)",
         f"on {cpu_name()}, {os.cpu_count()} cores; Kerf {kerf.__version__} (release build, static Swift runtime),",
         f"ONNX Runtime {ort.__version__} (CPU provider, default graph optimizations). Each engine runs in its own",
-        f"process per model and thread count; latency is the median of {args.runs} runs after 5 warm-up runs on the",
+        f"process per model and thread count; latency is the median of {args.runs} runs (of more for fast models: as many",
+        f"as fit in {FAST_BUDGET_S} s, up to {FAST_RUNS}) after 5 warm-up runs on the",
         f"same inputs, both engines called from Python, the engines taking turns for {args.rounds} rounds (fresh processes)",
         "and each reporting the median of its rounds' medians; peak memory is the largest of the rounds.",
         "Ratio = Kerf / ORT latency (below 1: Kerf is faster).",

@@ -26,7 +26,8 @@ final class Int8KernelTests: XCTestCase {
     }
 
     func testBothLayoutsMatchTheReferenceForEveryActivationTypeAndZeroPoint() {
-        for (m, n, k) in [(1, 1, 1), (5, 17, 13), (4, 33, 64), (9, 40, 130)] {
+        // (n 100 and 160: four whole panels at a time, then two, then one partial, on 2 threads.)
+        for (m, n, k) in [(1, 1, 1), (5, 17, 13), (4, 33, 64), (9, 40, 130), (13, 100, 40), (7, 160, 260)] {
             let a = randomBytes(m * k, seed: UInt64(m * 7 + k))
             let b = randomBytes(k * n, seed: UInt64(n * 3 + k)).map { Int8(bitPattern: $0) }
             for aSigned in [false, true] {
