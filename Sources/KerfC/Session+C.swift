@@ -142,15 +142,13 @@ private func checkCounts(_ inputCount: Int, _ inputsGiven: Bool, _ outputCount: 
     try argument(outputCount == 0 || outputs != nil, "outputs is NULL")
 }
 
-/// The feeds of a run: input_names[i] -> tensor(i), each name once.
+/// The feeds of a run: input_names[i] -> tensor(i) (the session rejects a name given twice).
 private func feedsByName(_ names: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int,
-                         _ tensor: (Int) throws -> Tensor) throws -> [String: Tensor] {
-    var feeds: [String: Tensor] = [:]
+                         _ tensor: (Int) throws -> Tensor) throws -> [(name: String, tensor: Tensor)] {
+    var feeds: [(name: String, tensor: Tensor)] = []
     feeds.reserveCapacity(count)
     for i in 0..<count {
-        let name = try string(names![i], "input_names[\(i)]")
-        try argument(feeds[name] == nil, "input '\(name)' is fed twice")
-        feeds[name] = try tensor(i)
+        feeds.append((try string(names![i], "input_names[\(i)]"), try tensor(i)))
     }
     return feeds
 }
@@ -159,7 +157,7 @@ private func feedsByName(_ names: UnsafePointer<UnsafePointer<CChar>?>?, _ count
 /// `views`, when given). With `copyInto`, an output that `views[i]` describes exactly (dtype,
 /// rank, dims, byte_size, with a buffer at data) is copied there instead, and outputs[i] stays
 /// NULL. On failure no handle is left behind.
-private func run(_ s: SessionHandle, _ feeds: [String: Tensor], _ outputNames: UnsafePointer<UnsafePointer<CChar>?>?,
+private func run(_ s: SessionHandle, _ feeds: [(name: String, tensor: Tensor)], _ outputNames: UnsafePointer<UnsafePointer<CChar>?>?,
                  _ outputs: UnsafeMutablePointer<OpaquePointer?>, _ views: UnsafeMutablePointer<kerf_tensor_view>?,
                  _ outputCount: Int, copyInto: Bool = false) throws {
     var names: [String]? = nil
@@ -169,7 +167,7 @@ private func run(_ s: SessionHandle, _ feeds: [String: Tensor], _ outputNames: U
         try argument(outputCount == s.session.outputs.count,
                      "n_outputs is \(outputCount) but the model has \(s.session.outputs.count) outputs (output_names is NULL)")
     }
-    let results = try s.session.run(feeds, outputNames: names)
+    let results = try s.session.run(feeding: feeds, outputNames: names)
     for (i, t) in results.enumerated() {
         if copyInto, let view = views?[i], describes(view, t) {
             if t.byteCount > 0 { UnsafeMutableRawPointer(mutating: view.data!).copyMemory(from: t.storage.pointer, byteCount: t.byteCount) }

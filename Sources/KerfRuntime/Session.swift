@@ -100,8 +100,11 @@ public final class Session {
     private var runSlots: [Int] = []
     /// The slots of the graph outputs, in order.
     private var graphOutputSlots: [Int] = []
-    /// Declared graph inputs by name (initializer-backed ones included: feeds may override them).
-    private let declared: [String: ValueInfo]
+    /// Declared graph inputs by name (initializer-backed ones included: feeds may override them):
+    /// their slot, declaration, and whether they are runtime inputs (not initializer-backed).
+    private var feedTargets: [String: (slot: Int, info: ValueInfo, isRuntimeInput: Bool)] = [:]
+    /// The slots the run in progress has fed so far (empty between runs).
+    private var bound: [Int] = []
     /// The graph's initializer names (for the message when one is fed but cannot be).
     private let initializerNames: Set<String>
     /// Slots of the constants operators took (`OperatorContext.takeConstant`): not kept here.
@@ -119,7 +122,7 @@ public final class Session {
         self.inputs = source.runtimeInputs
         self.outputs = source.outputs
         let fixed = irVersion < 4 ? Set(source.initializers.map(\.name)) : []
-        self.declared = Dictionary(source.inputs.filter { !fixed.contains($0.name) }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let declared = Dictionary(source.inputs.filter { !fixed.contains($0.name) }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         self.initializerNames = Set(source.initializers.map(\.name))
         let defaultOpset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
 
@@ -196,6 +199,12 @@ public final class Session {
         steps = built.enumerated().map { i, b in Step(node: b.node, op: b.op, inputSlots: b.inputs, outputSlots: b.outputs, releaseAfter: releases[i]) }
         schedule = Schedule(steps: steps)
         maxInputCount = built.map(\.inputs.count).max() ?? 0
+        let runtimeNames = Set(inputs.map(\.name))
+        for (name, info) in declared {
+            guard let slot = slotOfName[name] else { continue }
+            feedTargets[name] = (slot, info, runtimeNames.contains(name))
+        }
+        bound.reserveCapacity(declared.count)
     }
 
     /// The operators a run executes, in order, as "OpType" (default domain) or "domain.OpType"
@@ -207,6 +216,12 @@ public final class Session {
     /// Runs the graph. `feeds` maps runtime input names to tensors; `outputNames` (default: the
     /// graph outputs) selects what to return, in that order.
     public func run(_ feeds: [String: Tensor], outputNames: [String]? = nil) throws -> [Tensor] {
+        try run(feeding: feeds.map { (name: $0.key, tensor: $0.value) }, outputNames: outputNames)
+    }
+
+    /// `run` with the feeds as (name, tensor) pairs, each name at most once (an error
+    /// otherwise): callers that have them so (the C API) build no dictionary per run.
+    public func run(feeding feeds: [(name: String, tensor: Tensor)], outputNames: [String]? = nil) throws -> [Tensor] {
         let wantedSlots = try outputNames?.map { name -> Int in
             guard let s = slotOfName[name] else { throw KerfError.invalidArgument("the model has no value named '\(name)'") }
             guard !taken.contains(s) else {
@@ -218,7 +233,7 @@ public final class Session {
         var values: [Tensor?] = []
         swap(&values, &self.values)
         defer {
-            reset(&values, feeds)
+            reset(&values)
             swap(&values, &self.values)
         }
         try bindFeeds(feeds, into: &values)
@@ -276,9 +291,10 @@ public final class Session {
 
     /// Puts `values` back as it is between runs: nothing but the constants (feeds may have
     /// overridden some).
-    private func reset(_ values: inout [Tensor?], _ feeds: [String: Tensor]) {
+    private func reset(_ values: inout [Tensor?]) {
         for s in runSlots { values[s] = nil }
-        for name in feeds.keys { if let s = slotOfName[name], initialValues[s] != nil { values[s] = initialValues[s] } }
+        for s in bound where initialValues[s] != nil { values[s] = initialValues[s] }
+        bound.removeAll(keepingCapacity: true)
     }
 
     /// Starts (or restarts) timing every operator of the runs that follow.
@@ -308,20 +324,28 @@ public final class Session {
         return zip(zip(steps, plan), stepSeconds).map { ($0.0.node.name, $0.1, $1 / Double(profiledRuns)) }
     }
 
-    private func bindFeeds(_ feeds: [String: Tensor], into values: inout [Tensor?]) throws {
+    /// Puts each feed in its slot (one dictionary lookup per feed: this runs on every call) and
+    /// records the slots in `bound`, so that `reset` finds them whether or not binding failed.
+    private func bindFeeds(_ feeds: [(name: String, tensor: Tensor)], into values: inout [Tensor?]) throws {
+        var runtimeFeeds = 0
         for (name, tensor) in feeds {
-            guard let info = declared[name] else {
+            guard let target = feedTargets[name] else {
                 if initializerNames.contains(name) {
                     throw KerfError.invalidArgument("'\(name)' is an initializer of an IR version < 4 model, where initializers are constants and cannot be fed")
                 }
                 let names = inputs.map { "'\($0.name)'" }.joined(separator: ", ")
                 throw KerfError.invalidArgument("the model has no input named '\(name)' (inputs: \(names))")
             }
-            try Session.check(tensor, against: info)
-            values[slotOfName[name]!] = tensor
+            guard !bound.contains(target.slot) else { throw KerfError.invalidArgument("input '\(name)' is fed twice") }
+            try Session.check(tensor, against: target.info)
+            values[target.slot] = tensor
+            bound.append(target.slot)
+            if target.isRuntimeInput { runtimeFeeds += 1 }
         }
-        for info in inputs where feeds[info.name] == nil {
-            throw KerfError.invalidArgument("input '\(info.name)' was not fed")
+        if runtimeFeeds < inputs.count {
+            for info in inputs where !feeds.contains(where: { $0.name == info.name }) {
+                throw KerfError.invalidArgument("input '\(info.name)' was not fed")
+            }
         }
     }
 

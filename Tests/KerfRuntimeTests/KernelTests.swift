@@ -74,6 +74,24 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(half.convertedToFloat32().array(of: Float.self), [3, -.infinity])
     }
 
+    /// Feeds given as pairs: a name twice, an unknown name or a missing input is an error, and
+    /// a failed bind leaves the session as it was (an overridable initializer keeps its value).
+    func testFeedPairsAreCheckedAndAFailedBindChangesNothing() throws {
+        let g = Graph(nodes: [Node(name: "add", opType: "Add", inputs: ["x", "b"], outputs: ["y"])],
+                      inputs: [ValueInfo(name: "x", type: .tensor(dtype: .float, shape: [.value(2)])),
+                               ValueInfo(name: "b", type: .tensor(dtype: .float, shape: [.value(2)]))],
+                      outputs: [ValueInfo(name: "y", type: nil)],
+                      initializers: [Initializer(name: "b", tensor: Tensor(shape: [2], values: [Float(10), 20]))])
+        let session = try Session(graph: g, opsets: [OpsetImport(domain: "", version: 17)])
+        let x = Tensor(shape: [2], values: [Float(1), 2]), b = Tensor(shape: [2], values: [Float(-1), -2])
+        XCTAssertThrowsError(try session.run(feeding: [("x", x), ("x", x)])) { XCTAssertTrue("\($0)".contains("fed twice")) }
+        XCTAssertThrowsError(try session.run(feeding: [("b", b), ("z", x)])) { XCTAssertTrue("\($0)".contains("no input named 'z'")) }
+        XCTAssertThrowsError(try session.run(feeding: [("b", b)])) { XCTAssertTrue("\($0)".contains("'x' was not fed")) }
+        XCTAssertEqual(try session.run(feeding: [("x", x)])[0].array(of: Float.self), [11, 22])
+        XCTAssertEqual(try session.run(feeding: [("b", b), ("x", x)])[0].array(of: Float.self), [0, 0])
+        XCTAssertEqual(try session.run(["x": x])[0].array(of: Float.self), [11, 22])
+    }
+
     func testReshapeTargetRules() throws {
         XCTAssertEqual(try reshapeTarget([0, -1], input: [2, 3, 4], allowZero: false), [2, 12])
         XCTAssertEqual(try reshapeTarget([0, 4], input: [0, 4], allowZero: true), [0, 4])
