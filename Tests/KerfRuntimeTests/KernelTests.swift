@@ -92,6 +92,19 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(try session.run(["x": x])[0].array(of: Float.self), [11, 22])
     }
 
+    /// Reshape reads a constant shape once, but a feed that replaces it (an overridable
+    /// initializer) at every run.
+    func testReshapeTakesAFedShapeOverItsInitializer() throws {
+        let g = Graph(nodes: [Node(name: "r", opType: "Reshape", inputs: ["x", "s"], outputs: ["y"])],
+                      inputs: [ValueInfo(name: "x", type: nil), ValueInfo(name: "s", type: nil)], outputs: [ValueInfo(name: "y", type: nil)],
+                      initializers: [Initializer(name: "s", tensor: Tensor(shape: [2], values: [Int64(2), 3]))])
+        let session = try Session(graph: g, opsets: [OpsetImport(domain: "", version: 17)])
+        let x = Tensor(shape: [6], values: (0..<6).map(Float.init))
+        XCTAssertEqual(try session.run(["x": x])[0].shape, [2, 3])
+        XCTAssertEqual(try session.run(["x": x, "s": Tensor(shape: [2], values: [Int64(3), -1])])[0].shape, [3, 2])
+        XCTAssertEqual(try session.run(["x": x])[0].shape, [2, 3])
+    }
+
     func testReshapeTargetRules() throws {
         XCTAssertEqual(try reshapeTarget([0, -1], input: [2, 3, 4], allowZero: false), [2, 12])
         XCTAssertEqual(try reshapeTarget([0, 4], input: [0, 4], allowZero: true), [0, 4])

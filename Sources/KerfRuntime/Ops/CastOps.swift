@@ -14,7 +14,9 @@ func cast(_ x: Tensor, to target: DType, saturate: Bool = true, roundMode: Strin
     let source = x.dtype == .float16 || x.dtype == .bfloat16 ? x.convertedToFloat32() : x
     let via = target == .float16 || target == .bfloat16 ? DType.float : target
     let out = Tensor(uninitialized: via, shape: x.shape)  // new storage: written in place
-    try dispatchElements(source.dtype, ConvertFrom(source: source, destination: out.storage.pointer, count: out.count, target: via))
+    // Bool bytes other than 0 and 1 (a caller's view) read as 1, as x != 0.
+    let normalized = source.dtype == .bool ? Tensor(shape: source.shape, values: source.array(of: UInt8.self).map { $0 != 0 ? UInt8(1) : 0 }) : source
+    try dispatchElements(source.dtype, ConvertFrom(source: normalized, destination: out.storage.pointer, count: out.count, target: via))
     return via == target ? out : out.convertedFromFloat32(to: target)
 }
 

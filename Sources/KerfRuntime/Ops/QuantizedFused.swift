@@ -125,6 +125,7 @@ final class DynamicQuantizedMatMul: Operator {
         scratch.reserve((n + 2 * blocks) * 4 + (quantized ? 0 : x.count))
         let scales = scratch.pointer!.bindMemory(to: Float.self, capacity: n + 2 * blocks)
         let ranges = scales + n  // [low, high] per block
+        ranges.initialize(repeating: 0, count: 2 * blocks)  // (blocks that never run, N = 0, stay at 0)
         let buffer = quantized ? nil : (scratch.pointer! + (n + 2 * blocks) * 4).bindMemory(to: UInt8.self, capacity: x.count)
         let scale: Float, zero: UInt8
         if let buffer {

@@ -194,10 +194,19 @@ enum ShapeOps {
         }
         r["Reshape"] = { c in
             let allowZero = try c.int("allowzero", default: 0) != 0
-            let attrShape = c.opset < 5 ? try c.ints("shape") : try c.constant(1).map { try intValues($0, "Reshape shape") }
+            let attrShape = c.opset < 5 ? try c.ints("shape") : nil
+            // A constant shape is read once; a feed that replaces it (an overridable initializer) is read per run.
+            let constant = c.opset < 5 ? nil : c.constant(1).flatMap { t in (try? intValues(t, "Reshape shape")).map { (t.storage, $0) } }
             return ClosureOperator { inputs in
                 let x = try inputs.required(0)
-                let requested = try attrShape ?? intValues(try inputs.required(1, "shape"), "Reshape shape")
+                let requested: [Int]
+                if let attrShape {
+                    requested = attrShape
+                } else if let constant, inputs.count > 1, inputs[1]?.storage === constant.0 {
+                    requested = constant.1
+                } else {
+                    requested = try intValues(try inputs.required(1, "shape"), "Reshape shape")
+                }
                 return [x.reshaped(try reshapeTarget(requested, input: x.shape, allowZero: allowZero))]
             }
         }

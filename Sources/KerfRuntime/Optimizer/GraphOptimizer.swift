@@ -161,7 +161,9 @@ enum GraphOptimizer {
     /// value is not itself a graph input, output or initializer, and no node has a subgraph
     /// (which could read the value by name).
     static func forwardIdentityOutputs(_ g: Graph) {
-        guard !g.nodes.contains(where: { n in n.attributes.contains { if case .graph = $0.value { return true }; return false } }) else {
+        guard !g.nodes.contains(where: { n in n.attributes.contains {
+            switch $0.value { case .graph, .graphs: return true; default: return false }
+        } }) else {
             return
         }
         let outputs = Set(g.outputs.map(\.name))

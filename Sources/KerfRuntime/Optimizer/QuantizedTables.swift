@@ -129,6 +129,9 @@ extension GraphOptimizer {
                 g.initializers.append(Initializer(name: name, tensor: Tensor(shape: [256], values: composed)))
                 var fused = second
                 fused.inputs = [first.inputs[0], name]
+                // The output has at least the rank either table gives it.
+                func rank(_ n: Node) -> Int64 { if case .int(let r)? = n.attribute("rank") { return r }; return 0 }
+                fused.attributes = fused.attributes.filter { $0.name != "rank" } + [Attribute(name: "rank", value: .int(max(rank(first), rank(second))))]
                 g.nodes[si] = fused
                 g.nodes.remove(at: fi)
                 changed = true

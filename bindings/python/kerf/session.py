@@ -218,11 +218,19 @@ class _Call:
         outputs it returned as tensors (which are freed, and whose shape is expected next)."""
         if self.results_bytes.tobytes() != self.no_results:  # some output came back as a tensor
             results = self.results
+            done = 0
             try:
                 for i, name in enumerate(self.output_names):
                     if results[i]:
                         self._expect(i, _tensor.read_view(self.output_views[i], name))
+                    done = i + 1
             finally:
+                # A view Kerf filled for a tensor that was not read (an error above) points into
+                # that tensor, freed here: it must match no output of the next run.
+                for i in range(done, len(self.output_names)):
+                    if results[i]:
+                        self.output_views[i].dtype = -1
+                        self.expected[i] = self.last[i] = None
                 lib.kerf_tensors_free(results, len(self.output_names))
         return self.as_dict(self.last)
 
