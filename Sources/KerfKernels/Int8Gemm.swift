@@ -192,8 +192,9 @@ extension PackedInt8Weights {
     /// sees it (int8 A shifted by 128). Nil otherwise (the correction, if any, needs A's rows).
     public func columnOffsets(aZeroPoint: Int32, aSigned: Bool) -> [Int32]? {
         guard correctsByColumn else { return nil }
-        let za = aZeroPoint + (aSigned ? 128 : 0)
-        return columnSums.map { 0 &- za &* $0 }
+        var offsets = [Int32](repeating: 0, count: n)
+        offsets.withUnsafeMutableBufferPointer { _ = writeColumnOffsets(aZeroPoint: aZeroPoint, aSigned: aSigned, into: $0.baseAddress!) }
+        return offsets
     }
 
     /// `columnOffsets` written into `offsets` (n int32); false (nothing written) where it is nil.

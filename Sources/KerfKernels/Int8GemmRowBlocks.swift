@@ -19,8 +19,10 @@ public func int8GemmBlockRows(m: Int, n: Int, k: Int) -> Int {
 /// thread and are valid only during the call. With enough blocks, blocks
 /// run on up to `threads` threads (so do their epilogues, concurrently: `epilogue` must be safe
 /// for disjoint rows); otherwise each block's column panels are split over the threads.
+/// `known`: b.columnOffsets for aZeroPoint, computed once by a caller whose zero point is a
+/// constant (else they are computed per call, into scratch).
 public func int8GemmByRowBlocks(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda: Int, aZeroPoint: Int32, b: PackedInt8Weights,
-                                threads: Int,
+                                threads: Int, columnOffsets known: UnsafePointer<Int32>? = nil,
                                 epilogue: (_ acc: UnsafeMutablePointer<Int32>, _ offsets: UnsafePointer<Int32>?, _ firstRow: Int,
                                            _ rows: Int, _ scratch: UnsafeMutablePointer<Float>) -> Void) {
     let n = b.n
@@ -37,7 +39,7 @@ public func int8GemmByRowBlocks(m: Int, a: UnsafeRawPointer, aSigned: Bool, lda:
     let buffer = scratch.pointer!
     // The zero-point correction goes into the epilogue's pass over the sums when it can.
     let offsetsAt = (buffer + workers * perWorker * 8).bindMemory(to: Int32.self, capacity: n)
-    let offsets = b.writeColumnOffsets(aZeroPoint: aZeroPoint, aSigned: aSigned, into: offsetsAt) ? UnsafePointer(offsetsAt) : nil
+    let offsets = known ?? (b.writeColumnOffsets(aZeroPoint: aZeroPoint, aSigned: aSigned, into: offsetsAt) ? UnsafePointer(offsetsAt) : nil)
     func runBlock(_ worker: Int, _ block: Int, _ gemmThreads: Int) {
         let first = block * blockRows, rows = min(blockRows, m - first)
         let acc = (buffer + worker * perWorker * 8).bindMemory(to: Int32.self, capacity: perWorker)

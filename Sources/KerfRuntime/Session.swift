@@ -13,35 +13,12 @@ public final class Session {
     public let inputs: [ValueInfo]
     public let outputs: [ValueInfo]
 
-    /// A class, so that walking the plan in `run` costs no copies (a struct with the node's
-    /// strings and arrays would be retained and released field by field on every step).
-    private final class Step {
-        let node: Node
-        let op: Operator
-        let inputSlots: [Int]   // -1 for an omitted optional input
-        let outputSlots: [Int]  // -1 for an omitted optional output
-        let releaseAfter: [Int] // slots whose last reader is this step
-        /// Per input: the slot's value moves into the arguments (its last read, here and in the
-        /// plan) instead of being copied and then released.
-        let movesInput: [Bool]
-        init(node: Node, op: Operator, inputSlots: [Int], outputSlots: [Int], releaseAfter: [Int]) {
-            self.node = node
-            self.op = op
-            self.inputSlots = inputSlots
-            self.outputSlots = outputSlots
-            self.releaseAfter = releaseAfter
-            let released = Set(releaseAfter)
-            movesInput = inputSlots.indices.map { k in
-                released.contains(inputSlots[k]) && !inputSlots[(k + 1)...].contains(inputSlots[k])
-            }
-        }
-    }
+    /// The plan's nodes, in order (for names in messages, `plan` and profiles).
+    private var nodes: [Node] = []
+    /// The plan's slots and operators as `run` reads them.
+    private var schedule = Schedule(ops: [], inputs: [], outputs: [], releases: [])
 
-    private var steps: [Step] = []
-    /// The steps' slots and operators as `run` reads them.
-    private var schedule = Schedule(steps: [])
-
-    /// The plan in flat buffers, read by `run` without reference counting (walking the steps'
+    /// The plan in flat buffers, read by `run` without reference counting (walking per-step
     /// arrays retains and releases each of them per step): per step, ranges into `slots` of its
     /// inputs (-1: omitted; `moves` tells which move into the arguments), outputs and releases.
     private final class Schedule {
@@ -53,17 +30,22 @@ public final class Session {
         let moves: UnsafeMutableBufferPointer<Bool>
         let ops: UnsafeMutableBufferPointer<any Operator>
 
-        init(steps: [Step]) {
+        /// Per step: its operator, input slots (-1: omitted), output slots (-1: omitted) and the
+        /// slots whose last reader it is. An input moves into the arguments where this is the
+        /// slot's last read, here and in the plan.
+        init(ops: [any Operator], inputs: [[Int]], outputs: [[Int]], releases: [[Int]]) {
             var entries: [Entry] = [], slots: [Int] = [], moves: [Bool] = []
-            for step in steps {
-                func add(_ list: [Int], _ moved: [Bool]?) -> Range<Int> {
-                    let start = slots.count
-                    slots += list
-                    moves += moved ?? [Bool](repeating: false, count: list.count)
-                    return start..<slots.count
-                }
-                entries.append(Entry(inputs: add(step.inputSlots, step.movesInput), outputs: add(step.outputSlots, nil),
-                                     releases: add(step.releaseAfter, nil)))
+            func add(_ list: [Int], _ moved: [Bool]) -> Range<Int> {
+                let start = slots.count
+                slots += list
+                moves += moved
+                return start..<slots.count
+            }
+            for i in ops.indices {
+                let released = Set(releases[i]), ins = inputs[i]
+                let moved = ins.indices.map { k in released.contains(ins[k]) && !ins[(k + 1)...].contains(ins[k]) }
+                entries.append(Entry(inputs: add(ins, moved), outputs: add(outputs[i], outputs[i].map { _ in false }),
+                                     releases: add(releases[i], releases[i].map { _ in false })))
             }
             func buffer<T>(_ values: [T]) -> UnsafeMutableBufferPointer<T> {
                 let b = UnsafeMutableBufferPointer<T>.allocate(capacity: max(values.count, 1))
@@ -73,7 +55,7 @@ public final class Session {
             self.entries = buffer(entries)
             self.slots = buffer(slots)
             self.moves = buffer(moves)
-            self.ops = buffer(steps.map(\.op))
+            self.ops = buffer(ops)
         }
 
         deinit {
@@ -196,8 +178,8 @@ public final class Session {
         values = initialValues
         runSlots = (0..<slotCount).filter { initialValues[$0] == nil }
         graphOutputSlots = graph.outputs.map { slotOfName[$0.name]! }
-        steps = built.enumerated().map { i, b in Step(node: b.node, op: b.op, inputSlots: b.inputs, outputSlots: b.outputs, releaseAfter: releases[i]) }
-        schedule = Schedule(steps: steps)
+        nodes = built.map(\.node)
+        schedule = Schedule(ops: built.map(\.op), inputs: built.map(\.inputs), outputs: built.map(\.outputs), releases: releases)
         maxInputCount = built.map(\.inputs.count).max() ?? 0
         let runtimeNames = Set(inputs.map(\.name))
         for (name, info) in declared {
@@ -210,7 +192,7 @@ public final class Session {
     /// The operators a run executes, in order, as "OpType" (default domain) or "domain.OpType"
     /// (graph optimizations included: fused operators appear under their own names).
     public var plan: [String] {
-        steps.map { $0.node.isDefaultDomain ? $0.node.opType : "\($0.node.domain).\($0.node.opType)" }
+        nodes.map { $0.isDefaultDomain ? $0.opType : "\($0.domain).\($0.opType)" }
     }
 
     /// Runs the graph. `feeds` maps runtime input names to tensors; `outputNames` (default: the
@@ -258,7 +240,7 @@ public final class Session {
                     continue
                 }
                 guard values[s] != nil else {
-                    let node = steps[index].node
+                    let node = nodes[index]
                     throw KerfError.invalidArgument("\(node.label): input '\(node.inputs[p - entry.inputs.lowerBound])' has no value (a missing feed?)")
                 }
                 // Moved, not copied, where this is the value's last read (no retain and release).
@@ -271,7 +253,7 @@ public final class Session {
             do {
                 results = try schedule.ops[index].run(consuming: &args)
             } catch let e as KerfError {
-                throw e.prefixed(steps[index].node.label)
+                throw e.prefixed(nodes[index].label)
             }
             if profiling { stepSeconds![index] += monotonicSeconds() - start }
             args.removeAll(keepingCapacity: true)
@@ -299,7 +281,7 @@ public final class Session {
 
     /// Starts (or restarts) timing every operator of the runs that follow.
     public func startProfiling() {
-        stepSeconds = [Double](repeating: 0, count: steps.count)
+        stepSeconds = [Double](repeating: 0, count: nodes.count)
         profiledRuns = 0
     }
 
@@ -321,7 +303,7 @@ public final class Session {
     /// as in `plan`. Empty when not profiling.
     public func stepProfile() -> [(node: String, operator: String, secondsPerRun: Double)] {
         guard let stepSeconds, profiledRuns > 0 else { return [] }
-        return zip(zip(steps, plan), stepSeconds).map { ($0.0.node.name, $0.1, $1 / Double(profiledRuns)) }
+        return zip(zip(nodes, plan), stepSeconds).map { ($0.0.name, $0.1, $1 / Double(profiledRuns)) }
     }
 
     /// Puts each feed in its slot (one dictionary lookup per feed: this runs on every call) and

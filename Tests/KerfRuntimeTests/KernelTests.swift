@@ -69,6 +69,9 @@ final class KernelTests: XCTestCase {
         let flags = Tensor(shape: [3], values: [true, false, true])
         XCTAssertEqual(try cast(flags, to: .float).array(of: Float.self), [1, 0, 1])
         XCTAssertEqual(try cast(flags, to: .int64).array(of: Int64.self), [1, 0, 1])
+        let odd = Tensor(dtype: .bool, shape: [3], storage: Tensor(shape: [3], values: [UInt8(2), 0, 255]).storage)  // a caller's bytes
+        XCTAssertEqual(try cast(odd, to: .int8).array(of: Int8.self), [1, 0, 1])
+        XCTAssertEqual(try cast(odd, to: .float).array(of: Float.self), [1, 0, 1])
         let half = try cast(Tensor(shape: [2], values: [Int32(3), -70000]), to: .float16)
         XCTAssertEqual(half.dtype, .float16)
         XCTAssertEqual(half.convertedToFloat32().array(of: Float.self), [3, -.infinity])

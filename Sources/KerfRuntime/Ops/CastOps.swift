@@ -14,9 +14,7 @@ func cast(_ x: Tensor, to target: DType, saturate: Bool = true, roundMode: Strin
     let source = x.dtype == .float16 || x.dtype == .bfloat16 ? x.convertedToFloat32() : x
     let via = target == .float16 || target == .bfloat16 ? DType.float : target
     let out = Tensor(uninitialized: via, shape: x.shape)  // new storage: written in place
-    // Bool bytes other than 0 and 1 (a caller's view) read as 1, as x != 0.
-    let normalized = source.dtype == .bool ? Tensor(shape: source.shape, values: source.array(of: UInt8.self).map { $0 != 0 ? UInt8(1) : 0 }) : source
-    try dispatchElements(source.dtype, ConvertFrom(source: normalized, destination: out.storage.pointer, count: out.count, target: via))
+    try dispatchElements(source.dtype, ConvertFrom(source: source, destination: out.storage.pointer, count: out.count, target: via))
     return via == target ? out : out.convertedFromFloat32(to: target)
 }
 
@@ -38,7 +36,7 @@ private struct ConvertFrom: NumericBody {
                 let dst = destination.assumingMemoryBound(to: UInt8.self)
                 for i in 0..<count { dst[i] = src[i] != .zero ? 1 : 0 }
             } else {
-                try dispatchNumeric(target, Convert(source: src, destination: destination, count: count))
+                try dispatchNumeric(target, Convert(source: src, boolean: source.dtype == .bool, destination: destination, count: count))
             }
         }
     }
@@ -46,14 +44,18 @@ private struct ConvertFrom: NumericBody {
 
 /// One element loop per (source, target) pair: through Double when either side is floating
 /// point (float -> int truncates toward zero and saturates, NaN -> 0), else two's complement
-/// truncation through 64 bits, like C.
+/// truncation through 64 bits, like C. A `boolean` source's bytes are 0 or 1 (any other byte, from
+/// a caller's view, reads as 1).
 private struct Convert<S: NumericElement>: NumericBody {
     let source: UnsafeBufferPointer<S>
+    let boolean: Bool
     let destination: UnsafeMutableRawPointer
     let count: Int
     func run<D: NumericElement>(_: D.Type) {
         let dst = destination.assumingMemoryBound(to: D.self)
-        if S.isFloatingPoint || D.isFloatingPoint {
+        if boolean {
+            for i in 0..<count { dst[i] = D(truncatingBits: source[i] != .zero ? 1 : 0) }
+        } else if S.isFloatingPoint || D.isFloatingPoint {
             for i in 0..<count { dst[i] = D(fromDouble: source[i].doubleValue) }
         } else {
             for i in 0..<count { dst[i] = D(truncatingBits: source[i].int64Bits) }

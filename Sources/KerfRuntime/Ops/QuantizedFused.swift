@@ -398,8 +398,9 @@ final class QuantizedProduct: Operator {
         let residual = dtype == .float ? try tail?.residual(inputs, productShape: productShape) : nil
         let y = Tensor(uninitialized: dtype, shape: heads?.1 ?? productShape)
         let yp = y.storage.pointer, element = dtype.byteSize
+        withOptionalBuffer(columnOffsets) { known in
         int8GemmByRowBlocks(m: rows, a: x.storage.pointer, aSigned: xType == .int8, lda: b.k, aZeroPoint: xZero, b: b,
-                            threads: threads) { acc, offsets, first, count, scratch in
+                            threads: threads, columnOffsets: known?.baseAddress) { acc, offsets, first, count, scratch in
             let block = yp + first * n * element
             if let heads {
                 epilogue(acc, offsets: offsets, m: count, n: n, columnOffset: 0, into: UnsafeMutableRawPointer(scratch), rowStride: n, columnStride: 1)
@@ -421,6 +422,7 @@ final class QuantizedProduct: Operator {
             } else {
                 quantize(scratch, count: count * n, scale: q.scale, zeroPoint: q.zero, lo: q.lo, hi: q.hi, into: block.assumingMemoryBound(to: UInt8.self))
             }
+        }
         }
         if let tail, residual == nil { return try tail.applyUnfused(y, inputs) }
         if heads == nil, let headFallback { return try headFallback.apply(y, inputs, 10) }
