@@ -27,11 +27,12 @@ struct Bench: ParsableCommand {
         var feeds: [String: Tensor] = [:]
         let named = try namedDimensions(dims)
         for input in session.inputs { feeds[input.name] = try randomInput(input, batch: batch, named: named) }
-        for _ in 0..<warmup { _ = try session.run(feeds) }
+        let pairs = feeds.map { (name: $0.key, tensor: $0.value) }  // as the C API runs (no array made per run)
+        for _ in 0..<warmup { _ = try session.run(feeding: pairs) }
         var times: [Double] = []
         for _ in 0..<runs {
             let start = monotonicSeconds()
-            _ = try session.run(feeds)
+            _ = try session.run(feeding: pairs)
             times.append(monotonicSeconds() - start)
         }
         times.sort()
