@@ -66,8 +66,12 @@ test-c: release
 	g++ -x c++ -std=c++11 -Wall -Wextra -Werror -fsyntax-only -I include - <<< '#include "kerf.h"'
 	# valgrind 3.19 cannot read the toolchain's DWARF 5: check a debug-stripped copy instead.
 	mkdir -p $(OUT)/stripped && objcopy --strip-debug $(LIB) $(OUT)/stripped/libKerf.so
+	rm -rf $(OUT)/external && mkdir -p $(OUT)/external
+	$(PYTHON) -c "import onnx; from onnx import numpy_helper as h; m = onnx.load('$(OUT)/digits_mlp.onnx'); \
+	  [t.CopyFrom(h.from_array(h.to_array(t), t.name)) for t in m.graph.initializer]; \
+	  onnx.save(m, '$(OUT)/external/digits.onnx', save_as_external_data=True, location='digits.onnx.data', size_threshold=0)"
 	LD_LIBRARY_PATH=$(OUT)/stripped valgrind -q --error-exitcode=9 --leak-check=full --show-possibly-lost=no --errors-for-leak-kinds=definite \
-	  $(OUT)/test_capi $(OUT)/digits_mlp.onnx $(OUT)
+	  $(OUT)/test_capi $(OUT)/digits_mlp.onnx $(OUT) $(OUT)/external/digits.onnx
 	$(MAKE) -s $(OUT)/classify
 	expected=$$($(PYTHON) -c "import numpy as np, onnxruntime as o; \
 	  s = o.InferenceSession('$(OUT)/digits_mlp.onnx', providers=['CPUExecutionProvider']); \

@@ -189,6 +189,10 @@ public final class Model: @unchecked Sendable {
     public var docString: String = ""
     public var metadataProps: [(key: String, value: String)] = []
     public var graph: Graph
+    /// The external-data files the model's initializers were read from (relative to the model's
+    /// directory). While it is not empty, `save(path:)` keeps large weights external and never
+    /// writes one of these files.
+    public var externalDataFiles: Set<String> = []
     var proto: Onnx_ModelProto?
 
     public init(graph: Graph, irVersion: Int = 8, opsetImports: [OpsetImport] = [OpsetImport(domain: "", version: 17)]) {

@@ -23,6 +23,7 @@ enum OnnxImport {
         model.modelVersion = Int(proto.modelVersion)
         model.docString = proto.docString
         model.metadataProps = proto.metadataProps.map { ($0.key, $0.value) }
+        model.externalDataFiles = Set(graph.initializers.compactMap(\.externalLocation))
         model.proto = proto  // without its graph
         return model
     }

@@ -3,7 +3,9 @@ import OnnxProto
 
 /// Reads external tensor data: `location` is relative to the model's directory.
 public protocol ExternalDataReader {
-    func read(location: String, offset: Int, length: Int?) throws -> Data
+    /// Bytes [offset, offset + length) of the file at `location` (to its end when `length` is
+    /// nil), read into storage of their own: only the slice is read, once.
+    func read(location: String, offset: Int, length: Int?) throws -> TensorStorage
 }
 
 extension Tensor {
@@ -40,7 +42,8 @@ extension Tensor {
             let bits = (dtype == .uint2 || dtype == .int2) ? 2 : 4
             let packed: Data
             if proto.dataLocation == .external {
-                packed = try readExternal(proto, external: external, what: what)
+                let storage = try readExternal(proto, external: external, what: what)
+                packed = Data(bytes: storage.pointer, count: storage.byteCount)
             } else if let payload {
                 packed = Data(bytes: payload.pointer, count: payload.byteCount)
             } else if proto.hasRawData {
@@ -68,14 +71,14 @@ extension Tensor {
         }
 
         let byteCount = count * dtype.byteSize
-        if let payload, proto.dataLocation != .external {
+        if let payload = try (proto.dataLocation == .external ? readExternal(proto, external: external, what: what) : payload) {
             guard payload.byteCount == byteCount else {
                 throw KerfError.invalidModel("\(what) (\(dtype), shape \(shape)) has \(payload.byteCount) data bytes, expected \(byteCount)")
             }
             return Tensor(dtype: dtype, shape: shape, storage: payload)
         }
-        if proto.dataLocation == .external || proto.hasRawData {
-            let raw = proto.dataLocation == .external ? try readExternal(proto, external: external, what: what) : proto.rawData
+        if proto.hasRawData {
+            let raw = proto.rawData
             guard raw.count == byteCount else {
                 throw KerfError.invalidModel("\(what) (\(dtype), shape \(shape)) has \(raw.count) data bytes, expected \(byteCount)")
             }
@@ -113,7 +116,7 @@ extension Tensor {
         return t
     }
 
-    private static func readExternal(_ proto: Onnx_TensorProto, external: ExternalDataReader?, what: String) throws -> Data {
+    private static func readExternal(_ proto: Onnx_TensorProto, external: ExternalDataReader?, what: String) throws -> TensorStorage {
         var location = "", offset = 0, length: Int?
         for entry in proto.externalData {
             switch entry.key {

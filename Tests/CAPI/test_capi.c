@@ -1,6 +1,8 @@
 /*
  * C API tests: every call checked for its status, bad arguments of every kind, and a real
- * model run. Usage: test_capi MODEL.onnx WORKDIR   (MODEL: the digits MLP, input "X" [N,64]).
+ * model run. Usage: test_capi MODEL.onnx WORKDIR [EXTERNAL.onnx]   (MODEL: the digits MLP, input
+ * "X" [N,64]; EXTERNAL: the same model with its weights in EXTERNAL.onnx.data, in a folder of its
+ * own that the test writes into).
  * Prints one line per failed check and "N passed, M failed" at the end; exit 1 on failure.
  * Run under valgrind by `make test-c` (leaks and invalid reads fail the run).
  */
@@ -547,9 +549,74 @@ static void test_quantize(const char *model_path, const char *dir) {
     kerf_model_free(model);
 }
 
+static char *read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { perror(path); exit(2); }
+    fseek(f, 0, SEEK_END);
+    *size = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *data = malloc(*size ? *size : 1);
+    if (*size && fread(data, 1, *size, f) != *size) { perror(path); exit(2); }
+    fclose(f);
+    return data;
+}
+
+static int same_file(const char *path, const char *data, size_t size) {
+    size_t now_size;
+    char *now = read_file(path, &now_size);
+    int same = now_size == size && memcmp(now, data, size) == 0;
+    free(now);
+    return same;
+}
+
+/* Compressing a model whose weights live in MODEL.onnx.data, into the same folder or in place,
+ * never writes the data file the source reads. */
+static void test_external_data(const char *model_path) {
+    char data_path[4200], dst[4096], dst_data[4200];
+    snprintf(data_path, sizeof data_path, "%s.data", model_path);
+    const char *slash = strrchr(model_path, '/');
+    int dir_length = slash ? (int)(slash - model_path) : 1;
+    snprintf(dst, sizeof dst, "%.*s/quantized.onnx", dir_length, slash ? model_path : ".");
+    snprintf(dst_data, sizeof dst_data, "%s.data", dst);
+    size_t model_size, data_size;
+    char *model_bytes = read_file(model_path, &model_size), *data_bytes = read_file(data_path, &data_size);
+
+    kerf_model *model = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+    kerf_quantize_options options;
+    kerf_quantize_options_init(&options);
+    char *report = NULL;
+    EXPECT_STATUS(kerf_quantize(model, &options, &report), KERF_OK);
+    kerf_free(report);
+    EXPECT_STATUS(kerf_model_save(model, dst), KERF_OK);
+    kerf_model_free(model);
+    CHECK(same_file(model_path, model_bytes, model_size) && same_file(data_path, data_bytes, data_size),
+          "quantizing beside the source leaves its files byte-identical");
+    model = NULL;
+    EXPECT_STATUS(kerf_model_load(dst, &model), KERF_OK);
+    kerf_model_free(model);
+    FILE *f = fopen(dst_data, "rb");
+    CHECK(f != NULL, "the quantized model's data file is named after it");
+    if (f) fclose(f);
+
+    model = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+    kerf_prune_options prune;
+    kerf_prune_options_init(&prune);
+    EXPECT_STATUS(kerf_prune(model, &prune, NULL), KERF_OK);
+    EXPECT_STATUS(kerf_model_save(model, model_path), KERF_OK);
+    kerf_model_free(model);
+    CHECK(same_file(data_path, data_bytes, data_size), "an in-place rewrite leaves the data file the original reads");
+    model = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+    kerf_model_free(model);
+    free(model_bytes);
+    free(data_bytes);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: test_capi MODEL.onnx WORKDIR\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: test_capi MODEL.onnx WORKDIR [EXTERNAL.onnx]\n");
         return 2;
     }
     test_library();
@@ -559,6 +626,7 @@ int main(int argc, char **argv) {
     test_model(argv[1], argv[2]);
     test_prune(argv[1], argv[2]);
     test_quantize(argv[1], argv[2]);
+    if (argc == 4) test_external_data(argv[3]);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

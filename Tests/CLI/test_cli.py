@@ -254,3 +254,26 @@ def test_killed_in_place_quantization_leaves_the_original(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert path.read_bytes() == original
+
+
+@pytest.mark.parametrize("command", [["quantize", "--mode", "dynamic"], ["prune", "--sparsity", 0.5]])
+def test_compressing_a_model_with_external_data_leaves_the_source_byte_identical(tmp_path, command):
+    from onnx.external_data_helper import convert_model_to_external_data
+    model = models.mlp(in_features=64, hidden=128, classes=10)
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=0)
+    src = tmp_path / "model.onnx"
+    onnx.save(model, src)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    out = tmp_path / "small.onnx"
+    result = kerf(command[0], src, "-o", out, *command[1:])
+    assert result.returncode == 0, result.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.onnx.data", "small.onnx", "small.onnx.data"]
+    onnx.checker.check_model(str(out), full_check=True)
+    x = models.random_feed((3, 64))
+    assert models.run_ort(onnx.load(str(out)), {"input": x})["probs"].shape == (3, 10)
+    # In place: the original's data file is not the one written.
+    result = kerf(command[0], src, *command[1:])
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "model.onnx.data").read_bytes() == before["model.onnx.data"]
+    assert models.run_ort(onnx.load(str(src)), {"input": x})["probs"].shape == (3, 10)
