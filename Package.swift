@@ -39,7 +39,7 @@ let package = Package(
         // MARK: - Products
         .target(
             name: "KerfC",
-            dependencies: ["KerfCore", "KerfRuntime", "KerfCompress", "KerfCShims"],
+            dependencies: ["KerfCore", "KerfKernels", "KerfRuntime", "KerfCompress", "KerfCShims"],
             exclude: ["exports.map"],
             linkerSettings: [
                 .unsafeFlags([
@@ -50,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "kerf",
             dependencies: [
-                "KerfCore", "KerfRuntime", "KerfCompress",
+                "KerfCore", "KerfKernels", "KerfRuntime", "KerfCompress",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

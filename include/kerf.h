@@ -61,7 +61,7 @@ extern "C" {
 /* ABI version: the major changes only on incompatible changes. Bindings
  * refuse a library whose major differs from the one they were written for. */
 #define KERF_ABI_VERSION_MAJOR 1
-#define KERF_ABI_VERSION_MINOR 5
+#define KERF_ABI_VERSION_MINOR 6
 #define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------ */
@@ -123,6 +123,12 @@ const char *kerf_version(void);
 
 /* KERF_ABI_VERSION of the library actually loaded. */
 uint32_t kerf_abi_version(void);
+
+/* The instruction-set level Kerf's kernels run at: "avx512_vnni", "avx512", "avx_vnni", "avx2"
+ * or "scalar". It is the CPU's, capped by the environment variable KERF_MAX_ISA (one of those
+ * names, read once when the library loads; it caps oneDNN's kernels too), so that one machine
+ * can run every kernel variant up to its own. Static storage; never free it. (ABI 1.6) */
+const char *kerf_instruction_set(void);
 
 /* A description of the calling thread's most recent failure. Valid until the
  * same thread's next failing call; never NULL ("" if nothing failed). */

@@ -2,15 +2,13 @@
  * division as a reciprocal estimate refined by one Newton step; contracts in
  * include/kerf_math.h. */
 #include "kerf_math.h"
+#include "kerf_isa.h"
 #include <immintrin.h>
 
 #define SET16(v) _mm512_set1_ps(v)
 #define T512 __attribute__((target("avx512f"), always_inline)) static inline
 
-int kerf_avx512_available(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") ? 1 : 0;
-}
+int kerf_avx512_available(void) { return kerf_isa_has(KERF_HAS_AVX512); }
 
 /* fastErf of FastMath.swift, sixteen lanes. */
 T512 __m512 erf16(__m512 x) {

@@ -1,6 +1,7 @@
 /* int8 requantization, QLinearAdd and byte tables in sixteen (or sixty-four) lanes; contracts in
  * include/kerf_requantize.h. */
 #include "kerf_requantize.h"
+#include "kerf_isa.h"
 #include <immintrin.h>
 
 #pragma STDC FP_CONTRACT OFF /* a * b + c rounds twice, as in Swift */
@@ -55,8 +56,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void kerf_quantized_add_avx
 }
 
 int kerf_avx512vbmi_available(void) {
-    __builtin_cpu_init();
-    return kerf_avx512bw_available() && __builtin_cpu_supports("avx512vbmi") ? 1 : 0;
+    return kerf_isa_has(KERF_HAS_AVX512_VBMI);
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void kerf_byte_table_avx512vbmi(const uint8_t *x, size_t count,

@@ -173,13 +173,21 @@ static kerf_packed_gemm *make_memory(kerf_packed_gemm *g) {
  * W's last column): in oneDNN's blocked layouts, element (i, j) lies at
  * sum_d (index_d / block_d) * strides[d] plus an offset inside its block, so shifting j by a
  * whole number of blocks shifts the address by a constant. */
+int64_t kerf_packed_gemm_column_block(const kerf_packed_gemm *g) {
+    const dnnl_memory_desc_t *md = &g->packed_md;
+    if (md->format_kind != dnnl_blocked || md->ndims != 2 || md->offset0 != 0 || md->extra.flags != 0) return 0;
+    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+    int64_t block = 1;
+    for (int i = 0; i < b->inner_nblks; i++) if (b->inner_idxs[i] == 1) block *= b->inner_blks[i];
+    return block;
+}
+
 kerf_packed_gemm *kerf_packed_gemm_view(kerf_packed_gemm *parent, int64_t c0, int64_t n) {
     if (!parent || c0 < 0 || n <= 0 || c0 + n > parent->n) return NULL;
     dnnl_memory_desc_t md = parent->packed_md;
-    if (md.format_kind != dnnl_blocked || md.ndims != 2 || md.offset0 != 0 || md.extra.flags != 0) return NULL;
+    int64_t block = kerf_packed_gemm_column_block(parent);
+    if (block == 0) return NULL;
     const dnnl_blocking_desc_t *b = &md.format_desc.blocking;
-    int64_t block = 1;
-    for (int i = 0; i < b->inner_nblks; i++) if (b->inner_idxs[i] == 1) block *= b->inner_blks[i];
     if (c0 % block != 0 || (c0 + n < parent->n && n % block != 0)) return NULL;
     md.dims[1] = n;
     md.padded_dims[1] = (n + block - 1) / block * block;

@@ -1,19 +1,14 @@
 /* AVX2 and VNNI int8 GEMM inner loops; contracts in include/kerf_qgemm.h. */
 #include "kerf_qgemm.h"
+#include "kerf_isa.h"
 #include <immintrin.h>
 #include <string.h>
 
-int kerf_qgemm_avx2_available(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") ? 1 : 0;
-}
+int kerf_qgemm_avx2_available(void) { return kerf_isa_has(KERF_HAS_AVX2); }
 
 int kerf_qgemm_vnni_available(void) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512bw"))
-        return 1;
-    if (__builtin_cpu_supports("avxvnni")) return 2;
+    if (kerf_isa_has(KERF_HAS_AVX512_VNNI)) return 1;
+    if (kerf_isa_has(KERF_HAS_AVX_VNNI)) return 2;
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* Quantization to bytes in sixteen lanes; contract in include/kerf_requantize.h. */
 #include "kerf_requantize.h"
+#include "kerf_isa.h"
 #include <immintrin.h>
 #include <math.h>
 
@@ -55,10 +56,7 @@ AVX512 void kerf_dequantize_bytes_avx512(const void *x, size_t count, float scal
     }
 }
 
-int kerf_avx512bw_available(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") ? 1 : 0;
-}
+int kerf_avx512bw_available(void) { return kerf_isa_has(KERF_HAS_AVX512); }
 
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void kerf_channel_affine_bytes_avx512(const void *x, size_t pixels, size_t channels, int in_signed, int32_t x_zero,
                                              float x_scale, const float *k, const float *shift, int relu, float y_scale,

@@ -48,15 +48,6 @@ public func fastErf(_ x: Float) -> Float {
     return p * c / q
 }
 
-/// True when the running CPU has AVX2 (the C kernels may run).
-let cpuHasAVX2: Bool = kerf_qgemm_avx2_available() != 0
-
-/// True when the running CPU has AVX-512F (the sixteen-lane C kernels may run).
-@usableFromInline let cpuHasAVX512: Bool = kerf_avx512_available() != 0
-
-/// True when the running CPU has AVX-512F, BW and VL (the kernels with byte masks may run).
-public let cpuHasAVX512BW: Bool = kerf_avx512bw_available() != 0
-
 /// y[i] = erf(x[i]) by `fastErf` (eight or sixteen lanes where the CPU has them); x and y may alias.
 public func erf(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
     if cpuHasAVX512 {  // KerfCKernels/erf_avx512.c

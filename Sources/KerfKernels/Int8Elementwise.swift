@@ -62,5 +62,3 @@ public func lookUpChannelBytes(_ x: UnsafePointer<UInt8>, pixels: Int, channels:
         for c in 0..<channels { y[base + c] = tables[c &* 256 &+ Int(x[base + c])] }
     }
 }
-
-let cpuHasAVX512VBMI: Bool = kerf_avx512vbmi_available() != 0

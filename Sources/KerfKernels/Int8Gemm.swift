@@ -22,15 +22,15 @@ public enum Int8GemmLayout: Sendable {
     case wide
 }
 
-/// True when the AVX2 kernels can run on this CPU.
-public let int8GemmAccelerated: Bool = kerf_qgemm_avx2_available() != 0
+/// True when the AVX2 kernels may run (`InstructionSet.inUse`).
+public var int8GemmAccelerated: Bool { cpuHasAVX2 }
 
-/// True when this CPU's vpdpbusd (AVX512-VNNI or AVX-VNNI) runs the `.u8s8` layout exactly.
-public let int8GemmHasVNNI: Bool = int8GemmAccelerated && kerf_qgemm_vnni_available() != 0
+/// True when vpdpbusd (AVX512-VNNI or AVX-VNNI) may run: the `.u8s8` layout is then exact.
+public var int8GemmHasVNNI: Bool { kerf_qgemm_vnni_available() != 0 }
 
-/// Whether `.u8s8` products saturate in k pairs on this CPU (no VNNI; see the file comment).
+/// Whether `.u8s8` products saturate in k pairs (AVX2 without VNNI; see the file comment).
 /// Where they do not, `.u8s8` is exact and the faster choice for every int8 weight.
-public let int8GemmSaturatesPairs: Bool = !int8GemmHasVNNI
+public var int8GemmSaturatesPairs: Bool { !int8GemmHasVNNI }
 
 /// A constant integer weight B (logical [K, N]) packed for `int8Gemm`, with its zero points.
 /// Immutable after init; safe to share between threads.

@@ -27,6 +27,11 @@ public final class PackedGemm: @unchecked Sendable {
         parent = nil
     }
 
+    /// The packed layout's column block: views start (and, unless they end at W's last column,
+    /// end) on multiples of it. 64 on AVX-512, 1 where oneDNN keeps W row-major (AVX2); 0 when
+    /// the layout cannot be split at all.
+    public var columnBlock: Int { Int(kerf_packed_gemm_column_block(handle)) }
+
     /// The product over columns [c0, c0 + n) of W with no copy of its own: it reads this
     /// product's packed buffer (and keeps this product alive). nil when the packed layout does
     /// not split at those columns (they must start, and unless they end at W's last column,

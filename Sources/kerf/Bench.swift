@@ -37,7 +37,7 @@ struct Bench: ParsableCommand {
         }
         times.sort()
         let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
-        print("model: \(model)  batch: \(batch)  threads: \(threads)  runs: \(runs)")
+        print("model: \(model)  batch: \(batch)  threads: \(threads)  runs: \(runs)  isa: \(InstructionSet.inUse.name)")
         print("inputs: " + session.inputs.map { "\($0.name) \(feeds[$0.name]!.shape)" }.joined(separator: ", "))
         defer { if profile { try? printProfile(session, feeds) } }
         guard compareOrt else {

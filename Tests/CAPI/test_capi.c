@@ -36,6 +36,12 @@ static void on_release(void *data, void *user) { (void)data; released += *(int *
 static void test_library(void) {
     CHECK(kerf_abi_version() >> 16 == KERF_ABI_VERSION_MAJOR, "ABI major matches header");
     CHECK(strlen(kerf_version()) > 0, "version string");
+    const char *isa = kerf_instruction_set();
+    const char *cap = getenv("KERF_MAX_ISA");
+    CHECK(isa && (!strcmp(isa, "avx512_vnni") || !strcmp(isa, "avx512") || !strcmp(isa, "avx_vnni") ||
+                  !strcmp(isa, "avx2") || !strcmp(isa, "scalar")), "instruction set is one of the levels");
+    /* Capped at avx2 or scalar, every x86-64 CPU Kerf runs on reaches the cap. */
+    if (cap && (!strcmp(cap, "avx2") || !strcmp(cap, "scalar"))) CHECK(!strcmp(isa, cap), "KERF_MAX_ISA caps the level");
     kerf_free(NULL);
 }
 

@@ -99,10 +99,15 @@ final class OneDnnConvolutionTests: XCTestCase {
             let w = values(c.outChannels * c.channels / c.group * c.kernel.0 * c.kernel.1, seed: 2)
             let b = values(c.outChannels, seed: 3), r = values(c.batch * c.outChannels * oh * ow, seed: 4)
             let expected = reference(c, x, w, b, r, outSize: (oh, ow))
-            let convolution = try XCTUnwrap(b.withUnsafeBufferPointer { bv in
+            // oneDNN capped below AVX2 (KERF_MAX_ISA=scalar) may have no direct kernel: the
+            // runtime then keeps its own convolution.
+            guard let convolution = b.withUnsafeBufferPointer({ bv in
                 OneDnnConvolution(geometry: g, batch: c.batch, channels: c.channels, outChannels: c.outChannels, group: c.group,
                                   weights: w, bias: c.bias ? bv.baseAddress : nil, activation: c.activation, residual: c.residual)
-            }, "\(c)")
+            }) else {
+                XCTAssertLessThan(InstructionSet.inUse, .avx2, "no oneDNN convolution for \(c)")
+                continue
+            }
             var outputs: [[Float]] = []
             for threads in [1, 2] {
                 setGemmThreads(threads)  // as a session does: the OpenMP team one image's work splits over

@@ -21,6 +21,9 @@ kerf_packed_gemm *kerf_packed_gemm_create(int64_t k, int64_t n, const float *w, 
  * e.g. 64 on AVX-512) or oneDNN has no optimized product for the view. */
 kerf_packed_gemm *kerf_packed_gemm_view(kerf_packed_gemm *parent, int64_t c0, int64_t n);
 
+/* The layout's column block (1 for a plain row-major W); 0 when the layout is not blocked. */
+int64_t kerf_packed_gemm_column_block(const kerf_packed_gemm *g);
+
 /* C[i, j] = sum_k A[i, k] * W[k, j] (+ bias[j]) for rows 0..<m, A dense [m, K], C dense
  * [m, N]. `worker` in 0..<64 selects the stream and scratch space: concurrent
  * calls must pass different workers. Threads inside: oneDNN's (OpenMP) setting of the calling

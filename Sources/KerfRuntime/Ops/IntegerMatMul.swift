@@ -41,12 +41,12 @@ func floatScalars(_ t: Tensor) throws -> [Float] {
 /// Integer zero points (any 8-bit or 32-bit integer dtype) as Int32.
 func integerValues(_ t: Tensor) throws -> [Int32] { try cast(t, to: .int32).array(of: Int32.self) }
 
-/// The GEMM layout MatMulInteger / QLinearMatMul use for `a` times `b`: the u8s8 kernel for
-/// uint8 x int8 (saturating without VNNI, as ONNX Runtime), and for int8 x int8 where it is
-/// exact (VNNI); the exact wide kernel otherwise (ONNX Runtime's MatMulInteger with int8 A is
-/// exact).
+/// The GEMM layout integer products (MatMulInteger, QLinearMatMul, dynamic and QDQ products)
+/// use for int8 or uint8 `a` times `b`: the u8s8 kernel where it is exact (VNNI), the exact wide
+/// kernel otherwise. Products are exact on every CPU, as ONNX defines them. (ONNX Runtime's
+/// MLAS U8S8 kernels saturate k-pair sums in int16 on CPUs without VNNI.)
 func int8Layout(activation a: DType, weight b: DType) -> Int8GemmLayout {
-    b == .int8 && (a == .uint8 || !int8GemmSaturatesPairs) ? .u8s8 : .wide
+    b == .int8 && !int8GemmSaturatesPairs ? .u8s8 : .wide
 }
 
 /// A constant 2-D weight of MatMulInteger / QLinearMatMul with a constant zero point, packed

@@ -16,8 +16,7 @@ import KerfKernels
 //      Both: per-tensor x, per-tensor or per-output-channel w (zero point 0); with y_scale and
 //      y_zp the output is requantized to y_zp's dtype (a fused Relu / Clip narrows the range),
 //      without them it is float: Float(acc) * x_scale * w_scale[j] + bias_q[j] * bias_scale[j].
-//      Attribute exact = 1: exact integer products; 0: u8s8 pair sums saturate as ONNX Runtime's
-//      MLAS kernels do on CPUs without VNNI. kerf.QuantizedMatMul may take a 10th input, a float
+//      Integer products are exact on every CPU. kerf.QuantizedMatMul may take a 10th input, a float
 //      bias [N] (then no bias_q): float output Float(acc) * x_scale * w_scale[j] + bias[j]. With
 //      a float bias or a fused Gelu, y_scale and y_zp quantize that float output (after the
 //      activation) as QuantizeLinear does, instead of requantizing the integer sums.
@@ -75,7 +74,8 @@ final class DynamicQuantizedMatMul: Operator {
     init(_ c: OperatorContext) throws {
         let w = try c.requiredConstant(1, "W"), zeros = try integerValues(try c.requiredConstant(2, "W zero point"))
         guard w.dtype == .int8, w.rank == 2 else { throw KerfError.invalidModel("\(c.node.label): W must be 2-D int8") }
-        weights = packWeights(w, offset: 0, k: w.shape[0], n: w.shape[1], zeroPoints: zeros, layout: .u8s8)
+        weights = packWeights(w, offset: 0, k: w.shape[0], n: w.shape[1], zeroPoints: zeros,
+                              layout: int8Layout(activation: .uint8, weight: .int8))
         weightScales = try floatScalars(try c.requiredConstant(3, "W scale"))
         bias = try c.optionalConstant(4, "bias").map { $0.array(of: Float.self) }
         activation = try c.fusedActivation()
@@ -272,10 +272,10 @@ final class QuantizedProduct: Operator {
         let w = try c.requiredConstant(3, "W")
         guard w.dtype == .int8 else { throw KerfError.invalidModel("\(c.node.label): W must be int8") }
         let wScales = try floatScalars(try c.requiredConstant(4, "w scale"))
-        // `exact` (set by the fusion, see QuantizedFusion.swift): the exact wide kernel; else the
-        // u8s8 kernel as ONNX Runtime's QLinearConv / QLinearMatMul / QGemm, int8 activations
-        // shifted, pair sums saturating as MLAS's do without VNNI. With VNNI u8s8 is exact too.
-        let layout: Int8GemmLayout = try c.int("exact", default: 0) != 0 && int8GemmSaturatesPairs ? .wide : .u8s8
+        // A QDQ product means exactly what its float DequantizeLinear -> op -> QuantizeLinear
+        // compute (ONNX Runtime's fused QLinearConv / QLinearMatMul / QGemm depart from that
+        // without VNNI: their u8s8 pair sums saturate).
+        let layout = int8Layout(activation: .uint8, weight: .int8)
         if conv {
             window = try WindowAttributes(c)
             group = try c.int("group", default: 1)

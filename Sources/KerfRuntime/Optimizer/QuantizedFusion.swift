@@ -138,13 +138,8 @@ extension GraphOptimizer {
             guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
             removed.formUnion(chain)
             let op = product.opType == "Conv" ? "QuantizedConv" : "QuantizedMatMul"
-            // Arithmetic as ONNX Runtime does it on the same pattern: its fused int8 kernels
-            // (QLinearConv, QLinearMatMul, QGemm) saturate u8s8 pair sums without VNNI; a Conv or
-            // MatMul with a float output it leaves unfused and computes exactly.
-            let exact = inputs.count != 9 && product.opType != "Gemm"
             replacements[chain.last!] = Node(name: product.name + "_int8", opType: op, domain: FusedQuantizedOps.domain,
-                                             inputs: inputs, outputs: [output],
-                                             attributes: attributes + activationAttributes + [Attribute(name: "exact", value: .int(exact ? 1 : 0))])
+                                             inputs: inputs, outputs: [output], attributes: attributes + activationAttributes)
         }
         apply(g, removed: removed, replacements: replacements)
     }

@@ -28,7 +28,13 @@ def abi_version():
     return _lib.kerf_abi_version()
 
 
+def instruction_set():
+    """The instruction-set level Kerf's kernels run at ("avx512_vnni", "avx512", "avx_vnni",
+    "avx2" or "scalar"): the CPU's, capped by $KERF_MAX_ISA as it was when the library loaded."""
+    return _lib.kerf_instruction_set().decode("ascii")
+
+
 __all__ = [
     "DType", "KerfError", "Model", "Report", "Session", "Status", "ValueInfo",
-    "abi_version", "load", "load_bytes", "prune", "quantize", "sensitivity", "__version__",
+    "abi_version", "instruction_set", "load", "load_bytes", "prune", "quantize", "sensitivity", "__version__",
 ]

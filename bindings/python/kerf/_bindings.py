@@ -24,9 +24,9 @@ from pathlib import Path
 from .errors import KerfError, Status
 
 ABI_MAJOR = 1  # KERF_ABI_VERSION_MAJOR this binding was written for
-ABI_MINOR = 5  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
+ABI_MINOR = 6  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
                # kerf_quantize, kerf_session_plan: 1.3; kerf_session_run_views, kerf_tensors_free: 1.4;
-               # kerf_session_run_into: 1.5)
+               # kerf_session_run_into: 1.5; kerf_instruction_set: 1.6)
 
 
 def _library_path():
@@ -193,6 +193,7 @@ _declare("kerf_version", c_char_p)
 _declare("kerf_abi_version", c_uint32)
 check_abi(lib.kerf_abi_version(), getattr(lib, "_name", "the Kerf library"))
 _declare("kerf_last_error", c_char_p)
+_declare("kerf_instruction_set", c_char_p)
 _declare("kerf_free", None, c_void_p)
 
 # Tensors

@@ -2,7 +2,9 @@
 int8 activations, per-tensor or per-channel weights) with its fused int8 kernels, and agrees
 with ONNX Runtime on the same file.
 
-Tolerances: the dynamic form gives ONNX Runtime's float operations in the same order, so an MLP
+The reference is ONNX Runtime running the file as written (graph optimizations disabled), the
+file's exact meaning; its optimized run (fused int8 kernels, CPU-dependent) is compared
+separately by `check_optimized`. Tolerances: the dynamic form gives ONNX Runtime's float operations in the same order, so an MLP
 agrees exactly; through LayerNorm / Softmax (float kernels that round differently) a dynamic
 quantization step can flip, so the BERT-style model allows 2 % of the output range. Static
 models may differ by one requantization rounding, so outputs must agree within one step of the
@@ -63,12 +65,67 @@ def dynamic_quantized(model, tmp_path, name):
     return out
 
 
-def run_both(path, feeds):
+def run_ort(path, feeds, optimized):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
-    expected = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"]).run(None, feeds)
+    if not optimized:
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def run_both(path, feeds):
+    """ONNX Runtime's outputs for the file as written (graph optimizations disabled: each
+    QuantizeLinear, DequantizeLinear and float op runs on its own, the file's exact meaning),
+    then Kerf's outputs and plan. ONNX Runtime's optimized run fuses QDQ into int8 kernels
+    whose results depend on the CPU (see `same_int8_products`); `check_optimized` compares
+    with it where that is meaningful."""
+    expected = run_ort(path, feeds, optimized=False)
     session = kerf.load(path).session()
     return expected, list(session.run(feeds).values()), session.plan()
+
+
+def _cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        return next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+
+
+# ONNX Runtime's U8S8 GEMM (MLAS) adds each pair of k products with int16 saturation
+# (vpmaddubsw) on CPUs without VNNI, exactly with VNNI (vpdpbusd); a saturated pair can move a
+# MatMulInteger output by up to 2 * 255 * 127 - 32767. Kerf's integer products are exact at
+# every instruction-set level, so the two engines compute the same products only where ONNX
+# Runtime's are exact (its kernels cannot be capped, Kerf's can: KERF_MAX_ISA).
+ORT_SATURATES = not {"avx512_vnni", "avx_vnni"} & set(_cpu_flags())
+same_int8_products = not ORT_SATURATES
+
+
+def check_optimized(path, feeds, actual, relative=0.0, absolute=0.0):
+    """Kerf against ONNX Runtime's optimized run (its fused int8 kernels) on the same file:
+    within `relative` of each output's range plus `absolute` where both engines compute int8
+    products the same way (`same_int8_products`); elsewhere ONNX Runtime's own departure from
+    the file's meaning (optimized vs. unoptimized run) is what separates them, so Kerf may be
+    no further from it than that departure plus the tolerance."""
+    optimized = run_ort(path, feeds, optimized=True)
+    exact = run_ort(path, feeds, optimized=False)
+    for o, e, a in zip(optimized, exact, actual):
+        allowed = relative * np.abs(o).max() + absolute
+        if not same_int8_products:
+            allowed += np.abs(o - e).max()
+        assert np.abs(o - a).max() <= allowed, (np.abs(o - a).max(), allowed)
+
+
+def assert_same_integer_products(path, feeds, expected, actual):
+    """Dynamic files (MatMulInteger): where both engines compute the integer products exactly
+    (`same_int8_products`) they agree bit for bit. Where ONNX Runtime's saturate, Kerf's fused
+    run must equal its own operator-by-operator run (the same exact products) and stay within
+    5 % of the range of ONNX Runtime's."""
+    if same_int8_products:
+        for e, a in zip(expected, actual):
+            np.testing.assert_array_equal(a, e)
+        return
+    unfused = list(kerf.load(path).session(optimize=False).run(feeds).values())
+    for e, a, u in zip(expected, actual, unfused):
+        np.testing.assert_array_equal(a, u)
+        assert np.abs(e - a).max() <= 0.05 * np.abs(e).max()
 
 
 def output_step(path):
@@ -100,8 +157,10 @@ def count(plan, op):
 def test_dynamic_mlp_is_exact_and_fused(tmp_path):
     path = dynamic_quantized(big_mlp((64, 256, 256, 10)), tmp_path, "mlp")
     for batch in (1, 7, 300):  # 300 rows: several row blocks, whose ranges make the next layer's
-        expected, actual, plan = run_both(path, gaussian((batch, 64), batch))
-        np.testing.assert_array_equal(actual[0], expected[0])
+        feeds = gaussian((batch, 64), batch)
+        expected, actual, plan = run_both(path, feeds)
+        assert_same_integer_products(path, feeds, expected, actual)
+        check_optimized(path, feeds, actual)
     assert count(plan, "kerf.DynamicQuantizedMatMul") == 3
     # The Relus run in the products' epilogues, whose output ranges spare the next layer a pass.
     assert not {"MatMulInteger", "DynamicQuantizeLinear", "Cast", "Mul", "Add", "Relu"} & set(plan), plan
@@ -114,7 +173,8 @@ def test_dynamic_bert_rank3_matmuls(tmp_path):
     expected, actual, plan = run_both(path, feeds)
     for e, a in zip(expected, actual):
         scale = np.abs(e).max()
-        assert np.abs(e - a).max() <= 0.02 * scale, np.abs(e - a).max()
+        assert np.abs(e - a).max() <= (0.02 if same_int8_products else 0.05) * scale, np.abs(e - a).max()
+    check_optimized(path, feeds, actual, relative=0.02)
     # Q, K, V, output projection and the two FFN layers, on [batch, seq, hidden] inputs.
     assert count(plan, "kerf.DynamicQuantizedMatMul") >= 6, plan
 
@@ -134,8 +194,10 @@ STATIC_FORMS = [
 def test_static_mlp(tmp_path, activation, per_channel):
     model = channel_models.mlp(sizes=(64, 256, 256, 10))
     path = static_quantized(model, tmp_path, "mlp", [gaussian((16, 64), s) for s in range(4)], activation, per_channel)
-    expected, actual, plan = run_both(path, gaussian((9, 64), 99))
+    feeds = gaussian((9, 64), 99)
+    expected, actual, plan = run_both(path, feeds)
     assert_within_one_step(expected[0], actual[0], output_step(path))
+    check_optimized(path, feeds, actual, absolute=output_step(path) * 1.001)
     assert count(plan, "kerf.QuantizedMatMul") == 3, plan
     assert not {"Gemm", "MatMul"} & set(plan), plan
     assert count(plan, "DequantizeLinear") == 1 and count(plan, "QuantizeLinear") == 1, plan
@@ -161,8 +223,10 @@ def small_resnet(seed=0):
 @pytest.mark.parametrize("activation, per_channel", STATIC_FORMS)
 def test_static_resnet(tmp_path, activation, per_channel):
     path = static_quantized(small_resnet(), tmp_path, "cnn", [gaussian((4, 3, 32, 32), s) for s in range(4)], activation, per_channel)
-    expected, actual, plan = run_both(path, gaussian((2, 3, 32, 32), 42))
+    feeds = gaussian((2, 3, 32, 32), 42)
+    expected, actual, plan = run_both(path, feeds)
     assert_within_one_step(expected[0], actual[0], output_step(path))
+    check_optimized(path, feeds, actual, absolute=output_step(path) * 1.001)
     assert count(plan, "kerf.QuantizedConv") == 6, plan
     assert "kerf.NhwcQuantizedConv" in plan and plan.count("Transpose") == 2, plan  # channels-last from first Conv to GAP
     assert count(plan, "kerf.QuantizedMatMul") == 1, plan
@@ -183,8 +247,10 @@ def test_static_resnet_without_preprocessing_runs_batchnorm_as_channel_tables(tm
                             prepare=False)
     assert sum(n.op_type == "BatchNormalization" for n in onnx.load(path).graph.node) == 6
     for batch in (1, 3):
-        expected, actual, plan = run_both(path, gaussian((batch, 3, 32, 32), 40 + batch))
+        feeds = gaussian((batch, 3, 32, 32), 40 + batch)
+        expected, actual, plan = run_both(path, feeds)
         assert_within_one_step(expected[0], actual[0], output_step(path))
+        check_optimized(path, feeds, actual, absolute=output_step(path) * 1.001)
     assert count(plan, "kerf.QuantizedChannelLookup") == 6 and "kerf.NhwcQuantizedConv" in plan, plan
     assert not {"BatchNormalization", "kerf.NhwcBatchNormalization"} & set(plan), plan
     assert count(plan, "DequantizeLinear") == 1 and count(plan, "QuantizeLinear") == 1, plan
@@ -218,6 +284,7 @@ def test_kerf_static_bert_runs_int8_products_with_their_bias(tmp_path):
     expected, actual, plan = run_both(path, feeds)
     for e, a in zip(expected, actual):
         assert np.abs(e - a).max() <= 1e-3 * np.abs(e).max(), np.abs(e - a).max()
+    check_optimized(path, feeds, actual, relative=1e-3)
     assert count(plan, "kerf.QuantizedMatMul") == 6, plan
     # No bias Add left (the float model's biases join its float MatMuls), and the layer's two
     # residual Adds join the int8 output projections.
@@ -248,6 +315,7 @@ def test_channel_lookup_in_channels_first_layout_matches_onnx_runtime(tmp_path):
     feeds = {"x": rng.normal(0, 3, (2, channels, 7, 3)).astype(np.float32)}
     expected, actual, plan = run_both(path, feeds)
     assert_within_one_step(expected[0], actual[0], 0.03)
+    check_optimized(path, feeds, actual, absolute=0.03 * 1.001)
     assert plan.count("kerf.QuantizedChannelLookup") == 1 and "BatchNormalization" not in plan, plan
 
 
@@ -276,8 +344,11 @@ def test_int8_ffn_computes_gelu_and_its_quantization_in_the_product_epilogue(tmp
     assert plan.count("LayerNormalization") == 1, plan
     unfused = list(kerf.load(path).session(optimize=False).run(feeds).values())
     for e, a, u in zip(expected, actual, unfused):
-        assert np.abs(e - a).max() <= 2e-3 * np.abs(e).max(), np.abs(e - a).max()
+        # The file as written divides by sqrt 2 where the fused GELU multiplies by its inverse,
+        # so static quantization steps flip as they do against Kerf's own unfused run.
+        assert np.abs(e - a).max() <= (2e-3 if mode == "dynamic" and same_int8_products else 1e-2) * np.abs(e).max(), np.abs(e - a).max()
         assert np.abs(u - a).max() <= 1e-2 * np.abs(u).max(), np.abs(u - a).max()
+    check_optimized(path, feeds, actual, relative=2e-3 if mode == "dynamic" else 1e-2)
     again = list(kerf.load(path).session(threads=2).run(feeds).values())
     for a, t in zip(actual, again):
         np.testing.assert_array_equal(a, t)
@@ -296,6 +367,7 @@ def test_onnx_runtime_static_bert_runs_its_float_ops_as_byte_tables(tmp_path, ac
     expected, actual, plan = run_both(path, feeds)
     for e, a in zip(expected, actual):
         assert np.abs(e - a).max() <= 2e-2 * np.abs(e).max(), np.abs(e - a).max()
+    check_optimized(path, feeds, actual, relative=2e-2)
     assert "Erf" not in plan and count(plan, "kerf.QuantizedTable") >= 2, plan
     assert count(plan, "kerf.QuantizedChannelTable") >= 4, plan
     # Each table is what its operators give: the same session without optimizations, which runs
