@@ -16,17 +16,7 @@ extension Tensor {
         guard let dtype = DType(rawValue: proto.dataType) else {
             throw KerfError.invalidModel("\(what) has unknown data_type \(proto.dataType)")
         }
-        var shape: [Int] = []
-        var count = 1
-        for d in proto.dims {
-            guard d >= 0, d <= Int64(Int32.max) * 64 else {
-                throw KerfError.invalidModel("\(what) has invalid dimension \(d)")
-            }
-            shape.append(Int(d))
-            let (c, overflow) = count.multipliedReportingOverflow(by: Int(d))
-            guard !overflow, c < (1 << 40) else { throw KerfError.invalidModel("\(what) has too many elements") }
-            count = c
-        }
+        let (shape, count) = try checkedShape(proto.dims, what: what)
         if proto.hasSegment { throw KerfError.unsupported("\(what) uses segments, which Kerf does not read") }
 
         if dtype == .string {
@@ -86,14 +76,18 @@ extension Tensor {
             return t
         }
 
-        var t = Tensor(zeros: dtype, shape: shape)
+        // Typed fields: the values must all be present before the tensor is allocated (dims
+        // alone may promise terabytes).
+        var t: Tensor?
         func fill<S, T>(_ source: [S], as: T.Type, _ convert: (S) -> T) throws {
             guard source.count == count else {
                 throw KerfError.invalidModel("\(what) (\(dtype), shape \(shape)) has \(source.count) values, expected \(count)")
             }
-            t.withMutableElements(as: T.self) { out in
+            var filled = Tensor(uninitialized: dtype, shape: shape)
+            filled.withMutableElements(as: T.self) { out in
                 for i in 0..<count { out[i] = convert(source[i]) }
             }
+            t = filled
         }
         switch dtype {
         case .float: try fill(proto.floatData, as: Float.self) { $0 }
@@ -110,7 +104,34 @@ extension Tensor {
         default:
             throw KerfError.unsupported("\(what) has dtype \(dtype), which Kerf cannot read from typed fields")
         }
+        guard let t else { throw KerfError.internal("\(what) was not decoded") }
         return t
+    }
+
+    /// The largest element count a stored tensor may declare (2^40).
+    static let maxStoredElementCount = 1 << 40
+
+    /// `dims` of a TensorProto or SparseTensorProto as a shape and its element count: every dim
+    /// in [0, 2^37], and the product of the non-zero dims (so every stride, even of an empty
+    /// tensor) computed with overflow checks and below `maxStoredElementCount`. Throws
+    /// `.invalidModel` naming `what` otherwise.
+    static func checkedShape(_ dims: [Int64], what: String) throws -> (shape: [Int], count: Int) {
+        var shape: [Int] = []
+        shape.reserveCapacity(dims.count)
+        var nonzero = 1, empty = false
+        for d in dims {
+            guard d >= 0, d <= Int64(Int32.max) * 64 else {
+                throw KerfError.invalidModel("\(what) has invalid dimension \(d)")
+            }
+            shape.append(Int(d))
+            if d == 0 { empty = true; continue }
+            let (c, overflow) = nonzero.multipliedReportingOverflow(by: Int(d))
+            guard !overflow, c < maxStoredElementCount else {
+                throw KerfError.invalidModel("\(what) has too many elements (dims \(dims))")
+            }
+            nonzero = c
+        }
+        return (shape, empty ? 0 : nonzero)
     }
 
     private static func readExternal(_ proto: Onnx_TensorProto, external: ExternalDataReader?, what: String) throws -> Data {
