@@ -169,7 +169,8 @@ struct WireReader {
                 case 5: length = 4
                 case 2:
                     let n = try varint(into: &head)
-                    guard n <= UInt64(end - position) else { throw Unexpected() }
+                    // The varints may have run past `end` (a field cut short by its message).
+                    guard position <= end, n <= UInt64(end - position) else { throw Unexpected() }
                     length = Int(n)
                 default: throw Unexpected()  // groups
                 }
@@ -180,7 +181,7 @@ struct WireReader {
                         continue
                     }
                 }
-                guard length <= end - position else { throw Unexpected() }
+                guard position <= end, length <= end - position else { throw Unexpected() }
                 out += head
                 let start = out.count
                 out += repeatElement(0, count: length)

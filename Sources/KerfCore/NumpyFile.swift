@@ -51,7 +51,8 @@ public enum NumpyFile {
         if let f = field("fortran_order"), f.hasPrefix("True") {
             throw KerfError.unsupported("'\(name)': Fortran-order arrays are not supported; save with np.ascontiguousarray")
         }
-        guard let shapeField = field("shape"), let open = shapeField.firstIndex(of: "("), let close = shapeField.firstIndex(of: ")") else {
+        guard let shapeField = field("shape"), let open = shapeField.firstIndex(of: "("),
+              let close = shapeField[open...].firstIndex(of: ")") else {
             throw KerfError.invalidArgument("'\(name)': .npy header has no shape")
         }
         let shape = try shapeField[shapeField.index(after: open)..<close].split(separator: ",").map { part -> Int in
@@ -60,11 +61,15 @@ public enum NumpyFile {
             }
             return v
         }
-        let t = Tensor(zeros: dtype, shape: shape)
+        // The data must all be present before the tensor is allocated (the header alone may
+        // declare any size); the size is computed with overflow checks.
         let offset = start + headerLength
-        guard bytes.count - offset == t.byteCount else {
-            throw KerfError.invalidArgument("'\(name)' holds \(bytes.count - offset) data bytes; \(dtype) \(shape) needs \(t.byteCount)")
+        var needed: Int? = dtype.byteSize
+        for d in shape { needed = needed.flatMap { n in let (p, o) = n.multipliedReportingOverflow(by: d); return o ? nil : p } }
+        guard let needed, bytes.count - offset == needed else {
+            throw KerfError.invalidArgument("'\(name)' holds \(bytes.count - offset) data bytes; \(dtype) \(shape) needs \(needed.map(String.init) ?? "more than Int holds")")
         }
+        let t = Tensor(uninitialized: dtype, shape: shape)
         bytes.withUnsafeBytes { raw in
             if t.byteCount > 0 { t.storage.pointer.copyMemory(from: raw.baseAddress! + offset, byteCount: t.byteCount) }
         }
@@ -101,17 +106,24 @@ public enum NumpyFile {
             guard i + 30 + nameLength <= bytes.count else { break }
             let name = String(decoding: bytes[(i + 30)..<(i + 30 + nameLength)], as: UTF8.self)
             let start = i + 30 + nameLength + extraLength
-            if size == 0xFFFFFFFF {  // zip64: the sizes are in the extra field
+            guard start <= bytes.count else { throw KerfError.invalidArgument("'\(path)' is a truncated .npz file") }
+            if size == 0xFFFFFFFF {  // zip64: the sizes are in the extra field (read only inside it)
                 var e = i + 30 + nameLength
-                while e + 4 <= i + 30 + nameLength + extraLength {
-                    if u16(e) == 1 { size = u32(e + 12) | u32(e + 16) << 32; break }
+                while e + 4 <= start {
+                    if u16(e) == 1 {
+                        guard e + 20 <= start, u32(e + 16) < 0x8000_0000 else {
+                            throw KerfError.invalidArgument("'\(path)' has a bad zip64 size")
+                        }
+                        size = u32(e + 12) | u32(e + 16) << 32
+                        break
+                    }
                     e += 4 + u16(e + 2)
                 }
             }
             guard method == 0, flags & 8 == 0 else {
                 throw KerfError.unsupported("'\(path)': compressed .npz entries are not supported (use np.savez, not np.savez_compressed)")
             }
-            guard start + size <= bytes.count else { throw KerfError.invalidArgument("'\(path)' is a truncated .npz file") }
+            guard size <= bytes.count - start else { throw KerfError.invalidArgument("'\(path)' is a truncated .npz file") }
             let key = name.hasSuffix(".npy") ? String(name.dropLast(4)) : name
             arrays.append((key, try decode(Data(bytes[start..<(start + size)]), name: "\(path):\(name)")))
             i = start + size

@@ -12,11 +12,14 @@ enum OnnxImport {
                       payloads: [Int: TensorStorage] = [:]) throws -> Model {
         guard proto.hasGraph else { throw KerfError.invalidModel("the model has no graph") }
         guard !proto.opsetImport.isEmpty else { throw KerfError.invalidModel("the model imports no operator set (opset_import is empty)") }
+        let opsets = proto.opsetImport.map { OpsetImport(domain: $0.domain, version: Int($0.version)) }
         let graphProto = proto.graph
         proto.clearGraph()
+        let model = Model(graph: Graph(), irVersion: Int(proto.irVersion), opsetImports: opsets)
+        try model.validateOpsets()  // before decoding any weight
         let graph = try self.graph(graphProto, external: external, payloads: payloads)
-        let opsets = proto.opsetImport.map { OpsetImport(domain: $0.domain, version: Int($0.version)) }
-        let model = Model(graph: graph, irVersion: Int(proto.irVersion), opsetImports: opsets)
+        try graph.validateSingleAssignment()
+        model.graph = graph
         model.producerName = proto.producerName
         model.producerVersion = proto.producerVersion
         model.domain = proto.domain
@@ -145,36 +148,5 @@ enum OnnxImport {
         case .opaqueType?: return .other(kind: "opaque")
         case nil: return .other(kind: "unknown")
         }
-    }
-
-    /// Expands a COO sparse tensor (linear [NNZ] or coordinate [NNZ, rank] indices).
-    static func denseTensor(fromSparse sparse: Onnx_SparseTensorProto, external: ExternalDataReader?) throws -> Tensor {
-        let values = try Tensor.decode(sparse.values, external: external)
-        let indices = try Tensor.decode(sparse.indices, external: external)
-        let shape = sparse.dims.map { Int($0) }
-        guard shape.allSatisfy({ $0 >= 0 }), indices.dtype == .int64 else {
-            throw KerfError.invalidModel("sparse tensor '\(sparse.values.name)' has invalid dims or indices")
-        }
-        var dense = Tensor(zeros: values.dtype, shape: shape)
-        let total = dense.count, nnz = values.count, size = values.dtype.byteSize
-        let idx = indices.array(of: Int64.self)
-        let strides = shape.indices.map { shape[($0 + 1)...].reduce(1, *) }
-        func linear(_ k: Int) -> Int {
-            if indices.rank == 1 { return Int(idx[k]) }
-            var l = 0
-            for d in 0..<shape.count { l += Int(idx[k * shape.count + d]) * strides[d] }
-            return l
-        }
-        guard idx.count == nnz * (indices.rank == 1 ? 1 : shape.count) else {
-            throw KerfError.invalidModel("sparse tensor '\(sparse.values.name)' has \(idx.count) indices for \(nnz) values")
-        }
-        try dense.withMutableElements(as: UInt8.self) { out in
-            for k in 0..<nnz {
-                let l = linear(k)
-                guard l >= 0, l < total else { throw KerfError.invalidModel("sparse tensor index out of range") }
-                (out.baseAddress! + l * size).update(from: values.storage.pointer.assumingMemoryBound(to: UInt8.self) + k * size, count: size)
-            }
-        }
-        return dense
     }
 }

@@ -5,6 +5,11 @@ import FoundationEssentials
 /// Elements live in `storage` (`shape.product * dtype.byteSize` bytes); string tensors keep
 /// their elements in `strings` instead. Tensors are values: mutating accessors copy shared
 /// storage first.
+///
+/// The initializers trust `shape` (non-negative dims whose product times the element size fits
+/// Int, and memory for it): shapes read from a model or computed from attributes or run-time data
+/// are checked before a tensor is made (`Tensor.checkedShape` at load, `checkedElementCount` in
+/// the runtime), since an overflow or a failed allocation here stops the process.
 public struct Tensor: @unchecked Sendable {
     public let dtype: DType
     public let shape: [Int]

@@ -18,17 +18,7 @@ extension Tensor {
         guard let dtype = DType(rawValue: proto.dataType) else {
             throw KerfError.invalidModel("\(what) has unknown data_type \(proto.dataType)")
         }
-        var shape: [Int] = []
-        var count = 1
-        for d in proto.dims {
-            guard d >= 0, d <= Int64(Int32.max) * 64 else {
-                throw KerfError.invalidModel("\(what) has invalid dimension \(d)")
-            }
-            shape.append(Int(d))
-            let (c, overflow) = count.multipliedReportingOverflow(by: Int(d))
-            guard !overflow, c < (1 << 40) else { throw KerfError.invalidModel("\(what) has too many elements") }
-            count = c
-        }
+        let (shape, count) = try checkedShape(proto.dims, what: what)
         if proto.hasSegment { throw KerfError.unsupported("\(what) uses segments, which Kerf does not read") }
 
         if dtype == .string {
@@ -89,14 +79,18 @@ extension Tensor {
             return t
         }
 
-        var t = Tensor(zeros: dtype, shape: shape)
+        // Typed fields: the values must all be present before the tensor is allocated (dims
+        // alone may promise terabytes).
+        var t: Tensor?
         func fill<S, T>(_ source: [S], as: T.Type, _ convert: (S) -> T) throws {
             guard source.count == count else {
                 throw KerfError.invalidModel("\(what) (\(dtype), shape \(shape)) has \(source.count) values, expected \(count)")
             }
-            t.withMutableElements(as: T.self) { out in
+            var filled = Tensor(uninitialized: dtype, shape: shape)
+            filled.withMutableElements(as: T.self) { out in
                 for i in 0..<count { out[i] = convert(source[i]) }
             }
+            t = filled
         }
         switch dtype {
         case .float: try fill(proto.floatData, as: Float.self) { $0 }
@@ -113,6 +107,7 @@ extension Tensor {
         default:
             throw KerfError.unsupported("\(what) has dtype \(dtype), which Kerf cannot read from typed fields")
         }
+        guard let t else { throw KerfError.internal("\(what) was not decoded") }
         return t
     }
 

@@ -95,8 +95,13 @@ func namedDimensions(_ options: [String]) throws -> [String: Int] {
     return named
 }
 
+/// The largest random input `kerf bench` makes, in bytes (1 GiB): a declared shape is the
+/// model's word, and filling terabytes would end in a failed allocation.
+let maxRandomInputBytes = 1 << 30
+
 /// Uniform [0, 1) data (or small integers) of the input's declared shape; a symbolic dim takes
-/// its value from `named`, else `batch` for the first one and 1 after it.
+/// its value from `named`, else `batch` for the first one and 1 after it. Throws
+/// `.invalidArgument` when the tensor would exceed `maxRandomInputBytes` (or its size overflows).
 func randomInput(_ info: ValueInfo, batch: Int, named: [String: Int] = [:]) throws -> Tensor {
     guard let dtype = info.dtype, let shape = info.shape else {
         throw KerfError.unsupported("input '\(info.name)' has no declared dtype and shape; cannot make random data")
@@ -107,6 +112,15 @@ func randomInput(_ info: ValueInfo, batch: Int, named: [String: Int] = [:]) thro
         defer { first = false }  // a named first dimension takes --batch's place
         if case .symbol(let name) = d, let v = named[name] { return v }
         return first ? batch : 1
+    }
+    var bytes = Swift.max(dtype.byteSize, 1)
+    for d in dims {
+        let (b, overflow) = bytes.multipliedReportingOverflow(by: d)
+        guard !overflow, b <= maxRandomInputBytes else {
+            throw KerfError.invalidArgument("input '\(info.name)' of shape \(dims) (\(dtype)) is larger than the \(maxRandomInputBytes >> 20) MiB "
+                                            + "kerf bench fills with random data; choose smaller symbolic dims with --batch or --dim")
+        }
+        bytes = b
     }
     var t = Tensor(zeros: dtype, shape: dims)
     var state: UInt64 = 0x9E3779B97F4A7C15

@@ -99,6 +99,22 @@ def test_bench_dim_sets_a_named_symbolic_dimension(tmp_path):
     assert bad.returncode != 0 and "--dim" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("shape", [[1 << 20, 1 << 20], [1 << 40, 1 << 40], ["n", 1 << 30]])
+def test_bench_refuses_random_inputs_too_large_to_make(tmp_path, shape):
+    """A declared input shape of terabytes (or one whose size overflows) is refused with one
+    line naming the input, not allocated (the process aborted)."""
+    relu = onnx.helper.make_node("Relu", ["huge"], ["y"])
+    graph = onnx.helper.make_graph([relu], "g", [onnx.helper.make_tensor_value_info("huge", onnx.TensorProto.FLOAT, shape)],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, shape)])
+    model = onnx.helper.make_model(graph, ir_version=8, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    path = tmp_path / "huge.onnx"
+    onnx.save(model, path)
+    result = kerf("bench", path, "--runs", 1, "--warmup", 0)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "input 'huge'" in lines[0] and "--dim" in lines[0], result.stderr
+
+
 @pytest.mark.parametrize("make_args,needle", [
     (lambda d: ["inspect", d / "missing.onnx"], "cannot open"),
     (lambda d: ["run", d / "bad.onnx"], "not a valid ONNX protobuf"),

@@ -99,6 +99,7 @@ private func pool<T>(_ x: Tensor, _: T.Type, kernel: [Int], window: WindowAttrib
     guard x.rank == 4 else { throw KerfError.shapeMismatch("pooling (channels-last) needs a rank-4 input, got \(x.shape)") }
     let batch = x.shape[0], channels = x.shape[3]
     let (g, end) = try window.geometry(input: [x.shape[1], x.shape[2]], kernel: kernel)
+    try checkedElementCount([batch] + g.outputSize + [channels], dtype: x.dtype, "pooling")
     let out = Tensor(uninitialized: x.dtype, shape: [batch] + g.outputSize + [channels])
     let rows = g.outputSize[0], inImage = g.inputCount * channels, outImage = g.outputCount * channels
     let xp = UnsafePointer(x.storage.pointer.assumingMemoryBound(to: T.self)), yp = out.storage.pointer.assumingMemoryBound(to: T.self)

@@ -172,6 +172,7 @@ final class ConvOperator: Operator {
         if let ks = window.kernelShape, ks != kernel { throw KerfError.shapeMismatch("kernel_shape \(ks) differs from W \(wShape)") }
         let (g, _) = try window.geometry(input: [x.shape[1], x.shape[2]], kernel: kernel)
         let shape = [batch] + g.outputSize + [m]
+        try checkedElementCount(shape, dtype: .float, "Conv")
         let out = into ?? Tensor(uninitialized: .float, shape: shape)
         if g.outputCount == 0 || batch == 0 { return out }
         if activation == self.activation, let convolution = directConvolution(x, w, b, geometry: g, residual: residual != nil),
@@ -209,6 +210,7 @@ final class ConvOperator: Operator {
         try checkShapes(channels: channels, wShape: wShape, b: b, x: x)
         if let ks = window.kernelShape, ks != kernel { throw KerfError.shapeMismatch("kernel_shape \(ks) differs from W \(wShape)") }
         let (g, _) = try window.geometry(input: spatial, kernel: kernel)
+        try checkedElementCount([batch, m] + g.outputSize, dtype: .float, "Conv")
         let out = Tensor(uninitialized: .float, shape: [batch, m] + g.outputSize)
         let cg = channels / group, mg = m / group
         let kc = g.kernelCount, oc = g.outputCount, ic = g.inputCount

@@ -33,6 +33,7 @@ func convInteger(_ x: Tensor, _ w: Tensor, xZero: Tensor?, wZero: Tensor?, windo
     guard xZeros.count == 1, wZeros.count == 1 || wZeros.count == m else { throw KerfError.shapeMismatch("ConvInteger zero point shapes") }
     let (g, _) = try window.geometry(input: Array(x.shape[2...]), kernel: kernel)
     let cg = channels / group, mg = m / group, kc = g.kernelCount, oc = g.outputCount, ic = g.inputCount, width = cg * kc
+    try checkedElementCount([batch, m] + g.outputSize, dtype: .int32, "ConvInteger")
     var y = Tensor(zeros: .int32, shape: [batch, m] + g.outputSize)
     if y.count == 0 || width == 0 { return y }
     // Per group: B[(tap, channel), j] = W[g * mg + j, channel, tap], im2row's tap order.

@@ -72,6 +72,7 @@ func maxPool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, columnMajorI
              threads: Int = 1) throws -> [Tensor] {
     let (planeCount, g, _) = try planes(x, kernel: kernel, window: window)
     let outShape = Array(x.shape[..<2]) + g.outputSize
+    try checkedElementCount(outShape, dtype: x.dtype, "MaxPool")
     let inCount = g.inputCount, outCount = g.outputCount
     var indices = [Int](repeating: 0, count: wantsIndices ? planeCount * outCount : 0)
     struct Body: NumericBody {
@@ -124,6 +125,7 @@ func maxPool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, columnMajorI
 func averagePool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, countIncludePad: Bool) throws -> Tensor {
     let x = try float32Input(x, "AveragePool")
     let (planeCount, g, end) = try planes(x, kernel: kernel, window: window)
+    try checkedElementCount(Array(x.shape[..<2]) + g.outputSize, dtype: .float, "AveragePool")
     let out = Tensor(uninitialized: .float, shape: Array(x.shape[..<2]) + g.outputSize)
     let xp = x.storage.pointer.assumingMemoryBound(to: Float.self), yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
     if window == nil {

@@ -437,7 +437,9 @@ final class QuantizedProduct: Operator {
         }
         let spatial = channelsLast ? Array(x.shape[1..<(x.rank - 1)]) : Array(x.shape[2...])
         let (g, _) = try window.geometry(input: spatial, kernel: kernel)
-        let y = Tensor(uninitialized: output?.dtype ?? .float, shape: channelsLast ? [batch] + g.outputSize + [m] : [batch, m] + g.outputSize)
+        let shape = channelsLast ? [batch] + g.outputSize + [m] : [batch, m] + g.outputSize
+        try checkedElementCount(shape, dtype: output?.dtype ?? .float, "Conv")
+        let y = Tensor(uninitialized: output?.dtype ?? .float, shape: shape)
         let oc = g.outputCount, ic = g.inputCount, width = weights[0].k
         if oc == 0 || batch == 0 { return y }
         // The batch channels-last: as given, or made so once (int8 and uint8 alike: only bytes move).

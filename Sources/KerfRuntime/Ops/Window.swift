@@ -32,6 +32,10 @@ struct WindowAttributes {
     }
 
     /// Output size and padding for an input of spatial size `input` and kernel `kernel`.
+    /// Every size is computed with overflow checks: attributes that overflow (pads, strides or
+    /// dilations near Int.max) are `.invalidModel`, an output of more than
+    /// `maxComputedTensorBytes` floats per plane `.outOfMemory`. Callers check the whole output
+    /// shape (batch and channels included) with `checkedElementCount` before allocating it.
     func geometry(input: [Int], kernel: [Int]) throws -> (WindowGeometry, padsEnd: [Int]) {
         let n = input.count
         let s = strides ?? Array(repeating: 1, count: n)
@@ -40,14 +44,22 @@ struct WindowAttributes {
               kernel.allSatisfy({ $0 > 0 }) else {
             throw KerfError.invalidModel("kernel \(kernel), strides \(s) or dilations \(d) do not fit \(n) spatial dims")
         }
+        func checked(_ r: (partialValue: Int, overflow: Bool)) throws -> Int {
+            guard !r.overflow else {
+                throw KerfError.invalidModel("input \(input), kernel \(kernel), strides \(s), dilations \(d) and pads \(pads ?? []) "
+                                             + "overflow the output size")
+            }
+            return r.partialValue
+        }
         var begin = [Int](repeating: 0, count: n), end = [Int](repeating: 0, count: n)
         var out = [Int](repeating: 0, count: n)
         for i in 0..<n {
-            let span = (kernel[i] - 1) * d[i] + 1
+            let span = try checked(try checked((kernel[i] - 1).multipliedReportingOverflow(by: d[i])).addingReportingOverflow(1))
             switch autoPad {
             case "SAME_UPPER", "SAME_LOWER":
-                out[i] = (input[i] + s[i] - 1) / s[i]
-                let total = Swift.max(0, (out[i] - 1) * s[i] + span - input[i])
+                out[i] = try checked(input[i].addingReportingOverflow(s[i] - 1)) / s[i]
+                let last = try checked((out[i] - 1).multipliedReportingOverflow(by: s[i]))
+                let total = Swift.max(0, try checked(try checked(last.addingReportingOverflow(span)).subtractingReportingOverflow(input[i])))
                 begin[i] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
                 end[i] = total - begin[i]
             case "VALID":
@@ -58,18 +70,21 @@ struct WindowAttributes {
                     begin[i] = p[i]
                     end[i] = p[i + n]
                 }
-                let padded = input[i] + begin[i] + end[i] - span
+                let extent = try checked(try checked(input[i].addingReportingOverflow(begin[i])).addingReportingOverflow(end[i]))
+                let padded = extent - span  // both non-negative: no overflow
                 if padded < 0 {
                     out[i] = 0
                 } else if ceilMode {
-                    out[i] = (padded + s[i] - 1) / s[i] + 1
+                    out[i] = try checked((padded / s[i] + (padded % s[i] == 0 ? 0 : 1)).addingReportingOverflow(1))
                     // The last window must start inside the input or its begin padding.
-                    if (out[i] - 1) * s[i] >= input[i] + begin[i] { out[i] -= 1 }
+                    let lastStart = try checked((out[i] - 1).multipliedReportingOverflow(by: s[i]))
+                    if lastStart >= input[i] + begin[i] { out[i] -= 1 }
                 } else {
-                    out[i] = padded / s[i] + 1
+                    out[i] = try checked((padded / s[i]).addingReportingOverflow(1))
                 }
             }
         }
+        try checkedElementCount(out, dtype: .float, "window output")
         return (WindowGeometry(inputSize: input, kernel: kernel, strides: s, dilations: d, padsBegin: begin, outputSize: out), end)
     }
 }

@@ -1,0 +1,83 @@
+/// Load-time checks of a model's structure that decoding alone does not make: the operator set
+/// versions it imports and single assignment of its value names. `OnnxImport` runs them on
+/// every model it reads, so a session never runs a graph whose meaning is ambiguous.
+extension Model {
+    /// The newest version of the default ONNX operator set (domain "" or "ai.onnx") Kerf loads:
+    /// opset 28, the newest the onnx 1.23 schema (`OnnxProto`) defines and the newest the
+    /// conformance corpus runs (Tests/Conformance: the onnx 1.23 node tests of claimed ops reach
+    /// it). Operators read their version from the model and refuse attributes or forms they do
+    /// not know; a newer opset could change an operator's meaning silently, so, as ONNX Runtime
+    /// does, a model importing one is refused with the version named.
+    public static let newestDefaultOpset = 28
+
+    /// Throws `.invalidModel` when the model imports a default-domain opset outside
+    /// 1...`newestDefaultOpset`.
+    public func validateOpsets() throws {
+        for opset in opsetImports where opset.domain.isEmpty || opset.domain == "ai.onnx" {
+            let domain = opset.domain.isEmpty ? "the default ONNX domain" : "domain 'ai.onnx'"
+            guard opset.version >= 1 else {
+                throw KerfError.invalidModel("the model imports opset \(opset.version) of \(domain); opset versions start at 1")
+            }
+            guard opset.version <= Model.newestDefaultOpset else {
+                throw KerfError.invalidModel("the model imports opset \(opset.version) of \(domain), newer than Kerf supports "
+                                             + "(opsets 1 to \(Model.newestDefaultOpset))")
+            }
+        }
+    }
+}
+
+extension Graph {
+    /// Checks that every value name has one definition (ONNX's single static assignment):
+    /// declared inputs are distinct, initializers are distinct (an initializer may also be
+    /// declared as an input), and no node writes a graph input, an initializer, a name another
+    /// node (or the same node) writes, or, in a subgraph, a value of an enclosing graph defined
+    /// before the node that holds the subgraph (the rule `onnx.checker` applies).
+    /// Empty names (omitted optional outputs) are ignored. Throws `.invalidModel` naming both
+    /// definitions.
+    public func validateSingleAssignment() throws {
+        try validateSingleAssignment(enclosing: [])
+    }
+
+    private func validateSingleAssignment(enclosing: Set<String>) throws {
+        var origin: [String: String] = [:]  // name -> what defines it, for messages
+        for input in inputs where !input.name.isEmpty {
+            guard origin.updateValue("a graph input", forKey: input.name) == nil else {
+                throw KerfError.invalidModel("graph '\(name)' declares input '\(input.name)' twice")
+            }
+        }
+        var initializerNames = Set<String>()
+        for initializer in initializers where !initializer.name.isEmpty {
+            guard initializerNames.insert(initializer.name).inserted else {
+                throw KerfError.invalidModel("graph '\(name)' has two initializers named '\(initializer.name)'")
+            }
+            origin[initializer.name] = origin[initializer.name] == nil ? "an initializer" : "a graph input and an initializer"
+        }
+        for node in nodes {
+            for attribute in node.attributes {
+                let subgraphs: [Graph]
+                switch attribute.value {
+                case .graph(let g): subgraphs = [g]
+                case .graphs(let gs): subgraphs = gs
+                default: continue
+                }
+                let visible = enclosing.union(origin.keys)
+                for subgraph in subgraphs {
+                    do {
+                        try subgraph.validateSingleAssignment(enclosing: visible)
+                    } catch let e as KerfError {
+                        throw e.prefixed("subgraph '\(attribute.name)' of \(node.label)")
+                    }
+                }
+            }
+            for output in node.outputs where !output.isEmpty {
+                if let first = origin[output] {
+                    throw KerfError.invalidModel("\(node.label) writes '\(output)', which is already \(first)")
+                }
+                if enclosing.contains(output) {
+                    throw KerfError.invalidModel("\(node.label) writes '\(output)', a value of an enclosing graph")
+                }
+                origin[output] = "written by \(node.label)"
+            }
+        }
+    }
+}
