@@ -55,8 +55,22 @@ $(OUT)/classify: bindings/c/classify.c include/kerf.h $(LIB)
 test: release test-swift test-c test-python test-cli test-conformance
 	echo "all test suites passed"
 
+# The instruction-set levels below this CPU's own (KERF_MAX_ISA names): the runtime and int8
+# suites run again at each, so every kernel variant the machine has is tested. ONNX Runtime's
+# kernels cannot be capped; tests that compare with it allow for that (see the int8 tests).
+LOWER_ISAS := $(shell flags=$$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null); l="scalar"; \
+  for f in avx2:avx2 avx_vnni:avx_vnni avx512bw:avx512 avx512_vnni:avx512_vnni; do \
+    grep -qw "$${f%%:*}" <<< "$$flags" && l="$$l $${f##*:}"; done; echo $${l% *})
+# The Python suites that exercise kernels (float, int8, sparse), rerun capped at AVX2.
+PY_KERNEL_TESTS := tests/test_run.py tests/test_int8_runtime.py tests/test_int8_cnn.py tests/test_quantize.py \
+  tests/test_transformers.py tests/test_sparse_runtime.py tests/test_opset_forms.py
+
 test-swift: deps
 	swift test 2>&1 | grep -E "error|failed|Fatal|Executed .* tests" | tail -n 20
+	for isa in $(LOWER_ISAS); do
+	  echo "== KerfRuntimeTests with KERF_MAX_ISA=$$isa"
+	  KERF_MAX_ISA=$$isa swift test --skip-build --filter KerfRuntimeTests 2>&1 | grep -E "error|failed|Fatal|Executed .* tests" | tail -n 3
+	done
 
 test-c: release
 	mkdir -p $(OUT)
@@ -85,6 +99,8 @@ test-c: release
 test-python: release
 	$(PYTHON) -m pip install -q ./bindings/python
 	cd bindings/python && KERF_LIBRARY=$(LIB) $(PYTHON) -m pytest -q -p no:cacheprovider tests
+	echo "== kernel suites with KERF_MAX_ISA=avx2"
+	cd bindings/python && KERF_MAX_ISA=avx2 KERF_LIBRARY=$(LIB) $(PYTHON) -m pytest -q -p no:cacheprovider $(PY_KERNEL_TESTS)
 	cd $(CURDIR) && $(PYTHON) scripts/train_digits.py $(OUT) >/dev/null
 	KERF_LIBRARY=$(LIB) PYTHONPATH=bindings/python $(PYTHON) scripts/demo_report.py $(OUT)
 
