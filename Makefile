@@ -100,7 +100,7 @@ test-python: release
 	$(PYTHON) -m pip install -q ./bindings/python
 	cd bindings/python && KERF_LIBRARY=$(LIB) $(PYTHON) -m pytest -q -p no:cacheprovider tests
 	echo "== kernel suites with KERF_MAX_ISA=avx2"
-	cd bindings/python && KERF_MAX_ISA=avx2 KERF_LIBRARY=$(LIB) $(PYTHON) -m pytest -q -p no:cacheprovider $(PY_KERNEL_TESTS)
+	cd $(CURDIR)/bindings/python && KERF_MAX_ISA=avx2 KERF_LIBRARY=$(LIB) $(PYTHON) -m pytest -q -p no:cacheprovider $(PY_KERNEL_TESTS)
 	cd $(CURDIR) && $(PYTHON) scripts/train_digits.py $(OUT) >/dev/null
 	KERF_LIBRARY=$(LIB) PYTHONPATH=bindings/python $(PYTHON) scripts/demo_report.py $(OUT)
 

@@ -41,8 +41,9 @@ def build_models(work: str) -> list[dict]:
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train_digits.py"), work], check=True, stdout=subprocess.DEVNULL)
     light = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light", "light_resnet50.onnx")
     specs = [
-        dict(name="digits MLP (scikit-learn)", path=os.path.join(work, "digits_mlp.onnx"), feeds="image", shape=(64,), input="X"),
-        dict(name="MLP 1024-4096-4096-1000", build=big_mlp, feeds="image", shape=(1024,), input="x"),
+        dict(name="digits MLP (scikit-learn)", path=os.path.join(work, "digits_mlp.onnx"), feeds="image", shape=(64,), input="X",
+             batches=(1, 32, 256, 1024)),
+        dict(name="MLP 1024-4096-4096-1000", build=big_mlp, feeds="image", shape=(1024,), input="x", batches=(1, 32, 256, 1024)),
         dict(name="ResNet-style CNN 3x32x32", build=lambda: models.cnn(channels=32, size=32, classes=10), feeds="image",
              shape=(3, 32, 32), input="image"),
         dict(name="BERT-style encoder, 2 layers, seq 128", build=tm.bert_encoder, feeds="bert", shape=(128,)),
@@ -89,7 +90,9 @@ def child(engine: str, spec: dict, threads: int, batches: list[int], runs: int) 
         # Fast models get more runs, as many as fit in FAST_BUDGET_S: their medians move less.
         warm = (time.perf_counter() - start) / 5
         times = []
-        for _ in range(max(runs, min(FAST_RUNS, int(FAST_BUDGET_S / max(warm, 1e-9))))):
+        # Large batches (256 rows and more) take seconds a run: fewer runs, still a median.
+        least = runs if batch < 256 else max(5, runs // 6)
+        for _ in range(max(least, min(FAST_RUNS, int(FAST_BUDGET_S / max(warm, 1e-9))))):
             t = time.perf_counter()
             run(feeds)
             times.append(time.perf_counter() - t)
@@ -106,19 +109,53 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
-def gemm_gflops(engine: str, threads: int, n: int = 1024, runs: int = 20) -> float:
-    """Throughput of one n x n x n float32 MatMul model through the engine."""
+def gemm_gflops(engine: str, threads: int, shape=(1024, 1024, 1024), runs: int = 20) -> float:
+    """Throughput of one float32 MatMul model X[m, k] x W[k, n] (W a constant) through the engine."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
-    w = numpy_helper.from_array(np.random.default_rng(1).random((n, n), dtype=np.float32), "w")
+    m, k, n = shape
+    w = numpy_helper.from_array(np.random.default_rng(1).random((k, n), dtype=np.float32), "w")
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "gemm",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, n])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])], [w])
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], [w])
     path = os.path.join(tempfile.mkdtemp(), "gemm.onnx")
     onnx.save(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)]), path)
-    spec = dict(path=path, feeds="image", shape=(n,), input="x")
-    ms = child(engine, spec, threads, [n], runs)["latency_ms"][n]
-    return 2 * n ** 3 / (ms / 1000) / 1e9
+    spec = dict(path=path, feeds="image", shape=(k,), input="x")
+    ms = child(engine, spec, threads, [m], runs)["latency_ms"][m]
+    return 2 * m * k * n / (ms / 1000) / 1e9
+
+
+FMA_PROBE = r"""
+#include <immintrin.h>
+#include <stdio.h>
+#include <time.h>
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+int main(void) {
+    __m256 acc[12], x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) acc[i] = _mm256_set1_ps((float)i);
+    long n = 50000000; double best = 1e9;
+    for (int r = 0; r < 7; r++) {
+        double t0 = now();
+        for (long i = 0; i < n; i++) for (int j = 0; j < 12; j++) acc[j] = _mm256_fmadd_ps(acc[j], x, y);
+        double t = now() - t0; if (t < best) best = t;
+    }
+    float s = 0; for (int i = 0; i < 12; i++) s += acc[i][0];
+    printf("%f %f
+", n * 12 * 16 / best / 1e9, s);
+    return 0;
+}
+"""
+
+
+def avx2_roofline_gflops() -> float:
+    """The AVX2 FMA roofline of one core as this machine runs it now: 12 independent chains of
+    8-lane fused multiply-adds (2 FMA units x 8 lanes x 2 FLOP per cycle), best of 7."""
+    folder = tempfile.mkdtemp()
+    source, binary = os.path.join(folder, "probe.c"), os.path.join(folder, "probe")
+    with open(source, "w") as f:
+        f.write(FMA_PROBE)
+    subprocess.run(["cc", "-O2", "-mavx2", "-mfma", source, "-o", binary], check=True)
+    return float(subprocess.run([binary], check=True, capture_output=True, text=True).stdout.split()[0])
 
 
 def load_times(path: str, feeds: dict, runs: int = 5) -> tuple[float, float, float, float, float]:
@@ -152,11 +189,74 @@ def load_times(path: str, feeds: dict, runs: int = 5) -> tuple[float, float, flo
 
 # MARK: - Parent
 
-def measure(engine, spec, threads, batches, runs):
+def measure(engine, spec, threads, batches, runs, isa=None):
+    """One child's measurement; `isa` sets KERF_MAX_ISA for Kerf (ONNX Runtime's kernels cannot be capped)."""
     args = [sys.executable, __file__, "--child", engine, "--spec", json.dumps(spec), "--threads", str(threads),
             "--batches", ",".join(map(str, batches)), "--runs", str(runs)]
-    out = subprocess.run(args, check=True, capture_output=True, text=True, env=dict(os.environ, OPENBLAS_NUM_THREADS="1")).stdout
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    env.pop("KERF_MAX_ISA", None)
+    if isa and engine == "kerf":
+        env["KERF_MAX_ISA"] = isa
+    out = subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def latency_rows(specs, rounds, runs, isa=None):
+    """(model, batch, threads, Kerf ms, ORT ms, Kerf peak MB, ORT peak MB) for every model,
+    batch and thread count, the engines taking turns for `rounds` rounds."""
+    rows = []
+    for spec in specs:
+        batches = list(spec.get("batches", (1, 32)))
+        for threads in (1, 2):
+            turns = {"kerf": [], "ort": []}
+            for _ in range(max(1, rounds)):
+                for engine in turns:
+                    turns[engine].append(measure(engine, spec, threads, batches, runs, isa))
+            for batch in batches:
+                kb, ob = (statistics.median(t["latency_ms"][str(batch)] for t in turns[e]) for e in ("kerf", "ort"))
+                rows.append((spec["name"], batch, threads, kb, ob, max(t["peak_rss_mb"] for t in turns["kerf"]),
+                             max(t["peak_rss_mb"] for t in turns["ort"])))
+            print(f"measured {spec['name']} threads {threads}" + (f" (Kerf at {isa})" if isa else ""), file=sys.stderr)
+    return rows
+
+
+def latency_table(rows) -> list[str]:
+    lines = ["| model | batch | threads | Kerf ms | ORT ms | Kerf/ORT | Kerf peak MB | ORT peak MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, batch, threads, k, o, km, om in rows:
+        lines.append(f"| {name} | {batch} | {threads} | {k:.3f} | {o:.3f} | {k / o:.2f} | {km:.0f} | {om:.0f} |")
+    lines += ["", f"**Geometric mean Kerf/ORT: {geomean:.2f}** over {len(rows)} rows; worst row: {worst[0]}, batch {worst[1]},",
+              f"{worst[2]} thread(s), {worst[3] / worst[4]:.2f}."]
+    return lines
+
+
+GEMM_SHAPES = [(1024, 1024, 1024), (32, 1024, 4096), (32, 4096, 4096)]
+
+
+def avx2_section(specs, rounds, runs) -> list[str]:
+    """Kerf capped at AVX2 (KERF_MAX_ISA=avx2) next to ONNX Runtime at the CPU's own level."""
+    roofline = avx2_roofline_gflops()
+    gemm = {(e, s): measure(e, {"gemm": True, "shape": s}, 1, [1], runs, "avx2")["gflops"] for e in ("kerf", "ort")
+            for s in GEMM_SHAPES}
+    lines = [
+        "## AVX2 (capped)",
+        "",
+        "Kerf run with `KERF_MAX_ISA=avx2` (its own kernels and oneDNN's capped at AVX2 + FMA, as on an AMD Zen 3),",
+        "ONNX Runtime at this CPU's own level: its kernels cannot be capped, so it keeps AVX-512 here and the ratios",
+        "below favour it. The same method as above.",
+        "",
+        f"AVX2 FMA roofline of one core, measured now: **{roofline:.1f} GFLOP/s** (12 independent chains of 8-lane",
+        f"FMAs: 2 FMA units x 8 lanes x 2 FLOP x {roofline / 32:.2f} GHz effective clock).",
+        "",
+        "| MatMul m x k x n, 1 thread | Kerf (AVX2) GFLOP/s | share of roofline | ORT (native) GFLOP/s |",
+        "|---|---:|---:|---:|",
+    ]
+    for s in GEMM_SHAPES:
+        k = gemm[("kerf", s)]
+        lines.append(f"| {s[0]} x {s[1]} x {s[2]} | {k:.1f} | {k / roofline:.0%} | {gemm[('ort', s)]:.1f} |")
+    lines += ["", "### Latency, Kerf capped at AVX2", ""]
+    lines += latency_table(latency_rows(specs, rounds, runs, "avx2"))
+    return lines + [""]
 
 
 def cpu_name() -> str:
@@ -181,7 +281,7 @@ def main() -> int:
     if args.child:
         spec = json.loads(args.spec)
         if spec.get("gemm"):
-            print(json.dumps({"gflops": gemm_gflops(args.child, args.threads)}))
+            print(json.dumps({"gflops": gemm_gflops(args.child, args.threads, tuple(spec.get("shape", (1024, 1024, 1024))))}))
         else:
             print(json.dumps(child(args.child, spec, args.threads, [int(b) for b in args.batches.split(",")], args.runs)))
         return 0
@@ -191,19 +291,7 @@ def main() -> int:
     import kerf
     work = tempfile.mkdtemp(prefix="kerf-bench-")
     specs = build_models(work)
-    rows = []
-    for spec in specs:
-        batches = list(spec.get("batches", (1, 32)))
-        for threads in (1, 2):
-            turns = {"kerf": [], "ort": []}
-            for _ in range(max(1, args.rounds)):
-                for engine in turns:
-                    turns[engine].append(measure(engine, spec, threads, batches, args.runs))
-            for batch in batches:
-                kb, ob = (statistics.median(t["latency_ms"][str(batch)] for t in turns[e]) for e in ("kerf", "ort"))
-                rows.append((spec["name"], batch, threads, kb, ob, max(t["peak_rss_mb"] for t in turns["kerf"]),
-                             max(t["peak_rss_mb"] for t in turns["ort"])))
-            print(f"measured {spec['name']} threads {threads}", file=sys.stderr)
+    rows = latency_rows(specs, args.rounds, args.runs)
     gemm = {(e, t): measure(e, {"gemm": True}, t, [1], args.runs)["gflops"] for e in ("kerf", "ort") for t in (1, 2)}
     big = next(s for s in specs if s["name"].startswith("MLP 1024"))["path"]
     big_spec = next(s for s in specs if s["name"].startswith("MLP 1024"))
@@ -216,7 +304,8 @@ def main() -> int:
         "# Benchmarks",
         "",
         "Produced by `make bench` (`python3 scripts/bench.py --kerf .build/release/kerf --out BENCHMARKS.md`)",
-        f"on {cpu_name()}, {os.cpu_count()} cores; Kerf {kerf.__version__} (release build, static Swift runtime),",
+        f"on {cpu_name()}, {os.cpu_count()} cores; Kerf {kerf.__version__} (release build, static Swift runtime, kernels at",
+        f"instruction-set level `{kerf.instruction_set()}`),",
         f"ONNX Runtime {ort.__version__} (CPU provider, default graph optimizations). Each engine runs in its own",
         f"process per model and thread count; latency is the median of {args.runs} runs (of more for fast models: as many",
         f"as fit in {FAST_BUDGET_S} s, up to {FAST_RUNS}) after 5 warm-up runs on the",
@@ -227,15 +316,10 @@ def main() -> int:
         "",
         "## Latency",
         "",
-        "| model | batch | threads | Kerf ms | ORT ms | Kerf/ORT | Kerf peak MB | ORT peak MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, batch, threads, k, o, km, om in rows:
-        lines.append(f"| {name} | {batch} | {threads} | {k:.3f} | {o:.3f} | {k / o:.2f} | {km:.0f} | {om:.0f} |")
+    lines += latency_table(rows)
     lines += [
-        "",
-        f"**Geometric mean Kerf/ORT: {geomean:.2f}** over {len(rows)} rows; worst row: {worst[0]}, batch {worst[1]},",
-        f"{worst[2]} thread(s), {worst[3] / worst[4]:.2f}. Peak memory is the whole process (Python, numpy and the",
+        "Peak memory is the whole process (Python, numpy and the",
         "engine), measured per engine in separate processes. Light ResNet-50 declares batch 1 in the file, so it",
         "runs at batch 1 only.",
         "",
@@ -269,6 +353,8 @@ def main() -> int:
                              check=True, capture_output=True, text=True).stdout.strip()
         lines += ["## `kerf bench` (CLI, no Python in the loop)", "", "```",
                   f"$ kerf bench resnet_style_cnn.onnx --threads 1 --batch 32 --runs {args.runs}", cli, "```", ""]
+    if kerf.instruction_set() in ("avx512", "avx512_vnni"):
+        lines += avx2_section(specs, args.rounds, args.runs)
     import bench_prune
     import bench_quantize
     lines += bench_prune.section(args.runs)

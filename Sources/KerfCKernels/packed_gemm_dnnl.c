@@ -1,6 +1,9 @@
-/* GEMM against a packed constant matrix through oneDNN's matmul primitive; contract in
+/* GEMM against a packed constant matrix through oneDNN's matmul primitive, or through Kerf's
+ * own AVX2 kernel (sgemm_avx2.c) where AVX-512 is not in use; contract in
  * include/kerf_packed_gemm.h. */
 #include "kerf_packed_gemm.h"
+#include "kerf_isa.h"
+#include "kerf_sgemm_avx2.h"
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -26,8 +29,9 @@ typedef struct {
 
 struct kerf_packed_gemm {
     int64_t k, n;
+    int panels;                    /* 1: `packed` holds W in kerf_sgemm_avx2's 16-column panels */
     dnnl_memory_desc_t packed_md;
-    void *packed;                  /* W in oneDNN's layout */
+    void *packed;                  /* W in oneDNN's layout, or in panels */
     int owns_packed;               /* 0 for a view: `packed` lies in another product's buffer */
     float *bias;                   /* n floats or NULL */
     pthread_mutex_t lock;          /* guards shapes */
@@ -127,6 +131,10 @@ static void *pack(const float *w, int64_t ldw, int trans_w, int64_t k, int64_t n
 
 static kerf_packed_gemm *make_memory(kerf_packed_gemm *g);
 
+/* Without AVX-512, oneDNN's matmul runs products of few rows at about half of what the CPU
+ * can do (its AVX2 kernels are tuned for large ones): Kerf's own AVX2 kernel takes them all. */
+static int uses_panels(void) { return kerf_isa_has(KERF_HAS_AVX2) && !kerf_isa_has(KERF_HAS_AVX512); }
+
 kerf_packed_gemm *kerf_packed_gemm_create(int64_t k, int64_t n, const float *w, int64_t ldw, int trans_w,
                                           const float *bias) {
     pthread_once(&engine_once, make_engine);
@@ -140,6 +148,15 @@ kerf_packed_gemm *kerf_packed_gemm_create(int64_t k, int64_t n, const float *w, 
         g->bias = malloc((size_t)n * sizeof(float));
         if (!g->bias) { kerf_packed_gemm_destroy(g); return NULL; }
         memcpy(g->bias, bias, (size_t)n * sizeof(float));
+    }
+    if (uses_panels()) {
+        size_t count = kerf_sgemm_avx2_packed_count((size_t)k, (size_t)n);
+        g->packed = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
+        if (!g->packed) { kerf_packed_gemm_destroy(g); return NULL; }
+        g->owns_packed = 1;
+        g->panels = 1;
+        kerf_sgemm_avx2_pack((size_t)k, (size_t)n, w, (size_t)ldw, trans_w, g->packed);
+        return g;
     }
     dnnl_memory_desc_t any;
     dnnl_dims_t dims = {k, n};
@@ -174,6 +191,7 @@ static kerf_packed_gemm *make_memory(kerf_packed_gemm *g) {
  * sum_d (index_d / block_d) * strides[d] plus an offset inside its block, so shifting j by a
  * whole number of blocks shifts the address by a constant. */
 int64_t kerf_packed_gemm_column_block(const kerf_packed_gemm *g) {
+    if (g->panels) return 16;
     const dnnl_memory_desc_t *md = &g->packed_md;
     if (md->format_kind != dnnl_blocked || md->ndims != 2 || md->offset0 != 0 || md->extra.flags != 0) return 0;
     const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
@@ -182,8 +200,27 @@ int64_t kerf_packed_gemm_column_block(const kerf_packed_gemm *g) {
     return block;
 }
 
+/* A view of panels [c0 / 16, ...): the panels are independent, so a view only points into them. */
+static kerf_packed_gemm *panel_view(kerf_packed_gemm *parent, int64_t c0, int64_t n) {
+    if (c0 % 16 != 0 || (c0 + n < parent->n && n % 16 != 0)) return NULL;
+    kerf_packed_gemm *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->k = parent->k;
+    g->n = n;
+    g->panels = 1;
+    pthread_mutex_init(&g->lock, NULL);
+    g->packed = (float *)parent->packed + (c0 / 16) * parent->k * 16;
+    if (parent->bias) {
+        g->bias = malloc((size_t)n * sizeof(float));
+        if (!g->bias) { kerf_packed_gemm_destroy(g); return NULL; }
+        memcpy(g->bias, parent->bias + c0, (size_t)n * sizeof(float));
+    }
+    return g;
+}
+
 kerf_packed_gemm *kerf_packed_gemm_view(kerf_packed_gemm *parent, int64_t c0, int64_t n) {
     if (!parent || c0 < 0 || n <= 0 || c0 + n > parent->n) return NULL;
+    if (parent->panels) return panel_view(parent, c0, n);
     dnnl_memory_desc_t md = parent->packed_md;
     int64_t block = kerf_packed_gemm_column_block(parent);
     if (block == 0) return NULL;
@@ -214,6 +251,13 @@ kerf_packed_gemm *kerf_packed_gemm_view(kerf_packed_gemm *parent, int64_t c0, in
 
 int kerf_packed_gemm_unpack(kerf_packed_gemm *g, float *w, int64_t ldw, int trans_w) {
     if (!g || !w) return 1;
+    if (g->panels) {
+        const float *panels = g->packed;
+        for (int64_t i = 0; i < g->k; i++)
+            for (int64_t j = 0; j < g->n; j++)
+                w[trans_w ? j * ldw + i : i * ldw + j] = panels[(j / 16) * g->k * 16 + i * 16 + j % 16];
+        return 0;
+    }
     dnnl_memory_desc_t plain;
     dnnl_dims_t dims = {g->k, g->n}, strides = {trans_w ? 1 : ldw, trans_w ? ldw : 1};
     if (dnnl_memory_desc_init_by_strides(&plain, 2, dims, dnnl_f32, strides) != dnnl_success) return 1;
@@ -296,6 +340,11 @@ static int make_worker_memory(kerf_packed_gemm *g, const shape_entry *e, void *s
 int kerf_packed_gemm_run(kerf_packed_gemm *g, int64_t m, const float *a, float *c, int worker) {
     if (m <= 0) return 0;
     if (worker < 0 || worker >= MAX_WORKERS) return 1;
+    if (g->panels) {
+        kerf_sgemm_avx2((size_t)m, (size_t)g->k, (size_t)g->n, a, (size_t)g->k, g->packed, g->bias, c, (size_t)g->n, 0,
+                        ((size_t)g->n + 15) / 16);
+        return 0;
+    }
     shape_entry e;
     if (!shape_for(g, m, &e)) return 1;
     if (!g->streams[worker] && dnnl_stream_create(&g->streams[worker], engine, dnnl_stream_default_flags) != dnnl_success) {

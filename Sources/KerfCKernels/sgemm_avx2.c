@@ -1,0 +1,146 @@
+/* AVX2 + FMA GEMM against packed W; contract in include/kerf_sgemm_avx2.h.
+ *
+ * Blocking (GotoBLAS order, A read in place): rows in blocks of MC, k in blocks of KC, then
+ * for each 16-column panel the 6 x 16 micro-kernel over every 6-row group of the block: the
+ * panel's KC x 16 slice (16 KB) stays in L1 while the block's rows pass over it, and the
+ * block's A (MC x KC, 96 KB) in L2. Partial sums of C are kept in C between k blocks. */
+#include "kerf_sgemm_avx2.h"
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#define NR 16
+#define MR 6
+#define KC 256
+#define MC 96
+
+size_t kerf_sgemm_avx2_packed_count(size_t k, size_t n) { return (n + NR - 1) / NR * NR * k; }
+
+static float flushed(float v) {
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    if ((bits & 0x7f800000u) == 0) bits &= 0x80000000u;
+    memcpy(&v, &bits, sizeof bits);
+    return v;
+}
+
+void kerf_sgemm_avx2_pack(size_t k, size_t n, const float *w, size_t ldw, int transposed, float *packed) {
+    size_t panels = (n + NR - 1) / NR;
+    for (size_t p = 0; p < panels; p++) {
+        float *out = packed + p * k * NR;
+        for (size_t i = 0; i < k; i++) {
+            for (size_t j = 0; j < NR; j++) {
+                size_t col = p * NR + j;
+                out[i * NR + j] = col < n ? flushed(transposed ? w[col * ldw + i] : w[i * ldw + col]) : 0.0f;
+            }
+        }
+    }
+}
+
+/* rows x 16 block of C (rows <= MR) += A[rows, kc] . B panel slice [kc, 16]; `first` starts
+ * from zero instead of C, `last` adds the bias. `cols` (<= 16) columns are stored. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void micro(
+    int rows, size_t kc, const float *a, size_t lda, const float *b, float *c, size_t ldc, size_t cols,
+    int first, const float *bias) {
+    __m256 acc[MR][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (size_t p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_load_ps(b + p * NR), b1 = _mm256_load_ps(b + p * NR + 8);
+        for (int r = 0; r < MR; r++) {
+            if (r < rows) {
+                __m256 x = _mm256_broadcast_ss(a + r * lda + p);
+                acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+            }
+        }
+    }
+    __m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
+    float tmp[NR];
+    if (bias) {
+        if (cols == NR) {
+            bias0 = _mm256_loadu_ps(bias);
+            bias1 = _mm256_loadu_ps(bias + 8);
+        } else {
+            memset(tmp, 0, sizeof tmp);
+            memcpy(tmp, bias, cols * sizeof(float));
+            bias0 = _mm256_loadu_ps(tmp);
+            bias1 = _mm256_loadu_ps(tmp + 8);
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        if (r >= rows) break;
+        float *row = c + r * ldc;
+        __m256 s0 = acc[r][0], s1 = acc[r][1];
+        if (cols == NR) {
+            if (!first) {
+                s0 = _mm256_add_ps(_mm256_loadu_ps(row), s0);
+                s1 = _mm256_add_ps(_mm256_loadu_ps(row + 8), s1);
+            }
+            if (bias) {
+                s0 = _mm256_add_ps(s0, bias0);
+                s1 = _mm256_add_ps(s1, bias1);
+            }
+            _mm256_storeu_ps(row, s0);
+            _mm256_storeu_ps(row + 8, s1);
+        } else {
+            if (!first) {
+                memset(tmp, 0, sizeof tmp);
+                memcpy(tmp, row, cols * sizeof(float));
+                s0 = _mm256_add_ps(_mm256_loadu_ps(tmp), s0);
+                s1 = _mm256_add_ps(_mm256_loadu_ps(tmp + 8), s1);
+            }
+            if (bias) {
+                s0 = _mm256_add_ps(s0, bias0);
+                s1 = _mm256_add_ps(s1, bias1);
+            }
+            _mm256_storeu_ps(tmp, s0);
+            _mm256_storeu_ps(tmp + 8, s1);
+            memcpy(row, tmp, cols * sizeof(float));
+        }
+    }
+}
+
+/* The micro-kernel with the row count a compile-time constant (full unrolling per count). */
+__attribute__((target("avx2,fma"))) static void micro_rows(
+    int rows, size_t kc, const float *a, size_t lda, const float *b, float *c, size_t ldc, size_t cols,
+    int first, const float *bias) {
+    switch (rows) {
+    case 6: micro(6, kc, a, lda, b, c, ldc, cols, first, bias); break;
+    case 5: micro(5, kc, a, lda, b, c, ldc, cols, first, bias); break;
+    case 4: micro(4, kc, a, lda, b, c, ldc, cols, first, bias); break;
+    case 3: micro(3, kc, a, lda, b, c, ldc, cols, first, bias); break;
+    case 2: micro(2, kc, a, lda, b, c, ldc, cols, first, bias); break;
+    default: micro(1, kc, a, lda, b, c, ldc, cols, first, bias); break;
+    }
+}
+
+__attribute__((target("avx2,fma"))) void kerf_sgemm_avx2(size_t m, size_t k, size_t n, const float *a, size_t lda,
+                                                          const float *packed, const float *bias, float *c, size_t ldc,
+                                                          size_t p0, size_t p1) {
+    if (k == 0) {  /* no products: C is the bias (or zero) */
+        for (size_t i = 0; i < m; i++)
+            for (size_t j = p0 * NR; j < p1 * NR && j < n; j++) c[i * ldc + j] = bias ? bias[j] : 0.0f;
+        return;
+    }
+    /* Subnormal inputs read as zero and subnormal results are flushed (DAZ | FTZ): each would
+     * cost a microcode assist per multiply-add on some CPUs. The caller's mode is restored. */
+    const unsigned int mxcsr = _mm_getcsr();
+    _mm_setcsr(mxcsr | 0x8040u);
+    for (size_t i0 = 0; i0 < m; i0 += MC) {
+        size_t mc = m - i0 < MC ? m - i0 : MC;
+        for (size_t k0 = 0; k0 < k; k0 += KC) {
+            size_t kc = k - k0 < KC ? k - k0 : KC;
+            int first = k0 == 0, last = k0 + kc == k;
+            for (size_t p = p0; p < p1; p++) {
+                size_t col = p * NR, cols = n - col < NR ? n - col : NR;
+                const float *b = packed + p * k * NR + k0 * NR;
+                for (size_t i = 0; i < mc; i += MR) {
+                    int rows = (int)(mc - i < MR ? mc - i : MR);
+                    micro_rows(rows, kc, a + (i0 + i) * lda + k0, lda, b, c + (i0 + i) * ldc + col, ldc, cols, first,
+                               last && bias ? bias + col : NULL);
+                }
+            }
+        }
+    }
+    _mm_setcsr(mxcsr);
+}
