@@ -37,11 +37,39 @@ void kerf_sgemm_avx2_pack(size_t k, size_t n, const float *w, size_t ldw, int tr
     }
 }
 
+#define AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
+
+/* The first `cols` (<= 16) floats at p as two vectors, the rest zero. */
+AVX2 void load16(const float *p, size_t cols, __m256 *lo, __m256 *hi) {
+    if (cols == NR) {
+        *lo = _mm256_loadu_ps(p);
+        *hi = _mm256_loadu_ps(p + 8);
+        return;
+    }
+    float tmp[NR] = {0};
+    memcpy(tmp, p, cols * sizeof(float));
+    *lo = _mm256_loadu_ps(tmp);
+    *hi = _mm256_loadu_ps(tmp + 8);
+}
+
+/* Writes the first `cols` (<= 16) lanes of (lo, hi) to p. */
+AVX2 void store16(float *p, size_t cols, __m256 lo, __m256 hi) {
+    if (cols == NR) {
+        _mm256_storeu_ps(p, lo);
+        _mm256_storeu_ps(p + 8, hi);
+        return;
+    }
+    float tmp[NR];
+    _mm256_storeu_ps(tmp, lo);
+    _mm256_storeu_ps(tmp + 8, hi);
+    memcpy(p, tmp, cols * sizeof(float));
+}
+
 /* rows x 16 block of C (rows <= MR) += A[rows, kc] . B panel slice [kc, 16]; `first` starts
- * from zero instead of C, `last` adds the bias. `cols` (<= 16) columns are stored. */
-__attribute__((target("avx2,fma"), always_inline)) static inline void micro(
-    int rows, size_t kc, const float *a, size_t lda, const float *b, float *c, size_t ldc, size_t cols,
-    int first, const float *bias) {
+ * from zero instead of C; `bias` (NULL or 16 floats) is added at the end. `cols` (<= 16)
+ * columns are read and stored. */
+AVX2 void micro(int rows, size_t kc, const float *a, size_t lda, const float *b, float *c, size_t ldc, size_t cols,
+                int first, const float *bias) {
     __m256 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (size_t p = 0; p < kc; p++) {
@@ -55,48 +83,21 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void micro(
         }
     }
     __m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
-    float tmp[NR];
-    if (bias) {
-        if (cols == NR) {
-            bias0 = _mm256_loadu_ps(bias);
-            bias1 = _mm256_loadu_ps(bias + 8);
-        } else {
-            memset(tmp, 0, sizeof tmp);
-            memcpy(tmp, bias, cols * sizeof(float));
-            bias0 = _mm256_loadu_ps(tmp);
-            bias1 = _mm256_loadu_ps(tmp + 8);
-        }
-    }
-    for (int r = 0; r < MR; r++) {
-        if (r >= rows) break;
+    if (bias) load16(bias, cols, &bias0, &bias1);
+    for (int r = 0; r < rows && r < MR; r++) {
         float *row = c + r * ldc;
         __m256 s0 = acc[r][0], s1 = acc[r][1];
-        if (cols == NR) {
-            if (!first) {
-                s0 = _mm256_add_ps(_mm256_loadu_ps(row), s0);
-                s1 = _mm256_add_ps(_mm256_loadu_ps(row + 8), s1);
-            }
-            if (bias) {
-                s0 = _mm256_add_ps(s0, bias0);
-                s1 = _mm256_add_ps(s1, bias1);
-            }
-            _mm256_storeu_ps(row, s0);
-            _mm256_storeu_ps(row + 8, s1);
-        } else {
-            if (!first) {
-                memset(tmp, 0, sizeof tmp);
-                memcpy(tmp, row, cols * sizeof(float));
-                s0 = _mm256_add_ps(_mm256_loadu_ps(tmp), s0);
-                s1 = _mm256_add_ps(_mm256_loadu_ps(tmp + 8), s1);
-            }
-            if (bias) {
-                s0 = _mm256_add_ps(s0, bias0);
-                s1 = _mm256_add_ps(s1, bias1);
-            }
-            _mm256_storeu_ps(tmp, s0);
-            _mm256_storeu_ps(tmp + 8, s1);
-            memcpy(row, tmp, cols * sizeof(float));
+        if (!first) {
+            __m256 c0, c1;
+            load16(row, cols, &c0, &c1);
+            s0 = _mm256_add_ps(c0, s0);
+            s1 = _mm256_add_ps(c1, s1);
         }
+        if (bias) {
+            s0 = _mm256_add_ps(s0, bias0);
+            s1 = _mm256_add_ps(s1, bias1);
+        }
+        store16(row, cols, s0, s1);
     }
 }
 
