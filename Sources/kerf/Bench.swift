@@ -122,7 +122,7 @@ func randomInput(_ info: ValueInfo, batch: Int, named: [String: Int] = [:]) thro
         }
         bytes = b
     }
-    var t = Tensor(zeros: dtype, shape: dims)
+    var t = try Tensor(zeros: dtype, shape: dims)
     var state: UInt64 = 0x9E3779B97F4A7C15
     func next() -> Double {
         state = state &* 6364136223846793005 &+ 1442695040888963407
