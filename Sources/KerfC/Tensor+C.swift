@@ -32,7 +32,7 @@ private func describe(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?, _ rank:
         let d = dims![i]
         try argument(d >= 0, "dims[\(i)] is negative (\(d))")
         let (c, overflow) = count.multipliedReportingOverflow(by: Int(d))
-        let (bytes, overflow2) = c.multipliedReportingOverflow(by: dtype.byteSize)
+        let (_, overflow2) = c.multipliedReportingOverflow(by: dtype.byteSize)
         guard !overflow, !overflow2 else {
             throw KerfError.invalidArgument("a tensor of dims \(Array(UnsafeBufferPointer(start: dims, count: rank))) overflows its byte size")
         }

@@ -20,7 +20,7 @@ from onnx import TensorProto, helper
 import kerf
 import models
 from kerf import Status
-from kerf._bindings import lib
+from kerf._bindings import TensorP, lib
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -128,8 +128,8 @@ def test_creating_a_huge_tensor_is_refused():
     """kerf_tensor_create of 2^40 floats (4 TB) and of 2^33 (32 GB) returns OUT_OF_MEMORY."""
     for count in (1 << 40, 1 << 33):
         dims = (ctypes.c_int64 * 1)(count)
-        out = ctypes.c_void_p()
+        out = TensorP()
         status = lib.kerf_tensor_create(1, dims, 1, None, count * 4, ctypes.byref(out))
         assert status == Status.OUT_OF_MEMORY, lib.kerf_last_error()
-        assert not out.value
+        assert not out
         assert b"allocation limit" in lib.kerf_last_error()
