@@ -232,7 +232,16 @@ final class ConvOperator: Operator {
         // Images run in parallel, each worker with single-threaded GEMMs: many small GEMMs split
         // across OpenMP threads cost more than they gain. One image leaves the threads to the GEMM.
         let workers = batch > 1 ? min(threads, batch) : 1
-        // Per worker, from the process-wide pool: im2col columns, then the padded GEMM rows.
+        // Per worker, from the process-wide pool: im2col columns, then the padded GEMM rows. The
+        // columns (kernel size times output positions) can be far larger than the output: checked
+        // against the allocation limit first, as the pool's buffers cannot report a failure.
+        if !pointwise {
+            let (rows, o0) = cg.multipliedReportingOverflow(by: kc)
+            let (perImage, o1) = rows.multipliedReportingOverflow(by: oc)
+            let (bytes, o2) = perImage.multipliedReportingOverflow(by: workers * MemoryLayout<Float>.stride)
+            try MemoryLimit.check(byteCount: o0 || o1 || o2 ? -1 : bytes,
+                                  for: "Conv im2col columns [\(cg) x \(kc), \(oc)] x \(workers) of float")
+        }
         let scratch = ScratchPool.shared.take(2 * workers)
         defer { ScratchPool.shared.give(scratch) }
         for w in 0..<workers {
