@@ -61,7 +61,7 @@ extern "C" {
 /* ABI version: the major changes only on incompatible changes. Bindings
  * refuse a library whose major differs from the one they were written for. */
 #define KERF_ABI_VERSION_MAJOR 1
-#define KERF_ABI_VERSION_MINOR 6
+#define KERF_ABI_VERSION_MINOR 7
 #define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------ */
@@ -137,6 +137,20 @@ const char *kerf_last_error(void);
 /* Releases a buffer Kerf returned (e.g. from kerf_model_save_bytes). NULL is fine. */
 void kerf_free(void *buffer);
 
+/* The allocation limit, in bytes: the most tensor memory Kerf holds in this
+ * process (weights, activations, outputs not yet freed, and buffers kept for
+ * reuse, which are dropped first when the limit is near; not memory that
+ * kerf_tensor_wrap borrows). Every tensor allocation (loading, session
+ * creation, runs, kerf_tensor_create) is checked against it before it is
+ * made; one that would pass it, or that the system refuses, fails with
+ * KERF_OUT_OF_MEMORY and a message naming the tensor or operator, and the
+ * process goes on. 0 restores the default, 80% of physical memory. Lowering
+ * it frees nothing already allocated. Thread-safe. (ABI 1.7) */
+void kerf_set_memory_limit(uint64_t bytes);
+
+/* The allocation limit in force, in bytes (see kerf_set_memory_limit). (ABI 1.7) */
+uint64_t kerf_memory_limit(void);
+
 /* ------------------------------------------------------------------------ */
 /* Tensors: dense, row-major, one dtype                                     */
 /* ------------------------------------------------------------------------ */
@@ -146,7 +160,9 @@ typedef struct kerf_tensor kerf_tensor;
 /* Creates a tensor of `rank` dims and copies `byte_size` bytes from `data`
  * into it. byte_size must equal product(dims) * element size. `data` may be
  * NULL to get a zero-filled tensor (byte_size must still be correct).
- * rank 0 is a scalar (dims may be NULL). Every dim must be >= 0. */
+ * rank 0 is a scalar (dims may be NULL). Every dim must be >= 0.
+ * KERF_OUT_OF_MEMORY when byte_size would pass the allocation limit
+ * (kerf_set_memory_limit) or the system refuses the memory. */
 kerf_status kerf_tensor_create(kerf_dtype dtype, const int64_t *dims, size_t rank,
                                const void *data, size_t byte_size, kerf_tensor **out);
 
@@ -233,6 +249,10 @@ typedef struct kerf_session_options {
     int32_t threads;             /* intra-op threads; 0 = one per core */
     int32_t optimization_level;  /* 0 = none, 1 = all (default) */
     int32_t sparse_kernels;      /* 1 = use sparse kernels where measured faster (default), 0 = always dense; since ABI 1.2 */
+    uint64_t memory_limit;       /* bytes of tensor memory this session may hold (what it allocates while
+                                    created or run and that is still alive: activations, prepared
+                                    weights, outputs not yet freed); passing it is KERF_OUT_OF_MEMORY.
+                                    0 (default) = only the process-wide kerf_set_memory_limit; since ABI 1.7 */
 } kerf_session_options;
 
 /* Fills `options` with defaults (sets struct_size too). */

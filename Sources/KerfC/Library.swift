@@ -6,7 +6,7 @@ import Glibc
 
 /// Version of the library; the ABI version lives in include/kerf.h.
 let kerfVersion = "0.1.0"
-let abiVersion: UInt32 = (1 << 16) | 6
+let abiVersion: UInt32 = (1 << 16) | 7
 private let versionCString: UnsafeMutablePointer<CChar> = strdup(kerfVersion)
 private let instructionSetCString: UnsafeMutablePointer<CChar> = strdup(InstructionSet.inUse.name)
 
@@ -21,3 +21,11 @@ public func kerf_instruction_set() -> UnsafePointer<CChar> { UnsafePointer(instr
 
 @_cdecl("kerf_free")
 public func kerf_free(_ buffer: UnsafeMutableRawPointer?) { free(buffer) }
+
+@_cdecl("kerf_set_memory_limit")
+public func kerf_set_memory_limit(_ bytes: UInt64) {
+    MemoryLimit.processBytes = bytes > UInt64(Int.max) ? Int.max : Int(bytes)
+}
+
+@_cdecl("kerf_memory_limit")
+public func kerf_memory_limit() -> UInt64 { UInt64(MemoryLimit.processBytes) }

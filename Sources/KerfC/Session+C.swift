@@ -20,17 +20,20 @@ struct kerf_session_options {
     var threads: Int32
     var optimization_level: Int32
     var sparse_kernels: Int32  // ABI 1.2
+    var memory_limit: UInt64   // ABI 1.7
 }
 
 /// struct_size of the ABI 1.0 / 1.1 struct (up to optimization_level).
 private let sessionOptionsSizeV1 = MemoryLayout<kerf_session_options>.offset(of: \.sparse_kernels)!
+/// Where memory_limit starts (a struct_size past it + 8 has it).
+private let memoryLimitOffset = MemoryLayout<kerf_session_options>.offset(of: \.memory_limit)!
 
 @_cdecl("kerf_session_options_init")
 public func kerf_session_options_init(_ options: UnsafeMutableRawPointer?) {
     guard let options else { return }
     // stride, not size: C's sizeof includes the tail padding.
     options.storeBytes(of: kerf_session_options(struct_size: MemoryLayout<kerf_session_options>.stride, threads: 0,
-                                                optimization_level: 1, sparse_kernels: 1),
+                                                optimization_level: 1, sparse_kernels: 1, memory_limit: 0),
                        as: kerf_session_options.self)
 }
 
@@ -47,12 +50,15 @@ public func kerf_session_create(_ model: OpaquePointer?, _ options: UnsafeRawPoi
                          "options->struct_size is \(size); call kerf_session_options_init first")
             let threads = options.load(fromByteOffset: MemoryLayout<kerf_session_options>.offset(of: \.threads)!, as: Int32.self)
             let level = options.load(fromByteOffset: MemoryLayout<kerf_session_options>.offset(of: \.optimization_level)!, as: Int32.self)
-            let sparse = size >= MemoryLayout<kerf_session_options>.size
+            let sparse = size >= sessionOptionsSizeV1 + 4
                 ? options.load(fromByteOffset: sessionOptionsSizeV1, as: Int32.self) : 1
+            let memoryLimit = size >= memoryLimitOffset + 8
+                ? options.load(fromByteOffset: memoryLimitOffset, as: UInt64.self) : 0
             try argument(threads >= 0 && threads <= 1024, "threads must be between 0 and 1024, got \(threads)")
             try argument(level == 0 || level == 1, "optimization_level must be 0 or 1")
             try argument(sparse == 0 || sparse == 1, "sparse_kernels must be 0 or 1")
-            opts = SessionOptions(threads: Int(threads), optimizationLevel: Int(level), sparseKernels: sparse == 1)
+            opts = SessionOptions(threads: Int(threads), optimizationLevel: Int(level), sparseKernels: sparse == 1,
+                                  memoryLimit: memoryLimit > UInt64(Int.max) ? Int.max : Int(memoryLimit))
         }
         out!.pointee = HandleRegistry.shared.register(SessionHandle(try Session(model: m.model, options: opts), m))
     }

@@ -32,8 +32,8 @@ private func describe(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?, _ rank:
         let d = dims![i]
         try argument(d >= 0, "dims[\(i)] is negative (\(d))")
         let (c, overflow) = count.multipliedReportingOverflow(by: Int(d))
-        let (bytes, overflow2) = c.multipliedReportingOverflow(by: dtype.byteSize)
-        guard !overflow, !overflow2, bytes <= Int(Int32.max) * 64 else {
+        let (_, overflow2) = c.multipliedReportingOverflow(by: dtype.byteSize)
+        guard !overflow, !overflow2 else {
             throw KerfError.invalidArgument("a tensor of dims \(Array(UnsafeBufferPointer(start: dims, count: rank))) overflows its byte size")
         }
         count = c
@@ -63,7 +63,9 @@ public func kerf_tensor_create(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?
     return guarded {
         try argument(out != nil, "out is NULL")
         let (dtype, shape) = try describe(dtypeCode, dims, rank, byteSize)
-        let t = data == nil ? Tensor(zeros: dtype, shape: shape) : Tensor(uninitialized: dtype, shape: shape)
+        // Refused before a byte is zeroed or copied (also by the allocation, with what is in use).
+        try MemoryLimit.check(byteCount: byteSize, for: "kerf_tensor_create: a tensor \(shape) of \(dtype)")
+        let t = try data == nil ? Tensor(zeros: dtype, shape: shape) : Tensor(uninitialized: dtype, shape: shape)
         if let data, byteSize > 0 { t.storage.pointer.copyMemory(from: data, byteCount: byteSize) }
         out!.pointee = HandleRegistry.shared.register(TensorHandle(t))
     }

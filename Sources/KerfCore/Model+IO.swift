@@ -31,7 +31,7 @@ struct DirectoryDataReader: ExternalDataReader {
             guard offset >= 0, !overflow, end <= file.count else {
                 throw KerfError.invalidModel("external data '\(location)' is \(file.count) bytes; wanted \(length.map(String.init) ?? "the rest") from offset \(offset)")
             }
-            let storage = TensorStorage(uninitializedByteCount: end - offset)
+            let storage = try TensorStorage(uninitializedByteCount: end - offset, for: "external data '\(location)'")
             if end > offset { try file.read(at: offset, end - offset, into: storage.pointer) }
             return storage
         }

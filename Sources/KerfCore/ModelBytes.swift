@@ -41,7 +41,7 @@ struct ModelBytes {
                     rawData += 1
                     guard rawData == 1 else { throw WireReader.Unexpected() }  // the last one would count
                     guard field.length >= minimumPayload else { return false }
-                    let storage = TensorStorage(uninitializedByteCount: field.length)
+                    let storage = try TensorStorage(uninitializedByteCount: field.length, for: "initializer #\(index)'s raw data")
                     try reader.read(field.length, into: storage.pointer)
                     split.payloads[index] = storage
                     return true

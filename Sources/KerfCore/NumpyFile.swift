@@ -69,7 +69,7 @@ public enum NumpyFile {
         guard let needed, bytes.count - offset == needed else {
             throw KerfError.invalidArgument("'\(name)' holds \(bytes.count - offset) data bytes; \(dtype) \(shape) needs \(needed.map(String.init) ?? "more than Int holds")")
         }
-        let t = Tensor(uninitialized: dtype, shape: shape)
+        let t = try Tensor(uninitialized: dtype, shape: shape)
         bytes.withUnsafeBytes { raw in
             if t.byteCount > 0 { t.storage.pointer.copyMemory(from: raw.baseAddress! + offset, byteCount: t.byteCount) }
         }

@@ -136,7 +136,8 @@ enum OnnxExport {
         for k in 0..<t.count where (0..<size).contains(where: { source.load(fromByteOffset: k * size + $0, as: UInt8.self) != 0 }) {
             nonzero.append(Int64(k))
         }
-        let values = Tensor(zeros: t.dtype, shape: [nonzero.count])
+        // A part of a tensor that exists: no limit to check (every byte is written below).
+        let values = Tensor(dtype: t.dtype, shape: [nonzero.count], storage: TensorStorage(copyingByteCount: nonzero.count * size))
         for (j, k) in nonzero.enumerated() {
             values.storage.pointer.advanced(by: j * size).copyMemory(from: source.advanced(by: Int(k) * size), byteCount: size)
         }

@@ -10,7 +10,7 @@ extension OnnxImport {
     /// Everything is checked before the dense tensor is allocated: dims (as for any stored
     /// tensor, overflow-checked), the index tensor's shape, every coordinate against its own
     /// dimension (a coordinate out of range in one dimension can still give a flat index in
-    /// range), and the dense size against the machine's memory (a few bytes of sparse tensor can
+    /// range), and the dense size against the allocation limit (`MemoryLimit`; a few bytes of sparse tensor can
     /// declare terabytes). Throws `.invalidModel`, `.unsupported` (string values) or
     /// `.outOfMemory`, naming the tensor.
     static func denseTensor(fromSparse sparse: Onnx_SparseTensorProto, external: ExternalDataReader?) throws -> Tensor {
@@ -32,7 +32,7 @@ extension OnnxImport {
             throw KerfError.invalidModel("\(what) has \(indices.dtype) indices of shape \(indices.shape); expected int64 [\(nnz)] or [\(nnz), \(rank)]")
         }
         let size = values.dtype.byteSize
-        try PhysicalMemory.check(byteCount: total * size, for: "\(what) (dense shape \(shape))")
+        try MemoryLimit.check(byteCount: total * size, for: "\(what) (dense shape \(shape))")
 
         // Row-major strides; each is at most `total`, so no product below overflows.
         var strides = [Int](repeating: 1, count: rank)
@@ -61,7 +61,7 @@ extension OnnxImport {
             return offsets
         }
 
-        var dense = Tensor(zeros: values.dtype, shape: shape)
+        var dense = try Tensor(zeros: values.dtype, shape: shape)
         let source = values.storage.pointer
         dense.withMutableElements(as: UInt8.self) { out in
             guard let base = out.baseAddress else { return }

@@ -61,8 +61,18 @@ final class StoragePool: @unchecked Sendable {
         return 3 + (log - 8) * 4 + (size - octave) / (octave / 4)
     }
 
-    /// A 64-byte aligned buffer of at least `byteCount` bytes (contents undefined).
-    func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
+    /// Bytes this pool holds from the system: buffers in use and buffers in the free lists.
+    let heldBytes = Atomic<Int>(0)
+
+    /// A 64-byte aligned buffer of at least `byteCount` bytes (contents undefined), taken from a
+    /// free list or from the system. A system allocation is checked first against
+    /// `MemoryLimit.processBytes` (with what the pool already holds; the free lists are dropped
+    /// when that makes room). Throws `.outOfMemory` naming `what` when the buffer would pass the
+    /// limit or the system refuses the memory; `byteCount` must be non-negative.
+    func allocate(byteCount: Int, for what: @autoclosure () -> String) throws -> UnsafeMutableRawPointer {
+        let limit = MemoryLimit.processBytes
+        // Before the size class, whose rounding could overflow.
+        guard byteCount <= limit else { throw MemoryLimit.refusal(what(), needs: byteCount, limit: limit) }
         let size = Self.sizeClass(byteCount)
         if size > 0 {
             lock()
@@ -73,8 +83,23 @@ final class StoragePool: @unchecked Sendable {
             }
             unlock()
         }
+        let bytes = max(size, byteCount, 1)
+        if heldBytes.load(ordering: .relaxed) + bytes > limit {
+            trim()
+            let held = heldBytes.load(ordering: .relaxed)
+            guard held + bytes <= limit else { throw MemoryLimit.refusal(what(), needs: byteCount, limit: limit, held: held) }
+        }
+        var p: UnsafeMutableRawPointer? = nil
+        if posix_memalign(&p, 64, bytes) != 0 {
+            trim()
+            if posix_memalign(&p, 64, bytes) != 0 { p = nil }
+        }
+        guard let p else {
+            throw KerfError.outOfMemory("\(what()) needs \(MemoryLimit.format(byteCount)), which the system refused")
+        }
+        heldBytes.add(bytes, ordering: .relaxed)
         systemAllocations.add(1, ordering: .relaxed)
-        return UnsafeMutableRawPointer.allocate(byteCount: max(size, byteCount, 1), alignment: 64)
+        return p
     }
 
     /// Takes back a buffer from `allocate` with the same `byteCount`: kept for reuse when `keep`
@@ -91,6 +116,22 @@ final class StoragePool: @unchecked Sendable {
             }
             unlock()
         }
-        pointer.deallocate()
+        free(pointer)
+        heldBytes.subtract(max(size, byteCount, 1), ordering: .relaxed)
+    }
+
+    /// Gives every buffer of the free lists back to the system.
+    func trim() {
+        lock()
+        var freed: [UnsafeMutableRawPointer] = [], bytes = 0
+        for i in 0..<(4 * Int.bitWidth) where !lists[i].isEmpty {
+            freed += lists[i]
+            lists[i].removeAll()
+        }
+        bytes = cached.pointee
+        cached.pointee = 0
+        unlock()
+        for p in freed { free(p) }
+        heldBytes.subtract(bytes, ordering: .relaxed)
     }
 }

@@ -6,10 +6,11 @@ import FoundationEssentials
 /// their elements in `strings` instead. Tensors are values: mutating accessors copy shared
 /// storage first.
 ///
-/// The initializers trust `shape` (non-negative dims whose product times the element size fits
-/// Int, and memory for it): shapes read from a model or computed from attributes or run-time data
-/// are checked before a tensor is made (`Tensor.checkedShape` at load, `checkedElementCount` in
-/// the runtime), since an overflow or a failed allocation here stops the process.
+/// `init(zeros:)` and `init(uninitialized:)` check their size (overflow, the allocation limit of
+/// `MemoryLimit`, the system's refusal) and throw `.outOfMemory`; the other initializers copy or
+/// view memory that already exists and trust `shape`. Shapes read from a model are checked
+/// further before a tensor is made (`Tensor.checkedShape` at load, `checkedElementCount` in the
+/// runtime).
 public struct Tensor: @unchecked Sendable {
     public let dtype: DType
     public let shape: [Int]
@@ -22,19 +23,40 @@ public struct Tensor: @unchecked Sendable {
     public var rank: Int { shape.count }
     public var byteCount: Int { count * dtype.byteSize }
 
-    /// A zero-filled tensor.
-    public init(zeros dtype: DType, shape: [Int]) {
+    /// A zero-filled tensor. Throws `.outOfMemory` when its bytes would pass the allocation
+    /// limit (`MemoryLimit`) or the system refuses them.
+    public init(zeros dtype: DType, shape: [Int]) throws {
         self.dtype = dtype
         self.shape = shape
-        self.storage = TensorStorage(byteCount: shape.reduce(1, *) * dtype.byteSize)
+        let bytes = try Tensor.byteCount(dtype, shape)
+        self.storage = try TensorStorage(byteCount: bytes, for: Tensor.describe(dtype, shape))
     }
 
-    /// A tensor whose bytes the caller must fully write before reading.
-    public init(uninitialized dtype: DType, shape: [Int]) {
+    /// A tensor whose bytes the caller must fully write before reading; throws as `init(zeros:shape:)`.
+    public init(uninitialized dtype: DType, shape: [Int]) throws {
         self.dtype = dtype
         self.shape = shape
-        self.storage = TensorStorage(uninitializedByteCount: shape.reduce(1, *) * dtype.byteSize)
+        let bytes = try Tensor.byteCount(dtype, shape)
+        self.storage = try TensorStorage(uninitializedByteCount: bytes, for: Tensor.describe(dtype, shape))
     }
+
+    /// The bytes of a `dtype` tensor of `shape`, or `.outOfMemory` when they overflow Int
+    /// (dims must be non-negative: `.internal` otherwise).
+    static func byteCount(_ dtype: DType, _ shape: [Int]) throws -> Int {
+        var bytes = dtype.byteSize
+        for d in shape {
+            guard d >= 0 else { throw KerfError.internal("a tensor of shape \(shape) has a negative dim") }
+            let (b, overflow) = bytes.multipliedReportingOverflow(by: d)
+            guard !overflow else {
+                throw MemoryLimit.refusal(describe(dtype, shape), needs: -1, limit: MemoryLimit.processBytes)
+            }
+            bytes = b
+        }
+        return bytes
+    }
+
+    /// "a tensor [2, 3] of float", for messages.
+    static func describe(_ dtype: DType, _ shape: [Int]) -> String { "a tensor \(shape) of \(dtype)" }
 
     /// A tensor over existing storage, which must hold at least `shape.product * byteSize` bytes.
     public init(dtype: DType, shape: [Int], storage: TensorStorage) {
@@ -47,7 +69,7 @@ public struct Tensor: @unchecked Sendable {
     /// A tensor of `shape` holding `values` (row-major); `values.count` must equal the element count.
     public init<T: TensorElement>(shape: [Int], values: [T]) {
         precondition(values.count == shape.reduce(1, *), "value count does not match shape")
-        self.init(uninitialized: T.dtype, shape: shape)
+        self.init(dtype: T.dtype, shape: shape, storage: TensorStorage(copyingByteCount: values.count * T.dtype.byteSize))
         values.withUnsafeBytes { storage.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
     }
 
@@ -55,7 +77,7 @@ public struct Tensor: @unchecked Sendable {
     public init(shape: [Int], strings: [Data]) {
         self.dtype = .string
         self.shape = shape
-        self.storage = TensorStorage(byteCount: 0)
+        self.storage = TensorStorage(copyingByteCount: 0)
         self.strings = strings
     }
 

@@ -45,7 +45,7 @@ extension Tensor {
             guard packed.count == needed else {
                 throw KerfError.invalidModel("\(what) has \(packed.count) bytes, expected \(needed)")
             }
-            var t = Tensor(zeros: dtype, shape: shape)
+            var t = try Tensor(zeros: dtype, shape: shape)
             t.withMutableElements(as: UInt8.self) { out in
                 packed.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
                     let perByte = 8 / bits
@@ -72,7 +72,7 @@ extension Tensor {
             guard raw.count == byteCount else {
                 throw KerfError.invalidModel("\(what) (\(dtype), shape \(shape)) has \(raw.count) data bytes, expected \(byteCount)")
             }
-            let t = Tensor(uninitialized: dtype, shape: shape)
+            let t = try Tensor(uninitialized: dtype, shape: shape)
             raw.withUnsafeBytes { (src: UnsafeRawBufferPointer) in
                 if byteCount > 0 { t.storage.pointer.copyMemory(from: src.baseAddress!, byteCount: byteCount) }
             }
@@ -86,7 +86,7 @@ extension Tensor {
             guard source.count == count else {
                 throw KerfError.invalidModel("\(what) (\(dtype), shape \(shape)) has \(source.count) values, expected \(count)")
             }
-            var filled = Tensor(uninitialized: dtype, shape: shape)
+            var filled = try Tensor(uninitialized: dtype, shape: shape)
             filled.withMutableElements(as: T.self) { out in
                 for i in 0..<count { out[i] = convert(source[i]) }
             }

@@ -11,19 +11,47 @@ public final class TensorStorage: @unchecked Sendable {
     public let byteCount: Int
     private let release: (() -> Void)?
     private let pooled = Atomic<Bool>(true)
+    /// The session budget these bytes were charged to (`MemoryLimit.withBudget`), given back at death.
+    private let budget: MemoryBudget?
 
-    /// Allocates `byteCount` zeroed bytes.
-    public init(byteCount: Int) {
-        self.byteCount = byteCount
-        pointer = StoragePool.shared.allocate(byteCount: byteCount)
+    /// Allocates `byteCount` zeroed bytes, checked against the allocation limit (`MemoryLimit`).
+    /// Throws `.outOfMemory` naming `what` (e.g. "a tensor [2, 3] of float") when they would pass
+    /// it or the system refuses them.
+    public convenience init(byteCount: Int, for what: @autoclosure () -> String = "a tensor") throws {
+        try self.init(uninitializedByteCount: byteCount, for: what())
         pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
+    }
+
+    /// Allocates `byteCount` bytes without clearing them (the caller writes all of them), checked
+    /// as `init(byteCount:for:)`.
+    public init(uninitializedByteCount byteCount: Int, for what: @autoclosure () -> String = "a tensor") throws {
+        guard byteCount >= 0 else { throw KerfError.internal("\(what()): negative byte count \(byteCount)") }
+        let budget = MemoryLimit.currentBudget
+        try budget?.charge(byteCount, for: what())
+        do {
+            pointer = try StoragePool.shared.allocate(byteCount: byteCount, for: what())
+        } catch {
+            budget?.refund(byteCount)
+            throw error
+        }
+        self.byteCount = byteCount
+        self.budget = budget
         release = nil
     }
 
-    /// Allocates `byteCount` bytes without clearing them: the caller writes all of them.
-    public init(uninitializedByteCount byteCount: Int) {
+    /// Allocates `byteCount` bytes for a copy of memory that already exists (so the size is not a
+    /// model's to choose): charged, not refused, by the session budget; stops the process if the
+    /// system refuses the memory.
+    init(copyingByteCount byteCount: Int) {
+        let budget = MemoryLimit.currentBudget
+        try? budget?.charge(byteCount, for: "", force: true)
+        do {
+            pointer = try StoragePool.shared.allocate(byteCount: byteCount, for: "a copy of a tensor")
+        } catch {
+            fatalError("\(error)")
+        }
         self.byteCount = byteCount
-        pointer = StoragePool.shared.allocate(byteCount: byteCount)
+        self.budget = budget
         release = nil
     }
 
@@ -33,6 +61,7 @@ public final class TensorStorage: @unchecked Sendable {
         self.byteCount = byteCount
         self.release = release ?? {}
         self.isBorrowed = true
+        self.budget = nil
     }
 
     public private(set) var isBorrowed = false
@@ -42,6 +71,7 @@ public final class TensorStorage: @unchecked Sendable {
             release?()
         } else {
             StoragePool.shared.release(pointer, byteCount: byteCount, keep: pooled.load(ordering: .relaxed))
+            budget?.refund(byteCount)
         }
     }
 
@@ -50,9 +80,9 @@ public final class TensorStorage: @unchecked Sendable {
     /// Graph initializers call this. Thread-safe.
     public func keepOutOfPool() { pooled.store(false, ordering: .relaxed) }
 
-    /// A new owned copy of these bytes.
+    /// A new owned copy of these bytes (see `init(copyingByteCount:)`).
     public func copy() -> TensorStorage {
-        let s = TensorStorage(uninitializedByteCount: byteCount)
+        let s = TensorStorage(copyingByteCount: byteCount)
         s.pointer.copyMemory(from: pointer, byteCount: byteCount)
         return s
     }

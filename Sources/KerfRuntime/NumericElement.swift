@@ -97,25 +97,25 @@ public func withFloat32(_ inputs: [Tensor?], _ body: ([Tensor?]) throws -> [Tens
         }
     }
     guard let half else { return try body(inputs) }
-    let converted = inputs.map { t -> Tensor? in
+    let converted = try inputs.map { t -> Tensor? in
         guard let t, t.dtype == half else { return t }
-        return t.convertedToFloat32()
+        return try t.convertedToFloat32()
     }
-    return try body(converted).map { $0.dtype == .float ? $0.convertedFromFloat32(to: half) : $0 }
+    return try body(converted).map { $0.dtype == .float ? try $0.convertedFromFloat32(to: half) : $0 }
 }
 
 extension Tensor {
     /// Converts float16 / bfloat16 (or float32, unchanged) to float32.
-    public func convertedToFloat32() -> Tensor {
+    public func convertedToFloat32() throws -> Tensor {
         switch dtype {
         case .float16:
-            var out = Tensor(uninitialized: .float, shape: shape)
+            var out = try Tensor(uninitialized: .float, shape: shape)
             withElements(as: Float16.self) { src in
                 out.withMutableElements(as: Float.self) { dst in for i in 0..<src.count { dst[i] = Float(src[i]) } }
             }
             return out
         case .bfloat16:
-            var out = Tensor(uninitialized: .float, shape: shape)
+            var out = try Tensor(uninitialized: .float, shape: shape)
             withElements(as: UInt16.self) { src in
                 out.withMutableElements(as: Float.self) { dst in for i in 0..<src.count { dst[i] = Float(bitPattern: UInt32(src[i]) << 16) } }
             }
@@ -126,16 +126,16 @@ extension Tensor {
     }
 
     /// Converts float32 to float16 or bfloat16 (round to nearest even).
-    public func convertedFromFloat32(to target: DType) -> Tensor {
+    public func convertedFromFloat32(to target: DType) throws -> Tensor {
         switch target {
         case .float16:
-            var out = Tensor(uninitialized: .float16, shape: shape)
+            var out = try Tensor(uninitialized: .float16, shape: shape)
             withElements(as: Float.self) { src in
                 out.withMutableElements(as: Float16.self) { dst in for i in 0..<src.count { dst[i] = Float16(src[i]) } }
             }
             return out
         case .bfloat16:
-            var out = Tensor(uninitialized: .bfloat16, shape: shape)
+            var out = try Tensor(uninitialized: .bfloat16, shape: shape)
             withElements(as: Float.self) { src in
                 out.withMutableElements(as: UInt16.self) { dst in
                     for i in 0..<src.count { dst[i] = bfloat16Bits(src[i]) }

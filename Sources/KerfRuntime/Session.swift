@@ -91,6 +91,8 @@ public final class Session {
     private let initializerNames: Set<String>
     /// Slots of the constants operators took (`OperatorContext.takeConstant`): not kept here.
     private var taken = Set<Int>()
+    /// What the session's tensors are charged to (`SessionOptions.memoryLimit`; nil: no limit).
+    private let budget: MemoryBudget?
 
     public convenience init(model: Model, options: SessionOptions = SessionOptions()) throws {
         try self.init(graph: model.graph, opsets: model.opsetImports, irVersion: model.irVersion, options: options)
@@ -101,6 +103,9 @@ public final class Session {
     /// Runtime) they are constants.
     public init(graph source: Graph, opsets: [OpsetImport], irVersion: Int = 8, options: SessionOptions = SessionOptions()) throws {
         self.options = options
+        budget = options.makeBudget()
+        let scope = MemoryLimit.enter(budget)
+        defer { MemoryLimit.leave(scope) }
         self.inputs = source.runtimeInputs
         self.outputs = source.outputs
         let fixed = irVersion < 4 ? Set(source.initializers.map(\.name)) : []
@@ -204,6 +209,8 @@ public final class Session {
     /// `run` with the feeds as (name, tensor) pairs, each name at most once (an error
     /// otherwise): callers that have them so (the C API) build no dictionary per run.
     public func run(feeding feeds: [(name: String, tensor: Tensor)], outputNames: [String]? = nil) throws -> [Tensor] {
+        let scope = MemoryLimit.enter(budget)
+        defer { MemoryLimit.leave(scope) }
         let wantedSlots = try outputNames?.map { name -> Int in
             guard let s = slotOfName[name] else { throw KerfError.invalidArgument("the model has no value named '\(name)'") }
             guard !taken.contains(s) else {

@@ -1,3 +1,4 @@
+import KerfCore
 /// How a session runs. Mirrors `kerf_session_options` of the C API.
 public struct SessionOptions: Sendable {
     /// Intra-op threads; 0 means one per core.
@@ -8,11 +9,20 @@ public struct SessionOptions: Sendable {
     /// and use the sparse kernel for the row counts where it measured faster than dense.
     /// false: always dense (for benchmarks and comparisons).
     public var sparseKernels: Bool = true
+    /// Bytes of tensor memory the session may hold: what it allocates while being created or
+    /// running and that is still alive (activations, prepared weights, outputs not yet freed).
+    /// An allocation past it fails with `.outOfMemory`. 0: no limit but the process-wide one
+    /// (`MemoryLimit.processBytes`), which always applies too.
+    public var memoryLimit: Int = 0
+
+    /// The budget a session charges its allocations to (nil when `memoryLimit` is 0).
+    func makeBudget() -> MemoryBudget? { memoryLimit > 0 ? MemoryBudget(limit: memoryLimit) : nil }
 
     /// `threads`, with 0 resolved to the number of online cores.
     public var resolvedThreads: Int { threads > 0 ? threads : ProcessInfoCores.count }
 
-    public init(threads: Int = 0, optimizationLevel: Int = 1, sparseKernels: Bool = true) {
+    public init(threads: Int = 0, optimizationLevel: Int = 1, sparseKernels: Bool = true, memoryLimit: Int = 0) {
+        self.memoryLimit = memoryLimit
         self.threads = threads
         self.optimizationLevel = optimizationLevel
         self.sparseKernels = sparseKernels

@@ -16,12 +16,15 @@ struct Bench: ParsableCommand {
     var dims: [String] = []
     @Option(help: "Timed runs after warm-up.") var runs: Int = 30
     @Option(help: "Warm-up runs.") var warmup: Int = 5
+    @Option(help: "Allocation limit in bytes for all tensor memory (0 = 80% of physical memory).") var memoryLimit: Int = 0
     @Flag(help: "Dense kernels only: no sparse kernels for mostly-zero weights.") var dense = false
     @Flag(help: "Also time ONNX Runtime (python3 + onnxruntime) on the same inputs and print both.") var compareOrt = false
     @Flag(help: "Then time each operator over as many more runs and print where the time goes.") var profile = false
 
     func run() throws {
         guard batch >= 1, runs >= 1, warmup >= 0 else { throw KerfError.invalidArgument("--batch and --runs must be >= 1") }
+        guard memoryLimit >= 0 else { throw KerfError.invalidArgument("--memory-limit must be >= 0") }
+        MemoryLimit.processBytes = memoryLimit
         let m = try Model.load(path: model)
         let session = try Session(model: m, options: SessionOptions(threads: threads, sparseKernels: !dense))
         var feeds: [String: Tensor] = [:]
@@ -122,7 +125,7 @@ func randomInput(_ info: ValueInfo, batch: Int, named: [String: Int] = [:]) thro
         }
         bytes = b
     }
-    var t = Tensor(zeros: dtype, shape: dims)
+    var t = try Tensor(zeros: dtype, shape: dims)
     var state: UInt64 = 0x9E3779B97F4A7C15
     func next() -> Double {
         state = state &* 6364136223846793005 &+ 1442695040888963407

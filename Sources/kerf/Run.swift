@@ -9,8 +9,11 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("input"), help: "NAME=FILE.npy, once per model input.") var inputs: [String] = []
     @Option(name: .shortAndLong, help: "Write all outputs to this .npz file (default: print a summary).") var output: String?
     @Option(help: "Intra-op threads (0 = one per core).") var threads: Int = 0
+    @Option(help: "Allocation limit in bytes for all tensor memory (0 = 80% of physical memory).") var memoryLimit: Int = 0
 
     func run() throws {
+        guard memoryLimit >= 0 else { throw KerfError.invalidArgument("--memory-limit must be >= 0") }
+        MemoryLimit.processBytes = memoryLimit
         let m = try Model.load(path: model)
         var feeds: [String: Tensor] = [:]
         for spec in inputs {

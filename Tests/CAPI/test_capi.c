@@ -620,6 +620,62 @@ static void test_external_data(const char *model_path) {
     free(data_bytes);
 }
 
+/* The allocation limit (ABI 1.7): what Kerf cannot allocate is KERF_OUT_OF_MEMORY, never an abort.
+ * The sizes are far beyond memory (a regression fails fast: the system refuses them) or tiny. */
+static void test_memory_limit(const char *model_path) {
+    uint64_t default_limit = kerf_memory_limit();
+    CHECK(default_limit > 0, "a default limit");
+    kerf_tensor *t = NULL;
+    int64_t tera[1] = {INT64_C(1) << 40}; /* 2^40 floats: 4 TB */
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, tera, 1, NULL, (size_t)1 << 42, &t), KERF_OUT_OF_MEMORY);
+    CHECK(t == NULL, "no tensor on failure");
+    CHECK(contains(kerf_last_error(), "allocation limit"), "the limit is named");
+    int64_t big[2] = {INT64_C(1) << 17, INT64_C(1) << 16}; /* 2^33 floats: 32 GB */
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, big, 2, NULL, (size_t)1 << 35, &t), KERF_OUT_OF_MEMORY);
+
+    /* A lower process-wide limit refuses a 4 MB tensor and takes a 64 KB one; 0 restores the default. */
+    kerf_set_memory_limit(1 << 20);
+    CHECK(kerf_memory_limit() == 1 << 20, "limit set");
+    int64_t mega[1] = {1 << 20};
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, mega, 1, NULL, 4 << 20, &t), KERF_OUT_OF_MEMORY);
+    CHECK(contains(kerf_last_error(), "4 MB") && contains(kerf_last_error(), "1 MB"), "sizes in the message");
+    int64_t small[1] = {1 << 14};
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, small, 1, NULL, 64 << 10, &t), KERF_OK);
+    kerf_tensor_free(t);
+    kerf_set_memory_limit(0);
+    CHECK(kerf_memory_limit() == default_limit, "default restored");
+
+    /* A session's limit: 64 bytes cannot hold the digits MLP's outputs. */
+    kerf_model *model = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+    kerf_session_options options;
+    kerf_session_options_init(&options);
+    CHECK(options.memory_limit == 0, "no session limit by default");
+    options.threads = 1;
+    options.memory_limit = 64;
+    kerf_session *session = NULL;
+    kerf_status created = kerf_session_create(model, &options, &session);
+    int64_t dims[2] = {3, 64};
+    float pixels[3 * 64] = {0};
+    kerf_tensor *x = NULL;
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, dims, 2, pixels, sizeof pixels, &x), KERF_OK);
+    const char *names[1] = {"X"};
+    const kerf_tensor *inputs[1] = {x};
+    kerf_tensor *outputs[2] = {NULL, NULL};
+    kerf_status ran = created == KERF_OK ? kerf_session_run(session, names, inputs, 1, NULL, outputs, 2) : created;
+    CHECK(ran == KERF_OUT_OF_MEMORY, "a 64-byte session cannot run the MLP");
+    CHECK(outputs[0] == NULL && outputs[1] == NULL, "outputs NULL on failure");
+    kerf_session_free(session);
+    /* A caller built against ABI 1.6 passes the struct without memory_limit: it is not read. */
+    options.struct_size = offsetof(kerf_session_options, memory_limit);
+    EXPECT_STATUS(kerf_session_create(model, &options, &session), KERF_OK);
+    EXPECT_STATUS(kerf_session_run(session, names, inputs, 1, NULL, outputs, 2), KERF_OK);
+    kerf_tensors_free(outputs, 2);
+    kerf_session_free(session);
+    kerf_tensor_free(x);
+    kerf_model_free(model);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3 && argc != 4) {
         fprintf(stderr, "usage: test_capi MODEL.onnx WORKDIR [EXTERNAL.onnx]\n");
@@ -630,6 +686,7 @@ int main(int argc, char **argv) {
     test_truncated(argv[1]);
     test_tensors();
     test_model(argv[1], argv[2]);
+    test_memory_limit(argv[1]);
     test_prune(argv[1], argv[2]);
     test_quantize(argv[1], argv[2]);
     if (argc == 4) test_external_data(argv[3]);

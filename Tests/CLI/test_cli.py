@@ -99,6 +99,19 @@ def test_bench_dim_sets_a_named_symbolic_dimension(tmp_path):
     assert bad.returncode != 0 and "--dim" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_memory_limit_refuses_what_does_not_fit(tmp_path):
+    """--memory-limit bounds all tensor memory: 1000 bytes cannot hold the MLP's weights, and the
+    refusal is one line naming the limit, not an abort."""
+    path = tmp_path / "mlp.onnx"
+    onnx.save(models.mlp(), path)
+    for command in (["bench", path, "--runs", 1, "--warmup", 0], ["run", path]):
+        result = kerf(*command, "--memory-limit", 1000)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1, result.stderr
+        assert "allocation limit is 1000 bytes" in lines[0], result.stderr
+    assert kerf("bench", path, "--runs", 1, "--warmup", 0, "--memory-limit", 1 << 30).returncode == 0
+
+
 @pytest.mark.parametrize("shape", [[1 << 20, 1 << 20], [1 << 40, 1 << 40], ["n", 1 << 30]])
 def test_bench_refuses_random_inputs_too_large_to_make(tmp_path, shape):
     """A declared input shape of terabytes (or one whose size overflows) is refused with one

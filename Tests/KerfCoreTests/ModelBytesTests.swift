@@ -8,9 +8,9 @@ import Glibc
 /// Loading with initializer payloads read apart from the protobuf (`ModelBytes`).
 final class ModelBytesTests: XCTestCase {
     /// A float and a uint4 initializer large enough to be read apart, and a small one that stays inline.
-    private func modelWithPayloads() -> (Model, [Float], [UInt8]) {
+    private func modelWithPayloads() throws -> (Model, [Float], [UInt8]) {
         let big = (0..<3000).map { Float($0) * 0.5 - 7 }
-        var int4 = Tensor(zeros: .uint4, shape: [9000])
+        var int4 = try Tensor(zeros: .uint4, shape: [9000])
         let nibbles = (0..<9000).map { UInt8($0 % 16) }
         int4.withMutableElements(as: UInt8.self) { for i in 0..<9000 { $0[i] = nibbles[i] } }
         let graph = Graph(name: "g", nodes: [Node(name: "id", opType: "Identity", inputs: ["x"], outputs: ["y"])],
@@ -23,7 +23,7 @@ final class ModelBytesTests: XCTestCase {
     }
 
     func testPayloadsReadApartKeepTheirValues() throws {
-        let (model, big, nibbles) = modelWithPayloads()
+        let (model, big, nibbles) = try modelWithPayloads()
         let bytes = try model.serialized()
         let split = try XCTUnwrap(try bytes.withUnsafeBytes { try ModelBytes.read(MemoryByteSource(bytes: $0)) })
         XCTAssertEqual(Set(split.payloads.keys), [1, 2], "the small initializer stays inline")
@@ -43,7 +43,7 @@ final class ModelBytesTests: XCTestCase {
     }
 
     func testWrongPayloadSizesAndTruncatedBytesAreInvalidModels() throws {
-        let (model, _, _) = modelWithPayloads()
+        let (model, _, _) = try modelWithPayloads()
         let whole = try model.serialized()
         // dims [3, 1000] (unpacked varints: field 1 = 3, field 1 = 1000) become [3, 999].
         var bytes = whole
@@ -61,7 +61,7 @@ final class ModelBytesTests: XCTestCase {
     /// Bytes the reader does not expect (here a second graph field, which protobuf would merge)
     /// are left to the protobuf parser.
     func testUnexpectedShapesAreParsedWhole() throws {
-        let (model, _, _) = modelWithPayloads()
+        let (model, _, _) = try modelWithPayloads()
         let bytes = try model.serialized()
         let split = try XCTUnwrap(try bytes.withUnsafeBytes { try ModelBytes.read(MemoryByteSource(bytes: $0)) })
         XCTAssertFalse(split.payloads.isEmpty)

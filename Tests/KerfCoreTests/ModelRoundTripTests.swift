@@ -34,7 +34,7 @@ final class ModelRoundTripTests: XCTestCase {
 
     func testInt4TensorsPackAndUnpack() throws {
         let t = Tensor(shape: [3], values: [UInt8(0x07), UInt8(0xF9), UInt8(0x01)]).reshaped([3])
-        var int4 = Tensor(zeros: .int4, shape: [3])
+        var int4 = try Tensor(zeros: .int4, shape: [3])
         int4.withMutableElements(as: UInt8.self) { for i in 0..<3 { $0[i] = t.array(of: UInt8.self)[i] } }
         let decoded = try Tensor.decode(int4.encode(name: "q"), external: nil)
         XCTAssertEqual(decoded.array(of: Int8.self), [7, -7, 1])

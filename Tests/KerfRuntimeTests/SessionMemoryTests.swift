@@ -88,7 +88,7 @@ final class SessionMemoryTests: XCTestCase {
         g = nil
         for (a, b) in zip(try session.run(["x": x])[0].array(of: Float.self), expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
         XCTAssertNotNil(weights)
-        let zeros = Tensor(zeros: .float, shape: [k, n])
+        let zeros = try Tensor(zeros: .float, shape: [k, n])
         let y = try session.run(["x": x, "W": zeros])[0].array(of: Float.self)
         XCTAssertEqual(y, (0..<2 * n).map { values(n, 2)[$0 % n] })
     }

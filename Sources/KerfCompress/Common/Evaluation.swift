@@ -27,11 +27,11 @@ func fixedBatch(_ graph: Graph) -> Int? {
 
 /// `data` cut into feeds of `batch` samples (the last one may be shorter).
 func batchFeeds(_ data: [String: Tensor], samples: Int, batch: Int) throws -> [[String: Tensor]] {
-    stride(from: 0, to: samples, by: batch).map { start in
+    try stride(from: 0, to: samples, by: batch).map { start in
         let rows = min(batch, samples - start)
-        return data.mapValues { t in
+        return try data.mapValues { t in
             let rowBytes = t.byteCount / max(samples, 1)
-            let slice = Tensor(uninitialized: t.dtype, shape: [rows] + t.shape.dropFirst())
+            let slice = try Tensor(uninitialized: t.dtype, shape: [rows] + t.shape.dropFirst())
             slice.storage.pointer.copyMemory(from: t.storage.pointer + start * rowBytes, byteCount: rows * rowBytes)
             return slice
         }

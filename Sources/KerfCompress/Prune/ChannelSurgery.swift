@@ -42,7 +42,7 @@ func channelRewrite(_ graph: Graph, found: ChannelGroups, plans: [Int: ChannelPl
                 guard t.shape[axis] == plan.channels * block else {
                     throw KerfError.internal("'\(name)' has \(t.shape[axis]) entries along axis \(axis), expected \(plan.channels * block)")
                 }
-                out.tensors[name] = sliced(t, axis: axis, keep: plan.keep, block: block)
+                out.tensors[name] = try sliced(t, axis: axis, keep: plan.keep, block: block)
                 if out.readers[name] == nil { out.readers[name] = node }
             case .depthwiseGroup(let node):
                 var n = out.nodes[node] ?? graph.nodes[node]
@@ -79,13 +79,13 @@ func channelRewrite(_ graph: Graph, found: ChannelGroups, plans: [Int: ChannelPl
 
 /// `t` with only the kept channels along `axis`, each channel `block` consecutive entries.
 /// Works on any fixed-size dtype (bytes are copied).
-func sliced(_ t: Tensor, axis: Int, keep: [Int], block: Int) -> Tensor {
+func sliced(_ t: Tensor, axis: Int, keep: [Int], block: Int) throws -> Tensor {
     var shape = t.shape
     shape[axis] = keep.count * block
     let outer = t.shape[..<axis].reduce(1, *)
     let chunk = block * t.shape[(axis + 1)...].reduce(1, *) * t.dtype.byteSize
     let rowIn = t.shape[axis] / block * chunk, rowOut = keep.count * chunk
-    let result = Tensor(uninitialized: t.dtype, shape: shape)  // fresh storage: written below
+    let result = try Tensor(uninitialized: t.dtype, shape: shape)  // fresh storage: written below
     guard chunk > 0 else { return result }
     let src = t.bytes, dst = result.storage.pointer
     for o in 0..<outer {

@@ -6,7 +6,7 @@ import KerfCore
 ///   Cast(to float) ; Mul(Xscale, Wscale) ; Mul(., .) [ ; Add(bias) ]
 /// The weight is transposed to [K, N] for a transB Gemm; Wscale/Wzp have N entries per channel,
 /// one per tensor.
-func rewriteDynamic(_ g: Graph, targets: [QuantTarget], options: QuantizeOptions) -> [QuantizedNode] {
+func rewriteDynamic(_ g: Graph, targets: [QuantTarget], options: QuantizeOptions) throws -> [QuantizedNode] {
     let names = NameAllocator(g)
     let constants = Dictionary(g.initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
     var replacement: [Int: [Node]] = [:]
@@ -35,7 +35,7 @@ func rewriteDynamic(_ g: Graph, targets: [QuantTarget], options: QuantizeOptions
         } else {
             var weight = constants[t.weight]!
             if transposed { weight = transpose2D(weight) }
-            let q = quantizeWeight(weight, axis: options.perChannel ? 1 : nil)
+            let q = try quantizeWeight(weight, axis: options.perChannel ? 1 : nil)
             let perColumn = q.scales.count > 1 ? q.scales.count : nil
             w = (g.addConstant(t.weight + "_quantized", q.values, names: names),
                  g.addConstant(t.weight + "_scale", scaleTensor(q.scales), names: names),
@@ -78,7 +78,7 @@ func transpose2D(_ t: Tensor) -> Tensor {
 
 /// Rewrites constant float Gather tables (embeddings) of `g` to int8: Gather(Tq) ->
 /// DequantizeLinear(scale, 0), one symmetric scale per table. Returns the tables rewritten.
-func quantizeEmbeddings(_ g: Graph, options: QuantizeOptions) -> [(node: Node, scale: Float)] {
+func quantizeEmbeddings(_ g: Graph, options: QuantizeOptions) throws -> [(node: Node, scale: Float)] {
     let names = NameAllocator(g)
     let fed = Set(g.inputs.map(\.name))
     let constants = Dictionary(g.initializers.filter { !fed.contains($0.name) }.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
@@ -88,7 +88,7 @@ func quantizeEmbeddings(_ g: Graph, options: QuantizeOptions) -> [(node: Node, s
         guard let table = constants[n.inputs[0]], table.dtype == .float, table.rank >= 2,
               !options.exclude.excludes(weight: n.inputs[0], node: n),
               table.withElements(as: Float.self, { $0.allSatisfy(\.isFinite) }) else { continue }
-        let q = quantizeWeight(table, axis: nil)
+        let q = try quantizeWeight(table, axis: nil)
         // Gather the int8 rows, then dequantize them: DequantizeLinear(Gather(Tq), scale, 0).
         var dequantize = g.dequantizedConstant(n.inputs[0], values: q.values, scales: q.scales, axis: 0, names: names)
         var gather = n

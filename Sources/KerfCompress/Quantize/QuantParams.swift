@@ -35,7 +35,7 @@ struct QuantizedWeight {
 
 /// Quantizes a float weight symmetrically to int8, per channel along `axis` or per tensor.
 /// Channels that are all zero get scale 1.
-func quantizeWeight(_ w: Tensor, axis: Int?) -> QuantizedWeight {
+func quantizeWeight(_ w: Tensor, axis: Int?) throws -> QuantizedWeight {
     let values = w.array(of: Float.self)
     let shape = w.shape
     let channels = axis.map { shape[$0] } ?? 1
@@ -47,7 +47,7 @@ func quantizeWeight(_ w: Tensor, axis: Int?) -> QuantizedWeight {
         absMax[c] = max(absMax[c], abs(v))
     }
     let scales = absMax.map { $0 > 0 ? $0 / 127 : 1 }
-    var q = Tensor(uninitialized: .int8, shape: shape)
+    var q = try Tensor(uninitialized: .int8, shape: shape)
     q.withMutableElements(as: Int8.self) { out in
         for (i, v) in values.enumerated() {
             let r = (v / scales[(i / inner) % channels]).rounded(.toNearestOrEven)

@@ -58,11 +58,11 @@ public func quantize(_ model: Model, options: QuantizeOptions = QuantizeOptions(
         let active = targets.filter { keptFloat[$0.index] == nil }
         quantized = float.copy()
         switch options.mode {
-        case .static: nodes = rewriteStatic(quantized, targets: active, plan: ActivationPlan(float, targets: active), params: params, options: options)
-        case .dynamic: nodes = rewriteDynamic(quantized, targets: active, options: options)
+        case .static: nodes = try rewriteStatic(quantized, targets: active, plan: ActivationPlan(float, targets: active), params: params, options: options)
+        case .dynamic: nodes = try rewriteDynamic(quantized, targets: active, options: options)
         }
         if options.quantizeEmbeddings {
-            report.embeddings = quantizeEmbeddings(quantized, options: options).map { $0.node.inputs[0] }
+            report.embeddings = try quantizeEmbeddings(quantized, options: options).map { $0.node.inputs[0] }
         }
         guard let calibration else { comparison = nil; break }
         comparison = try compareGraphs(float: float, quantized: quantized, setup: setup,

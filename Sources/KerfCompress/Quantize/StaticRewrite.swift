@@ -21,7 +21,7 @@ struct QuantizedNode {
 /// - each target's bias becomes an int32 initializer -> DequantizeLinear with scale
 ///   input scale * weight scale, zero point 0.
 func rewriteStatic(_ g: Graph, targets: [QuantTarget], plan: ActivationPlan, params: [String: AffineParams],
-                   options: QuantizeOptions) -> [QuantizedNode] {
+                   options: QuantizeOptions) throws -> [QuantizedNode] {
     let names = NameAllocator(g)
     let constants = Dictionary(g.initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
     let activationType = options.activationType.dtype
@@ -60,7 +60,7 @@ func rewriteStatic(_ g: Graph, targets: [QuantTarget], plan: ActivationPlan, par
         if let cached = weightCache[key] {
             weight = cached
         } else {
-            let q = quantizeWeight(constants[t.weight]!, axis: axis)
+            let q = try quantizeWeight(constants[t.weight]!, axis: axis)
             let node = g.dequantizedConstant(t.weight, values: q.values, scales: q.scales, axis: axis ?? 0, names: names)
             extra.append(node)
             weight = (node.outputs[0], q.scales)

@@ -8,15 +8,15 @@ import Glibc
 /// Applies a float function elementwise to float32/float64 (and half types via float32).
 func unaryFloat(_ x: Tensor, _ f32: @escaping (Float) -> Float, _ f64: @escaping (Double) -> Double) throws -> Tensor {
     switch x.dtype {  // float32 and float64 without withFloat32's arrays
-    case .float: return mapNumeric(x, Float.self, f32)
-    case .double: return mapNumeric(x, Double.self, f64)
+    case .float: return try mapNumeric(x, Float.self, f32)
+    case .double: return try mapNumeric(x, Double.self, f64)
     default: break
     }
     return try withFloat32([x]) { inputs in
         let t = inputs[0]!
         switch t.dtype {
-        case .float: return [mapNumeric(t, Float.self, f32)]
-        case .double: return [mapNumeric(t, Double.self, f64)]
+        case .float: return try [mapNumeric(t, Float.self, f32)]
+        case .double: return try [mapNumeric(t, Double.self, f64)]
         default: throw KerfError.unsupported("dtype \(t.dtype) is not supported (float types only)")
         }
     }[0]
@@ -32,7 +32,7 @@ enum ActivationOps {
                 }
                 struct Body: NumericBody {
                     let x: Tensor
-                    func run<T: NumericElement>(_: T.Type) throws -> Tensor { mapNumeric(x, T.self) { Swift.max($0, T.zero) } }
+                    func run<T: NumericElement>(_: T.Type) throws -> Tensor { try mapNumeric(x, T.self) { Swift.max($0, T.zero) } }
                 }
                 return [try dispatchNumeric(x.dtype, Body(x: x))]
             }
@@ -44,7 +44,7 @@ enum ActivationOps {
                         struct Body: NumericBody {
                             let x: Tensor, negate: Bool
                             func run<T: NumericElement>(_: T.Type) throws -> Tensor {
-                                mapNumeric(x, T.self) { v in
+                                try mapNumeric(x, T.self) { v in
                                     let flipped = T.sub(T.zero, v)
                                     return negate ? flipped : (v < T.zero ? flipped : v)
                                 }
@@ -83,7 +83,7 @@ enum ActivationOps {
                             }
                             if let lo, lo.count > 0 { lower = lo.withElements(as: T.self) { $0[0] } }
                             if let hi, hi.count > 0 { upper = hi.withElements(as: T.self) { $0[0] } }
-                            return mapNumeric(x, T.self) { v in
+                            return try mapNumeric(x, T.self) { v in
                                 var r = v
                                 if let l = lower, r < l { r = l }
                                 if let u = upper, r > u { r = u }

@@ -18,7 +18,7 @@ func preluTensor(_ x: Tensor, _ slope: Tensor) throws -> Tensor {
         struct Body: NumericBody {
             let x: Tensor, slope: Tensor
             func run<T: NumericElement>(_: T.Type) throws -> Tensor {
-                var out = Tensor(uninitialized: x.dtype, shape: x.shape)
+                var out = try Tensor(uninitialized: x.dtype, shape: x.shape)
                 x.withElements(as: T.self) { px in
                     slope.withElements(as: T.self) { ps in
                         out.withMutableElements(as: T.self) { po in

@@ -145,9 +145,9 @@ private func encodeE8M0(_ f: Float, saturate: Bool, roundMode: String) -> UInt8 
 
 /// Converts a tensor of a storage-only dtype into one Kerf computes with: small floats to
 /// float32, 4-/2-bit integers to int8 / uint8.
-private func widened(_ x: Tensor) -> Tensor {
+private func widened(_ x: Tensor) throws -> Tensor {
     if let (_, table) = miniFloat(x.dtype) {
-        var out = Tensor(uninitialized: .float, shape: x.shape)
+        var out = try Tensor(uninitialized: .float, shape: x.shape)
         let mask = table.count - 1
         x.withElements(as: UInt8.self) { src in
             out.withMutableElements(as: Float.self) { dst in for i in 0..<src.count { dst[i] = table[Int(src[i]) & mask] } }
@@ -155,7 +155,7 @@ private func widened(_ x: Tensor) -> Tensor {
         return out
     }
     if x.dtype == .float8e8m0 {
-        var out = Tensor(uninitialized: .float, shape: x.shape)
+        var out = try Tensor(uninitialized: .float, shape: x.shape)
         x.withElements(as: UInt8.self) { src in
             out.withMutableElements(as: Float.self) { dst in
                 for i in 0..<src.count {
@@ -166,7 +166,7 @@ private func widened(_ x: Tensor) -> Tensor {
         return out
     }
     if let (bits, signed) = narrowInteger(x.dtype) {
-        var out = Tensor(uninitialized: signed ? .int8 : .uint8, shape: x.shape)
+        var out = try Tensor(uninitialized: signed ? .int8 : .uint8, shape: x.shape)
         let mask = UInt8((1 << bits) - 1), signMask = UInt8(1 << (bits - 1))
         x.withElements(as: UInt8.self) { src in
             out.withMutableElements(as: UInt8.self) { dst in
@@ -187,9 +187,9 @@ func castStorageOnly(_ x: Tensor, to target: DType, saturate: Bool, roundMode: S
     guard x.dtype != .string, target != .string else {
         throw KerfError.unsupported("Cast between \(x.dtype) and \(target) is not supported")
     }
-    let source = widened(x)
+    let source = try widened(x)
     if !isStorageOnlyType(target) { return try cast(source, to: target) }
-    var out = Tensor(uninitialized: target, shape: x.shape)
+    var out = try Tensor(uninitialized: target, shape: x.shape)
     if let (bits, signed) = narrowInteger(target) {
         let values: [Int64]
         if source.dtype.isFloatingPoint {

@@ -11,11 +11,11 @@ func cast(_ x: Tensor, to target: DType, saturate: Bool = true, roundMode: Strin
     if isStorageOnlyType(x.dtype) || isStorageOnlyType(target) {
         return try castStorageOnly(x, to: target, saturate: saturate, roundMode: roundMode)
     }
-    let source = x.dtype == .float16 || x.dtype == .bfloat16 ? x.convertedToFloat32() : x
+    let source = try x.dtype == .float16 || x.dtype == .bfloat16 ? x.convertedToFloat32() : x
     let via = target == .float16 || target == .bfloat16 ? DType.float : target
-    let out = Tensor(uninitialized: via, shape: x.shape)  // new storage: written in place
+    let out = try Tensor(uninitialized: via, shape: x.shape)  // new storage: written in place
     try dispatchElements(source.dtype, ConvertFrom(source: source, destination: out.storage.pointer, count: out.count, target: via))
-    return via == target ? out : out.convertedFromFloat32(to: target)
+    return try via == target ? out : out.convertedFromFloat32(to: target)
 }
 
 /// Runs `body` with the Swift type of a numeric dtype, bool as its 0/1 bytes (UInt8).
@@ -88,12 +88,12 @@ enum CastOps {
                 let selectLast = try c.int("select_last_index", default: 0) != 0
                 return ClosureOperator { inputs in
                     let x = try inputs.required(0)
-                    let source = x.dtype == .float16 || x.dtype == .bfloat16 ? x.convertedToFloat32() : x
+                    let source = try x.dtype == .float16 || x.dtype == .bfloat16 ? x.convertedToFloat32() : x
                     let a = try normalizeAxis(axis, rank: x.rank)
                     guard x.shape[a] > 0 else { throw KerfError.shapeMismatch("\(name) over an empty axis") }
                     var shape = x.shape
                     if keepDims { shape[a] = 1 } else { shape.remove(at: a) }
-                    var out = Tensor(uninitialized: .int64, shape: shape)
+                    var out = try Tensor(uninitialized: .int64, shape: shape)
                     try out.withMutableElements(as: Int64.self) { result in
                         try dispatchElements(source.dtype, ExtremeIndex(x: source, axis: a, isMax: isMax, selectLast: selectLast, result: result))
                     }
@@ -146,7 +146,7 @@ private struct ExtremeIndex: NumericBody {
 private func pickedFromVector(_ x: Tensor, _ indices: Tensor) throws -> Tensor? {
     guard indices.dtype == .int64, x.dtype != .string else { return nil }
     let n = indices.count, dim = x.shape[0], size = x.dtype.byteSize
-    let out = Tensor(uninitialized: x.dtype, shape: [1, n])
+    let out = try Tensor(uninitialized: x.dtype, shape: [1, n])
     try indices.withElements(as: Int64.self) { picks in
         for k in 0..<n {
             let i = picks[k] < 0 ? Int(picks[k]) + dim : Int(picks[k])

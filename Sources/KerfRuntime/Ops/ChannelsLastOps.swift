@@ -54,7 +54,7 @@ enum ChannelsLastOps {
                 try checkBatchNormParameters(p[0], p[1], p[2], p[3], channels: channels)
                 let (k, shift) = batchNormCoefficients(scale: p[0].array(of: Float.self), bias: p[1].array(of: Float.self),
                                                        mean: p[2].array(of: Float.self), variance: p[3].array(of: Float.self), epsilon: epsilon)
-                let out = Tensor(uninitialized: .float, shape: x.shape)
+                let out = try Tensor(uninitialized: .float, shape: x.shape)
                 let xs = x.storage.pointer.assumingMemoryBound(to: Float.self), ys = out.storage.pointer.assumingMemoryBound(to: Float.self)
                 k.withUnsafeBufferPointer { k in
                     shift.withUnsafeBufferPointer { shift in
@@ -71,7 +71,7 @@ enum ChannelsLastOps {
             ClosureOperator { inputs in
                 let x = try channelsLastImages(try inputs.required(0), "GlobalAveragePool")
                 let batch = x.shape[0], positions = x.shape[1] * x.shape[2], channels = x.shape[3]
-                let out = Tensor(uninitialized: .float, shape: [batch, 1, 1, channels])
+                let out = try Tensor(uninitialized: .float, shape: [batch, 1, 1, channels])
                 let xp = x.storage.pointer.assumingMemoryBound(to: Float.self), yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
                 for n in 0..<batch {
                     globalAveragePoolChannelsLast(xp + n * positions * channels, yp + n * channels, positions: positions, channels: channels)
@@ -100,7 +100,7 @@ private func pool<T>(_ x: Tensor, _: T.Type, kernel: [Int], window: WindowAttrib
     let batch = x.shape[0], channels = x.shape[3]
     let (g, end) = try window.geometry(input: [x.shape[1], x.shape[2]], kernel: kernel)
     try checkedElementCount([batch] + g.outputSize + [channels], dtype: x.dtype, "pooling")
-    let out = Tensor(uninitialized: x.dtype, shape: [batch] + g.outputSize + [channels])
+    let out = try Tensor(uninitialized: x.dtype, shape: [batch] + g.outputSize + [channels])
     let rows = g.outputSize[0], inImage = g.inputCount * channels, outImage = g.outputCount * channels
     let xp = UnsafePointer(x.storage.pointer.assumingMemoryBound(to: T.self)), yp = out.storage.pointer.assumingMemoryBound(to: T.self)
     let grain = max(1, (1 << 15) / max(1, g.outputSize[1] * channels * g.kernelCount))

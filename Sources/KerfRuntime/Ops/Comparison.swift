@@ -23,7 +23,7 @@ func compareTensors(_ kind: ComparisonKind, _ a: Tensor, _ b: Tensor) throws -> 
             throw KerfError.invalidArgument("string tensor has the wrong number of elements")
         }
         let ia = Array(0..<a.count), ib = Array(0..<b.count)
-        var out = Tensor(uninitialized: .bool, shape: shape)
+        var out = try Tensor(uninitialized: .bool, shape: shape)
         ia.withUnsafeBufferPointer { x in
             ib.withUnsafeBufferPointer { y in
                 out.withMutableElements(as: UInt8.self) { z in
@@ -38,7 +38,7 @@ func compareTensors(_ kind: ComparisonKind, _ a: Tensor, _ b: Tensor) throws -> 
     struct Body: NumericBody {
         let kind: ComparisonKind, a: Tensor, b: Tensor, shape: [Int]
         func run<T: NumericElement>(_: T.Type) throws -> Tensor {
-            var out = Tensor(uninitialized: .bool, shape: shape)
+            var out = try Tensor(uninitialized: .bool, shape: shape)
             a.withElements(as: T.self) { x in
                 b.withElements(as: T.self) { y in
                     out.withMutableElements(as: UInt8.self) { z in
@@ -83,7 +83,7 @@ func logicalTensors(_ kind: LogicalKind, _ a: Tensor, _ b: Tensor, _ op: String)
     guard let shape = broadcastShape(a.shape, b.shape) else {
         throw KerfError.shapeMismatch("shapes \(a.shape) and \(b.shape) do not broadcast")
     }
-    var out = Tensor(uninitialized: .bool, shape: shape)
+    var out = try Tensor(uninitialized: .bool, shape: shape)
     a.withElements(as: UInt8.self) { x in
         b.withElements(as: UInt8.self) { y in
             out.withMutableElements(as: UInt8.self) { z in
@@ -120,9 +120,9 @@ func whereSelect(_ condition: Tensor, _ x: Tensor, _ y: Tensor) throws -> Tensor
         return Tensor(shape: shape, strings: picked.map { pool[Int($0)] })
     }
     guard x.dtype.byteSize > 0, !x.dtype.isSubByte else { throw KerfError.unsupported("Where on \(x.dtype) is not supported") }
-    func select<E>(_: E.Type) -> Tensor {
-        let xs = materializeBroadcast(x, to: shape), ys = materializeBroadcast(y, to: shape), cs = materializeBroadcast(condition, to: shape)
-        var out = Tensor(uninitialized: x.dtype, shape: shape)
+    func select<E>(_: E.Type) throws -> Tensor {
+        let xs = try materializeBroadcast(x, to: shape), ys = try materializeBroadcast(y, to: shape), cs = try materializeBroadcast(condition, to: shape)
+        var out = try Tensor(uninitialized: x.dtype, shape: shape)
         xs.withElements(as: E.self) { px in
             ys.withElements(as: E.self) { py in
                 cs.withElements(as: UInt8.self) { pc in
@@ -135,19 +135,19 @@ func whereSelect(_ condition: Tensor, _ x: Tensor, _ y: Tensor) throws -> Tensor
         return out
     }
     switch x.dtype.byteSize {
-    case 1: return select(UInt8.self)
-    case 2: return select(UInt16.self)
-    case 4: return select(UInt32.self)
-    case 8: return select(UInt64.self)
-    case 16: return select(SIMD2<UInt64>.self)
+    case 1: return try select(UInt8.self)
+    case 2: return try select(UInt16.self)
+    case 4: return try select(UInt32.self)
+    case 8: return try select(UInt64.self)
+    case 16: return try select(SIMD2<UInt64>.self)
     default: throw KerfError.unsupported("Where on \(x.dtype) is not supported")
     }
 }
 
 /// `t` materialized at `shape` (which it broadcasts to); returned as is when already that shape.
-func materializeBroadcast(_ t: Tensor, to shape: [Int]) -> Tensor {
+func materializeBroadcast(_ t: Tensor, to shape: [Int]) throws -> Tensor {
     if t.shape == shape { return t }
-    var out = Tensor(uninitialized: t.dtype, shape: shape)
+    var out = try Tensor(uninitialized: t.dtype, shape: shape)
     let size = t.dtype.byteSize
     out.withMutableElements(as: UInt8.self) { dst in
         broadcastCopy(UnsafeRawPointer(t.storage.pointer), t.shape, elementSize: size, UnsafeMutableRawPointer(dst.baseAddress!), shape)
@@ -171,7 +171,7 @@ enum ComparisonOps {
             ClosureOperator { inputs in
                 let x = try inputs.required(0)
                 try requireBool(x, "Not")
-                return [Tensor(dtype: .bool, shape: x.shape, storage: mapNumeric(Tensor(dtype: .uint8, shape: x.shape, storage: x.storage), UInt8.self) { $0 == 0 ? 1 : 0 }.storage)]
+                return try [Tensor(dtype: .bool, shape: x.shape, storage: mapNumeric(Tensor(dtype: .uint8, shape: x.shape, storage: x.storage), UInt8.self) { $0 == 0 ? 1 : 0 }.storage)]
             }
         }
         r["Where"] = { _ in

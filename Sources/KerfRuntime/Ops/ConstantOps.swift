@@ -23,7 +23,7 @@ enum ConstantOps {
                     throw KerfError.outOfMemory("ConstantOfShape shape \(dims) is too large")
                 }
                 if fill.dtype == .string { return [Tensor(shape: dims, strings: Array(repeating: fill.strings[0], count: count))] }
-                let out = Tensor(uninitialized: fill.dtype, shape: dims)
+                let out = try Tensor(uninitialized: fill.dtype, shape: dims)
                 let size = fill.dtype.byteSize
                 for i in 0..<count { (out.storage.pointer + i * size).copyMemory(from: fill.storage.pointer, byteCount: size) }
                 return [out]

@@ -31,7 +31,7 @@ struct ConvWeights {
     let storage: TensorStorage
     var values: UnsafePointer<Float> { UnsafePointer(storage.pointer.assumingMemoryBound(to: Float.self)) }
 
-    init(_ w: Tensor, group: Int) {
+    init(_ w: Tensor, group: Int) throws {
         source = w.storage
         shape = w.shape
         self.group = group
@@ -44,7 +44,7 @@ struct ConvWeights {
             storage = w.storage
             return
         }
-        let copy = TensorStorage(byteCount: group * padded * length * MemoryLayout<Float>.stride)  // zeroed
+        let copy = try TensorStorage(byteCount: group * padded * length * MemoryLayout<Float>.stride)  // zeroed
         let v = copy.pointer.assumingMemoryBound(to: Float.self)
         w.withElements(as: Float.self) { src in
             for g in 0..<group {
@@ -103,7 +103,7 @@ final class ConvOperator: Operator {
         threads = c.options.resolvedThreads
         residualInput = try c.int(FusedAttributes.residual, default: 0) != 0
         if let w = c.constant(1), w.dtype == .float, w.rank >= 3, w.shape[0] % group == 0 {
-            prepared = ConvWeights(w, group: group)
+            prepared = try ConvWeights(w, group: group)
             if let taken = c.takeConstant(1) {
                 owned = taken
                 ownedShape = taken.shape
@@ -173,7 +173,7 @@ final class ConvOperator: Operator {
         let (g, _) = try window.geometry(input: [x.shape[1], x.shape[2]], kernel: kernel)
         let shape = [batch] + g.outputSize + [m]
         try checkedElementCount(shape, dtype: .float, "Conv")
-        let out = into ?? Tensor(uninitialized: .float, shape: shape)
+        let out = try into ?? Tensor(uninitialized: .float, shape: shape)
         if g.outputCount == 0 || batch == 0 { return out }
         if activation == self.activation, let convolution = directConvolution(x, w, b, geometry: g, residual: residual != nil),
            convolution.run(x.storage.pointer.assumingMemoryBound(to: Float.self), out.storage.pointer.assumingMemoryBound(to: Float.self),
@@ -211,7 +211,7 @@ final class ConvOperator: Operator {
         if let ks = window.kernelShape, ks != kernel { throw KerfError.shapeMismatch("kernel_shape \(ks) differs from W \(wShape)") }
         let (g, _) = try window.geometry(input: spatial, kernel: kernel)
         try checkedElementCount([batch, m] + g.outputSize, dtype: .float, "Conv")
-        let out = Tensor(uninitialized: .float, shape: [batch, m] + g.outputSize)
+        let out = try Tensor(uninitialized: .float, shape: [batch, m] + g.outputSize)
         let cg = channels / group, mg = m / group
         let kc = g.kernelCount, oc = g.outputCount, ic = g.inputCount
         if oc == 0 || batch == 0 { return out }
@@ -232,7 +232,16 @@ final class ConvOperator: Operator {
         // Images run in parallel, each worker with single-threaded GEMMs: many small GEMMs split
         // across OpenMP threads cost more than they gain. One image leaves the threads to the GEMM.
         let workers = batch > 1 ? min(threads, batch) : 1
-        // Per worker, from the process-wide pool: im2col columns, then the padded GEMM rows.
+        // Per worker, from the process-wide pool: im2col columns, then the padded GEMM rows. The
+        // columns (kernel size times output positions) can be far larger than the output: checked
+        // against the allocation limit first, as the pool's buffers cannot report a failure.
+        if !pointwise {
+            let (rows, o0) = cg.multipliedReportingOverflow(by: kc)
+            let (perImage, o1) = rows.multipliedReportingOverflow(by: oc)
+            let (bytes, o2) = perImage.multipliedReportingOverflow(by: workers * MemoryLayout<Float>.stride)
+            try MemoryLimit.check(byteCount: o0 || o1 || o2 ? -1 : bytes,
+                                  for: "Conv im2col columns [\(cg) x \(kc), \(oc)] x \(workers) of float")
+        }
         let scratch = ScratchPool.shared.take(2 * workers)
         defer { ScratchPool.shared.give(scratch) }
         for w in 0..<workers {
@@ -288,7 +297,7 @@ extension ConvOperator {
     /// An owned W as given: kept, or rebuilt from the oneDNN convolution holding it.
     private func ownedWeights() throws -> Tensor {
         if let owned { return owned }
-        var w = Tensor(uninitialized: .float, shape: ownedShape!)
+        var w = try Tensor(uninitialized: .float, shape: ownedShape!)
         guard let convolution = direct?.convolution,
               w.withMutableElements(as: Float.self, { convolution.copyWeights(into: $0.baseAddress!) }) else {
             throw KerfError.internal("Conv: oneDNN could not give back the weights")
@@ -300,10 +309,10 @@ extension ConvOperator {
     /// when a oneDNN convolution held the only copy), per run for a fed one.
     fileprivate func gemmWeights(_ w: Tensor?) throws -> ConvWeights {
         if isPrepared(w), let prepared { return prepared }
-        if let w, !isPrepared(w) { return ConvWeights(w, group: group) }
+        if let w, !isPrepared(w) { return try ConvWeights(w, group: group) }
         let rebuilt = try ownedWeights()
         owned = rebuilt
-        prepared = ConvWeights(rebuilt, group: group)
+        prepared = try ConvWeights(rebuilt, group: group)
         return prepared!
     }
 

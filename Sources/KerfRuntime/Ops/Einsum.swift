@@ -73,7 +73,7 @@ private func diagonals(_ op: Operand) throws -> Operand {
         strides.remove(at: q)
         var shape = x.shape
         shape.remove(at: q)
-        let out = Tensor(uninitialized: x.dtype, shape: shape)
+        let out = try Tensor(uninitialized: x.dtype, shape: shape)
         stridedCopy(UnsafeRawPointer(x.storage.pointer), base: 0, strides: strides, shape: shape,
                     elementSize: x.dtype.byteSize, output: out.storage.pointer)
         op.labels.remove(at: q)
@@ -99,7 +99,7 @@ private func arrange(_ op: Operand, _ order: [Int]) throws -> Tensor {
 private struct SumRows: NumericBody {
     let x: Tensor, rows: Int, length: Int
     func run<T: NumericElement>(_: T.Type) throws -> Tensor {
-        var out = Tensor(uninitialized: x.dtype, shape: [rows])
+        var out = try Tensor(uninitialized: x.dtype, shape: [rows])
         x.withElements(as: T.self) { src in
             out.withMutableElements(as: T.self) { dst in
                 for r in 0..<rows {
@@ -186,7 +186,7 @@ private func einsum(_ equation: Equation, _ tensors: [Tensor], text: String) thr
     }
     try checkedElementCount(outputLabels.map { sizes[$0]! }, dtype: dtype, "Einsum")
     if dtype == .float16 || dtype == .bfloat16 {
-        let floats = tensors.map { $0.convertedToFloat32() }
+        let floats = try tensors.map { try $0.convertedToFloat32() }
         return try einsum(equation, floats, text: text).convertedFromFloat32(to: dtype)
     }
     // Diagonals, then broadcast size-1 dims to their label's size.

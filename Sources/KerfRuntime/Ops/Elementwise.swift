@@ -84,7 +84,7 @@ func arithmetic(_ kind: ArithmeticKind, consuming a: inout Tensor, _ b: inout Te
     struct Body: NumericBody {
         let kind: ArithmeticKind, a: Tensor, b: Tensor, shape: [Int], threads: Int, reused: Tensor?
         func run<T: NumericElement>(_: T.Type) throws -> Tensor {
-            let out = reused ?? Tensor(uninitialized: a.dtype, shape: shape)
+            let out = try reused ?? Tensor(uninitialized: a.dtype, shape: shape)
             a.withElements(as: T.self) { x in
                 b.withElements(as: T.self) { y in
                     // Not withMutableElements: `out` may be a or b, so its storage is shared here.
@@ -145,8 +145,8 @@ struct ScalarRead: NumericBody {
 }
 
 /// Maps every element of a numeric tensor through `f`, keeping the dtype.
-func mapNumeric<T: NumericElement>(_ x: Tensor, _: T.Type, _ f: (T) -> T) -> Tensor {
-    var out = Tensor(uninitialized: x.dtype, shape: x.shape)
+func mapNumeric<T: NumericElement>(_ x: Tensor, _: T.Type, _ f: (T) -> T) throws -> Tensor {
+    var out = try Tensor(uninitialized: x.dtype, shape: x.shape)
     x.withElements(as: T.self) { src in
         out.withMutableElements(as: T.self) { dst in for i in 0..<src.count { dst[i] = f(src[i]) } }
     }

@@ -12,7 +12,7 @@ func expand(_ x: Tensor, to shape: [Int]) throws -> Tensor {
     try checkedElementCount(outShape, dtype: x.dtype, "Expand")
     if x.dtype == .string { return try movingStrings(x) { try expand($0, to: shape) } }
     if outShape == x.shape { return x }
-    let out = Tensor(uninitialized: x.dtype, shape: outShape)
+    let out = try Tensor(uninitialized: x.dtype, shape: outShape)
     broadcastCopy(UnsafeRawPointer(x.storage.pointer), x.shape, elementSize: x.dtype.byteSize, out.storage.pointer, outShape)
     return out
 }
@@ -35,7 +35,7 @@ func tile(_ x: Tensor, repeats: [Int]) throws -> Tensor {
     // [1, d0, 1, d1, ...].
     let interleavedIn = x.shape.flatMap { [1, $0] }
     let interleavedOut = zip(repeats, x.shape).flatMap { [$0, $1] }
-    let out = Tensor(uninitialized: x.dtype, shape: outShape)
+    let out = try Tensor(uninitialized: x.dtype, shape: outShape)
     broadcastCopy(UnsafeRawPointer(x.storage.pointer), interleavedIn, elementSize: x.dtype.byteSize,
                   out.storage.pointer, interleavedOut)
     return out

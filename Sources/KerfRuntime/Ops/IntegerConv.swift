@@ -34,7 +34,7 @@ func convInteger(_ x: Tensor, _ w: Tensor, xZero: Tensor?, wZero: Tensor?, windo
     let (g, _) = try window.geometry(input: Array(x.shape[2...]), kernel: kernel)
     let cg = channels / group, mg = m / group, kc = g.kernelCount, oc = g.outputCount, ic = g.inputCount, width = cg * kc
     try checkedElementCount([batch, m] + g.outputSize, dtype: .int32, "ConvInteger")
-    var y = Tensor(zeros: .int32, shape: [batch, m] + g.outputSize)
+    var y = try Tensor(zeros: .int32, shape: [batch, m] + g.outputSize)
     if y.count == 0 || width == 0 { return y }
     // Per group: B[(tap, channel), j] = W[g * mg + j, channel, tap], im2row's tap order.
     let weights: [PackedInt8Weights] = try (0..<group).map { gi in

@@ -35,7 +35,7 @@ enum IntegerMatMulOps {
 /// A scale tensor's values as float32 (float16 / bfloat16 converted).
 func floatScalars(_ t: Tensor) throws -> [Float] {
     guard t.dtype.isFloatingPoint else { throw KerfError.shapeMismatch("a scale must be a float tensor, got \(t.dtype)") }
-    return t.convertedToFloat32().array(of: Float.self)
+    return try t.convertedToFloat32().array(of: Float.self)
 }
 
 /// Integer zero points (any 8-bit or 32-bit integer dtype) as Int32.
@@ -111,7 +111,7 @@ func integerMatMul(_ a: Tensor, _ b: Tensor, aZeroPoint: Tensor?, bZeroPoint: Te
     var bZeros = try bZeroPoint.map(integerValues) ?? [0]
     guard aZeros.count == 1 || aZeros.count == g.m else { throw KerfError.shapeMismatch("A's zero point has \(aZeros.count) values for \(g.m) rows") }
     guard bZeros.count == 1 || bZeros.count == g.n else { throw KerfError.shapeMismatch("B's zero point has \(bZeros.count) values for \(g.n) columns") }
-    let out = Tensor(uninitialized: .int32, shape: g.outShape)
+    let out = try Tensor(uninitialized: .int32, shape: g.outShape)
     if out.count == 0 { return out }
     if g.k == 0 {
         out.storage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: out.byteCount)
@@ -121,7 +121,7 @@ func integerMatMul(_ a: Tensor, _ b: Tensor, aZeroPoint: Tensor?, bZeroPoint: Te
     if b.dtype == .uint8 && a.dtype == .uint8 && int8GemmHasVNNI && cache?.holds(b) != true {
         // A run-time uint8 B as int8 B - 128 with zero points zb - 128 (the same differences):
         // the exact VNNI u8s8 kernel instead of the wide one.
-        b = shiftedToInt8(b)
+        b = try shiftedToInt8(b)
         bZeros = bZeros.map { $0 - 128 }
     }
     let layout = int8Layout(activation: a.dtype, weight: b.dtype)
@@ -145,8 +145,8 @@ func integerMatMul(_ a: Tensor, _ b: Tensor, aZeroPoint: Tensor?, bZeroPoint: Te
 }
 
 /// uint8 values as int8 values 128 lower (the top bit flipped).
-private func shiftedToInt8(_ b: Tensor) -> Tensor {
-    let out = Tensor(uninitialized: .int8, shape: b.shape)
+private func shiftedToInt8(_ b: Tensor) throws -> Tensor {
+    let out = try Tensor(uninitialized: .int8, shape: b.shape)
     let src = b.storage.pointer.assumingMemoryBound(to: UInt8.self), dst = out.storage.pointer.assumingMemoryBound(to: UInt8.self)
     for i in 0..<b.count { dst[i] = src[i] ^ 0x80 }
     return out
@@ -160,7 +160,7 @@ func requantized(_ acc: Tensor, multipliers: [Float], bias: [Int32]?, zeroPoint:
     let zero = try integerValues(zeroPoint)
     guard zero.count == 1 else { throw KerfError.unsupported("the output zero point must be a scalar") }
     let n = acc.shape.last ?? 1, m = acc.count / max(n, 1)
-    let y = Tensor(uninitialized: zeroPoint.dtype, shape: acc.shape)
+    let y = try Tensor(uninitialized: zeroPoint.dtype, shape: acc.shape)
     let src = acc.storage.pointer.assumingMemoryBound(to: Int32.self)
     multipliers.withUnsafeBufferPointer { mult in
         func write<T: FixedWidthInteger>(_: T.Type) {

@@ -12,7 +12,7 @@ private func normalizedParameter(_ t: Tensor, _ normShape: [Int], _ what: String
     guard t.rank <= normShape.count, broadcastShape(normShape, t.shape) == normShape else {
         throw KerfError.shapeMismatch("LayerNormalization: \(what) of shape \(t.shape) does not broadcast to \(normShape)")
     }
-    return materializeBroadcast(t, to: normShape)
+    return try materializeBroadcast(t, to: normShape)
 }
 
 /// Float rows are split over up to `threads` threads.
@@ -28,13 +28,13 @@ func layerNormalization(_ x: Tensor, scale: Tensor, bias: Tensor?, axis: Int, ep
     let normShape = Array(x.shape[a...])
     let rows = x.shape[..<a].reduce(1, *), n = normShape.reduce(1, *)
     let toCompute = { (t: Tensor) throws -> Tensor in try cast(t, to: computeType) }
-    let xs = half ? x.convertedToFloat32() : x
+    let xs = try half ? x.convertedToFloat32() : x
     let s = try normalizedParameter(try toCompute(scale), normShape, "Scale")
     let b = try bias.map { try normalizedParameter(try toCompute($0), normShape, "B") }
     let statsShape = Array(x.shape[..<a]) + [Int](repeating: 1, count: x.rank - a)
-    var y = Tensor(uninitialized: computeType, shape: x.shape)
-    var mean = Tensor(uninitialized: computeType, shape: statsShape)
-    var inv = Tensor(uninitialized: computeType, shape: statsShape)
+    var y = try Tensor(uninitialized: computeType, shape: x.shape)
+    var mean = try Tensor(uninitialized: computeType, shape: statsShape)
+    var inv = try Tensor(uninitialized: computeType, shape: statsShape)
 
     func run<T>(_: T.Type, _ kernel: (UnsafePointer<T>, UnsafeMutablePointer<T>, UnsafePointer<T>, UnsafePointer<T>?,
                                        UnsafeMutablePointer<T>, UnsafeMutablePointer<T>) -> Void) {
@@ -66,7 +66,7 @@ func layerNormalization(_ x: Tensor, scale: Tensor, bias: Tensor?, axis: Int, ep
     } else {
         run(Double.self) { layerNorm($0, $1, rows: rows, n: n, scale: $2, bias: $3, epsilon: Double(epsilon), mean: $4, invStdDev: $5) }
     }
-    if half { y = y.convertedFromFloat32(to: x.dtype) }
+    if half { y = try y.convertedFromFloat32(to: x.dtype) }
     // Mean and InvStdDev have the stash type (float32 unless stash_type says otherwise).
     let statsType = DType(rawValue: Int32(truncatingIfNeeded: stashType)).flatMap { $0.isFloatingPoint ? $0 : nil } ?? .float
     return [y, try cast(mean, to: statsType), try cast(inv, to: statsType)]

@@ -81,7 +81,7 @@ func matmul(_ a: Tensor, _ b: Tensor, threads: Int = 1) throws -> Tensor {
         let a: Tensor, b: Tensor, outShape: [Int], m: Int, n: Int, k: Int, batchCount: Int, threads: Int
         let offsets: (Int) -> (a: Int, b: Int)
         func run<T: NumericElement>(_: T.Type) throws -> Tensor {
-            var out = Tensor(uninitialized: a.dtype, shape: outShape)
+            var out = try Tensor(uninitialized: a.dtype, shape: outShape)
             a.withElements(as: T.self) { x in
                 b.withElements(as: T.self) { y in
                     out.withMutableElements(as: T.self) { z in
@@ -128,9 +128,9 @@ enum MatMulOps {
             return ClosureOperator { inputs in
                 let a = try inputs.required(0)
                 let bias = fusedBias ? try inputs.required(2, "fused bias") : nil
-                if let packed, let y = packed.product(a, inputs.optional(1) ?? nil, bias: bias) { return [try applying(activation, to: y)] }
+                if let packed, let y = try packed.product(a, inputs.optional(1) ?? nil, bias: bias) { return [try applying(activation, to: y)] }
                 // B is nil here when the packed weights own it.
-                guard let b = (inputs.optional(1) ?? nil) ?? packed?.weights() else { throw KerfError.invalidArgument("missing required input 1") }
+                guard let b = try (inputs.optional(1) ?? nil) ?? packed?.weights() else { throw KerfError.invalidArgument("missing required input 1") }
                 var y = try sparse?.matmul(a, b) ?? matmul(a, b, threads: threads)
                 if let bias { y = try addingRowBias(y, bias) }
                 return [try applying(activation, to: y)]
@@ -148,11 +148,11 @@ enum MatMulOps {
             let packed = packs ? PackedWeights(c, input: 1, transposed: transB, bias: bias, biasScale: beta, threads: c.options.resolvedThreads) : nil
             return ClosureOperator { inputs in
                 if let packed, let a = inputs.optional(0) ?? nil, a.rank == 2,
-                   let y = packed.product(a, inputs.optional(1) ?? nil, bias: bias == nil ? nil : inputs.optional(2) ?? nil) {
+                   let y = try packed.product(a, inputs.optional(1) ?? nil, bias: bias == nil ? nil : inputs.optional(2) ?? nil) {
                     return [try applying(activation, to: y)]
                 }
                 var inputs = inputs
-                if inputs.count > 1, inputs[1] == nil, let b = packed?.weights() { inputs[1] = b }  // B owned by the packed weights
+                if inputs.count > 1, inputs[1] == nil, let b = try packed?.weights() { inputs[1] = b }  // B owned by the packed weights
                 return try withFloat32(inputs) { ins in
                     [try applying(activation, to: try gemm(try ins.required(0), try ins.required(1), ins.optional(2) ?? nil,
                                                             transA: transA, transB: transB, alpha: alpha, beta: beta, sparse: sparse))]
@@ -176,7 +176,7 @@ func gemm(_ a: Tensor, _ b: Tensor, _ c: Tensor?, transA: Bool, transB: Bool, al
     switch a.dtype {
     case .float:
         guard b.dtype == .float, c == nil || c!.dtype == .float else { throw KerfError.shapeMismatch("Gemm operands must share a dtype") }
-        var out = Tensor(uninitialized: .float, shape: [m, n])
+        var out = try Tensor(uninitialized: .float, shape: [m, n])
         try out.withMutableElements(as: Float.self) { y in
             var betaUsed: Float = 0
             if let c, beta != 0 {

@@ -39,17 +39,17 @@ enum NormalizationOps {
                 return ClosureOperator.consuming { inputs in
                     var x = try inputs.takeRequired(0)
                     let half: DType? = x.dtype == .float16 || x.dtype == .bfloat16 ? x.dtype : nil
-                    if half != nil { x = x.convertedToFloat32() }
+                    if half != nil { x = try x.convertedToFloat32() }
                     guard x.dtype == .float else { throw KerfError.unsupported("\(name) supports float types, got \(x.dtype)") }
                     let axis = try normalizeAxis(axisAttr, rank: x.rank)
                     // Before opset 13 the input is coerced to 2-D [before axis, from axis on].
                     let n = opset >= 13 ? (x.rank == 0 ? 1 : x.shape[axis]) : x.shape[axis...].reduce(1, *)
                     let inner = opset >= 13 ? x.shape[(axis + 1)...].reduce(1, *) : 1
                     let outer = x.shape[..<axis].reduce(1, *)
-                    let out = x.isUniquelyOwned() ? x : Tensor(uninitialized: .float, shape: x.shape)
+                    let out = try x.isUniquelyOwned() ? x : Tensor(uninitialized: .float, shape: x.shape)
                     softmax(x.storage.pointer.assumingMemoryBound(to: Float.self), out.storage.pointer.assumingMemoryBound(to: Float.self),
                             outer: outer, n: n, inner: inner, log: log, threads: threads)
-                    return [half.map { out.convertedFromFloat32(to: $0) } ?? out]
+                    return [try half.map { try out.convertedFromFloat32(to: $0) } ?? out]
                 }
             }
         }
@@ -98,7 +98,7 @@ func batchNorm(_ x: Tensor, scale: Tensor, bias: Tensor, mean: Tensor, variance:
     }
     let (k, shift) = batchNormCoefficients(scale: scale.array(of: Float.self), bias: bias.array(of: Float.self), mean: m, variance: v,
                                            epsilon: epsilon)
-    let out = Tensor(uninitialized: .float, shape: x.shape)
+    let out = try Tensor(uninitialized: .float, shape: x.shape)
     let ys = out.storage.pointer.assumingMemoryBound(to: Float.self)
     for b in 0..<n {
         for ch in 0..<c {
@@ -116,7 +116,7 @@ func batchNorm(_ x: Tensor, scale: Tensor, bias: Tensor, mean: Tensor, variance:
 func lrn(_ x: Tensor, size: Int, alpha: Float, beta: Float, bias: Float) throws -> Tensor {
     guard x.rank >= 3 else { throw KerfError.shapeMismatch("LRN input must have rank >= 3, got \(x.shape)") }
     let n = x.shape[0], c = x.shape[1], inner = x.shape[2...].reduce(1, *)
-    let out = Tensor(uninitialized: .float, shape: x.shape)
+    let out = try Tensor(uninitialized: .float, shape: x.shape)
     let xs = x.storage.pointer.assumingMemoryBound(to: Float.self), ys = out.storage.pointer.assumingMemoryBound(to: Float.self)
     let before = (size - 1) / 2, after = size - 1 - before
     for b in 0..<n {

@@ -71,7 +71,7 @@ final class PackedWeights {
     /// A · B (+ bias) with A float [..., K] (or [K]), the result shaped [..., N] (or [N]); nil when
     /// the packed product does not apply: a shared B replaced by a feed (`b` is the run's input
     /// 1, ignored for an owned B), another bias than the constant, or oneDNN failing.
-    func product(_ a: Tensor, _ b: Tensor?, bias: Tensor?) -> Tensor? {
+    func product(_ a: Tensor, _ b: Tensor?, bias: Tensor?) throws -> Tensor? {
         if let source {
             guard let b, b.storage === source, b.shape == storedShape else { return nil }
         }
@@ -83,7 +83,7 @@ final class PackedWeights {
             if gemm == nil { unpackable = true } else { pending = nil }
         }
         guard let gemm else { return nil }
-        var out = Tensor(uninitialized: .float, shape: Array(a.shape.dropLast()) + [n])
+        var out = try Tensor(uninitialized: .float, shape: Array(a.shape.dropLast()) + [n])
         let ok = a.withElements(as: Float.self) { x in
             out.withMutableElements(as: Float.self) { y in
                 gemm.multiply(m: rows, a: x.baseAddress!, c: y.baseAddress!)
@@ -94,11 +94,11 @@ final class PackedWeights {
 
     /// An owned B as it was given (rebuilt from the packed copy once packed, subnormals read as
     /// zero); nil for a shared B (read it from the inputs) or when oneDNN fails to unpack.
-    func weights() -> Tensor? {
+    func weights() throws -> Tensor? {
         guard source == nil else { return nil }
         if let pending { return pending }
         guard let gemm else { return nil }
-        var b = Tensor(uninitialized: .float, shape: storedShape)
+        var b = try Tensor(uninitialized: .float, shape: storedShape)
         let ok = b.withMutableElements(as: Float.self) { gemm.unpack(into: $0.baseAddress!, ldw: storedShape[1], transposed: transposed) }
         return ok ? b : nil
     }

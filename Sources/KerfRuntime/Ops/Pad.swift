@@ -81,7 +81,7 @@ func pad(_ x: Tensor, pads: [Int], axes rawAxes: [Int]?, mode: PadMode, fill: Te
         }
     }
     let size = x.dtype.byteSize
-    let out = Tensor(uninitialized: x.dtype, shape: outShape)
+    let out = try Tensor(uninitialized: x.dtype, shape: outShape)
     let count = out.count
     if count == 0 { return out }
     // The fill value's bytes.

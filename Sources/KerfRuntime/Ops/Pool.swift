@@ -78,7 +78,7 @@ func maxPool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, columnMajorI
     struct Body: NumericBody {
         let x: Tensor, g: WindowGeometry, planeCount: Int, outShape: [Int], indices: UnsafeMutablePointer<Int>?, threads: Int
         func run<T: NumericElement>(_: T.Type) throws -> Tensor {
-            let out = Tensor(uninitialized: x.dtype, shape: outShape)
+            let out = try Tensor(uninitialized: x.dtype, shape: outShape)
             let lowest: T = T.isFloatingPoint ? T(fromDouble: -.infinity) : T(fromDouble: -Double.greatestFiniteMagnitude)
             let xp = x.storage.pointer.assumingMemoryBound(to: T.self), yp = out.storage.pointer.assumingMemoryBound(to: T.self)
             let inCount = g.inputCount, outCount = g.outputCount, twoD = g.inputSize.count == 2
@@ -126,7 +126,7 @@ func averagePool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, countInc
     let x = try float32Input(x, "AveragePool")
     let (planeCount, g, end) = try planes(x, kernel: kernel, window: window)
     try checkedElementCount(Array(x.shape[..<2]) + g.outputSize, dtype: .float, "AveragePool")
-    let out = Tensor(uninitialized: .float, shape: Array(x.shape[..<2]) + g.outputSize)
+    let out = try Tensor(uninitialized: .float, shape: Array(x.shape[..<2]) + g.outputSize)
     let xp = x.storage.pointer.assumingMemoryBound(to: Float.self), yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
     if window == nil {
         // Global: a plain mean per plane.

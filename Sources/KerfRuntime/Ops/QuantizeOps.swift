@@ -32,7 +32,7 @@ enum QuantizeOps {
             ClosureOperator { inputs in
                 let x = try inputs.required(0, "x")
                 guard x.dtype == .float else { throw KerfError.unsupported("DynamicQuantizeLinear takes float32, got \(x.dtype)") }
-                var y = Tensor(uninitialized: .uint8, shape: x.shape)
+                var y = try Tensor(uninitialized: .uint8, shape: x.shape)
                 let (scale, zeroPoint) = x.withElements(as: Float.self) { xs in
                     y.withMutableElements(as: UInt8.self) { ys in
                         let p = dynamicQuantizationParameters(xs.baseAddress!, count: xs.count)
@@ -125,8 +125,8 @@ func quantizedRange(_ dtype: DType) -> (lo: Int32, hi: Int32)? {
 }
 
 /// Float32 (x - zeroPoint) * scale of an int8 or uint8 tensor x.
-func dequantizedBytes(_ x: Tensor, scale: Float, zeroPoint: Int32) -> Tensor {
-    let y = Tensor(uninitialized: .float, shape: x.shape)
+func dequantizedBytes(_ x: Tensor, scale: Float, zeroPoint: Int32) throws -> Tensor {
+    let y = try Tensor(uninitialized: .float, shape: x.shape)
     let out = y.storage.pointer.assumingMemoryBound(to: Float.self)
     if x.dtype == .int8 {
         dequantize(x.storage.pointer.assumingMemoryBound(to: Int8.self), count: x.count, scale: scale, zeroPoint: zeroPoint, into: out)
@@ -165,7 +165,7 @@ func quantizeLinear(_ x: Tensor, scale: Tensor, zeroPoint: Tensor?, to target: D
     if x.dtype == .float, target == .uint8 || target == .int8, let (s, z) = perTensorParameters(layout, scale, zeroPoint) {
         // The common case without per-parameter arrays.
         let range = quantizedRange(target)!
-        let y = Tensor(uninitialized: target, shape: x.shape)
+        let y = try Tensor(uninitialized: target, shape: x.shape)
         let src = x.storage.pointer.assumingMemoryBound(to: Float.self)
         if target == .int8 {
             quantize(src, count: x.count, scale: s, zeroPoint: z, lo: range.lo, hi: range.hi, into: y.storage.pointer.assumingMemoryBound(to: Int8.self))
@@ -179,7 +179,7 @@ func quantizeLinear(_ x: Tensor, scale: Tensor, zeroPoint: Tensor?, to target: D
         guard isStorageOnlyType(target) else { throw KerfError.unsupported("QuantizeLinear to \(target) is not supported") }
         // Float targets: divide, add the (decoded) zero point, convert with the format's rounding.
         let zeros = try zeroPoint.map { try cast($0, to: .float).array(of: Float.self) } ?? [Float](repeating: 0, count: scales.count)
-        var v = Tensor(uninitialized: .float, shape: x.shape)
+        var v = try Tensor(uninitialized: .float, shape: x.shape)
         xs.withElements(as: Float.self) { src in
             v.withMutableElements(as: Float.self) { dst in
                 layout.forEachRun { start, count, p in for i in start..<(start + count) { dst[i] = src[i] / scales[p] + zeros[p] } }
@@ -188,7 +188,7 @@ func quantizeLinear(_ x: Tensor, scale: Tensor, zeroPoint: Tensor?, to target: D
         return try cast(v, to: target, saturate: saturate)
     }
     let zeros = try zeroPoint.map { try cast($0, to: .int32).array(of: Int32.self) } ?? [Int32](repeating: 0, count: scales.count)
-    var y = Tensor(uninitialized: target, shape: x.shape)
+    var y = try Tensor(uninitialized: target, shape: x.shape)
     func fill<T: FixedWidthInteger>(_: T.Type) {
         xs.withElements(as: Float.self) { src in
             y.withMutableElements(as: T.self) { dst in
@@ -219,10 +219,10 @@ func dequantizeLinear(_ x: Tensor, scale: Tensor, zeroPoint: Tensor?, to target:
     guard target.isFloatingPoint, target != .double else { throw KerfError.unsupported("DequantizeLinear to \(target) is not supported") }
     let layout = try QuantizationLayout(x: x.shape, scale: scale.shape, params: params)
     if target == .float, x.dtype == .uint8 || x.dtype == .int8, let (s, z) = perTensorParameters(layout, scale, zeroPoint) {
-        return dequantizedBytes(x, scale: s, zeroPoint: z)  // the common case without per-parameter arrays
+        return try dequantizedBytes(x, scale: s, zeroPoint: z)  // the common case without per-parameter arrays
     }
     let scales = try floatValues(scale).array(of: Float.self)
-    var y = Tensor(uninitialized: .float, shape: x.shape)
+    var y = try Tensor(uninitialized: .float, shape: x.shape)
     if quantizedRange(x.dtype) != nil || x.dtype == .int32 {
         let zeros = try zeroPoint.map { try cast($0, to: .int32).array(of: Int32.self) } ?? [Int32](repeating: 0, count: scales.count)
         func read<T: FixedWidthInteger>(_ source: Tensor, _: T.Type) {
@@ -251,5 +251,5 @@ func dequantizeLinear(_ x: Tensor, scale: Tensor, zeroPoint: Tensor?, to target:
             }
         }
     }
-    return target == .float ? y : y.convertedFromFloat32(to: target)
+    return try target == .float ? y : y.convertedFromFloat32(to: target)
 }

@@ -65,7 +65,7 @@ final class QuantizedTable: Operator {
         guard x.dtype == .uint8 || x.dtype == .int8 else { throw KerfError.shapeMismatch("X must be uint8 or int8, got \(x.dtype)") }
         try table.check(x.shape)
         FusedQuantizedOps.runs &+= 1
-        let out = Tensor(uninitialized: table.outputType, shape: table.outputShape(x.shape))
+        let out = try Tensor(uninitialized: table.outputType, shape: table.outputShape(x.shape))
         table.apply(x.storage.pointer, count: x.count, into: out.storage.pointer)
         return [out]
     }
@@ -165,7 +165,7 @@ final class QuantizedChannelLookup: Operator {
         }
         // Every input value of every channel through DequantizeLinear, BatchNormalization, Relu
         // and QuantizeLinear's own kernels (elementwise, so each value gets what it gets in a run).
-        let all = Tensor(uninitialized: x.dtype, shape: [1, channels, 256])
+        let all = try Tensor(uninitialized: x.dtype, shape: [1, channels, 256])
         for i in 0..<(channels * 256) { all.storage.pointer.storeBytes(of: UInt8(truncatingIfNeeded: i), toByteOffset: i, as: UInt8.self) }
         let real = try dequantizeLinear(all, scale: try c.requiredConstant(1, "x_scale"), zeroPoint: try c.requiredConstant(2, "x_zp"),
                                         to: .float, params: QuantizationAttributes())
@@ -196,7 +196,7 @@ final class QuantizedChannelLookup: Operator {
             throw KerfError.shapeMismatch("X of shape \(x.shape) does not have \(channels) channels\(channelsLast ? " last" : "")")
         }
         FusedQuantizedOps.runs &+= 1
-        let out = Tensor(uninitialized: outputType, shape: x.shape)
+        let out = try Tensor(uninitialized: outputType, shape: x.shape)
         if let arithmetic {
             arithmetic.apply(x.storage.pointer, pixels: x.count / channels, channels: channels, into: out.storage.pointer)
             return [out]
@@ -273,7 +273,7 @@ final class QuantizedAdd: Operator {
         FusedQuantizedOps.runs &+= 1
         let aRatio = a.scale / y.scale, bRatio = b.scale / y.scale
         guard x0.shape == x1.shape else { return [try broadcasting(x0, x1, aRatio: aRatio, bRatio: bRatio)] }
-        let out = Tensor(uninitialized: y.dtype, shape: x0.shape)
+        let out = try Tensor(uninitialized: y.dtype, shape: x0.shape)
         func add<T: FixedWidthInteger>(_: T.Type) {
             quantizedAdd(x0.storage.pointer.assumingMemoryBound(to: T.self), aRatio: aRatio, aZero: a.zero,
                          x1.storage.pointer.assumingMemoryBound(to: T.self), bRatio: bRatio, bZero: b.zero, count: out.count,
@@ -286,9 +286,9 @@ final class QuantizedAdd: Operator {
     /// Operands of different shapes: both scaled to y's units in float, added with broadcasting,
     /// then rounded — the same arithmetic as the same-shape path.
     private func broadcasting(_ x0: Tensor, _ x1: Tensor, aRatio: Float, bRatio: Float) throws -> Tensor {
-        func scaled(_ t: Tensor, _ ratio: Float, _ zero: Int32) -> Tensor { dequantizedBytes(t, scale: ratio, zeroPoint: zero) }
+        func scaled(_ t: Tensor, _ ratio: Float, _ zero: Int32) throws -> Tensor { try dequantizedBytes(t, scale: ratio, zeroPoint: zero) }
         let sum = try arithmetic(.add, scaled(x0, aRatio, a.zero), scaled(x1, bRatio, b.zero))
-        let out = Tensor(uninitialized: y.dtype, shape: sum.shape)
+        let out = try Tensor(uninitialized: y.dtype, shape: sum.shape)
         let sp = sum.storage.pointer.assumingMemoryBound(to: Float.self)
         if y.dtype == .int8 {
             quantize(sp, count: sum.count, scale: 1, zeroPoint: y.zero, lo: lo, hi: hi, into: out.storage.pointer.assumingMemoryBound(to: Int8.self))
@@ -313,7 +313,7 @@ final class QuantizedGlobalAveragePool: Operator {
         guard t.dtype == x.dtype, t.rank >= 3 else { throw KerfError.shapeMismatch("X must be \(x.dtype) of rank >= 3, got \(t.shape)") }
         FusedQuantizedOps.runs &+= 1
         let planes = t.shape[0] * t.shape[1], planeSize = t.shape[2...].reduce(1, *)
-        let out = Tensor(uninitialized: y.dtype, shape: Array(t.shape[..<2]) + [Int](repeating: 1, count: t.rank - 2))
+        let out = try Tensor(uninitialized: y.dtype, shape: Array(t.shape[..<2]) + [Int](repeating: 1, count: t.rank - 2))
         guard let (lo, hi) = quantizedRange(y.dtype) else { throw KerfError.internal("no range for \(y.dtype)") }
         let multiplier = x.scale / (y.scale * Float(max(planeSize, 1)))
         func pool<T: FixedWidthInteger>(_: T.Type) {

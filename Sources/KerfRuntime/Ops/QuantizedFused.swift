@@ -116,7 +116,7 @@ final class DynamicQuantizedMatMul: Operator {
         productShape[x.rank - 1] = n
         let heads = headLayout(inputs, 8, keysTransposed: keysTransposed, productShape: productShape)
         let residual = try tail?.residual(inputs, productShape: productShape)
-        let y = Tensor(uninitialized: .float, shape: heads?.1 ?? productShape)
+        let y = try Tensor(uninitialized: .float, shape: heads?.1 ?? productShape)
         let scratch = ScratchPool.shared.take()
         defer { ScratchPool.shared.give(scratch) }
         let blockRows = int8GemmBlockRows(m: rows, n: n, k: k)
@@ -396,7 +396,7 @@ final class QuantizedProduct: Operator {
         }
         let heads = dtype == .float ? headLayout(inputs, 10, keysTransposed: keysTransposed, productShape: productShape) : nil
         let residual = dtype == .float ? try tail?.residual(inputs, productShape: productShape) : nil
-        let y = Tensor(uninitialized: dtype, shape: heads?.1 ?? productShape)
+        let y = try Tensor(uninitialized: dtype, shape: heads?.1 ?? productShape)
         let yp = y.storage.pointer, element = dtype.byteSize
         withOptionalBuffer(columnOffsets) { known in
         int8GemmByRowBlocks(m: rows, a: x.storage.pointer, aSigned: xType == .int8, lda: b.k, aZeroPoint: xZero, b: b,
@@ -439,7 +439,7 @@ final class QuantizedProduct: Operator {
         let (g, _) = try window.geometry(input: spatial, kernel: kernel)
         let shape = channelsLast ? [batch] + g.outputSize + [m] : [batch, m] + g.outputSize
         try checkedElementCount(shape, dtype: output?.dtype ?? .float, "Conv")
-        let y = Tensor(uninitialized: output?.dtype ?? .float, shape: shape)
+        let y = try Tensor(uninitialized: output?.dtype ?? .float, shape: shape)
         let oc = g.outputCount, ic = g.inputCount, width = weights[0].k
         if oc == 0 || batch == 0 { return y }
         // The batch channels-last: as given, or made so once (int8 and uint8 alike: only bytes move).

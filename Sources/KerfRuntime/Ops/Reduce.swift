@@ -28,7 +28,7 @@ func reduceCore(_ op: ReduceCombine, _ x: Tensor, reduced: Set<Int>) throws -> T
             // Innermost reduced run first; each pass shrinks one run to size 1.
             for g in runs.indices.reversed() where runs[g].reduced {
                 let outer = sizes[..<g].reduce(1, *), n = sizes[g], inner = sizes[(g + 1)...].reduce(1, *)
-                var next = Tensor(uninitialized: x.dtype, shape: [outer * inner])
+                var next = try Tensor(uninitialized: x.dtype, shape: [outer * inner])
                 current.withElements(as: T.self) { src in
                     next.withMutableElements(as: T.self) { dst in
                         let s = src.baseAddress!, d = dst.baseAddress!
@@ -71,7 +71,7 @@ func reduceTensor(_ kind: ReduceKind, _ x: Tensor, axes: [Int]?, keepDims: Bool,
         guard kind == .max || kind == .min else { throw KerfError.unsupported("\(kind) reduction of bool tensors is not supported") }
         let bytes = Tensor(dtype: .uint8, shape: x.shape, storage: x.storage)
         let r = try reduceTensor(kind, bytes, axes: axes, keepDims: keepDims, noopWithEmptyAxes: noopWithEmptyAxes)
-        return Tensor(dtype: .bool, shape: r.shape, storage: mapNumeric(r, UInt8.self) { $0 != 0 ? 1 : 0 }.storage)
+        return try Tensor(dtype: .bool, shape: r.shape, storage: mapNumeric(r, UInt8.self) { $0 != 0 ? 1 : 0 }.storage)
     }
     if kind == .logSumExp && !x.dtype.isFloatingPoint {
         let r = try reduceTensor(kind, try cast(x, to: .double), axes: axes, keepDims: keepDims, noopWithEmptyAxes: noopWithEmptyAxes)
@@ -100,12 +100,12 @@ func reduceTensor(_ kind: ReduceKind, _ x: Tensor, axes: [Int]?, keepDims: Bool,
         let x: Tensor, kind: Kind
         func run<T: NumericElement>(_: T.Type) throws -> Tensor {
             switch kind {
-            case .abs: return mapNumeric(x, T.self) { $0 < T.zero ? T.sub(T.zero, $0) : $0 }
-            case .square: return mapNumeric(x, T.self) { T.mul($0, $0) }
-            case .sqrt: return mapNumeric(x, T.self) { T(fromDouble: $0.doubleValue.squareRoot()) }
+            case .abs: return try mapNumeric(x, T.self) { $0 < T.zero ? T.sub(T.zero, $0) : $0 }
+            case .square: return try mapNumeric(x, T.self) { T.mul($0, $0) }
+            case .sqrt: return try mapNumeric(x, T.self) { T(fromDouble: $0.doubleValue.squareRoot()) }
             case .divide(let n):
                 let d = T(fromDouble: Double(n))
-                return mapNumeric(x, T.self) { T.div($0, d) }
+                return try mapNumeric(x, T.self) { T.div($0, d) }
             }
         }
     }

@@ -202,7 +202,7 @@ private struct ApplyTables: NumericBody {
             let outer = shape[..<axis].reduce(1, *), inner = shape[(axis + 1)...].reduce(1, *)
             var next = shape
             next[axis] = outShape[axis]
-            var out = Tensor(uninitialized: x.dtype, shape: next)
+            var out = try Tensor(uninitialized: x.dtype, shape: next)
             let weights = table.weights.map { F($0) }
             current.withElements(as: F.self) { src in
                 out.withMutableElements(as: F.self) { dst in
@@ -309,7 +309,7 @@ func resize(_ x: Tensor, roi roiValues: [Double]?, scales: [Double]?, sizes: [In
     if x.dtype == .float16 || x.dtype == .bfloat16 {
         let r = try dispatchNumeric(.float, ApplyTables(x: x.convertedToFloat32(), tables: tables, outShape: outShape,
                                                         extrapolation: a.extrapolationValue))
-        return r.convertedFromFloat32(to: x.dtype)
+        return try r.convertedFromFloat32(to: x.dtype)
     }
     return try dispatchNumeric(x.dtype, ApplyTables(x: x, tables: tables, outShape: outShape, extrapolation: a.extrapolationValue))
 }

@@ -33,7 +33,7 @@ enum AttentionOps {
                 }
                 let offsets = try maskRowOffsets(x.shape, mask.shape)
                 let n = x.shape[x.rank - 1], rows = n == 0 ? 0 : x.count / n
-                let out = x.isUniquelyOwned() ? x : Tensor(uninitialized: .float, shape: x.shape)
+                let out = try x.isUniquelyOwned() ? x : Tensor(uninitialized: .float, shape: x.shape)
                 let xp = x.storage.pointer.assumingMemoryBound(to: Float.self), mp = mask.storage.pointer.assumingMemoryBound(to: Float.self)
                 let yp = out.storage.pointer.assumingMemoryBound(to: Float.self)
                 let maskPerElement = mask.rank > 0 && mask.shape[mask.rank - 1] == n && n != 1

@@ -4,25 +4,26 @@ import KerfCore
 // Validation shared by ops whose output shape comes from run-time data (Expand, Tile, Pad,
 // Range, Resize, Einsum), and a way to run element-moving ops on string tensors.
 
-/// The largest tensor, in bytes, an op creates from shapes it computes at run time.
-let maxComputedTensorBytes = 1 << 36
+/// The largest tensor, in bytes, an op may create from shapes it computes at run time: the
+/// process-wide allocation limit (`MemoryLimit`; a session's own limit may be lower, which
+/// `checkedElementCount` applies). Also a bound that keeps sizes computed in Double convertible to Int.
+var maxComputedTensorBytes: Int { MemoryLimit.processBytes }
 
-/// The element count of `shape`: every dim non-negative, no overflow, and no more than
-/// `maxComputedTensorBytes` bytes of `dtype` (strings count 16 bytes per element).
+/// The element count of `shape`: every dim non-negative, no overflow, and no more bytes of
+/// `dtype` (strings count 16 bytes per element) than the allocation limit allows
+/// (`MemoryLimit.check`; `.outOfMemory` naming `what` and the shape otherwise).
 @discardableResult
 func checkedElementCount(_ shape: [Int], dtype: DType, _ what: String) throws -> Int {
     var count = 1
     for d in shape {
         guard d >= 0 else { throw KerfError.invalidArgument("\(what): output shape \(shape) has a negative dim") }
         let (c, overflow) = count.multipliedReportingOverflow(by: d)
-        guard !overflow else { throw KerfError.outOfMemory("\(what): output shape \(shape) is too large") }
+        guard !overflow else { throw MemoryLimit.refusal("\(what) output \(shape) of \(dtype)", needs: -1, limit: MemoryLimit.processBytes) }
         count = c
     }
     let size = dtype == .string ? 16 : Swift.max(dtype.byteSize, 1)
     let (bytes, overflow) = count.multipliedReportingOverflow(by: size)
-    guard !overflow, bytes <= maxComputedTensorBytes else {
-        throw KerfError.outOfMemory("\(what): output shape \(shape) of \(dtype) is too large")
-    }
+    try MemoryLimit.check(byteCount: overflow ? -1 : bytes, for: "\(what) output \(shape) of \(dtype)")
     return count
 }
 
@@ -30,7 +31,7 @@ func checkedElementCount(_ shape: [Int], dtype: DType, _ what: String) throws ->
 /// the same shape holding each element's index and its result picks strings by index
 /// (index -1, e.g. from padding, gives `fill`).
 func movingStrings(_ x: Tensor, fill: Data = Data(), _ body: (Tensor) throws -> Tensor) throws -> Tensor {
-    var idx = Tensor(uninitialized: .int64, shape: x.shape)
+    var idx = try Tensor(uninitialized: .int64, shape: x.shape)
     idx.withMutableElements(as: Int64.self) { for i in 0..<$0.count { $0[i] = Int64(i) } }
     let moved = try body(idx)
     let strings = moved.withElements(as: Int64.self) { ids in

@@ -29,12 +29,12 @@ func transpose(_ x: Tensor, perm: [Int], threads: Int = 1) throws -> Tensor {
     }
     let outShape = perm.map { x.shape[$0] }
     if x.dtype == .string {
-        var idx = Tensor(uninitialized: .int64, shape: x.shape)
+        var idx = try Tensor(uninitialized: .int64, shape: x.shape)
         idx.withMutableElements(as: Int64.self) { for i in 0..<$0.count { $0[i] = Int64(i) } }
         let moved = try transpose(idx, perm: perm).array(of: Int64.self)
         return Tensor(shape: outShape, strings: moved.map { x.strings[Int($0)] })
     }
-    let out = Tensor(uninitialized: x.dtype, shape: outShape)
+    let out = try Tensor(uninitialized: x.dtype, shape: outShape)
     transpose(UnsafeRawPointer(x.storage.pointer), shape: x.shape, perm: perm, elementSize: x.dtype.byteSize,
               output: out.storage.pointer, threads: threads)
     return out
@@ -43,11 +43,11 @@ func transpose(_ x: Tensor, perm: [Int], threads: Int = 1) throws -> Tensor {
 /// `transpose` of an NCHW <-> NHWC layout change the channels-last rewrite made (perm [0, 2, 3, 1]
 /// or [0, 3, 1, 2] of a rank-4 float or byte tensor), per image: floats split over the OpenMP
 /// team oneDNN's convolutions run on, bytes in 16x16 tiles. nil for anything else.
-func changingImageLayout(_ x: Tensor, perm: [Int]) -> Tensor? {
+func changingImageLayout(_ x: Tensor, perm: [Int]) throws -> Tensor? {
     guard x.rank == 4, perm == [0, 2, 3, 1] || perm == [0, 3, 1, 2], x.dtype == .float || (x.dtype.byteSize == 1 && x.dtype != .string) else {
         return nil
     }
-    let out = Tensor(uninitialized: x.dtype, shape: perm.map { x.shape[$0] })
+    let out = try Tensor(uninitialized: x.dtype, shape: perm.map { x.shape[$0] })
     if x.dtype != .float {
         let toLast = perm == [0, 2, 3, 1]
         let channels = toLast ? x.shape[1] : x.shape[3], pixels = toLast ? x.shape[2] * x.shape[3] : x.shape[1] * x.shape[2]
@@ -97,7 +97,7 @@ func concat(_ xs: [Tensor], axis rawAxis: Int) throws -> Tensor {
         }
         return Tensor(shape: outShape, strings: strings)
     }
-    let out = Tensor(uninitialized: first.dtype, shape: outShape)
+    let out = try Tensor(uninitialized: first.dtype, shape: outShape)
     let size = first.dtype.byteSize
     var dst = out.storage.pointer
     for o in 0..<outer {
@@ -128,7 +128,7 @@ func gather(_ data: Tensor, _ indices: Tensor, axis rawAxis: Int) throws -> Tens
         for o in 0..<outer { for r in resolved { strings.append(contentsOf: data.strings[((o * dim + r) * inner)..<((o * dim + r + 1) * inner)]) } }
         return Tensor(shape: outShape, strings: strings)
     }
-    let out = Tensor(uninitialized: data.dtype, shape: outShape)
+    let out = try Tensor(uninitialized: data.dtype, shape: outShape)
     let chunk = inner * data.dtype.byteSize
     var dst = out.storage.pointer
     for o in 0..<outer {
@@ -187,7 +187,7 @@ enum ShapeOps {
                 if training && ratio > 0 { throw KerfError.unsupported("training-mode Dropout with ratio \(ratio) is random; Kerf runs inference only") }
                 // The spec leaves the mask unfilled before opset 12; ONNX Runtime returns all false
                 // there, and all true (every element kept) from opset 12 on.
-                var mask = Tensor(zeros: .bool, shape: x.shape)
+                var mask = try Tensor(zeros: .bool, shape: x.shape)
                 if opset >= 12 { mask.withMutableElements(as: UInt8.self) { $0.update(repeating: 1) } }
                 return [x, mask]
             }
@@ -226,7 +226,7 @@ enum ShapeOps {
             return ClosureOperator { inputs in
                 let x = try inputs.required(0)
                 let perm = perm ?? Array((0..<x.rank).reversed())
-                if layoutChange, let y = changingImageLayout(x, perm: perm) { return [y] }
+                if layoutChange, let y = try changingImageLayout(x, perm: perm) { return [y] }
                 return [try transpose(x, perm: perm, threads: threads)]
             }
         }

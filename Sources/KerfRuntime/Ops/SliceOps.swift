@@ -56,7 +56,7 @@ func slice(_ x: Tensor, starts: [Int], ends: [Int], axes rawAxes: [Int]?, steps 
     var base = 0
     for d in 0..<rank { base += begin[d] * inStrides[d] }
     let strides = (0..<rank).map { inStrides[$0] * step[$0] }
-    let out = Tensor(uninitialized: x.dtype, shape: outShape)
+    let out = try Tensor(uninitialized: x.dtype, shape: outShape)
     stridedCopy(UnsafeRawPointer(x.storage.pointer), base: base, strides: strides, shape: outShape,
                 elementSize: x.dtype.byteSize, output: out.storage.pointer)
     return out

@@ -101,10 +101,10 @@ final class SparseWeights {
     /// MatMul(A, B) with A float of rank >= 1 ([..., K], its leading dims taken as rows), when
     /// `b` is these weights; nil when the product is not one this form computes, so the caller
     /// falls back to the general MatMul (which also reports shape errors).
-    func matmul(_ a: Tensor, _ b: Tensor) -> Tensor? {
+    func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor? {
         guard !transposed, matches(b), a.dtype == .float, a.rank >= 1, a.shape[a.rank - 1] == k else { return nil }
         let m = a.count / max(1, k)
-        var out = Tensor(uninitialized: .float, shape: Array(a.shape.dropLast()) + [n])
+        var out = try Tensor(uninitialized: .float, shape: Array(a.shape.dropLast()) + [n])
         if m == 0 { return out }
         a.withElements(as: Float.self) { av in
             b.withElements(as: Float.self) { bv in

@@ -11,8 +11,8 @@ private struct TopKBody: NumericBody {
         let outer = x.shape[..<axis].reduce(1, *), inner = x.shape[(axis + 1)...].reduce(1, *)
         var outShape = x.shape
         outShape[axis] = k
-        var values = Tensor(uninitialized: x.dtype, shape: outShape)
-        var indices = Tensor(uninitialized: .int64, shape: outShape)
+        var values = try Tensor(uninitialized: x.dtype, shape: outShape)
+        var indices = try Tensor(uninitialized: .int64, shape: outShape)
         if outer * inner * k == 0 { return [values, indices] }
         let isFloat = T.isFloatingPoint
         x.withElements(as: T.self) { src in
@@ -74,7 +74,7 @@ func topK(_ x: Tensor, k: Int, axis rawAxis: Int, largest: Bool) throws -> [Tens
     }
     if x.dtype == .float16 || x.dtype == .bfloat16 {
         let r = try topK(x.convertedToFloat32(), k: k, axis: rawAxis, largest: largest)
-        return [r[0].convertedFromFloat32(to: x.dtype), r[1]]
+        return [try r[0].convertedFromFloat32(to: x.dtype), r[1]]
     }
     return try dispatchNumeric(x.dtype, TopKBody(x: x, axis: axis, k: k, largest: largest))
 }

@@ -13,7 +13,7 @@ func unaryNumeric(_ x: Tensor, _ f32: @escaping (Float) -> Float, _ f64: @escapi
     if x.dtype.isFloatingPoint { return try unaryFloat(x, f32, f64) }
     struct Body: NumericBody {
         let x: Tensor, f: (Double) -> Double
-        func run<T: NumericElement>(_: T.Type) throws -> Tensor { mapNumeric(x, T.self) { T(fromDouble: f($0.doubleValue)) } }
+        func run<T: NumericElement>(_: T.Type) throws -> Tensor { try mapNumeric(x, T.self) { T(fromDouble: f($0.doubleValue)) } }
     }
     return try dispatchNumeric(x.dtype, Body(x: x, f: f64))
 }
@@ -25,18 +25,18 @@ func powTensor(_ base: Tensor, _ exponent: Tensor) throws -> Tensor {
     if base.dtype == .float16 || base.dtype == .bfloat16 {
         return try powTensor(base.convertedToFloat32(), exponent).convertedFromFloat32(to: base.dtype)
     }
-    let exponent = exponent.convertedToFloat32()
+    let exponent = try exponent.convertedToFloat32()
     guard let shape = broadcastShape(base.shape, exponent.shape) else {
         throw KerfError.shapeMismatch("Pow: shapes \(base.shape) and \(exponent.shape) do not broadcast")
     }
     if base.dtype == .float && exponent.dtype == .float {
         if exponent.count == 1 {
             let e = exponent.withElements(as: Float.self) { $0[0] }
-            if e == 2 { return mapNumeric(base, Float.self) { $0 * $0 }.reshaped(shape) }
+            if e == 2 { return try mapNumeric(base, Float.self) { $0 * $0 }.reshaped(shape) }
             if e == 1 { return base.reshaped(shape) }
-            if e == 0.5 { return mapNumeric(base, Float.self) { $0.squareRoot() }.reshaped(shape) }
+            if e == 0.5 { return try mapNumeric(base, Float.self) { $0.squareRoot() }.reshaped(shape) }
         }
-        var out = Tensor(uninitialized: .float, shape: shape)
+        var out = try Tensor(uninitialized: .float, shape: shape)
         base.withElements(as: Float.self) { x in
             exponent.withElements(as: Float.self) { y in
                 out.withMutableElements(as: Float.self) { z in
@@ -62,7 +62,7 @@ func powTensor(_ base: Tensor, _ exponent: Tensor) throws -> Tensor {
     struct Body: NumericBody {
         let base: Tensor, exps: [(Double, Int64?)], expShape: [Int], shape: [Int]
         func run<T: NumericElement>(_: T.Type) throws -> Tensor {
-            var out = Tensor(uninitialized: base.dtype, shape: shape)
+            var out = try Tensor(uninitialized: base.dtype, shape: shape)
             base.withElements(as: T.self) { x in
                 exps.withUnsafeBufferPointer { y in
                     out.withMutableElements(as: T.self) { z in
@@ -88,7 +88,7 @@ func floatKernelOperator(threads: Int,
     ClosureOperator.consuming { inputs in
         var x = try inputs.takeRequired(0)
         guard x.dtype == .float else { return [try other(x)] }
-        let y = x.isUniquelyOwned() ? x : Tensor(uninitialized: .float, shape: x.shape)
+        let y = try x.isUniquelyOwned() ? x : Tensor(uninitialized: .float, shape: x.shape)
         let src = x.storage.pointer.assumingMemoryBound(to: Float.self)
         let dst = y.storage.pointer.assumingMemoryBound(to: Float.self)
         parallelRanges(x.count, threads: threads, grain: 32768) { range in

@@ -242,7 +242,7 @@ enum GraphOptimizer {
             let mean = params[2]!.array(of: Float.self), variance = params[3]!.array(of: Float.self)
             let oldBias = bias?.array(of: Float.self) ?? [Float](repeating: 0, count: m)
             let per = w.count / m
-            var newW = Tensor(uninitialized: .float, shape: w.shape)
+            guard var newW = try? Tensor(uninitialized: .float, shape: w.shape) else { continue }  // then runs unfolded
             var newB = [Float](repeating: 0, count: m)
             w.withElements(as: Float.self) { old in
                 newW.withMutableElements(as: Float.self) { out in

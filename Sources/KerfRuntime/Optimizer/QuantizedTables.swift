@@ -160,7 +160,7 @@ extension GraphOptimizer {
                                   options: SessionOptions) -> (bytes: Tensor, type: DType)? {
         let dq = g.nodes[chain[0]]
         guard let xType = m.constants[dq.inputs[2]]?.dtype else { return nil }
-        var x = Tensor(uninitialized: xType, shape: channels == 1 ? [256] : [256, channels])
+        guard var x = try? Tensor(uninitialized: xType, shape: channels == 1 ? [256] : [256, channels]) else { return nil }
         x.withMutableElements(as: UInt8.self) { for i in 0..<(256 * channels) { $0[i] = UInt8(i / channels) } }
         var value = x, previous = dq.inputs[0]
         for index in chain {

@@ -34,7 +34,25 @@ def instruction_set():
     return _lib.kerf_instruction_set().decode("ascii")
 
 
+def set_memory_limit(nbytes):
+    """Sets the allocation limit, in bytes: the most tensor memory Kerf holds in this process
+    (weights, activations, outputs, buffers kept for reuse). Loading, session creation, runs
+    and tensor creation raise KerfError(Status.OUT_OF_MEMORY) instead of passing it. None or 0
+    restores the default, 80% of physical memory. Returns the previous limit."""
+    previous = _lib.kerf_memory_limit()
+    nbytes = 0 if nbytes is None else int(nbytes)
+    if not 0 <= nbytes < 2**64:
+        raise KerfError(Status.INVALID_ARGUMENT, f"memory limit {nbytes} must be a number of bytes >= 0")
+    _lib.kerf_set_memory_limit(nbytes)
+    return previous
+
+
+def memory_limit():
+    """The allocation limit in force, in bytes (see set_memory_limit)."""
+    return _lib.kerf_memory_limit()
+
+
 __all__ = [
     "DType", "KerfError", "Model", "Report", "Session", "Status", "ValueInfo",
-    "abi_version", "instruction_set", "load", "load_bytes", "prune", "quantize", "sensitivity", "__version__",
+    "abi_version", "instruction_set", "load", "memory_limit", "set_memory_limit", "load_bytes", "prune", "quantize", "sensitivity", "__version__",
 ]

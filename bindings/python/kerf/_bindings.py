@@ -17,6 +17,7 @@ from ctypes import (
     c_int64,
     c_size_t,
     c_uint32,
+    c_uint64,
     c_void_p,
 )
 from pathlib import Path
@@ -24,9 +25,10 @@ from pathlib import Path
 from .errors import KerfError, Status
 
 ABI_MAJOR = 1  # KERF_ABI_VERSION_MAJOR this binding was written for
-ABI_MINOR = 6  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
+ABI_MINOR = 7  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
                # kerf_quantize, kerf_session_plan: 1.3; kerf_session_run_views, kerf_tensors_free: 1.4;
-               # kerf_session_run_into: 1.5; kerf_instruction_set: 1.6)
+               # kerf_session_run_into: 1.5; kerf_instruction_set: 1.6;
+               # kerf_set_memory_limit, kerf_memory_limit, memory_limit: 1.7)
 
 
 def _library_path():
@@ -109,6 +111,7 @@ class SessionOptions(Structure):
         ("threads", c_int32),
         ("optimization_level", c_int32),
         ("sparse_kernels", c_int32),
+        ("memory_limit", c_uint64),
     ]
 
 
@@ -195,6 +198,8 @@ check_abi(lib.kerf_abi_version(), getattr(lib, "_name", "the Kerf library"))
 _declare("kerf_last_error", c_char_p)
 _declare("kerf_instruction_set", c_char_p)
 _declare("kerf_free", None, c_void_p)
+_declare("kerf_set_memory_limit", None, c_uint64)
+_declare("kerf_memory_limit", c_uint64)
 
 # Tensors
 _declare("kerf_tensor_create", c_int32,

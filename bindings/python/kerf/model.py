@@ -75,10 +75,13 @@ class Model:
             raise KerfError(Status.INVALID_ARGUMENT, "the model is closed")
         return self._handle
 
-    def session(self, threads=None, optimize=True, sparse_kernels=True):
+    def session(self, threads=None, optimize=True, sparse_kernels=True, memory_limit=None):
         """Prepares the model for running. threads=None uses one per core.
         sparse_kernels=False keeps every MatMul/Gemm dense (by default, mostly-zero constant
-        weights use a sparse kernel for the batch sizes where it measured faster)."""
+        weights use a sparse kernel for the batch sizes where it measured faster).
+        memory_limit: bytes of tensor memory the session may hold (what it allocates while
+        created or run and is still alive, outputs not yet converted included); an allocation
+        past it raises KerfError(Status.OUT_OF_MEMORY). None: only kerf.set_memory_limit's."""
         from .session import Session
 
         options = SessionOptions()
@@ -89,6 +92,11 @@ class Model:
         options.threads = threads
         options.optimization_level = 1 if optimize else 0
         options.sparse_kernels = 1 if sparse_kernels else 0
+        if memory_limit is not None:
+            memory_limit = int(memory_limit)
+            if not 0 < memory_limit < 2**64:
+                raise KerfError(Status.INVALID_ARGUMENT, f"memory_limit={memory_limit} must be a positive number of bytes")
+            options.memory_limit = memory_limit
         handle = SessionP()
         check(lib.kerf_session_create(self._live_handle(), ctypes.byref(options),
                                       ctypes.byref(handle)))
