@@ -1,8 +1,8 @@
 /*
  * C API tests: every call checked for its status, bad arguments of every kind, and a real
  * model run. Usage: test_capi MODEL.onnx WORKDIR [EXTERNAL.onnx]   (MODEL: the digits MLP, input
- * "X" [N,64]; EXTERNAL: the same model with its weights in EXTERNAL.onnx.data, in a folder of its
- * own that the test writes into).
+ * "X" [N,64]; EXTERNAL: the same model with its weights in digits.onnx.data beside it, copied
+ * into WORKDIR before the test rewrites the copy).
  * Prints one line per failed check and "N passed, M failed" at the end; exit 1 on failure.
  * Run under valgrind by `make test-c` (leaks and invalid reads fail the run).
  */
@@ -576,16 +576,20 @@ static int same_file(const char *path, const char *data, size_t size) {
 }
 
 /* Compressing a model whose weights live in MODEL.onnx.data, into the same folder or in place,
- * never writes the data file the source reads. */
-static void test_external_data(const char *model_path) {
-    char data_path[4200], dst[4096], dst_data[4200];
-    snprintf(data_path, sizeof data_path, "%s.data", model_path);
-    const char *slash = strrchr(model_path, '/');
-    int dir_length = slash ? (int)(slash - model_path) : 1;
-    snprintf(dst, sizeof dst, "%.*s/quantized.onnx", dir_length, slash ? model_path : ".");
+ * never writes the data file the source reads. `fixture` (a model reading `data_name` beside
+ * it) is copied into `dir` first, so that every run starts from the same files. */
+static void test_external_data(const char *fixture, const char *data_name, const char *dir) {
+    char fixture_data[4200], model_path[4200], data_path[4200], dst[4200], dst_data[4300];
+    const char *slash = strrchr(fixture, '/');
+    snprintf(fixture_data, sizeof fixture_data, "%.*s/%s", slash ? (int)(slash - fixture) : 1, slash ? fixture : ".", data_name);
+    snprintf(model_path, sizeof model_path, "%s/%s", dir, slash ? slash + 1 : fixture);
+    snprintf(data_path, sizeof data_path, "%s/%s", dir, data_name);
+    snprintf(dst, sizeof dst, "%s/digits_quantized.onnx", dir);
     snprintf(dst_data, sizeof dst_data, "%s.data", dst);
     size_t model_size, data_size;
-    char *model_bytes = read_file(model_path, &model_size), *data_bytes = read_file(data_path, &data_size);
+    char *model_bytes = read_file(fixture, &model_size), *data_bytes = read_file(fixture_data, &data_size);
+    write_file(model_path, model_bytes, model_size);
+    write_file(data_path, data_bytes, data_size);
 
     kerf_model *model = NULL;
     EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
@@ -689,7 +693,7 @@ int main(int argc, char **argv) {
     test_memory_limit(argv[1]);
     test_prune(argv[1], argv[2]);
     test_quantize(argv[1], argv[2]);
-    if (argc == 4) test_external_data(argv[3]);
+    if (argc == 4) test_external_data(argv[3], "digits.onnx.data", argv[2]);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
