@@ -231,3 +231,32 @@ def test_external_ranges_that_overflow_are_refused(tmp_path, offset, length):
     with pytest.raises(kerf.KerfError) as e:
         kerf.load(path)
     assert e.value.status == kerf.Status.INVALID_MODEL
+
+
+def test_a_large_external_tensor_costs_its_own_size_once(tmp_path):
+    """256 MB of external weights: loading reads each tensor's slice straight into the tensor
+    (no whole-file read, no second copy), so peak memory grows by about the tensor's size."""
+    count = 64 * 1024 * 1024  # 256 MB of float32
+    with open(tmp_path / "big.onnx.data", "wb") as f:
+        chunk = np.ones(1 << 22, np.float32).tobytes()
+        for _ in range(count // (1 << 22)):
+            f.write(chunk)
+    w = onnx.TensorProto(name="w", data_type=onnx.TensorProto.FLOAT, dims=[count], data_location=onnx.TensorProto.EXTERNAL)
+    for key, value in (("location", "big.onnx.data"), ("offset", "0"), ("length", str(count * 4))):
+        entry = w.external_data.add()
+        entry.key, entry.value = key, value
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Shape", ["w"], ["s"])], "g", [],
+                                   [onnx.helper.make_tensor_value_info("s", onnx.TensorProto.INT64, [1])], [w])
+    path = str(tmp_path / "big.onnx")
+    onnx.save(onnx.helper.make_model(graph, ir_version=8, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
+    code = (
+        "import kerf\n"
+        "def peak():\n"
+        "    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) * 1024\n"
+        f"before = peak()\nmodel = kerf.load({path!r})\n"
+        "print(model.session(threads=1).run({})['s'][0], peak() - before)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    shape, grown = map(int, result.stdout.split())
+    assert shape == count
+    assert grown <= 1.2 * count * 4, f"loading grew peak memory by {grown / (count * 4):.2f}x the tensor"
