@@ -18,18 +18,20 @@ FUZZ_FLAGS := -max_len=65536 -rss_limit_mb=4096 -timeout=10 -print_final_stats=1
 FUZZ_SCRATCH := $(CURDIR)/.build-fuzz
 FUZZ_LIB_DIR := $(FUZZ_SCRATCH)/release
 # swiftc has no -sanitize=fuzzer-no-link: -sanitize=fuzzer on a library instruments it and leaves
-# libFuzzer's callbacks undefined, for the fuzzer executable to provide (hence -zundefs, which
-# overrides the package's -zdefs for this build only).
+# libFuzzer's and ASan's symbols undefined, for the fuzzer executable to provide (hence
+# --unresolved-symbols, which overrides the package's -zdefs for this build only; gold has no -z undefs).
 FUZZ_SWIFT_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -sanitize=fuzzer,address \
-  -Xcc -fsanitize=fuzzer-no-link,address -Xlinker -zundefs
+  -Xcc -fsanitize=fuzzer-no-link,address -Xlinker --unresolved-symbols=ignore-in-object-files
 # The toolchain's clang: it ships libFuzzer and the sanitizer runtimes (Debian's gcc has neither).
 CLANG ?= $(dir $(realpath $(shell command -v swift)))clang
 SWIFT_BUILD ?= swift build
+# ld.bfd: gold warns about every ASan symbol it cannot export.
 FUZZ_CFLAGS := -std=c99 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
-  -fno-sanitize-recover=undefined -I include
+  -fno-sanitize-recover=undefined -fuse-ld=bfd -I include
 # Swift's own crash handler would catch the trap before libFuzzer saves the input.
 FUZZ_ENV := SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=1:handle_abort=1
-FUZZ_REGRESSIONS = $(shell find Tests/Fuzz/regressions Tests/Fuzz/seeds -type f ! -name '*.md' | sort)
+FUZZ_SEEDS = $(sort $(wildcard Tests/Fuzz/seeds/*.onnx))
+FUZZ_REGRESSIONS = $(shell find Tests/Fuzz/regressions -type f ! -name '*.md' | sort)
 
 .PHONY: fuzz fuzz-build test-fuzz
 
@@ -55,9 +57,11 @@ test-fuzz: release
 	mkdir -p $(OUT)/fuzz-corpus $(OUT)/fuzz-artifacts
 	$(CLANG) $(FUZZ_CFLAGS) Tests/Fuzz/fuzz_load.c -L .build/release -lKerf \
 	  -Wl,-rpath,$(CURDIR)/.build/release -o $(OUT)/fuzz_load
-	echo "== replaying $(words $(FUZZ_REGRESSIONS)) seed and regression inputs"
-	$(FUZZ_ENV) $(OUT)/fuzz_load $(FUZZ_FLAGS) $(FUZZ_REGRESSIONS) > $(OUT)/fuzz-replay.log 2>&1 \
-	  || { tail -n 60 $(OUT)/fuzz-replay.log; echo "FAIL: a committed fuzz input crashes Kerf"; exit 1; }
+	echo "== replaying $(words $(FUZZ_SEEDS)) seeds (each must run) and $(words $(FUZZ_REGRESSIONS)) regression inputs"
+	$(FUZZ_ENV) KERF_FUZZ_REQUIRE_RUN=1 $(OUT)/fuzz_load $(FUZZ_FLAGS) $(FUZZ_SEEDS) > $(OUT)/fuzz-replay.log 2>&1 \
+	  || { tail -n 60 $(OUT)/fuzz-replay.log; echo "FAIL: a seed does not run (or crashes Kerf)"; exit 1; }
+	$(if $(FUZZ_REGRESSIONS),$(FUZZ_ENV) $(OUT)/fuzz_load $(FUZZ_FLAGS) $(FUZZ_REGRESSIONS) > $(OUT)/fuzz-replay.log 2>&1 \
+	  || { tail -n 60 $(OUT)/fuzz-replay.log; echo "FAIL: a committed fuzz input crashes Kerf"; exit 1; })
 	echo "== fuzzing for $(FUZZ_SHORT_SECONDS) s"
 	start=$$(date +%s)
 	$(FUZZ_ENV) $(OUT)/fuzz_load $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SHORT_SECONDS) \

@@ -9,8 +9,13 @@
  * MAX_ELEMENTS elements in all, or that has a string input, is loaded and prepared but not run
  * (a run's cost would be the fuzzer's time, not a finding).
  *
+ * With KERF_FUZZ_REQUIRE_RUN set in the environment, an input that does not load, prepare and
+ * run successfully aborts: `make test-fuzz` replays the seeds so, proving each one reaches the
+ * kernels (a seed Kerf refuses would leave the fuzzer mutating a parse error).
+ *
  * Build: see `make fuzz` / `make test-fuzz` (clang -fsanitize=fuzzer against libKerf.so).
  */
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,11 +68,12 @@ static int64_t concrete_dims(const kerf_value_info *info, int64_t *dims, int64_t
     return count;
 }
 
-/* Builds the inputs and runs once. Returns nothing: every status is an acceptable outcome. */
-static void run_once(const kerf_model *model, kerf_session *session) {
+/* Builds the inputs and runs once. Returns the run's status, or -1 when the model was not run
+ * (inputs too large or of a type the harness cannot build). */
+static kerf_status run_once(const kerf_model *model, kerf_session *session) {
     size_t n_inputs = 0, n_outputs = 0;
-    if (kerf_model_input_count(model, &n_inputs) != KERF_OK) return;
-    if (kerf_model_output_count(model, &n_outputs) != KERF_OK || n_outputs > MAX_OUTPUTS) return;
+    if (kerf_model_input_count(model, &n_inputs) != KERF_OK) return -1;
+    if (kerf_model_output_count(model, &n_outputs) != KERF_OK || n_outputs > MAX_OUTPUTS) return -1;
     const char **names = calloc(n_inputs + 1, sizeof *names);
     kerf_tensor **inputs = calloc(n_inputs + 1, sizeof *inputs);
     kerf_tensor **outputs = calloc(n_outputs + 1, sizeof *outputs);
@@ -93,26 +99,40 @@ static void run_once(const kerf_model *model, kerf_session *session) {
         free(data);
         if (status != KERF_OK) { runnable = 0; break; }
     }
+    kerf_status status = -1;
     if (runnable) {
-        kerf_status status = kerf_session_run(session, names, (const kerf_tensor *const *)inputs, n_inputs,
-                                              NULL, outputs, n_outputs);
+        status = kerf_session_run(session, names, (const kerf_tensor *const *)inputs, n_inputs,
+                                  NULL, outputs, n_outputs);
         if (status == KERF_OK) kerf_tensors_free(outputs, n_outputs);
     }
     if (inputs) kerf_tensors_free(inputs, n_inputs);
     free(outputs);
     free(inputs);
     free(names);
+    return status;
+}
+
+/* Under KERF_FUZZ_REQUIRE_RUN, a failed stage aborts with its status and Kerf's message. */
+static void require(int ok, const char *stage, kerf_status status) {
+    if (ok || !getenv("KERF_FUZZ_REQUIRE_RUN")) return;
+    fprintf(stderr, "KERF_FUZZ_REQUIRE_RUN: %s failed with status %d: %s\n", stage, (int)status, kerf_last_error());
+    abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     kerf_model *model = NULL;
-    if (kerf_model_load_bytes(data, size, &model) != KERF_OK) return 0;
+    kerf_status status = kerf_model_load_bytes(data, size, &model);
+    require(status == KERF_OK, "kerf_model_load_bytes", status);
+    if (status != KERF_OK) return 0;
     kerf_session_options options;
     kerf_session_options_init(&options);
     options.threads = 1;
     kerf_session *session = NULL;
-    if (kerf_session_create(model, &options, &session) == KERF_OK) {
-        run_once(model, session);
+    status = kerf_session_create(model, &options, &session);
+    require(status == KERF_OK, "kerf_session_create", status);
+    if (status == KERF_OK) {
+        status = run_once(model, session);
+        require(status == KERF_OK, "kerf_session_run", status);
         kerf_session_free(session);
     }
     kerf_model_free(model);

@@ -1,0 +1,45 @@
+import FoundationEssentials
+import XCTest
+@testable import KerfCore
+@testable import KerfRuntime
+
+/// Crashes the fuzzer found (`Tests/Fuzz/fuzz_load.c`; the inputs are in
+/// `Tests/Fuzz/regressions/`), each rebuilt here as the smallest graph that shows it. Every run
+/// must throw a KerfError, at every optimization level, never trap.
+final class FuzzRegressionTests: XCTestCase {
+    private let opsets = [OpsetImport(domain: "", version: 17)]
+
+    /// The KerfError that building or running `graph` on `feeds` throws at optimization `level`;
+    /// fails the test when it runs or throws anything else.
+    private func refusal(_ graph: Graph, _ feeds: [String: Tensor], level: Int,
+                         file: StaticString = #filePath, line: UInt = #line) -> KerfError? {
+        do {
+            let session = try Session(graph: graph, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: level))
+            _ = try session.run(feeds)
+            XCTFail("ran", file: file, line: line)
+        } catch let e as KerfError {
+            return e
+        } catch {
+            XCTFail("not a KerfError: \(error)", file: file, line: line)
+        }
+        return nil
+    }
+
+    /// regressions/reshape-product-wraps.onnx: a Reshape target [1, 4, 2^62 + 2, 4] of a
+    /// 32-element input. Its product wraps to exactly 32 in unchecked arithmetic, so the count
+    /// check passed and `Tensor.reshaped` trapped (or, unchecked, made a view 2^66 elements long).
+    func testReshapeTargetWhoseProductWrapsToTheInputCountIsRefused() {
+        let target: [Int64] = [1, 4, (1 << 62) + 2, 4]
+        XCTAssertEqual(target.reduce(Int64(1), &*), 32, "the product wraps to the input's count")
+        let node = Node(name: "r", opType: "Reshape", inputs: ["x", "shape"], outputs: ["y"])
+        let shape = Initializer(name: "shape", tensor: Tensor(shape: [4], values: target))
+        let graph = Graph(nodes: [node], inputs: [ValueInfo(name: "x", type: nil)],
+                          outputs: [ValueInfo(name: "y", type: nil)], initializers: [shape])
+        let x = Tensor(shape: [1, 4, 8], values: [Float](repeating: 1, count: 32))
+        for level in [0, 1] {
+            let e = refusal(graph, ["x": x], level: level)
+            XCTAssertEqual(e?.status, 5, "level \(level): \(String(describing: e))")
+        }
+        XCTAssertThrowsError(try reshapeTarget([1, 4, -1, (1 << 62) + 2], input: [1, 4, 8], allowZero: false))
+    }
+}
