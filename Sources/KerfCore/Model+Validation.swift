@@ -1,5 +1,5 @@
 /// Load-time checks of a model's structure that decoding alone does not make: the operator set
-/// versions it imports and single assignment of its value names. `OnnxImport` runs them on
+/// versions it imports, single assignment of its value names and nodes that write something. `OnnxImport` runs them on
 /// every model it reads, so a session never runs a graph whose meaning is ambiguous.
 extension Model {
     /// The newest version of the default ONNX operator set (domain "" or "ai.onnx") Kerf loads:
@@ -36,6 +36,23 @@ extension Graph {
     /// definitions.
     public func validateSingleAssignment() throws {
         try validateSingleAssignment(enclosing: [])
+    }
+
+    /// Checks that every node, here and in subgraphs, has at least one output slot: every ONNX
+    /// operator's first output is required, and graph passes read `outputs[0]` of the nodes they
+    /// match (a MaxPool without outputs made the quantized pass-through fusion read past the
+    /// array, found by the fuzzer). Throws `.invalidModel` naming the node.
+    public func validateNodeOutputs() throws {
+        for node in nodes {
+            guard !node.outputs.isEmpty else { throw KerfError.invalidModel("\(node.label) has no outputs") }
+            for attribute in node.attributes {
+                switch attribute.value {
+                case .graph(let g): try g.validateNodeOutputs()
+                case .graphs(let gs): for g in gs { try g.validateNodeOutputs() }
+                default: continue
+                }
+            }
+        }
     }
 
     private func validateSingleAssignment(enclosing: Set<String>) throws {

@@ -14,7 +14,7 @@
 
 FUZZ_SECONDS ?= 3600
 FUZZ_SHORT_SECONDS ?= 60
-FUZZ_FLAGS := -max_len=65536 -rss_limit_mb=4096 -timeout=10 -print_final_stats=1
+FUZZ_FLAGS := -max_len=65536 -rss_limit_mb=4096 -timeout=10 -print_final_stats=1 -dict=Tests/Fuzz/onnx.dict
 FUZZ_SCRATCH := $(CURDIR)/.build-fuzz
 FUZZ_LIB_DIR := $(FUZZ_SCRATCH)/release
 # swiftc has no -sanitize=fuzzer-no-link: -sanitize=fuzzer on a library instruments it and leaves

@@ -42,4 +42,27 @@ final class FuzzRegressionTests: XCTestCase {
         }
         XCTAssertThrowsError(try reshapeTarget([1, 4, -1, (1 << 62) + 2], input: [1, 4, 8], allowZero: false))
     }
+
+    /// regressions/maxpool-without-outputs.onnx: DequantizeLinear -> MaxPool with no outputs.
+    /// The quantized pass-through fusion accepted a node with no outputs and read `outputs[0]`
+    /// past the array (unchecked in this module: a segfault). Loading now refuses such a node
+    /// (KerfCoreTests); a graph built in Swift must still leave the fusion alone and run.
+    func testQuantizedPassThroughSkipsANodeWithoutOutputs() throws {
+        let nodes = [
+            Node(name: "q", opType: "QuantizeLinear", inputs: ["x", "s", "z"], outputs: ["xq"]),
+            Node(name: "dq", opType: "DequantizeLinear", inputs: ["xq", "s", "z"], outputs: ["xd"]),
+            Node(name: "pool", opType: "MaxPool", inputs: ["xd"], outputs: [],
+                 attributes: [Attribute(name: "kernel_shape", value: .ints([1, 1]))]),
+            Node(name: "id", opType: "Identity", inputs: ["x"], outputs: ["y"]),
+        ]
+        let graph = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", type: nil)], outputs: [ValueInfo(name: "y", type: nil)],
+                          initializers: [Initializer(name: "s", tensor: Tensor(scalar: Float(0.5))),
+                                         Initializer(name: "z", tensor: Tensor(scalar: UInt8(128)))])
+        let x = Tensor(shape: [1, 1, 2, 2], values: [Float(1), 2, 3, 4])
+        for level in [0, 1] {
+            let session = try Session(graph: graph, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: level))
+            let outputs = try session.run(["x": x])
+            XCTAssertEqual(outputs.map { $0.array(of: Float.self) }, [[1, 2, 3, 4]], "level \(level)")
+        }
+    }
 }
