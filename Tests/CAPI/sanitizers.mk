@@ -15,7 +15,9 @@ CAPI_SAN_CFLAGS := -std=c99 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror
   -fsanitize=address,undefined -fno-sanitize-recover=all -fuse-ld=bfd -I include
 CAPI_SAN_ENV := SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-CAPI_ARGS = $(OUT)/digits_mlp.onnx $(OUT) $(OUT)/external/digits.onnx
+# The external-data checks rewrite their model in place: each run gets a fresh copy.
+CAPI_ARGS = $(OUT)/digits_mlp.onnx $(OUT) $(OUT)/external-san/digits.onnx
+CAPI_FIXTURE = $(PYTHON) Tests/CAPI/external_fixture.py $(OUT)/digits_mlp.onnx $(OUT)/external-san
 
 .PHONY: test-c-sanitizers test-sanitizers
 
@@ -23,6 +25,7 @@ test-c-sanitizers: test-c
 	$(CLANG) $(CAPI_SAN_CFLAGS) Tests/CAPI/test_capi.c -L .build/release -lKerf \
 	  -Wl,-rpath,$(CURDIR)/.build/release -o $(OUT)/test_capi_asan
 	echo "== C API tests under ASan+UBSan (release library)"
+	$(CAPI_FIXTURE)
 	$(CAPI_SAN_ENV) $(OUT)/test_capi_asan $(CAPI_ARGS)
 
 test-sanitizers: test-c
@@ -30,4 +33,5 @@ test-sanitizers: test-c
 	$(CLANG) $(CAPI_SAN_CFLAGS) Tests/CAPI/test_capi.c -L $(ASAN_SCRATCH)/release -lKerf \
 	  -Wl,-rpath,$(ASAN_SCRATCH)/release -o $(OUT)/test_capi_asan_swift
 	echo "== C API tests under ASan+UBSan (library built with ASan)"
+	$(CAPI_FIXTURE)
 	$(CAPI_SAN_ENV) $(OUT)/test_capi_asan_swift $(CAPI_ARGS)
