@@ -45,9 +45,9 @@ final class FuzzRegressionTests: XCTestCase {
 
     /// regressions/maxpool-without-outputs.onnx: DequantizeLinear -> MaxPool with no outputs.
     /// The quantized pass-through fusion accepted a node with no outputs and read `outputs[0]`
-    /// past the array (unchecked in this module: a segfault). Loading now refuses such a node
-    /// (KerfCoreTests); a graph built in Swift must still leave the fusion alone and run.
-    func testQuantizedPassThroughSkipsANodeWithoutOutputs() throws {
+    /// past the array (unchecked in this module: a segfault). Loading refuses such a node
+    /// (KerfCoreTests.NodeArityTests); a session of a graph built in Swift refuses it too.
+    func testQuantizedPassThroughOfANodeWithoutOutputsIsRefused() throws {
         let nodes = [
             Node(name: "q", opType: "QuantizeLinear", inputs: ["x", "s", "z"], outputs: ["xq"]),
             Node(name: "dq", opType: "DequantizeLinear", inputs: ["xq", "s", "z"], outputs: ["xd"]),
@@ -60,9 +60,25 @@ final class FuzzRegressionTests: XCTestCase {
                                          Initializer(name: "z", tensor: Tensor(scalar: UInt8(128)))])
         let x = Tensor(shape: [1, 1, 2, 2], values: [Float(1), 2, 3, 4])
         for level in [0, 1] {
-            let session = try Session(graph: graph, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: level))
-            let outputs = try session.run(["x": x])
-            XCTAssertEqual(outputs.map { $0.array(of: Float.self) }, [[1, 2, 3, 4]], "level \(level)")
+            let e = refusal(graph, ["x": x], level: level)
+            XCTAssertEqual(e?.status, 3, "level \(level): \(String(describing: e))")
+            XCTAssertTrue(e?.message.contains("node 'pool' (MaxPool) has no outputs") ?? false, "\(String(describing: e))")
+        }
+    }
+
+    /// regressions/dequantize-without-inputs.onnx: a DequantizeLinear with no inputs feeding a
+    /// Conv's weight. The static quantized-product fusion read its `inputs[0]` past the array.
+    func testStaticQuantizedProductOfADequantizeWithoutInputsIsRefused() throws {
+        let nodes = [
+            Node(name: "dqw", opType: "DequantizeLinear", inputs: [], outputs: ["w"]),
+            Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["y"]),
+        ]
+        let graph = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", type: nil)], outputs: [ValueInfo(name: "y", type: nil)])
+        let x = Tensor(shape: [1, 1, 2, 2], values: [Float(1), 2, 3, 4])
+        for level in [0, 1] {
+            let e = refusal(graph, ["x": x], level: level)
+            XCTAssertEqual(e?.status, 3, "level \(level): \(String(describing: e))")
+            XCTAssertTrue(e?.message.contains("takes at least 2") ?? false, "\(String(describing: e))")
         }
     }
 }

@@ -4,9 +4,11 @@ import SwiftProtobuf
 import XCTest
 @testable import KerfCore
 
-/// A node must have an output slot (`Graph.validateNodeOutputs`): the fuzzer's
-/// regressions/maxpool-without-outputs.onnx, a MaxPool with none, crashed session creation.
-final class NodeOutputValidationTests: XCTestCase {
+/// Nodes need the inputs and outputs their operator takes (`Graph.validateNodeArity`): the
+/// fuzzer's regressions/maxpool-without-outputs.onnx (a MaxPool with no outputs) and
+/// regressions/dequantize-without-inputs.onnx (a DequantizeLinear with no inputs) crashed
+/// session creation.
+final class NodeArityTests: XCTestCase {
     private func model(_ nodes: [Onnx_NodeProto]) -> Onnx_ModelProto {
         var g = Onnx_GraphProto()
         g.name = "g"
@@ -56,6 +58,34 @@ final class NodeOutputValidationTests: XCTestCase {
         let bytes: Data = try model([ifNode]).serializedBytes()
         XCTAssertThrowsError(try Model.load(bytes: bytes)) { error in
             XCTAssertTrue((error as? KerfError)?.message.contains("node 'inner' (Relu) has no outputs") ?? false, "\(error)")
+        }
+    }
+
+    func testADefaultDomainNodeWithTooFewInputsIsRefusedNamingIt() throws {
+        let bytes: Data = try model([node("DequantizeLinear", "dqw", [], ["w"]), node("Conv", "conv", ["x", "w"], ["y"])]).serializedBytes()
+        XCTAssertThrowsError(try Model.load(bytes: bytes)) { error in
+            guard let e = error as? KerfError else { return XCTFail("not a KerfError: \(error)") }
+            XCTAssertEqual(e.status, 3, "\(e)")
+            XCTAssertTrue(e.message.contains("node 'dqw' (DequantizeLinear) has 0 inputs"), e.message)
+            XCTAssertTrue(e.message.contains("takes at least 2"), e.message)
+        }
+    }
+
+    func testOptionalSlotsAndOtherDomainsFollowTheirOwnMinimum() throws {
+        // Reshape's opset-1 form takes one input; LSTM's outputs are all optional; a node of
+        // another domain needs an output but any number of inputs.
+        var custom = node("Thing", "t", [], ["z"])
+        custom.domain = "com.example"
+        var opset = Onnx_OperatorSetIdProto()
+        opset.domain = "com.example"
+        opset.version = 1
+        var m = model([node("Reshape", "r", ["x"], ["y"]), node("LSTM", "l", ["x", "w", "r"], []), custom])
+        m.opsetImport.append(opset)
+        XCTAssertNoThrow(try Model.load(bytes: try m.serializedBytes()))
+        custom.output = []
+        m.graph.node[2] = custom
+        XCTAssertThrowsError(try Model.load(bytes: try m.serializedBytes())) { error in
+            XCTAssertTrue((error as? KerfError)?.message.contains("node 't' (Thing) has no outputs") ?? false, "\(error)")
         }
     }
 
