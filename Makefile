@@ -51,8 +51,8 @@ $(OUT)/classify: bindings/c/classify.c include/kerf.h $(LIB)
 	cc -std=c99 -Wall -Wextra -Werror -I include bindings/c/classify.c -L .build/release -lKerf \
 	  -Wl,-rpath,$(CURDIR)/.build/release -o $@
 
-## test: every suite: Swift unit tests, C API, Python binding, ONNX conformance
-test: release test-swift test-c test-python test-cli test-conformance
+## test: every suite: Swift unit tests, C API (valgrind, ASan+UBSan), Python binding, ONNX conformance, fuzz replay + short run
+test: release test-swift test-c test-c-sanitizers test-python test-cli test-conformance test-fuzz
 	echo "all test suites passed"
 
 # The instruction-set levels below this CPU's own (KERF_MAX_ISA names): the runtime and int8
@@ -120,4 +120,7 @@ bench: release
 	KERF_LIBRARY=$(LIB) $(PYTHON) scripts/bench.py --kerf $(KERF) --out BENCHMARKS.md
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz .build-asan
+
+include Tests/Fuzz/fuzz.mk
+include Tests/CAPI/sanitizers.mk

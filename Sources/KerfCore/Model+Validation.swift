@@ -1,6 +1,7 @@
 /// Load-time checks of a model's structure that decoding alone does not make: the operator set
-/// versions it imports and single assignment of its value names. `OnnxImport` runs them on
-/// every model it reads, so a session never runs a graph whose meaning is ambiguous.
+/// versions it imports, single assignment of its value names and each node's number of inputs
+/// and outputs. `OnnxImport` runs them on every model it reads, so a session never runs a graph
+/// whose meaning is ambiguous.
 extension Model {
     /// The newest version of the default ONNX operator set (domain "" or "ai.onnx") Kerf loads:
     /// opset 28, the newest the onnx 1.23 schema (`OnnxProto`) defines and the newest the
@@ -36,6 +37,34 @@ extension Graph {
     /// definitions.
     public func validateSingleAssignment() throws {
         try validateSingleAssignment(enclosing: [])
+    }
+
+    /// Checks every node's arity, here and in subgraphs: a default-domain operator gets at least
+    /// the inputs and outputs its least demanding ONNX version requires (`OnnxArity`, counting
+    /// omitted optional slots written as ""), and a node of any other operator at least one
+    /// output. Graph passes read `inputs[0]`, `outputs[0]` and the like of the nodes they match
+    /// (a MaxPool without outputs and a DequantizeLinear without inputs made them read past the
+    /// arrays, found by the fuzzer). Throws `.invalidModel` naming the node.
+    public func validateNodeArity() throws {
+        for node in nodes {
+            let minimum = node.isDefaultDomain ? OnnxArity.minimum[node.opType] : nil
+            if node.outputs.isEmpty, (minimum?.outputs ?? 1) > 0 {
+                throw KerfError.invalidModel("\(node.label) has no outputs")
+            }
+            if let minimum {
+                guard node.inputs.count >= minimum.inputs, node.outputs.count >= minimum.outputs else {
+                    throw KerfError.invalidModel("\(node.label) has \(node.inputs.count) inputs and \(node.outputs.count) outputs; "
+                        + "every version of \(node.opType) takes at least \(minimum.inputs) and \(minimum.outputs)")
+                }
+            }
+            for attribute in node.attributes {
+                switch attribute.value {
+                case .graph(let g): try g.validateNodeArity()
+                case .graphs(let gs): for g in gs { try g.validateNodeArity() }
+                default: continue
+                }
+            }
+        }
     }
 
     private func validateSingleAssignment(enclosing: Set<String>) throws {

@@ -19,6 +19,7 @@ enum OnnxImport {
         try model.validateOpsets()  // before decoding any weight
         let graph = try self.graph(graphProto, external: external, payloads: payloads)
         try graph.validateSingleAssignment()
+        try graph.validateNodeArity()
         model.graph = graph
         model.producerName = proto.producerName
         model.producerVersion = proto.producerVersion

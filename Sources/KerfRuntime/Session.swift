@@ -113,6 +113,9 @@ public final class Session {
         self.initializerNames = Set(source.initializers.map(\.name))
         let defaultOpset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
 
+        // Loading checks this too; a graph built in Swift is checked here. The graph passes
+        // index the inputs and outputs of the nodes they match.
+        try source.validateNodeArity()
         let graph = options.optimizationLevel > 0
             ? try GraphOptimizer.optimize(source, opsets: opsets, constantInitializers: irVersion < 4, options: options) : source
 

@@ -157,14 +157,28 @@ func reshapeTarget(_ requested: [Int], input: [Int], allowZero: Bool) throws -> 
     }
     let total = input.reduce(1, *)
     if let i = inferred {
-        let known = shape.enumerated().filter { $0.offset != i }.reduce(1) { $0 * $1.element }
-        guard known != 0, total % known == 0 else {
+        let known = overflowCheckedProduct(shape.enumerated().filter { $0.offset != i }.map(\.element))
+        guard let known, known != 0, total % known == 0 else {
             throw KerfError.shapeMismatch("cannot reshape \(input) to \(requested)")
         }
         shape[i] = total / known
     }
-    guard shape.reduce(1, *) == total else { throw KerfError.shapeMismatch("cannot reshape \(input) (\(total) elements) to \(requested)") }
+    // Checked: this module is built -Ounchecked, where a wrapped product could equal `total`.
+    guard overflowCheckedProduct(shape) == total else {
+        throw KerfError.shapeMismatch("cannot reshape \(input) (\(total) elements) to \(requested)")
+    }
     return shape
+}
+
+/// The product of non-negative `dims`, or nil when it overflows Int.
+private func overflowCheckedProduct(_ dims: [Int]) -> Int? {
+    var product = 1
+    for d in dims {
+        let (p, overflow) = product.multipliedReportingOverflow(by: d)
+        if overflow { return nil }
+        product = p
+    }
+    return product
 }
 
 enum ShapeOps {

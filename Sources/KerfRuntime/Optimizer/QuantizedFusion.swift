@@ -363,7 +363,7 @@ extension GraphOptimizer {
         // Clip takes its bounds as inputs from opset 11 on.
         for (ni, n) in g.nodes.enumerated() where n.isDefaultDomain && ops.contains(n.opType) && !n.inputs.isEmpty
             && (n.opType != "Relu" || opset >= 11) {
-            guard n.outputs.count == 1 || n.outputs.dropFirst().allSatisfy({ $0.isEmpty }),
+            guard !n.outputs.isEmpty, n.outputs.dropFirst().allSatisfy({ $0.isEmpty }),
                   let x = quantizedInput(m, n.inputs[0]), m.readOnly(n.outputs[0], by: 1),
                   let qi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "QuantizeLinear" && $0.inputs.first == n.outputs[0] }),
                   let y = perTensorParameters(m, g.nodes[qi]),
