@@ -110,7 +110,8 @@ extension Model {
         }
         let bytes: Data
         do { bytes = try proto.serializedBytes() } catch { throw KerfError.invalidModel("cannot serialize the model: \(error)") }
-        if !external.isEmpty { try FileIO.writeAtomically(external, to: dir + "/" + location) }
+        // A new data file takes the mode of the model it belongs to (a 0600 model's weights stay private).
+        if !external.isEmpty { try FileIO.writeAtomically(external, to: dir + "/" + location, modeOf: path) }
         try FileIO.writeAtomically(bytes, to: path)
     }
 
@@ -166,13 +167,14 @@ public enum FileIO {
     /// Writes `data` to a new file beside `path`, fsyncs it, renames it over `path` and fsyncs
     /// the directory. On any failure `path` is untouched. The file is made unnamed (`O_TMPFILE`)
     /// and named only just before the rename, so a process killed while writing leaves nothing
-    /// behind. It gets the mode (and, where permitted, the owner) of the file it replaces; a new
-    /// file gets 0666 less the umask, as `open` would give it.
-    public static func writeAtomically(_ data: Data, to path: String) throws {
+    /// behind. It gets the mode (and, where permitted, the owner) of the file it replaces, or
+    /// where there is none, of the existing file `reference`; otherwise 0666 less the umask, as
+    /// `open` would give it.
+    public static func writeAtomically(_ data: Data, to path: String, modeOf reference: String? = nil) throws {
         let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         let base = path.split(separator: "/").last.map(String.init) ?? path
         var existing = stat()
-        let replaces = stat(path, &existing) == 0
+        let replaces = stat(path, &existing) == 0 || reference.map { stat($0, &existing) == 0 } == true
         func failure(_ what: String) -> KerfError { .io("cannot \(what) a file in '\(dir)': \(String(cString: strerror(errno)))") }
 
         /// The temporary file's name once it has one; removed unless renamed over `path`.

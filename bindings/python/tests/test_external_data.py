@@ -160,6 +160,8 @@ def test_rewrites_keep_the_mode_of_the_file_they_replace(tmp_path):
     os.chmod(src, 0o600)
     kerf.prune(src, sparsity=0.5)
     assert os.stat(src).st_mode & 0o777 == 0o600
+    # The new data file (model.onnx.1.data) takes the model's mode: a private model's weights stay private.
+    assert os.stat(src + ".1.data").st_mode & 0o777 == 0o600
     assert not [n for n in os.listdir(str(tmp_path)) if ".kerf-" in n]
 
 
