@@ -67,12 +67,15 @@ AVX2 void store16(float *p, size_t cols, __m256 lo, __m256 hi) {
 
 /* rows x 16 block of C (rows <= MR) += A[rows, kc] . B panel slice [kc, 16]; `first` starts
  * from zero instead of C; `bias` (NULL or 16 floats) is added at the end. `cols` (<= 16)
- * columns are read and stored. */
+ * columns are read and stored. `next` (NULL or the next slice, kc x 16) is prefetched a line
+ * per k: the hardware prefetcher does not cross from one slice to the next (they lie K * 64
+ * bytes apart), which left products of few rows and large K waiting on memory. */
 AVX2 void micro(int rows, size_t kc, const float *a, size_t lda, const float *b, float *c, size_t ldc, size_t cols,
-                int first, const float *bias) {
+                int first, const float *bias, const float *next) {
     __m256 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (size_t p = 0; p < kc; p++) {
+        if (next) _mm_prefetch((const char *)(next + p * NR), _MM_HINT_T0);
         __m256 b0 = _mm256_load_ps(b + p * NR), b1 = _mm256_load_ps(b + p * NR + 8);
         for (int r = 0; r < MR; r++) {
             if (r < rows) {
@@ -104,14 +107,14 @@ AVX2 void micro(int rows, size_t kc, const float *a, size_t lda, const float *b,
 /* The micro-kernel with the row count a compile-time constant (full unrolling per count). */
 __attribute__((target("avx2,fma"))) static void micro_rows(
     int rows, size_t kc, const float *a, size_t lda, const float *b, float *c, size_t ldc, size_t cols,
-    int first, const float *bias) {
+    int first, const float *bias, const float *next) {
     switch (rows) {
-    case 6: micro(6, kc, a, lda, b, c, ldc, cols, first, bias); break;
-    case 5: micro(5, kc, a, lda, b, c, ldc, cols, first, bias); break;
-    case 4: micro(4, kc, a, lda, b, c, ldc, cols, first, bias); break;
-    case 3: micro(3, kc, a, lda, b, c, ldc, cols, first, bias); break;
-    case 2: micro(2, kc, a, lda, b, c, ldc, cols, first, bias); break;
-    default: micro(1, kc, a, lda, b, c, ldc, cols, first, bias); break;
+    case 6: micro(6, kc, a, lda, b, c, ldc, cols, first, bias, next); break;
+    case 5: micro(5, kc, a, lda, b, c, ldc, cols, first, bias, next); break;
+    case 4: micro(4, kc, a, lda, b, c, ldc, cols, first, bias, next); break;
+    case 3: micro(3, kc, a, lda, b, c, ldc, cols, first, bias, next); break;
+    case 2: micro(2, kc, a, lda, b, c, ldc, cols, first, bias, next); break;
+    default: micro(1, kc, a, lda, b, c, ldc, cols, first, bias, next); break;
     }
 }
 
@@ -138,7 +141,7 @@ __attribute__((target("avx2,fma"))) void kerf_sgemm_avx2(size_t m, size_t k, siz
                 for (size_t i = 0; i < mc; i += MR) {
                     int rows = (int)(mc - i < MR ? mc - i : MR);
                     micro_rows(rows, kc, a + (i0 + i) * lda + k0, lda, b, c + (i0 + i) * ldc + col, ldc, cols, first,
-                               last && bias ? bias + col : NULL);
+                               last && bias ? bias + col : NULL, i == 0 && p + 1 < p1 ? b + k * NR : NULL);
                 }
             }
         }
