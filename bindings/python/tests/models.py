@@ -3,6 +3,8 @@
 Every model is IR 8 / opset 17 (onnx 1.23 would write IR 14, which ONNX
 Runtime rejects) and stores initializers as raw_data."""
 
+import resource
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -161,3 +163,9 @@ def run_ort(model, feeds, optimize=True):
 
 def random_feed(shape, seed=0, dtype=np.float32):
     return np.random.default_rng(seed).normal(0, 1, shape).astype(dtype)
+
+
+def limit_child_memory(limit=16 << 30):
+    """For subprocess's preexec_fn: caps the child's address space (16 GiB by default), so that
+    a child that would try to allocate tens of GB fails instead of taking the machine down."""
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

@@ -7,7 +7,6 @@ Each hostile case runs in a child process with a 16 GiB address-space limit, so 
 down with it."""
 
 import os
-import resource
 import subprocess
 import sys
 import textwrap
@@ -45,11 +44,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _limit_memory():
-    limit = 16 << 30
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
 def outcomes(tmp_path, protos, feeds=None):
     """Loads (and runs with `feeds`) each of `protos` (ModelProtos or bytes) in one child
     process; returns a list of "OK" or (status, message). Fails when the child dies."""
@@ -63,7 +57,7 @@ def outcomes(tmp_path, protos, feeds=None):
             paths.append(str(path) + ".npz")
     env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     child = subprocess.run([sys.executable, "-c", CHILD, *paths], capture_output=True, text=True,
-                           timeout=300, env=env, preexec_fn=_limit_memory)
+                           timeout=300, env=env, preexec_fn=models.limit_child_memory)
     assert child.returncode == 0, f"the process died ({child.returncode}): {child.stderr[-2000:]}"
     lines = child.stdout.splitlines()
     assert len(lines) == len(protos), child.stdout + child.stderr

@@ -8,7 +8,6 @@ regression fails its test instead of taking pytest or the machine down."""
 
 import ctypes
 import os
-import resource
 import subprocess
 import sys
 import textwrap
@@ -39,11 +38,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _limit_memory():
-    limit = 16 << 30
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
 def run_in_child(tmp_path, model, feeds):
     """(status, message) or "OK" of one run of `model` in a memory-limited child."""
     path, data = tmp_path / "model.onnx", tmp_path / "feeds.npz"
@@ -51,7 +45,7 @@ def run_in_child(tmp_path, model, feeds):
     np.savez(data, **feeds)
     env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     child = subprocess.run([sys.executable, "-c", CHILD, str(path), str(data)], capture_output=True, text=True,
-                           timeout=300, env=env, preexec_fn=_limit_memory)
+                           timeout=300, env=env, preexec_fn=models.limit_child_memory)
     assert child.returncode == 0, f"the process died ({child.returncode}): {child.stderr[-2000:]}"
     line = child.stdout.strip()
     return line if line == "OK" else (Status(int(line.split(" ", 1)[0])), line.split(" ", 1)[1])
