@@ -1,9 +1,12 @@
 /* AVX2 + FMA GEMM against packed W; contract in include/kerf_sgemm_avx2.h.
  *
- * Blocking (GotoBLAS order, A read in place): rows in blocks of MC, k in blocks of KC, then
- * for each 16-column panel the 6 x 16 micro-kernel over every 6-row group of the block: the
- * panel's KC x 16 slice (16 KB) stays in L1 while the block's rows pass over it, and the
- * block's A (MC x KC, 96 KB) in L2. Partial sums of C are kept in C between k blocks. */
+ * Blocking (GotoBLAS order): rows in blocks of MC, k in blocks of KC; the block's A (MC x KC,
+ * 96 KB) is copied into groups of up to 6 rows, interleaved by k, so the micro-kernel reads it
+ * in sequence (A rows read in place lie a row stride apart, and with strides of a multiple of
+ * 4 KB all fall into one L1 set). Then for each 16-column panel the 6 x 16 micro-kernel runs
+ * over every row group of the block: the panel's KC x 16 slice (16 KB) stays in L1 while the
+ * block's rows pass over it, and the packed A in L2. Partial sums of C are kept in C between
+ * k blocks. */
 #include "kerf_sgemm_avx2.h"
 #include <immintrin.h>
 #include <stdint.h>
@@ -65,21 +68,24 @@ AVX2 void store16(float *p, size_t cols, __m256 lo, __m256 hi) {
     memcpy(p, tmp, cols * sizeof(float));
 }
 
-/* rows x 16 block of C (rows <= MR) += A[rows, kc] . B panel slice [kc, 16]; `first` starts
+/* rows x 16 block of C (rows <= MR) += A[rows, kc] . B panel slice [kc, 16], A packed as one
+ * group of pack_a (A[r, p] at a[p * MR + r]); `first` starts
  * from zero instead of C; `bias` (NULL or 16 floats) is added at the end. `cols` (<= 16)
  * columns are read and stored. `next` (NULL or the next slice, kc x 16) is prefetched a line
  * per k: the hardware prefetcher does not cross from one slice to the next (they lie K * 64
  * bytes apart), which left products of few rows and large K waiting on memory. */
-AVX2 void micro(int rows, size_t kc, const float *a, size_t lda, const float *b, float *c, size_t ldc, size_t cols,
+AVX2 void micro(int rows, size_t kc, const float *a, const float *b, float *c, size_t ldc, size_t cols,
                 int first, const float *bias, const float *next) {
     __m256 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    const float *ahead = next ? next : b; /* prefetching the current slice is harmless */
+#pragma clang loop unroll_count(4)
     for (size_t p = 0; p < kc; p++) {
-        if (next) _mm_prefetch((const char *)(next + p * NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(ahead + p * NR), _MM_HINT_T0);
         __m256 b0 = _mm256_load_ps(b + p * NR), b1 = _mm256_load_ps(b + p * NR + 8);
         for (int r = 0; r < MR; r++) {
             if (r < rows) {
-                __m256 x = _mm256_broadcast_ss(a + r * lda + p);
+                __m256 x = _mm256_broadcast_ss(a + p * MR + r);
                 acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
                 acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
             }
@@ -104,17 +110,37 @@ AVX2 void micro(int rows, size_t kc, const float *a, size_t lda, const float *b,
     }
 }
 
+/* Rows of group g when mc rows are split into ceil(mc / MR) groups of nearly equal size (the
+ * first groups one larger): a 2-row tail group would run its FMAs at half rate. */
+static inline int rows_of(size_t mc, size_t g) {
+    size_t groups = (mc + MR - 1) / MR;
+    return (int)(mc / groups + (g < mc % groups ? 1 : 0));
+}
+
+/* Copies A[mc, kc] (row stride lda) into groups of MR rows: group g holds A[g * MR + r, p] at
+ * g * MR * kc + p * MR + r for r < rows_of(mc, g). */
+AVX2 void pack_a(size_t mc, size_t kc, const float *a, size_t lda, float *out) {
+    for (size_t i = 0, g = 0; i < mc; i += (size_t)rows_of(mc, g), g++) {
+        size_t rows = (size_t)rows_of(mc, g);
+        float *dst = out + g * MR * kc;
+        for (size_t r = 0; r < rows; r++) {
+            const float *src = a + (i + r) * lda;
+            for (size_t p = 0; p < kc; p++) dst[p * MR + r] = src[p];
+        }
+    }
+}
+
 /* The micro-kernel with the row count a compile-time constant (full unrolling per count). */
 __attribute__((target("avx2,fma"))) static void micro_rows(
-    int rows, size_t kc, const float *a, size_t lda, const float *b, float *c, size_t ldc, size_t cols,
+    int rows, size_t kc, const float *a, const float *b, float *c, size_t ldc, size_t cols,
     int first, const float *bias, const float *next) {
     switch (rows) {
-    case 6: micro(6, kc, a, lda, b, c, ldc, cols, first, bias, next); break;
-    case 5: micro(5, kc, a, lda, b, c, ldc, cols, first, bias, next); break;
-    case 4: micro(4, kc, a, lda, b, c, ldc, cols, first, bias, next); break;
-    case 3: micro(3, kc, a, lda, b, c, ldc, cols, first, bias, next); break;
-    case 2: micro(2, kc, a, lda, b, c, ldc, cols, first, bias, next); break;
-    default: micro(1, kc, a, lda, b, c, ldc, cols, first, bias, next); break;
+    case 6: micro(6, kc, a, b, c, ldc, cols, first, bias, next); break;
+    case 5: micro(5, kc, a, b, c, ldc, cols, first, bias, next); break;
+    case 4: micro(4, kc, a, b, c, ldc, cols, first, bias, next); break;
+    case 3: micro(3, kc, a, b, c, ldc, cols, first, bias, next); break;
+    case 2: micro(2, kc, a, b, c, ldc, cols, first, bias, next); break;
+    default: micro(1, kc, a, b, c, ldc, cols, first, bias, next); break;
     }
 }
 
@@ -130,17 +156,20 @@ __attribute__((target("avx2,fma"))) void kerf_sgemm_avx2(size_t m, size_t k, siz
      * cost a microcode assist per multiply-add on some CPUs. The caller's mode is restored. */
     const unsigned int mxcsr = _mm_getcsr();
     _mm_setcsr(mxcsr | 0x8040u);
+    /* A's block, packed: per thread, as calls for different column ranges run at once. */
+    static _Thread_local float apack[MC * KC] __attribute__((aligned(64)));
     for (size_t i0 = 0; i0 < m; i0 += MC) {
         size_t mc = m - i0 < MC ? m - i0 : MC;
         for (size_t k0 = 0; k0 < k; k0 += KC) {
             size_t kc = k - k0 < KC ? k - k0 : KC;
             int first = k0 == 0, last = k0 + kc == k;
+            pack_a(mc, kc, a + i0 * lda + k0, lda, apack);
             for (size_t p = p0; p < p1; p++) {
                 size_t col = p * NR, cols = n - col < NR ? n - col : NR;
                 const float *b = packed + p * k * NR + k0 * NR;
-                for (size_t i = 0; i < mc; i += MR) {
-                    int rows = (int)(mc - i < MR ? mc - i : MR);
-                    micro_rows(rows, kc, a + (i0 + i) * lda + k0, lda, b, c + (i0 + i) * ldc + col, ldc, cols, first,
+                for (size_t i = 0, g = 0; i < mc; i += (size_t)rows_of(mc, g), g++) {
+                    int rows = rows_of(mc, g);
+                    micro_rows(rows, kc, apack + g * MR * kc, b, c + (i0 + i) * ldc + col, ldc, cols, first,
                                last && bias ? bias + col : NULL, i == 0 && p + 1 < p1 ? b + k * NR : NULL);
                 }
             }
