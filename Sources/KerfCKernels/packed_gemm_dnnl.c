@@ -3,13 +3,13 @@
  * include/kerf_packed_gemm.h. */
 #include "kerf_packed_gemm.h"
 #include "kerf_isa.h"
+#include "kerf_packed_buffer.h"
 #include "kerf_sgemm_avx2.h"
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #define MAX_WORKERS 64
 
@@ -44,19 +44,6 @@ struct kerf_packed_gemm {
     void *scratch[MAX_WORKERS];
     size_t scratch_size[MAX_WORKERS];
 };
-
-/* A buffer for packed weights (free with free()): from 4 MiB on, aligned to 2 MiB and marked
- * for transparent huge pages, so that a product streaming tens of MB of weights does not miss
- * the TLB on every 4 KB page (where the system grants them only on request, as by default). */
-static void *alloc_packed(size_t bytes) {
-    const size_t huge = (size_t)2 << 20;
-    if (bytes < 2 * huge) return aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (bytes > SIZE_MAX - huge) return NULL;
-    size_t rounded = (bytes + huge - 1) / huge * huge;
-    void *buffer = aligned_alloc(huge, rounded);
-    if (buffer) (void)madvise(buffer, rounded, MADV_HUGEPAGE); /* a hint: refusal changes nothing */
-    return buffer;
-}
 
 static dnnl_engine_t engine;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
@@ -118,7 +105,7 @@ static void *pack(const float *w, int64_t ldw, int trans_w, int64_t k, int64_t n
     dnnl_dims_t dims = {k, n}, strides = {trans_w ? 1 : ldw, trans_w ? ldw : 1};
     if (dnnl_memory_desc_init_by_strides(&plain, 2, dims, dnnl_f32, strides) != dnnl_success) return NULL;
     size_t size = dnnl_memory_desc_get_size(md);
-    void *buffer = alloc_packed(size);
+    void *buffer = kerf_packed_buffer_alloc(size);
     if (!buffer) return NULL;
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t reorder = NULL;
@@ -165,7 +152,7 @@ kerf_packed_gemm *kerf_packed_gemm_create(int64_t k, int64_t n, const float *w, 
     }
     if (uses_panels()) {
         size_t count = kerf_sgemm_avx2_packed_count((size_t)k, (size_t)n);
-        g->packed = count <= SIZE_MAX / sizeof(float) ? alloc_packed(count * sizeof(float)) : NULL;
+        g->packed = count <= SIZE_MAX / sizeof(float) ? kerf_packed_buffer_alloc(count * sizeof(float)) : NULL;
         if (!g->packed) { kerf_packed_gemm_destroy(g); return NULL; }
         g->owns_packed = 1;
         g->panels = 1;

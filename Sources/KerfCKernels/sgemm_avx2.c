@@ -1,12 +1,12 @@
 /* AVX2 + FMA GEMM against packed W; contract in include/kerf_sgemm_avx2.h.
  *
- * Blocking (GotoBLAS order): rows in blocks of MC, k in blocks of KC; the block's A (MC x KC,
- * 96 KB) is copied into groups of up to 6 rows, interleaved by k, so the micro-kernel reads it
- * in sequence (A rows read in place lie a row stride apart, and with strides of a multiple of
- * 4 KB all fall into one L1 set). Then for each 16-column panel the 6 x 16 micro-kernel runs
- * over every row group of the block: the panel's KC x 16 slice (16 KB) stays in L1 while the
- * block's rows pass over it, and the packed A in L2. Partial sums of C are kept in C between
- * k blocks. */
+ * Blocking (GotoBLAS order): rows in blocks of MC, k in blocks of KC. When 8 or more panels
+ * use it, the block's A (MC x KC, 96 KB) is copied into groups of up to 6 rows interleaved by
+ * k, so that the micro-kernel reads it in sequence (rows read in place lie a row stride apart,
+ * and with strides of a multiple of 4 KB all fall into one L1 set). Then for each 16-column
+ * panel the 6 x 16 micro-kernel runs over every row group of the block: the panel's KC x 16
+ * slice (16 KB) stays in L1 while the block's rows pass over it, and A in L2. Partial sums of
+ * C are kept in C between k blocks. */
 #include "kerf_sgemm_avx2.h"
 #include <immintrin.h>
 #include <stdint.h>
@@ -68,13 +68,13 @@ AVX2 void store16(float *p, size_t cols, __m256 lo, __m256 hi) {
     memcpy(p, tmp, cols * sizeof(float));
 }
 
-/* rows x 16 block of C (rows <= MR) += A[rows, kc] . B panel slice [kc, 16], A packed as one
- * group of pack_a (A[r, p] at a[p * MR + r]); `first` starts
+/* rows x 16 block of C (rows <= MR) += A[rows, kc] . B panel slice [kc, 16]. A[r, p] lies at
+ * a[p * MR + r] when `packed` (one group of pack_a), else at a[r * lda + p]. `first` starts
  * from zero instead of C; `bias` (NULL or 16 floats) is added at the end. `cols` (<= 16)
  * columns are read and stored. `next` (NULL or the next slice, kc x 16) is prefetched a line
  * per k: the hardware prefetcher does not cross from one slice to the next (they lie K * 64
  * bytes apart), which left products of few rows and large K waiting on memory. */
-AVX2 void micro(int rows, size_t kc, const float *a, const float *b, float *c, size_t ldc, size_t cols,
+AVX2 void micro(int rows, int packed, size_t kc, const float *a, size_t lda, const float *b, float *c, size_t ldc, size_t cols,
                 int first, const float *bias, const float *next) {
     __m256 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
@@ -85,7 +85,7 @@ AVX2 void micro(int rows, size_t kc, const float *a, const float *b, float *c, s
         __m256 b0 = _mm256_load_ps(b + p * NR), b1 = _mm256_load_ps(b + p * NR + 8);
         for (int r = 0; r < MR; r++) {
             if (r < rows) {
-                __m256 x = _mm256_broadcast_ss(a + p * MR + r);
+                __m256 x = _mm256_broadcast_ss(packed ? a + p * MR + r : a + r * lda + p);
                 acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
                 acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
             }
@@ -130,18 +130,21 @@ AVX2 void pack_a(size_t mc, size_t kc, const float *a, size_t lda, float *out) {
     }
 }
 
-/* The micro-kernel with the row count a compile-time constant (full unrolling per count). */
+/* The micro-kernel with the row count and the A layout compile-time constants. */
 __attribute__((target("avx2,fma"))) static void micro_rows(
-    int rows, size_t kc, const float *a, const float *b, float *c, size_t ldc, size_t cols,
+    int rows, int packed, size_t kc, const float *a, size_t lda, const float *b, float *c, size_t ldc, size_t cols,
     int first, const float *bias, const float *next) {
+#define MICRO(n) packed ? micro(n, 1, kc, a, lda, b, c, ldc, cols, first, bias, next) \
+                        : micro(n, 0, kc, a, lda, b, c, ldc, cols, first, bias, next)
     switch (rows) {
-    case 6: micro(6, kc, a, b, c, ldc, cols, first, bias, next); break;
-    case 5: micro(5, kc, a, b, c, ldc, cols, first, bias, next); break;
-    case 4: micro(4, kc, a, b, c, ldc, cols, first, bias, next); break;
-    case 3: micro(3, kc, a, b, c, ldc, cols, first, bias, next); break;
-    case 2: micro(2, kc, a, b, c, ldc, cols, first, bias, next); break;
-    default: micro(1, kc, a, b, c, ldc, cols, first, bias, next); break;
+    case 6: MICRO(6); break;
+    case 5: MICRO(5); break;
+    case 4: MICRO(4); break;
+    case 3: MICRO(3); break;
+    case 2: MICRO(2); break;
+    default: MICRO(1); break;
     }
+#undef MICRO
 }
 
 __attribute__((target("avx2,fma"))) void kerf_sgemm_avx2(size_t m, size_t k, size_t n, const float *a, size_t lda,
@@ -156,6 +159,9 @@ __attribute__((target("avx2,fma"))) void kerf_sgemm_avx2(size_t m, size_t k, siz
      * cost a microcode assist per multiply-add on some CPUs. The caller's mode is restored. */
     const unsigned int mxcsr = _mm_getcsr();
     _mm_setcsr(mxcsr | 0x8040u);
+    /* A is packed when each block of it serves enough panels to repay the copy (with few
+     * panels the copy costs more than it saves). */
+    int packs = p1 - p0 >= 8;
     /* A's block, packed: per thread, as calls for different column ranges run at once. */
     static _Thread_local float apack[MC * KC] __attribute__((aligned(64)));
     for (size_t i0 = 0; i0 < m; i0 += MC) {
@@ -163,13 +169,14 @@ __attribute__((target("avx2,fma"))) void kerf_sgemm_avx2(size_t m, size_t k, siz
         for (size_t k0 = 0; k0 < k; k0 += KC) {
             size_t kc = k - k0 < KC ? k - k0 : KC;
             int first = k0 == 0, last = k0 + kc == k;
-            pack_a(mc, kc, a + i0 * lda + k0, lda, apack);
+            const float *ablock = a + i0 * lda + k0;
+            if (packs) pack_a(mc, kc, ablock, lda, apack);
             for (size_t p = p0; p < p1; p++) {
                 size_t col = p * NR, cols = n - col < NR ? n - col : NR;
                 const float *b = packed + p * k * NR + k0 * NR;
                 for (size_t i = 0, g = 0; i < mc; i += (size_t)rows_of(mc, g), g++) {
                     int rows = rows_of(mc, g);
-                    micro_rows(rows, kc, apack + g * MR * kc, b, c + (i0 + i) * ldc + col, ldc, cols, first,
+                    micro_rows(rows, packs, kc, packs ? apack + g * MR * kc : ablock + i * lda, lda, b, c + (i0 + i) * ldc + col, ldc, cols, first,
                                last && bias ? bias + col : NULL, i == 0 && p + 1 < p1 ? b + k * NR : NULL);
                 }
             }
