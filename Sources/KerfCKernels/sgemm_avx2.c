@@ -1,12 +1,13 @@
 /* AVX2 + FMA GEMM against packed W; contract in include/kerf_sgemm_avx2.h.
  *
- * Blocking (GotoBLAS order): rows in blocks of MC, k in blocks of KC. When 8 or more panels
- * use it, the block's A (MC x KC, 96 KB) is copied into groups of up to 6 rows interleaved by
- * k, so that the micro-kernel reads it in sequence (rows read in place lie a row stride apart,
- * and with strides of a multiple of 4 KB all fall into one L1 set). Then for each 16-column
- * panel the 6 x 16 micro-kernel runs over every row group of the block: the panel's KC x 16
- * slice (16 KB) stays in L1 while the block's rows pass over it, and A in L2. Partial sums of
- * C are kept in C between k blocks. */
+ * Blocking (GotoBLAS order): rows in blocks of MC, columns in blocks of NC panels, k in blocks
+ * of KC. When 8 or more panels use it, the block's A (MC x KC, 96 KB) is copied into groups of
+ * up to 6 rows interleaved by k, so that the micro-kernel reads it in sequence (rows read in
+ * place lie a row stride apart, and with strides of a multiple of 4 KB all fall into one L1
+ * set). Then for each 16-column panel the 6 x 16 micro-kernel runs over every row group of the
+ * block: the panel's KC x 16 slice (16 KB) stays in L1 while the block's rows pass over it, and
+ * A in L2. Partial sums of C are kept in C between k blocks; the column blocks keep that part
+ * of C (MC x 512 floats, 192 KB) in L2 meanwhile, also where L2 is 512 KB (AMD Zen 3). */
 #include "kerf_sgemm_avx2.h"
 #include <immintrin.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 #define MR 6
 #define KC 256
 #define MC 96
+#define NC 32 /* panels per column block: C block MC x 512 floats (192 KB) stays in L2 */
 
 size_t kerf_sgemm_avx2_packed_count(size_t k, size_t n) { return (n + NR - 1) / NR * NR * k; }
 
@@ -166,18 +168,22 @@ __attribute__((target("avx2,fma"))) void kerf_sgemm_avx2(size_t m, size_t k, siz
     static _Thread_local float apack[MC * KC] __attribute__((aligned(64)));
     for (size_t i0 = 0; i0 < m; i0 += MC) {
         size_t mc = m - i0 < MC ? m - i0 : MC;
-        for (size_t k0 = 0; k0 < k; k0 += KC) {
-            size_t kc = k - k0 < KC ? k - k0 : KC;
-            int first = k0 == 0, last = k0 + kc == k;
-            const float *ablock = a + i0 * lda + k0;
-            if (packs) pack_a(mc, kc, ablock, lda, apack);
-            for (size_t p = p0; p < p1; p++) {
-                size_t col = p * NR, cols = n - col < NR ? n - col : NR;
-                const float *b = packed + p * k * NR + k0 * NR;
-                for (size_t i = 0, g = 0; i < mc; i += (size_t)rows_of(mc, g), g++) {
-                    int rows = rows_of(mc, g);
-                    micro_rows(rows, packs, kc, packs ? apack + g * MR * kc : ablock + i * lda, lda, b, c + (i0 + i) * ldc + col, ldc, cols, first,
-                               last && bias ? bias + col : NULL, i == 0 && p + 1 < p1 ? b + k * NR : NULL);
+        for (size_t n0 = p0; n0 < p1; n0 += NC) {
+            size_t n1 = p1 - n0 < NC ? p1 : n0 + NC;
+            for (size_t k0 = 0; k0 < k; k0 += KC) {
+                size_t kc = k - k0 < KC ? k - k0 : KC;
+                int first = k0 == 0, last = k0 + kc == k;
+                const float *ablock = a + i0 * lda + k0;
+                if (packs) pack_a(mc, kc, ablock, lda, apack);
+                for (size_t p = n0; p < n1; p++) {
+                    size_t col = p * NR, cols = n - col < NR ? n - col : NR;
+                    const float *b = packed + p * k * NR + k0 * NR;
+                    for (size_t i = 0, g = 0; i < mc; i += (size_t)rows_of(mc, g), g++) {
+                        int rows = rows_of(mc, g);
+                        micro_rows(rows, packs, kc, packs ? apack + g * MR * kc : ablock + i * lda, lda, b,
+                                   c + (i0 + i) * ldc + col, ldc, cols, first, last && bias ? bias + col : NULL,
+                                   i == 0 && p + 1 < n1 ? b + k * NR : NULL);
+                    }
                 }
             }
         }
