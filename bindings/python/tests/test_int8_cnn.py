@@ -6,22 +6,22 @@ threads. Outputs agree with ONNX Runtime within one quantization step of the out
 test_int8_runtime.py), are identical at 1 and 2 threads, and the plan shows the fused ops ran."""
 
 import numpy as np
-import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantType
 
 import kerf
 import channel_models
-from test_int8_runtime import assert_within_one_step, count, gaussian, output_step, static_quantized
+from test_int8_runtime import (assert_within_one_step, check_optimized, count, gaussian, output_step, run_ort,
+                               static_quantized)
 
 TYPES = [pytest.param(TensorProto.UINT8, np.uint8, id="uint8"), pytest.param(TensorProto.INT8, np.int8, id="int8")]
 
 
 def ort_run(path, feeds):
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"]).run(None, feeds)
+    """ONNX Runtime's outputs for the file as written (graph optimizations disabled), the
+    reference for int8 files: its fused int8 kernels round differently per CPU (`check_optimized`)."""
+    return run_ort(path, feeds, optimized=False)
 
 
 def qdq_model(tmp_path, name, inputs, body, onnx_type, np_type, y_scale=0.04):
@@ -119,5 +119,6 @@ def test_quantized_conv_window_kinds_and_threads(tmp_path, activation):
         one, two = model.session(threads=1), model.session(threads=2)
         actual = list(one.run(feeds).values())[0]
         assert_within_one_step(expected, actual, output_step(path))
+        check_optimized(path, feeds, [actual], absolute=output_step(path) * 1.001)
         np.testing.assert_array_equal(list(two.run(feeds).values())[0], actual)
     assert count(one.plan(), "kerf.QuantizedConv") == 6 and "Conv" not in one.plan(), one.plan()
