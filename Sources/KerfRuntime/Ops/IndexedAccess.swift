@@ -21,21 +21,12 @@ func resolvedIndices(_ indices: Tensor, axisSize size: Int, _ what: String) thro
 
 /// The element offset, under `strides`, of every position of `shape` in row-major order.
 func stridedOffsets(_ shape: [Int], strides: [Int]) -> [Int] {
-    let count = shape.reduce(1, *)
-    var offsets = [Int](repeating: 0, count: count)
-    var index = [Int](repeating: 0, count: shape.count)
-    var offset = 0
-    for i in 0..<count {
-        offsets[i] = offset
-        var d = shape.count - 1
-        while d >= 0 {
-            index[d] += 1
-            offset += strides[d]
-            if index[d] < shape[d] { break }
-            offset -= strides[d] * shape[d]
-            index[d] = 0
-            d -= 1
-        }
+    var offsets = [0]
+    for d in shape.indices {  // each offset so far expands along dim d
+        var next: [Int] = []
+        next.reserveCapacity(offsets.count * shape[d])
+        for base in offsets { for c in 0..<shape[d] { next.append(base + c * strides[d]) } }
+        offsets = next
     }
     return offsets
 }
