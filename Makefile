@@ -121,7 +121,7 @@ test-conformance: release
 	$(PYTHON) Tests/Conformance/materialize_node_tests.py $(CORPUS)
 	KERF_LIBRARY=$(LIB) $(PYTHON) Tests/Conformance/run_node_tests.py --cases $(CORPUS) \
 	  --ops Tests/Conformance/claimed_ops.txt --expected-failures Tests/Conformance/expected_failures.txt \
-	  --min-cases 973 --isolate
+	  --min-cases 1059 --isolate
 	KERF_LIBRARY=$(LIB) $(PYTHON) Tests/Conformance/run_light_models.py
 	KERF_LIBRARY=$(LIB) $(PYTHON) Tests/Conformance/run_roundtrip.py
 

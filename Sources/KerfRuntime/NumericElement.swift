@@ -51,6 +51,17 @@ extension NumericElement where Self: FixedWidthInteger {
     @inline(__always) public init(truncatingBits bits: Int64) { self.init(truncatingIfNeeded: bits) }
 }
 
+extension NumericElement {
+    /// The larger of p and q, NaN when either is NaN (numpy's `maximum`).
+    @inline(__always) public static func maxPropagatingNaN(_ p: Self, _ q: Self) -> Self {
+        p != p ? p : (q != q ? q : Swift.max(p, q))
+    }
+    /// The smaller of p and q, NaN when either is NaN (numpy's `minimum`).
+    @inline(__always) public static func minPropagatingNaN(_ p: Self, _ q: Self) -> Self {
+        p != p ? p : (q != q ? q : Swift.min(p, q))
+    }
+}
+
 extension Float: NumericElement {}
 extension Double: NumericElement {}
 extension Int8: NumericElement {}

@@ -31,6 +31,14 @@ public enum OperatorRegistry {
         IntegerConvOps.register(&r)
         FusedQuantizedOps.register(&r)
         AttentionOps.register(&r)
+        ElementIndexingOps.register(&r)
+        NDIndexingOps.register(&r)
+        CumSumOps.register(&r)
+        TriluOps.register(&r)
+        ModOps.register(&r)
+        FloatClassOps.register(&r)
+        NonZeroOps.register(&r)
+        OneHotOps.register(&r)
         return r
     }()
 

@@ -109,39 +109,27 @@ func whereSelect(_ condition: Tensor, _ x: Tensor, _ y: Tensor) throws -> Tensor
         throw KerfError.shapeMismatch("Where: shapes \(condition.shape), \(x.shape) and \(y.shape) do not broadcast")
     }
     if x.dtype == .string {
-        guard x.strings.count == x.count, y.strings.count == y.count else {
-            throw KerfError.invalidArgument("string tensor has the wrong number of elements")
-        }
-        // Select element indices (y's offset by x's count), then gather the strings.
-        let ix = Tensor(shape: x.shape, values: (0..<x.count).map { Int64($0) })
-        let iy = Tensor(shape: y.shape, values: (0..<y.count).map { Int64(x.count + $0) })
-        let picked = try whereSelect(condition, ix, iy).array(of: Int64.self)
-        let pool = x.strings + y.strings
-        return Tensor(shape: shape, strings: picked.map { pool[Int($0)] })
+        return try pooledStrings(x, y, shape: shape) { try whereSelect(condition, $0, $1) }
     }
-    guard x.dtype.byteSize > 0, !x.dtype.isSubByte else { throw KerfError.unsupported("Where on \(x.dtype) is not supported") }
-    func select<E>(_: E.Type) throws -> Tensor {
-        let xs = try materializeBroadcast(x, to: shape), ys = try materializeBroadcast(y, to: shape), cs = try materializeBroadcast(condition, to: shape)
-        var out = try Tensor(uninitialized: x.dtype, shape: shape)
-        xs.withElements(as: E.self) { px in
-            ys.withElements(as: E.self) { py in
-                cs.withElements(as: UInt8.self) { pc in
-                    out.withMutableElements(as: E.self) { po in
-                        for i in 0..<po.count { po[i] = pc[i] != 0 ? px[i] : py[i] }
+    struct Select: ByteElementBody {
+        let condition: Tensor, x: Tensor, y: Tensor, shape: [Int]
+        func run<E>(_: E.Type) throws -> Tensor {
+            let xs = try materializeBroadcast(x, to: shape), ys = try materializeBroadcast(y, to: shape)
+            let cs = try materializeBroadcast(condition, to: shape)
+            var out = try Tensor(uninitialized: x.dtype, shape: shape)
+            xs.withElements(as: E.self) { px in
+                ys.withElements(as: E.self) { py in
+                    cs.withElements(as: UInt8.self) { pc in
+                        out.withMutableElements(as: E.self) { po in
+                            for i in 0..<po.count { po[i] = pc[i] != 0 ? px[i] : py[i] }
+                        }
                     }
                 }
             }
+            return out
         }
-        return out
     }
-    switch x.dtype.byteSize {
-    case 1: return try select(UInt8.self)
-    case 2: return try select(UInt16.self)
-    case 4: return try select(UInt32.self)
-    case 8: return try select(UInt64.self)
-    case 16: return try select(SIMD2<UInt64>.self)
-    default: throw KerfError.unsupported("Where on \(x.dtype) is not supported")
-    }
+    return try dispatchBytes(x.dtype, "Where", Select(condition: condition, x: x, y: y, shape: shape))
 }
 
 /// `t` materialized at `shape` (which it broadcasts to); returned as is when already that shape.

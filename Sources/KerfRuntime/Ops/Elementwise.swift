@@ -29,10 +29,8 @@ private func broadcastArithmetic<T: NumericElement>(_ kind: ArithmeticKind, _ a:
     case .sub: broadcastBinary(a, aShape, b, bShape, out, outShape, T.sub)
     case .mul: broadcastBinary(a, aShape, b, bShape, out, outShape, T.mul)
     case .div: broadcastBinary(a, aShape, b, bShape, out, outShape, T.div)
-    case .max: broadcastBinary(a, aShape, b, bShape, out, outShape) { p, q in
-        (T.isFloatingPoint && p != p) ? p : (q != q ? q : Swift.max(p, q)) }
-    case .min: broadcastBinary(a, aShape, b, bShape, out, outShape) { p, q in
-        (T.isFloatingPoint && p != p) ? p : (q != q ? q : Swift.min(p, q)) }
+    case .max: broadcastBinary(a, aShape, b, bShape, out, outShape, T.maxPropagatingNaN)
+    case .min: broadcastBinary(a, aShape, b, bShape, out, outShape, T.minPropagatingNaN)
     }
 }
 

@@ -39,3 +39,17 @@ func movingStrings(_ x: Tensor, fill: Data = Data(), _ body: (Tensor) throws -> 
     }
     return Tensor(shape: moved.shape, strings: strings)
 }
+
+/// Runs an op that picks elements from two string tensors `a` and `b`: `body` gets int64
+/// tensors of their shapes holding element indices (b's after a's) and returns picked indices
+/// of `shape`, whose strings make the result.
+func pooledStrings(_ a: Tensor, _ b: Tensor, shape: [Int], _ body: (Tensor, Tensor) throws -> Tensor) throws -> Tensor {
+    guard a.strings.count == a.count, b.strings.count == b.count else {
+        throw KerfError.invalidArgument("string tensor has the wrong number of elements")
+    }
+    let ia = Tensor(shape: a.shape, values: (0..<a.count).map { Int64($0) })
+    let ib = Tensor(shape: b.shape, values: (0..<b.count).map { Int64(a.count + $0) })
+    let picked = try body(ia, ib).array(of: Int64.self)
+    let pool = a.strings + b.strings
+    return Tensor(shape: shape, strings: picked.map { pool[Int($0)] })
+}

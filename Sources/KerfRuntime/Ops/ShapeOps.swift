@@ -112,32 +112,19 @@ func concat(_ xs: [Tensor], axis rawAxis: Int) throws -> Tensor {
 
 /// Gathers slices of `data` along `axis` at `indices` (negative indices count from the end).
 func gather(_ data: Tensor, _ indices: Tensor, axis rawAxis: Int) throws -> Tensor {
+    guard data.rank >= 1 else { throw KerfError.invalidArgument("Gather needs data of rank >= 1") }
     let axis = try normalizeAxis(rawAxis, rank: data.rank)
-    let idx = try intValues(indices, "Gather indices")
     let dim = data.shape[axis]
+    let resolved = try resolvedIndices(indices, axisSize: dim, "Gather index")
     let outShape = Array(data.shape[..<axis]) + indices.shape + Array(data.shape[(axis + 1)...])
     let outer = data.shape[..<axis].reduce(1, *), inner = data.shape[(axis + 1)...].reduce(1, *)
-    var resolved = [Int](repeating: 0, count: idx.count)
-    for (i, v) in idx.enumerated() {
-        let r = v < 0 ? v + dim : v
-        guard r >= 0, r < dim else { throw KerfError.invalidArgument("Gather index \(v) is out of range for axis \(axis) of size \(dim)") }
-        resolved[i] = r
+    guard try checkedElementCount(outShape, dtype: data.dtype, "Gather") > 0 else {
+        return try Tensor(uninitialized: data.dtype, shape: outShape)
     }
-    if data.dtype == .string {
-        var strings: [Data] = []
-        for o in 0..<outer { for r in resolved { strings.append(contentsOf: data.strings[((o * dim + r) * inner)..<((o * dim + r + 1) * inner)]) } }
-        return Tensor(shape: outShape, strings: strings)
-    }
-    let out = try Tensor(uninitialized: data.dtype, shape: outShape)
-    let chunk = inner * data.dtype.byteSize
-    var dst = out.storage.pointer
-    for o in 0..<outer {
-        for r in resolved {
-            dst.copyMemory(from: data.storage.pointer + (o * dim + r) * chunk, byteCount: chunk)
-            dst += chunk
-        }
-    }
-    return out
+    var offsets: [Int] = []
+    offsets.reserveCapacity(outer * resolved.count)
+    for o in 0..<outer { for r in resolved { offsets.append((o * dim + r) * inner) } }
+    return try gatherSlices(data, offsets: offsets, slice: inner, shape: outShape)
 }
 
 /// Resolves an ONNX Reshape target: 0 copies the input dim (unless allowzero), -1 is inferred.

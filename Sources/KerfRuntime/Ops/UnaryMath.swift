@@ -4,8 +4,8 @@ import KerfKernels
 import Glibc
 #endif
 
-// Elementwise math: Erf, Sqrt, Exp, Log, Reciprocal, Floor, Ceil, and Pow (binary, with its
-// base and exponent allowed to have different dtypes).
+// Elementwise math: Erf, Sqrt, Exp, Log, Reciprocal, Floor, Ceil, Round (halves to even),
+// Sign, and Pow (binary, with its base and exponent allowed to have different dtypes).
 
 /// Applies a float function elementwise; float types through `unaryFloat`, integer types
 /// through Double (the result converted back, truncating and saturating).
@@ -98,6 +98,19 @@ func floatKernelOperator(threads: Int,
     }
 }
 
+/// -1, 0 or 1 by the sign of each element of a numeric tensor (NaN stays NaN), in its dtype.
+func signs(_ x: Tensor) throws -> Tensor {
+    if x.dtype == .float16 || x.dtype == .bfloat16 { return try signs(x.convertedToFloat32()).convertedFromFloat32(to: x.dtype) }
+    struct Body: NumericBody {
+        let x: Tensor
+        func run<T: NumericElement>(_: T.Type) throws -> Tensor {
+            let one = T(fromDouble: 1), minusOne = T(fromDouble: -1)
+            return try mapNumeric(x, T.self) { $0 > T.zero ? one : $0 < T.zero ? minusOne : $0 }
+        }
+    }
+    return try dispatchNumeric(x.dtype, Body(x: x))
+}
+
 /// b ** n by repeated squaring with wrapping multiplication (n >= 0).
 @inline(__always)
 private func integerPower<T: NumericElement>(_ b: T, _ n: Int64) -> T {
@@ -119,6 +132,7 @@ enum UnaryMathOps {
             ("Reciprocal", { 1 / $0 }, { 1 / $0 }),
             ("Floor", { $0.rounded(.down) }, { $0.rounded(.down) }),
             ("Ceil", { $0.rounded(.up) }, { $0.rounded(.up) }),
+            ("Round", { $0.rounded(.toNearestOrEven) }, { $0.rounded(.toNearestOrEven) }),
         ]
         for (name, f32, f64) in floatOps {
             r[name] = { _ in ClosureOperator { [try unaryFloat(try $0.required(0), f32, f64)] } }
@@ -129,6 +143,7 @@ enum UnaryMathOps {
                 try unaryNumeric($0, { erff($0) }, { Glibc.erf($0) })
             }
         }
+        r["Sign"] = { _ in ClosureOperator { [try signs(try $0.required(0))] } }
         r["Pow"] = { _ in ClosureOperator { [try powTensor(try $0.required(0), try $0.required(1))] } }
     }
 }

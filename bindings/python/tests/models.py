@@ -169,3 +169,37 @@ def limit_child_memory(limit=16 << 30):
     """For subprocess's preexec_fn: caps the child's address space (16 GiB by default), so that
     a child that would try to allocate tens of GB fails instead of taking the machine down."""
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def single_op_model(opset, op, inputs, attrs, outputs):
+    """A model of one `op` node at `opset`. `inputs` maps names to arrays: graph inputs, or
+    constant initializers for names starting with "@"; `outputs` lists (name, elem type)."""
+    graph_inputs, inits, names = [], [], []
+    for name, value in inputs.items():
+        array = np.asarray(value)
+        if name.startswith("@"):
+            inits.append(numpy_helper.from_array(array, name[1:]))
+            names.append(name[1:])
+        else:
+            elem = helper.np_dtype_to_tensor_dtype(array.dtype)
+            graph_inputs.append(helper.make_tensor_value_info(name, elem, list(array.shape)))
+            names.append(name)
+    node = helper.make_node(op, names, [n for n, _ in outputs], **attrs)
+    graph = helper.make_graph([node], "g", graph_inputs, [helper.make_tensor_value_info(n, t, None) for n, t in outputs], inits)
+    return helper.make_model(graph, ir_version=IR_VERSION, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def check_single_op(opset, op, inputs, attrs, outputs, rtol=1e-5, atol=1e-6):
+    """Runs `single_op_model(...)` in ONNX Runtime and Kerf (one thread) on the graph inputs
+    and asserts equal dtypes and shapes and values within rtol/atol (NaN where NaN)."""
+    import kerf
+
+    model = single_op_model(opset, op, inputs, attrs, outputs)
+    feeds = {k: np.asarray(v) for k, v in inputs.items() if not k.startswith("@")}
+    expected = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    with kerf.load_bytes(model.SerializeToString()) as m:
+        got = m.session(threads=1).run(feeds)
+    for (name, _), want in zip(outputs, expected):
+        assert got[name].dtype == want.dtype, name
+        assert got[name].shape == want.shape, name
+        np.testing.assert_allclose(got[name], want, rtol=rtol, atol=atol, err_msg=f"{op} opset {opset} output {name}")

@@ -2,12 +2,10 @@
 defaults, removed attributes), each checked against ONNX Runtime on the same model."""
 
 import numpy as np
-import onnx
-import onnxruntime
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, numpy_helper
 
-import kerf
+import models
 
 F, I64 = TensorProto.FLOAT, TensorProto.INT64
 rng = np.random.default_rng(7)
@@ -85,31 +83,7 @@ CASES = [
 ]
 
 
-def build(opset, op, inputs, attrs, outputs):
-    graph_inputs, inits, names = [], [], []
-    for name, value in inputs.items():
-        array = np.asarray(value)
-        if name.startswith("@"):
-            inits.append(numpy_helper.from_array(array, name[1:]))
-            names.append(name[1:])
-        else:
-            elem = helper.np_dtype_to_tensor_dtype(array.dtype)
-            graph_inputs.append(helper.make_tensor_value_info(name, elem, list(array.shape)))
-            names.append(name)
-    node = helper.make_node(op, names, [n for n, _ in outputs], **attrs)
-    graph = helper.make_graph([node], "g", graph_inputs, [helper.make_tensor_value_info(n, t, None) for n, t in outputs], inits)
-    return helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", opset)])
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_matches_onnxruntime(case):
     _, opset, op, inputs, attrs, outputs = case
-    model = build(opset, op, inputs, attrs, outputs)
-    feeds = {k: np.asarray(v) for k, v in inputs.items() if not k.startswith("@")}
-    expected = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
-    with kerf.load_bytes(model.SerializeToString()) as m:
-        got = m.session(threads=1).run(feeds)
-    for (name, _), want in zip(outputs, expected):
-        assert got[name].dtype == want.dtype, name
-        assert got[name].shape == want.shape, name
-        np.testing.assert_allclose(got[name], want, rtol=1e-5, atol=1e-6, err_msg=f"{op} opset {opset} output {name}")
+    models.check_single_op(opset, op, inputs, attrs, outputs)
