@@ -338,14 +338,20 @@ static int make_worker_memory(kerf_packed_gemm *g, const shape_entry *e, void *s
     return 1;
 }
 
+int kerf_packed_gemm_writes_strided(const kerf_packed_gemm *g) { return g->panels; }
+
+int kerf_packed_gemm_run_strided(kerf_packed_gemm *g, int64_t m, const float *a, float *c, int64_t ldc) {
+    if (!g->panels || ldc < g->n) return 1;
+    if (m <= 0) return 0;
+    kerf_sgemm_avx2((size_t)m, (size_t)g->k, (size_t)g->n, a, (size_t)g->k, g->packed, g->bias, c, (size_t)ldc, 0,
+                    ((size_t)g->n + 15) / 16);
+    return 0;
+}
+
 int kerf_packed_gemm_run(kerf_packed_gemm *g, int64_t m, const float *a, float *c, int worker) {
     if (m <= 0) return 0;
     if (worker < 0 || worker >= MAX_WORKERS) return 1;
-    if (g->panels) {
-        kerf_sgemm_avx2((size_t)m, (size_t)g->k, (size_t)g->n, a, (size_t)g->k, g->packed, g->bias, c, (size_t)g->n, 0,
-                        ((size_t)g->n + 15) / 16);
-        return 0;
-    }
+    if (g->panels) return kerf_packed_gemm_run_strided(g, m, a, c, g->n);
     shape_entry e;
     if (!shape_for(g, m, &e)) return 1;
     if (!g->streams[worker] && dnnl_stream_create(&g->streams[worker], engine, dnnl_stream_default_flags) != dnnl_success) {

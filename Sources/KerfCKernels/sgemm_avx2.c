@@ -119,15 +119,46 @@ static inline int rows_of(size_t mc, size_t g) {
     return (int)(mc / groups + (g < mc % groups ? 1 : 0));
 }
 
+/* The 8 x 8 block whose rows are r[0..7] transposed in place: r[p] holds the former column p. */
+AVX2 void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
 /* Copies A[mc, kc] (row stride lda) into groups of MR rows: group g holds A[g * MR + r, p] at
- * g * MR * kc + p * MR + r for r < rows_of(mc, g). */
+ * g * MR * kc + p * MR + r for r < rows_of(mc, g). Full groups go 8 k at a time through an
+ * 8 x 8 transpose (two zero rows), each k's 6 values stored as 8 floats that the next k's
+ * store overwrites: `out` needs 2 floats of slack after its last group. */
 AVX2 void pack_a(size_t mc, size_t kc, const float *a, size_t lda, float *out) {
     for (size_t i = 0, g = 0; i < mc; i += (size_t)rows_of(mc, g), g++) {
-        size_t rows = (size_t)rows_of(mc, g);
+        size_t rows = (size_t)rows_of(mc, g), p = 0;
         float *dst = out + g * MR * kc;
+        if (rows == MR) {
+            for (; p + 8 <= kc; p += 8) {
+                __m256 r[8];
+                for (int j = 0; j < MR; j++) r[j] = _mm256_loadu_ps(a + (i + j) * lda + p);
+                r[6] = r[7] = _mm256_setzero_ps();
+                transpose8(r);
+                for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (p + q) * MR, r[q]);
+            }
+        }
         for (size_t r = 0; r < rows; r++) {
             const float *src = a + (i + r) * lda;
-            for (size_t p = 0; p < kc; p++) dst[p * MR + r] = src[p];
+            for (size_t q = p; q < kc; q++) dst[q * MR + r] = src[q];
         }
     }
 }
@@ -165,7 +196,7 @@ __attribute__((target("avx2,fma"))) void kerf_sgemm_avx2(size_t m, size_t k, siz
      * panels the copy costs more than it saves). */
     int packs = p1 - p0 >= 8;
     /* A's block, packed: per thread, as calls for different column ranges run at once. */
-    static _Thread_local float apack[MC * KC] __attribute__((aligned(64)));
+    static _Thread_local float apack[MC * KC + 8] __attribute__((aligned(64))); /* + pack_a's slack */
     for (size_t i0 = 0; i0 < m; i0 += MC) {
         size_t mc = m - i0 < MC ? m - i0 : MC;
         for (size_t n0 = p0; n0 < p1; n0 += NC) {

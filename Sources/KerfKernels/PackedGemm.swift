@@ -51,6 +51,17 @@ public final class PackedGemm: @unchecked Sendable {
 
     deinit { kerf_packed_gemm_destroy(handle) }
 
+    /// True when `multiply(m:a:c:ldc:)` can write C with any row stride (W held in the AVX2
+    /// kernel's panels: CPUs without AVX-512).
+    public var writesStrided: Bool { kerf_packed_gemm_writes_strided(handle) != 0 }
+
+    /// C[i, j] = Σ_p A[i, p] · W[p, j] (+ bias[j]) for i < m, A dense [m, K], C's rows `ldc` (≥ N)
+    /// floats apart (the other columns untouched). Only where `writesStrided`: false elsewhere,
+    /// C untouched. Runs on the calling thread only.
+    public func multiply(m: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+        kerf_packed_gemm_run_strided(handle, Int64(m), a, c, Int64(ldc)) == 0
+    }
+
     /// Writes W back as `init` read it (element (k, j) at w[k * ldw + j], or w[j * ldw + k] when
     /// `transposed`), except that subnormals read as zero. False when oneDNN failed.
     public func unpack(into w: UnsafeMutablePointer<Float>, ldw: Int, transposed: Bool) -> Bool {

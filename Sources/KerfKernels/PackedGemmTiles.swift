@@ -9,7 +9,9 @@ import Glibc
 /// Products of at least `wholeRowsPerThread` rows per thread on a W of at most `wholeLimit`
 /// elements are split into row tiles of the whole W; others (too narrow for rows to share, or
 /// W too large for every thread to stream all of it) into tiles of up to 128 rows by a column
-/// block of W, computed into the thread's scratch and copied into C. W is packed once: the
+/// block of W, computed into the thread's scratch and copied into C. Where W is held in the
+/// AVX2 kernel's panels (no AVX-512) the tiles are the column blocks over all rows, written
+/// into C where it lies. W is packed once: the
 /// column blocks are views of the whole packed W where its layout allows (it does on AVX-512),
 /// else the blocks are packed instead of the whole. One product at a time per instance.
 public final class PackedGemmTiles: @unchecked Sendable {
@@ -100,6 +102,15 @@ public final class PackedGemmTiles: @unchecked Sendable {
             return true
         }
         if threads == 1, let whole { return whole.multiply(m: m, a: a, c: c) }
+        if blocks.count > 1, blocks[0].writesStrided {
+            // AVX2 panels: each column block over all rows, written into C where it lies, so
+            // that W is streamed once whatever the row count (the kernel blocks rows itself).
+            var failed = false
+            parallelForClaimed(blocks.count, threads: threads) { _, b in
+                if !blocks[b].multiply(m: m, a: a, c: c + b * width, ldc: n) { failed = true }
+            }
+            return !failed
+        }
         if let whole, m >= Self.wholeRowsPerThread * threads, k * n <= Self.wholeLimit {
             // Row tiles of the whole W: about two per thread, at most tileRows rows each.
             let rows = min(Self.tileRows, (m + 2 * threads - 1) / (2 * threads))

@@ -30,6 +30,15 @@ int64_t kerf_packed_gemm_column_block(const kerf_packed_gemm *g);
  * thread. Returns 0 on success, nonzero when oneDNN failed (C undefined then). */
 int kerf_packed_gemm_run(kerf_packed_gemm *g, int64_t m, const float *a, float *c, int worker);
 
+/* 1 when kerf_packed_gemm_run_strided can write C with any row stride (W in the AVX2 kernel's
+ * panels), else 0. */
+int kerf_packed_gemm_writes_strided(const kerf_packed_gemm *g);
+
+/* kerf_packed_gemm_run with C's rows ldc (>= N) floats apart: C[i, j] at c[i * ldc + j], the
+ * other columns of those rows untouched. Only where kerf_packed_gemm_writes_strided (returns
+ * nonzero, C untouched, elsewhere). Threads inside: none. */
+int kerf_packed_gemm_run_strided(kerf_packed_gemm *g, int64_t m, const float *a, float *c, int64_t ldc);
+
 /* Writes W back from the packed copy, element (k, j) at w[k * ldw + j] (w[j * ldw + k] when
  * trans_w), as kerf_packed_gemm_create read it except that subnormals read as zero. Only
  * reads the packed copy (on a stream of its own). Returns 0 on success. */
