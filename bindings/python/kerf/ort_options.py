@@ -42,7 +42,7 @@ class _Options:
         try:
             return self._entries[key]
         except KeyError:
-            raise KeyError(f"{type(self).__name__} has no config entry {key!r}") from None
+            raise RuntimeError(f"{type(self).__name__} does not have configuration with key: {key}") from None
 
 
 class SessionOptions(_Options):
@@ -59,7 +59,7 @@ class SessionOptions(_Options):
         "enable_mem_reuse": True,
         "use_deterministic_compute": False,
         "use_per_session_threads": True,
-        "log_severity_level": 2,
+        "log_severity_level": -1,
         "log_verbosity_level": 0,
         "logid": "",
     }
@@ -76,7 +76,7 @@ class RunOptions(_Options):
     _DEFAULTS = {
         "terminate": False,
         "only_execute_path_to_fetches": False,
-        "log_severity_level": 2,
+        "log_severity_level": -1,
         "log_verbosity_level": 0,
         "logid": "",
     }

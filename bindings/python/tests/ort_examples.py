@@ -2,8 +2,17 @@
 to kerf, for the tests of the ONNX Runtime facade."""
 
 import re
+import types
 
-_IMPORT = re.compile(r"^(\s*(?:import|from)\s+)onnxruntime\b", re.MULTILINE)
+# "import onnxruntime [as name]" and "from onnxruntime[.module] import ..." lines.
+_IMPORT = re.compile(r"^(\s*)(import onnxruntime(?: as (\w+))?[ \t]*$|from onnxruntime\b)", re.MULTILINE)
+
+
+def _kerf_import(match):
+    indent, statement, alias = match.groups()
+    if statement.startswith("from"):
+        return f"{indent}from kerf"
+    return f"{indent}import kerf as {alias or 'onnxruntime'}"
 
 
 def run_example(source, module, **names):
@@ -11,10 +20,13 @@ def run_example(source, module, **names):
     its globals afterwards. module "kerf" rewrites the onnxruntime imports, and nothing else, to
     kerf's; "onnxruntime" runs the example as written."""
     if module == "kerf":
-        source, count = _IMPORT.subn(r"\1kerf", source)
+        source, count = _IMPORT.subn(_kerf_import, source)
         assert count, "the example imports nothing from onnxruntime"
     else:
         assert module == "onnxruntime", module
     namespace = dict(names)
     exec(compile(source, f"<example run with {module}>", "exec"), namespace)
+    used = {getattr(value, "__module__", None) or getattr(value, "__name__", "") for value in namespace.values()
+            if isinstance(value, (types.ModuleType, type, types.FunctionType))}
+    assert not any(name.split(".")[0] == {"kerf": "onnxruntime", "onnxruntime": "kerf"}[module] for name in used), used
     return namespace
