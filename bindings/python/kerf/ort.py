@@ -82,7 +82,9 @@ class InferenceSession:
 
     sess_options: a SessionOptions (or onnxruntime's own: its attributes are read the same way).
     providers: names or (name, options) pairs; only CPUExecutionProvider is used.
-    provider_options: accepted with providers, unused by the CPU."""
+    provider_options and ONNX Runtime's keyword arguments (enable_fallback, ...): accepted, unused.
+    get_inputs() and get_outputs() describe the values as the file declares them (ONNX Runtime
+    merges in the shapes its shape inference finds)."""
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, **kwargs):
         if isinstance(path_or_bytes, (str, os.PathLike)):

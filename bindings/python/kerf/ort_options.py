@@ -23,6 +23,9 @@ class ExecutionMode(IntEnum):
     ORT_PARALLEL = 1
 
 
+_LOGGING = {"log_severity_level": -1, "log_verbosity_level": 0, "logid": ""}
+
+
 class _Options:
     """Attributes with defaults (_DEFAULTS; others raise AttributeError, as ONNX Runtime's do)
     and string config entries."""
@@ -36,9 +39,11 @@ class _Options:
             setattr(self, name, value)
 
     def _add_entry(self, key, value):
+        """Sets config entry `key` (ONNX Runtime's add_session_config_entry / add_run_config_entry)."""
         self._entries[str(key)] = str(value)
 
     def _entry(self, key):
+        """Config entry `key`; RuntimeError when it was never set, as in ONNX Runtime."""
         try:
             return self._entries[key]
         except KeyError:
@@ -59,31 +64,19 @@ class SessionOptions(_Options):
         "enable_mem_reuse": True,
         "use_deterministic_compute": False,
         "use_per_session_threads": True,
-        "log_severity_level": -1,
-        "log_verbosity_level": 0,
-        "logid": "",
+        **_LOGGING,
     }
     __slots__ = tuple(_DEFAULTS)
-
-    def add_session_config_entry(self, key, value):
-        self._add_entry(key, value)
-
-    def get_session_config_entry(self, key):
-        return self._entry(key)
+    add_session_config_entry = _Options._add_entry
+    get_session_config_entry = _Options._entry
 
 
 class RunOptions(_Options):
     _DEFAULTS = {
         "terminate": False,
         "only_execute_path_to_fetches": False,
-        "log_severity_level": -1,
-        "log_verbosity_level": 0,
-        "logid": "",
+        **_LOGGING,
     }
     __slots__ = tuple(_DEFAULTS)
-
-    def add_run_config_entry(self, key, value):
-        self._add_entry(key, value)
-
-    def get_run_config_entry(self, key):
-        return self._entry(key)
+    add_run_config_entry = _Options._add_entry
+    get_run_config_entry = _Options._entry

@@ -7,9 +7,10 @@ Kerf status -> class:
     INVALID_MODEL -> InvalidProtobuf when the bytes are not a ModelProto, else InvalidGraph
     UNSUPPORTED -> NotImplemented      OUT_OF_MEMORY, INTERNAL -> RuntimeException
     CANCELLED -> Fail
-A SHAPE_MISMATCH inside the graph (not in a feed) is InvalidArgument too, where ONNX Runtime
-raises RuntimeException: the status does not say where the mismatch was. NoModel, EngineError,
-ModelLoaded and EPFail are never raised; they exist so that code catching them imports."""
+Where the status cannot tell ONNX Runtime's cases apart: an op ONNX does not define is
+NotImplemented (ONNX Runtime: InvalidGraph), and a SHAPE_MISMATCH inside the graph, not in a
+feed, InvalidArgument (ONNX Runtime: RuntimeException). NoModel, EngineError, ModelLoaded and
+EPFail are never raised; they exist so that code catching them imports."""
 
 from contextlib import contextmanager
 
