@@ -1,5 +1,14 @@
 """Kerf: ONNX inference from Python, over the C library through ctypes.
 
+ONNX Runtime's API (kerf.ort, kerf.quantization): code written for onnxruntime runs with only
+the import changed.
+
+    import kerf as rt
+    sess = rt.InferenceSession("model.onnx")
+    outputs = sess.run(None, {sess.get_inputs()[0].name: x})
+
+Kerf's own API:
+
     import kerf
     with kerf.load("model.onnx") as model, model.session() as session:
         print(model.inputs)        # [ValueInfo(name='input', dtype=float32, shape=(None, 64))]
@@ -19,6 +28,8 @@ from .prune import prune, sensitivity
 from .quantize import quantize
 from .compress_common import Report
 from .session import Session
+from .ort import InferenceSession, ModelMetadata, NodeArg, get_available_providers, get_device
+from .ort_options import ExecutionMode, GraphOptimizationLevel, RunOptions, SessionOptions
 
 __version__ = _lib.kerf_version().decode("utf-8")
 
@@ -53,6 +64,8 @@ def memory_limit():
 
 
 __all__ = [
+    "ExecutionMode", "GraphOptimizationLevel", "InferenceSession", "ModelMetadata", "NodeArg", "RunOptions",
+    "SessionOptions", "get_available_providers", "get_device",
     "DType", "KerfError", "Model", "Report", "Session", "Status", "ValueInfo",
     "abi_version", "instruction_set", "load", "memory_limit", "set_memory_limit", "load_bytes", "prune", "quantize", "sensitivity", "__version__",
 ]
