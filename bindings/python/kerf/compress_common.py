@@ -3,6 +3,7 @@
 import ctypes
 import json
 import os
+import sys
 
 from ._bindings import ProgressCallback
 from .errors import KerfError, Status
@@ -62,12 +63,53 @@ def c_strings(names, what):
     return (ctypes.c_char_p * max(len(encoded), 1))(*encoded), len(encoded)
 
 
-class ProgressAdapter:
-    """Wraps an optional Python callable progress(done, total, message) -> bool|None as a
-    kerf_progress_fn. Returning False cancels; an exception cancels too and is re-raised
-    by `reraise()` after the call returns."""
+class ProgressBar:
+    """What `progress=True` shows: tqdm's bar when tqdm is installed, else one line on `stream`
+    (stderr) redrawn in place, as the CLI draws it. Never cancels."""
 
-    def __init__(self, progress):
+    def __init__(self, label, stream=None):
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.bar = None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            tqdm = None
+        self.tqdm = tqdm
+
+    def __call__(self, done, total, message):
+        if total <= 0:
+            return True
+        if self.tqdm is not None:
+            if self.bar is None or self.bar.total != total:
+                if self.bar is not None:
+                    self.bar.close()
+                self.bar = self.tqdm(total=total, desc=self.label)
+            self.bar.set_postfix_str(message[:40], refresh=False)
+            self.bar.update(done - self.bar.n)
+            if done >= total:
+                self.bar.close()
+                self.bar = None
+            return True
+        width = 30
+        filled = min(width, done * width // total)
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {message[:40]}\x1b[K")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+        return True
+
+
+class ProgressAdapter:
+    """Wraps `progress` as a kerf_progress_fn: None (no calls), True (a `ProgressBar` labelled
+    `label`) or a Python callable progress(done, total, message) -> bool|None. Returning False
+    cancels; an exception cancels too and is re-raised by `reraise()` after the call returns."""
+
+    def __init__(self, progress, label="kerf"):
+        if progress is True:
+            progress = ProgressBar(label)
+        elif progress is False:
+            progress = None
         self.progress = progress
         self.error = None
         self.function = ProgressCallback(self._call) if progress is not None else ProgressCallback()

@@ -81,7 +81,8 @@ def sensitivity(model, data, levels=(0.5, 0.7, 0.9), labels=None, exclude=(), mi
     model: a kerf.Model or a path. data: {input name: array with samples along axis 0},
     or a path to an .npz holding them (its "labels" array, if any, is used as labels).
     labels: integer class per sample; adds accuracy of the first output.
-    progress: optional callable(done, total, message); return False to cancel.
+    progress: None, True (a progress bar on stderr: tqdm's when tqdm is installed) or a
+      callable(done, total, message); a callable returning False cancels.
     Returns a Report with "rows" (tensor, level, relative_error, max_abs_error, cosine,
     accuracy), "levels", "samples" and "baseline_accuracy".
     """
@@ -102,7 +103,7 @@ def sensitivity(model, data, levels=(0.5, 0.7, 0.9), labels=None, exclude=(), mi
     options.min_elements = int(min_elements)
     options.batch_size = int(batch_size)
     options.threads = 0 if threads is None else int(threads)
-    adapter = ProgressAdapter(progress)
+    adapter = ProgressAdapter(progress, "sensitivity")
     options.progress = adapter.function
 
     owned = not isinstance(model, Model)

@@ -41,7 +41,8 @@ def quantize(src, dst=None, mode="dynamic", calibration=None, method="minmax", p
     op_types: op types to quantize (default Conv, MatMul, Gemm).
     quantize_embeddings: also store constant Gather tables as int8.
     smooth_quant: alpha in [0, 1] to apply SmoothQuant before quantizing (transformers).
-    progress: optional callable(done, total, message); return False to cancel.
+    progress: None, True (a progress bar on stderr: tqdm's when tqdm is installed) or a
+      callable(done, total, message); a callable returning False cancels.
     validation: data in any form `calibration` takes, to measure the report's agreement with
         the float model on instead of the calibration data (report.agreement["data"] says
         which was used).
@@ -69,7 +70,7 @@ def quantize(src, dst=None, mode="dynamic", calibration=None, method="minmax", p
     options.exclude = excluded
     ops, options.n_op_types = c_strings(op_types or (), "op_types")
     options.op_types = ops
-    adapter = ProgressAdapter(progress)
+    adapter = ProgressAdapter(progress, "quantize")
     options.progress = adapter.function
 
     def run(model):

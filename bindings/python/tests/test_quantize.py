@@ -274,6 +274,21 @@ def test_in_place_rewrite_and_failures_leave_the_original(tmp_path, digits):
     onnx.checker.check_model(onnx.load(str(copy)), full_check=True)
 
 
+def test_progress_true_draws_a_bar_on_stderr(tmp_path, digits, capfd):
+    path, x, _ = digits
+    kerf.quantize(path, tmp_path / "q.onnx", mode="static", calibration={"X": x[:64]}, batch_size=16, progress=True)
+    err = capfd.readouterr().err
+    try:
+        import tqdm  # noqa: F401 - tqdm draws its own bar
+        assert "quantize" in err and "4/4" in err, err
+    except ImportError:
+        # One line per phase, redrawn in place: the calibration's ends full, at 4 of 4 batches.
+        assert "\rquantize [" + "#" * 30 + "] 4/4 calibrating" in err, err
+        assert err.endswith("\n") and "#" * 31 not in err, err
+    kerf.quantize(path, tmp_path / "q2.onnx", mode="static", calibration={"X": x[:64]}, progress=False)
+    assert capfd.readouterr().err == ""
+
+
 def test_calibration_sources_are_read_once_per_pass(tmp_path, digits):
     path, x, y = digits
     report = kerf.quantize(path, tmp_path / "q.onnx", mode="static",
