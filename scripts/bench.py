@@ -85,7 +85,7 @@ def runner(engine: str, path: str, threads: int):
 
 def child(engine: str, spec: dict, threads: int, batches: list[int], runs: int) -> dict:
     run = runner(engine, spec["path"], threads)
-    latency, best = {}, {}
+    latency = {}
     for batch in batches:
         feeds = make_feeds(spec, batch)
         start = time.perf_counter()
@@ -101,8 +101,7 @@ def child(engine: str, spec: dict, threads: int, batches: list[int], runs: int) 
             run(feeds)
             times.append(time.perf_counter() - t)
         latency[batch] = statistics.median(times) * 1000
-        best[batch] = min(times) * 1000
-    return {"latency_ms": latency, "best_ms": best, "peak_rss_mb": peak_rss_mb()}
+    return {"latency_ms": latency, "peak_rss_mb": peak_rss_mb()}
 
 
 def peak_rss_mb() -> float:
