@@ -164,10 +164,24 @@ public enum FileIO {
         return String(cString: p)
     }
 
+    /// Removes the temporary names (`.<base>.kerf-*` in `dir`) that earlier writes of the same
+    /// file left when they were killed inside their final rename.
+    private static func removeStaleTemporaries(in dir: String, base: String) {
+        guard let stream = opendir(dir) else { return }
+        defer { closedir(stream) }
+        let prefix = "." + base + ".kerf-"
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name.hasPrefix(prefix) { unlink(dir + "/" + name) }
+        }
+    }
+
     /// Writes `data` to a new file beside `path`, fsyncs it, renames it over `path` and fsyncs
     /// the directory. On any failure `path` is untouched. The file is made unnamed (`O_TMPFILE`)
     /// and named only just before the rename, so a process killed while writing leaves nothing
-    /// behind. It gets the mode (and, where permitted, the owner) of the file it replaces, or
+    /// behind, except when the kill lands inside that rename (a fatal signal can abort it): then
+    /// the temporary name stays, and the next write of the same file removes it. (Two processes
+    /// writing one file at once can therefore fail the later rename; `path` stays whole.) It gets the mode (and, where permitted, the owner) of the file it replaces, or
     /// where there is none, of the existing file `reference`; otherwise 0666 less the umask, as
     /// `open` would give it.
     public static func writeAtomically(_ data: Data, to path: String, modeOf reference: String? = nil) throws {
@@ -177,6 +191,7 @@ public enum FileIO {
         let replaces = stat(path, &existing) == 0 || reference.map { stat($0, &existing) == 0 } == true
         func failure(_ what: String) -> KerfError { .io("cannot \(what) a file in '\(dir)': \(String(cString: strerror(errno)))") }
 
+        removeStaleTemporaries(in: dir, base: base)
         /// The temporary file's name once it has one; removed unless renamed over `path`.
         var named: String?
         var fd = open(dir, openUnnamedFile | O_WRONLY | O_CLOEXEC, 0o666)
