@@ -32,9 +32,12 @@ let package = Package(
         .target(
             name: "KerfCore",
             dependencies: ["OnnxProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        // Graph structure: traversal, pattern matching, editing, portable rewrites, name
+        // allocation, shape and dtype inference. Knows ONNX semantics, not how to run them.
+        .target(name: "KerfGraph", dependencies: ["KerfCore"]),
         .target(name: "KerfKernels", dependencies: ["CDNNL", "KerfCKernels"], swiftSettings: fastMath),
-        .target(name: "KerfRuntime", dependencies: ["KerfCore", "KerfKernels"], swiftSettings: fastMath),
-        .target(name: "KerfCompress", dependencies: ["KerfCore", "KerfRuntime"]),
+        .target(name: "KerfRuntime", dependencies: ["KerfCore", "KerfGraph", "KerfKernels"], swiftSettings: fastMath),
+        .target(name: "KerfCompress", dependencies: ["KerfCore", "KerfGraph", "KerfRuntime"]),
 
         // MARK: - Products
         .target(
@@ -56,8 +59,9 @@ let package = Package(
 
         // MARK: - Tests
         .testTarget(name: "KerfCoreTests", dependencies: ["KerfCore"]),
-        .testTarget(name: "KerfRuntimeTests", dependencies: ["KerfRuntime", "KerfKernels"]),
-        .testTarget(name: "KerfCompressTests", dependencies: ["KerfCompress", "KerfRuntime", "KerfCore"]),
+        .testTarget(name: "KerfGraphTests", dependencies: ["KerfGraph", "KerfCore"]),
+        .testTarget(name: "KerfRuntimeTests", dependencies: ["KerfRuntime", "KerfGraph", "KerfKernels"]),
+        .testTarget(name: "KerfCompressTests", dependencies: ["KerfCompress", "KerfGraph", "KerfRuntime", "KerfCore"]),
     ],
     swiftLanguageModes: [.v5]
 )

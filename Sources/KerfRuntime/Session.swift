@@ -1,98 +1,28 @@
 import KerfCore
+import KerfGraph
 import KerfKernels
 
-/// A model prepared for running: nodes sorted, operators built, values mapped to slots.
-/// A session may be used by one thread at a time; the model it came from is not mutated.
+/// A model prepared for running: an immutable `ExecutionPlan` (nodes sorted, operators built,
+/// values mapped to slots) and a pool of run states. `run` may be called from several threads
+/// at once: each run takes a state of its own from the pool; each operator serves one run at a
+/// time (runs overlap on different steps). The model it came from is not mutated.
 ///
 /// A session holds no reference to its model or graph, only to the constants it runs with:
 /// constant weights that operators prepared a copy of to run from (packed float MatMul/Gemm
 /// weights, made at their first run) are not kept at all once prepared, so freeing the model
 /// frees the original weights.
-public final class Session {
+public final class Session: @unchecked Sendable {
     public let options: SessionOptions
     public let inputs: [ValueInfo]
     public let outputs: [ValueInfo]
 
-    /// The plan's nodes, in order (for names in messages, `plan` and profiles).
-    private var nodes: [Node] = []
-    /// The plan's slots and operators as `run` reads them.
-    private var schedule = Schedule(ops: [], inputs: [], outputs: [], releases: [])
-
-    /// The plan in flat buffers, read by `run` without reference counting (walking per-step
-    /// arrays retains and releases each of them per step): per step, ranges into `slots` of its
-    /// inputs (-1: omitted; `moves` tells which move into the arguments), outputs and releases.
-    private final class Schedule {
-        struct Entry {
-            let inputs: Range<Int>, outputs: Range<Int>, releases: Range<Int>
-        }
-        let entries: UnsafeMutableBufferPointer<Entry>
-        let slots: UnsafeMutableBufferPointer<Int>
-        let moves: UnsafeMutableBufferPointer<Bool>
-        let ops: UnsafeMutableBufferPointer<any Operator>
-
-        /// Per step: its operator, input slots (-1: omitted), output slots (-1: omitted) and the
-        /// slots whose last reader it is. An input moves into the arguments where this is the
-        /// slot's last read, here and in the plan.
-        init(ops: [any Operator], inputs: [[Int]], outputs: [[Int]], releases: [[Int]]) {
-            var entries: [Entry] = [], slots: [Int] = [], moves: [Bool] = []
-            func add(_ list: [Int], _ moved: [Bool]) -> Range<Int> {
-                let start = slots.count
-                slots += list
-                moves += moved
-                return start..<slots.count
-            }
-            for i in ops.indices {
-                let released = Set(releases[i]), ins = inputs[i]
-                let moved = ins.indices.map { k in released.contains(ins[k]) && !ins[(k + 1)...].contains(ins[k]) }
-                entries.append(Entry(inputs: add(ins, moved), outputs: add(outputs[i], outputs[i].map { _ in false }),
-                                     releases: add(releases[i], releases[i].map { _ in false })))
-            }
-            func buffer<T>(_ values: [T]) -> UnsafeMutableBufferPointer<T> {
-                let b = UnsafeMutableBufferPointer<T>.allocate(capacity: max(values.count, 1))
-                _ = b.initialize(from: values)
-                return UnsafeMutableBufferPointer(rebasing: b[0..<values.count])
-            }
-            self.entries = buffer(entries)
-            self.slots = buffer(slots)
-            self.moves = buffer(moves)
-            self.ops = buffer(ops)
-        }
-
-        deinit {
-            ops.deinitialize()
-            for b in [UnsafeMutableRawPointer(entries.baseAddress), UnsafeMutableRawPointer(slots.baseAddress),
-                      UnsafeMutableRawPointer(moves.baseAddress), UnsafeMutableRawPointer(ops.baseAddress)] { b?.deallocate() }
-        }
-    }
-    /// Wall seconds spent in each step, summed over runs, while profiling is on (nil when off).
-    private var stepSeconds: [Double]? = nil
-    private var profiledRuns = 0
-    private var slotOfName: [String: Int] = [:]
-    private var slotCount = 0
-    private var maxInputCount = 0
-    /// One entry per slot: the constants in place, nil elsewhere.
-    private var initialValues: [Tensor?] = []
-    /// The values of the run in progress, one per slot. Between runs it equals `initialValues`
-    /// (kept apart from it, not copied per run: the constants stay referenced twice, so no
-    /// operator takes one for an in-place write).
-    private var values: [Tensor?] = []
-    /// A run's argument array, kept for its capacity (empty between runs).
-    private var args: [Tensor?] = []
-    /// Slots a run may set that hold no constant: cleared after every run.
-    private var runSlots: [Int] = []
-    /// The slots of the graph outputs, in order.
-    private var graphOutputSlots: [Int] = []
-    /// Declared graph inputs by name (initializer-backed ones included: feeds may override them):
-    /// their slot, declaration, and whether they are runtime inputs (not initializer-backed).
-    private var feedTargets: [String: (slot: Int, info: ValueInfo, isRuntimeInput: Bool)] = [:]
-    /// The slots the run in progress has fed so far (empty between runs).
-    private var bound: [Int] = []
-    /// The graph's initializer names (for the message when one is fed but cannot be).
-    private let initializerNames: Set<String>
-    /// Slots of the constants operators took (`OperatorContext.takeConstant`): not kept here.
-    private var taken = Set<Int>()
+    let compiled: ExecutionPlan
+    private let states: RunStatePool
+    private let profiler = StepProfiler()
     /// What the session's tensors are charged to (`SessionOptions.memoryLimit`; nil: no limit).
     private let budget: MemoryBudget?
+    /// The opsets the plan's operators were built for (for `extended`).
+    private let opsets: [OpsetImport]
 
     public convenience init(model: Model, options: SessionOptions = SessionOptions()) throws {
         try self.init(graph: model.graph, opsets: model.opsetImports, irVersion: model.irVersion, options: options)
@@ -103,108 +33,115 @@ public final class Session {
     /// Runtime) they are constants.
     public init(graph source: Graph, opsets: [OpsetImport], irVersion: Int = 8, options: SessionOptions = SessionOptions()) throws {
         self.options = options
+        self.opsets = opsets
         budget = options.makeBudget()
         let scope = MemoryLimit.enter(budget)
         defer { MemoryLimit.leave(scope) }
-        self.inputs = source.runtimeInputs
-        self.outputs = source.outputs
+        inputs = source.runtimeInputs
+        outputs = source.outputs
         let fixed = irVersion < 4 ? Set(source.initializers.map(\.name)) : []
         let declared = Dictionary(source.inputs.filter { !fixed.contains($0.name) }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        self.initializerNames = Set(source.initializers.map(\.name))
-        let defaultOpset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
 
         // Loading checks this too; a graph built in Swift is checked here. The graph passes
         // index the inputs and outputs of the nodes they match.
         try source.validateNodeArity()
-        let graph = options.optimizationLevel > 0
-            ? try GraphOptimizer.optimize(source, opsets: opsets, constantInitializers: irVersion < 4, options: options) : source
+        let retained = try Session.retainedOutputs(options.keptValues, of: source)
+        var graph = source
+        if options.optimizationLevel > 0 {
+            let visible = retained.isEmpty ? source : source.copy()
+            visible.outputs += retained
+            graph = try GraphOptimizer.optimize(visible, opsets: opsets, constantInitializers: irVersion < 4, options: options)
+        }
 
-        func slot(_ name: String) -> Int {
-            if let s = slotOfName[name] { return s }
-            slotOfName[name] = slotCount
-            slotCount += 1
-            return slotCount - 1
-        }
-        var constants: [Int: Tensor] = [:]
-        for i in graph.initializers { constants[slot(i.name)] = i.tensor }
-        for i in graph.inputs { _ = slot(i.name) }
-        // Constants no feed can replace: operators may take them (`OperatorContext.takeConstant`).
-        let fed = Set(declared.keys.compactMap { slotOfName[$0] })
-        let takeable = Set(constants.keys).subtracting(fed)
-
-        let order = try Session.topologicalOrder(graph)
-        var built: [(node: Node, op: Operator, inputs: [Int], outputs: [Int], taken: Set<Int>)] = []
-        for node in order {
-            let inputSlots = node.inputs.map { $0.isEmpty ? -1 : slot($0) }
-            let known = inputSlots.map { $0 >= 0 ? constants[$0] : nil }
-            let opset: Int
-            if node.isDefaultDomain {
-                opset = defaultOpset
-            } else if let v = opsets.first(where: { $0.domain == node.domain })?.version {
-                opset = v
-            } else if node.domain == FusedQuantizedOps.domain && graph !== source {
-                opset = 1  // the optimizer's own fused operators
-            } else {
-                throw KerfError.invalidModel("\(node.label) uses domain '\(node.domain)', which the model does not import")
-            }
-            let ownership = ConstantOwnership(takeable: Set(inputSlots.indices.filter { takeable.contains(inputSlots[$0]) }))
-            let context = OperatorContext(node: node, opset: opset, constantInputs: known, options: options, ownership: ownership)
-            let op: Operator
-            do {
-                op = try OperatorRegistry.makeOperator(context)
-            } catch let e as KerfError {
-                throw e.prefixed(node.label)
-            }
-            built.append((node, op, inputSlots, node.outputs.map { $0.isEmpty ? -1 : slot($0) }, ownership.taken))
-        }
-        // Every graph output must be produced by something.
-        for o in graph.outputs where slotOfName[o.name] == nil {
-            throw KerfError.invalidModel("graph output '\(o.name)' is not produced by any node")
-        }
-        let graphOutputs = Set(graph.outputs.compactMap { slotOfName[$0.name] })
-        // Constants that every reader took are not kept: those readers get nil for them.
-        var read = Set<Int>(), untaken = Set<Int>()
-        for b in built {
-            for (k, s) in b.inputs.enumerated() where s >= 0 {
-                read.insert(s)
-                if !b.taken.contains(k) { untaken.insert(s) }
-            }
-        }
-        for s in Array(constants.keys) where read.contains(s) && !untaken.contains(s) && !graphOutputs.contains(s) {
-            constants[s] = nil
-            taken.insert(s)
-        }
-        for i in built.indices { built[i].inputs = built[i].inputs.map { taken.contains($0) ? -1 : $0 } }
-        // Lifetimes: a slot is released after its last reader, unless it is a graph output or a constant.
-        var lastReader: [Int: Int] = [:]
-        for (i, b) in built.enumerated() { for s in b.inputs where s >= 0 { lastReader[s] = i } }
-        let keep = graphOutputs.union(constants.keys)
-        var releases = [[Int]](repeating: [], count: built.count)
-        for (s, i) in lastReader where !keep.contains(s) { releases[i].append(s) }
-        initialValues = [Tensor?](repeating: nil, count: slotCount)
-        for (s, t) in constants { initialValues[s] = t }
-        values = initialValues
-        runSlots = (0..<slotCount).filter { initialValues[$0] == nil }
-        graphOutputSlots = graph.outputs.map { slotOfName[$0.name]! }
-        nodes = built.map(\.node)
-        schedule = Schedule(ops: built.map(\.op), inputs: built.map(\.inputs), outputs: built.map(\.outputs), releases: releases)
-        maxInputCount = built.map(\.inputs.count).max() ?? 0
+        var builder = PlanBuilder(opsets: opsets, options: options, allowsFusedDomain: graph !== source)
+        builder.addValues(of: graph, fedNames: Set(declared.keys))
+        try builder.addSteps(graph.topologicalOrder())
+        var targets: [String: ExecutionPlan.FeedTarget] = [:]
         let runtimeNames = Set(inputs.map(\.name))
         for (name, info) in declared {
-            guard let slot = slotOfName[name] else { continue }
-            feedTargets[name] = (slot, info, runtimeNames.contains(name))
+            guard let slot = builder.slotOfName[name] else { continue }
+            targets[name] = ExecutionPlan.FeedTarget(slot: slot, info: info, isRuntimeInput: runtimeNames.contains(name))
         }
-        bound.reserveCapacity(declared.count)
+        let removed = Set(source.nodes.flatMap(\.outputs)).subtracting(builder.slotOfName.keys)
+        compiled = try ExecutionPlan(inputs: inputs, outputs: graph.outputs, steps: builder.steps, slotOfName: builder.slotOfName,
+                                     constants: builder.constants, takeable: builder.takeable, feedTargets: targets,
+                                     initializerNames: Set(source.initializers.map(\.name)), removedNames: removed)
+        states = RunStatePool(capacity: max(2, ProcessInfoCores.count))
+    }
+
+    private init(extending base: Session, plan: ExecutionPlan, outputs: [ValueInfo]) {
+        options = base.options
+        opsets = base.opsets
+        budget = base.budget
+        inputs = plan.inputs
+        self.outputs = outputs
+        compiled = plan
+        states = RunStatePool(capacity: max(2, ProcessInfoCores.count))
+    }
+
+    /// `SessionOptions.keptValues` as extra outputs for the optimizer (which then keeps them),
+    /// after checking that the graph has them.
+    private static func retainedOutputs(_ names: [String], of g: Graph) throws -> [ValueInfo] {
+        guard !names.isEmpty else { return [] }
+        let known = Set(g.nodes.flatMap(\.outputs)).union(g.inputs.map(\.name)).union(g.initializers.map(\.name))
+        let outputs = Set(g.outputs.map(\.name))
+        var seen = Set<String>()
+        return try names.compactMap { name in
+            guard !name.isEmpty, known.contains(name) else {
+                throw KerfError.invalidArgument("keptValues names '\(name)', which the model does not have")
+            }
+            guard !outputs.contains(name), seen.insert(name).inserted else { return nil }
+            return ValueInfo(name: name, type: nil)
+        }
+    }
+
+    /// A session that runs this one's plan followed by `nodes` (in dependency order among
+    /// themselves), which may read any value of the plan and the new `inputs`; it returns
+    /// `outputs` (values of either part). What this session prepared (operators, packed
+    /// weights, constants) is shared, not rebuilt; the new nodes run as written (no graph
+    /// optimizations). Both sessions stay usable.
+    public func extended(with nodes: [Node], inputs newInputs: [ValueInfo] = [], outputs: [ValueInfo]) throws -> Session {
+        let scope = MemoryLimit.enter(budget)
+        defer { MemoryLimit.leave(scope) }
+        let base = compiled
+        var builder = PlanBuilder(extending: base, opsets: opsets, options: options)
+        var targets = base.feedTargets
+        for info in newInputs {
+            guard base.slotOfName[info.name] == nil, targets[info.name] == nil else {
+                throw KerfError.invalidArgument("input '\(info.name)' names a value the session already has")
+            }
+            targets[info.name] = ExecutionPlan.FeedTarget(slot: builder.slot(info.name), info: info, isRuntimeInput: true)
+        }
+        let extra = Graph(nodes: nodes, inputs: newInputs)
+        let defined = Set(base.slotOfName.keys).union(newInputs.map(\.name)).union([""])
+        for n in nodes {
+            for name in n.inputs where !defined.contains(name) && !nodes.contains(where: { $0.outputs.contains(name) }) {
+                if base.removedNames.contains(name) { _ = try base.outputSlot(name) }
+                throw KerfError.invalidModel("\(n.label) reads '\(name)', which no node, input or value of the session defines")
+            }
+            for name in n.outputs where !name.isEmpty && base.slotOfName[name] != nil {
+                throw KerfError.invalidModel("\(n.label) writes '\(name)', which the session already defines")
+            }
+        }
+        let (order, cyclic) = Graph.dependencyOrder(extra.nodes, definedOutside: defined)
+        guard cyclic.isEmpty else { throw KerfError.invalidModel("the added nodes have a cycle") }
+        try builder.addSteps(order.map { nodes[$0] })
+        let plan = try ExecutionPlan(inputs: base.inputs + newInputs, outputs: outputs, steps: builder.steps,
+                                     slotOfName: builder.slotOfName, constants: builder.constants, takeable: builder.takeable,
+                                     alreadyTaken: builder.gone, feedTargets: targets, initializerNames: base.initializerNames,
+                                     removedNames: base.removedNames)
+        return Session(extending: self, plan: plan, outputs: outputs)
     }
 
     /// The operators a run executes, in order, as "OpType" (default domain) or "domain.OpType"
     /// (graph optimizations included: fused operators appear under their own names).
     public var plan: [String] {
-        nodes.map { $0.isDefaultDomain ? $0.opType : "\($0.domain).\($0.opType)" }
+        compiled.steps.map { $0.node.isDefaultDomain ? $0.node.opType : "\($0.node.domain).\($0.node.opType)" }
     }
 
     /// Runs the graph. `feeds` maps runtime input names to tensors; `outputNames` (default: the
-    /// graph outputs) selects what to return, in that order.
+    /// graph outputs) selects what to return, in that order: any value the plan computes, graph
+    /// output or not (values graph optimizations fused away need `SessionOptions.keptValues`).
     public func run(_ feeds: [String: Tensor], outputNames: [String]? = nil) throws -> [Tensor] {
         try run(feeding: feeds.map { (name: $0.key, tensor: $0.value) }, outputNames: outputNames)
     }
@@ -214,33 +151,31 @@ public final class Session {
     public func run(feeding feeds: [(name: String, tensor: Tensor)], outputNames: [String]? = nil) throws -> [Tensor] {
         let scope = MemoryLimit.enter(budget)
         defer { MemoryLimit.leave(scope) }
-        let wantedSlots = try outputNames?.map { name -> Int in
-            guard let s = slotOfName[name] else { throw KerfError.invalidArgument("the model has no value named '\(name)'") }
-            guard !taken.contains(s) else {
-                throw KerfError.invalidArgument("'\(name)' is a constant the session keeps only in a prepared form: read it from the model")
-            }
-            return s
-        } ?? graphOutputSlots
-        // Moved out of the property for the run (a local array, no copy, no access checks).
-        var values: [Tensor?] = []
-        swap(&values, &self.values)
+        let plan = compiled
+        let wantedSlots = try outputNames?.map(plan.outputSlot) ?? Array(plan.outputSlots.prefix(outputs.count))
+        let state = states.take(plan)
         defer {
-            reset(&values)
-            swap(&values, &self.values)
+            state.reset(plan)
+            states.give(state)
         }
-        try bindFeeds(feeds, into: &values)
+        for s in wantedSlots where plan.initialValues[s] == nil && !state.kept[s] {
+            state.kept[s] = true
+            state.keptSlots.append(s)
+        }
+        try plan.bind(feeds, into: state)
         setGemmThreads(options.resolvedThreads)
-        // The argument array is kept between runs (emptied, its capacity kept).
-        var args: [Tensor?] = []
-        swap(&args, &self.args)
+        // Moved out of the state for the run (local arrays, no copies, no access checks).
+        var values: [Tensor?] = [], args: [Tensor?] = []
+        swap(&values, &state.values)
+        swap(&args, &state.args)
         defer {
+            swap(&values, &state.values)
             args.removeAll(keepingCapacity: true)
-            swap(&args, &self.args)
+            swap(&args, &state.args)
         }
-        args.reserveCapacity(maxInputCount)
-        if stepSeconds != nil { profiledRuns += 1 }
-        let schedule = self.schedule, profiling = stepSeconds != nil
-        let slots = schedule.slots, moves = schedule.moves
+        var stepSeconds: [Double]? = profiler.isActive ? [Double](repeating: 0, count: plan.steps.count) : nil
+        let schedule = plan.schedule, kept = state.kept
+        let slots = schedule.slots, moves = schedule.moves, keeps = !state.keptSlots.isEmpty
         for index in schedule.entries.indices {
             let entry = schedule.entries[index]
             for p in entry.inputs {
@@ -250,22 +185,22 @@ public final class Session {
                     continue
                 }
                 guard values[s] != nil else {
-                    let node = nodes[index]
+                    let node = plan.steps[index].node
                     throw KerfError.invalidArgument("\(node.label): input '\(node.inputs[p - entry.inputs.lowerBound])' has no value (a missing feed?)")
                 }
                 // Moved, not copied, where this is the value's last read (no retain and release).
-                args.append(moves[p] ? values[s].take() : values[s])
+                args.append(moves[p] && !(keeps && kept[s]) ? values[s].take() : values[s])
             }
             // Values this step reads last are handed over: the operator may write over them.
-            for p in entry.releases { values[slots[p]] = nil }
+            for p in entry.releases where !(keeps && kept[slots[p]]) { values[slots[p]] = nil }
             var results: [Tensor]
-            let start = profiling ? monotonicSeconds() : 0
+            let start = stepSeconds != nil ? monotonicSeconds() : 0
             do {
-                results = try schedule.ops[index].run(consuming: &args)
+                results = try schedule.run(index, consuming: &args)
             } catch let e as KerfError {
-                throw e.prefixed(nodes[index].label)
+                throw e.prefixed(plan.steps[index].node.label)
             }
-            if profiling { stepSeconds![index] += monotonicSeconds() - start }
+            if stepSeconds != nil { stepSeconds![index] += monotonicSeconds() - start }
             args.removeAll(keepingCapacity: true)
             // Each result moves out of the array into its slot (last first).
             var k = results.count
@@ -275,33 +210,25 @@ public final class Session {
                 if k < entry.outputs.count, slots[entry.outputs.lowerBound + k] >= 0 { values[slots[entry.outputs.lowerBound + k]] = result }
             }
         }
+        if let stepSeconds { profiler.add(stepSeconds) }
         return try wantedSlots.enumerated().map { i, s in
             guard let t = values[s] else { throw KerfError.internal("output '\(outputNames?[i] ?? outputs[i].name)' was not computed") }
             return t
         }
     }
 
-    /// Puts `values` back as it is between runs: nothing but the constants (feeds may have
-    /// overridden some).
-    private func reset(_ values: inout [Tensor?]) {
-        for s in runSlots { values[s] = nil }
-        for s in bound where initialValues[s] != nil { values[s] = initialValues[s] }
-        bound.removeAll(keepingCapacity: true)
-    }
-
     /// Starts (or restarts) timing every operator of the runs that follow.
     public func startProfiling() {
-        stepSeconds = [Double](repeating: 0, count: nodes.count)
-        profiledRuns = 0
+        profiler.start(steps: compiled.steps.count)
     }
 
     /// Wall time per run of each operator type (as in `plan`) since `startProfiling`, largest
     /// first: seconds per run and the number of plan steps of that type. Empty when not profiling.
     public func profile() -> [(operator: String, secondsPerRun: Double, steps: Int)] {
-        guard let stepSeconds, profiledRuns > 0 else { return [] }
+        guard let stepSeconds = profiler.meanSeconds() else { return [] }
         var seconds: [String: Double] = [:], counts: [String: Int] = [:]
         for (name, t) in zip(plan, stepSeconds) {
-            seconds[name, default: 0] += t / Double(profiledRuns)
+            seconds[name, default: 0] += t
             counts[name, default: 0] += 1
         }
         return seconds.map { (operator: $0.key, secondsPerRun: $0.value, steps: counts[$0.key]!) }
@@ -312,91 +239,8 @@ public final class Session {
     /// name (fused nodes carry the name of what they replaced, with a suffix) and its operator
     /// as in `plan`. Empty when not profiling.
     public func stepProfile() -> [(node: String, operator: String, secondsPerRun: Double)] {
-        guard let stepSeconds, profiledRuns > 0 else { return [] }
-        return zip(zip(nodes, plan), stepSeconds).map { ($0.0.name, $0.1, $1 / Double(profiledRuns)) }
-    }
-
-    /// Puts each feed in its slot (one dictionary lookup per feed: this runs on every call) and
-    /// records the slots in `bound`, so that `reset` finds them whether or not binding failed.
-    private func bindFeeds(_ feeds: [(name: String, tensor: Tensor)], into values: inout [Tensor?]) throws {
-        var runtimeFeeds = 0
-        for (name, tensor) in feeds {
-            guard let target = feedTargets[name] else {
-                if initializerNames.contains(name) {
-                    throw KerfError.invalidArgument("'\(name)' is an initializer of an IR version < 4 model, where initializers are constants and cannot be fed")
-                }
-                let names = inputs.map { "'\($0.name)'" }.joined(separator: ", ")
-                throw KerfError.invalidArgument("the model has no input named '\(name)' (inputs: \(names))")
-            }
-            guard !bound.contains(target.slot) else { throw KerfError.invalidArgument("input '\(name)' is fed twice") }
-            try Session.check(tensor, against: target.info)
-            values[target.slot] = tensor
-            bound.append(target.slot)
-            if target.isRuntimeInput { runtimeFeeds += 1 }
-        }
-        if runtimeFeeds < inputs.count {
-            for info in inputs where !feeds.contains(where: { $0.name == info.name }) {
-                throw KerfError.invalidArgument("input '\(info.name)' was not fed")
-            }
-        }
-    }
-
-    /// Checks a fed tensor against the declared dtype, rank and fixed dims.
-    static func check(_ t: Tensor, against info: ValueInfo) throws {
-        guard case .tensor(let dtype, let shape)? = info.type else {
-            if let kind = { if case .other(let k)? = info.type { return k } else { return nil } }() {
-                throw KerfError.unsupported("input '\(info.name)' is a \(kind), which Kerf cannot feed")
-            }
-            return
-        }
-        if let dtype, dtype != t.dtype {
-            throw KerfError.shapeMismatch("input '\(info.name)' must be \(dtype), got \(t.dtype)")
-        }
-        guard let shape else { return }
-        // The message is built only on failure: this check runs on every feed of every run.
-        func declared() -> String { "[" + shape.map(\.description).joined(separator: ", ") + "]" }
-        guard shape.count == t.rank else {
-            throw KerfError.shapeMismatch("input '\(info.name)' must have rank \(shape.count) \(declared()), got shape \(t.shape)")
-        }
-        for (d, dim) in shape.enumerated() {
-            if case .value(let v) = dim, v != t.shape[d] {
-                throw KerfError.shapeMismatch("input '\(info.name)' must have shape \(declared()), got \(t.shape)")
-            }
-        }
-    }
-
-    /// Kahn's algorithm over value dependencies; ties keep file order. Throws on cycles and on
-    /// inputs that nothing defines.
-    static func topologicalOrder(_ graph: Graph) throws -> [Node] {
-        var defined = Set(graph.inputs.map(\.name)).union(graph.initializers.map(\.name))
-        defined.insert("")
-        var producers: [String: Int] = [:]
-        for (i, n) in graph.nodes.enumerated() { for o in n.outputs where !o.isEmpty { producers[o] = i } }
-        var pending = [Int](repeating: 0, count: graph.nodes.count)
-        var consumers: [Int: [Int]] = [:]
-        for (i, n) in graph.nodes.enumerated() {
-            for name in Set(n.inputs) where !defined.contains(name) {
-                guard let p = producers[name] else {
-                    throw KerfError.invalidModel("\(n.label) reads '\(name)', which no node, input or initializer defines")
-                }
-                pending[i] += 1
-                consumers[p, default: []].append(i)
-            }
-        }
-        var ready = (0..<graph.nodes.count).filter { pending[$0] == 0 }
-        var order: [Node] = []
-        var cursor = 0
-        while cursor < ready.count {
-            let i = ready[cursor]
-            cursor += 1
-            order.append(graph.nodes[i])
-            for c in consumers[i] ?? [] {
-                pending[c] -= 1
-                if pending[c] == 0 { ready.append(c) }
-            }
-        }
-        guard order.count == graph.nodes.count else { throw KerfError.invalidModel("the graph has a cycle") }
-        return order
+        guard let stepSeconds = profiler.meanSeconds() else { return [] }
+        return zip(zip(compiled.steps, plan), stepSeconds).map { ($0.0.node.name, $0.1, $1) }
     }
 }
 

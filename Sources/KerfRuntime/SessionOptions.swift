@@ -14,6 +14,10 @@ public struct SessionOptions: Sendable {
     /// An allocation past it fails with `.outOfMemory`. 0: no limit but the process-wide one
     /// (`MemoryLimit.processBytes`), which always applies too.
     public var memoryLimit: Int = 0
+    /// Values graph optimizations must not fuse away, so that a run can return them
+    /// (`Session.run(outputNames:)`) though they are no graph outputs. Any value the plan
+    /// computes can be returned; this only matters for those fusion would remove.
+    public var keptValues: [String] = []
 
     /// The budget a session charges its allocations to (nil when `memoryLimit` is 0).
     func makeBudget() -> MemoryBudget? { memoryLimit > 0 ? MemoryBudget(limit: memoryLimit) : nil }
@@ -21,8 +25,10 @@ public struct SessionOptions: Sendable {
     /// `threads`, with 0 resolved to the number of online cores.
     public var resolvedThreads: Int { threads > 0 ? threads : ProcessInfoCores.count }
 
-    public init(threads: Int = 0, optimizationLevel: Int = 1, sparseKernels: Bool = true, memoryLimit: Int = 0) {
+    public init(threads: Int = 0, optimizationLevel: Int = 1, sparseKernels: Bool = true, memoryLimit: Int = 0,
+                keptValues: [String] = []) {
         self.memoryLimit = memoryLimit
+        self.keptValues = keptValues
         self.threads = threads
         self.optimizationLevel = optimizationLevel
         self.sparseKernels = sparseKernels

@@ -1,4 +1,5 @@
 import KerfCore
+import KerfGraph
 
 // Channel pruning first finds, for every Conv / Gemm / MatMul whose output units could be
 // removed (a "space"), every place in the graph that indexes those units, and ties spaces
@@ -124,7 +125,8 @@ struct ChannelAnalysis {
     /// Runs the analysis over the whole graph. `opset` is the default-domain opset.
     static func analyze(_ graph: Graph, options: PruneOptions, opset: Int, initializersAreConstant: Bool = false) -> ChannelGroups {
         var a = ChannelAnalysis(graph: graph, options: options, initializersAreConstant: initializersAreConstant)
-        for i in topologicalOrder(graph.nodes) { a.visit(i) }
+        let (order, cyclic) = Graph.dependencyOrder(graph.nodes)
+        for i in order + cyclic { a.visit(i) }
         a.rejectEscapingValues()
         a.findAttentionHeads(opset: opset)
         return ChannelGroups(constants: a.constants, spaces: a.spaces, layouts: a.layouts, groups: a.groups())
@@ -234,63 +236,11 @@ struct ChannelAnalysis {
 
     /// Tracked values that leave the graph or are read inside a subgraph cannot change shape.
     private mutating func rejectEscapingValues() {
-        let hidden = namesReadInSubgraphs(graph)
+        let hidden = graph.namesReadInSubgraphs()
         for name in layouts.keys.sorted() {
             let l = layouts[name]!
             if graphOutputs.contains(name) { reject(l, "'\(name)' is a graph output") }
             if hidden.contains(name) { reject(l, "'\(name)' is read inside a subgraph") }
-        }
-    }
-}
-
-/// Node indices in an order where every node follows the producers of its inputs (file order
-/// among independent nodes). Nodes on a cycle keep their file position at the end.
-func topologicalOrder(_ nodes: [Node]) -> [Int] {
-    var producer: [String: Int] = [:]
-    for (i, n) in nodes.enumerated() { for o in n.outputs where !o.isEmpty { producer[o] = i } }
-    var pending = [Int](repeating: 0, count: nodes.count)
-    var dependents = [[Int]](repeating: [], count: nodes.count)
-    for (i, n) in nodes.enumerated() {
-        for p in Set(n.inputs.compactMap { producer[$0] }) where p != i {
-            pending[i] += 1
-            dependents[p].append(i)
-        }
-    }
-    var ready = nodes.indices.filter { pending[$0] == 0 }.reversed() as [Int]
-    var order: [Int] = []
-    while let i = ready.popLast() {
-        order.append(i)
-        for d in dependents[i].reversed() {
-            pending[d] -= 1
-            if pending[d] == 0 { ready.append(d) }
-        }
-    }
-    if order.count < nodes.count {
-        let placed = Set(order)
-        order += nodes.indices.filter { !placed.contains($0) }
-    }
-    return order
-}
-
-/// Every value name a node inside a subgraph attribute (If, Loop, Scan bodies) reads.
-func namesReadInSubgraphs(_ graph: Graph) -> Set<String> {
-    var names = Set<String>()
-    func collect(_ g: Graph) {
-        for n in g.nodes {
-            names.formUnion(n.inputs)
-            subgraphs(of: n).forEach(collect)
-        }
-    }
-    for n in graph.nodes { subgraphs(of: n).forEach(collect) }
-    return names
-}
-
-private func subgraphs(of node: Node) -> [Graph] {
-    node.attributes.flatMap { a -> [Graph] in
-        switch a.value {
-        case .graph(let g): return [g]
-        case .graphs(let gs): return gs
-        default: return []
         }
     }
 }

@@ -1,4 +1,5 @@
 import KerfCore
+import KerfGraph
 
 /// Rewrites each MatMul/Gemm target of `g` into ONNX Runtime's dynamic int8 form:
 ///   DynamicQuantizeLinear(X) -> Xq, Xscale, Xzp (one per X, shared by its quantized readers)

@@ -1,13 +1,7 @@
 import KerfCore
+import KerfGraph
 
 extension Graph {
-    /// Adds an initializer under a fresh name derived from `base` and returns the name.
-    func addConstant(_ base: String, _ tensor: Tensor, names: NameAllocator) -> String {
-        let name = names.make(base)
-        initializers.append(Initializer(name: name, tensor: tensor))
-        return name
-    }
-
     /// Stores quantized `values` (int8, or int32 for biases) under a name derived from `base`, with
     /// their scales and zero points (0, of the values' type), and returns the DequantizeLinear
     /// node that restores them (per channel along `axis` when there are several scales; the
@@ -22,19 +16,6 @@ extension Graph {
                         outputs: [names.make(base + "_dequantized")])
         if perChannel { node.attributes = [Attribute(name: "axis", value: .int(Int64(axis)))] }
         return node
-    }
-
-    /// Drops initializers that no node reads and that are not graph inputs or outputs.
-    func removeUnreadInitializers() {
-        let read = Set(nodes.flatMap(\.inputs)).union(outputs.map(\.name)).union(inputs.map(\.name))
-        initializers.removeAll { !read.contains($0.name) }
-    }
-
-    /// A copy sharing nothing mutable with `self` (nodes and tensors are values).
-    func copy() -> Graph {
-        let g = Graph(name: name, nodes: nodes, inputs: inputs, outputs: outputs, valueInfo: valueInfo, initializers: initializers)
-        g.docString = docString
-        return g
     }
 }
 

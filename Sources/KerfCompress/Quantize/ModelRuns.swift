@@ -1,4 +1,5 @@
 import KerfCore
+import KerfGraph
 import KerfRuntime
 
 /// What sessions of a graph copy need besides the graph.

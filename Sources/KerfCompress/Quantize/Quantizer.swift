@@ -1,5 +1,6 @@
 import FoundationEssentials
 import KerfCore
+import KerfGraph
 import KerfRuntime
 
 /// Quantizes `model`'s Conv, MatMul and Gemm weights to int8 as `options` says (DESIGN.md §4
@@ -23,7 +24,7 @@ public func quantize(_ model: Model, options: QuantizeOptions = QuantizeOptions(
 
     // Every rewrite works on private copies: the caller's graph changes only at the end.
     let float = model.graph.copy()
-    applyPortableRewrites(float, opset: opset)
+    float.applyPortableRewrites(opset: opset)
     if let alpha = options.smoothQuantAlpha, let calibration {
         report.smoothed = try smoothActivations(float, alpha: alpha, setup: setup, source: calibration, options: options, progress: progress)
     }

@@ -1,4 +1,5 @@
 import KerfCore
+import KerfGraph
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,5 @@
 import KerfCore
+import KerfGraph
 
 /// What the rewrite did to one quantized node (for the report).
 struct QuantizedNode {

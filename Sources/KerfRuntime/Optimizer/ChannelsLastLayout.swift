@@ -1,4 +1,5 @@
 import KerfCore
+import KerfGraph
 import KerfKernels
 
 /// The channels-last operators of a session's private graph (domain "kerf"): the ONNX operator
@@ -41,7 +42,7 @@ extension GraphOptimizer {
     /// compute the same values in another layout.
     static func useChannelsLast(_ g: Graph) throws {
         guard OneDnnEngine.available else { return }
-        let constants = constants(g)
+        let constants = g.constantInitializers()
         let names = NameAllocator(g)
         var twin: [String: String] = [:]  // NCHW value -> its NHWC twin
         var nodes: [Node] = []
@@ -131,7 +132,7 @@ extension GraphOptimizer {
             }
         }
 
-        for node in try Session.topologicalOrder(g) {
+        for node in try g.topologicalOrder() {
             if let f = form(node) {
                 convert(node, to: f.opType, domain: f.domain, imageInputs: f.images, attributes: f.attributes)
             } else {

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import KerfCore
+import KerfGraph
 import KerfKernels
 
 /// Attributes the graph optimizer puts on the nodes it fuses. They exist only in a session's

@@ -1,4 +1,5 @@
 import KerfCore
+import KerfGraph
 import KerfKernels
 
 /// Graph rewrites applied when a session is created with optimization level >= 1. They work on
@@ -11,11 +12,11 @@ enum GraphOptimizer {
     static func optimize(_ source: Graph, opsets: [OpsetImport], constantInitializers: Bool = false,
                          options: SessionOptions) throws -> Graph {
         let fixed = constantInitializers ? Set(source.initializers.map(\.name)) : []
-        let g = Graph(name: source.name, nodes: source.nodes, inputs: source.inputs.filter { !fixed.contains($0.name) },
-                      outputs: source.outputs, valueInfo: source.valueInfo, initializers: source.initializers)
+        let g = source.copy()
+        g.inputs.removeAll { fixed.contains($0.name) }
         let opset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
-        removePassThroughNodes(g)
-        forwardIdentityOutputs(g)
+        g.removePassThroughNodes()
+        g.forwardIdentityOutputs()
         fuseDynamicQuantizedMatMul(g)
         fuseStaticQuantizedProducts(g, opset: opset)
         fuseQuantizedElementwise(g)
@@ -25,7 +26,7 @@ enum GraphOptimizer {
         fuseQuantizedChannelLookup(g)
         fuseQuantizedTables(g, opsets: opsets, options: options)
         fuseProductTables(g)
-        foldBatchNormIntoConv(g, opset: opset)
+        g.foldBatchNormIntoConv(opset: opset)
         fuseLayerNorm(g)
         fuseGelu(g)
         fuseScaledMaskedSoftmax(g, opset: opset)
@@ -37,158 +38,21 @@ enum GraphOptimizer {
         fuseConvResidual(g)
         fuseActivations(g, opset: opset)
         try useChannelsLast(g)
-        removeDeadNodes(g)
+        g.removeDeadNodes()
         return g
     }
 
-    // MARK: - Graph queries
-
-    /// How many node inputs read each value, plus the graph outputs.
-    struct Usage {
-        var readers: [String: Int] = [:]
-        let outputs: Set<String>
-
-        init(_ g: Graph) {
-            outputs = Set(g.outputs.map(\.name))
-            for n in g.nodes { for i in n.inputs where !i.isEmpty { readers[i, default: 0] += 1 } }
-        }
-
-        /// True when exactly one node input reads `name` and it is not a graph output.
-        func isPrivate(_ name: String) -> Bool { readers[name] == 1 && !outputs.contains(name) }
-    }
-
-    /// Initializers that cannot be overridden by a feed (not also listed as graph inputs).
-    static func constants(_ g: Graph) -> [String: Tensor] {
-        let fed = Set(g.inputs.map(\.name))
-        var c: [String: Tensor] = [:]
-        for i in g.initializers where !fed.contains(i.name) { c[i.name] = i.tensor }
-        return c
-    }
-
-    static func uniqueName(_ base: String, in g: Graph) -> String {
-        var taken = Set(g.initializers.map(\.name))
-        for n in g.nodes { taken.formUnion(n.outputs) }
-        taken.formUnion(g.inputs.map(\.name))
-        var name = base, k = 1
-        while taken.contains(name) { name = "\(base)_\(k)"; k += 1 }
-        return name
-    }
-
-    /// Read-only view of a graph for pattern matching: producers, reader counts, constants.
-    struct Matcher {
-        let g: Graph
-        let producer: [String: Int]
-        let usage: Usage
-        let constants: [String: Tensor]
-
-        init(_ g: Graph) {
-            self.g = g
-            var p: [String: Int] = [:]
-            for (i, n) in g.nodes.enumerated() { for o in n.outputs where !o.isEmpty { p[o] = i } }
-            producer = p
-            usage = Usage(g)
-            constants = GraphOptimizer.constants(g)
-        }
-
-        /// The default-domain node of type `op` producing `value`, if any.
-        func node(_ value: String, _ op: String) -> (Int, Node)? {
-            guard let i = producer[value], g.nodes[i].isDefaultDomain, g.nodes[i].opType == op else { return nil }
-            return (i, g.nodes[i])
-        }
-
-        /// A float32 scalar constant (one element) named `value`.
-        func scalar(_ value: String) -> Float? {
-            guard let t = constants[value], t.count == 1 else { return nil }
-            switch t.dtype {
-            case .float: return t.array(of: Float.self)[0]
-            case .double: return Float(t.array(of: Double.self)[0])
-            default: return nil
-            }
-        }
-
-        /// The other input of a binary node, given one of them.
-        func other(_ n: Node, than value: String) -> String? {
-            guard n.inputs.count == 2 else { return nil }
-            if n.inputs[0] == value { return n.inputs[1] }
-            if n.inputs[1] == value { return n.inputs[0] }
-            return nil
-        }
-
-        /// True when `value` is read only by the given number of node inputs and is no graph output.
-        func readOnly(_ value: String, by count: Int) -> Bool {
-            usage.readers[value] == count && !usage.outputs.contains(value)
-        }
-
-        /// ReduceMean over the last axis only, keeping dims (axes as attribute or constant input).
-        func isLastAxisMean(_ n: Node) -> Bool {
-            if case .int(let k)? = n.attribute("keepdims"), k == 0 { return false }
-            var axes: [Int64]? = nil
-            if case .ints(let a)? = n.attribute("axes") { axes = a }
-            if n.inputs.count > 1, let t = constants[n.inputs[1]], t.dtype == .int64 { axes = t.array(of: Int64.self) }
-            return axes == [-1]
-        }
-    }
+    /// A name derived from `base` that nothing in `g` uses yet.
+    static func uniqueName(_ base: String, in g: Graph) -> String { NameAllocator(g).make(base) }
 
     // MARK: - Passes
-
-    /// Identity and inference Dropout forward their input: readers are rewired to it, unless
-    /// the node's output is a graph output (names must stay) or Dropout's mask is read.
-    static func removePassThroughNodes(_ g: Graph) {
-        let usage = Usage(g)
-        var rename: [String: String] = [:]
-        g.nodes.removeAll { n in
-            guard n.isDefaultDomain, n.opType == "Identity" || n.opType == "Dropout", let input = n.inputs.first, !input.isEmpty,
-                  let output = n.outputs.first, !usage.outputs.contains(output) else { return false }
-            if n.opType == "Dropout" {
-                if n.outputs.count > 1 && !n.outputs[1].isEmpty && (usage.readers[n.outputs[1]] ?? 0) > 0 { return false }
-                if n.inputs.count > 2 && !n.inputs[2].isEmpty { return false }  // training_mode given at run time
-                if case .int(let t)? = n.attribute("training_mode"), t != 0 { return false }
-            }
-            rename[output] = rename[input] ?? input
-            return true
-        }
-        guard !rename.isEmpty else { return }
-        func resolve(_ name: String) -> String {
-            var r = name
-            while let next = rename[r] { r = next }
-            return r
-        }
-        for i in g.nodes.indices { g.nodes[i].inputs = g.nodes[i].inputs.map { $0.isEmpty ? $0 : resolve($0) } }
-    }
-
-    /// An Identity that copies an intermediate value to a graph output is removed: the value's
-    /// producer writes the graph output directly and the value's readers read it. Only when the
-    /// value is not itself a graph input, output or initializer, and no node has a subgraph
-    /// (which could read the value by name).
-    static func forwardIdentityOutputs(_ g: Graph) {
-        guard !g.nodes.contains(where: { n in n.attributes.contains {
-            switch $0.value { case .graph, .graphs: return true; default: return false }
-        } }) else {
-            return
-        }
-        let outputs = Set(g.outputs.map(\.name))
-        var fixed = Set(g.inputs.map(\.name)).union(g.initializers.map(\.name)).union(outputs)
-        var producer: [String: Int] = [:]
-        for (i, n) in g.nodes.enumerated() { for o in n.outputs where !o.isEmpty { producer[o] = i } }
-        var removed = Set<Int>()
-        for (i, n) in g.nodes.enumerated() {
-            guard n.isDefaultDomain, n.opType == "Identity", n.inputs.count == 1, n.outputs.count == 1,
-                  outputs.contains(n.outputs[0]), !fixed.contains(n.inputs[0]), let p = producer[n.inputs[0]], !removed.contains(p) else { continue }
-            let value = n.inputs[0], output = n.outputs[0]
-            g.nodes[p].outputs = g.nodes[p].outputs.map { $0 == value ? output : $0 }
-            for k in g.nodes.indices { g.nodes[k].inputs = g.nodes[k].inputs.map { $0 == value ? output : $0 } }
-            fixed.insert(value)  // gone: a second Identity of it must not match
-            removed.insert(i)
-        }
-        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
-    }
 
     /// Evaluates nodes whose inputs are all constants once, turning their outputs into
     /// initializers. Results above 64 MiB are left to run time.
     static func foldConstants(_ g: Graph, opsets: [OpsetImport], options: SessionOptions) throws {
-        var known = constants(g)
+        var known = g.constantInitializers()
         var kept: [Node] = []
-        let order = try Session.topologicalOrder(g)
+        let order = try g.topologicalOrder()
         for node in order {
             let foldable = node.isDefaultDomain && !node.inputs.isEmpty || node.opType == "Constant"
             guard foldable, node.inputs.allSatisfy({ $0.isEmpty || known[$0] != nil }),
@@ -213,63 +77,6 @@ enum GraphOptimizer {
         g.nodes = kept
     }
 
-    /// Conv followed by inference BatchNormalization becomes one Conv with scaled weights:
-    /// W'[m] = W[m] * s[m], b'[m] = (b[m] - mean[m]) * s[m] + beta[m], s = gamma / sqrt(var + eps).
-    /// A weight that only the folded Conv read is dropped at once, so that the graph holds one
-    /// copy of each layer's weights at a time, not the old and the new set.
-    static func foldBatchNormIntoConv(_ g: Graph, opset: Int) {
-        let usage = Usage(g)
-        var producer: [String: Int] = [:]
-        for (i, n) in g.nodes.enumerated() { for o in n.outputs where !o.isEmpty { producer[o] = i } }
-        var c = constants(g)  // the only other reference to the graph's constants here
-        let inputs = Set(g.inputs.map(\.name))
-        var removed = Set<Int>()
-        for (bi, bn) in g.nodes.enumerated() where bn.isDefaultDomain && bn.opType == "BatchNormalization" {
-            guard bn.outputs.filter({ !$0.isEmpty }).count == 1, bn.inputs.count == 5,
-                  let ci = producer[bn.inputs[0]], !removed.contains(ci), usage.isPrivate(bn.inputs[0]) else { continue }
-            if case .int(let t)? = bn.attribute("training_mode"), t != 0 { continue }
-            var conv = g.nodes[ci]
-            guard conv.isDefaultDomain, conv.opType == "Conv", conv.attribute(FusedAttributes.activation) == nil,
-                  conv.inputs.count >= 2, let w = c[conv.inputs[1]], w.dtype == .float, w.rank >= 3 else { continue }
-            let m = w.shape[0]
-            let params = bn.inputs[1...].map { c[$0] }
-            guard params.allSatisfy({ $0 != nil && $0!.dtype == .float && $0!.count == m }) else { continue }
-            let bias = conv.inputs.count > 2 && !conv.inputs[2].isEmpty ? c[conv.inputs[2]] : nil
-            if conv.inputs.count > 2 && !conv.inputs[2].isEmpty && (bias == nil || bias!.dtype != .float || bias!.count != m) { continue }
-            var epsilon: Float = 1e-5
-            if case .float(let e)? = bn.attribute("epsilon") { epsilon = e }
-            let gamma = params[0]!.array(of: Float.self), beta = params[1]!.array(of: Float.self)
-            let mean = params[2]!.array(of: Float.self), variance = params[3]!.array(of: Float.self)
-            let oldBias = bias?.array(of: Float.self) ?? [Float](repeating: 0, count: m)
-            let per = w.count / m
-            guard var newW = try? Tensor(uninitialized: .float, shape: w.shape) else { continue }  // then runs unfolded
-            var newB = [Float](repeating: 0, count: m)
-            w.withElements(as: Float.self) { old in
-                newW.withMutableElements(as: Float.self) { out in
-                    for j in 0..<m {
-                        let s = gamma[j] / (variance[j] + epsilon).squareRoot()
-                        for k in 0..<per { out[j * per + k] = old[j * per + k] * s }
-                        newB[j] = (oldBias[j] - mean[j]) * s + beta[j]
-                    }
-                }
-            }
-            let wName = uniqueName(conv.inputs[1] + "_bn_folded", in: g)
-            let bName = uniqueName(bn.name.isEmpty ? wName + "_bias" : bn.name + "_folded_bias", in: g)
-            g.initializers.append(Initializer(name: wName, tensor: newW))
-            g.initializers.append(Initializer(name: bName, tensor: Tensor(shape: [m], values: newB)))
-            let oldW = conv.inputs[1]
-            if usage.readers[oldW] == 1, !usage.outputs.contains(oldW), !inputs.contains(oldW) {
-                c[oldW] = nil
-                g.initializers.removeAll { $0.name == oldW }
-            }
-            conv.inputs = [conv.inputs[0], wName, bName]
-            conv.outputs = [bn.outputs[0]]
-            g.nodes[ci] = conv
-            removed.insert(bi)
-        }
-        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
-    }
-
     /// MatMul(A, constant float B[K, N]) followed by Add of a constant float bias of N
     /// elements becomes one MatMul that adds the bias (PyTorch exports Linear this way).
     static func fuseMatMulBias(_ g: Graph) {
@@ -289,7 +96,7 @@ enum GraphOptimizer {
                 break
             }
         }
-        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        g.removeNodes(at: removed)
     }
 
     /// Conv on float32 constant weights followed by Add (or a two-input Sum) of another tensor
@@ -316,7 +123,7 @@ enum GraphOptimizer {
                 break
             }
         }
-        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        g.removeNodes(at: removed)
     }
 
     /// Conv, Gemm or MatMul on float32 constant weights followed by Relu, LeakyRelu, Clip (with
@@ -337,7 +144,7 @@ enum GraphOptimizer {
             g.nodes[pi] = node
             removed.insert(ai)
         }
-        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        g.removeNodes(at: removed)
     }
 
     static func activation(of n: Node, constants c: [String: Tensor], opset: Int) -> Activation? {
@@ -365,17 +172,5 @@ enum GraphOptimizer {
         default:
             return nil
         }
-    }
-
-    /// Removes nodes none of whose outputs is read or is a graph output, repeatedly.
-    static func removeDeadNodes(_ g: Graph) {
-        while true {
-            let usage = Usage(g)
-            let before = g.nodes.count
-            g.nodes.removeAll { n in n.outputs.allSatisfy { $0.isEmpty || ((usage.readers[$0] ?? 0) == 0 && !usage.outputs.contains($0)) } }
-            if g.nodes.count == before { break }
-        }
-        let read = Set(g.nodes.flatMap(\.inputs)).union(g.outputs.map(\.name)).union(g.inputs.map(\.name))
-        g.initializers.removeAll { !read.contains($0.name) }
     }
 }

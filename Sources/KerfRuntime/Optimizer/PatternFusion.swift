@@ -1,5 +1,6 @@
 import FoundationEssentials
 import KerfCore
+import KerfGraph
 
 /// Recognizes the decomposed LayerNorm and GELU that `torch.onnx.export` writes before opsets
 /// 17/20 and replaces each chain with one node run by a fused kernel.

@@ -1,4 +1,5 @@
 import KerfCore
+import KerfGraph
 
 /// Rewrites the int8 forms ONNX Runtime's quantizer writes (and Kerf's follows) into the fused
 /// operators of Ops/QuantizedFused.swift. Runs before constant folding, which afterwards turns

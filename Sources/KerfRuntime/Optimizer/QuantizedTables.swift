@@ -1,4 +1,5 @@
 import KerfCore
+import KerfGraph
 
 extension GraphOptimizer {
     /// Operators whose output element depends only on the same element of one run-time input
@@ -49,7 +50,7 @@ extension GraphOptimizer {
             }
         }
         apply(g, removed: removed, replacements: replacements)
-        removeDeadNodes(g)  // the DequantizeLinears the tables replaced
+        g.removeDeadNodes()  // the DequantizeLinears the tables replaced
         composeQuantizedTables(g)
     }
 

@@ -1,3 +1,5 @@
+import KerfCore
+
 /// Fresh value names for a graph being rewritten: `make(base)` returns base, or base_1, base_2,
 /// ... when taken, and reserves the result.
 public final class NameAllocator {

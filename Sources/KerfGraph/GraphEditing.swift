@@ -1,0 +1,54 @@
+import KerfCore
+
+extension Graph {
+    /// A copy sharing nothing mutable with `self` (nodes, value infos and tensors are values).
+    public func copy() -> Graph {
+        let g = Graph(name: name, nodes: nodes, inputs: inputs, outputs: outputs, valueInfo: valueInfo, initializers: initializers)
+        g.docString = docString
+        return g
+    }
+
+    /// Removes the nodes at `indices`, keeping the order of the others.
+    public func removeNodes(at indices: Set<Int>) {
+        guard !indices.isEmpty else { return }
+        nodes = nodes.enumerated().filter { !indices.contains($0.offset) }.map(\.element)
+    }
+
+    /// Makes every node input named by a key of `renames` read the value it maps to (followed
+    /// transitively). Graph outputs are not renamed.
+    public func redirectReaders(_ renames: [String: String]) {
+        guard !renames.isEmpty else { return }
+        func resolve(_ name: String) -> String {
+            var r = name, steps = 0
+            while let next = renames[r], steps <= renames.count { r = next; steps += 1 }
+            return r
+        }
+        for i in nodes.indices { nodes[i].inputs = nodes[i].inputs.map { $0.isEmpty ? $0 : resolve($0) } }
+    }
+
+    /// Adds an initializer under a fresh name derived from `base` and returns the name.
+    @discardableResult
+    public func addConstant(_ base: String, _ tensor: Tensor, names: NameAllocator) -> String {
+        let name = names.make(base)
+        initializers.append(Initializer(name: name, tensor: tensor))
+        return name
+    }
+
+    /// Drops initializers that no node reads and that are not graph inputs or outputs.
+    public func removeUnreadInitializers() {
+        let read = Set(nodes.flatMap(\.inputs)).union(outputs.map(\.name)).union(inputs.map(\.name))
+        initializers.removeAll { !read.contains($0.name) }
+    }
+
+    /// Removes nodes none of whose outputs is read or is a graph output (repeatedly, so chains
+    /// feeding only dead nodes go too), then initializers nothing reads.
+    public func removeDeadNodes() {
+        while true {
+            let usage = Usage(self)
+            let before = nodes.count
+            nodes.removeAll { n in n.outputs.allSatisfy { $0.isEmpty || usage.isUnread($0) } }
+            if nodes.count == before { break }
+        }
+        removeUnreadInitializers()
+    }
+}

@@ -1,0 +1,36 @@
+import KerfCore
+
+/// How many node inputs read each value of a graph, plus its outputs. A snapshot: it does not
+/// follow later edits of the graph.
+public struct Usage {
+    public var readers: [String: Int] = [:]
+    public let outputs: Set<String>
+
+    public init(_ g: Graph) {
+        outputs = Set(g.outputs.map(\.name))
+        for n in g.nodes { for i in n.inputs where !i.isEmpty { readers[i, default: 0] += 1 } }
+    }
+
+    /// True when exactly one node input reads `name` and it is not a graph output.
+    public func isPrivate(_ name: String) -> Bool { readers[name] == 1 && !outputs.contains(name) }
+
+    /// True when nothing reads `name` and it is not a graph output.
+    public func isUnread(_ name: String) -> Bool { (readers[name] ?? 0) == 0 && !outputs.contains(name) }
+}
+
+extension Graph {
+    /// Initializers that no feed can override (those not also listed as graph inputs), by name.
+    public func constantInitializers() -> [String: Tensor] {
+        let fed = Set(inputs.map(\.name))
+        var c: [String: Tensor] = [:]
+        for i in initializers where !fed.contains(i.name) { c[i.name] = i.tensor }
+        return c
+    }
+
+    /// The index of the node producing each value (the last one, should several claim it).
+    public func producers() -> [String: Int] {
+        var p: [String: Int] = [:]
+        for (i, n) in nodes.enumerated() { for o in n.outputs where !o.isEmpty { p[o] = i } }
+        return p
+    }
+}
