@@ -66,10 +66,10 @@ extension Graph {
         var c = constantInitializers()  // the only other reference to the graph's constants here
         let fed = Set(inputs.map(\.name))
         let names = NameAllocator(self)
-        var removed = Set<Int>()
+        var patch = GraphPatch()
         for (bi, bn) in nodes.enumerated() where bn.isDefaultDomain && bn.opType == "BatchNormalization" {
             guard bn.outputs.filter({ !$0.isEmpty }).count == 1, bn.inputs.count == 5,
-                  let ci = producer[bn.inputs[0]], !removed.contains(ci), usage.isPrivate(bn.inputs[0]) else { continue }
+                  let ci = producer[bn.inputs[0]], !patch.touches(ci), usage.isPrivate(bn.inputs[0]) else { continue }
             if case .int(let t)? = bn.attribute("training_mode"), t != 0 { continue }
             var conv = nodes[ci]
             guard conv.isDefaultDomain, conv.opType == "Conv", !conv.attributes.contains(where: { $0.name.hasPrefix("kerf.") }),
@@ -96,19 +96,21 @@ extension Graph {
                     }
                 }
             }
-            let wName = addConstant(conv.inputs[1] + "_bn_folded", newW, names: names)
-            let bName = addConstant(bn.name.isEmpty ? wName + "_bias" : bn.name + "_folded_bias", Tensor(shape: [m], values: newB),
-                                    names: names)
+            let wName = names.make(conv.inputs[1] + "_bn_folded")
+            let bName = names.make(bn.name.isEmpty ? wName + "_bias" : bn.name + "_folded_bias")
+            patch.addInitializer(wName, newW)
+            patch.addInitializer(bName, Tensor(shape: [m], values: newB))
             let oldW = conv.inputs[1]
             if usage.readers[oldW] == 1, !usage.outputs.contains(oldW), !fed.contains(oldW) {
                 c[oldW] = nil
+                // Dropped now, not at `apply`: the graph holds one copy of the weights at a time.
                 initializers.removeAll { $0.name == oldW }
             }
             conv.inputs = [conv.inputs[0], wName, bName]
             conv.outputs = [bn.outputs[0]]
-            nodes[ci] = conv
-            removed.insert(bi)
+            patch.replace(ci, with: conv)
+            patch.remove(bi)
         }
-        removeNodes(at: removed)
+        patch.apply(to: self)
     }
 }

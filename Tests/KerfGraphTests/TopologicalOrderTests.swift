@@ -27,3 +27,29 @@ final class TopologicalOrderTests: XCTestCase {
         XCTAssertEqual(cyclic, [0, 1])
     }
 }
+
+final class GraphPatchTests: XCTestCase {
+    func testEditsApplyAtOnceAgainstOriginalIndices() {
+        let g = Graph(nodes: [Node(name: "a", opType: "Relu", inputs: ["x"], outputs: ["a"]),
+                              Node(name: "b", opType: "Neg", inputs: ["a"], outputs: ["b"]),
+                              Node(name: "c", opType: "Abs", inputs: ["b"], outputs: ["c"])],
+                      inputs: [ValueInfo(name: "x", type: nil)], outputs: [ValueInfo(name: "c", type: nil)],
+                      initializers: [Initializer(name: "old", tensor: Tensor(shape: [1], values: [Float(1)]))])
+        var patch = GraphPatch()
+        XCTAssertTrue(patch.isEmpty)
+        patch.remove(1)
+        patch.redirect("b", to: "a")
+        patch.replace(0, with: Node(name: "a2", opType: "Sigmoid", inputs: ["x"], outputs: ["a"]))
+        patch.insert([Node(name: "first", opType: "Identity", inputs: ["x"], outputs: ["x2"])], before: 0)
+        patch.insert([Node(name: "last", opType: "Identity", inputs: ["c"], outputs: ["d"])], before: 3)
+        patch.addInitializer("new", Tensor(shape: [1], values: [Float(2)]))
+        patch.dropInitializer("old")
+        XCTAssertTrue(patch.touches(0) && patch.touches(1) && !patch.touches(2))
+        XCTAssertEqual(g.nodes.count, 3, "nothing changes before apply")
+        patch.apply(to: g)
+        XCTAssertEqual(g.nodes.map(\.name), ["first", "a2", "c", "last"])
+        XCTAssertEqual(g.nodes[2].inputs, ["a"])
+        XCTAssertEqual(g.initializers.map(\.name), ["new"])
+        XCTAssertEqual(g.outputs.map(\.name), ["c"])
+    }
+}

@@ -81,22 +81,22 @@ enum GraphOptimizer {
     /// elements becomes one MatMul that adds the bias (PyTorch exports Linear this way).
     static func fuseMatMulBias(_ g: Graph) {
         let match = Matcher(g), usage = match.usage, c = match.constants, producer = match.producer
-        var removed = Set<Int>()
+        var patch = GraphPatch()
         for (ai, add) in g.nodes.enumerated() where add.isDefaultDomain && add.opType == "Add" && add.inputs.count == 2 {
             for (x, biasName) in [(add.inputs[0], add.inputs[1]), (add.inputs[1], add.inputs[0])] {
-                guard let mi = producer[x], !removed.contains(mi), usage.isPrivate(x) else { continue }
+                guard let mi = producer[x], !patch.touches(mi), usage.isPrivate(x) else { continue }
                 var mm = g.nodes[mi]
                 guard mm.isDefaultDomain, mm.opType == "MatMul", mm.inputs.count == 2, let b = c[mm.inputs[1]], b.dtype == .float, b.rank == 2,
                       let bias = c[biasName], bias.dtype == .float, bias.count == b.shape[1], bias.shape.last == b.shape[1] else { continue }
                 mm.inputs.append(biasName)
                 mm.attributes.append(Attribute(name: FusedAttributes.bias, value: .int(1)))
                 mm.outputs = add.outputs
-                g.nodes[mi] = mm
-                removed.insert(ai)
+                patch.replace(mi, with: mm)
+                patch.remove(ai)
                 break
             }
         }
-        g.removeNodes(at: removed)
+        patch.apply(to: g)
     }
 
     /// Conv on float32 constant weights followed by Add (or a two-input Sum) of another tensor
@@ -105,10 +105,10 @@ enum GraphOptimizer {
     /// shape; otherwise it adds with broadcasting, as the Add would.
     static func fuseConvResidual(_ g: Graph) {
         let match = Matcher(g), usage = match.usage, c = match.constants, producer = match.producer
-        var removed = Set<Int>(), fused = Set<Int>()
+        var patch = GraphPatch()
         for (ai, add) in g.nodes.enumerated() where add.isDefaultDomain && ["Add", "Sum"].contains(add.opType) && add.inputs.count == 2 {
             for (x, residual) in [(add.inputs[0], add.inputs[1]), (add.inputs[1], add.inputs[0])] {
-                guard x != residual, let ci = producer[x], !fused.contains(ci), usage.isPrivate(x) else { continue }
+                guard x != residual, let ci = producer[x], !patch.touches(ci), usage.isPrivate(x) else { continue }
                 var conv = g.nodes[ci]
                 guard conv.isDefaultDomain, conv.opType == "Conv", conv.outputs.count == 1,
                       conv.attribute(FusedAttributes.activation) == nil, conv.attribute(FusedAttributes.residual) == nil,
@@ -117,13 +117,12 @@ enum GraphOptimizer {
                 conv.inputs.append(residual)
                 conv.attributes.append(Attribute(name: FusedAttributes.residual, value: .int(1)))
                 conv.outputs = add.outputs
-                g.nodes[ci] = conv
-                fused.insert(ci)
-                removed.insert(ai)
+                patch.replace(ci, with: conv)
+                patch.remove(ai)
                 break
             }
         }
-        g.removeNodes(at: removed)
+        patch.apply(to: g)
     }
 
     /// Conv, Gemm or MatMul on float32 constant weights followed by Relu, LeakyRelu, Clip (with
@@ -131,20 +130,20 @@ enum GraphOptimizer {
     /// product's epilogue.
     static func fuseActivations(_ g: Graph, opset: Int) {
         let match = Matcher(g), usage = match.usage, c = match.constants, producer = match.producer
-        var removed = Set<Int>()
+        var patch = GraphPatch()
         for (ai, act) in g.nodes.enumerated() where act.isDefaultDomain && !act.inputs.isEmpty {
             guard let activation = activation(of: act, constants: c, opset: opset),
-                  let pi = producer[act.inputs[0]], !removed.contains(pi), usage.isPrivate(act.inputs[0]) else { continue }
+                  let pi = producer[act.inputs[0]], !patch.touches(pi), usage.isPrivate(act.inputs[0]) else { continue }
             var node = g.nodes[pi]
             guard node.isDefaultDomain, ["Conv", "Gemm", "MatMul"].contains(node.opType), node.outputs.count == 1,
                   node.attribute(FusedAttributes.activation) == nil,
                   node.inputs.count >= 2, let w = c[node.inputs[1]], w.dtype == .float else { continue }
             node.attributes += FusedAttributes.attributes(for: activation)
             node.outputs = [act.outputs[0]]
-            g.nodes[pi] = node
-            removed.insert(ai)
+            patch.replace(pi, with: node)
+            patch.remove(ai)
         }
-        g.removeNodes(at: removed)
+        patch.apply(to: g)
     }
 
     static func activation(of n: Node, constants c: [String: Tensor], opset: Int) -> Activation? {
