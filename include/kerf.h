@@ -61,8 +61,8 @@
  * KERF_INVALID_ARGUMENT, the sizes named in kerf_last_error().
  * kerf_X_options_init(options) is a macro that passes sizeof *options to
  * kerf_X_options_init_sized, so each program fills exactly the struct it
- * was compiled with (since ABI 1.8; the functions named kerf_X_options_init,
- * which programs built before call, fill the struct as of ABI 1.7).
+ * was compiled with (since ABI 1.8; programs built earlier call the function
+ * of that name, which fills the struct as of ABI 1.7).
  * Fields are appended at or after the previous release's sizeof, never into
  * its tail padding.
  */
