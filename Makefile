@@ -104,11 +104,17 @@ test-c: release
 	  || { echo "FAIL: the C example disagrees with ONNX Runtime (class $$expected)"; exit 1; }
 	bash Tests/CAPI/test_portable_load.sh $(LIB) $(OUT)
 
-test-python: release $(AVX2_SHIM)
+# Sizes and offsets of kerf.h's structs and its constants, as the C compiler sees them (compared
+# with the ctypes declarations by bindings/python/tests/test_abi_layout.py).
+$(OUT)/abi_layout: Tests/CAPI/abi_layout.c include/kerf.h
+	mkdir -p $(OUT)
+	cc -std=c11 -Wall -Wextra -Werror -I include $< -o $@
+
+test-python: release $(AVX2_SHIM) $(OUT)/abi_layout
 	$(PYTHON) -m pip install -q ./bindings/python
-	cd bindings/python && KERF_LIBRARY=$(LIB) $(PYTHON) -m pytest -q -p no:cacheprovider tests
+	cd bindings/python && KERF_ABI_LAYOUT=$(OUT)/abi_layout KERF_LIBRARY=$(LIB) $(PYTHON) -m pytest -q -p no:cacheprovider tests
 	echo "== again at AVX2: $(AVX2_ENV)"
-	cd $(CURDIR)/bindings/python && $(AVX2_ENV) KERF_LIBRARY=$(LIB) $(PYTHON) -m pytest -q -p no:cacheprovider -p no:faulthandler tests
+	cd $(CURDIR)/bindings/python && $(AVX2_ENV) KERF_ABI_LAYOUT=$(OUT)/abi_layout KERF_LIBRARY=$(LIB) $(PYTHON) -m pytest -q -p no:cacheprovider -p no:faulthandler tests
 	cd $(CURDIR) && $(PYTHON) scripts/train_digits.py $(OUT) >/dev/null
 	KERF_LIBRARY=$(LIB) PYTHONPATH=bindings/python $(PYTHON) scripts/demo_report.py $(OUT)
 

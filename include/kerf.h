@@ -47,6 +47,24 @@
  * - Threads: a kerf_model is immutable after load and may be shared by any
  *   number of threads. A kerf_session must be used by one thread at a time.
  *   kerf_last_error() is per thread.
+ *
+ * Structs that start with struct_size
+ * -----------------------------------
+ * The option structs and kerf_value_info only ever grow at their end, and
+ * struct_size says which of their versions the caller has: it is sizeof the
+ * struct in the kerf.h the caller was compiled with. Kerf accepts any
+ * struct_size from the struct's first release (e.g. the ABI 1.0
+ * kerf_session_options, up to optimization_level) up to its own sizeof, reads
+ * or writes only the first struct_size bytes, and gives every field past them
+ * the value the struct's kerf_*_options_init gives. A struct_size below the
+ * first release or above what the loaded library knows fails with
+ * KERF_INVALID_ARGUMENT, the sizes named in kerf_last_error().
+ * kerf_X_options_init(options) is a macro that passes sizeof *options to
+ * kerf_X_options_init_sized, so each program fills exactly the struct it
+ * was compiled with (since ABI 1.8; programs built earlier call the function
+ * of that name, which fills the struct as of ABI 1.7).
+ * Fields are appended at or after the previous release's sizeof, never into
+ * its tail padding.
  */
 #ifndef KERF_H
 #define KERF_H
@@ -61,7 +79,7 @@ extern "C" {
 /* ABI version: the major changes only on incompatible changes. Bindings
  * refuse a library whose major differs from the one they were written for. */
 #define KERF_ABI_VERSION_MAJOR 1
-#define KERF_ABI_VERSION_MINOR 7
+#define KERF_ABI_VERSION_MINOR 8
 #define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------ */
@@ -255,8 +273,14 @@ typedef struct kerf_session_options {
                                     0 (default) = only the process-wide kerf_set_memory_limit; since ABI 1.7 */
 } kerf_session_options;
 
-/* Fills `options` with defaults (sets struct_size too). */
-void kerf_session_options_init(kerf_session_options *options);
+/* Fills the first struct_size bytes of `options` with the defaults, struct_size
+ * among them (since ABI 1.8). KERF_INVALID_ARGUMENT when `options` is NULL or
+ * struct_size is not one this library accepts; then only struct_size is written.
+ * Call it as kerf_session_options_init(options), which passes sizeof *options. */
+kerf_status kerf_session_options_init_sized(kerf_session_options *options, size_t struct_size);
+void kerf_session_options_init(kerf_session_options *options); /* the ABI 1.7 struct */
+#define kerf_session_options_init(options) \
+    ((void)kerf_session_options_init_sized((options), sizeof *(options)))
 
 /* Prepares `model` for running. `options` may be NULL for defaults. The
  * session does not need the model afterwards: the model may be freed before
@@ -361,16 +385,23 @@ typedef struct kerf_prune_options {
     const char *const *per_tensor_names; /* explicit sparsity per weight (overrides sparsity/scope) */
     const double *per_tensor_sparsity;
     size_t n_per_tensor;
+    /* Since ABI 1.8: */
+    kerf_progress_fn progress;   /* may be NULL; steps are weights (magnitude, N:M) or channel groups (channel) */
+    void *progress_user_data;
 } kerf_prune_options;
 
-/* Fills `options` with defaults (sets struct_size too). */
-void kerf_prune_options_init(kerf_prune_options *options);
+/* Defaults, as kerf_session_options_init_sized (since ABI 1.8). */
+kerf_status kerf_prune_options_init_sized(kerf_prune_options *options, size_t struct_size);
+void kerf_prune_options_init(kerf_prune_options *options); /* the ABI 1.7 struct */
+#define kerf_prune_options_init(options) \
+    ((void)kerf_prune_options_init_sized((options), sizeof *(options)))
 
 /* Prunes the Conv, Gemm and MatMul weights of `model` in place; save it with
  * kerf_model_save. `options` may be NULL for defaults (50% magnitude, layer
  * scope). The model must not be used by other threads during the call;
  * sessions created before keep the weights they were created with. On
- * failure the model is unchanged.
+ * failure, a cancelling progress callback included (KERF_CANCELLED), the
+ * model is unchanged.
  * `report` (may be NULL) receives a JSON object, freed with kerf_free:
  * {"method", "scope", "target_sparsity", "overall_sparsity",
  *  "tensors": [{"name", "node", "op_type", "shape_before", "shape",
@@ -393,7 +424,11 @@ typedef struct kerf_sensitivity_options {
     void *progress_user_data;
 } kerf_sensitivity_options;
 
-void kerf_sensitivity_options_init(kerf_sensitivity_options *options);
+/* Defaults, as kerf_session_options_init_sized (since ABI 1.8). */
+kerf_status kerf_sensitivity_options_init_sized(kerf_sensitivity_options *options, size_t struct_size);
+void kerf_sensitivity_options_init(kerf_sensitivity_options *options); /* the ABI 1.7 struct */
+#define kerf_sensitivity_options_init(options) \
+    ((void)kerf_sensitivity_options_init_sized((options), sizeof *(options)))
 
 /* Prunes each prunable weight alone, by magnitude, to each level and runs
  * the model on the data: data[i] feeds graph input input_names[i], with
@@ -456,8 +491,11 @@ typedef struct kerf_quantize_options {
     int64_t validation_batches;  /* number of validation batches when known; 0 = unknown */
 } kerf_quantize_options;
 
-/* Fills `options` with defaults (sets struct_size too). */
-void kerf_quantize_options_init(kerf_quantize_options *options);
+/* Defaults, as kerf_session_options_init_sized (since ABI 1.8). */
+kerf_status kerf_quantize_options_init_sized(kerf_quantize_options *options, size_t struct_size);
+void kerf_quantize_options_init(kerf_quantize_options *options); /* the ABI 1.7 struct */
+#define kerf_quantize_options_init(options) \
+    ((void)kerf_quantize_options_init_sized((options), sizeof *(options)))
 
 /* Quantizes `model` in place to int8 (dynamic: DynamicQuantizeLinear ->
  * MatMulInteger -> Mul; static: QuantizeLinear/DequantizeLinear pairs, int8

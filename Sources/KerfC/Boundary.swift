@@ -5,16 +5,12 @@ import KerfCShims
 import Glibc
 #endif
 
-/// Status codes of `kerf.h`.
-let KERF_OK: Int32 = 0
-let KERF_INVALID_ARGUMENT: Int32 = 1
-
 /// Runs one C API call: any thrown error becomes its status code and the thread's last error.
 @inline(__always)
-func guarded(_ body: () throws -> Void) -> Int32 {
+func guarded(_ body: () throws -> Void) -> kerf_status {
     do {
         try body()
-        return KERF_OK
+        return kerf_status(KERF_OK)
     } catch let e as KerfError {
         kerf_shim_set_error(e.message)
         return e.status
@@ -102,19 +98,9 @@ func storeString(_ text: String, _ out: UnsafeMutablePointer<UnsafeMutablePointe
     out.pointee = copy
 }
 
-/// An options struct whose first field is `struct_size`, after checking that the caller's
-/// struct is at least as large as this ABI's (`initName` is the function that fills it).
-func loadOptions<T>(_ raw: UnsafeRawPointer, as type: T.Type, _ initName: String) throws -> T {
-    let size = raw.load(as: Int.self)
-    try argument(size >= MemoryLayout<T>.size, "options->struct_size is \(size); call \(initName) first")
-    return raw.load(as: T.self)
-}
-
-/// `kerf_progress_fn` (include/kerf.h): returns 0 to continue, anything else to cancel.
-typealias CProgress = @convention(c) (UnsafeMutableRawPointer?, Int64, Int64, UnsafePointer<CChar>?) -> Int32
-
-/// A C progress callback as a `ProgressHandler` (nil when the callback is NULL).
-func progressHandler(_ fn: CProgress?, _ user: UnsafeMutableRawPointer?) -> ProgressHandler? {
+/// A C progress callback (`kerf_progress_fn`: 0 continues, anything else cancels) as a
+/// `ProgressHandler` (nil when the callback is NULL).
+func progressHandler(_ fn: kerf_progress_fn?, _ user: UnsafeMutableRawPointer?) -> ProgressHandler? {
     guard let fn else { return nil }
     return { done, total, message in message.withCString { fn(user, Int64(done), Int64(total), $0) == 0 } }
 }

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import KerfCore
+import KerfCShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,17 +47,13 @@ final class CValueInfo {
     }
 }
 
-/// Layout of `kerf_value_info` (include/kerf.h).
-struct kerf_value_info {
-    var struct_size: Int
-    var name: UnsafePointer<CChar>?
-    var dtype: Int32
-    var rank_known: Int32
-    var rank: Int
-    var dims: UnsafePointer<Int64>?
+extension kerf_value_info: SizedStruct {
+    static let cName = "kerf_value_info"
+    /// ABI 1.0: up to dims.
+    static let firstSize = size(through: \.dims)
 }
 
-@_cdecl("kerf_model_load")
+@c @implementation
 public func kerf_model_load(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     out?.pointee = nil
     return guarded {
@@ -70,7 +67,7 @@ public func kerf_model_load(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutableP
     }
 }
 
-@_cdecl("kerf_model_load_bytes")
+@c @implementation
 public func kerf_model_load_bytes(_ data: UnsafeRawPointer?, _ size: Int, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     out?.pointee = nil
     return guarded {
@@ -81,7 +78,7 @@ public func kerf_model_load_bytes(_ data: UnsafeRawPointer?, _ size: Int, _ out:
     }
 }
 
-@_cdecl("kerf_model_save")
+@c @implementation
 public func kerf_model_save(_ model: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
     guarded {
         let m = try HandleRegistry.shared.resolve(model, as: ModelHandle.self, "model")
@@ -89,7 +86,7 @@ public func kerf_model_save(_ model: OpaquePointer?, _ path: UnsafePointer<CChar
     }
 }
 
-@_cdecl("kerf_model_save_bytes")
+@c @implementation
 public func kerf_model_save_bytes(_ model: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
                                   _ size: UnsafeMutablePointer<Int>?) -> Int32 {
     data?.pointee = nil
@@ -106,44 +103,43 @@ public func kerf_model_save_bytes(_ model: OpaquePointer?, _ data: UnsafeMutable
     }
 }
 
-@_cdecl("kerf_model_free")
+@c @implementation
 public func kerf_model_free(_ model: OpaquePointer?) {
     HandleRegistry.shared.release(model, as: ModelHandle.self)
 }
 
-@_cdecl("kerf_model_input_count")
+@c @implementation
 public func kerf_model_input_count(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded { try store(out, try HandleRegistry.shared.resolve(model, as: ModelHandle.self, "model").inputs.count, "out") }
 }
 
-@_cdecl("kerf_model_output_count")
+@c @implementation
 public func kerf_model_output_count(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded { try store(out, try HandleRegistry.shared.resolve(model, as: ModelHandle.self, "model").outputs.count, "out") }
 }
 
-private func describeValue(_ model: OpaquePointer?, _ index: Int, _ info: UnsafeMutableRawPointer?, outputs: Bool) -> Int32 {
+/// Describes input or output `index` in the caller's `info` (its first struct_size bytes).
+private func describeValue(_ model: OpaquePointer?, _ index: Int, _ info: UnsafeMutablePointer<kerf_value_info>?, outputs: Bool) -> kerf_status {
     guarded {
         let m = try HandleRegistry.shared.resolve(model, as: ModelHandle.self, "model")
         guard let info else { throw KerfError.invalidArgument("info is NULL") }
-        let structSize = info.load(as: Int.self)
-        try argument(structSize >= MemoryLayout<kerf_value_info>.size,
-                     "info->struct_size is \(structSize); set it to sizeof(kerf_value_info)")
+        let structSize = info.pointee.struct_size
+        try kerf_value_info.checkSize(structSize, "info")
         let list = outputs ? m.outputs : m.inputs
         try argument(index >= 0 && index < list.count, "index \(index) is out of range (\(list.count) \(outputs ? "outputs" : "inputs"))")
         let v = list[index]
-        info.storeBytes(of: kerf_value_info(struct_size: MemoryLayout<kerf_value_info>.size, name: UnsafePointer(v.name),
-                                             dtype: v.dtype, rank_known: v.rank == nil ? 0 : 1, rank: v.rank ?? 0,
-                                             dims: v.dims.map { UnsafePointer($0) }),
-                        as: kerf_value_info.self)
+        writeSized(kerf_value_info(struct_size: structSize, name: UnsafePointer(v.name), dtype: v.dtype, rank_known: v.rank == nil ? 0 : 1,
+                                   rank: v.rank ?? 0, dims: v.dims.map { UnsafePointer($0) }),
+                   to: UnsafeMutableRawPointer(info), size: structSize)
     }
 }
 
-@_cdecl("kerf_model_input")
-public func kerf_model_input(_ model: OpaquePointer?, _ index: Int, _ info: UnsafeMutableRawPointer?) -> Int32 {
+@c @implementation
+public func kerf_model_input(_ model: OpaquePointer?, _ index: Int, _ info: UnsafeMutablePointer<kerf_value_info>?) -> kerf_status {
     describeValue(model, index, info, outputs: false)
 }
 
-@_cdecl("kerf_model_output")
-public func kerf_model_output(_ model: OpaquePointer?, _ index: Int, _ info: UnsafeMutableRawPointer?) -> Int32 {
+@c @implementation
+public func kerf_model_output(_ model: OpaquePointer?, _ index: Int, _ info: UnsafeMutablePointer<kerf_value_info>?) -> kerf_status {
     describeValue(model, index, info, outputs: true)
 }

@@ -1,61 +1,59 @@
 import FoundationEssentials
 import KerfCompress
 import KerfCore
+import KerfCShims
 import KerfRuntime
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Layout of `kerf_prune_options` (include/kerf.h).
-struct kerf_prune_options {
-    var struct_size: Int
-    var method: Int32
-    var scope: Int32
-    var sparsity: Double
-    var max_tensor_sparsity: Double
-    var n: Int32
-    var m: Int32
-    var channel_criterion: Int32
-    var store_sparse: Int32
-    var min_elements: Int64
-    var exclude: UnsafePointer<UnsafePointer<CChar>?>?
-    var n_exclude: Int
-    var per_tensor_names: UnsafePointer<UnsafePointer<CChar>?>?
-    var per_tensor_sparsity: UnsafePointer<Double>?
-    var n_per_tensor: Int
+extension kerf_prune_options: OptionsStruct {
+    static let cName = "kerf_prune_options"
+    /// ABI 1.2 to 1.7: up to n_per_tensor.
+    static let firstSize = size(through: \.n_per_tensor)
+    static let unsizedInitSize = size(through: \.n_per_tensor)
+    static var defaults: kerf_prune_options {
+        let d = PruneOptions()
+        var o = kerf_prune_options()
+        o.struct_size = currentSize
+        o.method = Int32(KERF_PRUNE_MAGNITUDE)
+        o.scope = Int32(KERF_PRUNE_SCOPE_LAYER)
+        o.sparsity = d.sparsity
+        o.max_tensor_sparsity = d.maxTensorSparsity
+        o.n = 2
+        o.m = 4
+        o.channel_criterion = Int32(KERF_CHANNEL_L1)
+        return o
+    }
 }
 
-@_cdecl("kerf_prune_options_init")
-public func kerf_prune_options_init(_ options: UnsafeMutableRawPointer?) {
-    guard let options else { return }
-    let d = PruneOptions()
-    options.storeBytes(of: kerf_prune_options(struct_size: MemoryLayout<kerf_prune_options>.size, method: 0, scope: 0,
-                                              sparsity: d.sparsity, max_tensor_sparsity: d.maxTensorSparsity, n: 2, m: 4,
-                                              channel_criterion: 0, store_sparse: 0, min_elements: 0, exclude: nil, n_exclude: 0,
-                                              per_tensor_names: nil, per_tensor_sparsity: nil, n_per_tensor: 0),
-                       as: kerf_prune_options.self)
+@c @implementation
+public func kerf_prune_options_init_sized(_ options: UnsafeMutablePointer<kerf_prune_options>?, _ size: Int) -> kerf_status {
+    fillOptions(options, size: size)
 }
 
-/// `PruneOptions` from a C options struct (NULL = defaults).
-private func pruneOptions(_ raw: UnsafeRawPointer?) throws -> PruneOptions {
+@c @implementation
+public func kerf_prune_options_init(_ options: UnsafeMutablePointer<kerf_prune_options>?) { fillLegacyOptions(options) }
+
+/// `PruneOptions` and the progress callback from a C options struct (NULL = defaults).
+private func pruneOptions(_ pointer: UnsafePointer<kerf_prune_options>?) throws -> (PruneOptions, ProgressHandler?) {
+    let c = try readOptions(pointer)
     var o = PruneOptions()
-    guard let raw else { return o }
-    let c = try loadOptions(raw, as: kerf_prune_options.self, "kerf_prune_options_init")
-    switch c.method {
-    case 0: o.method = .magnitude
-    case 1: o.method = .nOfM(n: Int(c.n), m: Int(c.m))
-    case 2: o.method = .channel
+    switch Int(c.method) {
+    case KERF_PRUNE_MAGNITUDE: o.method = .magnitude
+    case KERF_PRUNE_N_OF_M: o.method = .nOfM(n: Int(c.n), m: Int(c.m))
+    case KERF_PRUNE_CHANNEL: o.method = .channel
     default: throw KerfError.invalidArgument("options->method \(c.method) is not a KERF_PRUNE_* method")
     }
-    switch c.scope {
-    case 0: o.scope = .layer
-    case 1: o.scope = .global
+    switch Int(c.scope) {
+    case KERF_PRUNE_SCOPE_LAYER: o.scope = .layer
+    case KERF_PRUNE_SCOPE_GLOBAL: o.scope = .global
     default: throw KerfError.invalidArgument("options->scope \(c.scope) is not a KERF_PRUNE_SCOPE_* value")
     }
-    switch c.channel_criterion {
-    case 0: o.channelCriterion = .l1
-    case 1: o.channelCriterion = .l2
-    case 2: o.channelCriterion = .batchNormGamma
+    switch Int(c.channel_criterion) {
+    case KERF_CHANNEL_L1: o.channelCriterion = .l1
+    case KERF_CHANNEL_L2: o.channelCriterion = .l2
+    case KERF_CHANNEL_BN_GAMMA: o.channelCriterion = .batchNormGamma
     default: throw KerfError.invalidArgument("options->channel_criterion \(c.channel_criterion) is not a KERF_CHANNEL_* value")
     }
     o.sparsity = c.sparsity
@@ -66,49 +64,46 @@ private func pruneOptions(_ raw: UnsafeRawPointer?) throws -> PruneOptions {
     let names = try strings(c.per_tensor_names, c.n_per_tensor, "options->per_tensor_names")
     try argument(names.isEmpty || c.per_tensor_sparsity != nil, "options->per_tensor_sparsity is NULL")
     for (i, name) in names.enumerated() { o.perTensor[name] = c.per_tensor_sparsity![i] }
-    return o
+    return (o, progressHandler(c.progress, c.progress_user_data))
 }
 
-@_cdecl("kerf_prune")
-public func kerf_prune(_ model: OpaquePointer?, _ options: UnsafeRawPointer?,
-                       _ report: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+@c @implementation
+public func kerf_prune(_ model: OpaquePointer?, _ options: UnsafePointer<kerf_prune_options>?,
+                       _ report: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> kerf_status {
     report?.pointee = nil
     return guarded {
         let m = try HandleRegistry.shared.resolve(model, as: ModelHandle.self, "model")
-        let result = try prune(m.model, options: try pruneOptions(options))
+        let (o, progress) = try pruneOptions(options)
+        let result = try prune(m.model, options: o, progress: progress)
         try storeString(try result.json(), report)
     }
 }
 
-/// Layout of `kerf_sensitivity_options` (include/kerf.h).
-struct kerf_sensitivity_options {
-    var struct_size: Int
-    var levels: UnsafePointer<Double>?
-    var n_levels: Int
-    var exclude: UnsafePointer<UnsafePointer<CChar>?>?
-    var n_exclude: Int
-    var min_elements: Int64
-    var batch_size: Int64
-    var threads: Int32
-    var progress: CProgress?
-    var progress_user_data: UnsafeMutableRawPointer?
+extension kerf_sensitivity_options: OptionsStruct {
+    static let cName = "kerf_sensitivity_options"
+    /// ABI 1.2 to 1.7: up to progress_user_data.
+    static let firstSize = size(through: \.progress_user_data)
+    static let unsizedInitSize = size(through: \.progress_user_data)
+    static var defaults: kerf_sensitivity_options {
+        var o = kerf_sensitivity_options()
+        o.struct_size = currentSize
+        o.batch_size = Int64(SensitivityOptions().batchSize)
+        return o
+    }
 }
 
-@_cdecl("kerf_sensitivity_options_init")
-public func kerf_sensitivity_options_init(_ options: UnsafeMutableRawPointer?) {
-    guard let options else { return }
-    options.storeBytes(of: kerf_sensitivity_options(struct_size: MemoryLayout<kerf_sensitivity_options>.size, levels: nil, n_levels: 0,
-                                                    exclude: nil, n_exclude: 0, min_elements: 0,
-                                                    batch_size: Int64(SensitivityOptions().batchSize), threads: 0,
-                                                    progress: nil, progress_user_data: nil),
-                       as: kerf_sensitivity_options.self)
+@c @implementation
+public func kerf_sensitivity_options_init_sized(_ options: UnsafeMutablePointer<kerf_sensitivity_options>?, _ size: Int) -> kerf_status {
+    fillOptions(options, size: size)
 }
+
+@c @implementation
+public func kerf_sensitivity_options_init(_ options: UnsafeMutablePointer<kerf_sensitivity_options>?) { fillLegacyOptions(options) }
 
 /// `SensitivityOptions` and the progress callback from a C options struct (NULL = defaults).
-private func sensitivityOptions(_ raw: UnsafeRawPointer?) throws -> (SensitivityOptions, ProgressHandler?) {
+private func sensitivityOptions(_ pointer: UnsafePointer<kerf_sensitivity_options>?) throws -> (SensitivityOptions, ProgressHandler?) {
+    let c = try readOptions(pointer)
     var o = SensitivityOptions()
-    guard let raw else { return (o, nil) }
-    let c = try loadOptions(raw, as: kerf_sensitivity_options.self, "kerf_sensitivity_options_init")
     try argument(c.n_levels >= 0 && c.n_levels < 1 << 16, "options->n_levels \(c.n_levels) is out of range")
     if c.n_levels > 0 {
         try argument(c.levels != nil, "options->levels is NULL")
@@ -122,10 +117,11 @@ private func sensitivityOptions(_ raw: UnsafeRawPointer?) throws -> (Sensitivity
     return (o, progressHandler(c.progress, c.progress_user_data))
 }
 
-@_cdecl("kerf_sensitivity")
+@c @implementation
 public func kerf_sensitivity(_ model: OpaquePointer?, _ inputNames: UnsafePointer<UnsafePointer<CChar>?>?,
                              _ data: UnsafePointer<OpaquePointer?>?, _ dataCount: Int, _ labels: OpaquePointer?,
-                             _ options: UnsafeRawPointer?, _ table: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+                             _ options: UnsafePointer<kerf_sensitivity_options>?,
+                             _ table: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> kerf_status {
     table?.pointee = nil
     return guarded {
         let m = try HandleRegistry.shared.resolve(model, as: ModelHandle.self, "model")

@@ -1,4 +1,5 @@
 import KerfCore
+import KerfCShims
 import KerfRuntime
 
 /// The object behind a `kerf_session *`. It keeps the model's C value infos alive (callers
@@ -13,63 +14,53 @@ final class SessionHandle {
     }
 }
 
-/// Layout of `kerf_session_options` (include/kerf.h). Fields are only appended; a caller built
-/// against an older header passes a smaller struct_size, and fields past it keep their defaults.
-struct kerf_session_options {
-    var struct_size: Int
-    var threads: Int32
-    var optimization_level: Int32
-    var sparse_kernels: Int32  // ABI 1.2
-    var memory_limit: UInt64   // ABI 1.7
+extension kerf_session_options: OptionsStruct {
+    static let cName = "kerf_session_options"
+    /// ABI 1.0 and 1.1: up to optimization_level.
+    static let firstSize = size(through: \.optimization_level)
+    /// ABI 1.7: up to memory_limit.
+    static let unsizedInitSize = size(through: \.memory_limit)
+    static var defaults: kerf_session_options {
+        kerf_session_options(struct_size: currentSize, threads: 0, optimization_level: 1, sparse_kernels: 1, memory_limit: 0)
+    }
 }
 
-/// struct_size of the ABI 1.0 / 1.1 struct (up to optimization_level).
-private let sessionOptionsSizeV1 = MemoryLayout<kerf_session_options>.offset(of: \.sparse_kernels)!
-/// Where memory_limit starts (a struct_size past it + 8 has it).
-private let memoryLimitOffset = MemoryLayout<kerf_session_options>.offset(of: \.memory_limit)!
-
-@_cdecl("kerf_session_options_init")
-public func kerf_session_options_init(_ options: UnsafeMutableRawPointer?) {
-    guard let options else { return }
-    // stride, not size: C's sizeof includes the tail padding.
-    options.storeBytes(of: kerf_session_options(struct_size: MemoryLayout<kerf_session_options>.stride, threads: 0,
-                                                optimization_level: 1, sparse_kernels: 1, memory_limit: 0),
-                       as: kerf_session_options.self)
+@c @implementation
+public func kerf_session_options_init_sized(_ options: UnsafeMutablePointer<kerf_session_options>?, _ size: Int) -> kerf_status {
+    fillOptions(options, size: size)
 }
 
-@_cdecl("kerf_session_create")
-public func kerf_session_create(_ model: OpaquePointer?, _ options: UnsafeRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+@c @implementation
+public func kerf_session_options_init(_ options: UnsafeMutablePointer<kerf_session_options>?) { fillLegacyOptions(options) }
+
+/// `SessionOptions` from a C options struct (NULL = defaults).
+private func sessionOptions(_ pointer: UnsafePointer<kerf_session_options>?) throws -> SessionOptions {
+    let c = try readOptions(pointer)
+    try argument(c.threads >= 0 && c.threads <= 1024, "threads must be between 0 and 1024, got \(c.threads)")
+    try argument(c.optimization_level == 0 || c.optimization_level == 1, "optimization_level must be 0 or 1")
+    try argument(c.sparse_kernels == 0 || c.sparse_kernels == 1, "sparse_kernels must be 0 or 1")
+    return SessionOptions(threads: Int(c.threads), optimizationLevel: Int(c.optimization_level), sparseKernels: c.sparse_kernels == 1,
+                          memoryLimit: c.memory_limit > UInt64(Int.max) ? Int.max : Int(c.memory_limit))
+}
+
+@c @implementation
+public func kerf_session_create(_ model: OpaquePointer?, _ options: UnsafePointer<kerf_session_options>?,
+                                _ out: UnsafeMutablePointer<OpaquePointer?>?) -> kerf_status {
     out?.pointee = nil
     return guarded {
         let m = try HandleRegistry.shared.resolve(model, as: ModelHandle.self, "model")
         try argument(out != nil, "out is NULL")
-        var opts = SessionOptions()
-        if let options {
-            let size = options.load(as: Int.self)
-            try argument(size >= sessionOptionsSizeV1,
-                         "options->struct_size is \(size); call kerf_session_options_init first")
-            let threads = options.load(fromByteOffset: MemoryLayout<kerf_session_options>.offset(of: \.threads)!, as: Int32.self)
-            let level = options.load(fromByteOffset: MemoryLayout<kerf_session_options>.offset(of: \.optimization_level)!, as: Int32.self)
-            let sparse = size >= sessionOptionsSizeV1 + 4
-                ? options.load(fromByteOffset: sessionOptionsSizeV1, as: Int32.self) : 1
-            let memoryLimit = size >= memoryLimitOffset + 8
-                ? options.load(fromByteOffset: memoryLimitOffset, as: UInt64.self) : 0
-            try argument(threads >= 0 && threads <= 1024, "threads must be between 0 and 1024, got \(threads)")
-            try argument(level == 0 || level == 1, "optimization_level must be 0 or 1")
-            try argument(sparse == 0 || sparse == 1, "sparse_kernels must be 0 or 1")
-            opts = SessionOptions(threads: Int(threads), optimizationLevel: Int(level), sparseKernels: sparse == 1,
-                                  memoryLimit: memoryLimit > UInt64(Int.max) ? Int.max : Int(memoryLimit))
-        }
+        let opts = try sessionOptions(options)
         out!.pointee = HandleRegistry.shared.register(SessionHandle(try Session(model: m.model, options: opts), m))
     }
 }
 
-@_cdecl("kerf_session_free")
+@c @implementation
 public func kerf_session_free(_ session: OpaquePointer?) {
     HandleRegistry.shared.release(session, as: SessionHandle.self)
 }
 
-@_cdecl("kerf_session_run")
+@c @implementation
 public func kerf_session_run(_ session: OpaquePointer?,
                              _ inputNames: UnsafePointer<UnsafePointer<CChar>?>?, _ inputs: UnsafePointer<OpaquePointer?>?,
                              _ inputCount: Int,
@@ -86,50 +77,40 @@ public func kerf_session_run(_ session: OpaquePointer?,
     }
 }
 
-/// Layout of `kerf_tensor_view` (include/kerf.h, ABI 1.4).
-struct kerf_tensor_view {
-    var dtype: Int32
-    var rank: Int
-    var dims: UnsafePointer<Int64>?
-    var data: UnsafeRawPointer?
-    var byte_size: Int
-}
-
-@_cdecl("kerf_session_run_views")
+@c @implementation
 public func kerf_session_run_views(_ session: OpaquePointer?,
-                                   _ inputNames: UnsafePointer<UnsafePointer<CChar>?>?, _ inputs: UnsafeRawPointer?,
+                                   _ inputNames: UnsafePointer<UnsafePointer<CChar>?>?, _ inputs: UnsafePointer<kerf_tensor_view>?,
                                    _ inputCount: Int,
                                    _ outputNames: UnsafePointer<UnsafePointer<CChar>?>?,
-                                   _ outputs: UnsafeMutablePointer<OpaquePointer?>?, _ outputViews: UnsafeMutableRawPointer?,
-                                   _ outputCount: Int) -> Int32 {
+                                   _ outputs: UnsafeMutablePointer<OpaquePointer?>?, _ outputViews: UnsafeMutablePointer<kerf_tensor_view>?,
+                                   _ outputCount: Int) -> kerf_status {
     runViews(session, inputNames, inputs, inputCount, outputNames, outputs, outputViews, outputCount, copyInto: false)
 }
 
-@_cdecl("kerf_session_run_into")
+@c @implementation
 public func kerf_session_run_into(_ session: OpaquePointer?,
-                                  _ inputNames: UnsafePointer<UnsafePointer<CChar>?>?, _ inputs: UnsafeRawPointer?,
+                                  _ inputNames: UnsafePointer<UnsafePointer<CChar>?>?, _ inputs: UnsafePointer<kerf_tensor_view>?,
                                   _ inputCount: Int,
                                   _ outputNames: UnsafePointer<UnsafePointer<CChar>?>?,
-                                  _ outputs: UnsafeMutablePointer<OpaquePointer?>?, _ outputViews: UnsafeMutableRawPointer?,
-                                  _ outputCount: Int) -> Int32 {
+                                  _ outputs: UnsafeMutablePointer<OpaquePointer?>?, _ outputViews: UnsafeMutablePointer<kerf_tensor_view>?,
+                                  _ outputCount: Int) -> kerf_status {
     runViews(session, inputNames, inputs, inputCount, outputNames, outputs, outputViews, outputCount, copyInto: true)
 }
 
-private func runViews(_ session: OpaquePointer?, _ inputNames: UnsafePointer<UnsafePointer<CChar>?>?, _ inputs: UnsafeRawPointer?,
+private func runViews(_ session: OpaquePointer?, _ inputNames: UnsafePointer<UnsafePointer<CChar>?>?, _ inputs: UnsafePointer<kerf_tensor_view>?,
                       _ inputCount: Int, _ outputNames: UnsafePointer<UnsafePointer<CChar>?>?,
-                      _ outputs: UnsafeMutablePointer<OpaquePointer?>?, _ outputViews: UnsafeMutableRawPointer?,
-                      _ outputCount: Int, copyInto: Bool) -> Int32 {
+                      _ outputs: UnsafeMutablePointer<OpaquePointer?>?, _ outputViews: UnsafeMutablePointer<kerf_tensor_view>?,
+                      _ outputCount: Int, copyInto: Bool) -> kerf_status {
     clearOutputs(outputs, outputCount)
     return guarded {
         let s = try HandleRegistry.shared.resolve(session, as: SessionHandle.self, "session")
         try checkCounts(inputCount, inputNames != nil && inputs != nil, outputCount, outputs)
         try argument(!copyInto || outputCount == 0 || outputViews != nil, "output_views is NULL")
-        let views = inputs?.assumingMemoryBound(to: kerf_tensor_view.self)
         let feeds = try feedsByName(inputNames, inputCount) { i in
-            let v = views![i]
+            let v = inputs![i]
             return try describedTensor(v.dtype, v.dims, v.rank, UnsafeMutableRawPointer(mutating: v.data), v.byte_size)
         }
-        try run(s, feeds, outputNames, outputs!, outputViews?.assumingMemoryBound(to: kerf_tensor_view.self), outputCount,
+        try run(s, feeds, outputNames, outputs!, outputViews, outputCount,
                 copyInto: copyInto)
     }
 }
@@ -197,7 +178,7 @@ private func describes(_ view: kerf_tensor_view, _ t: Tensor) -> Bool {
     return true
 }
 
-@_cdecl("kerf_session_plan")
+@c @implementation
 public func kerf_session_plan(_ session: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     out?.pointee = nil
     return guarded {

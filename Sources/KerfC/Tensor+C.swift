@@ -1,4 +1,5 @@
 import KerfCore
+import KerfCShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,7 +57,7 @@ func describedTensor(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?, _ rank: 
     return Tensor(dtype: dtype, shape: shape, storage: TensorStorage(borrowing: base, byteCount: byteSize, release: release))
 }
 
-@_cdecl("kerf_tensor_create")
+@c @implementation
 public func kerf_tensor_create(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?, _ rank: Int, _ data: UnsafeRawPointer?,
                                _ byteSize: Int, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     out?.pointee = nil
@@ -71,7 +72,7 @@ public func kerf_tensor_create(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?
     }
 }
 
-@_cdecl("kerf_tensor_wrap")
+@c @implementation
 public func kerf_tensor_wrap(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?, _ rank: Int, _ data: UnsafeMutableRawPointer?,
                              _ byteSize: Int,
                              _ release: (@convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void)?,
@@ -84,18 +85,18 @@ public func kerf_tensor_wrap(_ dtypeCode: Int32, _ dims: UnsafePointer<Int64>?, 
     }
 }
 
-@_cdecl("kerf_tensor_free")
+@c @implementation
 public func kerf_tensor_free(_ tensor: OpaquePointer?) {
     HandleRegistry.shared.release(tensor, as: TensorHandle.self)
 }
 
-@_cdecl("kerf_tensors_free")
+@c @implementation
 public func kerf_tensors_free(_ tensors: UnsafePointer<OpaquePointer?>?, _ count: Int) {
     guard let tensors, count > 0 else { return }
     for i in 0..<count { HandleRegistry.shared.release(tensors[i], as: TensorHandle.self) }
 }
 
-@_cdecl("kerf_tensor_dtype")
+@c @implementation
 public func kerf_tensor_dtype(_ tensor: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
     guarded {
         let t = try HandleRegistry.shared.resolve(tensor, as: TensorHandle.self, "tensor")
@@ -103,7 +104,7 @@ public func kerf_tensor_dtype(_ tensor: OpaquePointer?, _ out: UnsafeMutablePoin
     }
 }
 
-@_cdecl("kerf_tensor_shape")
+@c @implementation
 public func kerf_tensor_shape(_ tensor: OpaquePointer?, _ dims: UnsafeMutablePointer<UnsafePointer<Int64>?>?,
                               _ rank: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded {
@@ -114,7 +115,7 @@ public func kerf_tensor_shape(_ tensor: OpaquePointer?, _ dims: UnsafeMutablePoi
     }
 }
 
-@_cdecl("kerf_tensor_data")
+@c @implementation
 public func kerf_tensor_data(_ tensor: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafeRawPointer?>?,
                              _ byteSize: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded {
@@ -125,7 +126,7 @@ public func kerf_tensor_data(_ tensor: OpaquePointer?, _ data: UnsafeMutablePoin
     }
 }
 
-@_cdecl("kerf_tensor_info")
+@c @implementation
 public func kerf_tensor_info(_ tensor: OpaquePointer?, _ dtype: UnsafeMutablePointer<Int32>?,
                              _ dims: UnsafeMutablePointer<UnsafePointer<Int64>?>?, _ rank: UnsafeMutablePointer<Int>?,
                              _ data: UnsafeMutablePointer<UnsafeRawPointer?>?, _ byteSize: UnsafeMutablePointer<Int>?) -> Int32 {

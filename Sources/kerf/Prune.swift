@@ -39,7 +39,8 @@ struct Prune: ParsableCommand {
         o.exclude = NameFilter(exclude)
         o.storeSparse = storeSparse
         let m = try Model.load(path: model)
-        let result = try prune(m, options: o)
+        let bar = ProgressBar("prune")
+        let result = try prune(m, options: o, progress: bar.update)
         let destination = output ?? model
         try m.save(path: destination)
         if let report { try FileIO.writeAtomically(Data(try result.json().utf8), to: report) }

@@ -388,6 +388,105 @@ static int32_t count_then_cancel(void *user, int64_t done, int64_t total, const 
     return progress_calls >= *(int *)user; /* non-zero cancels */
 }
 
+static int64_t last_done = -1, last_total = -1;
+static int32_t record_progress(void *user, int64_t done, int64_t total, const char *message) {
+    (void)user;
+    if (done < last_done || !message) last_total = -2; /* never backwards; always a message */
+    else { last_done = done; last_total = total; }
+    progress_calls++;
+    return 0;
+}
+
+/* kerf_prune_options as the kerf.h of ABI 1.2 to 1.7 declares it, before progress. */
+struct prune_options_1_7 {
+    size_t struct_size;
+    int32_t method, scope;
+    double sparsity, max_tensor_sparsity;
+    int32_t n, m, channel_criterion, store_sparse;
+    int64_t min_elements;
+    const char *const *exclude;
+    size_t n_exclude;
+    const char *const *per_tensor_names;
+    const double *per_tensor_sparsity;
+    size_t n_per_tensor;
+};
+
+/* The struct_size rule (kerf.h, "Structs that start with struct_size"), on every options struct:
+ * sizes of old releases are read with the rest defaulted, sizes out of range are refused. */
+static void test_struct_sizes(const char *model_path) {
+    kerf_model *model = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+    const size_t old_prune = offsetof(kerf_prune_options, progress); /* ABI 1.2 to 1.7 */
+
+    /* A program built before ABI 1.8 calls the unsized kerf_prune_options_init on its shorter
+     * struct: it fills exactly that (valgrind and ASan see any byte past the allocation). */
+    CHECK(sizeof(struct prune_options_1_7) == old_prune, "the ABI 1.7 struct ends where progress starts");
+    struct prune_options_1_7 *old = malloc(sizeof *old);
+    (kerf_prune_options_init)((kerf_prune_options *)(void *)old);
+    CHECK(old->struct_size == old_prune && old->sparsity == 0.5 && old->n == 2, "unsized init fills the ABI 1.7 struct");
+    old->sparsity = 0.25;
+    char *report = NULL;
+    EXPECT_STATUS(kerf_prune(model, (const kerf_prune_options *)(void *)old, &report), KERF_OK);
+    CHECK(report && contains(report, "\"target_sparsity\":0.25"), "an ABI 1.7 struct is read");
+    kerf_free(report);
+    free(old);
+
+    /* The progress fields past an old struct_size are not read. */
+    kerf_prune_options options;
+    kerf_prune_options_init(&options);
+    CHECK(options.struct_size == sizeof options && options.progress == NULL, "sized init fills the whole struct");
+    int cancel_at = 1;
+    options.progress = count_then_cancel;
+    options.progress_user_data = &cancel_at;
+    options.struct_size = old_prune;
+    progress_calls = 0;
+    EXPECT_STATUS(kerf_prune(model, &options, NULL), KERF_OK);
+    CHECK(progress_calls == 0, "no progress field read past struct_size");
+
+    /* Out of range: below the first release, above this library's sizeof. */
+    options.struct_size = old_prune - sizeof(double);
+    EXPECT_STATUS(kerf_prune(model, &options, NULL), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "struct_size") && contains(kerf_last_error(), "kerf_prune_options"), "size error named");
+    options.struct_size = sizeof options + 8;
+    EXPECT_STATUS(kerf_prune(model, &options, NULL), KERF_INVALID_ARGUMENT);
+
+    /* The sized init writes only struct_size bytes, and refuses sizes it does not know. */
+    unsigned char bytes[sizeof(kerf_prune_options) + 8];
+    memset(bytes, 0xAB, sizeof bytes);
+    EXPECT_STATUS(kerf_prune_options_init_sized((kerf_prune_options *)(void *)bytes, old_prune), KERF_OK);
+    CHECK(bytes[old_prune] == 0xAB && bytes[sizeof bytes - 1] == 0xAB, "nothing written past struct_size");
+    EXPECT_STATUS(kerf_prune_options_init_sized(&options, sizeof options + 8), KERF_INVALID_ARGUMENT);
+    CHECK(options.struct_size == sizeof options + 8, "a refused size is still stored, so the call using it fails too");
+    EXPECT_STATUS(kerf_prune_options_init_sized(NULL, sizeof options), KERF_INVALID_ARGUMENT);
+
+    /* The other options structs, at their first release and one byte past their sizeof. */
+    kerf_session_options session_options;
+    EXPECT_STATUS(kerf_session_options_init_sized(&session_options, offsetof(kerf_session_options, sparse_kernels)), KERF_OK);
+    kerf_session *session = NULL;
+    EXPECT_STATUS(kerf_session_create(model, &session_options, &session), KERF_OK);
+    kerf_session_free(session);
+    session_options.struct_size = sizeof session_options + 1;
+    EXPECT_STATUS(kerf_session_create(model, &session_options, &session), KERF_INVALID_ARGUMENT);
+    EXPECT_STATUS(kerf_session_options_init_sized(&session_options, 8), KERF_INVALID_ARGUMENT);
+    kerf_quantize_options quantize_options;
+    EXPECT_STATUS(kerf_quantize_options_init_sized(&quantize_options, offsetof(kerf_quantize_options, validation)), KERF_OK);
+    quantize_options.struct_size = sizeof quantize_options + 1;
+    EXPECT_STATUS(kerf_quantize(model, &quantize_options, NULL), KERF_INVALID_ARGUMENT);
+    kerf_sensitivity_options sensitivity_options;
+    kerf_sensitivity_options_init(&sensitivity_options);
+    CHECK(sensitivity_options.struct_size == sizeof sensitivity_options && sensitivity_options.batch_size == 32,
+          "sensitivity defaults");
+    sensitivity_options.struct_size = sizeof sensitivity_options + 1;
+    char *table = NULL;
+    EXPECT_STATUS(kerf_sensitivity(model, NULL, NULL, 0, NULL, &sensitivity_options, &table), KERF_INVALID_ARGUMENT);
+
+    /* kerf_value_info: an output struct, written up to struct_size. */
+    kerf_value_info info;
+    info.struct_size = sizeof info + 8;
+    EXPECT_STATUS(kerf_model_input(model, 0, &info), KERF_INVALID_ARGUMENT);
+    kerf_model_free(model);
+}
+
 static void test_prune(const char *model_path, const char *dir) {
     kerf_model *model = NULL;
     EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
@@ -411,11 +510,46 @@ static void test_prune(const char *model_path, const char *dir) {
     EXPECT_STATUS(kerf_prune(model, &options, NULL), KERF_INVALID_ARGUMENT);
     CHECK(contains(kerf_last_error(), "exclude[0]"), "NULL exclude entry named");
 
+    /* Progress (ABI 1.8): 0, then one step per weight (the MLP has two); a cancel changes nothing. */
+    kerf_prune_options_init(&options);
+    void *before = NULL, *after = NULL;
+    size_t before_size = 0, after_size = 0;
+    EXPECT_STATUS(kerf_model_save_bytes(model, &before, &before_size), KERF_OK);
+    int cancel_at = 2;
+    progress_calls = 0;
+    options.progress = count_then_cancel;
+    options.progress_user_data = &cancel_at;
+    EXPECT_STATUS(kerf_prune(model, &options, &report), KERF_CANCELLED);
+    CHECK(report == NULL && progress_calls == 2, "prune cancelled at the second report");
+    EXPECT_STATUS(kerf_model_save_bytes(model, &after, &after_size), KERF_OK);
+    CHECK(before_size == after_size && memcmp(before, after, before_size) == 0, "a cancelled prune leaves the model as it was");
+    kerf_free(before);
+    kerf_free(after);
+
     kerf_prune_options_init(&options);
     options.method = KERF_PRUNE_N_OF_M;
+    options.progress = record_progress;
+    progress_calls = 0;
+    last_done = last_total = -1;
     EXPECT_STATUS(kerf_prune(model, &options, &report), KERF_OK);
+    CHECK(progress_calls == 3 && last_done == 2 && last_total == 2, "N:M progress: 0 of 2, then each weight");
     CHECK(report && contains(report, "\"method\":\"2:4\"") && contains(report, "\"target_sparsity\":0.5"), "N:M report");
     kerf_free(report);
+
+    /* Channel pruning counts groups of tied channels (the MLP's hidden and output units: two,
+     * the outputs left whole). */
+    kerf_model *channels = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &channels), KERF_OK);
+    kerf_prune_options_init(&options);
+    options.method = KERF_PRUNE_CHANNEL;
+    options.progress = record_progress;
+    progress_calls = 0;
+    last_done = last_total = -1;
+    EXPECT_STATUS(kerf_prune(channels, &options, &report), KERF_OK);
+    CHECK(progress_calls == 3 && last_done == 2 && last_total == 2, "channel progress: 0 of 2, then each group");
+    kerf_model_free(channels);
+    kerf_free(report);
+
     kerf_prune_options_init(&options);
     options.sparsity = 0.75;
     options.scope = KERF_PRUNE_SCOPE_GLOBAL;
@@ -443,7 +577,8 @@ static void test_prune(const char *model_path, const char *dir) {
     double levels[2] = {0.5, 0.9};
     sopts.levels = levels;
     sopts.n_levels = 2;
-    int cancel_at = 1000;
+    cancel_at = 1000;
+    progress_calls = 0;
     sopts.progress = count_then_cancel;
     sopts.progress_user_data = &cancel_at;
     char *table = NULL;
@@ -691,6 +826,7 @@ int main(int argc, char **argv) {
     test_tensors();
     test_model(argv[1], argv[2]);
     test_memory_limit(argv[1]);
+    test_struct_sizes(argv[1]);
     test_prune(argv[1], argv[2]);
     test_quantize(argv[1], argv[2]);
     if (argc == 4) test_external_data(argv[3], "digits.onnx.data", argv[2]);

@@ -179,6 +179,33 @@ def test_prune_writes_a_smaller_nonzero_count_and_a_report(tmp_path):
     assert (np.count_nonzero(w.transpose(0, 2, 3, 1).reshape(-1, 4), axis=1) == 2).all()
 
 
+def test_prune_draws_a_progress_bar_on_a_terminal(tmp_path):
+    import pty
+    path = tmp_path / "cnn.onnx"
+    onnx.save(models.cnn(channels=8, size=8, classes=5), path)
+    # stderr on a pseudo-terminal: the bar is drawn only there. Its few hundred bytes fit the
+    # terminal's buffer, so it is read after the process ends.
+    terminal, child_end = pty.openpty()
+    try:
+        result = subprocess.run([KERF, "prune", str(path), "-o", str(tmp_path / "p.onnx")], stdout=subprocess.PIPE,
+                                stderr=child_end, text=True, timeout=120)
+    finally:
+        os.close(child_end)
+    err = b""
+    try:
+        while chunk := os.read(terminal, 65536):
+            err += chunk
+    except OSError:  # EIO: the terminal's other end is closed and everything was read
+        pass
+    os.close(terminal)
+    err = err.decode()
+    assert result.returncode == 0, err
+    assert "\rprune [" + "." * 30 + "] 0/3 magnitude pruning" in err, err
+    assert "\rprune [" + "#" * 30 + "] 3/3 fc_w" in err, err
+    plain = kerf("prune", path, "-o", tmp_path / "q.onnx")
+    assert plain.returncode == 0 and plain.stderr == "", "no bar when stderr is not a terminal"
+
+
 def test_prune_errors_are_one_line_and_leave_the_file_alone(tmp_path):
     path = tmp_path / "mlp.onnx"
     onnx.save(models.mlp(), path)

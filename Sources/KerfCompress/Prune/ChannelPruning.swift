@@ -7,8 +7,8 @@ import KerfCore
 /// are left whole and listed in `report.skipped` with the reason.
 ///
 /// The graph is changed only at the end, after every new tensor is built: on a throw the
-/// model is as it was.
-func pruneChannels(_ model: Model, options: PruneOptions, report: inout PruneReport) throws {
+/// model is as it was. One progress step per group of tied channels.
+func pruneChannels(_ model: Model, options: PruneOptions, report: inout PruneReport, progress: ProgressHandler?) throws {
     let graph = model.graph
     // Before IR 4 every initializer is also listed as an input, and is still a constant.
     let fixed = model.irVersion < 4
@@ -16,7 +16,10 @@ func pruneChannels(_ model: Model, options: PruneOptions, report: inout PruneRep
 
     var plans: [Int: ChannelPlan] = [:]
     var skipped: [(group: [Int], reason: String)] = []
-    for group in found.groups {
+    try advance(progress, 0, found.groups.count, "channel pruning")
+    for (g, group) in found.groups.enumerated() {
+        // The step of the previous group ends here (its iteration may `continue`).
+        if g > 0 { try advance(progress, g, found.groups.count, found.name(of: found.groups[g - 1])) }
         let problems = found.problems(of: group)
         if !problems.isEmpty {
             skipped.append((group, problems.joined(separator: "; ")))
@@ -32,6 +35,7 @@ func pruneChannels(_ model: Model, options: PruneOptions, report: inout PruneRep
         let scores = try channelScores(of: group, in: found, criterion: options.channelCriterion)
         plans[group[0]] = ChannelPlan(channels: channels, keep: channelsToKeep(scores: scores, remove: remove))
     }
+    if let last = found.groups.last { try advance(progress, found.groups.count, found.groups.count, found.name(of: last)) }
     // Q/K/V projections whose units go per attention head are not reported as left alone.
     for (group, reason) in skipped where !group.allSatisfy({ found.spaces[$0].heads.map { plans[$0] != nil } ?? false }) {
         report.skipped.append(PruneReport.Skipped(name: found.name(of: group), reason: reason))

@@ -2,8 +2,10 @@ import FoundationEssentials
 import KerfCore
 
 /// Prunes `model`'s Conv, Gemm and MatMul weights as `options` says and returns what changed.
-/// The model is changed only when the call succeeds: on any error it is left as it was.
-public func prune(_ model: Model, options: PruneOptions) throws -> PruneReport {
+/// The model is changed only when the call succeeds: on any error, `KerfError.cancelled` from
+/// `progress` included, it is left as it was. `progress` is called with 0 before the work and
+/// after each step: a weight (magnitude, N:M) or a group of tied channels (channel).
+public func prune(_ model: Model, options: PruneOptions, progress: ProgressHandler? = nil) throws -> PruneReport {
     try validate(options)
     var report = PruneReport(method: options.method.name, scope: options.scope.rawValue,
                              targetSparsity: options.method.targetSparsity(options.sparsity))
@@ -14,7 +16,7 @@ public func prune(_ model: Model, options: PruneOptions) throws -> PruneReport {
     switch options.method {
     case .magnitude, .nOfM:
         let weights = prunableWeights(graph, options: options, skipped: &report.skipped)
-        var pruned = try zeroedWeights(weights, graph: graph, options: options)
+        var pruned = try zeroedWeights(weights, graph: graph, options: options, progress: progress)
         for (w, tensor) in zip(weights, pruned) {
             report.tensors.append(entry(name: w.name, node: w.node, before: graph.initializers[w.index].tensor, after: tensor))
         }
@@ -22,7 +24,7 @@ public func prune(_ model: Model, options: PruneOptions) throws -> PruneReport {
         for (w, tensor) in zip(weights, pruned) { graph.initializers[w.index].tensor = tensor }
         pruned.removeAll()
     case .channel:
-        try pruneChannels(model, options: options, report: &report)
+        try pruneChannels(model, options: options, report: &report, progress: progress)
     }
 
     if options.storeSparse { markSparseStorage(graph, report: &report) }
@@ -64,8 +66,17 @@ private func validate(_ o: PruneOptions) throws {
     }
 }
 
-/// Copies of the weights with the zeros `options` asks for (same order as `weights`).
-private func zeroedWeights(_ weights: [PrunableWeight], graph: Graph, options: PruneOptions) throws -> [Tensor] {
+/// Calls `progress` (when given) with `done` of `total` steps; throws `KerfError.cancelled` when it
+/// asks to stop.
+func advance(_ progress: ProgressHandler?, _ done: Int, _ total: Int, _ message: @autoclosure () -> String) throws {
+    if let progress, !progress(done, total, message()) { throw KerfError.cancelled("pruning cancelled") }
+}
+
+/// Copies of the weights with the zeros `options` asks for (same order as `weights`); one
+/// progress step per weight.
+private func zeroedWeights(_ weights: [PrunableWeight], graph: Graph, options: PruneOptions,
+                           progress: ProgressHandler?) throws -> [Tensor] {
+    try advance(progress, 0, weights.count, "\(options.method.name) pruning")
     var tensors = weights.map { graph.initializers[$0.index].tensor }
     for (w, t) in zip(weights, tensors) {
         let finite = t.withElements(as: Float.self) { $0.allSatisfy(\.isFinite) }
@@ -76,11 +87,13 @@ private func zeroedWeights(_ weights: [PrunableWeight], graph: Graph, options: P
         for i in tensors.indices {
             let layout = weights[i].layout
             tensors[i].withMutableElements(as: Float.self) { keepNOfM($0, layout: layout, n: n, m: m) }
+            try advance(progress, i + 1, weights.count, weights[i].name)
         }
     default:
         let counts = zeroCounts(weights, tensors: tensors, options: options)
         for i in tensors.indices {
             tensors[i].withMutableElements(as: Float.self) { zeroSmallest($0, count: counts[i]) }
+            try advance(progress, i + 1, weights.count, weights[i].name)
         }
     }
     return tensors

@@ -25,10 +25,14 @@ from pathlib import Path
 from .errors import KerfError, Status
 
 ABI_MAJOR = 1  # KERF_ABI_VERSION_MAJOR this binding was written for
-ABI_MINOR = 7  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
+ABI_MINOR = 8  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
                # kerf_quantize, kerf_session_plan: 1.3; kerf_session_run_views, kerf_tensors_free: 1.4;
                # kerf_session_run_into: 1.5; kerf_instruction_set: 1.6;
-               # kerf_set_memory_limit, kerf_memory_limit, memory_limit: 1.7)
+               # kerf_set_memory_limit, kerf_memory_limit, memory_limit: 1.7;
+               # kerf_*_options_init_sized, kerf_prune_options.progress: 1.8)
+# The structs below mirror include/kerf.h field by field; tests/test_abi_layout.py compares
+# them (and the constants of errors.py, dtypes.py, prune.py and quantize.py) with what a C
+# compiler makes of the header.
 
 
 def _library_path():
@@ -115,6 +119,10 @@ class SessionOptions(Structure):
     ]
 
 
+ReleaseCallback = CFUNCTYPE(None, c_void_p, c_void_p)
+ProgressCallback = CFUNCTYPE(c_int32, c_void_p, c_int64, c_int64, c_char_p)
+
+
 class PruneOptions(Structure):
     _fields_ = [
         ("struct_size", c_size_t),
@@ -132,11 +140,9 @@ class PruneOptions(Structure):
         ("per_tensor_names", POINTER(c_char_p)),
         ("per_tensor_sparsity", POINTER(c_double)),
         ("n_per_tensor", c_size_t),
+        ("progress", ProgressCallback),  # ABI 1.8
+        ("progress_user_data", c_void_p),
     ]
-
-
-ReleaseCallback = CFUNCTYPE(None, c_void_p, c_void_p)
-ProgressCallback = CFUNCTYPE(c_int32, c_void_p, c_int64, c_int64, c_char_p)
 
 
 class SensitivityOptions(Structure):
@@ -227,7 +233,7 @@ _declare("kerf_model_input", c_int32, ModelP, c_size_t, POINTER(ValueInfo))
 _declare("kerf_model_output", c_int32, ModelP, c_size_t, POINTER(ValueInfo))
 
 # Sessions
-_declare("kerf_session_options_init", None, POINTER(SessionOptions))
+_declare("kerf_session_options_init_sized", c_int32, POINTER(SessionOptions), c_size_t)
 _declare("kerf_session_create", c_int32, ModelP, POINTER(SessionOptions), POINTER(SessionP))
 _declare("kerf_session_free", None, SessionP)
 _declare("kerf_session_plan", c_int32, SessionP, POINTER(c_void_p))
@@ -246,13 +252,24 @@ run_into_by_address = CFUNCTYPE(c_int32, c_void_p, c_void_p, c_void_p, c_size_t,
     ctypes.cast(lib.kerf_session_run_into, c_void_p).value)
 
 # Compression
-_declare("kerf_prune_options_init", None, POINTER(PruneOptions))
+_declare("kerf_prune_options_init_sized", c_int32, POINTER(PruneOptions), c_size_t)
 _declare("kerf_prune", c_int32, ModelP, POINTER(PruneOptions), POINTER(c_void_p))
-_declare("kerf_sensitivity_options_init", None, POINTER(SensitivityOptions))
+_declare("kerf_sensitivity_options_init_sized", c_int32, POINTER(SensitivityOptions), c_size_t)
 _declare("kerf_sensitivity", c_int32, ModelP, POINTER(c_char_p), POINTER(TensorP), c_size_t, TensorP,
          POINTER(SensitivityOptions), POINTER(c_void_p))
-_declare("kerf_quantize_options_init", None, POINTER(QuantizeOptions))
+_declare("kerf_quantize_options_init_sized", c_int32, POINTER(QuantizeOptions), c_size_t)
 _declare("kerf_quantize", c_int32, ModelP, POINTER(QuantizeOptions), POINTER(c_void_p))
+
+
+def new_options(structure):
+    """An options struct (SessionOptions, PruneOptions, SensitivityOptions or QuantizeOptions)
+    holding the library's defaults, its struct_size that of the ctypes declaration."""
+    init = {SessionOptions: lib.kerf_session_options_init_sized, PruneOptions: lib.kerf_prune_options_init_sized,
+            SensitivityOptions: lib.kerf_sensitivity_options_init_sized,
+            QuantizeOptions: lib.kerf_quantize_options_init_sized}[structure]
+    options = structure()
+    check(init(ctypes.byref(options), ctypes.sizeof(options)))
+    return options
 
 
 def take_string(pointer):

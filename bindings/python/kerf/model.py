@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 
 from . import dtypes
-from ._bindings import ModelP, SessionOptions, SessionP, ValueInfo as _CValueInfo, check, lib
+from ._bindings import ModelP, SessionOptions, SessionP, ValueInfo as _CValueInfo, check, lib, new_options
 from .errors import KerfError, Status
 
 
@@ -84,8 +84,7 @@ class Model:
         past it raises KerfError(Status.OUT_OF_MEMORY). None: only kerf.set_memory_limit's."""
         from .session import Session
 
-        options = SessionOptions()
-        lib.kerf_session_options_init(ctypes.byref(options))
+        options = new_options(SessionOptions)
         threads = 0 if threads is None else int(threads)
         if not -2**31 <= threads < 2**31:
             raise KerfError(Status.INVALID_ARGUMENT, f"threads={threads} is out of range")

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from . import _tensor
-from ._bindings import PruneOptions, SensitivityOptions, TensorP, check, lib, take_string
+from ._bindings import PruneOptions, SensitivityOptions, TensorP, check, lib, new_options, take_string
 from .compress_common import ProgressAdapter, Report, c_strings, choice, rewrite_model
 from .errors import KerfError, Status
 from .model import Model, load
@@ -28,7 +28,8 @@ def _method(method, n, m):
 
 
 def prune(src, dst=None, sparsity=0.5, method="magnitude", scope="layer", n=2, m=4, exclude=(),
-          per_tensor=None, criterion="l1", min_elements=0, max_tensor_sparsity=0.99, store_sparse=False):
+          per_tensor=None, criterion="l1", min_elements=0, max_tensor_sparsity=0.99, store_sparse=False,
+          progress=None):
     """Prunes the Conv, Gemm and MatMul weights of an ONNX model and returns a Report.
 
     src: a path, or a kerf.Model (changed in place; saved only if dst is given).
@@ -44,10 +45,13 @@ def prune(src, dst=None, sparsity=0.5, method="magnitude", scope="layer", n=2, m
     per_tensor: {weight name: sparsity} overriding sparsity and scope for those weights.
     criterion: channel ranking, "l1", "l2" or "bn_gamma".
     store_sparse: save weights whose sparse form is smaller as sparse_initializer.
+    progress: None, True (a progress bar on stderr: tqdm's when tqdm is installed) or a
+      callable(done, total, message), called at 0 and after each weight (magnitude, N:M) or
+      group of tied channels (channel); a callable returning False cancels
+      (KerfError(Status.CANCELLED), the model left as it was).
     """
     method_code, n, m = _method(method, n, m)
-    options = PruneOptions()
-    lib.kerf_prune_options_init(ctypes.byref(options))
+    options = new_options(PruneOptions)
     options.method = method_code
     options.scope = choice(scope, _SCOPES, "scope")
     options.channel_criterion = choice(criterion, _CRITERIA, "criterion")
@@ -65,10 +69,14 @@ def prune(src, dst=None, sparsity=0.5, method="magnitude", scope="layer", n=2, m
     names, options.n_per_tensor = c_strings(per_tensor.keys(), "per_tensor")
     levels = (ctypes.c_double * max(len(per_tensor), 1))(*(float(v) for v in per_tensor.values()))
     options.per_tensor_names, options.per_tensor_sparsity = names, levels
+    adapter = ProgressAdapter(progress, "prune")
+    options.progress = adapter.function
 
     def run(model):
         report = ctypes.c_void_p()
-        check(lib.kerf_prune(model._live_handle(), ctypes.byref(options), ctypes.byref(report)))
+        status = lib.kerf_prune(model._live_handle(), ctypes.byref(options), ctypes.byref(report))
+        adapter.reraise()
+        check(status)
         return Report.from_json(take_string(report))
 
     return rewrite_model(src, dst, run)
@@ -93,8 +101,7 @@ def sensitivity(model, data, levels=(0.5, 0.7, 0.9), labels=None, exclude=(), mi
             labels = data.pop("labels")
     if not isinstance(data, dict) or not data:
         raise KerfError(Status.INVALID_ARGUMENT, "data must be a non-empty dict of input name -> array, or an .npz path")
-    options = SensitivityOptions()
-    lib.kerf_sensitivity_options_init(ctypes.byref(options))
+    options = new_options(SensitivityOptions)
     level_values = [float(level) for level in levels]
     options.levels = (ctypes.c_double * max(len(level_values), 1))(*level_values)
     options.n_levels = len(level_values)

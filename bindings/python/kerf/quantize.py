@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from . import _tensor
-from ._bindings import CalibrationCallback, QuantizeOptions, check, lib, take_string
+from ._bindings import CalibrationCallback, QuantizeOptions, check, lib, new_options, take_string
 from .compress_common import ProgressAdapter, Report, c_strings, choice, rewrite_model
 from .errors import KerfError, Status
 
@@ -47,8 +47,7 @@ def quantize(src, dst=None, mode="dynamic", calibration=None, method="minmax", p
         the float model on instead of the calibration data (report.agreement["data"] says
         which was used).
     """
-    options = QuantizeOptions()
-    lib.kerf_quantize_options_init(ctypes.byref(options))
+    options = new_options(QuantizeOptions)
     options.mode = choice(mode, _MODES, "mode")
     options.method = choice(method, _METHODS, "method")
     options.activation_type = choice(activation_type, _ACTIVATIONS, "activation_type")

@@ -186,7 +186,10 @@ def test_error_for_unknown_future_status():
 
 def test_abi_major_mismatch_is_refused():
     from kerf import _bindings
-    _bindings.check_abi((1 << 16) | 7)  # a newer minor is fine
+    _bindings.check_abi((1 << 16) | _bindings.ABI_MINOR)
+    _bindings.check_abi((1 << 16) | (_bindings.ABI_MINOR + 1))  # a newer minor is fine
+    with pytest.raises(ImportError, match="ABI"):
+        _bindings.check_abi((1 << 16) | (_bindings.ABI_MINOR - 1))  # no kerf_*_options_init_sized
     with pytest.raises(ImportError, match="ABI"):
         _bindings.check_abi(2 << 16)
     with pytest.raises(ImportError, match="ABI"):

@@ -256,3 +256,40 @@ def test_sensitivity_reads_npz_and_can_be_cancelled(tmp_path, digits):
     with pytest.raises(kerf.KerfError) as error:
         kerf.sensitivity(path, {"X": x[:5]}, labels=y[:4])
     assert error.value.status == kerf.Status.SHAPE_MISMATCH
+
+
+def test_prune_reports_progress_and_can_be_cancelled(tmp_path, digits):
+    path, _, _ = digits
+    copy = tmp_path / "digits.onnx"
+    copy.write_bytes(Path(path).read_bytes())
+    original = copy.read_bytes()
+    calls = []
+    kerf.prune(copy, tmp_path / "magnitude.onnx", progress=lambda done, total, message: calls.append((done, total, message)))
+    assert calls == [(0, 2, "magnitude pruning"), (1, 2, "coefficient"), (2, 2, "coefficient1")]
+    calls.clear()
+    kerf.prune(copy, tmp_path / "channel.onnx", method="channel",
+               progress=lambda done, total, message: calls.append((done, total, message)))
+    assert calls[0] == (0, 2, "channel pruning") and [c[:2] for c in calls[1:]] == [(1, 2), (2, 2)]
+
+    with pytest.raises(kerf.KerfError) as error:
+        kerf.prune(copy, progress=lambda done, total, message: done < 1)
+    assert error.value.status == kerf.Status.CANCELLED
+
+    def failing(done, total, message):
+        raise RuntimeError("stop here")
+    with pytest.raises(RuntimeError, match="stop here"):
+        kerf.prune(copy, method="channel", progress=failing)
+    assert copy.read_bytes() == original, "a cancelled in-place prune leaves the file as it was"
+
+
+def test_prune_progress_true_draws_a_bar_on_stderr(tmp_path, digits, capfd):
+    path, _, _ = digits
+    kerf.prune(path, tmp_path / "p.onnx", progress=True)
+    err = capfd.readouterr().err
+    try:
+        import tqdm  # noqa: F401 - tqdm draws its own bar
+        assert "prune" in err and "2/2" in err, err
+    except ImportError:
+        assert "\rprune [" + "#" * 30 + "] 2/2 coefficient1" in err and err.endswith("\n"), err
+    kerf.prune(path, tmp_path / "p2.onnx", progress=False)
+    assert capfd.readouterr().err == ""

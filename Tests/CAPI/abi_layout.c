@@ -1,0 +1,183 @@
+/*
+ * Prints the layout of every public struct of kerf.h and the value of every constant, for
+ * bindings/python/tests/test_abi_layout.py to compare with the ctypes declarations:
+ *
+ *     struct NAME SIZEOF FIELD_COUNT
+ *     field NAME FIELD OFFSET SIZE        (one per field, in declaration order)
+ *     const NAME VALUE
+ *
+ * Exits 1 when a struct's listed fields do not tile it (each field right after the one
+ * before, up to its alignment; the last one reaching sizeof), so that a field added to kerf.h
+ * but not here fails the test instead of going unnoticed.
+ */
+#include <stdalign.h>
+#include <stdio.h>
+#include "kerf.h"
+
+static int failures = 0;
+static size_t listed_end = 0, listed_count = 0;
+static char lines[64][160];
+
+#define FIELD(T, f)                                                                          \
+    do {                                                                                     \
+        size_t offset = offsetof(T, f), size = sizeof(((T *)0)->f);                          \
+        size_t align = __alignof__(((T *)0)->f);                                             \
+        if (offset != (listed_end + align - 1) / align * align) {                            \
+            fprintf(stderr, "abi_layout: %s.%s is at %zu, not right after the field listed before it\n", #T, #f, offset); \
+            failures++;                                                                      \
+        }                                                                                    \
+        snprintf(lines[listed_count++], sizeof lines[0], "field %s %s %zu %zu", #T, #f, offset, size); \
+        listed_end = offset + size;                                                          \
+    } while (0)
+
+/* Prints the struct line, then its fields; checks that they reach sizeof(T) (with tail padding). */
+#define END_STRUCT(T)                                                                        \
+    do {                                                                                     \
+        size_t padded = (listed_end + alignof(T) - 1) / alignof(T) * alignof(T);             \
+        if (padded != sizeof(T)) {                                                           \
+            fprintf(stderr, "abi_layout: the fields listed for %s end at %zu, but sizeof is %zu\n", #T, listed_end, sizeof(T)); \
+            failures++;                                                                      \
+        }                                                                                    \
+        printf("struct %s %zu %zu\n", #T, sizeof(T), listed_count);                          \
+        for (size_t i = 0; i < listed_count; i++) printf("%s\n", lines[i]);                  \
+        listed_end = listed_count = 0;                                                       \
+    } while (0)
+
+#define CONST(name) printf("const %s %lld\n", #name, (long long)(name))
+
+int main(void) {
+    FIELD(kerf_value_info, struct_size);
+    FIELD(kerf_value_info, name);
+    FIELD(kerf_value_info, dtype);
+    FIELD(kerf_value_info, rank_known);
+    FIELD(kerf_value_info, rank);
+    FIELD(kerf_value_info, dims);
+    END_STRUCT(kerf_value_info);
+
+    FIELD(kerf_session_options, struct_size);
+    FIELD(kerf_session_options, threads);
+    FIELD(kerf_session_options, optimization_level);
+    FIELD(kerf_session_options, sparse_kernels);
+    FIELD(kerf_session_options, memory_limit);
+    END_STRUCT(kerf_session_options);
+
+    FIELD(kerf_tensor_view, dtype);
+    FIELD(kerf_tensor_view, rank);
+    FIELD(kerf_tensor_view, dims);
+    FIELD(kerf_tensor_view, data);
+    FIELD(kerf_tensor_view, byte_size);
+    END_STRUCT(kerf_tensor_view);
+
+    FIELD(kerf_prune_options, struct_size);
+    FIELD(kerf_prune_options, method);
+    FIELD(kerf_prune_options, scope);
+    FIELD(kerf_prune_options, sparsity);
+    FIELD(kerf_prune_options, max_tensor_sparsity);
+    FIELD(kerf_prune_options, n);
+    FIELD(kerf_prune_options, m);
+    FIELD(kerf_prune_options, channel_criterion);
+    FIELD(kerf_prune_options, store_sparse);
+    FIELD(kerf_prune_options, min_elements);
+    FIELD(kerf_prune_options, exclude);
+    FIELD(kerf_prune_options, n_exclude);
+    FIELD(kerf_prune_options, per_tensor_names);
+    FIELD(kerf_prune_options, per_tensor_sparsity);
+    FIELD(kerf_prune_options, n_per_tensor);
+    FIELD(kerf_prune_options, progress);
+    FIELD(kerf_prune_options, progress_user_data);
+    END_STRUCT(kerf_prune_options);
+
+    FIELD(kerf_sensitivity_options, struct_size);
+    FIELD(kerf_sensitivity_options, levels);
+    FIELD(kerf_sensitivity_options, n_levels);
+    FIELD(kerf_sensitivity_options, exclude);
+    FIELD(kerf_sensitivity_options, n_exclude);
+    FIELD(kerf_sensitivity_options, min_elements);
+    FIELD(kerf_sensitivity_options, batch_size);
+    FIELD(kerf_sensitivity_options, threads);
+    FIELD(kerf_sensitivity_options, progress);
+    FIELD(kerf_sensitivity_options, progress_user_data);
+    END_STRUCT(kerf_sensitivity_options);
+
+    FIELD(kerf_quantize_options, struct_size);
+    FIELD(kerf_quantize_options, mode);
+    FIELD(kerf_quantize_options, method);
+    FIELD(kerf_quantize_options, percentile);
+    FIELD(kerf_quantize_options, activation_type);
+    FIELD(kerf_quantize_options, per_channel);
+    FIELD(kerf_quantize_options, quantize_embeddings);
+    FIELD(kerf_quantize_options, threads);
+    FIELD(kerf_quantize_options, op_types);
+    FIELD(kerf_quantize_options, n_op_types);
+    FIELD(kerf_quantize_options, exclude);
+    FIELD(kerf_quantize_options, n_exclude);
+    FIELD(kerf_quantize_options, auto_tolerance);
+    FIELD(kerf_quantize_options, smooth_quant_alpha);
+    FIELD(kerf_quantize_options, calibration);
+    FIELD(kerf_quantize_options, calibration_user_data);
+    FIELD(kerf_quantize_options, calibration_batches);
+    FIELD(kerf_quantize_options, progress);
+    FIELD(kerf_quantize_options, progress_user_data);
+    FIELD(kerf_quantize_options, validation);
+    FIELD(kerf_quantize_options, validation_user_data);
+    FIELD(kerf_quantize_options, validation_batches);
+    END_STRUCT(kerf_quantize_options);
+
+    CONST(KERF_ABI_VERSION_MAJOR);
+    CONST(KERF_ABI_VERSION_MINOR);
+    CONST(KERF_ABI_VERSION);
+
+    CONST(KERF_OK);
+    CONST(KERF_INVALID_ARGUMENT);
+    CONST(KERF_IO);
+    CONST(KERF_INVALID_MODEL);
+    CONST(KERF_UNSUPPORTED);
+    CONST(KERF_SHAPE_MISMATCH);
+    CONST(KERF_OUT_OF_MEMORY);
+    CONST(KERF_CANCELLED);
+    CONST(KERF_INTERNAL);
+
+    CONST(KERF_DTYPE_UNDEFINED);
+    CONST(KERF_DTYPE_FLOAT);
+    CONST(KERF_DTYPE_UINT8);
+    CONST(KERF_DTYPE_INT8);
+    CONST(KERF_DTYPE_UINT16);
+    CONST(KERF_DTYPE_INT16);
+    CONST(KERF_DTYPE_INT32);
+    CONST(KERF_DTYPE_INT64);
+    CONST(KERF_DTYPE_STRING);
+    CONST(KERF_DTYPE_BOOL);
+    CONST(KERF_DTYPE_FLOAT16);
+    CONST(KERF_DTYPE_DOUBLE);
+    CONST(KERF_DTYPE_UINT32);
+    CONST(KERF_DTYPE_UINT64);
+    CONST(KERF_DTYPE_BFLOAT16);
+    CONST(KERF_DTYPE_FLOAT8E4M3FN);
+    CONST(KERF_DTYPE_FLOAT8E4M3FNUZ);
+    CONST(KERF_DTYPE_FLOAT8E5M2);
+    CONST(KERF_DTYPE_FLOAT8E5M2FNUZ);
+    CONST(KERF_DTYPE_UINT4);
+    CONST(KERF_DTYPE_INT4);
+    CONST(KERF_DTYPE_FLOAT4E2M1);
+    CONST(KERF_DTYPE_FLOAT8E8M0);
+    CONST(KERF_DTYPE_UINT2);
+    CONST(KERF_DTYPE_INT2);
+
+    CONST(KERF_PRUNE_MAGNITUDE);
+    CONST(KERF_PRUNE_N_OF_M);
+    CONST(KERF_PRUNE_CHANNEL);
+    CONST(KERF_PRUNE_SCOPE_LAYER);
+    CONST(KERF_PRUNE_SCOPE_GLOBAL);
+    CONST(KERF_CHANNEL_L1);
+    CONST(KERF_CHANNEL_L2);
+    CONST(KERF_CHANNEL_BN_GAMMA);
+
+    CONST(KERF_QUANTIZE_DYNAMIC);
+    CONST(KERF_QUANTIZE_STATIC);
+    CONST(KERF_CALIBRATE_MINMAX);
+    CONST(KERF_CALIBRATE_PERCENTILE);
+    CONST(KERF_CALIBRATE_ENTROPY);
+    CONST(KERF_ACTIVATION_UINT8);
+    CONST(KERF_ACTIVATION_INT8);
+    return failures ? 1 : 0;
+}
