@@ -45,7 +45,11 @@
  *   the matching kerf_*_free; memory Kerf returns as a raw buffer is released
  *   with kerf_free. Every kerf_*_free accepts NULL.
  * - Threads: a kerf_model is immutable after load and may be shared by any
- *   number of threads. A kerf_session must be used by one thread at a time.
+ *   number of threads. A kerf_session may be run (kerf_session_run*) from
+ *   any number of threads at once (since ABI 1.8; before, one at a time):
+ *   each run has values of its own, and each operator serves one run at a
+ *   time, so concurrent runs overlap on different steps of the plan.
+ *   kerf_session_free must not race with a run of the same session.
  *   kerf_last_error() is per thread.
  *
  * Structs that start with struct_size
@@ -271,6 +275,12 @@ typedef struct kerf_session_options {
                                     created or run and that is still alive: activations, prepared
                                     weights, outputs not yet freed); passing it is KERF_OUT_OF_MEMORY.
                                     0 (default) = only the process-wide kerf_set_memory_limit; since ABI 1.7 */
+    const char *const *kept_values; /* n_kept_values names of values graph optimizations must keep, so
+                                    that a run can return them by name (output_names) though they are
+                                    no graph outputs; any value the plan computes can be returned, this
+                                    matters only for those a fusion would remove. Copied by
+                                    kerf_session_create. Default NULL; since ABI 1.8 */
+    size_t n_kept_values;        /* default 0; since ABI 1.8 */
 } kerf_session_options;
 
 /* Fills the first struct_size bytes of `options` with the defaults, struct_size
@@ -297,7 +307,10 @@ void kerf_session_free(kerf_session *session);
  * - input_names[i] names the graph input fed by inputs[i], for i < n_inputs.
  *   Every graph input without an initializer must be fed.
  * - output_names lists the n_outputs values to compute; NULL means all graph
- *   outputs in order (n_outputs must then equal their count).
+ *   outputs in order (n_outputs must then equal their count). Any value of the
+ *   model may be named, graph output or not (since ABI 1.8); one that graph
+ *   optimizations fused away is KERF_INVALID_ARGUMENT unless listed in the
+ *   session's kept_values.
  * - outputs is a caller-owned array of n_outputs slots; each receives a new
  *   tensor that the caller frees with kerf_tensor_free. On failure every
  *   slot is NULL.

@@ -21,7 +21,8 @@ extension kerf_session_options: OptionsStruct {
     /// ABI 1.7: up to memory_limit.
     static let unsizedInitSize = size(through: \.memory_limit)
     static var defaults: kerf_session_options {
-        kerf_session_options(struct_size: currentSize, threads: 0, optimization_level: 1, sparse_kernels: 1, memory_limit: 0)
+        kerf_session_options(struct_size: currentSize, threads: 0, optimization_level: 1, sparse_kernels: 1, memory_limit: 0,
+                             kept_values: nil, n_kept_values: 0)
     }
 }
 
@@ -39,8 +40,10 @@ private func sessionOptions(_ pointer: UnsafePointer<kerf_session_options>?) thr
     try argument(c.threads >= 0 && c.threads <= 1024, "threads must be between 0 and 1024, got \(c.threads)")
     try argument(c.optimization_level == 0 || c.optimization_level == 1, "optimization_level must be 0 or 1")
     try argument(c.sparse_kernels == 0 || c.sparse_kernels == 1, "sparse_kernels must be 0 or 1")
+    try argument(c.n_kept_values < 1 << 24, "n_kept_values \(c.n_kept_values) is out of range")
+    let kept = try strings(c.kept_values, Int(c.n_kept_values), "kept_values")
     return SessionOptions(threads: Int(c.threads), optimizationLevel: Int(c.optimization_level), sparseKernels: c.sparse_kernels == 1,
-                          memoryLimit: c.memory_limit > UInt64(Int.max) ? Int.max : Int(c.memory_limit))
+                          memoryLimit: c.memory_limit > UInt64(Int.max) ? Int.max : Int(c.memory_limit), keptValues: kept)
 }
 
 @c @implementation

@@ -59,6 +59,8 @@ int main(void) {
     FIELD(kerf_session_options, optimization_level);
     FIELD(kerf_session_options, sparse_kernels);
     FIELD(kerf_session_options, memory_limit);
+    FIELD(kerf_session_options, kept_values);
+    FIELD(kerf_session_options, n_kept_values);
     END_STRUCT(kerf_session_options);
 
     FIELD(kerf_tensor_view, dtype);

@@ -98,7 +98,7 @@ final class ConcurrentSessionTests: XCTestCase {
         let optimized = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1))
         assertSame(try optimized.run(["x": x], outputNames: ["h"])[0], reference[1], "h survives fusion")
         XCTAssertThrowsError(try optimized.run(["x": x], outputNames: ["m"])) {
-            XCTAssertTrue("\($0)".contains("keptValues"), "\($0)")
+            XCTAssertTrue("\($0)".contains("kept values"), "\($0)")
         }
         XCTAssertThrowsError(try optimized.run(["x": x], outputNames: ["nothing"]))
         let keeping = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, keptValues: ["m"]))

@@ -103,8 +103,8 @@ final class ExecutionPlan: @unchecked Sendable {
     func outputSlot(_ name: String) throws -> Int {
         guard let s = slotOfName[name] else {
             if removedNames.contains(name) {
-                throw KerfError.invalidArgument("'\(name)' was fused away by graph optimizations: name it in SessionOptions.keptValues "
-                                                + "(or set optimization level 0) to read it")
+                throw KerfError.invalidArgument("'\(name)' was fused away by graph optimizations: list it in the session's kept values "
+                                                + "(keptValues; kept_values in C and Python) or turn optimizations off to read it")
             }
             throw KerfError.invalidArgument("the model has no value named '\(name)'")
         }

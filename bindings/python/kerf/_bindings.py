@@ -116,6 +116,8 @@ class SessionOptions(Structure):
         ("optimization_level", c_int32),
         ("sparse_kernels", c_int32),
         ("memory_limit", c_uint64),
+        ("kept_values", POINTER(c_char_p)),
+        ("n_kept_values", c_size_t),
     ]
 
 

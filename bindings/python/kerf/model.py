@@ -75,13 +75,17 @@ class Model:
             raise KerfError(Status.INVALID_ARGUMENT, "the model is closed")
         return self._handle
 
-    def session(self, threads=None, optimize=True, sparse_kernels=True, memory_limit=None):
+    def session(self, threads=None, optimize=True, sparse_kernels=True, memory_limit=None, kept_values=()):
         """Prepares the model for running. threads=None uses one per core.
         sparse_kernels=False keeps every MatMul/Gemm dense (by default, mostly-zero constant
         weights use a sparse kernel for the batch sizes where it measured faster).
         memory_limit: bytes of tensor memory the session may hold (what it allocates while
         created or run and is still alive, outputs not yet converted included); an allocation
-        past it raises KerfError(Status.OUT_OF_MEMORY). None: only kerf.set_memory_limit's."""
+        past it raises KerfError(Status.OUT_OF_MEMORY). None: only kerf.set_memory_limit's.
+        kept_values: names of values graph optimizations must not fuse away, so that
+        `run(feeds, outputs=[...])` can return them though they are no graph outputs (any value
+        the plan computes can be returned; this matters only for those fusion removes).
+        The session may be run from several threads at once."""
         from .session import Session
 
         options = new_options(SessionOptions)
@@ -96,6 +100,12 @@ class Model:
             if not 0 < memory_limit < 2**64:
                 raise KerfError(Status.INVALID_ARGUMENT, f"memory_limit={memory_limit} must be a positive number of bytes")
             options.memory_limit = memory_limit
+        if isinstance(kept_values, str):
+            kept_values = (kept_values,)
+        kept = [str(name).encode("utf-8") for name in kept_values]
+        kept_array = (ctypes.c_char_p * max(len(kept), 1))(*kept)
+        options.kept_values = ctypes.cast(kept_array, ctypes.POINTER(ctypes.c_char_p))
+        options.n_kept_values = len(kept)
         handle = SessionP()
         check(lib.kerf_session_create(self._live_handle(), ctypes.byref(options),
                                       ctypes.byref(handle)))

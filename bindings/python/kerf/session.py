@@ -13,13 +13,15 @@ from .errors import KerfError, Status
 
 
 class Session:
-    """Made by Model.session(). Runs are serialized by a lock, because a C
-    session must be used by one thread at a time (ctypes releases the GIL)."""
+    """Made by Model.session(). `run` may be called from several threads at once (ctypes
+    releases the GIL while Kerf runs); `close` waits for the runs in flight."""
 
     def __init__(self, handle, model):
         self._handle = handle
         self._address = ctypes.cast(handle, ctypes.c_void_p).value
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._running = 0
         # Not a reference that keeps the model alive: the C session runs without it, and the
         # weights it packed a copy of are freed with the model.
         self._model = weakref.ref(model)
@@ -29,7 +31,7 @@ class Session:
         self._declared = {info.name: info.dtype for info in self.inputs}
         self._output_names = [info.name for info in self.outputs]
         self._name_arrays = {}
-        self._calls = {}  # (input names, output names or None) -> _Call
+        self._calls = {}  # (input names, output names or None) -> idle _Calls (one per concurrent run)
 
     def run(self, feeds, outputs=None):
         """Runs the model on `feeds` ({input name: array-like}).
@@ -45,11 +47,12 @@ class Session:
         with self._lock:
             if not self._handle:
                 self._live_handle()  # raises
-            call = self._calls.get(key)
+            idle = self._calls.get(key)
+            call = idle.pop() if idle else None
+            self._running += 1
+        try:
             if call is None:
                 call = _Call(self, tuple(feeds), wanted)
-                if len(self._calls) < 64:
-                    self._calls[key] = call
             keep = call.describe_inputs(feeds, self._declared)
             call.prepare_outputs()
             status = run_into_by_address(self._address, *call.addresses)
@@ -57,6 +60,16 @@ class Session:
             if status:
                 check(status)
             return call.collect()
+        finally:
+            with self._lock:
+                idle = self._calls.get(key)
+                if idle is None and len(self._calls) < 64:
+                    idle = self._calls[key] = []
+                if call is not None and idle is not None and len(idle) < 8:
+                    idle.append(call)
+                self._running -= 1
+                if not self._running:
+                    self._idle.notify_all()
 
     def _c_names(self, names):
         """`names` as a C array of UTF-8 strings, cached per tuple of names (feeds usually
@@ -84,8 +97,11 @@ class Session:
         return self._handle
 
     def close(self):
+        """Frees the C session once the runs in flight have returned; later runs raise."""
         with self._lock:
             handle, self._handle = self._handle, None
+            while self._running:
+                self._idle.wait()
         if handle:
             lib.kerf_session_free(handle)
 
@@ -140,7 +156,7 @@ _UNSHARED = _references([np.empty(1)], 0)
 
 class _Call:
     """The ctypes arguments of runs with one tuple of input names and one selection of outputs
-    (None: all), made once and refilled per run under the session's lock.
+    (None: all), made once and refilled per run; one run uses it at a time.
 
     Outputs are expected in the dtype and shape of the last run's: Kerf copies an output that
     matches straight into a numpy array Python made (kerf_session_run_into), and hands back any
