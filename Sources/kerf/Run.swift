@@ -8,6 +8,9 @@ struct Run: ParsableCommand {
     @Argument(help: "The ONNX model file.") var model: String
     @Option(name: .customLong("input"), help: "NAME=FILE.npy, once per model input.") var inputs: [String] = []
     @Option(name: .shortAndLong, help: "Write all outputs to this .npz file (default: print a summary).") var output: String?
+    @Option(name: .customLong("value"),
+            help: "Return this value instead of the graph outputs, once per value: any value of the model, graph output or not.")
+    var values: [String] = []
     @Option(help: "Intra-op threads (0 = one per core).") var threads: Int = 0
     @Option(help: "Allocation limit in bytes for all tensor memory (0 = 80% of physical memory).") var memoryLimit: Int = 0
 
@@ -22,9 +25,11 @@ struct Run: ParsableCommand {
             }
             feeds[String(spec[..<eq])] = try NumpyFile.readArray(path: String(spec[spec.index(after: eq)...]))
         }
-        let session = try Session(model: m, options: SessionOptions(threads: threads))
-        let results = try session.run(feeds)
-        let named = zip(session.outputs.map(\.name), results).map { (name: $0.0, tensor: $0.1) }
+        // Named values are kept from fusion, so that any of them can be returned.
+        let session = try Session(model: m, options: SessionOptions(threads: threads, keptValues: values))
+        let names = values.isEmpty ? session.outputs.map(\.name) : values
+        let results = try session.run(feeds, outputNames: names)
+        let named = zip(names, results).map { (name: $0.0, tensor: $0.1) }
         if let output {
             try NumpyFile.writeArchive(named, path: output)
             print("wrote \(named.count) outputs to \(output)")

@@ -39,6 +39,29 @@ def test_run_matches_onnxruntime(tmp_path, name, build, input_name, shape):
         np.testing.assert_allclose(got[key], want, rtol=1e-4, atol=1e-5)
 
 
+def test_run_returns_named_intermediate_values(tmp_path):
+    model = models.cnn(channels=8, size=8, classes=5)
+    path = tmp_path / "cnn.onnx"
+    onnx.save(model, path)
+    x = models.random_feed((2, 3, 8, 8))
+    np.save(tmp_path / "x.npy", x)
+    names = ["block1_conv", "relu1", "pooled", "logits"]  # the first three are fused away by default
+    result = kerf("run", path, "--input", f"image={tmp_path / 'x.npy'}", *[a for n in names for a in ("--value", n)],
+                  "-o", tmp_path / "out.npz")
+    assert result.returncode == 0, result.stderr
+    got = np.load(tmp_path / "out.npz")
+    visible = onnx.ModelProto()
+    visible.CopyFrom(model)
+    visible.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names[:3])
+    expected = models.run_ort(visible, {"image": x})
+    assert sorted(got.files) == sorted(names)
+    for name in names:
+        assert got[name].shape == expected[name].shape
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-5)
+    missing = kerf("run", path, "--input", f"image={tmp_path / 'x.npy'}", "--value", "absent")
+    assert missing.returncode != 0 and "absent" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+
+
 def test_inspect_reports_interface_ops_and_parameters(tmp_path):
     path = tmp_path / "cnn.onnx"
     onnx.save(models.cnn(channels=8, size=8, classes=5), path)
