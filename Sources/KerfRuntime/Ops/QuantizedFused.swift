@@ -50,7 +50,6 @@ extension OperatorContext {
     func requiredConstant(named name: String, _ what: String) throws -> Tensor {
         try requiredConstant(try position(of: name), what)
     }
-
 }
 
 /// Row-major [rows, n] float output of `x` [..., K] times the packed weight, with an optional
