@@ -1,25 +1,26 @@
 import KerfCore
 import KerfKernels
 
-/// What an int8 MatMul's epilogue may finish after its float output (a transformer's residual
-/// connection and the LayerNormalization after it): inputs base, base + 1, base + 2 are the
-/// residual R (same shape as the product), LayerNorm's scale and bias (constants [N], or empty
-/// inputs without a LayerNorm); attribute kerf.layer_norm_epsilon marks the LayerNorm. Y =
-/// LayerNorm(product + R) over the last axis, each row by the LayerNormalization kernel while
+/// The residual stage of an int8 MatMul's epilogue (`QuantizedEpilogue.Residual`: a
+/// transformer's residual connection and the LayerNormalization after it) made ready to run:
+/// Y = LayerNorm(product + R) over the last axis, each row by the LayerNormalization kernel while
 /// the block is in cache — the Add's and the LayerNorm's own arithmetic.
 struct ProductTail {
-    let base: Int
+    /// The position of the residual R (a run-time value, the product's shape on the fused path)
+    /// among the node's inputs.
+    let residualInput: Int
+    /// LayerNorm's scale and bias [N] (nil: no LayerNorm; no bias).
     let scale: [Float]?, bias: [Float]?
     let epsilon: Float
 
-    /// Nil when the node has no residual input at `base`.
-    init?(_ c: OperatorContext, base: Int, n: Int) throws {
-        guard c.node.inputs.count > base, !c.node.inputs[base].isEmpty else { return nil }
-        self.base = base
-        if c.node.attribute("kerf.layer_norm_epsilon") != nil {
-            epsilon = try c.float("kerf.layer_norm_epsilon", default: 1e-5)
-            let s = try floatScalars(try c.requiredConstant(base + 1, "LayerNorm scale"))
-            let b = try c.optionalConstant(base + 2, "LayerNorm bias").map(floatScalars)
+    /// Nil without a residual stage; `n`: the product's columns.
+    init?(_ stage: QuantizedEpilogue.Residual?, _ c: OperatorContext, n: Int) throws {
+        guard let stage else { return nil }
+        residualInput = try c.position(of: stage.value)
+        if let ln = stage.layerNorm {
+            epsilon = ln.epsilon
+            let s = try floatScalars(try c.requiredConstant(named: ln.scale, "LayerNorm scale"))
+            let b = try ln.bias.map { try floatScalars(try c.requiredConstant(named: $0, "LayerNorm bias")) }
             guard s.count == n, b == nil || b!.count == n else { throw KerfError.invalidModel("\(c.node.label): LayerNorm parameters must have \(n) values") }
             (scale, bias) = (s, b)
         } else {
@@ -29,7 +30,7 @@ struct ProductTail {
 
     /// The residual, when it fits the fused path (float, the product's shape).
     func residual(_ inputs: [Tensor?], productShape: [Int]) throws -> Tensor? {
-        let r = try inputs.required(base, "residual")
+        let r = try inputs.required(residualInput, "residual")
         return r.dtype == .float && r.shape == productShape ? r : nil
     }
 
@@ -53,7 +54,7 @@ struct ProductTail {
 
     /// The same with the graph's operators, for a residual of another shape or type.
     func applyUnfused(_ y: Tensor, _ inputs: [Tensor?]) throws -> Tensor {
-        let sum = try arithmetic(.add, y, try inputs.required(base, "residual"))
+        let sum = try arithmetic(.add, y, try inputs.required(residualInput, "residual"))
         guard let scale else { return sum }
         return try layerNormalization(sum, scale: Tensor(shape: [scale.count], values: scale),
                                       bias: bias.map { Tensor(shape: [$0.count], values: $0) }, axis: -1, epsilon: epsilon, stashType: 1)[0]

@@ -42,8 +42,16 @@ struct QuantizationParameters {
     let dtype: DType
 
     init(_ c: OperatorContext, _ index: Int, _ what: String) throws {
-        scale = try floatScalars(try c.requiredConstant(index, "\(what) scale"))[0]
-        let z = try c.requiredConstant(index + 1, "\(what) zero point")
+        try self.init(c, scale: try c.requiredConstant(index, "\(what) scale"), zero: try c.requiredConstant(index + 1, "\(what) zero point"), what)
+    }
+
+    /// The same from the constants `q` names.
+    init(_ c: OperatorContext, _ q: QuantizedEpilogue.Quantization, _ what: String) throws {
+        try self.init(c, scale: try c.requiredConstant(named: q.scale, "\(what) scale"), zero: try c.requiredConstant(named: q.zero, "\(what) zero point"), what)
+    }
+
+    private init(_ c: OperatorContext, scale s: Tensor, zero z: Tensor, _ what: String) throws {
+        scale = try floatScalars(s)[0]
         guard z.dtype == .uint8 || z.dtype == .int8, z.count == 1 else {
             throw KerfError.invalidModel("\(c.node.label): \(what) zero point must be one uint8 or int8")
         }
@@ -56,8 +64,7 @@ final class QuantizedTable: Operator {
     let table: ByteTable
 
     init(_ c: OperatorContext, perChannel: Bool) throws {
-        table = try ByteTable(c, base: 1, perChannel: perChannel, to: try c.int("to", default: Int(DType.uint8.rawValue)),
-                              rank: try c.int("rank", default: 0))
+        table = try ByteTable(try QuantizedEpilogue.Table(tableNode: c.node), c)
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
@@ -68,78 +75,6 @@ final class QuantizedTable: Operator {
         let out = try Tensor(uninitialized: table.outputType, shape: table.outputShape(x.shape))
         table.apply(x.storage.pointer, count: x.count, into: out.storage.pointer)
         return [out]
-    }
-}
-
-/// The byte table of kerf.QuantizedTable / kerf.QuantizedChannelTable (also applied by
-/// kerf.QuantizedMatMul to its requantized output): inputs `base` (table uint8 [C, 256]) and,
-/// per channel, `base + 1 ... base + 6` (x_scale, x_zp, k, shift, y_scale, y_zp).
-struct ByteTable {
-    /// table[c * 256 + byte] (c = 0 without channels).
-    let table: [UInt8]
-    let channels: Int
-    let outputType: DType
-    /// The least rank of the output (from the chain's constants, whose dims are 1 but the
-    /// last): X's shape gets leading 1s up to it, as broadcasting gave them.
-    let outputRank: Int
-    private let arithmetic: ChannelAffine?
-
-    init(_ c: OperatorContext, base: Int, perChannel: Bool, to: Int, rank: Int) throws {
-        let t = try c.requiredConstant(base, "table")
-        guard t.dtype == .uint8, t.count >= 256, t.count % 256 == 0, perChannel || t.count == 256 else {
-            throw KerfError.invalidModel("\(c.node.label): the table must be uint8 [\(perChannel ? "C, " : "")256]")
-        }
-        table = t.array(of: UInt8.self)
-        channels = t.count / 256
-        guard let type = DType(rawValue: Int32(to)), type == .uint8 || type == .int8 else {
-            throw KerfError.invalidModel("\(c.node.label): the table's output type must be uint8 or int8")
-        }
-        outputType = type
-        outputRank = rank
-        // Tables of DequantizeLinear -> x k[c] + shift[c] -> QuantizeLinear may come with that
-        // arithmetic, run in sixteen lanes where it gives the table's bytes.
-        var arithmetic: ChannelAffine?
-        if perChannel, c.node.inputs.count >= base + 7, !c.node.inputs[base + 1].isEmpty, cpuHasAVX512BW {
-            let x = try QuantizationParameters(c, base + 1, "X"), y = try QuantizationParameters(c, base + 5, "Y")
-            let k = try floatScalars(try c.requiredConstant(base + 3, "k")), shift = try floatScalars(try c.requiredConstant(base + 4, "shift"))
-            guard k.count == channels, shift.count == channels, let range = quantizedRange(y.dtype), y.dtype == type else {
-                throw KerfError.invalidModel("\(c.node.label): arithmetic parameters do not fit the table")
-            }
-            let affine = ChannelAffine(signed: x.dtype == .int8, xZero: x.zero, xScale: x.scale, k: k, shift: shift, relu: false,
-                                       yScale: y.scale, yZero: y.zero, lo: range.lo, hi: range.hi)
-            if y.scale.isNormal && (1 / y.scale).isNormal && affine.reproduces(table, channels: channels) {
-                arithmetic = affine
-            }
-        }
-        self.arithmetic = arithmetic
-    }
-
-    /// Throws unless X's last axis has the table's channels.
-    func check(_ shape: [Int]) throws {
-        guard channels == 1 || (shape.count >= 1 && shape[shape.count - 1] == channels) else {
-            throw KerfError.shapeMismatch("X of shape \(shape) does not have \(channels) channels last")
-        }
-    }
-
-    func outputShape(_ shape: [Int]) -> [Int] {
-        shape.count >= outputRank ? shape : [Int](repeating: 1, count: outputRank - shape.count) + shape
-    }
-
-    /// y[i] = table[channel of i][x[i]] for `count` bytes (a whole number of channel rows);
-    /// y may be x.
-    func apply(_ x: UnsafeRawPointer, count: Int, into y: UnsafeMutableRawPointer) {
-        if let arithmetic {
-            arithmetic.apply(x, pixels: count / channels, channels: channels, into: y)
-            return
-        }
-        let source = x.assumingMemoryBound(to: UInt8.self), target = y.assumingMemoryBound(to: UInt8.self)
-        table.withUnsafeBufferPointer { t in
-            if channels == 1 {
-                lookUpBytes(source, count: count, table: t.baseAddress!, into: target)
-            } else {
-                lookUpChannelBytes(source, pixels: count / channels, channels: channels, tables: t.baseAddress!, into: target)
-            }
-        }
     }
 }
 
@@ -224,7 +159,7 @@ final class QuantizedChannelLookup: Operator {
 
 /// kerf_channel_affine_bytes_avx512's parameters: DequantizeLinear, BatchNormalization as
 /// x k[c] + shift[c], Relu and QuantizeLinear on channels-last bytes.
-private struct ChannelAffine {
+struct ChannelAffine {
     let signed: Bool, xZero: Int32, xScale: Float, k: [Float], shift: [Float], relu: Bool
     let yScale: Float, yZero: Int32, lo: Int32, hi: Int32
 

@@ -81,7 +81,7 @@ extension GraphOptimizer {
             let hasTwin = twin[node.inputs[0]] != nil
             let allTwins = node.inputs.allSatisfy { twin[$0] != nil }
             if node.domain == kerf {
-                if node.opType == "QuantizedConv", node.inputs.count >= 4, let w = constants[node.inputs[3]], w.rank == 4,
+                if let product = try? QuantizedProductNode(node), product.kind == .conv, let w = constants[product.weight], w.rank == 4,
                    hasTwin || w.shape[2] != 1 || w.shape[3] != 1 {
                     return (ChannelsLast.quantizedConv, kerf, [0], nil)
                 }

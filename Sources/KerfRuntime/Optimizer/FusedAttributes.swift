@@ -36,19 +36,45 @@ enum FusedAttributes {
     }
 }
 
-extension OperatorContext {
-    /// The activation fused into this node by the optimizer (`.none` for plain ONNX nodes).
-    func fusedActivation() throws -> Activation {
-        guard let name = try string(FusedAttributes.activation) else { return .none }
+extension FusedAttributes {
+    /// The activation fused into `node` by the optimizer (`.none` for plain ONNX nodes).
+    static func activation(of node: Node) throws -> Activation {
+        func float(_ name: String, default d: Float) throws -> Float { try FusedAttributes.float(name, of: node, default: d) }
+        guard let value = node.attribute(activation) else { return .none }
+        guard case .string(let bytes) = value else { throw KerfError.invalidModel("attribute '\(activation)' must be of type string") }
+        let name = String(decoding: bytes, as: UTF8.self)
         switch name {
         case "Relu": return .relu
         case "Sigmoid": return .sigmoid
         case "Tanh": return .tanh
         case "Gelu": return .gelu
-        case "LeakyRelu": return .leakyRelu(alpha: try float(FusedAttributes.alpha, default: 0.01))
-        case "Clip": return .clip(min: try float(FusedAttributes.minimum, default: -.infinity),
-                                  max: try float(FusedAttributes.maximum, default: .infinity))
+        case "LeakyRelu": return .leakyRelu(alpha: try float(alpha, default: 0.01))
+        case "Clip": return .clip(min: try float(minimum, default: -.infinity), max: try float(maximum, default: .infinity))
         default: throw KerfError.invalidModel("unknown fused activation '\(name)'")
+        }
+    }
+}
+
+extension OperatorContext {
+    /// The activation fused into this node by the optimizer (`.none` for plain ONNX nodes).
+    func fusedActivation() throws -> Activation { try FusedAttributes.activation(of: node) }
+}
+
+extension FusedAttributes {
+    /// `node`'s int attribute `name`, or `d` when absent.
+    static func int(_ name: String, of node: Node, default d: Int) throws -> Int {
+        guard let v = node.attribute(name) else { return d }
+        guard case .int(let i) = v, let r = Int(exactly: i) else { throw KerfError.invalidModel("attribute '\(name)' must be of type int") }
+        return r
+    }
+
+    /// `node`'s float attribute `name` (an int is taken too), or `d` when absent.
+    static func float(_ name: String, of node: Node, default d: Float) throws -> Float {
+        switch node.attribute(name) {
+        case nil: return d
+        case .float(let f)?: return f
+        case .int(let i)?: return Float(i)
+        default: throw KerfError.invalidModel("attribute '\(name)' must be of type float")
         }
     }
 }

@@ -7,9 +7,9 @@ import KerfGraph
 extension GraphOptimizer {
     /// DynamicQuantizeLinear(X) -> MatMulInteger(Xq, const Wq, Xzp, const Wzp) -> Cast(to float)
     /// -> Mul(., Mul(Xscale, const Wscale)) [-> Add(., const bias [N])]
-    /// becomes kerf.DynamicQuantizedMatMul(X, Wq, Wzp, Wscale[, bias]), or, where other nodes
-    /// read Xq too (Q, K and V of one input), kerf.DynamicQuantizedMatMul(Xq, Wq, Wzp, Wscale,
-    /// bias or "", Xscale, Xzp) after the DynamicQuantizeLinear, which then runs once for all.
+    /// becomes kerf.DynamicQuantizedMatMul of X (with the bias), or, where other nodes read Xq
+    /// too (Q, K and V of one input), of Xq, Xscale and Xzp after the DynamicQuantizeLinear,
+    /// which then runs once for all.
     static func fuseDynamicQuantizedMatMul(_ g: Graph) {
         let m = Matcher(g)
         var removed = Set<Int>()
@@ -29,25 +29,25 @@ extension GraphOptimizer {
                   let wScale = m.constants[wScaleName], wScale.dtype == .float, wScale.count == 1 || wScale.count == w.shape[1]
             else { continue }
             var chain = [mi, ci, mulIndex, si]
-            var inputs = [dql.inputs[0], mm.inputs[1], mm.inputs[3], wScaleName]
+            var fused = QuantizedProductNode(name: mm.name + "_int8", kind: .dynamicMatMul, x: dql.inputs[0], xQuantization: nil,
+                                             weight: mm.inputs[1], weightZero: mm.inputs[3], weightScale: wScaleName, outputs: [])
             var output = g.nodes[mulIndex].outputs[0]
             if m.readOnly(output, by: 1),
                let ai = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Add" && $0.inputs.contains(output) }),
                let biasName = m.other(g.nodes[ai], than: output), let bias = m.constants[biasName], bias.dtype == .float,
                bias.count == w.shape[1], bias.shape.last == w.shape[1] {
                 chain.append(ai)
-                inputs.append(biasName)
+                fused.epilogue.bias = .float(biasName, rank: 0)
                 output = g.nodes[ai].outputs[0]
             }
             guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
             if !m.readOnly(dql.outputs[0], by: 1) {
-                if inputs.count == 4 { inputs.append("") }
-                inputs[0] = dql.outputs[0]
-                inputs += [dql.outputs[1], dql.outputs[2]]
+                fused.x = dql.outputs[0]
+                fused.xQuantization = .init(scale: dql.outputs[1], zero: dql.outputs[2])
             }
+            fused.outputs = [output]
             removed.formUnion(chain)
-            replacements[chain.last!] = Node(name: mm.name + "_int8", opType: "DynamicQuantizedMatMul", domain: FusedQuantizedOps.domain,
-                                             inputs: inputs, outputs: [output])
+            replacements[chain.last!] = fused.node
         }
         apply(g, removed: removed, replacements: replacements)
     }
@@ -93,7 +93,9 @@ extension GraphOptimizer {
                 if axis < 0 { axis += w.rank }
                 guard axis == channelAxis, wScale.count == w.shape[channelAxis] else { continue }
             }
-            var inputs = [x.q, x.scale, x.zero, dqw.inputs[0], dqw.inputs[1], "", ""]
+            var fused = QuantizedProductNode(name: product.name + "_int8", kind: product.opType == "Conv" ? .conv : .matMul, x: x.q,
+                                             xQuantization: .init(scale: x.scale, zero: x.zero), weight: dqw.inputs[0],
+                                             weightScale: dqw.inputs[1], attributes: attributes, outputs: [])
             var chain = [pi]
             if product.inputs.count > 2, !product.inputs[2].isEmpty {
                 guard let (_, dqb) = m.node(product.inputs[2], "DequantizeLinear"), let bias = m.constants[dqb.inputs[0]],
@@ -103,44 +105,38 @@ extension GraphOptimizer {
                 }
                 let n = w.shape[channelAxis]
                 guard bias.count == n || (product.opType != "Conv" && bias.count == 1) else { continue }
-                inputs[5] = dqb.inputs[0]
-                inputs[6] = dqb.inputs[1]
+                fused.epilogue.bias = .integer(values: dqb.inputs[0], scale: dqb.inputs[1])
             }
             var output = product.outputs[0]
             // A float bias added to a MatMul's product (as Kerf's own static files write it).
-            var floatBias: String?
-            if product.opType == "MatMul", m.readOnly(output, by: 1),
+            if product.opType == "MatMul", fused.epilogue.bias == nil, m.readOnly(output, by: 1),
                let ai = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Add" && $0.inputs.contains(output) }),
                let name = m.other(g.nodes[ai], than: output), let bias = m.constants[name], bias.dtype == .float,
                bias.shape.last == w.shape[1], bias.shape.dropLast().allSatisfy({ $0 == 1 }) {
                 chain.append(ai)
-                floatBias = name
-                output = g.nodes[ai].outputs[0]
                 // A bias [1, ..., N] (scikit-learn's) widens a product of lower rank.
-                if bias.rank > 1 { attributes.append(Attribute(name: "bias_rank", value: .int(Int64(bias.rank)))) }
+                fused.epilogue.bias = .float(name, rank: bias.rank > 1 ? bias.rank : 0)
+                output = g.nodes[ai].outputs[0]
             }
-            var activationAttributes: [Attribute] = []
             if m.readOnly(output, by: 1),
                let ai = g.nodes.firstIndex(where: { $0.isDefaultDomain && ($0.opType == "Relu" || $0.opType == "Clip") && $0.inputs.first == output }),
                let activation = activation(of: g.nodes[ai], constants: m.constants, opset: opset) {
                 chain.append(ai)
-                activationAttributes = FusedAttributes.attributes(for: activation)
+                fused.epilogue.activation = activation
                 output = g.nodes[ai].outputs[0]
             }
-            if let floatBias {
-                inputs += ["", "", floatBias]
-            } else if m.readOnly(output, by: 1),
+            // (After a float bias, fuseQuantizedMatMulTail quantizes the float result instead.)
+            if !fused.epilogue.hasFloatBias, m.readOnly(output, by: 1),
                let qi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "QuantizeLinear" && $0.inputs.first == output }),
                let y = perTensorParameters(m, g.nodes[qi]), y.type == .uint8 || y.type == .int8 {
                 chain.append(qi)
-                inputs += [y.scale, y.zero]
+                fused.epilogue.quantization = .init(scale: y.scale, zero: y.zero)
                 output = g.nodes[qi].outputs[0]
             }
             guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
             removed.formUnion(chain)
-            let op = product.opType == "Conv" ? "QuantizedConv" : "QuantizedMatMul"
-            replacements[chain.last!] = Node(name: product.name + "_int8", opType: op, domain: FusedQuantizedOps.domain,
-                                             inputs: inputs, outputs: [output], attributes: attributes + activationAttributes)
+            fused.outputs = [output]
+            replacements[chain.last!] = fused.node
         }
         apply(g, removed: removed, replacements: replacements)
     }
@@ -154,40 +150,36 @@ extension GraphOptimizer {
         let m = Matcher(g)
         var removed = Set<Int>()
         var replacements: [Int: Node] = [:]
-        for (pi, product) in g.nodes.enumerated()
-        where product.domain == FusedQuantizedOps.domain && ["QuantizedMatMul", "DynamicQuantizedMatMul"].contains(product.opType) {
-            let dynamic = product.opType == "DynamicQuantizedMatMul"
-            let floatOutput = dynamic || product.inputs.count <= 7 || product.inputs[7].isEmpty
-            let floatBias = product.inputs.count > 9 && !product.inputs[9].isEmpty
+        for (pi, product) in g.nodes.enumerated() {
+            guard let p = fusedMatMul(product) else { continue }
+            let dynamic = p.kind == .dynamicMatMul, floatBias = !dynamic && p.epilogue.hasFloatBias
             // An activation fused already (Relu, Clip after a float bias) stays; a QuantizeLinear may follow.
-            let activated = product.attribute(FusedAttributes.activation) != nil
-            guard floatOutput, !activated || (floatBias && !dynamic) else { continue }
-            var fused = product, chain = [pi], output = product.outputs[0]
+            let activated = p.epilogue.activation != .none
+            guard p.epilogue.floatOutput, !activated || floatBias else { continue }
+            var fused = p, chain = [pi], output = product.outputs[0]
             if !activated, m.readOnly(output, by: 1),
                let gi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Gelu" && $0.inputs.first == output }) {
                 if case .string(let a)? = g.nodes[gi].attribute("approximate"), String(decoding: a, as: UTF8.self) != "none" { continue }
                 chain.append(gi)
                 output = g.nodes[gi].outputs[0]
-                fused.attributes += FusedAttributes.attributes(for: .gelu)
+                fused.epilogue.activation = .gelu
             } else if !activated, dynamic, m.readOnly(output, by: 1),
                       let ri = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Relu" && $0.inputs.first == output }) {
                 chain.append(ri)
                 output = g.nodes[ri].outputs[0]
-                fused.attributes += FusedAttributes.attributes(for: .relu)
+                fused.epilogue.activation = .relu
             }
             if !dynamic && (floatBias || chain.count > 1), m.readOnly(output, by: 1),
                let qi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "QuantizeLinear" && $0.inputs.first == output }),
                g.nodes[qi].attribute("output_dtype") == nil, let y = perTensorParameters(m, g.nodes[qi]) {
                 chain.append(qi)
                 output = g.nodes[qi].outputs[0]
-                while fused.inputs.count < 9 { fused.inputs.append("") }
-                fused.inputs[7] = y.scale
-                fused.inputs[8] = y.zero
+                fused.epilogue.quantization = .init(scale: y.scale, zero: y.zero)
             }
             guard chain.count > 1, chain.allSatisfy({ !removed.contains($0) }) else { continue }
             fused.outputs = [output]
             removed.formUnion(chain)
-            replacements[chain.last!] = fused
+            replacements[chain.last!] = fused.node
         }
         apply(g, removed: removed, replacements: replacements)
     }
@@ -198,15 +190,16 @@ extension GraphOptimizer {
     /// instead of reading its input once more to measure it.
     static func passDynamicQuantizationRanges(_ g: Graph) {
         let m = Matcher(g)
-        for (bi, b) in g.nodes.enumerated() where b.domain == FusedQuantizedOps.domain && b.opType == "DynamicQuantizedMatMul" {
-            guard b.inputs.count <= 5, m.readOnly(b.inputs[0], by: 1), let ai = m.producer[b.inputs[0]], ai != bi else { continue }
-            let a = g.nodes[ai]
-            guard a.domain == FusedQuantizedOps.domain, a.opType == "DynamicQuantizedMatMul", a.outputs.count == 1 else { continue }
+        for bi in g.nodes.indices {
+            guard var b = fusedMatMul(g.nodes[bi]), b.kind == .dynamicMatMul, b.xQuantization == nil, b.xRange == nil,
+                  b.epilogue.heads == nil, b.epilogue.residual == nil,
+                  m.readOnly(b.x, by: 1), let ai = m.producer[b.x], ai != bi,
+                  var a = fusedMatMul(g.nodes[ai]), a.kind == .dynamicMatMul, a.outputs.count == 1 else { continue }
             let range = uniqueName(a.outputs[0] + "_range", in: g)
-            g.nodes[ai].outputs.append(range)
-            var inputs = b.inputs
-            while inputs.count < 7 { inputs.append("") }
-            g.nodes[bi].inputs = inputs + [range]
+            a.outputs.append(range)
+            b.xRange = range
+            g.nodes[ai] = a.node
+            g.nodes[bi] = b.node
         }
     }
 
@@ -218,10 +211,8 @@ extension GraphOptimizer {
         let m = Matcher(g)
         var removed = Set<Int>()
         var replacements: [Int: Node] = [:]
-        for (pi, product) in g.nodes.enumerated()
-        where product.domain == FusedQuantizedOps.domain && ["QuantizedMatMul", "DynamicQuantizedMatMul"].contains(product.opType) {
-            let dynamic = product.opType == "DynamicQuantizedMatMul"
-            guard dynamic || product.inputs.count <= 7 || product.inputs[7].isEmpty, product.outputs.count == 1,
+        for (pi, product) in g.nodes.enumerated() {
+            guard var fused = fusedMatMul(product), fused.epilogue.floatOutput, fused.epilogue.heads == nil, product.outputs.count == 1,
                   m.readOnly(product.outputs[0], by: 1),
                   let ri = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Reshape" && $0.inputs.first == product.outputs[0] }),
                   g.nodes[ri].inputs.count == 2, m.readOnly(g.nodes[ri].outputs[0], by: 1) else { continue }
@@ -229,14 +220,10 @@ extension GraphOptimizer {
             guard let ti = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Transpose" && $0.inputs.first == g.nodes[ri].outputs[0] }),
                   case .ints(let perm)? = g.nodes[ti].attribute("perm"), perm == [0, 2, 1, 3] || perm == [0, 2, 3, 1],
                   ![pi, ri, ti].contains(where: removed.contains) else { continue }
-            var fused = product
-            let index = dynamic ? 8 : 10
-            while fused.inputs.count < index { fused.inputs.append("") }
-            fused.inputs.append(g.nodes[ri].inputs[1])
-            fused.attributes.append(Attribute(name: "head_perm", value: .int(perm == [0, 2, 1, 3] ? 213 : 231)))
+            fused.epilogue.heads = .init(shape: g.nodes[ri].inputs[1], keysTransposed: perm == [0, 2, 3, 1])
             fused.outputs = g.nodes[ti].outputs
             removed.formUnion([pi, ri, ti])
-            replacements[ti] = fused
+            replacements[ti] = fused.node
         }
         apply(g, removed: removed, replacements: replacements)
     }
@@ -249,18 +236,14 @@ extension GraphOptimizer {
         let m = Matcher(g)
         var removed = Set<Int>()
         var replacements: [Int: Node] = [:]
-        for (pi, product) in g.nodes.enumerated()
-        where product.domain == FusedQuantizedOps.domain && ["QuantizedMatMul", "DynamicQuantizedMatMul"].contains(product.opType) {
-            let dynamic = product.opType == "DynamicQuantizedMatMul"
-            let base = dynamic ? 9 : 11
-            guard product.inputs.count <= base - 1, dynamic || product.inputs.count <= 7 || product.inputs[7].isEmpty,
+        for (pi, product) in g.nodes.enumerated() {
+            guard var fused = fusedMatMul(product), fused.epilogue.floatOutput, fused.epilogue.heads == nil, fused.epilogue.residual == nil,
                   product.outputs.count == 1, m.readOnly(product.outputs[0], by: 1),
                   let ai = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Add" && $0.inputs.contains(product.outputs[0]) }),
                   let residual = m.other(g.nodes[ai], than: product.outputs[0]), residual != product.outputs[0],
                   m.constants[residual] == nil else { continue }
-            var fused = product, chain = [pi, ai], output = g.nodes[ai].outputs[0]
-            while fused.inputs.count < base { fused.inputs.append("") }
-            fused.inputs.append(residual)
+            var chain = [pi, ai], output = g.nodes[ai].outputs[0]
+            fused.epilogue.residual = .init(value: residual, layerNorm: nil)
             if m.readOnly(output, by: 1),
                let li = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "LayerNormalization" && $0.inputs.first == output }) {
                 let ln = g.nodes[li]
@@ -269,13 +252,13 @@ extension GraphOptimizer {
                 if case .int(let t)? = ln.attribute("stash_type") { stash = t }
                 if case .float(let e)? = ln.attribute("epsilon") { epsilon = e }
                 if axis == -1, stash == 1, ln.inputs.count >= 2, ln.outputs.dropFirst().allSatisfy({ $0.isEmpty }),
-                   let w = m.constants[product.inputs[dynamic ? 1 : 3]], w.rank == 2,
+                   let w = m.constants[fused.weight], w.rank == 2,
                    let scale = m.constants[ln.inputs[1]], scale.dtype == .float, scale.rank == 1,
-                   scale.count == w.shape[!dynamic && gemmTransB(product) ? 0 : 1],
+                   scale.count == w.shape[fused.transB ? 0 : 1],
                    ln.inputs.count < 3 || ln.inputs[2].isEmpty
                     || (m.constants[ln.inputs[2]].map { $0.dtype == .float && $0.rank == 1 && $0.count == scale.count } ?? false) {
-                    fused.inputs += [ln.inputs[1], ln.inputs.count > 2 ? ln.inputs[2] : ""]
-                    fused.attributes.append(Attribute(name: "kerf.layer_norm_epsilon", value: .float(epsilon)))
+                    let bias = ln.inputs.count > 2 && !ln.inputs[2].isEmpty ? ln.inputs[2] : nil
+                    fused.epilogue.residual!.layerNorm = .init(scale: ln.inputs[1], bias: bias, epsilon: epsilon)
                     chain.append(li)
                     output = ln.outputs[0]
                 }
@@ -283,15 +266,15 @@ extension GraphOptimizer {
             guard !chain.contains(where: removed.contains) else { continue }
             fused.outputs = [output]
             removed.formUnion(chain)
-            replacements[chain.last!] = fused
+            replacements[chain.last!] = fused.node
         }
         apply(g, removed: removed, replacements: replacements)
     }
 
-    /// A fused product's transB attribute.
-    private static func gemmTransB(_ n: Node) -> Bool {
-        if case .int(let t)? = n.attribute("transB") { return t != 0 }
-        return false
+    /// `n` read as a kerf.QuantizedMatMul or kerf.DynamicQuantizedMatMul, else nil.
+    static func fusedMatMul(_ n: Node) -> QuantizedProductNode? {
+        guard let p = try? QuantizedProductNode(n), p.kind == .matMul || p.kind == .dynamicMatMul else { return nil }
+        return p
     }
 
     /// Gemm with transA = 0, alpha = beta = 1.

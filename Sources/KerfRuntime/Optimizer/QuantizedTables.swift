@@ -87,26 +87,20 @@ extension GraphOptimizer {
 
     /// kerf.QuantizedMatMul with a requantized output (no float bias, GELU, head layout or
     /// residual) read only by a kerf.QuantizedTable or QuantizedChannelTable: the table joins
-    /// the product's epilogue, its inputs from 14 on (attributes table_channels, table_to,
-    /// table_rank). ONNX Runtime's static files have one after every MatMul with a bias.
+    /// the product's epilogue. ONNX Runtime's static files have one after every MatMul with a bias.
     static func fuseProductTables(_ g: Graph) {
         let m = Matcher(g)
         var removed = Set<Int>(), replacements: [Int: Node] = [:]
         for (ti, table) in g.nodes.enumerated() where table.domain == FusedQuantizedOps.domain
             && (table.opType == "QuantizedTable" || table.opType == "QuantizedChannelTable") {
             guard let pi = m.producer[table.inputs[0]], replacements[pi] == nil, m.readOnly(table.inputs[0], by: 1) else { continue }
-            var product = g.nodes[pi]
-            guard product.domain == FusedQuantizedOps.domain, product.opType == "QuantizedMatMul", product.inputs.count == 9,
-                  !product.inputs[7].isEmpty else { continue }
-            if case .string(let name)? = product.attribute(FusedAttributes.activation), String(decoding: name, as: UTF8.self) == "Gelu" {
-                continue  // a float output, quantized after the GELU
-            }
-            product.inputs += [String](repeating: "", count: 14 - product.inputs.count) + table.inputs.dropFirst()
+            guard var product = fusedMatMul(g.nodes[pi]), product.kind == .matMul, product.epilogue.quantization != nil,
+                  !product.epilogue.hasFloatBias, product.epilogue.heads == nil, product.epilogue.residual == nil, product.epilogue.table == nil,
+                  product.epilogue.activation != .gelu,  // a float output, quantized after the GELU
+                  let stage = try? QuantizedEpilogue.Table(tableNode: table) else { continue }
+            product.epilogue.table = stage
             product.outputs = table.outputs
-            product.attributes += [Attribute(name: "table_channels", value: .int(table.opType == "QuantizedChannelTable" ? 1 : 0)),
-                                   Attribute(name: "table_to", value: table.attribute("to") ?? .int(Int64(DType.uint8.rawValue))),
-                                   Attribute(name: "table_rank", value: table.attribute("rank") ?? .int(0))]
-            replacements[pi] = product
+            replacements[pi] = product.node
             removed.insert(ti)
         }
         apply(g, removed: removed, replacements: replacements)
