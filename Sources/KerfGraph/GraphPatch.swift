@@ -26,10 +26,17 @@ public struct GraphPatch {
     /// True when node `index` was replaced or removed (a later match must not use it).
     public func touches(_ index: Int) -> Bool { replaced[index] != nil || removed.contains(index) }
 
-    /// Node `index` becomes `node` (in place: its position in the order is kept).
+    public func isRemoved(_ index: Int) -> Bool { removed.contains(index) }
+
+    public func isReplaced(_ index: Int) -> Bool { replaced[index] != nil }
+
+    /// Node `index` becomes `node` (in place: its position in the order is kept), even if it is
+    /// also removed: a fused node takes the place of the last node of the chain it replaces.
     public mutating func replace(_ index: Int, with node: Node) { replaced[index] = node }
 
     public mutating func remove(_ index: Int) { removed.insert(index) }
+
+    public mutating func remove<S: Sequence>(contentsOf indices: S) where S.Element == Int { removed.formUnion(indices) }
 
     /// `nodes` go before node `index` (or at the end when `index` is the node count).
     public mutating func insert(_ nodes: [Node], before index: Int) { inserted[index, default: []] += nodes }
@@ -42,7 +49,7 @@ public struct GraphPatch {
 
     public mutating func dropInitializer(_ name: String) { dropped.insert(name) }
 
-    /// Applies the edits: replacements, then insertions and removals by original index, then
+    /// Applies the edits: replacements, insertions and removals by original index, then
     /// redirections, then initializers.
     public func apply(to g: Graph) {
         guard !isEmpty else { return }
@@ -50,7 +57,7 @@ public struct GraphPatch {
         nodes.reserveCapacity(g.nodes.count + inserted.values.reduce(0) { $0 + $1.count })
         for (i, n) in g.nodes.enumerated() {
             nodes += inserted[i] ?? []
-            if !removed.contains(i) { nodes.append(replaced[i] ?? n) }
+            if let r = replaced[i] { nodes.append(r) } else if !removed.contains(i) { nodes.append(n) }
         }
         nodes += inserted[g.nodes.count] ?? []
         g.nodes = nodes

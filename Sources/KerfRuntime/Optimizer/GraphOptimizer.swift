@@ -42,9 +42,6 @@ enum GraphOptimizer {
         return g
     }
 
-    /// A name derived from `base` that nothing in `g` uses yet.
-    static func uniqueName(_ base: String, in g: Graph) -> String { NameAllocator(g).make(base) }
-
     // MARK: - Passes
 
     /// Evaluates nodes whose inputs are all constants once, turning their outputs into

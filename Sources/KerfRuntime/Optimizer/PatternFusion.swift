@@ -8,8 +8,7 @@ extension GraphOptimizer {
     /// mean = ReduceMean(x); d = x - mean; v = ReduceMean(d ^ 2); y = d / Sqrt(v + eps)
     /// [* gamma] [+ beta]  ->  LayerNormalization(x, gamma, beta, axis -1, epsilon eps).
     static func fuseLayerNorm(_ g: Graph) {
-        var removed = Set<Int>()
-        var replacements: [Int: Node] = [:]
+        var patch = GraphPatch()
         let m = Matcher(g)
         for (di, div) in g.nodes.enumerated() where div.isDefaultDomain && div.opType == "Div" && div.inputs.count == 2 {
             let d = div.inputs[0], s = div.inputs[1]
@@ -22,7 +21,7 @@ extension GraphOptimizer {
                   let (subi, sub) = m.node(d, "Sub"), m.readOnly(d, by: 2),
                   let (mi, mean) = m.node(sub.inputs[1], "ReduceMean"), m.readOnly(sub.inputs[1], by: 1),
                   mean.inputs[0] == sub.inputs[0], m.isLastAxisMean(mean), m.isLastAxisMean(variance),
-                  [si, ai, vi, pi, subi, mi].allSatisfy({ !removed.contains($0) }) else { continue }
+                  [si, ai, vi, pi, subi, mi].allSatisfy({ !patch.isRemoved($0) }) else { continue }
             let x = sub.inputs[0]
             var chain = [di, si, ai, vi, pi, subi, mi]
             var output = div.outputs[0]
@@ -40,7 +39,7 @@ extension GraphOptimizer {
                     output = g.nodes[addIndex].outputs[0]
                 }
             }
-            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
+            guard chain.allSatisfy({ !patch.isRemoved($0) }) else { continue }
             var inputs = [x]
             if let gamma {
                 inputs.append(gamma)
@@ -53,16 +52,15 @@ extension GraphOptimizer {
             var fused = Node(name: div.name.isEmpty ? "fused_layernorm" : div.name + "_layernorm", opType: "LayerNormalization",
                              inputs: inputs, outputs: [output])
             fused.attributes = [Attribute(name: "axis", value: .int(-1)), Attribute(name: "epsilon", value: .float(epsilon))]
-            removed.formUnion(chain)
-            replacements[di] = fused
+            patch.remove(contentsOf: chain)
+            patch.replace(di, with: fused)
         }
-        apply(g, removed: removed, replacements: replacements)
+        patch.apply(to: g)
     }
 
     /// y = (x * (Erf(x / sqrt 2) + 1)) * 0.5, in torch's export order  ->  Gelu(x).
     static func fuseGelu(_ g: Graph) {
-        var removed = Set<Int>()
-        var replacements: [Int: Node] = [:]
+        var patch = GraphPatch()
         let m = Matcher(g)
         for (ei, erf) in g.nodes.enumerated() where erf.isDefaultDomain && erf.opType == "Erf" {
             guard let (divIndex, div) = m.node(erf.inputs[0], "Div"), m.readOnly(erf.inputs[0], by: 1), div.inputs.count == 2,
@@ -77,20 +75,19 @@ extension GraphOptimizer {
                   let halfIndex = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Mul" && $0.inputs.contains(g.nodes[mulIndex].outputs[0]) }),
                   let half = m.other(g.nodes[halfIndex], than: g.nodes[mulIndex].outputs[0]), m.scalar(half) == 0.5 else { continue }
             let chain = [divIndex, ei, addIndex, mulIndex, halfIndex]
-            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
-            removed.formUnion(chain)
-            replacements[halfIndex] = Node(name: erf.name.isEmpty ? "fused_gelu" : erf.name + "_gelu", opType: "Gelu",
-                                           inputs: [x], outputs: g.nodes[halfIndex].outputs)
+            guard chain.allSatisfy({ !patch.isRemoved($0) }) else { continue }
+            patch.remove(contentsOf: chain)
+            patch.replace(halfIndex, with: Node(name: erf.name.isEmpty ? "fused_gelu" : erf.name + "_gelu", opType: "Gelu",
+                                           inputs: [x], outputs: g.nodes[halfIndex].outputs))
         }
-        apply(g, removed: removed, replacements: replacements)
+        patch.apply(to: g)
     }
 
     /// Softmax over the last axis of Add(Div(x, c) or Mul(x, c), mask), c a float scalar constant
     /// (an attention's scaled, masked scores) -> kerf.ScaledMaskedSoftmax(x, c, mask): one pass
     /// over the scores instead of three (Ops/ScaledMaskedSoftmax.swift).
     static func fuseScaledMaskedSoftmax(_ g: Graph, opset: Int) {
-        var removed = Set<Int>()
-        var replacements: [Int: Node] = [:]
+        var patch = GraphPatch()
         let m = Matcher(g)
         for (si, softmax) in g.nodes.enumerated() where softmax.isDefaultDomain && softmax.opType == "Softmax" && softmax.inputs.count == 1 {
             var axis: Int64 = opset >= 13 ? -1 : 1
@@ -104,25 +101,15 @@ extension GraphOptimizer {
                 guard let c = m.constants[p.inputs[constantIndex]], c.dtype == .float, c.count == 1, c.rank <= 1,
                       m.constants[p.inputs[1 - constantIndex]] == nil else { continue }
                 let chain = [pi, ai, si]
-                guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
-                removed.formUnion(chain)
-                replacements[si] = Node(name: softmax.name + "_masked", opType: "ScaledMaskedSoftmax", domain: FusedQuantizedOps.domain,
+                guard chain.allSatisfy({ !patch.isRemoved($0) }) else { continue }
+                patch.remove(contentsOf: chain)
+                patch.replace(si, with: Node(name: softmax.name + "_masked", opType: "ScaledMaskedSoftmax", domain: FusedQuantizedOps.domain,
                                         inputs: [p.inputs[1 - constantIndex], p.inputs[constantIndex], add.inputs[1 - k]],
                                         outputs: softmax.outputs,
-                                        attributes: [Attribute(name: "multiply", value: .int(p.opType == "Mul" ? 1 : 0))])
+                                        attributes: [Attribute(name: "multiply", value: .int(p.opType == "Mul" ? 1 : 0))]))
                 break
             }
         }
-        apply(g, removed: removed, replacements: replacements)
-    }
-
-    /// Drops `removed` nodes, putting each replacement where its anchor node stood.
-    static func apply(_ g: Graph, removed: Set<Int>, replacements: [Int: Node]) {
-        guard !removed.isEmpty else { return }
-        var nodes: [Node] = []
-        for (i, n) in g.nodes.enumerated() {
-            if let r = replacements[i] { nodes.append(r) } else if !removed.contains(i) { nodes.append(n) }
-        }
-        g.nodes = nodes
+        patch.apply(to: g)
     }
 }

@@ -12,8 +12,7 @@ extension GraphOptimizer {
     /// which then runs once for all.
     static func fuseDynamicQuantizedMatMul(_ g: Graph) {
         let m = Matcher(g)
-        var removed = Set<Int>()
-        var replacements: [Int: Node] = [:]
+        var patch = GraphPatch()
         for (mi, mm) in g.nodes.enumerated() where mm.isDefaultDomain && mm.opType == "MatMulInteger" && mm.inputs.count == 4 {
             guard let (_, dql) = m.node(mm.inputs[0], "DynamicQuantizeLinear"), dql.outputs.count == 3,
                   mm.inputs[2] == dql.outputs[2],
@@ -40,16 +39,16 @@ extension GraphOptimizer {
                 fused.epilogue.bias = .float(biasName, rank: 0)
                 output = g.nodes[ai].outputs[0]
             }
-            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
+            guard chain.allSatisfy({ !patch.isRemoved($0) }) else { continue }
             if !m.readOnly(dql.outputs[0], by: 1) {
                 fused.x = dql.outputs[0]
                 fused.xQuantization = .init(scale: dql.outputs[1], zero: dql.outputs[2])
             }
             fused.outputs = [output]
-            removed.formUnion(chain)
-            replacements[chain.last!] = fused.node
+            patch.remove(contentsOf: chain)
+            patch.replace(chain.last!, with: fused.node)
         }
-        apply(g, removed: removed, replacements: replacements)
+        patch.apply(to: g)
     }
 
     /// DequantizeLinear(Xq) and DequantizeLinear(const int8 Wq, zero point 0) [and DequantizeLinear(
@@ -59,8 +58,7 @@ extension GraphOptimizer {
     /// output then stays float.
     static func fuseStaticQuantizedProducts(_ g: Graph, opset: Int) {
         let m = Matcher(g)
-        var removed = Set<Int>()
-        var replacements: [Int: Node] = [:]
+        var patch = GraphPatch()
         for (pi, product) in g.nodes.enumerated() where product.isDefaultDomain && ["Conv", "MatMul", "Gemm"].contains(product.opType) {
             guard product.inputs.count >= 2, product.outputs.count == 1,
                   let x = quantizedInput(m, product.inputs[0]),
@@ -133,12 +131,12 @@ extension GraphOptimizer {
                 fused.epilogue.quantization = .init(scale: y.scale, zero: y.zero)
                 output = g.nodes[qi].outputs[0]
             }
-            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
-            removed.formUnion(chain)
+            guard chain.allSatisfy({ !patch.isRemoved($0) }) else { continue }
+            patch.remove(contentsOf: chain)
             fused.outputs = [output]
-            replacements[chain.last!] = fused.node
+            patch.replace(chain.last!, with: fused.node)
         }
-        apply(g, removed: removed, replacements: replacements)
+        patch.apply(to: g)
     }
 
     /// kerf.QuantizedMatMul or kerf.DynamicQuantizedMatMul with a float output -> Gelu (exact
@@ -148,8 +146,7 @@ extension GraphOptimizer {
     /// block by block while the values are in cache, with the same kernels.
     static func fuseQuantizedMatMulTail(_ g: Graph) {
         let m = Matcher(g)
-        var removed = Set<Int>()
-        var replacements: [Int: Node] = [:]
+        var patch = GraphPatch()
         for (pi, product) in g.nodes.enumerated() {
             guard let p = fusedMatMul(product) else { continue }
             let dynamic = p.kind == .dynamicMatMul, floatBias = !dynamic && p.epilogue.hasFloatBias
@@ -176,12 +173,12 @@ extension GraphOptimizer {
                 output = g.nodes[qi].outputs[0]
                 fused.epilogue.quantization = .init(scale: y.scale, zero: y.zero)
             }
-            guard chain.count > 1, chain.allSatisfy({ !removed.contains($0) }) else { continue }
+            guard chain.count > 1, chain.allSatisfy({ !patch.isRemoved($0) }) else { continue }
             fused.outputs = [output]
-            removed.formUnion(chain)
-            replacements[chain.last!] = fused.node
+            patch.remove(contentsOf: chain)
+            patch.replace(chain.last!, with: fused.node)
         }
-        apply(g, removed: removed, replacements: replacements)
+        patch.apply(to: g)
     }
 
     /// kerf.DynamicQuantizedMatMul A whose float output only another one, B, reads with its
@@ -189,13 +186,13 @@ extension GraphOptimizer {
     /// as a second output, measured block by block while in cache, and B takes it as x_range
     /// instead of reading its input once more to measure it.
     static func passDynamicQuantizationRanges(_ g: Graph) {
-        let m = Matcher(g)
+        let m = Matcher(g), names = NameAllocator(g)
         for bi in g.nodes.indices {
             guard var b = fusedMatMul(g.nodes[bi]), b.kind == .dynamicMatMul, b.xQuantization == nil, b.xRange == nil,
                   b.epilogue.heads == nil, b.epilogue.residual == nil,
                   m.readOnly(b.x, by: 1), let ai = m.producer[b.x], ai != bi,
                   var a = fusedMatMul(g.nodes[ai]), a.kind == .dynamicMatMul, a.outputs.count == 1 else { continue }
-            let range = uniqueName(a.outputs[0] + "_range", in: g)
+            let range = names.make(a.outputs[0] + "_range")
             a.outputs.append(range)
             b.xRange = range
             g.nodes[ai] = a.node
@@ -209,8 +206,7 @@ extension GraphOptimizer {
     /// Ops/QuantizedFused.swift), without the Transpose's pass.
     static func fuseQuantizedHeadLayout(_ g: Graph) {
         let m = Matcher(g)
-        var removed = Set<Int>()
-        var replacements: [Int: Node] = [:]
+        var patch = GraphPatch()
         for (pi, product) in g.nodes.enumerated() {
             guard var fused = fusedMatMul(product), fused.epilogue.floatOutput, fused.epilogue.heads == nil, product.outputs.count == 1,
                   m.readOnly(product.outputs[0], by: 1),
@@ -219,13 +215,13 @@ extension GraphOptimizer {
             if case .int(let allowZero)? = g.nodes[ri].attribute("allowzero"), allowZero != 0 { continue }
             guard let ti = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Transpose" && $0.inputs.first == g.nodes[ri].outputs[0] }),
                   case .ints(let perm)? = g.nodes[ti].attribute("perm"), perm == [0, 2, 1, 3] || perm == [0, 2, 3, 1],
-                  ![pi, ri, ti].contains(where: removed.contains) else { continue }
+                  ![pi, ri, ti].contains(where: patch.isRemoved) else { continue }
             fused.epilogue.heads = .init(shape: g.nodes[ri].inputs[1], keysTransposed: perm == [0, 2, 3, 1])
             fused.outputs = g.nodes[ti].outputs
-            removed.formUnion([pi, ri, ti])
-            replacements[ti] = fused.node
+            patch.remove(contentsOf: [pi, ri, ti])
+            patch.replace(ti, with: fused.node)
         }
-        apply(g, removed: removed, replacements: replacements)
+        patch.apply(to: g)
     }
 
     /// kerf.QuantizedMatMul / kerf.DynamicQuantizedMatMul with a float output -> Add(residual)
@@ -234,8 +230,7 @@ extension GraphOptimizer {
     /// it is in cache (Ops/ProductTail.swift), without the Add's and the LayerNorm's passes.
     static func fuseQuantizedMatMulResidual(_ g: Graph) {
         let m = Matcher(g)
-        var removed = Set<Int>()
-        var replacements: [Int: Node] = [:]
+        var patch = GraphPatch()
         for (pi, product) in g.nodes.enumerated() {
             guard var fused = fusedMatMul(product), fused.epilogue.floatOutput, fused.epilogue.heads == nil, fused.epilogue.residual == nil,
                   product.outputs.count == 1, m.readOnly(product.outputs[0], by: 1),
@@ -263,12 +258,12 @@ extension GraphOptimizer {
                     output = ln.outputs[0]
                 }
             }
-            guard !chain.contains(where: removed.contains) else { continue }
+            guard !chain.contains(where: patch.isRemoved) else { continue }
             fused.outputs = [output]
-            removed.formUnion(chain)
-            replacements[chain.last!] = fused.node
+            patch.remove(contentsOf: chain)
+            patch.replace(chain.last!, with: fused.node)
         }
-        apply(g, removed: removed, replacements: replacements)
+        patch.apply(to: g)
     }
 
     /// `n` read as a kerf.QuantizedMatMul or kerf.DynamicQuantizedMatMul, else nil.
@@ -306,8 +301,7 @@ extension GraphOptimizer {
     /// one 8-bit type throughout, as ONNX Runtime's QLinearAdd / QLinearGlobalAveragePool.
     static func fuseQuantizedElementwise(_ g: Graph) {
         let m = Matcher(g)
-        var removed = Set<Int>()
-        var replacements: [Int: Node] = [:]
+        var patch = GraphPatch()
         for (ni, n) in g.nodes.enumerated() where n.isDefaultDomain && (n.opType == "Add" || n.opType == "GlobalAveragePool") {
             let add = n.opType == "Add"
             guard n.inputs.count == (add ? 2 : 1), n.outputs.count == 1 else { continue }
@@ -325,14 +319,14 @@ extension GraphOptimizer {
                   let qi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "QuantizeLinear" && $0.inputs.first == output }),
                   let y = perTensorParameters(m, g.nodes[qi]), y.type == type else { continue }
             chain.append(qi)
-            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
-            removed.formUnion(chain)
+            guard chain.allSatisfy({ !patch.isRemoved($0) }) else { continue }
+            patch.remove(contentsOf: chain)
             let inputs = operands.flatMap { [$0.q, $0.scale, $0.zero] } + [y.scale, y.zero]
-            replacements[qi] = Node(name: n.name + "_int8", opType: add ? "QuantizedAdd" : "QuantizedGlobalAveragePool",
+            patch.replace(qi, with: Node(name: n.name + "_int8", opType: add ? "QuantizedAdd" : "QuantizedGlobalAveragePool",
                                     domain: FusedQuantizedOps.domain, inputs: inputs, outputs: [g.nodes[qi].outputs[0]],
-                                    attributes: attributes)
+                                    attributes: attributes))
         }
-        apply(g, removed: removed, replacements: replacements)
+        patch.apply(to: g)
     }
 
     /// DequantizeLinear -> MaxPool | Relu | Reshape | Flatten | Transpose | Squeeze | Unsqueeze ->
@@ -341,8 +335,7 @@ extension GraphOptimizer {
     /// becomes Clip at the zero point).
     static func fuseQuantizedPassThrough(_ g: Graph, opset: Int) {
         let m = Matcher(g)
-        var removed = Set<Int>()
-        var replacements: [Int: Node] = [:]
+        var patch = GraphPatch()
         let ops: Set<String> = ["MaxPool", "Relu", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze"]
         // Clip takes its bounds as inputs from opset 11 on.
         for (ni, n) in g.nodes.enumerated() where n.isDefaultDomain && ops.contains(n.opType) && !n.inputs.isEmpty
@@ -352,17 +345,17 @@ extension GraphOptimizer {
                   let qi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "QuantizeLinear" && $0.inputs.first == n.outputs[0] }),
                   let y = perTensorParameters(m, g.nodes[qi]),
                   sameConstant(m, x.scale, y.scale), sameConstant(m, x.zero, y.zero),
-                  !removed.contains(qi) else { continue }
+                  !patch.isRemoved(qi) else { continue }
             var rewritten = n
             rewritten.inputs[0] = x.q
             rewritten.outputs = [g.nodes[qi].outputs[0]]
             if n.opType == "Relu" {
                 rewritten = Node(name: n.name + "_int8", opType: "Clip", inputs: [x.q, x.zero], outputs: rewritten.outputs)
             }
-            removed.formUnion([ni, qi])
-            replacements[qi] = rewritten
+            patch.remove(contentsOf: [ni, qi])
+            patch.replace(qi, with: rewritten)
         }
-        apply(g, removed: removed, replacements: replacements)
+        patch.apply(to: g)
     }
 
     /// DequantizeLinear(Xq) -> BatchNormalization (inference, constant parameters, which may be
@@ -373,8 +366,7 @@ extension GraphOptimizer {
     /// so results are identical.
     static func fuseQuantizedChannelLookup(_ g: Graph) {
         let m = Matcher(g)
-        var removed = Set<Int>()
-        var replacements: [Int: Node] = [:]
+        var patch = GraphPatch()
         for (bi, bn) in g.nodes.enumerated() where bn.isDefaultDomain && bn.opType == "BatchNormalization" {
             if case .int(let t)? = bn.attribute("training_mode"), t != 0 { continue }
             if case .int(let spatial)? = bn.attribute("spatial"), spatial == 0 { continue }  // opset < 9: [C, H, W] parameters
@@ -394,13 +386,13 @@ extension GraphOptimizer {
             guard let qi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "QuantizeLinear" && $0.inputs.first == value }),
                   g.nodes[qi].attribute("output_dtype") == nil, let y = perTensorParameters(m, g.nodes[qi]) else { continue }
             chain.append(qi)
-            guard chain.allSatisfy({ !removed.contains($0) }) else { continue }
-            removed.formUnion(chain)
-            replacements[qi] = Node(name: bn.name + "_int8", opType: "QuantizedChannelLookup", domain: FusedQuantizedOps.domain,
+            guard chain.allSatisfy({ !patch.isRemoved($0) }) else { continue }
+            patch.remove(contentsOf: chain)
+            patch.replace(qi, with: Node(name: bn.name + "_int8", opType: "QuantizedChannelLookup", domain: FusedQuantizedOps.domain,
                                     inputs: [dq.inputs[0], x.scale, x.zero] + Array(bn.inputs[1...]) + [y.scale, y.zero],
-                                    outputs: [g.nodes[qi].outputs[0]], attributes: attributes)
+                                    outputs: [g.nodes[qi].outputs[0]], attributes: attributes))
         }
-        apply(g, removed: removed, replacements: replacements)
+        patch.apply(to: g)
     }
 
     private static func sameConstant(_ m: Matcher, _ a: String, _ b: String) -> Bool {

@@ -20,36 +20,35 @@ extension GraphOptimizer {
     /// transformers quantize the ops between their MatMuls (bias Add, GELU's Div, Erf, Add,
     /// LayerNorm's Mul and Add, attention's Div).
     static func fuseQuantizedTables(_ g: Graph, opsets: [OpsetImport], options: SessionOptions) {
-        let m = Matcher(g)
+        let m = Matcher(g), names = NameAllocator(g)
         let opset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
-        var removed = Set<Int>()
-        var replacements: [Int: Node] = [:]
+        var patch = GraphPatch()
         // A chain starts at each reader of a DequantizeLinear (GELU's x feeds both its Div and
         // its Mul); the DequantizeLinear goes once nothing reads it (removeDeadNodes).
         for (di, dq) in g.nodes.enumerated() where dq.isDefaultDomain && dq.opType == "DequantizeLinear" && dq.outputs.count == 1 {
             guard dq.attribute("output_dtype") == nil, m.constants[dq.inputs[0]] == nil, perTensorParameters(m, dq) != nil else { continue }
-            for first in g.nodes.indices where g.nodes[first].inputs.contains(dq.outputs[0]) && !removed.contains(first) {
+            for first in g.nodes.indices where g.nodes[first].inputs.contains(dq.outputs[0]) && !patch.isRemoved(first) {
                 guard let (chain, qi, channels, rank) = tableChain(g, m, dequantize: di, first: first),
-                      chain.dropFirst().allSatisfy({ !removed.contains($0) }), !removed.contains(qi),
+                      chain.dropFirst().allSatisfy({ !patch.isRemoved($0) }), !patch.isRemoved(qi),
                       let table = byteTable(g, m, chain: chain + [qi], channels: channels, opset: opset, options: options) else { continue }
-                let name = uniqueName(g.nodes[first].name + "_table", in: g)
+                let name = names.make(g.nodes[first].name + "_table")
                 g.initializers.append(Initializer(name: name, tensor: table.bytes))
                 var inputs = [dq.inputs[0], name]
                 if channels > 1, chain.count == 2, let (k, shift) = affineForm(m, g.nodes[chain[1]], of: g.nodes[chain[0]].outputs[0]) {
-                    let kName = uniqueName(name + "_k", in: g), shiftName = uniqueName(name + "_shift", in: g)
+                    let kName = names.make(name + "_k"), shiftName = names.make(name + "_shift")
                     g.initializers += [Initializer(name: kName, tensor: Tensor(shape: [channels], values: k)),
                                        Initializer(name: shiftName, tensor: Tensor(shape: [channels], values: shift))]
                     let q = g.nodes[qi]
                     inputs += [dq.inputs[1], dq.inputs[2], kName, shiftName, q.inputs[1], q.inputs[2]]
                 }
-                removed.formUnion(chain.dropFirst() + [qi])
-                replacements[qi] = Node(name: g.nodes[first].name + "_table", opType: channels == 1 ? "QuantizedTable" : "QuantizedChannelTable",
+                patch.remove(contentsOf: chain.dropFirst() + [qi])
+                patch.replace(qi, with: Node(name: g.nodes[first].name + "_table", opType: channels == 1 ? "QuantizedTable" : "QuantizedChannelTable",
                                         domain: FusedQuantizedOps.domain, inputs: inputs, outputs: [g.nodes[qi].outputs[0]],
                                         attributes: [Attribute(name: "to", value: .int(Int64(table.type.rawValue))),
-                                                     Attribute(name: "rank", value: .int(Int64(rank)))])
+                                                     Attribute(name: "rank", value: .int(Int64(rank)))]))
             }
         }
-        apply(g, removed: removed, replacements: replacements)
+        patch.apply(to: g)
         g.removeDeadNodes()  // the DequantizeLinears the tables replaced
         composeQuantizedTables(g)
     }
@@ -90,20 +89,20 @@ extension GraphOptimizer {
     /// the product's epilogue. ONNX Runtime's static files have one after every MatMul with a bias.
     static func fuseProductTables(_ g: Graph) {
         let m = Matcher(g)
-        var removed = Set<Int>(), replacements: [Int: Node] = [:]
+        var patch = GraphPatch()
         for (ti, table) in g.nodes.enumerated() where table.domain == FusedQuantizedOps.domain
             && (table.opType == "QuantizedTable" || table.opType == "QuantizedChannelTable") {
-            guard let pi = m.producer[table.inputs[0]], replacements[pi] == nil, m.readOnly(table.inputs[0], by: 1) else { continue }
+            guard let pi = m.producer[table.inputs[0]], !patch.isReplaced(pi), m.readOnly(table.inputs[0], by: 1) else { continue }
             guard var product = fusedMatMul(g.nodes[pi]), product.kind == .matMul, product.epilogue.quantization != nil,
                   !product.epilogue.hasFloatBias, product.epilogue.heads == nil, product.epilogue.residual == nil, product.epilogue.table == nil,
                   product.epilogue.activation != .gelu,  // a float output, quantized after the GELU
                   let stage = try? QuantizedEpilogue.Table(tableNode: table) else { continue }
             product.epilogue.table = stage
             product.outputs = table.outputs
-            replacements[pi] = product.node
-            removed.insert(ti)
+            patch.replace(pi, with: product.node)
+            patch.remove(ti)
         }
-        apply(g, removed: removed, replacements: replacements)
+        patch.apply(to: g)
     }
 
     /// kerf.QuantizedTable -> kerf.QuantizedTable (the first read by the second alone) is one
@@ -112,7 +111,7 @@ extension GraphOptimizer {
         var changed = true
         while changed {
             changed = false
-            let m = Matcher(g)
+            let m = Matcher(g), names = NameAllocator(g)
             for (si, second) in g.nodes.enumerated() where second.domain == FusedQuantizedOps.domain && second.opType == "QuantizedTable" {
                 guard let fi = m.producer[second.inputs[0]], fi != si, m.readOnly(second.inputs[0], by: 1) else { continue }
                 let first = g.nodes[fi]
@@ -120,7 +119,7 @@ extension GraphOptimizer {
                       let a = m.constants[first.inputs[1]], let b = m.constants[second.inputs[1]], a.count == 256, b.count == 256 else { continue }
                 let outer = b.array(of: UInt8.self)
                 let composed = a.array(of: UInt8.self).map { outer[Int($0)] }
-                let name = uniqueName(second.name + "_composed", in: g)
+                let name = names.make(second.name + "_composed")
                 g.initializers.append(Initializer(name: name, tensor: Tensor(shape: [256], values: composed)))
                 var fused = second
                 fused.inputs = [first.inputs[0], name]
