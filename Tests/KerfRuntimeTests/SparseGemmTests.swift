@@ -2,15 +2,15 @@ import XCTest
 @testable import KerfCore
 @testable import KerfKernels
 @testable import KerfRuntime
+import KerfTestSupport
 
 final class SparseGemmTests: XCTestCase {
     /// Deterministic values in [-1, 1]; a fraction `zeros` of them (at random places) set to 0.
     private func sparseFloats(_ n: Int, zeros: Double, seed: UInt64) -> [Float] {
-        var s = seed
-        func next() -> UInt64 { s = s &* 6364136223846793005 &+ 1442695040888963407; return s >> 33 }
+        let random = SeededGenerator(seed: seed)
         return (0..<n).map { _ in
-            let v = Float(Int(next() % 2001) - 1000) / 1000
-            return Double(next() % 1_000_000) / 1_000_000 < zeros ? 0 : v
+            let v = random.float(in: -1...1)
+            return random.unit() < zeros ? 0 : v
         }
     }
 
@@ -98,12 +98,9 @@ final class SparseGemmTests: XCTestCase {
         return y
     }
 
+    /// `x` and `y` agree within 1e-4, relative above 1.
     private func assertClose(_ x: Tensor, _ y: Tensor, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(x.shape, y.shape, message, file: file, line: line)
-        let xs = x.array(of: Float.self), ys = y.array(of: Float.self)
-        for i in 0..<min(xs.count, ys.count) where abs(xs[i] - ys[i]) > 1e-4 * max(1, abs(ys[i])) {
-            return XCTFail("\(message): element \(i) is \(xs[i]), expected \(ys[i])", file: file, line: line)
-        }
+        KerfTestSupport.assertClose(x, y, absolute: 1e-4, relative: 1e-4, message, file: file, line: line)
     }
 
     func testMatMulWithSparseConstantMatchesDense() throws {
