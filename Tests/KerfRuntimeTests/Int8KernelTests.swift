@@ -326,12 +326,15 @@ final class Int8KernelTests: XCTestCase {
                            Initializer(name: "bias", tensor: Tensor(shape: [n], values: [Float](repeating: 0.5, count: n)))])
         let opsets = [OpsetImport(domain: "", version: 17)]
         let x = Tensor(shape: [3, k], values: (0..<(3 * k)).map { Float($0 % 7) - 2.5 })
-        let fused = try Session(graph: g, opsets: opsets)
+        var options = SessionOptions()
+        options.probe = RuntimeProbe()
+        let fused = try Session(graph: g, opsets: opsets, options: options)
         let plain = try Session(graph: g, opsets: opsets, options: SessionOptions(optimizationLevel: 0))
         XCTAssertEqual(fused.plan, ["kerf.DynamicQuantizedMatMul"])
-        let before = FusedQuantizedOps.runs
         let y = try fused.run(["x": x])[0].array(of: Float.self)
-        XCTAssertEqual(FusedQuantizedOps.runs, before + 1)
+        XCTAssertEqual(options.probe?.fusedQuantizedRuns, 1)
+        _ = try Session(graph: g, opsets: opsets).run(["x": x])
+        XCTAssertEqual(options.probe?.fusedQuantizedRuns, 1, "a probe sees its own session only")
         XCTAssertEqual(y, try plain.run(["x": x])[0].array(of: Float.self))
     }
 

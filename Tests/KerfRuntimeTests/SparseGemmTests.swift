@@ -84,17 +84,16 @@ final class SparseGemmTests: XCTestCase {
     /// Runs `graph`; with `forced` true, checks that the sparse kernel ran (`expectSparse`) or did not.
     private func run(_ graph: Graph, _ feeds: [String: Tensor], sparseKernels: Bool, forced: Bool? = nil,
                      expectSparse: Bool = true) throws -> Tensor {
-        SparseWeights.forcedChoice = forced
-        defer { SparseWeights.forcedChoice = nil }
-        let session = try Session(graph: graph, opsets: [OpsetImport(domain: "", version: 17)],
-                                  options: SessionOptions(threads: 2, sparseKernels: sparseKernels))
-        let sparseBefore = SparseWeights.sparseProducts
+        var options = SessionOptions(threads: 2, sparseKernels: sparseKernels)
+        let probe = RuntimeProbe(forcedSparseChoice: forced)
+        options.probe = probe
+        let session = try Session(graph: graph, opsets: [OpsetImport(domain: "", version: 17)], options: options)
         let y = try session.run(feeds)[0]
         // A forced sparse run must really take the sparse kernel (not fall back to dense).
         if forced == true {
-            XCTAssertEqual(SparseWeights.sparseProducts > sparseBefore, expectSparse, "the sparse kernel ran: expected \(expectSparse)")
+            XCTAssertEqual(probe.sparseProducts > 0, expectSparse, "the sparse kernel ran: expected \(expectSparse)")
         }
-        if !sparseKernels { XCTAssertEqual(SparseWeights.sparseProducts, sparseBefore, "sparse kernels off") }
+        if !sparseKernels { XCTAssertEqual(probe.sparseProducts, 0, "sparse kernels off") }
         return y
     }
 
@@ -160,8 +159,8 @@ final class SparseGemmTests: XCTestCase {
 
     func testWeightsWithFewZerosStayDense() {
         let w = Tensor(shape: [10, 10], values: sparseFloats(100, zeros: 0.1, seed: 31))
-        XCTAssertNil(SparseWeights(w, transposed: false, threads: 1))
+        XCTAssertNil(SparseWeights(w, transposed: false, threads: 1, probe: nil))
         let s = Tensor(shape: [10, 10], values: sparseFloats(100, zeros: 0.9, seed: 32))
-        XCTAssertNotNil(SparseWeights(s, transposed: false, threads: 1))
+        XCTAssertNotNil(SparseWeights(s, transposed: false, threads: 1, probe: nil))
     }
 }
