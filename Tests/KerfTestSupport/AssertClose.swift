@@ -1,3 +1,6 @@
+// XCTest is absent from the static standard library that `make release` builds against, and
+// `swift build` compiles this target too: there it holds only what needs no XCTest.
+#if canImport(XCTest)
 import KerfCore
 import XCTest
 
@@ -12,9 +15,7 @@ public func assertClose<T: BinaryFloatingPoint>(
     _ actual: [T], _ expected: [T], absolute: Double = 0, relative: Double = 0,
     _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
 ) {
-    if let failure = closeness(actual, expected, absolute: absolute, relative: relative) {
-        XCTFail(failure + context(message()), file: file, line: line)
-    }
+    fail(closeness(actual, expected, absolute: absolute, relative: relative), message(), file, line)
 }
 
 /// Asserts that two float or double tensors have the same dtype and shape, then compares their
@@ -23,9 +24,7 @@ public func assertClose(
     _ actual: Tensor, _ expected: Tensor, absolute: Double = 0, relative: Double = 0,
     _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
 ) {
-    if let failure = closeness(actual, expected, absolute: absolute, relative: relative) {
-        XCTFail(failure + context(message()), file: file, line: line)
-    }
+    fail(closeness(actual, expected, absolute: absolute, relative: relative), message(), file, line)
 }
 
 /// Asserts that `actual` holds as many tensors as `expected` (at least one), each close to the
@@ -35,50 +34,17 @@ public func assertClose(
     _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
 ) {
     guard actual.count == expected.count, !expected.isEmpty else {
-        return XCTFail("assertClose: \(actual.count) tensors, expected \(expected.count)" + context(message()), file: file, line: line)
+        return fail("assertClose: \(actual.count) tensors, expected \(expected.count)", message(), file, line)
     }
     for (i, (a, e)) in zip(actual, expected).enumerated() {
-        if let failure = closeness(a, e, absolute: absolute, relative: relative) {
-            XCTFail("output \(i): " + failure + context(message()), file: file, line: line)
-        }
-    }
-}
-
-/// Why `actual` is not close to `expected` as `assertClose` defines it, or nil when it is.
-func closeness<T: BinaryFloatingPoint>(_ actual: [T], _ expected: [T], absolute: Double, relative: Double) -> String? {
-    precondition(absolute >= 0 && relative >= 0, "assertClose: tolerances must be non-negative")
-    guard actual.count == expected.count else { return "assertClose: \(actual.count) elements, expected \(expected.count)" }
-    guard !expected.isEmpty else { return "assertClose: nothing to compare" }
-    var outside = 0, worst = 0, worstExcess = -Double.infinity
-    for i in expected.indices {
-        let a = Double(actual[i]), e = Double(expected[i])
-        if a == e { continue }
-        let difference = abs(a - e), allowed = max(absolute, relative * abs(e))
-        if e.isFinite && difference <= allowed { continue }
-        outside += 1
-        // NaN differences and differences where nothing was allowed rank first.
-        let excess = difference.isNaN || allowed == 0 ? Double.infinity : difference / allowed
-        if excess > worstExcess { worstExcess = excess; worst = i }
-    }
-    guard outside > 0 else { return nil }
-    let a = actual[worst], e = expected[worst]
-    return "assertClose: \(outside) of \(expected.count) elements differ by more than max(\(absolute), \(relative)·|expected|); "
-        + "worst at index \(worst): \(a), expected \(e) (difference \(abs(Double(a) - Double(e))), "
-        + "allowed \(max(absolute, relative * abs(Double(e)))))"
-}
-
-/// Why tensor `actual` is not close to `expected` (dtype, then shape, then elements), or nil.
-func closeness(_ actual: Tensor, _ expected: Tensor, absolute: Double, relative: Double) -> String? {
-    guard actual.dtype == expected.dtype else { return "assertClose: dtype \(actual.dtype), expected \(expected.dtype)" }
-    guard actual.shape == expected.shape else { return "assertClose: shape \(actual.shape), expected \(expected.shape)" }
-    switch expected.dtype {
-    case .float:
-        return closeness(actual.array(of: Float.self), expected.array(of: Float.self), absolute: absolute, relative: relative)
-    case .double:
-        return closeness(actual.array(of: Double.self), expected.array(of: Double.self), absolute: absolute, relative: relative)
-    default:
-        return "assertClose: \(expected.dtype) tensors are compared exactly, not within a tolerance"
+        fail(closeness(a, e, absolute: absolute, relative: relative).map { "output \(i): " + $0 }, message(), file, line)
     }
 }
 
 private func context(_ message: String) -> String { message.isEmpty ? "" : " (\(message))" }
+
+/// Reports `failure`, when there is one, with the caller's message at the caller's line.
+private func fail(_ failure: String?, _ message: String, _ file: StaticString, _ line: UInt) {
+    if let failure { XCTFail(failure + context(message), file: file, line: line) }
+}
+#endif
