@@ -58,10 +58,12 @@ let package = Package(
             ]),
 
         // MARK: - Tests
-        .testTarget(name: "KerfCoreTests", dependencies: ["KerfCore"]),
-        .testTarget(name: "KerfGraphTests", dependencies: ["KerfGraph", "KerfCore"]),
-        .testTarget(name: "KerfRuntimeTests", dependencies: ["KerfRuntime", "KerfGraph", "KerfKernels"]),
-        .testTarget(name: "KerfCompressTests", dependencies: ["KerfCompress", "KerfGraph", "KerfRuntime", "KerfCore"]),
+        // assertClose and seeded test data, shared by the test targets (imports XCTest).
+        .target(name: "KerfTestSupport", dependencies: ["KerfCore"], path: "Tests/KerfTestSupport"),
+        .testTarget(name: "KerfCoreTests", dependencies: ["KerfCore", "KerfTestSupport"]),
+        .testTarget(name: "KerfGraphTests", dependencies: ["KerfGraph", "KerfCore", "KerfTestSupport"]),
+        .testTarget(name: "KerfRuntimeTests", dependencies: ["KerfRuntime", "KerfGraph", "KerfKernels", "KerfTestSupport"]),
+        .testTarget(name: "KerfCompressTests", dependencies: ["KerfCompress", "KerfGraph", "KerfRuntime", "KerfCore", "KerfTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -18,6 +18,8 @@ public struct SessionOptions: Sendable {
     /// (`Session.run(outputNames:)`) though they are no graph outputs. Any value the plan
     /// computes can be returned; this only matters for those fusion would remove.
     public var keptValues: [String] = []
+    /// Tests only: counters and switches the session's operators report to (see `RuntimeProbe`).
+    var probe: RuntimeProbe?
 
     /// The budget a session charges its allocations to (nil when `memoryLimit` is 0).
     func makeBudget() -> MemoryBudget? { memoryLimit > 0 ? MemoryBudget(limit: memoryLimit) : nil }

@@ -3,6 +3,7 @@ import XCTest
 @testable import KerfCompress
 import KerfCore
 import KerfRuntime
+import KerfTestSupport
 
 /// Channel pruning on graphs built in code. The output-preservation tests first make the
 /// channels that will go exactly zero (filters, biases, BatchNorm shift), so removing them
@@ -21,13 +22,10 @@ final class ChannelPruningTests: XCTestCase {
         Tensor(shape: shape, values: GraphBuilder(seed: seed).random(shape.reduce(1, *)))
     }
 
+    /// `a` and `b` agree within `tolerance` times the largest magnitude in `b` (at least 1).
     private func assertClose(_ a: [Float], _ b: [Float], _ tolerance: Float = 1e-4, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, file: file, line: line)
         let scale = max(1, b.map(abs).max() ?? 0)
-        for (x, y) in zip(a, b) where abs(x - y) > tolerance * scale {
-            XCTFail("outputs differ: \(x) vs \(y)", file: file, line: line)
-            return
-        }
+        KerfTestSupport.assertClose(a, b, absolute: Double(tolerance * scale), file: file, line: line)
     }
 
     /// Keeps a copy of `model`, prunes it, and checks the outputs did not change.

@@ -1,23 +1,19 @@
 import KerfCore
 import KerfRuntime
+import KerfTestSupport
 
 /// Builds small float32 graphs in code with seeded random weights, for pruning tests.
 final class GraphBuilder {
     var nodes: [Node] = []
     var initializers: [Initializer] = []
     var valueInfo: [ValueInfo] = []
-    private var state: UInt64
+    private let generator: SeededGenerator
     private var counter = 0
 
-    init(seed: UInt64 = 0x9E37_79B9_7F4A_7C15) { state = seed }
+    init(seed: UInt64 = 0x9E37_79B9_7F4A_7C15) { generator = SeededGenerator(seed: seed) }
 
-    /// Uniform values in [-1, 1) from a 64-bit LCG (deterministic for a seed).
-    func random(_ n: Int) -> [Float] {
-        (0..<n).map { _ in
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Float(state >> 40) / Float(1 << 23) - 1
-        }
-    }
+    /// Uniform values in [-1, 1] (deterministic for a seed).
+    func random(_ n: Int) -> [Float] { generator.floats(n) }
 
     @discardableResult
     func constant(_ name: String, _ shape: [Int], _ values: [Float]? = nil) -> String {

@@ -2,16 +2,11 @@ import XCTest
 @testable import KerfCompress
 @testable import KerfCore
 import KerfRuntime
+import KerfTestSupport
 
 final class MagnitudePruningTests: XCTestCase {
-    /// Deterministic pseudo-random weights in (-1, 1), all distinct in magnitude with high probability.
-    private func weights(_ n: Int, seed: UInt64) -> [Float] {
-        var s = seed &* 6364136223846793005 &+ 1442695040888963407
-        return (0..<n).map { _ in
-            s = s &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: s >> 11) % 2_000_001 - 1_000_000) / 1_000_001
-        }
-    }
+    /// Deterministic pseudo-random weights in [-1, 1].
+    private func weights(_ n: Int, seed: UInt64) -> [Float] { SeededGenerator(seed: seed).floats(n) }
 
     /// x[2,3,6,6] -> Conv(W1[8,3,3,3]) -> Relu -> MatMul-free Flatten -> Gemm(W2[8*16, 10], transB 0) -> MatMul(W3[10, 4]) -> y
     private func model() -> Model {
@@ -77,6 +72,7 @@ final class MagnitudePruningTests: XCTestCase {
         for name in ["W1", "W2"] {
             let a = before.graph.initializer(named: name)!.tensor.array(of: Float.self)
             let b = m.graph.initializer(named: name)!.tensor.array(of: Float.self)
+            XCTAssertEqual(a.count, b.count, name)
             for (x, y) in zip(a, b) where y == 0 { removed = max(removed, abs(x)) }
         }
         XCTAssertGreaterThanOrEqual(kept, removed)

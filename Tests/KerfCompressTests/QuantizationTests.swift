@@ -2,6 +2,7 @@ import XCTest
 @testable import KerfCompress
 @testable import KerfCore
 import KerfRuntime
+import KerfTestSupport
 
 /// Calibration statistics, quantization parameters and the float rewrites of quantization.
 /// (End-to-end files are checked against ONNX Runtime in bindings/python/tests/test_quantize.py.)
@@ -96,7 +97,7 @@ final class QuantizationTests: XCTestCase {
         XCTAssertEqual(graph.nodes.filter { $0.opType == "Mul" }.count, 3)
         let rewritten = Model(graph: graph, irVersion: 8, opsetImports: model.opsetImports)
         let after = try rewritten.run(x)
-        for (a, e) in zip(after, before) { XCTAssertEqual(a, e, accuracy: 1e-4 * max(1, abs(e))) }
+        assertClose(after, before, absolute: 1e-4, relative: 1e-4)
     }
 
     func testActivationPlanFusesReluAndSharesParametersThroughDataMovement() throws {

@@ -2,6 +2,7 @@ import XCTest
 @testable import KerfCore
 @testable import KerfKernels
 @testable import KerfRuntime
+import KerfTestSupport
 
 /// The channels-last rewrite (Optimizer/ChannelsLastLayout.swift) and its NHWC kernels.
 final class ChannelsLastTests: XCTestCase {
@@ -151,12 +152,9 @@ final class ChannelsLastTests: XCTestCase {
                 for threads in [1, 2] {
                     let plain = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: threads, optimizationLevel: 0)).run(["x": x])
                     let fast = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: threads, optimizationLevel: 1)).run(["x": x])
-                    for (a, b) in zip(plain, fast) {
-                        XCTAssertEqual(a.shape, b.shape)
-                        let u = a.array(of: Float.self), v = b.array(of: Float.self)
-                        XCTAssertGreaterThan(Set(u).count, 4, "the outputs are not degenerate")
-                        for (p, q) in zip(u, v) { XCTAssertEqual(p, q, accuracy: 1e-5, "concat \(concat) batch \(batch) threads \(threads)") }
-                    }
+                    XCTAssertEqual(plain.count, 2)
+                    for a in plain { XCTAssertGreaterThan(Set(a.array(of: Float.self)).count, 4, "the outputs are not degenerate") }
+                    assertClose(fast, plain, absolute: 1e-5, "concat \(concat) batch \(batch) threads \(threads)")
                 }
             }
         }
@@ -183,10 +181,9 @@ final class ChannelsLastTests: XCTestCase {
             let session = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: 1))
             for _ in 0..<2 {  // the second run reuses nothing of the first
                 let fast = try session.run(["x": x])[0]
-                XCTAssertEqual(fast.shape, plain.shape)
-                let u = plain.array(of: Float.self), v = fast.array(of: Float.self)
+                let u = plain.array(of: Float.self)
                 XCTAssertTrue(u.contains(0) && u.contains { $0 > 0 })
-                for (p, q) in zip(u, v) { XCTAssertEqual(p, q, accuracy: 1e-5, "batch \(batch)") }
+                assertClose(fast, plain, absolute: 1e-5, "batch \(batch)")
             }
         }
     }

@@ -2,19 +2,14 @@ import Foundation
 import XCTest
 @testable import KerfCore
 @testable import KerfRuntime
+import KerfTestSupport
 
 /// One session run from several threads at once, intermediate values as outputs, and plans
 /// extended with more nodes.
 final class ConcurrentSessionTests: XCTestCase {
     private let opsets = [OpsetImport(domain: "", version: 17)]
 
-    private func values(_ n: Int, _ seed: Int) -> [Float] {
-        var state = UInt64(seed) &* 6364136223846793005 &+ 1442695040888963407
-        return (0..<n).map { _ in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int(state >> 40) % 2001 - 1000) / 1000
-        }
-    }
+    private func values(_ n: Int, _ seed: Int) -> [Float] { SeededGenerator(seed: UInt64(seed)).floats(n) }
 
     private func constant(_ name: String, _ shape: [Int], seed: Int) -> Initializer {
         Initializer(name: name, tensor: Tensor(shape: shape, values: values(shape.reduce(1, *), seed)))
@@ -50,13 +45,9 @@ final class ConcurrentSessionTests: XCTestCase {
         return Tensor(shape: shape, values: values(shape.reduce(1, *), seed))
     }
 
+    /// `a` matches `b` within 1e-6.
     private func assertSame(_ a: Tensor, _ b: Tensor, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.shape, b.shape, message, file: file, line: line)
-        let x = a.array(of: Float.self), y = b.array(of: Float.self)
-        XCTAssertEqual(x.count, y.count, message, file: file, line: line)
-        XCTAssertFalse(x.isEmpty, message, file: file, line: line)
-        let worst = zip(x, y).map { abs($0 - $1) }.max() ?? .infinity
-        XCTAssertLessThanOrEqual(worst, 1e-6, message, file: file, line: line)
+        assertClose(a, b, absolute: 1e-6, message, file: file, line: line)
     }
 
     /// 8 threads run one session on different inputs (and batch sizes) 10^4 times in all; every

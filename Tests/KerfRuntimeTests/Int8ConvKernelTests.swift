@@ -1,5 +1,6 @@
 import XCTest
 @testable import KerfKernels
+import KerfTestSupport
 
 /// The int8 CNN kernels against readable definitions: channels-last im2row against `im2row` on
 /// the NCHW image (every window kind, any pixel range), the channel-major requantization path
@@ -8,7 +9,7 @@ import XCTest
 final class Int8ConvKernelTests: XCTestCase {
     func testChannelsLastIm2rowMatchesIm2rowForEveryWindowKind() {
         let (c, h, w) = (5, 7, 6)
-        let x = randomBytes(c * h * w, seed: 3)
+        let x = SeededGenerator(seed: 3).bytes(c * h * w)
         // (kernel, stride, dilation, pad)
         for (k, s, d, p) in [(1, 1, 1, 0), (3, 1, 1, 1), (3, 2, 1, 1), (3, 1, 2, 2), (5, 2, 1, 2), (2, 3, 1, 0)] {
             let oh = (h + 2 * p - d * (k - 1) - 1) / s + 1, ow = (w + 2 * p - d * (k - 1) - 1) / s + 1
@@ -38,7 +39,7 @@ final class Int8ConvKernelTests: XCTestCase {
     func testChannelsLastTransposeOfBytesForTileAndEdgeSizes() {
         // 16x16 tiles, partial tiles on either side, and fewer than 16 channels or pixels.
         for (channels, pixels) in [(16, 16), (32, 49), (5, 42), (37, 16), (3, 1024), (64, 9), (1, 1)] {
-            let x = randomBytes(channels * pixels, seed: UInt64(channels * 31 + pixels))
+            let x = SeededGenerator(seed: UInt64(channels * 31 + pixels)).bytes(channels * pixels)
             var y = [UInt8](repeating: 0, count: x.count)
             transposeToChannelsLast(x, channels: channels, pixels: pixels, into: &y)
             var mismatches = 0
@@ -56,7 +57,7 @@ final class Int8ConvKernelTests: XCTestCase {
         // 64-row block; acc rows wider than n (ldAcc); per-column and shared scale and bias;
         // both output types. Scale 0.5 on odd sums makes exact ties (half to even).
         for (m, n, ldAcc) in [(150, 5, 5), (37, 21, 24), (64, 16, 16), (8, 8, 9), (3, 11, 11)] {
-            let acc = randomBytes(m * ldAcc, seed: UInt64(m + n)).map { Int32($0) * 37 - 4000 }
+            let acc = SeededGenerator(seed: UInt64(m + n)).bytes(m * ldAcc).map { Int32($0) * 37 - 4000 }
             let manyBias = (0..<n).map { Int32($0 * 97 % 1500) - 700 }
             let manyScales = (0..<n).map { [0.01, 0.02, 0.005, 0.5, 0.0125][$0 % 5] as Float }
             for (bias, scales) in [(manyBias, manyScales), ([Int32(5)], [Float(0.5)]), ([], [Float(0.03)])] {

@@ -2,6 +2,7 @@ import XCTest
 @testable import KerfCore
 @testable import KerfKernels
 @testable import KerfRuntime
+import KerfTestSupport
 
 /// The int8 kernels against their readable references: both GEMM layouts, uint8 and int8
 /// activations, zero points at the edges of their range, K not a multiple of the kernel's
@@ -28,8 +29,8 @@ final class Int8KernelTests: XCTestCase {
     func testBothLayoutsMatchTheReferenceForEveryActivationTypeAndZeroPoint() {
         // (n 100 and 160: four whole panels at a time, then two, then one partial, on 2 threads.)
         for (m, n, k) in [(1, 1, 1), (5, 17, 13), (4, 33, 64), (9, 40, 130), (13, 100, 40), (7, 160, 260)] {
-            let a = randomBytes(m * k, seed: UInt64(m * 7 + k))
-            let b = randomBytes(k * n, seed: UInt64(n * 3 + k)).map { Int8(bitPattern: $0) }
+            let a = SeededGenerator(seed: UInt64(m * 7 + k)).bytes(m * k)
+            let b = SeededGenerator(seed: UInt64(n * 3 + k)).bytes(k * n).map { Int8(bitPattern: $0) }
             for aSigned in [false, true] {
                 let zeros: [Int32] = aSigned ? [-128, 0, 127] : [0, 128, 255]
                 for aZero in zeros {
@@ -48,8 +49,8 @@ final class Int8KernelTests: XCTestCase {
     func testRowBlocksDeliverTheWholeProductWithTheirOffsets() {
         // Enough rows for several blocks (and per-thread blocks with 2 threads), a last short block.
         for (m, n, k) in [(1, 16, 8), (77, 1024, 20), (300, 48, 13)] {
-            let a = randomBytes(m * k, seed: UInt64(m + n))
-            let b = randomBytes(k * n, seed: UInt64(n + k)).map { Int8(bitPattern: $0) }
+            let a = SeededGenerator(seed: UInt64(m + n)).bytes(m * k)
+            let b = SeededGenerator(seed: UInt64(n + k)).bytes(k * n).map { Int8(bitPattern: $0) }
             for (aSigned, aZero) in [(false, Int32(3)), (true, Int32(-5))] {
                 for bZeros in [[Int32(0)], (0..<n).map { Int32($0 % 3) - 1 }] {
                     let packed = b.withUnsafeBufferPointer {
@@ -97,7 +98,7 @@ final class Int8KernelTests: XCTestCase {
 
     func testVectorByteKernelsMatchTheirScalarDefinitions() {
         for count in [1, 15, 16, 17, 64, 65, 200] {
-            let a = randomBytes(count, seed: UInt64(count)), b = randomBytes(count, seed: UInt64(count + 1))
+            let a = SeededGenerator(seed: UInt64(count)).bytes(count), b = SeededGenerator(seed: UInt64(count + 1)).bytes(count)
             // quantizedAdd (QLinearAdd), ratios that make ties and saturation likely.
             for signed in [false, true] {
                 let (aRatio, bRatio): (Float, Float) = (0.5, 1.25)
@@ -157,7 +158,7 @@ final class Int8KernelTests: XCTestCase {
             let out = (size + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1
             let g = WindowGeometry(inputSize: [size, size], kernel: [kernel, kernel], strides: [stride, stride],
                                    dilations: [dilation, dilation], padsBegin: [pad, pad], outputSize: [out, out])
-            let image = randomBytes(size * size * pixelStride, seed: UInt64(size * channels))
+            let image = SeededGenerator(seed: UInt64(size * channels)).bytes(size * size * pixelStride)
             let width = kernel * kernel * channels, first = 1, count = out * out - 2
             var bytes = [UInt8](repeating: 0, count: count * width)
             var wide = [Int32](repeating: 0, count: count * width)
@@ -313,7 +314,7 @@ final class Int8KernelTests: XCTestCase {
     func testDynamicQuantizedMatMulFusionRunsTheInt8Operator() throws {
         // DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul(Mul(x_scale, w_scale)) -> Add(bias), as ORT writes it.
         let k = 8, n = 5
-        let w = Tensor(shape: [k, n], values: randomBytes(k * n, seed: 9).map { Int8(bitPattern: $0) })
+        let w = Tensor(shape: [k, n], values: SeededGenerator(seed: 9).bytes(k * n).map { Int8(bitPattern: $0) })
         let g = Graph(
             nodes: dynamicProductNodes() + [
                 Node(name: "add", opType: "Add", inputs: ["y0", "bias"], outputs: ["y"]),
@@ -325,12 +326,15 @@ final class Int8KernelTests: XCTestCase {
                            Initializer(name: "bias", tensor: Tensor(shape: [n], values: [Float](repeating: 0.5, count: n)))])
         let opsets = [OpsetImport(domain: "", version: 17)]
         let x = Tensor(shape: [3, k], values: (0..<(3 * k)).map { Float($0 % 7) - 2.5 })
-        let fused = try Session(graph: g, opsets: opsets)
+        var options = SessionOptions()
+        options.probe = RuntimeProbe()
+        let fused = try Session(graph: g, opsets: opsets, options: options)
         let plain = try Session(graph: g, opsets: opsets, options: SessionOptions(optimizationLevel: 0))
         XCTAssertEqual(fused.plan, ["kerf.DynamicQuantizedMatMul"])
-        let before = FusedQuantizedOps.runs
         let y = try fused.run(["x": x])[0].array(of: Float.self)
-        XCTAssertEqual(FusedQuantizedOps.runs, before + 1)
+        XCTAssertEqual(options.probe?.fusedQuantizedRuns, 1)
+        _ = try Session(graph: g, opsets: opsets).run(["x": x])
+        XCTAssertEqual(options.probe?.fusedQuantizedRuns, 1, "a probe sees its own session only")
         XCTAssertEqual(y, try plain.run(["x": x])[0].array(of: Float.self))
     }
 
@@ -338,7 +342,7 @@ final class Int8KernelTests: XCTestCase {
     /// layout; a reshape that does not split the last axis into heads takes the operators' path.
     func testHeadLayoutFusionMatchesReshapeAndTransposeOrFallsBack() throws {
         let k = 8, n = 8
-        let w = Tensor(shape: [k, n], values: randomBytes(k * n, seed: 5).map { Int8(bitPattern: $0) })
+        let w = Tensor(shape: [k, n], values: SeededGenerator(seed: 5).bytes(k * n).map { Int8(bitPattern: $0) })
         for perm: [Int64] in [[0, 2, 1, 3], [0, 2, 3, 1]] {
             let g = Graph(
                 nodes: dynamicProductNodes() + [
@@ -368,7 +372,7 @@ final class Int8KernelTests: XCTestCase {
     /// takes the operators' path inside the fused step, with identical results too.
     func testResidualAndLayerNormJoinTheDynamicProduct() throws {
         let k = 8, n = 48, rows = 300  // several row blocks
-        let w = Tensor(shape: [k, n], values: randomBytes(k * n, seed: 11).map { Int8(bitPattern: $0) })
+        let w = Tensor(shape: [k, n], values: SeededGenerator(seed: 11).bytes(k * n).map { Int8(bitPattern: $0) })
         let g = Graph(
             nodes: dynamicProductNodes() + [
                 Node(name: "add", opType: "Add", inputs: ["y0", "bias"], outputs: ["y1"]),
@@ -406,19 +410,18 @@ func dynamicProductNodes() -> [Node] {
      Node(name: "mul", opType: "Mul", inputs: ["accf", "s"], outputs: ["y0"])]
 }
 
-/// `n` pseudo-random bytes, the same for the same seed (an LCG).
 extension Int8KernelTests {
     /// A requantized kerf.QuantizedMatMul followed by a byte table (per tensor, per channel, and
     /// per channel as x*k+shift) gives the same bytes as one operator with the table fused.
     func testProductTableFusionGivesTheTwoOperatorsBytes() throws {
         let (k, n) = (24, 20)
-        let w = Tensor(shape: [k, n], values: randomBytes(k * n, seed: 3).map { Int8(truncatingIfNeeded: $0) })
+        let w = Tensor(shape: [k, n], values: SeededGenerator(seed: 3).bytes(k * n).map { Int8(truncatingIfNeeded: $0) })
         let inits = [Initializer(name: "xs", tensor: Tensor(scalar: Float(0.02))), Initializer(name: "xz", tensor: Tensor(scalar: UInt8(128))),
                      Initializer(name: "w", tensor: w),
                      Initializer(name: "ws", tensor: Tensor(shape: [n], values: (0..<n).map { Float($0 + 1) * 0.001 })),
                      Initializer(name: "ys", tensor: Tensor(scalar: Float(0.05))), Initializer(name: "yz", tensor: Tensor(scalar: UInt8(120))),
-                     Initializer(name: "t1", tensor: Tensor(shape: [256], values: randomBytes(256, seed: 4))),
-                     Initializer(name: "tc", tensor: Tensor(shape: [n, 256], values: randomBytes(n * 256, seed: 5))),
+                     Initializer(name: "t1", tensor: Tensor(shape: [256], values: SeededGenerator(seed: 4).bytes(256))),
+                     Initializer(name: "tc", tensor: Tensor(shape: [n, 256], values: SeededGenerator(seed: 5).bytes(n * 256))),
                      Initializer(name: "kk", tensor: Tensor(shape: [n], values: (0..<n).map { 1 + Float($0) * 0.01 })),
                      Initializer(name: "sh", tensor: Tensor(shape: [n], values: (0..<n).map { Float($0) * 0.3 - 3 })),
                      Initializer(name: "zs", tensor: Tensor(scalar: Float(0.06))), Initializer(name: "zz", tensor: Tensor(scalar: UInt8(100)))]
@@ -439,7 +442,7 @@ extension Int8KernelTests {
                           outputs: [ValueInfo(name: "y", type: nil)],
                           initializers: inits + [Initializer(name: "ta", tensor: Tensor(shape: [n, 256], values: affine))])
             let opsets = [OpsetImport(domain: "", version: 17), OpsetImport(domain: "kerf", version: 1)]
-            let x = Tensor(shape: [7, k], values: randomBytes(7 * k, seed: 6))
+            let x = Tensor(shape: [7, k], values: SeededGenerator(seed: 6).bytes(7 * k))
             let plain = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: 0))
             let fused = try Session(graph: g, opsets: opsets, options: SessionOptions(threads: 1, optimizationLevel: 1))
             XCTAssertEqual(fused.plan, ["kerf.QuantizedMatMul"], op)
@@ -458,7 +461,7 @@ extension Int8KernelTests {
     func testProductTakesABiasWithLeadingOnesReluAndQuantization() throws {
         let (k, n) = (16, 24)
         let inits = [Initializer(name: "xs", tensor: Tensor(scalar: Float(0.03))), Initializer(name: "xz", tensor: Tensor(scalar: UInt8(128))),
-                     Initializer(name: "w", tensor: Tensor(shape: [k, n], values: randomBytes(k * n, seed: 8).map { Int8(truncatingIfNeeded: $0) })),
+                     Initializer(name: "w", tensor: Tensor(shape: [k, n], values: SeededGenerator(seed: 8).bytes(k * n).map { Int8(truncatingIfNeeded: $0) })),
                      Initializer(name: "ws", tensor: Tensor(scalar: Float(0.004))), Initializer(name: "wz", tensor: Tensor(scalar: Int8(0))),
                      Initializer(name: "b", tensor: Tensor(shape: [1, n], values: (0..<n).map { Float($0) * 0.05 - 0.6 })),
                      Initializer(name: "ys", tensor: Tensor(scalar: Float(0.02))), Initializer(name: "yz", tensor: Tensor(scalar: UInt8(0)))]
@@ -477,7 +480,7 @@ extension Int8KernelTests {
         XCTAssertEqual(fused.plan, ["QuantizeLinear", "kerf.QuantizedMatMul"])
         for shape in [[5, k], [k]] {
             let count = shape.reduce(1, *)
-            let x = Tensor(shape: shape, values: randomBytes(count, seed: 9).map { Float($0) / 64 - 2 })
+            let x = Tensor(shape: shape, values: SeededGenerator(seed: 9).bytes(count).map { Float($0) / 64 - 2 })
             let expected = try plain.run(["x": x])[0], actual = try fused.run(["x": x])[0]
             XCTAssertEqual(actual.shape, expected.shape)
             XCTAssertEqual(actual.shape.last, n)
@@ -486,13 +489,5 @@ extension Int8KernelTests {
             XCTAssertGreaterThan(Set(e).count, 10, "not degenerate")
             XCTAssertTrue(e.contains(0), "the Relu clips some")
         }
-    }
-}
-
-func randomBytes(_ n: Int, seed: UInt64) -> [UInt8] {
-    var s = seed
-    return (0..<n).map { _ in
-        s = s &* 6364136223846793005 &+ 1442695040888963407
-        return UInt8(truncatingIfNeeded: s >> 33)
     }
 }

@@ -2,21 +2,14 @@ import XCTest
 @testable import KerfCore
 @testable import KerfKernels
 @testable import KerfRuntime
+import KerfTestSupport
 
 final class KernelTests: XCTestCase {
-    private func randomFloats(_ n: Int, seed: UInt64) -> [Float] {
-        var s = seed
-        return (0..<n).map { _ in
-            s = s &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int(s >> 40) % 2001 - 1000) / 1000
-        }
-    }
-
     func testSgemmMatchesReferenceForEveryTransposeCombination() {
         let (m, n, k) = (37, 29, 53)
-        let a = randomFloats(m * k, seed: 1), b = randomFloats(k * n, seed: 2)
+        let a = SeededGenerator(seed: 1).floats(m * k), b = SeededGenerator(seed: 2).floats(k * n)
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            var fast = randomFloats(m * n, seed: 3), slow = fast
+            var fast = SeededGenerator(seed: 3).floats(m * n), slow = fast
             let lda = ta ? m : k, ldb = tb ? k : n
             sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb, beta: 2, c: &fast, ldc: n)
             sgemmReference(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb, beta: 2, c: &slow, ldc: n)
@@ -26,9 +19,9 @@ final class KernelTests: XCTestCase {
 
     func testConvMatchesDirectDefinition() throws {
         // 2 images, 4 channels in 2 groups, 6 filters, 3x3 kernel, stride 2, pads 1, dilation 1.
-        let x = Tensor(shape: [2, 4, 7, 6], values: randomFloats(2 * 4 * 7 * 6, seed: 4))
-        let w = Tensor(shape: [6, 2, 3, 3], values: randomFloats(6 * 2 * 9, seed: 5))
-        let b = Tensor(shape: [6], values: randomFloats(6, seed: 6))
+        let x = Tensor(shape: [2, 4, 7, 6], values: SeededGenerator(seed: 4).floats(2 * 4 * 7 * 6))
+        let w = Tensor(shape: [6, 2, 3, 3], values: SeededGenerator(seed: 5).floats(6 * 2 * 9))
+        let b = Tensor(shape: [6], values: SeededGenerator(seed: 6).floats(6))
         let window = WindowAttributes(kernelShape: nil, strides: [2, 2], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: "NOTSET", ceilMode: false)
         let y = try conv(x, w, b, window: window, group: 2)
         XCTAssertEqual(y.shape, [2, 6, 4, 3])
@@ -137,9 +130,9 @@ final class KernelTests: XCTestCase {
     /// Writing over the operand of the output's shape gives what a separate output gets.
     func testBroadcastBinaryInPlaceMatchesBroadcastBinary() {
         let shape = [2, 3, 5]
-        let x = randomFloats(30, seed: 11)
+        let x = SeededGenerator(seed: 11).floats(30)
         for bShape in [[2, 3, 5], [1], [5], [3, 1], [2, 1, 5], [2, 3, 1]] {
-            let b = randomFloats(bShape.reduce(1, *), seed: 12)
+            let b = SeededGenerator(seed: 12).floats(bShape.reduce(1, *))
             for left in [true, false] {
                 var expected = [Float](repeating: 0, count: 30), inPlace = x
                 if left {

@@ -2,24 +2,17 @@ import XCTest
 @testable import KerfCore
 @testable import KerfKernels
 @testable import KerfRuntime
+import KerfTestSupport
 
 final class PackedGemmTests: XCTestCase {
-    /// Deterministic values in [-1, 1].
-    private func floats(_ n: Int, seed: UInt64) -> [Float] {
-        var s = seed
-        return (0..<n).map { _ in
-            s = s &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int((s >> 33) % 2001) - 1000) / 1000
-        }
-    }
-
     func testSmallProductMatchesReference() {
         var seed: UInt64 = 100
         // Blocks of four rows and sixteen columns, and every kind of tail.
         for (m, k, n) in [(1, 1, 1), (1, 64, 64), (1, 64, 10), (3, 17, 33), (2, 5, 7), (4, 100, 9), (32, 64, 64), (9, 31, 40), (7, 3, 16)] {
             for withBias in [false, true] {
                 seed += 1
-                let a = floats(m * k, seed: seed), w = floats(k * n, seed: seed + 1), bias = floats(n, seed: seed + 2)
+                let random = SeededGenerator(seed: seed)
+                let a = random.floats(m * k), w = random.floats(k * n), bias = random.floats(n)
                 var expected = [Float](repeating: 0, count: m * n), actual = [Float](repeating: .nan, count: m * n)
                 sgemmReference(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w, ldb: n, beta: 0,
                                c: &expected, ldc: n)
@@ -27,7 +20,7 @@ final class PackedGemmTests: XCTestCase {
                 bias.withUnsafeBufferPointer { b in
                     smallProduct(m: m, k: k, n: n, a: a, w: w, bias: withBias ? b.baseAddress! : nil, c: &actual)
                 }
-                for (x, y) in zip(actual, expected) { XCTAssertEqual(x, y, accuracy: 1e-4 * Float(k), "\(m)x\(k)x\(n) bias \(withBias)") }
+                assertClose(actual, expected, absolute: 1e-4 * Double(k), "\(m)x\(k)x\(n) bias \(withBias)")
             }
         }
     }
@@ -53,15 +46,15 @@ final class PackedGemmTests: XCTestCase {
                 for withBias in [false, true] {
                     seed += 1
                     let ldw = (transposed ? k : n) + (seed % 2 == 0 ? 0 : 3)
-                    let w = floats((transposed ? n : k) * ldw, seed: seed)
-                    let bias = floats(n, seed: seed + 7)
+                    let w = SeededGenerator(seed: seed).floats((transposed ? n : k) * ldw)
+                    let bias = SeededGenerator(seed: seed + 7).floats(n)
                     let packed = try XCTUnwrap(w.withUnsafeBufferPointer { wp in
                         bias.withUnsafeBufferPointer { bp in
                             PackedGemm(k: k, n: n, w: wp.baseAddress!, ldw: ldw, transposed: transposed, bias: withBias ? bp.baseAddress! : nil)
                         }
                     }, "k \(k) n \(n)")
                     for m in [1, 2, 7, 32, 33, 129] {
-                        let a = floats(m * k, seed: seed + UInt64(m))
+                        let a = SeededGenerator(seed: seed + UInt64(m)).floats(m * k)
                         var c = [Float](repeating: .nan, count: m * n)
                         var expected = [Float](repeating: 0, count: m * n)
                         XCTAssertTrue(packed.multiply(m: m, a: a, c: &c), "k \(k) n \(n) m \(m)")
@@ -81,10 +74,10 @@ final class PackedGemmTests: XCTestCase {
     /// The same packed weights serve many row counts in any order (one primitive per count).
     func testPackedGemmRowCountsInterleave() throws {
         let (k, n) = (48, 80)
-        let w = floats(k * n, seed: 99)
+        let w = SeededGenerator(seed: 99).floats(k * n)
         let packed = try XCTUnwrap(w.withUnsafeBufferPointer { PackedGemm(k: k, n: n, w: $0.baseAddress!, ldw: n, transposed: false, bias: nil) })
         for m in [3, 1, 3, 64, 1, 64, 5] {
-            let a = floats(m * k, seed: UInt64(m))
+            let a = SeededGenerator(seed: UInt64(m)).floats(m * k)
             var c = [Float](repeating: 0, count: m * n), expected = c
             XCTAssertTrue(packed.multiply(m: m, a: a, c: &c))
             sgemmReference(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w, ldb: n, beta: 0, c: &expected, ldc: n)
@@ -99,7 +92,7 @@ final class PackedGemmTests: XCTestCase {
             for transposed in [false, true] {
                 seed += 1
                 let ldw = transposed ? k : n
-                let w = floats(k * n, seed: seed), bias = floats(n, seed: seed + 1)
+                let w = SeededGenerator(seed: seed).floats(k * n), bias = SeededGenerator(seed: seed + 1).floats(n)
                 for threads in [1, 2, 3] {
                     let tiles = try XCTUnwrap(w.withUnsafeBufferPointer { wp in
                         bias.withUnsafeBufferPointer { bp in
@@ -107,7 +100,7 @@ final class PackedGemmTests: XCTestCase {
                         }
                     })
                     for m in [1, 5, 128, 129, 300] {
-                        let a = floats(m * k, seed: seed + UInt64(m))
+                        let a = SeededGenerator(seed: seed + UInt64(m)).floats(m * k)
                         var c = [Float](repeating: .nan, count: m * n), expected = [Float](repeating: 0, count: m * n)
                         XCTAssertTrue(tiles.multiply(m: m, a: a, c: &c))
                         sgemmReference(transA: false, transB: transposed, m: m, n: n, k: k, alpha: 1, a: a, lda: k,
@@ -127,7 +120,7 @@ final class PackedGemmTests: XCTestCase {
     /// columns that do not start on a block of the layout (64 on AVX-512, 1 on AVX2) give no view.
     func testPackedGemmViewsMatchReference() throws {
         let (k, n) = (70, 300)
-        let w = floats(k * n, seed: 77), bias = floats(n, seed: 78)
+        let w = SeededGenerator(seed: 77).floats(k * n), bias = SeededGenerator(seed: 78).floats(n)
         let whole = try XCTUnwrap(w.withUnsafeBufferPointer { wp in
             bias.withUnsafeBufferPointer { PackedGemm(k: k, n: n, w: wp.baseAddress!, ldw: n, transposed: false, bias: $0.baseAddress!) }
         })
@@ -144,7 +137,7 @@ final class PackedGemmTests: XCTestCase {
         for (c0, count) in ranges {
             let view = try XCTUnwrap(whole.view(columns: c0, count: count), "columns \(c0) + \(count)")
             for m in [1, 33] {
-                let a = floats(m * k, seed: UInt64(m))
+                let a = SeededGenerator(seed: UInt64(m)).floats(m * k)
                 var c = [Float](repeating: .nan, count: m * count), expected = [Float](repeating: 0, count: m * n)
                 XCTAssertTrue(view.multiply(m: m, a: a, c: &c))
                 sgemmReference(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w, ldb: n, beta: 0,

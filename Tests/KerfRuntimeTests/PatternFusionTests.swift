@@ -1,6 +1,7 @@
 import XCTest
 @testable import KerfCore
 @testable import KerfRuntime
+import KerfTestSupport
 
 final class PatternFusionTests: XCTestCase {
     private let opsets = [OpsetImport(domain: "", version: 14)]
@@ -43,7 +44,7 @@ final class PatternFusionTests: XCTestCase {
         let x = Tensor(shape: [3, 4], values: [Float(1), 2, 3, 4, -1, 0, 1, 0.5, 10, -10, 3, 3])
         let plain = try Session(graph: g, opsets: opsets, options: SessionOptions(optimizationLevel: 0)).run(["x": x])[0]
         let fused = try Session(graph: g, opsets: opsets, options: SessionOptions(optimizationLevel: 1)).run(["x": x])[0]
-        for (a, b) in zip(plain.array(of: Float.self), fused.array(of: Float.self)) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        assertClose(fused, plain, absolute: 1e-5)
     }
 
     func testChainsWithExtraReadersAreLeftAlone() throws {

@@ -3,6 +3,7 @@ import XCTest
 @testable import KerfCore
 @testable import KerfKernels
 @testable import KerfRuntime
+import KerfTestSupport
 
 /// What a session keeps of its model's weights.
 final class SessionMemoryTests: XCTestCase {
@@ -48,7 +49,7 @@ final class SessionMemoryTests: XCTestCase {
                 XCTAssertNotNil(weights, "held until packed")
                 for _ in 0..<2 {
                     let y = try session.run(["x": x])[0].array(of: Float.self)
-                    for (a, b) in zip(y, expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+                    assertClose(y, expected, absolute: 1e-5, "gemm \(gemm) threads \(threads)")
                 }
                 XCTAssertNil(weights, "gemm \(gemm) threads \(threads): the plain weights outlived packing")
                 XCTAssertThrowsError(try session.run(["x": x], outputNames: ["W"])) { error in
@@ -86,7 +87,7 @@ final class SessionMemoryTests: XCTestCase {
         weak var weights = g!.initializer(named: "W")!.tensor.storage
         let session = try Session(graph: g!, opsets: opsets, options: SessionOptions(threads: 1, sparseKernels: false))
         g = nil
-        for (a, b) in zip(try session.run(["x": x])[0].array(of: Float.self), expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        assertClose(try session.run(["x": x])[0].array(of: Float.self), expected, absolute: 1e-5)
         XCTAssertNotNil(weights)
         let zeros = try Tensor(zeros: .float, shape: [k, n])
         let y = try session.run(["x": x, "W": zeros])[0].array(of: Float.self)
@@ -143,7 +144,7 @@ final class SessionMemoryTests: XCTestCase {
         XCTAssertEqual(ys[1], relu.map { $0 * 2 })
         XCTAssertEqual(ys[2], x.map { -$0 })
         XCTAssertEqual(ys[3], x.map { -$0 + 1 })
-        for (a, b) in zip(ys[4], d.map { exp($0 - d.max()!) / total }) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        assertClose(ys[4], d.map { exp($0 - d.max()!) / total }, absolute: 1e-5)
         XCTAssertEqual(ys[5], x.map { $0 / 2 })
         XCTAssertEqual(feed.array(of: Float.self), x, "the feed is unchanged")
     }
@@ -168,8 +169,7 @@ final class SessionMemoryTests: XCTestCase {
             let x = Tensor(shape: [batch, c, 7, 6], values: values(batch * c * 42, 6))
             let expected = try ConvOperator(window: window, group: 1).run([x, plain, b])[0].array(of: Float.self)
             let y = try session.run(["x": x])[0].array(of: Float.self)
-            XCTAssertEqual(y.count, expected.count)
-            for (p, q) in zip(y, expected) { XCTAssertEqual(p, q, accuracy: 1e-4, "batch \(batch)") }
+            assertClose(y, expected, absolute: 1e-4, "batch \(batch)")
             if run == 0 { XCTAssertNil(weights, "oneDNN's copy is the only one") }
         }
     }

@@ -1,18 +1,15 @@
 import XCTest
 @testable import KerfKernels
+import KerfTestSupport
 
 final class SoftmaxTests: XCTestCase {
     /// Contiguous rows (the vector kernel) and strided rows (the scalar loop) against the
     /// definition in Double, for row lengths around the eight-lane width.
     func testSoftmaxMatchesTheDefinition() {
-        var s: UInt64 = 5
-        func next() -> Float {
-            s = s &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int((s >> 33) % 20001) - 10000) / 1000
-        }
+        let random = SeededGenerator(seed: 5)
         for n in [1, 2, 7, 8, 9, 15, 16, 17, 31, 128, 1000] {
             for (outer, inner) in [(3, 1), (2, 3)] {
-                let x = (0..<outer * n * inner).map { _ in next() }
+                let x = random.floats(outer * n * inner, in: -10...10)
                 var y = [Float](repeating: .nan, count: x.count)
                 softmax(x, &y, outer: outer, n: n, inner: inner, log: false)
                 for o in 0..<outer {

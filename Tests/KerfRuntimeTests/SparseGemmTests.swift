@@ -2,15 +2,15 @@ import XCTest
 @testable import KerfCore
 @testable import KerfKernels
 @testable import KerfRuntime
+import KerfTestSupport
 
 final class SparseGemmTests: XCTestCase {
     /// Deterministic values in [-1, 1]; a fraction `zeros` of them (at random places) set to 0.
     private func sparseFloats(_ n: Int, zeros: Double, seed: UInt64) -> [Float] {
-        var s = seed
-        func next() -> UInt64 { s = s &* 6364136223846793005 &+ 1442695040888963407; return s >> 33 }
+        let random = SeededGenerator(seed: seed)
         return (0..<n).map { _ in
-            let v = Float(Int(next() % 2001) - 1000) / 1000
-            return Double(next() % 1_000_000) / 1_000_000 < zeros ? 0 : v
+            let v = random.float(in: -1...1)
+            return random.unit() < zeros ? 0 : v
         }
     }
 
@@ -84,26 +84,22 @@ final class SparseGemmTests: XCTestCase {
     /// Runs `graph`; with `forced` true, checks that the sparse kernel ran (`expectSparse`) or did not.
     private func run(_ graph: Graph, _ feeds: [String: Tensor], sparseKernels: Bool, forced: Bool? = nil,
                      expectSparse: Bool = true) throws -> Tensor {
-        SparseWeights.forcedChoice = forced
-        defer { SparseWeights.forcedChoice = nil }
-        let session = try Session(graph: graph, opsets: [OpsetImport(domain: "", version: 17)],
-                                  options: SessionOptions(threads: 2, sparseKernels: sparseKernels))
-        let sparseBefore = SparseWeights.sparseProducts
+        var options = SessionOptions(threads: 2, sparseKernels: sparseKernels)
+        let probe = RuntimeProbe(forcedSparseChoice: forced)
+        options.probe = probe
+        let session = try Session(graph: graph, opsets: [OpsetImport(domain: "", version: 17)], options: options)
         let y = try session.run(feeds)[0]
         // A forced sparse run must really take the sparse kernel (not fall back to dense).
         if forced == true {
-            XCTAssertEqual(SparseWeights.sparseProducts > sparseBefore, expectSparse, "the sparse kernel ran: expected \(expectSparse)")
+            XCTAssertEqual(probe.sparseProducts > 0, expectSparse, "the sparse kernel ran: expected \(expectSparse)")
         }
-        if !sparseKernels { XCTAssertEqual(SparseWeights.sparseProducts, sparseBefore, "sparse kernels off") }
+        if !sparseKernels { XCTAssertEqual(probe.sparseProducts, 0, "sparse kernels off") }
         return y
     }
 
+    /// `x` and `y` agree within 1e-4, relative above 1.
     private func assertClose(_ x: Tensor, _ y: Tensor, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(x.shape, y.shape, message, file: file, line: line)
-        let xs = x.array(of: Float.self), ys = y.array(of: Float.self)
-        for i in 0..<min(xs.count, ys.count) where abs(xs[i] - ys[i]) > 1e-4 * max(1, abs(ys[i])) {
-            return XCTFail("\(message): element \(i) is \(xs[i]), expected \(ys[i])", file: file, line: line)
-        }
+        KerfTestSupport.assertClose(x, y, absolute: 1e-4, relative: 1e-4, message, file: file, line: line)
     }
 
     func testMatMulWithSparseConstantMatchesDense() throws {
@@ -163,8 +159,8 @@ final class SparseGemmTests: XCTestCase {
 
     func testWeightsWithFewZerosStayDense() {
         let w = Tensor(shape: [10, 10], values: sparseFloats(100, zeros: 0.1, seed: 31))
-        XCTAssertNil(SparseWeights(w, transposed: false, threads: 1))
+        XCTAssertNil(SparseWeights(w, transposed: false, threads: 1, probe: nil))
         let s = Tensor(shape: [10, 10], values: sparseFloats(100, zeros: 0.9, seed: 32))
-        XCTAssertNotNil(SparseWeights(s, transposed: false, threads: 1))
+        XCTAssertNotNil(SparseWeights(s, transposed: false, threads: 1, probe: nil))
     }
 }

@@ -3,8 +3,8 @@ import KerfCore
 import KerfGraph
 import KerfRuntime
 
-/// Quantizes `model`'s Conv, MatMul and Gemm weights to int8 as `options` says (DESIGN.md §4
-/// formats) and returns what it did. Static mode and `autoTolerance` need `calibration`; with
+/// Quantizes `model`'s Conv, MatMul and Gemm weights to int8 as `options` says (in the formats
+/// of docs/quantization.md) and returns what it did. Static mode and `autoTolerance` need `calibration`; with
 /// it, dynamic mode also reports SQNR and agreement. Agreement with the float model is measured
 /// on `validation` when given, else on `calibration`. The model is changed only when the call
 /// succeeds. Progress counts batches of each pass over the data.

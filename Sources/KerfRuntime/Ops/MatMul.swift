@@ -121,7 +121,7 @@ enum MatMulOps {
             let activation = try c.fusedActivation()
             let threads = c.options.resolvedThreads
             let sparse = c.options.sparseKernels
-                ? c.constant(1).flatMap { SparseWeights($0, transposed: false, threads: threads) } : nil
+                ? c.constant(1).flatMap { SparseWeights($0, transposed: false, threads: threads, probe: c.options.probe) } : nil
             // Dense constant weights are packed once (with the fused bias, when constant).
             let packed = sparse == nil
                 ? PackedWeights(c, input: 1, transposed: false, bias: fusedBias ? c.constant(2) : nil, threads: threads) : nil
@@ -141,7 +141,7 @@ enum MatMulOps {
             let transA = try c.int("transA", default: 0) != 0, transB = try c.int("transB", default: 0) != 0
             let activation = try c.fusedActivation()
             let sparse = c.options.sparseKernels
-                ? c.constant(1).flatMap { SparseWeights($0, transposed: transB, threads: c.options.resolvedThreads) } : nil
+                ? c.constant(1).flatMap { SparseWeights($0, transposed: transB, threads: c.options.resolvedThreads, probe: c.options.probe) } : nil
             // Y = A · B + beta * C with constant B and C a row (or absent): B packed once, with C as its bias.
             let bias = c.constant(2).flatMap { $0.count > 0 && beta != 0 ? $0 : nil }
             let packs = sparse == nil && !transA && alpha == 1 && (c.node.inputs.count < 3 || c.node.inputs[2].isEmpty || bias != nil)

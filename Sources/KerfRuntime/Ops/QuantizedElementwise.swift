@@ -61,9 +61,12 @@ struct QuantizationParameters {
 }
 
 final class QuantizedTable: Operator {
+    /// Counts this operator's runs in tests (nil otherwise).
+    private let probe: RuntimeProbe?
     let table: ByteTable
 
     init(_ c: OperatorContext, perChannel: Bool) throws {
+        probe = c.options.probe
         table = try ByteTable(try QuantizedEpilogue.Table(tableNode: c.node), c)
     }
 
@@ -71,7 +74,7 @@ final class QuantizedTable: Operator {
         let x = try inputs.required(0, "X")
         guard x.dtype == .uint8 || x.dtype == .int8 else { throw KerfError.shapeMismatch("X must be uint8 or int8, got \(x.dtype)") }
         try table.check(x.shape)
-        FusedQuantizedOps.runs &+= 1
+        probe?.countFusedQuantizedRun()
         let out = try Tensor(uninitialized: table.outputType, shape: table.outputShape(x.shape))
         table.apply(x.storage.pointer, count: x.count, into: out.storage.pointer)
         return [out]
@@ -79,6 +82,8 @@ final class QuantizedTable: Operator {
 }
 
 final class QuantizedChannelLookup: Operator {
+    /// Counts this operator's runs in tests (nil otherwise).
+    private let probe: RuntimeProbe?
     /// table[c * 256 + byte]: the output byte of channel c for each input byte (as UInt8).
     let table: [UInt8]
     let channels: Int
@@ -86,6 +91,7 @@ final class QuantizedChannelLookup: Operator {
     let inputType: DType, outputType: DType
 
     init(_ c: OperatorContext) throws {
+        probe = c.options.probe
         let x = try QuantizationParameters(c, 1, "X"), y = try QuantizationParameters(c, 7, "Y")
         let activation = try c.fusedActivation()
         guard activation == .none || activation == .relu else {
@@ -130,7 +136,7 @@ final class QuantizedChannelLookup: Operator {
         guard x.rank >= 2, x.shape[channelsLast ? x.rank - 1 : 1] == channels else {
             throw KerfError.shapeMismatch("X of shape \(x.shape) does not have \(channels) channels\(channelsLast ? " last" : "")")
         }
-        FusedQuantizedOps.runs &+= 1
+        probe?.countFusedQuantizedRun()
         let out = try Tensor(uninitialized: outputType, shape: x.shape)
         if let arithmetic {
             arithmetic.apply(x.storage.pointer, pixels: x.count / channels, channels: channels, into: out.storage.pointer)
@@ -183,10 +189,13 @@ struct ChannelAffine {
 }
 
 final class QuantizedAdd: Operator {
+    /// Counts this operator's runs in tests (nil otherwise).
+    private let probe: RuntimeProbe?
     let a: QuantizationParameters, b: QuantizationParameters, y: QuantizationParameters
     let lo: Int32, hi: Int32
 
     init(_ c: OperatorContext) throws {
+        probe = c.options.probe
         a = try QuantizationParameters(c, 1, "A")
         b = try QuantizationParameters(c, 4, "B")
         y = try QuantizationParameters(c, 6, "Y")
@@ -205,7 +214,7 @@ final class QuantizedAdd: Operator {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x0 = try inputs.required(0, "A"), x1 = try inputs.required(3, "B")
         guard x0.dtype == y.dtype, x1.dtype == y.dtype else { throw KerfError.shapeMismatch("A and B must be \(y.dtype)") }
-        FusedQuantizedOps.runs &+= 1
+        probe?.countFusedQuantizedRun()
         let aRatio = a.scale / y.scale, bRatio = b.scale / y.scale
         guard x0.shape == x1.shape else { return [try broadcasting(x0, x1, aRatio: aRatio, bRatio: bRatio)] }
         let out = try Tensor(uninitialized: y.dtype, shape: x0.shape)
@@ -235,9 +244,12 @@ final class QuantizedAdd: Operator {
 }
 
 final class QuantizedGlobalAveragePool: Operator {
+    /// Counts this operator's runs in tests (nil otherwise).
+    private let probe: RuntimeProbe?
     let x: QuantizationParameters, y: QuantizationParameters
 
     init(_ c: OperatorContext) throws {
+        probe = c.options.probe
         x = try QuantizationParameters(c, 1, "X")
         y = try QuantizationParameters(c, 3, "Y")
         guard x.dtype == y.dtype else { throw KerfError.invalidModel("\(c.node.label): X and Y must share one 8-bit type") }
@@ -246,7 +258,7 @@ final class QuantizedGlobalAveragePool: Operator {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let t = try inputs.required(0, "X")
         guard t.dtype == x.dtype, t.rank >= 3 else { throw KerfError.shapeMismatch("X must be \(x.dtype) of rank >= 3, got \(t.shape)") }
-        FusedQuantizedOps.runs &+= 1
+        probe?.countFusedQuantizedRun()
         let planes = t.shape[0] * t.shape[1], planeSize = t.shape[2...].reduce(1, *)
         let out = try Tensor(uninitialized: y.dtype, shape: Array(t.shape[..<2]) + [Int](repeating: 1, count: t.rank - 2))
         guard let (lo, hi) = quantizedRange(y.dtype) else { throw KerfError.internal("no range for \(y.dtype)") }

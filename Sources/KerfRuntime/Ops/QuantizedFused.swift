@@ -27,9 +27,6 @@ enum FusedQuantizedOps {
         r["\(domain):\(ChannelsLast.quantizedConv)"] = { c in try QuantizedProduct(c, conv: true, channelsLast: true) }
         registerElementwise(&r)
     }
-
-    /// For tests: how many times a fused int8 operator ran.
-    nonisolated(unsafe) static var runs = 0
 }
 
 extension OperatorContext {
@@ -55,6 +52,8 @@ extension OperatorContext {
 /// Row-major [rows, n] float output of `x` [..., K] times the packed weight, with an optional
 /// fused activation.
 final class DynamicQuantizedMatMul: Operator {
+    /// Counts this operator's runs in tests (nil otherwise).
+    private let probe: RuntimeProbe?
     let weights: PackedInt8Weights
     let weightScales: [Float]
     let bias: [Float]?
@@ -65,6 +64,7 @@ final class DynamicQuantizedMatMul: Operator {
     let reportsRange: Bool
 
     init(_ c: OperatorContext) throws {
+        probe = c.options.probe
         guard let p = try QuantizedProductNode(c.node), p.kind == .dynamicMatMul, let weightZero = p.weightZero else {
             throw KerfError.invalidModel("\(c.node.label) is not a dynamic quantized product")
         }
@@ -113,7 +113,7 @@ final class DynamicQuantizedMatMul: Operator {
         guard x.dtype == .float || quantized, x.rank >= 1, x.shape[x.rank - 1] == k else {
             throw KerfError.shapeMismatch("X of shape \(x.shape) (\(x.dtype)) does not fit W [\(k), \(n)]")
         }
-        FusedQuantizedOps.runs &+= 1
+        probe?.countFusedQuantizedRun()
         let rows = x.count / max(k, 1)
         var productShape = x.shape
         productShape[x.rank - 1] = n
@@ -186,6 +186,8 @@ final class DynamicQuantizedMatMul: Operator {
 /// kerf.QuantizedMatMul and kerf.QuantizedConv (see the file comment); as kerf.NhwcQuantizedConv
 /// (`channelsLast`), X [N, H, W, C] and Y [N, OH, OW, M] are channels-last 2-D images.
 final class QuantizedProduct: Operator {
+    /// Counts this operator's runs in tests (nil otherwise).
+    private let probe: RuntimeProbe?
     let conv: Bool
     let channelsLast: Bool
     let window: WindowAttributes?
@@ -198,6 +200,7 @@ final class QuantizedProduct: Operator {
     let threads: Int
 
     init(_ c: OperatorContext, conv: Bool, channelsLast: Bool = false) throws {
+        probe = c.options.probe
         guard let p = try QuantizedProductNode(c.node), p.kind.isConv == conv, let xq = p.xQuantization else {
             throw KerfError.invalidModel("\(c.node.label) is not a static quantized product")
         }
@@ -248,7 +251,7 @@ final class QuantizedProduct: Operator {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0, "x")
         guard x.dtype == xType else { throw KerfError.shapeMismatch("x is \(x.dtype), expected \(xType)") }
-        FusedQuantizedOps.runs &+= 1
+        probe?.countFusedQuantizedRun()
         return [conv ? try runConv(x) : try runMatMul(x, inputs)]
     }
 

@@ -24,14 +24,13 @@ final class SparseWeights {
     private let threads: Int
     /// Row count M -> whether the sparse kernel measured faster than dense.
     private var sparseWins: [Int: Bool] = [:]
-    /// For tests: when set, every product takes this path (true = sparse) without measuring.
-    nonisolated(unsafe) static var forcedChoice: Bool?
-    /// For tests: how many products went through the sparse kernel (not counting measurements).
-    nonisolated(unsafe) static var sparseProducts = 0
+    /// Tests' switch and counter (nil otherwise): a forced choice replaces the timing.
+    private let probe: RuntimeProbe?
 
     /// nil unless `b` is a 2-D float tensor with at least `minimumZeroFraction` zeros.
-    /// `transposed` says that `b` stores Bᵀ [N, K]; `threads` is the session's thread count.
-    init?(_ b: Tensor, transposed: Bool, threads: Int) {
+    /// `transposed` says that `b` stores Bᵀ [N, K]; `threads` is the session's thread count;
+    /// `probe` the session's (`SessionOptions.probe`).
+    init?(_ b: Tensor, transposed: Bool, threads: Int, probe: RuntimeProbe?) {
         guard b.dtype == .float, b.rank == 2, b.count > 0 else { return nil }
         let fraction = b.withElements(as: Float.self) { zeroFraction($0.baseAddress!, count: $0.count) }
         guard fraction >= Self.minimumZeroFraction else { return nil }
@@ -40,6 +39,7 @@ final class SparseWeights {
         storedShape = b.shape
         self.transposed = transposed
         self.threads = max(1, threads)
+        self.probe = probe
         matrix = b.withElements(as: Float.self) {
             SparseMatrix($0.baseAddress!, rows: k, columns: n, transposed: transposed, ld: b.shape[1])
         }
@@ -57,9 +57,9 @@ final class SparseWeights {
     /// `matches` accepted), for the dense path. When beta == 0, C is not read.
     func multiply(m: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, dense: UnsafePointer<Float>,
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let useSparse = Self.forcedChoice ?? sparseWins[m] ?? measure(m: m, a: a, lda: lda, dense: dense)
+        let useSparse = probe?.forcedSparseChoice ?? sparseWins[m] ?? measure(m: m, a: a, lda: lda, dense: dense)
         if useSparse {
-            Self.sparseProducts &+= 1
+            probe?.countSparseProduct()
             sparseGemm(m: m, alpha: alpha, a: a, lda: lda, b: matrix, beta: beta, c: c, ldc: ldc, threads: threads)
         } else {
             denseGemm(m: m, alpha: alpha, a: a, lda: lda, dense: dense, beta: beta, c: c, ldc: ldc)
