@@ -62,7 +62,7 @@ struct ConvWeights {
 /// As `kerf.NhwcConv` (`channelsLast`), X, Y and R are 2-D images in NHWC: X[N, H, W, C] gives
 /// Y[N, OH, OW, M]; W stays [M, C/group, kh, kw].
 /// Weights given as initializers are prepared once; scratch buffers are reused across runs
-/// (a session runs on one thread at a time).
+/// (each operator serves one run at a time: its plan step's lock).
 ///
 /// Constant float weights no feed can replace are the operator's own (`takeConstant`): once
 /// oneDNN's direct convolution holds its copy of them, the operator lets go of its plain

@@ -50,7 +50,7 @@ func int8Layout(activation a: DType, weight b: DType) -> Int8GemmLayout {
 }
 
 /// A constant 2-D weight of MatMulInteger / QLinearMatMul with a constant zero point, packed
-/// the first time each layout is needed. A session runs on one thread at a time.
+/// the first time each layout is needed. One run at a time uses it (its plan step's lock).
 final class IntegerWeightCache {
     private let weight: Tensor?
     private let zeroPoints: [Int32]

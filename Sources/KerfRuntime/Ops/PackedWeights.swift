@@ -13,7 +13,7 @@ import KerfKernels
 ///   run; or
 /// - shared: an initializer a feed may replace, packed at once, used only while the run's B is
 ///   that same storage.
-/// One product at a time (a session runs on one thread at a time).
+/// One product at a time (each operator serves one run at a time: its plan step's lock).
 final class PackedWeights {
     let k: Int, n: Int
     private let transposed: Bool, threads: Int

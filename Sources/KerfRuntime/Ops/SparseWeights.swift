@@ -8,8 +8,8 @@ import Glibc
 /// because enough of it is zero, with the choice between the sparse kernel and dense `sgemm`
 /// made by timing both on the real input the first time each row count M is seen.
 ///
-/// Built at session creation; a session runs on one thread at a time, so the per-M choices
-/// need no lock.
+/// Built at session creation; each operator serves one run at a time (its plan step's lock),
+/// so the per-M choices need no lock of their own.
 final class SparseWeights {
     /// Below this zero fraction the sparse form reads about as many bytes as the dense one and
     /// cannot pay, so it is not even built.
