@@ -56,4 +56,14 @@ final class ShapeComputationTests: XCTestCase {
         XCTAssertEqual(r.values["s23"]?.integers, [4, 8])
         XCTAssertEqual(r.shape(of: "z"), ["B", "S"])
     }
+
+    func testInitializersListedAsInputsAreConstantOnlyWhenAsked() {
+        let g = Graph(nodes: [op("ConstantOfShape", ["shape"], ["z"])],
+                      inputs: [ValueInfo(name: "shape", type: .tensor(dtype: .int64, shape: [2]))],
+                      initializers: [int64s("shape", [4, 5])])
+        XCTAssertEqual(g.inferTypes(opset: 9).shape(of: "z"), ["?", "?"], "a feed may replace the initializer")
+        XCTAssertEqual(g.inferTypes(opset: 9, initializersAreConstant: true).shape(of: "z"), [4, 5])
+        let old = Model(graph: g, irVersion: 3, opsetImports: [OpsetImport(domain: "", version: 9)])
+        XCTAssertEqual(old.inferTypes().shape(of: "z"), [4, 5])
+    }
 }

@@ -1,8 +1,12 @@
 import KerfCore
 
 extension Model {
-    /// Static types of the main graph's values under the model's opset imports.
-    public func inferTypes() -> InferredTypes { graph.inferTypes(opsets: opsetImports) }
+    /// Static types of the main graph's values under the model's opset imports. Before IR
+    /// version 4 every initializer is also listed as an input; such models' initializers count as
+    /// constants.
+    public func inferTypes() -> InferredTypes {
+        graph.inferTypes(opsets: opsetImports, initializersAreConstant: irVersion < 4)
+    }
 }
 
 extension Graph {
@@ -16,14 +20,17 @@ extension Graph {
     /// (constants, Shape results and what is computed from them) are tracked by content, so
     /// Reshape, Expand, Slice, ... with computed shape inputs resolve.
     ///
+    /// The contents of an initializer that is also a graph input (a feed may replace it) are
+    /// not used unless `initializersAreConstant`.
+    ///
     /// Never throws or traps: odd inputs give unknown types and a diagnostic line.
-    public func inferTypes(opsets: [OpsetImport]) -> InferredTypes {
+    public func inferTypes(opsets: [OpsetImport], initializersAreConstant: Bool = false) -> InferredTypes {
         let opset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
-        return inferTypes(opset: opset)
+        return inferTypes(opset: opset, initializersAreConstant: initializersAreConstant)
     }
 
     /// As `inferTypes(opsets:)` with the default domain at version `opset` (0: the newest forms).
-    public func inferTypes(opset: Int) -> InferredTypes {
+    public func inferTypes(opset: Int, initializersAreConstant: Bool = false) -> InferredTypes {
         var result = InferredTypes()
         var facts: [String: TensorFact] = [:]
         var declared: [String: TensorFact] = [:]
@@ -34,7 +41,9 @@ extension Graph {
             if case .tensor(let d, let s)? = v.type { facts[v.name] = TensorFact(dtype: d, shape: s) }
             else { facts[v.name] = .unknown }
         }
-        var constants = constantInitializers()
+        var constants = initializersAreConstant
+            ? Dictionary(initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { _, last in last })
+            : constantInitializers()
         for i in initializers {
             let fact = TensorFact(dtype: i.tensor.dtype, shape: i.tensor.shape.map(Dim.value))
             if facts[i.name] == nil { facts[i.name] = fact }
