@@ -29,6 +29,8 @@ KERF_DTYPES = {
     TensorProto.INT16: "int16", TensorProto.INT32: "int32", TensorProto.INT64: "int64", TensorProto.STRING: "string",
     TensorProto.BOOL: "bool", TensorProto.FLOAT16: "float16", TensorProto.DOUBLE: "float64",
     TensorProto.UINT32: "uint32", TensorProto.UINT64: "uint64", TensorProto.BFLOAT16: "bfloat16",
+    14: "complex64", 15: "complex128", 17: "float8e4m3fn", 18: "float8e4m3fnuz", 19: "float8e5m2",
+    20: "float8e5m2fnuz", 21: "uint4", 22: "int4", 23: "float4e2m1", 24: "float8e8m0", 25: "uint2", 26: "int2",
 }
 
 
@@ -163,6 +165,65 @@ def test_symbolic_batch_survives_the_shape_computations(tmp_path):
     assert got[reshaped[0]] == ("float32", ["batch", None, 4, 16])
     assert got[reshaped[-1]] == ("float32", ["batch", None, 64])
     assert got["last_hidden_state"] == ("float32", ["batch", "sequence", 64])
+
+
+NODE_CORPUS = os.environ.get("KERF_NODE_CORPUS", os.path.join(ROOT, ".build", "onnx-node-tests"))
+
+
+def _reference_output_shapes(case_dir, model):
+    """{graph output name: (dtype, dims)} of the case's first stored output set (tensors only)."""
+    out = {}
+    for i, o in enumerate(model.graph.output):
+        path = os.path.join(case_dir, "test_data_set_0", f"output_{i}.pb")
+        if not os.path.exists(path):
+            continue
+        t = TensorProto()
+        try:
+            t.ParseFromString(open(path, "rb").read())
+        except Exception:  # a sequence or optional output
+            continue
+        if t.data_type:
+            out[o.name] = (KERF_DTYPES.get(t.data_type), list(t.dims))
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir(NODE_CORPUS), reason="the node-test corpus is written by `make test-conformance`")
+def test_node_test_corpus_matches_onnx_and_the_reference_outputs():
+    """Every ONNX backend node test (197 ops, every opset form, function-expanded variants):
+    static shapes agree with onnx's inference, and every graph output Kerf gives a static shape
+    has the shape and dtype of the reference output. Kerf may know less only where a value comes
+    out of a subgraph (If, Loop, Scan) or a sequence."""
+    paths = sorted(glob.glob(os.path.join(NODE_CORPUS, "*", "model.onnx")))
+    assert len(paths) >= 1500
+    compared, outputs, wrong, less = 0, 0, [], []
+    for path in paths:
+        model = onnx.load(path)
+        try:
+            c, mismatches, _, _ = compare(path)
+        except onnx.shape_inference.InferenceError:
+            continue
+        compared += c
+        # Values computed from what a subgraph (If, Loop, Scan) or a sequence op produces.
+        downstream = set()
+        for n in model.graph.node:
+            if n.op_type in ("If", "Loop", "Scan") or n.op_type.startswith("Sequence") or downstream.intersection(n.input):
+                downstream.update(n.output)
+        for m in mismatches:
+            name = m.split(": onnx ")[0]
+            if m.endswith(" None") and name in downstream:
+                less.append(name)
+            else:
+                wrong.append(m)
+        got, _ = kerf_shapes(path)
+        for name, (dtype, dims) in _reference_output_shapes(os.path.dirname(path), model).items():
+            mine = got.get(name, (None, None))
+            if mine[1] is not None and all(isinstance(d, int) for d in mine[1]):
+                outputs += 1
+                if mine != (dtype, dims):
+                    wrong.append(f"{path}: output {name}: reference {dtype} {dims}, kerf {mine}")
+    assert not wrong, "\n".join(wrong[:40])
+    assert len(less) <= 40, less
+    assert compared >= 15000 and outputs >= 2000, (compared, outputs)
 
 
 if __name__ == "__main__":

@@ -204,3 +204,21 @@ final class ShapeRuleTests: XCTestCase {
         XCTAssertEqual(unknown.type(of: "y"), .tensor(dtype: nil, shape: nil))
     }
 }
+
+final class GeneratorShapeRuleTests: XCTestCase {
+    func testRandomGeneratorsAndSequenceLength() {
+        let r = infer([op("RandomUniformLike", ["x"], ["u"], ["dtype": int(11)]), op("RandomNormal", [], ["n"], ["shape": ints([2, 3])]),
+                       op("Bernoulli", ["x"], ["b"]), op("Multinomial", ["x"], ["m"], ["sample_size": int(4)]),
+                       op("RandomUniform", [], ["bad"], ["shape": ints([-1])])],
+                      inputs: [("x", ["N", 5])])
+        XCTAssertEqual(r.shape(of: "u"), ["N", 5])
+        XCTAssertEqual(r.dtype(of: "u"), .double)
+        XCTAssertEqual(r.shape(of: "n"), [2, 3])
+        XCTAssertEqual(r.dtype(of: "n"), .float)
+        XCTAssertEqual(r.dtype(of: "b"), .float)
+        XCTAssertEqual(r.shape(of: "m"), ["N", 4])
+        XCTAssertEqual(r.dtype(of: "m"), .int32)
+        XCTAssertNil(r.shape(of: "bad"))
+        XCTAssertEqual(r.diagnostics.count, 1, "\(r.diagnostics)")
+    }
+}
