@@ -53,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "kerf",
             dependencies: [
-                "KerfCore", "KerfKernels", "KerfRuntime", "KerfCompress",
+                "KerfCore", "KerfGraph", "KerfKernels", "KerfRuntime", "KerfCompress",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

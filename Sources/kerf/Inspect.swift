@@ -1,10 +1,12 @@
 import ArgumentParser
 import KerfCore
+import KerfGraph
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a model's interface, opsets, operators and size.")
 
     @Argument(help: "The ONNX model file.") var model: String
+    @Flag(help: "Also print every value's statically inferred dtype and shape, one per line.") var shapes = false
 
     func run() throws {
         let m = try Model.load(path: model)
@@ -25,6 +27,34 @@ struct Inspect: ParsableCommand {
         let parameters = g.initializers.reduce(0) { $0 + $1.tensor.count }
         let bytes = g.initializers.reduce(0) { $0 + $1.tensor.byteCount }
         print("parameters: \(parameters) in \(g.initializers.count) initializers, \(formatBytes(bytes))")
+        if shapes { printInferredTypes(m) }
+    }
+
+    /// "values (K):" then one "  name: dtype shape" line per value (runtime inputs, initializers,
+    /// node outputs in file order; "?" for an unknown dtype, dim or rank), then the diagnostics.
+    private func printInferredTypes(_ m: Model) {
+        let g = m.graph
+        let inferred = m.inferTypes()
+        var names: [String] = []
+        var seen = Set<String>()
+        for name in g.runtimeInputs.map(\.name) + g.initializers.map(\.name) + g.nodes.flatMap(\.outputs)
+        where !name.isEmpty && seen.insert(name).inserted {
+            names.append(name)
+        }
+        print("values (\(names.count)):")
+        for name in names {
+            switch inferred.type(of: name) {
+            case .tensor(let dtype, let shape)?:
+                let dims = shape.map { "[" + $0.map(\.description).joined(separator: ", ") + "]" } ?? "?"
+                print("  \(name): \(dtype.map(\.description) ?? "?") \(dims)")
+            case .other(let kind)?:
+                print("  \(name): \(kind) ?")
+            case nil:
+                print("  \(name): ? ?")
+            }
+        }
+        print("diagnostics (\(inferred.diagnostics.count)):")
+        for d in inferred.diagnostics { print("  \(d)") }
     }
 }
 

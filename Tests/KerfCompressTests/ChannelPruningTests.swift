@@ -225,6 +225,21 @@ final class ChannelPruningTests: XCTestCase {
         XCTAssertEqual(shapes(m, ["conv.weight", "fc.weight"]), [[3, 2, 3, 3], [27, 4]])
     }
 
+    func testFlattenWithoutDeclaredShapesUsesInferredShapes() throws {
+        // Conv(6, stride 2) -> Relu -> Flatten -> Gemm with no value_info: the [2, 6, 3, 3] map
+        // behind the Flatten is known by static inference only.
+        let b = GraphBuilder(seed: 6)
+        let h = b.node("Relu", [b.conv("x", 2, 6, name: "conv", stride: 2)])
+        let m = b.model(shape: [2, 2, 6, 6], output: b.gemm(b.node("Flatten", [h]), 54, 4, name: "fc"))
+        XCTAssertTrue(m.graph.valueInfo.isEmpty)
+        let gone = [0, 3, 4]
+        m.fill("conv.weight", axis: 0, channels: gone)
+        m.fill("conv.bias", axis: 0, channels: gone)
+        let report = try pruneKeepingOutputs(m, input([2, 2, 6, 6]), options())
+        XCTAssertEqual(report.skipped.map(\.name), ["fc.weight"], "only the output layer stays whole")
+        XCTAssertEqual(shapes(m, ["conv.weight", "conv.bias", "fc.weight"]), [[3, 2, 3, 3], [3], [27, 4]])
+    }
+
     func testReshapeToBatchByFeaturesRewritesItsTarget() throws {
         // Conv(8) -> GAP -> Reshape [-1, 8] -> Gemm(3): the 8 becomes 4.
         let b = GraphBuilder(seed: 9)

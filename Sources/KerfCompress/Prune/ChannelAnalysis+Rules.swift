@@ -150,7 +150,7 @@ extension ChannelAnalysis {
         }
         guard let weight, weight.rank == 2, let out = n.outputs.first, !out.isEmpty else { return }
         let s = startSpace(node: i, weight: bName, axis: 1, channels: weight.shape[1])
-        let inputRank = layouts[a].flatMap { rank(of: a, $0) } ?? declaredRank(a)
+        let inputRank = layouts[a].flatMap { rank(of: a, $0) } ?? knownRank(a)
         layouts[out] = ChannelLayout(space: s, origin: s, axis: -1, rank: inputRank)
     }
 
@@ -226,7 +226,7 @@ extension ChannelAnalysis {
                     return rejectAll("\(n.label) combines them with '\(name)' of shape \(t.shape)")
                 }
             } else {
-                guard let dims = declared[name] else {
+                guard let dims = shapes[name] else {
                     return rejectAll("\(n.label) combines them with '\(name)', whose shape is unknown")
                 }
                 rank = rank.map { max($0, dims.count) }
@@ -259,7 +259,7 @@ extension ChannelAnalysis {
         if axis < 0 { axis += r }
         guard axis == r + l.axis else { return reject(l, "\(n.label) flattens them together with other axes") }
         guard let trailing = trailingSize(of: x, l) else {
-            return reject(l, "\(n.label) flattens a map whose spatial size is not declared")
+            return reject(l, "\(n.label) flattens a map whose spatial size is not known")
         }
         layouts[out] = ChannelLayout(space: l.space, origin: l.origin, axis: -1, rank: 2, block: l.block * trailing, trailingOnes: true)
     }
@@ -347,7 +347,7 @@ extension ChannelAnalysis {
 }
 
 extension ChannelLayout {
-    /// The channel axis from the front, using the declared rank of `value` when the layout
+    /// The channel axis from the front, using the known rank of `value` when the layout
     /// does not know it.
     func position(_ value: String, _ analysis: ChannelAnalysis) -> Int? {
         analysis.rank(of: value, self).map { $0 + axis }

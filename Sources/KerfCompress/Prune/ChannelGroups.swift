@@ -96,12 +96,16 @@ struct ChannelAnalysis {
     let graphOutputs: Set<String>
     /// Declared shapes of graph inputs, outputs and value_info.
     let declared: [String: [Dim]]
+    /// Shapes of values as far as they are known: static inference over the graph
+    /// (`Graph.inferTypes`), which starts from and is completed by the declarations.
+    let shapes: [String: [Dim]]
     var layouts: [String: ChannelLayout] = [:]
     var spaces: [ChannelSpace] = []
     private var parent: [Int] = []
 
     /// `initializersAreConstant`: initializers listed as graph inputs are constants too (IR < 4).
-    init(graph: Graph, options: PruneOptions, initializersAreConstant: Bool = false) {
+    /// `opset` is the default-domain opset.
+    init(graph: Graph, options: PruneOptions, opset: Int, initializersAreConstant: Bool = false) {
         self.graph = graph
         self.options = options
         let fed = initializersAreConstant ? [] : Set(graph.inputs.map(\.name))
@@ -120,11 +124,16 @@ struct ChannelAnalysis {
         var declared: [String: [Dim]] = [:]
         for v in graph.inputs + graph.valueInfo + graph.outputs { if let s = v.shape { declared[v.name] = s } }
         self.declared = declared
+        var shapes = declared
+        for (name, type) in graph.inferTypes(opset: opset, initializersAreConstant: initializersAreConstant).types {
+            if case .tensor(_, let s?) = type { shapes[name] = s }
+        }
+        self.shapes = shapes
     }
 
     /// Runs the analysis over the whole graph. `opset` is the default-domain opset.
     static func analyze(_ graph: Graph, options: PruneOptions, opset: Int, initializersAreConstant: Bool = false) -> ChannelGroups {
-        var a = ChannelAnalysis(graph: graph, options: options, initializersAreConstant: initializersAreConstant)
+        var a = ChannelAnalysis(graph: graph, options: options, opset: opset, initializersAreConstant: initializersAreConstant)
         let (order, cyclic) = Graph.dependencyOrder(graph.nodes)
         for i in order + cyclic { a.visit(i) }
         a.rejectEscapingValues()
@@ -216,16 +225,16 @@ struct ChannelAnalysis {
 
     // MARK: - Graph facts
 
-    /// The declared rank of `value`, if any.
-    func declaredRank(_ value: String) -> Int? { declared[value]?.count }
+    /// The known (declared or inferred) rank of `value`, if any.
+    func knownRank(_ value: String) -> Int? { shapes[value]?.count }
 
-    /// The rank of a tracked value: from its layout, else from its declaration.
-    func rank(of value: String, _ layout: ChannelLayout) -> Int? { layout.rank ?? declaredRank(value) }
+    /// The rank of a tracked value: from its layout, else from its known shape.
+    func rank(of value: String, _ layout: ChannelLayout) -> Int? { layout.rank ?? knownRank(value) }
 
     /// Product of the dimensions after the channel axis of a tracked value, when known.
     func trailingSize(of value: String, _ layout: ChannelLayout) -> Int? {
         if layout.trailingOnes { return 1 }
-        guard let r = rank(of: value, layout), let dims = declared[value], dims.count == r else { return nil }
+        guard let r = rank(of: value, layout), let dims = shapes[value], dims.count == r else { return nil }
         var product = 1
         for d in dims[(r + layout.axis + 1)...] {
             guard case .value(let v) = d else { return nil }

@@ -3,7 +3,8 @@ import KerfCore
 /// Structured pruning: removes `options.sparsity` of the channels of every group of tied
 /// Conv filters / Gemm-MatMul output units that can be removed exactly, and rewrites every
 /// reader of those channels (next Conv / Gemm / MatMul, BatchNorm, biases, per-channel
-/// constants, depthwise Conv, Reshape targets, declared shapes). Groups Kerf cannot prove safe
+/// constants, depthwise Conv, Reshape targets, declared shapes; shapes nobody declared are
+/// inferred, see `Graph.inferTypes`). Groups Kerf cannot prove safe
 /// are left whole and listed in `report.skipped` with the reason.
 ///
 /// The graph is changed only at the end, after every new tensor is built: on a throw the

@@ -155,3 +155,38 @@ def test_concat_and_outputs_are_reported_as_skipped(tmp_path):
     assert report.tensors == [] and report.parameters_after == report.parameters_before
     check_valid(path)
     assert onnx.load(str(path)).graph == onnx.load_from_string(original).graph
+
+
+def test_flatten_of_a_spatial_map_without_value_info_prunes(tmp_path):
+    """Conv (stride 2) -> Relu -> Flatten -> Gemm with a symbolic batch and no value_info: the
+    size behind the Flatten is known only by Kerf's shape inference."""
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    gone = [1, 2, 5, 6]
+    w[gone], b[gone] = 0, 0
+    fc = rng.standard_normal((8 * 4 * 4, 5)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], name="fc"),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
+                              [numpy_helper.from_array(a, n) for a, n in [(w, "w"), (b, "b"), (fc, "fc")]])
+    model = helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "flatten.onnx"
+    onnx.save(model, path)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    before = session(model).run(None, {"x": x})[0]
+    report = kerf.prune(path, method="channel", sparsity=0.5)
+    assert [s.name for s in report.skipped] == ["fc"], report.skipped
+    pruned = onnx.load(str(path))
+    check_valid(path)
+    dims = {t.name: list(t.dims) for t in pruned.graph.initializer}
+    assert dims["w"] == [4, 3, 3, 3] and dims["b"] == [4] and dims["fc"] == [4 * 4 * 4, 5]
+    after = session(pruned).run(None, {"x": x})[0]
+    assert after.shape == before.shape == (2, 5)
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4)
