@@ -119,12 +119,14 @@ test-python: release $(AVX2_SHIM) $(OUT)/abi_layout
 	KERF_LIBRARY=$(LIB) PYTHONPATH=bindings/python $(PYTHON) scripts/demo_report.py $(OUT)
 
 test-cli: release $(AVX2_SHIM)
-	KERF_CLI=$(KERF) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/CLI
+	KERF_CLI=$(KERF) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/CLI -k "not node_test_corpus"
 	echo "== again at AVX2: $(AVX2_ENV)"
-	$(AVX2_ENV) KERF_CLI=$(KERF) $(PYTHON) -m pytest -q -p no:cacheprovider -p no:faulthandler Tests/CLI
+	$(AVX2_ENV) KERF_CLI=$(KERF) $(PYTHON) -m pytest -q -p no:cacheprovider -p no:faulthandler Tests/CLI -k "not node_test_corpus"
 
 test-conformance: release
 	$(PYTHON) Tests/Conformance/materialize_node_tests.py $(CORPUS)
+	# inferred shapes of every node test against onnx's inference and the reference outputs
+	KERF_CLI=$(KERF) KERF_NODE_CORPUS=$(CORPUS) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/CLI/test_shapes.py -k node_test_corpus
 	KERF_LIBRARY=$(LIB) $(PYTHON) Tests/Conformance/run_node_tests.py --cases $(CORPUS) \
 	  --ops Tests/Conformance/claimed_ops.txt --expected-failures Tests/Conformance/expected_failures.txt \
 	  --min-cases 1059 --isolate
