@@ -158,7 +158,7 @@ public final class Session: @unchecked Sendable {
             state.reset(plan)
             states.give(state)
         }
-        for s in wantedSlots where plan.initialValues[s] == nil && !state.kept[s] {
+        for s in wantedSlots where plan.released[s] && !state.kept[s] {
             state.kept[s] = true
             state.keptSlots.append(s)
         }

@@ -39,6 +39,9 @@ final class ExecutionPlan: @unchecked Sendable {
     let runSlots: [Int]
     /// The slots of the graph outputs, in order.
     let outputSlots: [Int]
+    /// Per slot: true when a step releases it after its last read (a run that returns such a
+    /// value keeps it instead: `RunState.kept`).
+    let released: [Bool]
     let feedTargets: [String: FeedTarget]
     /// The graph's initializer names (for the message when one is fed but cannot be).
     let initializerNames: Set<String>
@@ -86,7 +89,12 @@ final class ExecutionPlan: @unchecked Sendable {
         for (i, ins) in stepInputs.enumerated() { for s in ins where s >= 0 { lastReader[s] = i } }
         let keep = graphOutputs.union(constants.keys)
         var releases = [[Int]](repeating: [], count: steps.count)
-        for (s, i) in lastReader where !keep.contains(s) { releases[i].append(s) }
+        var released = [Bool](repeating: false, count: slotOfName.count)
+        for (s, i) in lastReader where !keep.contains(s) {
+            releases[i].append(s)
+            released[s] = true
+        }
+        self.released = released
         var initialValues = [Tensor?](repeating: nil, count: slotOfName.count)
         for (s, t) in constants { initialValues[s] = t }
         self.steps = steps

@@ -3,6 +3,7 @@
 import ctypes
 import sys
 import threading
+import time
 import weakref
 
 import numpy as np
@@ -20,8 +21,7 @@ class Session:
         self._handle = handle
         self._address = ctypes.cast(handle, ctypes.c_void_p).value
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._running = 0
+        self._inflight = []  # one token per run in progress
         # Not a reference that keeps the model alive: the C session runs without it, and the
         # weights it packed a copy of are freed with the model.
         self._model = weakref.ref(model)
@@ -44,32 +44,33 @@ class Session:
         else:
             wanted = (outputs,) if isinstance(outputs, str) else tuple(outputs)
             key = (tuple(feeds), wanted)
-        with self._lock:
+        # A token per run in flight (list append and pop are atomic): `close` sets the handle to
+        # None, then waits for the tokens; a run adds its token, then checks the handle.
+        inflight = self._inflight
+        inflight.append(None)
+        try:
             if not self._handle:
                 self._live_handle()  # raises
             idle = self._calls.get(key)
-            call = idle.pop() if idle else None
-            self._running += 1
-        try:
-            if call is None:
+            try:
+                call = idle.pop()
+            except (AttributeError, IndexError):  # no list for this key yet, or every call busy
                 call = _Call(self, tuple(feeds), wanted)
-            keep = call.describe_inputs(feeds, self._declared)
-            call.prepare_outputs()
-            status = run_into_by_address(self._address, *call.addresses)
-            del keep  # the arrays the views pointed at may go now
-            if status:
-                check(status)
-            return call.collect()
-        finally:
-            with self._lock:
-                idle = self._calls.get(key)
                 if idle is None and len(self._calls) < 64:
-                    idle = self._calls[key] = []
-                if call is not None and idle is not None and len(idle) < 8:
+                    idle = self._calls.setdefault(key, [])
+            try:
+                keep = call.describe_inputs(feeds, self._declared)
+                call.prepare_outputs()
+                status = run_into_by_address(self._address, *call.addresses)
+                del keep  # the arrays the views pointed at may go now
+                if status:
+                    check(status)
+                return call.collect()
+            finally:
+                if idle is not None and len(idle) < 8:
                     idle.append(call)
-                self._running -= 1
-                if not self._running:
-                    self._idle.notify_all()
+        finally:
+            inflight.pop()
 
     def _c_names(self, names):
         """`names` as a C array of UTF-8 strings, cached per tuple of names (feeds usually
@@ -100,9 +101,9 @@ class Session:
         """Frees the C session once the runs in flight have returned; later runs raise."""
         with self._lock:
             handle, self._handle = self._handle, None
-            while self._running:
-                self._idle.wait()
         if handle:
+            while self._inflight:
+                time.sleep(0.001)
             lib.kerf_session_free(handle)
 
     def __enter__(self):
