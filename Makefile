@@ -92,7 +92,7 @@ test-c: release
 	$(PYTHON) -c "import onnx; from onnx import numpy_helper as h; m = onnx.load('$(OUT)/digits_mlp.onnx'); \
 	  [t.CopyFrom(h.from_array(h.to_array(t), t.name)) for t in m.graph.initializer]; \
 	  onnx.save(m, '$(OUT)/external/digits.onnx', save_as_external_data=True, location='digits.onnx.data', size_threshold=0)"
-	LD_LIBRARY_PATH=$(OUT)/stripped valgrind -q --error-exitcode=9 --leak-check=full --show-possibly-lost=no --errors-for-leak-kinds=definite \
+	LD_LIBRARY_PATH=$(OUT)/stripped valgrind -q --error-exitcode=9 --suppressions=Tests/CAPI/valgrind.supp --leak-check=full --show-possibly-lost=no --errors-for-leak-kinds=definite \
 	  $(OUT)/test_capi $(OUT)/digits_mlp.onnx $(OUT) $(OUT)/external/digits.onnx
 	$(MAKE) -s $(OUT)/classify
 	expected=$$($(PYTHON) -c "import numpy as np, onnxruntime as o; \
