@@ -79,6 +79,21 @@ extension ShapeRules {
         }
     }
 
+    /// The `group` attribute of a convolution of `xs` by a weight of shape `ws`, or nil (with a
+    /// diagnostic) when the weight's rank is not the input's or the group is below 1.
+    static func convolutionGroup(_ c: inout ShapeRuleContext, input xs: [Dim], weight ws: [Dim]?) -> Int? {
+        if let ws, ws.count != xs.count {
+            c.fail("weight of rank \(ws.count) for an input of rank \(xs.count)")
+            return nil
+        }
+        let group = c.int("group", default: 1)
+        guard group >= 1 else {
+            c.fail("group \(group)")
+            return nil
+        }
+        return group
+    }
+
     /// Conv: X [N, C, D...], W [M, C/group, K...] -> [N, M, O...].
     static func convolutionRule(_ c: inout ShapeRuleContext, x: Int = 0, weight: Int, dtype: DType?) {
         c.set(0, dtype: dtype, shape: nil)
@@ -88,15 +103,7 @@ extension ShapeRules {
         }
         let spatial = xs.count - 2
         let ws = c.shape(weight)
-        if let ws, ws.count != xs.count {
-            c.fail("weight of rank \(ws.count) for an input of rank \(xs.count)")
-            return
-        }
-        let group = c.int("group", default: 1)
-        guard group >= 1 else {
-            c.fail("group \(group)")
-            return
-        }
+        guard let group = convolutionGroup(&c, input: xs, weight: ws) else { return }
         if let ws, let ci = xs[1].intValue, let wc = ws[1].intValue {
             let (need, o) = wc.multipliedReportingOverflow(by: group)
             if o || need != ci {
@@ -121,15 +128,7 @@ extension ShapeRules {
         guard let xs = c.shape(0), xs.count >= 3 else { return }
         let spatial = xs.count - 2
         let ws = c.shape(1)
-        if let ws, ws.count != xs.count {
-            c.fail("weight of rank \(ws.count) for an input of rank \(xs.count)")
-            return
-        }
-        let group = c.int("group", default: 1)
-        guard group >= 1 else {
-            c.fail("group \(group)")
-            return
-        }
+        guard let group = convolutionGroup(&c, input: xs, weight: ws) else { return }
         let channels = ws.map { Dim.product($0[1], .value(group)) } ?? .unknown
         var out: [Dim] = [xs[0], channels]
         if let explicit = c.ints("output_shape") {
