@@ -17,6 +17,8 @@ public final class Session: @unchecked Sendable {
     public let outputs: [ValueInfo]
 
     let compiled: ExecutionPlan
+    /// The slots of `outputs` (the plan's first outputs; kept values follow them).
+    private let outputSlots: [Int]
     private let states: RunStatePool
     private let profiler = StepProfiler()
     /// What the session's tensors are charged to (`SessionOptions.memoryLimit`; nil: no limit).
@@ -66,6 +68,7 @@ public final class Session: @unchecked Sendable {
         compiled = try ExecutionPlan(inputs: inputs, outputs: graph.outputs, steps: builder.steps, slotOfName: builder.slotOfName,
                                      constants: builder.constants, takeable: builder.takeable, feedTargets: targets,
                                      initializerNames: Set(source.initializers.map(\.name)), removedNames: removed)
+        outputSlots = Array(compiled.outputSlots.prefix(outputs.count))
         states = RunStatePool(capacity: max(2, ProcessInfoCores.count))
     }
 
@@ -76,6 +79,7 @@ public final class Session: @unchecked Sendable {
         inputs = plan.inputs
         self.outputs = outputs
         compiled = plan
+        outputSlots = Array(plan.outputSlots.prefix(outputs.count))
         states = RunStatePool(capacity: max(2, ProcessInfoCores.count))
     }
 
@@ -152,7 +156,7 @@ public final class Session: @unchecked Sendable {
         let scope = MemoryLimit.enter(budget)
         defer { MemoryLimit.leave(scope) }
         let plan = compiled
-        let wantedSlots = try outputNames?.map(plan.outputSlot) ?? Array(plan.outputSlots.prefix(outputs.count))
+        let wantedSlots = try outputNames?.map(plan.outputSlot) ?? outputSlots
         let state = states.take(plan)
         defer {
             state.reset(plan)
