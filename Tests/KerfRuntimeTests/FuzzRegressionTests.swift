@@ -73,4 +73,31 @@ final class FuzzRegressionTests: XCTestCase {
             XCTAssertTrue(e?.message.contains("takes at least 2") ?? false, "\(String(describing: e))")
         }
     }
+
+    /// regressions/argmin-of-a-scalar.onnx: ArgMin of an input fed as a scalar. The axis check
+    /// accepted axis 0 of rank 0, and the kernel read `shape[0]` of an empty shape (unchecked in
+    /// this module: a segfault). No operator takes an axis of a scalar; each refuses it.
+    func testAnAxisOfAScalarIsRefusedByEveryOperatorThatTakesOne() {
+        let scalar = Tensor(scalar: Float(2))
+        let axisZero = { (name: String) in Initializer(name: name, tensor: Tensor(shape: [1], values: [Int64(0)])) }
+        let cases: [(op: String, inputs: [String], attributes: [Attribute], initializers: [Initializer])] = [
+            ("ArgMin", ["x"], [], []), ("ArgMax", ["x"], [Attribute(name: "axis", value: .int(-1))], []),
+            ("Concat", ["x", "x"], [Attribute(name: "axis", value: .int(0))], []),
+            ("Softmax", ["x"], [], []), ("LogSoftmax", ["x"], [], []), ("ReduceSum", ["x", "axes"], [], [axisZero("axes")]),
+            ("Split", ["x"], [], []), ("CumSum", ["x", "axis"], [], [Initializer(name: "axis", tensor: Tensor(scalar: Int64(0)))]),
+            ("Squeeze", ["x", "axes"], [], [axisZero("axes")]),
+            ("GatherElements", ["x", "i"], [], [Initializer(name: "i", tensor: Tensor(scalar: Int64(0)))]),
+            ("TopK", ["x", "k"], [], [Initializer(name: "k", tensor: Tensor(shape: [1], values: [Int64(1)]))]),
+        ]
+        for c in cases {
+            let node = Node(name: "n", opType: c.op, inputs: c.inputs, outputs: c.op == "TopK" ? ["y", "k_indices"] : ["y"],
+                            attributes: c.attributes)
+            let graph = Graph(nodes: [node], inputs: [ValueInfo(name: "x", type: nil)],
+                              outputs: [ValueInfo(name: "y", type: nil)], initializers: c.initializers)
+            for level in [0, 1] {
+                let e = refusal(graph, ["x": scalar], level: level)
+                XCTAssertNotNil(e, "\(c.op) at level \(level)")
+            }
+        }
+    }
 }

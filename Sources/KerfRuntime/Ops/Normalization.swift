@@ -43,7 +43,7 @@ enum NormalizationOps {
                     guard x.dtype == .float else { throw KerfError.unsupported("\(name) supports float types, got \(x.dtype)") }
                     let axis = try normalizeAxis(axisAttr, rank: x.rank)
                     // Before opset 13 the input is coerced to 2-D [before axis, from axis on].
-                    let n = opset >= 13 ? (x.rank == 0 ? 1 : x.shape[axis]) : x.shape[axis...].reduce(1, *)
+                    let n = opset >= 13 ? x.shape[axis] : x.shape[axis...].reduce(1, *)
                     let inner = opset >= 13 ? x.shape[(axis + 1)...].reduce(1, *) : 1
                     let outer = x.shape[..<axis].reduce(1, *)
                     let out = try x.isUniquelyOwned() ? x : Tensor(uninitialized: .float, shape: x.shape)

@@ -80,7 +80,7 @@ func reduceTensor(_ kind: ReduceKind, _ x: Tensor, axes: [Int]?, keepDims: Bool,
     let rank = x.rank
     let reduced: Set<Int>
     if let axes, !axes.isEmpty {
-        reduced = Set(try axes.map { try normalizeAxis($0, rank: rank, what: "reduction axis") }.filter { $0 < rank })
+        reduced = Set(try axes.map { try normalizeAxis($0, rank: rank, what: "reduction axis") })
     } else {
         reduced = noopWithEmptyAxes ? [] : Set(0..<rank)
     }

@@ -5,10 +5,11 @@ import KerfKernels
 // Ops that move or reinterpret data without arithmetic: Reshape, Flatten, Transpose,
 // Squeeze, Unsqueeze, Concat, Shape, Gather, Identity, Dropout.
 
-/// Normalizes a possibly negative axis against `rank`.
+/// Normalizes a possibly negative axis against `rank`: the result indexes `shape` (0 ..< rank).
+/// A scalar has no axis: rank 0 always throws.
 func normalizeAxis(_ axis: Int, rank: Int, what: String = "axis") throws -> Int {
     let a = axis < 0 ? axis + rank : axis
-    guard a >= 0, a < max(rank, 1) || (rank == 0 && a == 0) else {
+    guard a >= 0, a < rank else {
         throw KerfError.invalidArgument("\(what) \(axis) is out of range for rank \(rank)")
     }
     return a
