@@ -38,11 +38,13 @@ let package = Package(
         .target(name: "KerfKernels", dependencies: ["CDNNL", "KerfCKernels"], swiftSettings: fastMath),
         .target(name: "KerfRuntime", dependencies: ["KerfCore", "KerfGraph", "KerfKernels"], swiftSettings: fastMath),
         .target(name: "KerfCompress", dependencies: ["KerfCore", "KerfGraph", "KerfRuntime"]),
+        // Training: reverse-mode autodiff as a graph transform, losses, optimizers, schedules.
+        .target(name: "KerfTrain", dependencies: ["KerfCore", "KerfGraph", "KerfKernels", "KerfRuntime"], swiftSettings: fastMath),
 
         // MARK: - Products
         .target(
             name: "KerfC",
-            dependencies: ["KerfCore", "KerfKernels", "KerfRuntime", "KerfCompress", "KerfCShims"],
+            dependencies: ["KerfCore", "KerfKernels", "KerfRuntime", "KerfCompress", "KerfTrain", "KerfCShims"],
             exclude: ["exports.map"],
             linkerSettings: [
                 .unsafeFlags([
@@ -53,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "kerf",
             dependencies: [
-                "KerfCore", "KerfGraph", "KerfKernels", "KerfRuntime", "KerfCompress",
+                "KerfCore", "KerfGraph", "KerfKernels", "KerfRuntime", "KerfCompress", "KerfTrain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -64,6 +66,7 @@ let package = Package(
         .testTarget(name: "KerfGraphTests", dependencies: ["KerfGraph", "KerfCore", "KerfTestSupport"]),
         .testTarget(name: "KerfRuntimeTests", dependencies: ["KerfRuntime", "KerfGraph", "KerfKernels", "KerfTestSupport"]),
         .testTarget(name: "KerfCompressTests", dependencies: ["KerfCompress", "KerfGraph", "KerfRuntime", "KerfCore", "KerfTestSupport"]),
+        .testTarget(name: "KerfTrainTests", dependencies: ["KerfTrain", "KerfGraph", "KerfRuntime", "KerfCore", "KerfTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,2 @@
+import KerfCore
+import XCTest
