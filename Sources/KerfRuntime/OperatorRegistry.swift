@@ -39,6 +39,7 @@ public enum OperatorRegistry {
         FloatClassOps.register(&r)
         NonZeroOps.register(&r)
         OneHotOps.register(&r)
+        TrainingOps.register(&r)
         return r
     }()
 

@@ -4,58 +4,77 @@ import KerfKernels
 // Slice (attributes before opset 10, inputs after) and Split (`split` attribute before 13,
 // input from 13, `num_outputs` from 18).
 
-/// ONNX Slice: for each listed axis, elements start, start + step, ... before end, with
-/// negative start/end counting from the end and both clamped to the axis.
+/// Where an ONNX Slice of a tensor of `shape` reads: the first element's index on each axis,
+/// the step between elements, and the result's shape. Negative starts/ends count from the end;
+/// both are clamped to the axis.
+struct SliceGeometry {
+    var begin: [Int]
+    var step: [Int]
+    var outShape: [Int]
+
+    init(shape: [Int], starts: [Int], ends: [Int], axes rawAxes: [Int]?, steps rawSteps: [Int]?) throws {
+        guard starts.count == ends.count else {
+            throw KerfError.invalidArgument("Slice starts (\(starts.count)) and ends (\(ends.count)) differ in length")
+        }
+        let axes = rawAxes ?? Array(0..<starts.count)
+        let steps = rawSteps ?? [Int](repeating: 1, count: starts.count)
+        guard axes.count == starts.count, steps.count == starts.count else {
+            throw KerfError.invalidArgument("Slice starts, ends, axes and steps must have the same length")
+        }
+        let rank = shape.count
+        begin = [Int](repeating: 0, count: rank)
+        step = [Int](repeating: 1, count: rank)
+        outShape = shape
+        var seen = Set<Int>()
+        for k in 0..<starts.count {
+            guard axes[k] >= -rank, axes[k] < rank else {
+                throw KerfError.invalidArgument("Slice axis \(axes[k]) is out of range for rank \(rank)")
+            }
+            let a = axes[k] < 0 ? axes[k] + rank : axes[k]
+            guard seen.insert(a).inserted else { throw KerfError.invalidArgument("Slice axes \(axes) repeat") }
+            var st = steps[k]
+            guard st != 0 else { throw KerfError.invalidArgument("Slice step must not be 0") }
+            if st == Int.min { st = -Int.max }
+            let d = shape[a]
+            var s = starts[k], e = ends[k]
+            if s < 0 { s += d }
+            if e < 0 { e += d }
+            var count = 0
+            if d == 0 {
+                s = 0
+            } else if st > 0 {
+                s = Swift.min(Swift.max(s, 0), d)
+                e = Swift.min(Swift.max(e, 0), d)
+                count = e > s ? (e - s - 1) / st + 1 : 0
+            } else {
+                s = Swift.min(Swift.max(s, 0), d - 1)
+                e = Swift.min(Swift.max(e, -1), d - 1)
+                count = s > e ? (s - e - 1) / (-st) + 1 : 0
+            }
+            begin[a] = count > 0 ? s : 0
+            step[a] = count > 1 ? st : 1
+            outShape[a] = count
+        }
+    }
+
+    /// The element offset of the first element read, and the offset strides of the result's
+    /// axes, in a dense tensor of `shape`.
+    func offsets(in shape: [Int]) -> (base: Int, strides: [Int]) {
+        let inStrides = denseStrides(shape)
+        var base = 0
+        for d in 0..<shape.count { base += begin[d] * inStrides[d] }
+        return (base, (0..<shape.count).map { inStrides[$0] * step[$0] })
+    }
+}
+
+/// ONNX Slice: for each listed axis, elements start, start + step, ... before end (`SliceGeometry`).
 func slice(_ x: Tensor, starts: [Int], ends: [Int], axes rawAxes: [Int]?, steps rawSteps: [Int]?) throws -> Tensor {
-    guard starts.count == ends.count else {
-        throw KerfError.invalidArgument("Slice starts (\(starts.count)) and ends (\(ends.count)) differ in length")
-    }
-    let axes = rawAxes ?? Array(0..<starts.count)
-    let steps = rawSteps ?? [Int](repeating: 1, count: starts.count)
-    guard axes.count == starts.count, steps.count == starts.count else {
-        throw KerfError.invalidArgument("Slice starts, ends, axes and steps must have the same length")
-    }
-    let rank = x.rank
-    var begin = [Int](repeating: 0, count: rank)
-    var step = [Int](repeating: 1, count: rank)
-    var outShape = x.shape
-    var seen = Set<Int>()
-    for k in 0..<starts.count {
-        guard axes[k] >= -rank, axes[k] < rank else {
-            throw KerfError.invalidArgument("Slice axis \(axes[k]) is out of range for rank \(rank)")
-        }
-        let a = axes[k] < 0 ? axes[k] + rank : axes[k]
-        guard seen.insert(a).inserted else { throw KerfError.invalidArgument("Slice axes \(axes) repeat") }
-        var st = steps[k]
-        guard st != 0 else { throw KerfError.invalidArgument("Slice step must not be 0") }
-        if st == Int.min { st = -Int.max }
-        let d = x.shape[a]
-        var s = starts[k], e = ends[k]
-        if s < 0 { s += d }
-        if e < 0 { e += d }
-        var count = 0
-        if d == 0 {
-            s = 0
-        } else if st > 0 {
-            s = Swift.min(Swift.max(s, 0), d)
-            e = Swift.min(Swift.max(e, 0), d)
-            count = e > s ? (e - s - 1) / st + 1 : 0
-        } else {
-            s = Swift.min(Swift.max(s, 0), d - 1)
-            e = Swift.min(Swift.max(e, -1), d - 1)
-            count = s > e ? (s - e - 1) / (-st) + 1 : 0
-        }
-        begin[a] = count > 0 ? s : 0
-        step[a] = count > 1 ? st : 1
-        outShape[a] = count
-    }
+    let geometry = try SliceGeometry(shape: x.shape, starts: starts, ends: ends, axes: rawAxes, steps: rawSteps)
+    let outShape = geometry.outShape
     if x.dtype == .string {
         return try movingStrings(x) { try slice($0, starts: starts, ends: ends, axes: rawAxes, steps: rawSteps) }
     }
-    let inStrides = denseStrides(x.shape)
-    var base = 0
-    for d in 0..<rank { base += begin[d] * inStrides[d] }
-    let strides = (0..<rank).map { inStrides[$0] * step[$0] }
+    let (base, strides) = geometry.offsets(in: x.shape)
     let out = try Tensor(uninitialized: x.dtype, shape: outShape)
     stridedCopy(UnsafeRawPointer(x.storage.pointer), base: base, strides: strides, shape: outShape,
                 elementSize: x.dtype.byteSize, output: out.storage.pointer)

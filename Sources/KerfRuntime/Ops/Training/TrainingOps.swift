@@ -1,0 +1,70 @@
+import KerfCore
+
+/// The `kerf.training` domain: operators that backward graphs are made of where no standard
+/// ONNX op computes the gradient in one step. A training graph imports the domain at version 1.
+enum TrainingOps {
+    static let domain = "kerf.training"
+
+    static func register(_ r: inout [String: OperatorFactory]) {
+        r["\(domain):SumToShape"] = { _ in
+            ClosureOperator { inputs in
+                let shape = try intValues(try inputs.required(1, "shape"), "SumToShape shape")
+                return [try sumToShape(try inputs.required(0), shape: shape)]
+            }
+        }
+        r["\(domain):ActivationGrad"] = { c in
+            let kind = try ActivationDerivative(kind: try c.string("kind", default: ""),
+                                                alpha: c.has("alpha") ? try c.float("alpha", default: 0) : nil,
+                                                beta: c.has("beta") ? try c.float("beta", default: 0) : nil)
+            return ClosureOperator { inputs in
+                [try activationGradient(kind, dY: try inputs.required(0), value: try inputs.required(1),
+                                        minimum: inputs.optional(2) ?? nil, maximum: inputs.optional(3) ?? nil)]
+            }
+        }
+        r["\(domain):SoftmaxGrad"] = { c in
+            let axis = try c.int("axis", default: -1), log = try c.int("log", default: 0) != 0
+            let coerced = try c.int("coerced", default: 0) != 0
+            return ClosureOperator { inputs in
+                [try softmaxGradient(dY: try inputs.required(0), y: try inputs.required(1), axis: axis, log: log, coerced: coerced)]
+            }
+        }
+        r["\(domain):LayerNormalizationGrad"] = { c in
+            let axis = try c.int("axis", default: -1), epsilon = try c.float("epsilon", default: 1e-5)
+            return ClosureOperator { inputs in
+                try layerNormalizationGradient(dY: try inputs.required(0), x: try inputs.required(1), scale: try inputs.required(2),
+                                               axis: axis, epsilon: Double(epsilon))
+            }
+        }
+        r["\(domain):GatherGrad"] = { c in
+            let axis = try c.int("axis", default: 0)
+            return ClosureOperator { inputs in
+                let shape = try intValues(try inputs.required(2, "shape"), "GatherGrad shape")
+                return [try gatherGradient(dY: try inputs.required(0), indices: try inputs.required(1), shape: shape, axis: axis)]
+            }
+        }
+        r["\(domain):SliceGrad"] = { c in
+            let attrStarts = try c.ints("starts"), attrEnds = try c.ints("ends"), attrAxes = try c.ints("axes")
+            return ClosureOperator { inputs in
+                let shape = try intValues(try inputs.required(1, "shape"), "SliceGrad shape")
+                let starts = try attrStarts ?? intValues(try inputs.required(2, "starts"), "Slice starts")
+                let ends = try attrEnds ?? intValues(try inputs.required(3, "ends"), "Slice ends")
+                let axes = try attrAxes ?? (inputs.optional(4) ?? nil).map { try intValues($0, "Slice axes") }
+                let steps = try (inputs.optional(5) ?? nil).map { try intValues($0, "Slice steps") }
+                let geometry = try SliceGeometry(shape: shape, starts: starts, ends: ends, axes: axes, steps: steps)
+                return [try sliceGradient(dY: try inputs.required(0), shape: shape, geometry: geometry)]
+            }
+        }
+    }
+}
+
+/// The floating-point element types gradients are computed in.
+protocol GradientElement: BinaryFloatingPoint, TensorElement {}
+extension Float: GradientElement {}
+extension Double: GradientElement {}
+
+/// Checks that `t` holds float or double elements, for the gradient op `op`.
+func requireGradientElement(_ t: Tensor, _ op: String) throws {
+    guard t.dtype == .float || t.dtype == .double else {
+        throw KerfError.unsupported("\(op) of \(t.dtype) (float and double only)")
+    }
+}

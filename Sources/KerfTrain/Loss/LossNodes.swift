@@ -1,0 +1,81 @@
+import KerfCore
+
+/// Writes a loss into a graph as ONNX nodes: each term reduced to a scalar, weighted and
+/// summed. Autodiff then differentiates through them like any other node.
+enum LossNodes {
+    /// The name of the scalar loss value. `softLabels`: cross-entropy targets that are class
+    /// probabilities (a float feed) rather than class indices.
+    static func append(_ loss: Loss, softLabels: Set<String>, emitter e: NodeEmitter) throws -> String {
+        var parts: [String] = []
+        for (weight, term) in loss.terms {
+            let value = try termValue(term, reduction: loss.reduction, softLabels: softLabels, e)
+            parts.append(weight == 1 ? value : e.mul(value, e.scalar(weight, e.dtype(of: term.output)), hint: "loss_weighted"))
+        }
+        return parts.count == 1 ? e.emit1("Identity", parts, hint: "loss") : e.emit1("Sum", parts, hint: "loss")
+    }
+
+    private static func termValue(_ term: Loss.Term, reduction: Loss.Reduction, softLabels: Set<String>, _ e: NodeEmitter) throws -> String {
+        let reduce = { (x: String) -> String in
+            e.emit1(reduction == .mean ? "ReduceMean" : "ReduceSum", [x], [Attribute(name: "keepdims", value: .int(0))], hint: "loss_term")
+        }
+        switch term {
+        case .crossEntropy(let output, let labels, let fromProbabilities, let smoothing):
+            return reduce(try crossEntropyPerSample(output: output, labels: labels, fromProbabilities: fromProbabilities,
+                                                    smoothing: smoothing, soft: softLabels.contains(labels), e))
+        case .meanSquaredError(let output, let target):
+            let d = e.emit1("Sub", [output, target], hint: "mse_diff")
+            return reduce(e.mul(d, d, hint: "mse_sq"))
+        case .l1(let output, let target):
+            return reduce(e.emit1("Abs", [e.emit1("Sub", [output, target], hint: "l1_diff")], hint: "l1_abs"))
+        case .huber(let output, let target, let delta):
+            let dtype = e.dtype(of: output)
+            let d = e.emit1("Sub", [output, target], hint: "huber_diff")
+            let a = e.emit1("Abs", [d], hint: "huber_abs")
+            let quadratic = e.mul(e.mul(d, d, hint: "huber_sq"), e.scalar(0.5, dtype), hint: "huber_quad")
+            let shifted = e.emit1("Sub", [a, e.scalar(0.5 * delta, dtype)], hint: "huber_shift")
+            let linear = e.mul(shifted, e.scalar(delta, dtype), hint: "huber_lin")
+            let small = e.emit1("Less", [a, e.scalar(delta, dtype)], hint: "huber_small")
+            return reduce(e.emit1("Where", [small, quadratic, linear], hint: "huber"))
+        case .binaryCrossEntropyWithLogits(let output, let target):
+            // (1 − t)·x + softplus(−x): its derivative is exactly sigmoid(x) − t.
+            let dtype = e.dtype(of: output)
+            let oneMinusT = e.emit1("Sub", [e.scalar(1, dtype), target], hint: "bce_1mt")
+            let linear = e.mul(oneMinusT, output, hint: "bce_lin")
+            let soft = e.emit1("Softplus", [e.neg(output, hint: "bce_negx")], hint: "bce_softplus")
+            return reduce(e.emit1("Add", [linear, soft], hint: "bce"))
+        }
+    }
+
+    /// −Σ_c target_c·log p_c per sample (the class axis 1 summed away), with label smoothing ε:
+    /// −(1 − ε)·Σ_c target_c·log p_c − ε·mean_c log p_c.
+    private static func crossEntropyPerSample(output: String, labels: String, fromProbabilities: Bool, smoothing: Double,
+                                              soft: Bool, _ e: NodeEmitter) throws -> String {
+        let dtype = e.dtype(of: output)
+        if let rank = e.rank(of: output), rank < 2 {
+            throw KerfError.invalidArgument("cross-entropy needs an output of rank >= 2 with classes on axis 1; '\(output)' has rank \(rank)")
+        }
+        if e.opset < 13, let rank = e.rank(of: output), rank > 2, !fromProbabilities {
+            throw KerfError.unsupported("cross-entropy from logits of rank \(rank) needs opset 13 or later")
+        }
+        let logP = fromProbabilities ? e.emit1("Log", [output], hint: "ce_logp")
+                                     : e.emit1("LogSoftmax", [output], [Attribute(name: "axis", value: .int(1))], hint: "ce_logp")
+        let targets: String
+        if soft {
+            targets = labels
+        } else {
+            let depth = e.emit1("Gather", [e.shape(of: output), e.int64s([1])], hint: "ce_classes")
+            let offOn = e.constant(dtype == .double ? Tensor(shape: [2], values: [0.0, 1.0]) : Tensor(shape: [2], values: [Float(0), 1]),
+                                   hint: "ce_off_on")
+            targets = e.emit1("OneHot", [labels, depth, offOn], [Attribute(name: "axis", value: .int(1))], hint: "ce_onehot")
+        }
+        let picked = e.reduceSum(e.mul(targets, logP, hint: "ce_tlogp"), axes: [1], keepDims: false, hint: "ce_picked")
+        var perSample = e.neg(picked, hint: "ce_nll")
+        if smoothing > 0 {
+            let meanLogP = e.reduceMean(logP, axes: [1], keepDims: false, hint: "ce_mean_logp")
+            let kept = e.mul(perSample, e.scalar(1 - smoothing, dtype), hint: "ce_kept")
+            let spread = e.mul(meanLogP, e.scalar(-smoothing, dtype), hint: "ce_spread")
+            perSample = e.emit1("Add", [kept, spread], hint: "ce_smoothed")
+        }
+        return perSample
+    }
+}
