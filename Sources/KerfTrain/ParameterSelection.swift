@@ -39,6 +39,24 @@ public struct ParameterSelection: Sendable {
         return ordered
     }
 
+    /// The float initializers each entry names (by name, or read by a node of that name or op
+    /// type), in the graph's order. Throws for an entry that matches nothing.
+    func resolveEntries(_ entries: [String], in graph: Graph) throws -> [String] {
+        let floats = Set(graph.initializers.filter { $0.tensor.dtype.isFloatingPoint }.map(\.name))
+        var found = Set<String>()
+        for entry in entries {
+            let before = found.count
+            if floats.contains(entry) { found.insert(entry) }
+            for node in graph.nodes where node.name == entry || node.opType == entry {
+                found.formUnion(node.inputs.filter(floats.contains))
+            }
+            guard found.count > before || graph.initializer(named: entry) != nil else {
+                throw KerfError.invalidArgument("'\(entry)' names no float initializer, node or op type of the model")
+            }
+        }
+        return graph.initializers.map(\.name).filter(found.contains)
+    }
+
     /// The candidates with a path to the loss through differentiable ops.
     private func reachingLoss(_ graph: Graph, loss: String, candidates: Set<String>) -> Set<String> {
         var feedsLoss: Set<String> = [loss]

@@ -2,17 +2,44 @@ import KerfCore
 import KerfGraph
 import KerfRuntime
 
-/// How a `Trainer` runs: threads and graph optimizations of its sessions.
+/// How a `Trainer` updates and runs: the optimizer and its schedule, parameter groups,
+/// clipping, accumulation, and the threads and graph optimizations of its sessions.
 public struct TrainerOptions: Sendable {
-    /// Threads per run; 0: one per core.
+    public var optimizer: OptimizerKind
+    public var schedule: LearningRateSchedule
+    /// Groups with their own learning rate or weight decay (e.g. none for biases and norms).
+    /// Each name matches a parameter, or every parameter read by a node of that name or op type.
+    public var groups: [ParameterGroup]
+    /// Clip the global L2 norm of the gradients to this before each update (nil: no clipping).
+    public var maxGradientNorm: Double?
+    /// Update every this many `step` calls, with the mean of their gradients (1: every call).
+    public var accumulationSteps: Int
+    /// Threads per run and per update; 0: one per core.
     public var threads: Int
     /// The sessions' graph optimization level (0: run the training graph as written).
     public var optimizationLevel: Int
 
-    public init(threads: Int = 0, optimizationLevel: Int = 1) {
+    public init(optimizer: OptimizerKind = .sgd(SGD(lr: 0.01)), schedule: LearningRateSchedule = .constant,
+                groups: [ParameterGroup] = [], maxGradientNorm: Double? = nil, accumulationSteps: Int = 1,
+                threads: Int = 0, optimizationLevel: Int = 1) {
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.groups = groups
+        self.maxGradientNorm = maxGradientNorm
+        self.accumulationSteps = accumulationSteps
         self.threads = threads
         self.optimizationLevel = optimizationLevel
     }
+
+    func validate() throws {
+        try optimizer.validate()
+        try schedule.validate()
+        if let m = maxGradientNorm, !(m > 0) { throw KerfError.invalidArgument("max gradient norm \(m) must be positive") }
+        guard accumulationSteps >= 1 else { throw KerfError.invalidArgument("accumulation steps \(accumulationSteps) must be at least 1") }
+        guard threads >= 0 else { throw KerfError.invalidArgument("threads \(threads) must be >= 0") }
+    }
+
+    var resolvedThreads: Int { threads > 0 ? threads : SessionOptions(threads: 0).resolvedThreads }
 }
 
 /// Trains a model's initializers: each step runs forward, loss and backward in one session
@@ -45,6 +72,7 @@ public final class Trainer {
         self.loss = loss
         selection = parameters
         self.options = options
+        try options.validate()
         let inputs = Set(model.graph.inputs.map(\.name))
         let values = Set(model.graph.nodes.flatMap(\.outputs)).union(inputs).union(model.graph.initializers.map(\.name))
         try loss.validate(outputs: Set(model.graph.outputs.map(\.name)), values: values, inputs: inputs)
@@ -79,6 +107,56 @@ public final class Trainer {
         }
         lastGradients = gradients
         return lossValue
+    }
+
+    /// One training step: forward, loss and backward on `feeds`, then (every
+    /// `accumulationSteps` calls) an optimizer update with the scheduled learning rate, after
+    /// which the schedule advances, as `optimizer.step(); scheduler.step()` in PyTorch. Returns
+    /// the loss before the update. A non-finite loss throws and changes nothing.
+    @discardableResult
+    public func step(_ feeds: [String: Tensor]) throws -> Double {
+        let loss = try backward(feeds)
+        let c = try prepared(feeds)
+        if options.accumulationSteps > 1 {
+            for (name, g) in lastGradients {
+                if let sum = accumulated[name] { try addInPlace(sum, g) } else { accumulated[name] = Self.copy(g) }
+            }
+            accumulatedCalls += 1
+            guard accumulatedCalls == options.accumulationSteps else { return loss }
+            let scale = Float(1) / Float(accumulatedCalls)
+            for g in accumulated.values { scaleInPlace(g, scale) }
+            try update(c, gradients: accumulated)
+            accumulated = [:]
+            accumulatedCalls = 0
+        } else {
+            try update(c, gradients: lastGradients)
+        }
+        return loss
+    }
+
+    /// The learning rate of the first parameter group for the next update.
+    public var learningRate: Double { scheduler?.learningRate ?? options.optimizer.learningRate }
+
+    private func update(_ c: Compiled, gradients: [String: Tensor]) throws {
+        let names = c.training.parameters.filter { gradients[$0] != nil }
+        for name in names where values[name]?.dtype != .float {
+            throw KerfError.unsupported("parameter '\(name)' is \(values[name]?.dtype.description ?? "?"); the optimizers update float32 parameters")
+        }
+        if let maxNorm = options.maxGradientNorm {
+            let buffers = names.compactMap { gradients[$0] }.map { g in
+                UnsafeMutableBufferPointer(start: g.storage.pointer.assumingMemoryBound(to: Float.self), count: g.count)
+            }
+            try clipGradientNorm(buffers, maxNorm: maxNorm, threads: options.resolvedThreads)
+        }
+        if scheduler == nil { scheduler = try LearningRateScheduler(options.schedule, optimizer: c.optimizer) }
+        try scheduler?.apply(to: c.optimizer)
+        for name in names {
+            guard let p = values[name], let g = gradients[name] else { continue }
+            try c.optimizer.update(name, parameter: UnsafeMutableBufferPointer(start: p.storage.pointer.assumingMemoryBound(to: Float.self), count: p.count),
+                                   gradient: UnsafeBufferPointer(start: g.storage.pointer.assumingMemoryBound(to: Float.self), count: g.count))
+        }
+        try scheduler?.step()
+        stepCount += 1
     }
 
     /// The loss on `feeds` with the current parameters (forward only).
@@ -117,6 +195,59 @@ public final class Trainer {
         return copy
     }
 
+    /// The loss on one batch, its sample count (axis 0 of the first loss target), and for a
+    /// cross-entropy first term the number of samples whose top-1 class is right.
+    func evaluateBatch(_ feeds: [String: Tensor]) throws -> (loss: Double, samples: Int, correct: Int?) {
+        let c = try prepared(feeds)
+        let results = try c.evaluation.run(try runFeeds(feeds, c))
+        let lossValue = try Self.scalar(results[0], what: "the loss")
+        let target = loss.targetNames.first.flatMap { feeds[$0] }
+        let samples = target.map { $0.rank >= 1 ? $0.shape[0] : 1 } ?? 1
+        guard case .crossEntropy(_, let labels, _, _)? = loss.terms.first?.term, results.count > 1, let labelTensor = feeds[labels] else {
+            return (lossValue, samples, nil)
+        }
+        return (lossValue, samples, try correctPredictions(results[1], labels: labelTensor))
+    }
+
+    // MARK: Checkpoint support
+
+    func compiledForCheckpoint() throws -> (training: TrainingGraph, optimizer: Optimizer, targetTypes: [String: (dtype: DType, rank: Int)]) {
+        guard let c = compiled else { throw KerfError.invalidArgument("nothing to checkpoint: the trainer has not run yet") }
+        return (c.training, c.optimizer, c.targetTypes)
+    }
+
+    func parameterValue(_ name: String) -> Tensor? { values[name] }
+    func schedulerState() -> [String: Tensor]? { scheduler?.state() }
+    func accumulatedGradients() -> [String: Tensor] { accumulated }
+    var accumulatedCallCount: Int { accumulatedCalls }
+
+    /// Rebuilds the training graph for `targetTypes` and installs the state of a checkpoint;
+    /// changes nothing when any part does not fit.
+    func restoreState(targetTypes: [String: (dtype: DType, rank: Int)], parameters: [String: Tensor], optimizer: [String: Tensor],
+                      schedule: [String: Tensor], accumulated restoredSums: [String: Tensor], stepCount restoredSteps: Int,
+                      accumulatedCalls restoredCalls: Int) throws {
+        let c = try compile(targetTypes: targetTypes)
+        guard Set(parameters.keys) == Set(c.training.parameters) else {
+            throw KerfError.invalidArgument("the checkpoint's parameters (\(parameters.count)) are not this trainer's (\(c.training.parameters.count))")
+        }
+        for (name, value) in parameters {
+            guard let current = values[name], current.dtype == value.dtype, current.shape == value.shape else {
+                throw KerfError.shapeMismatch("the checkpoint's '\(name)' is \(value.dtype) \(value.shape)")
+            }
+        }
+        guard restoredSteps >= 0, restoredCalls >= 0, restoredCalls < options.accumulationSteps else {
+            throw KerfError.invalidArgument("the checkpoint's step counts do not fit these options")
+        }
+        var newScheduler = try LearningRateScheduler(options.schedule, optimizer: c.optimizer)
+        if !schedule.isEmpty { try newScheduler.restore(schedule) }
+        try c.optimizer.restore(optimizer)
+        values = parameters.mapValues(Self.copy)
+        scheduler = schedule.isEmpty ? nil : newScheduler
+        accumulated = restoredSums.mapValues(Self.copy)
+        accumulatedCalls = restoredCalls
+        stepCount = restoredSteps
+    }
+
     // MARK: Internals
 
     /// Mutable access to the parameters and their gradients for an optimizer.
@@ -141,15 +272,30 @@ public final class Trainer {
             }
             return c
         }
+        return try compile(targetTypes: targetTypes)
+    }
+
+    /// Builds the training graph, sessions and optimizer for targets of these types, and takes
+    /// the initial parameter values from the model.
+    private func compile(targetTypes: [String: (dtype: DType, rank: Int)]) throws -> Compiled {
+        if let c = compiled { return c }
         let training = try TrainingGraph(model: model, loss: loss, parameters: selection, targetTypes: targetTypes)
         let sessionOptions = SessionOptions(threads: options.threads, optimizationLevel: options.optimizationLevel)
         let session = try Session(graph: training.graph, opsets: training.opsets, options: sessionOptions)
         let evaluation = try Session(graph: training.evaluationGraph, opsets: training.opsets, options: sessionOptions)
+        var shapes: [String: [Int]] = [:]
         for p in training.parameters {
             guard let initializer = model.graph.initializer(named: p) else { continue }
             values[p] = Self.copy(initializer.tensor)
+            shapes[p] = initializer.tensor.shape
         }
-        let c = Compiled(training: training, session: session, evaluation: evaluation, targetTypes: targetTypes)
+        let groups = try options.groups.map { group -> ParameterGroup in
+            var resolved = group
+            resolved.names = try selection.resolveEntries(group.names, in: model.graph).filter { shapes[$0] != nil }
+            return resolved
+        }
+        let optimizer = try Optimizer(options.optimizer, parameters: shapes, groups: groups, threads: options.resolvedThreads)
+        let c = Compiled(training: training, session: session, evaluation: evaluation, targetTypes: targetTypes, optimizer: optimizer)
         compiled = c
         return c
     }

@@ -55,7 +55,10 @@ public struct TrainingGraph {
         let constantAgain = Set(candidates).subtracting(trained)
         g.inputs.removeAll { constantAgain.contains($0.name) && !modelInputs.contains($0.name) }
         g.initializers += candidates.filter(constantAgain.contains).compactMap { originals[$0] }
-        evaluationGraph = g.copy()
+        let evaluation = g.copy()
+        // Evaluation also returns the output of a first cross-entropy term (for accuracy).
+        if case .crossEntropy(let output, _, _, _)? = loss.terms.first?.term { evaluation.outputs.append(ValueInfo(name: output, type: nil)) }
+        evaluationGraph = evaluation
         g.nodes += backward.nodes
         g.initializers += backward.constants
         g.outputs += trained.compactMap { p in backward.gradients[p].map { ValueInfo(name: $0, type: nil) } }
