@@ -83,7 +83,7 @@ extern "C" {
 /* ABI version: the major changes only on incompatible changes. Bindings
  * refuse a library whose major differs from the one they were written for. */
 #define KERF_ABI_VERSION_MAJOR 1
-#define KERF_ABI_VERSION_MINOR 8
+#define KERF_ABI_VERSION_MINOR 9
 #define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------ */
@@ -529,6 +529,200 @@ void kerf_quantize_options_init(kerf_quantize_options *options); /* the ABI 1.7 
  * data when given, else on the calibration data (absent without either); its "data" says
  * which ("validation" or "calibration"). */
 kerf_status kerf_quantize(kerf_model *model, const kerf_quantize_options *options, char **report);
+
+/* ------------------------------------------------------------------------ */
+/* Training (since ABI 1.9)                                                 */
+/* ------------------------------------------------------------------------ */
+/*
+ * Kerf trains a model's float initializers on the ONNX graph itself: the
+ * loss is appended to the graph as nodes, the backward pass is built as a
+ * graph (one gradient rule per op family) and both run in Kerf's runtime.
+ * The optimizers and schedules follow torch.optim's update rules and
+ * defaults exactly. A kerf_trainer steps one batch at a time; kerf_train runs
+ * whole epochs (batching, shuffling, validation, early stopping, checkpoints).
+ */
+
+typedef struct kerf_trainer kerf_trainer;
+
+enum {
+    KERF_LOSS_CROSS_ENTROPY = 0, /* output: scores with classes on axis 1 (logits, or probabilities with
+                                    from_probabilities); target: int class indices (the output's shape
+                                    without axis 1) or float class probabilities (the output's shape) */
+    KERF_LOSS_MSE = 1,           /* mean squared error over all elements */
+    KERF_LOSS_L1 = 2,            /* mean absolute error */
+    KERF_LOSS_HUBER = 3,         /* torch.nn.HuberLoss with `delta` */
+    KERF_LOSS_BCE_WITH_LOGITS = 4 /* torch.nn.BCEWithLogitsLoss; target: probabilities in [0, 1] */
+};
+enum { KERF_REDUCTION_MEAN = 0, KERF_REDUCTION_SUM = 1 };
+
+/* One term of the loss: the loss is the weighted sum of its terms. */
+typedef struct kerf_loss_term {
+    int32_t kind;                /* KERF_LOSS_* */
+    const char *output;          /* the model output the term reads */
+    const char *target;          /* the feed holding labels or targets (not a model input) */
+    double weight;               /* weight in the sum (set it: 0 removes the term's effect) */
+    int32_t from_probabilities;  /* cross-entropy: the output is probabilities, not logits */
+    double label_smoothing;      /* cross-entropy: in [0, 1] */
+    double delta;                /* Huber: > 0 */
+} kerf_loss_term;
+
+enum {
+    KERF_OPTIMIZER_SGD = 0,      /* torch.optim.SGD: lr, momentum, dampening, nesterov, weight_decay */
+    KERF_OPTIMIZER_ADAM = 1,     /* torch.optim.Adam: lr, beta1, beta2, eps, weight_decay, amsgrad */
+    KERF_OPTIMIZER_ADAMW = 2     /* torch.optim.AdamW: Adam with decoupled weight decay */
+};
+enum {
+    KERF_SCHEDULE_CONSTANT = 0,
+    KERF_SCHEDULE_STEP = 1,          /* StepLR(step_size, gamma) */
+    KERF_SCHEDULE_MULTI_STEP = 2,    /* MultiStepLR(milestones, gamma) */
+    KERF_SCHEDULE_EXPONENTIAL = 3,   /* ExponentialLR(gamma) */
+    KERF_SCHEDULE_COSINE = 4,        /* CosineAnnealingLR(t_max, eta_min), torch's recursive form */
+    KERF_SCHEDULE_WARMUP_LINEAR = 5, /* linear warmup over warmup_steps, linear decay to
+                                        final_fraction * lr at total_steps (transformers' schedule) */
+    KERF_SCHEDULE_WARMUP_COSINE = 6, /* the same with half-cosine decay */
+    KERF_SCHEDULE_ONE_CYCLE = 7      /* OneCycleLR(max_lr, total_steps, pct_start, div_factor,
+                                        final_div_factor; cosine annealing; momentum/beta1 cycled
+                                        between 0.85 and 0.95) */
+};
+
+/* Called after each optimizer step of kerf_train: `step` of `total_steps`
+ * (0 when unknown), the epoch (from 0), the batch's loss and the learning
+ * rate it was trained with. Return 0 to continue, anything else to cancel
+ * (kerf_train then fails with KERF_CANCELLED and leaves the model unchanged). */
+typedef int32_t (*kerf_train_progress_fn)(void *user_data, int64_t step, int64_t total_steps, int64_t epoch,
+                                          double loss, double learning_rate);
+
+/* Supplies batch `index` of `epoch` (both from 0) for kerf_train: stores in
+ * feeds[k] a new tensor (kerf_tensor_create) for names[k], k < count (the
+ * model's inputs, then the loss's targets), and returns 1; returns 0 when the
+ * epoch has no more batches, or a negative value to fail. Kerf owns every
+ * tensor stored. The same (epoch, index) must give the same batch. */
+typedef int32_t (*kerf_batch_fn)(void *user_data, int64_t epoch, int64_t index, const char *const *names,
+                                 size_t count, kerf_tensor **feeds);
+
+typedef struct kerf_train_options {
+    size_t struct_size;          /* sizeof(kerf_train_options) */
+    /* The loss (required). */
+    const kerf_loss_term *loss;
+    size_t n_loss;
+    int32_t reduction;           /* KERF_REDUCTION_*; MEAN */
+    /* The optimizer; defaults are torch's: SGD lr 0.01 (Kerf's; torch has none), momentum 0,
+     * Adam/AdamW lr 1e-3, betas (0.9, 0.999), eps 1e-8, AdamW weight decay 0.01. */
+    int32_t optimizer;           /* KERF_OPTIMIZER_*; SGD */
+    double lr;                   /* < 0: the optimizer's default; -1 */
+    double momentum;             /* SGD; 0 */
+    double dampening;            /* SGD; 0 */
+    int32_t nesterov;            /* SGD; 0 */
+    double weight_decay;         /* < 0: the optimizer's default; -1 */
+    double beta1, beta2, eps;    /* Adam/AdamW; 0.9, 0.999, 1e-8 */
+    int32_t amsgrad;             /* Adam/AdamW; 0 */
+    const char *const *no_decay; /* parameters (names, node names or op types) with no weight decay */
+    size_t n_no_decay;
+    double max_grad_norm;        /* > 0: clip the gradients' global L2 norm to it; 0 = off */
+    int32_t accumulation_steps;  /* update every this many steps with their mean gradient; 1 */
+    /* The learning-rate schedule, advanced once per optimizer step. */
+    int32_t schedule;            /* KERF_SCHEDULE_*; CONSTANT */
+    int64_t step_size;           /* STEP; 1 */
+    double gamma;                /* STEP, MULTI_STEP, EXPONENTIAL; 0.1 */
+    const int64_t *milestones;   /* MULTI_STEP */
+    size_t n_milestones;
+    int64_t t_max;               /* COSINE */
+    double eta_min;              /* COSINE; 0 */
+    int64_t warmup_steps;        /* WARMUP_*; 0 */
+    int64_t total_steps;         /* WARMUP_*, ONE_CYCLE */
+    double final_fraction;       /* WARMUP_*: final lr as a fraction of lr; 0 */
+    double max_lr;               /* ONE_CYCLE: <= 0 = lr; 0 */
+    double pct_start;            /* ONE_CYCLE; 0.3 */
+    double div_factor;           /* ONE_CYCLE; 25 */
+    double final_div_factor;     /* ONE_CYCLE; 1e4 */
+    /* What trains: by default every float initializer of more than one element on a
+     * differentiable path to the loss. Entries are initializer names, node names or op types. */
+    const char *const *trainable;
+    size_t n_trainable;
+    const char *const *frozen;
+    size_t n_frozen;
+    int32_t threads;             /* threads per run and update; 0 = one per core */
+    int32_t optimization_level;  /* graph optimizations of the training runs; 1 */
+    /* kerf_train only: data as whole arrays, samples on axis 0 (model inputs and loss targets
+     * by name), or from a callback. */
+    const char *const *data_names;
+    const kerf_tensor *const *data;
+    size_t n_data;
+    kerf_batch_fn batches;       /* instead of data */
+    void *batches_user_data;
+    const char *const *validation_names; /* validation arrays (evaluated after each epoch) */
+    const kerf_tensor *const *validation;
+    size_t n_validation;
+    int64_t epochs;              /* 1 */
+    int64_t max_steps;           /* > 0: stop after this many optimizer steps; 0 */
+    int64_t batch_size;          /* 32 */
+    int32_t shuffle;             /* shuffle the arrays each epoch; 1 */
+    uint64_t seed;               /* of the shuffling; 0 */
+    int64_t patience;            /* > 0: stop after this many epochs without a better validation loss; 0 */
+    int32_t restore_best;        /* with validation: end with the best epoch's parameters; 1 */
+    const char *checkpoint_path; /* write a checkpoint here at the end of each epoch (and every
+                                    checkpoint_every steps when > 0); NULL = none */
+    int64_t checkpoint_every;
+    const char *resume_from;     /* continue a run from this checkpoint; NULL = start afresh */
+    kerf_train_progress_fn progress; /* may be NULL */
+    void *progress_user_data;
+} kerf_train_options;
+
+/* Defaults, as kerf_session_options_init_sized. */
+kerf_status kerf_train_options_init_sized(kerf_train_options *options, size_t struct_size);
+#define kerf_train_options_init(options) \
+    ((void)kerf_train_options_init_sized((options), sizeof *(options)))
+
+/* A trainer of `model` (which it copies what it needs of: the model is not
+ * changed and may be freed). The training graph is built at the first
+ * step/backward/evaluate, when the targets' dtypes are known from the feeds.
+ * The kerf_train-only fields of `options` are ignored. Free with
+ * kerf_trainer_free. A trainer is used by one thread at a time. */
+kerf_status kerf_trainer_create(const kerf_model *model, const kerf_train_options *options, kerf_trainer **out);
+void kerf_trainer_free(kerf_trainer *trainer);
+
+/* One training step on a batch: forward, loss, backward and (every
+ * accumulation_steps calls) an optimizer update; then the schedule advances.
+ * `names`/`feeds`: the model's inputs and the loss's targets. *loss (may be
+ * NULL) receives the batch's loss before the update. A non-finite loss fails
+ * with KERF_INVALID_ARGUMENT and changes nothing. */
+kerf_status kerf_trainer_step(kerf_trainer *trainer, const char *const *names, const kerf_tensor *const *feeds,
+                              size_t n_feeds, double *loss);
+/* Forward, loss and backward without an update: the gradients for kerf_trainer_gradient. */
+kerf_status kerf_trainer_backward(kerf_trainer *trainer, const char *const *names, const kerf_tensor *const *feeds,
+                                  size_t n_feeds, double *loss);
+/* The loss with the current parameters (forward only). */
+kerf_status kerf_trainer_evaluate(kerf_trainer *trainer, const char *const *names, const kerf_tensor *const *feeds,
+                                  size_t n_feeds, double *loss);
+
+/* The trained parameters (known after the first step/backward/evaluate; 0 before). The name
+ * is valid while the trainer lives. */
+kerf_status kerf_trainer_parameter_count(const kerf_trainer *trainer, size_t *out);
+kerf_status kerf_trainer_parameter_name(const kerf_trainer *trainer, size_t index, const char **out);
+/* A copy of a parameter's current value / of its gradient from the last step or backward
+ * (KERF_INVALID_ARGUMENT when it has none); free with kerf_tensor_free. */
+kerf_status kerf_trainer_parameter(const kerf_trainer *trainer, const char *name, kerf_tensor **out);
+kerf_status kerf_trainer_gradient(const kerf_trainer *trainer, const char *name, kerf_tensor **out);
+/* Optimizer updates so far, and the learning rate of the next one (either may be NULL). */
+kerf_status kerf_trainer_progress(const kerf_trainer *trainer, int64_t *steps, double *learning_rate);
+/* The model with the trained values (a new model, an inference graph like the original's);
+ * save it with kerf_model_save, free it with kerf_model_free. */
+kerf_status kerf_trainer_model(const kerf_trainer *trainer, kerf_model **out);
+/* Writes everything needed to continue (parameters, optimizer and schedule state, step) to an
+ * .npz file, atomically. Fails before the first step. */
+kerf_status kerf_trainer_checkpoint(const kerf_trainer *trainer, const char *path);
+/* Continues from a checkpoint of a trainer of the same model, loss and options. */
+kerf_status kerf_trainer_restore(kerf_trainer *trainer, const char *path);
+
+/* Trains `model` in place (its initializers take the trained values; on
+ * failure, cancellation included, it is unchanged): `options->epochs` epochs
+ * over the data, one step per batch. `report` (may be NULL) receives a JSON
+ * object, freed with kerf_free:
+ * {"epochs": [{"epoch", "loss", "validation_loss", "validation_accuracy", "steps", "seconds"}],
+ *  "best_epoch", "steps", "seconds_per_step", "stopped_early", "parameters": [names]}
+ * (validation_* and best_epoch are absent without validation data; accuracy is
+ * reported for a first loss term that is cross-entropy). */
+kerf_status kerf_train(kerf_model *model, const kerf_train_options *options, char **report);
 
 #ifdef __cplusplus
 }

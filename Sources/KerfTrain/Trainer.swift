@@ -65,7 +65,14 @@ public final class Trainer {
         let session: Session
         let evaluation: Session
         let targetTypes: [String: (dtype: DType, rank: Int)]
+        let optimizer: Optimizer
     }
+    private var scheduler: LearningRateScheduler?
+    /// Gradients summed over the `step` calls since the last update (accumulation).
+    private var accumulated: [String: Tensor] = [:]
+    private var accumulatedCalls = 0
+    /// Optimizer updates so far.
+    public private(set) var stepCount = 0
 
     public init(model: Model, loss: Loss, parameters: ParameterSelection = ParameterSelection(), options: TrainerOptions = TrainerOptions()) throws {
         self.model = model
@@ -81,6 +88,9 @@ public final class Trainer {
     /// The trained parameters' names, in the model's order (builds the graph from `feeds` if
     /// no run has yet).
     public func parameterNames(feeds: [String: Tensor]) throws -> [String] { try prepared(feeds).training.parameters }
+
+    /// The trained parameters' names in the model's order; empty before the first run.
+    public var parameterNamesIfBuilt: [String] { compiled?.training.parameters ?? [] }
 
     /// Copies of the parameters' current values (empty before the first run).
     public func parameters() -> [String: Tensor] { values.mapValues(Self.copy) }

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import KerfCore
 
 /// What a pruning call did, tensor by tensor. Encodes to the JSON the C API and the Python
 /// binding return (snake_case keys).
@@ -50,13 +51,4 @@ public struct PruneReport: Codable, Sendable {
 
     /// The report as JSON with snake_case keys.
     public func json() throws -> String { try snakeCaseJSON(self) }
-}
-
-/// `value` as JSON with snake_case keys in sorted order: the form every report of the C API
-/// and the Python binding takes.
-func snakeCaseJSON<T: Encodable>(_ value: T) throws -> String {
-    let encoder = JSONEncoder()
-    encoder.keyEncodingStrategy = .convertToSnakeCase
-    encoder.outputFormatting = [.sortedKeys]
-    return String(decoding: try encoder.encode(value), as: UTF8.self)
 }

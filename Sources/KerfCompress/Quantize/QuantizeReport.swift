@@ -1,4 +1,5 @@
 import FoundationEssentials
+import KerfCore
 
 /// What a quantization call did. Encodes to the JSON the C API and the Python binding return
 /// (snake_case keys).

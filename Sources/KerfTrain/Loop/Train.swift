@@ -80,6 +80,7 @@ public func train(_ trainer: Trainer, data: TrainingData, validation: TrainingDa
     report.epochs = state.records
     report.bestEpoch = state.bestEpoch
     report.steps = trainer.stepCount
+    report.parameters = trainer.parameterNamesIfBuilt
     report.secondsPerStep = stepsThisCall > 0 ? (monotonicSeconds() - started) / Double(stepsThisCall) : 0
     return report
 }

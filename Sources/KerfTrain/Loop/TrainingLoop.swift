@@ -59,7 +59,7 @@ public struct TrainingProgress: Sendable {
 }
 
 /// One epoch's results.
-public struct EpochRecord: Sendable, Equatable {
+public struct EpochRecord: Sendable, Equatable, Codable {
     public var epoch: Int
     /// Mean training loss over the epoch's batches (as the parameters were at each step).
     public var loss: Double
@@ -71,7 +71,7 @@ public struct EpochRecord: Sendable, Equatable {
 }
 
 /// What `train` did.
-public struct TrainingReport: Sendable {
+public struct TrainingReport: Sendable, Codable {
     public var epochs: [EpochRecord] = []
     /// The epoch of lowest validation loss (whose parameters the trainer holds when
     /// `restoreBest`), nil without validation data.
@@ -79,4 +79,9 @@ public struct TrainingReport: Sendable {
     public var steps = 0
     public var secondsPerStep = 0.0
     public var stoppedEarly = false
+    /// The trained parameters' names.
+    public var parameters: [String] = []
+
+    /// The report as JSON with snake_case keys (absent values omitted).
+    public func json() throws -> String { try snakeCaseJSON(self) }
 }
