@@ -12,6 +12,9 @@ CORPUS := $(CURDIR)/.build/onnx-node-tests
 # ml_dtypes < 0.7: the node tests' expected outputs of Cast to int4/int2 come from ml_dtypes,
 # which wraps out-of-range values up to 0.6 and turns them into 0 from 0.7 (ONNX leaves it open).
 PY_DEPS := numpy "onnx==1.23.*" "onnxruntime>=1.31" "ml_dtypes>=0.5.4,<0.7" scikit-learn skl2onnx pytest
+# PyTorch's CPU-only build, the reference for gradients, optimizers and training curves (the
+# default torch wheel pulls about 15 CUDA packages); plain torch where no +cpu build is offered.
+TORCH := "torch==2.13.0+cpu"
 APT_DEPS := libdnnl-dev gcc valgrind
 
 .PHONY: deps build release demo test test-swift test-python test-c test-cli test-conformance test-wheel wheel bench clean
@@ -28,6 +31,8 @@ deps:
 	$(PYTHON) -c "import numpy, onnx, onnxruntime, sklearn, skl2onnx, pytest, ml_dtypes; \
 	  assert tuple(int(v) for v in ml_dtypes.__version__.split('.')[:2]) < (0, 7)" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q $(PY_DEPS)
+	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q $(TORCH) 2>/dev/null || \
+	  $(PYTHON) -m pip install -q torch
 
 ## release: the shipped artifacts (libKerf.so with the Swift runtime linked statically, kerf CLI)
 release: deps

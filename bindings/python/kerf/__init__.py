@@ -15,6 +15,9 @@ Kerf's own API:
         outputs = session.run({"input": x})   # {output name: numpy array}
     report = kerf.prune("model.onnx", "pruned.onnx", sparsity=0.7)
     report = kerf.quantize("model.onnx", "int8.onnx", mode="static", calibration="calib.npz")
+    report = kerf.train("model.onnx", "trained.onnx", data="train.npz",
+                        loss=kerf.loss.CrossEntropy(output="logits", labels="y"),
+                        optimizer=kerf.optim.AdamW(lr=1e-3), epochs=10)
 
 Every failure raises kerf.KerfError, whose .status is a kerf.Status.
 The library is found through $KERF_LIBRARY, else kerf/libKerf.so.
@@ -28,6 +31,8 @@ from .prune import prune, sensitivity
 from .quantize import quantize
 from .compress_common import Report
 from .session import Session
+from . import loss, optim
+from .train import Trainer, train
 from .ort import InferenceSession, ModelMetadata, NodeArg, get_available_providers, get_device
 from .ort_options import ExecutionMode, GraphOptimizationLevel, RunOptions, SessionOptions
 
@@ -68,4 +73,5 @@ __all__ = [
     "SessionOptions", "get_available_providers", "get_device",
     "DType", "KerfError", "Model", "Report", "Session", "Status", "ValueInfo",
     "abi_version", "instruction_set", "load", "memory_limit", "set_memory_limit", "load_bytes", "prune", "quantize", "sensitivity", "__version__",
+    "Trainer", "loss", "optim", "train",
 ]

@@ -25,11 +25,11 @@ from pathlib import Path
 from .errors import KerfError, Status
 
 ABI_MAJOR = 1  # KERF_ABI_VERSION_MAJOR this binding was written for
-ABI_MINOR = 8  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
+ABI_MINOR = 9  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
                # kerf_quantize, kerf_session_plan: 1.3; kerf_session_run_views, kerf_tensors_free: 1.4;
                # kerf_session_run_into: 1.5; kerf_instruction_set: 1.6;
                # kerf_set_memory_limit, kerf_memory_limit, memory_limit: 1.7;
-               # kerf_*_options_init_sized, kerf_prune_options.progress: 1.8)
+               # kerf_*_options_init_sized, kerf_prune_options.progress: 1.8; training: 1.9)
 # The structs below mirror include/kerf.h field by field; tests/test_abi_layout.py compares
 # them (and the constants of errors.py, dtypes.py, prune.py and quantize.py) with what a C
 # compiler makes of the header.
@@ -82,9 +82,14 @@ class Session(Structure):
     pass
 
 
+class Trainer(Structure):
+    pass
+
+
 TensorP = POINTER(Tensor)
 ModelP = POINTER(Model)
 SessionP = POINTER(Session)
+TrainerP = POINTER(Trainer)
 
 
 class ValueInfo(Structure):
@@ -190,6 +195,85 @@ class QuantizeOptions(Structure):
         ("validation_batches", c_int64),
     ]
 
+
+class LossTerm(Structure):
+    _fields_ = [
+        ("kind", c_int32),
+        ("output", c_char_p),
+        ("target", c_char_p),
+        ("weight", c_double),
+        ("from_probabilities", c_int32),
+        ("label_smoothing", c_double),
+        ("delta", c_double),
+    ]
+
+
+TrainProgressCallback = CFUNCTYPE(c_int32, c_void_p, c_int64, c_int64, c_int64, c_double, c_double)
+BatchCallback = CFUNCTYPE(c_int32, c_void_p, c_int64, c_int64, POINTER(c_char_p), c_size_t, POINTER(TensorP))
+
+
+class TrainOptions(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("loss", POINTER(LossTerm)),
+        ("n_loss", c_size_t),
+        ("reduction", c_int32),
+        ("optimizer", c_int32),
+        ("lr", c_double),
+        ("momentum", c_double),
+        ("dampening", c_double),
+        ("nesterov", c_int32),
+        ("weight_decay", c_double),
+        ("beta1", c_double),
+        ("beta2", c_double),
+        ("eps", c_double),
+        ("amsgrad", c_int32),
+        ("no_decay", POINTER(c_char_p)),
+        ("n_no_decay", c_size_t),
+        ("max_grad_norm", c_double),
+        ("accumulation_steps", c_int32),
+        ("schedule", c_int32),
+        ("step_size", c_int64),
+        ("gamma", c_double),
+        ("milestones", POINTER(c_int64)),
+        ("n_milestones", c_size_t),
+        ("t_max", c_int64),
+        ("eta_min", c_double),
+        ("warmup_steps", c_int64),
+        ("total_steps", c_int64),
+        ("final_fraction", c_double),
+        ("max_lr", c_double),
+        ("pct_start", c_double),
+        ("div_factor", c_double),
+        ("final_div_factor", c_double),
+        ("trainable", POINTER(c_char_p)),
+        ("n_trainable", c_size_t),
+        ("frozen", POINTER(c_char_p)),
+        ("n_frozen", c_size_t),
+        ("threads", c_int32),
+        ("optimization_level", c_int32),
+        ("data_names", POINTER(c_char_p)),
+        ("data", POINTER(TensorP)),
+        ("n_data", c_size_t),
+        ("batches", BatchCallback),
+        ("batches_user_data", c_void_p),
+        ("validation_names", POINTER(c_char_p)),
+        ("validation", POINTER(TensorP)),
+        ("n_validation", c_size_t),
+        ("epochs", c_int64),
+        ("max_steps", c_int64),
+        ("batch_size", c_int64),
+        ("shuffle", c_int32),
+        ("seed", c_uint64),
+        ("patience", c_int64),
+        ("restore_best", c_int32),
+        ("checkpoint_path", c_char_p),
+        ("checkpoint_every", c_int64),
+        ("resume_from", c_char_p),
+        ("progress", TrainProgressCallback),
+        ("progress_user_data", c_void_p),
+    ]
+
 lib = _load()
 
 
@@ -262,13 +346,29 @@ _declare("kerf_sensitivity", c_int32, ModelP, POINTER(c_char_p), POINTER(TensorP
 _declare("kerf_quantize_options_init_sized", c_int32, POINTER(QuantizeOptions), c_size_t)
 _declare("kerf_quantize", c_int32, ModelP, POINTER(QuantizeOptions), POINTER(c_void_p))
 
+# Training
+_declare("kerf_train_options_init_sized", c_int32, POINTER(TrainOptions), c_size_t)
+_declare("kerf_trainer_create", c_int32, ModelP, POINTER(TrainOptions), POINTER(TrainerP))
+_declare("kerf_trainer_free", None, TrainerP)
+for _name in ("kerf_trainer_step", "kerf_trainer_backward", "kerf_trainer_evaluate"):
+    _declare(_name, c_int32, TrainerP, POINTER(c_char_p), POINTER(TensorP), c_size_t, POINTER(c_double))
+_declare("kerf_trainer_parameter_count", c_int32, TrainerP, POINTER(c_size_t))
+_declare("kerf_trainer_parameter_name", c_int32, TrainerP, c_size_t, POINTER(c_char_p))
+_declare("kerf_trainer_parameter", c_int32, TrainerP, c_char_p, POINTER(TensorP))
+_declare("kerf_trainer_gradient", c_int32, TrainerP, c_char_p, POINTER(TensorP))
+_declare("kerf_trainer_progress", c_int32, TrainerP, POINTER(c_int64), POINTER(c_double))
+_declare("kerf_trainer_model", c_int32, TrainerP, POINTER(ModelP))
+_declare("kerf_trainer_checkpoint", c_int32, TrainerP, c_char_p)
+_declare("kerf_trainer_restore", c_int32, TrainerP, c_char_p)
+_declare("kerf_train", c_int32, ModelP, POINTER(TrainOptions), POINTER(c_void_p))
+
 
 def new_options(structure):
     """An options struct (SessionOptions, PruneOptions, SensitivityOptions or QuantizeOptions)
     holding the library's defaults, its struct_size that of the ctypes declaration."""
     init = {SessionOptions: lib.kerf_session_options_init_sized, PruneOptions: lib.kerf_prune_options_init_sized,
             SensitivityOptions: lib.kerf_sensitivity_options_init_sized,
-            QuantizeOptions: lib.kerf_quantize_options_init_sized}[structure]
+            QuantizeOptions: lib.kerf_quantize_options_init_sized, TrainOptions: lib.kerf_train_options_init_sized}[structure]
     options = structure()
     check(init(ctypes.byref(options), ctypes.sizeof(options)))
     return options

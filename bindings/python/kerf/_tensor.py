@@ -136,3 +136,19 @@ def copy_out(code, shape, data, size, name):
     if sub_byte:
         array = array.astype(dtype)
     return array
+
+
+def take_array(tensor, name):
+    """A numpy copy of the kerf tensor `tensor` (a TensorP), which is then freed."""
+    try:
+        code = ctypes.c_int32()
+        dims = ctypes.POINTER(ctypes.c_int64)()
+        rank = ctypes.c_size_t()
+        data = ctypes.c_void_p()
+        size = ctypes.c_size_t()
+        check(lib.kerf_tensor_info(tensor, ctypes.byref(code), ctypes.byref(dims), ctypes.byref(rank),
+                                   ctypes.byref(data), ctypes.byref(size)))
+        shape = tuple(dims[:rank.value]) if rank.value else ()
+        return copy_out(code.value, shape, data.value, size.value, name)
+    finally:
+        lib.kerf_tensor_free(tensor)

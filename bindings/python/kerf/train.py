@@ -1,0 +1,376 @@
+"""kerf.Trainer and kerf.train: training an ONNX model's weights on the graph itself.
+
+    trainer = kerf.Trainer("mlp.onnx", loss=kerf.loss.CrossEntropy(output="logits", labels="y"),
+                           optimizer=kerf.optim.SGD(lr=0.1, momentum=0.9))
+    for x, y in batches:
+        loss = trainer.step({"input": x, "y": y})
+    trainer.save("trained.onnx")
+
+    report = kerf.train("mlp.onnx", "trained.onnx", data="train.npz", validation="valid.npz",
+                        loss=kerf.loss.CrossEntropy(output="logits", labels="y"),
+                        optimizer=kerf.optim.AdamW(lr=1e-3), epochs=10, batch_size=32)
+"""
+
+import ctypes
+import os
+
+import numpy as np
+
+from . import _tensor
+from ._bindings import (BatchCallback, ModelP, TensorP, TrainerP, TrainOptions, TrainProgressCallback, check, lib,
+                        new_options, take_string)
+from .compress_common import ProgressBar, Report, c_strings, rewrite_model
+from .errors import KerfError, Status
+from .loss import Loss
+from .model import Model, _path_bytes, load
+from .optim import SGD, Optimizer, Schedule
+
+
+def _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm, accumulation_steps, threads,
+             optimize):
+    """A TrainOptions struct and the ctypes objects it points at (kept alive by the caller)."""
+    if not isinstance(loss, Loss):
+        raise KerfError(Status.INVALID_ARGUMENT, f"loss must be a kerf.loss loss, got {loss!r}")
+    optimizer = SGD() if optimizer is None else optimizer
+    if not isinstance(optimizer, Optimizer):
+        raise KerfError(Status.INVALID_ARGUMENT, f"optimizer must come from kerf.optim, got {optimizer!r}")
+    if schedule is not None and not isinstance(schedule, Schedule):
+        raise KerfError(Status.INVALID_ARGUMENT, f"schedule must come from kerf.optim, got {schedule!r}")
+    options = new_options(TrainOptions)
+    keep = []
+    terms = loss._c_terms()
+    keep.append(terms)
+    options.loss = ctypes.cast(terms, type(options.loss))
+    options.n_loss = len(loss.terms)
+    options.reduction = 0 if loss.reduction == "mean" else 1
+    try:
+        optimizer._fill(options)
+        if schedule is not None:
+            schedule._fill(options)
+            milestones = schedule.settings.get("milestones")
+            if milestones is not None:
+                array = (ctypes.c_int64 * max(len(milestones), 1))(*milestones)
+                keep.append(array)
+                options.milestones = ctypes.cast(array, type(options.milestones))
+                options.n_milestones = len(milestones)
+        options.max_grad_norm = 0.0 if max_grad_norm is None else float(max_grad_norm)
+        options.accumulation_steps = int(accumulation_steps)
+        options.threads = 0 if threads is None else int(threads)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise KerfError(Status.INVALID_ARGUMENT, f"invalid training option: {error}") from None
+    options.optimization_level = 1 if optimize else 0
+    for field, names in (("trainable", trainable), ("frozen", frozen), ("no_decay", no_decay)):
+        array, count = c_strings(names or (), field)
+        keep.append(array)
+        setattr(options, field, array)
+        setattr(options, "n_" + field, count)
+    return options, keep
+
+
+class Trainer:
+    """Trains a model's float initializers (the model file is not changed; `save` writes the
+    trained model). Every step runs forward, loss and backward as one Kerf session and
+    updates the parameters with `optimizer` (kerf.optim), the learning rate following
+    `schedule`. Feeds are the model's inputs and the loss's targets, by name.
+
+    model: a path or a kerf.Model. trainable / frozen: initializer names, node names or op
+    types (default: every float initializer of more than one element that the loss depends
+    on). no_decay: parameters (same forms) without weight decay. max_grad_norm: clip the
+    gradients' global L2 norm. accumulation_steps: update every that many steps with their
+    mean gradient. threads=None: one per core. optimize=False runs the training graph without
+    graph optimizations. A trainer is used by one thread at a time."""
+
+    def __init__(self, model, loss, optimizer=None, schedule=None, trainable=None, frozen=None, no_decay=None,
+                 max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True):
+        self._handle = None
+        self.loss = loss
+        options, keep = _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm,
+                                 accumulation_steps, threads, optimize)
+        source = model if isinstance(model, Model) else load(model)
+        try:
+            handle = TrainerP()
+            check(lib.kerf_trainer_create(source._live_handle(), ctypes.byref(options), ctypes.byref(handle)))
+            self._handle = handle
+        finally:
+            if source is not model:
+                source.close()
+        del keep
+
+    @classmethod
+    def resume(cls, checkpoint, model, loss, **options):
+        """A trainer made with these arguments, continued from `checkpoint` (see checkpoint())."""
+        trainer = cls(model, loss, **options)
+        trainer.restore(checkpoint)
+        return trainer
+
+    def _live_handle(self):
+        if not self._handle:
+            raise KerfError(Status.INVALID_ARGUMENT, "the trainer is closed")
+        return self._handle
+
+    def _call(self, function, feeds):
+        if not isinstance(feeds, dict):
+            raise KerfError(Status.INVALID_ARGUMENT, "feeds must be a dict {name: array}")
+        names = [str(name) for name in feeds]
+        tensors = (TensorP * max(len(names), 1))()
+        try:
+            for i, name in enumerate(names):
+                tensors[i] = _tensor.create(_tensor.as_feed_array(name, feeds[name]))
+            c_names = (ctypes.c_char_p * max(len(names), 1))(*[n.encode("utf-8") for n in names])
+            loss = ctypes.c_double()
+            check(function(self._live_handle(), c_names, tensors, len(names), ctypes.byref(loss)))
+            return loss.value
+        finally:
+            for i in range(len(names)):
+                if tensors[i]:
+                    lib.kerf_tensor_free(tensors[i])
+
+    def step(self, feeds):
+        """One training step on a batch; returns its loss (before the update)."""
+        return self._call(lib.kerf_trainer_step, feeds)
+
+    def backward(self, feeds):
+        """Forward, loss and backward without an update (see gradients()); returns the loss."""
+        return self._call(lib.kerf_trainer_backward, feeds)
+
+    def evaluate(self, feeds):
+        """The loss on a batch with the current parameters (forward only)."""
+        return self._call(lib.kerf_trainer_evaluate, feeds)
+
+    @property
+    def parameter_names(self):
+        """The trained parameters, in the model's order (empty before the first call)."""
+        count = ctypes.c_size_t()
+        check(lib.kerf_trainer_parameter_count(self._live_handle(), ctypes.byref(count)))
+        names = []
+        for i in range(count.value):
+            name = ctypes.c_char_p()
+            check(lib.kerf_trainer_parameter_name(self._handle, i, ctypes.byref(name)))
+            names.append(name.value.decode("utf-8"))
+        return names
+
+    def _arrays(self, function, names):
+        out = {}
+        for name in names:
+            tensor = TensorP()
+            status = function(self._live_handle(), name.encode("utf-8"), ctypes.byref(tensor))
+            if status == Status.INVALID_ARGUMENT and function is lib.kerf_trainer_gradient:
+                continue  # no gradient (yet)
+            check(status)
+            out[name] = _tensor.take_array(tensor, name)
+        return out
+
+    def parameters(self):
+        """{name: array}: copies of the parameters' current values."""
+        return self._arrays(lib.kerf_trainer_parameter, self.parameter_names)
+
+    def gradients(self):
+        """{name: array}: copies of the gradients of the last step or backward."""
+        return self._arrays(lib.kerf_trainer_gradient, self.parameter_names)
+
+    @property
+    def steps(self):
+        """Optimizer updates so far."""
+        steps = ctypes.c_int64()
+        check(lib.kerf_trainer_progress(self._live_handle(), ctypes.byref(steps), None))
+        return steps.value
+
+    @property
+    def learning_rate(self):
+        """The learning rate of the next update (first parameter group)."""
+        rate = ctypes.c_double()
+        check(lib.kerf_trainer_progress(self._live_handle(), None, ctypes.byref(rate)))
+        return rate.value
+
+    def model(self):
+        """The trained model as a new kerf.Model (an inference graph, like the original's)."""
+        handle = ModelP()
+        check(lib.kerf_trainer_model(self._live_handle(), ctypes.byref(handle)))
+        return Model(handle)
+
+    def save(self, path):
+        """Writes the trained model to `path` atomically (ONNX Runtime runs it)."""
+        with self.model() as model:
+            model.save(path)
+
+    def checkpoint(self, path):
+        """Writes parameters, optimizer and schedule state and the step count to an .npz file,
+        atomically: Trainer.resume(path, ...) continues with the same results."""
+        check(lib.kerf_trainer_checkpoint(self._live_handle(), _path_bytes(path)))
+
+    def restore(self, path):
+        """Continues from a checkpoint of a trainer of the same model, loss and options."""
+        check(lib.kerf_trainer_restore(self._live_handle(), _path_bytes(path)))
+
+    def close(self):
+        handle, self._handle = self._handle, None
+        if handle:
+            lib.kerf_trainer_free(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+
+def _arrays(data, what):
+    """Training arrays from an .npz path or a dict: (names, tensors as kerf tensors)."""
+    if isinstance(data, (str, bytes, os.PathLike)):
+        with np.load(data) as archive:
+            data = {key: archive[key] for key in archive.files}
+    if not isinstance(data, dict) or not data:
+        raise KerfError(Status.INVALID_ARGUMENT, f"{what} must be an .npz path or a non-empty dict of arrays")
+    return {str(k): _tensor.as_feed_array(k, v) for k, v in data.items()}
+
+
+class _Batches:
+    """A Python source of batches as a kerf_batch_fn: `source(epoch)` returns an iterable of
+    feed dicts for that epoch (a list, or a callable taking the epoch or nothing)."""
+
+    def __init__(self, source):
+        self.source = source
+        self.epoch = None
+        self.iterator = None
+        self.next_index = 0
+        self.error = None
+        self.function = BatchCallback(self._call)
+
+    def _epoch_batches(self, epoch):
+        if callable(self.source):
+            try:
+                return iter(self.source(epoch))
+            except TypeError:
+                return iter(self.source())
+        return iter(self.source)
+
+    def _call(self, _user, epoch, index, names, count, feeds):
+        try:
+            if index == 0 or epoch != self.epoch:
+                self.epoch, self.iterator, self.next_index = epoch, self._epoch_batches(epoch), 0
+                for _ in range(index):  # resuming mid-epoch
+                    next(self.iterator)
+                self.next_index = index
+            if index != self.next_index:
+                raise KerfError(Status.INTERNAL, f"batch {index} of epoch {epoch} asked out of order")
+            self.next_index = index + 1
+            feed = next(self.iterator, None)
+            if feed is None:
+                return 0
+            for k in range(count):
+                name = names[k].decode("utf-8")
+                if name not in feed:
+                    raise KerfError(Status.INVALID_ARGUMENT, f"batch {index} of epoch {epoch} has no feed {name!r}")
+                feeds[k] = _tensor.create(_tensor.as_feed_array(name, feed[name]))
+            return 1
+        except BaseException as error:  # noqa: BLE001 - must not unwind through C
+            self.error = error
+            return -1
+
+
+class _Progress:
+    """`progress` as a kerf_train_progress_fn: True (a bar on stderr) or a callable
+    progress(step, total, epoch, loss, learning_rate) -> bool|None (False cancels)."""
+
+    def __init__(self, progress):
+        if progress is True:
+            bar = ProgressBar("train")
+            progress = lambda step, total, epoch, loss, lr: bar(step, total, f"epoch {epoch + 1} loss {loss:.4f}")
+        self.progress = progress if progress else None
+        self.error = None
+        self.function = TrainProgressCallback(self._call) if self.progress else TrainProgressCallback()
+
+    def _call(self, _user, step, total, epoch, loss, learning_rate):
+        try:
+            keep_going = self.progress(step, total, epoch, loss, learning_rate)
+            return 0 if keep_going is None or keep_going else 1
+        except BaseException as error:  # noqa: BLE001
+            self.error = error
+            return 1
+
+
+def train(src, dst=None, data=None, loss=None, optimizer=None, schedule=None, validation=None, epochs=1,
+          batch_size=32, max_steps=None, shuffle=True, seed=0, patience=None, restore_best=True, progress=None,
+          checkpoint=None, checkpoint_every=0, resume_from=None, trainable=None, frozen=None, no_decay=None,
+          max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True):
+    """Trains a model and returns a Report: per-epoch loss (and validation loss and accuracy),
+    best epoch, steps, seconds per step.
+
+    src: a path, or a kerf.Model (changed in place; saved only if dst is given).
+    dst: where to write the trained model; None with a path src rewrites src in place,
+        atomically (a failure leaves it byte-identical).
+    data: an .npz path or a dict of arrays (model inputs and loss targets by name, samples on
+        axis 0; batched and, with shuffle, shuffled per epoch with `seed`), or a list of feed
+        dicts, or a callable epoch -> iterable of feed dicts.
+    validation: arrays (as data) evaluated after each epoch; with restore_best the parameters
+        of the best epoch are kept; patience stops after that many epochs without improvement.
+    checkpoint: write a checkpoint there after each epoch (and every checkpoint_every steps);
+    resume_from: continue a run from such a checkpoint (same data and options).
+    progress: True (a progress bar) or a callable(step, total, epoch, loss, learning_rate)
+        returning False to cancel. Other arguments are Trainer's."""
+    if data is None:
+        raise KerfError(Status.INVALID_ARGUMENT, "train needs data")
+    options, keep = _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm,
+                             accumulation_steps, threads, optimize)
+    try:
+        options.epochs = int(epochs)
+        options.batch_size = int(batch_size)
+        options.max_steps = 0 if max_steps is None else int(max_steps)
+        options.shuffle = 1 if shuffle else 0
+        options.seed = int(seed)
+        options.patience = 0 if patience is None else int(patience)
+        options.checkpoint_every = int(checkpoint_every)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise KerfError(Status.INVALID_ARGUMENT, f"invalid training option: {error}") from None
+    options.restore_best = 1 if restore_best else 0
+    if checkpoint is not None:
+        options.checkpoint_path = _path_bytes(checkpoint)
+    if resume_from is not None:
+        options.resume_from = _path_bytes(resume_from)
+    adapter = _Progress(progress)
+    options.progress = adapter.function
+    tensors = []
+    batches = None
+
+    def attach(arrays, names_field, tensors_field, count_field):
+        names = list(arrays)
+        c_names = (ctypes.c_char_p * len(names))(*[n.encode("utf-8") for n in names])
+        handles = (TensorP * len(names))()
+        for i, name in enumerate(names):
+            handles[i] = _tensor.create(arrays[name])
+            tensors.append(handles[i])
+        keep.extend([c_names, handles])
+        setattr(options, names_field, c_names)
+        setattr(options, tensors_field, handles)
+        setattr(options, count_field, len(names))
+
+    def run(model):
+        report = ctypes.c_void_p()
+        status = lib.kerf_train(model._live_handle(), ctypes.byref(options), ctypes.byref(report))
+        for source in (adapter, batches):
+            if source is not None and source.error is not None:
+                raise source.error
+        check(status)
+        return Report.from_json(take_string(report))
+
+    try:
+        if isinstance(data, (dict, str, bytes, os.PathLike)):
+            attach(_arrays(data, "data"), "data_names", "data", "n_data")
+        else:
+            batches = _Batches(data)
+            options.batches = batches.function
+        if validation is not None:
+            attach(_arrays(validation, "validation"), "validation_names", "validation", "n_validation")
+        return rewrite_model(src, dst, run)
+    finally:
+        for t in tensors:
+            lib.kerf_tensor_free(t)
+
+
+__all__ = ["Trainer", "train"]
