@@ -145,7 +145,11 @@ public final class Trainer {
     }
 
     /// The learning rate of the first parameter group for the next update.
-    public var learningRate: Double { scheduler?.learningRate ?? options.optimizer.learningRate }
+    public var learningRate: Double {
+        if let scheduler { return scheduler.learningRate }
+        return (try? LearningRateScheduler(options.schedule, baseLR: options.optimizer.learningRate))?.learningRate
+            ?? options.optimizer.learningRate
+    }
 
     private func update(_ c: Compiled, gradients: [String: Tensor]) throws {
         let names = c.training.parameters.filter { gradients[$0] != nil }
