@@ -11,7 +11,8 @@ and scale with a number; `reduction` ("mean" or "sum") applies to every term.
 from ._bindings import LossTerm
 from .errors import KerfError, Status
 
-_CROSS_ENTROPY, _MSE, _L1, _HUBER, _BCE_WITH_LOGITS = 0, 1, 2, 3, 4
+_CROSS_ENTROPY, _MSE, _L1, _HUBER, _BCE_WITH_LOGITS = 0, 1, 2, 3, 4  # KERF_LOSS_*
+_REDUCTIONS = {"mean": 0, "sum": 1}  # KERF_REDUCTION_*
 
 
 class Loss:

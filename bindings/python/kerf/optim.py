@@ -10,7 +10,9 @@ Schedules advance once per optimizer step (as `scheduler.step()` after each
 
 from .errors import KerfError, Status
 
-_SGD, _ADAM, _ADAMW = 0, 1, 2
+_SGD, _ADAM, _ADAMW = 0, 1, 2  # KERF_OPTIMIZER_*
+_SCHEDULES = {"constant": 0, "step": 1, "multi_step": 2, "exponential": 3, "cosine": 4, "warmup_linear": 5,
+              "warmup_cosine": 6, "one_cycle": 7}  # KERF_SCHEDULE_*
 
 
 class Optimizer:
@@ -76,20 +78,20 @@ def _int(value, what):
 
 
 def StepLR(step_size, gamma=0.1):
-    return Schedule(1, step_size=_int(step_size, "step_size"), gamma=float(gamma))
+    return Schedule(_SCHEDULES["step"], step_size=_int(step_size, "step_size"), gamma=float(gamma))
 
 
 def MultiStepLR(milestones, gamma=0.1):
-    return Schedule(2, milestones=[_int(m, "milestone") for m in milestones], gamma=float(gamma))
+    return Schedule(_SCHEDULES["multi_step"], milestones=[_int(m, "milestone") for m in milestones], gamma=float(gamma))
 
 
 def ExponentialLR(gamma):
-    return Schedule(3, gamma=float(gamma))
+    return Schedule(_SCHEDULES["exponential"], gamma=float(gamma))
 
 
 def CosineAnnealingLR(T_max, eta_min=0.0):
     """torch's CosineAnnealingLR, computed recursively as torch does (so sequences match)."""
-    return Schedule(4, t_max=_int(T_max, "T_max"), eta_min=float(eta_min))
+    return Schedule(_SCHEDULES["cosine"], t_max=_int(T_max, "T_max"), eta_min=float(eta_min))
 
 
 def LinearWarmup(warmup_steps, total_steps, decay="linear", final_fraction=0.0):
@@ -98,7 +100,7 @@ def LinearWarmup(warmup_steps, total_steps, decay="linear", final_fraction=0.0):
     get_linear_schedule_with_warmup / get_cosine_schedule_with_warmup."""
     if decay not in ("linear", "cosine"):
         raise KerfError(Status.INVALID_ARGUMENT, f"decay must be 'linear' or 'cosine', got {decay!r}")
-    return Schedule(5 if decay == "linear" else 6, warmup_steps=_int(warmup_steps, "warmup_steps"),
+    return Schedule(_SCHEDULES["warmup_" + decay], warmup_steps=_int(warmup_steps, "warmup_steps"),
                     total_steps=_int(total_steps, "total_steps"), final_fraction=float(final_fraction))
 
 
@@ -107,7 +109,7 @@ def OneCycleLR(max_lr=None, total_steps=None, pct_start=0.3, div_factor=25.0, fi
     and 0.95. max_lr None: the optimizer's lr."""
     if total_steps is None:
         raise KerfError(Status.INVALID_ARGUMENT, "OneCycleLR needs total_steps")
-    return Schedule(7, max_lr=0.0 if max_lr is None else float(max_lr), total_steps=_int(total_steps, "total_steps"),
+    return Schedule(_SCHEDULES["one_cycle"], max_lr=0.0 if max_lr is None else float(max_lr), total_steps=_int(total_steps, "total_steps"),
                     pct_start=float(pct_start), div_factor=float(div_factor), final_div_factor=float(final_div_factor))
 
 

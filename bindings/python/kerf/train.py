@@ -21,7 +21,7 @@ from ._bindings import (BatchCallback, ModelP, TensorP, TrainerP, TrainOptions, 
                         new_options, take_string)
 from .compress_common import ProgressBar, Report, c_strings, rewrite_model
 from .errors import KerfError, Status
-from .loss import Loss
+from .loss import _REDUCTIONS, Loss
 from .model import Model, _path_bytes, load
 from .optim import SGD, Optimizer, Schedule
 
@@ -42,7 +42,7 @@ def _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_no
     keep.append(terms)
     options.loss = ctypes.cast(terms, type(options.loss))
     options.n_loss = len(loss.terms)
-    options.reduction = 0 if loss.reduction == "mean" else 1
+    options.reduction = _REDUCTIONS[loss.reduction]
     try:
         optimizer._fill(options)
         if schedule is not None:

@@ -23,6 +23,8 @@ HEADER = REPO / "include" / "kerf.h"
 SOURCE = REPO / "Tests" / "CAPI" / "abi_layout.c"
 prune = importlib.import_module("kerf.prune")
 quantize = importlib.import_module("kerf.quantize")
+loss = importlib.import_module("kerf.loss")
+optim = importlib.import_module("kerf.optim")
 
 MIRRORS = {
     "kerf_value_info": _bindings.ValueInfo,
@@ -31,6 +33,17 @@ MIRRORS = {
     "kerf_prune_options": _bindings.PruneOptions,
     "kerf_sensitivity_options": _bindings.SensitivityOptions,
     "kerf_quantize_options": _bindings.QuantizeOptions,
+    "kerf_loss_term": _bindings.LossTerm,
+    "kerf_train_options": _bindings.TrainOptions,
+}
+
+
+TRAINING_CONSTANTS = {
+    "KERF_LOSS_CROSS_ENTROPY": loss._CROSS_ENTROPY, "KERF_LOSS_MSE": loss._MSE, "KERF_LOSS_L1": loss._L1,
+    "KERF_LOSS_HUBER": loss._HUBER, "KERF_LOSS_BCE_WITH_LOGITS": loss._BCE_WITH_LOGITS,
+    "KERF_REDUCTION_MEAN": loss._REDUCTIONS["mean"], "KERF_REDUCTION_SUM": loss._REDUCTIONS["sum"],
+    "KERF_OPTIMIZER_SGD": optim._SGD, "KERF_OPTIMIZER_ADAM": optim._ADAM, "KERF_OPTIMIZER_ADAMW": optim._ADAMW,
+    **{f"KERF_SCHEDULE_{name.upper()}": value for name, value in optim._SCHEDULES.items()},
 }
 
 
@@ -50,6 +63,8 @@ def python_constant(name):
     }
     if name in fixed:
         return fixed[name]
+    if name in TRAINING_CONSTANTS:
+        return TRAINING_CONSTANTS[name]
     if name.startswith("KERF_DTYPE_"):
         return DType[name[len("KERF_DTYPE_"):]]
     return Status[name[len("KERF_"):]]
@@ -121,5 +136,5 @@ def test_abi_version_of_header_binding_and_library(layout):
 
 def test_options_struct_size_is_the_ctypes_sizeof():
     for structure in (_bindings.SessionOptions, _bindings.PruneOptions, _bindings.SensitivityOptions,
-                      _bindings.QuantizeOptions):
+                      _bindings.QuantizeOptions, _bindings.TrainOptions):
         assert _bindings.new_options(structure).struct_size == ctypes.sizeof(structure)
