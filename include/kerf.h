@@ -589,6 +589,18 @@ enum {
  * (0 when unknown), the epoch (from 0), the batch's loss and the learning
  * rate it was trained with. Return 0 to continue, anything else to cancel
  * (kerf_train then fails with KERF_CANCELLED and leaves the model unchanged). */
+/* Training from scratch (kerf_train_options.initialization): fresh values for the trained
+ * parameters by their role in the graph, as torch.nn.init: weights (MatMul/Gemm B, Conv W) by
+ * the scheme with their fan-in/fan-out, biases 0, normalization scales 1, embedding tables
+ * N(0, 1); anything else keeps its value. */
+enum {
+    KERF_INIT_NONE = 0,            /* keep the model's values */
+    KERF_INIT_KAIMING_UNIFORM = 1, /* U(-b, b), b = sqrt(6 / fan_in) */
+    KERF_INIT_KAIMING_NORMAL = 2,  /* N(0, 2 / fan_in) */
+    KERF_INIT_XAVIER_UNIFORM = 3,  /* U(-b, b), b = sqrt(6 / (fan_in + fan_out)) */
+    KERF_INIT_XAVIER_NORMAL = 4    /* N(0, 2 / (fan_in + fan_out)) */
+};
+
 typedef int32_t (*kerf_train_progress_fn)(void *user_data, int64_t step, int64_t total_steps, int64_t epoch,
                                           double loss, double learning_rate);
 
@@ -643,6 +655,8 @@ typedef struct kerf_train_options {
     size_t n_frozen;
     int32_t threads;             /* threads per run and update; 0 = one per core */
     int32_t optimization_level;  /* graph optimizations of the training runs; 1 */
+    int32_t initialization;      /* KERF_INIT_*: start from fresh values instead of the model's; NONE */
+    uint64_t initialization_seed; /* 0 */
     /* kerf_train only: data as whole arrays, samples on axis 0 (model inputs and loss targets
      * by name), or from a callback. */
     const char *const *data_names;

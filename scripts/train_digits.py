@@ -6,7 +6,8 @@
 Writes
     OUTDIR/digits_mlp.onnx     skl2onnx export, opset 17, IR 8, outputs
                                label (int64 [N]) then probabilities (float32 [N,10])
-    OUTDIR/digits_test.npz     x: float32 [N,64] (pixels / 16), y: int64 [N]
+    OUTDIR/digits_train.npz    x: float32 [N,64] (pixels / 16), y: int64 [N]: the training split
+    OUTDIR/digits_test.npz     the test split, as digits_train.npz
     OUTDIR/digits_sample.npy   float32 [1,64], the first test sample (for bindings/c/classify.c)
 and prints the operators in the exported graph. Deterministic: same files every run.
 """
@@ -53,6 +54,7 @@ def main() -> int:
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, os.path.join(outdir, "digits_mlp.onnx"))
+    np.savez(os.path.join(outdir, "digits_train.npz"), x=x_train, y=y_train)
     np.savez(os.path.join(outdir, "digits_test.npz"), x=x_test, y=y_test)
     np.save(os.path.join(outdir, "digits_sample.npy"), x_test[:1])
 

@@ -121,11 +121,21 @@ private func trainerParts(_ c: kerf_train_options) throws -> (Loss, ParameterSel
     let frozen = try strings(c.frozen, c.n_frozen, "options->frozen")
     try argument(c.accumulation_steps >= 1, "options->accumulation_steps \(c.accumulation_steps) must be at least 1")
     try argument(c.threads >= 0, "options->threads \(c.threads) must be >= 0")
+    let initialization: Initialization?
+    switch Int(c.initialization) {
+    case KERF_INIT_NONE: initialization = nil
+    case KERF_INIT_KAIMING_UNIFORM: initialization = .kaimingUniform
+    case KERF_INIT_KAIMING_NORMAL: initialization = .kaimingNormal
+    case KERF_INIT_XAVIER_UNIFORM: initialization = .xavierUniform
+    case KERF_INIT_XAVIER_NORMAL: initialization = .xavierNormal
+    default: throw KerfError.invalidArgument("options->initialization \(c.initialization) is not a KERF_INIT_* value")
+    }
     let options = TrainerOptions(optimizer: optimizer, schedule: schedule,
                                  groups: noDecay.isEmpty ? [] : [ParameterGroup(names: noDecay, weightDecay: 0)],
                                  maxGradientNorm: c.max_grad_norm > 0 ? c.max_grad_norm : nil,
                                  accumulationSteps: Int(c.accumulation_steps), threads: Int(c.threads),
-                                 optimizationLevel: Int(c.optimization_level))
+                                 optimizationLevel: Int(c.optimization_level), initialization: initialization,
+                                 initializationSeed: c.initialization_seed)
     return (Loss(terms: terms, reduction: reduction),
             ParameterSelection(trainable: trainable.isEmpty ? nil : trainable, frozen: frozen), options)
 }

@@ -18,10 +18,15 @@ public struct TrainerOptions: Sendable {
     public var threads: Int
     /// The sessions' graph optimization level (0: run the training graph as written).
     public var optimizationLevel: Int
+    /// Start from fresh parameter values (`Initialization`) instead of the model's; nil keeps them.
+    public var initialization: Initialization?
+    public var initializationSeed: UInt64
 
     public init(optimizer: OptimizerKind = .sgd(SGD(lr: 0.01)), schedule: LearningRateSchedule = .constant,
                 groups: [ParameterGroup] = [], maxGradientNorm: Double? = nil, accumulationSteps: Int = 1,
-                threads: Int = 0, optimizationLevel: Int = 1) {
+                threads: Int = 0, optimizationLevel: Int = 1, initialization: Initialization? = nil, initializationSeed: UInt64 = 0) {
+        self.initialization = initialization
+        self.initializationSeed = initializationSeed
         self.optimizer = optimizer
         self.schedule = schedule
         self.groups = groups
@@ -302,6 +307,10 @@ public final class Trainer {
             guard let initializer = model.graph.initializer(named: p) else { continue }
             values[p] = Self.copy(initializer.tensor)
             shapes[p] = initializer.tensor.shape
+        }
+        if let initialization = options.initialization {
+            let fresh = try initialization.values(for: values, in: model.graph, seed: options.initializationSeed)
+            for (name, value) in fresh { values[name] = value }
         }
         let groups = try options.groups.map { group -> ParameterGroup in
             var resolved = group

@@ -172,6 +172,8 @@ int main(void) {
     FIELD(kerf_train_options, n_frozen);
     FIELD(kerf_train_options, threads);
     FIELD(kerf_train_options, optimization_level);
+    FIELD(kerf_train_options, initialization);
+    FIELD(kerf_train_options, initialization_seed);
     FIELD(kerf_train_options, data_names);
     FIELD(kerf_train_options, data);
     FIELD(kerf_train_options, n_data);
@@ -269,5 +271,10 @@ int main(void) {
     CONST(KERF_SCHEDULE_WARMUP_LINEAR);
     CONST(KERF_SCHEDULE_WARMUP_COSINE);
     CONST(KERF_SCHEDULE_ONE_CYCLE);
+    CONST(KERF_INIT_NONE);
+    CONST(KERF_INIT_KAIMING_UNIFORM);
+    CONST(KERF_INIT_KAIMING_NORMAL);
+    CONST(KERF_INIT_XAVIER_UNIFORM);
+    CONST(KERF_INIT_XAVIER_NORMAL);
     return failures ? 1 : 0;
 }

@@ -57,18 +57,11 @@ func gatherRows(_ t: Tensor, _ rows: [Int]) throws -> Tensor {
 /// A seeded permutation of 0..<n for `epoch` (SplitMix64 and Fisher–Yates): the same seed and
 /// epoch give the same order on every machine.
 func shuffledOrder(_ n: Int, seed: UInt64, epoch: Int) -> [Int] {
-    var state = seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1)
-    func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var random = SplitMix64(seed: seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1))
     var order = Array(0..<n)
     if n < 2 { return order }
     for i in stride(from: n - 1, to: 0, by: -1) {
-        let j = Int(next() % UInt64(i + 1))
+        let j = Int(random.next() % UInt64(i + 1))
         order.swapAt(i, j)
     }
     return order

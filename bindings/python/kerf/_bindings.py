@@ -252,6 +252,8 @@ class TrainOptions(Structure):
         ("n_frozen", c_size_t),
         ("threads", c_int32),
         ("optimization_level", c_int32),
+        ("initialization", c_int32),
+        ("initialization_seed", c_uint64),
         ("data_names", POINTER(c_char_p)),
         ("data", POINTER(TensorP)),
         ("n_data", c_size_t),

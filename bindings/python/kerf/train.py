@@ -26,8 +26,11 @@ from .model import Model, _path_bytes, load
 from .optim import SGD, Optimizer, Schedule
 
 
+_INITIALIZATIONS = {None: 0, "kaiming_uniform": 1, "kaiming_normal": 2, "xavier_uniform": 3, "xavier_normal": 4}  # KERF_INIT_*
+
+
 def _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm, accumulation_steps, threads,
-             optimize):
+             optimize, initialize=None, init_seed=0):
     """A TrainOptions struct and the ctypes objects it points at (kept alive by the caller)."""
     if not isinstance(loss, Loss):
         raise KerfError(Status.INVALID_ARGUMENT, f"loss must be a kerf.loss loss, got {loss!r}")
@@ -59,6 +62,11 @@ def _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_no
     except (TypeError, ValueError, OverflowError) as error:
         raise KerfError(Status.INVALID_ARGUMENT, f"invalid training option: {error}") from None
     options.optimization_level = 1 if optimize else 0
+    if initialize not in _INITIALIZATIONS:
+        raise KerfError(Status.INVALID_ARGUMENT, f"initialize must be one of {[k for k in _INITIALIZATIONS if k]} or None, "
+                                                 f"got {initialize!r}")
+    options.initialization = _INITIALIZATIONS[initialize]
+    options.initialization_seed = int(init_seed)
     for field, names in (("trainable", trainable), ("frozen", frozen), ("no_decay", no_decay)):
         array, count = c_strings(names or (), field)
         keep.append(array)
@@ -78,14 +86,17 @@ class Trainer:
     on). no_decay: parameters (same forms) without weight decay. max_grad_norm: clip the
     gradients' global L2 norm. accumulation_steps: update every that many steps with their
     mean gradient. threads=None: one per core. optimize=False runs the training graph without
-    graph optimizations. A trainer is used by one thread at a time."""
+    graph optimizations. initialize: train from scratch, the parameters re-initialized
+    ("kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal" for weights; biases 0,
+    normalization scales 1, embeddings N(0, 1)), seeded by init_seed. A trainer is used by one
+    thread at a time."""
 
     def __init__(self, model, loss, optimizer=None, schedule=None, trainable=None, frozen=None, no_decay=None,
-                 max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True):
+                 max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True, initialize=None, init_seed=0):
         self._handle = None
         self.loss = loss
         options, keep = _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm,
-                                 accumulation_steps, threads, optimize)
+                                 accumulation_steps, threads, optimize, initialize, init_seed)
         source = model if isinstance(model, Model) else load(model)
         try:
             handle = TrainerP()
@@ -298,7 +309,7 @@ class _Progress:
 def train(src, dst=None, data=None, loss=None, optimizer=None, schedule=None, validation=None, epochs=1,
           batch_size=32, max_steps=None, shuffle=True, seed=0, patience=None, restore_best=True, progress=None,
           checkpoint=None, checkpoint_every=0, resume_from=None, trainable=None, frozen=None, no_decay=None,
-          max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True):
+          max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True, initialize=None, init_seed=0):
     """Trains a model and returns a Report: per-epoch loss (and validation loss and accuracy),
     best epoch, steps, seconds per step.
 
@@ -317,7 +328,7 @@ def train(src, dst=None, data=None, loss=None, optimizer=None, schedule=None, va
     if data is None:
         raise KerfError(Status.INVALID_ARGUMENT, "train needs data")
     options, keep = _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm,
-                             accumulation_steps, threads, optimize)
+                             accumulation_steps, threads, optimize, initialize, init_seed)
     try:
         options.epochs = int(epochs)
         options.batch_size = int(batch_size)

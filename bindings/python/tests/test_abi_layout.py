@@ -25,6 +25,7 @@ prune = importlib.import_module("kerf.prune")
 quantize = importlib.import_module("kerf.quantize")
 loss = importlib.import_module("kerf.loss")
 optim = importlib.import_module("kerf.optim")
+train = importlib.import_module("kerf.train")
 
 MIRRORS = {
     "kerf_value_info": _bindings.ValueInfo,
@@ -44,6 +45,7 @@ TRAINING_CONSTANTS = {
     "KERF_REDUCTION_MEAN": loss._REDUCTIONS["mean"], "KERF_REDUCTION_SUM": loss._REDUCTIONS["sum"],
     "KERF_OPTIMIZER_SGD": optim._SGD, "KERF_OPTIMIZER_ADAM": optim._ADAM, "KERF_OPTIMIZER_ADAMW": optim._ADAMW,
     **{f"KERF_SCHEDULE_{name.upper()}": value for name, value in optim._SCHEDULES.items()},
+    **{f"KERF_INIT_{(name or 'none').upper()}": value for name, value in train._INITIALIZATIONS.items()},
 }
 
 
