@@ -325,10 +325,13 @@ public final class Trainer {
 
     private func runFeeds(_ feeds: [String: Tensor], _ c: Compiled) throws -> [String: Tensor] {
         var all = feeds
-        for p in c.training.parameters {
-            if feeds[p] != nil { throw KerfError.invalidArgument("'\(p)' is a trained parameter, not a feed") }
-            all[p] = values[p]
+        let inputs = model.graph.runtimeInputs.map(\.name), targets = loss.targetNames
+        for name in feeds.keys where !inputs.contains(name) && !targets.contains(name) {
+            if c.training.parameters.contains(name) { throw KerfError.invalidArgument("'\(name)' is a trained parameter, not a feed") }
+            throw KerfError.invalidArgument("'\(name)' is neither an input of the model (\(inputs.joined(separator: ", "))) "
+                                            + "nor a target of the loss (\(targets.joined(separator: ", ")))")
         }
+        for p in c.training.parameters { all[p] = values[p] }
         return all
     }
 
