@@ -1,4 +1,7 @@
 import KerfKernels
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
 
 /// Eight float32 lanes: the vector the update kernels work in (one AVX2 register). The last
 /// chunk of a buffer is padded with zeros, so every element goes through the same
@@ -28,10 +31,22 @@ func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
 @inline(__always)
 func forEachChunk(_ range: Range<Int>, _ body: (_ offset: Int, _ n: Int) -> Void) {
     var i = range.lowerBound
-    while i < range.upperBound {
-        body(i, min(Lanes.scalarCount, range.upperBound - i))
+    while i + Lanes.scalarCount <= range.upperBound {
+        body(i, Lanes.scalarCount)
         i += Lanes.scalarCount
     }
+    if i < range.upperBound { body(i, range.upperBound - i) }
+}
+
+/// The correctly rounded square roots of the lanes, in one instruction where there is one
+/// (`SIMD.squareRoot()` takes eight scalar roots).
+@inline(__always)
+func squareRoot(_ v: Lanes) -> Lanes {
+    #if arch(x86_64)
+    return _mm256_sqrt_ps(v)
+    #else
+    return v.squareRoot()
+    #endif
 }
 
 /// Elements per task of the threaded update kernels: below two of these a buffer is updated
