@@ -40,7 +40,8 @@ release: deps
 
 build: release
 
-## demo: train a digits MLP with scikit-learn, run it through the CLI, C and Python next to ONNX Runtime
+## demo: train a digits MLP with scikit-learn, run it through the CLI, C and Python next to ONNX Runtime,
+##       then train the same graph from scratch with Kerf (CLI and C) to scikit-learn's accuracy
 demo: release
 	mkdir -p $(OUT)
 	$(PYTHON) scripts/train_digits.py $(OUT)
@@ -50,8 +51,20 @@ demo: release
 	$(OUT)/classify $(OUT)/digits_mlp.onnx $(OUT)/digits_sample.npy
 	echo "== Python, whole test split, next to ONNX Runtime"
 	KERF_LIBRARY=$(LIB) PYTHONPATH=bindings/python $(PYTHON) scripts/demo_report.py $(OUT)
+	echo "== kerf train: the same graph re-initialized and trained from scratch by Kerf"
+	$(KERF) train $(OUT)/digits_mlp.onnx --data $(OUT)/digits_train.npz --validation $(OUT)/digits_test.npz \
+	  --output probabilities --probabilities --labels y --optimizer sgd --lr 0.1 --momentum 0.9 \
+	  --epochs 30 --init xavier-uniform -o $(OUT)/digits_scratch.onnx
+	echo "== C example: the same from C (kerf_train)"; $(MAKE) -s $(OUT)/train
+	$(OUT)/train $(OUT)/digits_mlp.onnx $(OUT)/digits_train_x.npy $(OUT)/digits_train_y.npy $(OUT)/digits_scratch_c.onnx | tail -n 2
+	$(PYTHON) scripts/demo_training.py $(OUT) $(OUT)/digits_scratch.onnx $(OUT)/digits_scratch_c.onnx
 
-$(OUT)/classify: bindings/c/classify.c include/kerf.h $(LIB)
+$(OUT)/train: bindings/c/train.c bindings/c/npy.h include/kerf.h $(LIB)
+	mkdir -p $(OUT)
+	cc -std=c99 -Wall -Wextra -Werror -I include bindings/c/train.c -L .build/release -lKerf \
+	  -Wl,-rpath,$(CURDIR)/.build/release -o $@
+
+$(OUT)/classify: bindings/c/classify.c bindings/c/npy.h include/kerf.h $(LIB)
 	mkdir -p $(OUT)
 	cc -std=c99 -Wall -Wextra -Werror -I include bindings/c/classify.c -L .build/release -lKerf \
 	  -Wl,-rpath,$(CURDIR)/.build/release -o $@

@@ -8,6 +8,8 @@ Writes
                                label (int64 [N]) then probabilities (float32 [N,10])
     OUTDIR/digits_train.npz    x: float32 [N,64] (pixels / 16), y: int64 [N]: the training split
     OUTDIR/digits_test.npz     the test split, as digits_train.npz
+    OUTDIR/digits_train_x.npy, digits_train_y.npy   the training split for bindings/c/train.c:
+                               x, and y one-hot (float32 [N,10])
     OUTDIR/digits_sample.npy   float32 [1,64], the first test sample (for bindings/c/classify.c)
 and prints the operators in the exported graph. Deterministic: same files every run.
 """
@@ -55,6 +57,8 @@ def main() -> int:
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, os.path.join(outdir, "digits_mlp.onnx"))
     np.savez(os.path.join(outdir, "digits_train.npz"), x=x_train, y=y_train)
+    np.save(os.path.join(outdir, "digits_train_x.npy"), x_train)
+    np.save(os.path.join(outdir, "digits_train_y.npy"), np.eye(10, dtype=np.float32)[y_train])
     np.savez(os.path.join(outdir, "digits_test.npz"), x=x_test, y=y_test)
     np.save(os.path.join(outdir, "digits_sample.npy"), x_test[:1])
 
