@@ -291,8 +291,13 @@ class _Progress:
 
     def __init__(self, progress):
         if progress is True:
-            bar = ProgressBar("train")
-            progress = lambda step, total, epoch, loss, lr: bar(step, total, f"epoch {epoch + 1} loss {loss:.4f}")
+            bar, shown = ProgressBar("train"), [-1]
+
+            def progress(step, total, epoch, loss, lr):  # redrawn once per 1% (and at the end)
+                percent = step * 100 // total if total else 0
+                if percent != shown[0] or step == total:
+                    shown[0] = percent
+                    bar(step, total, f"epoch {epoch + 1} loss {loss:.4f}")
         self.progress = progress if progress else None
         self.error = None
         self.function = TrainProgressCallback(self._call) if self.progress else TrainProgressCallback()
