@@ -425,8 +425,10 @@ def main() -> int:
         lines += avx2_section(specs, args.rounds, args.runs)
     import bench_prune
     import bench_quantize
+    import bench_train
     lines += bench_prune.section(args.runs)
     lines += bench_quantize.section(args.runs, digits_dir=work)  # reuses the digits model trained above
+    lines += bench_train.section()
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
