@@ -171,7 +171,10 @@ public enum FileIO {
         defer { closedir(stream) }
         let prefix = "." + base + ".kerf-"
         while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            // The name in place: a dirent record is only as long as its name, so copying the
+            // 256-byte d_name field would read past the last record of readdir's buffer.
+            let field = UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+            let name = String(cString: field.assumingMemoryBound(to: CChar.self))
             if name.hasPrefix(prefix) { unlink(dir + "/" + name) }
         }
     }

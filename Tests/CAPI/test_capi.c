@@ -815,6 +815,155 @@ static void test_memory_limit(const char *model_path) {
     kerf_model_free(model);
 }
 
+static int32_t cancel_at_third_step(void *user_data, int64_t step, int64_t total, int64_t epoch, double loss, double lr) {
+    (void)user_data; (void)total; (void)epoch; (void)loss; (void)lr;
+    return step >= 3;
+}
+
+/* Supplies two batches per epoch from the arrays in `user_data` (X then y, 8 samples). */
+static int32_t two_batches(void *user_data, int64_t epoch, int64_t index, const char *const *names, size_t count,
+                           kerf_tensor **feeds) {
+    kerf_tensor *const *arrays = (kerf_tensor *const *)user_data;
+    (void)epoch;
+    if (index >= 2 || count != 2 || strcmp(names[0], "X") != 0 || strcmp(names[1], "y") != 0) return index >= 2 ? 0 : -1;
+    const void *x, *y;
+    size_t xb, yb;
+    kerf_tensor_data(arrays[0], &x, &xb);
+    kerf_tensor_data(arrays[1], &y, &yb);
+    int64_t xd[2] = {4, 64}, yd[1] = {4};
+    kerf_tensor_create(KERF_DTYPE_FLOAT, xd, 2, (const char *)x + index * xb / 2, xb / 2, &feeds[0]);
+    kerf_tensor_create(KERF_DTYPE_INT64, yd, 1, (const char *)y + index * yb / 2, yb / 2, &feeds[1]);
+    return 1;
+}
+
+/* Training the digits MLP: a trainer step by step (gradients, parameters, checkpoint and
+ * restore, the trained model), kerf_train on arrays and on a batch callback, cancellation, and
+ * the errors of bad arguments. */
+static void test_train(const char *model_path, const char *dir) {
+    kerf_model *model = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+    kerf_trainer *trainer = (kerf_trainer *)1;
+    EXPECT_STATUS(kerf_trainer_create(model, NULL, &trainer), KERF_INVALID_ARGUMENT);
+    CHECK(trainer == NULL && contains(kerf_last_error(), "loss"), "a trainer needs a loss");
+    kerf_train_options options;
+    kerf_train_options_init(&options);
+    CHECK(options.struct_size == sizeof options && options.batch_size == 32 && options.lr < 0, "train options defaults");
+    kerf_loss_term loss = {.kind = KERF_LOSS_CROSS_ENTROPY, .output = "probabilities", .target = "y", .weight = 1,
+                           .from_probabilities = 1};
+    options.loss = &loss;
+    options.n_loss = 1;
+    options.optimizer = KERF_OPTIMIZER_ADAM;
+    options.lr = 0.01;
+    options.threads = 1;
+    kerf_loss_term unknown = loss;
+    unknown.output = "scores";
+    options.loss = &unknown;
+    EXPECT_STATUS(kerf_trainer_create(model, &options, &trainer), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "'scores'"), "an unknown loss output is named");
+    options.loss = &loss;
+    EXPECT_STATUS(kerf_trainer_create(model, &options, &trainer), KERF_OK);
+    size_t count = 9;
+    EXPECT_STATUS(kerf_trainer_parameter_count(trainer, &count), KERF_OK);
+    CHECK(count == 0, "no parameters before the first step");
+
+    float x[8 * 64];
+    int64_t y[8];
+    for (int i = 0; i < 8 * 64; i++) x[i] = (float)((i * 37) % 17) / 16.0f;
+    for (int i = 0; i < 8; i++) y[i] = i % 10;
+    int64_t xd[2] = {8, 64}, yd[1] = {8};
+    kerf_tensor *feeds[2] = {NULL, NULL};
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, xd, 2, x, sizeof x, &feeds[0]), KERF_OK);
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_INT64, yd, 1, y, sizeof y, &feeds[1]), KERF_OK);
+    const char *names[2] = {"X", "y"};
+    double first = 0, later = 0;
+    EXPECT_STATUS(kerf_trainer_step(trainer, names, (const kerf_tensor *const *)feeds, 1, &first), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "'y' was not fed"), "a missing label feed is named");
+    EXPECT_STATUS(kerf_trainer_step(trainer, names, (const kerf_tensor *const *)feeds, 2, &first), KERF_OK);
+    EXPECT_STATUS(kerf_trainer_parameter_count(trainer, &count), KERF_OK);
+    CHECK(count == 4, "the digits MLP trains four initializers");
+    const char *name = NULL;
+    EXPECT_STATUS(kerf_trainer_parameter_name(trainer, 0, &name), KERF_OK);
+    CHECK(name && strcmp(name, "coefficient") == 0, "parameter 0 is the first weight");
+    EXPECT_STATUS(kerf_trainer_parameter_name(trainer, 4, &name), KERF_INVALID_ARGUMENT);
+    kerf_tensor *gradient = NULL;
+    EXPECT_STATUS(kerf_trainer_gradient(trainer, "coefficient", &gradient), KERF_OK);
+    const int64_t *dims = NULL;
+    size_t rank = 0;
+    EXPECT_STATUS(kerf_tensor_shape(gradient, &dims, &rank), KERF_OK);
+    CHECK(rank == 2 && dims[0] == 64 && dims[1] == 64, "the gradient has the weight's shape");
+    kerf_tensor_free(gradient);
+    EXPECT_STATUS(kerf_trainer_gradient(trainer, "classes", &gradient), KERF_INVALID_ARGUMENT);
+    CHECK(gradient == NULL, "no gradient for an integer initializer");
+    for (int i = 0; i < 20; i++) EXPECT_STATUS(kerf_trainer_step(trainer, names, (const kerf_tensor *const *)feeds, 2, &later), KERF_OK);
+    CHECK(later < first / 4, "twenty steps fit the batch");
+    int64_t steps = 0;
+    double rate = 0;
+    EXPECT_STATUS(kerf_trainer_progress(trainer, &steps, &rate), KERF_OK);
+    CHECK(steps == 21 && rate == 0.01, "steps and learning rate");
+
+    char checkpoint[4200];
+    snprintf(checkpoint, sizeof checkpoint, "%s/train_checkpoint.npz", dir);
+    EXPECT_STATUS(kerf_trainer_checkpoint(trainer, checkpoint), KERF_OK);
+    kerf_trainer *resumed = NULL;
+    EXPECT_STATUS(kerf_trainer_create(model, &options, &resumed), KERF_OK);
+    EXPECT_STATUS(kerf_trainer_checkpoint(resumed, checkpoint), KERF_INVALID_ARGUMENT);
+    EXPECT_STATUS(kerf_trainer_restore(resumed, checkpoint), KERF_OK);
+    double a = 0, b = 1;
+    EXPECT_STATUS(kerf_trainer_step(trainer, names, (const kerf_tensor *const *)feeds, 2, &a), KERF_OK);
+    EXPECT_STATUS(kerf_trainer_step(resumed, names, (const kerf_tensor *const *)feeds, 2, &b), KERF_OK);
+    CHECK(a == b, "a restored trainer continues exactly");
+    EXPECT_STATUS(kerf_trainer_restore(resumed, model_path), KERF_INVALID_ARGUMENT);
+
+    float nan_x[8 * 64];
+    for (int i = 0; i < 8 * 64; i++) nan_x[i] = 0.0f / 0.0f;
+    kerf_tensor *nan_feeds[2] = {NULL, feeds[1]};
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, xd, 2, nan_x, sizeof nan_x, &nan_feeds[0]), KERF_OK);
+    EXPECT_STATUS(kerf_trainer_step(trainer, names, (const kerf_tensor *const *)nan_feeds, 2, &a), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "nan") || contains(kerf_last_error(), "NaN"), "a NaN loss is reported");
+    kerf_tensor_free(nan_feeds[0]);
+
+    kerf_model *trained = NULL;
+    EXPECT_STATUS(kerf_trainer_model(trainer, &trained), KERF_OK);
+    char saved[4200];
+    snprintf(saved, sizeof saved, "%s/trained.onnx", dir);
+    EXPECT_STATUS(kerf_model_save(trained, saved), KERF_OK);
+    kerf_model_free(trained);
+    kerf_trainer_free(resumed);
+    kerf_trainer_free(trainer);
+    kerf_trainer_free(NULL);
+
+    /* kerf_train: arrays, then a batch callback; a cancelled run leaves the model unchanged. */
+    kerf_model *target = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &target), KERF_OK);
+    char *report = NULL;
+    EXPECT_STATUS(kerf_train(target, &options, &report), KERF_INVALID_ARGUMENT);
+    CHECK(report == NULL && contains(kerf_last_error(), "no training data"), "kerf_train needs data");
+    options.data_names = names;
+    options.data = (const kerf_tensor *const *)feeds;
+    options.n_data = 2;
+    options.epochs = 3;
+    options.batch_size = 4;
+    options.progress = cancel_at_third_step;
+    EXPECT_STATUS(kerf_train(target, &options, &report), KERF_CANCELLED);
+    options.progress = NULL;
+    EXPECT_STATUS(kerf_train(target, &options, &report), KERF_OK);
+    CHECK(report && contains(report, "\"steps\":6") && contains(report, "\"epochs\":[{"), "kerf_train's report");
+    kerf_free(report);
+    report = NULL;
+    options.data = NULL;
+    options.n_data = 0;
+    options.data_names = NULL;
+    options.batches = two_batches;
+    options.batches_user_data = feeds;
+    EXPECT_STATUS(kerf_train(target, &options, &report), KERF_OK);
+    CHECK(report && contains(report, "\"steps\":6"), "kerf_train on a batch callback");
+    kerf_free(report);
+    kerf_model_free(target);
+    kerf_tensor_free(feeds[0]);
+    kerf_tensor_free(feeds[1]);
+    kerf_model_free(model);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3 && argc != 4) {
         fprintf(stderr, "usage: test_capi MODEL.onnx WORKDIR [EXTERNAL.onnx]\n");
@@ -829,6 +978,7 @@ int main(int argc, char **argv) {
     test_struct_sizes(argv[1]);
     test_prune(argv[1], argv[2]);
     test_quantize(argv[1], argv[2]);
+    test_train(argv[1], argv[2]);
     if (argc == 4) test_external_data(argv[3], "digits.onnx.data", argv[2]);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
