@@ -104,3 +104,25 @@ func progressHandler(_ fn: kerf_progress_fn?, _ user: UnsafeMutableRawPointer?) 
     guard let fn else { return nil }
     return { done, total, message in message.withCString { fn(user, Int64(done), Int64(total), $0) == 0 } }
 }
+
+/// Feeds from a C callback that stores a new tensor for each of `names` (C's `count` of them)
+/// in its output array: `call(names, outputs)` returns its status; below 0 fails the call
+/// (the message names the `callback` and the `position`, e.g. "batch 3"), 0 means there are no
+/// more (nil). Kerf owns every tensor stored, whatever the status.
+func feedsFromCallback(names: [String], callback: String, _ position: @autoclosure () -> String,
+                       _ call: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafeMutablePointer<OpaquePointer?>?) -> Int32) throws -> [String: Tensor]? {
+    let cNames = names.map { strdup($0) }
+    defer { cNames.forEach { free($0) } }
+    var handles = [OpaquePointer?](repeating: nil, count: names.count)
+    let status = cNames.map { UnsafePointer($0) }.withUnsafeBufferPointer { namePointers in
+        handles.withUnsafeMutableBufferPointer { call(namePointers.baseAddress, $0.baseAddress) }
+    }
+    defer { for h in handles { HandleRegistry.shared.release(h, as: TensorHandle.self) } }
+    if status < 0 { throw KerfError.invalidArgument("the \(callback) callback failed at \(position()) (returned \(status))") }
+    if status == 0 { return nil }
+    var feeds: [String: Tensor] = [:]
+    for (k, name) in names.enumerated() {
+        feeds[name] = try HandleRegistry.shared.resolve(handles[k], as: TensorHandle.self, "\(callback) input '\(name)' of \(position())").tensor
+    }
+    return feeds
+}

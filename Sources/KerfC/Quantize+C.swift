@@ -70,21 +70,7 @@ private func quantizeOptions(_ pointer: UnsafePointer<kerf_quantize_options>?) t
 private func calibrationSource(_ fn: kerf_calibration_fn, _ user: UnsafeMutableRawPointer?, count: Int64, graph: Graph) -> CalibrationSource {
     let names = graph.runtimeInputs.map(\.name)
     return ClosureCalibration(count: count > 0 ? Int(clamping: count) : nil) { index in
-        let cNames = names.map { strdup($0) }
-        defer { cNames.forEach { free($0) } }
-        var handles = [OpaquePointer?](repeating: nil, count: names.count)
-        let status = cNames.map { UnsafePointer($0) }.withUnsafeBufferPointer { namePointers in
-            handles.withUnsafeMutableBufferPointer { fn(user, Int64(index), namePointers.baseAddress, names.count, $0.baseAddress) }
-        }
-        // Kerf owns whatever the callback stored, even when it then reports an error.
-        defer { for h in handles { HandleRegistry.shared.release(h, as: TensorHandle.self) } }
-        if status < 0 { throw KerfError.invalidArgument("the calibration callback failed at batch \(index) (returned \(status))") }
-        if status == 0 { return nil }
-        var feeds: [String: Tensor] = [:]
-        for (k, name) in names.enumerated() {
-            feeds[name] = try HandleRegistry.shared.resolve(handles[k], as: TensorHandle.self, "calibration input '\(name)' of batch \(index)").tensor
-        }
-        return feeds
+        try feedsFromCallback(names: names, callback: "calibration", "batch \(index)") { fn(user, Int64(index), $0, names.count, $1) }
     }
 }
 

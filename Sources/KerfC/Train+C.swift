@@ -301,20 +301,7 @@ private func namedArrays(_ names: UnsafePointer<UnsafePointer<CChar>?>?, _ tenso
 /// Batches from a C batch callback: feeds for the model's runtime inputs and the loss's targets.
 private func callbackBatches(_ fn: kerf_batch_fn, _ user: UnsafeMutableRawPointer?, names: [String]) -> TrainingData {
     .batches { epoch, index in
-        let cNames = names.map { strdup($0) }
-        defer { cNames.forEach { free($0) } }
-        var handles = [OpaquePointer?](repeating: nil, count: names.count)
-        let status = cNames.map { UnsafePointer($0) }.withUnsafeBufferPointer { namePointers in
-            handles.withUnsafeMutableBufferPointer { fn(user, Int64(epoch), Int64(index), namePointers.baseAddress, names.count, $0.baseAddress) }
-        }
-        defer { for h in handles { HandleRegistry.shared.release(h, as: TensorHandle.self) } }
-        if status < 0 { throw KerfError.invalidArgument("the batch callback failed at epoch \(epoch), batch \(index) (returned \(status))") }
-        if status == 0 { return nil }
-        var feeds: [String: Tensor] = [:]
-        for (k, name) in names.enumerated() {
-            feeds[name] = try HandleRegistry.shared.resolve(handles[k], as: TensorHandle.self, "batch feed '\(name)'").tensor
-        }
-        return feeds
+        try feedsFromCallback(names: names, callback: "batch", "batch \(index) of epoch \(epoch)") { fn(user, Int64(epoch), Int64(index), $0, names.count, $1) }
     }
 }
 

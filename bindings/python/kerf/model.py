@@ -8,6 +8,7 @@ import numpy as np
 
 from . import dtypes
 from ._bindings import ModelP, SessionOptions, SessionP, ValueInfo as _CValueInfo, check, lib, new_options
+from ._handle import Handle
 from .errors import KerfError, Status
 
 
@@ -59,7 +60,7 @@ def _value_infos(handle, count_function, info_function):
     return infos
 
 
-class Model:
+class Model(Handle):
     """A loaded model. Only compression calls (kerf.prune) change it; sessions made
     before keep what they were made from. Close it (or use `with`) to free it early;
     sessions made from it stay usable after it is closed."""
@@ -70,10 +71,10 @@ class Model:
         self.inputs = _value_infos(handle, lib.kerf_model_input_count, lib.kerf_model_input)
         self.outputs = _value_infos(handle, lib.kerf_model_output_count, lib.kerf_model_output)
 
-    def _live_handle(self):
-        if not self._handle:
-            raise KerfError(Status.INVALID_ARGUMENT, "the model is closed")
-        return self._handle
+    _kind = "model"
+
+    def _free(self, handle):
+        lib.kerf_model_free(handle)
 
     def session(self, threads=None, optimize=True, sparse_kernels=True, memory_limit=None, kept_values=()):
         """Prepares the model for running. threads=None uses one per core.
@@ -125,23 +126,6 @@ class Model:
             return ctypes.string_at(data.value, size.value) if size.value else b""
         finally:
             lib.kerf_free(data)
-
-    def close(self):
-        handle, self._handle = self._handle, None
-        if handle:
-            lib.kerf_model_free(handle)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: the library may be gone
-            pass
 
     def __repr__(self):
         state = "" if self._handle else " (closed)"

@@ -10,10 +10,11 @@ import numpy as np
 
 from . import _tensor
 from ._bindings import TensorP, TensorView, check, lib, run_into_by_address, take_string
+from ._handle import Handle
 from .errors import KerfError, Status
 
 
-class Session:
+class Session(Handle):
     """Made by Model.session(). `run` may be called from several threads at once (ctypes
     releases the GIL while Kerf runs); `close` waits for the runs in flight."""
 
@@ -92,31 +93,19 @@ class Session:
         value = take_string(text)
         return value.split("\n") if value else []
 
-    def _live_handle(self):
-        if not self._handle:
-            raise KerfError(Status.INVALID_ARGUMENT, "the session is closed")
-        return self._handle
+    _kind = "session"
 
     def close(self):
         """Frees the C session once the runs in flight have returned; later runs raise."""
         with self._lock:
             handle, self._handle = self._handle, None
         if handle:
-            while self._inflight:
-                time.sleep(0.001)
-            lib.kerf_session_free(handle)
+            self._free(handle)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: the library may be gone
-            pass
+    def _free(self, handle):
+        while self._inflight:
+            time.sleep(0.001)
+        lib.kerf_session_free(handle)
 
     @property
     def model(self):

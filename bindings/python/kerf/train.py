@@ -19,6 +19,7 @@ import numpy as np
 from . import _tensor
 from ._bindings import (BatchCallback, ModelP, TensorP, TrainerP, TrainOptions, TrainProgressCallback, check, lib,
                         new_options, take_string)
+from ._handle import Handle
 from .compress_common import ProgressBar, Report, c_strings, rewrite_model
 from .errors import KerfError, Status
 from .loss import _REDUCTIONS, Loss
@@ -75,7 +76,7 @@ def _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_no
     return options, keep
 
 
-class Trainer:
+class Trainer(Handle):
     """Trains a model's float initializers (the model file is not changed; `save` writes the
     trained model). Every step runs forward, loss and backward as one Kerf session and
     updates the parameters with `optimizer` (kerf.optim), the learning rate following
@@ -114,10 +115,10 @@ class Trainer:
         trainer.restore(checkpoint)
         return trainer
 
-    def _live_handle(self):
-        if not self._handle:
-            raise KerfError(Status.INVALID_ARGUMENT, "the trainer is closed")
-        return self._handle
+    _kind = "trainer"
+
+    def _free(self, handle):
+        lib.kerf_trainer_free(handle)
 
     def _call(self, function, feeds):
         if not isinstance(feeds, dict):
@@ -213,22 +214,6 @@ class Trainer:
         """Continues from a checkpoint of a trainer of the same model, loss and options."""
         check(lib.kerf_trainer_restore(self._live_handle(), _path_bytes(path)))
 
-    def close(self):
-        handle, self._handle = self._handle, None
-        if handle:
-            lib.kerf_trainer_free(handle)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown
-            pass
 
 
 def _arrays(data, what):
