@@ -42,6 +42,10 @@ enum TrainingOps {
                 return [try gatherGradient(dY: try inputs.required(0), indices: try inputs.required(1), shape: shape, axis: axis)]
             }
         }
+        r["\(domain):ConvGradInput"] = { c in try ConvGradOperator(c, target: .input) }
+        r["\(domain):ConvGradWeight"] = { c in try ConvGradOperator(c, target: .weight) }
+        r["\(domain):MaxPoolGrad"] = { c in try PoolGradOperator(c, kind: .max) }
+        r["\(domain):AveragePoolGrad"] = { c in try PoolGradOperator(c, kind: .average) }
         r["\(domain):SliceGrad"] = { c in
             let attrStarts = try c.ints("starts"), attrEnds = try c.ints("ends"), attrAxes = try c.ints("axes")
             return ClosureOperator { inputs in
