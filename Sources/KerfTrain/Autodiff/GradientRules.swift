@@ -14,6 +14,8 @@ public enum GradientRules {
         NormalizationGradients.register(&r)
         ConvolutionGradients.register(&r)
         PoolingGradients.register(&r)
+        BatchNormalizationGradients.register(&r)
+        DropoutGradients.register(&r)
         return r
     }()
 
