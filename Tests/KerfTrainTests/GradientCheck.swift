@@ -18,6 +18,8 @@ struct GradientCase {
     /// The output the loss reads.
     var lossOutput = 0
     var opset = 17
+    /// When set, the graph is rewritten for training mode first (`rewriteForTraining`).
+    var trainingMode: TrainingModeOptions?
 }
 
 /// Checks the gradients Kerf's backward graph computes for `c` against central finite
@@ -37,7 +39,11 @@ func checkGradients(_ c: GradientCase, dtype: DType = .double, optimizationLevel
     let node = Node(name: "under_test", opType: c.op, inputs: c.inputs, outputs: outputs, attributes: c.attributes)
     let initializers = c.trained.map { Initializer(name: $0.name, tensor: tensor($0.shape, $0.range)) } + c.constants
     let graph = Graph(nodes: [node], inputs: [], outputs: outputs.map { ValueInfo(name: $0, type: nil) }, initializers: initializers)
-    let model = Model(graph: graph, opsetImports: [OpsetImport(domain: "", version: c.opset)])
+    var opsets = [OpsetImport(domain: "", version: c.opset)]
+    if let mode = c.trainingMode, try rewriteForTraining(graph, opset: c.opset, options: mode).usesTrainingDomain {
+        opsets.append(OpsetImport(domain: "kerf.training", version: 1))
+    }
+    let model = Model(graph: graph, opsetImports: opsets)
 
     // The output's shape, for the target: one forward run.
     let probe = try Trainer(model: model, loss: Loss(.meanSquaredError(output: outputs[c.lossOutput], target: "t")),

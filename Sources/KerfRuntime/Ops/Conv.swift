@@ -113,7 +113,13 @@ final class ConvOperator: Operator {
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
-        try withFloat32(inputs) { ins in
+        if let x = inputs.first ?? nil, x.dtype == .double, !channelsLast {
+            // Double (training's gradient checks): the reference path, nothing fused.
+            guard activation == .none, !residualInput else { throw KerfError.unsupported("Conv of double with a fused activation or residual") }
+            return [try doubleConvolution(x, try inputs.required(1, "W"), inputs.optional(2) ?? nil, window: window, group: group,
+                                          threads: threads)]
+        }
+        return try withFloat32(inputs) { ins in
             // W is nil when the operator owns it.
             let x = try ins.required(0, "X"), w = ownedShape == nil ? try ins.required(1, "W") : nil, b = ins.optional(2) ?? nil
             let wShape = w?.shape ?? ownedShape!

@@ -76,6 +76,10 @@ func batchNormCoefficients(scale: [Float], bias: [Float], mean: [Float], varianc
 /// are used and the updated running mean and variance are returned as extra outputs.
 func batchNorm(_ x: Tensor, scale: Tensor, bias: Tensor, mean: Tensor, variance: Tensor,
                epsilon: Float, momentum: Float, training: Bool) throws -> [Tensor] {
+    if x.dtype == .double {
+        guard !training else { throw KerfError.unsupported("BatchNormalization of double in training mode") }
+        return [try doubleBatchNorm(x, scale: scale, bias: bias, mean: mean, variance: variance, epsilon: Double(epsilon))]
+    }
     let x = try float32Input(x, "BatchNormalization")
     guard x.rank >= 2 else { throw KerfError.shapeMismatch("BatchNormalization input must have rank >= 2, got \(x.shape)") }
     let c = x.shape[1], n = x.shape[0], inner = x.shape[2...].reduce(1, *)

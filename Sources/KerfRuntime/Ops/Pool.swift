@@ -32,7 +32,9 @@ enum PoolOps {
         r["GlobalAveragePool"] = { _ in
             ClosureOperator { inputs in
                 try withFloat32(inputs) { ins in
-                    let x = try float32Input(try ins.required(0), "GlobalAveragePool")
+                    let x = try ins.required(0)
+                    if x.dtype != .double { _ = try float32Input(x, "GlobalAveragePool") }
+                    guard x.rank >= 3 else { throw KerfError.shapeMismatch("GlobalAveragePool needs rank >= 3, got \(x.shape)") }
                     return [try averagePool(x, kernel: Array(x.shape[2...]), window: nil, countIncludePad: false)]
                 }
             }
@@ -123,6 +125,7 @@ func maxPool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, columnMajorI
 }
 
 func averagePool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, countIncludePad: Bool) throws -> Tensor {
+    if x.dtype == .double { return try doubleAveragePool(x, kernel: kernel, window: window, countIncludePad: countIncludePad) }
     let x = try float32Input(x, "AveragePool")
     let (planeCount, g, end) = try planes(x, kernel: kernel, window: window)
     try checkedElementCount(Array(x.shape[..<2]) + g.outputSize, dtype: .float, "AveragePool")

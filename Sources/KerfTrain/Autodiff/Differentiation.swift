@@ -63,7 +63,7 @@ public enum Differentiation {
             guard needs.contains(true) else { continue }
             let outputGradients = node.outputs.map { $0.isEmpty ? nil : gradient(of: $0) }
             guard outputGradients.contains(where: { $0 != nil }) else { continue }
-            guard node.isDefaultDomain, let rule = GradientRules.rules[node.opType] else {
+            guard let rule = GradientRules.rule(for: node) else {
                 let p = node.inputs.lazy.compactMap { reachedBy[$0] }.first ?? "?"
                 let op = node.isDefaultDomain ? node.opType : "\(node.domain).\(node.opType)"
                 throw KerfError.unsupported("no gradient rule for \(op): \(node.label) lies between the trained parameter '\(p)' and the loss")

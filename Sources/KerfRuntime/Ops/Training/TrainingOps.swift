@@ -42,6 +42,48 @@ enum TrainingOps {
                 return [try gatherGradient(dY: try inputs.required(0), indices: try inputs.required(1), shape: shape, axis: axis)]
             }
         }
+        r["\(domain):ConvGradInput"] = { c in try ConvGradOperator(c, target: .input) }
+        r["\(domain):ConvGradWeight"] = { c in try ConvGradOperator(c, target: .weight) }
+        r["\(domain):MaxPoolGrad"] = { c in try PoolGradOperator(c, kind: .max) }
+        r["\(domain):AveragePoolGrad"] = { c in try PoolGradOperator(c, kind: .average) }
+        r["\(domain):BatchNormalizationTraining"] = { c in
+            let epsilon = Double(try c.float("epsilon", default: 1e-5)), momentum = Double(try c.float("momentum", default: 0.9))
+            let threads = c.options.resolvedThreads
+            return ClosureOperator { inputs in
+                try batchNormalizationTraining(try inputs.required(0), scale: try inputs.required(1), bias: try inputs.required(2),
+                                               runningMean: try inputs.required(3), runningVar: try inputs.required(4),
+                                               epsilon: epsilon, momentum: momentum, threads: threads)
+            }
+        }
+        // Inference mode (dY, X, scale, running mean, running var) and training mode (dY, X,
+        // scale, saved mean, saved inverse std; both optional: recomputed from X).
+        for (name, training) in [("BatchNormalizationGrad", false), ("BatchNormalizationTrainingGrad", true)] {
+            r["\(domain):\(name)"] = { c in
+                let epsilon = Double(try c.float("epsilon", default: 1e-5)), threads = c.options.resolvedThreads
+                return ClosureOperator { inputs in
+                    let mean = training ? inputs.optional(3) ?? nil : try inputs.required(3, "mean")
+                    let spread = training ? inputs.optional(4) ?? nil : try inputs.required(4, "var")
+                    return try batchNormalizationGradient(dY: try inputs.required(0), x: try inputs.required(1), scale: try inputs.required(2),
+                                                          mean: mean, spread: spread, spreadIsInvStd: training, batchStatistics: training,
+                                                          epsilon: epsilon, threads: threads)
+                }
+            }
+        }
+        r["\(domain):DropoutTraining"] = { c in
+            let stream = UInt64(bitPattern: Int64(try c.int("seed", default: 0)))
+            let ratio = Double(try c.float("ratio", default: 0.5)), threads = c.options.resolvedThreads
+            return ClosureOperator { inputs in
+                try dropoutTraining(try inputs.required(0), ratio: try dropoutRatio(inputs.optional(1) ?? nil, attribute: ratio),
+                                    seed: try dropoutSeed(inputs.optional(2) ?? nil), stream: stream, threads: threads)
+            }
+        }
+        r["\(domain):DropoutGrad"] = { c in
+            let ratio = Double(try c.float("ratio", default: 0.5)), threads = c.options.resolvedThreads
+            return ClosureOperator { inputs in
+                [try dropoutGradient(dY: try inputs.required(0), mask: try inputs.required(1, "mask"),
+                                     ratio: try dropoutRatio(inputs.optional(2) ?? nil, attribute: ratio), threads: threads)]
+            }
+        }
         r["\(domain):SliceGrad"] = { c in
             let attrStarts = try c.ints("starts"), attrEnds = try c.ints("ends"), attrAxes = try c.ints("axes")
             return ClosureOperator { inputs in
