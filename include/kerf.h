@@ -657,6 +657,10 @@ typedef struct kerf_train_options {
     int32_t optimization_level;  /* graph optimizations of the training runs; 1 */
     int32_t initialization;      /* KERF_INIT_*: start from fresh values instead of the model's; NONE */
     uint64_t initialization_seed; /* 0 */
+    int32_t training_mode;       /* 1: BatchNormalization normalizes with batch statistics (updating the
+                                    running ones) and Dropout drops, as PyTorch's model.train();
+                                    0: the graph runs as exported (model.eval()); 1. Evaluation
+                                    always runs as exported. */
     /* kerf_train only: data as whole arrays, samples on axis 0 (model inputs and loss targets
      * by name), or from a callback. */
     const char *const *data_names;
@@ -671,7 +675,7 @@ typedef struct kerf_train_options {
     int64_t max_steps;           /* > 0: stop after this many optimizer steps; 0 */
     int64_t batch_size;          /* 32 */
     int32_t shuffle;             /* shuffle the arrays each epoch; 1 */
-    uint64_t seed;               /* of the shuffling; 0 */
+    uint64_t seed;               /* of the shuffling and of Dropout's masks (kerf_trainer_create too); 0 */
     int64_t patience;            /* > 0: stop after this many epochs without a better validation loss; 0 */
     int32_t restore_best;        /* with validation: end with the best epoch's parameters; 1 */
     const char *checkpoint_path; /* write a checkpoint here at the end of each epoch (and every

@@ -29,6 +29,7 @@ extension kerf_train_options: OptionsStruct {
         o.div_factor = 25
         o.final_div_factor = 1e4
         o.optimization_level = 1
+        o.training_mode = 1
         o.epochs = 1
         o.batch_size = 32
         o.shuffle = 1
@@ -135,7 +136,9 @@ private func trainerParts(_ c: kerf_train_options) throws -> (Loss, ParameterSel
                                  maxGradientNorm: c.max_grad_norm > 0 ? c.max_grad_norm : nil,
                                  accumulationSteps: Int(c.accumulation_steps), threads: Int(c.threads),
                                  optimizationLevel: Int(c.optimization_level), initialization: initialization,
-                                 initializationSeed: c.initialization_seed)
+                                 initializationSeed: c.initialization_seed,
+                                 trainingMode: TrainingModeOptions(batchNormalization: c.training_mode != 0, dropout: c.training_mode != 0,
+                                                                   seed: Int64(bitPattern: c.seed)))
     return (Loss(terms: terms, reduction: reduction),
             ParameterSelection(trainable: trainable.isEmpty ? nil : trainable, frozen: frozen), options)
 }

@@ -2,7 +2,8 @@ import KerfCore
 
 /// Checkpoints: one uncompressed .npz archive (readable by numpy) holding everything a run
 /// needs to continue with the same results: "param/<name>" (current values), "optim/..."
-/// (optimizer state), "sched/..." (schedule state), "trainer/step" and "trainer/targets" (the
+/// (optimizer state), "sched/..." (schedule state), "state/<name>" (running statistics),
+/// "trainer/step" (updates, accumulated calls, forward runs) and "trainer/targets" (the
 /// dtype and rank of each loss target, to rebuild the training graph), accumulated gradients
 /// "accum/<name>", and any extra arrays of the caller (the training loop's position).
 extension Trainer {
@@ -15,7 +16,8 @@ extension Trainer {
         for (key, t) in c.optimizer.state().sorted(by: { $0.key < $1.key }) { arrays.append(("optim/" + key, t)) }
         for (key, t) in (schedulerState() ?? [:]).sorted(by: { $0.key < $1.key }) { arrays.append(("sched/" + key, t)) }
         for (name, t) in accumulatedGradients().sorted(by: { $0.key < $1.key }) { arrays.append(("accum/" + name, t)) }
-        arrays.append(("trainer/step", Tensor(shape: [2], values: [Int64(stepCount), Int64(accumulatedCallCount)])))
+        for (name, t) in stateValues().sorted(by: { $0.key < $1.key }) { arrays.append(("state/" + name, t)) }
+        arrays.append(("trainer/step", Tensor(shape: [3], values: [Int64(stepCount), Int64(accumulatedCallCount), Int64(forwardRuns)])))
         let targets = loss.targetNames.map { name -> [Int64] in
             let t = c.targetTypes[name]
             return [Int64(t?.dtype.rawValue ?? 0), Int64(t?.rank ?? -1)]
@@ -31,7 +33,7 @@ extension Trainer {
     @discardableResult
     public func restore(from path: String) throws -> [String: Tensor] {
         let arrays = Dictionary(try NumpyFile.readArchive(path: path).map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
-        guard let step = arrays["trainer/step"], step.dtype == .int64, step.count == 2,
+        guard let step = arrays["trainer/step"], step.dtype == .int64, step.count == 3,
               let targets = arrays["trainer/targets"], targets.dtype == .int64, targets.rank == 2,
               targets.shape == [loss.targetNames.count, 2] else {
             throw KerfError.invalidArgument("'\(path)' is not a Kerf training checkpoint of this loss")
@@ -46,17 +48,19 @@ extension Trainer {
         }
         var rest: [String: Tensor] = [:]
         var parameters: [String: Tensor] = [:], optimizer: [String: Tensor] = [:], schedule: [String: Tensor] = [:]
-        var accumulated: [String: Tensor] = [:]
+        var accumulated: [String: Tensor] = [:], state: [String: Tensor] = [:]
         for (key, value) in arrays {
             if key.hasPrefix("param/") { parameters[String(key.dropFirst(6))] = value }
             else if key.hasPrefix("optim/") { optimizer[String(key.dropFirst(6))] = value }
             else if key.hasPrefix("sched/") { schedule[String(key.dropFirst(6))] = value }
             else if key.hasPrefix("accum/") { accumulated[String(key.dropFirst(6))] = value }
+            else if key.hasPrefix("state/") { state[String(key.dropFirst(6))] = value }
             else if !key.hasPrefix("trainer/") { rest[key] = value }
         }
         let counts = step.array(of: Int64.self)
         try restoreState(targetTypes: targetTypes, parameters: parameters, optimizer: optimizer, schedule: schedule,
-                         accumulated: accumulated, stepCount: Int(counts[0]), accumulatedCalls: Int(counts[1]))
+                         accumulated: accumulated, stepCount: Int(counts[0]), accumulatedCalls: Int(counts[1]), state: state,
+                         forwardRuns: Int(counts[2]))
         return rest
     }
 }

@@ -21,10 +21,15 @@ public struct TrainerOptions: Sendable {
     /// Start from fresh parameter values (`Initialization`) instead of the model's; nil keeps them.
     public var initialization: Initialization?
     public var initializationSeed: UInt64
+    /// Which ops run in training mode (BatchNormalization on batch statistics, Dropout masks),
+    /// as PyTorch's `model.train()`; evaluation always runs the graph as exported.
+    public var trainingMode: TrainingModeOptions
 
     public init(optimizer: OptimizerKind = .sgd(SGD(lr: 0.01)), schedule: LearningRateSchedule = .constant,
                 groups: [ParameterGroup] = [], maxGradientNorm: Double? = nil, accumulationSteps: Int = 1,
-                threads: Int = 0, optimizationLevel: Int = 1, initialization: Initialization? = nil, initializationSeed: UInt64 = 0) {
+                threads: Int = 0, optimizationLevel: Int = 1, initialization: Initialization? = nil, initializationSeed: UInt64 = 0,
+                trainingMode: TrainingModeOptions = TrainingModeOptions()) {
+        self.trainingMode = trainingMode
         self.initialization = initialization
         self.initializationSeed = initializationSeed
         self.optimizer = optimizer
@@ -78,6 +83,11 @@ public final class Trainer {
     private var accumulatedCalls = 0
     /// Optimizer updates so far.
     public private(set) var stepCount = 0
+    /// Running statistics (BatchNormalization mean/var) by initializer name, updated by every
+    /// training-mode forward run.
+    private var state: [String: Tensor] = [:]
+    /// Training-mode forward runs so far: each draws its Dropout masks from its own seed.
+    private var forwardCount = 0
 
     public init(model: Model, loss: Loss, parameters: ParameterSelection = ParameterSelection(), options: TrainerOptions = TrainerOptions()) throws {
         self.model = model
@@ -109,7 +119,11 @@ public final class Trainer {
     @discardableResult
     public func backward(_ feeds: [String: Tensor]) throws -> Double {
         let c = try prepared(feeds)
-        let results = try c.session.run(try runFeeds(feeds, c))
+        var all = try runFeeds(feeds, c)
+        if let seed = c.training.dropoutSeed {
+            all[seed] = Tensor(scalar: options.trainingMode.seed &+ Int64(forwardCount) &* 0x2545_F491_4F6C_DD1D)
+        }
+        let results = try c.session.run(all)
         let lossValue = try Self.scalar(results[0], what: "the loss")
         guard lossValue.isFinite else {
             throw KerfError.invalidArgument("the loss is \(lossValue) on this batch; the parameters are unchanged")
@@ -120,7 +134,12 @@ public final class Trainer {
             gradients[p] = results[k]
             k += 1
         }
+        for name in c.training.state where c.training.stateUpdates[name] != nil {
+            state[name] = results[k]
+            k += 1
+        }
         lastGradients = gradients
+        forwardCount += 1
         return lossValue
     }
 
@@ -198,7 +217,7 @@ public final class Trainer {
     public func trainedModel() -> Model {
         let g = model.graph.copy()
         for i in g.initializers.indices {
-            if let v = values[g.initializers[i].name] {
+            if let v = values[g.initializers[i].name] ?? state[g.initializers[i].name] {
                 var initializer = Initializer(name: g.initializers[i].name, tensor: Self.copy(v))
                 initializer.docString = g.initializers[i].docString
                 g.initializers[i] = initializer
@@ -236,6 +255,8 @@ public final class Trainer {
     }
 
     func parameterValue(_ name: String) -> Tensor? { values[name] }
+    func stateValues() -> [String: Tensor] { state }
+    var forwardRuns: Int { forwardCount }
     func schedulerState() -> [String: Tensor]? { scheduler?.state() }
     func accumulatedGradients() -> [String: Tensor] { accumulated }
     var accumulatedCallCount: Int { accumulatedCalls }
@@ -244,7 +265,7 @@ public final class Trainer {
     /// changes nothing when any part does not fit.
     func restoreState(targetTypes: [String: (dtype: DType, rank: Int)], parameters: [String: Tensor], optimizer: [String: Tensor],
                       schedule: [String: Tensor], accumulated restoredSums: [String: Tensor], stepCount restoredSteps: Int,
-                      accumulatedCalls restoredCalls: Int) throws {
+                      accumulatedCalls restoredCalls: Int, state restoredState: [String: Tensor], forwardRuns: Int) throws {
         let c = try compile(targetTypes: targetTypes)
         guard Set(parameters.keys) == Set(c.training.parameters) else {
             throw KerfError.invalidArgument("the checkpoint's parameters (\(parameters.count)) are not this trainer's (\(c.training.parameters.count))")
@@ -260,7 +281,15 @@ public final class Trainer {
         var newScheduler = try LearningRateScheduler(options.schedule, optimizer: c.optimizer)
         if !schedule.isEmpty { try newScheduler.restore(schedule) }
         try c.optimizer.restore(optimizer)
+        guard Set(restoredState.keys) == Set(c.training.state) else {
+            throw KerfError.invalidArgument("the checkpoint's running statistics are not this trainer's")
+        }
+        for (name, value) in restoredState where state[name]?.shape != value.shape || state[name]?.dtype != value.dtype {
+            throw KerfError.shapeMismatch("the checkpoint's running statistic '\(name)' is \(value.dtype) \(value.shape)")
+        }
         values = parameters.mapValues(Self.copy)
+        state = restoredState.mapValues(Self.copy)
+        forwardCount = forwardRuns
         scheduler = schedule.isEmpty ? nil : newScheduler
         accumulated = restoredSums.mapValues(Self.copy)
         accumulatedCalls = restoredCalls
@@ -298,7 +327,8 @@ public final class Trainer {
     /// the initial parameter values from the model.
     private func compile(targetTypes: [String: (dtype: DType, rank: Int)]) throws -> Compiled {
         if let c = compiled { return c }
-        let training = try TrainingGraph(model: model, loss: loss, parameters: selection, targetTypes: targetTypes)
+        let training = try TrainingGraph(model: model, loss: loss, parameters: selection, targetTypes: targetTypes,
+                                         trainingMode: options.trainingMode)
         let sessionOptions = SessionOptions(threads: options.threads, optimizationLevel: options.optimizationLevel)
         let session = try Session(graph: training.graph, opsets: training.opsets, options: sessionOptions)
         let evaluation = try Session(graph: training.evaluationGraph, opsets: training.opsets, options: sessionOptions)
@@ -307,6 +337,9 @@ public final class Trainer {
             guard let initializer = model.graph.initializer(named: p) else { continue }
             values[p] = Self.copy(initializer.tensor)
             shapes[p] = initializer.tensor.shape
+        }
+        for name in training.state {
+            if let initializer = model.graph.initializer(named: name) { state[name] = Self.copy(initializer.tensor) }
         }
         if let initialization = options.initialization {
             let fresh = try initialization.values(for: values, in: model.graph, seed: options.initializationSeed)
@@ -332,6 +365,7 @@ public final class Trainer {
                                             + "nor a target of the loss (\(targets.joined(separator: ", ")))")
         }
         for p in c.training.parameters { all[p] = values[p] }
+        for name in c.training.state { all[name] = state[name] }
         return all
     }
 

@@ -15,11 +15,21 @@ public struct TrainingGraph {
     /// The gradient value of each of `parameters` (a parameter the loss does not reach has none
     /// and is not in the outputs).
     public let gradientNames: [String: String]
-    /// Forward and loss only, with the same inputs: what evaluation runs.
+    /// Forward (in inference mode: BatchNormalization on running statistics, Dropout passing
+    /// through, as PyTorch's `model.eval()`) and loss, with the same inputs: what evaluation runs.
     public let evaluationGraph: Graph
+    /// Running statistics (BatchNormalization mean and var initializers) as graph inputs of both
+    /// graphs, fed each step from the trainer's state; → the training graph's output holding
+    /// each one's update (outputs after the gradients, in `state` order).
+    public let state: [String]
+    public let stateUpdates: [String: String]
+    /// The int64 scalar input that seeds training-mode Dropout masks (feed one per step), if any.
+    public let dropoutSeed: String?
 
     /// `targetTypes`: the dtype and rank of each feed the loss reads (labels, targets), as fed.
-    public init(model: Model, loss: Loss, parameters selection: ParameterSelection, targetTypes: [String: (dtype: DType, rank: Int)]) throws {
+    /// `trainingMode` chooses which ops run as in PyTorch's `model.train()`.
+    public init(model: Model, loss: Loss, parameters selection: ParameterSelection, targetTypes: [String: (dtype: DType, rank: Int)],
+                trainingMode: TrainingModeOptions = TrainingModeOptions()) throws {
         let source = model.graph
         let opset = model.opsetImports.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
         let modelInputs = Set(source.inputs.map(\.name))
@@ -43,25 +53,35 @@ public struct TrainingGraph {
         g.nodes += lossEmitter.nodes
         g.initializers += lossEmitter.constants
         g.outputs = [ValueInfo(name: lossName, type: nil)]
-        let candidates = try selection.resolve(in: g, loss: lossName, opset: opset)
+        // Evaluation runs the graph as exported; training in training mode (batch statistics,
+        // Dropout masks), the running statistics being state the trainer keeps.
+        let evaluation = g.copy()
+        let rewrites = try rewriteForTraining(g, opset: opset, options: trainingMode)
+        let stateNames = rewrites.runningStatistics.keys.filter { name in g.initializers.contains { $0.name == name } }.sorted()
+        let candidates = try selection.resolve(in: evaluation, loss: lossName, opset: opset).filter { !stateNames.contains($0) }
         let originals = Dictionary(g.initializers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        Self.makeInputs(candidates, of: g, modelInputs: modelInputs)
+        Self.makeInputs(candidates + stateNames, of: g, modelInputs: modelInputs)
+        Self.makeInputs(candidates + stateNames, of: evaluation, modelInputs: modelInputs)
 
-        // Backward. By default, initializers that get no gradient (Clip bounds, running
-        // statistics) stay constants.
+        // Backward. By default, initializers that get no gradient (Clip bounds) stay constants.
         let types = g.inferTypes(opset: opset)
         let backward = try Differentiation.backward(of: lossName, in: g, withRespectTo: candidates, opset: opset, types: types)
         let trained = selection.trainable == nil ? candidates.filter { backward.gradients[$0] != nil } : candidates
         let constantAgain = Set(candidates).subtracting(trained)
-        g.inputs.removeAll { constantAgain.contains($0.name) && !modelInputs.contains($0.name) }
-        g.initializers += candidates.filter(constantAgain.contains).compactMap { originals[$0] }
-        let evaluation = g.copy()
+        for graph in [g, evaluation] {
+            graph.inputs.removeAll { constantAgain.contains($0.name) && !modelInputs.contains($0.name) }
+            graph.initializers += candidates.filter(constantAgain.contains).compactMap { originals[$0] }
+        }
         // Evaluation also returns the output of a first cross-entropy term (for accuracy).
         if case .crossEntropy(let output, _, _, _)? = loss.terms.first?.term { evaluation.outputs.append(ValueInfo(name: output, type: nil)) }
         evaluationGraph = evaluation
         g.nodes += backward.nodes
         g.initializers += backward.constants
         g.outputs += trained.compactMap { p in backward.gradients[p].map { ValueInfo(name: $0, type: nil) } }
+        g.outputs += stateNames.compactMap { rewrites.runningStatistics[$0].map { ValueInfo(name: $0, type: nil) } }
+        state = stateNames
+        stateUpdates = rewrites.runningStatistics.filter { stateNames.contains($0.key) }
+        dropoutSeed = rewrites.dropoutSeed
 
         graph = g
         opsets = model.opsetImports.filter { $0.domain != NodeEmitter.domain } + [OpsetImport(domain: NodeEmitter.domain, version: 1)]

@@ -39,6 +39,7 @@ struct Train: ParsableCommand {
     @Option(help: "Stop after this many epochs without a better validation loss.") var patience: Int?
     @Option(help: "Train from scratch: kaiming-uniform, kaiming-normal, xavier-uniform or xavier-normal.") var `init`: String?
     @Option(parsing: .upToNextOption, help: "Initializer names, node names or op types to keep fixed.") var frozen: [String] = []
+    @Flag(help: "Train with the graph as exported (PyTorch's model.eval()): BatchNormalization on its running statistics, no Dropout.") var evalMode = false
     @Option(help: "Write a checkpoint here after each epoch.") var checkpoint: String?
     @Option(help: "Continue a run from this checkpoint.") var resume: String?
     @Option(help: "Threads per run (0 = one per core).") var threads: Int = 0
@@ -86,7 +87,8 @@ struct Train: ParsableCommand {
             initialization = i
         }
         let options = TrainerOptions(optimizer: optimizerKind, schedule: learningSchedule, maxGradientNorm: maxGradNorm, threads: threads,
-                                     initialization: initialization, initializationSeed: seed)
+                                     initialization: initialization, initializationSeed: seed,
+                                     trainingMode: TrainingModeOptions(batchNormalization: !evalMode, dropout: !evalMode, seed: Int64(bitPattern: seed)))
         let trainer = try Trainer(model: loaded, loss: Loss(term), parameters: ParameterSelection(frozen: frozen), options: options)
         let bar = ProgressBar("train")
         let loop = TrainingLoopOptions(epochs: epochs, batchSize: batchSize, seed: seed, patience: patience,

@@ -174,6 +174,7 @@ int main(void) {
     FIELD(kerf_train_options, optimization_level);
     FIELD(kerf_train_options, initialization);
     FIELD(kerf_train_options, initialization_seed);
+    FIELD(kerf_train_options, training_mode);
     FIELD(kerf_train_options, data_names);
     FIELD(kerf_train_options, data);
     FIELD(kerf_train_options, n_data);

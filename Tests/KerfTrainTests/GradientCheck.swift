@@ -45,15 +45,19 @@ func checkGradients(_ c: GradientCase, dtype: DType = .double, optimizationLevel
     }
     let model = Model(graph: graph, opsetImports: opsets)
 
+    // The graph runs as written (the trainer's own training-mode rewrite is off): the finite
+    // differences evaluate the same graph the gradients come from.
+    let asWritten = TrainerOptions(threads: 1, optimizationLevel: optimizationLevel,
+                                   trainingMode: TrainingModeOptions(batchNormalization: false, dropout: false))
     // The output's shape, for the target: one forward run.
     let probe = try Trainer(model: model, loss: Loss(.meanSquaredError(output: outputs[c.lossOutput], target: "t")),
                             parameters: ParameterSelection(trainable: c.trained.map(\.name)),
-                            options: TrainerOptions(threads: 1, optimizationLevel: optimizationLevel))
+                            options: asWritten)
     let outputShape = try probe.outputShape(outputs[c.lossOutput])
     let feeds = ["t": tensor(outputShape, -1...1)]
     let trainer = try Trainer(model: model, loss: Loss(.meanSquaredError(output: outputs[c.lossOutput], target: "t")),
                               parameters: ParameterSelection(trainable: c.trained.map(\.name)),
-                              options: TrainerOptions(threads: 1, optimizationLevel: optimizationLevel))
+                              options: asWritten)
     try trainer.backward(feeds)
     let analytic = trainer.gradients()
     XCTAssertEqual(Set(analytic.keys), Set(c.trained.map(\.name)), "\(c.op): which inputs got gradients", file: file, line: line)

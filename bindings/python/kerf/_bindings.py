@@ -254,6 +254,7 @@ class TrainOptions(Structure):
         ("optimization_level", c_int32),
         ("initialization", c_int32),
         ("initialization_seed", c_uint64),
+        ("training_mode", c_int32),
         ("data_names", POINTER(c_char_p)),
         ("data", POINTER(TensorP)),
         ("n_data", c_size_t),

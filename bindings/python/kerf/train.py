@@ -31,7 +31,7 @@ _INITIALIZATIONS = {None: 0, "kaiming_uniform": 1, "kaiming_normal": 2, "xavier_
 
 
 def _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm, accumulation_steps, threads,
-             optimize, initialize=None, init_seed=0):
+             optimize, initialize=None, init_seed=0, train_mode=True, seed=0):
     """A TrainOptions struct and the ctypes objects it points at (kept alive by the caller)."""
     if not isinstance(loss, Loss):
         raise KerfError(Status.INVALID_ARGUMENT, f"loss must be a kerf.loss loss, got {loss!r}")
@@ -68,6 +68,8 @@ def _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_no
                                                  f"got {initialize!r}")
     options.initialization = _INITIALIZATIONS[initialize]
     options.initialization_seed = int(init_seed)
+    options.training_mode = 1 if train_mode else 0
+    options.seed = int(seed)
     for field, names in (("trainable", trainable), ("frozen", frozen), ("no_decay", no_decay)):
         array, count = c_strings(names or (), field)
         keep.append(array)
@@ -89,15 +91,18 @@ class Trainer(Handle):
     mean gradient. threads=None: one per core. optimize=False runs the training graph without
     graph optimizations. initialize: train from scratch, the parameters re-initialized
     ("kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal" for weights; biases 0,
-    normalization scales 1, embeddings N(0, 1)), seeded by init_seed. A trainer is used by one
-    thread at a time."""
+    normalization scales 1, embeddings N(0, 1)), seeded by init_seed. train_mode=True trains as
+    PyTorch's model.train() (BatchNormalization on batch statistics, updating the running ones;
+    Dropout drops, its masks seeded by `seed`); False runs the graph as exported (model.eval()).
+    Evaluation always runs as exported. A trainer is used by one thread at a time."""
 
     def __init__(self, model, loss, optimizer=None, schedule=None, trainable=None, frozen=None, no_decay=None,
-                 max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True, initialize=None, init_seed=0):
+                 max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True, initialize=None, init_seed=0,
+                 train_mode=True, seed=0):
         self._handle = None
         self.loss = loss
         options, keep = _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm,
-                                 accumulation_steps, threads, optimize, initialize, init_seed)
+                                 accumulation_steps, threads, optimize, initialize, init_seed, train_mode, seed)
         source = model if isinstance(model, Model) else load(model)
         try:
             handle = TrainerP()
@@ -299,7 +304,8 @@ class _Progress:
 def train(src, dst=None, data=None, loss=None, optimizer=None, schedule=None, validation=None, epochs=1,
           batch_size=32, max_steps=None, shuffle=True, seed=0, patience=None, restore_best=True, progress=None,
           checkpoint=None, checkpoint_every=0, resume_from=None, trainable=None, frozen=None, no_decay=None,
-          max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True, initialize=None, init_seed=0):
+          max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True, initialize=None, init_seed=0,
+          train_mode=True):
     """Trains a model and returns a Report: per-epoch loss (and validation loss and accuracy),
     best epoch, steps, seconds per step.
 
@@ -318,13 +324,12 @@ def train(src, dst=None, data=None, loss=None, optimizer=None, schedule=None, va
     if data is None:
         raise KerfError(Status.INVALID_ARGUMENT, "train needs data")
     options, keep = _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm,
-                             accumulation_steps, threads, optimize, initialize, init_seed)
+                             accumulation_steps, threads, optimize, initialize, init_seed, train_mode, seed)
     try:
         options.epochs = int(epochs)
         options.batch_size = int(batch_size)
         options.max_steps = 0 if max_steps is None else int(max_steps)
         options.shuffle = 1 if shuffle else 0
-        options.seed = int(seed)
         options.patience = 0 if patience is None else int(patience)
         options.checkpoint_every = int(checkpoint_every)
     except (TypeError, ValueError, OverflowError) as error:

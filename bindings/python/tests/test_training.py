@@ -12,7 +12,7 @@ import torch
 
 import kerf
 from kerf import KerfError, Status
-from torch_training import TinyEncoder, distinct, export, in_torch_layout, kerf_names, mlp, relative_gap, torch_steps
+from torch_training import SmallCNN, TinyEncoder, distinct, export, in_torch_layout, kerf_names, mlp, relative_gap, torch_steps
 
 torch.set_num_threads(1)
 
@@ -210,6 +210,41 @@ def test_bert_style_encoder_trains_as_in_pytorch(tmp_path):
         assert len(losses) == 20
         assert relative_gap(losses, torch_losses) < 1e-4, (optimize, losses, torch_losses)
         assert_same_parameters(reference, trainer, names, atol=1e-4)
+
+
+def test_cnn_with_batchnorm_trains_as_in_pytorch(tmp_path):
+    """Training mode as PyTorch's model.train(): BatchNormalization on batch statistics, its
+    running statistics updated (unbiased variance) and written to the trained file."""
+    torch.manual_seed(5)
+    module = distinct(SmallCNN())
+    path = export(module, (torch.zeros(2, 3, 12, 12),), tmp_path / "cnn.onnx", ["image"], ["logits"])
+    assert sum(n.op_type == "BatchNormalization" for n in onnx.load(path).graph.node) == 3
+    rng = np.random.default_rng(7)
+    batches = [(rng.standard_normal((4, 3, 12, 12)).astype(np.float32), rng.integers(0, 4, 4).astype(np.int64))
+               for _ in range(20)]
+    reference = SmallCNN()
+    reference.load_state_dict(module.state_dict())
+    trainer, names = matched(reference, kerf.Trainer(path, loss=kerf.loss.CrossEntropy(output="logits", labels="y"),
+                                                     optimizer=kerf.optim.SGD(lr=0.05, momentum=0.9), threads=1),
+                             {"image": batches[0][0], "y": batches[0][1]})
+    losses = [trainer.step({"image": x, "y": y}) for x, y in batches]
+    torch_losses = torch_steps(reference, torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9),
+                               torch.nn.functional.cross_entropy, torch_batches(batches))
+    assert len(losses) == 20
+    assert relative_gap(losses, torch_losses) < 1e-4, (losses, torch_losses)
+    assert_same_parameters(reference, trainer, names, atol=1e-4)
+    out = tmp_path / "trained.onnx"
+    trainer.save(out)
+    stored = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(out)).graph.initializer}
+    buffers = {k: v.numpy() for k, v in reference.state_dict().items() if k.endswith(("running_mean", "running_var"))}
+    assert len(buffers) == 6
+    for name, value in buffers.items():
+        matches = [k for k, v in stored.items() if v.shape == value.shape and np.allclose(v, value, rtol=1e-4, atol=1e-5)]
+        assert matches, name
+    reference.eval()
+    x = rng.standard_normal((3, 3, 12, 12)).astype(np.float32)
+    expected = reference(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(ort.InferenceSession(str(out)).run(None, {"image": x})[0], expected, rtol=1e-3, atol=1e-4)
 
 
 def test_trained_model_is_a_plain_onnx_file_onnxruntime_runs(tmp_path):

@@ -8,12 +8,32 @@ import kerf
 
 
 def export(module, example, path, input_names, output_names, opset=17):
-    """Exports `module` (TorchScript exporter, dynamic batch axis) and returns path."""
+    """Exports `module` (TorchScript exporter, dynamic batch axis) and returns path. Constant
+    folding is off: in eval mode it would fold BatchNormalization into the Conv before it."""
     module.eval()
     axes = {name: {0: "batch"} for name in input_names + output_names}
     torch.onnx.export(module, example, str(path), input_names=input_names, output_names=output_names,
-                      dynamic_axes=axes, opset_version=opset, dynamo=False)
+                      dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=False)
     return str(path)
+
+
+class SmallCNN(torch.nn.Module):
+    """A ResNet-style CNN: Conv-BatchNorm-ReLU blocks (one strided, one depthwise), MaxPool, a
+    residual Add, global average pooling and a classifier."""
+
+    def __init__(self, classes=4):
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
+        self.pool = torch.nn.MaxPool2d(2)
+        self.depthwise = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1, groups=8), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
+        self.down = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU())
+        self.head = torch.nn.Linear(16, classes)
+
+    def forward(self, x):
+        x = self.pool(self.stem(x))
+        x = x + self.depthwise(x)
+        x = self.down(x)
+        return self.head(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
 def mlp(seed=0, sizes=(8, 16, 3)):
@@ -83,12 +103,18 @@ def kerf_names(module, trainer):
 
 
 def distinct(module, seed=0):
-    """Gives every parameter of `module` distinct values (a small seeded perturbation), so that
-    the TorchScript exporter keeps them apart instead of storing equal ones once (tied)."""
+    """Gives every parameter and running statistic of `module` distinct values (a small seeded
+    perturbation), so that the TorchScript exporter keeps them apart instead of storing equal
+    ones once (tied)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in module.parameters():
             p.add_(torch.randn(p.shape, generator=generator) * 0.01)
+        for name, b in module.named_buffers():
+            if name.endswith("running_mean"):
+                b.add_(torch.randn(b.shape, generator=generator) * 0.01)
+            elif name.endswith("running_var"):
+                b.mul_(1 + torch.rand(b.shape, generator=generator) * 0.01)
     return module
 
 
