@@ -91,7 +91,32 @@ private func apply<T: GradientElement>(_ kind: ActivationDerivative, _ dY: Tenso
         let l = T(lo), h = T(hi)
         for i in 0..<n { o[i] = v[i] >= l && v[i] <= h ? g[i] : 0 }
     case .erf, .gelu, .geluTanh, .softplus, .elu:
-        for i in 0..<n { o[i] = T(transcendental(kind, Double(v[i])) * Double(g[i])) }
+        if T.self == Float.self {
+            let gf = UnsafeMutableRawPointer(g).assumingMemoryBound(to: Float.self)
+            let vf = UnsafeMutableRawPointer(v).assumingMemoryBound(to: Float.self)
+            let of = UnsafeMutableRawPointer(o).assumingMemoryBound(to: Float.self)
+            for i in 0..<n { of[i] = transcendental(kind, vf[i]) * gf[i] }
+        } else {
+            for i in 0..<n { o[i] = T(transcendental(kind, Double(v[i])) * Double(g[i])) }
+        }
+    }
+}
+
+/// `transcendental` in float (glibc's expf, erff, tanhf): for float tensors, as PyTorch computes
+/// these derivatives in float.
+private func transcendental(_ kind: ActivationDerivative, _ x: Float) -> Float {
+    switch kind {
+    case .erf: return 1.1283791670955126 * expf(-x * x)
+    case .gelu:
+        let cdf = 0.5 * (1 + erff(x * 0.70710678118654752))
+        return cdf + x * expf(-0.5 * x * x) * 0.3989422804014327
+    case .geluTanh:
+        let k: Float = 0.7978845608028654
+        let t = tanhf(k * (x + 0.044715 * x * x * x))
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
+    case .softplus: return 1 / (1 + expf(-x))
+    case .elu(let alpha): return x > 0 ? 1 : alpha * expf(x)
+    default: return 1
     }
 }
 

@@ -31,6 +31,9 @@ private func layerNormBackward<T: GradientElement>(_ dY: Tensor, _ x: Tensor, _ 
     let dw = dScale.storage.pointer.assumingMemoryBound(to: T.self)
     let db = dBias.storage.pointer.assumingMemoryBound(to: T.self)
     guard n > 0 else { return }
+    // One row's normalized input, computed once and read by both passes.
+    let xhat = UnsafeMutablePointer<T>.allocate(capacity: n)
+    defer { xhat.deallocate() }
     let count = Double(n)
     for r in 0..<rows {
         let xs = v + r * n, gs = g + r * n, out = dx + r * n
@@ -39,22 +42,19 @@ private func layerNormBackward<T: GradientElement>(_ dY: Tensor, _ x: Tensor, _ 
         let mean = sum / count
         var squares = 0.0
         for j in 0..<n { let d = Double(xs[j]) - mean; squares += d * d }
-        let invStd = 1 / (squares / count + epsilon).squareRoot()
-        // mean of g·scale, and of g·scale·xhat
-        var meanG = 0.0, meanGX = 0.0
+        let invStd = T(1 / (squares / count + epsilon).squareRoot()), m = T(mean)
+        // Means of g·scale and of g·scale·xhat; the scale and bias gradients sum over rows.
+        var sumG = 0.0, sumGX = 0.0
         for j in 0..<n {
-            let xhat = (Double(xs[j]) - mean) * invStd
-            let gw = Double(gs[j]) * Double(w[j])
-            meanG += gw
-            meanGX += gw * xhat
-            dw[j] += T(Double(gs[j]) * xhat)
+            let h = (xs[j] - m) * invStd
+            xhat[j] = h
+            let gw = gs[j] * w[j]
+            sumG += Double(gw)
+            sumGX += Double(gw * h)
+            dw[j] += gs[j] * h
             db[j] += gs[j]
         }
-        meanG /= count
-        meanGX /= count
-        for j in 0..<n {
-            let xhat = (Double(xs[j]) - mean) * invStd
-            out[j] = T(invStd * (Double(gs[j]) * Double(w[j]) - meanG - xhat * meanGX))
-        }
+        let meanG = T(sumG / count), meanGX = T(sumGX / count)
+        for j in 0..<n { out[j] = invStd * (gs[j] * w[j] - meanG - xhat[j] * meanGX) }
     }
 }
