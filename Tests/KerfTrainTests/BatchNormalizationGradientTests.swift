@@ -81,12 +81,12 @@ final class BatchNormalizationGradientTests: XCTestCase {
             let indices = (0..<n).flatMap { i in (0..<(h * w)).map { (i * c + ch) * h * w + $0 } }
             let mean = indices.map { xs[$0] }.reduce(0, +) / Double(count)
             let biased = indices.map { (xs[$0] - mean) * (xs[$0] - mean) }.reduce(0, +) / Double(count)
-            for i in indices { expectedY[i] = (xs[i] - mean) / (biased + Double(Float(epsilon))).squareRoot() * scale[ch] + bias[ch] }
+            for i in indices { expectedY[i] = (xs[i] - mean) / (biased + epsilon).squareRoot() * scale[ch] + bias[ch] }
             let torchMomentum = 1 - momentum
             expectedMean.append((1 - torchMomentum) * running[0][ch] + torchMomentum * mean)
             expectedVar.append((1 - torchMomentum) * running[1][ch] + torchMomentum * biased * Double(count) / Double(count - 1))
         }
-        assertClose(outputs[0].array(of: Double.self), expectedY, absolute: 1e-12, relative: 1e-6)
+        assertClose(outputs[0].array(of: Double.self), expectedY, absolute: 1e-12, relative: 1e-9)
         assertClose(outputs[1].array(of: Double.self), expectedMean, absolute: 1e-12, relative: 1e-6)
         assertClose(outputs[2].array(of: Double.self), expectedVar, absolute: 1e-12, relative: 1e-6)
     }

@@ -78,7 +78,7 @@ func batchNorm(_ x: Tensor, scale: Tensor, bias: Tensor, mean: Tensor, variance:
                epsilon: Float, momentum: Float, training: Bool) throws -> [Tensor] {
     if x.dtype == .double {
         guard !training else { throw KerfError.unsupported("BatchNormalization of double in training mode") }
-        return [try doubleBatchNorm(x, scale: scale, bias: bias, mean: mean, variance: variance, epsilon: Double(epsilon))]
+        return [try doubleBatchNorm(x, scale: scale, bias: bias, mean: mean, variance: variance, epsilon: decimalDouble(epsilon))]
     }
     let x = try float32Input(x, "BatchNormalization")
     guard x.rank >= 2 else { throw KerfError.shapeMismatch("BatchNormalization input must have rank >= 2, got \(x.shape)") }

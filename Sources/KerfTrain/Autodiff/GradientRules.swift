@@ -16,6 +16,7 @@ public enum GradientRules {
         PoolingGradients.register(&r)
         BatchNormalizationGradients.register(&r)
         DropoutGradients.register(&r)
+        TileAndPadGradients.register(&r)
         return r
     }()
 

@@ -65,6 +65,10 @@ func doubleBatchNorm(_ x: Tensor, scale: Tensor, bias: Tensor, mean: Tensor, var
     return y
 }
 
+/// The double a float attribute was written as: its shortest decimal form read back (0.8 as
+/// float is 0.800000011920929; PyTorch, which exported it, computes with 0.8).
+func decimalDouble(_ f: Float) -> Double { Double(f.description) ?? Double(f) }
+
 /// (N, C, inner) of x[N, C, ...], after checking that x is float or double of rank >= 2 and
 /// each of `perChannel` has C elements of x's dtype.
 private func batchNormShape(_ x: Tensor, _ perChannel: [Tensor], _ op: String) throws -> (Int, Int, Int) {

@@ -61,9 +61,9 @@ func dropoutRatio(_ input: Tensor?, attribute: Double) throws -> Double {
     guard let input else { return attribute }
     guard input.count == 1 else { throw KerfError.shapeMismatch("Dropout ratio must be a scalar, got \(input.shape)") }
     switch input.dtype {
-    case .float: return Double(input.withElements(as: Float.self) { $0[0] })
+    case .float: return decimalDouble(input.withElements(as: Float.self) { $0[0] })
     case .double: return input.withElements(as: Double.self) { $0[0] }
-    case .float16: return Double(input.withElements(as: Float16.self) { $0[0] })
+    case .float16: return decimalDouble(Float(input.withElements(as: Float16.self) { $0[0] }))
     default: throw KerfError.unsupported("Dropout ratio of \(input.dtype)")
     }
 }

@@ -47,7 +47,7 @@ enum TrainingOps {
         r["\(domain):MaxPoolGrad"] = { c in try PoolGradOperator(c, kind: .max) }
         r["\(domain):AveragePoolGrad"] = { c in try PoolGradOperator(c, kind: .average) }
         r["\(domain):BatchNormalizationTraining"] = { c in
-            let epsilon = Double(try c.float("epsilon", default: 1e-5)), momentum = Double(try c.float("momentum", default: 0.9))
+            let epsilon = decimalDouble(try c.float("epsilon", default: 1e-5)), momentum = decimalDouble(try c.float("momentum", default: 0.9))
             let threads = c.options.resolvedThreads
             return ClosureOperator { inputs in
                 try batchNormalizationTraining(try inputs.required(0), scale: try inputs.required(1), bias: try inputs.required(2),
@@ -59,7 +59,7 @@ enum TrainingOps {
         // scale, saved mean, saved inverse std; both optional: recomputed from X).
         for (name, training) in [("BatchNormalizationGrad", false), ("BatchNormalizationTrainingGrad", true)] {
             r["\(domain):\(name)"] = { c in
-                let epsilon = Double(try c.float("epsilon", default: 1e-5)), threads = c.options.resolvedThreads
+                let epsilon = decimalDouble(try c.float("epsilon", default: 1e-5)), threads = c.options.resolvedThreads
                 return ClosureOperator { inputs in
                     let mean = training ? inputs.optional(3) ?? nil : try inputs.required(3, "mean")
                     let spread = training ? inputs.optional(4) ?? nil : try inputs.required(4, "var")
@@ -71,14 +71,14 @@ enum TrainingOps {
         }
         r["\(domain):DropoutTraining"] = { c in
             let stream = UInt64(bitPattern: Int64(try c.int("seed", default: 0)))
-            let ratio = Double(try c.float("ratio", default: 0.5)), threads = c.options.resolvedThreads
+            let ratio = decimalDouble(try c.float("ratio", default: 0.5)), threads = c.options.resolvedThreads
             return ClosureOperator { inputs in
                 try dropoutTraining(try inputs.required(0), ratio: try dropoutRatio(inputs.optional(1) ?? nil, attribute: ratio),
                                     seed: try dropoutSeed(inputs.optional(2) ?? nil), stream: stream, threads: threads)
             }
         }
         r["\(domain):DropoutGrad"] = { c in
-            let ratio = Double(try c.float("ratio", default: 0.5)), threads = c.options.resolvedThreads
+            let ratio = decimalDouble(try c.float("ratio", default: 0.5)), threads = c.options.resolvedThreads
             return ClosureOperator { inputs in
                 [try dropoutGradient(dY: try inputs.required(0), mask: try inputs.required(1, "mask"),
                                      ratio: try dropoutRatio(inputs.optional(2) ?? nil, attribute: ratio), threads: threads)]
