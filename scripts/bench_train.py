@@ -32,13 +32,16 @@ BATCH = 32
 def models():
     """name -> (builder of the torch module, input name, input maker (rng, batch) -> array, classes)."""
     import torch
-    from torch_training import TinyEncoder, mlp
+    from torch_training import SmallCNN, TinyEncoder, mlp
 
     return {
         "digits-size MLP 64-64-10": (lambda: mlp(seed=0, sizes=(64, 64, 10)), "x",
                                      lambda rng, n: rng.standard_normal((n, 64)).astype(np.float32), 10),
         "MLP 1024-4096-4096-1000": (lambda: mlp(seed=0, sizes=(1024, 4096, 4096, 1000)), "x",
                                     lambda rng, n: rng.standard_normal((n, 1024)).astype(np.float32), 1000),
+        "ResNet-style CNN (BatchNorm, 3x32x32)": (
+            lambda: (torch.manual_seed(0), SmallCNN(classes=10))[1], "image",
+            lambda rng, n: rng.standard_normal((n, 3, 32, 32)).astype(np.float32), 10),
         "BERT-style encoder (width 256, 4 heads, 64 tokens)": (
             lambda: (torch.manual_seed(0), TinyEncoder(vocab=1000, width=256, heads=4, length=64, classes=4))[1], "ids",
             lambda rng, n: rng.integers(0, 1000, (n, 64)).astype(np.int64), 4),
