@@ -94,8 +94,8 @@ $(OUT)/cpuid_avx2.so: scripts/cpuid_avx2.c
 test-swift: deps
 	swift test 2>&1 | grep -E "error|failed|Fatal|Executed .* tests" | tail -n 20
 	for isa in $(LOWER_ISAS); do
-	  echo "== KerfRuntimeTests with KERF_MAX_ISA=$$isa"
-	  KERF_MAX_ISA=$$isa swift test --skip-build --filter KerfRuntimeTests 2>&1 | grep -E "error|failed|Fatal|Executed .* tests" | tail -n 3
+	  echo "== KerfRuntimeTests and KerfTrainTests with KERF_MAX_ISA=$$isa"
+	  KERF_MAX_ISA=$$isa swift test --skip-build --filter "KerfRuntimeTests|KerfTrainTests" 2>&1 | grep -E "error|failed|Fatal|Executed .* tests" | tail -n 3
 	done
 
 test-c: release
