@@ -54,7 +54,7 @@ func vectorNorm(_ x: UnsafeBufferPointer<Float>, order: Double, threads: Int) ->
     var partials = [Double](repeating: 0, count: blocks)
     partials.withUnsafeMutableBufferPointer { partials in
         guard let out = partials.baseAddress else { return }
-        parallelRanges(blocks, threads: threads, grain: 1) { range in
+        teamRanges(blocks, grain: 1) { range in
             for b in range {
                 let start = b * normBlock, n = min(normBlock, x.count - start)
                 out[b] = blockPartial(base + start, n, order: order)

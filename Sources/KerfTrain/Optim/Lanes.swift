@@ -53,9 +53,11 @@ func squareRoot(_ v: Lanes) -> Lanes {
 /// on the calling thread.
 let updateGrain = 1 << 15
 
-/// Runs body over 0..<count split into ranges on up to `threads` threads (`parallelRanges`).
+/// Runs body over 0..<count split into ranges on the calling thread's OpenMP team (`teamRanges`:
+/// the team oneDNN's primitives run on, whose threads would otherwise spin beside a second pool;
+/// its size is the session's thread count). `threads` is kept for the callers' contract.
 /// The kernels are elementwise, so results do not depend on the split.
 @inline(__always)
 func forEachRange(_ count: Int, threads: Int, _ body: (Range<Int>) -> Void) {
-    parallelRanges(count, threads: threads, grain: updateGrain, body)
+    teamRanges(count, grain: updateGrain, body)
 }

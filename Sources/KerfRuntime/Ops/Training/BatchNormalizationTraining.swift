@@ -110,7 +110,7 @@ private struct BatchNormKernel {
         let rm = runningMean.storage.pointer.assumingMemoryBound(to: T.self), rv = runningVar.storage.pointer.assumingMemoryBound(to: T.self)
         let out = stats.map { $0.storage.pointer.assumingMemoryBound(to: T.self) }
         let count = Double(n * inner)
-        parallelFor(c, threads: threads) { _, ch in
+        teamRanges(c, grain: 1) { channels in for ch in channels {
             let (mean, variance) = moments(xs, ch)
             let invStd = 1 / (variance + epsilon).squareRoot()
             let kt = T(Double(w[ch]) * invStd), mt = T(mean), bt = b[ch]
@@ -119,7 +119,7 @@ private struct BatchNormKernel {
             out[1][ch] = T(invStd)
             out[2][ch] = T(Double(rm[ch]) * momentum + mean * (1 - momentum))
             out[3][ch] = T(Double(rv[ch]) * momentum + variance * count / (count - 1) * (1 - momentum))
-        }
+        } }
     }
 
     func backward<T: GradientElement>(_ dY: Tensor, _ x: Tensor, _ scale: Tensor, _ mean: Tensor?, _ spread: Tensor?, _ spreadIsInvStd: Bool,
@@ -131,7 +131,7 @@ private struct BatchNormKernel {
         let dx = outs[0].storage.pointer.assumingMemoryBound(to: T.self)
         let dw = outs[1].storage.pointer.assumingMemoryBound(to: T.self), db = outs[2].storage.pointer.assumingMemoryBound(to: T.self)
         let count = Double(n * inner)
-        parallelFor(c, threads: threads) { _, ch in
+        teamRanges(c, grain: 1) { channels in for ch in channels {
             let mu: Double, invStd: Double
             if let m, let s {
                 mu = Double(m[ch])
@@ -162,6 +162,6 @@ private struct BatchNormKernel {
                 let a = T(k)
                 blocks(ch) { base in for j in 0..<inner { dx[base + j] = a * g[base + j] } }
             }
-        }
+        } }
     }
 }

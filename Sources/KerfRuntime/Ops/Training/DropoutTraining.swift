@@ -23,7 +23,7 @@ func dropoutTraining(_ x: Tensor, ratio: Double, seed: UInt64, stream: UInt64, t
     func run<T: GradientElement>(_: T.Type) {
         let xs = x.storage.pointer.assumingMemoryBound(to: T.self), ys = y.storage.pointer.assumingMemoryBound(to: T.self)
         let s = T(scale)
-        parallelRanges(x.count, threads: threads, grain: 1 << 16) { range in
+        teamRanges(x.count, grain: 1 << 16) { range in
             for i in range {
                 let keep = mix(key &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15) >> 32 >= threshold
                 m[i] = keep
@@ -48,7 +48,7 @@ func dropoutGradient(dY: Tensor, mask: Tensor, ratio: Double, threads: Int) thro
     func run<T: GradientElement>(_: T.Type) {
         let g = dY.storage.pointer.assumingMemoryBound(to: T.self), out = dX.storage.pointer.assumingMemoryBound(to: T.self)
         let s = T(scale)
-        parallelRanges(dY.count, threads: threads, grain: 1 << 16) { range in
+        teamRanges(dY.count, grain: 1 << 16) { range in
             for i in range { out[i] = m[i] ? g[i] * s : 0 }
         }
     }

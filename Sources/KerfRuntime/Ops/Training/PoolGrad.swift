@@ -52,7 +52,7 @@ struct PoolGradOperator: Operator {
         let kind = kind, countIncludePad = countIncludePad, dtype = dY.dtype
         let dy = UnsafeRawPointer(dY.storage.pointer), dx = dX.storage.pointer, xp = x.map { UnsafeRawPointer($0.storage.pointer) }
         let grain = max(1, (1 << 15) / max(1, inCount + outCount))
-        parallelRanges(planes, threads: threads, grain: grain) { range in
+        teamRanges(planes, grain: grain) { range in
             for p in range {
                 switch (kind, dtype) {
                 case (.max, .double):
