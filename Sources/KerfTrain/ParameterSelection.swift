@@ -3,9 +3,9 @@ import KerfGraph
 
 /// Which initializers train. By default every float initializer of more than one element on a
 /// differentiable path to the loss that gets a gradient (single numbers are constants of the
-/// formula: epsilons, exponents, scales); `trainable` lists them instead, `frozen` removes some. Each entry of
-/// either list matches an initializer by its name, or every initializer read by a node of that
-/// name or of that op type.
+/// formula: epsilons, exponents, scales); `trainable` lists them instead, `frozen` removes some.
+/// Each entry of either list matches an initializer by its name, or every initializer read by a
+/// node of that name or of that op type.
 public struct ParameterSelection: Sendable {
     public var trainable: [String]?
     public var frozen: [String]
@@ -19,21 +19,9 @@ public struct ParameterSelection: Sendable {
     /// nothing, or when nothing is left to train.
     func resolve(in graph: Graph, loss: String, opset: Int) throws -> [String] {
         let floats = graph.initializers.filter { $0.tensor.dtype.isFloatingPoint && $0.tensor.count > 0 }.map(\.name)
-        let floatSet = Set(floats)
-        func matches(_ entry: String) throws -> Set<String> {
-            var found = Set<String>()
-            if floatSet.contains(entry) { found.insert(entry) }
-            for node in graph.nodes where node.name == entry || node.opType == entry {
-                found.formUnion(node.inputs.filter(floatSet.contains))
-            }
-            guard !found.isEmpty || graph.initializer(named: entry) != nil else {
-                throw KerfError.invalidArgument("'\(entry)' names no float initializer, node or op type of the model")
-            }
-            return found
-        }
-        let weights = Set(graph.initializers.filter { floatSet.contains($0.name) && $0.tensor.count > 1 }.map(\.name))
-        var selected = try trainable.map { try Set($0.flatMap { try matches($0) }) } ?? reachingLoss(graph, loss: loss, candidates: weights)
-        for entry in frozen { selected.subtract(try matches(entry)) }
+        let weights = Set(graph.initializers.filter { $0.tensor.dtype.isFloatingPoint && $0.tensor.count > 1 }.map(\.name))
+        var selected = try trainable.map { Set(try resolveEntries($0, in: graph)) } ?? reachingLoss(graph, loss: loss, candidates: weights)
+        selected.subtract(try resolveEntries(frozen, in: graph))
         let ordered = floats.filter(selected.contains)
         guard !ordered.isEmpty else { throw KerfError.invalidArgument("no parameter to train (every float initializer is frozen or does not reach the loss)") }
         return ordered
@@ -45,14 +33,13 @@ public struct ParameterSelection: Sendable {
         let floats = Set(graph.initializers.filter { $0.tensor.dtype.isFloatingPoint }.map(\.name))
         var found = Set<String>()
         for entry in entries {
-            let before = found.count
+            var matched = floats.contains(entry) || graph.initializer(named: entry) != nil
             if floats.contains(entry) { found.insert(entry) }
             for node in graph.nodes where node.name == entry || node.opType == entry {
+                matched = true
                 found.formUnion(node.inputs.filter(floats.contains))
             }
-            guard found.count > before || graph.initializer(named: entry) != nil else {
-                throw KerfError.invalidArgument("'\(entry)' names no float initializer, node or op type of the model")
-            }
+            guard matched else { throw KerfError.invalidArgument("'\(entry)' names no float initializer, node or op type of the model") }
         }
         return graph.initializers.map(\.name).filter(found.contains)
     }
