@@ -45,26 +45,12 @@ private func taps(_ o: Int, _ d: Int, _ g: WindowGeometry, lower: Int, upper: In
     return (start, lo, max(lo, hi))
 }
 
+@inline(__always)
 private func maxPoolBackward<T: BinaryFloatingPoint>(_ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>,
                                                      _ g: WindowGeometry) {
     if g.inputSize.count == 2 {
-        let w = g.inputSize[1], ow = g.outputSize[1], dh = g.dilations[0], dw = g.dilations[1]
-        for oy in 0..<g.outputSize[0] {
-            let ry = taps(oy, 0, g, lower: 0, upper: g.inputSize[0])
-            for ox in 0..<ow {
-                let rx = taps(ox, 1, g, lower: 0, upper: w)
-                var best = -1
-                var bestValue: T = 0
-                for ky in ry.lo..<ry.hi {
-                    let row = (ry.start + ky * dh) * w
-                    for kx in rx.lo..<rx.hi {
-                        let i = row + rx.start + kx * dw
-                        if best < 0 || x[i] > bestValue { best = i; bestValue = x[i] }
-                    }
-                }
-                if best >= 0 { dx[best] += dy[oy * ow + ox] }
-            }
-        }
+        let rows = WindowRanges(g, 0), columns = WindowRanges(g, 1)
+        maxPoolBackward2D(x, dy, dx, width: g.inputSize[1], rows: rows, columns: columns)
         return
     }
     var current = -1, best = -1
@@ -80,10 +66,63 @@ private func maxPoolBackward<T: BinaryFloatingPoint>(_ x: UnsafePointer<T>, _ dy
     if best >= 0 { dx[best] += dy[current] }
 }
 
+/// Per output position along one spatial dim: the first tap's input position and the range
+/// of taps inside the input (as `taps`), with the dilation.
+private struct WindowRanges {
+    var start: [Int] = [], lo: [Int] = [], hi: [Int] = []
+    let dilation: Int
+
+    init(_ g: WindowGeometry, _ d: Int) {
+        dilation = g.dilations[d]
+        for o in 0..<g.outputSize[d] {
+            let r = taps(o, d, g, lower: 0, upper: g.inputSize[d])
+            start.append(r.start)
+            lo.append(r.lo)
+            hi.append(r.hi)
+        }
+    }
+}
+
+@inline(__always)
+private func maxPoolBackward2D<T: BinaryFloatingPoint>(_ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>,
+                                                       width w: Int, rows: WindowRanges, columns: WindowRanges) {
+    let ow = columns.start.count, dh = rows.dilation, dw = columns.dilation
+    rows.start.withUnsafeBufferPointer { rs in rows.lo.withUnsafeBufferPointer { rl in rows.hi.withUnsafeBufferPointer { rh in
+    columns.start.withUnsafeBufferPointer { cs in columns.lo.withUnsafeBufferPointer { cl in columns.hi.withUnsafeBufferPointer { ch in
+        for oy in 0..<rs.count {
+            let top = rs[oy], kyLo = rl[oy], kyHi = rh[oy]
+            let out = dy + oy * ow
+            for ox in 0..<ow {
+                let left = cs[ox], kxLo = cl[ox], kxHi = ch[ox]
+                guard kyLo < kyHi, kxLo < kxHi else { continue }
+                // Start from the first tap inside, then strictly greater values (branch-free):
+                // the first maximum, as the forward.
+                var best = (top + kyLo * dh) * w + left + kxLo * dw
+                var bestValue = x[best]
+                for ky in kyLo..<kyHi {
+                    let row = (top + ky * dh) * w + left
+                    for kx in kxLo..<kxHi {
+                        let i = row + kx * dw
+                        let v = x[i]
+                        let better = v > bestValue
+                        best = better ? i : best
+                        bestValue = better ? v : bestValue
+                    }
+                }
+                dx[best] += out[ox]
+            }
+        }
+    } } } } } }
+}
+
 /// Forward (y[o] = mean of the window's taps) or backward (dx[taps] += dy[o] / count).
 private func averagePool<T: BinaryFloatingPoint>(_ a: UnsafePointer<T>, _ b: UnsafeMutablePointer<T>, _ g: WindowGeometry,
                                                  padsEnd: [Int], countIncludePad: Bool, backward: Bool) {
     let rank = g.inputSize.count
+    if rank == 2 && backward {
+        averagePoolBackward2D(a, b, g, padsEnd: padsEnd, countIncludePad: countIncludePad)
+        return
+    }
     var outPos = [Int](repeating: 0, count: rank)
     var ranges = [(start: Int, lo: Int, hi: Int)](repeating: (0, 0, 0), count: rank)
     var tap = [Int](repeating: 0, count: rank)
@@ -130,5 +169,36 @@ private func forEachInside(_ ranges: [(start: Int, lo: Int, hi: Int)], _ g: Wind
             d -= 1
         }
         if d < 0 { return }
+    }
+}
+
+/// `averagePool` backward over a 2-D plane: the divisor of each output is the product of its
+/// row and column tap counts (inside the input, or inside input and pads).
+@inline(__always)
+private func averagePoolBackward2D<T: BinaryFloatingPoint>(_ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, _ g: WindowGeometry,
+                                                           padsEnd: [Int], countIncludePad: Bool) {
+    let rows = WindowRanges(g, 0), columns = WindowRanges(g, 1)
+    func counts(_ d: Int, _ r: WindowRanges) -> [Int] {
+        guard countIncludePad else { return (0..<r.start.count).map { r.hi[$0] - r.lo[$0] } }
+        return (0..<g.outputSize[d]).map { o in
+            let t = taps(o, d, g, lower: -g.padsBegin[d], upper: g.inputSize[d] + padsEnd[d])
+            return t.hi - t.lo
+        }
+    }
+    let rowCounts = counts(0, rows), columnCounts = counts(1, columns)
+    let w = g.inputSize[1], ow = columns.start.count, dh = rows.dilation, dw = columns.dilation
+    for oy in 0..<rows.start.count {
+        let top = rows.start[oy], kyLo = rows.lo[oy], kyHi = rows.hi[oy]
+        guard kyLo < kyHi, rowCounts[oy] > 0 else { continue }
+        let out = dy + oy * ow
+        for ox in 0..<ow {
+            let left = columns.start[ox], kxLo = columns.lo[ox], kxHi = columns.hi[ox]
+            guard kxLo < kxHi, columnCounts[ox] > 0 else { continue }
+            let share = out[ox] / T(rowCounts[oy] * columnCounts[ox])
+            for ky in kyLo..<kyHi {
+                let row = dx + (top + ky * dh) * w + left
+                for kx in kxLo..<kxHi { row[kx * dw] += share }
+            }
+        }
     }
 }

@@ -15,7 +15,7 @@ func batchNormalizationTraining(_ x: Tensor, scale: Tensor, bias: Tensor, runnin
                                 epsilon: Double, momentum: Double, threads: Int) throws -> [Tensor] {
     let (n, c, inner) = try batchNormShape(x, [scale, bias, runningMean, runningVar], "BatchNormalizationTraining")
     guard n * inner > 1 else {
-        throw KerfError.invalidArgument("BatchNormalizationTraining: a batch of \(x.shape) has one value per channel; training mode needs more")
+        throw KerfError.invalidArgument("BatchNormalizationTraining: a batch of \(x.shape) has \(n * inner) value(s) per channel; training mode needs more than one")
     }
     let y = try Tensor(uninitialized: x.dtype, shape: x.shape)
     let stats = try (0..<4).map { _ in try Tensor(uninitialized: x.dtype, shape: [c]) }
