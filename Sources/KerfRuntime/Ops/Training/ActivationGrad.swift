@@ -1,6 +1,5 @@
 import FoundationEssentials
 import KerfCore
-import KerfKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -69,41 +68,36 @@ private func scalarBound(_ t: Tensor) throws -> Float {
 }
 
 private func apply<T: GradientElement>(_ kind: ActivationDerivative, _ dY: Tensor, _ value: Tensor, _ out: Tensor, _: T.Type) {
-    teamRanges(dY.count, grain: 1 << 14) { range in apply(kind, dY, value, out, range, T.self) }
-}
-
-/// `apply` on the elements `range`.
-private func apply<T: GradientElement>(_ kind: ActivationDerivative, _ dY: Tensor, _ value: Tensor, _ out: Tensor,
-                                       _ range: Range<Int>, _: T.Type) {
+    let n = dY.count
     let g = dY.storage.pointer.assumingMemoryBound(to: T.self)
     let v = value.storage.pointer.assumingMemoryBound(to: T.self)
     let o = out.storage.pointer.assumingMemoryBound(to: T.self)
     switch kind {
-    case .relu: for i in range { o[i] = v[i] > 0 ? g[i] : 0 }
-    case .sigmoid: for i in range { o[i] = g[i] * v[i] * (1 - v[i]) }
-    case .tanh: for i in range { o[i] = g[i] * (1 - v[i] * v[i]) }
+    case .relu: for i in 0..<n { o[i] = v[i] > 0 ? g[i] : 0 }
+    case .sigmoid: for i in 0..<n { o[i] = g[i] * v[i] * (1 - v[i]) }
+    case .tanh: for i in 0..<n { o[i] = g[i] * (1 - v[i] * v[i]) }
     case .leakyRelu(let alpha):
         let a = T(alpha)
-        for i in range { o[i] = v[i] > 0 ? g[i] : a * g[i] }
+        for i in 0..<n { o[i] = v[i] > 0 ? g[i] : a * g[i] }
     case .hardSwish:
-        for i in range { o[i] = v[i] < -3 ? 0 : (v[i] <= 3 ? g[i] * (v[i] / 3 + 0.5) : g[i]) }
+        for i in 0..<n { o[i] = v[i] < -3 ? 0 : (v[i] <= 3 ? g[i] * (v[i] / 3 + 0.5) : g[i]) }
     case .hardSigmoid(let alpha, let beta):
         let a = T(alpha), b = T(beta)
-        for i in range {
+        for i in 0..<n {
             let t = a * v[i] + b
             o[i] = t > 0 && t < 1 ? a * g[i] : 0
         }
     case .clip(let lo, let hi):
         let l = T(lo), h = T(hi)
-        for i in range { o[i] = v[i] >= l && v[i] <= h ? g[i] : 0 }
+        for i in 0..<n { o[i] = v[i] >= l && v[i] <= h ? g[i] : 0 }
     case .erf, .gelu, .geluTanh, .softplus, .elu:
         if T.self == Float.self {
             let gf = UnsafeMutableRawPointer(g).assumingMemoryBound(to: Float.self)
             let vf = UnsafeMutableRawPointer(v).assumingMemoryBound(to: Float.self)
             let of = UnsafeMutableRawPointer(o).assumingMemoryBound(to: Float.self)
-            for i in range { of[i] = transcendental(kind, vf[i]) * gf[i] }
+            for i in 0..<n { of[i] = transcendental(kind, vf[i]) * gf[i] }
         } else {
-            for i in range { o[i] = T(transcendental(kind, Double(v[i])) * Double(g[i])) }
+            for i in 0..<n { o[i] = T(transcendental(kind, Double(v[i])) * Double(g[i])) }
         }
     }
 }

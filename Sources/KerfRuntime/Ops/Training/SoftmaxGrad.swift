@@ -1,5 +1,4 @@
 import KerfCore
-import KerfKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,19 +27,17 @@ private func softmaxBackward<T: GradientElement>(_ dY: Tensor, _ y: Tensor, _ ou
     let g = dY.storage.pointer.assumingMemoryBound(to: T.self)
     let v = y.storage.pointer.assumingMemoryBound(to: T.self)
     let o = out.storage.pointer.assumingMemoryBound(to: T.self)
-    teamRanges(outer, grain: max(1, (1 << 14) / max(1, n * inner))) { rows in
-        for a in rows {
-            for b in 0..<inner {
-                let base = a * n * inner + b
-                var s: T = 0
-                for j in 0..<n {
-                    let k = base + j * inner
-                    s += log ? g[k] : g[k] * v[k]
-                }
-                for j in 0..<n {
-                    let k = base + j * inner
-                    o[k] = log ? g[k] - T(exp(Double(v[k]))) * s : v[k] * (g[k] - s)
-                }
+    for a in 0..<outer {
+        for b in 0..<inner {
+            let base = a * n * inner + b
+            var s: T = 0
+            for j in 0..<n {
+                let k = base + j * inner
+                s += log ? g[k] : g[k] * v[k]
+            }
+            for j in 0..<n {
+                let k = base + j * inner
+                o[k] = log ? g[k] - T(exp(Double(v[k]))) * s : v[k] * (g[k] - s)
             }
         }
     }
