@@ -1,5 +1,6 @@
 import FoundationEssentials
 import KerfCore
+import KerfKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,7 +42,8 @@ enum ActivationDerivative {
 }
 
 /// dX of an activation from dY and the forward value the derivative reads (same shape).
-func activationGradient(_ kind: ActivationDerivative, dY: Tensor, value: Tensor, minimum: Tensor?, maximum: Tensor?) throws -> Tensor {
+func activationGradient(_ kind: ActivationDerivative, dY: Tensor, value: Tensor, minimum: Tensor?, maximum: Tensor?,
+                        threads: Int = 1) throws -> Tensor {
     try requireGradientElement(dY, "ActivationGrad")
     guard dY.shape == value.shape, dY.dtype == value.dtype else {
         throw KerfError.shapeMismatch("ActivationGrad: gradient \(dY.dtype) \(dY.shape) and value \(value.dtype) \(value.shape) differ")
@@ -52,8 +54,8 @@ func activationGradient(_ kind: ActivationDerivative, dY: Tensor, value: Tensor,
     }
     let out = try Tensor(uninitialized: dY.dtype, shape: dY.shape)
     switch dY.dtype {
-    case .double: apply(kind, dY, value, out, Double.self)
-    default: apply(kind, dY, value, out, Float.self)
+    case .double: apply(kind, dY, value, out, threads, Double.self)
+    default: apply(kind, dY, value, out, threads, Float.self)
     }
     return out
 }
@@ -67,37 +69,43 @@ private func scalarBound(_ t: Tensor) throws -> Float {
     }
 }
 
-private func apply<T: GradientElement>(_ kind: ActivationDerivative, _ dY: Tensor, _ value: Tensor, _ out: Tensor, _: T.Type) {
-    let n = dY.count
+private func apply<T: GradientElement>(_ kind: ActivationDerivative, _ dY: Tensor, _ value: Tensor, _ out: Tensor, _ threads: Int,
+                                       _: T.Type) {
+    parallelRanges(dY.count, threads: threads, grain: 1 << 14) { range in apply(kind, dY, value, out, range, T.self) }
+}
+
+/// `apply` on the elements `range`.
+private func apply<T: GradientElement>(_ kind: ActivationDerivative, _ dY: Tensor, _ value: Tensor, _ out: Tensor,
+                                       _ range: Range<Int>, _: T.Type) {
     let g = dY.storage.pointer.assumingMemoryBound(to: T.self)
     let v = value.storage.pointer.assumingMemoryBound(to: T.self)
     let o = out.storage.pointer.assumingMemoryBound(to: T.self)
     switch kind {
-    case .relu: for i in 0..<n { o[i] = v[i] > 0 ? g[i] : 0 }
-    case .sigmoid: for i in 0..<n { o[i] = g[i] * v[i] * (1 - v[i]) }
-    case .tanh: for i in 0..<n { o[i] = g[i] * (1 - v[i] * v[i]) }
+    case .relu: for i in range { o[i] = v[i] > 0 ? g[i] : 0 }
+    case .sigmoid: for i in range { o[i] = g[i] * v[i] * (1 - v[i]) }
+    case .tanh: for i in range { o[i] = g[i] * (1 - v[i] * v[i]) }
     case .leakyRelu(let alpha):
         let a = T(alpha)
-        for i in 0..<n { o[i] = v[i] > 0 ? g[i] : a * g[i] }
+        for i in range { o[i] = v[i] > 0 ? g[i] : a * g[i] }
     case .hardSwish:
-        for i in 0..<n { o[i] = v[i] < -3 ? 0 : (v[i] <= 3 ? g[i] * (v[i] / 3 + 0.5) : g[i]) }
+        for i in range { o[i] = v[i] < -3 ? 0 : (v[i] <= 3 ? g[i] * (v[i] / 3 + 0.5) : g[i]) }
     case .hardSigmoid(let alpha, let beta):
         let a = T(alpha), b = T(beta)
-        for i in 0..<n {
+        for i in range {
             let t = a * v[i] + b
             o[i] = t > 0 && t < 1 ? a * g[i] : 0
         }
     case .clip(let lo, let hi):
         let l = T(lo), h = T(hi)
-        for i in 0..<n { o[i] = v[i] >= l && v[i] <= h ? g[i] : 0 }
+        for i in range { o[i] = v[i] >= l && v[i] <= h ? g[i] : 0 }
     case .erf, .gelu, .geluTanh, .softplus, .elu:
         if T.self == Float.self {
             let gf = UnsafeMutableRawPointer(g).assumingMemoryBound(to: Float.self)
             let vf = UnsafeMutableRawPointer(v).assumingMemoryBound(to: Float.self)
             let of = UnsafeMutableRawPointer(o).assumingMemoryBound(to: Float.self)
-            for i in 0..<n { of[i] = transcendental(kind, vf[i]) * gf[i] }
+            for i in range { of[i] = transcendental(kind, vf[i]) * gf[i] }
         } else {
-            for i in 0..<n { o[i] = T(transcendental(kind, Double(v[i])) * Double(g[i])) }
+            for i in range { o[i] = T(transcendental(kind, Double(v[i])) * Double(g[i])) }
         }
     }
 }

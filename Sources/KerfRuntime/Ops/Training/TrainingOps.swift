@@ -16,23 +16,26 @@ enum TrainingOps {
             let kind = try ActivationDerivative(kind: try c.string("kind", default: ""),
                                                 alpha: c.has("alpha") ? try c.float("alpha", default: 0) : nil,
                                                 beta: c.has("beta") ? try c.float("beta", default: 0) : nil)
+            let threads = c.options.resolvedThreads
             return ClosureOperator { inputs in
                 [try activationGradient(kind, dY: try inputs.required(0), value: try inputs.required(1),
-                                        minimum: inputs.optional(2) ?? nil, maximum: inputs.optional(3) ?? nil)]
+                                        minimum: inputs.optional(2) ?? nil, maximum: inputs.optional(3) ?? nil, threads: threads)]
             }
         }
         r["\(domain):SoftmaxGrad"] = { c in
             let axis = try c.int("axis", default: -1), log = try c.int("log", default: 0) != 0
-            let coerced = try c.int("coerced", default: 0) != 0
+            let coerced = try c.int("coerced", default: 0) != 0, threads = c.options.resolvedThreads
             return ClosureOperator { inputs in
-                [try softmaxGradient(dY: try inputs.required(0), y: try inputs.required(1), axis: axis, log: log, coerced: coerced)]
+                [try softmaxGradient(dY: try inputs.required(0), y: try inputs.required(1), axis: axis, log: log, coerced: coerced,
+                                     threads: threads)]
             }
         }
         r["\(domain):LayerNormalizationGrad"] = { c in
             let axis = try c.int("axis", default: -1), epsilon = try c.float("epsilon", default: 1e-5)
+            let threads = c.options.resolvedThreads
             return ClosureOperator { inputs in
                 try layerNormalizationGradient(dY: try inputs.required(0), x: try inputs.required(1), scale: try inputs.required(2),
-                                               axis: axis, epsilon: Double(epsilon))
+                                               axis: axis, epsilon: Double(epsilon), threads: threads)
             }
         }
         r["\(domain):GatherGrad"] = { c in
