@@ -1,7 +1,4 @@
 import KerfCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// How `train` loops over the data.
 public struct TrainingLoopOptions {
