@@ -48,3 +48,22 @@ __attribute__((target("avx2"))) void kerf_gelu_avx2(const float *x, float *y, si
     EACH8(x, y, n, _mm256_mul_ps(_mm256_mul_ps(SET(0.5f), v),
                                  _mm256_add_ps(SET(1.0f), erf8(_mm256_mul_ps(v, SET(0.70710678118654752f))))));
 }
+
+/* GELU's slope at x: Φ(x) + x·φ(x), as FastMath's scalar form in ActivationGrad.swift. */
+__attribute__((target("avx2"), always_inline)) static inline __m256 gelu_slope8(__m256 v) {
+    __m256 cdf = _mm256_mul_ps(SET(0.5f), _mm256_add_ps(SET(1.0f), erf8(_mm256_mul_ps(v, SET(0.70710678118654752f)))));
+    __m256 pdf = _mm256_mul_ps(exp8(_mm256_mul_ps(_mm256_mul_ps(SET(-0.5f), v), v)), SET(0.3989422804014327f));
+    return _mm256_add_ps(cdf, _mm256_mul_ps(v, pdf));
+}
+
+__attribute__((target("avx2"))) void kerf_gelu_grad_avx2(const float *dy, const float *x, float *dx, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(gelu_slope8(_mm256_loadu_ps(x + i)), _mm256_loadu_ps(dy + i)));
+    if (i < n) {
+        float xs[8] = {0}, gs[8] = {0}, out[8];
+        for (size_t k = 0; i + k < n; k++) { xs[k] = x[i + k]; gs[k] = dy[i + k]; }
+        _mm256_storeu_ps(out, _mm256_mul_ps(gelu_slope8(_mm256_loadu_ps(xs)), _mm256_loadu_ps(gs)));
+        for (size_t k = 0; i + k < n; k++) dx[i + k] = out[k];
+    }
+}

@@ -3,10 +3,8 @@
  * include/kerf_math.h. */
 #include "kerf_math.h"
 #include "kerf_isa.h"
+#include "exp_avx512.h"
 #include <immintrin.h>
-
-#define SET16(v) _mm512_set1_ps(v)
-#define T512 __attribute__((target("avx512f"), always_inline)) static inline
 
 int kerf_avx512_available(void) { return kerf_isa_has(KERF_HAS_AVX512); }
 
@@ -48,4 +46,14 @@ __attribute__((target("avx512f"))) void kerf_erf_avx512(const float *x, float *y
 __attribute__((target("avx512f"))) void kerf_gelu_avx512(const float *x, float *y, size_t n) {
     EACH16(x, y, n, _mm512_mul_ps(_mm512_mul_ps(SET16(0.5f), v),
                                   _mm512_add_ps(SET16(1.0f), erf16(_mm512_mul_ps(v, SET16(0.70710678118654752f))))))
+}
+
+__attribute__((target("avx512f"))) void kerf_gelu_grad_avx512(const float *dy, const float *x, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 lanes = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(lanes, x + i), g = _mm512_maskz_loadu_ps(lanes, dy + i);
+        __m512 cdf = _mm512_mul_ps(SET16(0.5f), _mm512_add_ps(SET16(1.0f), erf16(_mm512_mul_ps(v, SET16(0.70710678118654752f)))));
+        __m512 pdf = _mm512_mul_ps(exp16(_mm512_mul_ps(_mm512_mul_ps(SET16(-0.5f), v), v)), SET16(0.3989422804014327f));
+        _mm512_mask_storeu_ps(dx + i, lanes, _mm512_mul_ps(_mm512_fmadd_ps(v, pdf, cdf), g));
+    }
 }

@@ -8,11 +8,13 @@ public struct Matcher {
     public let usage: Usage
     public let constants: [String: Tensor]
 
-    public init(_ g: Graph) {
+    /// `constantNodes`: Constant nodes' outputs count as constants too (for graphs matched
+    /// before constant folding).
+    public init(_ g: Graph, constantNodes: Bool = false) {
         self.g = g
         producer = g.producers()
         usage = Usage(g)
-        constants = g.constantInitializers()
+        constants = constantNodes ? g.constantValues() : g.constantInitializers()
     }
 
     /// The default-domain node of type `op` producing `value`, if any.

@@ -27,6 +27,21 @@ extension Graph {
         return c
     }
 
+    /// `constantInitializers` and the outputs of default-domain Constant nodes (`value`,
+    /// `value_float`, `value_int`), as a file holds them before any folding.
+    public func constantValues() -> [String: Tensor] {
+        var c = constantInitializers()
+        for n in nodes where n.isDefaultDomain && n.opType == "Constant" && n.outputs.count == 1 && !n.hasSubgraph {
+            switch n.attributes.first?.value {
+            case .tensor(let t)?: c[n.outputs[0]] = t
+            case .float(let v)?: c[n.outputs[0]] = Tensor(scalar: v)
+            case .int(let v)?: c[n.outputs[0]] = Tensor(scalar: v)
+            default: break
+            }
+        }
+        return c
+    }
+
     /// The index of the node producing each value (the last one, should several claim it).
     public func producers() -> [String: Int] {
         var p: [String: Int] = [:]

@@ -74,3 +74,20 @@ public func gelu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, co
         }
     }
 }
+
+/// dX[i] = dY[i]·(Φ(x[i]) + x[i]·φ(x[i])): the derivative of exact GELU times the incoming
+/// gradient, Φ by `fastErf` and φ by `fastExp` (eight or sixteen lanes where the CPU has them).
+/// dX may alias dY or x.
+public func geluGradient(dY: UnsafePointer<Float>, x: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>, count: Int) {
+    if cpuHasAVX512 {  // KerfCKernels/erf_avx512.c
+        kerf_gelu_grad_avx512(dY, x, dX, count)
+    } else if cpuHasAVX2 {  // KerfCKernels/erf_avx2.c
+        kerf_gelu_grad_avx2(dY, x, dX, count)
+    } else {
+        for i in 0..<count {
+            let v = x[i]
+            let cdf = 0.5 * (1 + fastErf(v * 0.70710678118654752))
+            dX[i] = dY[i] * (cdf + v * (fastExp(-0.5 * v * v) * 0.3989422804014327))
+        }
+    }
+}

@@ -68,3 +68,49 @@ public func layerNorm(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Doub
         invStdDev?[r] = inv
     }
 }
+
+/// The gradients of `layerNorm` for the rows `rows` of x, dY and dX (each viewed as [·, n]):
+/// dX = invStd·(dY·scale − mean(dY·scale) − x̂·mean(dY·scale·x̂)), x̂ = (x − mean)·invStd, the
+/// statistics recomputed from x (population variance, `epsilon` inside the square root); and
+/// adds these rows' Σ dY·x̂ to dScale[n] and Σ dY to dBias[n] (threads taking disjoint rows
+/// give each its own dScale and dBias, summed after). Float sums in eight-lane chains.
+public func layerNormBackward(dY g: UnsafePointer<Float>, x: UnsafePointer<Float>, scale w: UnsafePointer<Float>,
+                              rows: Range<Int>, n: Int, epsilon: Float, dX: UnsafeMutablePointer<Float>,
+                              dScale: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>) {
+    guard n > 0 else { return }
+    let count = Float(n)
+    for r in rows {
+        let xs = x + r * n, gs = g + r * n, out = dX + r * n
+        let m = rowSum(xs, count: n) / count
+        let inv = 1 / (rowSquaredDeviations(xs, n: n, mean: m) / count + epsilon).squareRoot()
+        // Σ g·w and Σ g·w·(x − m).
+        let mv = SIMD8<Float>(repeating: m)
+        var s0 = SIMD8<Float>(), s1 = s0, t0 = s0, t1 = s0
+        var j = 0
+        while j + 16 <= n {
+            let p = UnsafeRawPointer(gs + j), q = UnsafeRawPointer(w + j), u = UnsafeRawPointer(xs + j)
+            let gw0 = p.loadUnaligned(as: SIMD8<Float>.self) * q.loadUnaligned(as: SIMD8<Float>.self)
+            let gw1 = p.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self) * q.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+            s0 += gw0
+            s1 += gw1
+            t0 = t0.addingProduct(gw0, u.loadUnaligned(as: SIMD8<Float>.self) - mv)
+            t1 = t1.addingProduct(gw1, u.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self) - mv)
+            j += 16
+        }
+        var sumG = (s0 + s1).sum(), sumGD = (t0 + t1).sum()
+        while j < n {
+            let gw = gs[j] * w[j]
+            sumG += gw
+            sumGD += gw * (xs[j] - m)
+            j += 1
+        }
+        let meanG = sumG / count, k = inv * (sumGD * inv / count)
+        // Loops the compiler vectorizes.
+        for j in 0..<n {
+            let xhat = (xs[j] - m) * inv
+            out[j] = inv * (gs[j] * w[j] - meanG) - (xs[j] - m) * inv * k
+            dScale[j] += gs[j] * xhat
+            dBias[j] += gs[j]
+        }
+    }
+}

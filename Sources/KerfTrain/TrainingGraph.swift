@@ -53,12 +53,17 @@ public struct TrainingGraph {
         g.nodes += lossEmitter.nodes
         g.initializers += lossEmitter.constants
         g.outputs = [ValueInfo(name: lossName, type: nil)]
+        // Selection by node name or op type reads the graph as exported; both graphs run torch's
+        // decomposed LayerNorm and GELU as one node each (one kernel forward, one backward).
+        let exported = g.copy()
+        g.fuseDecomposedLayerNorm()
+        g.fuseDecomposedGelu()
         // Evaluation runs the graph as exported; training in training mode (batch statistics,
         // Dropout masks), the running statistics being state the trainer keeps.
         let evaluation = g.copy()
         let rewrites = try rewriteForTraining(g, opset: opset, options: trainingMode)
         let stateNames = rewrites.runningStatistics.keys.filter { name in g.initializers.contains { $0.name == name } }.sorted()
-        let candidates = try selection.resolve(in: evaluation, loss: lossName, opset: opset).filter { !stateNames.contains($0) }
+        let candidates = try selection.resolve(in: exported, loss: lossName, opset: opset).filter { !stateNames.contains($0) }
         let originals = Dictionary(g.initializers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         Self.makeInputs(candidates + stateNames, of: g, modelInputs: modelInputs)
         Self.makeInputs(candidates + stateNames, of: evaluation, modelInputs: modelInputs)

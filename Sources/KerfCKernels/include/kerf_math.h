@@ -14,6 +14,10 @@ void kerf_erf_avx2(const float *x, float *y, size_t n);
  * with kerf_erf_avx2's erf. x and y may alias. */
 void kerf_gelu_avx2(const float *x, float *y, size_t n);
 
+/* dx[i] = dy[i] * (Φ(x[i]) + x[i] φ(x[i])), the derivative of exact GELU (Φ by kerf_erf_avx2's
+ * erf, φ by FastMath.swift's exp) for i < n. dx may alias dy or x. */
+void kerf_gelu_grad_avx2(const float *dy, const float *x, float *dx, size_t n);
+
 /* 1 when the running CPU has AVX-512F (the *_avx512 kernels must not be called otherwise). */
 int kerf_avx512_available(void);
 
@@ -21,6 +25,7 @@ int kerf_avx512_available(void);
  * division by a refined reciprocal (results within a few ulp of the eight-lane kernels'). */
 void kerf_erf_avx512(const float *x, float *y, size_t n);
 void kerf_gelu_avx512(const float *x, float *y, size_t n);
+void kerf_gelu_grad_avx512(const float *dy, const float *x, float *dx, size_t n);
 
 /* Softmax of each of `rows` contiguous rows of n floats (x[r * n + j] -> y[r * n + j]): the
  * max subtracted, FastMath.swift's exp, the sum in eight lanes, then a multiply by 1 / sum.

@@ -103,27 +103,31 @@ private func apply<T: GradientElement>(_ kind: ActivationDerivative, _ dY: Tenso
             let gf = UnsafeMutableRawPointer(g).assumingMemoryBound(to: Float.self)
             let vf = UnsafeMutableRawPointer(v).assumingMemoryBound(to: Float.self)
             let of = UnsafeMutableRawPointer(o).assumingMemoryBound(to: Float.self)
-            for i in range { of[i] = transcendental(kind, vf[i]) * gf[i] }
+            switch kind {  // one loop per kind, so that each vectorizes
+            case .erf: for i in range { of[i] = transcendental(.erf, vf[i]) * gf[i] }
+            case .gelu: geluGradient(dY: gf + range.lowerBound, x: vf + range.lowerBound, dX: of + range.lowerBound, count: range.count)
+            case .geluTanh: for i in range { of[i] = transcendental(.geluTanh, vf[i]) * gf[i] }
+            case .softplus: for i in range { of[i] = transcendental(.softplus, vf[i]) * gf[i] }
+            default: for i in range { of[i] = transcendental(kind, vf[i]) * gf[i] }
+            }
         } else {
             for i in range { o[i] = T(transcendental(kind, Double(v[i])) * Double(g[i])) }
         }
     }
 }
 
-/// `transcendental` in float (glibc's expf, erff, tanhf): for float tensors, as PyTorch computes
-/// these derivatives in float.
+/// `transcendental` in float (exact GELU: KerfKernels' `geluGradient`) with KerfKernels' branch-free `fastExp` / `fastErf` (a few ulp from
+/// glibc's expf and erff), so that the loop over a tensor vectorizes; tanh(z) = 1 − 2/(e^{2z} + 1).
+@inline(__always)
 private func transcendental(_ kind: ActivationDerivative, _ x: Float) -> Float {
     switch kind {
-    case .erf: return 1.1283791670955126 * expf(-x * x)
-    case .gelu:
-        let cdf = 0.5 * (1 + erff(x * 0.70710678118654752))
-        return cdf + x * expf(-0.5 * x * x) * 0.3989422804014327
+    case .erf: return 1.1283791670955126 * fastExp(-x * x)
     case .geluTanh:
         let k: Float = 0.7978845608028654
-        let t = tanhf(k * (x + 0.044715 * x * x * x))
+        let t = 1 - 2 / (fastExp(2 * k * (x + 0.044715 * x * x * x)) + 1)
         return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
-    case .softplus: return 1 / (1 + expf(-x))
-    case .elu(let alpha): return x > 0 ? 1 : alpha * expf(x)
+    case .softplus: return 1 / (1 + fastExp(-x))
+    case .elu(let alpha): return x > 0 ? 1 : alpha * fastExp(x)
     default: return 1
     }
 }

@@ -19,11 +19,41 @@ func layerNormalizationGradient(dY: Tensor, x: Tensor, scale: Tensor, axis rawAx
     let dScale = try Tensor(zeros: x.dtype, shape: scale.shape), dBias = try Tensor(zeros: x.dtype, shape: scale.shape)
     switch x.dtype {
     case .double: layerNormBackward(dY, x, scale, dX, dScale, dBias, rows: rows, n: n, epsilon: epsilon, threads: threads, Double.self)
-    default: layerNormBackward(dY, x, scale, dX, dScale, dBias, rows: rows, n: n, epsilon: epsilon, threads: threads, Float.self)
+    default: layerNormBackward(dY, x, scale, dX, dScale, dBias, rows: rows, n: n, epsilon: Float(epsilon), threads: threads)
     }
     return [dX, dScale, dBias]
 }
 
+/// Float: KerfKernels' `layerNormBackward` on one block of rows per thread, each thread with its
+/// own dScale and dBias, summed after in block order.
+private func layerNormBackward(_ dY: Tensor, _ x: Tensor, _ scale: Tensor, _ dX: Tensor, _ dScale: Tensor, _ dBias: Tensor,
+                               rows: Int, n: Int, epsilon: Float, threads: Int) {
+    guard n > 0, rows > 0 else { return }
+    let g = UnsafePointer(dY.storage.pointer.assumingMemoryBound(to: Float.self))
+    let v = UnsafePointer(x.storage.pointer.assumingMemoryBound(to: Float.self))
+    let w = UnsafePointer(scale.storage.pointer.assumingMemoryBound(to: Float.self))
+    let dx = dX.storage.pointer.assumingMemoryBound(to: Float.self)
+    let dw = dScale.storage.pointer.assumingMemoryBound(to: Float.self), db = dBias.storage.pointer.assumingMemoryBound(to: Float.self)
+    let blocks = max(1, min(threads, rows * n / (1 << 14)))
+    // Block b's partial sums: dScale at partial[2·b·n], dBias at partial[(2·b + 1)·n].
+    let partial = UnsafeMutablePointer<Float>.allocate(capacity: 2 * blocks * n)
+    partial.initialize(repeating: 0, count: 2 * blocks * n)
+    defer { partial.deallocate() }
+    parallelRanges(blocks, threads: threads, grain: 1) { range in
+        for b in range {
+            layerNormBackward(dY: g, x: v, scale: w, rows: (b * rows / blocks)..<((b + 1) * rows / blocks), n: n, epsilon: epsilon,
+                              dX: dx, dScale: partial + 2 * b * n, dBias: partial + (2 * b + 1) * n)
+        }
+    }
+    for b in 0..<blocks {
+        for j in 0..<n {
+            dw[j] += partial[2 * b * n + j]
+            db[j] += partial[(2 * b + 1) * n + j]
+        }
+    }
+}
+
+/// Double: sums in double.
 private func layerNormBackward<T: GradientElement>(_ dY: Tensor, _ x: Tensor, _ scale: Tensor, _ dX: Tensor, _ dScale: Tensor,
                                                    _ dBias: Tensor, rows: Int, n: Int, epsilon: Double, threads: Int, _: T.Type) {
     let g = dY.storage.pointer.assumingMemoryBound(to: T.self)
