@@ -654,7 +654,7 @@ typedef struct kerf_train_options {
     const char *const *frozen;
     size_t n_frozen;
     int32_t threads;             /* threads per run and update; 0 = one per core */
-    int32_t optimization_level;  /* graph optimizations of the training runs; 1 */
+    int32_t optimization_level;  /* 1: fuse torch's decomposed LayerNorm/GELU, optimize the runs; 0: as written */
     int32_t initialization;      /* KERF_INIT_*: start from fresh values instead of the model's; NONE */
     uint64_t initialization_seed; /* 0 */
     int32_t training_mode;       /* 1: BatchNormalization normalizes with batch statistics (updating the

@@ -29,3 +29,13 @@ void kerf_team_run(size_t tasks, void (*fn)(void *, size_t), void *context) {
     team_job job = {tasks, fn, context};
     GOMP_parallel(team_share, &job, (unsigned)threads, 0);
 }
+
+static _Thread_local int team_kernels;
+
+int kerf_set_team_kernels(int on) {
+    int previous = team_kernels;
+    team_kernels = on;
+    return previous;
+}
+
+int kerf_team_kernels(void) { return team_kernels; }

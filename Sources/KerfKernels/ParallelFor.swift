@@ -256,13 +256,18 @@ final class WorkerPool: @unchecked Sendable {
 
 /// Splits 0..<count into contiguous ranges of at least `grain` indices (up to four per thread)
 /// and runs body(range) for each on up to `threads` threads, taken as in `parallelForClaimed`;
-/// on the calling thread alone when there is not enough work for two ranges. `body` must be
+/// on the calling thread alone when there is not enough work for two ranges. Inside
+/// `withTeamKernels`, the ranges are `teamRanges`' instead. `body` must be
 /// safe to call concurrently for disjoint ranges.
 public func parallelRanges(_ count: Int, threads: Int, grain: Int, _ body: (Range<Int>) -> Void) {
     let threads = max(1, threads)
     let tasks = min(4 * threads, count / max(1, grain))
     if threads == 1 || tasks <= 1 {
         if count > 0 { body(0..<count) }
+        return
+    }
+    if kerf_team_kernels() != 0 {
+        teamRanges(count, grain: grain, body)
         return
     }
     parallelForClaimed(tasks, threads: threads) { _, t in body(count * t / tasks ..< count * (t + 1) / tasks) }
@@ -292,4 +297,14 @@ public func teamRanges(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
             }, pointer)
         }
     }
+}
+
+/// Runs `body` with `parallelRanges` on the calling thread splitting work over its OpenMP team
+/// (`teamRanges`) rather than the worker pool: for runs that alternate oneDNN primitives and
+/// Kerf kernels op by op (a training step), where the team would spin on one core while the pool
+/// waits for it. Per thread; nests.
+public func withTeamKernels<R>(_ body: () throws -> R) rethrows -> R {
+    let previous = kerf_set_team_kernels(1)
+    defer { _ = kerf_set_team_kernels(previous) }
+    return try body()
 }

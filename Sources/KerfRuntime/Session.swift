@@ -168,6 +168,12 @@ public final class Session: @unchecked Sendable {
         }
         try plan.bind(feeds, into: state)
         setGemmThreads(options.resolvedThreads)
+        return try options.teamKernels ? withTeamKernels { try execute(plan, state, wantedSlots, outputNames) }
+            : execute(plan, state, wantedSlots, outputNames)
+    }
+
+    /// Runs the plan's steps on `state` (fed) and returns the values of `wantedSlots`.
+    private func execute(_ plan: ExecutionPlan, _ state: RunState, _ wantedSlots: [Int], _ outputNames: [String]?) throws -> [Tensor] {
         // Moved out of the state for the run (local arrays, no copies, no access checks).
         var values: [Tensor?] = [], args: [Tensor?] = []
         swap(&values, &state.values)

@@ -18,6 +18,10 @@ public struct SessionOptions: Sendable {
     /// (`Session.run(outputNames:)`) though they are no graph outputs. Any value the plan
     /// computes can be returned; this only matters for those fusion would remove.
     public var keptValues: [String] = []
+    /// true: kernels split their work over the OpenMP team oneDNN's primitives run on
+    /// (`withTeamKernels`) instead of Kerf's worker pool: for graphs in which nearly every other
+    /// op is a oneDNN primitive, as a training step's are.
+    public var teamKernels: Bool = false
     /// Tests only: counters and switches the session's operators report to (see `RuntimeProbe`).
     var probe: RuntimeProbe?
 

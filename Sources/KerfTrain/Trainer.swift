@@ -16,7 +16,8 @@ public struct TrainerOptions: Sendable {
     public var accumulationSteps: Int
     /// Threads per run and per update; 0: one per core.
     public var threads: Int
-    /// The sessions' graph optimization level (0: run the training graph as written).
+    /// The sessions' graph optimization level (0: differentiate and run the graph as written;
+    /// 1: torch's decomposed LayerNorm and GELU fused first, and the session optimizations).
     public var optimizationLevel: Int
     /// Start from fresh parameter values (`Initialization`) instead of the model's; nil keeps them.
     public var initialization: Initialization?
@@ -328,8 +329,9 @@ public final class Trainer {
     private func compile(targetTypes: [String: (dtype: DType, rank: Int)]) throws -> Compiled {
         if let c = compiled { return c }
         let training = try TrainingGraph(model: model, loss: loss, parameters: selection, targetTypes: targetTypes,
-                                         trainingMode: options.trainingMode)
-        let sessionOptions = SessionOptions(threads: options.threads, optimizationLevel: options.optimizationLevel)
+                                         trainingMode: options.trainingMode, fuseDecomposedOps: options.optimizationLevel > 0)
+        var sessionOptions = SessionOptions(threads: options.threads, optimizationLevel: options.optimizationLevel)
+        sessionOptions.teamKernels = true  // nearly every other step is a oneDNN GEMM or convolution
         let session = try Session(graph: training.graph, opsets: training.opsets, options: sessionOptions)
         let evaluation = try Session(graph: training.evaluationGraph, opsets: training.opsets, options: sessionOptions)
         var shapes: [String: [Int]] = [:]

@@ -27,9 +27,11 @@ public struct TrainingGraph {
     public let dropoutSeed: String?
 
     /// `targetTypes`: the dtype and rank of each feed the loss reads (labels, targets), as fed.
-    /// `trainingMode` chooses which ops run as in PyTorch's `model.train()`.
+    /// `trainingMode` chooses which ops run as in PyTorch's `model.train()`. `fuseDecomposedOps`:
+    /// torch's decomposed LayerNorm and GELU become one node each before differentiation (one
+    /// kernel forward and one backward); false differentiates the graph as written.
     public init(model: Model, loss: Loss, parameters selection: ParameterSelection, targetTypes: [String: (dtype: DType, rank: Int)],
-                trainingMode: TrainingModeOptions = TrainingModeOptions()) throws {
+                trainingMode: TrainingModeOptions = TrainingModeOptions(), fuseDecomposedOps: Bool = true) throws {
         let source = model.graph
         let opset = model.opsetImports.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
         let modelInputs = Set(source.inputs.map(\.name))
@@ -53,11 +55,12 @@ public struct TrainingGraph {
         g.nodes += lossEmitter.nodes
         g.initializers += lossEmitter.constants
         g.outputs = [ValueInfo(name: lossName, type: nil)]
-        // Selection by node name or op type reads the graph as exported; both graphs run torch's
-        // decomposed LayerNorm and GELU as one node each (one kernel forward, one backward).
+        // Selection by node name or op type reads the graph as exported.
         let exported = g.copy()
-        g.fuseDecomposedLayerNorm()
-        g.fuseDecomposedGelu()
+        if fuseDecomposedOps {
+            g.fuseDecomposedLayerNorm()
+            g.fuseDecomposedGelu()
+        }
         // Evaluation runs the graph as exported; training in training mode (batch statistics,
         // Dropout masks), the running statistics being state the trainer keeps.
         let evaluation = g.copy()

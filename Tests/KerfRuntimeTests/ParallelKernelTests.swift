@@ -98,4 +98,32 @@ final class ParallelKernelTests: XCTestCase {
             XCTAssertEqual(ranges, count / grain >= 2 ? 2 : min(count, 1), "count \(count) grain \(grain)")
         }
     }
+
+    func testParallelRangesUseTheOpenMPTeamOnlyInsideWithTeamKernels() {
+        setGemmThreads(2)
+        defer { setGemmThreads(1) }
+        func ranges(_ count: Int) -> (count: Int, hits: [Int]) {
+            var hits = [Int](repeating: 0, count: count)
+            let lock = NSLock()
+            var ranges = 0
+            hits.withUnsafeMutableBufferPointer { hits in
+                parallelRanges(count, threads: 2, grain: 30) { range in
+                    lock.lock()
+                    ranges += 1
+                    lock.unlock()
+                    for i in range { hits[i] += 1 }
+                }
+            }
+            return (ranges, hits)
+        }
+        // The pool takes up to four ranges per thread; the team one range per thread.
+        let pooled = ranges(1000)
+        let team = withTeamKernels { withTeamKernels { ranges(1000) } }
+        let after = ranges(1000)
+        XCTAssertEqual(pooled.hits, [Int](repeating: 1, count: 1000))
+        XCTAssertEqual(team.hits, [Int](repeating: 1, count: 1000))
+        XCTAssertEqual(pooled.count, 8)
+        XCTAssertEqual(team.count, 2)
+        XCTAssertEqual(after.count, 8, "the setting ends with the outermost withTeamKernels")
+    }
 }

@@ -88,8 +88,8 @@ class Trainer(Handle):
     types (default: every float initializer of more than one element that the loss depends
     on). no_decay: parameters (same forms) without weight decay. max_grad_norm: clip the
     gradients' global L2 norm. accumulation_steps: update every that many steps with their
-    mean gradient. threads=None: one per core. optimize=False runs the training graph without
-    graph optimizations. initialize: train from scratch, the parameters re-initialized
+    mean gradient. threads=None: one per core. optimize=False differentiates and runs the graph
+    as written (no fusion of torch's decomposed LayerNorm and GELU, no graph optimizations). initialize: train from scratch, the parameters re-initialized
     ("kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal" for weights; biases 0,
     normalization scales 1, embeddings N(0, 1)), seeded by init_seed. train_mode=True trains as
     PyTorch's model.train() (BatchNormalization on batch statistics, updating the running ones;

@@ -193,9 +193,9 @@ def test_losses_and_their_gradients_match_pytorch(tmp_path, name, loss, torch_lo
 
 @pytest.mark.parametrize("opset", [17, 14])
 def test_bert_style_encoder_trains_as_in_pytorch(tmp_path, opset):
-    """At opset 14 the exporter writes LayerNorm as ReduceMean/Sub/Pow/Sqrt/Div nodes (which Kerf
-    fuses when it may); GELU is Div/Erf/Add/Mul at both. Trained with graph optimizations and
-    without: the gradients come from the graph as written either way."""
+    """At opset 14 the exporter writes LayerNorm as ReduceMean/Sub/Pow/Sqrt/Div nodes; GELU is
+    Div/Erf/Add/Mul at both. With graph optimizations Kerf fuses each chain into one node before
+    differentiating (LayerNormalization, Gelu); without, it differentiates the chains as written."""
     torch.manual_seed(4)
     module = distinct(TinyEncoder())
     ids = torch.randint(0, 50, (2, 6))
