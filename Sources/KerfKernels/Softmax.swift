@@ -91,3 +91,37 @@ public func scaleAndAddRow(_ x: UnsafePointer<Float>, count n: Int, _ factor: Fl
         y[j] = (multiply ? x[j] * factor : x[j] / factor) + m
     }
 }
+
+/// The input gradient of a softmax over contiguous rows of n floats, for the rows `rows`:
+/// dX = Y·(dY − Σ dY·Y) (`log` false, Y the softmax) or dX = dY − exp(Y)·Σ dY (`log` true, Y the
+/// log-softmax; exp by `fastExp`). Sums in eight-lane chains. dX may alias dY.
+public func softmaxBackwardRows(dY g: UnsafePointer<Float>, y: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>,
+                                rows: Range<Int>, n: Int, log: Bool) {
+    for r in rows {
+        let gs = g + r * n, ys = y + r * n, out = dX + r * n
+        var a0 = SIMD8<Float>(), a1 = a0
+        var j = 0
+        while j + 16 <= n {
+            let p = UnsafeRawPointer(gs + j), q = UnsafeRawPointer(ys + j)
+            if log {
+                a0 += p.loadUnaligned(as: SIMD8<Float>.self)
+                a1 += p.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+            } else {
+                a0 = a0.addingProduct(p.loadUnaligned(as: SIMD8<Float>.self), q.loadUnaligned(as: SIMD8<Float>.self))
+                a1 = a1.addingProduct(p.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self),
+                                      q.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
+            }
+            j += 16
+        }
+        var s = (a0 + a1).sum()
+        while j < n {
+            s += log ? gs[j] : gs[j] * ys[j]
+            j += 1
+        }
+        if log {
+            for j in 0..<n { out[j] = gs[j] - fastExp(ys[j]) * s }
+        } else {
+            for j in 0..<n { out[j] = ys[j] * (gs[j] - s) }
+        }
+    }
+}

@@ -108,13 +108,22 @@ enum ElementwiseOps {
             }
         }
         for (name, kind) in [("Sum", ArithmeticKind.add), ("Max", .max), ("Min", .min), ("Mean", .add)] {
-            r[name] = { _ in
-                ClosureOperator { inputs in
-                    let xs = inputs.compactMap { $0 }
-                    guard var acc = xs.first else { throw KerfError.invalidArgument("\(name) needs at least one input") }
-                    for x in xs.dropFirst() { acc = try arithmetic(kind, acc, x) }
+            r[name] = { c in
+                let threads = c.options.resolvedThreads
+                // Each partial result is written over an input no one else holds (a gradient
+                // sum of the backward pass adds its terms in place).
+                return ClosureOperator.consuming { inputs in
+                    var xs: [Tensor] = []
+                    for i in inputs.indices { if let x = inputs[i].take() { xs.append(x) } }
+                    guard !xs.isEmpty else { throw KerfError.invalidArgument("\(name) needs at least one input") }
+                    let count = xs.count
+                    var acc = xs.removeFirst()
+                    while !xs.isEmpty {
+                        var x = xs.removeFirst()
+                        acc = try arithmetic(kind, consuming: &acc, &x, threads: threads)
+                    }
                     if name == "Mean" {
-                        let n = Tensor(scalar: Float(xs.count))
+                        let n = Tensor(scalar: Float(count))
                         acc = try withFloat32([acc]) { [try arithmetic(.div, $0[0]!, castScalar(n, to: $0[0]!.dtype))] }[0]
                     }
                     return [acc]

@@ -18,6 +18,13 @@ func softmaxGradient(dY: Tensor, y: Tensor, axis rawAxis: Int, log: Bool, coerce
     let out = try Tensor(uninitialized: y.dtype, shape: y.shape)
     switch y.dtype {
     case .double: softmaxBackward(dY, y, out, outer: outer, n: n, inner: inner, log: log, threads: threads, Double.self)
+    case .float where inner == 1:  // contiguous rows: KerfKernels' vectorized rows
+        let g = UnsafePointer(dY.storage.pointer.assumingMemoryBound(to: Float.self))
+        let v = UnsafePointer(y.storage.pointer.assumingMemoryBound(to: Float.self))
+        let o = out.storage.pointer.assumingMemoryBound(to: Float.self)
+        parallelRanges(outer, threads: threads, grain: max(1, (1 << 14) / max(1, n))) { rows in
+            softmaxBackwardRows(dY: g, y: v, dX: o, rows: rows, n: n, log: log)
+        }
     default: softmaxBackward(dY, y, out, outer: outer, n: n, inner: inner, log: log, threads: threads, Float.self)
     }
     return out

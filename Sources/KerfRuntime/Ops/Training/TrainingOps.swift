@@ -6,10 +6,11 @@ enum TrainingOps {
     static let domain = "kerf.training"
 
     static func register(_ r: inout [String: OperatorFactory]) {
-        r["\(domain):SumToShape"] = { _ in
-            ClosureOperator { inputs in
+        r["\(domain):SumToShape"] = { c in
+            let threads = c.options.resolvedThreads
+            return ClosureOperator { inputs in
                 let shape = try intValues(try inputs.required(1, "shape"), "SumToShape shape")
-                return [try sumToShape(try inputs.required(0), shape: shape)]
+                return [try sumToShape(try inputs.required(0), shape: shape, threads: threads)]
             }
         }
         r["\(domain):ActivationGrad"] = { c in
