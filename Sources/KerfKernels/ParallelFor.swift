@@ -74,7 +74,8 @@ public func parallelForDynamic(_ count: Int, threads: Int, _ body: (_ index: Int
 }
 
 /// Runs body(worker, index) for every index in 0..<count on up to `threads` threads, each
-/// thread taking the next index as soon as it is done with its last: a thread slowed down by
+/// thread taking the next index as soon as it is done with its last (inside `withTeamKernels`:
+/// the indices dealt round-robin to the OpenMP team's threads): a thread slowed down by
 /// other work on the machine takes fewer indices, and a pool thread that has not started by
 /// the time the calling thread ran out of indices is not waited for (on a machine whose other
 /// cores are busy the calling thread does it all rather than waiting for a time slice).
@@ -85,6 +86,15 @@ public func parallelForClaimed(_ count: Int, threads: Int, _ body: (_ worker: In
     let workers = max(1, min(threads, count))
     if workers == 1 {
         for i in 0..<count { body(0, i) }
+        return
+    }
+    if kerf_team_kernels() != 0 {
+        // On the OpenMP team (`withTeamKernels`): indices dealt round-robin to its threads.
+        let team = max(1, min(workers, Int(omp_get_max_threads())))
+        teamTasks(team) { worker in
+            var i = worker
+            while i < count { body(worker, i); i += team }
+        }
         return
     }
     let next = Atomic<Int>(0)
@@ -283,17 +293,18 @@ public func teamRanges(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
         if count > 0 { body(0..<count) }
         return
     }
-    struct Job {
-        let count: Int, tasks: Int
-        let body: (Range<Int>) -> Void
-    }
+    teamTasks(tasks) { t in body(count * t / tasks ..< count * (t + 1) / tasks) }
+}
+
+/// Runs body(task) for every task in 0..<tasks on the calling thread's OpenMP team (task t on
+/// team thread t mod team size; see `kerf_team_run`). `body` must be safe to call concurrently
+/// for different tasks.
+public func teamTasks(_ tasks: Int, _ body: (Int) -> Void) {
     withoutActuallyEscaping(body) { body in
-        var job = Job(count: count, tasks: tasks, body: body)
+        var job = body
         withUnsafeMutablePointer(to: &job) { pointer in
             kerf_team_run(tasks, { context, t in
-                let job = context!.assumingMemoryBound(to: Job.self).pointee
-                let t = Int(t)
-                job.body(job.count * t / job.tasks ..< job.count * (t + 1) / job.tasks)
+                context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(t))
             }, pointer)
         }
     }

@@ -126,4 +126,27 @@ final class ParallelKernelTests: XCTestCase {
         XCTAssertEqual(team.count, 2)
         XCTAssertEqual(after.count, 8, "the setting ends with the outermost withTeamKernels")
     }
+
+    func testClaimedIndicesRunOnceEachOnTheOpenMPTeamInsideWithTeamKernels() {
+        setGemmThreads(2)
+        defer { setGemmThreads(1) }
+        for count in [0, 1, 5, 100] {
+            var hits = [Int](repeating: 0, count: count)
+            let lock = NSLock()
+            var workers = Set<Int>()
+            hits.withUnsafeMutableBufferPointer { hits in
+                withTeamKernels {
+                    parallelForClaimed(count, threads: 2) { worker, index in
+                        lock.lock()
+                        workers.insert(worker)
+                        lock.unlock()
+                        hits[index] += 1
+                    }
+                }
+            }
+            XCTAssertEqual(hits, [Int](repeating: 1, count: count), "count \(count)")
+            XCTAssertTrue(workers.isSubset(of: [0, 1]), "count \(count): workers \(workers)")
+            XCTAssertEqual(workers.count, min(count, 2), "count \(count)")
+        }
+    }
 }
