@@ -17,7 +17,8 @@ public struct TrainerOptions: Sendable {
     /// Threads per run and per update; 0: one per core.
     public var threads: Int
     /// The sessions' graph optimization level (0: differentiate and run the graph as written;
-    /// 1: torch's decomposed LayerNorm and GELU fused first, and the session optimizations).
+    /// 1: torch's decomposed LayerNorm and GELU and its Linear layers fused first, and the
+    /// session optimizations).
     public var optimizationLevel: Int
     /// Start from fresh parameter values (`Initialization`) instead of the model's; nil keeps them.
     public var initialization: Initialization?
@@ -329,7 +330,7 @@ public final class Trainer {
     private func compile(targetTypes: [String: (dtype: DType, rank: Int)]) throws -> Compiled {
         if let c = compiled { return c }
         let training = try TrainingGraph(model: model, loss: loss, parameters: selection, targetTypes: targetTypes,
-                                         trainingMode: options.trainingMode, fuseDecomposedOps: options.optimizationLevel > 0)
+                                         trainingMode: options.trainingMode, fusesExportPatterns: options.optimizationLevel > 0)
         var sessionOptions = SessionOptions(threads: options.threads, optimizationLevel: options.optimizationLevel)
         sessionOptions.teamKernels = true  // nearly every other step is a oneDNN GEMM or convolution
         let session = try Session(graph: training.graph, opsets: training.opsets, options: sessionOptions)

@@ -27,11 +27,12 @@ public struct TrainingGraph {
     public let dropoutSeed: String?
 
     /// `targetTypes`: the dtype and rank of each feed the loss reads (labels, targets), as fed.
-    /// `trainingMode` chooses which ops run as in PyTorch's `model.train()`. `fuseDecomposedOps`:
-    /// torch's decomposed LayerNorm and GELU become one node each before differentiation (one
-    /// kernel forward and one backward); false differentiates the graph as written.
+    /// `trainingMode` chooses which ops run as in PyTorch's `model.train()`. `fusesExportPatterns`:
+    /// the chains torch.onnx.export writes for LayerNorm and GELU become one node each, and those
+    /// it writes for Linear layers one Gemm each, before differentiation (fewer kernels forward
+    /// and backward, no weight transposes); false differentiates the graph as written.
     public init(model: Model, loss: Loss, parameters selection: ParameterSelection, targetTypes: [String: (dtype: DType, rank: Int)],
-                trainingMode: TrainingModeOptions = TrainingModeOptions(), fuseDecomposedOps: Bool = true) throws {
+                trainingMode: TrainingModeOptions = TrainingModeOptions(), fusesExportPatterns: Bool = true) throws {
         let source = model.graph
         let opset = model.opsetImports.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
         let modelInputs = Set(source.inputs.map(\.name))
@@ -57,9 +58,10 @@ public struct TrainingGraph {
         g.outputs = [ValueInfo(name: lossName, type: nil)]
         // Selection by node name or op type reads the graph as exported.
         let exported = g.copy()
-        if fuseDecomposedOps {
+        if fusesExportPatterns {
             g.fuseDecomposedLayerNorm()
             g.fuseDecomposedGelu()
+            g.fuseExportedLinearLayers(opset: opset)
         }
         // Evaluation runs the graph as exported; training in training mode (batch statistics,
         // Dropout masks), the running statistics being state the trainer keeps.

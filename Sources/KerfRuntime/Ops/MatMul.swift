@@ -181,7 +181,11 @@ func gemm(_ a: Tensor, _ b: Tensor, _ c: Tensor?, transA: Bool, transB: Bool, al
             var betaUsed: Float = 0
             if let c, beta != 0 {
                 c.withElements(as: Float.self) { cv in
-                    broadcastCopy(UnsafeRawPointer(cv.baseAddress!), c.shape, elementSize: 4, UnsafeMutableRawPointer(y.baseAddress!), [m, n])
+                    if c.count == n && c.shape.last == n {  // a bias row: copied into each row
+                        for row in 0..<m { (y.baseAddress! + row * n).update(from: cv.baseAddress!, count: n) }
+                    } else {
+                        broadcastCopy(UnsafeRawPointer(cv.baseAddress!), c.shape, elementSize: 4, UnsafeMutableRawPointer(y.baseAddress!), [m, n])
+                    }
                 }
                 betaUsed = beta
             }
