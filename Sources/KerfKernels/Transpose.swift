@@ -30,29 +30,15 @@ public func transpose(_ input: UnsafeRawPointer, shape fullShape: [Int], perm fu
 
     func copy<T>(_: T.Type, _ runs: Range<Int>) {
         let src = input.assumingMemoryBound(to: T.self), dst = output.assumingMemoryBound(to: T.self)
-        // The odometer at the first run of the range.
-        var index = [Int](repeating: 0, count: outer)
-        var offset = 0, rest = runs.lowerBound
-        for d in stride(from: outer - 1, through: 0, by: -1) {
-            index[d] = rest % outShape[d]
-            rest /= outShape[d]
-            offset += index[d] * strides[d]
-        }
+        // The input offset of the first run of the range.
+        var walk = Odometer(shape: outShape, strides: strides, at: runs.lowerBound)
         for i in runs {
             if run == 1 {
-                dst[i] = src[offset]
+                dst[i] = src[walk.offset]
             } else {
-                (output + i * runBytes).copyMemory(from: input + offset * elementSize, byteCount: runBytes)
+                (output + i * runBytes).copyMemory(from: input + walk.offset * elementSize, byteCount: runBytes)
             }
-            var d = outer - 1
-            while d >= 0 {
-                index[d] += 1
-                offset += strides[d]
-                if index[d] < outShape[d] { break }
-                offset -= strides[d] * outShape[d]
-                index[d] = 0
-                d -= 1
-            }
+            walk.advance()
         }
     }
     parallelRanges(count / run, threads: threads, grain: max(1, 65536 / run)) { runs in
@@ -63,24 +49,10 @@ public func transpose(_ input: UnsafeRawPointer, shape fullShape: [Int], perm fu
         case 1: copy(UInt8.self, runs)
         default:
             // Other sizes: every element is its own byte run.
-            var index = [Int](repeating: 0, count: outer)
-            var offset = 0, rest = runs.lowerBound
-            for d in stride(from: outer - 1, through: 0, by: -1) {
-                index[d] = rest % outShape[d]
-                rest /= outShape[d]
-                offset += index[d] * strides[d]
-            }
+            var walk = Odometer(shape: outShape, strides: strides, at: runs.lowerBound)
             for i in runs {
-                (output + i * runBytes).copyMemory(from: input + offset * elementSize, byteCount: runBytes)
-                var d = outer - 1
-                while d >= 0 {
-                    index[d] += 1
-                    offset += strides[d]
-                    if index[d] < outShape[d] { break }
-                    offset -= strides[d] * outShape[d]
-                    index[d] = 0
-                    d -= 1
-                }
+                (output + i * runBytes).copyMemory(from: input + walk.offset * elementSize, byteCount: runBytes)
+                walk.advance()
             }
         }
     }

@@ -57,16 +57,10 @@ private func accumulate<T: GradientElement>(_ x: Tensor, rows: Range<Int>, into 
     let shape = x.shape, rank = shape.count
     let inner = shape[rank - 1], innerStride = strides[rank - 1]
     let src = x.storage.pointer.assumingMemoryBound(to: T.self)
-    // The index (over the axes before the last) and output offset of the first row.
-    var index = [Int](repeating: 0, count: rank)
-    var offset = 0, rest = rows.lowerBound
-    for d in stride(from: rank - 2, through: 0, by: -1) {
-        index[d] = rest % shape[d]
-        rest /= shape[d]
-        offset += index[d] * strides[d]
-    }
+    // The output offset of each row (over the axes before the last).
+    var walk = Odometer(shape: Array(shape.dropLast()), strides: Array(strides.dropLast()), at: rows.lowerBound)
     for row in rows {
-        let from = src + row * inner, to = dst + offset
+        let from = src + row * inner, to = dst + walk.offset
         if innerStride == 0 {
             var s: T = 0
             for j in 0..<inner { s += from[j] }
@@ -74,14 +68,6 @@ private func accumulate<T: GradientElement>(_ x: Tensor, rows: Range<Int>, into 
         } else {
             for j in 0..<inner { to[j] += from[j] }
         }
-        var d = rank - 2
-        while d >= 0 {
-            index[d] += 1
-            offset += strides[d]
-            if index[d] < shape[d] { break }
-            offset -= strides[d] * shape[d]
-            index[d] = 0
-            d -= 1
-        }
+        walk.advance()
     }
 }
