@@ -27,7 +27,7 @@ def _method(method, n, m):
     return choice(method, _METHODS, "method"), n, m
 
 
-def prune(src, dst=None, sparsity=0.5, method="magnitude", scope="layer", n=2, m=4, exclude=(),
+def prune(src, dst=None, *, sparsity=0.5, method="magnitude", scope="layer", n=2, m=4, exclude=(),
           per_tensor=None, criterion="l1", min_elements=0, max_tensor_sparsity=0.99, store_sparse=False,
           progress=None):
     """Prunes the Conv, Gemm and MatMul weights of an ONNX model and returns a Report.
@@ -82,7 +82,7 @@ def prune(src, dst=None, sparsity=0.5, method="magnitude", scope="layer", n=2, m
     return rewrite_model(src, dst, run)
 
 
-def sensitivity(model, data, levels=(0.5, 0.7, 0.9), labels=None, exclude=(), min_elements=0,
+def sensitivity(model, data, *, levels=(0.5, 0.7, 0.9), labels=None, exclude=(), min_elements=0,
                 batch_size=32, threads=None, progress=None):
     """Prunes each prunable weight alone to each level and measures the outputs.
 

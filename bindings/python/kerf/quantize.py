@@ -15,7 +15,7 @@ _METHODS = {"minmax": 0, "percentile": 1, "entropy": 2}
 _ACTIVATIONS = {"uint8": 0, "int8": 1}
 
 
-def quantize(src, dst=None, mode="dynamic", calibration=None, method="minmax", per_channel=True, exclude=(),
+def quantize(src, dst=None, *, mode="dynamic", calibration=None, method="minmax", per_channel=True, exclude=(),
              auto_tolerance=None, progress=None, percentile=99.99, activation_type="uint8", op_types=None,
              quantize_embeddings=False, smooth_quant=None, batch_size=32, threads=None, validation=None):
     """Quantizes an ONNX model to int8 and returns a Report.

@@ -96,7 +96,7 @@ class Trainer(Handle):
     Dropout drops, its masks seeded by `seed`); False runs the graph as exported (model.eval()).
     Evaluation always runs as exported. A trainer is used by one thread at a time."""
 
-    def __init__(self, model, loss, optimizer=None, schedule=None, trainable=None, frozen=None, no_decay=None,
+    def __init__(self, model, loss, *, optimizer=None, schedule=None, trainable=None, frozen=None, no_decay=None,
                  max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True, initialize=None, init_seed=0,
                  train_mode=True, seed=0):
         self._handle = None
@@ -301,7 +301,7 @@ class _Progress:
             return 1
 
 
-def train(src, dst=None, data=None, loss=None, optimizer=None, schedule=None, validation=None, epochs=1,
+def train(src, dst=None, *, data=None, loss=None, optimizer=None, schedule=None, validation=None, epochs=1,
           batch_size=32, max_steps=None, shuffle=True, seed=0, patience=None, restore_best=True, progress=None,
           checkpoint=None, checkpoint_every=0, resume_from=None, trainable=None, frozen=None, no_decay=None,
           max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True, initialize=None, init_seed=0,
