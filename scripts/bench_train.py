@@ -26,6 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bindings" / "python" / "tests"))  # the test suite's PyTorch models
 
+from bench import peak_rss_mb  # noqa: E402  (VmHWM of this process, as the latency bench reports it)
+
 BATCH = 32
 
 
@@ -46,14 +48,6 @@ def models():
             lambda: (torch.manual_seed(0), TinyEncoder(vocab=1000, width=256, heads=4, length=64, classes=4))[1], "ids",
             lambda rng, n: rng.integers(0, 1000, (n, 64)).astype(np.int64), 4),
     }
-
-
-def peak_rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def child(engine: str, name: str, path: str, threads: int, steps: int) -> dict:

@@ -91,10 +91,9 @@ public func broadcastBinaryInPlace<T>(_ x: UnsafeMutablePointer<T>, _ shape: [In
     let rank = shape.count
     let sb = broadcastStrides(bShape, to: shape)
     let inner = shape[rank - 1], ib = sb[rank - 1]
-    var index = [Int](repeating: 0, count: rank)
-    var offB = 0
+    var walk = Odometer(shape: Array(shape.dropLast()), strides: Array(sb.dropLast()), at: 0)
     for o in 0..<(n / inner) {
-        let row = x + o * inner
+        let row = x + o * inner, offB = walk.offset
         if ib == 0 {
             let y = b[offB]
             if left { for j in 0..<inner { row[j] = op(row[j], y) } } else { for j in 0..<inner { row[j] = op(y, row[j]) } }
@@ -102,15 +101,7 @@ public func broadcastBinaryInPlace<T>(_ x: UnsafeMutablePointer<T>, _ shape: [In
             let bRow = b + offB
             if left { for j in 0..<inner { row[j] = op(row[j], bRow[j]) } } else { for j in 0..<inner { row[j] = op(bRow[j], row[j]) } }
         }
-        var d = rank - 2
-        while d >= 0 {
-            index[d] += 1
-            offB += sb[d]
-            if index[d] < shape[d] { break }
-            offB -= sb[d] * shape[d]
-            index[d] = 0
-            d -= 1
-        }
+        walk.advance()
     }
 }
 
@@ -119,20 +110,9 @@ public func broadcastCopy(_ a: UnsafeRawPointer, _ aShape: [Int], elementSize: I
                           _ out: UnsafeMutableRawPointer, _ outShape: [Int]) {
     let n = outShape.reduce(1, *)
     if n == 0 { return }
-    let rank = outShape.count
-    let sa = broadcastStrides(aShape, to: outShape)
-    var index = [Int](repeating: 0, count: rank)
-    var off = 0
+    var walk = Odometer(shape: outShape, strides: broadcastStrides(aShape, to: outShape), at: 0)
     for i in 0..<n {
-        (out + i * elementSize).copyMemory(from: a + off * elementSize, byteCount: elementSize)
-        var d = rank - 1
-        while d >= 0 {
-            index[d] += 1
-            off += sa[d]
-            if index[d] < outShape[d] { break }
-            off -= sa[d] * outShape[d]
-            index[d] = 0
-            d -= 1
-        }
+        (out + i * elementSize).copyMemory(from: a + walk.offset * elementSize, byteCount: elementSize)
+        walk.advance()
     }
 }

@@ -116,13 +116,7 @@ private func forward<T: ConvolutionElement>(_ x: UnsafePointer<T>, _ w: UnsafePo
         let columns = scratch[worker]?.assumingMemoryBound(to: T.self)
         for gi in 0..<s.group {
             let xg = x + (n * s.channels + gi * cg) * ic
-            let source: UnsafePointer<T>
-            if s.pointwise {
-                source = xg
-            } else {
-                unfold(xg, channels: cg, geometry: g, columns: columns!)
-                source = UnsafePointer(columns!)
-            }
+            let source = gemmOperand(xg, s, columns)
             let yg = y + (n * s.outChannels + gi * mg) * oc
             T.gemm(transA: false, transB: false, m: mg, n: oc, k: rows, a: w + gi * mg * rows, lda: rows, b: source, ldb: oc,
                    beta: 0, c: yg, ldc: oc)
@@ -166,13 +160,7 @@ private func backwardWeights<T: ConvolutionElement>(_ dy: UnsafePointer<T>, _ x:
         for gi in 0..<s.group {
             let xg = x + (n * s.channels + gi * cg) * ic
             let dyg = dy + (n * s.outChannels + gi * mg) * oc
-            let source: UnsafePointer<T>
-            if s.pointwise {
-                source = xg
-            } else {
-                unfold(xg, channels: cg, geometry: g, columns: columns!)
-                source = UnsafePointer(columns!)
-            }
+            let source = gemmOperand(xg, s, columns)
             // dwg[mg, rows] += dyg[mg, oc] · columnsᵀ[oc, rows]
             T.gemm(transA: false, transB: true, m: mg, n: rows, k: oc, a: dyg, lda: oc, b: source, ldb: oc,
                    beta: 1, c: dw + gi * mg * rows, ldc: rows)
@@ -186,6 +174,15 @@ private func backwardWeights<T: ConvolutionElement>(_ dy: UnsafePointer<T>, _ x:
             }
         }
     }
+}
+
+/// The [columnRows, outputCount] GEMM operand of one image's group `xg` (channelsPerGroup
+/// channels): `xg` itself for a pointwise convolution, else its windows unfolded into `columns`.
+@inline(__always)
+private func gemmOperand<T: BinaryFloatingPoint>(_ xg: UnsafePointer<T>, _ s: ConvolutionShape, _ columns: UnsafeMutablePointer<T>?) -> UnsafePointer<T> {
+    if s.pointwise { return xg }
+    unfold(xg, channels: s.channelsPerGroup, geometry: s.geometry, columns: columns!)
+    return UnsafePointer(columns!)
 }
 
 /// im2col of one group's image x[C, in...] into columns[C · kernelCount, outputCount] (zeros

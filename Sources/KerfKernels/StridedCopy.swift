@@ -13,11 +13,11 @@ public func stridedCopy(_ input: UnsafeRawPointer, base: Int, strides: [Int], sh
     }
     let inner = shape[rank - 1], innerStride = strides[rank - 1]
     let outer = count / inner
-    var index = [Int](repeating: 0, count: rank)
-    var offset = base
+    var walk = Odometer(shape: Array(shape.dropLast()), strides: Array(strides.dropLast()), at: 0)
     var dst = output
     let rowBytes = inner * elementSize
     for _ in 0..<outer {
+        let offset = base + walk.offset
         if innerStride == 1 {
             dst.copyMemory(from: input + offset * elementSize, byteCount: rowBytes)
         } else {
@@ -45,15 +45,7 @@ public func stridedCopy(_ input: UnsafeRawPointer, base: Int, strides: [Int], sh
             }
         }
         dst += rowBytes
-        var d = rank - 2
-        while d >= 0 {
-            index[d] += 1
-            offset += strides[d]
-            if index[d] < shape[d] { break }
-            offset -= strides[d] * shape[d]
-            index[d] = 0
-            d -= 1
-        }
+        walk.advance()
     }
 }
 

@@ -11,21 +11,12 @@ func sliceGradient(dY: Tensor, shape: [Int], geometry: SliceGeometry) throws -> 
     let out = try Tensor(zeros: dY.dtype, shape: shape)
     guard dY.count > 0 else { return out }
     let (base, strides) = geometry.offsets(in: shape)
-    let size = dY.dtype.byteSize, rank = shape.count
+    let size = dY.dtype.byteSize
     let src = UnsafeRawPointer(dY.storage.pointer), dst = out.storage.pointer
-    var index = [Int](repeating: 0, count: rank)
-    var offset = base
+    var walk = Odometer(shape: dY.shape, strides: strides, at: 0)
     for i in 0..<dY.count {
-        (dst + offset * size).copyMemory(from: src + i * size, byteCount: size)
-        var d = rank - 1
-        while d >= 0 {
-            index[d] += 1
-            offset += strides[d]
-            if index[d] < dY.shape[d] { break }
-            offset -= strides[d] * dY.shape[d]
-            index[d] = 0
-            d -= 1
-        }
+        (dst + (base + walk.offset) * size).copyMemory(from: src + i * size, byteCount: size)
+        walk.advance()
     }
     return out
 }
