@@ -83,7 +83,7 @@ extern "C" {
 /* ABI version: the major changes only on incompatible changes. Bindings
  * refuse a library whose major differs from the one they were written for. */
 #define KERF_ABI_VERSION_MAJOR 1
-#define KERF_ABI_VERSION_MINOR 9
+#define KERF_ABI_VERSION_MINOR 10
 #define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------ */
@@ -240,10 +240,14 @@ kerf_status kerf_model_save_bytes(const kerf_model *model, void **data, size_t *
 
 void kerf_model_free(kerf_model *model);
 
-/* Describes one graph input or output. Strings and arrays are borrowed from
- * the model and stay valid while it, or a session made from it, lives. dims[i] is -1 for a symbolic or
- * unknown dimension. A value of unknown rank has rank_known == 0, rank == 0
- * and dims == NULL. */
+/* Describes one graph input or output as the file declares it. Strings and
+ * arrays are borrowed from the model and stay valid while it, or a session
+ * made from it, lives. dims[i] is -1 for a symbolic or unknown dimension;
+ * dim_names[i] is then its symbolic name (the file's dim_param, e.g.
+ * "batch"), or NULL when the file gives neither a value nor a name. A value of
+ * unknown rank has rank_known == 0, rank == 0 and dims == dim_names == NULL;
+ * so has a scalar (rank_known == 1). dtype is KERF_DTYPE_UNDEFINED for values
+ * that are not tensors (sequences, maps). */
 typedef struct kerf_value_info {
     size_t struct_size;   /* set by the caller to sizeof(kerf_value_info) */
     const char *name;
@@ -251,6 +255,7 @@ typedef struct kerf_value_info {
     int32_t rank_known;   /* 1 if rank and dims are meaningful */
     size_t rank;
     const int64_t *dims;
+    const char *const *dim_names; /* rank entries, see above; since ABI 1.10 */
 } kerf_value_info;
 
 kerf_status kerf_model_input_count(const kerf_model *model, size_t *out);
@@ -259,6 +264,27 @@ kerf_status kerf_model_output_count(const kerf_model *model, size_t *out);
 /* `info->struct_size` must be set before the call. Inputs exclude initializers. */
 kerf_status kerf_model_input(const kerf_model *model, size_t index, kerf_value_info *info);
 kerf_status kerf_model_output(const kerf_model *model, size_t index, kerf_value_info *info);
+
+/* The model's descriptive fields, as the file holds them (since ABI 1.10).
+ * Strings are borrowed from the model ("" when the file has none) and stay
+ * valid while it lives. property_keys[i] / property_values[i] are the file's
+ * metadata_props, in file order. */
+typedef struct kerf_model_metadata {
+    size_t struct_size;              /* set by the caller to sizeof(kerf_model_metadata) */
+    const char *producer_name;
+    const char *producer_version;
+    const char *domain;
+    const char *doc_string;          /* the model's */
+    const char *graph_name;
+    const char *graph_doc_string;
+    int64_t model_version;
+    size_t n_properties;
+    const char *const *property_keys;
+    const char *const *property_values;
+} kerf_model_metadata;
+
+/* `metadata->struct_size` must be set before the call. */
+kerf_status kerf_model_get_metadata(const kerf_model *model, kerf_model_metadata *metadata);
 
 /* ------------------------------------------------------------------------ */
 /* Sessions: a model prepared for running                                   */

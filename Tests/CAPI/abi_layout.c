@@ -52,7 +52,21 @@ int main(void) {
     FIELD(kerf_value_info, rank_known);
     FIELD(kerf_value_info, rank);
     FIELD(kerf_value_info, dims);
+    FIELD(kerf_value_info, dim_names);
     END_STRUCT(kerf_value_info);
+
+    FIELD(kerf_model_metadata, struct_size);
+    FIELD(kerf_model_metadata, producer_name);
+    FIELD(kerf_model_metadata, producer_version);
+    FIELD(kerf_model_metadata, domain);
+    FIELD(kerf_model_metadata, doc_string);
+    FIELD(kerf_model_metadata, graph_name);
+    FIELD(kerf_model_metadata, graph_doc_string);
+    FIELD(kerf_model_metadata, model_version);
+    FIELD(kerf_model_metadata, n_properties);
+    FIELD(kerf_model_metadata, property_keys);
+    FIELD(kerf_model_metadata, property_values);
+    END_STRUCT(kerf_model_metadata);
 
     FIELD(kerf_session_options, struct_size);
     FIELD(kerf_session_options, threads);

@@ -162,6 +162,25 @@ static void test_model(const char *model_path, const char *dir) {
     CHECK(info.name && info.dtype == KERF_DTYPE_FLOAT && info.rank_known && info.rank == 2 && info.dims[1] == 64,
           "input described as float [?, 64]");
     CHECK(info.dims[0] == -1, "symbolic batch dim is -1");
+    CHECK(info.dim_names && info.dim_names[0] == NULL && info.dim_names[1] == NULL,
+          "dims without a name (the batch dim has neither value nor name) have NULL dim_names");
+    /* A caller built against ABI 1.9 (no dim_names): only its bytes are written. */
+    union { kerf_value_info info; unsigned char bytes[sizeof(kerf_value_info)]; } old;
+    memset(&old, 0xAB, sizeof old);
+    old.info.struct_size = offsetof(kerf_value_info, dim_names);
+    EXPECT_STATUS(kerf_model_input(model, 0, &old.info), KERF_OK);
+    CHECK(old.info.rank == 2 && old.bytes[offsetof(kerf_value_info, dim_names)] == 0xAB, "ABI 1.9 value info filled, tail untouched");
+
+    kerf_model_metadata metadata;
+    memset(&metadata, 0, sizeof metadata);
+    EXPECT_STATUS(kerf_model_get_metadata(model, &metadata), KERF_INVALID_ARGUMENT); /* struct_size unset */
+    metadata.struct_size = sizeof metadata;
+    EXPECT_STATUS(kerf_model_get_metadata(model, &metadata), KERF_OK);
+    CHECK(strcmp(metadata.producer_name, "skl2onnx") == 0 && strcmp(metadata.graph_name, "ONNX(MLPClassifier)") == 0
+          && strcmp(metadata.doc_string, "") == 0 && metadata.model_version == 0 && metadata.n_properties == 0,
+          "metadata as the file holds it");
+    EXPECT_STATUS(kerf_model_get_metadata(model, NULL), KERF_INVALID_ARGUMENT);
+    EXPECT_STATUS(kerf_model_get_metadata(NULL, &metadata), KERF_INVALID_ARGUMENT);
     EXPECT_STATUS(kerf_model_input(model, 5, &info), KERF_INVALID_ARGUMENT);
     EXPECT_STATUS(kerf_model_output(model, 0, NULL), KERF_INVALID_ARGUMENT);
     const char *input_name = info.name;
@@ -260,7 +279,7 @@ static void test_model(const char *model_path, const char *dir) {
     EXPECT_STATUS(kerf_session_run(NULL, names, inputs, 1, NULL, outputs, 2), KERF_INVALID_ARGUMENT);
 
     /* Named outputs, in the caller's order. */
-    kerf_value_info out_info = {sizeof out_info, NULL, 0, 0, 0, NULL};
+    kerf_value_info out_info = {sizeof out_info, NULL, 0, 0, 0, NULL, NULL};
     EXPECT_STATUS(kerf_model_output(model, 1, &out_info), KERF_OK);
     const char *out_names[1] = {out_info.name};
     kerf_tensor *one[1] = {NULL};

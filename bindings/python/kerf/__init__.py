@@ -26,7 +26,7 @@ The library is found through $KERF_LIBRARY, else kerf/libKerf.so.
 from ._bindings import lib as _lib
 from .dtypes import DType
 from .errors import KerfError, Status
-from .model import Model, ValueInfo, load, load_bytes
+from .model import Metadata, Model, ValueInfo, load, load_bytes
 from .prune import prune, sensitivity
 from .quantize import quantize
 from .compress_common import Report
@@ -71,7 +71,7 @@ def memory_limit():
 __all__ = [
     "ExecutionMode", "GraphOptimizationLevel", "InferenceSession", "ModelMetadata", "NodeArg", "RunOptions",
     "SessionOptions", "get_available_providers", "get_device",
-    "DType", "KerfError", "Model", "Report", "Session", "Status", "ValueInfo",
+    "DType", "KerfError", "Metadata", "Model", "Report", "Session", "Status", "ValueInfo",
     "abi_version", "instruction_set", "load", "memory_limit", "set_memory_limit", "load_bytes", "prune", "quantize", "sensitivity", "__version__",
     "Trainer", "loss", "optim", "train",
 ]

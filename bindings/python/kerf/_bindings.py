@@ -25,11 +25,12 @@ from pathlib import Path
 from .errors import KerfError, Status
 
 ABI_MAJOR = 1  # KERF_ABI_VERSION_MAJOR this binding was written for
-ABI_MINOR = 9  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
+ABI_MINOR = 10  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
                # kerf_quantize, kerf_session_plan: 1.3; kerf_session_run_views, kerf_tensors_free: 1.4;
                # kerf_session_run_into: 1.5; kerf_instruction_set: 1.6;
                # kerf_set_memory_limit, kerf_memory_limit, memory_limit: 1.7;
-               # kerf_*_options_init_sized, kerf_prune_options.progress: 1.8; training: 1.9)
+               # kerf_*_options_init_sized, kerf_prune_options.progress: 1.8; training: 1.9;
+               # kerf_value_info.dim_names, kerf_model_get_metadata: 1.10)
 # The structs below mirror include/kerf.h field by field; tests/test_abi_layout.py compares
 # them (and the constants of errors.py, dtypes.py, prune.py and quantize.py) with what a C
 # compiler makes of the header.
@@ -100,6 +101,23 @@ class ValueInfo(Structure):
         ("rank_known", c_int32),
         ("rank", c_size_t),
         ("dims", POINTER(c_int64)),
+        ("dim_names", POINTER(c_char_p)),
+    ]
+
+
+class ModelMetadata(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("producer_name", c_char_p),
+        ("producer_version", c_char_p),
+        ("domain", c_char_p),
+        ("doc_string", c_char_p),
+        ("graph_name", c_char_p),
+        ("graph_doc_string", c_char_p),
+        ("model_version", c_int64),
+        ("n_properties", c_size_t),
+        ("property_keys", POINTER(c_char_p)),
+        ("property_values", POINTER(c_char_p)),
     ]
 
 
@@ -320,6 +338,7 @@ _declare("kerf_model_input_count", c_int32, ModelP, POINTER(c_size_t))
 _declare("kerf_model_output_count", c_int32, ModelP, POINTER(c_size_t))
 _declare("kerf_model_input", c_int32, ModelP, c_size_t, POINTER(ValueInfo))
 _declare("kerf_model_output", c_int32, ModelP, c_size_t, POINTER(ValueInfo))
+_declare("kerf_model_get_metadata", c_int32, ModelP, POINTER(ModelMetadata))
 
 # Sessions
 _declare("kerf_session_options_init_sized", c_int32, POINTER(SessionOptions), c_size_t)

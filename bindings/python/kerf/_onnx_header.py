@@ -1,38 +1,14 @@
-"""The few ONNX ModelProto fields the C API does not report, read straight from the protobuf
-wire format: metadata, the declared element types and dims (symbolic names included) of graph
-inputs and outputs, and node names. Weights and everything else are skipped by length, so reading
-a large model costs one pass over its field headers, not a copy."""
+"""What the C API does not report about a model, read straight from the protobuf wire format:
+the names of the main graph's nodes. Weights and everything else are skipped by length, so
+reading a large model costs one pass over its field headers, not a copy."""
 
 import mmap
 import os
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union
-
-Dim = Union[int, str, None]
 
 
-class Declared(NamedTuple):
-    """A graph input or output as the file declares it. elem_type is a TensorProto.DataType code,
-    None for non-tensor types; dims is None when the file gives no shape (unknown rank), else one
-    int (dim_value), str (dim_param) or None (neither) per dimension."""
-
-    elem_type: Optional[int]
-    dims: Optional[Tuple[Dim, ...]]
-
-
-class Header(NamedTuple):
-    producer_name: str
-    domain: str
-    doc_string: str
-    model_version: int
-    metadata: Dict[str, str]
-    graph_name: str
-    graph_doc_string: str
-    values: Dict[str, Declared]  # graph inputs and outputs by name
-    node_names: List[str]  # of the main graph's nodes, "" for unnamed ones
-
-
-def read(source):
-    """The Header of a model: a path (str or os.PathLike) or its serialized bytes.
+def node_names(source):
+    """The main graph's node names ("" for unnamed nodes) of a model: a path (str or
+    os.PathLike) or its serialized bytes.
     Raises ValueError when the bytes are not a well-formed ModelProto, OSError for the file."""
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as file:
@@ -46,67 +22,19 @@ def read(source):
 
 
 def _model(data):
-    fields = {"producer_name": "", "domain": "", "doc_string": "", "model_version": 0}
-    metadata, graph = {}, None
+    graph = None
     for number, value in _fields(data, 0, len(data)):
-        if number in (2, 4, 6):
-            fields[{2: "producer_name", 4: "domain", 6: "doc_string"}[number]] = _text(data, value)
-        elif number == 5:
-            fields["model_version"] = _signed(_int(value))
-        elif number == 7:
-            graph = _graph(data, _span(value))
-        elif number == 14:
-            entry = dict.fromkeys((1, 2), "")
-            entry.update((key, _text(data, item)) for key, item in _fields(data, *_span(value)) if key in (1, 2))
-            metadata[entry[1]] = entry[2]
+        if number == 7:
+            graph = _node_names(data, _span(value))
     if graph is None:
         raise ValueError("the model has no graph")
-    return Header(metadata=metadata, **fields, **graph)
+    return graph
 
 
-def _graph(data, span):
-    name, doc, values, node_names = "", "", {}, []
-    for number, value in _fields(data, *span):
-        if number == 1:
-            node_names.append(next((_text(data, v) for k, v in _fields(data, *_span(value)) if k == 3), ""))
-        elif number == 2:
-            name = _text(data, value)
-        elif number == 10:
-            doc = _text(data, value)
-        elif number in (11, 12):
-            value_name, declared = _value_info(data, _span(value))
-            values.setdefault(value_name, declared)
-    return {"graph_name": name, "graph_doc_string": doc, "values": values, "node_names": node_names}
-
-
-def _value_info(data, span):
-    """ValueInfoProto: (name, Declared) from name = 1, type = 2 (TypeProto.tensor_type = 1:
-    elem_type = 1, shape = 2 of dim = 1, each dim_value = 1 or dim_param = 2)."""
-    name, elem_type, dims = "", None, None
-    for number, value in _fields(data, *span):
-        if number == 1:
-            name = _text(data, value)
-        elif number == 2:
-            for kind, tensor in _fields(data, *_span(value)):
-                if kind != 1:
-                    continue
-                elem_type = 0
-                for key, item in _fields(data, *_span(tensor)):
-                    if key == 1:
-                        elem_type = _int(item)
-                    elif key == 2:
-                        dims = tuple(_dim(data, _span(dim)) for k, dim in _fields(data, *_span(item)) if k == 1)
-    return name, Declared(elem_type, dims)
-
-
-def _dim(data, span):
-    dim = None
-    for number, value in _fields(data, *span):
-        if number == 1:
-            dim = _signed(_int(value))
-        elif number == 2:
-            dim = _text(data, value)
-    return dim
+def _node_names(data, span):
+    """Names of the GraphProto's nodes (field 1, each NodeProto's name = 3)."""
+    return [next((_text(data, v) for k, v in _fields(data, *_span(value)) if k == 3), "")
+            for number, value in _fields(data, *span) if number == 1]
 
 
 def _fields(data, start, end):
@@ -149,18 +77,6 @@ def _span(value):
     if not isinstance(value, tuple):
         raise ValueError("a protobuf field has the wrong wire type")
     return value
-
-
-def _int(value):
-    if not isinstance(value, int):
-        raise ValueError("a protobuf field has the wrong wire type")
-    return value
-
-
-def _signed(value):
-    """An int64 field's value (varints hold negative numbers as 64-bit two's complement)."""
-    value &= (1 << 64) - 1
-    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def _text(data, value):

@@ -2,25 +2,40 @@
 
 import ctypes
 import os
-from typing import NamedTuple, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
 from . import dtypes
-from ._bindings import ModelP, SessionOptions, SessionP, ValueInfo as _CValueInfo, check, lib, new_options
+from ._bindings import ModelMetadata as _CMetadata, ModelP, SessionOptions, SessionP, ValueInfo as _CValueInfo, check, lib, new_options
 from ._handle import Handle
 from .errors import KerfError, Status
 
 
 class ValueInfo(NamedTuple):
-    """A graph input or output.
+    """A graph input or output, as the file declares it.
 
-    dtype is None when numpy has no such type (bfloat16, undefined).
-    shape is None when the rank is unknown; a dim is None when symbolic or unknown."""
+    dtype is None when numpy has no such type (bfloat16, undefined, non-tensor values).
+    shape is None when the rank is unknown; each dim is an int, the symbolic name the file gives
+    it (a str such as "batch"), or None when the file gives neither."""
 
     name: str
     dtype: Optional[np.dtype]
-    shape: Optional[Tuple[Optional[int], ...]]
+    shape: Optional[Tuple[Union[int, str, None], ...]]
+
+
+class Metadata(NamedTuple):
+    """A model's descriptive fields, with ONNX's names ("" or 0 when the file has none).
+    doc_string is the model's; properties holds the file's metadata_props."""
+
+    producer_name: str
+    producer_version: str
+    domain: str
+    doc_string: str
+    graph_name: str
+    graph_doc_string: str
+    model_version: int
+    properties: Dict[str, str]
 
 
 def _path_bytes(path):
@@ -45,31 +60,53 @@ def load_bytes(data):
     return Model(handle)
 
 
+def _text(value):
+    return value.decode("utf-8", errors="replace") if value else ""
+
+
+def _dim(info, index):
+    if info.dims[index] >= 0:
+        return info.dims[index]
+    name = info.dim_names[index] if info.dim_names else None
+    return _text(name) if name else None
+
+
 def _value_infos(handle, count_function, info_function):
+    """([ValueInfo], [kerf_dtype code]) of the model's inputs or outputs."""
     count = ctypes.c_size_t()
     check(count_function(handle, ctypes.byref(count)))
-    infos = []
+    infos, codes = [], []
     for index in range(count.value):
         info = _CValueInfo(struct_size=ctypes.sizeof(_CValueInfo))
         check(info_function(handle, index, ctypes.byref(info)))
-        shape = None
-        if info.rank_known:
-            shape = tuple(None if info.dims[i] < 0 else info.dims[i] for i in range(info.rank))
-        name = info.name.decode("utf-8", errors="replace") if info.name else ""
-        infos.append(ValueInfo(name, dtypes.to_numpy(info.dtype), shape))
-    return infos
+        shape = tuple(_dim(info, i) for i in range(info.rank)) if info.rank_known else None
+        infos.append(ValueInfo(_text(info.name), dtypes.to_numpy(info.dtype), shape))
+        codes.append(info.dtype)
+    return infos, codes
+
+
+def _metadata(handle):
+    c = _CMetadata(struct_size=ctypes.sizeof(_CMetadata))
+    check(lib.kerf_model_get_metadata(handle, ctypes.byref(c)))
+    properties = {_text(c.property_keys[i]): _text(c.property_values[i]) for i in range(c.n_properties)}
+    return Metadata(_text(c.producer_name), _text(c.producer_version), _text(c.domain), _text(c.doc_string),
+                    _text(c.graph_name), _text(c.graph_doc_string), c.model_version, properties)
 
 
 class Model(Handle):
     """A loaded model. Only compression calls (kerf.prune) change it; sessions made
     before keep what they were made from. Close it (or use `with`) to free it early;
-    sessions made from it stay usable after it is closed."""
+    sessions made from it stay usable after it is closed.
+
+    inputs, outputs: lists of ValueInfo (inputs exclude initializers).
+    metadata: the file's Metadata (producer, doc strings, model_version, metadata_props)."""
 
     def __init__(self, handle):
         self._handle = handle
-        # Compression keeps graph inputs and outputs, so the signature is read once.
-        self.inputs = _value_infos(handle, lib.kerf_model_input_count, lib.kerf_model_input)
-        self.outputs = _value_infos(handle, lib.kerf_model_output_count, lib.kerf_model_output)
+        # Compression keeps graph inputs, outputs and metadata, so they are read once.
+        self.inputs, self._input_dtype_codes = _value_infos(handle, lib.kerf_model_input_count, lib.kerf_model_input)
+        self.outputs, self._output_dtype_codes = _value_infos(handle, lib.kerf_model_output_count, lib.kerf_model_output)
+        self.metadata = _metadata(handle)
 
     _kind = "model"
 

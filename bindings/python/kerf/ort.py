@@ -20,7 +20,7 @@ import warnings
 from typing import Dict, NamedTuple
 
 from . import _onnx_header
-from .capi.onnxruntime_pybind11_state import Fail, InvalidProtobuf, raising_ort_errors
+from .capi.onnxruntime_pybind11_state import Fail, raising_ort_errors
 from .dtypes import DType
 from .errors import Status
 from .model import load, load_bytes
@@ -45,10 +45,10 @@ class NodeArg:
 
     __slots__ = ("name", "shape", "type")
 
-    def __init__(self, name, declared):
-        self.name = name
-        self.shape = list(declared.dims or ())
-        self.type = _type_name(declared.elem_type)
+    def __init__(self, info, dtype_code):
+        self.name = info.name
+        self.shape = list(info.shape or ())
+        self.type = _type_name(dtype_code or None)
 
     def __repr__(self):
         return f"NodeArg(name={self.name!r}, type={self.type!r}, shape={self.shape!r})"
@@ -99,14 +99,13 @@ class InferenceSession:
         with raising_ort_errors(lambda: _parses(source)):
             with loader(source) as model:
                 self._session = model.session(threads=threads, optimize=optimize)
-        with raising_ort_errors():
-            header = _header(source)
-        self._inputs = [NodeArg(info.name, header.values[info.name]) for info in self._session.inputs]
-        self._outputs = [NodeArg(info.name, header.values[info.name]) for info in self._session.outputs]
+                self._inputs = [NodeArg(*pair) for pair in zip(model.inputs, model._input_dtype_codes)]
+                self._outputs = [NodeArg(*pair) for pair in zip(model.outputs, model._output_dtype_codes)]
+                m = model.metadata
+                self._meta = ModelMetadata(m.producer_name, m.graph_name, m.domain, m.doc_string,
+                                           m.graph_doc_string, m.model_version, m.properties)
         self._input_names = [arg.name for arg in self._inputs]
         self._output_names = [arg.name for arg in self._outputs]
-        self._meta = ModelMetadata(header.producer_name, header.graph_name, header.domain, header.doc_string,
-                                   header.graph_doc_string, header.model_version, header.metadata)
 
     def run(self, output_names, input_feed, run_options=None):
         """Runs the model on input_feed ({input name: numpy array}) and returns the outputs named
@@ -161,16 +160,9 @@ def _session_arguments(options):
     return (threads or None), optimize
 
 
-def _header(source):
-    try:
-        return _onnx_header.read(source)
-    except ValueError as error:  # Kerf loaded the model: a field it does not read is malformed
-        raise InvalidProtobuf(Status.INVALID_MODEL, f"cannot read the model's metadata: {error}") from None
-
-
 def _parses(source):
     try:
-        _onnx_header.read(source)
+        _onnx_header.node_names(source)
         return True
     except (ValueError, OSError):
         return False

@@ -29,6 +29,7 @@ train = importlib.import_module("kerf.train")
 
 MIRRORS = {
     "kerf_value_info": _bindings.ValueInfo,
+    "kerf_model_metadata": _bindings.ModelMetadata,
     "kerf_session_options": _bindings.SessionOptions,
     "kerf_tensor_view": _bindings.TensorView,
     "kerf_prune_options": _bindings.PruneOptions,

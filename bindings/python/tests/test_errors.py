@@ -189,7 +189,7 @@ def test_abi_major_mismatch_is_refused():
     _bindings.check_abi((1 << 16) | _bindings.ABI_MINOR)
     _bindings.check_abi((1 << 16) | (_bindings.ABI_MINOR + 1))  # a newer minor is fine
     with pytest.raises(ImportError, match="ABI"):
-        _bindings.check_abi((1 << 16) | (_bindings.ABI_MINOR - 1))  # no kerf_*_options_init_sized
+        _bindings.check_abi((1 << 16) | (_bindings.ABI_MINOR - 1))  # lacks what this binding declares
     with pytest.raises(ImportError, match="ABI"):
         _bindings.check_abi(2 << 16)
     with pytest.raises(ImportError, match="ABI"):

@@ -17,8 +17,8 @@ def load(proto, tmp_path, name="model.onnx"):
 
 def test_mlp_signature(tmp_path):
     with load(models.mlp(), tmp_path) as model:
-        assert model.inputs == [ValueInfo("input", np.dtype(np.float32), (None, 16))]
-        assert model.outputs == [ValueInfo("probs", np.dtype(np.float32), (None, 10))]
+        assert model.inputs == [ValueInfo("input", np.dtype(np.float32), ("N", 16))]
+        assert model.outputs == [ValueInfo("probs", np.dtype(np.float32), ("N", 10))]
         info = model.inputs[0]
         assert isinstance(info.name, str) and isinstance(info.dtype, np.dtype)
         assert isinstance(info.shape, tuple) and isinstance(info.shape[1], int)
@@ -26,8 +26,8 @@ def test_mlp_signature(tmp_path):
 
 def test_cnn_signature(tmp_path):
     with load(models.cnn(), tmp_path) as model:
-        assert model.inputs == [ValueInfo("image", np.dtype(np.float32), (None, 3, 8, 8))]
-        assert model.outputs == [ValueInfo("logits", np.dtype(np.float32), (None, 5))]
+        assert model.inputs == [ValueInfo("image", np.dtype(np.float32), ("N", 3, 8, 8))]
+        assert model.outputs == [ValueInfo("logits", np.dtype(np.float32), ("N", 5))]
 
 
 def test_signature_survives_close_and_is_shared_by_sessions(tmp_path):
@@ -39,8 +39,8 @@ def test_signature_survives_close_and_is_shared_by_sessions(tmp_path):
     session.close()
 
 
-def test_unknown_rank_and_unknown_dims(tmp_path):
-    # A dim with neither dim_value nor dim_param is unknown, like a symbolic one.
+def test_unknown_rank_symbolic_and_unknown_dims(tmp_path):
+    # A symbolic dim comes back as its name; one with neither dim_value nor dim_param as None.
     unknown_dim = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", None, 4])
     proto = models.make_model(
         [helper.make_node("Identity", ["x"], ["y"], name="identity")],
@@ -49,7 +49,28 @@ def test_unknown_rank_and_unknown_dims(tmp_path):
     )
     with load(proto, tmp_path) as model:
         assert model.inputs == [ValueInfo("x", np.dtype(np.float32), None)]
-        assert model.outputs == [ValueInfo("y", np.dtype(np.float32), (None, None, 4))]
+        assert model.outputs == [ValueInfo("y", np.dtype(np.float32), ("batch", None, 4))]
+
+
+def test_metadata_as_the_file_holds_it(tmp_path):
+    proto = models.mlp()
+    proto.producer_name, proto.producer_version, proto.domain = "trainer", "2.1", "org.example"
+    proto.doc_string, proto.model_version = "a small MLP", 7
+    proto.graph.name, proto.graph.doc_string = "mlp-graph", "two Gemms"
+    helper.set_model_props(proto, {"author": "kerf tests", "licence": "MIT", "ünïcode": "välue"})
+    with load(proto, tmp_path) as model:
+        assert model.metadata == kerf.Metadata("trainer", "2.1", "org.example", "a small MLP", "mlp-graph",
+                                               "two Gemms", 7, {"author": "kerf tests", "licence": "MIT",
+                                                                "ünïcode": "välue"})
+        assert list(model.metadata.properties) == ["author", "licence", "ünïcode"]  # file order
+
+
+def test_empty_metadata(tmp_path):
+    proto = models.identity(TensorProto.FLOAT, [2])
+    proto.producer_name = ""
+    with load(proto, tmp_path) as model:
+        assert model.metadata.producer_name == "" and model.metadata.properties == {}
+        assert model.metadata.model_version == 0 and model.metadata.doc_string == ""
 
 
 def test_scalar_signature(tmp_path):

@@ -21,7 +21,7 @@ Kerf's dynamic mode keeps Conv in float (ONNX Runtime's writes ConvInteger)."""
 import os
 import warnings
 
-from .._onnx_header import read as read_header
+from .._onnx_header import node_names
 from ..capi.onnxruntime_pybind11_state import raising_ort_errors
 from ..model import load, load_bytes
 from ..quantize import quantize as _kerf_quantize
@@ -93,7 +93,7 @@ def _quantize(model_input, model_output, mode, op_types, per_channel, reduce_ran
     with raising_ort_errors(), (load_bytes if isinstance(data, bytes) else load)(data) as model:
         if nodes_to_quantize:
             chosen = set(nodes_to_quantize)
-            exclude += [name for name in read_header(data).node_names if name and name not in chosen]
+            exclude += [name for name in node_names(data) if name and name not in chosen]
         return _kerf_quantize(model, os.fspath(model_output), mode=mode, per_channel=bool(per_channel),
                               exclude=exclude, **options)
 
