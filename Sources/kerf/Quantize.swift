@@ -30,8 +30,13 @@ struct Quantize: ParsableCommand {
     @Option(help: "Samples per calibration batch when the model's batch is not fixed.") var batchSize: Int = 32
     @Option(help: "Intra-op threads of calibration runs (0 = one per core).") var threads: Int = 0
     @Option(help: "Also write the report as JSON to this file.") var report: String?
+    @Option(help: "Also draw each quantized node's SQNR (measured on the calibration data) as an SVG bar chart.") var plot: String?
 
     func run() throws {
+        try checkPlotPath(plot)
+        if plot != nil && calibration == nil {
+            throw KerfError.invalidArgument("--plot draws each node's SQNR, measured on the --calibration data: give --calibration")
+        }
         var o = QuantizeOptions()
         guard let m = QuantizationMode(rawValue: mode) else { throw KerfError.invalidArgument("--mode must be dynamic or static, got '\(mode)'") }
         guard let a = ActivationType(rawValue: activationType) else {
@@ -63,6 +68,11 @@ struct Quantize: ParsableCommand {
         let destination = output ?? model
         try loaded.save(path: destination)
         if let report { try FileIO.writeAtomically(Data(try result.json().utf8), to: report) }
+        if let plot {
+            let bars = result.nodes.compactMap { n in n.sqnrDb.map { (name: n.name.isEmpty ? n.weight : n.name, value: $0) } }
+            try FileIO.writeAtomically(Data(barChartSVG(title: "SQNR of each int8 node (\(result.mode))",
+                                                         valueLabel: "SQNR of the node's output against float (dB)", bars: bars).utf8), to: plot)
+        }
         print(summary(result))
         print("wrote \(destination)")
     }

@@ -15,8 +15,11 @@ struct Sensitivity: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Weight names, node names or op types to leave out.") var exclude: [String] = []
     @Option(help: "Intra-op threads (0 = one per core).") var threads: Int = 0
     @Option(help: "Also write the table as JSON to this file.") var json: String?
+    @Option(help: "Also draw the table as an SVG chart: accuracy (with labels) or relative error against sparsity, one line per weight.")
+    var plot: String?
 
     func run() throws {
+        try checkPlotPath(plot)
         var o = SensitivityOptions()
         o.levels = try levels.split(separator: ",").map {
             guard let v = Double($0.filter { $0 != " " }) else {
@@ -32,6 +35,7 @@ struct Sensitivity: ParsableCommand {
         let bar = ProgressBar("sensitivity")
         let table = try sensitivity(m, data: arrays, labels: labelTensor, options: o, progress: bar.update)
         if let json { try FileIO.writeAtomically(Data(try table.json().utf8), to: json) }
+        if let plot { try FileIO.writeAtomically(Data(chart(table).utf8), to: plot) }
         print(format(table))
     }
 
@@ -44,5 +48,20 @@ struct Sensitivity: ParsableCommand {
                          + decimal(r.cosine, places: 4).padding(to: 8) + (r.accuracy.map { " " + percent($0) } ?? ""))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// Accuracy (when the table has labels) or relative error against sparsity, a line per
+    /// weight in table order; the unpruned accuracy as a guide.
+    private func chart(_ t: SensitivityTable) -> String {
+        let byAccuracy = t.baselineAccuracy != nil
+        var order: [String] = [], points: [String: [(x: Double, y: Double)]] = [:]
+        for r in t.rows {
+            if points[r.tensor] == nil { order.append(r.tensor) }
+            points[r.tensor, default: []].append((r.level, byAccuracy ? r.accuracy ?? .nan : r.relativeError))
+        }
+        return lineChartSVG(title: "Sensitivity to pruning (\(t.samples) samples)", xLabel: "sparsity of the weight",
+                            yLabel: byAccuracy ? "accuracy" : "relative error of the outputs",
+                            series: order.map { ChartSeries(name: $0, points: points[$0]!) },
+                            guides: t.baselineAccuracy.map { [ChartGuide(label: "unpruned", y: $0)] } ?? [], xText: { chartNumber($0 * 100) + "%" })
     }
 }

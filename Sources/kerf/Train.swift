@@ -44,8 +44,10 @@ struct Train: ParsableCommand {
     @Option(help: "Continue a run from this checkpoint.") var resume: String?
     @Option(help: "Threads per run (0 = one per core).") var threads: Int = 0
     @Option(help: "Also write the report as JSON to this file.") var report: String?
+    @Option(help: "Also draw the training curves (losses and validation accuracy per epoch) as an SVG chart.") var plot: String?
 
     func run() throws {
+        try checkPlotPath(plot)
         let loaded = try Model.load(path: model)
         guard let outputName = output ?? loaded.graph.outputs.last?.name else { throw KerfError.invalidArgument("the model has no outputs") }
         let term: Loss.Term
@@ -99,6 +101,7 @@ struct Train: ParsableCommand {
         let destination = outputFile ?? model
         try trainer.trainedModel().save(path: destination)
         if let report { try FileIO.writeAtomically(Data(try result.json().utf8), to: report) }
+        if let plot { try FileIO.writeAtomically(Data(curves(result).utf8), to: plot) }
         print(table(result))
         print("wrote \(destination)")
     }
@@ -113,6 +116,18 @@ struct Train: ParsableCommand {
             arrays[unfed[0]] = arrays.removeValue(forKey: unmatched[0])
         }
         return arrays
+    }
+
+    /// Training and validation loss per epoch, validation accuracy on the right-hand axis.
+    private func curves(_ r: TrainingReport) -> String {
+        func series(_ name: String, rightAxis: Bool = false, dashed: Bool = false, _ value: (EpochRecord) -> Double?) -> ChartSeries? {
+            let points = r.epochs.compactMap { e in value(e).map { (x: Double(e.epoch + 1), y: $0) } }
+            return points.isEmpty ? nil : ChartSeries(name: name, points: points, rightAxis: rightAxis, dashed: dashed)
+        }
+        let lines = [series("training loss") { $0.loss }, series("validation loss", dashed: true) { $0.validationLoss },
+                     series("validation accuracy", rightAxis: true) { $0.validationAccuracy }].compactMap { $0 }
+        return lineChartSVG(title: "Training (\(r.steps) steps)", xLabel: "epoch", yLabel: "loss",
+                            rightLabel: lines.contains(where: \.rightAxis) ? "accuracy" : nil, series: lines)
     }
 
     /// The per-epoch table for a terminal.
