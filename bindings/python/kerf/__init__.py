@@ -18,6 +18,7 @@ Kerf's own API:
     report = kerf.train("model.onnx", "trained.onnx", data="train.npz",
                         loss=kerf.loss.CrossEntropy(output="logits", labels="y"),
                         optimizer=kerf.optim.AdamW(lr=1e-3), epochs=10)
+    report.plot("training.svg")   # the reports of sensitivity, quantize and train draw themselves
 
 Every failure raises kerf.KerfError, whose .status is a kerf.Status.
 The library is found through $KERF_LIBRARY, else kerf/libKerf.so.
@@ -29,9 +30,9 @@ from .errors import KerfError, Status
 from .model import Metadata, Model, ValueInfo, load, load_bytes
 from .prune import prune, sensitivity
 from .quantize import quantize
-from .compress_common import Report
+from .compress_common import QuantizeReport, Report, SensitivityReport, TrainReport
 from .session import Session
-from . import loss, optim
+from . import loss, optim, plots
 from .train import Trainer, train
 from .ort import InferenceSession, ModelMetadata, NodeArg, get_available_providers, get_device
 from .ort_options import ExecutionMode, GraphOptimizationLevel, RunOptions, SessionOptions
@@ -73,5 +74,5 @@ __all__ = [
     "SessionOptions", "get_available_providers", "get_device",
     "DType", "KerfError", "Metadata", "Model", "Report", "Session", "Status", "ValueInfo",
     "abi_version", "instruction_set", "load", "memory_limit", "set_memory_limit", "load_bytes", "prune", "quantize", "sensitivity", "__version__",
-    "Trainer", "loss", "optim", "train",
+    "QuantizeReport", "SensitivityReport", "TrainReport", "Trainer", "loss", "optim", "plots", "train",
 ]

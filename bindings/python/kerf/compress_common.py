@@ -1,4 +1,4 @@
-"""Pieces every compression call shares: reports, name lists, progress callbacks."""
+"""Pieces the compression and training calls share: reports (plot() draws them), name lists, progress callbacks."""
 
 import ctypes
 import json
@@ -22,7 +22,43 @@ class Report(dict):
 
     @classmethod
     def from_json(cls, text):
-        return json.loads(text, object_hook=cls)
+        """The report in `text` as a `cls`; its nested objects are plain Reports."""
+        return cls(json.loads(text, object_hook=Report))
+
+
+class SensitivityReport(Report):
+    """kerf.sensitivity's Report."""
+
+    def plot(self, path=None, *, metric=None):
+        """A matplotlib Figure of one line per tensor: `metric` ("accuracy", "relative_error",
+        "max_abs_error", "cosine"; default accuracy when the report has it, else relative_error)
+        against sparsity, the unpruned accuracy dashed. Saved to `path` when given (format from
+        its extension). Raises ImportError when matplotlib is not installed. See kerf.plots."""
+        from . import plots
+        return plots.sensitivity(self, path, metric=metric)
+
+
+class QuantizeReport(Report):
+    """kerf.quantize's Report."""
+
+    def plot(self, path=None):
+        """A matplotlib Figure of a horizontal bar per quantized node of its SQNR in dB, in graph
+        order. Saved to `path` when given (format from its extension). Needs the SQNR that
+        calibration or validation data give; raises ImportError when matplotlib is not
+        installed. See kerf.plots."""
+        from . import plots
+        return plots.quantization(self, path)
+
+
+class TrainReport(Report):
+    """kerf.train's Report."""
+
+    def plot(self, path=None):
+        """A matplotlib Figure of training and validation loss per epoch, with validation
+        accuracy on a second y axis when the report has it. Saved to `path` when given (format
+        from its extension). Raises ImportError when matplotlib is not installed. See kerf.plots."""
+        from . import plots
+        return plots.training(self, path)
 
 
 def choice(value, choices, what):

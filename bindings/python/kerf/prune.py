@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _tensor
 from ._bindings import PruneOptions, SensitivityOptions, TensorP, check, lib, new_options, take_string
-from .compress_common import ProgressAdapter, Report, c_strings, choice, rewrite_model
+from .compress_common import ProgressAdapter, Report, SensitivityReport, c_strings, choice, rewrite_model
 from .errors import KerfError, Status
 from .model import Model, load
 
@@ -91,8 +91,9 @@ def sensitivity(model, data, *, levels=(0.5, 0.7, 0.9), labels=None, exclude=(),
     labels: integer class per sample; adds accuracy of the first output.
     progress: None, True (a progress bar on stderr: tqdm's when tqdm is installed) or a
       callable(done, total, message); a callable returning False cancels.
-    Returns a Report with "rows" (tensor, level, relative_error, max_abs_error, cosine,
-    accuracy), "levels", "samples" and "baseline_accuracy".
+    Returns a SensitivityReport (a Report) with "rows" (tensor, level, relative_error,
+    max_abs_error, cosine, accuracy), "levels", "samples" and "baseline_accuracy";
+    report.plot("sensitivity.svg") draws it.
     """
     if isinstance(data, (str, bytes, os.PathLike)):
         with np.load(data) as archive:
@@ -130,7 +131,7 @@ def sensitivity(model, data, *, levels=(0.5, 0.7, 0.9), labels=None, exclude=(),
                                       ctypes.byref(options), ctypes.byref(table))
         adapter.reraise()
         check(status)
-        return Report.from_json(take_string(table))
+        return SensitivityReport.from_json(take_string(table))
     finally:
         for tensor in tensors:
             lib.kerf_tensor_free(tensor)

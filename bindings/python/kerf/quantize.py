@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _tensor
 from ._bindings import CalibrationCallback, QuantizeOptions, check, lib, new_options, take_string
-from .compress_common import ProgressAdapter, Report, c_strings, choice, rewrite_model
+from .compress_common import ProgressAdapter, QuantizeReport, c_strings, choice, rewrite_model
 from .errors import KerfError, Status
 
 _MODES = {"dynamic": 0, "static": 1}
@@ -18,7 +18,8 @@ _ACTIVATIONS = {"uint8": 0, "int8": 1}
 def quantize(src, dst=None, *, mode="dynamic", calibration=None, method="minmax", per_channel=True, exclude=(),
              auto_tolerance=None, progress=None, percentile=99.99, activation_type="uint8", op_types=None,
              quantize_embeddings=False, smooth_quant=None, batch_size=32, threads=None, validation=None):
-    """Quantizes an ONNX model to int8 and returns a Report.
+    """Quantizes an ONNX model to int8 and returns a QuantizeReport (a Report; its plot()
+    draws the per-node SQNR).
 
     src: a path, or a kerf.Model (changed in place; saved only if dst is given).
     dst: where to write the result; None with a path src rewrites src in place,
@@ -86,7 +87,7 @@ def quantize(src, dst=None, *, mode="dynamic", calibration=None, method="minmax"
             if data:
                 data.reraise()
         check(status)
-        return Report.from_json(take_string(report))
+        return QuantizeReport.from_json(take_string(report))
 
     return rewrite_model(src, dst, run)
 

@@ -20,7 +20,7 @@ from . import _tensor
 from ._bindings import (BatchCallback, ModelP, TensorP, TrainerP, TrainOptions, TrainProgressCallback, check, lib,
                         new_options, take_string)
 from ._handle import Handle
-from .compress_common import ProgressBar, Report, c_strings, rewrite_model
+from .compress_common import ProgressBar, TrainReport, c_strings, rewrite_model
 from .errors import KerfError, Status
 from .loss import _REDUCTIONS, Loss
 from .model import Model, _path_bytes, load
@@ -306,8 +306,8 @@ def train(src, dst=None, *, data=None, loss=None, optimizer=None, schedule=None,
           checkpoint=None, checkpoint_every=0, resume_from=None, trainable=None, frozen=None, no_decay=None,
           max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True, initialize=None, init_seed=0,
           train_mode=True):
-    """Trains a model and returns a Report: per-epoch loss (and validation loss and accuracy),
-    best epoch, steps, seconds per step.
+    """Trains a model and returns a TrainReport (a Report; its plot() draws the curves): per-epoch
+    loss (and validation loss and accuracy), best epoch, steps, seconds per step.
 
     src: a path, or a kerf.Model (changed in place; saved only if dst is given).
     dst: where to write the trained model; None with a path src rewrites src in place,
@@ -363,7 +363,7 @@ def train(src, dst=None, *, data=None, loss=None, optimizer=None, schedule=None,
             if source is not None and source.error is not None:
                 raise source.error
         check(status)
-        return Report.from_json(take_string(report))
+        return TrainReport.from_json(take_string(report))
 
     try:
         if isinstance(data, (dict, str, bytes, os.PathLike)):
