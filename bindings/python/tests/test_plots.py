@@ -1,7 +1,6 @@
 """report.plot() of kerf.sensitivity, kerf.quantize and kerf.train: the figures hold the reports'
 numbers, save as valid SVG, and without matplotlib plot() says how to install it."""
 
-import importlib.util
 import json
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -12,8 +11,6 @@ import pytest
 
 import kerf
 import models
-
-needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="pip install matplotlib")
 
 
 def is_figure(value):
@@ -70,7 +67,6 @@ def test_reports_stay_dicts_read_by_attribute_with_plain_nested_reports(sensitiv
     assert trained.epochs[-1].loss == trained["epochs"][-1]["loss"]
 
 
-@needs_matplotlib
 def test_sensitivity_plot_draws_accuracy_per_tensor_against_sparsity_and_the_baseline(sensitivity):
     expected = curves(sensitivity, "accuracy")
     assert list(expected) == ["w1", "w2"]
@@ -89,7 +85,6 @@ def test_sensitivity_plot_draws_accuracy_per_tensor_against_sparsity_and_the_bas
     assert [text.get_text() for text in axes.get_legend().get_texts()] == ["w1", "w2", "unpruned model"]
 
 
-@needs_matplotlib
 def test_sensitivity_plot_of_other_metrics_and_without_labels(mlp, sensitivity):
     axes = sensitivity.plot(metric="cosine").axes[0]
     expected = curves(sensitivity, "cosine")
@@ -109,7 +104,6 @@ def test_sensitivity_plot_of_other_metrics_and_without_labels(mlp, sensitivity):
         sensitivity.plot(metric="loss")
 
 
-@needs_matplotlib
 def test_sensitivity_legend_lists_the_most_sensitive_of_many_tensors():
     levels = (0.5, 0.9)
     rows = [{"tensor": f"w{i}", "level": level, "accuracy": 0.9 - level * i / 100, "relative_error": level * i}
@@ -124,7 +118,6 @@ def test_sensitivity_legend_lists_the_most_sensitive_of_many_tensors():
     assert "20 most sensitive of 30" in legend.get_title().get_text()
 
 
-@needs_matplotlib
 def test_quantize_plot_is_one_labelled_bar_of_sqnr_per_node_in_graph_order(quantized):
     nodes = quantized.nodes
     assert [node.name for node in nodes] == ["fc1", "fc2"] and all(node.sqnr_db > 0 for node in nodes)
@@ -138,7 +131,6 @@ def test_quantize_plot_is_one_labelled_bar_of_sqnr_per_node_in_graph_order(quant
     assert axes.get_xlabel() == "SQNR (dB)"
 
 
-@needs_matplotlib
 def test_quantize_plot_needs_the_sqnr_that_data_give(mlp, tmp_path):
     uncalibrated = kerf.quantize(mlp[0], tmp_path / "int8.onnx")
     assert uncalibrated.nodes and all(node.sqnr_db is None for node in uncalibrated.nodes)
@@ -146,7 +138,6 @@ def test_quantize_plot_needs_the_sqnr_that_data_give(mlp, tmp_path):
         uncalibrated.plot()
 
 
-@needs_matplotlib
 def test_train_plot_draws_losses_and_validation_accuracy_on_a_second_axis(trained):
     epochs = trained.epochs
     assert len(epochs) == 4
@@ -165,7 +156,6 @@ def test_train_plot_draws_losses_and_validation_accuracy_on_a_second_axis(traine
     assert legend == ["training loss", "validation loss", "validation accuracy"]
 
 
-@needs_matplotlib
 def test_train_plot_without_validation_is_the_training_loss_alone(mlp, tmp_path):
     path, x, y = mlp
     report = kerf.train(path, tmp_path / "trained.onnx", data={"input": x, "y": y},
@@ -175,7 +165,6 @@ def test_train_plot_without_validation_is_the_training_loss_alone(mlp, tmp_path)
     assert list(figure.axes[0].lines[0].get_ydata()) == [e.loss for e in report.epochs]
 
 
-@needs_matplotlib
 @pytest.mark.parametrize("name", ["sensitivity", "quantized", "trained"])
 def test_plot_with_a_path_saves_that_format(name, request, tmp_path):
     report = request.getfixturevalue(name)
@@ -188,7 +177,6 @@ def test_plot_with_a_path_saves_that_format(name, request, tmp_path):
     assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@needs_matplotlib
 def test_plots_draw_plain_dicts_read_from_json(sensitivity, quantized, trained, tmp_path):
     for draw, report in ((kerf.plots.sensitivity, sensitivity), (kerf.plots.quantization, quantized),
                          (kerf.plots.training, trained)):
