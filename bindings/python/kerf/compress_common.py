@@ -44,7 +44,7 @@ class QuantizeReport(Report):
     def plot(self, path=None):
         """A matplotlib Figure of a horizontal bar per quantized node of its SQNR in dB, in graph
         order. Saved to `path` when given (format from its extension). Needs the SQNR that
-        calibration or validation data give; raises ImportError when matplotlib is not
+        calibration data give; raises ImportError when matplotlib is not
         installed. See kerf.plots."""
         from . import plots
         return plots.quantization(self, path)

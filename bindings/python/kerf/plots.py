@@ -94,11 +94,11 @@ def quantization(report, path=None):
     (signal-to-quantization-noise ratio against the float model; higher is better), nodes from
     top to bottom in the report's (graph) order, each labelled with its name and op type and
     its value. Nodes without a measured SQNR get no bar and "n/a". Raises KerfError when no node
-    has one (quantize was given no calibration or validation data)."""
+    has one (quantize was given no calibration data)."""
     nodes = report["nodes"]
     if nodes and all(node.get("sqnr_db") is None for node in nodes):
         raise KerfError(Status.INVALID_ARGUMENT,
-                        "the report has no per-node SQNR: quantize with calibration or validation data")
+                        "the report has no per-node SQNR: quantize with calibration data")
     values = [_number(node.get("sqnr_db")) for node in nodes]
     names = [f"{node['name']} ({node['op_type']})" for node in nodes]
 
