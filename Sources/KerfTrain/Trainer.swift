@@ -26,12 +26,19 @@ public struct TrainerOptions: Sendable {
     /// Which ops run in training mode (BatchNormalization on batch statistics, Dropout masks),
     /// as PyTorch's `model.train()`; evaluation always runs the graph as exported.
     public var trainingMode: TrainingModeOptions
+    /// Keep the exact zeros of every trained weight of rank >= 2 that has zeros and nonzeros
+    /// (pruned elements, N:M patterns, removed channels): their gradients are masked before each
+    /// update and the zeros restored after it, so momentum and Adam state cannot move them and
+    /// the trained file has exactly the sparsity it started with. Biases and norm scales
+    /// (rank 1) and all-zero weights (zero initializations) train freely.
+    public var keepSparsity: Bool
 
     public init(optimizer: OptimizerKind = .sgd(SGD(lr: 0.01)), schedule: LearningRateSchedule = .constant,
                 groups: [ParameterGroup] = [], maxGradientNorm: Double? = nil, accumulationSteps: Int = 1,
                 threads: Int = 0, optimizationLevel: Int = 1, initialization: Initialization? = nil, initializationSeed: UInt64 = 0,
-                trainingMode: TrainingModeOptions = TrainingModeOptions()) {
+                trainingMode: TrainingModeOptions = TrainingModeOptions(), keepSparsity: Bool = false) {
         self.trainingMode = trainingMode
+        self.keepSparsity = keepSparsity
         self.initialization = initialization
         self.initializationSeed = initializationSeed
         self.optimizer = optimizer
@@ -90,6 +97,8 @@ public final class Trainer {
     private var state: [String: Tensor] = [:]
     /// Training-mode forward runs so far: each draws its Dropout masks from its own seed.
     private var forwardCount = 0
+    /// With `keepSparsity`: per weight with exact zeros, 1 where it may change and 0 where it stays 0.
+    private var sparsityMasks: [String: [Float]] = [:]
 
     public init(model: Model, loss: Loss, parameters: ParameterSelection = ParameterSelection(), options: TrainerOptions = TrainerOptions()) throws {
         self.model = model
@@ -182,6 +191,7 @@ public final class Trainer {
         for name in names where values[name]?.dtype != .float {
             throw KerfError.unsupported("parameter '\(name)' is \(values[name]?.dtype.description ?? "?"); the optimizers update float32 parameters")
         }
+        for name in names { if let mask = sparsityMasks[name], let g = gradients[name] { maskInPlace(g, mask) } }
         if let maxNorm = options.maxGradientNorm {
             let buffers = names.compactMap { gradients[$0] }.map { g in
                 UnsafeMutableBufferPointer(start: g.storage.pointer.assumingMemoryBound(to: Float.self), count: g.count)
@@ -194,6 +204,7 @@ public final class Trainer {
             guard let p = values[name], let g = gradients[name] else { continue }
             try c.optimizer.update(name, parameter: UnsafeMutableBufferPointer(start: p.storage.pointer.assumingMemoryBound(to: Float.self), count: p.count),
                                    gradient: UnsafeBufferPointer(start: g.storage.pointer.assumingMemoryBound(to: Float.self), count: g.count))
+            if let mask = sparsityMasks[name] { maskInPlace(p, mask) }
         }
         try scheduler?.step()
         stepCount += 1
@@ -236,14 +247,15 @@ public final class Trainer {
     }
 
     /// The loss on one batch, its sample count (axis 0 of the first loss target), and for a
-    /// cross-entropy first term the number of samples whose top-1 class is right.
+    /// cross-entropy (distillation) first term the number of samples whose top-1 class is the
+    /// label's (the teacher's).
     func evaluateBatch(_ feeds: [String: Tensor]) throws -> (loss: Double, samples: Int, correct: Int?) {
         let c = try prepared(feeds)
         let results = try c.evaluation.run(try runFeeds(feeds, c))
         let lossValue = try Self.scalar(results[0], what: "the loss")
         let target = loss.targetNames.first.flatMap { feeds[$0] }
         let samples = target.map { $0.rank >= 1 ? $0.shape[0] : 1 } ?? 1
-        guard case .crossEntropy(_, let labels, _, _)? = loss.terms.first?.term, results.count > 1, let labelTensor = feeds[labels] else {
+        guard let labels = loss.terms.first?.term.classification?.reference, results.count > 1, let labelTensor = feeds[labels] else {
             return (lossValue, samples, nil)
         }
         return (lossValue, samples, try correctPredictions(results[1], labels: labelTensor))
@@ -347,6 +359,9 @@ public final class Trainer {
         if let initialization = options.initialization {
             let fresh = try initialization.values(for: values, in: model.graph, seed: options.initializationSeed)
             for (name, value) in fresh { values[name] = value }
+        }
+        if options.keepSparsity {
+            for (name, value) in values where value.rank >= 2 { sparsityMasks[name] = nonzeroMask(value) }
         }
         let groups = try options.groups.map { group -> ParameterGroup in
             var resolved = group

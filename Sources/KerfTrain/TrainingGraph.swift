@@ -83,7 +83,7 @@ public struct TrainingGraph {
             graph.initializers += candidates.filter(constantAgain.contains).compactMap { originals[$0] }
         }
         // Evaluation also returns the output of a first cross-entropy term (for accuracy).
-        if case .crossEntropy(let output, _, _, _)? = loss.terms.first?.term { evaluation.outputs.append(ValueInfo(name: output, type: nil)) }
+        if let output = loss.terms.first?.term.classification?.output { evaluation.outputs.append(ValueInfo(name: output, type: nil)) }
         evaluationGraph = evaluation
         g.nodes += backward.nodes
         g.initializers += backward.constants

@@ -81,6 +81,9 @@ public func train(_ trainer: Trainer, data: TrainingData, validation: TrainingDa
     report.bestEpoch = state.bestEpoch
     report.steps = trainer.stepCount
     report.parameters = trainer.parameterNamesIfBuilt
+    report.sparsity = report.parameters.compactMap { name in
+        trainer.parameterValue(name).flatMap { $0.rank >= 2 ? TrainingReport.WeightSparsity(name: name, elements: $0.count, sparsity: zeroFraction($0)) : nil }
+    }
     report.secondsPerStep = stepsThisCall > 0 ? (monotonicSeconds() - started) / Double(stepsThisCall) : 0
     return report
 }

@@ -9,10 +9,14 @@ public enum TrainingData {
     /// `epoch` (both from 0), or nil when the epoch has no more. The same (epoch, index) must
     /// give the same batch (resuming from a checkpoint asks again).
     case batches((_ epoch: Int, _ index: Int) throws -> [String: Tensor]?)
+    /// The batches of `data`, each passed through `complete` (which adds feeds, e.g. a
+    /// teacher's outputs for the batch's inputs).
+    indirect case completed(TrainingData, (_ feeds: [String: Tensor]) throws -> [String: Tensor])
 
     /// The number of samples of `.arrays`, after checking that every array has the same number
     /// on axis 0 (nil for `.batches`).
     func sampleCount() throws -> Int? {
+        if case .completed(let data, _) = self { return try data.sampleCount() }
         guard case .arrays(let arrays) = self else { return nil }
         guard let first = arrays.first else { throw KerfError.invalidArgument("the training data has no arrays") }
         guard first.value.rank >= 1 else { throw KerfError.shapeMismatch("array '\(first.key)' is a scalar; samples go on axis 0") }
@@ -31,6 +35,8 @@ public enum TrainingData {
         switch self {
         case .batches(let next):
             return try next(epoch, index)
+        case .completed(let data, let complete):
+            return try data.batch(epoch: epoch, index: index, order: order, batchSize: batchSize).map(complete)
         case .arrays(let arrays):
             let start = index * batchSize
             guard start < order.count else { return nil }

@@ -61,7 +61,8 @@ public struct EpochRecord: Sendable, Equatable, Codable {
     /// Mean training loss over the epoch's batches (as the parameters were at each step).
     public var loss: Double
     public var validationLoss: Double?
-    /// Top-1 accuracy on the validation data, for a first loss term that is cross-entropy.
+    /// Top-1 accuracy on the validation data, for a first loss term that is cross-entropy (or
+    /// distillation: agreement with the teacher's top-1 class).
     public var validationAccuracy: Double?
     public var steps: Int
     public var seconds: Double
@@ -78,6 +79,15 @@ public struct TrainingReport: Sendable, Codable {
     public var stoppedEarly = false
     /// The trained parameters' names.
     public var parameters: [String] = []
+    /// The exact zeros of each trained weight of rank >= 2 at the end, in parameter order.
+    public var sparsity: [WeightSparsity] = []
+
+    public struct WeightSparsity: Sendable, Codable, Equatable {
+        public var name: String
+        public var elements: Int
+        /// The fraction of the elements that are exactly zero.
+        public var sparsity: Double
+    }
 
     /// The report as JSON with snake_case keys (absent values omitted).
     public func json() throws -> String { try snakeCaseJSON(self) }

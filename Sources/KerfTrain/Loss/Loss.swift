@@ -20,12 +20,20 @@ public struct Loss: Sendable {
         case huber(output: String, target: String, delta: Double)
         /// torch.nn.BCEWithLogitsLoss: the output is logits, the target probabilities in [0, 1].
         case binaryCrossEntropyWithLogits(output: String, target: String)
+        /// Knowledge distillation (Hinton et al.): T²·KL(softmax(teacher/T) ‖ softmax(output/T))
+        /// over the class axis 1, both `output` and the fed `teacher` logits of one shape; per
+        /// sample as torch's `kl_div(..., reduction="batchmean")` for [batch, classes] outputs.
+        case distillation(output: String, teacher: String, temperature: Double)
+        /// 1 − cosine similarity of `output` and `target` along their last axis, per row
+        /// (torch.nn.functional.cosine_similarity; each norm is sqrt(Σx² + 1e-16), torch's max(‖x‖, 1e-8)
+        /// wherever the norm is not tiny).
+        case cosineDistance(output: String, target: String)
 
         /// The model output the term reads.
         public var output: String {
             switch self {
             case .crossEntropy(let o, _, _, _), .meanSquaredError(let o, _), .l1(let o, _), .huber(let o, _, _),
-                 .binaryCrossEntropyWithLogits(let o, _): return o
+                 .binaryCrossEntropyWithLogits(let o, _), .distillation(let o, _, _), .cosineDistance(let o, _): return o
             }
         }
 
@@ -33,7 +41,17 @@ public struct Loss: Sendable {
         public var target: String {
             switch self {
             case .crossEntropy(_, let t, _, _), .meanSquaredError(_, let t), .l1(_, let t), .huber(_, let t, _),
-                 .binaryCrossEntropyWithLogits(_, let t): return t
+                 .binaryCrossEntropyWithLogits(_, let t), .distillation(_, let t, _), .cosineDistance(_, let t): return t
+            }
+        }
+
+        /// (scores, reference) for terms whose top-1 agreement is an accuracy: cross-entropy
+        /// against its labels, distillation against the teacher's scores.
+        var classification: (output: String, reference: String)? {
+            switch self {
+            case .crossEntropy(let o, let labels, _, _): return (o, labels)
+            case .distillation(let o, let teacher, _): return (o, teacher)
+            default: return nil
             }
         }
     }
@@ -70,6 +88,9 @@ public struct Loss: Sendable {
             }
             if case .crossEntropy(_, _, _, let e) = term, !(e >= 0 && e <= 1) {
                 throw KerfError.invalidArgument("label smoothing \(e) is not in [0, 1]")
+            }
+            if case .distillation(_, _, let temperature) = term, !(temperature > 0 && temperature.isFinite) {
+                throw KerfError.invalidArgument("distillation temperature \(temperature) must be positive")
             }
             if case .huber(_, _, let delta) = term, !(delta > 0) {
                 throw KerfError.invalidArgument("Huber delta \(delta) must be positive")

@@ -36,6 +36,19 @@ enum LossNodes {
             let linear = e.mul(shifted, e.scalar(delta, dtype), hint: "huber_lin")
             let small = e.emit1("Less", [a, e.scalar(delta, dtype)], hint: "huber_small")
             return reduce(e.emit1("Where", [small, quadratic, linear], hint: "huber"))
+        case .distillation(let output, let teacher, let temperature):
+            return reduce(try distillationPerSample(output: output, teacher: teacher, temperature: temperature, e))
+        case .cosineDistance(let output, let target):
+            let dtype = e.dtype(of: output)
+            let axis = [-1]
+            let dot = e.reduceSum(e.mul(output, target, hint: "cos_st"), axes: axis, keepDims: false, hint: "cos_dot")
+            func norm(_ x: String, _ hint: String) -> String {
+                let squares = e.reduceSum(e.mul(x, x, hint: hint + "_sq"), axes: axis, keepDims: false, hint: hint + "_sumsq")
+                // sqrt(Σx² + eps²): torch's max(‖x‖, eps) wherever ‖x‖ ≫ eps, and differentiable at 0.
+                return e.emit1("Sqrt", [e.emit1("Add", [squares, e.scalar(1e-16, dtype)], hint: hint + "_eps")], hint: hint)
+            }
+            let cosine = e.emit1("Div", [dot, e.mul(norm(output, "cos_ns"), norm(target, "cos_nt"), hint: "cos_norms")], hint: "cos")
+            return reduce(e.emit1("Sub", [e.scalar(1, dtype), cosine], hint: "cos_distance"))
         case .binaryCrossEntropyWithLogits(let output, let target):
             // (1 − t)·x + softplus(−x): its derivative is exactly sigmoid(x) − t.
             let dtype = e.dtype(of: output)
@@ -44,6 +57,26 @@ enum LossNodes {
             let soft = e.emit1("Softplus", [e.neg(output, hint: "bce_negx")], hint: "bce_softplus")
             return reduce(e.emit1("Add", [linear, soft], hint: "bce"))
         }
+    }
+
+    /// T²·Σ_c p_c·(log p_c − log q_c) per sample, p = softmax(teacher/T), q = softmax(output/T)
+    /// over the class axis 1 (summed away). The teacher feeds no gradient.
+    private static func distillationPerSample(output: String, teacher: String, temperature: Double, _ e: NodeEmitter) throws -> String {
+        let dtype = e.dtype(of: output)
+        if let rank = e.rank(of: output), rank < 2 {
+            throw KerfError.invalidArgument("distillation needs outputs of rank >= 2 with classes on axis 1; '\(output)' has rank \(rank)")
+        }
+        if e.opset < 13, let rank = e.rank(of: output), rank > 2 {
+            throw KerfError.unsupported("distillation of outputs of rank \(rank) needs opset 13 or later")
+        }
+        let axis = [Attribute(name: "axis", value: .int(1))]
+        let inverseT = e.scalar(1 / temperature, dtype)
+        let logQ = e.emit1("LogSoftmax", [temperature == 1 ? output : e.mul(output, inverseT, hint: "kd_s_t")], axis, hint: "kd_logq")
+        let logP = e.emit1("LogSoftmax", [temperature == 1 ? teacher : e.mul(teacher, inverseT, hint: "kd_t_t")], axis, hint: "kd_logp")
+        let p = e.emit1("Exp", [logP], hint: "kd_p")
+        let terms = e.mul(p, e.emit1("Sub", [logP, logQ], hint: "kd_logratio"), hint: "kd_terms")
+        let kl = e.reduceSum(terms, axes: [1], keepDims: false, hint: "kd_kl")
+        return temperature == 1 ? kl : e.mul(kl, e.scalar(temperature * temperature, dtype), hint: "kd_scaled")
     }
 
     /// −Σ_c target_c·log p_c per sample (the class axis 1 summed away), with label smoothing ε:

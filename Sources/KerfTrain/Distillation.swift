@@ -1,0 +1,177 @@
+import KerfCore
+import KerfGraph
+import KerfRuntime
+
+/// How a student model is trained to imitate a teacher (Hinton et al.'s knowledge
+/// distillation): the teacher runs on each batch's inputs and its outputs are the student's
+/// targets.
+public struct DistillationOptions: Sendable {
+    public enum OutputLoss: String, Sendable {
+        /// T²·KL(softmax(teacher/T) ‖ softmax(student/T)) over the class axis 1 (classifiers).
+        case klDivergence = "kl"
+        /// Mean squared error (regression outputs, embeddings).
+        case meanSquaredError = "mse"
+        /// 1 − cosine similarity along the last axis (embeddings).
+        case cosine
+    }
+
+    /// The (student value, teacher value) pairs the loss compares, any named values of the two
+    /// graphs. Empty: every float graph output the two models share by name.
+    public var outputs: [(student: String, teacher: String)]
+    public var outputLoss: OutputLoss
+    /// The softmax temperature T of `klDivergence`.
+    public var temperature: Double
+    /// With labels: loss = α·(distillation terms) + (1 − α)·cross-entropy(student, labels).
+    public var alpha: Double
+    /// The feed holding integer class labels for the first pair's student output (nil: the
+    /// teacher alone supervises). Only with `klDivergence`.
+    public var labels: String?
+    /// Threads of the teacher's session; 0: one per core.
+    public var teacherThreads: Int
+
+    public init(outputs: [(student: String, teacher: String)] = [], outputLoss: OutputLoss = .klDivergence, temperature: Double = 2,
+                alpha: Double = 0.5, labels: String? = nil, teacherThreads: Int = 0) {
+        self.outputs = outputs
+        self.outputLoss = outputLoss
+        self.temperature = temperature
+        self.alpha = alpha
+        self.labels = labels
+        self.teacherThreads = teacherThreads
+    }
+}
+
+/// A student `Trainer` whose loss reads a teacher's outputs, and the teacher's session that
+/// computes them per batch. The student must take every input the teacher takes.
+///
+/// With `klDivergence`, a compared value that comes out of a Softmax (through Identity nodes)
+/// is distilled from that Softmax's input, the logits, in both models: a scikit-learn or
+/// exported classifier that ends in probabilities is distilled on its logits.
+public final class Distiller {
+    public let trainer: Trainer
+    public let options: DistillationOptions
+    /// (student value the loss reads, teacher value, the feed name the teacher's value takes).
+    public let pairs: [(student: String, teacher: String, feed: String)]
+    private let teacher: Session
+    private let teacherInputs: [String]
+
+    public init(student: Model, teacher teacherModel: Model, options: DistillationOptions,
+                parameters: ParameterSelection = ParameterSelection(), trainerOptions: TrainerOptions = TrainerOptions()) throws {
+        self.options = options
+        guard options.alpha >= 0 && options.alpha <= 1 else { throw KerfError.invalidArgument("alpha \(options.alpha) is not in [0, 1]") }
+        guard options.temperature > 0 && options.temperature.isFinite else {
+            throw KerfError.invalidArgument("temperature \(options.temperature) must be positive")
+        }
+        guard options.teacherThreads >= 0 else { throw KerfError.invalidArgument("teacher threads \(options.teacherThreads) must be >= 0") }
+        if options.labels != nil && options.outputLoss != .klDivergence {
+            throw KerfError.invalidArgument("labels go with the kl output loss (cross-entropy beside it), not with \(options.outputLoss.rawValue)")
+        }
+        let studentInputs = Set(student.graph.runtimeInputs.map(\.name))
+        teacherInputs = teacherModel.graph.runtimeInputs.map(\.name)
+        let missing = teacherInputs.filter { !studentInputs.contains($0) }
+        guard missing.isEmpty else {
+            throw KerfError.invalidArgument("the teacher reads input(s) \(missing.map { "'\($0)'" }.joined(separator: ", ")) that the student does not have "
+                                            + "(student inputs: \(studentInputs.sorted().joined(separator: ", ")))")
+        }
+        let named = try options.outputs.isEmpty ? Self.sharedFloatOutputs(student, teacherModel) : options.outputs
+        let studentValues = Self.valueNames(student.graph), teacherValues = Self.valueNames(teacherModel.graph)
+        var pairs: [(student: String, teacher: String, feed: String)] = []
+        for pair in named {
+            guard studentValues.contains(pair.student) else { throw KerfError.invalidArgument("the student has no value '\(pair.student)'") }
+            guard teacherValues.contains(pair.teacher) else { throw KerfError.invalidArgument("the teacher has no value '\(pair.teacher)'") }
+            let logits = options.outputLoss == .klDivergence
+            let s = logits ? Self.logits(of: pair.student, in: student) : pair.student
+            let t = logits ? Self.logits(of: pair.teacher, in: teacherModel) : pair.teacher
+            var feed = "teacher:" + t
+            while studentValues.contains(feed) || options.labels == feed || pairs.contains(where: { $0.feed == feed }) { feed = "teacher:" + feed }
+            pairs.append((s, t, feed))
+        }
+        self.pairs = pairs
+
+        let terms = pairs.map { p -> Loss.Term in
+            switch options.outputLoss {
+            case .klDivergence: return .distillation(output: p.student, teacher: p.feed, temperature: options.temperature)
+            case .meanSquaredError: return .meanSquaredError(output: p.student, target: p.feed)
+            case .cosine: return .cosineDistance(output: p.student, target: p.feed)
+            }
+        }
+        var weighted: [(weight: Double, term: Loss.Term)] = []
+        if let labels = options.labels {
+            weighted.append((1 - options.alpha, .crossEntropy(output: pairs[0].student, labels: labels, fromProbabilities: false, labelSmoothing: 0)))
+            weighted += terms.map { (options.alpha, $0) }
+        } else {
+            weighted = terms.map { (1, $0) }
+        }
+        trainer = try Trainer(model: student, loss: Loss(terms: weighted), parameters: parameters, options: trainerOptions)
+        var sessionOptions = SessionOptions(threads: options.teacherThreads)
+        sessionOptions.keptValues = pairs.map(\.teacher)
+        teacher = try Session(model: teacherModel, options: sessionOptions)
+    }
+
+    /// `feeds` (the student's inputs, and labels) with the teacher's values for them added.
+    public func complete(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
+        var teacherFeeds: [String: Tensor] = [:]
+        for name in teacherInputs {
+            guard let t = feeds[name] else { throw KerfError.invalidArgument("the batch has no '\(name)', an input of the teacher") }
+            teacherFeeds[name] = t
+        }
+        let values = try teacher.run(teacherFeeds, outputNames: pairs.map(\.teacher))
+        var completed = feeds
+        for (pair, value) in zip(pairs, values) {
+            guard value.dtype == .float || value.dtype == .double else {
+                throw KerfError.invalidArgument("the teacher's '\(pair.teacher)' is \(value.dtype), not a float tensor to imitate")
+            }
+            completed[pair.feed] = value
+        }
+        return completed
+    }
+
+    /// Trains the student on `data` (its inputs, and the labels when there are some) with the
+    /// teacher's outputs as targets; validation loss and accuracy (agreement with the labels, or
+    /// with the teacher's top-1 class without labels) after each epoch. See `train`.
+    public func train(data: TrainingData, validation: TrainingData? = nil, options loop: TrainingLoopOptions = TrainingLoopOptions(),
+                      resumeFrom checkpoint: String? = nil) throws -> TrainingReport {
+        try KerfTrain.train(trainer, data: .completed(data, complete), validation: validation.map { .completed($0, complete) },
+                            options: loop, resumeFrom: checkpoint)
+    }
+
+    /// Every node output, graph input and initializer name of `graph`.
+    private static func valueNames(_ graph: Graph) -> Set<String> {
+        Set(graph.nodes.flatMap(\.outputs)).union(graph.inputs.map(\.name)).union(graph.initializers.map(\.name))
+    }
+
+    /// The graph outputs of both models with the same name and a float (or unknown) dtype, in
+    /// the student's order.
+    private static func sharedFloatOutputs(_ student: Model, _ teacher: Model) throws -> [(student: String, teacher: String)] {
+        let teacherOutputs = Dictionary(teacher.graph.outputs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let shared = student.graph.outputs.filter { o in
+            guard let t = teacherOutputs[o.name] else { return false }
+            return [o.dtype, t.dtype].allSatisfy { $0 == nil || $0 == .float || $0 == .double }
+        }
+        guard !shared.isEmpty else {
+            throw KerfError.invalidArgument("the student and the teacher share no float output by name; name the pairs to compare")
+        }
+        return shared.map { ($0.name, $0.name) }
+    }
+
+    /// The logits behind `value`: the input of the Softmax over the class axis 1 it comes out
+    /// of through Identity nodes, else `value` itself.
+    static func logits(of value: String, in model: Model) -> String {
+        let graph = model.graph
+        let producers = Dictionary(graph.nodes.flatMap { n in n.outputs.map { ($0, n) } }, uniquingKeysWith: { a, _ in a })
+        var current = value
+        while let node = producers[current], node.domain.isEmpty || node.domain == "ai.onnx", let input = node.inputs.first {
+            if node.opType == "Identity" {
+                current = input
+                continue
+            }
+            guard node.opType == "Softmax", let rank = model.inferTypes().shape(of: input)?.count else { break }
+            let opset = model.defaultOpset
+            var axis = 1
+            if case .int(let a)? = node.attribute("axis") { axis = Int(a) } else if opset >= 13 { axis = -1 }
+            if axis < 0 { axis += rank }
+            // Before opset 13 Softmax flattens the axes from `axis` on: the same as axis 1 only at rank 2.
+            return axis == 1 && (rank == 2 || opset >= 13) ? input : value
+        }
+        return value
+    }
+}

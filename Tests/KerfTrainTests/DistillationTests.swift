@@ -1,0 +1,239 @@
+import KerfCore
+import KerfTestSupport
+import KerfTrain
+import XCTest
+
+/// The distillation and cosine loss terms (values against their closed forms, gradients against
+/// finite differences in float64), exact sparsity kept through Adam and momentum, and the
+/// `Distiller` that trains a pruned student back towards its teacher.
+final class DistillationTests: XCTestCase {
+    /// A graph y = Identity(w): the loss's gradient with respect to w is its gradient with respect to y.
+    private func identityModel(_ w: Tensor) -> Model {
+        let graph = Graph(nodes: [Node(name: "id", opType: "Identity", inputs: ["w"], outputs: ["y"])],
+                          outputs: [ValueInfo(name: "y", type: .tensor(dtype: w.dtype, shape: w.shape.map { .value($0) }))],
+                          initializers: [Initializer(name: "w", tensor: w)])
+        return Model(graph: graph)
+    }
+
+    /// Checks the loss value against `expected(w, t)` (computed in float64) and its gradient
+    /// against central differences. Float32, as the runtime's LogSoftmax: eps 1e-2 and the
+    /// float32 tolerances of `checkGradients`.
+    private func checkTerm(_ term: (String) -> Loss.Term, shape: [Int], expected: ([Double], [Double]) -> Double,
+                           file: StaticString = #filePath, line: UInt = #line) throws {
+        let rng = SeededGenerator(seed: 7)
+        let count = shape.reduce(1, *)
+        let w = Tensor(shape: shape, values: rng.floats(count, in: -2...2)), t = Tensor(shape: shape, values: rng.floats(count, in: -2...2))
+        let trainer = try Trainer(model: identityModel(w), loss: Loss(term("t")),
+                                  options: TrainerOptions(threads: 1, optimizationLevel: 0))
+        let feeds = ["t": t]
+        let loss = try trainer.backward(feeds)
+        let reference = expected(w.array(of: Float.self).map(Double.init), t.array(of: Float.self).map(Double.init))
+        XCTAssertEqual(loss, reference, accuracy: 1e-5 * max(1, abs(reference)), file: file, line: line)
+        let analytic = try XCTUnwrap(trainer.gradients()["w"], file: file, line: line)
+        XCTAssertEqual(analytic.shape, shape, file: file, line: line)
+        var numeric: [Double] = []
+        let values = w.array(of: Float.self), eps: Float = 1e-2
+        for i in 0..<values.count {
+            func at(_ d: Float) throws -> Double {
+                var shifted = values
+                shifted[i] += d
+                try trainer.setParameter("w", Tensor(shape: shape, values: shifted))
+                return try trainer.evaluate(feeds)
+            }
+            numeric.append((try at(eps) - at(-eps)) / (2 * Double(eps)))
+        }
+        assertClose(analytic.array(of: Float.self).map(Double.init), numeric, absolute: 2e-3, relative: 2e-2, "d loss / d w",
+                    file: file, line: line)
+    }
+
+    func testDistillationTermIsTSquaredKLOfTemperedSoftmaxes() throws {
+        for temperature in [1.0, 2.0, 4.5] {
+            try checkTerm({ .distillation(output: "y", teacher: $0, temperature: temperature) }, shape: [3, 5]) { s, t in
+                var total = 0.0
+                for row in 0..<3 {
+                    let sr = s[row * 5..<row * 5 + 5].map { $0 / temperature }, tr = t[row * 5..<row * 5 + 5].map { $0 / temperature }
+                    let sNorm = log(sr.map(exp).reduce(0, +)), tNorm = log(tr.map(exp).reduce(0, +))
+                    for c in 0..<5 {
+                        let logP = tr[c] - tNorm, logQ = sr[c] - sNorm
+                        total += exp(logP) * (logP - logQ)
+                    }
+                }
+                return total / 3 * temperature * temperature
+            }
+        }
+    }
+
+    func testDistillationOverPositionsAveragesEverySample() throws {
+        // [batch 2, classes 3, positions 4]: KL over axis 1, mean over the 8 (batch, position) pairs.
+        try checkTerm({ .distillation(output: "y", teacher: $0, temperature: 2) }, shape: [2, 3, 4]) { s, t in
+            var total = 0.0
+            for b in 0..<2 {
+                for p in 0..<4 {
+                    let index = { (c: Int) in (b * 3 + c) * 4 + p }
+                    let sr = (0..<3).map { s[index($0)] / 2 }, tr = (0..<3).map { t[index($0)] / 2 }
+                    let sNorm = log(sr.map(exp).reduce(0, +)), tNorm = log(tr.map(exp).reduce(0, +))
+                    for c in 0..<3 { total += exp(tr[c] - tNorm) * ((tr[c] - tNorm) - (sr[c] - sNorm)) }
+                }
+            }
+            return total / 8 * 4
+        }
+    }
+
+    func testCosineDistanceIsOneMinusRowCosine() throws {
+        try checkTerm({ .cosineDistance(output: "y", target: $0) }, shape: [4, 6]) { s, t in
+            var total = 0.0
+            for row in 0..<4 {
+                let a = s[row * 6..<row * 6 + 6], b = t[row * 6..<row * 6 + 6]
+                let dot = zip(a, b).map(*).reduce(0, +)
+                let na = a.map { $0 * $0 }.reduce(0, +).squareRoot(), nb = b.map { $0 * $0 }.reduce(0, +).squareRoot()
+                total += 1 - dot / (na * nb)
+            }
+            return total / 4
+        }
+    }
+
+    func testNonPositiveTemperatureIsRefused() {
+        let model = identityModel(Tensor(shape: [2, 3], values: [Float](repeating: 1, count: 6)))
+        for temperature in [0.0, -1, .infinity, .nan] {
+            XCTAssertThrowsError(try Trainer(model: model, loss: Loss(.distillation(output: "y", teacher: "t", temperature: temperature)))) {
+                XCTAssertTrue("\($0)".contains("temperature"), "\($0)")
+            }
+        }
+    }
+
+    /// x[batch, 6] → MatMul(w1 [6, 8]) + b1 → Relu → MatMul(w2 [8, 3]) + b2 → Softmax → probs.
+    private func classifier(seed: UInt64) -> Model {
+        let rng = SeededGenerator(seed: seed)
+        func weight(_ name: String, _ shape: [Int], scale: Float) -> Initializer {
+            Initializer(name: name, tensor: Tensor(shape: shape, values: rng.floats(shape.reduce(1, *), in: -scale...scale)))
+        }
+        let nodes = [
+            Node(name: "fc1", opType: "MatMul", inputs: ["x", "w1"], outputs: ["h"]),
+            Node(name: "bias1", opType: "Add", inputs: ["h", "b1"], outputs: ["hb"]),
+            Node(name: "relu", opType: "Relu", inputs: ["hb"], outputs: ["a"]),
+            Node(name: "fc2", opType: "MatMul", inputs: ["a", "w2"], outputs: ["z"]),
+            Node(name: "bias2", opType: "Add", inputs: ["z", "b2"], outputs: ["logits"]),
+            Node(name: "softmax", opType: "Softmax", inputs: ["logits"], outputs: ["p"], attributes: [Attribute(name: "axis", value: .int(1))]),
+            Node(name: "out", opType: "Identity", inputs: ["p"], outputs: ["probs"]),
+        ]
+        let graph = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", type: .tensor(dtype: .float, shape: [.symbol("N"), .value(6)]))],
+                          outputs: [ValueInfo(name: "probs", type: .tensor(dtype: .float, shape: [.symbol("N"), .value(3)]))],
+                          initializers: [weight("w1", [6, 8], scale: 1), weight("b1", [8], scale: 0.5),
+                                         weight("w2", [8, 3], scale: 1.5), weight("b2", [3], scale: 0.5)])
+        return Model(graph: graph, opsetImports: [OpsetImport(domain: "", version: 17)])
+    }
+
+    /// `model` with the smallest `fraction` of w1's and w2's magnitudes set to exactly 0.
+    private func pruned(_ model: Model, fraction: Double) -> Model {
+        let copy = Model(graph: model.graph.copy(), opsetImports: model.opsetImports)
+        for i in copy.graph.initializers.indices where copy.graph.initializers[i].tensor.rank == 2 {
+            var values = copy.graph.initializers[i].tensor.array(of: Float.self)
+            let cut = values.map(abs).sorted()[Int(Double(values.count) * fraction)]
+            values = values.map { abs($0) < cut ? 0 : $0 }
+            copy.graph.initializers[i].tensor = Tensor(shape: copy.graph.initializers[i].tensor.shape, values: values)
+        }
+        return copy
+    }
+
+    private func inputs(_ count: Int, seed: UInt64) -> Tensor {
+        Tensor(shape: [count, 6], values: SeededGenerator(seed: seed).floats(count * 6, in: -2...2))
+    }
+
+    func testKeptSparsityStaysExactlyZeroThroughAdamAndMomentum() throws {
+        let teacher = classifier(seed: 1), student = pruned(teacher, fraction: 0.6)
+        let before = Dictionary(uniqueKeysWithValues: student.graph.initializers.map { ($0.name, $0.tensor.array(of: Float.self)) })
+        for optimizer in [OptimizerKind.adam(Adam.adamW(lr: 0.05, weightDecay: 0.1)), .sgd(SGD(lr: 0.2, momentum: 0.9))] {
+            let distiller = try Distiller(student: student, teacher: teacher, options: DistillationOptions(),
+                                          trainerOptions: TrainerOptions(optimizer: optimizer, threads: 1, keepSparsity: true))
+            let report = try distiller.train(data: .arrays(["x": inputs(64, seed: 2)]), options: TrainingLoopOptions(epochs: 3, batchSize: 16))
+            XCTAssertEqual(report.steps, 12)
+            let trained = Dictionary(uniqueKeysWithValues: distiller.trainer.trainedModel().graph.initializers.map { ($0.name, $0.tensor.array(of: Float.self)) })
+            for name in ["w1", "w2"] {
+                let old = try XCTUnwrap(before[name]), new = try XCTUnwrap(trained[name])
+                XCTAssertEqual(old.count, new.count)
+                XCTAssertEqual(zip(old, new).filter { $0.0 == 0 && $0.1 != 0 }.count, 0, "\(name): a pruned element moved")
+                XCTAssertGreaterThan(zip(old, new).filter { $0.0 != 0 && $0.0 != $0.1 }.count, old.count / 4, "\(name): kept elements trained")
+            }
+            XCTAssertEqual(report.sparsity.map(\.name), ["w1", "w2"])
+            for s in report.sparsity {
+                let old = try XCTUnwrap(before[s.name])
+                XCTAssertEqual(s.sparsity, Double(old.filter { $0 == 0 }.count) / Double(old.count), accuracy: 1e-12)
+                XCTAssertEqual(s.elements, old.count)
+            }
+        }
+    }
+
+    func testWithoutKeepSparsityPrunedElementsMove() throws {
+        let teacher = classifier(seed: 1), student = pruned(teacher, fraction: 0.6)
+        let distiller = try Distiller(student: student, teacher: teacher, options: DistillationOptions(),
+                                      trainerOptions: TrainerOptions(optimizer: .adam(Adam(lr: 0.05)), threads: 1))
+        let report = try distiller.train(data: .arrays(["x": inputs(64, seed: 2)]), options: TrainingLoopOptions(epochs: 2, batchSize: 16))
+        XCTAssertEqual(report.sparsity.count, 2)
+        for s in report.sparsity { XCTAssertLessThan(s.sparsity, 0.3, "\(s.name)") }
+    }
+
+    func testAllZeroWeightsTrainUnderKeepSparsity() throws {
+        // A zero-initialized weight is not a pruned one: it must train.
+        let model = identityModel(Tensor(shape: [2, 3], values: [Float](repeating: 0, count: 6)))
+        let trainer = try Trainer(model: model, loss: Loss(.meanSquaredError(output: "y", target: "t")),
+                                  options: TrainerOptions(optimizer: .sgd(SGD(lr: 0.5)), threads: 1, keepSparsity: true))
+        try trainer.step(["t": Tensor(shape: [2, 3], values: [Float](repeating: 1, count: 6))])
+        XCTAssertTrue(try XCTUnwrap(trainer.parameters()["w"]).array(of: Float.self).allSatisfy { $0 > 0 })
+    }
+
+    func testDistilledStudentAgreesWithTheTeacherMoreThanBefore() throws {
+        let teacher = classifier(seed: 3), student = pruned(teacher, fraction: 0.5)
+        let validation = TrainingData.arrays(["x": inputs(200, seed: 5)])
+        let distiller = try Distiller(student: student, teacher: teacher, options: DistillationOptions(temperature: 2),
+                                      trainerOptions: TrainerOptions(optimizer: .adam(Adam(lr: 0.03)), threads: 1, keepSparsity: true))
+        // The softmax output is distilled on its logits, in both models.
+        XCTAssertEqual(distiller.pairs.map(\.student), ["logits"])
+        XCTAssertEqual(distiller.pairs.map(\.teacher), ["logits"])
+        let before = try evaluate(distiller.trainer, on: .completed(validation, distiller.complete), batchSize: 50)
+        let report = try distiller.train(data: .arrays(["x": inputs(512, seed: 4)]), validation: validation,
+                                         options: TrainingLoopOptions(epochs: 12, batchSize: 32, restoreBest: false))
+        XCTAssertEqual(report.epochs.count, 12)
+        let after = try XCTUnwrap(report.epochs.last)
+        let agreementBefore = try XCTUnwrap(before.accuracy), agreement = try XCTUnwrap(after.validationAccuracy)
+        XCTAssertLessThan(try XCTUnwrap(after.validationLoss), before.loss * 0.5, "validation KL at least halves")
+        XCTAssertGreaterThan(agreement, agreementBefore, "top-1 agreement with the teacher grows")
+        XCTAssertGreaterThan(agreement, 0.82)  // 0.86 measured; the 50%-pruned student cannot match it all
+        XCTAssertLessThanOrEqual(agreement, 1)
+    }
+
+    func testLabelsAddCrossEntropyFirstSoAccuracyIsAgainstThem() throws {
+        let teacher = classifier(seed: 3), student = pruned(teacher, fraction: 0.5)
+        let x = inputs(96, seed: 6)
+        let labels = Tensor(shape: [96], values: (0..<96).map { Int64($0 % 3) })
+        let distiller = try Distiller(student: student, teacher: teacher, options: DistillationOptions(alpha: 0.25, labels: "y"),
+                                      trainerOptions: TrainerOptions(threads: 1))
+        XCTAssertEqual(distiller.trainer.loss.terms.count, 2)
+        XCTAssertEqual(distiller.trainer.loss.terms[0].weight, 0.75)
+        XCTAssertEqual(distiller.trainer.loss.terms[1].weight, 0.25)
+        let report = try distiller.train(data: .arrays(["x": x, "y": labels]), validation: .arrays(["x": x, "y": labels]),
+                                         options: TrainingLoopOptions(epochs: 1, batchSize: 32))
+        // Labels cycling 0, 1, 2 are unrelated to the inputs: the accuracy is against them, about 1/3.
+        XCTAssertLessThan(try XCTUnwrap(report.epochs[0].validationAccuracy), 0.6)
+    }
+
+    func testMismatchedModelsAndOptionsAreRefused() throws {
+        let teacher = classifier(seed: 1)
+        let other = classifier(seed: 2)
+        other.graph.inputs[0].name = "pixels"
+        other.graph.nodes[0].inputs[0] = "pixels"
+        XCTAssertThrowsError(try Distiller(student: other, teacher: teacher, options: DistillationOptions())) {
+            XCTAssertTrue("\($0)".contains("'x'"), "\($0)")
+        }
+        let renamed = classifier(seed: 2)
+        renamed.graph.outputs[0].name = "scores"
+        renamed.graph.nodes[6].outputs[0] = "scores"
+        XCTAssertThrowsError(try Distiller(student: renamed, teacher: teacher, options: DistillationOptions())) {
+            XCTAssertTrue("\($0)".contains("share no float output"), "\($0)")
+        }
+        XCTAssertNoThrow(try Distiller(student: renamed, teacher: teacher, options: DistillationOptions(outputs: [("scores", "probs")])))
+        XCTAssertThrowsError(try Distiller(student: renamed, teacher: teacher, options: DistillationOptions(outputs: [("nope", "probs")])))
+        XCTAssertThrowsError(try Distiller(student: teacher, teacher: teacher, options: DistillationOptions(outputLoss: .meanSquaredError, labels: "y")))
+        XCTAssertThrowsError(try Distiller(student: teacher, teacher: teacher, options: DistillationOptions(alpha: 1.5)))
+        XCTAssertThrowsError(try Distiller(student: teacher, teacher: teacher, options: DistillationOptions(temperature: 0)))
+    }
+}
