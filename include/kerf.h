@@ -710,6 +710,10 @@ typedef struct kerf_train_options {
     const char *resume_from;     /* continue a run from this checkpoint; NULL = start afresh */
     kerf_train_progress_fn progress; /* may be NULL */
     void *progress_user_data;
+    int32_t keep_sparsity;       /* 1: every trained weight of rank >= 2 that has exact zeros and other values
+                                    keeps its zeros (gradient masked before each update, zeros restored after
+                                    it): a pruned model stays exactly as sparse. All-zero weights and rank-1
+                                    parameters train freely. 1; since ABI 1.10 */
 } kerf_train_options;
 
 /* Defaults, as kerf_session_options_init_sized. */
@@ -763,10 +767,61 @@ kerf_status kerf_trainer_restore(kerf_trainer *trainer, const char *path);
  * over the data, one step per batch. `report` (may be NULL) receives a JSON
  * object, freed with kerf_free:
  * {"epochs": [{"epoch", "loss", "validation_loss", "validation_accuracy", "steps", "seconds"}],
- *  "best_epoch", "steps", "seconds_per_step", "stopped_early", "parameters": [names]}
+ *  "best_epoch", "steps", "seconds_per_step", "stopped_early", "parameters": [names],
+ *  "sparsity": [{"name", "elements", "sparsity"}] of the trained weights of rank >= 2 (since ABI 1.10)}
  * (validation_* and best_epoch are absent without validation data; accuracy is
  * reported for a first loss term that is cross-entropy). */
 kerf_status kerf_train(kerf_model *model, const kerf_train_options *options, char **report);
+
+/* ------------------------------------------------------------------------ */
+/* Distillation (since ABI 1.10)                                            */
+/* ------------------------------------------------------------------------ */
+/*
+ * A student model is trained to imitate a teacher (Hinton et al.): each batch
+ * runs through the teacher (a session of its own), and the student's loss
+ * compares its values with the teacher's. The student may be a pruned,
+ * narrowed or quantized copy of the teacher or any model that takes the
+ * teacher's inputs; no labels are needed.
+ */
+enum {
+    KERF_DISTILL_KL = 0,     /* temperature^2 * KL(softmax(teacher / T) || softmax(student / T)) over axis 1,
+                                per sample (torch's kl_div(reduction="batchmean") for [batch, classes]).
+                                A value that comes out of a Softmax over axis 1 (through Identity nodes)
+                                is compared on the Softmax's input, the logits, in both models. */
+    KERF_DISTILL_MSE = 1,    /* mean squared error (regression outputs, embeddings) */
+    KERF_DISTILL_COSINE = 2  /* 1 - cosine similarity along the last axis, per row (embeddings) */
+};
+
+typedef struct kerf_distill_options {
+    size_t struct_size;                  /* sizeof(kerf_distill_options) */
+    int32_t output_loss;                 /* KERF_DISTILL_*; KL */
+    double temperature;                  /* KL: T > 0; 2 (Hugging Face's default) */
+    double alpha;                        /* with labels: alpha * distillation + (1 - alpha) * cross-entropy
+                                            against the labels; 0.5 */
+    const char *labels;                  /* the data array of integer class labels for the first compared
+                                            student value (KL only); NULL = the teacher alone supervises */
+    const char *const *student_values;   /* the values compared, pairwise: any named values of the two */
+    const char *const *teacher_values;   /*   graphs; n_values 0 = the float graph outputs both have */
+    size_t n_values;                     /*   by name */
+    int32_t teacher_threads;             /* threads of the teacher's runs; 0 = one per core */
+} kerf_distill_options;
+
+/* Defaults, as kerf_session_options_init_sized. */
+kerf_status kerf_distill_options_init_sized(kerf_distill_options *options, size_t struct_size);
+#define kerf_distill_options_init(options) \
+    ((void)kerf_distill_options_init_sized((options), sizeof *(options)))
+
+/* Trains `student` in place to imitate `teacher` (unchanged), as kerf_train
+ * does with `options` (optimizer, schedule, data or batches, validation,
+ * epochs, checkpoints, progress, keep_sparsity) and the loss that `distill`
+ * (NULL = defaults) describes; options->loss must be empty. The data hold the
+ * student's inputs (which include the teacher's) and the labels array, if any.
+ * Validation loss is the distillation loss; validation accuracy is against the
+ * labels, or without labels the top-1 agreement with the teacher (KL).
+ * `report` as kerf_train's, plus "sparsity": [{"name", "elements",
+ * "sparsity"}] of the trained weights of rank >= 2 (kerf_train's has it too). */
+kerf_status kerf_distill(kerf_model *student, const kerf_model *teacher, const kerf_train_options *options,
+                         const kerf_distill_options *distill, char **report);
 
 #ifdef __cplusplus
 }

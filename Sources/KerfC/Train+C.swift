@@ -34,6 +34,7 @@ extension kerf_train_options: OptionsStruct {
         o.batch_size = 32
         o.shuffle = 1
         o.restore_best = 1
+        o.keep_sparsity = 1
         return o
     }
 }
@@ -65,6 +66,12 @@ public func kerf_train_options_init_sized(_ options: UnsafeMutablePointer<kerf_t
 /// The loss, parameter selection and trainer options of a C options struct.
 private func trainerParts(_ c: kerf_train_options) throws -> (Loss, ParameterSelection, TrainerOptions) {
     try argument(c.n_loss > 0 && c.loss != nil, "options->loss is empty: name at least one loss term")
+    let (selection, options) = try trainerSettings(c)
+    return (try loss(c), selection, options)
+}
+
+/// The loss terms of a C options struct.
+private func loss(_ c: kerf_train_options) throws -> Loss {
     try argument(c.n_loss < 1 << 16, "options->n_loss \(c.n_loss) is out of range")
     var terms: [(weight: Double, term: Loss.Term)] = []
     for i in 0..<c.n_loss {
@@ -88,6 +95,11 @@ private func trainerParts(_ c: kerf_train_options) throws -> (Loss, ParameterSel
     case KERF_REDUCTION_SUM: reduction = .sum
     default: throw KerfError.invalidArgument("options->reduction \(c.reduction) is not a KERF_REDUCTION_* value")
     }
+    return Loss(terms: terms, reduction: reduction)
+}
+
+/// The parameter selection and trainer options (optimizer, schedule, threads, ...) of a C options struct.
+func trainerSettings(_ c: kerf_train_options) throws -> (ParameterSelection, TrainerOptions) {
     let optimizer: OptimizerKind
     switch Int(c.optimizer) {
     case KERF_OPTIMIZER_SGD:
@@ -138,9 +150,9 @@ private func trainerParts(_ c: kerf_train_options) throws -> (Loss, ParameterSel
                                  optimizationLevel: Int(c.optimization_level), initialization: initialization,
                                  initializationSeed: c.initialization_seed,
                                  trainingMode: TrainingModeOptions(batchNormalization: c.training_mode != 0, dropout: c.training_mode != 0,
-                                                                   seed: Int64(bitPattern: c.seed)))
-    return (Loss(terms: terms, reduction: reduction),
-            ParameterSelection(trainable: trainable.isEmpty ? nil : trainable, frozen: frozen), options)
+                                                                   seed: Int64(bitPattern: c.seed)),
+                                 keepSparsity: c.keep_sparsity != 0)
+    return (ParameterSelection(trainable: trainable.isEmpty ? nil : trainable, frozen: frozen), options)
 }
 
 @c @implementation
@@ -308,6 +320,34 @@ private func callbackBatches(_ fn: kerf_batch_fn, _ user: UnsafeMutableRawPointe
     }
 }
 
+/// What kerf_train and kerf_distill read besides the loss and the trainer: the data (arrays or
+/// a batch callback asked for `feedNames`), validation arrays, the loop's options, the checkpoint
+/// to resume from.
+func loopParts(_ c: kerf_train_options, feedNames: [String])
+    throws -> (data: TrainingData, validation: TrainingData?, loop: TrainingLoopOptions, resume: String?) {
+    let data: TrainingData
+    if let batches = c.batches {
+        try argument(c.n_data == 0, "options->batches and options->data are both given")
+        data = callbackBatches(batches, c.batches_user_data, names: feedNames)
+    } else {
+        try argument(c.n_data > 0, "options->data is empty and options->batches is NULL: no training data")
+        data = .arrays(try namedArrays(c.data_names, c.data, c.n_data, "data"))
+    }
+    let validation = c.n_validation > 0 ? TrainingData.arrays(try namedArrays(c.validation_names, c.validation, c.n_validation, "validation")) : nil
+    try argument(c.epochs >= 1 && c.batch_size >= 1 && c.max_steps >= 0 && c.patience >= 0 && c.checkpoint_every >= 0,
+                 "options->epochs, batch_size, max_steps, patience or checkpoint_every is out of range")
+    let progress: ((TrainingProgress) -> Bool)? = c.progress.map { fn in
+        let user = c.progress_user_data
+        return { p in fn(user, Int64(p.step), Int64(p.totalSteps ?? 0), Int64(p.epoch), p.loss, p.learningRate) == 0 }
+    }
+    let loop = TrainingLoopOptions(epochs: Int(clamping: c.epochs), maxSteps: c.max_steps > 0 ? Int(clamping: c.max_steps) : nil,
+                                   batchSize: Int(clamping: c.batch_size), shuffle: c.shuffle != 0, seed: c.seed,
+                                   patience: c.patience > 0 ? Int(clamping: c.patience) : nil, restoreBest: c.restore_best != 0,
+                                   progress: progress, checkpointPath: c.checkpoint_path.map { String(cString: $0) },
+                                   checkpointEvery: Int(clamping: c.checkpoint_every))
+    return (data, validation, loop, c.resume_from.map { String(cString: $0) })
+}
+
 @c @implementation
 public func kerf_train(_ model: OpaquePointer?, _ options: UnsafePointer<kerf_train_options>?,
                        _ report: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> kerf_status {
@@ -318,28 +358,8 @@ public func kerf_train(_ model: OpaquePointer?, _ options: UnsafePointer<kerf_tr
         let c = try readOptions(options)
         let (loss, selection, trainerOptions) = try trainerParts(c)
         let trainer = try Trainer(model: m.model, loss: loss, parameters: selection, options: trainerOptions)
-        let data: TrainingData
-        if let batches = c.batches {
-            try argument(c.n_data == 0, "options->batches and options->data are both given")
-            data = callbackBatches(batches, c.batches_user_data, names: m.model.graph.runtimeInputs.map(\.name) + loss.targetNames)
-        } else {
-            try argument(c.n_data > 0, "options->data is empty and options->batches is NULL: no training data")
-            data = .arrays(try namedArrays(c.data_names, c.data, c.n_data, "data"))
-        }
-        let validation = c.n_validation > 0 ? TrainingData.arrays(try namedArrays(c.validation_names, c.validation, c.n_validation, "validation")) : nil
-        try argument(c.epochs >= 1 && c.batch_size >= 1 && c.max_steps >= 0 && c.patience >= 0 && c.checkpoint_every >= 0,
-                     "options->epochs, batch_size, max_steps, patience or checkpoint_every is out of range")
-        let progress: ((TrainingProgress) -> Bool)? = c.progress.map { fn in
-            let user = c.progress_user_data
-            return { p in fn(user, Int64(p.step), Int64(p.totalSteps ?? 0), Int64(p.epoch), p.loss, p.learningRate) == 0 }
-        }
-        let loop = TrainingLoopOptions(epochs: Int(clamping: c.epochs), maxSteps: c.max_steps > 0 ? Int(clamping: c.max_steps) : nil,
-                                       batchSize: Int(clamping: c.batch_size), shuffle: c.shuffle != 0, seed: c.seed,
-                                       patience: c.patience > 0 ? Int(clamping: c.patience) : nil, restoreBest: c.restore_best != 0,
-                                       progress: progress, checkpointPath: c.checkpoint_path.map { String(cString: $0) },
-                                       checkpointEvery: Int(clamping: c.checkpoint_every))
-        let result = try train(trainer, data: data, validation: validation, options: loop,
-                               resumeFrom: c.resume_from.map { String(cString: $0) })
+        let parts = try loopParts(c, feedNames: m.model.graph.runtimeInputs.map(\.name) + loss.targetNames)
+        let result = try train(trainer, data: parts.data, validation: parts.validation, options: parts.loop, resumeFrom: parts.resume)
         let text = try result.json()
         m.model.graph.initializers = trainer.trainedModel().graph.initializers
         try storeString(text, report)

@@ -209,7 +209,19 @@ int main(void) {
     FIELD(kerf_train_options, resume_from);
     FIELD(kerf_train_options, progress);
     FIELD(kerf_train_options, progress_user_data);
+    FIELD(kerf_train_options, keep_sparsity);
     END_STRUCT(kerf_train_options);
+
+    FIELD(kerf_distill_options, struct_size);
+    FIELD(kerf_distill_options, output_loss);
+    FIELD(kerf_distill_options, temperature);
+    FIELD(kerf_distill_options, alpha);
+    FIELD(kerf_distill_options, labels);
+    FIELD(kerf_distill_options, student_values);
+    FIELD(kerf_distill_options, teacher_values);
+    FIELD(kerf_distill_options, n_values);
+    FIELD(kerf_distill_options, teacher_threads);
+    END_STRUCT(kerf_distill_options);
 
     CONST(KERF_ABI_VERSION_MAJOR);
     CONST(KERF_ABI_VERSION_MINOR);
@@ -273,6 +285,9 @@ int main(void) {
     CONST(KERF_LOSS_L1);
     CONST(KERF_LOSS_HUBER);
     CONST(KERF_LOSS_BCE_WITH_LOGITS);
+    CONST(KERF_DISTILL_KL);
+    CONST(KERF_DISTILL_MSE);
+    CONST(KERF_DISTILL_COSINE);
     CONST(KERF_REDUCTION_MEAN);
     CONST(KERF_REDUCTION_SUM);
     CONST(KERF_OPTIMIZER_SGD);

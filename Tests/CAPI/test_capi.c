@@ -983,6 +983,92 @@ static void test_train(const char *model_path, const char *dir) {
     kerf_model_free(model);
 }
 
+static int count_progress(void *user_data, int64_t step, int64_t total, int64_t epoch, double loss, double learning_rate) {
+    (void)step; (void)total; (void)epoch; (void)learning_rate;
+    *(int *)user_data += loss >= 0;
+    return 0;
+}
+
+/* kerf_distill: a 90%-pruned copy of the digits MLP distilled from the original keeps exactly
+ * its zeros and moves towards the teacher; bad arguments are refused with the student unchanged. */
+static void test_distill(const char *model_path) {
+    kerf_model *teacher = NULL, *student = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &teacher), KERF_OK);
+    EXPECT_STATUS(kerf_model_load(model_path, &student), KERF_OK);
+    kerf_prune_options prune;
+    kerf_prune_options_init(&prune);
+    prune.sparsity = 0.9;
+    char *report = NULL;
+    EXPECT_STATUS(kerf_prune(student, &prune, &report), KERF_OK);
+    kerf_free(report);
+    report = NULL;
+
+    kerf_distill_options distill;
+    kerf_distill_options_init(&distill);
+    CHECK(distill.struct_size == sizeof distill && distill.output_loss == KERF_DISTILL_KL && distill.temperature == 2
+          && distill.alpha == 0.5 && distill.labels == NULL && distill.n_values == 0, "distill options defaults");
+    kerf_train_options options;
+    kerf_train_options_init(&options);
+    CHECK(options.keep_sparsity == 1, "keep_sparsity is on by default");
+    float x[64 * 64];
+    for (int i = 0; i < 64 * 64; i++) x[i] = (float)((i * 37) % 17);
+    int64_t xd[2] = {64, 64};
+    kerf_tensor *inputs = NULL;
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, xd, 2, x, sizeof x, &inputs), KERF_OK);
+    const char *names[1] = {"X"};
+    const kerf_tensor *data[1] = {inputs};
+    options.data_names = names;
+    options.data = data;
+    options.n_data = 1;
+    options.validation_names = names;
+    options.validation = data;
+    options.n_validation = 1;
+    options.optimizer = KERF_OPTIMIZER_ADAM;
+    options.lr = 0.01;
+    options.epochs = 10;
+    options.batch_size = 16;
+    options.threads = 1;
+    options.restore_best = 0;
+    int progress_calls = 0;
+    options.progress = count_progress;
+    options.progress_user_data = &progress_calls;
+
+    kerf_loss_term loss = {.kind = KERF_LOSS_MSE, .output = "probabilities", .target = "t", .weight = 1};
+    options.loss = &loss;
+    options.n_loss = 1;
+    EXPECT_STATUS(kerf_distill(student, teacher, &options, &distill, &report), KERF_INVALID_ARGUMENT);
+    CHECK(report == NULL && contains(kerf_last_error(), "loss must be empty"), "kerf_distill builds its own loss");
+    options.loss = NULL;
+    options.n_loss = 0;
+    EXPECT_STATUS(kerf_distill(NULL, teacher, &options, &distill, &report), KERF_INVALID_ARGUMENT);
+    EXPECT_STATUS(kerf_distill(student, NULL, &options, &distill, &report), KERF_INVALID_ARGUMENT);
+    EXPECT_STATUS(kerf_distill(student, teacher, NULL, &distill, &report), KERF_INVALID_ARGUMENT);
+    distill.output_loss = 7;
+    EXPECT_STATUS(kerf_distill(student, teacher, &options, &distill, &report), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "KERF_DISTILL_"), "a bad output loss is named");
+    distill.output_loss = KERF_DISTILL_KL;
+    distill.struct_size = sizeof distill + 8;
+    EXPECT_STATUS(kerf_distill(student, teacher, &options, &distill, &report), KERF_INVALID_ARGUMENT);
+    distill.struct_size = sizeof distill;
+    const char *student_values[1] = {"probabilities"}, *teacher_values[1] = {"nope"};
+    distill.student_values = student_values;
+    distill.teacher_values = teacher_values;
+    distill.n_values = 1;
+    EXPECT_STATUS(kerf_distill(student, teacher, &options, &distill, &report), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "'nope'"), "an unknown teacher value is named");
+    teacher_values[0] = "probabilities";
+
+    EXPECT_STATUS(kerf_distill(student, teacher, &options, &distill, &report), KERF_OK);
+    CHECK(report && contains(report, "\"steps\":40") && contains(report, "\"sparsity\":[{\"elements\":4096,\"name\":\"coefficient\",\"sparsity\":0.8999"),
+          "kerf_distill's report: steps and the pruned sparsity kept");
+    CHECK(contains(report, "\"validation_accuracy\""), "validation agreement with the teacher");
+    CHECK(progress_calls == 40, "progress after every step");
+    kerf_free(report);
+    kerf_tensor_free(inputs);
+    kerf_model_free(student);
+    kerf_model_free(teacher);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3 && argc != 4) {
         fprintf(stderr, "usage: test_capi MODEL.onnx WORKDIR [EXTERNAL.onnx]\n");
@@ -998,6 +1084,7 @@ int main(int argc, char **argv) {
     test_prune(argv[1], argv[2]);
     test_quantize(argv[1], argv[2]);
     test_train(argv[1], argv[2]);
+    test_distill(argv[1]);
     if (argc == 4) test_external_data(argv[3], "digits.onnx.data", argv[2]);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -33,7 +33,7 @@ from .quantize import quantize
 from .compress_common import QuantizeReport, Report, SensitivityReport, TrainReport
 from .session import Session
 from . import loss, optim, plots
-from .train import Trainer, train
+from .train import Trainer, distill, train
 from .ort import InferenceSession, ModelMetadata, NodeArg, get_available_providers, get_device
 from .ort_options import ExecutionMode, GraphOptimizationLevel, RunOptions, SessionOptions
 
@@ -74,5 +74,5 @@ __all__ = [
     "SessionOptions", "get_available_providers", "get_device",
     "DType", "KerfError", "Metadata", "Model", "Report", "Session", "Status", "ValueInfo",
     "abi_version", "instruction_set", "load", "memory_limit", "set_memory_limit", "load_bytes", "prune", "quantize", "sensitivity", "__version__",
-    "QuantizeReport", "SensitivityReport", "TrainReport", "Trainer", "loss", "optim", "plots", "train",
+    "QuantizeReport", "SensitivityReport", "TrainReport", "Trainer", "distill", "loss", "optim", "plots", "train",
 ]

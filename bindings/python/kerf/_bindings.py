@@ -30,7 +30,7 @@ ABI_MINOR = 10  # the oldest minor with everything declared below (kerf_tensor_i
                # kerf_session_run_into: 1.5; kerf_instruction_set: 1.6;
                # kerf_set_memory_limit, kerf_memory_limit, memory_limit: 1.7;
                # kerf_*_options_init_sized, kerf_prune_options.progress: 1.8; training: 1.9;
-               # kerf_value_info.dim_names, kerf_model_get_metadata: 1.10)
+               # kerf_value_info.dim_names, kerf_model_get_metadata, keep_sparsity, kerf_distill: 1.10)
 # The structs below mirror include/kerf.h field by field; tests/test_abi_layout.py compares
 # them (and the constants of errors.py, dtypes.py, prune.py and quantize.py) with what a C
 # compiler makes of the header.
@@ -293,6 +293,21 @@ class TrainOptions(Structure):
         ("resume_from", c_char_p),
         ("progress", TrainProgressCallback),
         ("progress_user_data", c_void_p),
+        ("keep_sparsity", c_int32),  # ABI 1.10
+    ]
+
+
+class DistillOptions(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("output_loss", c_int32),
+        ("temperature", c_double),
+        ("alpha", c_double),
+        ("labels", c_char_p),
+        ("student_values", POINTER(c_char_p)),
+        ("teacher_values", POINTER(c_char_p)),
+        ("n_values", c_size_t),
+        ("teacher_threads", c_int32),
     ]
 
 lib = _load()
@@ -383,14 +398,17 @@ _declare("kerf_trainer_model", c_int32, TrainerP, POINTER(ModelP))
 _declare("kerf_trainer_checkpoint", c_int32, TrainerP, c_char_p)
 _declare("kerf_trainer_restore", c_int32, TrainerP, c_char_p)
 _declare("kerf_train", c_int32, ModelP, POINTER(TrainOptions), POINTER(c_void_p))
+_declare("kerf_distill_options_init_sized", c_int32, POINTER(DistillOptions), c_size_t)
+_declare("kerf_distill", c_int32, ModelP, ModelP, POINTER(TrainOptions), POINTER(DistillOptions), POINTER(c_void_p))
 
 
 def new_options(structure):
-    """An options struct (SessionOptions, PruneOptions, SensitivityOptions or QuantizeOptions)
-    holding the library's defaults, its struct_size that of the ctypes declaration."""
+    """An options struct (SessionOptions, PruneOptions, SensitivityOptions, QuantizeOptions,
+    TrainOptions or DistillOptions) holding the library's defaults, its struct_size that of the ctypes declaration."""
     init = {SessionOptions: lib.kerf_session_options_init_sized, PruneOptions: lib.kerf_prune_options_init_sized,
             SensitivityOptions: lib.kerf_sensitivity_options_init_sized,
-            QuantizeOptions: lib.kerf_quantize_options_init_sized, TrainOptions: lib.kerf_train_options_init_sized}[structure]
+            QuantizeOptions: lib.kerf_quantize_options_init_sized, TrainOptions: lib.kerf_train_options_init_sized,
+            DistillOptions: lib.kerf_distill_options_init_sized}[structure]
     options = structure()
     check(init(ctypes.byref(options), ctypes.sizeof(options)))
     return options

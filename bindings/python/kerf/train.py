@@ -17,8 +17,8 @@ import os
 import numpy as np
 
 from . import _tensor
-from ._bindings import (BatchCallback, ModelP, TensorP, TrainerP, TrainOptions, TrainProgressCallback, check, lib,
-                        new_options, take_string)
+from ._bindings import (BatchCallback, DistillOptions, ModelP, TensorP, TrainerP, TrainOptions, TrainProgressCallback, check,
+                        lib, new_options, take_string)
 from ._handle import Handle
 from .compress_common import ProgressBar, TrainReport, c_strings, rewrite_model
 from .errors import KerfError, Status
@@ -31,9 +31,10 @@ _INITIALIZATIONS = {None: 0, "kaiming_uniform": 1, "kaiming_normal": 2, "xavier_
 
 
 def _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm, accumulation_steps, threads,
-             optimize, initialize=None, init_seed=0, train_mode=True, seed=0):
-    """A TrainOptions struct and the ctypes objects it points at (kept alive by the caller)."""
-    if not isinstance(loss, Loss):
+             optimize, initialize=None, init_seed=0, train_mode=True, seed=0, keep_sparsity=True):
+    """A TrainOptions struct and the ctypes objects it points at (kept alive by the caller).
+    loss None leaves the loss empty (kerf_distill builds its own)."""
+    if loss is not None and not isinstance(loss, Loss):
         raise KerfError(Status.INVALID_ARGUMENT, f"loss must be a kerf.loss loss, got {loss!r}")
     optimizer = SGD() if optimizer is None else optimizer
     if not isinstance(optimizer, Optimizer):
@@ -42,11 +43,13 @@ def _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_no
         raise KerfError(Status.INVALID_ARGUMENT, f"schedule must come from kerf.optim, got {schedule!r}")
     options = new_options(TrainOptions)
     keep = []
-    terms = loss._c_terms()
-    keep.append(terms)
-    options.loss = ctypes.cast(terms, type(options.loss))
-    options.n_loss = len(loss.terms)
-    options.reduction = _REDUCTIONS[loss.reduction]
+    if loss is not None:
+        terms = loss._c_terms()
+        keep.append(terms)
+        options.loss = ctypes.cast(terms, type(options.loss))
+        options.n_loss = len(loss.terms)
+        options.reduction = _REDUCTIONS[loss.reduction]
+    options.keep_sparsity = 1 if keep_sparsity else 0
     try:
         optimizer._fill(options)
         if schedule is not None:
@@ -94,15 +97,20 @@ class Trainer(Handle):
     normalization scales 1, embeddings N(0, 1)), seeded by init_seed. train_mode=True trains as
     PyTorch's model.train() (BatchNormalization on batch statistics, updating the running ones;
     Dropout drops, its masks seeded by `seed`); False runs the graph as exported (model.eval()).
-    Evaluation always runs as exported. A trainer is used by one thread at a time."""
+    Evaluation always runs as exported. keep_sparsity=True keeps the exact zeros of every
+    trained weight of rank >= 2 that has zeros and other values (a pruned model stays exactly as
+    sparse; momentum and Adam cannot move them). A trainer is used by one thread at a time."""
 
     def __init__(self, model, loss, *, optimizer=None, schedule=None, trainable=None, frozen=None, no_decay=None,
                  max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True, initialize=None, init_seed=0,
-                 train_mode=True, seed=0):
+                 train_mode=True, seed=0, keep_sparsity=True):
         self._handle = None
+        if not isinstance(loss, Loss):
+            raise KerfError(Status.INVALID_ARGUMENT, f"loss must be a kerf.loss loss, got {loss!r}")
         self.loss = loss
         options, keep = _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm,
-                                 accumulation_steps, threads, optimize, initialize, init_seed, train_mode, seed)
+                                 accumulation_steps, threads, optimize, initialize, init_seed, train_mode, seed,
+                                 keep_sparsity)
         source = model if isinstance(model, Model) else load(model)
         try:
             handle = TrainerP()
@@ -305,9 +313,10 @@ def train(src, dst=None, *, data=None, loss=None, optimizer=None, schedule=None,
           batch_size=32, max_steps=None, shuffle=True, seed=0, patience=None, restore_best=True, progress=None,
           checkpoint=None, checkpoint_every=0, resume_from=None, trainable=None, frozen=None, no_decay=None,
           max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True, initialize=None, init_seed=0,
-          train_mode=True):
+          train_mode=True, keep_sparsity=True):
     """Trains a model and returns a TrainReport (a Report; its plot() draws the curves): per-epoch
-    loss (and validation loss and accuracy), best epoch, steps, seconds per step.
+    loss (and validation loss and accuracy), best epoch, steps, seconds per step, and the
+    sparsity of each trained weight.
 
     src: a path, or a kerf.Model (changed in place; saved only if dst is given).
     dst: where to write the trained model; None with a path src rewrites src in place,
@@ -321,10 +330,23 @@ def train(src, dst=None, *, data=None, loss=None, optimizer=None, schedule=None,
     resume_from: continue a run from such a checkpoint (same data and options).
     progress: True (a progress bar) or a callable(step, total, epoch, loss, learning_rate)
         returning False to cancel. Other arguments are Trainer's."""
-    if data is None:
-        raise KerfError(Status.INVALID_ARGUMENT, "train needs data")
+    if not isinstance(loss, Loss):
+        raise KerfError(Status.INVALID_ARGUMENT, f"loss must be a kerf.loss loss, got {loss!r}")
     options, keep = _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm,
-                             accumulation_steps, threads, optimize, initialize, init_seed, train_mode, seed)
+                             accumulation_steps, threads, optimize, initialize, init_seed, train_mode, seed, keep_sparsity)
+    return _run_loop(src, dst, options, keep, lambda model, report: lib.kerf_train(model, ctypes.byref(options), report),
+                     data=data, validation=validation, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
+                     shuffle=shuffle, patience=patience, restore_best=restore_best, progress=progress,
+                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume_from=resume_from)
+
+
+def _run_loop(src, dst, options, keep, call, *, data, validation, epochs, batch_size, max_steps, shuffle, patience,
+              restore_best, progress, checkpoint, checkpoint_every, resume_from):
+    """Fills the loop's fields of `options` (data, validation, epochs, ...), runs
+    call(model handle, report pointer) -> status on src (see train's src and dst) and returns the
+    TrainReport. `keep` holds what `options` points at."""
+    if data is None:
+        raise KerfError(Status.INVALID_ARGUMENT, "training needs data")
     try:
         options.epochs = int(epochs)
         options.batch_size = int(batch_size)
@@ -358,7 +380,7 @@ def train(src, dst=None, *, data=None, loss=None, optimizer=None, schedule=None,
 
     def run(model):
         report = ctypes.c_void_p()
-        status = lib.kerf_train(model._live_handle(), ctypes.byref(options), ctypes.byref(report))
+        status = call(model._live_handle(), ctypes.byref(report))
         for source in (adapter, batches):
             if source is not None and source.error is not None:
                 raise source.error
@@ -379,4 +401,79 @@ def train(src, dst=None, *, data=None, loss=None, optimizer=None, schedule=None,
             lib.kerf_tensor_free(t)
 
 
-__all__ = ["Trainer", "train"]
+_OUTPUT_LOSSES = {"kl": 0, "mse": 1, "cosine": 2}  # KERF_DISTILL_*
+
+
+def distill(teacher, student, dst=None, *, data=None, validation=None, labels=None, outputs=None, output_loss="kl",
+            temperature=2.0, alpha=0.5, optimizer=None, schedule=None, epochs=1, batch_size=32, max_steps=None,
+            shuffle=True, seed=0, patience=None, restore_best=True, progress=None, checkpoint=None, checkpoint_every=0,
+            resume_from=None, trainable=None, frozen=None, no_decay=None, max_grad_norm=None, accumulation_steps=1,
+            threads=None, teacher_threads=None, optimize=True, train_mode=True, keep_sparsity=True):
+    """Trains `student` to imitate `teacher` (knowledge distillation) and returns a TrainReport.
+
+    teacher: a path or a kerf.Model, run on every batch (unchanged). student: a path or a
+        kerf.Model taking the teacher's inputs (a pruned, narrowed or quantized copy, or any
+        smaller model); dst as train's (None with a path rewrites the student in place).
+    data: the student's inputs (and the labels array) in any form train's data takes; no labels
+        are needed. validation: the same, evaluated after each epoch: validation accuracy is
+        against the labels, else the top-1 agreement with the teacher.
+    outputs: the values compared: None (the float graph outputs both models have), a list of
+        names (the same in both), or {student value: teacher value} / [(student, teacher)].
+    output_loss: "kl" (temperature² · KL(softmax(teacher/T) || softmax(student/T)) over axis 1,
+        on the logits behind a Softmax output), "mse" or "cosine" (1 − cosine along the last axis).
+    labels: the name of the data array of integer class labels; the loss is then
+        alpha · distillation + (1 − alpha) · cross-entropy (Hinton's form; T = 2, alpha = 0.5
+        are Hugging Face's defaults).
+    keep_sparsity: a pruned student keeps exactly its zeros. Other arguments are train's."""
+    if output_loss not in _OUTPUT_LOSSES:
+        raise KerfError(Status.INVALID_ARGUMENT, f"output_loss must be one of {list(_OUTPUT_LOSSES)}, got {output_loss!r}")
+    options, keep = _options(None, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm, accumulation_steps,
+                             threads, optimize, None, 0, train_mode, seed, keep_sparsity)
+    settings = new_options(DistillOptions)
+    settings.output_loss = _OUTPUT_LOSSES[output_loss]
+    try:
+        settings.temperature = float(temperature)
+        settings.alpha = float(alpha)
+        settings.teacher_threads = 0 if teacher_threads is None else int(teacher_threads)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise KerfError(Status.INVALID_ARGUMENT, f"invalid distillation option: {error}") from None
+    if labels is not None:
+        settings.labels = str(labels).encode("utf-8")
+    pairs = _pairs(outputs)
+    students, count = c_strings([s for s, _ in pairs], "outputs")
+    teachers, _ = c_strings([t for _, t in pairs], "outputs")
+    keep.extend([students, teachers])
+    settings.student_values, settings.teacher_values, settings.n_values = students, teachers, count
+    source = teacher if isinstance(teacher, Model) else load(teacher)
+    try:
+        return _run_loop(student, dst, options, keep,
+                         lambda model, report: lib.kerf_distill(model, source._live_handle(), ctypes.byref(options),
+                                                                ctypes.byref(settings), report),
+                         data=data, validation=validation, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
+                         shuffle=shuffle, patience=patience, restore_best=restore_best, progress=progress,
+                         checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume_from=resume_from)
+    finally:
+        if source is not teacher:
+            source.close()
+
+
+def _pairs(outputs):
+    """[(student value, teacher value)] from distill's `outputs`."""
+    if outputs is None:
+        return []
+    if isinstance(outputs, str):
+        return [(outputs, outputs)]
+    if isinstance(outputs, dict):
+        return [(str(s), str(t)) for s, t in outputs.items()]
+    pairs = []
+    for entry in outputs:
+        if isinstance(entry, str):
+            pairs.append((entry, entry))
+        elif isinstance(entry, (tuple, list)) and len(entry) == 2:
+            pairs.append((str(entry[0]), str(entry[1])))
+        else:
+            raise KerfError(Status.INVALID_ARGUMENT, f"outputs entries are names or (student, teacher) pairs, got {entry!r}")
+    return pairs
+
+
+__all__ = ["Trainer", "distill", "train"]

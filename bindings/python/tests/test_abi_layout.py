@@ -37,6 +37,7 @@ MIRRORS = {
     "kerf_quantize_options": _bindings.QuantizeOptions,
     "kerf_loss_term": _bindings.LossTerm,
     "kerf_train_options": _bindings.TrainOptions,
+    "kerf_distill_options": _bindings.DistillOptions,
 }
 
 
