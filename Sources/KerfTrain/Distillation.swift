@@ -53,6 +53,7 @@ public final class Distiller {
     public let pairs: [(student: String, teacher: String, feed: String)]
     private let teacher: Session
     private let teacherInputs: [String]
+    private let studentInputs: Set<String>
 
     public init(student: Model, teacher teacherModel: Model, options: DistillationOptions,
                 parameters: ParameterSelection = ParameterSelection(), trainerOptions: TrainerOptions = TrainerOptions()) throws {
@@ -65,8 +66,9 @@ public final class Distiller {
         if options.labels != nil && options.outputLoss != .klDivergence {
             throw KerfError.invalidArgument("labels go with the kl output loss (cross-entropy beside it), not with \(options.outputLoss.rawValue)")
         }
-        let studentInputs = Set(student.graph.runtimeInputs.map(\.name))
-        teacherInputs = teacherModel.graph.runtimeInputs.map(\.name)
+        let studentInputs = Set(student.graph.runtimeInputs.map(\.name)), teacherInputs = teacherModel.graph.runtimeInputs.map(\.name)
+        self.studentInputs = studentInputs
+        self.teacherInputs = teacherInputs
         let missing = teacherInputs.filter { !studentInputs.contains($0) }
         guard missing.isEmpty else {
             throw KerfError.invalidArgument("the teacher reads input(s) \(missing.map { "'\($0)'" }.joined(separator: ", ")) that the student does not have "
@@ -107,7 +109,8 @@ public final class Distiller {
         teacher = try Session(model: teacherModel, options: sessionOptions)
     }
 
-    /// `feeds` (the student's inputs, and labels) with the teacher's values for them added.
+    /// The student's feeds from a batch: its inputs and the labels from `feeds` (other arrays are
+    /// left out), and the teacher's values for them.
     public func complete(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
         var teacherFeeds: [String: Tensor] = [:]
         for name in teacherInputs {
@@ -115,7 +118,7 @@ public final class Distiller {
             teacherFeeds[name] = t
         }
         let values = try teacher.run(teacherFeeds, outputNames: pairs.map(\.teacher))
-        var completed = feeds
+        var completed = feeds.filter { studentInputs.contains($0.key) || $0.key == options.labels }
         for (pair, value) in zip(pairs, values) {
             guard value.dtype == .float || value.dtype == .double else {
                 throw KerfError.invalidArgument("the teacher's '\(pair.teacher)' is \(value.dtype), not a float tensor to imitate")

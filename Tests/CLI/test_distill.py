@@ -1,0 +1,103 @@
+"""`kerf distill`: a pruned student trained to imitate its teacher keeps exactly its zeros and
+agrees with the teacher more than before; the per-epoch table, JSON report and SVG curves;
+bad input is one line on stderr with exit status 1 and leaves the student untouched."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bindings", "python", "tests"))
+import models  # noqa: E402
+
+KERF = os.environ.get("KERF_CLI", os.path.join(ROOT, ".build", "release", "kerf"))
+
+
+def kerf(*args):
+    return subprocess.run([KERF, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def setup(tmp_path):
+    """A teacher MLP (16 -> 32 -> 3, Softmax), a copy with 70% of each weight zeroed, and inputs."""
+    teacher = models.mlp(in_features=16, hidden=32, classes=3, seed=4)
+    onnx.save(teacher, tmp_path / "teacher.onnx")
+    for tensor in teacher.graph.initializer:
+        values = numpy_helper.to_array(tensor).copy()
+        if values.ndim == 2:
+            values[np.abs(values) < np.quantile(np.abs(values), 0.7)] = 0
+            tensor.CopyFrom(numpy_helper.from_array(values, tensor.name))
+    onnx.save(teacher, tmp_path / "student.onnx")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((600, 16)).astype(np.float32)
+    np.savez(tmp_path / "train.npz", input=x[:500], y=rng.integers(0, 3, 500))
+    np.savez(tmp_path / "valid.npz", input=x[500:])
+    return x[500:]
+
+
+def agreement(path, teacher, x):
+    a = ort.InferenceSession(str(path)).run(None, {"input": x})[0].argmax(axis=1)
+    b = ort.InferenceSession(str(teacher)).run(None, {"input": x})[0].argmax(axis=1)
+    return float((a == b).mean())
+
+
+def zeros(path):
+    return {t.name: int((numpy_helper.to_array(t) == 0).sum()) for t in onnx.load(str(path)).graph.initializer}
+
+
+def test_distill_recovers_a_pruned_student_and_keeps_its_zeros(tmp_path):
+    x = setup(tmp_path)
+    out = tmp_path / "distilled.onnx"
+    result = kerf("distill", tmp_path / "teacher.onnx", tmp_path / "student.onnx", "--data", tmp_path / "train.npz",
+                  "--validation", tmp_path / "valid.npz", "--optimizer", "adam", "--lr", "0.01", "--epochs", 30,
+                  "--temperature", 2, "--report", tmp_path / "report.json", "--plot", tmp_path / "curves.svg", "-o", out)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["epoch", "train", "loss", "valid", "loss", "valid", "acc", "seconds"]
+    assert len(lines) == 1 + 30 + 3 and lines[-1] == f"wrote {out}"
+    assert lines[-2].startswith("sparsity kept: w1 ") and "w2" in lines[-2]
+    onnx.checker.check_model(str(out), full_check=True)
+    before = agreement(tmp_path / "student.onnx", tmp_path / "teacher.onnx", x)
+    after = agreement(out, tmp_path / "teacher.onnx", x)
+    assert after > before and after >= 0.85
+    assert zeros(out)["w1"] == zeros(tmp_path / "student.onnx")["w1"] > 0
+    assert zeros(out)["w2"] == zeros(tmp_path / "student.onnx")["w2"] > 0
+    report = json.load(open(tmp_path / "report.json"))
+    assert len(report["epochs"]) == 30 and report["epochs"][report["best_epoch"]]["validation_accuracy"] == after
+    assert [s["name"] for s in report["sparsity"]] == ["w1", "w2"]
+    assert (tmp_path / "curves.svg").read_text().count("<polyline") == 3
+
+
+def test_distill_with_labels_and_no_keep_sparsity_in_place(tmp_path):
+    setup(tmp_path)
+    student = tmp_path / "student.onnx"
+    pruned_zeros = zeros(student)["w1"]
+    result = kerf("distill", tmp_path / "teacher.onnx", student, "--data", tmp_path / "train.npz", "--labels", "y",
+                  "--alpha", 0.7, "--epochs", 2, "--no-keep-sparsity", "--optimizer", "adam", "--lr", "0.01")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"wrote {student}"
+    assert zeros(student)["w1"] < pruned_zeros // 4  # the pruned elements trained
+
+
+def test_distill_errors_are_one_line_and_leave_the_student_untouched(tmp_path):
+    setup(tmp_path)
+    student = tmp_path / "student.onnx"
+    original = student.read_bytes()
+    other = models.mlp(in_features=16, hidden=8, classes=3, input_name="pixels")
+    onnx.save(other, tmp_path / "other.onnx")
+    base = ["distill", tmp_path / "teacher.onnx", student, "--data", tmp_path / "train.npz"]
+    for extra, needle in [(["--output-loss", "kld"], "--output-loss"), (["--values", "probs"], "STUDENT=TEACHER"),
+                          (["--values", "probs=nope"], "'nope'"), (["--temperature", "0"], "temperature"),
+                          (["--labels", "y", "--output-loss", "mse"], "labels"), (["--plot", "c.png"], ".svg")]:
+        result = kerf(*base, *extra)
+        assert result.returncode == 1, (extra, result.stdout)
+        assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("kerf: ")
+        assert student.read_bytes() == original
+    result = kerf("distill", tmp_path / "other.onnx", student, "--data", tmp_path / "train.npz")
+    assert result.returncode == 1 and "'pixels'" in result.stderr
+    assert student.read_bytes() == original
