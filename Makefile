@@ -60,6 +60,11 @@ demo: release
 	echo "== C example: the same from C (kerf_train)"; $(MAKE) -s $(OUT)/train
 	$(OUT)/train $(OUT)/digits_mlp.onnx $(OUT)/digits_train_x.npy $(OUT)/digits_train_y.npy $(OUT)/digits_scratch_c.onnx | tail -n 2
 	$(PYTHON) scripts/demo_training.py $(OUT) $(OUT)/digits_scratch.onnx $(OUT)/digits_scratch_c.onnx
+	echo "== kerf prune + distill: 90% of the weights removed, then the original teaches the pruned copy"
+	$(KERF) prune $(OUT)/digits_mlp.onnx -o $(OUT)/digits_pruned90.onnx --sparsity 0.9 --scope global | tail -n 1
+	$(KERF) distill $(OUT)/digits_mlp.onnx $(OUT)/digits_pruned90.onnx --data $(OUT)/digits_train.npz \
+	  --temperature 4 --optimizer adam --lr 0.01 --schedule cosine --epochs 100 -o $(OUT)/digits_distilled.onnx | tail -n 3
+	$(PYTHON) scripts/demo_distill.py $(OUT) $(OUT)/digits_pruned90.onnx $(OUT)/digits_distilled.onnx
 
 $(OUT)/train: bindings/c/train.c bindings/c/npy.h include/kerf.h $(LIB)
 	mkdir -p $(OUT)

@@ -39,7 +39,7 @@ struct Distill: ParsableCommand {
             return (parts[0], parts[1])
         }
         let studentModel = try Model.load(path: student), teacherModel = try Model.load(path: teacher)
-        let inputs = studentModel.graph.runtimeInputs.map(\.name)
+        let inputs = studentModel.graph.runtimeInputs
         let trainArrays = try training.arrays(data, inputs: inputs, labels: labels)
         guard let samples = trainArrays.values.first?.shape.first, samples > 0 else { throw KerfError.invalidArgument("'\(data)' has no samples") }
         let distiller = try Distiller(student: studentModel, teacher: teacherModel,

@@ -37,7 +37,7 @@ struct Train: ParsableCommand {
         case "bce-with-logits": term = .binaryCrossEntropyWithLogits(output: outputName, target: labels)
         default: throw KerfError.invalidArgument("--loss must be cross-entropy, mse, l1, huber or bce-with-logits, got '\(loss)'")
         }
-        let inputs = loaded.graph.runtimeInputs.map(\.name)
+        let inputs = loaded.graph.runtimeInputs
         let trainArrays = try training.arrays(data, inputs: inputs, labels: labels)
         guard let samples = trainArrays.values.first?.shape.first, samples > 0 else { throw KerfError.invalidArgument("'\(data)' has no samples") }
         var initialization: Initialization?

@@ -72,14 +72,19 @@ struct TrainingArguments: ParsableArguments {
                                    checkpointPath: checkpoint)
     }
 
-    /// The arrays of an .npz file by feed name. An array named after no model input or `labels`
-    /// feeds the model's one input that has no array of its name, when there is one each.
-    func arrays(_ path: String, inputs: [String], labels: String?) throws -> [String: Tensor] {
+    /// The arrays of an .npz file by feed name. When one model input has no array of its name
+    /// and one array named after no input or `labels` has its dtype (any, when undeclared), that
+    /// array feeds it.
+    func arrays(_ path: String, inputs: [ValueInfo], labels: String?) throws -> [String: Tensor] {
         var arrays = Dictionary(try NumpyFile.readArchive(path: path).map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
-        let unmatched = arrays.keys.filter { !inputs.contains($0) && $0 != labels }
-        let unfed = inputs.filter { arrays[$0] == nil }
-        if unmatched.count == 1, unfed.count == 1 {
-            arrays[unfed[0]] = arrays.removeValue(forKey: unmatched[0])
+        let unfed = inputs.filter { arrays[$0.name] == nil }
+        if unfed.count == 1 {
+            let unmatched = arrays.filter { entry in
+                !inputs.contains { $0.name == entry.key } && entry.key != labels && (unfed[0].dtype == nil || unfed[0].dtype == entry.value.dtype)
+            }
+            if unmatched.count == 1, let only = unmatched.first {
+                arrays[unfed[0].name] = arrays.removeValue(forKey: only.key)
+            }
         }
         return arrays
     }
