@@ -48,6 +48,7 @@ TRAINING_CONSTANTS = {
     "KERF_OPTIMIZER_SGD": optim._SGD, "KERF_OPTIMIZER_ADAM": optim._ADAM, "KERF_OPTIMIZER_ADAMW": optim._ADAMW,
     **{f"KERF_SCHEDULE_{name.upper()}": value for name, value in optim._SCHEDULES.items()},
     **{f"KERF_INIT_{(name or 'none').upper()}": value for name, value in train._INITIALIZATIONS.items()},
+    **{f"KERF_DISTILL_{name.upper()}": value for name, value in train._OUTPUT_LOSSES.items()},
 }
 
 
