@@ -3,33 +3,15 @@ lines, points and bars carry exactly the numbers of the command's JSON report; a
 ending in .svg, or a chart without its data, is refused before any work."""
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import onnx
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "bindings", "python", "tests"))
-import models  # noqa: E402
+from cli import blobs, kerf, models
 
-KERF = os.environ.get("KERF_CLI", os.path.join(ROOT, ".build", "release", "kerf"))
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-def kerf(*args):
-    return subprocess.run([KERF, *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
-def blobs(seed=0, n=240):
-    """Three separable classes in 16 dimensions: x float32 [n, 16], y int64 [n]."""
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((3, 16)) * 2
-    y = rng.integers(0, 3, n)
-    return (centers[y] + rng.standard_normal((n, 16))).astype(np.float32), y.astype(np.int64)
 
 
 @pytest.fixture

@@ -3,24 +3,13 @@ agrees with the teacher more than before; the per-epoch table, JSON report and S
 bad input is one line on stderr with exit status 1 and leaves the student untouched."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "bindings", "python", "tests"))
-import models  # noqa: E402
-
-KERF = os.environ.get("KERF_CLI", os.path.join(ROOT, ".build", "release", "kerf"))
-
-
-def kerf(*args):
-    return subprocess.run([KERF, *map(str, args)], capture_output=True, text=True, timeout=300)
+from cli import kerf, models
 
 
 def setup(tmp_path):

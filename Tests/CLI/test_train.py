@@ -1,31 +1,12 @@
 """`kerf train`: trains a model file, writes an ONNX file ONNX Runtime runs, prints a per-epoch
 table; bad input is one line on stderr with exit status 1 and leaves the file untouched."""
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "bindings", "python", "tests"))
-import models  # noqa: E402
-
-KERF = os.environ.get("KERF_CLI", os.path.join(ROOT, ".build", "release", "kerf"))
-
-
-def kerf(*args):
-    return subprocess.run([KERF, *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
-def blobs(seed=0, n=240):
-    """Three separable classes in 16 dimensions: x float32 [n, 16], y int64 [n]."""
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((3, 16)) * 2
-    y = rng.integers(0, 3, n)
-    return (centers[y] + rng.standard_normal((n, 16))).astype(np.float32), y.astype(np.int64)
+from cli import blobs, kerf, models
 
 
 def accuracy(path, x, y):
