@@ -32,13 +32,17 @@ public struct TrainerOptions: Sendable {
     /// the trained file has exactly the sparsity it started with. Biases and norm scales
     /// (rank 1) and all-zero weights (zero initializations) train freely.
     public var keepSparsity: Bool
+    /// Prune the weights gradually while training (nil: no pruning).
+    public var gradualPruning: GradualPruning?
 
     public init(optimizer: OptimizerKind = .sgd(SGD(lr: 0.01)), schedule: LearningRateSchedule = .constant,
                 groups: [ParameterGroup] = [], maxGradientNorm: Double? = nil, accumulationSteps: Int = 1,
                 threads: Int = 0, optimizationLevel: Int = 1, initialization: Initialization? = nil, initializationSeed: UInt64 = 0,
-                trainingMode: TrainingModeOptions = TrainingModeOptions(), keepSparsity: Bool = false) {
+                trainingMode: TrainingModeOptions = TrainingModeOptions(), keepSparsity: Bool = false,
+                gradualPruning: GradualPruning? = nil) {
         self.trainingMode = trainingMode
         self.keepSparsity = keepSparsity
+        self.gradualPruning = gradualPruning
         self.initialization = initialization
         self.initializationSeed = initializationSeed
         self.optimizer = optimizer
@@ -56,6 +60,7 @@ public struct TrainerOptions: Sendable {
         if let m = maxGradientNorm, !(m > 0) { throw KerfError.invalidArgument("max gradient norm \(m) must be positive") }
         guard accumulationSteps >= 1 else { throw KerfError.invalidArgument("accumulation steps \(accumulationSteps) must be at least 1") }
         guard threads >= 0 else { throw KerfError.invalidArgument("threads \(threads) must be >= 0") }
+        try gradualPruning?.validate()
     }
 
     var resolvedThreads: Int { threads > 0 ? threads : SessionOptions(threads: 0).resolvedThreads }
@@ -97,8 +102,14 @@ public final class Trainer {
     private var state: [String: Tensor] = [:]
     /// Training-mode forward runs so far: each draws its Dropout masks from its own seed.
     private var forwardCount = 0
-    /// With `keepSparsity`: per weight with exact zeros, 1 where it may change and 0 where it stays 0.
+    /// With `keepSparsity` or gradual pruning: per weight with exact zeros, 1 where it may change
+    /// and 0 where it stays 0.
     private var sparsityMasks: [String: [Float]] = [:]
+    /// The gradual pruning schedule with its end step resolved, and the weights it prunes.
+    private var pruning: (schedule: GradualPruning, weights: [String])?
+    /// Optimizer updates the run will make, when known (set by `train` for arrays); gradual
+    /// pruning without an end step ends at three quarters of it.
+    public var plannedSteps: Int?
 
     public init(model: Model, loss: Loss, parameters: ParameterSelection = ParameterSelection(), options: TrainerOptions = TrainerOptions()) throws {
         self.model = model
@@ -208,6 +219,25 @@ public final class Trainer {
         }
         try scheduler?.step()
         stepCount += 1
+        if let pruning, let sparsity = pruning.schedule.sparsity(afterUpdates: stepCount) { prune(pruning.weights, to: sparsity) }
+    }
+
+    /// Prunes each of `weights` to `sparsity` by magnitude; their masks follow.
+    private func prune(_ weights: [String], to sparsity: Double) {
+        for name in weights {
+            guard let value = values[name] else { continue }
+            sparsityMasks[name] = pruneToSparsity(value, sparsity)
+        }
+    }
+
+    /// The masks of the current values' zeros: of every weight of rank >= 2 with zeros and other
+    /// values (keepSparsity), and of the weights gradual pruning prunes.
+    private func recomputeMasks() {
+        let pruned = Set(pruning?.weights ?? [])
+        sparsityMasks = [:]
+        for (name, value) in values where value.rank >= 2 && (options.keepSparsity || pruned.contains(name)) {
+            sparsityMasks[name] = nonzeroMask(value)
+        }
     }
 
     /// The loss on `feeds` with the current parameters (forward only).
@@ -308,6 +338,7 @@ public final class Trainer {
         accumulated = restoredSums.mapValues(Self.copy)
         accumulatedCalls = restoredCalls
         stepCount = restoredSteps
+        recomputeMasks()
     }
 
     // MARK: Internals
@@ -360,9 +391,15 @@ public final class Trainer {
             let fresh = try initialization.values(for: values, in: model.graph, seed: options.initializationSeed)
             for (name, value) in fresh { values[name] = value }
         }
-        if options.keepSparsity {
-            for (name, value) in values where value.rank >= 2 { sparsityMasks[name] = nonzeroMask(value) }
+        if let schedule = options.gradualPruning {
+            let weights = training.parameters.filter { name in
+                guard let v = values[name], v.dtype == .float, case .weight = ParameterRole(of: name, shape: v.shape, in: model.graph) else { return false }
+                return true
+            }
+            pruning = (try schedule.resolved(plannedSteps: plannedSteps), weights)
         }
+        recomputeMasks()
+        if let pruning, let sparsity = pruning.schedule.sparsity(afterUpdates: 0), sparsity > 0 { prune(pruning.weights, to: sparsity) }
         let groups = try options.groups.map { group -> ParameterGroup in
             var resolved = group
             resolved.names = try selection.resolveEntries(group.names, in: model.graph).filter { shapes[$0] != nil }

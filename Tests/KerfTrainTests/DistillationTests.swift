@@ -237,3 +237,99 @@ final class DistillationTests: XCTestCase {
         XCTAssertThrowsError(try Distiller(student: teacher, teacher: teacher, options: DistillationOptions(temperature: 0)))
     }
 }
+
+/// Gradual magnitude pruning: Zhu & Gupta's schedule, weights pruned to exactly the final
+/// sparsity, biases untouched, and a resumed run equal to an uninterrupted one.
+final class GradualPruningTests: XCTestCase {
+    func testScheduleIsZhuAndGuptasCubic() {
+        let g = GradualPruning(finalSparsity: 0.9, startStep: 0, endStep: 100, frequency: 10)
+        XCTAssertEqual(g.sparsity(afterUpdates: 0), 0)
+        XCTAssertEqual(g.sparsity(afterUpdates: 10)!, 0.9 - 0.9 * 0.729, accuracy: 1e-12)
+        XCTAssertEqual(g.sparsity(afterUpdates: 50)!, 0.9 - 0.9 * 0.125, accuracy: 1e-12)
+        XCTAssertEqual(g.sparsity(afterUpdates: 100), 0.9)
+        XCTAssertNil(g.sparsity(afterUpdates: 5))
+        XCTAssertNil(g.sparsity(afterUpdates: 110))
+        let late = GradualPruning(finalSparsity: 0.5, initialSparsity: 0.1, startStep: 20, endStep: 95, frequency: 10)
+        XCTAssertNil(late.sparsity(afterUpdates: 10))
+        XCTAssertEqual(late.sparsity(afterUpdates: 20)!, 0.1, accuracy: 1e-12)
+        XCTAssertEqual(late.sparsity(afterUpdates: 95), 0.5, "the end step prunes though it is off the grid")
+        XCTAssertNil(late.sparsity(afterUpdates: 85))
+        XCTAssertEqual(GradualPruning(finalSparsity: 0.5, startStep: 0, endStep: 40).sparsity(afterUpdates: 4)!, 0.5 - 0.5 * 0.729, accuracy: 1e-12,
+                       "frequency defaults to a tenth of the span")
+    }
+
+    private func model() -> Model {
+        let rng = SeededGenerator(seed: 11)
+        let nodes = [Node(name: "fc1", opType: "MatMul", inputs: ["x", "w1"], outputs: ["h"]),
+                     Node(name: "bias1", opType: "Add", inputs: ["h", "b1"], outputs: ["hb"]),
+                     Node(name: "relu", opType: "Relu", inputs: ["hb"], outputs: ["a"]),
+                     Node(name: "fc2", opType: "Gemm", inputs: ["a", "w2", "b2"], outputs: ["y"], attributes: [Attribute(name: "transB", value: .int(1))])]
+        let graph = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", type: .tensor(dtype: .float, shape: [.symbol("N"), .value(6)]))],
+                          outputs: [ValueInfo(name: "y", type: .tensor(dtype: .float, shape: [.symbol("N"), .value(3)]))],
+                          initializers: [Initializer(name: "w1", tensor: Tensor(shape: [6, 10], values: rng.floats(60))),
+                                         Initializer(name: "b1", tensor: Tensor(shape: [10], values: rng.floats(10))),
+                                         Initializer(name: "w2", tensor: Tensor(shape: [3, 10], values: rng.floats(30))),
+                                         Initializer(name: "b2", tensor: Tensor(shape: [3], values: rng.floats(3)))])
+        return Model(graph: graph, opsetImports: [OpsetImport(domain: "", version: 17)])
+    }
+
+    private func data() -> TrainingData {
+        let rng = SeededGenerator(seed: 12)
+        return .arrays(["x": Tensor(shape: [64, 6], values: rng.floats(384)), "t": Tensor(shape: [64, 3], values: rng.floats(192))])
+    }
+
+    private func trainer(_ schedule: GradualPruning) throws -> Trainer {
+        try Trainer(model: model(), loss: Loss(.meanSquaredError(output: "y", target: "t")),
+                    options: TrainerOptions(optimizer: .adam(Adam(lr: 0.01)), threads: 1, gradualPruning: schedule))
+    }
+
+    func testWeightsEndAtTheFinalSparsityAndBiasesAreUntouched() throws {
+        var zerosSeen: [Int] = []
+        let t = try trainer(GradualPruning(finalSparsity: 0.8))  // ends at 3/4 of the 32 updates
+        var loop = TrainingLoopOptions(epochs: 4, batchSize: 8)
+        loop.progress = { _ in
+            zerosSeen.append(t.parameters()["w1"]!.array(of: Float.self).filter { $0 == 0 }.count)
+            return true
+        }
+        let report = try train(t, data: data(), options: loop)
+        XCTAssertEqual(report.steps, 32)
+        XCTAssertEqual(zerosSeen.count, 32)
+        XCTAssertEqual(zerosSeen[23], 48, "80% of w1's 60 elements from update 24 on")
+        XCTAssertEqual(Array(zerosSeen[23...]), [Int](repeating: 48, count: 9), "kept until the end")
+        XCTAssertEqual(zerosSeen, zerosSeen.sorted(), "sparsity only grows")
+        XCTAssertGreaterThan(zerosSeen[1], 0)
+        XCTAssertLessThan(zerosSeen[10], 48)
+        let final = t.parameters()
+        XCTAssertEqual(final["w2"]!.array(of: Float.self).filter { $0 == 0 }.count, 24)
+        XCTAssertEqual(final["b1"]!.array(of: Float.self).filter { $0 == 0 }.count, 0)
+        XCTAssertEqual(report.sparsity.map(\.name), ["w1", "w2"])
+        XCTAssertEqual(report.sparsity.map(\.sparsity), [0.8, 0.8])
+    }
+
+    func testResumedRunEqualsTheUninterruptedOne() throws {
+        let schedule = GradualPruning(finalSparsity: 0.7, startStep: 2, endStep: 26, frequency: 4)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gradual-\(getpid()).npz").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let whole = try trainer(schedule)
+        _ = try train(whole, data: data(), options: TrainingLoopOptions(epochs: 4, batchSize: 8))
+        let first = try trainer(schedule)
+        _ = try train(first, data: data(), options: TrainingLoopOptions(epochs: 2, batchSize: 8, checkpointPath: path))
+        let resumed = try trainer(schedule)
+        _ = try train(resumed, data: data(), options: TrainingLoopOptions(epochs: 4, batchSize: 8), resumeFrom: path)
+        for (name, value) in whole.parameters() {
+            XCTAssertEqual(resumed.parameters()[name]?.array(of: Float.self), value.array(of: Float.self), name)
+        }
+    }
+
+    func testBadSchedulesAndAnUnknownEndAreRefused() throws {
+        for bad in [GradualPruning(finalSparsity: 1), GradualPruning(finalSparsity: 0.5, initialSparsity: 0.6),
+                    GradualPruning(finalSparsity: 0.5, startStep: 10, endStep: 5), GradualPruning(finalSparsity: 0.5, frequency: 0)] {
+            XCTAssertThrowsError(try trainer(bad))
+        }
+        let t = try trainer(GradualPruning(finalSparsity: 0.5))
+        XCTAssertThrowsError(try t.step(["x": Tensor(shape: [1, 6], values: [Float](repeating: 0, count: 6)),
+                                         "t": Tensor(shape: [1, 3], values: [Float](repeating: 0, count: 3))])) {
+            XCTAssertTrue("\($0)".contains("end step"), "\($0)")
+        }
+    }
+}

@@ -15,6 +15,7 @@ public func train(_ trainer: Trainer, data: TrainingData, validation: TrainingDa
     _ = try validation?.sampleCount()
     let batchesPerEpoch = samples.map { ($0 + options.batchSize - 1) / options.batchSize }
     let totalSteps = batchesPerEpoch.map { b in min(b * options.epochs, options.maxSteps ?? Int.max) } ?? options.maxSteps
+    if trainer.plannedSteps == nil { trainer.plannedSteps = totalSteps }
     var state = LoopState()
     if let checkpoint { state = try LoopState(try trainer.restore(from: checkpoint)) }
     var report = TrainingReport()
