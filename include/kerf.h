@@ -714,6 +714,15 @@ typedef struct kerf_train_options {
                                     keeps its zeros (gradient masked before each update, zeros restored after
                                     it): a pruned model stays exactly as sparse. All-zero weights and rank-1
                                     parameters train freely. 1; since ABI 1.10 */
+    /* Gradual magnitude pruning while training (Zhu & Gupta; since ABI 1.10): after optimizer
+     * update t = start, start + every, ..., end, every weight (MatMul/Gemm B, Conv W) is pruned
+     * by magnitude to s_f + (s_i - s_f) * (1 - (t - start) / (end - start))^3 of its elements,
+     * its zeros kept in between. */
+    double gradual_sparsity;     /* s_f in (0, 1); 0 = off */
+    double gradual_initial_sparsity; /* s_i in [0, s_f]; 0 */
+    int64_t gradual_start_step;  /* 0 */
+    int64_t gradual_end_step;    /* 0 = three quarters of the run (kerf_train/kerf_distill with arrays) */
+    int64_t gradual_every;       /* updates between pruning steps; 0 = a tenth of (end - start) */
 } kerf_train_options;
 
 /* Defaults, as kerf_session_options_init_sized. */

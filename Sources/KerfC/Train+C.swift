@@ -151,7 +151,7 @@ func trainerSettings(_ c: kerf_train_options) throws -> (ParameterSelection, Tra
                                  initializationSeed: c.initialization_seed,
                                  trainingMode: TrainingModeOptions(batchNormalization: c.training_mode != 0, dropout: c.training_mode != 0,
                                                                    seed: Int64(bitPattern: c.seed)),
-                                 keepSparsity: c.keep_sparsity != 0)
+                                 keepSparsity: c.keep_sparsity != 0, gradualPruning: try gradualPruning(c))
     return (ParameterSelection(trainable: trainable.isEmpty ? nil : trainable, frozen: frozen), options)
 }
 
@@ -318,6 +318,17 @@ private func callbackBatches(_ fn: kerf_batch_fn, _ user: UnsafeMutableRawPointe
     .batches { epoch, index in
         try feedsFromCallback(names: names, callback: "batch", "batch \(index) of epoch \(epoch)") { fn(user, Int64(epoch), Int64(index), $0, names.count, $1) }
     }
+}
+
+/// The gradual pruning schedule of a C options struct (nil when gradual_sparsity is 0).
+private func gradualPruning(_ c: kerf_train_options) throws -> GradualPruning? {
+    guard c.gradual_sparsity != 0 else { return nil }
+    try argument(c.gradual_start_step >= 0 && c.gradual_end_step >= 0 && c.gradual_every >= 0,
+                 "options->gradual_start_step, gradual_end_step and gradual_every must be >= 0")
+    return GradualPruning(finalSparsity: c.gradual_sparsity, initialSparsity: c.gradual_initial_sparsity,
+                          startStep: Int(clamping: c.gradual_start_step),
+                          endStep: c.gradual_end_step > 0 ? Int(clamping: c.gradual_end_step) : nil,
+                          frequency: c.gradual_every > 0 ? Int(clamping: c.gradual_every) : nil)
 }
 
 /// What kerf_train and kerf_distill read besides the loss and the trainer: the data (arrays or

@@ -25,6 +25,10 @@ struct TrainingArguments: ParsableArguments {
     @Flag(help: "Train with the graph as exported (PyTorch's model.eval()): BatchNormalization on its running statistics, no Dropout.") var evalMode = false
     @Flag(inversion: .prefixedNo, help: "Keep the exact zeros of pruned weights (rank >= 2, with zeros and other values) through training.")
     var keepSparsity = true
+    @Option(help: "Prune the weights gradually to this sparsity while training (Zhu & Gupta's cubic schedule).") var gradualPrune: Double?
+    @Option(help: "Gradual pruning: the optimizer update of the first pruning step.") var gradualStart: Int = 0
+    @Option(help: "Gradual pruning: the update of the last (default: three quarters of the run).") var gradualEnd: Int?
+    @Option(help: "Gradual pruning: updates between pruning steps (default: a tenth of the span).") var gradualEvery: Int?
     @Option(help: "Write a checkpoint here after each epoch.") var checkpoint: String?
     @Option(help: "Continue a run from this checkpoint.") var resume: String?
     @Option(help: "Threads per run (0 = one per core).") var threads: Int = 0
@@ -61,7 +65,8 @@ struct TrainingArguments: ParsableArguments {
         TrainerOptions(optimizer: try optimizerKind, schedule: try learningSchedule(samples: samples), maxGradientNorm: maxGradNorm,
                        threads: threads, initialization: initialization, initializationSeed: seed,
                        trainingMode: TrainingModeOptions(batchNormalization: !evalMode, dropout: !evalMode, seed: Int64(bitPattern: seed)),
-                       keepSparsity: keepSparsity)
+                       keepSparsity: keepSparsity,
+                       gradualPruning: gradualPrune.map { GradualPruning(finalSparsity: $0, startStep: gradualStart, endStep: gradualEnd, frequency: gradualEvery) })
     }
 
     /// The loop's options, with a progress bar labelled `label` on a terminal.

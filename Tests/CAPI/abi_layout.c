@@ -210,6 +210,11 @@ int main(void) {
     FIELD(kerf_train_options, progress);
     FIELD(kerf_train_options, progress_user_data);
     FIELD(kerf_train_options, keep_sparsity);
+    FIELD(kerf_train_options, gradual_sparsity);
+    FIELD(kerf_train_options, gradual_initial_sparsity);
+    FIELD(kerf_train_options, gradual_start_step);
+    FIELD(kerf_train_options, gradual_end_step);
+    FIELD(kerf_train_options, gradual_every);
     END_STRUCT(kerf_train_options);
 
     FIELD(kerf_distill_options, struct_size);

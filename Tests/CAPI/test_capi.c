@@ -1058,6 +1058,10 @@ static void test_distill(const char *model_path) {
     CHECK(contains(kerf_last_error(), "'nope'"), "an unknown teacher value is named");
     teacher_values[0] = "probabilities";
 
+    options.gradual_sparsity = 1.5;
+    EXPECT_STATUS(kerf_distill(student, teacher, &options, &distill, &report), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "final sparsity"), "a gradual sparsity of 1.5 is refused");
+    options.gradual_sparsity = 0;
     EXPECT_STATUS(kerf_distill(student, teacher, &options, &distill, &report), KERF_OK);
     CHECK(report && contains(report, "\"steps\":40") && contains(report, "\"sparsity\":[{\"elements\":4096,\"name\":\"coefficient\",\"sparsity\":0.8999"),
           "kerf_distill's report: steps and the pruned sparsity kept");

@@ -90,3 +90,17 @@ def test_distill_errors_are_one_line_and_leave_the_student_untouched(tmp_path):
     result = kerf("distill", tmp_path / "other.onnx", student, "--data", tmp_path / "train.npz")
     assert result.returncode == 1 and "'pixels'" in result.stderr
     assert student.read_bytes() == original
+
+
+def test_distill_with_gradual_pruning_prunes_the_student_to_the_final_sparsity(tmp_path):
+    setup(tmp_path)
+    out = tmp_path / "gradual.onnx"
+    result = kerf("distill", tmp_path / "teacher.onnx", tmp_path / "teacher.onnx", "--data", tmp_path / "train.npz",
+                  "--epochs", 8, "--optimizer", "adam", "--lr", "0.01", "--gradual-prune", 0.75, "--gradual-every", 4, "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert zeros(out)["w1"] == 0.75 * 16 * 32 and zeros(out)["w2"] == 0.75 * 32 * 3
+    assert zeros(out)["b1"] == 0
+    assert "sparsity kept: w1 75.0%, w2 75.0%" in result.stdout
+    result = kerf("distill", tmp_path / "teacher.onnx", tmp_path / "teacher.onnx", "--data", tmp_path / "train.npz",
+                  "--gradual-prune", 1.5, "-o", out)
+    assert result.returncode == 1 and "sparsity" in result.stderr

@@ -30,7 +30,7 @@ ABI_MINOR = 10  # the oldest minor with everything declared below (kerf_tensor_i
                # kerf_session_run_into: 1.5; kerf_instruction_set: 1.6;
                # kerf_set_memory_limit, kerf_memory_limit, memory_limit: 1.7;
                # kerf_*_options_init_sized, kerf_prune_options.progress: 1.8; training: 1.9;
-               # kerf_value_info.dim_names, kerf_model_get_metadata, keep_sparsity, kerf_distill: 1.10)
+               # kerf_value_info.dim_names, kerf_model_get_metadata, keep_sparsity, gradual_*, kerf_distill: 1.10)
 # The structs below mirror include/kerf.h field by field; tests/test_abi_layout.py compares
 # them (and the constants of errors.py, dtypes.py, prune.py and quantize.py) with what a C
 # compiler makes of the header.
@@ -294,6 +294,11 @@ class TrainOptions(Structure):
         ("progress", TrainProgressCallback),
         ("progress_user_data", c_void_p),
         ("keep_sparsity", c_int32),  # ABI 1.10
+        ("gradual_sparsity", c_double),
+        ("gradual_initial_sparsity", c_double),
+        ("gradual_start_step", c_int64),
+        ("gradual_end_step", c_int64),
+        ("gradual_every", c_int64),
     ]
 
 

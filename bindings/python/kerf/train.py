@@ -31,7 +31,7 @@ _INITIALIZATIONS = {None: 0, "kaiming_uniform": 1, "kaiming_normal": 2, "xavier_
 
 
 def _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm, accumulation_steps, threads,
-             optimize, initialize=None, init_seed=0, train_mode=True, seed=0, keep_sparsity=True):
+             optimize, initialize=None, init_seed=0, train_mode=True, seed=0, keep_sparsity=True, gradual_prune=None):
     """A TrainOptions struct and the ctypes objects it points at (kept alive by the caller).
     loss None leaves the loss empty (kerf_distill builds its own)."""
     if loss is not None and not isinstance(loss, Loss):
@@ -50,6 +50,7 @@ def _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_no
         options.n_loss = len(loss.terms)
         options.reduction = _REDUCTIONS[loss.reduction]
     options.keep_sparsity = 1 if keep_sparsity else 0
+    _fill_gradual_pruning(options, gradual_prune)
     try:
         optimizer._fill(options)
         if schedule is not None:
@@ -99,18 +100,22 @@ class Trainer(Handle):
     Dropout drops, its masks seeded by `seed`); False runs the graph as exported (model.eval()).
     Evaluation always runs as exported. keep_sparsity=True keeps the exact zeros of every
     trained weight of rank >= 2 that has zeros and other values (a pruned model stays exactly as
-    sparse; momentum and Adam cannot move them). A trainer is used by one thread at a time."""
+    sparse; momentum and Adam cannot move them). gradual_prune prunes the weights (MatMul/Gemm
+    B, Conv W) by magnitude while training, as Zhu & Gupta: a final sparsity, or a dict with
+    "sparsity" and optionally "initial_sparsity", "start", "end", "every" (optimizer updates; a
+    Trainer stepped by hand needs "end"; kerf.train and kerf.distill end at 3/4 of the run).
+    A trainer is used by one thread at a time."""
 
     def __init__(self, model, loss, *, optimizer=None, schedule=None, trainable=None, frozen=None, no_decay=None,
                  max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True, initialize=None, init_seed=0,
-                 train_mode=True, seed=0, keep_sparsity=True):
+                 train_mode=True, seed=0, keep_sparsity=True, gradual_prune=None):
         self._handle = None
         if not isinstance(loss, Loss):
             raise KerfError(Status.INVALID_ARGUMENT, f"loss must be a kerf.loss loss, got {loss!r}")
         self.loss = loss
         options, keep = _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm,
                                  accumulation_steps, threads, optimize, initialize, init_seed, train_mode, seed,
-                                 keep_sparsity)
+                                 keep_sparsity, gradual_prune)
         source = model if isinstance(model, Model) else load(model)
         try:
             handle = TrainerP()
@@ -229,6 +234,30 @@ class Trainer(Handle):
 
 
 
+_GRADUAL_KEYS = {"sparsity": "gradual_sparsity", "initial_sparsity": "gradual_initial_sparsity",
+                 "start": "gradual_start_step", "end": "gradual_end_step", "every": "gradual_every"}
+
+
+def _fill_gradual_pruning(options, gradual_prune):
+    """gradual_prune: None, the final sparsity (a float), or a dict with "sparsity" and optionally
+    "initial_sparsity", "start", "end", "every" (optimizer updates)."""
+    if gradual_prune is None:
+        return
+    settings = gradual_prune if isinstance(gradual_prune, dict) else {"sparsity": gradual_prune}
+    unknown = set(settings) - set(_GRADUAL_KEYS)
+    if unknown or "sparsity" not in settings:
+        raise KerfError(Status.INVALID_ARGUMENT, f"gradual_prune takes a sparsity or a dict of {sorted(_GRADUAL_KEYS)} "
+                                                 f"with 'sparsity', got {gradual_prune!r}")
+    try:
+        for key, value in settings.items():
+            field = _GRADUAL_KEYS[key]
+            setattr(options, field, float(value) if "sparsity" in key else int(value))
+    except (TypeError, ValueError, OverflowError) as error:
+        raise KerfError(Status.INVALID_ARGUMENT, f"invalid gradual_prune: {error}") from None
+    if not options.gradual_sparsity > 0:
+        raise KerfError(Status.INVALID_ARGUMENT, f"gradual_prune's sparsity must be in (0, 1), got {settings['sparsity']!r}")
+
+
 def _arrays(data, what):
     """Training arrays from an .npz path or a dict: (names, tensors as kerf tensors)."""
     if isinstance(data, (str, bytes, os.PathLike)):
@@ -313,7 +342,7 @@ def train(src, dst=None, *, data=None, loss=None, optimizer=None, schedule=None,
           batch_size=32, max_steps=None, shuffle=True, seed=0, patience=None, restore_best=True, progress=None,
           checkpoint=None, checkpoint_every=0, resume_from=None, trainable=None, frozen=None, no_decay=None,
           max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True, initialize=None, init_seed=0,
-          train_mode=True, keep_sparsity=True):
+          train_mode=True, keep_sparsity=True, gradual_prune=None):
     """Trains a model and returns a TrainReport (a Report; its plot() draws the curves): per-epoch
     loss (and validation loss and accuracy), best epoch, steps, seconds per step, and the
     sparsity of each trained weight.
@@ -333,7 +362,8 @@ def train(src, dst=None, *, data=None, loss=None, optimizer=None, schedule=None,
     if not isinstance(loss, Loss):
         raise KerfError(Status.INVALID_ARGUMENT, f"loss must be a kerf.loss loss, got {loss!r}")
     options, keep = _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm,
-                             accumulation_steps, threads, optimize, initialize, init_seed, train_mode, seed, keep_sparsity)
+                             accumulation_steps, threads, optimize, initialize, init_seed, train_mode, seed, keep_sparsity,
+                             gradual_prune)
     return _run_loop(src, dst, options, keep, lambda model, report: lib.kerf_train(model, ctypes.byref(options), report),
                      data=data, validation=validation, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
                      shuffle=shuffle, patience=patience, restore_best=restore_best, progress=progress,
@@ -408,7 +438,7 @@ def distill(teacher, student, dst=None, *, data=None, validation=None, labels=No
             temperature=2.0, alpha=0.5, optimizer=None, schedule=None, epochs=1, batch_size=32, max_steps=None,
             shuffle=True, seed=0, patience=None, restore_best=True, progress=None, checkpoint=None, checkpoint_every=0,
             resume_from=None, trainable=None, frozen=None, no_decay=None, max_grad_norm=None, accumulation_steps=1,
-            threads=None, teacher_threads=None, optimize=True, train_mode=True, keep_sparsity=True):
+            threads=None, teacher_threads=None, optimize=True, train_mode=True, keep_sparsity=True, gradual_prune=None):
     """Trains `student` to imitate `teacher` (knowledge distillation) and returns a TrainReport.
 
     teacher: a path or a kerf.Model, run on every batch (unchanged). student: a path or a
@@ -424,11 +454,12 @@ def distill(teacher, student, dst=None, *, data=None, validation=None, labels=No
     labels: the name of the data array of integer class labels; the loss is then
         alpha · distillation + (1 − alpha) · cross-entropy (Hinton's form; T = 2, alpha = 0.5
         are Hugging Face's defaults).
-    keep_sparsity: a pruned student keeps exactly its zeros. Other arguments are train's."""
+    keep_sparsity: a pruned student keeps exactly its zeros. gradual_prune: prune the student while
+    it learns (see Trainer). Other arguments are train's."""
     if output_loss not in _OUTPUT_LOSSES:
         raise KerfError(Status.INVALID_ARGUMENT, f"output_loss must be one of {list(_OUTPUT_LOSSES)}, got {output_loss!r}")
     options, keep = _options(None, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm, accumulation_steps,
-                             threads, optimize, None, 0, train_mode, seed, keep_sparsity)
+                             threads, optimize, None, 0, train_mode, seed, keep_sparsity, gradual_prune)
     settings = new_options(DistillOptions)
     settings.output_loss = _OUTPUT_LOSSES[output_loss]
     try:

@@ -160,3 +160,36 @@ def test_bad_input_is_a_clear_error_and_leaves_the_student_alone(tmp_path):
         assert open(student_path, "rb").read() == original
     with pytest.raises(kerf.KerfError, match="needs data"):
         kerf.distill(teacher_path, student_path)
+
+
+def test_gradual_pruning_while_distilling_reaches_exactly_the_final_sparsity(tmp_path, digits):
+    path, x_test, y_test = digits
+    train = np.load(path.parent / "digits_train.npz")
+    report = kerf.distill(path, path, tmp_path / "gradual.onnx", data={"X": train["x"]}, temperature=4,
+                          optimizer=kerf.optim.Adam(lr=1e-2), epochs=40, threads=1, gradual_prune=0.9)
+    weights = trained_weights(tmp_path / "gradual.onnx")
+    for name in ("coefficient", "coefficient1"):
+        assert (weights[name] == 0).sum() == round(0.9 * weights[name].size)
+    assert (weights["intercepts"] == 0).sum() == 0  # biases are not pruned
+    assert {entry["name"]: entry["sparsity"] for entry in report.sparsity}["coefficient"] == pytest.approx(0.9, abs=1e-3)
+    assert accuracy(tmp_path / "gradual.onnx", x_test, y_test) > 0.9
+
+
+def test_gradual_pruning_schedule_by_hand(tmp_path):
+    path = export(mlp(seed=3), (torch.zeros(2, 8),), tmp_path / "mlp.onnx", ["x"], ["logits"])
+    x, y = batches()[0]
+    trainer = kerf.Trainer(path, kerf.loss.CrossEntropy(output="logits", labels="y"), optimizer=kerf.optim.SGD(lr=0.01),
+                           threads=1, gradual_prune={"sparsity": 0.5, "start": 0, "end": 4, "every": 2})
+    zeros = []
+    for _ in range(6):
+        trainer.step({"x": x, "y": y})
+        zeros.append(int((trainer.parameters()["0.weight"] == 0).sum()))
+    # s_t = 0.5 − 0.5·(1 − t/4)³ after updates 2 and 4 of the 128 elements: 56 then 64.
+    assert zeros == [0, 56, 56, 64, 64, 64]
+    with pytest.raises(kerf.KerfError, match="end step"):
+        kerf.Trainer(path, kerf.loss.CrossEntropy(output="logits", labels="y"),
+                     gradual_prune=0.5).step({"x": x, "y": y})
+    for bad in (1.5, {"sparsity": 0.5, "end": -1}, {"final": 0.5}, "half"):
+        with pytest.raises(kerf.KerfError):
+            kerf.train(path, tmp_path / "out.onnx", data={"x": x, "y": y},
+                       loss=kerf.loss.CrossEntropy(output="logits", labels="y"), gradual_prune=bad)
