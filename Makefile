@@ -176,8 +176,12 @@ test-wheel: wheel
 	cd $(OUT) && env -u KERF_LIBRARY -u PYTHONPATH $(OUT)/venv/bin/python $(CURDIR)/Tests/Wheel/smoke.py $(OUT)
 
 ## bench: release build, Kerf next to ONNX Runtime in the same run, writes BENCHMARKS.md
+##        (then appends the Distillation section of scripts/bench_distill.py, about 4 minutes)
 bench: release
 	KERF_LIBRARY=$(LIB) $(PYTHON) scripts/bench.py --kerf $(KERF) --out BENCHMARKS.md
+	mkdir -p $(OUT)
+	KERF_LIBRARY=$(LIB) $(PYTHON) scripts/bench_distill.py | tee $(OUT)/bench_distill.md
+	{ echo; cat $(OUT)/bench_distill.md; } >> BENCHMARKS.md
 
 clean:
 	rm -rf .build .build-fuzz .build-asan
