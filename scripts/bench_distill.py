@@ -92,39 +92,47 @@ def accuracy_rows(digits: str, seeds=SEEDS) -> tuple[float, int, int, list[dict]
     train, test = np.load(os.path.join(digits, "digits_train.npz")), np.load(os.path.join(digits, "digits_test.npz"))
     x, y, x_test, y_test = train["x"], train["y"], test["x"], test["y"]
     steps = -(-len(y) // BATCH) * EPOCHS
-    work = tempfile.mkdtemp(prefix="kerf-bench-distill-")
     rows = []
-    for index, (label, arguments) in enumerate(STUDENTS):
-        pruned = os.path.join(work, f"student{index}.onnx")
-        report = kerf.prune(teacher, pruned, **arguments)
-        weights = _initializers(pruned)
-        zeros = sum(int((weights[w] == 0).sum()) for w in WEIGHTS)
-        elements = sum(weights[w].size for w in WEIGHTS)
-        row = dict(student=label, sparsity=zeros / elements, parameters=report.parameters_before,
-                   nonzero=report.nonzero_parameters_after,
-                   pruned=_ort_accuracy(pruned, x_test, y_test), distilled=[], hard=[], zeros_kept=True, seconds=0.0)
-        for seed in seeds:
-            common = dict(optimizer=kerf.optim.Adam(lr=LR), schedule=kerf.optim.CosineAnnealingLR(T_max=steps),
-                          epochs=EPOCHS, batch_size=BATCH, seed=seed, threads=1, keep_sparsity=True)
-            distilled, hard = os.path.join(work, f"distilled{index}-{seed}.onnx"), os.path.join(work, f"hard{index}-{seed}.onnx")
-            start = time.perf_counter()
-            kerf.distill(teacher, pruned, distilled, data={"X": x}, temperature=TEMPERATURE, teacher_threads=1, **common)
-            row["seconds"] += time.perf_counter() - start
-            kerf.train(pruned, hard, data={"X": x, "y": y}, loss=kerf.loss.CrossEntropy(output="add_result1", labels="y"),
-                       **common)
-            for path, key in ((distilled, "distilled"), (hard, "hard")):
-                row[key].append(_ort_accuracy(path, x_test, y_test))
-                row["zeros_kept"] &= _same_zeros(weights, _initializers(path))
-        rows.append(row)
+    with tempfile.TemporaryDirectory(prefix="kerf-bench-distill-") as work:
+        for index, (label, arguments) in enumerate(STUDENTS):
+            rows.append(_student_row(teacher, work, index, label, arguments, x, y, x_test, y_test, steps, seeds))
     return _ort_accuracy(teacher, x_test, y_test), len(y), len(y_test), rows
+
+
+def _student_row(teacher, work, index, label, arguments, x, y, x_test, y_test, steps, seeds) -> dict:
+    """One student: pruned, then distilled and trained on hard labels once per seed."""
+    import kerf
+
+    pruned = os.path.join(work, f"student{index}.onnx")
+    report = kerf.prune(teacher, pruned, **arguments)
+    weights = _initializers(pruned)
+    zeros = sum(int((weights[w] == 0).sum()) for w in WEIGHTS)
+    elements = sum(weights[w].size for w in WEIGHTS)
+    row = dict(student=label, sparsity=zeros / elements, parameters=report.parameters_before,
+               nonzero=report.nonzero_parameters_after,
+               pruned=_ort_accuracy(pruned, x_test, y_test), distilled=[], hard=[], zeros_kept=True, seconds=0.0)
+    for seed in seeds:
+        common = dict(optimizer=kerf.optim.Adam(lr=LR), schedule=kerf.optim.CosineAnnealingLR(T_max=steps),
+                      epochs=EPOCHS, batch_size=BATCH, seed=seed, threads=1, keep_sparsity=True)
+        distilled, hard = os.path.join(work, f"distilled{index}-{seed}.onnx"), os.path.join(work, f"hard{index}-{seed}.onnx")
+        start = time.perf_counter()
+        kerf.distill(teacher, pruned, distilled, data={"X": x}, temperature=TEMPERATURE, teacher_threads=1, **common)
+        row["seconds"] += time.perf_counter() - start
+        kerf.train(pruned, hard, data={"X": x, "y": y}, loss=kerf.loss.CrossEntropy(output="add_result1", labels="y"),
+                   **common)
+        for path, key in ((distilled, "distilled"), (hard, "hard")):
+            row[key].append(_ort_accuracy(path, x_test, y_test))
+            row["zeros_kept"] &= _same_zeros(weights, _initializers(path))
+    return row
 
 
 def accuracy_lines(digits: str | None = None, seeds=SEEDS) -> tuple[list[str], bool]:
     """The accuracy part of the section, and whether every written file kept its zeros."""
     if digits is None:
-        digits = tempfile.mkdtemp(prefix="kerf-bench-digits-")
-        subprocess.run([sys.executable, str(REPO / "scripts" / "train_digits.py"), digits], check=True,
-                       stdout=subprocess.DEVNULL)
+        with tempfile.TemporaryDirectory(prefix="kerf-bench-digits-") as digits:
+            subprocess.run([sys.executable, str(REPO / "scripts" / "train_digits.py"), digits], check=True,
+                           stdout=subprocess.DEVNULL)
+            return accuracy_lines(digits, seeds)
     teacher, samples, test_samples, rows = accuracy_rows(digits, seeds)
     others = ", ".join(str(s) for s in seeds[1:])
     lines = [
@@ -256,7 +264,7 @@ def _prepare(name: str, work: str, steps: int) -> None:
     state = module.state_dict()
     for parameter, (initializer, transposed) in _torch_names(module, teacher).items():
         value = pruned[initializer].T if transposed else pruned[initializer]
-        state[parameter] = torch.from_numpy(np.ascontiguousarray(value))
+        state[parameter] = torch.from_numpy(np.array(value))  # a writable copy
     torch.save(state, os.path.join(work, "student.pt"))
     x = make_input(np.random.default_rng(1), (WARMUP + steps) * BATCH)
     np.savez(os.path.join(work, "data.npz"), x=x, input_name=np.array(input_name))
@@ -269,19 +277,19 @@ def speed_lines(steps: int | None = None, rounds: int = 3) -> list[str]:
     rows = []
     for name, model_steps in SPEED_MODELS.items():
         steps_here = steps or model_steps
-        work = tempfile.mkdtemp(prefix="kerf-bench-distill-speed-")
-        _prepare(name, work, steps_here)
-        for threads in (1, 2):
-            results = {"kerf": [], "torch": []}
-            for _ in range(rounds):
-                for engine in ("kerf", "torch"):
-                    results[engine].append(_measure(engine, name, work, threads, steps_here))
-            kerf_ms = statistics.median(r["ms"] for r in results["kerf"])
-            torch_ms = statistics.median(r["ms"] for r in results["torch"])
-            rows.append((name, threads, steps_here, kerf_ms, torch_ms,
-                         statistics.median(r["run_ms"] for r in results["kerf"]),
-                         statistics.median(r["run_ms"] for r in results["torch"]),
-                         max(r["peak_mb"] for r in results["kerf"]), max(r["peak_mb"] for r in results["torch"])))
+        with tempfile.TemporaryDirectory(prefix="kerf-bench-distill-speed-") as work:
+            _prepare(name, work, steps_here)
+            for threads in (1, 2):
+                results = {"kerf": [], "torch": []}
+                for _ in range(rounds):
+                    for engine in ("kerf", "torch"):
+                        results[engine].append(_measure(engine, name, work, threads, steps_here))
+                kerf_ms = statistics.median(r["ms"] for r in results["kerf"])
+                torch_ms = statistics.median(r["ms"] for r in results["torch"])
+                rows.append((name, threads, steps_here, kerf_ms, torch_ms,
+                             statistics.median(r["run_ms"] for r in results["kerf"]),
+                             statistics.median(r["run_ms"] for r in results["torch"]),
+                             max(r["peak_mb"] for r in results["kerf"]), max(r["peak_mb"] for r in results["torch"])))
     ratios = [k / t for _, _, _, k, t, *_ in rows]
     geomean = float(np.exp(np.mean(np.log(ratios))))
     counts = sorted({r[2] for r in rows})
