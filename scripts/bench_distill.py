@@ -10,7 +10,7 @@ the logits behind the Softmax). Test accuracy in ONNX Runtime; every written fil
 have exactly the pruned file's zeros. Several shuffling seeds show the spread.
 
 Speed: milliseconds per distillation step (teacher forward, student forward, T²·KL, backward,
-AdamW update) at batch 32, 1 and 2 threads, Kerf (kerf.distill over data arrays, one epoch) next
+AdamW update) at batch 32, 1 and 2 threads, Kerf (kerf.distill over a list of batches, one epoch) next
 to PyTorch (CPU) on the same weights and batches; the teacher is a model of
 scripts/bench_train.py, the student its 50%-magnitude-pruned copy (dense kernels in both
 engines). Each engine runs in its own process, the engines taking turns for `rounds` rounds, as
@@ -226,7 +226,10 @@ def speed_child(engine: str, name: str, work: str, threads: int, steps: int) -> 
     stamps = []
     start = time.perf_counter()
     report = kerf.distill(os.path.join(work, "teacher.onnx"), os.path.join(work, "student.onnx"),
-                          os.path.join(work, f"distilled-{threads}.onnx"), data={input_name: x}, epochs=1,
+                          os.path.join(work, f"distilled-{threads}.onnx"),
+                          # a list of batches: the teacher runs in every step (given arrays, Kerf would
+                          # run it once over the whole data before the first step instead)
+                          data=[{input_name: x[i:i + BATCH]} for i in range(0, len(x), BATCH)], epochs=1,
                           batch_size=BATCH, shuffle=False, temperature=TEMPERATURE_SPEED,
                           optimizer=kerf.optim.AdamW(lr=1e-3), threads=threads, teacher_threads=threads,
                           progress=lambda *_: stamps.append(time.perf_counter()))
@@ -301,9 +304,11 @@ def speed_lines(steps: int | None = None, rounds: int = 3) -> list[str]:
         "The teacher is a model of `scripts/bench_train.py` (as exported there), the student its 50%-magnitude-pruned copy "
         "(`kerf.prune`, layer-wise; dense kernels in both engines), with the same weights and batches in both engines.",
         "",
-        "- Kerf: `kerf.distill` over the batches as data arrays (one epoch, no shuffling, `threads` = `teacher_threads` "
-        "= N; `keep_sparsity` on, its default, so the pruned zeros are also masked around each update). A step is the "
-        "interval between two consecutive progress callbacks, so it includes that Python callback and the batch slicing. "
+        "- Kerf: `kerf.distill` over the batches as a list of feed dicts (one epoch, `threads` = `teacher_threads` "
+        "= N; `keep_sparsity` on, its default, so the pruned zeros are also masked around each update), so that the "
+        "teacher runs in every step (given arrays, Kerf runs the teacher once over the data before the first epoch). A "
+        "step is the interval between two consecutive progress callbacks, so it includes that Python callback and the "
+        "batch's conversion. "
         f"*Run* is the report's `seconds_per_step` times its {WARMUP} + n steps: the whole loop, including building both "
         "sessions and the backward graph in the first step (not loading the files).",
         f"- PyTorch {torch.__version__} (CPU, `torch.set_num_threads(N)`): `teacher.eval()` under `torch.no_grad()`, "

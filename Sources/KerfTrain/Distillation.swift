@@ -54,6 +54,12 @@ public final class Distiller {
     private let teacher: Session
     private let teacherInputs: [String]
     private let studentInputs: Set<String>
+    /// Bytes of teacher values `train` may hold for a whole data set given as arrays: the teacher
+    /// then runs once per sample (in order, in batches) instead of once per sample and epoch.
+    /// Larger values (or data from a callback) are computed per batch.
+    public var teacherCacheLimit = 1 << 30
+    /// Teacher runs so far.
+    public private(set) var teacherRuns = 0
 
     public init(student: Model, teacher teacherModel: Model, options: DistillationOptions,
                 parameters: ParameterSelection = ParameterSelection(), trainerOptions: TrainerOptions = TrainerOptions()) throws {
@@ -112,28 +118,55 @@ public final class Distiller {
     /// The student's feeds from a batch: its inputs and the labels from `feeds` (other arrays are
     /// left out), and the teacher's values for them.
     public func complete(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
+        var completed = feeds.filter { studentInputs.contains($0.key) || $0.key == options.labels }
+        for (pair, value) in zip(pairs, try teacherValues(feeds)) { completed[pair.feed] = value }
+        return completed
+    }
+
+    /// The teacher's compared values for the inputs in `feeds`, in `pairs` order.
+    private func teacherValues(_ feeds: [String: Tensor]) throws -> [Tensor] {
         var teacherFeeds: [String: Tensor] = [:]
         for name in teacherInputs {
             guard let t = feeds[name] else { throw KerfError.invalidArgument("the batch has no '\(name)', an input of the teacher") }
             teacherFeeds[name] = t
         }
         let values = try teacher.run(teacherFeeds, outputNames: pairs.map(\.teacher))
-        var completed = feeds.filter { studentInputs.contains($0.key) || $0.key == options.labels }
-        for (pair, value) in zip(pairs, values) {
-            guard value.dtype == .float || value.dtype == .double else {
-                throw KerfError.invalidArgument("the teacher's '\(pair.teacher)' is \(value.dtype), not a float tensor to imitate")
-            }
-            completed[pair.feed] = value
+        teacherRuns += 1
+        for (pair, value) in zip(pairs, values) where value.dtype != .float && value.dtype != .double {
+            throw KerfError.invalidArgument("the teacher's '\(pair.teacher)' is \(value.dtype), not a float tensor to imitate")
         }
-        return completed
+        return values
+    }
+
+    /// `data` with the teacher's values: for arrays whose teacher values fit `teacherCacheLimit`
+    /// and have the samples on axis 0, arrays computed once here; otherwise computed per batch.
+    private func withTeacherValues(_ data: TrainingData, batchSize: Int) throws -> TrainingData {
+        guard case .arrays(let arrays) = data, let samples = try data.sampleCount(), batchSize >= 1 else { return .completed(data, complete) }
+        var chunks: [[Tensor]] = []
+        var bytes = 0
+        for start in stride(from: 0, to: samples, by: batchSize) {
+            let rows = Array(start..<min(start + batchSize, samples))
+            let values = try teacherValues(try arrays.filter { teacherInputs.contains($0.key) }.mapValues { try gatherRows($0, rows) })
+            bytes += values.reduce(0) { $0 + $1.count * $1.dtype.byteSize }
+            guard bytes <= teacherCacheLimit, values.allSatisfy({ $0.rank >= 1 && $0.shape[0] == rows.count }) else {
+                return .completed(data, complete)
+            }
+            chunks.append(values)
+        }
+        var cached = arrays.filter { studentInputs.contains($0.key) || $0.key == options.labels }
+        for (k, pair) in pairs.enumerated() { cached[pair.feed] = try concatenatedRows(chunks.map { $0[k] }) }
+        return .arrays(cached)
     }
 
     /// Trains the student on `data` (its inputs, and the labels when there are some) with the
-    /// teacher's outputs as targets; validation loss and accuracy (agreement with the labels, or
+    /// teacher's outputs as targets (for arrays, computed once before the first epoch when they
+    /// fit `teacherCacheLimit`: the teacher must treat samples independently, as exported
+    /// models in inference mode do); validation loss and accuracy (agreement with the labels, or
     /// with the teacher's top-1 class without labels) after each epoch. See `train`.
     public func train(data: TrainingData, validation: TrainingData? = nil, options loop: TrainingLoopOptions = TrainingLoopOptions(),
                       resumeFrom checkpoint: String? = nil) throws -> TrainingReport {
-        try KerfTrain.train(trainer, data: .completed(data, complete), validation: validation.map { .completed($0, complete) },
+        try KerfTrain.train(trainer, data: try withTeacherValues(data, batchSize: loop.batchSize),
+                            validation: try validation.map { try withTeacherValues($0, batchSize: loop.batchSize) },
                             options: loop, resumeFrom: checkpoint)
     }
 

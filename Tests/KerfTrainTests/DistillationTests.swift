@@ -201,6 +201,31 @@ final class DistillationTests: XCTestCase {
         XCTAssertLessThanOrEqual(agreement, 1)
     }
 
+    func testTeacherValuesOfArraysAreComputedOncePerSample() throws {
+        let teacher = classifier(seed: 3), student = pruned(teacher, fraction: 0.5)
+        func run(cacheLimit: Int) throws -> (runs: Int, report: TrainingReport, weights: [String: Tensor]) {
+            let d = try Distiller(student: student, teacher: teacher, options: DistillationOptions(),
+                                  trainerOptions: TrainerOptions(optimizer: .adam(Adam(lr: 0.01)), threads: 1, keepSparsity: true))
+            d.teacherCacheLimit = cacheLimit
+            let report = try d.train(data: .arrays(["x": inputs(64, seed: 4)]), validation: .arrays(["x": inputs(32, seed: 5)]),
+                                     options: TrainingLoopOptions(epochs: 4, batchSize: 16))
+            return (d.teacherRuns, report, d.trainer.parameters())
+        }
+        let cached = try run(cacheLimit: 1 << 30), perBatch = try run(cacheLimit: 0)
+        XCTAssertEqual(cached.runs, 4 + 2, "once over the 64 training and 32 validation samples, in batches of 16")
+        XCTAssertEqual(perBatch.runs, 1 + 1 + 4 * 4 + 4 * 2, "a first batch each, then every batch of every epoch")
+        XCTAssertEqual(cached.report.steps, perBatch.report.steps)
+        XCTAssertEqual(cached.report.epochs.count, 4)
+        for (a, b) in zip(cached.report.epochs, perBatch.report.epochs) {
+            XCTAssertEqual(a.loss, b.loss, accuracy: 1e-5 * b.loss)
+            XCTAssertEqual(try XCTUnwrap(a.validationLoss), try XCTUnwrap(b.validationLoss), accuracy: 1e-5 * b.validationLoss!)
+        }
+        XCTAssertEqual(Set(cached.weights.keys), Set(perBatch.weights.keys))
+        for (name, value) in cached.weights {
+            assertClose(value.array(of: Float.self), try XCTUnwrap(perBatch.weights[name]).array(of: Float.self), absolute: 1e-5, relative: 1e-4, name)
+        }
+    }
+
     func testLabelsAddCrossEntropyFirstSoAccuracyIsAgainstThem() throws {
         let teacher = classifier(seed: 3), student = pruned(teacher, fraction: 0.5)
         let x = inputs(96, seed: 6)

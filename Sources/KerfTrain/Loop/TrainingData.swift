@@ -60,6 +60,23 @@ func gatherRows(_ t: Tensor, _ rows: [Int]) throws -> Tensor {
     return out
 }
 
+/// `parts` (tensors of one dtype and the same shape past axis 0) joined along axis 0.
+func concatenatedRows(_ parts: [Tensor]) throws -> Tensor {
+    guard let first = parts.first else { throw KerfError.invalidArgument("no rows to join") }
+    let tail = Array(first.shape.dropFirst())
+    for p in parts where p.dtype != first.dtype || Array(p.shape.dropFirst()) != tail || p.rank != first.rank {
+        throw KerfError.shapeMismatch("cannot join rows of \(p.dtype) \(p.shape) to \(first.dtype) \(first.shape)")
+    }
+    let out = try Tensor(uninitialized: first.dtype, shape: [parts.reduce(0) { $0 + $1.shape[0] }] + tail)
+    var offset = 0
+    for p in parts {
+        let bytes = p.count * p.dtype.byteSize
+        (out.storage.pointer + offset).copyMemory(from: UnsafeRawPointer(p.storage.pointer), byteCount: bytes)
+        offset += bytes
+    }
+    return out
+}
+
 /// A seeded permutation of 0..<n for `epoch` (SplitMix64 and Fisher–Yates): the same seed and
 /// epoch give the same order on every machine.
 func shuffledOrder(_ n: Int, seed: UInt64, epoch: Int) -> [Int] {
