@@ -1,6 +1,11 @@
 import KerfCore
 
 extension Graph {
+    /// Every value the graph names: node outputs, declared inputs and initializers.
+    public var valueNames: Set<String> {
+        Set(nodes.flatMap(\.outputs)).union(inputs.map(\.name)).union(initializers.map(\.name))
+    }
+
     /// A copy sharing nothing mutable with `self` (nodes, value infos and tensors are values).
     public func copy() -> Graph {
         let g = Graph(name: name, nodes: nodes, inputs: inputs, outputs: outputs, valueInfo: valueInfo, initializers: initializers)

@@ -87,7 +87,7 @@ public final class Session: @unchecked Sendable {
     /// after checking that the graph has them.
     private static func retainedOutputs(_ names: [String], of g: Graph) throws -> [ValueInfo] {
         guard !names.isEmpty else { return [] }
-        let known = Set(g.nodes.flatMap(\.outputs)).union(g.inputs.map(\.name)).union(g.initializers.map(\.name))
+        let known = g.valueNames
         let outputs = Set(g.outputs.map(\.name))
         var seen = Set<String>()
         return try names.compactMap { name in

@@ -81,7 +81,7 @@ public final class Distiller {
                                             + "(student inputs: \(studentInputs.sorted().joined(separator: ", ")))")
         }
         let named = try options.outputs.isEmpty ? Self.sharedFloatOutputs(student, teacherModel) : options.outputs
-        let studentValues = Self.valueNames(student.graph), teacherValues = Self.valueNames(teacherModel.graph)
+        let studentValues = student.graph.valueNames, teacherValues = teacherModel.graph.valueNames
         var pairs: [(student: String, teacher: String, feed: String)] = []
         for pair in named {
             guard studentValues.contains(pair.student) else { throw KerfError.invalidArgument("the student has no value '\(pair.student)'") }
@@ -168,11 +168,6 @@ public final class Distiller {
         try KerfTrain.train(trainer, data: try withTeacherValues(data, batchSize: loop.batchSize),
                             validation: try validation.map { try withTeacherValues($0, batchSize: loop.batchSize) },
                             options: loop, resumeFrom: checkpoint)
-    }
-
-    /// Every node output, graph input and initializer name of `graph`.
-    private static func valueNames(_ graph: Graph) -> Set<String> {
-        Set(graph.nodes.flatMap(\.outputs)).union(graph.inputs.map(\.name)).union(graph.initializers.map(\.name))
     }
 
     /// The graph outputs of both models with the same name and a float (or unknown) dtype, in

@@ -118,8 +118,7 @@ public final class Trainer {
         self.options = options
         try options.validate()
         let inputs = Set(model.graph.inputs.map(\.name))
-        let values = Set(model.graph.nodes.flatMap(\.outputs)).union(inputs).union(model.graph.initializers.map(\.name))
-        try loss.validate(outputs: Set(model.graph.outputs.map(\.name)), values: values, inputs: inputs)
+        try loss.validate(outputs: Set(model.graph.outputs.map(\.name)), values: model.graph.valueNames, inputs: inputs)
     }
 
     /// The trained parameters' names, in the model's order (builds the graph from `feeds` if

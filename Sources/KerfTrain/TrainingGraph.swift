@@ -36,8 +36,7 @@ public struct TrainingGraph {
         let source = model.graph
         let opset = model.opsetImports.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
         let modelInputs = Set(source.inputs.map(\.name))
-        let values = Set(source.nodes.flatMap(\.outputs)).union(modelInputs).union(source.initializers.map(\.name))
-        try loss.validate(outputs: Set(source.outputs.map(\.name)), values: values, inputs: modelInputs)
+        try loss.validate(outputs: Set(source.outputs.map(\.name)), values: source.valueNames, inputs: modelInputs)
 
         // Forward + loss, the trained initializers as inputs (fed each step).
         let g = source.copy()

@@ -99,7 +99,7 @@ public func quantize(_ model: Model, options: QuantizeOptions = QuantizeOptions(
 
     // Commit.
     let g = model.graph
-    let names = Set(quantized.nodes.flatMap(\.outputs)).union(quantized.inputs.map(\.name)).union(quantized.initializers.map(\.name))
+    let names = quantized.valueNames
     g.nodes = quantized.nodes
     g.initializers = quantized.initializers
     g.valueInfo = quantized.valueInfo.filter { names.contains($0.name) }
