@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "KerfGraphTests", dependencies: ["KerfGraph", "KerfCore", "KerfTestSupport"]),
         .testTarget(name: "KerfRuntimeTests", dependencies: ["KerfRuntime", "KerfGraph", "KerfKernels", "KerfTestSupport"]),
         .testTarget(name: "KerfCompressTests", dependencies: ["KerfCompress", "KerfGraph", "KerfRuntime", "KerfCore", "KerfTestSupport"]),
-        .testTarget(name: "KerfTrainTests", dependencies: ["KerfTrain", "KerfGraph", "KerfRuntime", "KerfCore", "KerfTestSupport"]),
+        .testTarget(name: "KerfTrainTests", dependencies: ["KerfTrain", "KerfCompress", "KerfGraph", "KerfRuntime", "KerfCore", "KerfTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -11,11 +11,16 @@ public struct TrainingModeOptions: Sendable {
     public var dropout: Bool
     /// The dropout seed used when none is fed (see `TrainingRewrites.dropoutSeed`).
     public var seed: Int64
+    /// Fake-quantized activations (quantization-aware training) move their ranges towards each
+    /// batch's min and max: new = m·old + (1 − m)·batch, m this momentum in [0, 1] (PyTorch's
+    /// moving-average observer: 0.99). 1 freezes the ranges.
+    public var quantizationRangeMomentum: Float
 
-    public init(batchNormalization: Bool = true, dropout: Bool = true, seed: Int64 = 0) {
+    public init(batchNormalization: Bool = true, dropout: Bool = true, seed: Int64 = 0, quantizationRangeMomentum: Float = 0.99) {
         self.batchNormalization = batchNormalization
         self.dropout = dropout
         self.seed = seed
+        self.quantizationRangeMomentum = quantizationRangeMomentum
     }
 }
 
@@ -42,6 +47,9 @@ public struct TrainingRewrites: Sendable {
 ///   running_mean, running_var) -> Y, saved_mean, saved_inv_std, new_running_mean,
 ///   new_running_var` (epsilon and momentum kept; an ONNX training-mode node's running-stat
 ///   outputs become the last two);
+/// - each `kerf.training.FakeQuantize(X, low, high) -> Y` whose range is two initializers
+///   gets outputs new_low, new_high and the `momentum` attribute (training form: the range moves
+///   towards each batch's); low and high become running statistics like BatchNormalization's;
 /// - each Dropout becomes `kerf.training.DropoutTraining(X, ratio, seed) -> Y, mask` (its
 ///   ratio input or attribute kept, default 0.5; a `training_mode` input is ignored: the option
 ///   decides), each node with its own stream of the shared seed input.
@@ -49,7 +57,10 @@ public struct TrainingRewrites: Sendable {
 /// `kerf.training` ops). `opset` is the model's default-domain opset.
 public func rewriteForTraining(_ g: Graph, opset: Int, options: TrainingModeOptions = TrainingModeOptions()) throws -> TrainingRewrites {
     var result = TrainingRewrites()
-    guard options.batchNormalization || options.dropout else { return result }
+    let fakeQuantizes = g.nodes.contains { $0.domain == NodeEmitter.domain && $0.opType == "FakeQuantize" }
+    guard options.batchNormalization || options.dropout || fakeQuantizes else { return result }
+    let momentum = options.quantizationRangeMomentum
+    guard momentum >= 0 && momentum <= 1 else { throw KerfError.invalidArgument("quantization range momentum \(momentum) is not in [0, 1]") }
     let types = g.inferTypes(opset: opset)
     let names = NameAllocator(g)
     let domain = NodeEmitter.domain
@@ -63,7 +74,22 @@ public func rewriteForTraining(_ g: Graph, opset: Int, options: TrainingModeOpti
         i >= 0 && i < node.outputs.count && !node.outputs[i].isEmpty ? node.outputs[i] : names.make("\(node.outputs.first ?? node.name)_\(hint)")
     }
     var dropouts = 0
-    for (index, node) in g.nodes.enumerated() where node.isDefaultDomain {
+    for (index, node) in g.nodes.enumerated() {
+        if node.domain == domain && node.opType == "FakeQuantize" && node.outputs.count == 1 && node.inputs.count == 3
+            && node.inputs[1...].allSatisfy({ g.initializer(named: $0) != nil }) {
+            let outputs = [node.outputs[0], names.make(node.inputs[1] + "_updated"), names.make(node.inputs[2] + "_updated")]
+            var updated = node
+            updated.outputs = outputs
+            updated.attributes = node.attributes.filter { $0.name != "momentum" } + [Attribute(name: "momentum", value: .float(momentum))]
+            g.nodes[index] = updated
+            for (i, o) in zip([1, 2], outputs.dropFirst()) {
+                declare(o, .tensor(dtype: .float, shape: g.initializer(named: node.inputs[i])?.tensor.shape.map { Dim.value($0) }))
+                result.runningStatistics[node.inputs[i]] = o
+            }
+            result.replaced.append(node.name)
+            continue
+        }
+        guard node.isDefaultDomain else { continue }
         switch node.opType {
         case "BatchNormalization" where options.batchNormalization:
             guard node.inputs.count == 5, !node.inputs.contains(""), !node.outputs.isEmpty, !node.outputs[0].isEmpty else {

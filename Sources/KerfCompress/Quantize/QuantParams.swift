@@ -5,18 +5,11 @@ struct AffineParams: Equatable {
     var scale: Float
     var zeroPoint: Int
 
-    /// Parameters mapping [low, high] (which contains 0) onto the type's full integer range,
-    /// computed as ONNX Runtime's quantizer does. A zero-width range gets scale 1.
+    /// Parameters mapping [low, high] onto the type's full integer range (`AffineQuantization`).
     init(low: Float, high: Float, type: ActivationType) {
         let (qmin, qmax) = type.range
-        let lo = min(low, 0), hi = max(high, 0)
-        guard hi > lo else {
-            self = AffineParams(scale: 1, zeroPoint: 0)
-            return
-        }
-        scale = (hi - lo) / Float(qmax - qmin)
-        let zp = (Float(qmin) - lo / scale).rounded(.toNearestOrEven)
-        zeroPoint = Int(min(max(zp, Float(qmin)), Float(qmax)))
+        let p = AffineQuantization(low: low, high: high, qmin: qmin, qmax: qmax)
+        self.init(scale: p.scale, zeroPoint: p.zeroPoint)
     }
 
     init(scale: Float, zeroPoint: Int) {
@@ -41,12 +34,7 @@ func quantizeWeight(_ w: Tensor, axis: Int?) throws -> QuantizedWeight {
     let channels = axis.map { shape[$0] } ?? 1
     let inner = axis.map { shape[($0 + 1)...].reduce(1, *) } ?? values.count
     // Element i belongs to channel (i / inner) % channels.
-    var absMax = [Float](repeating: 0, count: channels)
-    for (i, v) in values.enumerated() {
-        let c = (i / inner) % channels
-        absMax[c] = max(absMax[c], abs(v))
-    }
-    let scales = absMax.map { $0 > 0 ? $0 / 127 : 1 }
+    let scales = values.withUnsafeBufferPointer { AffineQuantization.symmetricScales($0, channels: channels, inner: inner) }
     var q = try Tensor(uninitialized: .int8, shape: shape)
     q.withMutableElements(as: Int8.self) { out in
         for (i, v) in values.enumerated() {

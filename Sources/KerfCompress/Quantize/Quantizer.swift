@@ -10,7 +10,15 @@ import KerfRuntime
 /// succeeds. Progress counts batches of each pass over the data.
 public func quantize(_ model: Model, options: QuantizeOptions = QuantizeOptions(), calibration: CalibrationSource? = nil,
                      validation: CalibrationSource? = nil, progress: ProgressHandler? = nil) throws -> QuantizeReport {
-    try validate(options, hasData: calibration != nil)
+    try quantize(model, options: options, calibration: calibration, validation: validation, progress: progress, activationRanges: nil)
+}
+
+/// `quantize` with static mode's activation ranges given (by tensor name, as quantization-aware
+/// training learned them) instead of calibrated: every tensor static mode quantizes must have
+/// one, and `calibration` then serves the report's comparisons only.
+func quantize(_ model: Model, options: QuantizeOptions, calibration: CalibrationSource?, validation: CalibrationSource?,
+              progress: ProgressHandler?, activationRanges: [String: (low: Float, high: Float)]?) throws -> QuantizeReport {
+    try validate(options, hasData: calibration != nil || (activationRanges != nil && options.autoTolerance == nil && options.smoothQuantAlpha == nil))
     let opset = model.defaultOpset
     let neededOpset = options.mode == .static ? 13 : 11
     if opset < neededOpset { try checkOpsetUpgrade(model.graph, from: opset, to: neededOpset) }
@@ -32,17 +40,29 @@ public func quantize(_ model: Model, options: QuantizeOptions = QuantizeOptions(
     report.float = skipped.map { QuantizeReport.FloatNode(name: $0.name, reason: $0.reason) }
 
     var params: [String: AffineParams] = [:]
-    if options.mode == .static, let calibration {
+    if options.mode == .static {
         let plan = ActivationPlan(float, targets: targets)
-        let stats = try collectStatistics(float, setup: setup, values: plan.tensors.sorted(), source: calibration,
-                                          options: options, progress: progress)
-        for name in plan.tensors.sorted() {
-            guard let s = stats[name], s.observed else { continue }
-            guard s.nonFinite == 0 else { throw KerfError.invalidArgument("activation '\(name)' is NaN or infinite on the calibration data") }
-            let range = calibratedRange(s, method: options.method, activation: options.activationType)
-            params[name] = AffineParams(low: range.low, high: range.high, type: options.activationType)
-            report.activations.append(QuantizeReport.Activation(name: name, min: s.min, max: s.max, low: range.low, high: range.high,
-                                                                scale: 0, zeroPoint: 0))
+        if let activationRanges {
+            for name in plan.tensors.sorted() {
+                guard let r = activationRanges[name] else { throw KerfError.invalidArgument("no range was given for activation '\(name)'") }
+                guard r.low.isFinite && r.high.isFinite else {
+                    throw KerfError.invalidArgument("activation '\(name)' has the range [\(r.low), \(r.high)]")
+                }
+                params[name] = AffineParams(low: r.low, high: r.high, type: options.activationType)
+                report.activations.append(QuantizeReport.Activation(name: name, min: r.low, max: r.high, low: min(r.low, 0),
+                                                                    high: max(r.high, 0), scale: 0, zeroPoint: 0))
+            }
+        } else if let calibration {
+            let stats = try collectStatistics(float, setup: setup, values: plan.tensors.sorted(), source: calibration,
+                                              options: options, progress: progress)
+            for name in plan.tensors.sorted() {
+                guard let s = stats[name], s.observed else { continue }
+                guard s.nonFinite == 0 else { throw KerfError.invalidArgument("activation '\(name)' is NaN or infinite on the calibration data") }
+                let range = calibratedRange(s, method: options.method, activation: options.activationType)
+                params[name] = AffineParams(low: range.low, high: range.high, type: options.activationType)
+                report.activations.append(QuantizeReport.Activation(name: name, min: s.min, max: s.max, low: range.low, high: range.high,
+                                                                    scale: 0, zeroPoint: 0))
+            }
         }
         shareParameters(&params, plan: plan, graph: float)
         for i in report.activations.indices {
@@ -149,7 +169,7 @@ private func validate(_ o: QuantizeOptions, hasData: Bool) throws {
 private let changedAtOpset13: Set<String> = ["Softmax", "LogSoftmax", "Hardmax", "Split", "Squeeze", "Unsqueeze", "ReduceSum"]
 
 /// Throws unless raising the default opset from `from` to `to` keeps `graph`'s meaning.
-private func checkOpsetUpgrade(_ graph: Graph, from: Int, to: Int) throws {
+func checkOpsetUpgrade(_ graph: Graph, from: Int, to: Int) throws {
     let convert = "convert it first, e.g. onnx.version_converter.convert_version(model, \(to))"
     guard from >= 11 else {
         throw KerfError.unsupported("the model imports opset \(from); quantization needs opset \(to): \(convert)")

@@ -17,6 +17,7 @@ public enum GradientRules {
         BatchNormalizationGradients.register(&r)
         DropoutGradients.register(&r)
         TileAndPadGradients.register(&r)
+        FakeQuantizeGradients.register(&r)
         return r
     }()
 

@@ -88,6 +88,26 @@ enum TrainingOps {
                                      ratio: try dropoutRatio(inputs.optional(2) ?? nil, attribute: ratio), threads: threads)]
             }
         }
+        r["\(domain):FakeQuantize"] = { c in
+            let rule = try FakeQuantization(c)
+            let momentum: Float? = c.node.outputs.count >= 3 ? try c.float("momentum", default: 0.99) : nil
+            if let m = momentum, !(m >= 0 && m <= 1) { throw KerfError.invalidModel("\(c.node.label): momentum \(m) is not in [0, 1]") }
+            return ClosureOperator { inputs in
+                try fakeQuantizeActivation(try inputs.required(0), low: inputs.optional(1) ?? nil, high: inputs.optional(2) ?? nil,
+                                           rule: rule, momentum: momentum)
+            }
+        }
+        r["\(domain):FakeQuantizeGrad"] = { c in
+            let rule = try FakeQuantization(c)
+            return ClosureOperator { inputs in
+                [try fakeQuantizeGradient(dY: try inputs.required(0), x: try inputs.required(1), low: inputs.optional(2) ?? nil,
+                                          high: inputs.optional(3) ?? nil, rule: rule)]
+            }
+        }
+        r["\(domain):FakeQuantizeWeight"] = { c in
+            let axis = try c.int("axis")
+            return ClosureOperator { inputs in [try fakeQuantizeWeight(try inputs.required(0), axis: axis)] }
+        }
         r["\(domain):SliceGrad"] = { c in
             let attrStarts = try c.ints("starts"), attrEnds = try c.ints("ends"), attrAxes = try c.ints("axes")
             return ClosureOperator { inputs in
