@@ -83,7 +83,7 @@ extern "C" {
 /* ABI version: the major changes only on incompatible changes. Bindings
  * refuse a library whose major differs from the one they were written for. */
 #define KERF_ABI_VERSION_MAJOR 1
-#define KERF_ABI_VERSION_MINOR 10
+#define KERF_ABI_VERSION_MINOR 11
 #define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------ */
@@ -723,6 +723,20 @@ typedef struct kerf_train_options {
     int64_t gradual_start_step;  /* 0 */
     int64_t gradual_end_step;    /* 0 = three quarters of the run (kerf_train/kerf_distill with arrays) */
     int64_t gradual_every;       /* updates between pruning steps; 0 = a tenth of (end - start) */
+    /* Quantization-aware training (kerf_train and kerf_distill; since ABI 1.11).
+     * With `qat` non-NULL the model trains with fake quantization (quantize, then dequantize, in
+     * float; gradients by the straight-through estimator) wherever kerf_quantize with *qat would
+     * quantize: Conv/MatMul/Gemm weights (symmetric int8, per channel as qat->per_channel says)
+     * and, in static mode, the activations that get QuantizeLinear/DequantizeLinear pairs (ranges
+     * first calibrated on qat->calibration, or on the data arrays' model inputs when it is NULL,
+     * then moved towards each batch's min and max); in dynamic mode, MatMul/Gemm inputs with
+     * their own ranges. BatchNormalization is folded into its Conv first. The model is then
+     * written back as the int8 file kerf_quantize writes with *qat (static: QDQ with the trained
+     * ranges), and the report gains "quantization": kerf_quantize's report, whose agreement
+     * compares the int8 model with the trained float one on qat->validation (else
+     * qat->calibration, else absent). qat->auto_tolerance and smooth_quant_alpha must be off. */
+    const kerf_quantize_options *qat; /* NULL = no quantization-aware training */
+    double qat_range_momentum;   /* m in [0, 1]: range = m * range + (1 - m) * batch's; 1 freezes; 0.99 */
 } kerf_train_options;
 
 /* Defaults, as kerf_session_options_init_sized. */

@@ -49,13 +49,19 @@ public func kerf_distill(_ student: OpaquePointer?, _ teacher: OpaquePointer?, _
         let c = try readOptions(options)
         try argument(c.n_loss == 0, "options->loss must be empty: kerf_distill builds the loss from distill")
         let (selection, trainerOptions) = try trainerSettings(c)
-        let distiller = try Distiller(student: s.model, teacher: t.model, options: try distillationOptions(distill),
-                                      parameters: selection, trainerOptions: trainerOptions)
-        let feeds = s.model.graph.runtimeInputs.map(\.name) + (distiller.options.labels.map { [$0] } ?? [])
+        let distillation = try distillationOptions(distill)
+        let feeds = s.model.graph.runtimeInputs.map(\.name) + (distillation.labels.map { [$0] } ?? [])
         let parts = try loopParts(c, feedNames: feeds)
+        let qat = try QuantizationAwareRun(c, model: s.model, data: parts.data)
+        let distiller = try Distiller(student: qat?.prepared.model ?? s.model, teacher: t.model, options: distillation,
+                                      parameters: selection, trainerOptions: trainerOptions)
         let result = try distiller.train(data: parts.data, validation: parts.validation, options: parts.loop, resumeFrom: parts.resume)
-        let text = try result.json()
-        s.model.graph.initializers = distiller.trainer.trainedModel().graph.initializers
+        var text = try result.json()
+        if let qat {
+            text = try qat.finish(distiller.trainer.trainedModel(), into: s.model, report: text)
+        } else {
+            s.model.graph.initializers = distiller.trainer.trainedModel().graph.initializers
+        }
         try storeString(text, report)
     }
 }

@@ -35,7 +35,7 @@ public func kerf_quantize_options_init_sized(_ options: UnsafeMutablePointer<ker
 public func kerf_quantize_options_init(_ options: UnsafeMutablePointer<kerf_quantize_options>?) { fillLegacyOptions(options) }
 
 /// `QuantizeOptions` from a C options struct (NULL = defaults), with the struct (for its callbacks).
-private func quantizeOptions(_ pointer: UnsafePointer<kerf_quantize_options>?) throws -> (QuantizeOptions, kerf_quantize_options) {
+func quantizeOptions(_ pointer: UnsafePointer<kerf_quantize_options>?) throws -> (QuantizeOptions, kerf_quantize_options) {
     let c = try readOptions(pointer)
     var o = QuantizeOptions()
     switch Int(c.mode) {
@@ -67,7 +67,7 @@ private func quantizeOptions(_ pointer: UnsafePointer<kerf_quantize_options>?) t
 }
 
 /// Batches from a C calibration callback: one call per batch, tensors owned by Kerf after it.
-private func calibrationSource(_ fn: kerf_calibration_fn, _ user: UnsafeMutableRawPointer?, count: Int64, graph: Graph) -> CalibrationSource {
+func calibrationSource(_ fn: kerf_calibration_fn, _ user: UnsafeMutableRawPointer?, count: Int64, graph: Graph) -> CalibrationSource {
     let names = graph.runtimeInputs.map(\.name)
     return ClosureCalibration(count: count > 0 ? Int(clamping: count) : nil) { index in
         try feedsFromCallback(names: names, callback: "calibration", "batch \(index)") { fn(user, Int64(index), $0, names.count, $1) }

@@ -35,6 +35,7 @@ extension kerf_train_options: OptionsStruct {
         o.shuffle = 1
         o.restore_best = 1
         o.keep_sparsity = 1
+        o.qat_range_momentum = 0.99
         return o
     }
 }
@@ -150,7 +151,8 @@ func trainerSettings(_ c: kerf_train_options) throws -> (ParameterSelection, Tra
                                  optimizationLevel: Int(c.optimization_level), initialization: initialization,
                                  initializationSeed: c.initialization_seed,
                                  trainingMode: TrainingModeOptions(batchNormalization: c.training_mode != 0, dropout: c.training_mode != 0,
-                                                                   seed: Int64(bitPattern: c.seed)),
+                                                                   seed: Int64(bitPattern: c.seed),
+                                                                   quantizationRangeMomentum: Float(c.qat_range_momentum)),
                                  keepSparsity: c.keep_sparsity != 0, gradualPruning: try gradualPruning(c))
     return (ParameterSelection(trainable: trainable.isEmpty ? nil : trainable, frozen: frozen), options)
 }
@@ -163,7 +165,9 @@ public func kerf_trainer_create(_ model: OpaquePointer?, _ options: UnsafePointe
         let m = try HandleRegistry.shared.resolve(model, as: ModelHandle.self, "model")
         try argument(out != nil, "out is NULL")
         try argument(options != nil, "options is NULL: a trainer needs a loss")
-        let (loss, selection, trainerOptions) = try trainerParts(try readOptions(options))
+        let c = try readOptions(options)
+        try argument(c.qat == nil, "options->qat is for kerf_train and kerf_distill; a kerf_trainer trains the model as it is")
+        let (loss, selection, trainerOptions) = try trainerParts(c)
         let trainer = try Trainer(model: m.model, loss: loss, parameters: selection, options: trainerOptions)
         out!.pointee = HandleRegistry.shared.register(TrainerHandle(trainer))
     }
@@ -368,11 +372,16 @@ public func kerf_train(_ model: OpaquePointer?, _ options: UnsafePointer<kerf_tr
         try argument(options != nil, "options is NULL: training needs a loss and data")
         let c = try readOptions(options)
         let (loss, selection, trainerOptions) = try trainerParts(c)
-        let trainer = try Trainer(model: m.model, loss: loss, parameters: selection, options: trainerOptions)
         let parts = try loopParts(c, feedNames: m.model.graph.runtimeInputs.map(\.name) + loss.targetNames)
+        let qat = try QuantizationAwareRun(c, model: m.model, data: parts.data)
+        let trainer = try Trainer(model: qat?.prepared.model ?? m.model, loss: loss, parameters: selection, options: trainerOptions)
         let result = try train(trainer, data: parts.data, validation: parts.validation, options: parts.loop, resumeFrom: parts.resume)
-        let text = try result.json()
-        m.model.graph.initializers = trainer.trainedModel().graph.initializers
+        var text = try result.json()
+        if let qat {
+            text = try qat.finish(trainer.trainedModel(), into: m.model, report: text)
+        } else {
+            m.model.graph.initializers = trainer.trainedModel().graph.initializers
+        }
         try storeString(text, report)
     }
 }

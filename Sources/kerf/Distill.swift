@@ -10,7 +10,8 @@ struct Distill: ParsableCommand {
             no labels needed) and the student learns its outputs: T²·KL of the softmaxes at temperature T \
             (on the logits behind a Softmax output), or MSE, or cosine distance. With --labels the loss is \
             alpha·distillation + (1 − alpha)·cross-entropy. A pruned student keeps exactly its zeros. \
-            Without -o the student is rewritten in place, atomically; the file is untouched on failure.
+            With --qat the student trains with fake quantization and is written as int8 (prune, QAT and \
+            distillation in one run). Without -o the student is rewritten in place, atomically; the file is untouched on failure.
             """)
 
     @Argument(help: "The teacher ONNX model.") var teacher: String
@@ -42,7 +43,8 @@ struct Distill: ParsableCommand {
         let inputs = studentModel.graph.runtimeInputs
         let trainArrays = try training.arrays(data, inputs: inputs, labels: labels)
         guard let samples = trainArrays.values.first?.shape.first, samples > 0 else { throw KerfError.invalidArgument("'\(data)' has no samples") }
-        let distiller = try Distiller(student: studentModel, teacher: teacherModel,
+        let qat = try training.quantizationAware(studentModel, data: trainArrays)
+        let distiller = try Distiller(student: qat?.model ?? studentModel, teacher: teacherModel,
                                       options: DistillationOptions(outputs: pairs, outputLoss: loss, temperature: temperature, alpha: alpha,
                                                                    labels: labels, teacherThreads: teacherThreads),
                                       parameters: ParameterSelection(frozen: training.frozen),
@@ -51,7 +53,6 @@ struct Distill: ParsableCommand {
         let result = try distiller.train(data: .arrays(trainArrays), validation: validation, options: training.loopOptions("distill"),
                                          resumeFrom: training.resume)
         let destination = outputFile ?? student
-        try distiller.trainer.trainedModel().save(path: destination)
-        try training.finish(result, wrote: destination)
+        try training.finish(result, trained: distiller.trainer.trainedModel(), qat: qat, wrote: destination)
     }
 }

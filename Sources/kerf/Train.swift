@@ -47,13 +47,13 @@ struct Train: ParsableCommand {
             }
             initialization = i
         }
-        let trainer = try Trainer(model: loaded, loss: Loss(term), parameters: ParameterSelection(frozen: training.frozen),
+        let qat = try training.quantizationAware(loaded, data: trainArrays)
+        let trainer = try Trainer(model: qat?.model ?? loaded, loss: Loss(term), parameters: ParameterSelection(frozen: training.frozen),
                                   options: try training.trainerOptions(samples: samples, initialization: initialization))
         let validation = try training.validation.map { TrainingData.arrays(try training.arrays($0, inputs: inputs, labels: labels)) }
         let result = try train(trainer, data: .arrays(trainArrays), validation: validation, options: training.loopOptions("train"),
                                resumeFrom: training.resume)
         let destination = outputFile ?? model
-        try trainer.trainedModel().save(path: destination)
-        try training.finish(result, wrote: destination)
+        try training.finish(result, trained: trainer.trainedModel(), qat: qat, wrote: destination)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FoundationEssentials
+import KerfCompress
 import KerfCore
 import KerfTrain
 
@@ -29,6 +30,11 @@ struct TrainingArguments: ParsableArguments {
     @Option(help: "Gradual pruning: the optimizer update of the first pruning step.") var gradualStart: Int = 0
     @Option(help: "Gradual pruning: the update of the last (default: three quarters of the run).") var gradualEnd: Int?
     @Option(help: "Gradual pruning: updates between pruning steps (default: a tenth of the span).") var gradualEvery: Int?
+    @Option(help: "Quantization-aware training, the model then written as int8: static (QDQ; activation ranges calibrated, then moved by each batch) or dynamic.")
+    var qat: String?
+    @Option(help: "--qat static: an .npz file of inputs to calibrate the initial activation ranges on (default: DATA's).") var calibration: String?
+    @Option(help: "--qat: how much of its range an activation keeps at each batch (1 freezes the ranges).") var qatMomentum: Double = 0.99
+    @Option(help: "--qat: quantized activation type, uint8 or int8.") var activationType: String = "uint8"
     @Option(help: "Write a checkpoint here after each epoch.") var checkpoint: String?
     @Option(help: "Continue a run from this checkpoint.") var resume: String?
     @Option(help: "Threads per run (0 = one per core).") var threads: Int = 0
@@ -64,7 +70,8 @@ struct TrainingArguments: ParsableArguments {
     func trainerOptions(samples: Int, initialization: Initialization? = nil) throws -> TrainerOptions {
         TrainerOptions(optimizer: try optimizerKind, schedule: try learningSchedule(samples: samples), maxGradientNorm: maxGradNorm,
                        threads: threads, initialization: initialization, initializationSeed: seed,
-                       trainingMode: TrainingModeOptions(batchNormalization: !evalMode, dropout: !evalMode, seed: Int64(bitPattern: seed)),
+                       trainingMode: TrainingModeOptions(batchNormalization: !evalMode, dropout: !evalMode, seed: Int64(bitPattern: seed),
+                                                         quantizationRangeMomentum: Float(qatMomentum)),
                        keepSparsity: keepSparsity,
                        gradualPruning: gradualPrune.map { GradualPruning(finalSparsity: $0, startStep: gradualStart, endStep: gradualEnd, frequency: gradualEvery) })
     }
@@ -94,11 +101,38 @@ struct TrainingArguments: ParsableArguments {
         return arrays
     }
 
-    /// Writes the JSON report and the SVG curves that were asked for, and prints the per-epoch table.
-    func finish(_ result: TrainingReport, wrote destination: String) throws {
-        if let report { try FileIO.writeAtomically(Data(try result.json().utf8), to: report) }
+    /// `model` prepared for the quantization-aware training --qat asks for (calibrated on
+    /// --calibration, else on `data`'s model inputs), or nil without --qat.
+    func quantizationAware(_ model: Model, data: [String: Tensor]) throws -> QuantizationAwareModel? {
+        guard let qat else {
+            guard calibration == nil else { throw KerfError.invalidArgument("--calibration is for quantization-aware training: give --qat") }
+            return nil
+        }
+        var options = QuantizeOptions()
+        guard let mode = QuantizationMode(rawValue: qat) else { throw KerfError.invalidArgument("--qat must be static or dynamic, got '\(qat)'") }
+        guard let type = ActivationType(rawValue: activationType) else {
+            throw KerfError.invalidArgument("--activation-type must be uint8 or int8, got '\(activationType)'")
+        }
+        options.mode = mode
+        options.activationType = type
+        options.session.threads = threads
+        let inputs = Set(model.graph.runtimeInputs.map(\.name))
+        let arrays = try calibration.map { try self.arrays($0, inputs: model.graph.runtimeInputs, labels: nil) } ?? data
+        let source = try ArrayCalibration(arrays.filter { inputs.contains($0.key) }, graph: model.graph, batchSize: batchSize)
+        return try QuantizationAwareModel(model, options: options, calibration: mode == .static ? source : nil)
+    }
+
+    /// Saves `trained` to `destination`, as int8 when `qat` prepared it; writes the JSON report
+    /// and the SVG curves that were asked for, and prints the per-epoch table.
+    func finish(_ result: TrainingReport, trained: Model, qat: QuantizationAwareModel?, wrote destination: String) throws {
+        let quantization = try qat?.quantize(trained)
+        try trained.save(path: destination)
+        var json = try result.json()
+        if let quantization { json = try jsonObject(json, adding: "quantization", try quantization.json()) }
+        if let report { try FileIO.writeAtomically(Data(json.utf8), to: report) }
         if let plot { try FileIO.writeAtomically(Data(curves(result).utf8), to: plot) }
         print(table(result))
+        if let quantization { print(summary(quantization)) }
         print("wrote \(destination)")
     }
 

@@ -215,6 +215,8 @@ int main(void) {
     FIELD(kerf_train_options, gradual_start_step);
     FIELD(kerf_train_options, gradual_end_step);
     FIELD(kerf_train_options, gradual_every);
+    FIELD(kerf_train_options, qat);
+    FIELD(kerf_train_options, qat_range_momentum);
     END_STRUCT(kerf_train_options);
 
     FIELD(kerf_distill_options, struct_size);

@@ -48,6 +48,29 @@ def quantize(src, dst=None, *, mode="dynamic", calibration=None, method="minmax"
         the float model on instead of the calibration data (report.agreement["data"] says
         which was used).
     """
+    options, keep, adapter = quantize_options(
+        mode=mode, method=method, per_channel=per_channel, exclude=exclude, auto_tolerance=auto_tolerance, progress=progress,
+        percentile=percentile, activation_type=activation_type, op_types=op_types, quantize_embeddings=quantize_embeddings,
+        smooth_quant=smooth_quant, threads=threads)
+
+    def run(model):
+        feeders = attach_data(options, model, calibration, validation, batch_size)
+        report = ctypes.c_void_p()
+        status = lib.kerf_quantize(model._live_handle(), ctypes.byref(options), ctypes.byref(report))
+        adapter.reraise()
+        for data in feeders:
+            data.reraise()
+        check(status)
+        return QuantizeReport.from_json(take_string(report))
+
+    return rewrite_model(src, dst, run)
+
+
+def quantize_options(*, mode="dynamic", method="minmax", per_channel=True, exclude=(), auto_tolerance=None, progress=None,
+                     percentile=99.99, activation_type="uint8", op_types=None, quantize_embeddings=False, smooth_quant=None,
+                     threads=None):
+    """A QuantizeOptions struct from quantize's keyword arguments (without data), the ctypes
+    objects it points at (keep them alive with it), and its progress adapter."""
     options = new_options(QuantizeOptions)
     options.mode = choice(mode, _MODES, "mode")
     options.method = choice(method, _METHODS, "method")
@@ -57,7 +80,6 @@ def quantize(src, dst=None, *, mode="dynamic", calibration=None, method="minmax"
         options.auto_tolerance = -1.0 if auto_tolerance is None else float(auto_tolerance)
         options.smooth_quant_alpha = -1.0 if smooth_quant is None else float(smooth_quant)
         options.threads = 0 if threads is None else int(threads)
-        batch_size = int(batch_size)
     except (TypeError, ValueError, OverflowError) as error:
         raise KerfError(Status.INVALID_ARGUMENT, f"invalid quantization option: {error}") from None
     if options.auto_tolerance < -1 or (auto_tolerance is not None and auto_tolerance < 0):
@@ -72,24 +94,23 @@ def quantize(src, dst=None, *, mode="dynamic", calibration=None, method="minmax"
     options.op_types = ops
     adapter = ProgressAdapter(progress, "quantize")
     options.progress = adapter.function
+    return options, [excluded, ops], adapter
 
-    def run(model):
-        feeder = _Calibration(_batches(calibration, model, batch_size)) if calibration is not None else None
-        options.calibration = feeder.function if feeder else CalibrationCallback()
-        options.calibration_batches = (feeder.count or 0) if feeder else 0
-        checker = _Calibration(_batches(validation, model, batch_size, "validation")) if validation is not None else None
-        options.validation = checker.function if checker else CalibrationCallback()
-        options.validation_batches = (checker.count or 0) if checker else 0
-        report = ctypes.c_void_p()
-        status = lib.kerf_quantize(model._live_handle(), ctypes.byref(options), ctypes.byref(report))
-        adapter.reraise()
-        for data in (feeder, checker):
-            if data:
-                data.reraise()
-        check(status)
-        return QuantizeReport.from_json(take_string(report))
 
-    return rewrite_model(src, dst, run)
+def attach_data(options, model, calibration, validation, batch_size):
+    """Points `options` (a QuantizeOptions) at feeders of `calibration` and `validation` (None:
+    none) for `model`, and returns the feeders (keep them alive; reraise() after the call)."""
+    try:
+        batch_size = int(batch_size)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise KerfError(Status.INVALID_ARGUMENT, f"invalid batch_size: {error}") from None
+    feeder = _Calibration(_batches(calibration, model, batch_size)) if calibration is not None else None
+    options.calibration = feeder.function if feeder else CalibrationCallback()
+    options.calibration_batches = (feeder.count or 0) if feeder else 0
+    checker = _Calibration(_batches(validation, model, batch_size, "validation")) if validation is not None else None
+    options.validation = checker.function if checker else CalibrationCallback()
+    options.validation_batches = (checker.count or 0) if checker else 0
+    return [data for data in (feeder, checker) if data]
 
 
 def _batches(calibration, model, batch_size, what="calibration"):

@@ -20,11 +20,12 @@ from . import _tensor
 from ._bindings import (BatchCallback, DistillOptions, ModelP, TensorP, TrainerP, TrainOptions, TrainProgressCallback, check,
                         lib, new_options, take_string)
 from ._handle import Handle
-from .compress_common import ProgressBar, TrainReport, c_strings, rewrite_model
+from .compress_common import ProgressBar, QuantizeReport, TrainReport, c_strings, rewrite_model
 from .errors import KerfError, Status
 from .loss import _REDUCTIONS, Loss
 from .model import Model, _path_bytes, load
 from .optim import SGD, Optimizer, Schedule
+from .quantize import attach_data, quantize_options
 
 
 _INITIALIZATIONS = {None: 0, "kaiming_uniform": 1, "kaiming_normal": 2, "xavier_uniform": 3, "xavier_normal": 4}  # KERF_INIT_*
@@ -342,7 +343,7 @@ def train(src, dst=None, *, data=None, loss=None, optimizer=None, schedule=None,
           batch_size=32, max_steps=None, shuffle=True, seed=0, patience=None, restore_best=True, progress=None,
           checkpoint=None, checkpoint_every=0, resume_from=None, trainable=None, frozen=None, no_decay=None,
           max_grad_norm=None, accumulation_steps=1, threads=None, optimize=True, initialize=None, init_seed=0,
-          train_mode=True, keep_sparsity=True, gradual_prune=None):
+          train_mode=True, keep_sparsity=True, gradual_prune=None, qat=False, calibration=None, qat_momentum=0.99):
     """Trains a model and returns a TrainReport (a Report; its plot() draws the curves): per-epoch
     loss (and validation loss and accuracy), best epoch, steps, seconds per step, and the
     sparsity of each trained weight.
@@ -358,13 +359,22 @@ def train(src, dst=None, *, data=None, loss=None, optimizer=None, schedule=None,
     checkpoint: write a checkpoint there after each epoch (and every checkpoint_every steps);
     resume_from: continue a run from such a checkpoint (same data and options).
     progress: True (a progress bar) or a callable(step, total, epoch, loss, learning_rate)
-        returning False to cancel. Other arguments are Trainer's."""
+        returning False to cancel.
+    qat: quantization-aware training, written back as the int8 file kerf.quantize writes:
+        False (off), True or "static" (QDQ, activation ranges calibrated on `calibration`, or on
+        the data arrays' model inputs, then moved towards each batch's by `qat_momentum`),
+        "dynamic", or a dict of kerf.quantize keyword arguments (mode, method, per_channel,
+        activation_type, exclude, op_types, percentile). report.quantization is then
+        kerf.quantize's report, its agreement measured on `calibration` when given.
+    Other arguments are Trainer's."""
     if not isinstance(loss, Loss):
         raise KerfError(Status.INVALID_ARGUMENT, f"loss must be a kerf.loss loss, got {loss!r}")
     options, keep = _options(loss, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm,
                              accumulation_steps, threads, optimize, initialize, init_seed, train_mode, seed, keep_sparsity,
                              gradual_prune)
-    return _run_loop(src, dst, options, keep, lambda model, report: lib.kerf_train(model, ctypes.byref(options), report),
+    call = _with_qat(options, keep, qat, calibration, qat_momentum, batch_size,
+                     lambda model, report: lib.kerf_train(model._live_handle(), ctypes.byref(options), report))
+    return _run_loop(src, dst, options, keep, call,
                      data=data, validation=validation, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
                      shuffle=shuffle, patience=patience, restore_best=restore_best, progress=progress,
                      checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume_from=resume_from)
@@ -373,7 +383,7 @@ def train(src, dst=None, *, data=None, loss=None, optimizer=None, schedule=None,
 def _run_loop(src, dst, options, keep, call, *, data, validation, epochs, batch_size, max_steps, shuffle, patience,
               restore_best, progress, checkpoint, checkpoint_every, resume_from):
     """Fills the loop's fields of `options` (data, validation, epochs, ...), runs
-    call(model handle, report pointer) -> status on src (see train's src and dst) and returns the
+    call(model, report pointer) -> status on src (see train's src and dst) and returns the
     TrainReport. `keep` holds what `options` points at."""
     if data is None:
         raise KerfError(Status.INVALID_ARGUMENT, "training needs data")
@@ -410,12 +420,15 @@ def _run_loop(src, dst, options, keep, call, *, data, validation, epochs, batch_
 
     def run(model):
         report = ctypes.c_void_p()
-        status = call(model._live_handle(), ctypes.byref(report))
+        status = call(model, ctypes.byref(report))
         for source in (adapter, batches):
             if source is not None and source.error is not None:
                 raise source.error
         check(status)
-        return TrainReport.from_json(take_string(report))
+        result = TrainReport.from_json(take_string(report))
+        if "quantization" in result:
+            result["quantization"] = QuantizeReport(result["quantization"])
+        return result
 
     try:
         if isinstance(data, (dict, str, bytes, os.PathLike)):
@@ -438,7 +451,8 @@ def distill(teacher, student, dst=None, *, data=None, validation=None, labels=No
             temperature=2.0, alpha=0.5, optimizer=None, schedule=None, epochs=1, batch_size=32, max_steps=None,
             shuffle=True, seed=0, patience=None, restore_best=True, progress=None, checkpoint=None, checkpoint_every=0,
             resume_from=None, trainable=None, frozen=None, no_decay=None, max_grad_norm=None, accumulation_steps=1,
-            threads=None, teacher_threads=None, optimize=True, train_mode=True, keep_sparsity=True, gradual_prune=None):
+            threads=None, teacher_threads=None, optimize=True, train_mode=True, keep_sparsity=True, gradual_prune=None,
+            qat=False, calibration=None, qat_momentum=0.99):
     """Trains `student` to imitate `teacher` (knowledge distillation) and returns a TrainReport.
 
     teacher: a path or a kerf.Model, run on every batch (unchanged). student: a path or a
@@ -455,7 +469,8 @@ def distill(teacher, student, dst=None, *, data=None, validation=None, labels=No
         alpha · distillation + (1 − alpha) · cross-entropy (Hinton's form; T = 2, alpha = 0.5
         are Hugging Face's defaults).
     keep_sparsity: a pruned student keeps exactly its zeros. gradual_prune: prune the student while
-    it learns (see Trainer). Other arguments are train's."""
+    it learns (see Trainer). qat: distill with quantization-aware training and write the student
+    as int8 (see train: prune, QAT and distillation in one run). Other arguments are train's."""
     if output_loss not in _OUTPUT_LOSSES:
         raise KerfError(Status.INVALID_ARGUMENT, f"output_loss must be one of {list(_OUTPUT_LOSSES)}, got {output_loss!r}")
     options, keep = _options(None, optimizer, schedule, trainable, frozen, no_decay, max_grad_norm, accumulation_steps,
@@ -477,15 +492,55 @@ def distill(teacher, student, dst=None, *, data=None, validation=None, labels=No
     settings.student_values, settings.teacher_values, settings.n_values = students, teachers, count
     source = teacher if isinstance(teacher, Model) else load(teacher)
     try:
-        return _run_loop(student, dst, options, keep,
-                         lambda model, report: lib.kerf_distill(model, source._live_handle(), ctypes.byref(options),
-                                                                ctypes.byref(settings), report),
+        call = _with_qat(options, keep, qat, calibration, qat_momentum, batch_size,
+                         lambda model, report: lib.kerf_distill(model._live_handle(), source._live_handle(), ctypes.byref(options),
+                                                                ctypes.byref(settings), report))
+        return _run_loop(student, dst, options, keep, call,
                          data=data, validation=validation, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
                          shuffle=shuffle, patience=patience, restore_best=restore_best, progress=progress,
                          checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume_from=resume_from)
     finally:
         if source is not teacher:
             source.close()
+
+
+_QAT_KEYS = {"mode", "method", "per_channel", "activation_type", "exclude", "op_types", "percentile"}
+
+
+def _with_qat(options, keep, qat, calibration, momentum, batch_size, call):
+    """`call` (model, report pointer) -> status, with `options.qat` pointing at the quantization
+    options `qat` asks for (see train) and their calibration data attached for each model."""
+    if qat is False or qat is None:
+        if calibration is not None:
+            raise KerfError(Status.INVALID_ARGUMENT, "calibration is for quantization-aware training: pass qat too")
+        return call
+    if qat is True:
+        settings = {"mode": "static"}
+    elif isinstance(qat, str):
+        settings = {"mode": qat}
+    elif isinstance(qat, dict):
+        unknown = set(qat) - _QAT_KEYS
+        if unknown:
+            raise KerfError(Status.INVALID_ARGUMENT, f"qat takes {sorted(_QAT_KEYS)}, not {sorted(unknown)}")
+        settings = {"mode": "static", **qat}
+    else:
+        raise KerfError(Status.INVALID_ARGUMENT, f"qat must be False, True, 'static', 'dynamic' or a dict, got {qat!r}")
+    quantization, quantization_keep, _ = quantize_options(**settings)
+    keep.extend(quantization_keep + [quantization])
+    try:
+        options.qat_range_momentum = float(momentum)
+    except (TypeError, ValueError) as error:
+        raise KerfError(Status.INVALID_ARGUMENT, f"invalid qat_momentum: {error}") from None
+    options.qat = ctypes.pointer(quantization)
+
+    def with_data(model, report):
+        feeders = attach_data(quantization, model, calibration, None, batch_size)
+        status = call(model, report)
+        for feeder in feeders:
+            feeder.reraise()
+        return status
+
+    return with_data
 
 
 def _pairs(outputs):
