@@ -1073,6 +1073,109 @@ static void test_distill(const char *model_path) {
     kerf_model_free(teacher);
 }
 
+static int32_t one_batch(void *user_data, int64_t epoch, int64_t index, const char *const *names, size_t count,
+                         kerf_tensor **feeds) {
+    (void)epoch;
+    (void)names;
+    if (index >= 1 || count != 1) return 0;
+    float x[8 * 64];
+    for (int i = 0; i < 8 * 64; i++) x[i] = (float)((i * 37) % 17);
+    int64_t xd[2] = {8, 64};
+    (void)user_data;
+    return kerf_tensor_create(KERF_DTYPE_FLOAT, xd, 2, x, sizeof x, &feeds[0]) == KERF_OK ? 1 : -1;
+}
+
+/* Quantization-aware distillation of a 50%-pruned student: written back as the static int8 file
+ * kerf_quantize writes (smaller, still runs, zeros kept), and the refusals. */
+static void test_qat(const char *model_path, const char *tmpdir) {
+    kerf_model *teacher = NULL, *student = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &teacher), KERF_OK);
+    EXPECT_STATUS(kerf_model_load(model_path, &student), KERF_OK);
+    kerf_prune_options prune;
+    kerf_prune_options_init(&prune);
+    prune.sparsity = 0.5;
+    char *report = NULL;
+    EXPECT_STATUS(kerf_prune(student, &prune, &report), KERF_OK);
+    kerf_free(report);
+    report = NULL;
+
+    kerf_train_options options;
+    kerf_train_options_init(&options);
+    CHECK(options.qat == NULL && options.qat_range_momentum == 0.99, "qat defaults: off, momentum 0.99");
+    float x[64 * 64];
+    for (int i = 0; i < 64 * 64; i++) x[i] = (float)((i * 37) % 17);
+    int64_t xd[2] = {64, 64};
+    kerf_tensor *inputs = NULL;
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, xd, 2, x, sizeof x, &inputs), KERF_OK);
+    const char *names[1] = {"X"};
+    const kerf_tensor *data[1] = {inputs};
+    options.data_names = names;
+    options.data = data;
+    options.n_data = 1;
+    options.optimizer = KERF_OPTIMIZER_ADAM;
+    options.lr = 1e-3;
+    options.epochs = 2;
+    options.batch_size = 16;
+    options.threads = 1;
+    kerf_quantize_options qat;
+    kerf_quantize_options_init(&qat);
+    qat.mode = KERF_QUANTIZE_STATIC;
+    options.qat = &qat;
+
+    options.qat_range_momentum = 1.5;
+    EXPECT_STATUS(kerf_distill(student, teacher, &options, NULL, &report), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "qat_range_momentum"), "a momentum of 1.5 is refused");
+    options.qat_range_momentum = 0.99;
+    qat.auto_tolerance = 0.01;
+    EXPECT_STATUS(kerf_distill(student, teacher, &options, NULL, &report), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "auto tolerance"), "QAT has no auto tolerance");
+    qat.auto_tolerance = -1;
+    options.data = NULL;
+    options.data_names = NULL;
+    options.n_data = 0;
+    options.batches = one_batch;
+    EXPECT_STATUS(kerf_distill(student, teacher, &options, NULL, &report), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "calibration"), "static QAT on a batch callback needs calibration data");
+    options.batches = NULL;
+    options.data = data;
+    options.data_names = names;
+    options.n_data = 1;
+    kerf_loss_term loss = {.kind = KERF_LOSS_MSE, .output = "probabilities", .target = "t", .weight = 1};
+    options.loss = &loss;
+    options.n_loss = 1;
+    kerf_trainer *trainer = NULL;
+    EXPECT_STATUS(kerf_trainer_create(student, &options, &trainer), KERF_INVALID_ARGUMENT);
+    CHECK(trainer == NULL && contains(kerf_last_error(), "kerf_train and kerf_distill"), "a kerf_trainer takes no qat");
+    options.loss = NULL;
+    options.n_loss = 0;
+
+    EXPECT_STATUS(kerf_distill(student, teacher, &options, NULL, &report), KERF_OK);
+    CHECK(report && contains(report, "\"steps\":8") && contains(report, "\"quantization\":{")
+          && contains(report, "\"mode\":\"static\"") && contains(report, "\"sparsity\":0.5"),
+          "kerf_distill with qat: steps, the quantize report, sparsity kept");
+    kerf_free(report);
+    char path[512];
+    snprintf(path, sizeof path, "%s/qat_student.onnx", tmpdir);
+    EXPECT_STATUS(kerf_model_save(student, path), KERF_OK);
+    kerf_model *reloaded = NULL;
+    EXPECT_STATUS(kerf_model_load(path, &reloaded), KERF_OK);
+    kerf_session *session = NULL;
+    EXPECT_STATUS(kerf_session_create(reloaded, NULL, &session), KERF_OK);
+    kerf_tensor *out = NULL;
+    const char *out_names[1] = {"probabilities"};
+    EXPECT_STATUS(kerf_session_run(session, names, (const kerf_tensor *const *)&inputs, 1, out_names, &out, 1), KERF_OK);
+    const int64_t *dims = NULL;
+    size_t rank = 0;
+    EXPECT_STATUS(kerf_tensor_shape(out, &dims, &rank), KERF_OK);
+    CHECK(rank == 2 && dims[0] == 64 && dims[1] == 10, "the int8 student runs");
+    kerf_tensor_free(out);
+    kerf_session_free(session);
+    kerf_model_free(reloaded);
+    kerf_tensor_free(inputs);
+    kerf_model_free(student);
+    kerf_model_free(teacher);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3 && argc != 4) {
         fprintf(stderr, "usage: test_capi MODEL.onnx WORKDIR [EXTERNAL.onnx]\n");
@@ -1089,6 +1192,7 @@ int main(int argc, char **argv) {
     test_quantize(argv[1], argv[2]);
     test_train(argv[1], argv[2]);
     test_distill(argv[1]);
+    test_qat(argv[1], argv[2]);
     if (argc == 4) test_external_data(argv[3], "digits.onnx.data", argv[2]);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -104,3 +104,44 @@ def test_distill_with_gradual_pruning_prunes_the_student_to_the_final_sparsity(t
     result = kerf("distill", tmp_path / "teacher.onnx", tmp_path / "teacher.onnx", "--data", tmp_path / "train.npz",
                   "--gradual-prune", 1.5, "-o", out)
     assert result.returncode == 1 and "sparsity" in result.stderr
+
+
+def quantized_weight_zeros(path):
+    """{float weight name: zeros of its int8 copy} of a static QDQ file."""
+    return {t.name[:-len("_quantized")]: int((numpy_helper.to_array(t) == 0).sum())
+            for t in onnx.load(str(path)).graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2}
+
+
+def test_distill_with_qat_writes_the_static_int8_file_and_keeps_the_zeros(tmp_path):
+    x = setup(tmp_path)
+    out = tmp_path / "int8.onnx"
+    result = kerf("distill", tmp_path / "teacher.onnx", tmp_path / "student.onnx", "--data", tmp_path / "train.npz",
+                  "--optimizer", "adam", "--lr", "0.01", "--epochs", 20, "--qat", "static", "--report", tmp_path / "r.json", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert "static int8 quantization" in result.stdout and result.stdout.splitlines()[-1] == f"wrote {out}"
+    onnx.checker.check_model(str(out), full_check=True)
+    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    assert ops.count("QuantizeLinear") == 2 and ops.count("Gemm") == 2 and not any(n.domain for n in onnx.load(str(out)).graph.node)
+    assert quantized_weight_zeros(out) == {"w1": zeros(tmp_path / "student.onnx")["w1"], "w2": zeros(tmp_path / "student.onnx")["w2"]}
+    before = agreement(tmp_path / "student.onnx", tmp_path / "teacher.onnx", x)
+    after = agreement(out, tmp_path / "teacher.onnx", x)
+    assert after > before and after >= 0.85
+    report = json.load(open(tmp_path / "r.json"))
+    assert report["quantization"]["mode"] == "static" and len(report["quantization"]["nodes"]) == 2
+    activations = [a["name"] for a in report["quantization"]["activations"]]
+    assert len(activations) == 2 and "input" in activations
+
+    dynamic = tmp_path / "dynamic.onnx"
+    result = kerf("train", tmp_path / "teacher.onnx", "--data", tmp_path / "train.npz", "--labels", "y", "--epochs", 2,
+                  "--qat", "dynamic", "-o", dynamic)
+    assert result.returncode == 0, result.stderr
+    assert [n.op_type for n in onnx.load(str(dynamic)).graph.node].count("DynamicQuantizeLinear") == 2
+    ort.InferenceSession(str(dynamic)).run(None, {"input": x})
+
+    student = tmp_path / "student.onnx"
+    original = student.read_bytes()
+    for extra, needle in [(["--qat", "int4"], "--qat"), (["--calibration", tmp_path / "valid.npz"], "--qat"),
+                          (["--qat", "static", "--qat-momentum", "2"], "momentum")]:
+        result = kerf("distill", tmp_path / "teacher.onnx", student, "--data", tmp_path / "train.npz", *extra)
+        assert result.returncode == 1 and needle in result.stderr and len(result.stderr.strip().splitlines()) == 1, (extra, result.stderr)
+        assert student.read_bytes() == original
