@@ -815,6 +815,14 @@ enum {
     KERF_DISTILL_COSINE = 2  /* 1 - cosine similarity along the last axis, per row (embeddings) */
 };
 
+enum {
+    KERF_MATCH_MSE = 0,      /* mean squared error of hidden states (through a projection when widths differ) */
+    KERF_MATCH_COSINE = 1,   /* 1 - cosine along the last axis (likewise) */
+    KERF_MATCH_ATTENTION = 2 /* KL(teacher || student) of two Softmax outputs over their last axis (attention
+                                distributions [batch, heads, queries, keys]), compared on the Softmax inputs,
+                                averaged over every other position (MiniLM) */
+};
+
 typedef struct kerf_distill_options {
     size_t struct_size;                  /* sizeof(kerf_distill_options) */
     int32_t output_loss;                 /* KERF_DISTILL_*; KL */
@@ -827,6 +835,16 @@ typedef struct kerf_distill_options {
     const char *const *teacher_values;   /*   graphs; n_values 0 = the float graph outputs both have */
     size_t n_values;                     /*   by name */
     int32_t teacher_threads;             /* threads of the teacher's runs; 0 = one per core */
+    /* Intermediate matching (since ABI 1.11): student value match_students[i] is trained
+     * towards teacher value match_teachers[i] by KERF_MATCH_* match_kinds[i] (NULL = all MSE)
+     * with weight match_weights[i] (NULL = all 1), added to the loss. A hidden state whose
+     * last dimension differs from the teacher's is compared through a learned linear
+     * projection, left out of the written student. */
+    const char *const *match_students;
+    const char *const *match_teachers;
+    const int32_t *match_kinds;
+    const double *match_weights;
+    size_t n_matches;
 } kerf_distill_options;
 
 /* Defaults, as kerf_session_options_init_sized. */

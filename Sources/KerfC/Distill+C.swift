@@ -9,7 +9,8 @@ extension kerf_distill_options: OptionsStruct {
     static let unsizedInitSize = size(through: \.teacher_threads)
     static var defaults: kerf_distill_options {
         kerf_distill_options(struct_size: currentSize, output_loss: Int32(KERF_DISTILL_KL), temperature: 2, alpha: 0.5, labels: nil,
-                             student_values: nil, teacher_values: nil, n_values: 0, teacher_threads: 0)
+                             student_values: nil, teacher_values: nil, n_values: 0, teacher_threads: 0, match_students: nil,
+                             match_teachers: nil, match_kinds: nil, match_weights: nil, n_matches: 0)
     }
 }
 
@@ -32,9 +33,22 @@ private func distillationOptions(_ pointer: UnsafePointer<kerf_distill_options>?
     let students = try strings(c.student_values, c.n_values, "distill->student_values")
     let teachers = try strings(c.teacher_values, c.n_values, "distill->teacher_values")
     try argument(c.teacher_threads >= 0 && c.teacher_threads <= 1024, "distill->teacher_threads must be between 0 and 1024, got \(c.teacher_threads)")
+    try argument(c.n_matches < 1 << 16, "distill->n_matches \(c.n_matches) is out of range")
+    let matchStudents = try strings(c.match_students, c.n_matches, "distill->match_students")
+    let matchTeachers = try strings(c.match_teachers, c.n_matches, "distill->match_teachers")
+    let matches = try (0..<c.n_matches).map { i -> IntermediateMatch in
+        let kind: IntermediateMatch.Kind
+        switch Int(c.match_kinds?[i] ?? Int32(KERF_MATCH_MSE)) {
+        case KERF_MATCH_MSE: kind = .meanSquaredError
+        case KERF_MATCH_COSINE: kind = .cosine
+        case KERF_MATCH_ATTENTION: kind = .attention
+        default: throw KerfError.invalidArgument("distill->match_kinds[\(i)] \(c.match_kinds![i]) is not a KERF_MATCH_* value")
+        }
+        return IntermediateMatch(student: matchStudents[i], teacher: matchTeachers[i], kind: kind, weight: c.match_weights?[i] ?? 1)
+    }
     return DistillationOptions(outputs: Array(zip(students, teachers)).map { (student: $0.0, teacher: $0.1) }, outputLoss: outputLoss,
                                temperature: c.temperature, alpha: c.alpha, labels: try c.labels.map { try string($0, "distill->labels") },
-                               teacherThreads: Int(c.teacher_threads))
+                               teacherThreads: Int(c.teacher_threads), matches: matches)
 }
 
 @c @implementation
@@ -58,9 +72,9 @@ public func kerf_distill(_ student: OpaquePointer?, _ teacher: OpaquePointer?, _
         let result = try distiller.train(data: parts.data, validation: parts.validation, options: parts.loop, resumeFrom: parts.resume)
         var text = try result.json()
         if let qat {
-            text = try qat.finish(distiller.trainer.trainedModel(), into: s.model, report: text)
+            text = try qat.finish(distiller.trainedStudent(), into: s.model, report: text)
         } else {
-            s.model.graph.initializers = distiller.trainer.trainedModel().graph.initializers
+            s.model.graph.initializers = distiller.trainedStudent().graph.initializers
         }
         try storeString(text, report)
     }

@@ -201,6 +201,19 @@ public final class Model: @unchecked Sendable {
         self.opsetImports = opsetImports
     }
 
+    /// A new model of `graph` (and `opsetImports`, by default this model's) with this model's IR
+    /// version and descriptive fields: producer, domain, model version, doc string, metadata.
+    public func replacing(graph: Graph, opsetImports: [OpsetImport]? = nil) -> Model {
+        let m = Model(graph: graph, irVersion: irVersion, opsetImports: opsetImports ?? self.opsetImports)
+        m.producerName = producerName
+        m.producerVersion = producerVersion
+        m.domain = domain
+        m.modelVersion = modelVersion
+        m.docString = docString
+        m.metadataProps = metadataProps
+        return m
+    }
+
     /// The imported version of the default ONNX operator set (0 when not imported).
     public var defaultOpset: Int {
         opsetImports.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0

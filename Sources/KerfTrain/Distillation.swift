@@ -2,6 +2,33 @@ import KerfCore
 import KerfGraph
 import KerfRuntime
 
+/// One intermediate value of the student trained towards one of the teacher's (FitNets,
+/// TinyBERT, MiniLM): hidden states by MSE or cosine, attention distributions by KL.
+public struct IntermediateMatch: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        /// Mean squared error; with `projection`, of the student's value times a learned matrix.
+        case meanSquaredError = "mse"
+        /// 1 − cosine along the last axis; with `projection` as for mse.
+        case cosine
+        /// KL(teacher ‖ student) of two attention distributions: both values come out of a
+        /// Softmax over their last axis and are compared on its input (`attentionDistillation`).
+        case attention
+    }
+
+    public var student: String
+    public var teacher: String
+    public var kind: Kind
+    /// The term's weight in the loss (beside the output terms' 1, or α with labels).
+    public var weight: Double
+
+    public init(student: String, teacher: String, kind: Kind = .meanSquaredError, weight: Double = 1) {
+        self.student = student
+        self.teacher = teacher
+        self.kind = kind
+        self.weight = weight
+    }
+}
+
 /// How a student model is trained to imitate a teacher (Hinton et al.'s knowledge
 /// distillation): the teacher runs on each batch's inputs and its outputs are the student's
 /// targets.
@@ -28,10 +55,16 @@ public struct DistillationOptions: Sendable {
     public var labels: String?
     /// Threads of the teacher's session; 0: one per core.
     public var teacherThreads: Int
+    /// Intermediate values matched besides the outputs. A hidden state whose last dimension
+    /// differs from the teacher's (both known from shape inference) is compared through a
+    /// learned linear projection [student width, teacher width] (Xavier-uniform initialized,
+    /// trained with the student, and left out of the written model).
+    public var matches: [IntermediateMatch]
 
     public init(outputs: [(student: String, teacher: String)] = [], outputLoss: OutputLoss = .klDivergence, temperature: Double = 2,
-                alpha: Double = 0.5, labels: String? = nil, teacherThreads: Int = 0) {
+                alpha: Double = 0.5, labels: String? = nil, teacherThreads: Int = 0, matches: [IntermediateMatch] = []) {
         self.outputs = outputs
+        self.matches = matches
         self.outputLoss = outputLoss
         self.temperature = temperature
         self.alpha = alpha
@@ -60,6 +93,9 @@ public final class Distiller {
     public var teacherCacheLimit = 1 << 30
     /// Teacher runs so far.
     public private(set) var teacherRuns = 0
+    private let student: Model
+    /// The projection MatMuls of intermediate matches and their weights (in the trainer's model only).
+    private let projections: (nodes: Set<String>, weights: Set<String>)
 
     public init(student: Model, teacher teacherModel: Model, options: DistillationOptions,
                 parameters: ParameterSelection = ParameterSelection(), trainerOptions: TrainerOptions = TrainerOptions()) throws {
@@ -83,25 +119,68 @@ public final class Distiller {
         let named = try options.outputs.isEmpty ? Self.sharedFloatOutputs(student, teacherModel) : options.outputs
         let studentValues = student.graph.valueNames, teacherValues = teacherModel.graph.valueNames
         var pairs: [(student: String, teacher: String, feed: String)] = []
-        for pair in named {
-            guard studentValues.contains(pair.student) else { throw KerfError.invalidArgument("the student has no value '\(pair.student)'") }
-            guard teacherValues.contains(pair.teacher) else { throw KerfError.invalidArgument("the teacher has no value '\(pair.teacher)'") }
-            let logits = options.outputLoss == .klDivergence
-            let s = logits ? Self.logits(of: pair.student, in: student) : pair.student
-            let t = logits ? Self.logits(of: pair.teacher, in: teacherModel) : pair.teacher
+        func addPair(_ s: String, _ t: String) -> String {
             var feed = "teacher:" + t
             while studentValues.contains(feed) || options.labels == feed || pairs.contains(where: { $0.feed == feed }) { feed = "teacher:" + feed }
             pairs.append((s, t, feed))
+            return feed
         }
-        self.pairs = pairs
-
-        let terms = pairs.map { p -> Loss.Term in
+        func check(_ pair: (student: String, teacher: String)) throws {
+            guard studentValues.contains(pair.student) else { throw KerfError.invalidArgument("the student has no value '\(pair.student)'") }
+            guard teacherValues.contains(pair.teacher) else { throw KerfError.invalidArgument("the teacher has no value '\(pair.teacher)'") }
+        }
+        var terms: [Loss.Term] = []
+        for pair in named {
+            try check(pair)
+            let logits = options.outputLoss == .klDivergence
+            let s = logits ? Self.logits(of: pair.student, in: student) : pair.student
+            let t = logits ? Self.logits(of: pair.teacher, in: teacherModel) : pair.teacher
+            let feed = addPair(s, t)
             switch options.outputLoss {
-            case .klDivergence: return .distillation(output: p.student, teacher: p.feed, temperature: options.temperature)
-            case .meanSquaredError: return .meanSquaredError(output: p.student, target: p.feed)
-            case .cosine: return .cosineDistance(output: p.student, target: p.feed)
+            case .klDivergence: terms.append(.distillation(output: s, teacher: feed, temperature: options.temperature))
+            case .meanSquaredError: terms.append(.meanSquaredError(output: s, target: feed))
+            case .cosine: terms.append(.cosineDistance(output: s, target: feed))
             }
         }
+
+        // Intermediate matches; hidden states of other widths through projections added to a copy.
+        let working = student.graph.copy()
+        let names = NameAllocator(working)
+        var matchTerms: [(weight: Double, term: Loss.Term)] = []
+        var projectionNodes: Set<String> = [], projectionWeights: Set<String> = []
+        let studentTypes = options.matches.isEmpty ? nil : student.inferTypes(), teacherTypes = options.matches.isEmpty ? nil : teacherModel.inferTypes()
+        for (k, match) in options.matches.enumerated() {
+            try check((match.student, match.teacher))
+            guard match.weight.isFinite && match.weight >= 0 else { throw KerfError.invalidArgument("match weight \(match.weight) must be >= 0") }
+            switch match.kind {
+            case .attention:
+                guard let s = Self.softmaxInput(of: match.student, in: student, lastAxis: true),
+                      let t = Self.softmaxInput(of: match.teacher, in: teacherModel, lastAxis: true) else {
+                    throw KerfError.invalidArgument("attention matching compares the outputs of Softmax nodes over their last axis; "
+                                                    + "'\(match.student)' or '\(match.teacher)' is not one")
+                }
+                matchTerms.append((match.weight, .attentionDistillation(output: s, teacher: addPair(s, t))))
+            case .meanSquaredError, .cosine:
+                let feed = addPair(match.student, match.teacher)
+                var output = match.student
+                if let sw = studentTypes?.shape(of: match.student)?.last?.intValue, let tw = teacherTypes?.shape(of: match.teacher)?.last?.intValue,
+                   sw != tw {
+                    let weight = names.make("kerf_projection_\(k)")
+                    working.initializers.append(Initializer(name: weight, tensor: Initialization.xavierUniform.matrix(fanIn: sw, fanOut: tw, seed: UInt64(k))))
+                    output = names.make(match.student + "_projected")
+                    let node = Node(name: output, opType: "MatMul", inputs: [match.student, weight], outputs: [output])
+                    working.nodes.append(node)
+                    projectionNodes.insert(node.name)
+                    projectionWeights.insert(weight)
+                }
+                matchTerms.append((match.weight, match.kind == .cosine ? .cosineDistance(output: output, target: feed)
+                                                                         : .meanSquaredError(output: output, target: feed)))
+            }
+        }
+        self.pairs = pairs
+        projections = (projectionNodes, projectionWeights)
+        self.student = student
+
         var weighted: [(weight: Double, term: Loss.Term)] = []
         if let labels = options.labels {
             weighted.append((1 - options.alpha, .crossEntropy(output: pairs[0].student, labels: labels, fromProbabilities: false, labelSmoothing: 0)))
@@ -109,7 +188,9 @@ public final class Distiller {
         } else {
             weighted = terms.map { (1, $0) }
         }
-        trainer = try Trainer(model: student, loss: Loss(terms: weighted), parameters: parameters, options: trainerOptions)
+        weighted += matchTerms
+        trainer = try Trainer(model: projectionNodes.isEmpty ? student : student.replacing(graph: working), loss: Loss(terms: weighted),
+                              parameters: parameters, options: trainerOptions)
         var sessionOptions = SessionOptions(threads: options.teacherThreads)
         sessionOptions.keptValues = pairs.map(\.teacher)
         teacher = try Session(model: teacherModel, options: sessionOptions)
@@ -184,9 +265,26 @@ public final class Distiller {
         return shared.map { ($0.name, $0.name) }
     }
 
+    /// The trained student as a model of the student's own graph: intermediate matches'
+    /// projections left out.
+    public func trainedStudent() -> Model {
+        let trained = trainer.trainedModel()
+        guard !projections.nodes.isEmpty else { return trained }
+        let g = trained.graph
+        g.nodes.removeAll { projections.nodes.contains($0.name) }
+        g.initializers.removeAll { projections.weights.contains($0.name) }
+        return trained
+    }
+
     /// The logits behind `value`: the input of the Softmax over the class axis 1 it comes out
     /// of through Identity nodes, else `value` itself.
     static func logits(of value: String, in model: Model) -> String {
+        softmaxInput(of: value, in: model, lastAxis: false) ?? value
+    }
+
+    /// The input of the Softmax `value` comes out of (through Identity nodes), when that Softmax
+    /// normalizes over axis 1 (or, with `lastAxis`, over the last axis); else nil.
+    static func softmaxInput(of value: String, in model: Model, lastAxis: Bool) -> String? {
         let graph = model.graph
         let producers = Dictionary(graph.nodes.flatMap { n in n.outputs.map { ($0, n) } }, uniquingKeysWith: { a, _ in a })
         var current = value
@@ -195,14 +293,15 @@ public final class Distiller {
                 current = input
                 continue
             }
-            guard node.opType == "Softmax", let rank = model.inferTypes().shape(of: input)?.count else { break }
+            guard node.opType == "Softmax", let rank = model.inferTypes().shape(of: input)?.count else { return nil }
             let opset = model.defaultOpset
             var axis = 1
             if case .int(let a)? = node.attribute("axis") { axis = Int(a) } else if opset >= 13 { axis = -1 }
             if axis < 0 { axis += rank }
-            // Before opset 13 Softmax flattens the axes from `axis` on: the same as axis 1 only at rank 2.
-            return axis == 1 && (rank == 2 || opset >= 13) ? input : value
+            // Before opset 13 Softmax flattens the axes from `axis` on: the same as a single axis only at its last.
+            let wanted = lastAxis ? rank - 1 : 1
+            return axis == wanted && (axis == rank - 1 || opset >= 13) ? input : nil
         }
-        return value
+        return nil
     }
 }

@@ -42,6 +42,12 @@ public enum Initialization: String, Sendable, CaseIterable {
         return out
     }
 
+    /// A [fanIn, fanOut] float matrix drawn by this scheme (a MatMul weight), seeded.
+    func matrix(fanIn: Int, fanOut: Int, seed: UInt64) -> Tensor {
+        var random = SplitMix64(seed: seed)
+        return Tensor(shape: [fanIn, fanOut], values: (0..<fanIn * fanOut).map { _ in Float(sample(fanIn: fanIn, fanOut: fanOut, &random)) })
+    }
+
     private func sample(fanIn: Int, fanOut: Int, _ random: inout SplitMix64) -> Double {
         let fanIn = Double(max(fanIn, 1)), fanOut = Double(max(fanOut, 1))
         switch self {

@@ -265,14 +265,7 @@ public final class Trainer {
                 g.initializers[i] = initializer
             }
         }
-        let copy = Model(graph: g, irVersion: model.irVersion, opsetImports: model.opsetImports)
-        copy.producerName = model.producerName
-        copy.producerVersion = model.producerVersion
-        copy.domain = model.domain
-        copy.modelVersion = model.modelVersion
-        copy.docString = model.docString
-        copy.metadataProps = model.metadataProps
-        return copy
+        return model.replacing(graph: g)
     }
 
     /// The loss on one batch, its sample count (axis 0 of the first loss target), and for a

@@ -24,6 +24,9 @@ struct Distill: ParsableCommand {
     @Option(help: "The array of DATA holding integer class labels (default: none; the teacher alone supervises).") var labels: String?
     @Option(parsing: .upToNextOption, help: "Values to compare, as STUDENT=TEACHER names (default: the float outputs both have).")
     var values: [String] = []
+    @Option(parsing: .upToNextOption,
+            help: "Intermediate values to match, as STUDENT=TEACHER[:mse|cosine|attention][@WEIGHT] (hidden states of other widths through a learned projection; attention: Softmax outputs by KL).")
+    var match: [String] = []
     @Option(help: "Threads of the teacher's runs (0 = one per core).") var teacherThreads: Int = 0
     @OptionGroup var training: TrainingArguments
 
@@ -39,6 +42,7 @@ struct Distill: ParsableCommand {
             }
             return (parts[0], parts[1])
         }
+        let matches = try match.map(Self.parseMatch)
         let studentModel = try Model.load(path: student), teacherModel = try Model.load(path: teacher)
         let inputs = studentModel.graph.runtimeInputs
         let trainArrays = try training.arrays(data, inputs: inputs, labels: labels)
@@ -46,13 +50,32 @@ struct Distill: ParsableCommand {
         let qat = try training.quantizationAware(studentModel, data: trainArrays)
         let distiller = try Distiller(student: qat?.model ?? studentModel, teacher: teacherModel,
                                       options: DistillationOptions(outputs: pairs, outputLoss: loss, temperature: temperature, alpha: alpha,
-                                                                   labels: labels, teacherThreads: teacherThreads),
+                                                                   labels: labels, teacherThreads: teacherThreads, matches: matches),
                                       parameters: ParameterSelection(frozen: training.frozen),
                                       trainerOptions: try training.trainerOptions(samples: samples))
         let validation = try training.validation.map { TrainingData.arrays(try training.arrays($0, inputs: inputs, labels: labels)) }
         let result = try distiller.train(data: .arrays(trainArrays), validation: validation, options: training.loopOptions("distill"),
                                          resumeFrom: training.resume)
         let destination = outputFile ?? student
-        try training.finish(result, trained: distiller.trainer.trainedModel(), qat: qat, wrote: destination)
+        try training.finish(result, trained: distiller.trainedStudent(), qat: qat, wrote: destination)
+    }
+
+    /// STUDENT=TEACHER[:KIND][@WEIGHT].
+    static func parseMatch(_ entry: String) throws -> IntermediateMatch {
+        let bad = KerfError.invalidArgument("--match takes STUDENT=TEACHER[:mse|cosine|attention][@WEIGHT], got '\(entry)'")
+        var rest = Substring(entry), weight = 1.0
+        if let at = rest.lastIndex(of: "@") {
+            guard let w = Double(rest[rest.index(after: at)...]), w.isFinite, w >= 0 else { throw bad }
+            weight = w
+            rest = rest[..<at]
+        }
+        var kind = IntermediateMatch.Kind.meanSquaredError
+        if let colon = rest.lastIndex(of: ":"), let k = IntermediateMatch.Kind(rawValue: String(rest[rest.index(after: colon)...])) {
+            kind = k
+            rest = rest[..<colon]
+        }
+        let parts = rest.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw bad }
+        return IntermediateMatch(student: parts[0], teacher: parts[1], kind: kind, weight: weight)
     }
 }

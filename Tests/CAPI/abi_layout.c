@@ -228,6 +228,11 @@ int main(void) {
     FIELD(kerf_distill_options, teacher_values);
     FIELD(kerf_distill_options, n_values);
     FIELD(kerf_distill_options, teacher_threads);
+    FIELD(kerf_distill_options, match_students);
+    FIELD(kerf_distill_options, match_teachers);
+    FIELD(kerf_distill_options, match_kinds);
+    FIELD(kerf_distill_options, match_weights);
+    FIELD(kerf_distill_options, n_matches);
     END_STRUCT(kerf_distill_options);
 
     CONST(KERF_ABI_VERSION_MAJOR);
@@ -295,6 +300,9 @@ int main(void) {
     CONST(KERF_DISTILL_KL);
     CONST(KERF_DISTILL_MSE);
     CONST(KERF_DISTILL_COSINE);
+    CONST(KERF_MATCH_MSE);
+    CONST(KERF_MATCH_COSINE);
+    CONST(KERF_MATCH_ATTENTION);
     CONST(KERF_REDUCTION_MEAN);
     CONST(KERF_REDUCTION_SUM);
     CONST(KERF_OPTIMIZER_SGD);

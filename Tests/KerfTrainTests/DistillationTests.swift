@@ -92,6 +92,19 @@ final class DistillationTests: XCTestCase {
         }
     }
 
+    func testAttentionDistillationIsKLOverTheLastAxisAveragedOverRows() throws {
+        // [batch 2, heads 2, queries 3, keys 4]: KL over the keys, mean over the 12 rows.
+        try checkTerm({ .attentionDistillation(output: "y", teacher: $0) }, shape: [2, 2, 3, 4]) { s, t in
+            var total = 0.0
+            for row in 0..<12 {
+                let sr = Array(s[row * 4..<row * 4 + 4]), tr = Array(t[row * 4..<row * 4 + 4])
+                let sNorm = log(sr.map(exp).reduce(0, +)), tNorm = log(tr.map(exp).reduce(0, +))
+                for k in 0..<4 { total += exp(tr[k] - tNorm) * ((tr[k] - tNorm) - (sr[k] - sNorm)) }
+            }
+            return total / 12
+        }
+    }
+
     func testNonPositiveTemperatureIsRefused() {
         let model = identityModel(Tensor(shape: [2, 3], values: [Float](repeating: 1, count: 6)))
         for temperature in [0.0, -1, .infinity, .nan] {
@@ -239,6 +252,49 @@ final class DistillationTests: XCTestCase {
                                          options: TrainingLoopOptions(epochs: 1, batchSize: 32))
         // Labels cycling 0, 1, 2 are unrelated to the inputs: the accuracy is against them, about 1/3.
         XCTAssertLessThan(try XCTUnwrap(report.epochs[0].validationAccuracy), 0.6)
+    }
+
+    /// x[batch, 6] → MatMul(w1 [6, width]) → Relu → h → MatMul(w2 [width, 3]) → logits → Softmax → probs.
+    private func hiddenModel(width: Int, seed: UInt64) -> Model {
+        let rng = SeededGenerator(seed: seed)
+        let nodes = [
+            Node(name: "fc1", opType: "MatMul", inputs: ["x", "w1"], outputs: ["z"]),
+            Node(name: "relu", opType: "Relu", inputs: ["z"], outputs: ["h"]),
+            Node(name: "fc2", opType: "MatMul", inputs: ["h", "w2"], outputs: ["logits"]),
+            Node(name: "softmax", opType: "Softmax", inputs: ["logits"], outputs: ["probs"], attributes: [Attribute(name: "axis", value: .int(-1))]),
+        ]
+        let graph = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", type: .tensor(dtype: .float, shape: [.symbol("N"), .value(6)]))],
+                          outputs: [ValueInfo(name: "probs", type: .tensor(dtype: .float, shape: [.symbol("N"), .value(3)]))],
+                          initializers: [Initializer(name: "w1", tensor: Tensor(shape: [6, width], values: rng.floats(6 * width, in: -1...1))),
+                                         Initializer(name: "w2", tensor: Tensor(shape: [width, 3], values: rng.floats(width * 3, in: -1...1)))])
+        return Model(graph: graph, opsetImports: [OpsetImport(domain: "", version: 17)])
+    }
+
+    func testHiddenStatesOfOtherWidthsMatchThroughAProjectionLeftOutOfTheStudent() throws {
+        let teacher = hiddenModel(width: 12, seed: 1), student = hiddenModel(width: 8, seed: 2)
+        let options = DistillationOptions(matches: [IntermediateMatch(student: "h", teacher: "h", kind: .meanSquaredError, weight: 0.5),
+                                                    IntermediateMatch(student: "probs", teacher: "probs", kind: .attention)])
+        let distiller = try Distiller(student: student, teacher: teacher, options: options,
+                                      trainerOptions: TrainerOptions(optimizer: .adam(Adam(lr: 0.02)), threads: 1))
+        XCTAssertEqual(distiller.pairs.map(\.teacher), ["logits", "h", "logits"], "outputs, then the matched values")
+        let x = inputs(128, seed: 3)
+        let before = try evaluate(distiller.trainer, on: .completed(.arrays(["x": x]), distiller.complete), batchSize: 64)
+        let report = try distiller.train(data: .arrays(["x": x]), options: TrainingLoopOptions(epochs: 10, batchSize: 32))
+        XCTAssertEqual(Set(report.parameters), ["w1", "w2", "kerf_projection_0"], "the projection trains with the student")
+        XCTAssertLessThan(try XCTUnwrap(report.epochs.last).loss, before.loss * 0.7)
+        let trained = distiller.trainedStudent()
+        XCTAssertEqual(trained.graph.nodes.map(\.name), student.graph.nodes.map(\.name))
+        XCTAssertEqual(trained.graph.initializers.map(\.name), ["w1", "w2"])
+        XCTAssertNotEqual(trained.graph.initializer(named: "w1")?.tensor.array(of: Float.self), student.graph.initializer(named: "w1")?.tensor.array(of: Float.self))
+        // Attention matching needs Softmax outputs over the last axis.
+        XCTAssertThrowsError(try Distiller(student: student, teacher: teacher, options: DistillationOptions(
+            matches: [IntermediateMatch(student: "h", teacher: "h", kind: .attention)]))) {
+            XCTAssertTrue("\($0)".contains("Softmax"), "\($0)")
+        }
+        XCTAssertThrowsError(try Distiller(student: student, teacher: teacher, options: DistillationOptions(
+            matches: [IntermediateMatch(student: "h", teacher: "nope")]))) {
+            XCTAssertTrue("\($0)".contains("'nope'"), "\($0)")
+        }
     }
 
     func testMismatchedModelsAndOptionsAreRefused() throws {

@@ -124,14 +124,7 @@ public struct QuantizationAwareModel {
         }
         g.nodes = ordered
 
-        let prepared = Model(graph: g, irVersion: model.irVersion, opsetImports: model.opsetImports + [OpsetImport(domain: Self.domain, version: 1)])
-        prepared.producerName = model.producerName
-        prepared.producerVersion = model.producerVersion
-        prepared.domain = model.domain
-        prepared.modelVersion = model.modelVersion
-        prepared.docString = model.docString
-        prepared.metadataProps = model.metadataProps
-        self.model = prepared
+        self.model = model.replacing(graph: g, opsetImports: model.opsetImports + [OpsetImport(domain: Self.domain, version: 1)])
     }
 
     /// Turns `trained` (this `model` or a trained copy of it: the same graph, other initializer

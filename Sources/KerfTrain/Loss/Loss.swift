@@ -28,12 +28,17 @@ public struct Loss: Sendable {
         /// (torch.nn.functional.cosine_similarity; each norm is sqrt(Σx² + 1e-16), torch's max(‖x‖, 1e-8)
         /// wherever the norm is not tiny).
         case cosineDistance(output: String, target: String)
+        /// Attention-distribution matching (MiniLM): KL(softmax(teacher) ‖ softmax(output)) over
+        /// the last axis of two logits tensors of one shape (attention scores [batch, heads,
+        /// queries, keys] before their Softmax), averaged over every other position.
+        case attentionDistillation(output: String, teacher: String)
 
         /// The model output the term reads.
         public var output: String {
             switch self {
             case .crossEntropy(let o, _, _, _), .meanSquaredError(let o, _), .l1(let o, _), .huber(let o, _, _),
-                 .binaryCrossEntropyWithLogits(let o, _), .distillation(let o, _, _), .cosineDistance(let o, _): return o
+                 .binaryCrossEntropyWithLogits(let o, _), .distillation(let o, _, _), .cosineDistance(let o, _),
+                 .attentionDistillation(let o, _): return o
             }
         }
 
@@ -41,7 +46,8 @@ public struct Loss: Sendable {
         public var target: String {
             switch self {
             case .crossEntropy(_, let t, _, _), .meanSquaredError(_, let t), .l1(_, let t), .huber(_, let t, _),
-                 .binaryCrossEntropyWithLogits(_, let t), .distillation(_, let t, _), .cosineDistance(_, let t): return t
+                 .binaryCrossEntropyWithLogits(_, let t), .distillation(_, let t, _), .cosineDistance(_, let t),
+                 .attentionDistillation(_, let t): return t
             }
         }
 

@@ -37,7 +37,9 @@ enum LossNodes {
             let small = e.emit1("Less", [a, e.scalar(delta, dtype)], hint: "huber_small")
             return reduce(e.emit1("Where", [small, quadratic, linear], hint: "huber"))
         case .distillation(let output, let teacher, let temperature):
-            return reduce(try distillationPerSample(output: output, teacher: teacher, temperature: temperature, e))
+            return reduce(try distillationPerSample(output: output, teacher: teacher, temperature: temperature, axis: 1, e))
+        case .attentionDistillation(let output, let teacher):
+            return reduce(try distillationPerSample(output: output, teacher: teacher, temperature: 1, axis: -1, e))
         case .cosineDistance(let output, let target):
             let dtype = e.dtype(of: output)
             let axis = [-1]
@@ -60,8 +62,9 @@ enum LossNodes {
     }
 
     /// T²·Σ_c p_c·(log p_c − log q_c) per sample, p = softmax(teacher/T), q = softmax(output/T)
-    /// over the class axis 1 (summed away). The teacher feeds no gradient.
-    private static func distillationPerSample(output: String, teacher: String, temperature: Double, _ e: NodeEmitter) throws -> String {
+    /// over `axis` (the class axis 1, or the last; summed away). The teacher feeds no gradient.
+    private static func distillationPerSample(output: String, teacher: String, temperature: Double, axis classAxis: Int,
+                                              _ e: NodeEmitter) throws -> String {
         let dtype = e.dtype(of: output)
         if let rank = e.rank(of: output), rank < 2 {
             throw KerfError.invalidArgument("distillation needs outputs of rank >= 2 with classes on axis 1; '\(output)' has rank \(rank)")
@@ -69,13 +72,13 @@ enum LossNodes {
         if e.opset < 13, let rank = e.rank(of: output), rank > 2 {
             throw KerfError.unsupported("distillation of outputs of rank \(rank) needs opset 13 or later")
         }
-        let axis = [Attribute(name: "axis", value: .int(1))]
+        let axis = [Attribute(name: "axis", value: .int(Int64(classAxis)))]
         let inverseT = e.scalar(1 / temperature, dtype)
         let logQ = e.emit1("LogSoftmax", [temperature == 1 ? output : e.mul(output, inverseT, hint: "kd_s_t")], axis, hint: "kd_logq")
         let logP = e.emit1("LogSoftmax", [temperature == 1 ? teacher : e.mul(teacher, inverseT, hint: "kd_t_t")], axis, hint: "kd_logp")
         let p = e.emit1("Exp", [logP], hint: "kd_p")
         let terms = e.mul(p, e.emit1("Sub", [logP, logQ], hint: "kd_logratio"), hint: "kd_terms")
-        let kl = e.reduceSum(terms, axes: [1], keepDims: false, hint: "kd_kl")
+        let kl = e.reduceSum(terms, axes: [classAxis], keepDims: false, hint: "kd_kl")
         return temperature == 1 ? kl : e.mul(kl, e.scalar(temperature * temperature, dtype), hint: "kd_scaled")
     }
 

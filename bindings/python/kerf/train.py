@@ -20,7 +20,7 @@ from . import _tensor
 from ._bindings import (BatchCallback, DistillOptions, ModelP, TensorP, TrainerP, TrainOptions, TrainProgressCallback, check,
                         lib, new_options, take_string)
 from ._handle import Handle
-from .compress_common import ProgressBar, QuantizeReport, TrainReport, c_strings, rewrite_model
+from .compress_common import ProgressBar, QuantizeReport, TrainReport, c_strings, choice, rewrite_model
 from .errors import KerfError, Status
 from .loss import _REDUCTIONS, Loss
 from .model import Model, _path_bytes, load
@@ -445,6 +445,7 @@ def _run_loop(src, dst, options, keep, call, *, data, validation, epochs, batch_
 
 
 _OUTPUT_LOSSES = {"kl": 0, "mse": 1, "cosine": 2}  # KERF_DISTILL_*
+_MATCH_KINDS = {"mse": 0, "cosine": 1, "attention": 2}  # KERF_MATCH_*
 
 
 def distill(teacher, student, dst=None, *, data=None, validation=None, labels=None, outputs=None, output_loss="kl",
@@ -452,7 +453,7 @@ def distill(teacher, student, dst=None, *, data=None, validation=None, labels=No
             shuffle=True, seed=0, patience=None, restore_best=True, progress=None, checkpoint=None, checkpoint_every=0,
             resume_from=None, trainable=None, frozen=None, no_decay=None, max_grad_norm=None, accumulation_steps=1,
             threads=None, teacher_threads=None, optimize=True, train_mode=True, keep_sparsity=True, gradual_prune=None,
-            qat=False, calibration=None, qat_momentum=0.99):
+            qat=False, calibration=None, qat_momentum=0.99, matches=()):
     """Trains `student` to imitate `teacher` (knowledge distillation) and returns a TrainReport.
 
     teacher: a path or a kerf.Model, run on every batch (unchanged). student: a path or a
@@ -468,6 +469,11 @@ def distill(teacher, student, dst=None, *, data=None, validation=None, labels=No
     labels: the name of the data array of integer class labels; the loss is then
         alpha · distillation + (1 − alpha) · cross-entropy (Hinton's form; T = 2, alpha = 0.5
         are Hugging Face's defaults).
+    matches: intermediate values trained towards the teacher's besides the outputs, entries
+        (student value, teacher value[, kind[, weight]]) with kind "mse" (default), "cosine" (hidden
+        states; through a learned linear projection, left out of the written file, when their
+        last dimensions differ) or "attention" (Softmax outputs over the last axis, attention
+        distributions, by KL on their inputs).
     keep_sparsity: a pruned student keeps exactly its zeros. gradual_prune: prune the student while
     it learns (see Trainer). qat: distill with quantization-aware training and write the student
     as int8 (see train: prune, QAT and distillation in one run). Other arguments are train's."""
@@ -490,6 +496,7 @@ def distill(teacher, student, dst=None, *, data=None, validation=None, labels=No
     teachers, _ = c_strings([t for _, t in pairs], "outputs")
     keep.extend([students, teachers])
     settings.student_values, settings.teacher_values, settings.n_values = students, teachers, count
+    _fill_matches(settings, keep, matches)
     source = teacher if isinstance(teacher, Model) else load(teacher)
     try:
         call = _with_qat(options, keep, qat, calibration, qat_momentum, batch_size,
@@ -541,6 +548,28 @@ def _with_qat(options, keep, qat, calibration, momentum, batch_size, call):
         return status
 
     return with_data
+
+
+def _fill_matches(settings, keep, matches):
+    """Points `settings` (DistillOptions) at the arrays of distill's `matches`."""
+    entries = []
+    for entry in matches or ():
+        if not isinstance(entry, (tuple, list)) or not 2 <= len(entry) <= 4:
+            raise KerfError(Status.INVALID_ARGUMENT, f"matches entries are (student, teacher[, kind[, weight]]), got {entry!r}")
+        kind = choice(entry[2] if len(entry) > 2 else "mse", _MATCH_KINDS, "match kind")
+        try:
+            weight = float(entry[3]) if len(entry) > 3 else 1.0
+        except (TypeError, ValueError):
+            raise KerfError(Status.INVALID_ARGUMENT, f"match weight must be a number, got {entry[3]!r}") from None
+        entries.append((str(entry[0]), str(entry[1]), kind, weight))
+    students, count = c_strings([e[0] for e in entries], "matches")
+    teachers, _ = c_strings([e[1] for e in entries], "matches")
+    kinds = (ctypes.c_int32 * max(count, 1))(*[e[2] for e in entries])
+    weights = (ctypes.c_double * max(count, 1))(*[e[3] for e in entries])
+    keep.extend([students, teachers, kinds, weights])
+    settings.match_students, settings.match_teachers, settings.n_matches = students, teachers, count
+    settings.match_kinds = ctypes.cast(kinds, type(settings.match_kinds))
+    settings.match_weights = ctypes.cast(weights, type(settings.match_weights))
 
 
 def _pairs(outputs):
