@@ -557,6 +557,39 @@ void kerf_quantize_options_init(kerf_quantize_options *options); /* the ABI 1.7 
 kerf_status kerf_quantize(kerf_model *model, const kerf_quantize_options *options, char **report);
 
 /* ------------------------------------------------------------------------ */
+/* Students from a teacher (since ABI 1.11)                                 */
+/* ------------------------------------------------------------------------ */
+enum {
+    KERF_DROP_NONE = 0,        /* keep every layer */
+    KERF_DROP_EVERY_OTHER = 1, /* remove layers 1, 3, 5, ... (DistilBERT's student: every other layer kept) */
+    KERF_DROP_INDICES = 2      /* remove the layers drop_indices names */
+};
+
+typedef struct kerf_student_options {
+    size_t struct_size;          /* sizeof(kerf_student_options) */
+    int32_t drop;                /* KERF_DROP_*; EVERY_OTHER */
+    const int64_t *drop_indices; /* KERF_DROP_INDICES: the layers' indices as the exporter numbered them */
+    size_t n_drop_indices;
+    double narrow;               /* in (0, 1): also remove this fraction of every channel group (feed-forward
+                                    channels, attention heads, Conv channels) by channel pruning; 0 = off */
+} kerf_student_options;
+
+/* Defaults, as kerf_session_options_init_sized. */
+kerf_status kerf_student_options_init_sized(kerf_student_options *options, size_t struct_size);
+#define kerf_student_options_init(options) \
+    ((void)kerf_student_options_init_sized((options), sizeof *(options)))
+
+/* Makes `model` (a copy of the teacher: load the file twice) a smaller student in place,
+ * initialized from the teacher's own weights, for kerf_distill to train. Repeated layers are
+ * found by the exporter's names (layers.N, layer.N, h.N, blocks.N, in node or weight names);
+ * each must be one block on the residual stream. A removed layer's readers read its input
+ * instead. On failure the model is unchanged (KERF_UNSUPPORTED names what blocks a layer).
+ * `report` (may be NULL): {"layers": [{"index", "nodes", "parameters", "dropped"}],
+ * "narrowed": kerf_prune's report or absent, "parameters_before", "parameters_after",
+ * "bytes_before", "bytes_after"}. */
+kerf_status kerf_student(kerf_model *model, const kerf_student_options *options, char **report);
+
+/* ------------------------------------------------------------------------ */
 /* Training (since ABI 1.9)                                                 */
 /* ------------------------------------------------------------------------ */
 /*

@@ -106,6 +106,12 @@ public struct Node: @unchecked Sendable {
     /// "node 'name' (OpType)" for messages.
     public var label: String { name.isEmpty ? "node of type \(opType)" : "node '\(name)' (\(opType))" }
 
+    /// The value of the node's metadata_props entry `key` as the file held it (the torch dynamo
+    /// exporter's "namespace", the module path of the node), or nil.
+    public func metadata(_ key: String) -> String? {
+        proto?.metadataProps.first { $0.key == key }?.value
+    }
+
     /// True for the default ONNX operator domain.
     public var isDefaultDomain: Bool { domain.isEmpty || domain == "ai.onnx" }
 }

@@ -9,7 +9,7 @@ struct KerfCommand: ParsableCommand {
         commandName: "kerf",
         abstract: "Run and compress ONNX models on the CPU.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Run.self, Bench.self, Prune.self, Sensitivity.self, Quantize.self, Train.self, Distill.self])
+        subcommands: [Inspect.self, Run.self, Bench.self, Prune.self, Sensitivity.self, Quantize.self, Student.self, Train.self, Distill.self])
 }
 
 // Kerf's own errors are one readable line and exit status 1; usage errors go through

@@ -235,6 +235,13 @@ int main(void) {
     FIELD(kerf_distill_options, n_matches);
     END_STRUCT(kerf_distill_options);
 
+    FIELD(kerf_student_options, struct_size);
+    FIELD(kerf_student_options, drop);
+    FIELD(kerf_student_options, drop_indices);
+    FIELD(kerf_student_options, n_drop_indices);
+    FIELD(kerf_student_options, narrow);
+    END_STRUCT(kerf_student_options);
+
     CONST(KERF_ABI_VERSION_MAJOR);
     CONST(KERF_ABI_VERSION_MINOR);
     CONST(KERF_ABI_VERSION);
@@ -301,6 +308,9 @@ int main(void) {
     CONST(KERF_DISTILL_MSE);
     CONST(KERF_DISTILL_COSINE);
     CONST(KERF_MATCH_MSE);
+    CONST(KERF_DROP_NONE);
+    CONST(KERF_DROP_EVERY_OTHER);
+    CONST(KERF_DROP_INDICES);
     CONST(KERF_MATCH_COSINE);
     CONST(KERF_MATCH_ATTENTION);
     CONST(KERF_REDUCTION_MEAN);

@@ -23,9 +23,9 @@ public struct ModelLayer: Sendable, Equatable {
 private let layerModuleNames: Set<String> = ["layer", "layers", "h", "block", "blocks", "blk"]
 
 /// The layer index a node or initializer name carries: N after the first `layer`/`layers`/`h`/
-/// `blocks` component (components split at '/', '.' and ':').
+/// `blocks` component (components split at '/', '.', ':' and spaces).
 func layerIndex(in name: String) -> Int? {
-    let parts = name.split(whereSeparator: { $0 == "/" || $0 == "." || $0 == ":" })
+    let parts = name.split(whereSeparator: { $0 == "/" || $0 == "." || $0 == ":" || $0 == " " })
     for (i, part) in parts.enumerated().dropLast() where layerModuleNames.contains(String(part)) {
         if let n = Int(parts[i + 1]), n >= 0 { return n }
     }
@@ -34,7 +34,8 @@ func layerIndex(in name: String) -> Int? {
 
 extension Graph {
     /// The repeated layers of an exported model, by index. A node belongs to layer N when its
-    /// name says so, else when the initializers it reads do, else when every layer node it reads
+    /// name says so (or its "namespace" metadata, the module path the dynamo exporter records),
+    /// else when the initializers it reads do, else when every layer node it reads
     /// from or feeds is in layer N (shape arithmetic and constants inside a layer). Throws
     /// `unsupported` when the names number no layers or a layer is not one block on a stream: more
     /// than one of its values read outside it, or no stream value to tell.
@@ -42,7 +43,7 @@ extension Graph {
         var label = [Int?](repeating: nil, count: nodes.count)
         let initializerLayer = Dictionary(initializers.compactMap { i in layerIndex(in: i.name).map { (i.name, $0) } }, uniquingKeysWith: { a, _ in a })
         for (i, n) in nodes.enumerated() {
-            if let k = layerIndex(in: n.name) {
+            if let k = layerIndex(in: n.name) ?? n.metadata("namespace").flatMap(layerIndex(in:)) {
                 label[i] = k
             } else {
                 let ks = Set(n.inputs.compactMap { initializerLayer[$0] })

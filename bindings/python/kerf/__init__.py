@@ -19,6 +19,7 @@ Kerf's own API:
                         loss=kerf.loss.CrossEntropy(output="logits", labels="y"),
                         optimizer=kerf.optim.AdamW(lr=1e-3), epochs=10)
     report.plot("training.svg")   # the reports of sensitivity, quantize and train draw themselves
+    kerf.student("bert.onnx", "student.onnx", drop_layers="every-other")   # then kerf.distill it
 
 Every failure raises kerf.KerfError, whose .status is a kerf.Status.
 The library is found through $KERF_LIBRARY, else kerf/libKerf.so.
@@ -30,6 +31,7 @@ from .errors import KerfError, Status
 from .model import Metadata, Model, ValueInfo, load, load_bytes
 from .prune import prune, sensitivity
 from .quantize import quantize
+from .student import student
 from .compress_common import QuantizeReport, Report, SensitivityReport, TrainReport
 from .session import Session
 from . import loss, optim, plots

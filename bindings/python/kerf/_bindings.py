@@ -31,7 +31,7 @@ ABI_MINOR = 11  # the oldest minor with everything declared below (kerf_tensor_i
                # kerf_set_memory_limit, kerf_memory_limit, memory_limit: 1.7;
                # kerf_*_options_init_sized, kerf_prune_options.progress: 1.8; training: 1.9;
                # kerf_value_info.dim_names, kerf_model_get_metadata, keep_sparsity, gradual_*, kerf_distill: 1.10;
-               # kerf_train_options.qat, qat_range_momentum, kerf_distill_options.match_*: 1.11)
+               # kerf_train_options.qat, qat_range_momentum, kerf_distill_options.match_*, kerf_student: 1.11)
 # The structs below mirror include/kerf.h field by field; tests/test_abi_layout.py compares
 # them (and the constants of errors.py, dtypes.py, prune.py and quantize.py) with what a C
 # compiler makes of the header.
@@ -305,6 +305,16 @@ class TrainOptions(Structure):
     ]
 
 
+class StudentOptions(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("drop", c_int32),
+        ("drop_indices", POINTER(c_int64)),
+        ("n_drop_indices", c_size_t),
+        ("narrow", c_double),
+    ]
+
+
 class DistillOptions(Structure):
     _fields_ = [
         ("struct_size", c_size_t),
@@ -395,6 +405,8 @@ _declare("kerf_sensitivity", c_int32, ModelP, POINTER(c_char_p), POINTER(TensorP
          POINTER(SensitivityOptions), POINTER(c_void_p))
 _declare("kerf_quantize_options_init_sized", c_int32, POINTER(QuantizeOptions), c_size_t)
 _declare("kerf_quantize", c_int32, ModelP, POINTER(QuantizeOptions), POINTER(c_void_p))
+_declare("kerf_student_options_init_sized", c_int32, POINTER(StudentOptions), c_size_t)
+_declare("kerf_student", c_int32, ModelP, POINTER(StudentOptions), POINTER(c_void_p))
 
 # Training
 _declare("kerf_train_options_init_sized", c_int32, POINTER(TrainOptions), c_size_t)
@@ -417,11 +429,11 @@ _declare("kerf_distill", c_int32, ModelP, ModelP, POINTER(TrainOptions), POINTER
 
 def new_options(structure):
     """An options struct (SessionOptions, PruneOptions, SensitivityOptions, QuantizeOptions,
-    TrainOptions or DistillOptions) holding the library's defaults, its struct_size that of the ctypes declaration."""
+    StudentOptions, TrainOptions or DistillOptions) holding the library's defaults, its struct_size that of the ctypes declaration."""
     init = {SessionOptions: lib.kerf_session_options_init_sized, PruneOptions: lib.kerf_prune_options_init_sized,
             SensitivityOptions: lib.kerf_sensitivity_options_init_sized,
             QuantizeOptions: lib.kerf_quantize_options_init_sized, TrainOptions: lib.kerf_train_options_init_sized,
-            DistillOptions: lib.kerf_distill_options_init_sized}[structure]
+            DistillOptions: lib.kerf_distill_options_init_sized, StudentOptions: lib.kerf_student_options_init_sized}[structure]
     options = structure()
     check(init(ctypes.byref(options), ctypes.sizeof(options)))
     return options

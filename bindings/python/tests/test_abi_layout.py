@@ -26,6 +26,7 @@ quantize = importlib.import_module("kerf.quantize")
 loss = importlib.import_module("kerf.loss")
 optim = importlib.import_module("kerf.optim")
 train = importlib.import_module("kerf.train")
+student = importlib.import_module("kerf.student")
 
 MIRRORS = {
     "kerf_value_info": _bindings.ValueInfo,
@@ -38,6 +39,7 @@ MIRRORS = {
     "kerf_loss_term": _bindings.LossTerm,
     "kerf_train_options": _bindings.TrainOptions,
     "kerf_distill_options": _bindings.DistillOptions,
+    "kerf_student_options": _bindings.StudentOptions,
 }
 
 
@@ -66,6 +68,7 @@ def python_constant(name):
         "KERF_CALIBRATE_MINMAX": quantize._METHODS["minmax"], "KERF_CALIBRATE_PERCENTILE": quantize._METHODS["percentile"],
         "KERF_CALIBRATE_ENTROPY": quantize._METHODS["entropy"],
         "KERF_ACTIVATION_UINT8": quantize._ACTIVATIONS["uint8"], "KERF_ACTIVATION_INT8": quantize._ACTIVATIONS["int8"],
+        "KERF_DROP_NONE": student._DROP[None], "KERF_DROP_EVERY_OTHER": student._DROP["every-other"], "KERF_DROP_INDICES": 2,
     }
     if name in fixed:
         return fixed[name]
