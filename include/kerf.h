@@ -509,7 +509,10 @@ typedef struct kerf_quantize_options {
     double percentile;           /* for KERF_CALIBRATE_PERCENTILE, in (0, 100]; 99.99 */
     int32_t activation_type;     /* KERF_ACTIVATION_* (static mode); UINT8 (U8S8, fastest on x86) */
     int32_t per_channel;         /* 1 = one weight scale per output channel (default), 0 = per tensor */
-    int32_t quantize_embeddings; /* 1 = constant Gather tables to int8 too; 0 */
+    int32_t quantize_embeddings; /* constant Gather tables (embeddings) as int8, one scale per table: 1 = always,
+                                    0 = never, -1 = where a table is read by Gathers only and its int8
+                                    form's SQNR is at least 30 dB (the report's "float" says why others
+                                    stay float); -1 (since ABI 1.11; 0 before) */
     int32_t threads;             /* intra-op threads of calibration runs; 0 = one per core */
     const char *const *op_types; /* op types to quantize; NULL = Conv, MatMul, Gemm */
     size_t n_op_types;

@@ -20,6 +20,7 @@ extension kerf_quantize_options: OptionsStruct {
         o.percentile = 99.99
         o.activation_type = Int32(KERF_ACTIVATION_UINT8)
         o.per_channel = QuantizeOptions().perChannel ? 1 : 0
+        o.quantize_embeddings = -1
         o.auto_tolerance = -1
         o.smooth_quant_alpha = -1
         return o
@@ -55,7 +56,7 @@ func quantizeOptions(_ pointer: UnsafePointer<kerf_quantize_options>?) throws ->
     default: throw KerfError.invalidArgument("options->activation_type \(c.activation_type) is not a KERF_ACTIVATION_* type")
     }
     o.perChannel = c.per_channel != 0
-    o.quantizeEmbeddings = c.quantize_embeddings != 0
+    o.quantizeEmbeddings = c.quantize_embeddings < 0 ? nil : c.quantize_embeddings != 0
     try argument(c.threads >= 0 && c.threads <= 1024, "options->threads must be between 0 and 1024, got \(c.threads)")
     o.session.threads = Int(c.threads)
     let ops = try strings(c.op_types, c.n_op_types, "options->op_types")

@@ -26,7 +26,8 @@ struct Quantize: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Weight names, node names or op types to keep in float.") var exclude: [String] = []
     @Option(help: "Keep the worst-SQNR nodes in float until the outputs' relative error is at most this.") var autoTolerance: Double?
     @Option(help: "Apply SmoothQuant with this alpha in [0, 1] first (transformers).") var smoothQuant: Double?
-    @Flag(help: "Also store constant Gather tables (embeddings) as int8.") var embeddings = false
+    @Flag(inversion: .prefixedNo, help: "Store constant Gather tables (embeddings) as int8 always / never (default: where a table's int8 SQNR is at least 30 dB).")
+    var embeddings: Bool?
     @Option(help: "Samples per calibration batch when the model's batch is not fixed.") var batchSize: Int = 32
     @Option(help: "Intra-op threads of calibration runs (0 = one per core).") var threads: Int = 0
     @Option(help: "Also write the report as JSON to this file.") var report: String?

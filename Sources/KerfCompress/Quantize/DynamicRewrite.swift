@@ -1,4 +1,7 @@
 import KerfCore
+#if canImport(Glibc)
+import Glibc
+#endif
 import KerfGraph
 
 /// Rewrites each MatMul/Gemm target of `g` into ONNX Runtime's dynamic int8 form:
@@ -77,30 +80,95 @@ func transpose2D(_ t: Tensor) -> Tensor {
     return Tensor(shape: [cols, rows], values: out)
 }
 
-/// Rewrites constant float Gather tables (embeddings) of `g` to int8: Gather(Tq) ->
-/// DequantizeLinear(scale, 0), one symmetric scale per table. Returns the tables rewritten.
-func quantizeEmbeddings(_ g: Graph, options: QuantizeOptions) throws -> [(node: Node, scale: Float)] {
-    let names = NameAllocator(g)
+/// A constant Gather table `quantizeEmbeddings` turns into int8: the Gather's index, the
+/// table's name, and its int8 form.
+struct EmbeddingTable {
+    var index: Int
+    var name: String
+    var quantized: QuantizedWeight
+}
+
+/// The constant float Gather tables of `g` that `options.quantizeEmbeddings` selects, and the
+/// tables the default (nil) leaves in float, with why.
+func embeddingTables(_ g: Graph, options: QuantizeOptions) throws -> (tables: [EmbeddingTable], float: [QuantizeReport.FloatNode]) {
+    guard options.quantizeEmbeddings != false else { return ([], []) }
     let fed = Set(g.inputs.map(\.name))
     let constants = Dictionary(g.initializers.filter { !fed.contains($0.name) }.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
-    var done: [(Node, Float)] = []
-    var replacement: [Int: [Node]] = [:]
+    var readers: [String: [Node]] = [:]
+    for n in g.nodes { for x in Set(n.inputs) { readers[x, default: []].append(n) } }
+    for o in g.outputs { readers[o.name, default: []].append(Node(name: "graph output", opType: "output", inputs: [], outputs: [])) }
+    var tables: [EmbeddingTable] = [], float: [QuantizeReport.FloatNode] = []
+    var quantized: [String: QuantizedWeight] = [:]
     for (i, n) in g.nodes.enumerated() where n.isDefaultDomain && n.opType == "Gather" && n.inputs.count == 2 {
-        guard let table = constants[n.inputs[0]], table.dtype == .float, table.rank >= 2,
-              !options.exclude.excludes(weight: n.inputs[0], node: n),
+        let name = n.inputs[0]
+        guard let table = constants[name], table.dtype == .float, table.rank >= 2,
+              !options.exclude.excludes(weight: name, node: n),
               table.withElements(as: Float.self, { $0.allSatisfy(\.isFinite) }) else { continue }
+        if let q = quantized[name] {
+            tables.append(EmbeddingTable(index: i, name: name, quantized: q))
+            continue
+        }
         let q = try quantizeWeight(table, axis: nil)
-        // Gather the int8 rows, then dequantize them: DequantizeLinear(Gather(Tq), scale, 0).
-        var dequantize = g.dequantizedConstant(n.inputs[0], values: q.values, scales: q.scales, axis: 0, names: names)
+        if options.quantizeEmbeddings == nil {
+            if let other = readers[name]?.first(where: { !($0.isDefaultDomain && $0.opType == "Gather") }) {
+                if !float.contains(where: { $0.name == name }) {
+                    float.append(.init(name: name, reason: "embedding table also read by \(other.label): kept float (pass quantize embeddings to force)"))
+                }
+                continue
+            }
+            let sqnr = tableSQNR(table, q)
+            guard sqnr >= options.embeddingMinimumSQNR else {
+                float.append(.init(name: name, reason: "embedding table: int8 SQNR \((sqnr * 10).rounded() / 10) dB < \(options.embeddingMinimumSQNR) dB"))
+                continue
+            }
+        }
+        quantized[name] = q
+        tables.append(EmbeddingTable(index: i, name: name, quantized: q))
+    }
+    return (tables, float)
+}
+
+/// 10·log10(Σw² / Σ(w − scale·q)²) of a per-tensor int8 table (200 for an exact one).
+private func tableSQNR(_ table: Tensor, _ q: QuantizedWeight) -> Double {
+    let scale = Double(q.scales[0])
+    var signal = 0.0, noise = 0.0
+    table.withElements(as: Float.self) { w in
+        q.values.withElements(as: Int8.self) { v in
+            for i in 0..<w.count {
+                let x = Double(w[i]), d = x - scale * Double(v[i])
+                signal += x * x
+                noise += d * d
+            }
+        }
+    }
+    return noise == 0 ? 200 : 10 * log10(max(signal, .leastNonzeroMagnitude) / noise)
+}
+
+/// Stores the Gather tables `embeddingTables` selects as int8: each lookup gathers int8 rows and
+/// dequantizes them (DequantizeLinear(Gather(Tq), scale, 0)). Returns the tables quantized and
+/// those kept in float, with why.
+func quantizeEmbeddings(_ g: Graph, options: QuantizeOptions) throws -> (quantized: [String], float: [QuantizeReport.FloatNode]) {
+    let names = NameAllocator(g)
+    let (tables, float) = try embeddingTables(g, options: options)
+    var replacement: [Int: [Node]] = [:]
+    var stored: [String: String] = [:]  // table -> its int8 initializer
+    for t in tables {
+        let n = g.nodes[t.index]
+        var dequantize = g.dequantizedConstant(t.name, values: t.quantized.values, scales: t.quantized.scales, axis: 0, names: names)
+        if let existing = stored[t.name] {
+            g.initializers.removeAll { $0.name == dequantize.inputs[0] }
+            dequantize.inputs[0] = existing
+        }
+        stored[t.name] = dequantize.inputs[0]
         var gather = n
         gather.inputs[0] = dequantize.inputs[0]
         gather.outputs = [names.make(n.outputs[0] + "_quantized")]
         dequantize.inputs[0] = gather.outputs[0]
         dequantize.outputs = [n.outputs[0]]
-        replacement[i] = [gather, dequantize]
-        done.append((n, q.scales[0]))
+        replacement[t.index] = [gather, dequantize]
     }
     g.nodes = g.nodes.enumerated().flatMap { i, n in replacement[i] ?? [n] }
     g.removeUnreadInitializers()
-    return done
+    var seen = Set<String>()
+    return (tables.map(\.name).filter { seen.insert($0).inserted }, float)
 }

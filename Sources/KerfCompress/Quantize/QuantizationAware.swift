@@ -6,6 +6,8 @@ import KerfRuntime
 /// quantize in `options.mode` passes through a fake quantization node, so that training sees the
 /// rounding and clipping of the int8 file it will become.
 ///
+/// - Each embedding table `quantize` would store as int8 is read by its Gathers through a
+///   per-tensor `FakeQuantizeWeight`.
 /// - Each weight of a quantized Conv/MatMul/Gemm is read through
 ///   `kerf.training.FakeQuantizeWeight(W) -> W'` (symmetric int8, per channel along the weight's
 ///   output-channel axis when `options.perChannel`), exactly the values the quantizer writes.
@@ -113,6 +115,19 @@ public struct QuantizationAwareModel {
             weightOutputs[key] = y
             nodes[t.index].inputs[1] = y
             if !weights.contains(t.weight) { weights.append(t.weight) }
+        }
+        // Embedding tables quantize would store as int8: per-tensor fake quantization before the lookup.
+        for table in try embeddingTables(g, options: options).tables {
+            let y = weightOutputs[table.name] ?? {
+                let y = names.make(table.name + "_fake_quantized")
+                before[table.index] = Node(name: names.make(table.name + "_FakeQuantizeWeight"), opType: "FakeQuantizeWeight",
+                                           domain: Self.domain, inputs: [table.name], outputs: [y])
+                g.valueInfo.append(ValueInfo(name: y, type: types.type(of: table.name)))
+                weightOutputs[table.name] = y
+                weights.append(table.name)
+                return y
+            }()
+            nodes[table.index].inputs[0] = y
         }
         self.weights = weights
         var ordered: [Node] = []

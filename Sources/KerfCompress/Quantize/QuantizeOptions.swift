@@ -53,8 +53,13 @@ public struct QuantizeOptions: Sendable {
     public var opTypes: Set<String> = ["Conv", "MatMul", "Gemm"]
     /// Weights, node names or op types to keep in float.
     public var exclude = NameFilter()
-    /// Also quantize constant Gather tables (embeddings) to int8, dequantized after the lookup.
-    public var quantizeEmbeddings = false
+    /// Constant Gather tables (embeddings) stored as int8 (one scale per table), dequantized
+    /// after the lookup: true always, false never, nil (the default) where the table is read by
+    /// Gathers only and its int8 form keeps `embeddingMinimumSQNR` against the float table.
+    public var quantizeEmbeddings: Bool? = nil
+    /// The SQNR in dB (10·log10(Σw² / Σ(w − ŵ)²)) a table's int8 form must reach to be quantized by
+    /// default; 30 dB is a relative RMS error of about 3%.
+    public var embeddingMinimumSQNR = 30.0
     /// With a value, nodes are put back to float, worst SQNR first, until the relative L2 error of
     /// the model's float outputs against the float model is at most this (on the calibration data).
     public var autoTolerance: Double? = nil

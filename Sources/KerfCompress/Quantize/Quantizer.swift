@@ -74,6 +74,7 @@ func quantize(_ model: Model, options: QuantizeOptions, calibration: Calibration
 
     // Quantize; in auto mode put the worst node back to float until the tolerance holds.
     var keptFloat: [Int: String] = [:]
+    var embeddingsKeptFloat: [QuantizeReport.FloatNode] = []
     var quantized: Graph, nodes: [QuantizedNode], comparison: Comparison?
     while true {
         let active = targets.filter { keptFloat[$0.index] == nil }
@@ -82,9 +83,9 @@ func quantize(_ model: Model, options: QuantizeOptions, calibration: Calibration
         case .static: nodes = try rewriteStatic(quantized, targets: active, plan: ActivationPlan(float, targets: active), params: params, options: options)
         case .dynamic: nodes = try rewriteDynamic(quantized, targets: active, options: options)
         }
-        if options.quantizeEmbeddings {
-            report.embeddings = try quantizeEmbeddings(quantized, options: options).map { $0.node.inputs[0] }
-        }
+        let embeddings = try quantizeEmbeddings(quantized, options: options)
+        report.embeddings = embeddings.quantized
+        embeddingsKeptFloat = embeddings.float
         guard let calibration else { comparison = nil; break }
         comparison = try compareGraphs(float: float, quantized: quantized, setup: setup,
                                        pairs: nodes.map { ($0.floatOutput, $0.quantizedOutput) }, source: calibration, progress: progress)
@@ -94,6 +95,7 @@ func quantize(_ model: Model, options: QuantizeOptions, calibration: Calibration
             + "while the model's relative error was \(rounded(comparison!.outputs.relativeError, 4)) > \(tolerance)"
     }
 
+    report.float += embeddingsKeptFloat
     for t in targets where keptFloat[t.index] != nil {
         report.float.append(QuantizeReport.FloatNode(name: t.node.name.isEmpty ? t.node.outputs[0] : t.node.name, reason: keptFloat[t.index]!))
     }

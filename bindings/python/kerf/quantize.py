@@ -17,7 +17,7 @@ _ACTIVATIONS = {"uint8": 0, "int8": 1}
 
 def quantize(src, dst=None, *, mode="dynamic", calibration=None, method="minmax", per_channel=True, exclude=(),
              auto_tolerance=None, progress=None, percentile=99.99, activation_type="uint8", op_types=None,
-             quantize_embeddings=False, smooth_quant=None, batch_size=32, threads=None, validation=None):
+             quantize_embeddings=None, smooth_quant=None, batch_size=32, threads=None, validation=None):
     """Quantizes an ONNX model to int8 and returns a QuantizeReport (a Report; its plot()
     draws the per-node SQNR).
 
@@ -40,7 +40,9 @@ def quantize(src, dst=None, *, mode="dynamic", calibration=None, method="minmax"
         float outputs against the float model is at most this.
     activation_type: "uint8" (U8S8, the fast form on x86) or "int8" (S8S8).
     op_types: op types to quantize (default Conv, MatMul, Gemm).
-    quantize_embeddings: also store constant Gather tables as int8.
+    quantize_embeddings: store constant Gather tables (embeddings) as int8, one scale per table:
+        True always, False never, None (default) where a table is read by Gathers only and its
+        int8 form's SQNR is at least 30 dB (report.float says why others stay float).
     smooth_quant: alpha in [0, 1] to apply SmoothQuant before quantizing (transformers).
     progress: None, True (a progress bar on stderr: tqdm's when tqdm is installed) or a
       callable(done, total, message); a callable returning False cancels.
@@ -67,7 +69,7 @@ def quantize(src, dst=None, *, mode="dynamic", calibration=None, method="minmax"
 
 
 def quantize_options(*, mode="dynamic", method="minmax", per_channel=True, exclude=(), auto_tolerance=None, progress=None,
-                     percentile=99.99, activation_type="uint8", op_types=None, quantize_embeddings=False, smooth_quant=None,
+                     percentile=99.99, activation_type="uint8", op_types=None, quantize_embeddings=None, smooth_quant=None,
                      threads=None):
     """A QuantizeOptions struct from quantize's keyword arguments (without data), the ctypes
     objects it points at (keep them alive with it), and its progress adapter."""
@@ -87,7 +89,7 @@ def quantize_options(*, mode="dynamic", method="minmax", per_channel=True, exclu
     if smooth_quant is not None and smooth_quant < 0:
         raise KerfError(Status.INVALID_ARGUMENT, f"smooth_quant must be in [0, 1], got {smooth_quant}")
     options.per_channel = 1 if per_channel else 0
-    options.quantize_embeddings = 1 if quantize_embeddings else 0
+    options.quantize_embeddings = -1 if quantize_embeddings is None else (1 if quantize_embeddings else 0)
     excluded, options.n_exclude = c_strings(exclude, "exclude")
     options.exclude = excluded
     ops, options.n_op_types = c_strings(op_types or (), "op_types")

@@ -364,7 +364,7 @@ def train(src, dst=None, *, data=None, loss=None, optimizer=None, schedule=None,
         False (off), True or "static" (QDQ, activation ranges calibrated on `calibration`, or on
         the data arrays' model inputs, then moved towards each batch's by `qat_momentum`),
         "dynamic", or a dict of kerf.quantize keyword arguments (mode, method, per_channel,
-        activation_type, exclude, op_types, percentile). report.quantization is then
+        activation_type, exclude, op_types, percentile, quantize_embeddings). report.quantization is then
         kerf.quantize's report, its agreement measured on `calibration` when given.
     Other arguments are Trainer's."""
     if not isinstance(loss, Loss):
@@ -511,7 +511,7 @@ def distill(teacher, student, dst=None, *, data=None, validation=None, labels=No
             source.close()
 
 
-_QAT_KEYS = {"mode", "method", "per_channel", "activation_type", "exclude", "op_types", "percentile"}
+_QAT_KEYS = {"mode", "method", "per_channel", "activation_type", "exclude", "op_types", "percentile", "quantize_embeddings"}
 
 
 def _with_qat(options, keep, qat, calibration, momentum, batch_size, call):

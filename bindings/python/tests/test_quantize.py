@@ -238,6 +238,34 @@ def test_embeddings_quantized_to_int8(tmp_path):
     assert cosine(got, expected) >= 0.995
 
 
+def test_embeddings_are_int8_by_default_where_their_error_allows(tmp_path):
+    model = transformer_models.bert_encoder(layers=1)
+    tables = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer if "embeddings" in t.name}
+    assert len(tables) == 3
+    # One outlier makes the word table's per-tensor int8 form coarse: SQNR about 20 dB.
+    word = next(name for name in tables if "word" in name)
+    spiky = tables[word].copy()
+    spiky[0, 0] = 60 * np.abs(spiky).max()
+    for t in model.graph.initializer:
+        if t.name == word:
+            t.CopyFrom(numpy_helper.from_array(spiky, word))
+    src = models.save(model, tmp_path / "bert.onnx")
+    default = kerf.quantize(src, tmp_path / "default.onnx", mode="dynamic")
+    assert sorted(default.embeddings) == sorted(name for name in tables if name != word)
+    kept = [f for f in default.float if f.name == word]
+    assert len(kept) == 1 and "SQNR" in kept[0].reason and "< 30" in kept[0].reason
+    forced = kerf.quantize(src, tmp_path / "forced.onnx", mode="dynamic", quantize_embeddings=True)
+    never = kerf.quantize(src, tmp_path / "never.onnx", mode="dynamic", quantize_embeddings=False)
+    assert len(forced.embeddings) == 3 and never.embeddings == []
+    assert forced.bytes_after < default.bytes_after < never.bytes_after
+    int8_tables = {t.name for t in onnx.load(str(tmp_path / "default.onnx")).graph.initializer
+                   if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized")}
+    assert len(int8_tables) == 2
+    feeds = transformer_models.bert_feeds(2, 16)
+    expected = models.run_ort(model, feeds)["last_hidden_state"]
+    assert cosine(check_file(tmp_path / "default.onnx", feeds)["last_hidden_state"], expected) >= 0.995
+
+
 def test_in_place_rewrite_and_failures_leave_the_original(tmp_path, digits):
     path, x, _ = digits
     copy = tmp_path / "model.onnx"
