@@ -1085,6 +1085,71 @@ static int32_t one_batch(void *user_data, int64_t epoch, int64_t index, const ch
     return kerf_tensor_create(KERF_DTYPE_FLOAT, xd, 2, x, sizeof x, &feeds[0]) == KERF_OK ? 1 : -1;
 }
 
+/* kerf_student refuses a model without numbered layers (unchanged) and bad options; intermediate
+ * matches: a projection-free MSE match of the hidden layer trains and its refusals. */
+static void test_student_and_matches(const char *model_path) {
+    kerf_model *model = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &model), KERF_OK);
+    kerf_student_options options;
+    kerf_student_options_init(&options);
+    CHECK(options.struct_size == sizeof options && options.drop == KERF_DROP_EVERY_OTHER && options.narrow == 0,
+          "student options defaults");
+    char *report = NULL;
+    EXPECT_STATUS(kerf_student(model, &options, &report), KERF_UNSUPPORTED);
+    CHECK(report == NULL && contains(kerf_last_error(), "no repeated layers"), "the digits MLP numbers no layers");
+    options.drop = 9;
+    EXPECT_STATUS(kerf_student(model, &options, &report), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "KERF_DROP_"), "a bad drop value is named");
+    options.drop = KERF_DROP_INDICES;
+    options.n_drop_indices = 2;
+    EXPECT_STATUS(kerf_student(model, &options, &report), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "drop_indices is NULL"), "NULL indices with a count are refused");
+    options.drop = KERF_DROP_NONE;
+    options.n_drop_indices = 0;
+    options.narrow = 0.5;
+    EXPECT_STATUS(kerf_student(model, &options, &report), KERF_OK);
+    CHECK(report && contains(report, "\"narrowed\":{") && contains(report, "\"layers\":[]"), "narrowing alone prunes channels");
+    kerf_free(report);
+    report = NULL;
+    EXPECT_STATUS(kerf_student(NULL, &options, &report), KERF_INVALID_ARGUMENT);
+
+    kerf_model *teacher = NULL;
+    EXPECT_STATUS(kerf_model_load(model_path, &teacher), KERF_OK);
+    kerf_train_options train;
+    kerf_train_options_init(&train);
+    float x[32 * 64];
+    for (int i = 0; i < 32 * 64; i++) x[i] = (float)((i * 13) % 11);
+    int64_t xd[2] = {32, 64};
+    kerf_tensor *inputs = NULL;
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, xd, 2, x, sizeof x, &inputs), KERF_OK);
+    const char *names[1] = {"X"};
+    const kerf_tensor *data[1] = {inputs};
+    train.data_names = names;
+    train.data = data;
+    train.n_data = 1;
+    train.batch_size = 16;
+    train.threads = 1;
+    kerf_distill_options distill;
+    kerf_distill_options_init(&distill);
+    CHECK(distill.n_matches == 0 && distill.match_kinds == NULL, "no matches by default");
+    const char *match_students[1] = {"nope"}, *match_teachers[1] = {"nope"};
+    int32_t kinds[1] = {KERF_MATCH_ATTENTION};
+    double weights[1] = {0.5};
+    distill.match_students = match_students;
+    distill.match_teachers = match_teachers;
+    distill.match_kinds = kinds;
+    distill.match_weights = weights;
+    distill.n_matches = 1;
+    EXPECT_STATUS(kerf_distill(model, teacher, &train, &distill, &report), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "'nope'"), "an unknown matched value is named");
+    kinds[0] = 7;
+    EXPECT_STATUS(kerf_distill(model, teacher, &train, &distill, &report), KERF_INVALID_ARGUMENT);
+    CHECK(contains(kerf_last_error(), "KERF_MATCH_"), "a bad match kind is named");
+    kerf_tensor_free(inputs);
+    kerf_model_free(teacher);
+    kerf_model_free(model);
+}
+
 /* Quantization-aware distillation of a 50%-pruned student: written back as the static int8 file
  * kerf_quantize writes (smaller, still runs, zeros kept), and the refusals. */
 static void test_qat(const char *model_path, const char *tmpdir) {
@@ -1193,6 +1258,7 @@ int main(int argc, char **argv) {
     test_train(argv[1], argv[2]);
     test_distill(argv[1]);
     test_qat(argv[1], argv[2]);
+    test_student_and_matches(argv[1]);
     if (argc == 4) test_external_data(argv[3], "digits.onnx.data", argv[2]);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
