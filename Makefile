@@ -65,7 +65,10 @@ demo: release
 	$(KERF) prune $(OUT)/digits_mlp.onnx -o $(OUT)/digits_pruned90.onnx --sparsity 0.9 --scope global | tail -n 1
 	$(KERF) distill $(OUT)/digits_mlp.onnx $(OUT)/digits_pruned90.onnx --data $(OUT)/digits_train.npz \
 	  --temperature 4 --optimizer adam --lr 0.01 --schedule cosine --epochs 100 -o $(OUT)/digits_distilled.onnx | tail -n 3
-	$(PYTHON) scripts/demo_distill.py $(OUT) $(OUT)/digits_pruned90.onnx $(OUT)/digits_distilled.onnx
+	echo "== kerf distill --qat: the distilled copy fine-tuned with fake quantization, written as static int8"
+	$(KERF) distill $(OUT)/digits_mlp.onnx $(OUT)/digits_distilled.onnx --data $(OUT)/digits_train.npz --qat static \
+	  --temperature 4 --optimizer adam --lr 0.0003 --schedule cosine --epochs 10 -o $(OUT)/digits_int8.onnx | tail -n 4
+	$(PYTHON) scripts/demo_distill.py $(OUT) $(OUT)/digits_pruned90.onnx $(OUT)/digits_distilled.onnx $(OUT)/digits_int8.onnx
 
 $(OUT)/train: bindings/c/train.c bindings/c/npy.h include/kerf.h $(LIB)
 	mkdir -p $(OUT)
