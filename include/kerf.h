@@ -773,7 +773,14 @@ typedef struct kerf_train_options {
      * qat->calibration, else absent). qat->auto_tolerance and smooth_quant_alpha must be off. */
     const kerf_quantize_options *qat; /* NULL = no quantization-aware training */
     double qat_range_momentum;   /* m in [0, 1]: range = m * range + (1 - m) * batch's; 1 freezes; 0.99 */
+    int32_t gradual_criterion;   /* KERF_GRADUAL_*: which elements gradual pruning removes; MAGNITUDE (since ABI 1.11) */
 } kerf_train_options;
+
+enum {
+    KERF_GRADUAL_MAGNITUDE = 0,  /* the smallest |w| */
+    KERF_GRADUAL_MOVEMENT = 1    /* movement pruning (Sanh et al. 2020): the smallest score -sum over updates of
+                                    gradient * weight, i.e. the weights training moves towards zero */
+};
 
 /* Defaults, as kerf_session_options_init_sized. */
 kerf_status kerf_train_options_init_sized(kerf_train_options *options, size_t struct_size);

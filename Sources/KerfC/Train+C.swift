@@ -329,10 +329,16 @@ private func gradualPruning(_ c: kerf_train_options) throws -> GradualPruning? {
     guard c.gradual_sparsity != 0 else { return nil }
     try argument(c.gradual_start_step >= 0 && c.gradual_end_step >= 0 && c.gradual_every >= 0,
                  "options->gradual_start_step, gradual_end_step and gradual_every must be >= 0")
+    let criterion: GradualPruning.Criterion
+    switch Int(c.gradual_criterion) {
+    case KERF_GRADUAL_MAGNITUDE: criterion = .magnitude
+    case KERF_GRADUAL_MOVEMENT: criterion = .movement
+    default: throw KerfError.invalidArgument("options->gradual_criterion \(c.gradual_criterion) is not a KERF_GRADUAL_* value")
+    }
     return GradualPruning(finalSparsity: c.gradual_sparsity, initialSparsity: c.gradual_initial_sparsity,
                           startStep: Int(clamping: c.gradual_start_step),
                           endStep: c.gradual_end_step > 0 ? Int(clamping: c.gradual_end_step) : nil,
-                          frequency: c.gradual_every > 0 ? Int(clamping: c.gradual_every) : nil)
+                          frequency: c.gradual_every > 0 ? Int(clamping: c.gradual_every) : nil, criterion: criterion)
 }
 
 /// What kerf_train and kerf_distill read besides the loss and the trainer: the data (arrays or

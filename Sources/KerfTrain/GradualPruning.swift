@@ -8,9 +8,18 @@ import Glibc
 ///
 ///     s_t = s_f + (s_i − s_f)·(1 − (t − t0)/(t_end − t0))³
 ///
-/// of its elements by magnitude, and its zeros are kept between pruning steps (gradient masked
-/// before each update, zeros restored after it). Steps count optimizer updates.
+/// of its elements, by magnitude or by movement, and its zeros are kept between pruning steps
+/// (gradient masked before each update, zeros restored after it). Steps count optimizer updates.
 public struct GradualPruning: Sendable, Equatable {
+    /// Which elements a pruning step removes.
+    public enum Criterion: String, Sendable {
+        /// The smallest |w|.
+        case magnitude
+        /// The smallest movement score S = −Σ_t g_t·w_t over the updates so far (Sanh et al.,
+        /// "Movement pruning", 2020, hard variant): weights moving towards zero go first.
+        case movement
+    }
+
     /// s_f: each weight's sparsity from `endStep` on.
     public var finalSparsity: Double
     /// s_i: the sparsity of the first pruning step, at `startStep`.
@@ -20,8 +29,11 @@ public struct GradualPruning: Sendable, Equatable {
     public var endStep: Int?
     /// Δt, updates between pruning steps; nil: a tenth of (t_end − t0), at least 1.
     public var frequency: Int?
+    public var criterion: Criterion
 
-    public init(finalSparsity: Double, initialSparsity: Double = 0, startStep: Int = 0, endStep: Int? = nil, frequency: Int? = nil) {
+    public init(finalSparsity: Double, initialSparsity: Double = 0, startStep: Int = 0, endStep: Int? = nil, frequency: Int? = nil,
+                criterion: Criterion = .magnitude) {
+        self.criterion = criterion
         self.finalSparsity = finalSparsity
         self.initialSparsity = initialSparsity
         self.startStep = startStep
@@ -64,16 +76,25 @@ public struct GradualPruning: Sendable, Equatable {
     }
 }
 
-/// Sets the `(sparsity · count).rounded()` elements of smallest magnitude of `t` (float32) to
-/// zero (ties broken by position; elements already zero go first) and returns the 0/1 mask of
-/// the others.
-func pruneToSparsity(_ t: Tensor, _ sparsity: Double) -> [Float] {
+/// Sets the `(sparsity · count).rounded()` elements of `t` (float32) with the smallest magnitude,
+/// or the smallest `scores` when given, to zero (elements already zero go first, ties broken by
+/// position) and returns the 0/1 mask of the others.
+func pruneToSparsity(_ t: Tensor, _ sparsity: Double, scores: [Float]? = nil) -> [Float] {
     let n = t.count
     let k = min(n, max(0, Int((sparsity * Double(n)).rounded())))
     let p = t.storage.pointer.assumingMemoryBound(to: Float.self)
-    let order = (0..<n).sorted { a, b in
-        let x = abs(p[a]), y = abs(p[b])
-        return x < y || (x == y && a < b)
+    let order: [Int]
+    if let scores, scores.count == n {
+        order = (0..<n).sorted { a, b in
+            let za = p[a] == 0, zb = p[b] == 0
+            if za != zb { return za }
+            return scores[a] < scores[b] || (scores[a] == scores[b] && a < b)
+        }
+    } else {
+        order = (0..<n).sorted { a, b in
+            let x = abs(p[a]), y = abs(p[b])
+            return x < y || (x == y && a < b)
+        }
     }
     var mask = [Float](repeating: 1, count: n)
     for i in order.prefix(k) {

@@ -3,7 +3,8 @@ import KerfCore
 /// Checkpoints: one uncompressed .npz archive (readable by numpy) holding everything a run
 /// needs to continue with the same results: "param/<name>" (current values), "optim/..."
 /// (optimizer state), "sched/..." (schedule state), "state/<name>" (running statistics),
-/// "trainer/step" (updates, accumulated calls, forward runs) and "trainer/targets" (the
+/// "movement/<name>" (movement pruning's scores), "trainer/step" (updates, accumulated calls,
+/// forward runs) and "trainer/targets" (the
 /// dtype and rank of each loss target, to rebuild the training graph), accumulated gradients
 /// "accum/<name>", and any extra arrays of the caller (the training loop's position).
 extension Trainer {
@@ -17,6 +18,7 @@ extension Trainer {
         for (key, t) in (schedulerState() ?? [:]).sorted(by: { $0.key < $1.key }) { arrays.append(("sched/" + key, t)) }
         for (name, t) in accumulatedGradients().sorted(by: { $0.key < $1.key }) { arrays.append(("accum/" + name, t)) }
         for (name, t) in stateValues().sorted(by: { $0.key < $1.key }) { arrays.append(("state/" + name, t)) }
+        for (name, t) in movementScoreTensors().sorted(by: { $0.key < $1.key }) { arrays.append(("movement/" + name, t)) }
         arrays.append(("trainer/step", Tensor(shape: [3], values: [Int64(stepCount), Int64(accumulatedCallCount), Int64(forwardRuns)])))
         let targets = loss.targetNames.map { name -> [Int64] in
             let t = c.targetTypes[name]
@@ -48,19 +50,20 @@ extension Trainer {
         }
         var rest: [String: Tensor] = [:]
         var parameters: [String: Tensor] = [:], optimizer: [String: Tensor] = [:], schedule: [String: Tensor] = [:]
-        var accumulated: [String: Tensor] = [:], state: [String: Tensor] = [:]
+        var accumulated: [String: Tensor] = [:], state: [String: Tensor] = [:], movement: [String: Tensor] = [:]
         for (key, value) in arrays {
             if key.hasPrefix("param/") { parameters[String(key.dropFirst(6))] = value }
             else if key.hasPrefix("optim/") { optimizer[String(key.dropFirst(6))] = value }
             else if key.hasPrefix("sched/") { schedule[String(key.dropFirst(6))] = value }
             else if key.hasPrefix("accum/") { accumulated[String(key.dropFirst(6))] = value }
             else if key.hasPrefix("state/") { state[String(key.dropFirst(6))] = value }
+            else if key.hasPrefix("movement/") { movement[String(key.dropFirst(9))] = value }
             else if !key.hasPrefix("trainer/") { rest[key] = value }
         }
         let counts = step.array(of: Int64.self)
         try restoreState(targetTypes: targetTypes, parameters: parameters, optimizer: optimizer, schedule: schedule,
                          accumulated: accumulated, stepCount: Int(counts[0]), accumulatedCalls: Int(counts[1]), state: state,
-                         forwardRuns: Int(counts[2]))
+                         forwardRuns: Int(counts[2]), movementScores: movement)
         return rest
     }
 }

@@ -107,6 +107,8 @@ public final class Trainer {
     private var sparsityMasks: [String: [Float]] = [:]
     /// The gradual pruning schedule with its end step resolved, and the weights it prunes.
     private var pruning: (schedule: GradualPruning, weights: [String])?
+    /// Movement pruning: each pruned weight's score −Σ g·w over the updates so far.
+    private var movementScores: [String: [Float]] = [:]
     /// Optimizer updates the run will make, when known (set by `train` for arrays); gradual
     /// pruning without an end step ends at three quarters of it.
     public var plannedSteps: Int?
@@ -208,6 +210,7 @@ public final class Trainer {
             }
             try clipGradientNorm(buffers, maxNorm: maxNorm, threads: options.resolvedThreads)
         }
+        if let pruning, pruning.schedule.criterion == .movement { accumulateMovement(pruning.weights, gradients) }
         if scheduler == nil { scheduler = try LearningRateScheduler(options.schedule, optimizer: c.optimizer) }
         try scheduler?.apply(to: c.optimizer)
         for name in names {
@@ -221,11 +224,22 @@ public final class Trainer {
         if let pruning, let sparsity = pruning.schedule.sparsity(afterUpdates: stepCount) { prune(pruning.weights, to: sparsity) }
     }
 
-    /// Prunes each of `weights` to `sparsity` by magnitude; their masks follow.
+    /// Prunes each of `weights` to `sparsity` by magnitude or movement score; their masks follow.
     private func prune(_ weights: [String], to sparsity: Double) {
         for name in weights {
             guard let value = values[name] else { continue }
-            sparsityMasks[name] = pruneToSparsity(value, sparsity)
+            sparsityMasks[name] = pruneToSparsity(value, sparsity, scores: movementScores[name])
+        }
+    }
+
+    /// Adds −g·w of this update to each of `weights`' movement scores.
+    private func accumulateMovement(_ weights: [String], _ gradients: [String: Tensor]) {
+        for name in weights {
+            guard let w = values[name], let g = gradients[name], w.count == g.count else { continue }
+            var scores = movementScores[name] ?? [Float](repeating: 0, count: w.count)
+            let wp = w.storage.pointer.assumingMemoryBound(to: Float.self), gp = g.storage.pointer.assumingMemoryBound(to: Float.self)
+            for i in 0..<scores.count { scores[i] -= gp[i] * wp[i] }
+            movementScores[name] = scores
         }
     }
 
@@ -291,6 +305,12 @@ public final class Trainer {
     }
 
     func parameterValue(_ name: String) -> Tensor? { values[name] }
+    /// Movement pruning's scores, as tensors of their weights' shapes.
+    func movementScoreTensors() -> [String: Tensor] {
+        var tensors: [String: Tensor] = [:]
+        for (name, scores) in movementScores { if let v = values[name] { tensors[name] = Tensor(shape: v.shape, values: scores) } }
+        return tensors
+    }
     func stateValues() -> [String: Tensor] { state }
     var forwardRuns: Int { forwardCount }
     func schedulerState() -> [String: Tensor]? { scheduler?.state() }
@@ -301,7 +321,8 @@ public final class Trainer {
     /// changes nothing when any part does not fit.
     func restoreState(targetTypes: [String: (dtype: DType, rank: Int)], parameters: [String: Tensor], optimizer: [String: Tensor],
                       schedule: [String: Tensor], accumulated restoredSums: [String: Tensor], stepCount restoredSteps: Int,
-                      accumulatedCalls restoredCalls: Int, state restoredState: [String: Tensor], forwardRuns: Int) throws {
+                      accumulatedCalls restoredCalls: Int, state restoredState: [String: Tensor], forwardRuns: Int,
+                      movementScores restoredScores: [String: Tensor] = [:]) throws {
         let c = try compile(targetTypes: targetTypes)
         guard Set(parameters.keys) == Set(c.training.parameters) else {
             throw KerfError.invalidArgument("the checkpoint's parameters (\(parameters.count)) are not this trainer's (\(c.training.parameters.count))")
@@ -323,6 +344,9 @@ public final class Trainer {
         for (name, value) in restoredState where state[name]?.shape != value.shape || state[name]?.dtype != value.dtype {
             throw KerfError.shapeMismatch("the checkpoint's running statistic '\(name)' is \(value.dtype) \(value.shape)")
         }
+        for (name, value) in restoredScores where parameters[name]?.shape != value.shape || value.dtype != .float {
+            throw KerfError.shapeMismatch("the checkpoint's movement scores of '\(name)' are \(value.dtype) \(value.shape)")
+        }
         values = parameters.mapValues(Self.copy)
         state = restoredState.mapValues(Self.copy)
         forwardCount = forwardRuns
@@ -330,6 +354,7 @@ public final class Trainer {
         accumulated = restoredSums.mapValues(Self.copy)
         accumulatedCalls = restoredCalls
         stepCount = restoredSteps
+        movementScores = restoredScores.mapValues { $0.array(of: Float.self) }
         recomputeMasks()
     }
 

@@ -30,6 +30,8 @@ struct TrainingArguments: ParsableArguments {
     @Option(help: "Gradual pruning: the optimizer update of the first pruning step.") var gradualStart: Int = 0
     @Option(help: "Gradual pruning: the update of the last (default: three quarters of the run).") var gradualEnd: Int?
     @Option(help: "Gradual pruning: updates between pruning steps (default: a tenth of the span).") var gradualEvery: Int?
+    @Option(help: "Gradual pruning: magnitude, or movement (the weights training moves towards zero go first).")
+    var gradualCriterion: String = "magnitude"
     @Option(help: "Quantization-aware training, the model then written as int8: static (QDQ; activation ranges calibrated, then moved by each batch) or dynamic.")
     var qat: String?
     @Option(help: "--qat static: an .npz file of inputs to calibrate the initial activation ranges on (default: DATA's).") var calibration: String?
@@ -68,12 +70,16 @@ struct TrainingArguments: ParsableArguments {
     }
 
     func trainerOptions(samples: Int, initialization: Initialization? = nil) throws -> TrainerOptions {
-        TrainerOptions(optimizer: try optimizerKind, schedule: try learningSchedule(samples: samples), maxGradientNorm: maxGradNorm,
+        guard let criterion = GradualPruning.Criterion(rawValue: gradualCriterion) else {
+            throw KerfError.invalidArgument("--gradual-criterion must be magnitude or movement, got '\(gradualCriterion)'")
+        }
+        return TrainerOptions(optimizer: try optimizerKind, schedule: try learningSchedule(samples: samples), maxGradientNorm: maxGradNorm,
                        threads: threads, initialization: initialization, initializationSeed: seed,
                        trainingMode: TrainingModeOptions(batchNormalization: !evalMode, dropout: !evalMode, seed: Int64(bitPattern: seed),
                                                          quantizationRangeMomentum: Float(qatMomentum)),
                        keepSparsity: keepSparsity,
-                       gradualPruning: gradualPrune.map { GradualPruning(finalSparsity: $0, startStep: gradualStart, endStep: gradualEnd, frequency: gradualEvery) })
+                       gradualPruning: gradualPrune.map { GradualPruning(finalSparsity: $0, startStep: gradualStart, endStep: gradualEnd,
+                                                                         frequency: gradualEvery, criterion: criterion) })
     }
 
     /// The loop's options, with a progress bar labelled `label` on a terminal.

@@ -217,6 +217,7 @@ int main(void) {
     FIELD(kerf_train_options, gradual_every);
     FIELD(kerf_train_options, qat);
     FIELD(kerf_train_options, qat_range_momentum);
+    FIELD(kerf_train_options, gradual_criterion);
     END_STRUCT(kerf_train_options);
 
     FIELD(kerf_distill_options, struct_size);
@@ -309,6 +310,8 @@ int main(void) {
     CONST(KERF_DISTILL_COSINE);
     CONST(KERF_MATCH_MSE);
     CONST(KERF_DROP_NONE);
+    CONST(KERF_GRADUAL_MAGNITUDE);
+    CONST(KERF_GRADUAL_MOVEMENT);
     CONST(KERF_DROP_EVERY_OTHER);
     CONST(KERF_DROP_INDICES);
     CONST(KERF_MATCH_COSINE);

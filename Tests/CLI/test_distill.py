@@ -104,6 +104,17 @@ def test_distill_with_gradual_pruning_prunes_the_student_to_the_final_sparsity(t
     result = kerf("distill", tmp_path / "teacher.onnx", tmp_path / "teacher.onnx", "--data", tmp_path / "train.npz",
                   "--gradual-prune", 1.5, "-o", out)
     assert result.returncode == 1 and "sparsity" in result.stderr
+    movement = tmp_path / "movement.onnx"
+    result = kerf("distill", tmp_path / "teacher.onnx", tmp_path / "teacher.onnx", "--data", tmp_path / "train.npz",
+                  "--epochs", 8, "--optimizer", "adam", "--lr", "0.01", "--gradual-prune", 0.75, "--gradual-every", 4,
+                  "--gradual-criterion", "movement", "-o", movement)
+    assert result.returncode == 0, result.stderr
+    assert zeros(movement)["w1"] == 0.75 * 16 * 32 and zeros(movement)["w2"] == 0.75 * 32 * 3
+    masks = [{t.name: numpy_helper.to_array(t) == 0 for t in onnx.load(str(p)).graph.initializer} for p in (out, movement)]
+    assert not np.array_equal(masks[0]["w1"], masks[1]["w1"]), "movement and magnitude choose other weights"
+    result = kerf("distill", tmp_path / "teacher.onnx", tmp_path / "teacher.onnx", "--data", tmp_path / "train.npz",
+                  "--gradual-prune", 0.5, "--gradual-criterion", "random", "-o", movement)
+    assert result.returncode == 1 and "--gradual-criterion" in result.stderr
 
 
 def quantized_weight_zeros(path):

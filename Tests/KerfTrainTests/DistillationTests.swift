@@ -402,6 +402,54 @@ final class GradualPruningTests: XCTestCase {
         }
     }
 
+    func testMovementPruningRemovesTheWeightsMovingTowardsZero() throws {
+        // y = w (a [4, 4] weight), loss = mean((w − t)²), one SGD update then pruning to 50%:
+        // the gradient is 2(w − t)/16 and the movement score −g·w. Targets pull some large
+        // weights to zero (low score, pruned) and push some small ones outward (kept).
+        let w: [Float] = [2, -2, 0.1, -0.1, 1.5, 0.2, -1.5, 0.3, 3, -3, 0.05, 0.4, -0.2, 1, -1, 0.5]
+        let t: [Float] = [0, 0, 2, -2, 0, 1, 0, 1, 3, -3, 1, -1, 0, 1, -1, 0.5]
+        let graph = Graph(nodes: [Node(name: "mm", opType: "MatMul", inputs: ["x", "w"], outputs: ["y"])],
+                          inputs: [ValueInfo(name: "x", type: .tensor(dtype: .float, shape: [.value(4), .value(4)]))],
+                          outputs: [ValueInfo(name: "y", type: .tensor(dtype: .float, shape: [.value(4), .value(4)]))],
+                          initializers: [Initializer(name: "w", tensor: Tensor(shape: [4, 4], values: w))])
+        let model = Model(graph: graph, opsetImports: [OpsetImport(domain: "", version: 17)])
+        var identity = [Float](repeating: 0, count: 16)
+        for i in 0..<4 { identity[i * 5] = 1 }
+        let feeds = ["x": Tensor(shape: [4, 4], values: identity), "t": Tensor(shape: [4, 4], values: t)]
+        var kept: [GradualPruning.Criterion: [Bool]] = [:]
+        for criterion in [GradualPruning.Criterion.magnitude, .movement] {
+            let trainer = try Trainer(model: model, loss: Loss(.meanSquaredError(output: "y", target: "t")),
+                                      options: TrainerOptions(optimizer: .sgd(SGD(lr: 0.1)), threads: 1, optimizationLevel: 0,
+                                                              gradualPruning: GradualPruning(finalSparsity: 0.5, startStep: 1, endStep: 1,
+                                                                                             criterion: criterion)))
+            try trainer.step(feeds)
+            let after = try XCTUnwrap(trainer.parameters()["w"]).array(of: Float.self)
+            XCTAssertEqual(after.filter { $0 == 0 }.count, 8, "\(criterion)")
+            kept[criterion] = after.map { $0 != 0 }
+        }
+        let scores = zip(w, t).map { w, t in -(2 * (w - t) / 16) * w }
+        let expected = scores.enumerated().sorted { $0.element < $1.element || ($0.element == $1.element && $0.offset < $1.offset) }
+            .suffix(8).map(\.offset)
+        let movementKept = try XCTUnwrap(kept[.movement])
+        XCTAssertEqual(movementKept.indices.filter { movementKept[$0] }, expected.sorted())
+        XCTAssertNotEqual(kept[.movement], kept[.magnitude], "the two criteria choose differently here")
+    }
+
+    func testResumedMovementPruningEqualsTheUninterruptedOne() throws {
+        let schedule = GradualPruning(finalSparsity: 0.6, startStep: 2, endStep: 26, frequency: 4, criterion: .movement)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("movement-\(getpid()).npz").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let whole = try trainer(schedule)
+        _ = try train(whole, data: data(), options: TrainingLoopOptions(epochs: 4, batchSize: 8))
+        let first = try trainer(schedule)
+        _ = try train(first, data: data(), options: TrainingLoopOptions(epochs: 2, batchSize: 8, checkpointPath: path))
+        let resumed = try trainer(schedule)
+        _ = try train(resumed, data: data(), options: TrainingLoopOptions(epochs: 4, batchSize: 8), resumeFrom: path)
+        for (name, value) in whole.parameters() {
+            XCTAssertEqual(resumed.parameters()[name]?.array(of: Float.self), value.array(of: Float.self), name)
+        }
+    }
+
     func testBadSchedulesAndAnUnknownEndAreRefused() throws {
         for bad in [GradualPruning(finalSparsity: 1), GradualPruning(finalSparsity: 0.5, initialSparsity: 0.6),
                     GradualPruning(finalSparsity: 0.5, startStep: 10, endStep: 5), GradualPruning(finalSparsity: 0.5, frequency: 0)] {

@@ -31,7 +31,7 @@ ABI_MINOR = 11  # the oldest minor with everything declared below (kerf_tensor_i
                # kerf_set_memory_limit, kerf_memory_limit, memory_limit: 1.7;
                # kerf_*_options_init_sized, kerf_prune_options.progress: 1.8; training: 1.9;
                # kerf_value_info.dim_names, kerf_model_get_metadata, keep_sparsity, gradual_*, kerf_distill: 1.10;
-               # kerf_train_options.qat, qat_range_momentum, kerf_distill_options.match_*, kerf_student: 1.11)
+               # kerf_train_options.qat, qat_range_momentum, kerf_distill_options.match_*, kerf_student, gradual_criterion: 1.11)
 # The structs below mirror include/kerf.h field by field; tests/test_abi_layout.py compares
 # them (and the constants of errors.py, dtypes.py, prune.py and quantize.py) with what a C
 # compiler makes of the header.
@@ -302,6 +302,7 @@ class TrainOptions(Structure):
         ("gradual_every", c_int64),
         ("qat", POINTER(QuantizeOptions)),  # ABI 1.11
         ("qat_range_momentum", c_double),
+        ("gradual_criterion", c_int32),
     ]
 
 

@@ -236,12 +236,15 @@ class Trainer(Handle):
 
 
 _GRADUAL_KEYS = {"sparsity": "gradual_sparsity", "initial_sparsity": "gradual_initial_sparsity",
-                 "start": "gradual_start_step", "end": "gradual_end_step", "every": "gradual_every"}
+                 "start": "gradual_start_step", "end": "gradual_end_step", "every": "gradual_every",
+                 "criterion": "gradual_criterion"}
+_GRADUAL_CRITERIA = {"magnitude": 0, "movement": 1}  # KERF_GRADUAL_*
 
 
 def _fill_gradual_pruning(options, gradual_prune):
     """gradual_prune: None, the final sparsity (a float), or a dict with "sparsity" and optionally
-    "initial_sparsity", "start", "end", "every" (optimizer updates)."""
+    "initial_sparsity", "start", "end", "every" (optimizer updates) and "criterion" ("magnitude"
+    or "movement")."""
     if gradual_prune is None:
         return
     settings = gradual_prune if isinstance(gradual_prune, dict) else {"sparsity": gradual_prune}
@@ -252,6 +255,8 @@ def _fill_gradual_pruning(options, gradual_prune):
     try:
         for key, value in settings.items():
             field = _GRADUAL_KEYS[key]
+            if key == "criterion":
+                value = choice(value, _GRADUAL_CRITERIA, "gradual_prune's criterion")
             setattr(options, field, float(value) if "sparsity" in key else int(value))
     except (TypeError, ValueError, OverflowError) as error:
         raise KerfError(Status.INVALID_ARGUMENT, f"invalid gradual_prune: {error}") from None

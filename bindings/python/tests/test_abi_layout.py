@@ -52,6 +52,7 @@ TRAINING_CONSTANTS = {
     **{f"KERF_INIT_{(name or 'none').upper()}": value for name, value in train._INITIALIZATIONS.items()},
     **{f"KERF_DISTILL_{name.upper()}": value for name, value in train._OUTPUT_LOSSES.items()},
     **{f"KERF_MATCH_{name.upper()}": value for name, value in train._MATCH_KINDS.items()},
+    **{f"KERF_GRADUAL_{name.upper()}": value for name, value in train._GRADUAL_CRITERIA.items()},
 }
 
 

@@ -175,6 +175,51 @@ def test_gradual_pruning_while_distilling_reaches_exactly_the_final_sparsity(tmp
     assert accuracy(tmp_path / "gradual.onnx", x_test, y_test) > 0.9
 
 
+def test_movement_pruning_matches_pytorch(tmp_path):
+    """Sanh et al.'s hard movement pruning: scores S −= g·w before each SGD update (g the masked
+    gradient), after updates 2 and 4 each weight pruned to the schedule's sparsity by lowest S
+    (elements already zero first), zeros kept in between."""
+    module = mlp(seed=5)
+    path = export(module, (torch.zeros(2, 8),), tmp_path / "mlp.onnx", ["x"], ["logits"])
+    data = batches(count=6)
+    trainer = kerf.Trainer(path, kerf.loss.CrossEntropy(output="logits", labels="y"), optimizer=kerf.optim.SGD(lr=0.1),
+                           threads=1, gradual_prune={"sparsity": 0.6, "start": 2, "end": 4, "every": 2, "criterion": "movement"})
+    weights = [p for name, p in module.named_parameters() if name.endswith("weight")]
+    masks = [torch.ones_like(w) for w in weights]
+    scores = [torch.zeros_like(w) for w in weights]
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+    for step, (x, y) in enumerate(data, start=1):
+        trainer.step({"x": x, "y": y})
+        optimizer.zero_grad()
+        F.cross_entropy(module(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        with torch.no_grad():
+            for w, m, s in zip(weights, masks, scores):
+                w.grad *= m
+                s -= w.grad * w
+            optimizer.step()
+            for w, m in zip(weights, masks):
+                w *= m
+            if step in (2, 4):
+                sparsity = 0.6 - 0.6 * (1 - (step - 2) / 2) ** 3
+                for w, m, s in zip(weights, masks, scores):
+                    k = round(sparsity * w.numel())
+                    key = torch.where(w.flatten() == 0, torch.full_like(s.flatten(), -float("inf")), s.flatten())
+                    order = sorted(range(w.numel()), key=lambda i: (key[i].item(), i))
+                    flat = m.flatten()
+                    flat[order[:k]] = 0
+                    m.copy_(flat.view_as(m))
+                    w *= m
+        kerf_weights = trainer.parameters()
+        for name, w in zip(("0.weight", "2.weight"), weights):
+            got = kerf_weights[name]
+            assert got.shape == tuple(w.shape)
+            assert np.array_equal(got == 0, (w == 0).numpy()), (step, name)
+            np.testing.assert_allclose(got, w.detach().numpy(), atol=1e-5, err_msg=f"step {step}")
+    assert int((trainer.parameters()["0.weight"] == 0).sum()) == round(0.6 * 128)
+    with pytest.raises(kerf.KerfError, match="criterion"):
+        kerf.Trainer(path, kerf.loss.CrossEntropy(output="logits", labels="y"), gradual_prune={"sparsity": 0.5, "criterion": "random"})
+
+
 def test_gradual_pruning_schedule_by_hand(tmp_path):
     path = export(mlp(seed=3), (torch.zeros(2, 8),), tmp_path / "mlp.onnx", ["x"], ["logits"])
     x, y = batches()[0]
