@@ -38,13 +38,7 @@ struct Quantize: ParsableCommand {
         if plot != nil && calibration == nil {
             throw KerfError.invalidArgument("--plot draws each node's SQNR, measured on the --calibration data: give --calibration")
         }
-        var o = QuantizeOptions()
-        guard let m = QuantizationMode(rawValue: mode) else { throw KerfError.invalidArgument("--mode must be dynamic or static, got '\(mode)'") }
-        guard let a = ActivationType(rawValue: activationType) else {
-            throw KerfError.invalidArgument("--activation-type must be uint8 or int8, got '\(activationType)'")
-        }
-        o.mode = m
-        o.activationType = a
+        var o = try quantizeOptions(mode: mode, modeFlag: "--mode", activationType: activationType)
         switch method {
         case "minmax": o.method = .minMax
         case "percentile": o.method = .percentile(percentile)
@@ -77,6 +71,18 @@ struct Quantize: ParsableCommand {
         print(summary(result))
         print("wrote \(destination)")
     }
+}
+
+/// Options of mode `mode` (named by `modeFlag` in messages) and activation type `activationType`.
+func quantizeOptions(mode: String, modeFlag: String, activationType: String) throws -> QuantizeOptions {
+    var o = QuantizeOptions()
+    guard let m = QuantizationMode(rawValue: mode) else { throw KerfError.invalidArgument("\(modeFlag) must be dynamic or static, got '\(mode)'") }
+    guard let a = ActivationType(rawValue: activationType) else {
+        throw KerfError.invalidArgument("--activation-type must be uint8 or int8, got '\(activationType)'")
+    }
+    o.mode = m
+    o.activationType = a
+    return o
 }
 
 /// The report as a table for a terminal.

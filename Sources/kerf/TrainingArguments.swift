@@ -114,18 +114,12 @@ struct TrainingArguments: ParsableArguments {
             guard calibration == nil else { throw KerfError.invalidArgument("--calibration is for quantization-aware training: give --qat") }
             return nil
         }
-        var options = QuantizeOptions()
-        guard let mode = QuantizationMode(rawValue: qat) else { throw KerfError.invalidArgument("--qat must be static or dynamic, got '\(qat)'") }
-        guard let type = ActivationType(rawValue: activationType) else {
-            throw KerfError.invalidArgument("--activation-type must be uint8 or int8, got '\(activationType)'")
-        }
-        options.mode = mode
-        options.activationType = type
+        var options = try quantizeOptions(mode: qat, modeFlag: "--qat", activationType: activationType)
         options.session.threads = threads
         let inputs = Set(model.graph.runtimeInputs.map(\.name))
         let arrays = try calibration.map { try self.arrays($0, inputs: model.graph.runtimeInputs, labels: nil) } ?? data
         let source = try ArrayCalibration(arrays.filter { inputs.contains($0.key) }, graph: model.graph, batchSize: batchSize)
-        return try QuantizationAwareModel(model, options: options, calibration: mode == .static ? source : nil)
+        return try QuantizationAwareModel(model, options: options, calibration: options.mode == .static ? source : nil)
     }
 
     /// Saves `trained` to `destination`, as int8 when `qat` prepared it; writes the JSON report

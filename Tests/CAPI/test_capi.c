@@ -991,17 +991,22 @@ static int count_progress(void *user_data, int64_t step, int64_t total, int64_t 
 
 /* kerf_distill: a 90%-pruned copy of the digits MLP distilled from the original keeps exactly
  * its zeros and moves towards the teacher; bad arguments are refused with the student unchanged. */
-static void test_distill(const char *model_path) {
-    kerf_model *teacher = NULL, *student = NULL;
-    EXPECT_STATUS(kerf_model_load(model_path, &teacher), KERF_OK);
-    EXPECT_STATUS(kerf_model_load(model_path, &student), KERF_OK);
+/* Loads `model_path` twice: the teacher, and a student pruned to `sparsity` (magnitude). */
+static void load_pruned_pair(const char *model_path, double sparsity, kerf_model **teacher, kerf_model **student) {
+    EXPECT_STATUS(kerf_model_load(model_path, teacher), KERF_OK);
+    EXPECT_STATUS(kerf_model_load(model_path, student), KERF_OK);
     kerf_prune_options prune;
     kerf_prune_options_init(&prune);
-    prune.sparsity = 0.9;
+    prune.sparsity = sparsity;
     char *report = NULL;
-    EXPECT_STATUS(kerf_prune(student, &prune, &report), KERF_OK);
+    EXPECT_STATUS(kerf_prune(*student, &prune, &report), KERF_OK);
     kerf_free(report);
-    report = NULL;
+}
+
+static void test_distill(const char *model_path) {
+    kerf_model *teacher = NULL, *student = NULL;
+    load_pruned_pair(model_path, 0.9, &teacher, &student);
+    char *report = NULL;
 
     kerf_distill_options distill;
     kerf_distill_options_init(&distill);
@@ -1154,15 +1159,8 @@ static void test_student_and_matches(const char *model_path) {
  * kerf_quantize writes (smaller, still runs, zeros kept), and the refusals. */
 static void test_qat(const char *model_path, const char *tmpdir) {
     kerf_model *teacher = NULL, *student = NULL;
-    EXPECT_STATUS(kerf_model_load(model_path, &teacher), KERF_OK);
-    EXPECT_STATUS(kerf_model_load(model_path, &student), KERF_OK);
-    kerf_prune_options prune;
-    kerf_prune_options_init(&prune);
-    prune.sparsity = 0.5;
+    load_pruned_pair(model_path, 0.5, &teacher, &student);
     char *report = NULL;
-    EXPECT_STATUS(kerf_prune(student, &prune, &report), KERF_OK);
-    kerf_free(report);
-    report = NULL;
 
     kerf_train_options options;
     kerf_train_options_init(&options);

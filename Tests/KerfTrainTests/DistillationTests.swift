@@ -387,8 +387,9 @@ final class GradualPruningTests: XCTestCase {
         XCTAssertEqual(report.sparsity.map(\.sparsity), [0.8, 0.8])
     }
 
-    func testResumedRunEqualsTheUninterruptedOne() throws {
-        let schedule = GradualPruning(finalSparsity: 0.7, startStep: 2, endStep: 26, frequency: 4)
+    /// Trains with `schedule` for 4 epochs, and for 2 epochs with a checkpoint then resumed to
+    /// 4: the two runs must end with the same weights, bit for bit.
+    private func assertResumedRunEqualsTheUninterruptedOne(_ schedule: GradualPruning, file: StaticString = #filePath, line: UInt = #line) throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("gradual-\(getpid()).npz").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let whole = try trainer(schedule)
@@ -397,9 +398,20 @@ final class GradualPruningTests: XCTestCase {
         _ = try train(first, data: data(), options: TrainingLoopOptions(epochs: 2, batchSize: 8, checkpointPath: path))
         let resumed = try trainer(schedule)
         _ = try train(resumed, data: data(), options: TrainingLoopOptions(epochs: 4, batchSize: 8), resumeFrom: path)
+        XCTAssertEqual(whole.parameters().count, 4, file: file, line: line)
         for (name, value) in whole.parameters() {
-            XCTAssertEqual(resumed.parameters()[name]?.array(of: Float.self), value.array(of: Float.self), name)
+            XCTAssertEqual(resumed.parameters()[name]?.array(of: Float.self), value.array(of: Float.self), name, file: file, line: line)
         }
+    }
+
+    func testResumedRunEqualsTheUninterruptedOne() throws {
+        try assertResumedRunEqualsTheUninterruptedOne(GradualPruning(finalSparsity: 0.7, startStep: 2, endStep: 26, frequency: 4))
+    }
+
+    func testResumedMovementPruningEqualsTheUninterruptedOne() throws {
+        // The movement scores are part of the checkpoint.
+        try assertResumedRunEqualsTheUninterruptedOne(GradualPruning(finalSparsity: 0.6, startStep: 2, endStep: 26, frequency: 4,
+                                                                     criterion: .movement))
     }
 
     func testMovementPruningRemovesTheWeightsMovingTowardsZero() throws {
@@ -433,21 +445,6 @@ final class GradualPruningTests: XCTestCase {
         let movementKept = try XCTUnwrap(kept[.movement])
         XCTAssertEqual(movementKept.indices.filter { movementKept[$0] }, expected.sorted())
         XCTAssertNotEqual(kept[.movement], kept[.magnitude], "the two criteria choose differently here")
-    }
-
-    func testResumedMovementPruningEqualsTheUninterruptedOne() throws {
-        let schedule = GradualPruning(finalSparsity: 0.6, startStep: 2, endStep: 26, frequency: 4, criterion: .movement)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("movement-\(getpid()).npz").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let whole = try trainer(schedule)
-        _ = try train(whole, data: data(), options: TrainingLoopOptions(epochs: 4, batchSize: 8))
-        let first = try trainer(schedule)
-        _ = try train(first, data: data(), options: TrainingLoopOptions(epochs: 2, batchSize: 8, checkpointPath: path))
-        let resumed = try trainer(schedule)
-        _ = try train(resumed, data: data(), options: TrainingLoopOptions(epochs: 4, batchSize: 8), resumeFrom: path)
-        for (name, value) in whole.parameters() {
-            XCTAssertEqual(resumed.parameters()[name]?.array(of: Float.self), value.array(of: Float.self), name)
-        }
     }
 
     func testBadSchedulesAndAnUnknownEndAreRefused() throws {
