@@ -180,12 +180,15 @@ test-wheel: wheel
 	cd $(OUT) && env -u KERF_LIBRARY -u PYTHONPATH $(OUT)/venv/bin/python $(CURDIR)/Tests/Wheel/smoke.py $(OUT)
 
 ## bench: release build, Kerf next to ONNX Runtime in the same run, writes BENCHMARKS.md
-##        (then appends the Distillation section of scripts/bench_distill.py, about 4 minutes)
+##        (then appends the Distillation section of scripts/bench_distill.py, about 4 minutes,
+##        and the Quantization-aware training section of scripts/bench_qat.py, about 4 minutes)
 bench: release
 	KERF_LIBRARY=$(LIB) $(PYTHON) scripts/bench.py --kerf $(KERF) --out BENCHMARKS.md
 	mkdir -p $(OUT)
 	KERF_LIBRARY=$(LIB) $(PYTHON) scripts/bench_distill.py | tee $(OUT)/bench_distill.md
 	{ echo; cat $(OUT)/bench_distill.md; } >> BENCHMARKS.md
+	KERF_LIBRARY=$(LIB) $(PYTHON) scripts/bench_qat.py | tee $(OUT)/bench_qat.md
+	{ echo; cat $(OUT)/bench_qat.md; } >> BENCHMARKS.md
 
 clean:
 	rm -rf .build .build-fuzz .build-asan
