@@ -57,3 +57,42 @@ extension Graph {
         removeUnreadInitializers()
     }
 }
+
+extension Graph {
+    /// Replaces each default-domain Constant node (value, value_float, value_int) whose output is
+    /// no graph output by an initializer of the same name holding its value, so that passes
+    /// reading constants from initializers see the values exporters write as Constant nodes.
+    public func constantNodesToInitializers() {
+        let graphOutputs = Set(outputs.map(\.name))
+        let values = constantValues()
+        let initializerNames = Set(initializers.map(\.name))
+        var removed = Set<Int>()
+        for (i, n) in nodes.enumerated() where n.isDefaultDomain && n.opType == "Constant" && n.outputs.count == 1 {
+            let name = n.outputs[0]
+            guard let value = values[name], !graphOutputs.contains(name), !initializerNames.contains(name) else { continue }
+            initializers.append(Initializer(name: name, tensor: value))
+            removed.insert(i)
+        }
+        removeNodes(at: removed)
+    }
+
+    /// Gives every reader but the first of an int64 initializer read by several nodes of
+    /// `opTypes` (Reshape shape targets shared across layers) a copy of its own, so that a pass can
+    /// rewrite one reader's target without touching the others'.
+    public func unshareIntegerInitializers(readBy opTypes: Set<String>) {
+        let names = NameAllocator(self)
+        let byName = Dictionary(initializers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var seen = Set<String>()
+        for i in nodes.indices where nodes[i].isDefaultDomain && opTypes.contains(nodes[i].opType) {
+            for (k, input) in nodes[i].inputs.enumerated() {
+                guard let initializer = byName[input], initializer.tensor.dtype == .int64, !inputs.contains(where: { $0.name == input }) else {
+                    continue
+                }
+                if seen.insert(input).inserted { continue }
+                let copy = names.make(input + "_copy")
+                initializers.append(Initializer(name: copy, tensor: initializer.tensor))
+                nodes[i].inputs[k] = copy
+            }
+        }
+    }
+}

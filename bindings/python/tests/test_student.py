@@ -177,3 +177,65 @@ def test_refusals_leave_the_file_untouched(teacher, tmp_path):
     with pytest.raises(kerf.KerfError, match="no repeated layers") as error:
         kerf.student(plain, tmp_path / "out.onnx")
     assert error.value.status == kerf.Status.UNSUPPORTED
+
+
+class HeadsLayer(torch.nn.Module):
+    """Attention with separate Q, K, V and output projections (the pattern channel pruning removes heads from)."""
+
+    def __init__(self, width=32, heads=4):
+        super().__init__()
+        self.heads, self.d, self.width = heads, width // heads, width
+        self.q, self.k, self.v, self.o = (torch.nn.Linear(width, width) for _ in range(4))
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        split = lambda t: t.reshape(b, n, self.heads, self.d).transpose(1, 2)  # noqa: E731
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        scores = torch.softmax(q @ k.transpose(-1, -2) / self.d ** 0.5, dim=-1)
+        return x + self.o((scores @ v).transpose(1, 2).reshape(b, n, self.width))
+
+
+class HeadsNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.ModuleList([HeadsLayer(), HeadsLayer()])
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_narrowing_removes_attention_heads_from_both_exporters(tmp_path, dynamo):
+    """TorchScript writes head counts as Constant nodes and dynamo shares one Reshape target
+    across layers: the student still loses half the heads of each layer, and computes what the
+    module with those heads' outputs cut off computes."""
+    torch.manual_seed(1)
+    module, x = HeadsNet().eval(), torch.randn(3, 8, 32)
+    path = tmp_path / "heads.onnx"
+    if dynamo:
+        torch.onnx.export(module, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=True,
+                          dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},))
+    else:
+        torch.onnx.export(module, (x,), str(path), input_names=["x"], output_names=["y"], opset_version=17, dynamo=False,
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+    out = tmp_path / "student.onnx"
+    report = kerf.student(path, out, drop_layers=None, narrow=0.5)
+    assert report.parameters_after < report.parameters_before * 0.55
+    narrowed = {t["name"]: numpy_from(out, t["name"]) for t in report.narrowed["tensors"] if t["shape"] == [16, 32]}
+    assert len(narrowed) == 2  # each layer's output projection, [heads·d kept, width]
+    expected = copy.deepcopy(module)
+    for layer in expected.layers:
+        rows = layer.o.weight.detach().numpy().T  # MatMul's B: [input channels, width]
+        match = next(b for b in narrowed.values() if any(np.array_equal(b[0], r) for r in rows))
+        kept = [j for j in range(32) if any(np.array_equal(rows[j], r) for r in match)]
+        assert len(kept) == 16 and all(len({j // 8 for j in kept[h * 8:(h + 1) * 8]}) == 1 for h in range(2)), kept
+        with torch.no_grad():
+            layer.o.weight[:, [j for j in range(32) if j not in kept]] = 0
+    want = expected(x).detach().numpy()
+    np.testing.assert_allclose(run(out, {"x": x.numpy()}), want, atol=2e-5)
+
+
+def numpy_from(path, name):
+    return next(onnx.numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer if t.name == name)
