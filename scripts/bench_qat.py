@@ -480,9 +480,10 @@ def _layer_values(path) -> tuple[list, list]:
     return [hidden[i] for i in sorted(hidden)], [attention[i] for i in sorted(attention)]
 
 
-def _matches(teacher, student, pairs) -> list:
-    """Hidden states by cosine (not the last student layer's: that is the output) and attention,
-    for each (student layer, teacher layer) pair; the student keeps the teacher's layer names."""
+def _matches(teacher, student, pairs, attention=True) -> list:
+    """Hidden states by cosine (not the last student layer's: that is the output) and, when the
+    student keeps the teacher's heads, attention, for each (student layer, teacher layer) pair;
+    the student keeps the teacher's layer names."""
     t_hidden, t_attention = _layer_values(teacher)
     s_hidden, s_attention = _layer_values(student)
     last = len(s_hidden) - 1
@@ -490,7 +491,8 @@ def _matches(teacher, student, pairs) -> list:
     for s, t in pairs:
         if s != last:
             out.append((s_hidden[s], t_hidden[t], "cosine", 1.0))
-        out.append((s_attention[s], t_attention[t], "attention", ATTENTION_WEIGHT))
+        if attention:
+            out.append((s_attention[s], t_attention[t], "attention", ATTENTION_WEIGHT))
     return out
 
 
@@ -530,9 +532,10 @@ def bert_lines(threads: int, sharp: bool = True) -> list[str]:
         per_token = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
         return float(per_token[real].mean())
 
-    def distill(teacher, student, dst, pairs, epochs, lr, **qat):
+    def distill(teacher, student, dst, pairs, epochs, lr, attention=True, **qat):
         start = time.perf_counter()
-        report = kerf.distill(teacher, student, dst, data=train, output_loss="cosine", matches=_matches(teacher, student, pairs),
+        report = kerf.distill(teacher, student, dst, data=train, output_loss="cosine",
+                              matches=_matches(teacher, student, pairs, attention),
                               optimizer=kerf.optim.AdamW(lr=lr), schedule=kerf.optim.CosineAnnealingLR(T_max=per_epoch * epochs),
                               epochs=epochs, batch_size=BATCH, seed=0, threads=threads, teacher_threads=threads, **qat)
         return report.steps, time.perf_counter() - start
@@ -569,7 +572,9 @@ def bert_lines(threads: int, sharp: bool = True) -> list[str]:
             reports[name] = kerf.student(source, path(name), **arguments)
             target = reference if source == teacher else hidden(source)
             before = cosine(hidden(path(name)), target)
-            steps, seconds = distill(source, path(name), path(name + "_distilled"), pairs, BERT_EPOCHS, BERT_LR)
+            # Attention maps are matched only where the student keeps every head.
+            keeps_heads = not any(t["shape_before"] == [WIDTH, WIDTH] for t in (reports[name].get("narrowed") or {}).get("tensors", []))
+            steps, seconds = distill(source, path(name), path(name + "_distilled"), pairs, BERT_EPOCHS, BERT_LR, keeps_heads)
             after = cosine(hidden(path(name + "_distilled")), target)
             r = reports[name]
             students.append((label, r["parameters_after"], r["parameters_before"], file_bytes(path(name)),
@@ -630,7 +635,8 @@ def bert_lines(threads: int, sharp: bool = True) -> list[str]:
         f"`kerf.student(teacher, drop_layers=None, narrow=0.5)`. For (b) the report says: {_narrowed_text(reports['b']['narrowed'])} "
         f"Each is distilled from its teacher with `output_loss=\"cosine\"` on the last hidden state plus `matches`: the "
         "output of every student layer but the last against the teacher layer it stands for, by `\"cosine\"` (weight 1), and "
-        f"every student layer's attention (its Softmax output) by `\"attention\"` (weight {ATTENTION_WEIGHT:g}); student (a)'s "
+        f"where the student keeps the teacher's heads, every student layer's attention (its Softmax output) by "
+        f"`\"attention\"` (weight {ATTENTION_WEIGHT:g}); student (a)'s "
         "layer i (the teacher's layer 2i) stands for teacher layer 2i + 1, student (b)'s layer i for teacher layer i. AdamW "
         f"lr {BERT_LR:g}, cosine annealing, {BERT_EPOCHS} epochs, batch {BATCH}, {threads_text(threads)}. Target: cosine at least "
         f"{STUDENT_COSINE} after distillation.",

@@ -159,6 +159,12 @@ public final class Distiller {
                     throw KerfError.invalidArgument("attention matching compares the outputs of Softmax nodes over their last axis; "
                                                     + "'\(match.student)' or '\(match.teacher)' is not one")
                 }
+                if let ss = studentTypes?.shape(of: s), let ts = teacherTypes?.shape(of: t),
+                   ss.count != ts.count || zip(ss, ts).contains(where: { a, b in a.intValue != nil && b.intValue != nil && a != b }) {
+                    throw KerfError.invalidArgument("attention matching compares maps of one shape: the student's '\(match.student)' is "
+                                                    + "[\(ss.map(\.description).joined(separator: ", "))], the teacher's '\(match.teacher)' "
+                                                    + "[\(ts.map(\.description).joined(separator: ", "))] (a student with fewer heads cannot match them one to one)")
+                }
                 matchTerms.append((match.weight, .attentionDistillation(output: s, teacher: addPair(s, t))))
             case .meanSquaredError, .cosine:
                 let feed = addPair(match.student, match.teacher)

@@ -235,6 +235,10 @@ def test_narrowing_removes_attention_heads_from_both_exporters(tmp_path, dynamo)
             layer.o.weight[:, [j for j in range(32) if j not in kept]] = 0
     want = expected(x).detach().numpy()
     np.testing.assert_allclose(run(out, {"x": x.numpy()}), want, atol=2e-5)
+    # Its attention maps have half the heads: matching them to the teacher's one to one is refused.
+    softmax = [[n.output[0] for n in onnx.load(str(p)).graph.node if n.op_type == "Softmax"][0] for p in (out, path)]
+    with pytest.raises(kerf.KerfError, match="maps of one shape"):
+        kerf.distill(path, out, data={"x": x.numpy()}, matches=[(softmax[0], softmax[1], "attention")], output_loss="mse")
 
 
 def numpy_from(path, name):
