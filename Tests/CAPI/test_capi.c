@@ -991,6 +991,16 @@ static int count_progress(void *user_data, int64_t step, int64_t total, int64_t 
 
 /* kerf_distill: a 90%-pruned copy of the digits MLP distilled from the original keeps exactly
  * its zeros and moves towards the teacher; bad arguments are refused with the student unchanged. */
+/* 64 samples of the digits MLP's 64 inputs, x[i] = (i * 37) % 17: the distillation tests' data. */
+static kerf_tensor *patterned_inputs(void) {
+    float x[64 * 64];
+    for (int i = 0; i < 64 * 64; i++) x[i] = (float)((i * 37) % 17);
+    int64_t xd[2] = {64, 64};
+    kerf_tensor *inputs = NULL;
+    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, xd, 2, x, sizeof x, &inputs), KERF_OK);
+    return inputs;
+}
+
 /* Loads `model_path` twice: the teacher, and a student pruned to `sparsity` (magnitude). */
 static void load_pruned_pair(const char *model_path, double sparsity, kerf_model **teacher, kerf_model **student) {
     EXPECT_STATUS(kerf_model_load(model_path, teacher), KERF_OK);
@@ -1015,11 +1025,7 @@ static void test_distill(const char *model_path) {
     kerf_train_options options;
     kerf_train_options_init(&options);
     CHECK(options.keep_sparsity == 1, "keep_sparsity is on by default");
-    float x[64 * 64];
-    for (int i = 0; i < 64 * 64; i++) x[i] = (float)((i * 37) % 17);
-    int64_t xd[2] = {64, 64};
-    kerf_tensor *inputs = NULL;
-    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, xd, 2, x, sizeof x, &inputs), KERF_OK);
+    kerf_tensor *inputs = patterned_inputs();
     const char *names[1] = {"X"};
     const kerf_tensor *data[1] = {inputs};
     options.data_names = names;
@@ -1165,11 +1171,7 @@ static void test_qat(const char *model_path, const char *tmpdir) {
     kerf_train_options options;
     kerf_train_options_init(&options);
     CHECK(options.qat == NULL && options.qat_range_momentum == 0.99, "qat defaults: off, momentum 0.99");
-    float x[64 * 64];
-    for (int i = 0; i < 64 * 64; i++) x[i] = (float)((i * 37) % 17);
-    int64_t xd[2] = {64, 64};
-    kerf_tensor *inputs = NULL;
-    EXPECT_STATUS(kerf_tensor_create(KERF_DTYPE_FLOAT, xd, 2, x, sizeof x, &inputs), KERF_OK);
+    kerf_tensor *inputs = patterned_inputs();
     const char *names[1] = {"X"};
     const kerf_tensor *data[1] = {inputs};
     options.data_names = names;
