@@ -24,7 +24,21 @@ public func prune(_ model: Model, options: PruneOptions, progress: ProgressHandl
         for (w, tensor) in zip(weights, pruned) { graph.initializers[w.index].tensor = tensor }
         pruned.removeAll()
     case .channel:
-        try pruneChannels(model, options: options, report: &report, progress: progress)
+        // Exporters write head counts and sizes as Constant nodes (TorchScript) and share one
+        // Reshape target among all layers (dynamo); channel pruning rewrites initializers read by
+        // the block it prunes. It works on a copy with Constant nodes made initializers and
+        // shared Reshape targets copied, which replaces the graph when something was pruned.
+        let prepared = model.replacing(graph: graph.copy())
+        prepared.graph.constantNodesToInitializers()
+        prepared.graph.unshareIntegerInitializers(readBy: ["Reshape"])
+        try pruneChannels(prepared, options: options, report: &report, progress: progress)
+        if !report.tensors.isEmpty {
+            graph.nodes = prepared.graph.nodes
+            graph.initializers = prepared.graph.initializers
+            graph.inputs = prepared.graph.inputs
+            graph.outputs = prepared.graph.outputs
+            graph.valueInfo = prepared.graph.valueInfo
+        }
     }
 
     if options.storeSparse { markSparseStorage(graph, report: &report) }

@@ -17,9 +17,7 @@ public struct StudentOptions: Sendable {
 
     public var dropLayers: Layers
     /// With a value f in (0, 1): also remove the fraction f of each prunable channel group
-    /// (feed-forward channels, attention heads, convolution channels) by channel pruning (after
-    /// Constant nodes become initializers and Reshapes that share a shape initializer get a copy
-    /// each).
+    /// (feed-forward channels, attention heads, convolution channels) by channel pruning.
     public var narrow: Double?
     /// Channel pruning's other settings (criterion, exclusions) when `narrow` is set.
     public var pruneOptions: PruneOptions
@@ -78,11 +76,6 @@ public func makeStudent(_ model: Model, options: StudentOptions = StudentOptions
     }
     let student = model.replacing(graph: g)
     if let narrow = options.narrow {
-        // Exporters write head counts and sizes as Constant nodes (TorchScript) or one shape
-        // initializer for every layer's Reshapes (dynamo): channel pruning rewrites initializers
-        // read by the block it prunes, so each Reshape gets its own.
-        g.constantNodesToInitializers()
-        g.unshareIntegerInitializers(readBy: ["Reshape"])
         guard narrow > 0 && narrow < 1 else { throw KerfError.invalidArgument("narrow must be in (0, 1), got \(narrow)") }
         var prune = options.pruneOptions
         prune.method = .channel

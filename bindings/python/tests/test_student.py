@@ -206,11 +206,13 @@ class HeadsNet(torch.nn.Module):
         return x
 
 
+@pytest.mark.parametrize("via", ["student", "prune"])
 @pytest.mark.parametrize("dynamo", [False, True])
-def test_narrowing_removes_attention_heads_from_both_exporters(tmp_path, dynamo):
+def test_narrowing_removes_attention_heads_from_both_exporters(tmp_path, dynamo, via):
     """TorchScript writes head counts as Constant nodes and dynamo shares one Reshape target
-    across layers: the student still loses half the heads of each layer, and computes what the
-    module with those heads' outputs cut off computes."""
+    across layers: kerf.student(narrow=0.5) and kerf.prune(method="channel") still remove half the
+    heads of each layer, and the result computes what the module with those heads' outputs cut
+    off computes."""
     torch.manual_seed(1)
     module, x = HeadsNet().eval(), torch.randn(3, 8, 32)
     path = tmp_path / "heads.onnx"
@@ -221,9 +223,13 @@ def test_narrowing_removes_attention_heads_from_both_exporters(tmp_path, dynamo)
         torch.onnx.export(module, (x,), str(path), input_names=["x"], output_names=["y"], opset_version=17, dynamo=False,
                           dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
     out = tmp_path / "student.onnx"
-    report = kerf.student(path, out, drop_layers=None, narrow=0.5)
+    if via == "student":
+        report = kerf.student(path, out, drop_layers=None, narrow=0.5)
+        pruned = report.narrowed
+    else:
+        report = pruned = kerf.prune(path, out, method="channel", sparsity=0.5)
     assert report.parameters_after < report.parameters_before * 0.55
-    narrowed = {t["name"]: numpy_from(out, t["name"]) for t in report.narrowed["tensors"] if t["shape"] == [16, 32]}
+    narrowed = {t["name"]: numpy_from(out, t["name"]) for t in pruned["tensors"] if t["shape"] == [16, 32]}
     assert len(narrowed) == 2  # each layer's output projection, [heads·d kept, width]
     expected = copy.deepcopy(module)
     for layer in expected.layers:
@@ -235,6 +241,8 @@ def test_narrowing_removes_attention_heads_from_both_exporters(tmp_path, dynamo)
             layer.o.weight[:, [j for j in range(32) if j not in kept]] = 0
     want = expected(x).detach().numpy()
     np.testing.assert_allclose(run(out, {"x": x.numpy()}), want, atol=2e-5)
+    if via == "prune":
+        return
     # Its attention maps have half the heads: matching them to the teacher's one to one is refused.
     softmax = [[n.output[0] for n in onnx.load(str(p)).graph.node if n.op_type == "Softmax"][0] for p in (out, path)]
     with pytest.raises(kerf.KerfError, match="maps of one shape"):
