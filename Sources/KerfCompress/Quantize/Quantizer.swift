@@ -14,8 +14,8 @@ public func quantize(_ model: Model, options: QuantizeOptions = QuantizeOptions(
 }
 
 /// `quantize` with static mode's activation ranges given (by tensor name, as quantization-aware
-/// training learned them) instead of calibrated: every tensor static mode quantizes must have
-/// one, and `calibration` then serves the report's comparisons only.
+/// training learned them) instead of calibrated: a tensor without one stays float, and
+/// `calibration` then serves the report's comparisons only.
 func quantize(_ model: Model, options: QuantizeOptions, calibration: CalibrationSource?, validation: CalibrationSource?,
               progress: ProgressHandler?, activationRanges: [String: (low: Float, high: Float)]?) throws -> QuantizeReport {
     try validate(options, hasData: calibration != nil || (activationRanges != nil && options.autoTolerance == nil && options.smoothQuantAlpha == nil))
@@ -44,7 +44,8 @@ func quantize(_ model: Model, options: QuantizeOptions, calibration: Calibration
         let plan = ActivationPlan(float, targets: targets)
         if let activationRanges {
             for name in plan.tensors.sorted() {
-                guard let r = activationRanges[name] else { throw KerfError.invalidArgument("no range was given for activation '\(name)'") }
+                // A tensor without a range (not float, never observed) stays float, as calibration leaves it.
+                guard let r = activationRanges[name] else { continue }
                 guard r.low.isFinite && r.high.isFinite else {
                     throw KerfError.invalidArgument("activation '\(name)' has the range [\(r.low), \(r.high)]")
                 }
