@@ -70,12 +70,6 @@ public func kerf_distill(_ student: OpaquePointer?, _ teacher: OpaquePointer?, _
         let distiller = try Distiller(student: qat?.prepared.model ?? s.model, teacher: t.model, options: distillation,
                                       parameters: selection, trainerOptions: trainerOptions)
         let result = try distiller.train(data: parts.data, validation: parts.validation, options: parts.loop, resumeFrom: parts.resume)
-        var text = try result.json()
-        if let qat {
-            text = try qat.finish(distiller.trainedStudent(), into: s.model, report: text)
-        } else {
-            s.model.graph.initializers = distiller.trainedStudent().graph.initializers
-        }
-        try storeString(text, report)
+        try storeString(try writeBack(distiller.trainedStudent(), into: s.model, qat: qat, report: try result.json()), report)
     }
 }

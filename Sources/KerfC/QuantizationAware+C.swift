@@ -44,3 +44,13 @@ struct QuantizationAwareRun {
         return try jsonObject(json, adding: "quantization", try report.json())
     }
 }
+
+/// Makes `model` the trained model: its trained initializers, or with `qat` the int8 model it
+/// quantizes to. Returns the training report `json` (with "quantization" after QAT).
+func writeBack(_ trained: Model, into model: Model, qat: QuantizationAwareRun?, report json: String) throws -> String {
+    guard let qat else {
+        model.graph.initializers = trained.graph.initializers
+        return json
+    }
+    return try qat.finish(trained, into: model, report: json)
+}

@@ -382,12 +382,6 @@ public func kerf_train(_ model: OpaquePointer?, _ options: UnsafePointer<kerf_tr
         let qat = try QuantizationAwareRun(c, model: m.model, data: parts.data)
         let trainer = try Trainer(model: qat?.prepared.model ?? m.model, loss: loss, parameters: selection, options: trainerOptions)
         let result = try train(trainer, data: parts.data, validation: parts.validation, options: parts.loop, resumeFrom: parts.resume)
-        var text = try result.json()
-        if let qat {
-            text = try qat.finish(trainer.trainedModel(), into: m.model, report: text)
-        } else {
-            m.model.graph.initializers = trainer.trainedModel().graph.initializers
-        }
-        try storeString(text, report)
+        try storeString(try writeBack(trainer.trainedModel(), into: m.model, qat: qat, report: try result.json()), report)
     }
 }
