@@ -96,3 +96,55 @@ extension Graph {
         }
     }
 }
+
+extension Graph {
+    /// Replaces each default-domain Identity node reading an initializer (TorchScript stores
+    /// identical tensors once and fans them out this way) by an initializer of the node's output
+    /// name holding the same tensor, so that every reader names a tensor of its own. Identity
+    /// chains resolve in node order; graph inputs and outputs are left alone. Returns each new
+    /// initializer's name mapped to the initializer it copies (for `shareIdenticalCopies`).
+    @discardableResult
+    public func identityInitializersToCopies() -> [String: String] {
+        let graphOutputs = Set(outputs.map(\.name)), graphInputs = Set(inputs.map(\.name))
+        var tensors = Dictionary(initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+        var copies: [String: String] = [:]
+        var removed = Set<Int>()
+        for (i, n) in nodes.enumerated() where n.isDefaultDomain && n.opType == "Identity" && n.inputs.count == 1 && n.outputs.count == 1 {
+            let source = n.inputs[0], name = n.outputs[0]
+            guard let tensor = tensors[source], !graphInputs.contains(source), !graphOutputs.contains(name), tensors[name] == nil else { continue }
+            initializers.append(Initializer(name: name, tensor: tensor))
+            tensors[name] = tensor
+            copies[name] = copies[source] ?? source
+            removed.insert(i)
+        }
+        removeNodes(at: removed)
+        return copies
+    }
+
+    /// Where an initializer and its copies (`copies`: copy name → source name, as returned by
+    /// `identityInitializersToCopies`) still hold identical tensors, makes their readers read one
+    /// of them and drops the others, so that a pass that changed only some copies leaves no
+    /// duplicate storage behind.
+    public func shareIdenticalCopies(_ copies: [String: String]) {
+        guard !copies.isEmpty else { return }
+        let index = Dictionary(initializers.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var families: [String: [String]] = [:]
+        for (copy, source) in copies.sorted(by: { $0.key < $1.key }) { families[source, default: [source]].append(copy) }
+        var renames: [String: String] = [:]
+        for family in families.values {
+            var keepers: [Tensor] = [], keeperNames: [String] = []
+            for name in family {
+                guard let i = index[name] else { continue }
+                let tensor = initializers[i].tensor
+                if let k = keepers.firstIndex(where: { $0.dtype == tensor.dtype && $0.shape == tensor.shape && $0.bytes.elementsEqual(tensor.bytes) }) {
+                    renames[name] = keeperNames[k]
+                } else {
+                    keepers.append(tensor)
+                    keeperNames.append(name)
+                }
+            }
+        }
+        redirectReaders(renames)
+        removeUnreadInitializers()
+    }
+}

@@ -175,6 +175,34 @@ final class ChannelPruningTests: XCTestCase {
         XCTAssertEqual(m.initializer("b.weight").array(of: Float.self), expected)
     }
 
+    /// TorchScript stores identical tensors once and fans them out through Identity nodes: here
+    /// one zero bias feeds three convolutions (`a` and `b` through Identity). Each reader gets
+    /// its own copy to prune, and copies still equal afterwards are stored once again.
+    func testIdentityFannedOutBiasIsPrunedPerReader() throws {
+        let b = GraphBuilder(seed: 5)
+        let zero = b.constant("shared.bias", [8], [Float](repeating: 0, count: 8))
+        let biasA = b.node("Identity", [zero], name: "bias_a"), biasB = b.node("Identity", [zero], name: "bias_b")
+        func conv(_ x: String, _ c: Int, _ name: String, _ bias: String) -> String {
+            b.node("Conv", [x, b.constant("\(name).weight", [8, c, 3, 3]), bias], name: name, ["pads": .ints([1, 1, 1, 1])])
+        }
+        let r = b.node("Relu", [conv("x", 4, "stem", zero)])
+        let t = conv(b.node("Relu", [conv(r, 8, "a", biasA)]), 8, "b", biasB)
+        let y = b.node("Relu", [b.node("Add", [r, t])])
+        let m = b.model(shape: [1, 4, 6, 6], output: b.gemm(b.node("Flatten", [b.node("GlobalAveragePool", [y])]), 8, 3, name: "fc"))
+        for w in ["stem", "b"] { m.fill("\(w).weight", axis: 0, channels: [2, 3, 5, 6]) }
+        m.fill("a.weight", axis: 0, channels: [0, 1, 2, 7])
+
+        let report = try pruneKeepingOutputs(m, input([1, 4, 6, 6]), options())
+
+        XCTAssertFalse(m.graph.nodes.contains { $0.opType == "Identity" })
+        XCTAssertEqual(shapes(m, ["stem.weight", "a.weight", "b.weight", "fc.weight"]), [[4, 4, 3, 3], [4, 4, 3, 3], [4, 4, 3, 3], [4, 3]])
+        // All three pruned biases are four zeros: one initializer again, read by every Conv.
+        let biases = Set(m.graph.nodes.filter { $0.opType == "Conv" }.map { $0.inputs[2] })
+        XCTAssertEqual(biases.count, 1, "\(biases)")
+        XCTAssertEqual(biases.first.map { m.initializer($0).shape }, [4])
+        XCTAssertFalse(report.skipped.contains { $0.reason.contains("shared") || $0.reason.contains("not a constant") }, "\(report.skipped)")
+    }
+
     func testTiedGroupScoresAreSummedOverItsMembers() throws {
         // Channel 0 is zero in the stem only; b's filter 0 is the largest, so the group keeps it.
         let m = residual()
