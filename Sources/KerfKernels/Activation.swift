@@ -13,6 +13,10 @@ public enum Activation: Equatable, Sendable {
     case tanh
     /// GELU, exact form (`gelu`, FastMath.swift).
     case gelu
+    /// max(0, min(1, alpha · x + beta)), ONNX HardSigmoid.
+    case hardSigmoid(alpha: Float, beta: Float)
+    /// x · max(0, min(1, x · (1/6) + 0.5)), ONNX HardSwish.
+    case hardSwish
 
     /// Applies the activation to `count` floats at `x`.
     public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
@@ -34,6 +38,29 @@ public enum Activation: Equatable, Sendable {
             for i in 0..<count { x[i] = tanhf(x[i]) }
         case .gelu:
             KerfKernels.gelu(x, x, count: count)
+        case .hardSigmoid(let alpha, let beta):
+            hardGate(x, count: count, alpha: alpha, beta: beta, times: false)
+        case .hardSwish:
+            hardGate(x, count: count, alpha: 1 / 6, beta: 0.5, times: true)
         }
     }
+}
+
+/// x = [x ·] max(0, min(1, alpha · x + beta)) in place, 8 lanes at a time (HardSwish: alpha
+/// 1/6, beta 0.5, as the ONNX definition computes it).
+private func hardGate(_ x: UnsafeMutablePointer<Float>, count: Int, alpha: Float, beta: Float, times: Bool) {
+    @inline(__always) func gate(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        let t = v * alpha + beta
+        // Swift.max(0, Swift.min(1, t)), NaN included: min gives 1, as the operators compute.
+        let m = t.replacing(with: 1, where: .!(t .< 1))
+        let g = m.replacing(with: 0, where: .!(m .>= 0))
+        return times ? v * g : g
+    }
+    var i = 0
+    while i + 8 <= count {
+        let p = UnsafeMutableRawPointer(x + i)
+        p.storeBytes(of: gate(p.loadUnaligned(as: SIMD8<Float>.self)), as: SIMD8<Float>.self)
+        i += 8
+    }
+    for j in i..<count { x[j] = gate(SIMD8<Float>(repeating: x[j]))[0] }
 }

@@ -83,3 +83,66 @@ public func im2rowChannelsLast<T: FixedWidthInteger>(_ x: UnsafePointer<T>, pixe
         }
     }
 }
+
+/// Depthwise int8 convolution sums (one filter per channel) of output positions
+/// `first ..< first + count` of one channels-last 2-D image x[h, w, channels] (int8 when
+/// `signed`, else uint8), with the input's zero point taken out:
+/// acc[i, c] = Σ_taps (x[tap of position first + i, c] − xZero) · weights[tap, c], taps in
+/// padding adding nothing (they hold the zero point). `weights` is [kernelCount, channels],
+/// taps in row-major kernel order; acc is [count, channels]. Channels are the vector lanes.
+public func depthwiseInt8Sums(_ x: UnsafePointer<UInt8>, signed: Bool, xZero: Int32, channels: Int, geometry g: WindowGeometry,
+                              weights: UnsafePointer<Int16>, first: Int, count: Int, into acc: UnsafeMutablePointer<Int32>) {
+    precondition(g.inputSize.count == 2, "depthwiseInt8Sums takes 2-D images")
+    if signed {
+        x.withMemoryRebound(to: Int8.self, capacity: g.inputCount * channels) {
+            depthwiseSums($0, xZero: xZero, channels: channels, g, weights, first: first, count: count, acc)
+        }
+    } else {
+        depthwiseSums(x, xZero: xZero, channels: channels, g, weights, first: first, count: count, acc)
+    }
+}
+
+@inline(__always)
+private func depthwiseSums<T: FixedWidthInteger & SIMDScalar>(_ x: UnsafePointer<T>, xZero: Int32, channels: Int, _ g: WindowGeometry,
+                                                              _ weights: UnsafePointer<Int16>, first: Int, count: Int,
+                                                              _ acc: UnsafeMutablePointer<Int32>) {
+    let h = g.inputSize[0], w = g.inputSize[1], ow = g.outputSize[1]
+    let kh = g.kernel[0], kw = g.kernel[1], sh = g.strides[0], sw = g.strides[1], dh = g.dilations[0], dw = g.dilations[1]
+    let ph = g.padsBegin[0], pw = g.padsBegin[1]
+    let zero = SIMD16<Int32>(repeating: xZero)
+    withUnsafeTemporaryAllocation(of: (x: Int, w: Int).self, capacity: kh * kw) { taps in
+        for o in first..<(first + count) {
+            let oy = o / ow, ox = o % ow
+            // The taps inside the image: offsets of their pixel in x and of their filter row.
+            var n = 0
+            for ky in 0..<kh {
+                let iy = oy * sh - ph + ky * dh
+                if iy < 0 || iy >= h { continue }
+                for kx in 0..<kw {
+                    let ix = ox * sw - pw + kx * dw
+                    if ix < 0 || ix >= w { continue }
+                    taps[n] = ((iy * w + ix) * channels, (ky * kw + kx) * channels)
+                    n += 1
+                }
+            }
+            let row = acc + (o - first) * channels
+            // 16 channels at a time, their sums in registers across the taps.
+            var c = 0
+            while c + 16 <= channels {
+                var sum = SIMD16<Int32>()
+                for t in 0..<n {
+                    let xv = UnsafeRawPointer(x + taps[t].x + c).loadUnaligned(as: SIMD16<T>.self)
+                    let wv = UnsafeRawPointer(weights + taps[t].w + c).loadUnaligned(as: SIMD16<Int16>.self)
+                    sum &+= (SIMD16<Int32>(truncatingIfNeeded: xv) &- zero) &* SIMD16<Int32>(truncatingIfNeeded: wv)
+                }
+                UnsafeMutableRawPointer(row + c).storeBytes(of: sum, as: SIMD16<Int32>.self)
+                c += 16
+            }
+            for c in c..<channels {
+                var sum: Int32 = 0
+                for t in 0..<n { sum &+= (Int32(x[taps[t].x + c]) &- xZero) &* Int32(weights[taps[t].w + c]) }
+                row[c] = sum
+            }
+        }
+    }
+}

@@ -74,9 +74,10 @@ enum ActivationExtraOps {
         }
         r["HardSwish"] = { _ in
             ClosureOperator {
+                // alpha = 1/6 as ONNX defines it (a multiplication, not a division by 6).
                 [try unaryFloat(try $0.required(0),
-                                { $0 * Swift.max(0, Swift.min(1, $0 / 6 + 0.5)) },
-                                { $0 * Swift.max(0, Swift.min(1, $0 / 6 + 0.5)) })]
+                                { $0 * Swift.max(0, Swift.min(1, $0 * (1 / 6 as Float) + 0.5)) },
+                                { $0 * Swift.max(0, Swift.min(1, $0 * (1 / 6 as Double) + 0.5)) })]
             }
         }
         r["PRelu"] = { _ in ClosureOperator { [try preluTensor(try $0.required(0), try $0.required(1, "slope"))] } }

@@ -27,7 +27,7 @@ struct ProductEpilogue {
     /// output has at least that rank.
     let biasRank: Int
     let requantization: Requantization?
-    /// MatMul only.
+    /// The float output quantized (`QuantizedEpilogue.quantizesFloat`).
     let floatQuantization: FloatQuantization?
     let activation: Activation
     /// The zero-point correction per output channel (see `PackedInt8Weights.columnOffsets`),
@@ -72,7 +72,6 @@ struct ProductEpilogue {
         self.biasRank = biasRank
         activation = e.activation
         if let y = e.quantization, e.quantizesFloat {
-            guard !conv else { throw KerfError.invalidModel("\(label): a Conv output is requantized in integers") }
             let yScaleTensor = try c.requiredConstant(named: y.scale, "y scale"), yZeroTensor = try c.requiredConstant(named: y.zero, "y zero point")
             guard let (lo, hi) = quantizedRange(yZeroTensor.dtype) else { throw KerfError.invalidModel("\(label): output type") }
             floatQuantization = FloatQuantization(dtype: yZeroTensor.dtype, scale: try floatScalars(yScaleTensor)[0], zero: try integerValues(yZeroTensor)[0],

@@ -78,8 +78,8 @@ struct QuantizedEpilogue: Equatable {
     var bias: Bias?
     /// Applied to the float output (Relu and Clip also narrow a requantized output's range).
     var activation: Activation = .none
-    /// The output quantized to 8 bits: the integer sums requantized, or (after a float bias or
-    /// a GELU) the float output quantized as QuantizeLinear does. Static products only.
+    /// The output quantized to 8 bits: the integer sums requantized, or (`quantizesFloat`) the
+    /// float output quantized as QuantizeLinear does. Static products only.
     var quantization: Quantization?
     var heads: Heads?
     var residual: Residual?
@@ -94,7 +94,13 @@ struct QuantizedEpilogue: Equatable {
         return false
     }
 
-    /// True when the float result is computed first and then quantized (a float bias or a GELU),
+    /// True when the float result is computed first and then quantized (a float bias, or an
+    /// activation other than Relu and Clip, which fold into the requantization's bounds),
     /// instead of the integer sums being requantized.
-    var quantizesFloat: Bool { hasFloatBias || activation == .gelu }
+    var quantizesFloat: Bool {
+        switch activation {
+        case .none, .relu, .clip: return hasFloatBias
+        default: return true
+        }
+    }
 }

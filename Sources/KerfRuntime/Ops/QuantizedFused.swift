@@ -194,6 +194,9 @@ final class QuantizedProduct: Operator {
     let group: Int
     /// One packed weight per group ([K, N] for MatMul; [k... x C/group, M/group] for Conv).
     let weights: [PackedInt8Weights]
+    /// A depthwise 2-D Conv's filters as [kh * kw, channels] (one input and output channel per
+    /// group): it runs on `depthwiseInt8Sums` instead of one tiny product per group.
+    let depthwiseWeights: [Int16]?
     let kernel: [Int]
     let xScale: Float, xZero: Int32, xType: DType
     let epilogue: ProductEpilogue
@@ -236,10 +239,13 @@ final class QuantizedProduct: Operator {
                     PackedInt8Weights($0.baseAddress!, k: kc * cg, n: mg, rowStride: mg, columnStride: 1, zeroPoints: [0], layout: layout)
                 }
             }
+            let depthwise = group > 1 && cg == 1 && mg == 1 && kernel.count == 2, channels = group
+            depthwiseWeights = depthwise ? (0..<(kc * channels)).map { i in Int16(values[(i % channels) * kc + i / channels]) } : nil
         } else {
             window = nil
             group = 1
             kernel = []
+            depthwiseWeights = nil
             guard w.rank == 2 else { throw KerfError.invalidModel("\(c.node.label): W must be 2-D") }
             let transB = p.transB
             let (k, n) = transB ? (w.shape[1], w.shape[0]) : (w.shape[0], w.shape[1])
@@ -326,19 +332,62 @@ final class QuantizedProduct: Operator {
         let pointwise = g.kernelCount == 1 && g.strides.allSatisfy { $0 == 1 } && g.padsBegin.allSatisfy { $0 == 0 } && oc == ic
         let (tilesPerImage, workers) = convTiling(batch: batch, pixels: oc, macsPerImage: oc * width * m)
         let tileRows = (oc + tilesPerImage - 1) / tilesPerImage
-        let rowsBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: pointwise ? 1 : workers * tileRows * width)
-        let accBuffer = UnsafeMutablePointer<Int32>.allocate(capacity: workers * tileRows * mg)
-        defer { rowsBuffer.deallocate(); accBuffer.deallocate() }
+        let depthwise = depthwiseWeights != nil, accWidth = depthwise ? m : mg
+        // A tile runs in blocks of rows whose sums (and float results) stay in L2.
+        let blockRows = min(tileRows, max(32, 16384 / accWidth))
+        let rowsBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: pointwise || depthwise ? 1 : workers * blockRows * width)
+        let accBuffer = UnsafeMutablePointer<Int32>.allocate(capacity: workers * blockRows * accWidth)
+        // The float results of a block, when they are quantized after the activation.
+        let floatBuffer = UnsafeMutablePointer<Float>.allocate(capacity: e.floatQuantization == nil ? 1 : workers * blockRows * accWidth)
+        defer { rowsBuffer.deallocate(); accBuffer.deallocate(); floatBuffer.deallocate() }
         let element = dtype.byteSize, yp = y.storage.pointer
         let gemmThreads = batch * tilesPerImage == 1 ? threads : 1
         let padding = UInt8(truncatingIfNeeded: xZero), signed = xType == .int8
+        /// Writes sums acc [count, n] of output channels `column ..< column + n` for positions
+        /// `first ..< first + count` of image `n`; y is NCHW (pixel stride 1, channel stride oc) or NHWC.
+        func write(_ acc: UnsafeMutablePointer<Int32>, offsets: UnsafePointer<Int32>?, image: Int, first: Int, count: Int, column: Int, n: Int,
+                   worker: Int) {
+            if let q = e.floatQuantization {
+                let block = floatBuffer + worker * blockRows * accWidth
+                e.writeSums(acc, offsets: offsets, m: count, n: n, columnOffset: column, into: block, rowStride: n, columnStride: 1)
+                if channelsLast {
+                    let dst = yp + ((image * oc + first) * m + column) * element
+                    if n == m {
+                        e.quantizeFloat(q, block, count: count * n, into: dst)
+                    } else {
+                        for i in 0..<count { e.quantizeFloat(q, block + i * n, count: n, into: dst + i * m * element) }
+                    }
+                } else {
+                    let dst = yp + ((image * m + column) * oc + first) * element
+                    for i in 0..<count { for j in 0..<n { e.quantizeFloat(q, block + i * n + j, count: 1, into: dst + (j * oc + i) * element) } }
+                }
+                return
+            }
+            if channelsLast {
+                let dst = yp + ((image * oc + first) * m + column) * element
+                e.writeSums(acc, offsets: offsets, m: count, n: n, columnOffset: column, into: dst, rowStride: m, columnStride: 1)
+            } else {
+                let dst = yp + ((image * m + column) * oc + first) * element
+                e.writeSums(acc, offsets: offsets, m: count, n: n, columnOffset: column, into: dst, rowStride: 1, columnStride: oc)
+            }
+        }
         withOptionalBuffer(e.columnOffsets) { offsetBuffer in
         let offsets = offsetBuffer?.baseAddress
         parallelFor(batch * tilesPerImage, threads: workers) { worker, task in
-            let n = task / tilesPerImage, first = task % tilesPerImage * tileRows, count = min(tileRows, oc - first)
-            if count <= 0 { return }
+            let n = task / tilesPerImage, tileFirst = task % tilesPerImage * tileRows, tileEnd = min(tileFirst + tileRows, oc)
             let image = nhwc + n * channels * ic
-            let rows = rowsBuffer + worker * tileRows * width, acc = accBuffer + worker * tileRows * mg
+            let rows = rowsBuffer + worker * blockRows * width, acc = accBuffer + worker * blockRows * accWidth
+            for first in stride(from: tileFirst, to: tileEnd, by: blockRows) {
+            let count = min(blockRows, tileEnd - first)
+            if let depthwiseWeights {
+                // Sums with the zero point taken out: no column offsets.
+                depthwiseWeights.withUnsafeBufferPointer {
+                    depthwiseInt8Sums(image, signed: signed, xZero: xZero, channels: m, geometry: g, weights: $0.baseAddress!,
+                                      first: first, count: count, into: acc)
+                }
+                write(acc, offsets: nil, image: n, first: first, count: count, column: 0, n: m, worker: worker)
+                continue
+            }
             for gi in 0..<group {
                 let a: UnsafeRawPointer, lda: Int
                 if pointwise {
@@ -350,15 +399,9 @@ final class QuantizedProduct: Operator {
                 }
                 int8Gemm(m: count, a: a, aSigned: signed, lda: lda, aZeroPoint: xZero, b: weights[gi], c: acc, ldc: mg,
                          threads: gemmThreads, correctingZeroPoints: offsets == nil)
-                let groupOffsets = offsets.map { $0 + gi * mg }
-                // acc is [pixels, channels]; y is NCHW (pixel stride 1, channel stride oc) or NHWC.
-                if channelsLast {
-                    let dst = yp + ((n * oc + first) * m + gi * mg) * element
-                    e.writeSums(acc, offsets: groupOffsets, m: count, n: mg, columnOffset: gi * mg, into: dst, rowStride: m, columnStride: 1)
-                } else {
-                    let dst = yp + ((n * m + gi * mg) * oc + first) * element
-                    e.writeSums(acc, offsets: groupOffsets, m: count, n: mg, columnOffset: gi * mg, into: dst, rowStride: 1, columnStride: oc)
-                }
+                // acc is [pixels, channels].
+                write(acc, offsets: offsets.map { $0 + gi * mg }, image: n, first: first, count: count, column: gi * mg, n: mg, worker: worker)
+            }
             }
         }
         }

@@ -102,7 +102,8 @@ struct QuantizedProductNode {
         static let biasRank = "bias_rank", headPerm = "head_perm", layerNormEpsilon = "kerf.layer_norm_epsilon"
         static let tableChannels = "table_channels", tableTo = "table_to", tableRank = "table_rank"
         static let all: Set<String> = [biasRank, headPerm, layerNormEpsilon, tableChannels, tableTo, tableRank,
-                                       FusedAttributes.activation, FusedAttributes.alpha, FusedAttributes.minimum, FusedAttributes.maximum]
+                                       FusedAttributes.activation, FusedAttributes.alpha, FusedAttributes.minimum, FusedAttributes.maximum,
+                                       FusedAttributes.beta]
     }
 
     // MARK: Reading a node

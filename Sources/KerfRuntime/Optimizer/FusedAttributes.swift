@@ -11,6 +11,7 @@ enum FusedAttributes {
     static let alpha = "kerf.alpha"
     static let minimum = "kerf.min"
     static let maximum = "kerf.max"
+    static let beta = "kerf.beta"
     /// On MatMul: input 2 is a bias added to every row.
     static let bias = "kerf.bias"
     /// On Conv: input 3 is added to the output (before the fused activation, if any).
@@ -28,6 +29,10 @@ enum FusedAttributes {
         case .sigmoid: return [Attribute(name: Self.activation, value: s("Sigmoid"))]
         case .tanh: return [Attribute(name: Self.activation, value: s("Tanh"))]
         case .gelu: return [Attribute(name: Self.activation, value: s("Gelu"))]
+        case .hardSwish: return [Attribute(name: Self.activation, value: s("HardSwish"))]
+        case .hardSigmoid(let a, let b):
+            return [Attribute(name: Self.activation, value: s("HardSigmoid")), Attribute(name: alpha, value: .float(a)),
+                    Attribute(name: beta, value: .float(b))]
         case .leakyRelu(let a): return [Attribute(name: Self.activation, value: s("LeakyRelu")), Attribute(name: alpha, value: .float(a))]
         case .clip(let lo, let hi):
             return [Attribute(name: Self.activation, value: s("Clip")), Attribute(name: minimum, value: .float(lo)),
@@ -48,6 +53,8 @@ extension FusedAttributes {
         case "Sigmoid": return .sigmoid
         case "Tanh": return .tanh
         case "Gelu": return .gelu
+        case "HardSwish": return .hardSwish
+        case "HardSigmoid": return .hardSigmoid(alpha: try float(alpha, default: 0.2), beta: try float(beta, default: 0.5))
         case "LeakyRelu": return .leakyRelu(alpha: try float(alpha, default: 0.01))
         case "Clip": return .clip(min: try float(minimum, default: -.infinity), max: try float(maximum, default: .infinity))
         default: throw KerfError.invalidModel("unknown fused activation '\(name)'")

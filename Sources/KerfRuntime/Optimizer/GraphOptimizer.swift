@@ -123,7 +123,7 @@ enum GraphOptimizer {
     }
 
     /// Conv, Gemm or MatMul on float32 constant weights followed by Relu, LeakyRelu, Clip (with
-    /// constant bounds), Sigmoid or Tanh as the only reader: the activation runs as the
+    /// constant bounds), Sigmoid, Tanh, HardSigmoid or HardSwish as the only reader: the activation runs as the
     /// product's epilogue.
     static func fuseActivations(_ g: Graph, opset: Int) {
         let match = Matcher(g), usage = match.usage, c = match.constants, producer = match.producer
@@ -148,6 +148,12 @@ enum GraphOptimizer {
         case "Relu": return .relu
         case "Sigmoid": return .sigmoid
         case "Tanh": return .tanh
+        case "HardSwish": return .hardSwish
+        case "HardSigmoid":
+            var alpha: Float = 0.2, beta: Float = 0.5
+            if case .float(let a)? = n.attribute("alpha") { alpha = a }
+            if case .float(let b)? = n.attribute("beta") { beta = b }
+            return .hardSigmoid(alpha: alpha, beta: beta)
         case "LeakyRelu":
             if case .float(let a)? = n.attribute("alpha") { return .leakyRelu(alpha: a) }
             return .leakyRelu(alpha: 0.01)

@@ -52,7 +52,7 @@ extension GraphOptimizer {
     }
 
     /// DequantizeLinear(Xq) and DequantizeLinear(const int8 Wq, zero point 0) [and DequantizeLinear(
-    /// const int32 bias)] -> Conv | MatMul | Gemm [-> Relu | Clip] [-> QuantizeLinear] becomes
+    /// const int32 bias)] -> Conv | MatMul | Gemm [-> an activation] [-> QuantizeLinear] becomes
     /// kerf.QuantizedConv / kerf.QuantizedMatMul on Xq, requantized when the QuantizeLinear is
     /// there and float otherwise. A MatMul may be followed by Add(const float bias [N]) first; its
     /// output then stays float.
@@ -116,8 +116,10 @@ extension GraphOptimizer {
                 fused.epilogue.bias = .float(name, rank: bias.rank > 1 ? bias.rank : 0)
                 output = g.nodes[ai].outputs[0]
             }
+            // Relu and Clip fold into the requantization's bounds; other activations (HardSwish,
+            // Sigmoid, ...) run on the float result, which is then quantized.
             if m.readOnly(output, by: 1),
-               let ai = g.nodes.firstIndex(where: { $0.isDefaultDomain && ($0.opType == "Relu" || $0.opType == "Clip") && $0.inputs.first == output }),
+               let ai = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.inputs.first == output }),
                let activation = activation(of: g.nodes[ai], constants: m.constants, opset: opset) {
                 chain.append(ai)
                 fused.epilogue.activation = activation

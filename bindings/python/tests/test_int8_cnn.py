@@ -6,6 +6,7 @@ threads. Outputs agree with ONNX Runtime within one quantization step of the out
 test_int8_runtime.py), are identical at 1 and 2 threads, and the plan shows the fused ops ran."""
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantType
@@ -122,3 +123,59 @@ def test_quantized_conv_window_kinds_and_threads(tmp_path, activation):
         check_optimized(path, feeds, [actual], absolute=output_step(path) * 1.001)
         np.testing.assert_array_equal(list(two.run(feeds).values())[0], actual)
     assert count(one.plan(), "kerf.QuantizedConv") == 6 and "Conv" not in one.plan(), one.plan()
+
+
+def depthwise_qdq(tmp_path, onnx_type, np_type, channels, kernel, stride, activation):
+    """x (QDQ) -> DequantizeLinear(int8 W, per channel) -> depthwise Conv (group = channels,
+    int32 bias) -> activation -> QuantizeLinear -> DequantizeLinear: the form Kerf's quantizer
+    writes where an activation without an integer form (HardSwish, Sigmoid) follows a Conv."""
+    rng = np.random.default_rng(channels + kernel)
+    x_scale, x_zero = 0.031, (5 if np_type == np.int8 else 131)
+    w = rng.normal(0, 0.4, (channels, 1, kernel, kernel)).astype(np.float32)
+    w_scale = (np.abs(w).reshape(channels, -1).max(axis=1) / 127).astype(np.float32)
+    wq = np.round(w / w_scale[:, None, None, None]).astype(np.int8)
+    bias = np.round(rng.normal(0, 0.2, channels) / (x_scale * w_scale)).astype(np.int32)
+    inits = [numpy_helper.from_array(v, n) for n, v in [
+        ("x_s", np.array(x_scale, np.float32)), ("x_z", np.array(x_zero, np_type)), ("wq", wq), ("w_s", w_scale),
+        ("w_z", np.zeros(channels, np.int8)), ("bq", bias), ("b_s", (x_scale * w_scale).astype(np.float32)),
+        ("b_z", np.zeros(channels, np.int32)), ("y_s", np.array(0.027, np.float32)), ("y_z", np.array(x_zero, np_type))]]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "x_s", "x_z"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "w_s", "w_z"], ["wd"], axis=0),
+             helper.make_node("DequantizeLinear", ["bq", "b_s", "b_z"], ["bd"], axis=0),
+             helper.make_node("Conv", ["xd", "wd", "bd"], ["conv"], group=channels, strides=[stride, stride],
+                              pads=[kernel // 2] * 4)]
+    out = "conv"
+    if activation:
+        nodes.append(helper.make_node(activation, ["conv"], ["act"]))
+        out = "act"
+    nodes += [helper.make_node("QuantizeLinear", [out, "y_s", "y_z"], ["yq"]),
+              helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"])]
+    graph = helper.make_graph(nodes, "depthwise", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, 13, 11])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    path = str(tmp_path / f"depthwise_{channels}_{kernel}_{activation}.onnx")
+    onnx.save(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+@pytest.mark.parametrize("onnx_type, np_type", TYPES)
+@pytest.mark.parametrize("channels, kernel, stride, activation", [
+    (40, 3, 1, None), (32, 3, 2, "Relu"), (24, 5, 2, "HardSwish"), (48, 5, 1, "Sigmoid"), (19, 3, 1, "HardSigmoid")],
+    ids=["3x3", "3x3-s2-relu", "5x5-s2-hardswish", "5x5-sigmoid", "odd-channels-hardsigmoid"])
+def test_depthwise_conv_and_float_activation_in_the_epilogue(tmp_path, onnx_type, np_type, channels, kernel, stride, activation):
+    """Depthwise convolutions run on their own int8 kernel (channels as vector lanes, a tail of
+    odd channels, padding borders), and an activation between the Conv and its QuantizeLinear
+    runs on the float result in the Conv's epilogue: within one output step of the file's
+    meaning (ONNX Runtime, optimizations off), equal at 1 and 2 threads, one fused step."""
+    path = depthwise_qdq(tmp_path, onnx_type, np_type, channels, kernel, stride, activation)
+    model = kerf.load(path)
+    for batch in (1, 3):
+        feeds = gaussian((batch, channels, 13, 11), 20 + batch)
+        expected = ort_run(path, feeds)[0]
+        one = model.session(threads=1)
+        actual = list(one.run(feeds).values())[0]
+        assert actual.shape == expected.shape
+        assert_within_one_step(expected, actual, 0.027)
+        np.testing.assert_array_equal(list(model.session(threads=2).run(feeds).values())[0], actual)
+    plan = one.plan()
+    assert count(plan, "kerf.QuantizedConv") == 1 and plan.count("QuantizeLinear") == 1 and not {"Conv", activation} & set(plan), plan
