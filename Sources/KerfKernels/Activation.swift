@@ -17,6 +17,8 @@ public enum Activation: Equatable, Sendable {
     case hardSigmoid(alpha: Float, beta: Float)
     /// x · max(0, min(1, x · (1/6) + 0.5)), ONNX HardSwish.
     case hardSwish
+    /// x · sigmoid(x) (SiLU, Swish; torch exports it as Mul(x, Sigmoid(x))), with `fastExp`.
+    case silu
 
     /// Applies the activation to `count` floats at `x`.
     public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
@@ -42,6 +44,8 @@ public enum Activation: Equatable, Sendable {
             hardGate(x, count: count, alpha: alpha, beta: beta, times: false)
         case .hardSwish:
             hardGate(x, count: count, alpha: 1 / 6, beta: 0.5, times: true)
+        case .silu:
+            for i in 0..<count { x[i] = KerfKernels.silu(x[i]) }
         }
     }
 }
@@ -64,3 +68,8 @@ private func hardGate(_ x: UnsafeMutablePointer<Float>, count: Int, alpha: Float
     }
     for j in i..<count { x[j] = gate(SIMD8<Float>(repeating: x[j]))[0] }
 }
+
+/// x · sigmoid(x) as x / (1 + e^-x) with `fastExp` (branch-free: loops over it vectorize); -0
+/// for x below about -88, NaN for NaN.
+@inlinable @inline(__always)
+public func silu(_ x: Float) -> Float { x / (1 + fastExp(-x)) }

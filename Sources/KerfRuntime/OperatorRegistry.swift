@@ -6,6 +6,7 @@ public enum OperatorRegistry {
         var r: [String: OperatorFactory] = [:]
         ElementwiseOps.register(&r)
         ActivationOps.register(&r)
+        SiLUOps.register(&r)
         MatMulOps.register(&r)
         ConvOps.register(&r)
         PoolOps.register(&r)

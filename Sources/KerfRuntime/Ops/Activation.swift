@@ -1,4 +1,5 @@
 import KerfCore
+import KerfKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -95,6 +96,17 @@ enum ActivationOps {
                                                                attrs: useAttributes ? (attrMin, attrMax) : nil))]
                 }
             }
+        }
+    }
+}
+
+/// kerf.SiLU(x) = x · sigmoid(x), which the optimizer makes of Mul(x, Sigmoid(x)) (`fuseSiLU`).
+enum SiLUOps {
+    static let opType = "SiLU"
+
+    static func register(_ r: inout [String: OperatorFactory]) {
+        r["\(FusedQuantizedOps.domain):\(opType)"] = { _ in
+            ClosureOperator { [try unaryFloat(try $0.required(0), { silu($0) }, { $0 / (1 + Glibc.exp(-$0)) })] }
         }
     }
 }

@@ -30,6 +30,7 @@ enum FusedAttributes {
         case .tanh: return [Attribute(name: Self.activation, value: s("Tanh"))]
         case .gelu: return [Attribute(name: Self.activation, value: s("Gelu"))]
         case .hardSwish: return [Attribute(name: Self.activation, value: s("HardSwish"))]
+        case .silu: return [Attribute(name: Self.activation, value: s("SiLU"))]
         case .hardSigmoid(let a, let b):
             return [Attribute(name: Self.activation, value: s("HardSigmoid")), Attribute(name: alpha, value: .float(a)),
                     Attribute(name: beta, value: .float(b))]
@@ -54,6 +55,7 @@ extension FusedAttributes {
         case "Tanh": return .tanh
         case "Gelu": return .gelu
         case "HardSwish": return .hardSwish
+        case "SiLU": return .silu
         case "HardSigmoid": return .hardSigmoid(alpha: try float(alpha, default: 0.2), beta: try float(beta, default: 0.5))
         case "LeakyRelu": return .leakyRelu(alpha: try float(alpha, default: 0.01))
         case "Clip": return .clip(min: try float(minimum, default: -.infinity), max: try float(maximum, default: .infinity))

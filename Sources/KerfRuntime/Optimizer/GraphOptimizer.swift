@@ -17,6 +17,7 @@ enum GraphOptimizer {
         let opset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
         g.removePassThroughNodes()
         g.forwardIdentityOutputs()
+        fuseSiLU(g)
         fuseDynamicQuantizedMatMul(g)
         fuseStaticQuantizedProducts(g, opset: opset)
         fuseQuantizedElementwise(g)
@@ -123,12 +124,12 @@ enum GraphOptimizer {
     }
 
     /// Conv, Gemm or MatMul on float32 constant weights followed by Relu, LeakyRelu, Clip (with
-    /// constant bounds), Sigmoid, Tanh, HardSigmoid or HardSwish as the only reader: the activation runs as the
+    /// constant bounds), Sigmoid, Tanh, HardSigmoid, HardSwish or SiLU (`fuseSiLU`) as the only reader: the activation runs as the
     /// product's epilogue.
     static func fuseActivations(_ g: Graph, opset: Int) {
         let match = Matcher(g), usage = match.usage, c = match.constants, producer = match.producer
         var patch = GraphPatch()
-        for (ai, act) in g.nodes.enumerated() where act.isDefaultDomain && !act.inputs.isEmpty {
+        for (ai, act) in g.nodes.enumerated() where !act.inputs.isEmpty {
             guard let activation = activation(of: act, constants: c, opset: opset),
                   let pi = producer[act.inputs[0]], !patch.touches(pi), usage.isPrivate(act.inputs[0]) else { continue }
             var node = g.nodes[pi]
@@ -143,7 +144,26 @@ enum GraphOptimizer {
         patch.apply(to: g)
     }
 
+    /// Mul(x, Sigmoid(x)) (either operand order), the Sigmoid read by the Mul alone, becomes
+    /// kerf.SiLU(x): one pass instead of two, and an activation a product can run in its epilogue.
+    static func fuseSiLU(_ g: Graph) {
+        let m = Matcher(g)
+        var patch = GraphPatch()
+        for (si, sigmoid) in g.nodes.enumerated() where sigmoid.isDefaultDomain && sigmoid.opType == "Sigmoid" && sigmoid.inputs.count == 1 {
+            let gate = sigmoid.outputs[0], x = sigmoid.inputs[0]
+            guard m.readOnly(gate, by: 1),
+                  let mi = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.opType == "Mul" && $0.inputs.count == 2 && $0.inputs.contains(gate) }),
+                  m.other(g.nodes[mi], than: gate) == x, !patch.isRemoved(mi) else { continue }
+            patch.remove(si)
+            patch.replace(mi, with: Node(name: g.nodes[mi].name + "_silu", opType: SiLUOps.opType, domain: FusedQuantizedOps.domain,
+                                         inputs: [x], outputs: g.nodes[mi].outputs))
+        }
+        patch.apply(to: g)
+    }
+
     static func activation(of n: Node, constants c: [String: Tensor], opset: Int) -> Activation? {
+        if n.domain == FusedQuantizedOps.domain { return n.opType == SiLUOps.opType ? .silu : nil }
+        guard n.isDefaultDomain else { return nil }
         switch n.opType {
         case "Relu": return .relu
         case "Sigmoid": return .sigmoid

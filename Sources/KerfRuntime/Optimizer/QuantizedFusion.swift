@@ -119,7 +119,7 @@ extension GraphOptimizer {
             // Relu and Clip fold into the requantization's bounds; other activations (HardSwish,
             // Sigmoid, ...) run on the float result, which is then quantized.
             if m.readOnly(output, by: 1),
-               let ai = g.nodes.firstIndex(where: { $0.isDefaultDomain && $0.inputs.first == output }),
+               let ai = g.nodes.firstIndex(where: { $0.inputs.first == output }),
                let activation = activation(of: g.nodes[ai], constants: m.constants, opset: opset) {
                 chain.append(ai)
                 fused.epilogue.activation = activation

@@ -146,7 +146,10 @@ def depthwise_qdq(tmp_path, onnx_type, np_type, channels, kernel, stride, activa
              helper.make_node("Conv", ["xd", "wd", "bd"], ["conv"], group=channels, strides=[stride, stride],
                               pads=[kernel // 2] * 4)]
     out = "conv"
-    if activation:
+    if activation == "SiLU":  # as torch exports it
+        nodes += [helper.make_node("Sigmoid", ["conv"], ["gate"]), helper.make_node("Mul", ["conv", "gate"], ["act"])]
+        out = "act"
+    elif activation:
         nodes.append(helper.make_node(activation, ["conv"], ["act"]))
         out = "act"
     nodes += [helper.make_node("QuantizeLinear", [out, "y_s", "y_z"], ["yq"]),
@@ -160,8 +163,9 @@ def depthwise_qdq(tmp_path, onnx_type, np_type, channels, kernel, stride, activa
 
 @pytest.mark.parametrize("onnx_type, np_type", TYPES)
 @pytest.mark.parametrize("channels, kernel, stride, activation", [
-    (40, 3, 1, None), (32, 3, 2, "Relu"), (24, 5, 2, "HardSwish"), (48, 5, 1, "Sigmoid"), (19, 3, 1, "HardSigmoid")],
-    ids=["3x3", "3x3-s2-relu", "5x5-s2-hardswish", "5x5-sigmoid", "odd-channels-hardsigmoid"])
+    (40, 3, 1, None), (32, 3, 2, "Relu"), (24, 5, 2, "HardSwish"), (48, 5, 1, "Sigmoid"), (19, 3, 1, "HardSigmoid"),
+    (56, 3, 1, "SiLU")],
+    ids=["3x3", "3x3-s2-relu", "5x5-s2-hardswish", "5x5-sigmoid", "odd-channels-hardsigmoid", "silu"])
 def test_depthwise_conv_and_float_activation_in_the_epilogue(tmp_path, onnx_type, np_type, channels, kernel, stride, activation):
     """Depthwise convolutions run on their own int8 kernel (channels as vector lanes, a tail of
     odd channels, padding borders), and an activation between the Conv and its QuantizeLinear
@@ -178,4 +182,40 @@ def test_depthwise_conv_and_float_activation_in_the_epilogue(tmp_path, onnx_type
         assert_within_one_step(expected, actual, 0.027)
         np.testing.assert_array_equal(list(model.session(threads=2).run(feeds).values())[0], actual)
     plan = one.plan()
-    assert count(plan, "kerf.QuantizedConv") == 1 and plan.count("QuantizeLinear") == 1 and not {"Conv", activation} & set(plan), plan
+    assert count(plan, "kerf.QuantizedConv") == 1 and plan.count("QuantizeLinear") == 1, plan
+    assert not {"Conv", "Sigmoid", "Mul", activation} & set(plan), plan
+
+
+@pytest.mark.parametrize("activation", ["SiLU", "HardSwish", "HardSigmoid", "Sigmoid"])
+def test_float_conv_activations_are_fused_and_match_onnxruntime(tmp_path, activation):
+    """Float Conv -> activation (SiLU as torch writes it: Mul(x, Sigmoid(x))) runs as one step,
+    within float tolerance of ONNX Runtime, and a SiLU after a non-Conv (an Add) runs as one
+    kerf.SiLU step; inputs reach far into both tails (|x| up to about 100)."""
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array(rng.normal(0, 1.5, (16, 8, 3, 3)).astype(np.float32), "w")
+    bias = numpy_helper.from_array(rng.normal(0, 0.5, 16).astype(np.float32), "b")
+
+    def act(x, y):
+        if activation == "SiLU":
+            return [helper.make_node("Sigmoid", [x], [y + "_gate"]), helper.make_node("Mul", [y + "_gate", x], [y])]
+        return [helper.make_node(activation, [x], [y])]
+
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["conv"], pads=[1, 1, 1, 1])] + act("conv", "y")
+    nodes += [helper.make_node("Add", ["y", "x2"], ["sum"])] + act("sum", "z")
+    graph = helper.make_graph(nodes, "acts", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8, 9, 9]),
+                                              helper.make_tensor_value_info("x2", TensorProto.FLOAT, [2, 16, 9, 9])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)], [w, bias])
+    path = str(tmp_path / "acts.onnx")
+    onnx.save(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)]), path)
+    feeds = {"x": rng.normal(0, 3, (2, 8, 9, 9)).astype(np.float32), "x2": rng.normal(0, 30, (2, 16, 9, 9)).astype(np.float32)}
+    expected = run_ort(path, feeds, optimized=False)[0]
+    session = kerf.load(path).session(threads=1)
+    actual = list(session.run(feeds).values())[0]
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)  # sums of 72 products up to about 50
+    plan = session.plan()
+    # The Conv's activation is in its step; the one after the Add runs on its own.
+    if activation == "SiLU":
+        assert plan.count("kerf.SiLU") == 1 and not {"Sigmoid", "Mul"} & set(plan), plan
+    else:
+        assert plan.count(activation) == 1, plan
