@@ -65,11 +65,6 @@ def assert_same_outputs(expected, actual, what):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=tolerance(want), err_msg=f"{what}: {name}")
 
 
-def relative_rms(actual, expected):
-    actual, expected = actual.astype(np.float64), expected.astype(np.float64)
-    return float(np.sqrt(np.mean((actual - expected) ** 2) / np.mean(expected ** 2)))
-
-
 def test_every_combination_exports_but_the_known_failures(entries):
     failed = {(entry.name, entry.exporter): entry.error for entry in entries.values() if entry.path is None}
     assert set(failed) == set(zoo.EXPECTED_EXPORT_FAILURES), failed
@@ -128,14 +123,14 @@ def test_int8(entries, case, tmp_path):
     if entry.kind == "cnn":
         assert any(step.endswith("QuantizedConv") for step in plan), plan
         logits, exact = got["logits"], meaning["logits"]
-        quantization_error = relative_rms(exact, reference["logits"])
-        budget = max(0.03, 0.75 * quantization_error)
-        assert relative_rms(logits, exact) <= budget, (relative_rms(logits, exact), budget)
+        quantization_error = zoo.relative_rms(exact, reference["logits"])
+        budget = zoo.static_int8_budget(exact, reference["logits"])
+        assert zoo.relative_rms(logits, exact) <= budget, (zoo.relative_rms(logits, exact), budget)
         assert quantization_error <= 0.25, quantization_error
     else:
         assert any(step.endswith("DynamicQuantizedMatMul") for step in plan), plan
         for name, want in reference.items():
-            assert relative_rms(got[name], want) <= 0.03, (name, relative_rms(got[name], want))
+            assert zoo.relative_rms(got[name], want) <= 0.03, (name, zoo.relative_rms(got[name], want))
             if same_int8_products:
                 span = float(np.abs(ort_int8[name]).max())
                 assert np.abs(got[name] - ort_int8[name]).max() <= 0.02 * span, (name, np.abs(got[name] - ort_int8[name]).max(), span)

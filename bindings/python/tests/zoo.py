@@ -1,13 +1,18 @@
 """The zoo: small-config models as people export them, with both torch exporters.
 
 CNNs in torchvision's architectures, written out in plain torch (PyPI's torchvision wheel is
-CUDA-built and fails at import on these machines): ResNet-18, MobileNetV3-Small,
-EfficientNet-B0, ConvNeXt (Tiny's block design, smaller depths and widths), RegNetY-400MF,
-ShuffleNetV2 x1.0 and a small ViT/16; BatchNorm running statistics from a few training-mode
-passes over random images, then random scales and shifts, so folding matters. Hugging Face
-transformers models from small configs with seeded random weights (no downloads): BERT,
-DistilBERT, GPT-2 (plain, and with past_key_values inputs and outputs), RoBERTa, ViT, the T5
-encoder and the Whisper encoder.
+CUDA-built and fails at import on these machines), 1000 classes, [N, 3, 224, 224] images:
+ResNet-18, MobileNetV3-Small, EfficientNet-B0, ConvNeXt (Tiny's blocks with depths 2-2-6-2 and
+widths 48-384 instead of 3-3-9-3 and 96-768), RegNetY-400MF, ShuffleNetV2 x1.0 and a ViT/16
+(vit_tiny16: ViT-Ti's width 192 and 3 heads, 6 layers); random BatchNorm scales and shifts,
+then running statistics from three training-mode passes over random images, so folding
+matters and activations keep a sane scale. Hugging Face transformers models from small configs
+(hidden 64, 2 layers, 4 heads, FFN 256, vocabulary 1000) with seeded random weights, no
+downloads: BERT, DistilBERT, GPT-2 (plain, and with past_key_values inputs and outputs),
+RoBERTa, ViT, the T5 encoder and the Whisper encoder (80 mel bins x 200 frames: its length is
+fixed by the model). Parameters that initialization leaves constant (zero biases, LayerNorm
+scales of one) get a little noise, as a trained checkpoint has. Dynamic axes: the batch
+everywhere, the sequence of token inputs (and past length of GPT-2's cache).
 
 Each is exported by TorchScript (`torch.onnx.export(..., dynamo=False, opset_version=17)`) and
 by dynamo (`dynamo=True`, opset 18, weights as external data) into a cache folder
@@ -45,7 +50,7 @@ REPO = Path(__file__).resolve().parents[3]
 IMAGE = 224
 SEQUENCE = 16  # tokens in the example inputs
 BATCH_MAX = 64
-CNN_NAMES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0", "convnext", "regnet_y_400mf", "shufflenet_v2", "vit_b16_small")
+CNN_NAMES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0", "convnext", "regnet_y_400mf", "shufflenet_v2", "vit_tiny16")
 
 
 def zoo_dir():
@@ -324,7 +329,7 @@ def _cnn_modules():
             x = self.conv5(self.stage4(self.stage3(self.stage2(x))))
             return self.fc(x.mean([2, 3]))
 
-    # ViT/16 (torchvision's VisionTransformer, smaller: width 192, 6 layers, 3 heads)
+    # ViT/16 (torchvision's VisionTransformer with nn.MultiheadAttention; ViT-Ti's width and heads, 6 layers)
     class EncoderBlock(nn.Module):
         def __init__(self, heads, hidden, mlp):
             super().__init__()
@@ -359,7 +364,7 @@ def _cnn_modules():
             return self.heads(x[:, 0])
 
     return {"resnet18": ResNet18, "mobilenet_v3_small": MobileNetV3Small, "efficientnet_b0": EfficientNetB0,
-            "convnext": ConvNeXt, "regnet_y_400mf": RegNetY400MF, "shufflenet_v2": ShuffleNetV2, "vit_b16_small": VisionTransformer}
+            "convnext": ConvNeXt, "regnet_y_400mf": RegNetY400MF, "shufflenet_v2": ShuffleNetV2, "vit_tiny16": VisionTransformer}
 
 
 def _init_cnn(module, seed):
@@ -394,7 +399,7 @@ def _init_cnn(module, seed):
     return module.eval()
 
 
-# MARK: - Hugging Face transformers models from small configs
+# MARK: - Hugging Face transformers models from small configs, and the zoo's table
 
 
 class _Spec:
@@ -435,6 +440,9 @@ def _hf(model_class, config_class, **config):
 
 
 def _wrap(build, fields, takes_mask=True, input_key="input_ids"):
+    """A builder of build()'s module taking (input ids or pixel values[, attention_mask])
+    positionally and returning the named `fields` of its output as a tuple."""
+
     def wrapped():
         torch = _torch()
         inner = build()
@@ -500,17 +508,17 @@ def _specs():
     for name in CNN_NAMES:
         specs.append(_Spec(name, "cnn", _cnn_builder(name), ["image"], ["logits"], {"image": {0: "batch"}}))
 
-    specs.append(_Spec("bert", "transformer", _wrap(*_lazy_hf("BertModel", "BertConfig", vocab_size=VOCAB, hidden_size=HIDDEN,
+    specs.append(_Spec("bert", "transformer", _wrap(_lazy_hf("BertModel", "BertConfig", vocab_size=VOCAB, hidden_size=HIDDEN,
                                                                num_hidden_layers=LAYERS, num_attention_heads=HEADS,
                                                                intermediate_size=FFN, max_position_embeddings=POSITIONS),
                                                     ["last_hidden_state", "pooler_output"]),
                        ["input_ids", "attention_mask"], ["last_hidden_state", "pooler_output"], text, vocab=VOCAB, pad=0))
-    specs.append(_Spec("distilbert", "transformer", _wrap(*_lazy_hf("DistilBertModel", "DistilBertConfig", vocab_size=VOCAB, dim=HIDDEN,
+    specs.append(_Spec("distilbert", "transformer", _wrap(_lazy_hf("DistilBertModel", "DistilBertConfig", vocab_size=VOCAB, dim=HIDDEN,
                                                                      n_layers=LAYERS, n_heads=HEADS, hidden_dim=FFN,
                                                                      max_position_embeddings=POSITIONS),
                                                           ["last_hidden_state"]),
                        ["input_ids", "attention_mask"], ["last_hidden_state"], text, vocab=VOCAB, pad=0))
-    specs.append(_Spec("gpt2", "transformer", _wrap(*_lazy_hf("GPT2LMHeadModel", "GPT2Config", vocab_size=VOCAB, n_embd=HIDDEN,
+    specs.append(_Spec("gpt2", "transformer", _wrap(_lazy_hf("GPT2LMHeadModel", "GPT2Config", vocab_size=VOCAB, n_embd=HIDDEN,
                                                                n_layer=LAYERS, n_head=HEADS, n_inner=FFN, n_positions=POSITIONS,
                                                                use_cache=False),
                                                     ["logits"]),
@@ -522,18 +530,18 @@ def _specs():
     specs.append(_Spec("gpt2_past", "transformer",
                        _gpt2_with_past(LAYERS, vocab_size=VOCAB, n_embd=HIDDEN, n_head=HEADS, n_inner=FFN, n_positions=POSITIONS),
                        ["input_ids", "attention_mask", *past_names], ["logits", *present_names], past_dynamic, vocab=VOCAB, pad=0))
-    specs.append(_Spec("roberta", "transformer", _wrap(*_lazy_hf("RobertaModel", "RobertaConfig", vocab_size=VOCAB, hidden_size=HIDDEN,
+    specs.append(_Spec("roberta", "transformer", _wrap(_lazy_hf("RobertaModel", "RobertaConfig", vocab_size=VOCAB, hidden_size=HIDDEN,
                                                                   num_hidden_layers=LAYERS, num_attention_heads=HEADS,
                                                                   intermediate_size=FFN, max_position_embeddings=POSITIONS + 2,
                                                                   pad_token_id=1),
                                                        ["last_hidden_state", "pooler_output"]),
                        ["input_ids", "attention_mask"], ["last_hidden_state", "pooler_output"], text, vocab=VOCAB, pad=1))
-    specs.append(_Spec("hf_vit", "transformer", _wrap(*_lazy_hf("ViTModel", "ViTConfig", hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+    specs.append(_Spec("hf_vit", "transformer", _wrap(_lazy_hf("ViTModel", "ViTConfig", hidden_size=HIDDEN, num_hidden_layers=LAYERS,
                                                                  num_attention_heads=HEADS, intermediate_size=FFN, image_size=IMAGE,
                                                                  patch_size=16),
                                                       ["last_hidden_state", "pooler_output"], takes_mask=False, input_key="pixel_values"),
                        ["pixel_values"], ["last_hidden_state", "pooler_output"], image))
-    specs.append(_Spec("t5_encoder", "transformer", _wrap(*_lazy_hf("T5EncoderModel", "T5Config", vocab_size=VOCAB, d_model=HIDDEN,
+    specs.append(_Spec("t5_encoder", "transformer", _wrap(_lazy_hf("T5EncoderModel", "T5Config", vocab_size=VOCAB, d_model=HIDDEN,
                                                                      d_kv=HIDDEN // HEADS, d_ff=FFN, num_layers=LAYERS, num_heads=HEADS,
                                                                      relative_attention_num_buckets=32),
                                                           ["last_hidden_state"]),
@@ -544,13 +552,14 @@ def _specs():
 
 
 def _lazy_hf(model, config, **kwargs):
-    """(a builder of transformers.<model>(transformers.<config>(**kwargs)), and nothing imported yet)."""
+    """A builder of transformers.<model>(transformers.<config>(**kwargs)) (transformers is
+    imported when it is called)."""
 
     def build():
         import transformers
         return _hf(getattr(transformers, model), getattr(transformers, config), **kwargs)()
 
-    return (build,)
+    return build
 
 
 WHISPER_MELS, WHISPER_POSITIONS = 80, 100  # input_features [N, 80, 200]
@@ -628,9 +637,10 @@ def inputs(name, batch, seed=0, sequence=SEQUENCE, past=6):
 
 
 def _versions():
-    import torch
-    import transformers
-    return torch.__version__, transformers.__version__
+    """(torch version, transformers version), from the installed packages' metadata (without
+    importing them)."""
+    from importlib.metadata import version
+    return version("torch"), version("transformers")
 
 
 def file_key(name, exporter, versions=None):
@@ -774,12 +784,20 @@ def export_all(directory=None, jobs=None, models=MODELS, exporters=EXPORTERS):
             todo.append((name, exporter, str(directory), versions))
     jobs = jobs or os.cpu_count() or 1
     if todo:
+        todo.sort(key=lambda arguments: (arguments[1] != "dynamo", SPECS[arguments[0]].kind != "cnn"))  # longest first
         if jobs > 1 and len(todo) > 1:
             import multiprocessing
-            # spawn: a fork of a process that imported torch (and its thread pools) can hang.
-            todo.sort(key=lambda arguments: (arguments[1] != "dynamo", SPECS[arguments[0]].kind != "cnn"))  # longest first
-            with multiprocessing.get_context("spawn").Pool(min(jobs, len(todo))) as pool:
-                results = list(pool.imap_unordered(_export_in_child, todo))
+            from concurrent.futures import ProcessPoolExecutor
+            # spawn: a fork of a process that imported torch (and its thread pools) can hang. A
+            # worker that dies fails its export (not recorded: the next run tries again).
+            with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(_export_in_child, arguments): arguments for arguments in todo}
+                results = []
+                for future, (name, exporter, _, _) in futures.items():
+                    try:
+                        results.append(future.result())
+                    except Exception as error:  # noqa: BLE001 - BrokenProcessPool and the like
+                        results.append((name, exporter, None, f"the export process failed: {type(error).__name__}: {error}", 0.0))
         else:
             results = [_export_in_child(arguments) for arguments in todo]
         for name, exporter, path, error, seconds in results:
@@ -842,64 +860,85 @@ def max_abs_diff(expected, actual):
     return max(float(np.max(np.abs(expected[k].astype(np.float64) - actual[k]))) if expected[k].size else 0.0 for k in expected)
 
 
-def cosine(a, b):
-    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+def relative_rms(actual, expected):
+    """RMS of (actual - expected) over RMS of expected."""
+    actual, expected = actual.astype(np.float64), expected.astype(np.float64)
+    return float(np.sqrt(np.mean((actual - expected) ** 2) / np.mean(expected ** 2)))
+
+
+def static_int8_budget(meaning, reference):
+    """How far (relative RMS) Kerf's run of a static int8 CNN file may be from the file's
+    meaning: 0.75 of the file's own quantization error against the float model, at least 0.03
+    (see test_zoo.test_int8)."""
+    return max(0.03, 0.75 * relative_rms(meaning, reference))
 
 
 # MARK: - Status table
 
 
 def _check_file(name, exporter, path, work):
-    """One status row's measurements (run in a child process by status()): a dict."""
+    """Yields the measurements of one status row, stage by stage (run in a child process by
+    status(), which keeps what a stage that crashed the process had printed)."""
     import kerf
-    row = {}
+    spec = SPECS[name]
     feeds = inputs(name, 2, seed=7)
     reference = ort_run(path, feeds)
     try:
         got = kerf_run(path, feeds)
-        shapes_ok = all(got[k].shape == reference[k].shape for k in reference)
-        row["kerf"] = "ok" if shapes_ok else f"shapes {[got[k].shape for k in reference]} vs {[reference[k].shape for k in reference]}"
-        row["diff"] = max_abs_diff(reference, got) if shapes_ok else None
-        row["scale"] = max(float(np.max(np.abs(v))) for v in reference.values())
+        if list(got) != list(reference) or any(got[k].shape != reference[k].shape for k in reference):
+            yield {"kerf": f"outputs {[(k, v.shape) for k, v in got.items()]}, ONNX Runtime's {[(k, v.shape) for k, v in reference.items()]}"}
+        else:
+            yield {"kerf": "ok", "diff": max_abs_diff(reference, got), "scale": max(float(np.max(np.abs(v))) for v in reference.values())}
     except Exception as error:  # noqa: BLE001
-        row["kerf"] = f"{type(error).__name__}: {error}"
-    spec = SPECS[name]
+        yield {"kerf": f"{type(error).__name__}: {error}"}
     quantized = Path(work) / f"{name}-{exporter}.int8.onnx"
+    yield {"int8": "crashed while quantizing"}
     try:
         if spec.kind == "cnn":
             kerf.quantize(str(path), str(quantized), mode="static", calibration=calibration(name))
-            exact = ort_run(quantized, feeds, optimized=False)
-            q = kerf_run(quantized, feeds)
-            row["int8"] = f"static, |kerf - ort| {max_abs_diff(exact, q):.3g}, cos(float) {cosine(reference['logits'], q['logits']):.4f}"
+            yield {"int8": "crashed while running the int8 file"}
+            meaning = ort_run(quantized, feeds, optimized=False)["logits"]
+            ort_run(quantized, feeds, optimized=True)
+            q = kerf_run(quantized, feeds)["logits"]
+            error, budget = relative_rms(q, meaning), static_int8_budget(meaning, reference["logits"])
+            verdict = "ok" if error <= budget else "FAIL"
+            yield {"int8": f"{verdict} static: rel.RMS kerf vs file meaning {error:.3f} (budget {budget:.3f}), "
+                           f"file vs float {relative_rms(meaning, reference['logits']):.3f}"}
         else:
             kerf.quantize(str(path), str(quantized), mode="dynamic")
+            yield {"int8": "crashed while running the int8 file"}
             ort_run(quantized, feeds)
             q = kerf_run(quantized, feeds)
-            first = spec.output_names[0]
-            row["int8"] = f"dynamic, cos(float) {cosine(reference[first], q[first]):.4f}"
+            error = max(relative_rms(q[k], reference[k]) for k in reference)
+            yield {"int8": f"{'ok' if error <= 0.03 else 'FAIL'} dynamic: rel.RMS kerf vs float {error:.4f}; ONNX Runtime runs it"}
     except Exception as error:  # noqa: BLE001
-        row["int8"] = f"{type(error).__name__}: {error}"
+        yield {"int8": f"FAIL {type(error).__name__}: {error}"}
     pruned = Path(work) / f"{name}-{exporter}.pruned.onnx"
+    yield {"pruned": "crashed while pruning"}
     try:
         report = kerf.prune(str(path), str(pruned), method="channel", sparsity=0.3)
         before, after = prunable_parameters(path), prunable_parameters(pruned)
-        row["pruned"] = 1 - after / before
-        row["skipped"] = sorted({s["reason"] for s in report.get("skipped", [])})
+        yield {"pruned": 1 - after / before, "prunable": before, "skipped": [s["reason"] for s in report.get("skipped", [])],
+               "pruned_run": "crashed while running the pruned file"}
         a, b = ort_run(pruned, feeds), kerf_run(pruned, feeds)
-        row["pruned_diff"] = max_abs_diff(a, b)
+        same = list(a) == list(b) and all(a[k].shape == b[k].shape for k in a)
+        diff = max_abs_diff(a, b) if same else None
+        tolerance = 1e-4 * max(1.0, max(float(np.abs(v).max()) for v in a.values()))
+        yield {"pruned_run": (f"{'ok' if diff <= tolerance else 'FAIL'} max|kerf-ort| {diff:.3g}" if same
+                              else f"FAIL outputs {[(k, v.shape) for k, v in b.items()]} vs {[(k, v.shape) for k, v in a.items()]}")}
     except Exception as error:  # noqa: BLE001
-        row["pruned"] = f"{type(error).__name__}: {error}"
-    return row
+        yield {"pruned": f"FAIL {type(error).__name__}: {error}"}
 
 
 def _status_child():
-    """`zoo.py --check NAME EXPORTER PATH WORK`: prints one JSON row."""
+    """`zoo.py --check NAME EXPORTER PATH WORK`: prints the row's parts as JSON lines."""
     name, exporter, path, work = sys.argv[2:6]
-    print("ZOO-ROW " + json.dumps(_check_file(name, exporter, path, work)))
+    for part in _check_file(name, exporter, path, work):
+        print("ZOO-ROW " + json.dumps(part), flush=True)
 
 
-def status(directory=None, jobs=None):
+def status(directory=None, jobs=None, verbose=False):
+    """Checks every exported file in its own process and prints one row per file; returns the rows."""
     import subprocess
     entries = export_all(directory, jobs)
     rows = []
@@ -907,42 +946,53 @@ def status(directory=None, jobs=None):
         for entry in entries:
             row = {"id": entry.id}
             if entry.path is None:
-                row["exported"] = f"no: {entry.error}"
-                rows.append(row)
-                _print_row(row)
-                continue
-            row["exported"] = "yes"
-            done = subprocess.run([sys.executable, __file__, "--check", entry.name, entry.exporter, str(entry.path), work],
-                                  capture_output=True, text=True)
-            lines = [line for line in done.stdout.splitlines() if line.startswith("ZOO-ROW ")]
-            if lines:
-                row.update(json.loads(lines[-1][8:]))
+                row["exported"] = f"no: {entry.error.splitlines()[0]}"
             else:
-                tail = (done.stderr.strip().splitlines() or ["(no output)"])[-3:]
-                row["kerf"] = f"process died (exit {done.returncode}): {' | '.join(tail)}"
+                row["exported"] = "yes"
+                done = subprocess.run([sys.executable, __file__, "--check", entry.name, entry.exporter, str(entry.path), work],
+                                      capture_output=True, text=True)
+                for line in done.stdout.splitlines():
+                    if line.startswith("ZOO-ROW "):
+                        row.update(json.loads(line[8:]))
+                if done.returncode:
+                    tail = " | ".join((done.stderr.strip().splitlines() or ["(nothing on stderr)"])[-3:])
+                    row["died"] = f"the check process died (exit {done.returncode}): {tail}"
             rows.append(row)
-            _print_row(row)
+            _print_row(row, verbose)
     return rows
 
 
-def _print_row(row):
-    def text(value, width):
-        value = "" if value is None else value
-        if isinstance(value, float):
-            value = f"{value:.3g}"
-        return str(value)
+def _reason_kinds(reasons):
+    """[(count, reason with the node and tensor names left out)], most frequent first."""
+    import re
+    kinds = {}
+    for reason in reasons:
+        kind = re.sub(r"\(group \d+\)", "(group n)", re.sub(r"'[^']*'", "'…'", reason))
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return sorted(((count, kind) for kind, count in kinds.items()), key=lambda item: (-item[0], item[1]))
 
-    pruned = row.get("pruned")
-    pruned_text = f"{pruned:.1%}" if isinstance(pruned, float) else text(pruned, 0)
-    print(f"{row['id']:<30} exported: {row['exported']}")
+
+def _print_row(row, verbose=False):
+    print(f"{row['id']:<31} exported: {row['exported']}")
     if row["exported"] != "yes":
         return
-    print(f"    kerf: {text(row.get('kerf'), 0)}; max|kerf-ort| {text(row.get('diff'), 0)} (outputs up to {text(row.get('scale'), 0)})")
-    print(f"    int8: {text(row.get('int8'), 0)}")
-    print(f"    prune channel 0.3: {pruned_text} of prunable parameters removed; "
-          f"max|kerf-ort| pruned {text(row.get('pruned_diff'), 0)}")
-    for reason in row.get("skipped") or []:
-        print(f"      skipped: {reason}")
+    diff = f"; max|kerf-ort| {row['diff']:.3g} (outputs up to {row['scale']:.3g})" if "diff" in row else ""
+    print(f"    float: {row.get('kerf', '?')}{diff}")
+    print(f"    int8:  {row.get('int8', '?')}")
+    pruned = row.get("pruned", "?")
+    if isinstance(pruned, float):
+        skipped = row.get("skipped", [])
+        print(f"    prune: channel 0.3 removes {pruned:.1%} of {row['prunable']} prunable parameters; pruned file: {row.get('pruned_run', '?')}; "
+              f"{len(skipped)} groups skipped")
+        for count, kind in _reason_kinds(skipped):
+            print(f"      {count:3d}x {kind}")
+        if verbose:
+            for reason in skipped:
+                print(f"           {reason}")
+    else:
+        print(f"    prune: {pruned}")
+    if "died" in row:
+        print(f"    {row['died']}")
     sys.stdout.flush()
 
 
@@ -956,11 +1006,12 @@ def main():
     import argparse
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--status", action="store_true", help="check every file with Kerf and print one row per file")
+    parser.add_argument("--verbose", action="store_true", help="with --status: every skipped group's reason, names included")
     parser.add_argument("--jobs", type=int, default=None, help="export processes (default: CPU count)")
     parser.add_argument("--dir", default=None, help="zoo folder (default $KERF_ZOO_DIR or .build/kerf-work/zoo)")
     arguments = parser.parse_args()
     if arguments.status:
-        status(arguments.dir, arguments.jobs)
+        status(arguments.dir, arguments.jobs, arguments.verbose)
         return
     started = time.perf_counter()
     for entry in export_all(arguments.dir, arguments.jobs):
