@@ -93,12 +93,14 @@ def test_kerf_runs_the_export_as_onnxruntime_does(entries, case):
 def test_int8(entries, case, tmp_path):
     """CNNs: Kerf's static QDQ file (U8S8, per channel, 6 calibration images) runs in ONNX
     Runtime (as written and optimized) and in Kerf, whose int8 kernels run it close to the
-    file's meaning (ONNX Runtime with graph optimizations disabled). A requantization that
-    rounds the other way at a boundary early in these random-weight CNNs moves the logits by up
-    to ~10% relative RMS by the end (ONNX Runtime's own int8 kernels land as far from the
-    meaning on the same file: EfficientNet-B0 0.08-0.10, RegNetY 0.07-0.08, ShuffleNetV2 up to
-    0.05); the budget is 0.75 of the file's own quantization error against the float model,
-    at least 0.03.
+    file's meaning (ONNX Runtime with graph optimizations disabled). One requantization that
+    rounds the other way at a boundary (a float kernel's last bit) early in these random-weight
+    CNNs moves the logits by up to ~10% relative RMS by the end: ONNX Runtime's own int8
+    kernels land as far from the meaning of the same file (relative to the file's quantization
+    error against the float model, up to 0.70 on EfficientNet-B0 and RegNetY over 10 batches,
+    Kerf's up to 0.70 too). So Kerf may be no further from the file's meaning than the file is
+    from the float model (and 3% relative RMS at least; a wrong kernel lands much further), and
+    the file no further than 25% from the float model.
 
     Transformers: Kerf's dynamic int8 file runs in ONNX Runtime (whose MatMulInteger saturates
     on CPUs without VNNI, so only there is its output a reference: within 2% of the output
