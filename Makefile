@@ -13,8 +13,10 @@ CORPUS := $(CURDIR)/.build/onnx-node-tests
 # which wraps out-of-range values up to 0.6 and turns them into 0 from 0.7 (ONNX leaves it open).
 # matplotlib >= 3.7 for report.plot(): kerf.plots puts legends outside the axes (loc="outside ...").
 # onnxscript: torch.onnx.export(..., dynamo=True), the other exporter whose files the tests read.
+# transformers: the Hugging Face models of the zoo (bindings/python/tests/zoo.py), built from
+# small configs with random weights (nothing downloaded).
 PY_DEPS := numpy "onnx==1.23.*" "onnxruntime>=1.31" "ml_dtypes>=0.5.4,<0.7" scikit-learn skl2onnx pytest \
-  "matplotlib>=3.7" onnxscript
+  "matplotlib>=3.7" onnxscript "transformers>=5.0"
 # PyTorch's CPU-only build, the reference for gradients, optimizers and training curves (the
 # default torch wheel pulls about 15 CUDA packages); plain torch where no +cpu build is offered.
 TORCH := "torch==2.13.0+cpu"
@@ -31,7 +33,7 @@ deps:
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null
 	fi
-	$(PYTHON) -c "import numpy, onnx, onnxruntime, sklearn, skl2onnx, pytest, ml_dtypes, matplotlib, onnxscript; \
+	$(PYTHON) -c "import numpy, onnx, onnxruntime, sklearn, skl2onnx, pytest, ml_dtypes, matplotlib, onnxscript, transformers; \
 	  assert tuple(int(v) for v in ml_dtypes.__version__.split('.')[:2]) < (0, 7)" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q $(PY_DEPS)
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q $(TORCH) 2>/dev/null || \

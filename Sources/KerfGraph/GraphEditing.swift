@@ -80,20 +80,29 @@ extension Graph {
     /// `opTypes` (Reshape shape targets shared across layers) a copy of its own, so that a pass can
     /// rewrite one reader's target without touching the others'.
     public func unshareIntegerInitializers(readBy opTypes: Set<String>) {
+        unshareInitializers(readBy: opTypes) { $0.tensor.dtype == .int64 }
+    }
+
+    /// Gives every reading of an initializer selected by `include` (and not a graph input) after
+    /// its first, by default-domain nodes of `opTypes` (nil: any node), a copy of its own.
+    /// Returns each copy's name mapped to the initializer it copies (for `shareIdenticalCopies`).
+    @discardableResult
+    public func unshareInitializers(readBy opTypes: Set<String>? = nil, where include: (Initializer) -> Bool) -> [String: String] {
         let names = NameAllocator(self)
+        let graphInputs = Set(inputs.map(\.name))
         let byName = Dictionary(initializers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        var seen = Set<String>()
-        for i in nodes.indices where nodes[i].isDefaultDomain && opTypes.contains(nodes[i].opType) {
+        var seen = Set<String>(), copies: [String: String] = [:]
+        for i in nodes.indices where opTypes.map({ nodes[i].isDefaultDomain && $0.contains(nodes[i].opType) }) ?? true {
             for (k, input) in nodes[i].inputs.enumerated() {
-                guard let initializer = byName[input], initializer.tensor.dtype == .int64, !inputs.contains(where: { $0.name == input }) else {
-                    continue
-                }
+                guard let initializer = byName[input], !graphInputs.contains(input), include(initializer) else { continue }
                 if seen.insert(input).inserted { continue }
                 let copy = names.make(input + "_copy")
                 initializers.append(Initializer(name: copy, tensor: initializer.tensor))
                 nodes[i].inputs[k] = copy
+                copies[copy] = input
             }
         }
+        return copies
     }
 }
 
@@ -122,14 +131,18 @@ extension Graph {
     }
 
     /// Where an initializer and its copies (`copies`: copy name → source name, as returned by
-    /// `identityInitializersToCopies`) still hold identical tensors, makes their readers read one
+    /// `identityInitializersToCopies` and `unshareInitializers`, chains followed) still hold identical tensors, makes their readers read one
     /// of them and drops the others, so that a pass that changed only some copies leaves no
     /// duplicate storage behind.
     public func shareIdenticalCopies(_ copies: [String: String]) {
         guard !copies.isEmpty else { return }
         let index = Dictionary(initializers.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
         var families: [String: [String]] = [:]
-        for (copy, source) in copies.sorted(by: { $0.key < $1.key }) { families[source, default: [source]].append(copy) }
+        for (copy, source) in copies.sorted(by: { $0.key < $1.key }) {
+            var root = source, steps = 0
+            while let next = copies[root], steps <= copies.count { root = next; steps += 1 }
+            families[root, default: [root]].append(copy)
+        }
         var renames: [String: String] = [:]
         for family in families.values {
             var keepers: [Tensor] = [], keeperNames: [String] = []

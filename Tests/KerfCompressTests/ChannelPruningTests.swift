@@ -175,13 +175,14 @@ final class ChannelPruningTests: XCTestCase {
         XCTAssertEqual(m.initializer("b.weight").array(of: Float.self), expected)
     }
 
-    /// TorchScript stores identical tensors once and fans them out through Identity nodes: here
-    /// one zero bias feeds three convolutions (`a` and `b` through Identity). Each reader gets
-    /// its own copy to prune, and copies still equal afterwards are stored once again.
-    func testIdentityFannedOutBiasIsPrunedPerReader() throws {
+    /// Exporters store identical tensors once and fan them out, through Identity nodes
+    /// (TorchScript) or directly (dynamo): here one zero bias feeds three convolutions (`a`
+    /// through Identity, `stem` and `b` directly). Each reader gets its own copy to prune, and
+    /// copies still equal afterwards are stored once again.
+    func testSharedBiasIsPrunedPerReader() throws {
         let b = GraphBuilder(seed: 5)
         let zero = b.constant("shared.bias", [8], [Float](repeating: 0, count: 8))
-        let biasA = b.node("Identity", [zero], name: "bias_a"), biasB = b.node("Identity", [zero], name: "bias_b")
+        let biasA = b.node("Identity", [zero], name: "bias_a"), biasB = zero
         func conv(_ x: String, _ c: Int, _ name: String, _ bias: String) -> String {
             b.node("Conv", [x, b.constant("\(name).weight", [8, c, 3, 3]), bias], name: name, ["pads": .ints([1, 1, 1, 1])])
         }

@@ -24,15 +24,17 @@ public func prune(_ model: Model, options: PruneOptions, progress: ProgressHandl
         for (w, tensor) in zip(weights, pruned) { graph.initializers[w.index].tensor = tensor }
         pruned.removeAll()
     case .channel:
-        // Exporters write head counts and sizes as Constant nodes (TorchScript), fan one stored
-        // tensor out to several layers through Identity nodes (TorchScript) and share one Reshape
-        // target among all layers (dynamo); channel pruning rewrites initializers read by the
-        // block it prunes. It works on a copy with Constant nodes made initializers, Identity
-        // fan-outs made copies and shared Reshape targets copied, which replaces the graph when
-        // something was pruned (copies still equal shared again).
+        // Exporters write head counts and sizes as Constant nodes (TorchScript), store identical
+        // tensors once and fan them out to several layers, through Identity nodes (TorchScript)
+        // or directly (dynamo: zero biases, unit LayerNorm scales), and share one Reshape target
+        // among all layers (dynamo); channel pruning rewrites initializers read by the block it
+        // prunes. It works on a copy with Constant nodes made initializers and every reader of a
+        // shared float tensor or Reshape target given a copy of its own, which replaces the
+        // graph when something was pruned (copies still equal are shared again).
         let prepared = model.replacing(graph: graph.copy())
         prepared.graph.constantNodesToInitializers()
-        let copies = prepared.graph.identityInitializersToCopies()
+        var copies = prepared.graph.identityInitializersToCopies()
+        copies.merge(prepared.graph.unshareInitializers { $0.tensor.dtype == .float }) { a, _ in a }
         prepared.graph.unshareIntegerInitializers(readBy: ["Reshape"])
         try pruneChannels(prepared, options: options, report: &report, progress: progress)
         if !report.tensors.isEmpty {
