@@ -192,3 +192,31 @@ def test_channel_pruning_removes_its_share_of_the_prunable_parameters(entries, c
     if entry.name not in PRUNE_TARGET_MET:
         blockers = ("Reshape", "Transpose", "not tracked", "Concat", "mixes them")
         assert any(word in reason for reason in reasons for word in blockers), reasons
+
+
+def test_initializers_the_dynamo_exporter_shares_are_pruned_per_reader(tmp_path):
+    """With Hugging Face's own initialization (zero biases, unit LayerNorm scales) the dynamo
+    exporter stores identical tensors once and shares them among layers: channel pruning gives
+    each reader a copy, prunes as with distinct tensors, and stores copies still equal once."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=500, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=256)
+    module = transformers.BertModel(config).eval()
+    ids, mask = torch.randint(0, 500, (2, 16)), torch.ones(2, 16, dtype=torch.long)
+    src, dst = str(tmp_path / "bert.onnx"), str(tmp_path / "bert_pruned.onnx")
+    torch.onnx.export(module, (ids, mask), src, dynamo=True, opset_version=18, input_names=["input_ids", "attention_mask"])
+    report = kerf.prune(src, dst, method="channel", sparsity=0.3)
+    assert not [s for s in report.skipped if "shared" in s["reason"]], report.skipped
+    removed = 1 - zoo.prunable_parameters(dst) / zoo.prunable_parameters(src)
+    assert removed >= PRUNE_FLOOR["bert"], (removed, sorted({s["reason"] for s in report.skipped}))
+    # A float copy left in the file differs from what it was copied from.
+    tensors = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(dst).graph.initializer}
+    for name, value in tensors.items():
+        source = tensors.get(name.removesuffix("_copy").rsplit("_copy", 1)[0])
+        if name.endswith("_copy") and value.dtype == np.float32 and source is not None:
+            assert source.shape != value.shape or not np.array_equal(source, value), name
+    feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+    assert_same_outputs(zoo.ort_run(dst, feeds), zoo.kerf_run(dst, feeds), "default-init BERT pruned")
