@@ -191,6 +191,7 @@ bench: release
 	{ echo; cat $(OUT)/bench_distill.md; } >> BENCHMARKS.md
 	KERF_LIBRARY=$(LIB) $(PYTHON) scripts/bench_qat.py | tee $(OUT)/bench_qat.md
 	{ echo; cat $(OUT)/bench_qat.md; } >> BENCHMARKS.md
+	KERF_LIBRARY=$(LIB) $(PYTHON) scripts/bench_zoo.py --out BENCHMARKS.md
 
 clean:
 	rm -rf .build .build-fuzz .build-asan
