@@ -20,7 +20,8 @@ public final class OneDnnConvolution {
     public let channelsLast: Bool
     private let batch: Int, channels: Int, positions: Int, outChannels: Int, outPositions: Int
     private let activation: Activation
-    /// True when oneDNN applies the activation (a ReLU with nothing added after the convolution).
+    /// True when oneDNN applies the activation (`Activation.oneDnnEltwise`, nothing added after
+    /// the convolution, or the residual added by oneDNN itself).
     private let activationInPrimitive: Bool
     private let engine: dnnl_engine_t
     private var srcDesc: dnnl_memory_desc_t, dstDesc: dnnl_memory_desc_t, scratchpadDesc = dnnl_memory_desc_t()
@@ -51,7 +52,8 @@ public final class OneDnnConvolution {
         self.channelsLast = channelsLast
         // NCHW adds the residual while converting the output back, after the primitive; NHWC
         // has oneDNN add it (a sum post-op over y holding the residual), so a ReLU can follow.
-        activationInPrimitive = activation == .relu && (channelsLast || !residual)
+        let eltwise = activation.oneDnnEltwise
+        activationInPrimitive = eltwise != nil && (channelsLast || !residual)
         chunk = channelsLast ? batch
                              : OneDnnConvolution.chunk(batch: batch, floatsPerImage: channels * g.inputCount + outChannels * g.outputCount)
 
@@ -83,7 +85,7 @@ public final class OneDnnConvolution {
         let sumsResidual = channelsLast && residual
         if activationInPrimitive || sumsResidual, dnnl_post_ops_create(&postOps) == dnnl_success {
             if sumsResidual { dnnl_post_ops_append_sum(postOps, 1) }
-            if activationInPrimitive { dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_relu, 0, 0) }
+            if activationInPrimitive, let (kind, alpha, beta) = eltwise { dnnl_post_ops_append_eltwise(postOps, 1, kind, alpha, beta) }
             dnnl_primitive_attr_set_post_ops(attributes, postOps)
             dnnl_post_ops_destroy(postOps)
         } else if sumsResidual {
@@ -283,4 +285,22 @@ private func reorder(_ from: dnnl_memory_t, _ fromDesc: dnnl_memory_desc_t, into
     defer { dnnl_stream_destroy(stream) }
     let args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
     return dnnl_primitive_execute(p, stream, 2, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success
+}
+
+extension Activation {
+    /// The oneDNN eltwise post-op (kind, alpha, beta) computing this activation on a primitive's
+    /// output while it is in registers; nil for those oneDNN lacks (HardSigmoid), applied after.
+    var oneDnnEltwise: (dnnl_alg_kind_t, Float, Float)? {
+        switch self {
+        case .none, .hardSigmoid: return nil
+        case .relu: return (dnnl_eltwise_relu, 0, 0)
+        case .leakyRelu(let alpha): return (dnnl_eltwise_relu, alpha, 0)
+        case .clip(let lo, let hi): return (dnnl_eltwise_clip, lo, hi)
+        case .sigmoid: return (dnnl_eltwise_logistic, 0, 0)
+        case .tanh: return (dnnl_eltwise_tanh, 0, 0)
+        case .gelu: return (dnnl_eltwise_gelu_erf, 0, 0)
+        case .hardSwish: return (dnnl_eltwise_hardswish, 0, 0)
+        case .silu: return (dnnl_eltwise_swish, 1, 0)
+        }
+    }
 }

@@ -18,6 +18,7 @@ enum GraphOptimizer {
         g.removePassThroughNodes()
         g.forwardIdentityOutputs()
         fuseSiLU(g)
+        spatialMeansToGlobalAveragePool(g, opsets: opsets)
         fuseDynamicQuantizedMatMul(g)
         fuseStaticQuantizedProducts(g, opset: opset)
         fuseQuantizedElementwise(g)
@@ -159,6 +160,33 @@ enum GraphOptimizer {
                                          inputs: [x], outputs: g.nodes[mi].outputs))
         }
         patch.apply(to: g)
+    }
+
+    /// ReduceMean over every spatial axis of an image (rank 4 or more, axes 2 ..< rank, keepdims 1,
+    /// float; not a rank-3 LayerNorm's mean over its last axis), as
+    /// the dynamo exporter writes a squeeze-excitation's pooling, becomes the GlobalAveragePool
+    /// it is: the int8 and channels-last passes know that one.
+    static func spatialMeansToGlobalAveragePool(_ g: Graph, opsets: [OpsetImport]) {
+        let m = Matcher(g)
+        var types: InferredTypes?
+        for i in g.nodes.indices where g.nodes[i].isDefaultDomain && g.nodes[i].opType == "ReduceMean" && g.nodes[i].outputs.count == 1 {
+            let n = g.nodes[i]
+            if case .int(let keep)? = n.attribute("keepdims"), keep == 0 { continue }
+            var axes: [Int]
+            if case .ints(let a)? = n.attribute("axes") {
+                axes = a.map { Int($0) }
+            } else if n.inputs.count > 1, let a = m.constants[n.inputs[1]], a.dtype == .int64 {
+                axes = a.array(of: Int64.self).map { Int($0) }
+            } else {
+                continue
+            }
+            if types == nil { types = g.inferTypes(opsets: opsets) }
+            guard let rank = types?.shape(of: n.inputs[0])?.count, rank >= 4,
+                  let dtype = types?.dtype(of: n.inputs[0]), [.float, .double, .float16].contains(dtype) else { continue }
+            axes = axes.map { $0 < 0 ? $0 + rank : $0 }.sorted()
+            guard axes == Array(2..<rank) else { continue }
+            g.nodes[i] = Node(name: n.name, opType: "GlobalAveragePool", inputs: [n.inputs[0]], outputs: n.outputs)
+        }
     }
 
     static func activation(of n: Node, constants c: [String: Tensor], opset: Int) -> Activation? {

@@ -219,3 +219,44 @@ def test_float_conv_activations_are_fused_and_match_onnxruntime(tmp_path, activa
         assert plan.count("kerf.SiLU") == 1 and not {"Sigmoid", "Mul"} & set(plan), plan
     else:
         assert plan.count(activation) == 1, plan
+
+
+@pytest.mark.parametrize("opset", [17, 18], ids=["axes-attribute", "axes-input"])
+def test_squeeze_excitation_with_reduce_mean_runs_as_global_average_pool(tmp_path, opset):
+    """The dynamo exporter writes a squeeze-excitation's pooling as ReduceMean over the spatial
+    axes: it runs as GlobalAveragePool (channels-last with the Convs around it), float and in
+    Kerf's static int8 file, with ONNX Runtime's results."""
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array(v, n) for n, v in [
+        ("w", rng.normal(0, 0.3, (16, 8, 3, 3)).astype(np.float32)), ("b", rng.normal(0, 0.1, 16).astype(np.float32)),
+        ("w1", rng.normal(0, 0.3, (4, 16, 1, 1)).astype(np.float32)), ("w2", rng.normal(0, 0.3, (16, 4, 1, 1)).astype(np.float32)),
+        ("w3", rng.normal(0, 0.3, (8, 16, 1, 1)).astype(np.float32)), ("axes", np.array([-2, -1], np.int64))]]
+    mean = (helper.make_node("ReduceMean", ["h", "axes"], ["pooled"], keepdims=1) if opset >= 18 else
+            helper.make_node("ReduceMean", ["h"], ["pooled"], axes=[2, 3], keepdims=1))
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["h0"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["h0"], ["h"]), mean,
+             helper.make_node("Conv", ["pooled", "w1"], ["s1"]), helper.make_node("Relu", ["s1"], ["s2"]),
+             helper.make_node("Conv", ["s2", "w2"], ["s3"]), helper.make_node("Sigmoid", ["s3"], ["gate"]),
+             helper.make_node("Mul", ["h", "gate"], ["scaled"]), helper.make_node("Conv", ["scaled", "w3"], ["y"])]
+    graph = helper.make_graph(nodes, "se", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 12, 12])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              inits if opset >= 18 else inits[:-1])
+    path = str(tmp_path / "se.onnx")
+    onnx.save(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", opset)]), path)
+    feeds = {"x": rng.normal(0, 1, (2, 8, 12, 12)).astype(np.float32)}
+    session = kerf.load(path).session(threads=1)
+    actual = list(session.run(feeds).values())[0]
+    expected = run_ort(path, feeds, optimized=False)[0]
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+    assert "ReduceMean" not in session.plan() and count(session.plan(), "kerf.GlobalAveragePool") + \
+        session.plan().count("GlobalAveragePool") == 1, session.plan()
+    int8 = str(tmp_path / "se_int8.onnx")
+    kerf.quantize(path, int8, mode="static", calibration={"x": rng.normal(0, 1, (16, 8, 12, 12)).astype(np.float32)})
+    int8_session = kerf.load(int8).session(threads=1)
+    got = list(int8_session.run(feeds).values())[0]
+    # The last Conv's output stays float: its int8 products equal the file's float arithmetic up
+    # to rounding, unless an upstream requantization tie rounded the other way.
+    want = run_ort(int8, feeds, optimized=False)[0]
+    diff, scale = np.abs(got - want), np.abs(want).max()
+    assert diff.max() <= 0.02 * scale and np.mean(diff <= 1e-4 * scale) >= 0.95, (diff.max(), scale)
+    assert "ReduceMean" not in int8_session.plan(), int8_session.plan()
