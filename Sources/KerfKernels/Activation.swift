@@ -37,7 +37,7 @@ public enum Activation: Equatable, Sendable {
                 if v >= 0 { x[i] = 1 / (1 + expf(-v)) } else { let e = expf(v); x[i] = e / (1 + e) }
             }
         case .tanh:
-            for i in 0..<count { x[i] = tanhf(x[i]) }
+            for i in 0..<count { x[i] = fastTanh(x[i]) }
         case .gelu:
             KerfKernels.gelu(x, x, count: count)
         case .hardSigmoid(let alpha, let beta):

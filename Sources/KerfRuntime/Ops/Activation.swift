@@ -64,7 +64,7 @@ enum ActivationOps {
         r["Sigmoid"] = { _ in
             ClosureOperator { [try unaryFloat(try $0.required(0), sigmoid, { 1 / (1 + Glibc.exp(-$0)) })] }
         }
-        r["Tanh"] = { _ in ClosureOperator { [try unaryFloat(try $0.required(0), { Glibc.tanhf($0) }, { Glibc.tanh($0) })] } }
+        r["Tanh"] = { _ in ClosureOperator { [try unaryFloat(try $0.required(0), { fastTanh($0) }, { Glibc.tanh($0) })] } }
         r["Clip"] = { c in
             // Before opset 11 the bounds are attributes; from 11 on they are optional inputs.
             let attrMin = try c.float("min", default: -Float.greatestFiniteMagnitude)

@@ -114,6 +114,7 @@ func whereSelect(_ condition: Tensor, _ x: Tensor, _ y: Tensor) throws -> Tensor
     struct Select: ByteElementBody {
         let condition: Tensor, x: Tensor, y: Tensor, shape: [Int]
         func run<E>(_: E.Type) throws -> Tensor {
+            if let out = try repeatingCondition(E.self) { return out }
             let xs = try materializeBroadcast(x, to: shape), ys = try materializeBroadcast(y, to: shape)
             let cs = try materializeBroadcast(condition, to: shape)
             var out = try Tensor(uninitialized: x.dtype, shape: shape)
@@ -122,6 +123,33 @@ func whereSelect(_ condition: Tensor, _ x: Tensor, _ y: Tensor) throws -> Tensor
                     cs.withElements(as: UInt8.self) { pc in
                         out.withMutableElements(as: E.self) { po in
                             for i in 0..<po.count { po[i] = pc[i] != 0 ? px[i] : py[i] }
+                        }
+                    }
+                }
+            }
+            return out
+        }
+
+        /// x and y each of the output's shape or one element, and a condition whose dims are the
+        /// output's last ones (an attention mask [1, 1, S, S] over scores [B, H, S, S]): selected
+        /// block by block with nothing materialized. Nil for other shapes.
+        func repeatingCondition<E>(_: E.Type) throws -> Tensor? {
+            let count = shape.reduce(1, *), cc = condition.count
+            let c = Array(condition.shape.drop { $0 == 1 })
+            guard cc > 0, count > 0, c.count <= shape.count, Array(shape.suffix(c.count)) == c,
+                  x.count == count && x.shape == shape || x.count == 1, y.count == count && y.shape == shape || y.count == 1 else { return nil }
+            var out = try Tensor(uninitialized: x.dtype, shape: shape)
+            x.withElements(as: E.self) { px in
+                y.withElements(as: E.self) { py in
+                    condition.withElements(as: UInt8.self) { pc in
+                        out.withMutableElements(as: E.self) { po in
+                            let xStep = px.count == 1 ? 0 : 1, yStep = py.count == 1 ? 0 : 1
+                            for block in stride(from: 0, to: count, by: cc) {
+                                for j in 0..<cc {
+                                    let i = block + j
+                                    po[i] = pc[j] != 0 ? px[i * xStep] : py[i * yStep]
+                                }
+                            }
                         }
                     }
                 }

@@ -33,6 +33,7 @@ func powTensor(_ base: Tensor, _ exponent: Tensor) throws -> Tensor {
         if exponent.count == 1 {
             let e = exponent.withElements(as: Float.self) { $0[0] }
             if e == 2 { return try mapNumeric(base, Float.self) { $0 * $0 }.reshaped(shape) }
+            if e == 3 { return try mapNumeric(base, Float.self) { $0 * $0 * $0 }.reshaped(shape) }  // tanh-GELU's cube
             if e == 1 { return base.reshaped(shape) }
             if e == 0.5 { return try mapNumeric(base, Float.self) { $0.squareRoot() }.reshaped(shape) }
         }

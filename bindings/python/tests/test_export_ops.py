@@ -107,6 +107,18 @@ CASES = [
      [("y", I64)]),
     ("onehot-float-indices", 9, "OneHot", {"i": np.array([0.0, 2.7, -1.2, 9.0], np.float32), "@d": np.float32(3),
      "@v": np.array([0, 1], np.float32)}, {}, [("y", F)]),
+    # Where with an attention mask [1, 1, S, S] over scores and a scalar fill (no copies made),
+    # either side, and a condition of lower rank; then the general broadcast.
+    ("where-mask-scalar-y", 9, "Where", {"c": rng.random((1, 1, 4, 5)) < 0.5, "x": normal(2, 3, 4, 5), "@y": np.float32(-1e9)}, {},
+     [("z", F)]),
+    ("where-mask-scalar-x", 16, "Where", {"c": rng.random((4, 5)) < 0.5, "@x": np.float32(7), "y": normal(2, 3, 4, 5)}, {}, [("z", F)]),
+    ("where-mask-int64", 16, "Where", {"c": rng.random((1, 5)) < 0.5, "x": ints(-9, 9, 3, 5), "y": ints(-9, 9, 3, 5)}, {}, [("z", I64)]),
+    ("where-general-broadcast", 16, "Where", {"c": rng.random((3, 1)) < 0.5, "x": normal(1, 5), "y": normal(3, 5)}, {}, [("z", F)]),
+    # Pow by 3 (tanh-GELU's cube) as multiplications; Tanh in its rational form (NaN, infinities,
+    # tiny and saturating inputs).
+    ("pow-cube", 13, "Pow", {"x": normal(4, 6) * 3, "@e": np.float32(3)}, {}, [("y", F)]),
+    ("tanh", 13, "Tanh", {"x": np.concatenate([SPECIAL, normal(200) * 3, np.float32([1e-5, -3e-4, 4e-4, 8.5, -30])])}, {},
+     [("y", F)]),
 ]
 
 
