@@ -17,6 +17,13 @@ public struct WindowGeometry {
         self.outputSize = outputSize
     }
 
+    /// A 1-D geometry as the 2-D one over images of height 1 (kernel, stride, dilation 1 and no
+    /// padding along the new first axis).
+    public init(lifting g: WindowGeometry) {
+        self.init(inputSize: [1] + g.inputSize, kernel: [1] + g.kernel, strides: [1] + g.strides, dilations: [1] + g.dilations,
+                  padsBegin: [0] + g.padsBegin, outputSize: [1] + g.outputSize)
+    }
+
     public var kernelCount: Int { kernel.reduce(1, *) }
     public var outputCount: Int { outputSize.reduce(1, *) }
     public var inputCount: Int { inputSize.reduce(1, *) }

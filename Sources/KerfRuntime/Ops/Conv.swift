@@ -226,7 +226,9 @@ final class ConvOperator: Operator {
         let rp = residual.map { UnsafePointer($0.storage.pointer.assumingMemoryBound(to: Float.self)) }
         // A 1x1 convolution is one GEMM on the input as it lies; oneDNN's direct kernels need
         // channels-last images, and the two layout changes cost more than they save there.
-        if direct, !pointwise, activation == self.activation, let convolution = directConvolution(x, w, b, geometry: g, residual: residual != nil),
+        // A 1-D convolution runs as a 2-D one over images of height 1 (same memory layouts).
+        let planar = g.inputSize.count == 1 ? WindowGeometry(lifting: g) : g
+        if direct, !pointwise, activation == self.activation, let convolution = directConvolution(x, w, b, geometry: planar, residual: residual != nil),
            convolution.run(x.storage.pointer.assumingMemoryBound(to: Float.self), out.storage.pointer.assumingMemoryBound(to: Float.self),
                            residual: rp, threads: threads) {
             return out
@@ -322,12 +324,13 @@ extension ConvOperator {
         return prepared!
     }
 
-    /// oneDNN's direct kernel for this input shape, when W and B are the session's constants
+    /// oneDNN's direct kernel for this input shape (a 1-D one, NCL, as images of height 1 with
+    /// `geometry` lifted so), when W and B are the session's constants
     /// (prepared once per shape) and oneDNN has a fast implementation for the geometry. An
     /// owned W is then held by the convolution only.
     fileprivate func directConvolution(_ x: Tensor, _ w: Tensor?, _ b: Tensor?, geometry g: WindowGeometry,
                                        residual: Bool) -> OneDnnConvolution? {
-        guard isPrepared(w), b == nil || b!.storage === preparedBias, x.rank == 4 else { return nil }
+        guard isPrepared(w), b == nil || b!.storage === preparedBias, x.rank == 4 || x.rank == 3 && !channelsLast else { return nil }
         if let direct, direct.shape == x.shape, direct.residual == residual { return direct.convolution }
         guard let weights = try? w ?? ownedWeights() else { return nil }
         direct = nil  // free the previous shape's buffers first

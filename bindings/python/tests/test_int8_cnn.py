@@ -260,3 +260,26 @@ def test_squeeze_excitation_with_reduce_mean_runs_as_global_average_pool(tmp_pat
     diff, scale = np.abs(got - want), np.abs(want).max()
     assert diff.max() <= 0.02 * scale and np.mean(diff <= 1e-4 * scale) >= 0.95, (diff.max(), scale)
     assert "ReduceMean" not in int8_session.plan(), int8_session.plan()
+
+
+@pytest.mark.parametrize("attrs", [dict(pads=[1, 1]), dict(strides=[2], pads=[2, 1], dilations=[2]), dict(group=4, pads=[1, 1])],
+                         ids=["padded", "strided-dilated", "grouped"])
+def test_float_conv1d_matches_onnxruntime(tmp_path, attrs):
+    """1-D convolutions (Whisper's front end) run as 2-D ones over images of height 1, with the
+    bias and a fused Relu, at batch 1 and 3."""
+    rng = np.random.default_rng(9)
+    group = attrs.get("group", 1)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (16, 8 // group, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.normal(0, 0.1, 16).astype(np.float32), "b")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs), helper.make_node("Relu", ["c"], ["y"])]
+    graph = helper.make_graph(nodes, "conv1d", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 37])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    path = str(tmp_path / "conv1d.onnx")
+    onnx.save(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)]), path)
+    session = kerf.load(path).session(threads=1)
+    for batch in (1, 3):
+        feeds = {"x": rng.normal(0, 1, (batch, 8, 37)).astype(np.float32)}
+        expected = run_ort(path, feeds, optimized=False)[0]
+        actual = list(session.run(feeds).values())[0]
+        assert actual.shape == expected.shape
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
