@@ -9,26 +9,18 @@
 @inlinable
 public func maxPoolChannelsLast<T: Comparable>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, channels: Int,
                                                geometry g: WindowGeometry, rows: Range<Int>, lowest: T) {
-    let h = g.inputSize[0], w = g.inputSize[1], ow = g.outputSize[1]
-    let kh = g.kernel[0], kw = g.kernel[1], sh = g.strides[0], sw = g.strides[1]
-    let dh = g.dilations[0], dw = g.dilations[1], ph = g.padsBegin[0], pw = g.padsBegin[1]
+    let window = Window2D(g), ow = g.outputSize[1]
     for oy in rows {
         for ox in 0..<ow {
             let out = y + (oy * ow + ox) * channels
             var found = false
-            for ky in 0..<kh {
-                let iy = oy * sh - ph + ky * dh
-                if iy < 0 || iy >= h { continue }
-                for kx in 0..<kw {
-                    let ix = ox * sw - pw + kx * dw
-                    if ix < 0 || ix >= w { continue }
-                    let tap = x + (iy * w + ix) * channels
-                    if found {
-                        for c in 0..<channels { let v = tap[c]; out[c] = v > out[c] ? v : out[c] }
-                    } else {
-                        out.update(from: tap, count: channels)
-                        found = true
-                    }
+            window.forEachTapInside(oy: oy, ox: ox) { pixel, _ in
+                let tap = x + pixel * channels
+                if found {
+                    for c in 0..<channels { let v = tap[c]; out[c] = v > out[c] ? v : out[c] }
+                } else {
+                    out.update(from: tap, count: channels)
+                    found = true
                 }
             }
             if !found { out.update(repeating: lowest, count: channels) }

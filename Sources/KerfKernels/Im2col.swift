@@ -152,3 +152,30 @@ public func im2row<T: FixedWidthInteger>(_ x: UnsafePointer<T>, channels: Int, g
         }
     }
 }
+
+/// A 2-D window geometry's numbers as scalars, for loops over output positions.
+public struct Window2D {
+    public let h: Int, w: Int, kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, ph: Int, pw: Int
+
+    /// `g` must be 2-D.
+    @inlinable
+    public init(_ g: WindowGeometry) {
+        (h, w, kh, kw) = (g.inputSize[0], g.inputSize[1], g.kernel[0], g.kernel[1])
+        (sh, sw, dh, dw, ph, pw) = (g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padsBegin[0], g.padsBegin[1])
+    }
+
+    /// Calls body(pixel, tap) for each tap of output position (oy, ox) that falls inside the
+    /// image, in row-major kernel order: pixel = iy * w + ix, tap = ky * kw + kx.
+    @inlinable @inline(__always)
+    public func forEachTapInside(oy: Int, ox: Int, _ body: (_ pixel: Int, _ tap: Int) -> Void) {
+        for ky in 0..<kh {
+            let iy = oy * sh - ph + ky * dh
+            if iy < 0 || iy >= h { continue }
+            for kx in 0..<kw {
+                let ix = ox * sw - pw + kx * dw
+                if ix < 0 || ix >= w { continue }
+                body(iy * w + ix, ky * kw + kx)
+            }
+        }
+    }
+}

@@ -106,24 +106,15 @@ public func depthwiseInt8Sums(_ x: UnsafePointer<UInt8>, signed: Bool, xZero: In
 private func depthwiseSums<T: FixedWidthInteger & SIMDScalar>(_ x: UnsafePointer<T>, xZero: Int32, channels: Int, _ g: WindowGeometry,
                                                               _ weights: UnsafePointer<Int16>, first: Int, count: Int,
                                                               _ acc: UnsafeMutablePointer<Int32>) {
-    let h = g.inputSize[0], w = g.inputSize[1], ow = g.outputSize[1]
-    let kh = g.kernel[0], kw = g.kernel[1], sh = g.strides[0], sw = g.strides[1], dh = g.dilations[0], dw = g.dilations[1]
-    let ph = g.padsBegin[0], pw = g.padsBegin[1]
+    let window = Window2D(g), ow = g.outputSize[1]
     let zero = SIMD16<Int32>(repeating: xZero)
-    withUnsafeTemporaryAllocation(of: (x: Int, w: Int).self, capacity: kh * kw) { taps in
+    withUnsafeTemporaryAllocation(of: (x: Int, w: Int).self, capacity: window.kh * window.kw) { taps in
         for o in first..<(first + count) {
-            let oy = o / ow, ox = o % ow
             // The taps inside the image: offsets of their pixel in x and of their filter row.
             var n = 0
-            for ky in 0..<kh {
-                let iy = oy * sh - ph + ky * dh
-                if iy < 0 || iy >= h { continue }
-                for kx in 0..<kw {
-                    let ix = ox * sw - pw + kx * dw
-                    if ix < 0 || ix >= w { continue }
-                    taps[n] = ((iy * w + ix) * channels, (ky * kw + kx) * channels)
-                    n += 1
-                }
+            window.forEachTapInside(oy: o / ow, ox: o % ow) { pixel, tap in
+                taps[n] = (pixel * channels, tap * channels)
+                n += 1
             }
             let row = acc + (o - first) * channels
             // 16 channels at a time, their sums in registers across the taps.

@@ -80,18 +80,13 @@ public func maxPoolPlane2D<T: Comparable>(_ x: UnsafePointer<T>, _ y: UnsafeMuta
         }
         return
     }
+    let window = Window2D(g)
     for oy in 0..<oh {
         for ox in 0..<ow {
             var best = lowest, bestIndex = -1
-            for ky in 0..<kh {
-                let iy = oy * sh - ph + ky * dh
-                if iy < 0 || iy >= h { continue }
-                for kx in 0..<kw {
-                    let ix = ox * sw - pw + kx * dw
-                    if ix < 0 || ix >= w { continue }
-                    let v = x[iy * w + ix]
-                    if bestIndex < 0 || v > best { best = v; bestIndex = iy * w + ix }
-                }
+            window.forEachTapInside(oy: oy, ox: ox) { pixel, _ in
+                let v = x[pixel]
+                if bestIndex < 0 || v > best { best = v; bestIndex = pixel }
             }
             y[oy * ow + ox] = best
             indices?[oy * ow + ox] = bestIndex
