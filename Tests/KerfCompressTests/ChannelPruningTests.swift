@@ -357,6 +357,76 @@ final class ChannelPruningTests: XCTestCase {
         XCTAssertFalse(report.skipped.contains { ["wq", "wk", "wv"].contains($0.name) }, "\(report.skipped)")
     }
 
+    /// x[1,5,8] -> self-attention as torch exports `scaled_dot_product_attention` (4 heads of
+    /// 2): split shapes with -1 heads, q and k each scaled, probabilities through
+    /// Where(IsNaN(p), 0, p), Shape readers, a `view(B, -1, S, d)` of the context and merge
+    /// shapes from run time. `dynamoKey`: k's transpose as the dynamo exporter writes it, heads
+    /// folded into the batch ([B*H, S, d] -> Transpose(0,2,1) -> [B, H, d, S]).
+    private func sdpaAttention(dynamoKey: Bool, mask: [Int] = [1, 1, 1, 5]) -> Model {
+        let b = GraphBuilder(seed: 22)
+        func dim(_ of: String, _ index: Int64) -> String {
+            let i = "index\(b.nodes.count)"
+            b.initializers.append(Initializer(name: i, tensor: Tensor(scalar: index)))
+            let g = b.node("Gather", [b.node("Shape", [of]), i], ["axis": .int(0)])
+            return b.node("Unsqueeze", [g, b.int64("axes\(b.nodes.count)", [0])])
+        }
+        let batch = dim("x", 0), seq = dim("x", 1)
+        let minusOne = b.int64("minus_one", [-1])
+        let split = b.node("Concat", [batch, seq, minusOne, b.int64("head_size", [2])], name: "split_shape", ["axis": .int(0)])
+        let scale = b.constant("scale", [], [Float(0.5).squareRoot().squareRoot() * 1.3])
+        func heads(_ name: String, _ perm: [Int64]) -> String {
+            let lin = b.node("Add", [b.node("MatMul", ["x", b.constant("w\(name)", [8, 8])]), b.constant("b\(name)", [8])])
+            return b.node("Transpose", [b.node("Reshape", [lin, split])], ["perm": .ints(perm)])
+        }
+        let q = heads("q", [0, 2, 1, 3]), v = heads("v", [0, 2, 1, 3])
+        var k: String
+        if dynamoKey {
+            let k4 = heads("k", [0, 2, 1, 3])
+            let shape = b.node("Shape", [k4])
+            func slice(_ start: Int64, _ end: Int64) -> String {
+                b.node("Slice", [shape, b.int64("start\(b.nodes.count)", [start]), b.int64("end\(b.nodes.count)", [end])])
+            }
+            let last = slice(-1, Int64.max), secondLast = slice(-2, -1), lead = slice(Int64.min, -2)
+            let flat = b.node("Reshape", [k4, b.node("Concat", [minusOne, secondLast, last], ["axis": .int(0)])])
+            let swapped = b.node("Transpose", [flat], ["perm": .ints([0, 2, 1])])
+            k = b.node("Reshape", [swapped, b.node("Concat", [lead, last, secondLast], ["axis": .int(0)])])
+        } else {
+            k = heads("k", [0, 2, 3, 1])
+        }
+        let scores = b.node("MatMul", [b.node("Mul", [q, scale]), b.node("Mul", [k, scale])])
+        let p = b.node("Softmax", [b.node("Add", [scores, b.constant("mask", mask)])], ["axis": .int(-1)])
+        let probabilities = b.node("Where", [b.node("IsNaN", [p]), b.constant("zero", [1], [0]), p])
+        let context = b.node("MatMul", [probabilities, v])
+        let view = b.node("Concat", [dim(context, 0), minusOne, dim(q, 2), dim(v, 3)], ["axis": .int(0)])
+        let viewed = b.node("Reshape", [context, view])
+        let merged = b.node("Concat", [batch, seq, minusOne], ["axis": .int(0)])
+        let flat = b.node("Reshape", [b.node("Transpose", [viewed], ["perm": .ints([0, 2, 1, 3])]), merged])
+        let out = b.node("Add", [b.node("MatMul", [flat, b.constant("wo", [8, 8])]), b.constant("bo", [8])])
+        return b.model(shape: [1, 5, 8], output: b.node("Add", [out, "x"]))
+    }
+
+    func testAttentionHeadsOfTorchScaledDotProductAttentionAreRemoved() throws {
+        for dynamoKey in [false, true] {
+            let m = sdpaAttention(dynamoKey: dynamoKey)
+            let gone = [2, 3, 4, 5]
+            for w in ["wq", "wk", "wv"] { m.fill(w, axis: 1, channels: gone) }
+            for w in ["bq", "bk", "bv", "wo"] { m.fill(w, axis: 0, channels: gone) }
+            let report = try pruneKeepingOutputs(m, input([1, 5, 8]), options())
+            XCTAssertEqual(shapes(m, ["wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo"]),
+                           [[8, 4], [4], [8, 4], [4], [8, 4], [4], [4, 8], [8]], "dynamoKey \(dynamoKey)")
+            XCTAssertEqual(m.initializer("minus_one").array(of: Int64.self), [-1])
+            XCTAssertEqual(m.initializer("head_size").array(of: Int64.self), [2])
+            XCTAssertFalse(report.skipped.contains { ["wq", "wk", "wv"].contains($0.name) }, "\(report.skipped)")
+        }
+    }
+
+    func testScaledDotProductAttentionWithAPerHeadBiasIsLeftAlone() throws {
+        let m = sdpaAttention(dynamoKey: false, mask: [1, 4, 1, 5])
+        let report = try prune(m, options: options())
+        XCTAssertEqual(m.initializer("wq").shape, [8, 8])
+        XCTAssertTrue(report.skipped.contains { $0.name == "wq" }, "\(report.skipped)")
+    }
+
     func testAttentionWithAPerHeadBiasIsLeftAlone() throws {
         // A [1, 4, 1, 5] bias differs per head: removing a head would need slicing it too.
         let m = attention(mask: [1, 4, 1, 5])

@@ -30,8 +30,9 @@ extension ChannelAnalysis {
         var reshapes: Set<Int>
         var widthEntry: (initializer: String, index: Int, node: Int)?
         var output: (weight: String, matmul: Int)
-        /// Intermediate values whose head dimension shrinks: (value, axis from the end, block).
-        var values: [(String, Int, Int)]
+        /// Intermediate values whose head dimension shrinks: (value, axis from the end, block),
+        /// a nil axis where a Reshape merged the heads with another axis.
+        var values: [(String, Int?, Int)]
     }
 
     private func single(_ value: String) -> Bool { readers[value, default: 0] == 1 && !graphOutputs.contains(value) }
@@ -78,15 +79,95 @@ extension ChannelAnalysis {
         return (m.input(1), bias, mi, add)
     }
 
-    /// Reshape(projection, [B, S, heads, d]) -> Transpose(perm): the projection and its shape.
-    private func splitHeads(_ value: String, perm expected: [Int64], headSize: (String) -> Int?) -> (projection: (weight: String, bias: String?, matmul: Int, add: Int?), shape: String, reshape: Int, values: [(String, Int, Int)])? {
-        guard single(value), let (_, t) = produced(value, by: "Transpose"), perm(t) == expected,
-              single(t.input(0)), let (ri, r) = produced(t.input(0), by: "Reshape"),
-              single(r.input(0)), let p = projection(r.input(0)), let d = headSize(r.input(1)) else { return nil }
-        // [B, S, H*d] before the Reshape (MatMul and bias Add), [B, S, H, d] after, then [B, H, ., .].
-        var values = [(graph.nodes[p.matmul].outputs[0], -1, d), (r.outputs[0], -2, 1), (value, -3, 1)]
-        if let a = p.add { values.append((graph.nodes[a].outputs[0], -1, d)) }
-        return (p, r.input(1), ri, values)
+    /// Readers of `value` other than Shape nodes, which read only its dimensions.
+    private func dataReaders(_ value: String) -> [Int] {
+        readersOf[value, default: []].filter { !(graph.nodes[$0].isDefaultDomain && graph.nodes[$0].opType == "Shape") }
+    }
+
+    /// `value` feeds exactly one node besides Shape nodes and is not a graph output.
+    private func singleData(_ value: String) -> Bool { dataReaders(value).count == 1 && !graphOutputs.contains(value) }
+
+    /// True when the int64 shape `value` is computed at run time from the dimensions of values
+    /// (Shape, then Gather / Slice / Unsqueeze / Squeeze / Cast / Concat) with -1 as its only
+    /// constant entries, so that a head count removed upstream flows through it.
+    private func isRuntimeShape(_ value: String, depth: Int = 0) -> Bool {
+        if let t = constants[value] { return t.dtype == .int64 && t.array(of: Int64.self).allSatisfy { $0 == -1 } }
+        guard depth < 16, let i = producer[value], graph.nodes[i].isDefaultDomain else { return false }
+        let n = graph.nodes[i]
+        switch n.opType {
+        case "Shape": return true
+        case "Gather", "Slice", "Unsqueeze", "Squeeze", "Cast", "Identity": return isRuntimeShape(n.input(0), depth: depth + 1)
+        case "Concat": return n.inputs.allSatisfy { isRuntimeShape($0, depth: depth + 1) }
+        default: return false
+        }
+    }
+
+    /// Where `axis` of a rank-4 value is after Reshape `n` to a run-time shape: kept when the
+    /// target is a Concat of four entries with -1 exactly there (torch's `view(B, -1, S, d)`),
+    /// nil otherwise.
+    private func axisAfterReshape(_ n: Node, _ axis: Int?) -> Int? {
+        guard let axis, let (_, concat) = produced(n.input(1), by: "Concat"), concat.inputs.count == 4,
+              scalarInt(concat.inputs[axis]) == -1,
+              concat.inputs.indices.allSatisfy({ $0 == axis || constants[concat.inputs[$0]] == nil }) else { return nil }
+        return axis
+    }
+
+    /// One of Q, K, V on its way from the projection to the attention MatMul:
+    /// Reshape(projection, [B, S, heads or -1, d]), then any Transposes, scalings by a
+    /// one-element constant and Reshapes to run-time shapes.
+    private struct HeadPath {
+        var projection: (weight: String, bias: String?, matmul: Int, add: Int?)
+        /// The split Reshape's target, and the Reshape.
+        var shape: String
+        var reshape: Int
+        /// The head count and size the split's target states (heads -1 when inferred).
+        var heads: Int
+        var headSize: Int
+        /// Values whose head axis shrinks: (value, head axis from the end, block), or with a
+        /// nil axis where a Reshape merged the heads with another axis.
+        var values: [(String, Int?, Int)]
+        /// Where the heads are in the operand of rank 4, nil when merged.
+        var headAxis: Int?
+    }
+
+    /// Walks back from an attention MatMul's operand to its projection.
+    private func headPath(_ operand: String) -> HeadPath? {
+        var value = operand
+        var steps: [Node] = []  // from the operand back to the split
+        while true {
+            guard singleData(value), let i = producer[value], graph.nodes[i].isDefaultDomain else { return nil }
+            let n = graph.nodes[i]
+            if n.opType == "Reshape", singleData(n.input(0)), let p = projection(n.input(0)),
+               let d = shapeEntry(n.input(1), index: 3, count: 4), let h = shapeEntry(n.input(1), index: 2, count: 4),
+               d.value > 0, h.value > 0 || h.value == -1 {
+                // [B, S, H*d] before the split (MatMul and bias Add), [B, S, H, d] after.
+                var values: [(String, Int?, Int)] = [(graph.nodes[p.matmul].outputs[0], -1, d.value), (value, -2, 1)]
+                if let a = p.add { values.append((graph.nodes[a].outputs[0], -1, d.value)) }
+                var axis: Int? = 2
+                for step in steps.reversed() {
+                    switch step.opType {
+                    case "Transpose": axis = axis.flatMap { a in perm(step).flatMap { $0.firstIndex(of: Int64(a)) } }
+                    case "Reshape": axis = axisAfterReshape(step, axis)
+                    default: break
+                    }
+                    values.append((step.outputs[0], axis.map { $0 - 4 }, 1))
+                }
+                return HeadPath(projection: p, shape: n.input(1), reshape: i, heads: h.value, headSize: d.value,
+                                values: values, headAxis: axis)
+            }
+            switch n.opType {
+            case "Transpose":
+                guard perm(n) != nil else { return nil }
+            case "Mul", "Div":
+                guard let c = constants[n.input(1)], c.count == 1 else { return nil }
+            case "Reshape":
+                guard isRuntimeShape(n.input(1)) else { return nil }
+            default:
+                return nil
+            }
+            steps.append(n)
+            value = n.input(0)
+        }
     }
 
     /// True when `value` is known to be 1 along axis -3 (the head axis of [B, H, S, S]) or
@@ -96,10 +177,15 @@ extension ChannelAnalysis {
         return ones.count < 3 || ones[ones.count - 3]
     }
 
-    /// For each dimension of `value`: true when it is known to be 1.
+    /// For each dimension of `value`: true when it is known to be 1, from the operators that
+    /// build it or else from shape inference.
     private func onesPattern(_ value: String, depth: Int) -> [Bool]? {
         if let t = constants[value] { return t.shape.map { $0 == 1 } }
         if let dims = declared[value] { return dims.map { $0 == .value(1) } }
+        return builtOnesPattern(value, depth: depth) ?? shapes[value].map { $0.map { $0 == .value(1) } }
+    }
+
+    private func builtOnesPattern(_ value: String, depth: Int) -> [Bool]? {
         guard depth < 12, let i = producer[value] else { return nil }
         let n = graph.nodes[i]
         guard n.isDefaultDomain else { return nil }
@@ -132,17 +218,28 @@ extension ChannelAnalysis {
     /// Matches the block whose `MatMul(softmax scores, v)` is node `contextNode`.
     private func matchAttention(contextNode: Int, opset: Int) -> AttentionBlock? {
         let ctx = graph.nodes[contextNode]
-        // Scores: Softmax over the last axis of MatMul(q, k), scaled and masked on the way.
+        var chain: [String] = []  // [B, H, S, S] values from q.k to the probabilities
+        // Probabilities: Softmax over the last axis, optionally Where(IsNaN(p), 0, p) after it
+        // (torch's scaled_dot_product_attention export).
         var p = ctx.input(0)
-        guard single(p), let (_, softmax) = produced(p, by: "Softmax") else { return nil }
+        guard singleData(p) else { return nil }
+        if let (_, w) = produced(p, by: "Where"), let (_, isNaN) = produced(w.input(0), by: "IsNaN"),
+           isNaN.input(0) == w.input(2), let zero = constants[w.input(1)], zero.count == 1,
+           Set(dataReaders(w.input(2))) == Set([producer[w.input(0)]!, producer[p]!]), !graphOutputs.contains(w.input(2)) {
+            chain += [p, w.input(0)]
+            p = w.input(2)
+        } else if !single(p) {
+            return nil
+        }
+        guard let (_, softmax) = produced(p, by: "Softmax") else { return nil }
         let axis = softmax.int("axis", default: opset >= 13 ? -1 : 1)
         guard axis == -1 || axis == 3 else { return nil }
-        var chain = [p]  // [B, H, S, S] values from q.k to the softmax
+        chain.append(p)
         p = softmax.input(0)
         var scores: Node?
         while scores == nil {
             chain.append(p)
-            guard single(p), let i = producer[p] else { return nil }
+            guard singleData(p), let i = producer[p] else { return nil }
             let n = graph.nodes[i]
             guard n.isDefaultDomain, n.inputs.count == 2 else { return nil }
             switch n.opType {
@@ -159,44 +256,60 @@ extension ChannelAnalysis {
                 return nil
             }
         }
-        let sizeOf = { (shape: String) in self.shapeEntry(shape, index: 3, count: 4)?.value }
-        guard let scores,
-              let q = splitHeads(scores.input(0), perm: [0, 2, 1, 3], headSize: sizeOf),
-              let k = splitHeads(scores.input(1), perm: [0, 2, 3, 1], headSize: sizeOf),
-              let v = splitHeads(ctx.input(1), perm: [0, 2, 1, 3], headSize: sizeOf) else { return nil }
+        // The scores' batch axes broadcast: once q or k has the heads on axis 1 of 4, so do
+        // the scores, the probabilities, v and the context.
+        guard let scores, let q = headPath(scores.input(0)), let k = headPath(scores.input(1)), let v = headPath(ctx.input(1)),
+              q.headAxis == 1 || k.headAxis == 1, q.headAxis ?? 1 == 1, k.headAxis ?? 1 == 1, v.headAxis ?? 1 == 1 else { return nil }
 
-        // Every split shape says [B, S, heads, d] with the same heads and d, and is read only
-        // by these three Reshapes.
-        let reshapes = Set([q.reshape, k.reshape, v.reshape])
-        var heads = 0, headSize = 0
+        // The three splits agree on heads and d; a head count they state is rewritten, so its
+        // constant must be read by these Reshapes only.
+        let splits = [q, k, v]
+        let reshapes = Set(splits.map(\.reshape))
+        guard let headSize = splits.first?.headSize, splits.allSatisfy({ $0.headSize == headSize }) else { return nil }
+        let width = constants[q.projection.weight]!.shape[1]
+        guard width % headSize == 0, splits.allSatisfy({ constants[$0.projection.weight]!.shape[1] == width }) else { return nil }
+        let heads = width / headSize
         var headEntries: [(initializer: String, index: Int, node: Int)] = []
-        for shape in Set([q.shape, k.shape, v.shape]) {
-            guard readersOf[shape, default: []].allSatisfy({ reshapes.contains($0) }),
-                  let h = shapeEntry(shape, index: 2, count: 4), let d = shapeEntry(shape, index: 3, count: 4),
-                  h.value > 0, d.value > 0, heads == 0 || (heads == h.value && headSize == d.value) else { return nil }
-            heads = h.value
-            headSize = d.value
+        for shape in Set(splits.map(\.shape)) {
+            guard let h = shapeEntry(shape, index: 2, count: 4), h.value == heads || h.value == -1 else { return nil }
+            if h.value == -1 { continue }
+            guard readersOf[shape, default: []].allSatisfy({ reshapes.contains($0) }) else { return nil }
             headEntries.append((h.initializer, h.index, h.node))
         }
-        let width = heads * headSize
-        for proj in [q.projection, k.projection, v.projection] where constants[proj.weight]!.shape[1] != width { return nil }
 
-        // Output: Transpose(0,2,1,3) -> Reshape [B, S, heads*d] -> MatMul(., Wo).
-        guard let out = ctx.outputs.first, single(out), let ti = readersOf[out]?.first, graph.nodes[ti].opType == "Transpose",
-              perm(graph.nodes[ti]) == [0, 2, 1, 3], let merged = graph.nodes[ti].outputs.first, single(merged),
-              let ri = readersOf[merged]?.first, graph.nodes[ri].opType == "Reshape", graph.nodes[ri].input(0) == merged,
-              let widthEntry = shapeEntry(graph.nodes[ri].input(1), index: 2, count: 3), widthEntry.value == width || widthEntry.value == -1,
-              let mergedOut = graph.nodes[ri].outputs.first, single(mergedOut),
-              let oi = readersOf[mergedOut]?.first, graph.nodes[oi].opType == "MatMul", graph.nodes[oi].input(0) == mergedOut,
+        // Output: Transposes and Reshapes to run-time shapes, then the Reshape that merges
+        // [B, S, heads, d] into [B, S, heads*d], then MatMul(., Wo).
+        guard let out = ctx.outputs.first else { return nil }
+        var values: [(String, Int?, Int)] = [(out, -3, 1)]
+        var value = out, headAxis: Int? = 1
+        var merge: (reshape: Int, entry: (value: Int, initializer: String, index: Int, node: Int))?
+        while merge == nil {
+            guard singleData(value), let ri = dataReaders(value).first, graph.nodes[ri].isDefaultDomain,
+                  graph.nodes[ri].input(0) == value, let next = graph.nodes[ri].outputs.first else { return nil }
+            let n = graph.nodes[ri]
+            if n.opType == "Reshape", headAxis == 2, let e = shapeEntry(n.input(1), index: 2, count: 3), e.value == width || e.value == -1 {
+                merge = (ri, e)
+            } else if n.opType == "Transpose", let pm = perm(n) {
+                headAxis = headAxis.flatMap { a in pm.firstIndex(of: Int64(a)) }
+            } else if n.opType == "Reshape", isRuntimeShape(n.input(1)) {
+                headAxis = axisAfterReshape(n, headAxis)
+            } else {
+                return nil
+            }
+            if merge == nil { values.append((next, headAxis.map { $0 - 4 }, 1)) }
+            value = next
+        }
+        guard let merge, let mergedOut = graph.nodes[merge.reshape].outputs.first, singleData(mergedOut),
+              let oi = dataReaders(mergedOut).first, graph.nodes[oi].opType == "MatMul", graph.nodes[oi].input(0) == mergedOut,
               let wo = constants[graph.nodes[oi].input(1)], wo.rank == 2, wo.shape[0] == width, wo.dtype == .float else { return nil }
-        if widthEntry.value == width, readersOf[graph.nodes[ri].input(1), default: []] != [ri] { return nil }
+        if merge.entry.value == width, readersOf[graph.nodes[merge.reshape].input(1), default: []] != [merge.reshape] { return nil }
+        values.append((mergedOut, -1, headSize))
 
-        return AttentionBlock(projections: [q.projection, k.projection, v.projection], heads: heads, headSize: headSize,
+        return AttentionBlock(projections: splits.map(\.projection), heads: heads, headSize: headSize,
                               headEntries: headEntries, reshapes: reshapes,
-                              widthEntry: widthEntry.value == width ? (widthEntry.initializer, widthEntry.index, widthEntry.node) : nil,
+                              widthEntry: merge.entry.value == width ? (merge.entry.initializer, merge.entry.index, merge.entry.node) : nil,
                               output: (graph.nodes[oi].input(1), oi),
-                              values: q.values + k.values + v.values + chain.map { ($0, -3, 1) }
-                                  + [(out, -3, 1), (merged, -2, 1), (mergedOut, -1, headSize)])
+                              values: q.values + k.values + v.values + chain.map { ($0, -3, 1) } + values)
     }
 
     private mutating func addHeadSpace(_ b: AttentionBlock) {
@@ -223,7 +336,7 @@ extension ChannelAnalysis {
         // Declared shapes of these values follow the heads (the channel walk is over, so the
         // Q/K/V layouts can be replaced).
         for (value, axis, block) in b.values {
-            layouts[value] = ChannelLayout(space: s, origin: s, axis: axis, rank: nil, block: block)
+            layouts[value] = ChannelLayout(space: s, origin: s, axis: axis ?? -1, rank: nil, block: block, merged: axis == nil)
         }
     }
 }

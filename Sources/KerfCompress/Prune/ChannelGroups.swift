@@ -20,6 +20,9 @@ struct ChannelLayout {
     var block = 1
     /// Every dimension after the channel axis is known to be 1 (after a global pool).
     var trailingOnes = false
+    /// The channels are spread over axes a Reshape merged (attention heads folded into the
+    /// batch): the value's declared shape cannot be rewritten and is dropped instead.
+    var merged = false
 }
 
 /// One rewrite that removing channels of a space needs.

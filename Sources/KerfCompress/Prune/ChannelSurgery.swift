@@ -60,6 +60,7 @@ func channelRewrite(_ graph: Graph, found: ChannelGroups, plans: [Int: ChannelPl
 
     out.valueInfo = graph.valueInfo.compactMap { v in
         guard let l = found.layouts[v.name], let plan = planOfSpace[l.space] else { return v }
+        if l.merged { return nil }
         guard case .tensor(let dtype, let dims?)? = v.type else { return v }
         let pos = dims.count + l.axis
         // A declaration that does not match what Kerf tracked is dropped rather than left stale
