@@ -362,7 +362,10 @@ final class ChannelPruningTests: XCTestCase {
     /// Where(IsNaN(p), 0, p), Shape readers, a `view(B, -1, S, d)` of the context and merge
     /// shapes from run time. `dynamoKey`: k's transpose as the dynamo exporter writes it, heads
     /// folded into the batch ([B*H, S, d] -> Transpose(0,2,1) -> [B, H, d, S]).
-    private func sdpaAttention(dynamoKey: Bool, mask: [Int] = [1, 1, 1, 5]) -> Model {
+    /// `constantShapes`: as the exporters write Whisper's attention, with fixed shapes
+    /// ([-1, 5, 4, 2] splits, [-1, 4, 5, 2] and [-1, 5, 8] on the way out) and q scaled
+    /// before the split.
+    private func sdpaAttention(dynamoKey: Bool, constantShapes: Bool = false, mask: [Int] = [1, 1, 1, 5]) -> Model {
         let b = GraphBuilder(seed: 22)
         func dim(_ of: String, _ index: Int64) -> String {
             let i = "index\(b.nodes.count)"
@@ -372,10 +375,12 @@ final class ChannelPruningTests: XCTestCase {
         }
         let batch = dim("x", 0), seq = dim("x", 1)
         let minusOne = b.int64("minus_one", [-1])
-        let split = b.node("Concat", [batch, seq, minusOne, b.int64("head_size", [2])], name: "split_shape", ["axis": .int(0)])
+        let split = constantShapes ? b.int64("split_shape", [-1, 5, 4, 2])
+            : b.node("Concat", [batch, seq, minusOne, b.int64("head_size", [2])], name: "split_shape", ["axis": .int(0)])
         let scale = b.constant("scale", [], [Float(0.5).squareRoot().squareRoot() * 1.3])
         func heads(_ name: String, _ perm: [Int64]) -> String {
-            let lin = b.node("Add", [b.node("MatMul", ["x", b.constant("w\(name)", [8, 8])]), b.constant("b\(name)", [8])])
+            var lin = b.node("Add", [b.node("MatMul", ["x", b.constant("w\(name)", [8, 8])]), b.constant("b\(name)", [8])])
+            if constantShapes && name == "q" { lin = b.node("Mul", [lin, scale]) }
             return b.node("Transpose", [b.node("Reshape", [lin, split])], ["perm": .ints(perm)])
         }
         let q = heads("q", [0, 2, 1, 3]), v = heads("v", [0, 2, 1, 3])
@@ -397,17 +402,18 @@ final class ChannelPruningTests: XCTestCase {
         let p = b.node("Softmax", [b.node("Add", [scores, b.constant("mask", mask)])], ["axis": .int(-1)])
         let probabilities = b.node("Where", [b.node("IsNaN", [p]), b.constant("zero", [1], [0]), p])
         let context = b.node("MatMul", [probabilities, v])
-        let view = b.node("Concat", [dim(context, 0), minusOne, dim(q, 2), dim(v, 3)], ["axis": .int(0)])
+        let view = constantShapes ? b.int64("view_shape", [-1, 4, 5, 2])
+            : b.node("Concat", [dim(context, 0), minusOne, dim(q, 2), dim(v, 3)], ["axis": .int(0)])
         let viewed = b.node("Reshape", [context, view])
-        let merged = b.node("Concat", [batch, seq, minusOne], ["axis": .int(0)])
+        let merged = constantShapes ? b.int64("merged_shape", [-1, 5, 8]) : b.node("Concat", [batch, seq, minusOne], ["axis": .int(0)])
         let flat = b.node("Reshape", [b.node("Transpose", [viewed], ["perm": .ints([0, 2, 1, 3])]), merged])
         let out = b.node("Add", [b.node("MatMul", [flat, b.constant("wo", [8, 8])]), b.constant("bo", [8])])
         return b.model(shape: [1, 5, 8], output: b.node("Add", [out, "x"]))
     }
 
     func testAttentionHeadsOfTorchScaledDotProductAttentionAreRemoved() throws {
-        for dynamoKey in [false, true] {
-            let m = sdpaAttention(dynamoKey: dynamoKey)
+        for (dynamoKey, constantShapes) in [(false, false), (true, false), (true, true)] {
+            let m = sdpaAttention(dynamoKey: dynamoKey, constantShapes: constantShapes)
             let gone = [2, 3, 4, 5]
             for w in ["wq", "wk", "wv"] { m.fill(w, axis: 1, channels: gone) }
             for w in ["bq", "bk", "bv", "wo"] { m.fill(w, axis: 0, channels: gone) }
@@ -415,7 +421,13 @@ final class ChannelPruningTests: XCTestCase {
             XCTAssertEqual(shapes(m, ["wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo"]),
                            [[8, 4], [4], [8, 4], [4], [8, 4], [4], [4, 8], [8]], "dynamoKey \(dynamoKey)")
             XCTAssertEqual(m.initializer("minus_one").array(of: Int64.self), [-1])
-            XCTAssertEqual(m.initializer("head_size").array(of: Int64.self), [2])
+            if constantShapes {
+                XCTAssertEqual(m.initializer("split_shape").array(of: Int64.self), [-1, 5, 2, 2])
+                XCTAssertEqual(m.initializer("view_shape").array(of: Int64.self), [-1, 2, 5, 2])
+                XCTAssertEqual(m.initializer("merged_shape").array(of: Int64.self), [-1, 5, 4])
+            } else {
+                XCTAssertEqual(m.initializer("head_size").array(of: Int64.self), [2])
+            }
             XCTAssertFalse(report.skipped.contains { ["wq", "wk", "wv"].contains($0.name) }, "\(report.skipped)")
         }
     }

@@ -21,7 +21,7 @@ extension ChannelAnalysis {
     /// One matched attention block.
     private struct AttentionBlock {
         /// Q, K, V projections: weight, optional bias, and the MatMul / Add nodes.
-        var projections: [(weight: String, bias: String?, matmul: Int, add: Int?)]
+        var projections: [(weight: String, bias: String?, matmul: Int, add: Int?, values: [String])]
         var heads: Int
         var headSize: Int
         /// Constant entries holding `heads` (per Q/K/V shape, deduplicated) and heads * d.
@@ -66,17 +66,23 @@ extension ChannelAnalysis {
         return (v, concat.inputs[index], 0, ci)
     }
 
-    /// x @ W (+ b) with constant W [in, out] and b [out]: (W, b, MatMul node, Add node).
-    private func projection(_ value: String) -> (weight: String, bias: String?, matmul: Int, add: Int?)? {
-        var v = value, add: Int?, bias: String?
-        if let (ai, a) = produced(value, by: "Add"), a.inputs.count == 2 {
+    /// x @ W (+ b) (* or / a one-element constant) with constant W [in, out] and b [out]:
+    /// (W, b, MatMul node, Add node), and the values from the MatMul's output to `value`.
+    private func projection(_ value: String) -> (weight: String, bias: String?, matmul: Int, add: Int?, values: [String])? {
+        var v = value, add: Int?, bias: String?, values = [value]
+        if let (_, s) = produced(v, by: "Mul") ?? produced(v, by: "Div"), let c = constants[s.input(1)], c.count == 1, single(s.input(0)) {
+            v = s.input(0)
+            values.append(v)
+        }
+        if let (ai, a) = produced(v, by: "Add"), a.inputs.count == 2 {
             guard let b = a.inputs.first(where: { constants[$0] != nil }), let other = a.inputs.first(where: { $0 != b }),
                   single(other) else { return nil }
             add = ai; bias = b; v = other
+            values.append(v)
         }
         guard let (mi, m) = produced(v, by: "MatMul"), let w = constants[m.input(1)], w.rank == 2, w.dtype == .float else { return nil }
         if let bias, constants[bias]!.shape != [w.shape[1]] { return nil }
-        return (m.input(1), bias, mi, add)
+        return (m.input(1), bias, mi, add, values)
     }
 
     /// Readers of `value` other than Shape nodes, which read only its dimensions.
@@ -116,7 +122,7 @@ extension ChannelAnalysis {
     /// Reshape(projection, [B, S, heads or -1, d]), then any Transposes, scalings by a
     /// one-element constant and Reshapes to run-time shapes.
     private struct HeadPath {
-        var projection: (weight: String, bias: String?, matmul: Int, add: Int?)
+        var projection: (weight: String, bias: String?, matmul: Int, add: Int?, values: [String])
         /// The split Reshape's target, and the Reshape.
         var shape: String
         var reshape: Int
@@ -140,9 +146,8 @@ extension ChannelAnalysis {
             if n.opType == "Reshape", singleData(n.input(0)), let p = projection(n.input(0)),
                let d = shapeEntry(n.input(1), index: 3, count: 4), let h = shapeEntry(n.input(1), index: 2, count: 4),
                d.value > 0, h.value > 0 || h.value == -1 {
-                // [B, S, H*d] before the split (MatMul and bias Add), [B, S, H, d] after.
-                var values: [(String, Int?, Int)] = [(graph.nodes[p.matmul].outputs[0], -1, d.value), (value, -2, 1)]
-                if let a = p.add { values.append((graph.nodes[a].outputs[0], -1, d.value)) }
+                // [B, S, H*d] before the split (MatMul, bias Add, scaling), [B, S, H, d] after.
+                var values: [(String, Int?, Int)] = p.values.map { ($0, -1, d.value) } + [(value, -2, 1)]
                 var axis: Int? = 2
                 for step in steps.reversed() {
                     switch step.opType {
@@ -264,7 +269,7 @@ extension ChannelAnalysis {
         // The three splits agree on heads and d; a head count they state is rewritten, so its
         // constant must be read by these Reshapes only.
         let splits = [q, k, v]
-        let reshapes = Set(splits.map(\.reshape))
+        var reshapes = Set(splits.map(\.reshape))
         guard let headSize = splits.first?.headSize, splits.allSatisfy({ $0.headSize == headSize }) else { return nil }
         let width = constants[q.projection.weight]!.shape[1]
         guard width % headSize == 0, splits.allSatisfy({ constants[$0.projection.weight]!.shape[1] == width }) else { return nil }
@@ -293,6 +298,11 @@ extension ChannelAnalysis {
                 headAxis = headAxis.flatMap { a in pm.firstIndex(of: Int64(a)) }
             } else if n.opType == "Reshape", isRuntimeShape(n.input(1)) {
                 headAxis = axisAfterReshape(n, headAxis)
+            } else if n.opType == "Reshape", let axis = headAxis, let e = shapeEntry(n.input(1), index: axis, count: 4), e.value == heads,
+                      readersOf[n.input(1), default: []] == [ri] {
+                // A constant target stating the heads where they are ([B, H, S, d] spelled out).
+                headEntries.append((e.initializer, e.index, e.node))
+                reshapes.insert(ri)
             } else {
                 return nil
             }
