@@ -83,7 +83,7 @@ extern "C" {
 /* ABI version: the major changes only on incompatible changes. Bindings
  * refuse a library whose major differs from the one they were written for. */
 #define KERF_ABI_VERSION_MAJOR 1
-#define KERF_ABI_VERSION_MINOR 11
+#define KERF_ABI_VERSION_MINOR 12
 #define KERF_ABI_VERSION ((KERF_ABI_VERSION_MAJOR << 16) | KERF_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------ */
@@ -427,6 +427,10 @@ typedef struct kerf_prune_options {
     /* Since ABI 1.8: */
     kerf_progress_fn progress;   /* may be NULL; steps are weights (magnitude, N:M) or channel groups (channel) */
     void *progress_user_data;
+    /* Since ABI 1.12: */
+    int32_t channel_multiple;    /* channel: every group of more than this many channels keeps a multiple of it
+                                    (rounded to the nearest, at least one multiple), so that blocked kernels
+                                    (ONNX Runtime's NCHWc: 8 or 16) stay fast; 0 or 1 = no rounding; 1 */
 } kerf_prune_options;
 
 /* Defaults, as kerf_session_options_init_sized (since ABI 1.8). */

@@ -13,7 +13,8 @@ cached, see zoo.py) at batch 1 and 8, 1 thread:
 - int8: the file `kerf.quantize` writes (static, calibrated on zoo.calibration's images, for the
   CNNs; dynamic for the transformers), timed in Kerf and in ONNX Runtime; Kerf int8 / ORT int8
   and Kerf int8 / Kerf float;
-- pruning: `kerf.prune(method="channel", sparsity=0.3)`: the fraction of the prunable parameters
+- pruning: `kerf.prune(method="channel", sparsity=0.3, channel_multiple=16)` (zoo.PRUNE_*): the
+  fraction of the prunable parameters
   removed (zoo.prunable_parameters, the count test_zoo.py uses) and ONNX Runtime's latency on the
   pruned file over its latency on the unpruned one.
 
@@ -58,7 +59,6 @@ HEADING = "## Zoo: real exports"
 BATCHES = (1, 8)
 SEQUENCE = 64  # tokens of the token models
 DECODE_PAST = 63  # gpt2_past: cached tokens before the one new token
-SPARSITY = 0.3
 WARMUP = {1: 3, 8: 2}
 MIN_BLOCK, MAX_BLOCK = 2, 200
 RUNNERS = ("kerf", "ort", "kerf_int8", "ort_int8", "ort_pruned")
@@ -156,7 +156,7 @@ def child(name: str, exporter: str, path: str, work: str, rounds: int, block_sec
     pruned = Path(work) / f"{name}-{exporter}.pruned.onnx"
     start = time.perf_counter()
     try:
-        kerf.prune(path, str(pruned), method="channel", sparsity=SPARSITY)
+        kerf.prune(path, str(pruned), method="channel", sparsity=zoo.PRUNE_SPARSITY, channel_multiple=zoo.PRUNE_CHANNEL_MULTIPLE)
         row["prune_s"] = time.perf_counter() - start
         before, after = zoo.prunable_parameters(path), zoo.prunable_parameters(pruned)
         row["prunable"], row["removed"] = before, 1 - after / before
@@ -355,7 +355,7 @@ def section(rounds: int, block_seconds: float, argv, models=zoo.MODELS) -> list[
         "graph optimizations, sequential execution, `intra_op_num_threads=1`; Kerf: `session(threads=1)`. *int8* is the file "
         "`kerf.quantize` writes: static QDQ (U8S8, per-channel weights) calibrated on 3 batches of 2 seeded images for the "
         "CNNs, dynamic for the transformers; both engines run that same file. *pruned* is "
-        f"`kerf.prune(method=\"channel\", sparsity={SPARSITY})`: the share of the prunable parameters (Conv, Gemm and MatMul "
+        f"`kerf.prune(method=\"channel\", sparsity={zoo.PRUNE_SPARSITY}, channel_multiple={zoo.PRUNE_CHANNEL_MULTIPLE})`: the share of the prunable parameters (Conv, Gemm and MatMul "
         "weight initializers, counted as test_zoo.py counts them) it removes, and ONNX Runtime's latency on the pruned "
         "file over its latency on the unpruned one.",
         "",

@@ -23,6 +23,7 @@ extension kerf_prune_options: OptionsStruct {
         o.n = 2
         o.m = 4
         o.channel_criterion = Int32(KERF_CHANNEL_L1)
+        o.channel_multiple = Int32(d.channelMultiple)
         return o
     }
 }
@@ -60,6 +61,7 @@ private func pruneOptions(_ pointer: UnsafePointer<kerf_prune_options>?) throws 
     o.maxTensorSparsity = c.max_tensor_sparsity
     o.storeSparse = c.store_sparse != 0
     o.minElements = Int(clamping: c.min_elements)
+    o.channelMultiple = Int(c.channel_multiple)
     o.exclude = NameFilter(try strings(c.exclude, c.n_exclude, "options->exclude"))
     let names = try strings(c.per_tensor_names, c.n_per_tensor, "options->per_tensor_names")
     try argument(names.isEmpty || c.per_tensor_sparsity != nil, "options->per_tensor_sparsity is NULL")

@@ -19,6 +19,8 @@ struct Prune: ParsableCommand {
     @Option(help: "layer (each tensor to the target) or global (one threshold).") var scope: String = "layer"
     @Option(help: "Per-tensor cap in global scope.") var maxTensorSparsity: Double = 0.99
     @Option(help: "Channel ranking: l1, l2 or bn_gamma.") var criterion: String = "l1"
+    @Option(help: "Channel pruning keeps a multiple of this many channels in every larger group (16 keeps ONNX Runtime's blocked convolutions fast); 1: no rounding.")
+    var channelMultiple: Int = 1
     @Option(help: "Leave weights with fewer elements alone.") var minElements: Int = 0
     @Option(parsing: .upToNextOption, help: "Weight names, node names or op types to leave alone.") var exclude: [String] = []
     @Flag(help: "Save weights whose sparse form is smaller as sparse_initializer.") var storeSparse = false
@@ -36,6 +38,7 @@ struct Prune: ParsableCommand {
         o.sparsity = sparsity
         o.maxTensorSparsity = maxTensorSparsity
         o.minElements = minElements
+        o.channelMultiple = channelMultiple
         o.exclude = NameFilter(exclude)
         o.storeSparse = storeSparse
         let m = try Model.load(path: model)

@@ -101,6 +101,7 @@ int main(void) {
     FIELD(kerf_prune_options, n_per_tensor);
     FIELD(kerf_prune_options, progress);
     FIELD(kerf_prune_options, progress_user_data);
+    FIELD(kerf_prune_options, channel_multiple);
     END_STRUCT(kerf_prune_options);
 
     FIELD(kerf_sensitivity_options, struct_size);

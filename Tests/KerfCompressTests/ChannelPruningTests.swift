@@ -512,4 +512,25 @@ final class ChannelPruningTests: XCTestCase {
         XCTAssertEqual(channelsToRemove(2, sparsity: 0.9), 1)
         XCTAssertEqual(channelsToKeep(scores: [3, 1, 2, 1], remove: 2), [0, 2])
     }
+
+    func testChannelMultipleKeepsTheNearestMultiple() throws {
+        XCTAssertEqual(channelsToRemove(72, sparsity: 0.3, multiple: 16), 24)  // 50.4 kept -> 48
+        XCTAssertEqual(channelsToRemove(88, sparsity: 0.3, multiple: 16), 24)  // 61.6 -> 64
+        XCTAssertEqual(channelsToRemove(24, sparsity: 0.9, multiple: 16), 8)   // at least one multiple
+        XCTAssertEqual(channelsToRemove(16, sparsity: 0.5, multiple: 16), 8)   // not more than the multiple: as without
+        XCTAssertEqual(channelsToRemove(70, sparsity: 0, multiple: 16), 0)     // nothing to remove stays nothing
+        XCTAssertEqual(channelsToRemove(40, sparsity: 0.05, multiple: 16), 8)  // 38 -> 32
+
+        // A 40-filter Conv at 30% keeps 32 (not 28) filters, and the next Conv follows.
+        let b = GraphBuilder()
+        let h = b.node("Relu", [b.conv("x", 3, 40, name: "conv1")])
+        let m = b.model(shape: [1, 3, 6, 6], output: b.conv(h, 40, 4, name: "conv2", kernel: 1))
+        var o = options()
+        o.sparsity = 0.3
+        o.channelMultiple = 16
+        try prune(m, options: o)
+        XCTAssertEqual(shapes(m, ["conv1.weight", "conv1.bias", "conv2.weight"]), [[32, 3, 3, 3], [32], [4, 32, 1, 1]])
+        o.channelMultiple = -1
+        XCTAssertThrowsError(try prune(b.model(shape: [1, 3, 6, 6], output: h), options: o))
+    }
 }

@@ -27,7 +27,7 @@ func pruneChannels(_ model: Model, options: PruneOptions, report: inout PruneRep
             continue
         }
         let channels = found.spaces[group[0]].channels
-        let remove = channelsToRemove(channels, sparsity: options.sparsity)
+        let remove = channelsToRemove(channels, sparsity: options.sparsity, multiple: options.channelMultiple)
         guard remove > 0 else {
             let what = found.isAttentionHeads(group) ? "head" : "channel"
             skipped.append((group, "no \(what) of \(channels) to remove at sparsity \(options.sparsity)"))

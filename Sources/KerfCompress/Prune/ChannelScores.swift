@@ -58,7 +58,12 @@ func channelsToKeep(scores: [Float], remove: Int) -> [Int] {
     return order.dropFirst(remove).sorted()
 }
 
-/// How many of `channels` to remove at `sparsity`: rounded to nearest, at least one kept.
-func channelsToRemove(_ channels: Int, sparsity: Double) -> Int {
-    min(Int((sparsity * Double(channels)).rounded()), channels - 1)
+/// How many of `channels` to remove at `sparsity`: rounded to nearest, at least one kept; when
+/// there are more than `multiple` and some go, as many as leave the nearest multiple of
+/// `multiple` (at least one multiple; see `PruneOptions.channelMultiple`).
+func channelsToRemove(_ channels: Int, sparsity: Double, multiple: Int = 1) -> Int {
+    let remove = min(Int((sparsity * Double(channels)).rounded()), channels - 1)
+    guard multiple > 1, channels > multiple, remove > 0 else { return remove }
+    let keep = Int((Double(channels - remove) / Double(multiple)).rounded()) * multiple
+    return channels - max(multiple, min(keep, channels))
 }

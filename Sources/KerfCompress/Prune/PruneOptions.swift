@@ -41,6 +41,11 @@ public struct PruneOptions: Sendable {
     /// Explicit sparsity per weight name; overrides `sparsity` and `scope` for those weights.
     public var perTensor: [String: Double] = [:]
     public var channelCriterion: ChannelCriterion = .l1
+    /// Channel pruning keeps a multiple of this many channels in every group of more than
+    /// this many (the kept count rounded to the nearest multiple, at least one multiple, at
+    /// most all): vectorized kernels such as ONNX Runtime's blocked NCHWc convolutions (blocks
+    /// of 8 or 16 channels) stay on their fast path. 1 (or 0): kept counts are not rounded.
+    public var channelMultiple: Int = 1
     /// Mark weights whose COO form (int64 indices + values) is smaller than dense to be saved
     /// in the graph's sparse_initializer list.
     public var storeSparse: Bool = false

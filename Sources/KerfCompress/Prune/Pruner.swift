@@ -81,6 +81,9 @@ private func validate(_ o: PruneOptions) throws {
     try fraction(o.maxTensorSparsity, "max tensor sparsity", inclusive: true)
     for (name, s) in o.perTensor { try fraction(s, "sparsity of '\(name)'") }
     guard o.minElements >= 0 else { throw KerfError.invalidArgument("min elements must be >= 0, got \(o.minElements)") }
+    guard o.channelMultiple >= 0, o.channelMultiple <= 1 << 20 else {
+        throw KerfError.invalidArgument("channel multiple must be in [0, 2^20], got \(o.channelMultiple)")
+    }
     if case .nOfM(let n, let m) = o.method {
         guard n >= 1, n < m, m <= 256 else { throw KerfError.invalidArgument("N:M needs 1 <= N < M <= 256, got \(n):\(m)") }
     }

@@ -25,13 +25,14 @@ from pathlib import Path
 from .errors import KerfError, Status
 
 ABI_MAJOR = 1  # KERF_ABI_VERSION_MAJOR this binding was written for
-ABI_MINOR = 11  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
+ABI_MINOR = 12  # the oldest minor with everything declared below (kerf_tensor_info: 1.1; kerf_prune, sparse_kernels: 1.2;
                # kerf_quantize, kerf_session_plan: 1.3; kerf_session_run_views, kerf_tensors_free: 1.4;
                # kerf_session_run_into: 1.5; kerf_instruction_set: 1.6;
                # kerf_set_memory_limit, kerf_memory_limit, memory_limit: 1.7;
                # kerf_*_options_init_sized, kerf_prune_options.progress: 1.8; training: 1.9;
                # kerf_value_info.dim_names, kerf_model_get_metadata, keep_sparsity, gradual_*, kerf_distill: 1.10;
-               # kerf_train_options.qat, qat_range_momentum, kerf_distill_options.match_*, kerf_student, gradual_criterion: 1.11)
+               # kerf_train_options.qat, qat_range_momentum, kerf_distill_options.match_*, kerf_student, gradual_criterion: 1.11;
+               # kerf_prune_options.channel_multiple: 1.12)
 # The structs below mirror include/kerf.h field by field; tests/test_abi_layout.py compares
 # them (and the constants of errors.py, dtypes.py, prune.py and quantize.py) with what a C
 # compiler makes of the header.
@@ -168,6 +169,7 @@ class PruneOptions(Structure):
         ("n_per_tensor", c_size_t),
         ("progress", ProgressCallback),  # ABI 1.8
         ("progress_user_data", c_void_p),
+        ("channel_multiple", c_int32),  # ABI 1.12
     ]
 
 

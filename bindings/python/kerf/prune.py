@@ -29,7 +29,7 @@ def _method(method, n, m):
 
 def prune(src, dst=None, *, sparsity=0.5, method="magnitude", scope="layer", n=2, m=4, exclude=(),
           per_tensor=None, criterion="l1", min_elements=0, max_tensor_sparsity=0.99, store_sparse=False,
-          progress=None):
+          channel_multiple=1, progress=None):
     """Prunes the Conv, Gemm and MatMul weights of an ONNX model and returns a Report.
 
     src: a path, or a kerf.Model (changed in place; saved only if dst is given).
@@ -44,6 +44,10 @@ def prune(src, dst=None, *, sparsity=0.5, method="magnitude", scope="layer", n=2
     exclude: weight names, node names or op types to leave alone.
     per_tensor: {weight name: sparsity} overriding sparsity and scope for those weights.
     criterion: channel ranking, "l1", "l2" or "bn_gamma".
+    channel_multiple: channel pruning keeps a multiple of this many channels in every group of
+        more than this many (the kept count rounded to the nearest multiple), so that blocked
+        kernels stay fast: 16 keeps ONNX Runtime's NCHWc convolutions (blocks of 8 or 16) on
+        their fast path. 1: no rounding.
     store_sparse: save weights whose sparse form is smaller as sparse_initializer.
     progress: None, True (a progress bar on stderr: tqdm's when tqdm is installed) or a
       callable(done, total, message), called at 0 and after each weight (magnitude, N:M) or
@@ -60,6 +64,7 @@ def prune(src, dst=None, *, sparsity=0.5, method="magnitude", scope="layer", n=2
         options.max_tensor_sparsity = float(max_tensor_sparsity)
         options.n, options.m = int(n), int(m)
         options.min_elements = int(min_elements)
+        options.channel_multiple = int(channel_multiple)
     except (TypeError, ValueError, OverflowError) as error:
         raise KerfError(Status.INVALID_ARGUMENT, f"invalid pruning option: {error}") from None
     options.store_sparse = 1 if store_sparse else 0

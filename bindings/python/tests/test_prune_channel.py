@@ -190,3 +190,35 @@ def test_flatten_of_a_spatial_map_without_value_info_prunes(tmp_path):
     after = session(pruned).run(None, {"x": x})[0]
     assert after.shape == before.shape == (2, 5)
     np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4)
+
+
+def test_channel_multiple_keeps_multiples_in_every_larger_group(tmp_path):
+    """channel_multiple=16: every Conv with more than 16 filters keeps a multiple of 16 (the
+    nearest to 70%), smaller ones are pruned as without it; ONNX Runtime runs the file."""
+    original = mobilenet_like()
+    path, out, plain = tmp_path / "m.onnx", tmp_path / "m16.onnx", tmp_path / "m1.onnx"
+    onnx.save(original, path)
+    kerf.prune(path, plain, method="channel", sparsity=0.3)
+    kerf.prune(path, out, method="channel", sparsity=0.3, channel_multiple=16)
+    filters = {n.input[1]: None for n in original.graph.node if n.op_type == "Conv"}
+
+    def counts(model):
+        inits = {t.name: tuple(t.dims) for t in model.graph.initializer}
+        return {name: inits[name][0] for name in filters}
+
+    before, rounded, unrounded = counts(original), counts(check_valid(out)), counts(onnx.load(str(plain)))
+    assert before.keys() == rounded.keys() == unrounded.keys()
+    assert any(c > 16 for c in before.values())
+    for name, c in before.items():
+        if c > 16 and rounded[name] != c:
+            assert rounded[name] % 16 == 0 and abs(rounded[name] - 0.7 * c) <= 8, (name, c, rounded[name])
+        elif c <= 16:
+            assert rounded[name] == unrounded[name], (name, c)
+    assert rounded != unrounded
+    feeds = {original.graph.input[0].name: np.random.default_rng(0).standard_normal(
+        [2] + [d.dim_value for d in original.graph.input[0].type.tensor_type.shape.dim[1:]]).astype(np.float32)}
+    with kerf.load(out) as model, model.session() as kerf_session:
+        np.testing.assert_allclose(list(kerf_session.run(feeds).values())[0], session(onnx.load(str(out))).run(None, feeds)[0],
+                                   rtol=1e-4, atol=1e-4)
+    with pytest.raises(kerf.KerfError, match="channel multiple"):
+        kerf.prune(path, tmp_path / "bad.onnx", method="channel", sparsity=0.3, channel_multiple=-2)

@@ -50,6 +50,11 @@ REPO = Path(__file__).resolve().parents[3]
 IMAGE = 224
 SEQUENCE = 16  # tokens in the example inputs
 BATCH_MAX = 64
+# How the zoo is channel-pruned (tests, --status and scripts/bench_zoo.py): 30% of the channels,
+# kept counts rounded to multiples of 16 so that ONNX Runtime's blocked (NCHWc) convolutions run
+# the pruned CNNs on their fast path.
+PRUNE_SPARSITY = 0.3
+PRUNE_CHANNEL_MULTIPLE = 16
 CNN_NAMES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0", "convnext", "regnet_y_400mf", "shufflenet_v2", "vit_tiny16")
 
 
@@ -916,7 +921,8 @@ def _check_file(name, exporter, path, work):
     pruned = Path(work) / f"{name}-{exporter}.pruned.onnx"
     yield {"pruned": "crashed while pruning"}
     try:
-        report = kerf.prune(str(path), str(pruned), method="channel", sparsity=0.3)
+        report = kerf.prune(str(path), str(pruned), method="channel", sparsity=PRUNE_SPARSITY,
+                            channel_multiple=PRUNE_CHANNEL_MULTIPLE)
         before, after = prunable_parameters(path), prunable_parameters(pruned)
         yield {"pruned": 1 - after / before, "prunable": before, "skipped": [s["reason"] for s in report.get("skipped", [])],
                "pruned_run": "crashed while running the pruned file"}
