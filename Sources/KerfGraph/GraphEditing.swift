@@ -76,11 +76,27 @@ extension Graph {
         removeNodes(at: removed)
     }
 
-    /// Gives every reader but the first of an int64 initializer read by several nodes of
-    /// `opTypes` (Reshape shape targets shared across layers) a copy of its own, so that a pass can
+    /// Gives every Reshape but the first that reads its target from a default-domain Concat
+    /// shared with other Reshapes (dynamo writes one `[B, S, width]` target for all layers) a
+    /// copy of that Concat of its own, placed right after the original, so that a pass can
     /// rewrite one reader's target without touching the others'.
-    public func unshareIntegerInitializers(readBy opTypes: Set<String>) {
-        unshareInitializers(readBy: opTypes) { $0.tensor.dtype == .int64 }
+    public func unshareReshapeConcats() {
+        var producer: [String: Int] = [:]
+        for (i, n) in nodes.enumerated() { for o in n.outputs where !o.isEmpty { producer[o] = i } }
+        let names = NameAllocator(self)
+        let graphOutputs = Set(outputs.map(\.name))
+        var seen = Set<String>(), copies: [(after: Int, node: Node)] = []
+        for i in nodes.indices where nodes[i].isDefaultDomain && nodes[i].opType == "Reshape" && nodes[i].inputs.count == 2 {
+            let target = nodes[i].inputs[1]
+            guard let p = producer[target], nodes[p].isDefaultDomain, nodes[p].opType == "Concat", nodes[p].outputs.count == 1,
+                  !graphOutputs.contains(target), !seen.insert(target).inserted else { continue }
+            var copy = nodes[p]
+            copy.outputs = [names.make(target + "_copy")]
+            if !copy.name.isEmpty { copy.name = names.make(copy.name + "_copy") }
+            copies.append((p, copy))
+            nodes[i].inputs[1] = copy.outputs[0]
+        }
+        for (after, node) in copies.sorted(by: { $0.after > $1.after }) { nodes.insert(node, at: after + 1) }
     }
 
     /// Gives every reading of an initializer selected by `include` (and not a graph input) after

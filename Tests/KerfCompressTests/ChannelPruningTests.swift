@@ -447,6 +447,55 @@ final class ChannelPruningTests: XCTestCase {
         XCTAssertTrue(report.skipped.contains { $0.name == "wq" && $0.reason.contains("Reshape") }, "\(report.skipped)")
     }
 
+    // MARK: - Reshapes around Gemm (GPT-2's Conv1D)
+
+    /// x[1,5,8] -> two feed-forward blocks as torch exports GPT-2's Conv1D: Reshape to
+    /// [B*S, 8], Gemm to 16 units, Reshape to [B, S, 16], Relu, Reshape to [-1, 16], Gemm back
+    /// to 8, Reshape to [1, 5, 8], residual Add. Both blocks read their [B, S, 16] target from
+    /// one Concat (dynamo); the second block's [-1, 16] target takes the 16 from the Shape of
+    /// its input (TorchScript's `x.view(-1, x.size(-1))`).
+    private func conv1dBlocks() -> Model {
+        let b = GraphBuilder(seed: 23)
+        func dim(_ index: Int64) -> String {
+            let i = "index\(index)"
+            b.initializers.append(Initializer(name: i, tensor: Tensor(scalar: index)))
+            let g = b.node("Gather", [b.node("Shape", ["x"]), i], ["axis": .int(0)])
+            return b.node("Unsqueeze", [g, b.int64("axes\(b.nodes.count)", [0])])
+        }
+        let wide = b.node("Concat", [dim(0), dim(1), b.int64("ffn", [16])], name: "wide_shape", ["axis": .int(0)])
+        var h = "x"
+        for layer in 1...2 {
+            let rows = b.node("Reshape", [h, b.int64("rows\(layer)", [-1, 8])])
+            let up = b.node("Relu", [b.node("Reshape", [b.gemm(rows, 8, 16, name: "up\(layer)"), wide])])
+            var target = b.int64("narrow\(layer)", [-1, 16])
+            if layer == 2 {
+                let last = b.node("Slice", [b.node("Shape", [up]), b.int64("start", [-1]), b.int64("end", [Int64.max])])
+                let width = b.node("Unsqueeze", [b.node("Squeeze", [last, b.int64("squeeze_axes", [0])]), b.int64("unsqueeze_axes", [0])])
+                target = b.node("Concat", [b.int64("minus_one", [-1]), width], ["axis": .int(0)])
+            }
+            let down = b.gemm(b.node("Reshape", [up, target]), 16, 8, name: "down\(layer)")
+            h = b.node("Add", [b.node("Reshape", [down, b.int64("back\(layer)", [1, 5, 8])]), h])
+        }
+        return b.model(shape: [1, 5, 8], output: h)
+    }
+
+    func testFeedForwardBetweenReshapesAroundGemmIsPruned() throws {
+        let m = conv1dBlocks()
+        for layer in 1...2 {
+            m.fill("up\(layer).weight", axis: 1, channels: Array(0..<8))
+            m.fill("up\(layer).bias", axis: 0, channels: Array(0..<8))
+        }
+        let report = try pruneKeepingOutputs(m, input([1, 5, 8]), options())
+        XCTAssertEqual(shapes(m, ["up1.weight", "up1.bias", "down1.weight", "up2.weight", "up2.bias", "down2.weight"]),
+                       [[8, 8], [8], [8, 8], [8, 8], [8], [8, 8]])
+        XCTAssertEqual(m.initializer("narrow1").array(of: Int64.self), [-1, 8])
+        XCTAssertFalse(report.skipped.contains { $0.name.hasPrefix("up") }, "\(report.skipped)")
+        // Each block now reads a [B, S, 8] target of its own.
+        let targets = m.graph.nodes.filter { $0.opType == "Concat" && $0.inputs.count == 3 }
+        XCTAssertEqual(targets.count, 2)
+        for t in targets { XCTAssertEqual(m.initializer(t.inputs[2]).array(of: Int64.self), [8]) }
+    }
+
     // MARK: - Left alone, with a reason
 
     func testConcatenatedChannelsAreSkippedWithAReason() throws {

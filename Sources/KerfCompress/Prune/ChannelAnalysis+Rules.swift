@@ -34,6 +34,11 @@ extension ChannelAnalysis {
         case "MaxPool", "AveragePool", "LpPool": visitPool(i, global: false)
         case "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool": visitPool(i, global: true)
         case "Flatten": visitFlatten(i)
+        case "Shape":
+            // Its dimensions follow the pruning; fine where they only build Reshape targets.
+            if !onlyBuildsReshapeTargets(n.outputs.first ?? "") {
+                for l in tracked { reject(l, "read by \(n.label), whose result is used beyond Reshape targets") }
+            }
         case "Reshape": visitReshape(i)
         case "Squeeze", "Unsqueeze": visitSqueeze(i)
         case "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL1", "ReduceL2": visitReduce(i)
@@ -43,6 +48,22 @@ extension ChannelAnalysis {
             for l in tracked { reject(l, "concatenated by \(n.label); channels joined by Concat are left alone") }
         default:
             for l in tracked { reject(l, "read by \(n.label), which channel pruning cannot rewrite") }
+        }
+    }
+
+    /// Every use of `value` (a Shape's output), through Gather / Slice / Squeeze / Unsqueeze /
+    /// Cast / Concat, is the target of a Reshape.
+    private func onlyBuildsReshapeTargets(_ value: String, depth: Int = 0) -> Bool {
+        guard depth < 8, !value.isEmpty, !graphOutputs.contains(value) else { return false }
+        return readersOf[value, default: []].allSatisfy { r in
+            let n = graph.nodes[r]
+            guard n.isDefaultDomain else { return false }
+            switch n.opType {
+            case "Reshape": return n.input(1) == value && n.input(0) != value
+            case "Gather", "Slice", "Squeeze", "Unsqueeze", "Cast": return n.input(0) == value && onlyBuildsReshapeTargets(n.outputs.first ?? "", depth: depth + 1)
+            case "Concat": return onlyBuildsReshapeTargets(n.outputs.first ?? "", depth: depth + 1)
+            default: return false
+            }
         }
     }
 
@@ -266,13 +287,25 @@ extension ChannelAnalysis {
 
     /// Reshape with a constant target that keeps the axes before the channel axis and flattens
     /// the rest into one ([N, C, H, W] -> [N, C*H*W] or [N, -1]). An explicit C*H*W entry is
-    /// rewritten.
+    /// rewritten. Or a Reshape that keeps the channel axis last and regroups only the axes
+    /// before it ([B*S, C] <-> [B, S, C], as torch writes around Gemm): the last entry of its
+    /// target, a constant or a Concat's last input, is rewritten.
     mutating func visitReshape(_ i: Int) {
         let n = graph.nodes[i]
         let x = n.input(0), shapeName = n.input(1)
         rejectTracked(n, except: [0], "shape")
         guard let l = layouts[x], let out = n.outputs.first, !out.isEmpty else { return }
         let why = "\(n.label) reshapes them"
+        if l.axis == -1, let (count, last) = lastTargetEntry(shapeName, reader: i, space: l.space) {
+            if let last {
+                guard last.value == Int64(spaces[l.space].channels * l.block) else { return reject(l, why) }
+                if checkEditable(last.initializer, node: last.node, space: l.space) {
+                    spaces[l.space].edits.append(.shapeEntry(initializer: last.initializer, index: last.index, unitsPerChannel: l.block, node: last.node))
+                }
+            }
+            layouts[out] = ChannelLayout(space: l.space, origin: l.origin, axis: -1, rank: count, block: l.block)
+            return
+        }
         guard let r = rank(of: x, l), let target = constants[shapeName], target.dtype == .int64, target.rank == 1 else {
             return reject(l, why)
         }
@@ -289,6 +322,61 @@ extension ChannelAnalysis {
             spaces[l.space].edits.append(.shapeEntry(initializer: shapeName, index: p, unitsPerChannel: l.block * trailing, node: i))
         }
         layouts[out] = ChannelLayout(space: l.space, origin: l.origin, axis: -1, rank: p + 1, block: l.block * trailing, trailingOnes: true)
+    }
+
+    /// The last entry of Reshape target `shape` when every other entry is a positive constant,
+    /// -1 or computed at run time: (target length, entry value, the constant holding it, its
+    /// index there, the node reading that constant). The target is a constant int64 vector or
+    /// a Concat on axis 0 whose last input is a one-element int64 constant, or the last
+    /// dimension of a value whose channels (of `space`) are last, read at run time (then the
+    /// entry is nil: it follows the pruning by itself).
+    private func lastTargetEntry(_ shape: String, reader: Int, space: Int) -> (Int, (value: Int64, initializer: String, index: Int, node: Int)?)? {
+        if let t = constants[shape] {
+            guard t.dtype == .int64, t.rank == 1, t.count >= 2 else { return nil }
+            let v = t.array(of: Int64.self)
+            guard v.dropLast().allSatisfy({ $0 == -1 || $0 > 0 }) else { return nil }
+            return (v.count, (v[v.count - 1], shape, v.count - 1, reader))
+        }
+        guard let ci = producer[shape], graph.nodes[ci].isDefaultDomain, graph.nodes[ci].opType == "Concat",
+              graph.nodes[ci].int("axis", default: 0) == 0, readersOf[shape, default: []] == [reader] else { return nil }
+        let parts = graph.nodes[ci].inputs
+        guard parts.count >= 2, let lastName = parts.last else { return nil }
+        let t = constants[lastName]
+        guard t.map({ $0.dtype == .int64 && $0.count == 1 }) ?? isLastDimension(lastName, space: space) else { return nil }
+        var count = 0
+        for part in parts {
+            if let c = constants[part] {
+                guard c.dtype == .int64, c.rank == 1, c.array(of: Int64.self).allSatisfy({ $0 == -1 || $0 > 0 }) else { return nil }
+                count += c.count
+            } else if let dims = shapes[part], dims.count == 1, case .value(let k) = dims[0] {
+                count += k
+            } else {
+                return nil
+            }
+        }
+        return (count, t.map { ($0.array(of: Int64.self)[0], lastName, 0, ci) })
+    }
+
+    /// `value` is [n] with n the last dimension of a value whose channels of `space` are last:
+    /// Shape, then Slice from -1 (or Gather of index -1), Squeeze / Unsqueeze / Cast.
+    private func isLastDimension(_ value: String, space: Int, depth: Int = 0) -> Bool {
+        guard depth < 8, let i = producer[value], graph.nodes[i].isDefaultDomain else { return false }
+        let n = graph.nodes[i]
+        func index(_ name: String) -> Int64? { constants[name].flatMap { $0.dtype == .int64 && $0.count == 1 ? $0.array(of: Int64.self)[0] : nil } }
+        switch n.opType {
+        case "Squeeze", "Unsqueeze", "Cast":
+            return isLastDimension(n.input(0), space: space, depth: depth + 1)
+        case "Slice", "Gather":
+            let picksLast = n.opType == "Gather" ? index(n.input(1)) == -1
+                : index(n.input(1)) == -1 && (index(n.input(2)) ?? 0) >= Int64(Int32.max)
+                    && (n.input(3).isEmpty || index(n.input(3)) == 0) && (n.input(4).isEmpty || index(n.input(4)) == 1)
+            guard picksLast, let (_, shape) = (producer[n.input(0)].map { ($0, graph.nodes[$0]) }), shape.isDefaultDomain,
+                  shape.opType == "Shape", shape.attribute("start") == nil, shape.attribute("end") == nil,
+                  let l = layouts[shape.input(0)] else { return false }
+            return l.axis == -1 && l.space == space
+        default:
+            return false
+        }
     }
 
     /// Reductions over axes other than the channel axis (x.mean([2, 3]) after a Conv).

@@ -27,7 +27,7 @@ public func prune(_ model: Model, options: PruneOptions, progress: ProgressHandl
         // Exporters write head counts and sizes as Constant nodes (TorchScript), store identical
         // tensors once and fan them out to several layers, through Identity nodes (TorchScript)
         // or directly (dynamo: zero biases, unit LayerNorm scales), and share one Reshape target
-        // among all layers (dynamo); channel pruning rewrites initializers read by the block it
+        // (or the Concat computing it) among all layers (dynamo); channel pruning rewrites initializers read by the block it
         // prunes. It works on a copy with Constant nodes made initializers and every reader of a
         // shared float tensor or Reshape target given a copy of its own, which replaces the
         // graph when something was pruned (copies still equal are shared again).
@@ -35,7 +35,8 @@ public func prune(_ model: Model, options: PruneOptions, progress: ProgressHandl
         prepared.graph.constantNodesToInitializers()
         var copies = prepared.graph.identityInitializersToCopies()
         copies.merge(prepared.graph.unshareInitializers { $0.tensor.dtype == .float }) { a, _ in a }
-        prepared.graph.unshareIntegerInitializers(readBy: ["Reshape"])
+        prepared.graph.unshareReshapeConcats()
+        copies.merge(prepared.graph.unshareInitializers(readBy: ["Reshape", "Concat", "Split"]) { $0.tensor.dtype == .int64 }) { a, _ in a }
         try pruneChannels(prepared, options: options, report: &report, progress: progress)
         if !report.tensors.isEmpty {
             prepared.graph.shareIdenticalCopies(copies)
