@@ -439,6 +439,50 @@ final class ChannelPruningTests: XCTestCase {
         XCTAssertTrue(report.skipped.contains { $0.name == "wq" }, "\(report.skipped)")
     }
 
+    /// x[1,5,8] -> GPT-2's attention as torch exports it: one Gemm for Q, K and V (8 -> 24)
+    /// between the Conv1D Reshapes, a Split into three, 4 heads of 2, and Gemm back to 8.
+    private func fusedAttention() -> Model {
+        let b = GraphBuilder(seed: 24)
+        func dim(_ index: Int64) -> String {
+            let i = "index\(index)"
+            b.initializers.append(Initializer(name: i, tensor: Tensor(scalar: index)))
+            let g = b.node("Gather", [b.node("Shape", ["x"]), i], ["axis": .int(0)])
+            return b.node("Unsqueeze", [g, b.int64("axes\(b.nodes.count)", [0])])
+        }
+        let batch = dim(0), seq = dim(1)
+        let qkv = b.gemm(b.node("Reshape", ["x", b.int64("rows", [-1, 8])]), 8, 24, name: "c_attn")
+        let wide = b.node("Reshape", [qkv, b.node("Concat", [batch, seq, b.int64("fused_width", [24])], ["axis": .int(0)])])
+        let parts = ["q", "k", "v"].map { "\($0)_part" }
+        b.nodes.append(Node(name: "split", opType: "Split", inputs: [wide, b.int64("sizes", [8, 8, 8])], outputs: parts,
+                            attributes: [Attribute(name: "axis", value: .int(2))]))
+        let split = b.node("Concat", [batch, seq, b.int64("minus_one", [-1]), b.int64("head_size", [2])], ["axis": .int(0)])
+        func heads(_ part: String, _ perm: [Int64]) -> String {
+            b.node("Transpose", [b.node("Reshape", [part, split])], ["perm": .ints(perm)])
+        }
+        let q = heads(parts[0], [0, 2, 1, 3]), k = heads(parts[1], [0, 2, 3, 1]), v = heads(parts[2], [0, 2, 1, 3])
+        let scores = b.node("Div", [b.node("MatMul", [q, k]), b.constant("sqrt_d", [], [Float(2).squareRoot()])])
+        let context = b.node("MatMul", [b.node("Softmax", [scores], ["axis": .int(-1)]), v])
+        let merged = b.node("Reshape", [b.node("Transpose", [context], ["perm": .ints([0, 2, 1, 3])]),
+                                        b.node("Concat", [batch, seq, b.int64("minus_one_merge", [-1])], ["axis": .int(0)])])
+        let projected = b.gemm(b.node("Reshape", [merged, b.int64("flat", [-1, 8])]), 8, 8, name: "c_proj")
+        return b.model(shape: [1, 5, 8], output: b.node("Add", [b.node("Reshape", [projected, b.int64("back", [1, 5, 8])]), "x"]))
+    }
+
+    func testHeadsOfAFusedQKVProjectionAreRemovedInEverySegment() throws {
+        let m = fusedAttention()
+        // Heads 1 and 2 of Q, K and V (units 2..<6 of each 8-unit segment) do nothing.
+        let gone = [0, 8, 16].flatMap { s in (2..<6).map { s + $0 } }
+        m.fill("c_attn.weight", axis: 1, channels: gone)
+        m.fill("c_attn.bias", axis: 0, channels: gone)
+        m.fill("c_proj.weight", axis: 0, channels: Array(2..<6))
+        let report = try pruneKeepingOutputs(m, input([1, 5, 8]), options())
+        XCTAssertEqual(shapes(m, ["c_attn.weight", "c_attn.bias", "c_proj.weight", "c_proj.bias"]), [[8, 12], [12], [4, 8], [8]])
+        XCTAssertEqual(m.initializer("sizes").array(of: Int64.self), [4, 4, 4])
+        XCTAssertEqual(m.initializer("fused_width").array(of: Int64.self), [12])
+        XCTAssertEqual(m.initializer("flat").array(of: Int64.self), [-1, 4])
+        XCTAssertFalse(report.skipped.contains { $0.name == "c_attn.weight" }, "\(report.skipped)")
+    }
+
     func testAttentionWithAPerHeadBiasIsLeftAlone() throws {
         // A [1, 4, 1, 5] bias differs per head: removing a head would need slicing it too.
         let m = attention(mask: [1, 4, 1, 5])

@@ -20,8 +20,8 @@ extension ChannelAnalysis {
 
     /// One matched attention block.
     private struct AttentionBlock {
-        /// Q, K, V projections: weight, optional bias, and the MatMul / Add nodes.
-        var projections: [(weight: String, bias: String?, matmul: Int, add: Int?, values: [String])]
+        /// Q, K, V projections (one when they are fused).
+        var projections: [Projection]
         var heads: Int
         var headSize: Int
         /// Constant entries holding `heads` (per Q/K/V shape, deduplicated) and heads * d.
@@ -29,7 +29,10 @@ extension ChannelAnalysis {
         /// The Q, K, V Reshapes (a shape constant may be shared among them).
         var reshapes: Set<Int>
         var widthEntry: (initializer: String, index: Int, node: Int)?
-        var output: (weight: String, matmul: Int)
+        /// Wo, the MatMul or Gemm reading it, and the axis of Wo that indexes heads * d.
+        var output: (weight: String, matmul: Int, axis: Int)
+        /// Constant entries of Reshape targets between the merge and Wo that hold heads * d.
+        var outputWidthEntries: [(initializer: String, index: Int, node: Int)]
         /// Intermediate values whose head dimension shrinks: (value, axis from the end, block),
         /// a nil axis where a Reshape merged the heads with another axis.
         var values: [(String, Int?, Int)]
@@ -66,23 +69,121 @@ extension ChannelAnalysis {
         return (v, concat.inputs[index], 0, ci)
     }
 
-    /// x @ W (+ b) (* or / a one-element constant) with constant W [in, out] and b [out]:
-    /// (W, b, MatMul node, Add node), and the values from the MatMul's output to `value`.
-    private func projection(_ value: String) -> (weight: String, bias: String?, matmul: Int, add: Int?, values: [String])? {
-        var v = value, add: Int?, bias: String?, values = [value]
+    /// A Q, K or V projection: x @ W (MatMul or Gemm) (+ b) (* or / a one-element constant),
+    /// or segment `segment` of `segments` equal ones split off the last axis of one fused
+    /// projection (GPT-2's `c_attn`, optionally reshaped before the Split).
+    struct Projection {
+        var weight: String
+        /// The axis of `weight` that indexes the output units.
+        var weightAxis: Int
+        var bias: String?
+        /// The MatMul or Gemm, and the node reading the bias (the Add, or the Gemm).
+        var matmul: Int
+        var biasReader: Int?
+        /// Output units of one segment.
+        var units: Int
+        var segments = 1
+        var segment = 0
+        /// Constant entries that hold units * segments (the Reshape before a Split) or units
+        /// (the Split's sizes), with the multiple of d each holds per head.
+        var entries: [(initializer: String, index: Int, node: Int, perHead: Int)] = []
+        /// Values from the product to the projection's output whose last axis holds the units
+        /// (one segment), and values holding all segments.
+        var values: [String]
+        var fusedValues: [String] = []
+    }
+
+    /// The projection whose output is `value`.
+    private func projection(_ value: String) -> Projection? {
+        var v = value, values = [value]
         if let (_, s) = produced(v, by: "Mul") ?? produced(v, by: "Div"), let c = constants[s.input(1)], c.count == 1, single(s.input(0)) {
             v = s.input(0)
             values.append(v)
         }
+        if let (si, split) = produced(v, by: "Split") { return fusedProjection(split: si, output: v, values: values) }
+        guard var p = product(v) else { return nil }
+        p.values = values + p.values.filter { $0 != v }
+        return p
+    }
+
+    /// MatMul(x, W) or Gemm(x, W[, C]), with or without a bias Add after it, producing `value`.
+    private func product(_ value: String) -> Projection? {
+        var v = value, add: Int?, bias: String?, values = [value]
         if let (ai, a) = produced(v, by: "Add"), a.inputs.count == 2 {
             guard let b = a.inputs.first(where: { constants[$0] != nil }), let other = a.inputs.first(where: { $0 != b }),
                   single(other) else { return nil }
             add = ai; bias = b; v = other
             values.append(v)
         }
-        guard let (mi, m) = produced(v, by: "MatMul"), let w = constants[m.input(1)], w.rank == 2, w.dtype == .float else { return nil }
-        if let bias, constants[bias]!.shape != [w.shape[1]] { return nil }
-        return (m.input(1), bias, mi, add, values)
+        guard let mi = producer[v], graph.nodes[mi].isDefaultDomain, let w = constants[graph.nodes[mi].input(1)],
+              w.rank == 2, w.dtype == .float else { return nil }
+        let m = graph.nodes[mi]
+        var axis = 1, biasReader = add
+        switch m.opType {
+        case "MatMul":
+            break
+        case "Gemm":
+            guard m.int("transA", default: 0) == 0, bias == nil else { return nil }
+            axis = m.int("transB", default: 0) != 0 ? 0 : 1
+            if !m.input(2).isEmpty { bias = m.input(2); biasReader = mi }
+        default:
+            return nil
+        }
+        if let bias, constants[bias]?.shape != [w.shape[axis]] { return nil }
+        return Projection(weight: m.input(1), weightAxis: axis, bias: bias, matmul: mi, biasReader: biasReader,
+                          units: w.shape[axis], values: values)
+    }
+
+    /// Output `output` of a Split into equal parts along the last axis of a product (reshaped
+    /// or not, with the Reshape's last entry the product's width).
+    private func fusedProjection(split si: Int, output: String, values: [String]) -> Projection? {
+        let split = graph.nodes[si]
+        let x = split.input(0)
+        guard let k = split.outputs.firstIndex(of: output), let rank = shapes[x]?.count, singleData(x) else { return nil }
+        let n = split.outputs.count
+        var axis = split.int("axis", default: 0)
+        if axis < 0 { axis += rank }
+        guard n >= 2, axis == rank - 1, split.attribute("split") == nil else { return nil }
+        var entries: [(initializer: String, index: Int, node: Int, perHead: Int)] = []
+        var fusedValues = [x]
+        var source = x
+        var reshapeEntry: (value: Int, initializer: String, index: Int, node: Int)?
+        if let (ri, reshape) = produced(x, by: "Reshape") {
+            guard singleData(reshape.input(0)), let e = lastEntry(reshape.input(1)), readersOf[reshape.input(1), default: []] == [ri] else { return nil }
+            reshapeEntry = e
+            source = reshape.input(0)
+            fusedValues.append(source)
+        }
+        guard var p = product(source), p.units % n == 0 else { return nil }
+        if let e = reshapeEntry {
+            // [.., units * n] -> heads * d * n after pruning.
+            guard e.value == p.units else { return nil }
+            entries.append((e.initializer, e.index, e.node, n))
+        }
+        let sizes = split.input(1)
+        if !sizes.isEmpty {
+            guard let t = constants[sizes], t.dtype == .int64, t.count == n,
+                  t.array(of: Int64.self).allSatisfy({ Int($0) == p.units / n }) else { return nil }
+            for j in 0..<n { entries.append((sizes, j, si, 1)) }
+        }
+        p.units /= n
+        p.segments = n
+        p.segment = k
+        p.entries = entries
+        p.fusedValues = fusedValues + p.values.filter { $0 != source }
+        p.values = values
+        return p
+    }
+
+    /// The last entry of a Reshape target: (value, constant, index, reader node) for a constant
+    /// int64 vector or a Concat on axis 0 whose last input is a one-element int64 constant.
+    private func lastEntry(_ shape: String) -> (value: Int, initializer: String, index: Int, node: Int)? {
+        if let t = constants[shape], t.dtype == .int64, t.rank == 1, t.count >= 1, let reader = readersOf[shape]?.first {
+            return (Int(t.array(of: Int64.self)[t.count - 1]), shape, t.count - 1, reader)
+        }
+        guard let (ci, concat) = produced(shape, by: "Concat"), concat.int("axis", default: 0) == 0,
+              let last = concat.inputs.last, let v = scalarInt(last) else { return nil }
+        return (v, last, 0, ci)
     }
 
     /// Readers of `value` other than Shape nodes, which read only its dimensions.
@@ -122,7 +223,7 @@ extension ChannelAnalysis {
     /// Reshape(projection, [B, S, heads or -1, d]), then any Transposes, scalings by a
     /// one-element constant and Reshapes to run-time shapes.
     private struct HeadPath {
-        var projection: (weight: String, bias: String?, matmul: Int, add: Int?, values: [String])
+        var projection: Projection
         /// The split Reshape's target, and the Reshape.
         var shape: String
         var reshape: Int
@@ -147,7 +248,7 @@ extension ChannelAnalysis {
                let d = shapeEntry(n.input(1), index: 3, count: 4), let h = shapeEntry(n.input(1), index: 2, count: 4),
                d.value > 0, h.value > 0 || h.value == -1 {
                 // [B, S, H*d] before the split (MatMul, bias Add, scaling), [B, S, H, d] after.
-                var values: [(String, Int?, Int)] = p.values.map { ($0, -1, d.value) } + [(value, -2, 1)]
+                var values: [(String, Int?, Int)] = p.values.map { ($0, -1, d.value) } + p.fusedValues.map { ($0, nil, 1) } + [(value, -2, 1)]
                 var axis: Int? = 2
                 for step in steps.reversed() {
                     switch step.opType {
@@ -271,8 +372,15 @@ extension ChannelAnalysis {
         let splits = [q, k, v]
         var reshapes = Set(splits.map(\.reshape))
         guard let headSize = splits.first?.headSize, splits.allSatisfy({ $0.headSize == headSize }) else { return nil }
-        let width = constants[q.projection.weight]!.shape[1]
-        guard width % headSize == 0, splits.allSatisfy({ constants[$0.projection.weight]!.shape[1] == width }) else { return nil }
+        let width = q.projection.units
+        guard width % headSize == 0, splits.allSatisfy({ $0.projection.units == width }) else { return nil }
+        // A fused projection feeds exactly these three, one segment each.
+        var projections: [Projection] = []
+        for p in splits.map(\.projection) where !projections.contains(where: { $0.weight == p.weight }) {
+            let uses = splits.filter { $0.projection.weight == p.weight }.map(\.projection.segment)
+            guard uses.count == p.segments, Set(uses).count == p.segments else { return nil }
+            projections.append(p)
+        }
         let heads = width / headSize
         var headEntries: [(initializer: String, index: Int, node: Int)] = []
         for shape in Set(splits.map(\.shape)) {
@@ -292,7 +400,8 @@ extension ChannelAnalysis {
             guard singleData(value), let ri = dataReaders(value).first, graph.nodes[ri].isDefaultDomain,
                   graph.nodes[ri].input(0) == value, let next = graph.nodes[ri].outputs.first else { return nil }
             let n = graph.nodes[ri]
-            if n.opType == "Reshape", headAxis == 2, let e = shapeEntry(n.input(1), index: 2, count: 3), e.value == width || e.value == -1 {
+            if n.opType == "Reshape", headAxis == 2, let e = shapeEntry(n.input(1), index: 2, count: 3) ?? lastEntry(n.input(1)),
+               e.value == width || (e.value == -1 && shapeEntry(n.input(1), index: 2, count: 3) != nil) {
                 merge = (ri, e)
             } else if n.opType == "Transpose", let pm = perm(n) {
                 headAxis = headAxis.flatMap { a in pm.firstIndex(of: Int64(a)) }
@@ -309,34 +418,74 @@ extension ChannelAnalysis {
             if merge == nil { values.append((next, headAxis.map { $0 - 4 }, 1)) }
             value = next
         }
-        guard let merge, let mergedOut = graph.nodes[merge.reshape].outputs.first, singleData(mergedOut),
-              let oi = dataReaders(mergedOut).first, graph.nodes[oi].opType == "MatMul", graph.nodes[oi].input(0) == mergedOut,
-              let wo = constants[graph.nodes[oi].input(1)], wo.rank == 2, wo.shape[0] == width, wo.dtype == .float else { return nil }
+        guard let merge, let mergedOut = graph.nodes[merge.reshape].outputs.first else { return nil }
         if merge.entry.value == width, readersOf[graph.nodes[merge.reshape].input(1), default: []] != [merge.reshape] { return nil }
-        values.append((mergedOut, -1, headSize))
+        // [.., heads*d] on to Wo, through Reshapes that keep that last axis (GPT-2's Conv1D
+        // flattens to [B*S, heads*d]): its entry in their targets is rewritten or read at run time.
+        var widthValues = [mergedOut], outputWidthEntries: [(initializer: String, index: Int, node: Int)] = []
+        var output: (weight: String, matmul: Int, axis: Int)?
+        while output == nil {
+            let last = widthValues[widthValues.count - 1]
+            guard singleData(last), let ri = dataReaders(last).first, graph.nodes[ri].isDefaultDomain, graph.nodes[ri].input(0) == last,
+                  let next = graph.nodes[ri].outputs.first else { return nil }
+            let n = graph.nodes[ri]
+            switch n.opType {
+            case "MatMul":
+                guard let wo = constants[n.input(1)], wo.rank == 2, wo.shape[0] == width, wo.dtype == .float else { return nil }
+                output = (n.input(1), ri, 0)
+            case "Gemm":
+                let axis = n.int("transB", default: 0) != 0 ? 1 : 0
+                guard n.int("transA", default: 0) == 0, let wo = constants[n.input(1)], wo.rank == 2, wo.shape[axis] == width,
+                      wo.dtype == .float else { return nil }
+                output = (n.input(1), ri, axis)
+            case "Reshape":
+                if let e = lastEntry(n.input(1)), e.value == width {
+                    outputWidthEntries.append((e.initializer, e.index, e.node))
+                } else if let (_, concat) = produced(n.input(1), by: "Concat"), concat.int("axis", default: 0) == 0,
+                          let part = concat.inputs.last, isLastDimension(part, of: { widthValues.contains($0) }),
+                          concat.inputs.dropLast().allSatisfy({ scalarInt($0) == -1 || constants[$0] == nil }) {
+                    // x.view(-1, x.size(-1)): follows the pruning by itself.
+                } else {
+                    return nil
+                }
+                widthValues.append(next)
+            default:
+                return nil
+            }
+        }
+        guard let output else { return nil }
+        values += widthValues.map { ($0, -1, headSize) }
 
-        return AttentionBlock(projections: splits.map(\.projection), heads: heads, headSize: headSize,
+        return AttentionBlock(projections: projections, heads: heads, headSize: headSize,
                               headEntries: headEntries, reshapes: reshapes,
                               widthEntry: merge.entry.value == width ? (merge.entry.initializer, merge.entry.index, merge.entry.node) : nil,
-                              output: (graph.nodes[oi].input(1), oi),
+                              output: output, outputWidthEntries: outputWidthEntries,
                               values: q.values + k.values + v.values + chain.map { ($0, -3, 1) } + values)
     }
 
     private mutating func addHeadSpace(_ b: AttentionBlock) {
-        var scored = b.projections.map { ScoredWeight(name: $0.weight, axis: 1, block: b.headSize) }
-        scored.append(ScoredWeight(name: b.output.weight, axis: 0, block: b.headSize))
+        var scored = b.projections.map { ScoredWeight(name: $0.weight, axis: $0.weightAxis, block: b.headSize) }
+        scored.append(ScoredWeight(name: b.output.weight, axis: b.output.axis, block: b.headSize))
         let s = addSpace(ChannelSpace(producer: b.output.matmul, weight: "heads of \(b.output.weight)", channels: b.heads, scored: scored))
         if b.heads < 2 { spaces[s].problems.append("the attention has \(b.heads) head") }
         for w in scored where constants[w.name]!.count < options.minElements {
             spaces[s].problems.append("weight '\(w.name)' has fewer elements than the minimum \(options.minElements)")
         }
         for p in b.projections {
-            addSlice(p.weight, axis: 1, block: b.headSize, node: p.matmul, space: s)
-            if let bias = p.bias, let add = p.add { addSlice(bias, axis: 0, block: b.headSize, node: add, space: s) }
+            addSlice(p.weight, axis: p.weightAxis, block: b.headSize, node: p.matmul, space: s, segments: p.segments)
+            if let bias = p.bias, let reader = p.biasReader {
+                addSlice(bias, axis: 0, block: b.headSize, node: reader, space: s, segments: p.segments)
+            }
+            for e in p.entries where checkEditable(e.initializer, node: e.node, space: s) {
+                spaces[s].edits.append(.shapeEntry(initializer: e.initializer, index: e.index, unitsPerChannel: e.perHead * b.headSize, node: e.node))
+            }
             // The projection's units are pruned per head here, not one by one.
             for q in spaces.indices where q != s && spaces[q].producer == p.matmul { spaces[q].heads = s }
         }
-        addSlice(b.output.weight, axis: 0, block: b.headSize, node: b.output.matmul, space: s)
+        addSlice(b.output.weight, axis: b.output.axis, block: b.headSize, node: b.output.matmul, space: s)
+        for e in b.outputWidthEntries where checkEditable(e.initializer, node: e.node, space: s) {
+            spaces[s].edits.append(.shapeEntry(initializer: e.initializer, index: e.index, unitsPerChannel: b.headSize, node: e.node))
+        }
         for e in b.headEntries where checkEditable(e.initializer, node: e.node, space: s, sharedBy: b.reshapes) {
             spaces[s].edits.append(.shapeEntry(initializer: e.initializer, index: e.index, unitsPerChannel: 1, node: e.node))
         }

@@ -342,7 +342,8 @@ extension ChannelAnalysis {
         let parts = graph.nodes[ci].inputs
         guard parts.count >= 2, let lastName = parts.last else { return nil }
         let t = constants[lastName]
-        guard t.map({ $0.dtype == .int64 && $0.count == 1 }) ?? isLastDimension(lastName, space: space) else { return nil }
+        guard t.map({ $0.dtype == .int64 && $0.count == 1 }) ?? isLastDimension(lastName, of: { layouts[$0].map { $0.axis == -1 && $0.space == space } ?? false })
+        else { return nil }
         var count = 0
         for part in parts {
             if let c = constants[part] {
@@ -357,23 +358,22 @@ extension ChannelAnalysis {
         return (count, t.map { ($0.array(of: Int64.self)[0], lastName, 0, ci) })
     }
 
-    /// `value` is [n] with n the last dimension of a value whose channels of `space` are last:
-    /// Shape, then Slice from -1 (or Gather of index -1), Squeeze / Unsqueeze / Cast.
-    private func isLastDimension(_ value: String, space: Int, depth: Int = 0) -> Bool {
+    /// `value` is [n] with n the last dimension of a value `accepted` says yes to: Shape, then
+    /// Slice from -1 (or Gather of index -1), Squeeze / Unsqueeze / Cast.
+    func isLastDimension(_ value: String, of accepted: (String) -> Bool, depth: Int = 0) -> Bool {
         guard depth < 8, let i = producer[value], graph.nodes[i].isDefaultDomain else { return false }
         let n = graph.nodes[i]
         func index(_ name: String) -> Int64? { constants[name].flatMap { $0.dtype == .int64 && $0.count == 1 ? $0.array(of: Int64.self)[0] : nil } }
         switch n.opType {
         case "Squeeze", "Unsqueeze", "Cast":
-            return isLastDimension(n.input(0), space: space, depth: depth + 1)
+            return isLastDimension(n.input(0), of: accepted, depth: depth + 1)
         case "Slice", "Gather":
             let picksLast = n.opType == "Gather" ? index(n.input(1)) == -1
                 : index(n.input(1)) == -1 && (index(n.input(2)) ?? 0) >= Int64(Int32.max)
                     && (n.input(3).isEmpty || index(n.input(3)) == 0) && (n.input(4).isEmpty || index(n.input(4)) == 1)
             guard picksLast, let (_, shape) = (producer[n.input(0)].map { ($0, graph.nodes[$0]) }), shape.isDefaultDomain,
-                  shape.opType == "Shape", shape.attribute("start") == nil, shape.attribute("end") == nil,
-                  let l = layouts[shape.input(0)] else { return false }
-            return l.axis == -1 && l.space == space
+                  shape.opType == "Shape", shape.attribute("start") == nil, shape.attribute("end") == nil else { return false }
+            return accepted(shape.input(0))
         default:
             return false
         }

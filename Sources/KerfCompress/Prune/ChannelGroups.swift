@@ -28,8 +28,9 @@ struct ChannelLayout {
 /// One rewrite that removing channels of a space needs.
 enum ChannelEdit {
     /// Keep only the kept channels of constant `initializer` along `axis`; each channel spans
-    /// `block` consecutive entries there. `node` is the reader (for the report).
-    case slice(initializer: String, axis: Int, block: Int, node: Int)
+    /// `block` consecutive entries there, and the axis holds `segments` runs of all channels
+    /// (3 for a fused Q/K/V projection). `node` is the reader (for the report).
+    case slice(initializer: String, axis: Int, block: Int, node: Int, segments: Int = 1)
     /// A depthwise Conv whose `group` attribute becomes the kept channel count.
     case depthwiseGroup(node: Int)
     /// Entry `index` of the int64 shape constant `initializer` becomes kept * `unitsPerChannel`.
@@ -196,16 +197,17 @@ struct ChannelAnalysis {
     }
 
     /// Records that constant `name`, read by `node`, holds one entry block per channel of
-    /// `space` along `axis`, or marks the space unsafe when that constant cannot be changed.
-    mutating func addSlice(_ name: String, axis: Int, block: Int, node: Int, space: Int) {
+    /// `space` along `axis` (in `segments` runs), or marks the space unsafe when that constant
+    /// cannot be changed.
+    mutating func addSlice(_ name: String, axis: Int, block: Int, node: Int, space: Int, segments: Int = 1) {
         guard checkEditable(name, node: node, space: space) else { return }
         let t = constants[name]!
-        let expected = spaces[space].channels * block
+        let expected = spaces[space].channels * block * segments
         guard axis >= 0, axis < t.rank, t.shape[axis] == expected, t.dtype != .string else {
             spaces[space].problems.append("'\(name)' of \(graph.nodes[node].label) has shape \(t.shape), not \(expected) along axis \(axis)")
             return
         }
-        spaces[space].edits.append(.slice(initializer: name, axis: axis, block: block, node: node))
+        spaces[space].edits.append(.slice(initializer: name, axis: axis, block: block, node: node, segments: segments))
     }
 
     /// True when constant `name` may be rewritten for `space`; otherwise records why not.

@@ -45,7 +45,9 @@ func channelScores(of group: [Int], in found: ChannelGroups, criterion: ChannelC
     }
     for s in spaces {
         for w in s.scored {
-            try add(channelNorms(constants[w.name]!, axis: w.axis, block: w.block, squared: criterion == .l2), w.name)
+            // A fused Q/K/V weight holds the heads' units once per segment: their norms add up.
+            let norms = channelNorms(constants[w.name]!, axis: w.axis, block: w.block, squared: criterion == .l2)
+            try add(scores.indices.map { c in stride(from: c, to: norms.count, by: scores.count).reduce(0) { $0 + norms[$1] } }, w.name)
         }
     }
     return criterion == .l2 ? scores.map { $0.squareRoot() } : scores

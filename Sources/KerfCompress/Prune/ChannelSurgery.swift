@@ -34,15 +34,16 @@ func channelRewrite(_ graph: Graph, found: ChannelGroups, plans: [Int: ChannelPl
         guard let plan = planOfSpace[s] else { continue }
         for edit in space.edits {
             switch edit {
-            case .slice(let name, let axis, let block, let node):
+            case .slice(let name, let axis, let block, let node, let segments):
                 guard slicedAxes[name, default: []].insert(axis).inserted else {
                     throw KerfError.internal("channel pruning would slice '\(name)' twice along axis \(axis)")
                 }
                 let t = out.tensors[name] ?? initializers[name]!
-                guard t.shape[axis] == plan.channels * block else {
-                    throw KerfError.internal("'\(name)' has \(t.shape[axis]) entries along axis \(axis), expected \(plan.channels * block)")
+                guard t.shape[axis] == plan.channels * block * segments else {
+                    throw KerfError.internal("'\(name)' has \(t.shape[axis]) entries along axis \(axis), expected \(plan.channels * block * segments)")
                 }
-                out.tensors[name] = try sliced(t, axis: axis, keep: plan.keep, block: block)
+                let keep = (0..<segments).flatMap { s in plan.keep.map { s * plan.channels + $0 } }
+                out.tensors[name] = try sliced(t, axis: axis, keep: keep, block: block)
                 if out.readers[name] == nil { out.readers[name] = node }
             case .depthwiseGroup(let node):
                 var n = out.nodes[node] ?? graph.nodes[node]

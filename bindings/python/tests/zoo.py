@@ -686,9 +686,12 @@ def _dynamo_shapes(spec, torch):
     return tuple(shapes.get(n) for n in spec.input_names)
 
 
-def _export_to(spec, exporter, path):
+def _export_to(spec, exporter, path, prepare=None):
+    """Exports spec's module (after `prepare(module)` when given) to `path`."""
     torch = _torch()
     module = spec.build()
+    if prepare is not None:
+        prepare(module)
     example = inputs(spec.name, 2, seed=1)
     args = tuple(torch.from_numpy(example[n]) for n in spec.input_names)
     with torch.no_grad():
@@ -814,6 +817,11 @@ def export_all(directory=None, jobs=None, models=MODELS, exporters=EXPORTERS):
 
 
 PRUNABLE_OPS = {"Conv": (1,), "Gemm": (0, 1), "MatMul": (0, 1)}
+
+
+def export_prepared(name, exporter, path, prepare):
+    """Exports zoo model `name` by `exporter` to `path` after `prepare(module)` (not cached)."""
+    _export_to(SPECS[name], exporter, path, prepare)
 
 
 def prunable_parameters(path):
