@@ -100,7 +100,7 @@ extension ChannelAnalysis {
             v = s.input(0)
             values.append(v)
         }
-        if let (si, split) = produced(v, by: "Split") { return fusedProjection(split: si, output: v, values: values) }
+        if let (si, _) = produced(v, by: "Split") { return fusedProjection(split: si, output: v, values: values) }
         guard var p = product(v) else { return nil }
         p.values = values + p.values.filter { $0 != v }
         return p

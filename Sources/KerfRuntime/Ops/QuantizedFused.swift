@@ -194,9 +194,6 @@ final class QuantizedProduct: Operator {
     let group: Int
     /// One packed weight per group ([K, N] for MatMul; [k... x C/group, M/group] for Conv).
     let weights: [PackedInt8Weights]
-    /// A depthwise 2-D Conv's filters as [kh * kw, channels] (one input and output channel per
-    /// group): it runs on `depthwiseInt8Sums` instead of one tiny product per group.
-    let depthwiseWeights: [Int16]?
     let kernel: [Int]
     let xScale: Float, xZero: Int32, xType: DType
     let epilogue: ProductEpilogue
@@ -239,13 +236,10 @@ final class QuantizedProduct: Operator {
                     PackedInt8Weights($0.baseAddress!, k: kc * cg, n: mg, rowStride: mg, columnStride: 1, zeroPoints: [0], layout: layout)
                 }
             }
-            let depthwise = group > 1 && cg == 1 && mg == 1 && kernel.count == 2, channels = group
-            depthwiseWeights = depthwise ? (0..<(kc * channels)).map { i in Int16(values[(i % channels) * kc + i / channels]) } : nil
         } else {
             window = nil
             group = 1
             kernel = []
-            depthwiseWeights = nil
             guard w.rank == 2 else { throw KerfError.invalidModel("\(c.node.label): W must be 2-D") }
             let transB = p.transB
             let (k, n) = transB ? (w.shape[1], w.shape[0]) : (w.shape[0], w.shape[1])
@@ -332,10 +326,10 @@ final class QuantizedProduct: Operator {
         let pointwise = g.kernelCount == 1 && g.strides.allSatisfy { $0 == 1 } && g.padsBegin.allSatisfy { $0 == 0 } && oc == ic
         let (tilesPerImage, workers) = convTiling(batch: batch, pixels: oc, macsPerImage: oc * width * m)
         let tileRows = (oc + tilesPerImage - 1) / tilesPerImage
-        let depthwise = depthwiseWeights != nil, accWidth = depthwise ? m : mg
+        let accWidth = mg
         // A tile runs in blocks of rows whose sums (and float results) stay in L2.
         let blockRows = min(tileRows, max(32, 16384 / accWidth))
-        let rowsBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: pointwise || depthwise ? 1 : workers * blockRows * width)
+        let rowsBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: pointwise ? 1 : workers * blockRows * width)
         let accBuffer = UnsafeMutablePointer<Int32>.allocate(capacity: workers * blockRows * accWidth)
         // The float results of a block, when they are quantized after the activation.
         let floatBuffer = UnsafeMutablePointer<Float>.allocate(capacity: e.floatQuantization == nil ? 1 : workers * blockRows * accWidth)
@@ -379,15 +373,6 @@ final class QuantizedProduct: Operator {
             let rows = rowsBuffer + worker * blockRows * width, acc = accBuffer + worker * blockRows * accWidth
             for first in stride(from: tileFirst, to: tileEnd, by: blockRows) {
             let count = min(blockRows, tileEnd - first)
-            if let depthwiseWeights {
-                // Sums with the zero point taken out: no column offsets.
-                depthwiseWeights.withUnsafeBufferPointer {
-                    depthwiseInt8Sums(image, signed: signed, xZero: xZero, channels: m, geometry: g, weights: $0.baseAddress!,
-                                      first: first, count: count, into: acc)
-                }
-                write(acc, offsets: nil, image: n, first: first, count: count, column: 0, n: m, worker: worker)
-                continue
-            }
             for gi in 0..<group {
                 let a: UnsafeRawPointer, lda: Int
                 if pointwise {

@@ -55,7 +55,11 @@ extension GraphOptimizer {
     /// const int32 bias)] -> Conv | MatMul | Gemm [-> an activation] [-> QuantizeLinear] becomes
     /// kerf.QuantizedConv / kerf.QuantizedMatMul on Xq, requantized when the QuantizeLinear is
     /// there and float otherwise. A MatMul may be followed by Add(const float bias [N]) first; its
-    /// output then stays float.
+    /// output then stays float. Two kinds of Conv stay float islands, DequantizeLinear -> float
+    /// Conv (its weight dequantized once) -> QuantizeLinear, exactly the file's meaning: depthwise
+    /// convolutions and spatial convolutions of fewer than 32 products per output (an RGB stem), which
+    /// oneDNN's float kernels run 2-3x faster than an int8 product can (MobileNetV3-Small,
+    /// EfficientNet-B0, ShuffleNetV2, ConvNeXt).
     static func fuseStaticQuantizedProducts(_ g: Graph, opset: Int) {
         let m = Matcher(g)
         var patch = GraphPatch()
@@ -74,7 +78,7 @@ extension GraphOptimizer {
             var channelAxis = 0
             switch product.opType {
             case "Conv":
-                guard w.rank >= 3 else { continue }
+                guard w.rank >= 3, !staysFloat(conv: product, weightShape: w.shape) else { continue }
             case "MatMul":
                 guard w.rank == 2 else { continue }
                 channelAxis = 1
@@ -291,6 +295,14 @@ extension GraphOptimizer {
     }
 
     /// `value` as DequantizeLinear(q, per-tensor scale, zero point) of a run-time 8-bit tensor.
+    /// A depthwise Conv (one input and one output channel per group), or one with a spatial
+    /// kernel that sums fewer than 32 products per output.
+    private static func staysFloat(conv: Node, weightShape w: [Int]) -> Bool {
+        var group = 1
+        if case .int(let g)? = conv.attribute("group") { group = Int(g) }
+        return (group > 1 && w[0] == group && w[1] == 1) || (w[2...].reduce(1, *) > 1 && w[1...].reduce(1, *) < 32)
+    }
+
     private static func quantizedInput(_ m: Matcher, _ value: String) -> (q: String, scale: String, zero: String)? {
         guard let (_, dq) = m.node(value, "DequantizeLinear"), m.constants[dq.inputs[0]] == nil,
               let p = perTensorParameters(m, dq) else { return nil }
