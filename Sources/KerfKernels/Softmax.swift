@@ -125,3 +125,21 @@ public func softmaxBackwardRows(dY g: UnsafePointer<Float>, y: UnsafePointer<Flo
         }
     }
 }
+
+/// Double-precision `softmax` (the same contract, one thread): max-subtracted, libm exp.
+public func softmax(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, outer: Int, n: Int, inner: Int, log: Bool) {
+    for row in 0..<outer * inner {
+        let o = row / inner, i = row % inner
+        let src = x + o * n * inner + i, dst = y + o * n * inner + i
+        var m = -Double.infinity
+        for j in 0..<n { m = max(m, src[j * inner]) }
+        var sum: Double = 0
+        for j in 0..<n { sum += exp(src[j * inner] - m) }
+        if log {
+            let l = Glibc.log(sum)
+            for j in 0..<n { dst[j * inner] = src[j * inner] - m - l }
+        } else {
+            for j in 0..<n { dst[j * inner] = exp(src[j * inner] - m) / sum }
+        }
+    }
+}

@@ -8,7 +8,7 @@ extension ShapeRules {
             "HardSigmoid", "HardSwish", "Clip", "Sign", "Round", "Floor", "Ceil", "Reciprocal", "Sin", "Cos",
             "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Elu", "Selu", "Celu",
             "Softplus", "Softsign", "ThresholdedRelu", "Mish", "Shrink", "PRelu", "CumSum", "Trilu", "LRN",
-            "BitwiseNot", "Swish",
+            "BitwiseNot", "Swish", "RotaryEmbedding",
         ], sameAsInput)
         t.merge(each(["Identity", "Neg"], sameAsInputWithValue)) { a, _ in a }
         t.merge(each(["Not", "IsNaN", "IsInf"], boolOfInput)) { a, _ in a }

@@ -4,7 +4,7 @@ import KerfCore
 extension ShapeRules {
     static let normalization: [String: ShapeRule] = {
         var t = each(["InstanceNormalization", "GroupNormalization", "LpNormalization", "MeanVarianceNormalization",
-                      "Softmax", "LogSoftmax", "Hardmax"], sameAsInput)
+                      "Softmax", "LogSoftmax", "Hardmax", "RMSNormalization"], sameAsInput)
         t["BatchNormalization"] = batchNormalization
         t["LayerNormalization"] = layerNormalization
         return t

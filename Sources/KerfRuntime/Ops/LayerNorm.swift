@@ -5,12 +5,12 @@ import KerfKernels
 // optionally, Mean and InvStdDev (shape [d0, ..., d(axis-1), 1, ..., 1], stash-type dtype).
 
 /// `t` as exactly `count` elements laid out as `normShape`, broadcasting it when needed.
-private func normalizedParameter(_ t: Tensor, _ normShape: [Int], _ what: String) throws -> Tensor {
+func normalizedParameter(_ t: Tensor, _ normShape: [Int], _ what: String, op: String = "LayerNormalization") throws -> Tensor {
     let n = normShape.reduce(1, *)
     let strip = { (s: [Int]) in Array(s.drop { $0 == 1 }) }
     if t.count == n && strip(t.shape) == strip(normShape) { return t.reshaped(normShape) }
     guard t.rank <= normShape.count, broadcastShape(normShape, t.shape) == normShape else {
-        throw KerfError.shapeMismatch("LayerNormalization: \(what) of shape \(t.shape) does not broadcast to \(normShape)")
+        throw KerfError.shapeMismatch("\(op): \(what) of shape \(t.shape) does not broadcast to \(normShape)")
     }
     return try materializeBroadcast(t, to: normShape)
 }

@@ -40,12 +40,20 @@ enum NormalizationOps {
                     var x = try inputs.takeRequired(0)
                     let half: DType? = x.dtype == .float16 || x.dtype == .bfloat16 ? x.dtype : nil
                     if half != nil { x = try x.convertedToFloat32() }
-                    guard x.dtype == .float else { throw KerfError.unsupported("\(name) supports float types, got \(x.dtype)") }
+                    guard x.dtype == .float || x.dtype == .double else {
+                        throw KerfError.unsupported("\(name) supports float types, got \(x.dtype)")
+                    }
                     let axis = try normalizeAxis(axisAttr, rank: x.rank)
                     // Before opset 13 the input is coerced to 2-D [before axis, from axis on].
                     let n = opset >= 13 ? x.shape[axis] : x.shape[axis...].reduce(1, *)
                     let inner = opset >= 13 ? x.shape[(axis + 1)...].reduce(1, *) : 1
                     let outer = x.shape[..<axis].reduce(1, *)
+                    if x.dtype == .double {
+                        let out = try x.isUniquelyOwned() ? x : Tensor(uninitialized: .double, shape: x.shape)
+                        softmax(x.storage.pointer.assumingMemoryBound(to: Double.self), out.storage.pointer.assumingMemoryBound(to: Double.self),
+                                outer: outer, n: n, inner: inner, log: log)
+                        return [out]
+                    }
                     let out = try x.isUniquelyOwned() ? x : Tensor(uninitialized: .float, shape: x.shape)
                     softmax(x.storage.pointer.assumingMemoryBound(to: Float.self), out.storage.pointer.assumingMemoryBound(to: Float.self),
                             outer: outer, n: n, inner: inner, log: log, threads: threads)
