@@ -1,4 +1,7 @@
 import KerfCKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Max pooling of one image plane x[inputSize...] into y[outputSize...]. When `indices` is
 /// given it receives, per output, the flat index (within the plane) of the chosen input
@@ -23,6 +26,24 @@ public func maxPoolPlane<T: Comparable>(_ x: UnsafePointer<T>, _ y: UnsafeMutabl
         _ = k
     }
     if current >= 0 { y[current] = best; indices?[current] = bestIndex }
+}
+
+/// Lp pooling of one plane: y[o] = (Σ |x[i]|^p)^(1/p) over the taps of window o inside the
+/// plane (padding counts as 0), summed in double; p >= 1.
+@inlinable
+public func lpPoolPlane<T: BinaryFloatingPoint>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, geometry g: WindowGeometry, p: Int) {
+    var sum = 0.0
+    var current = -1
+    let root = 1 / Double(p)
+    g.forEachTap { o, _, i in
+        if o != current {
+            if current >= 0 { y[current] = T(pow(sum, root)) }
+            current = o
+            sum = 0
+        }
+        if i >= 0 { sum += pow(Swift.abs(Double(x[i])), Double(p)) }
+    }
+    if current >= 0 { y[current] = T(pow(sum, root)) }
 }
 
 /// Average pooling of one plane. With `countIncludePad`, the divisor counts taps in the

@@ -44,6 +44,9 @@ public enum OperatorRegistry {
         NonZeroOps.register(&r)
         OneHotOps.register(&r)
         TrainingOps.register(&r)
+        AxisNormalizationOps.register(&r)
+        BitwiseOps.register(&r)
+        ClassificationLossOps.register(&r)
         return r
     }()
 

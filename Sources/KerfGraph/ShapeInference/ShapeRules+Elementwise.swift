@@ -7,13 +7,14 @@ extension ShapeRules {
             "Relu", "Sigmoid", "Tanh", "Erf", "Exp", "Log", "Sqrt", "Abs", "Gelu", "LeakyRelu",
             "HardSigmoid", "HardSwish", "Clip", "Sign", "Round", "Floor", "Ceil", "Reciprocal", "Sin", "Cos",
             "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Elu", "Selu", "Celu",
-            "Softplus", "Softsign", "ThresholdedRelu", "Mish", "Shrink", "PRelu", "CumSum", "Trilu", "LRN",
+            "Softplus", "Softsign", "ThresholdedRelu", "Mish", "Shrink", "PRelu", "CumSum", "CumProd", "Trilu", "LRN",
             "BitwiseNot", "Swish", "RotaryEmbedding",
         ], sameAsInput)
         t.merge(each(["Identity", "Neg"], sameAsInputWithValue)) { a, _ in a }
         t.merge(each(["Not", "IsNaN", "IsInf"], boolOfInput)) { a, _ in a }
         t["Dropout"] = dropout
         t["Cast"] = cast
+        t["BitCast"] = { c in c.set(0, dtype: c.dtypeAttribute("to"), shape: c.shape(0)) }
         t["CastLike"] = { c in
             c.set(0, dtype: c.dtype(1), shape: c.shape(0))
             if let to = c.dtype(1), to.isInteger { c.setValue(0, c.value(0)) }

@@ -1,7 +1,7 @@
 import KerfCore
 
 /// Reductions over axes (attribute or input by opset, keepdims, noop_with_empty_axes),
-/// ArgMax/ArgMin and TopK.
+/// ArgMax/ArgMin, TopK and the classification losses.
 extension ShapeRules {
     static let reduction: [String: ShapeRule] = {
         var t = each(["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
@@ -9,8 +9,17 @@ extension ShapeRules {
         t["ArgMax"] = argReduce
         t["ArgMin"] = argReduce
         t["TopK"] = topK
+        t["NegativeLogLikelihoodLoss"] = classificationLoss
+        t["SoftmaxCrossEntropyLoss"] = classificationLoss
         return t
     }()
+
+    /// NegativeLogLikelihoodLoss / SoftmaxCrossEntropyLoss: the loss is a scalar, or of the labels'
+    /// shape with reduction none; SoftmaxCrossEntropyLoss's log_prob is like the scores.
+    static func classificationLoss(_ c: inout ShapeRuleContext) {
+        c.set(0, dtype: c.dtype(0), shape: (c.string("reduction") ?? "mean") == "none" ? c.shape(1) : [])
+        if c.node.outputs.count > 1 { c.set(1, c.fact(0)) }
+    }
 
     /// Axes from input 1 when present, else the `axes` attribute; empty axes reduce every dim
     /// unless `noop_with_empty_axes` is set.

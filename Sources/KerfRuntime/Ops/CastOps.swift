@@ -63,6 +63,15 @@ private struct Convert<S: NumericElement>: NumericBody {
     }
 }
 
+/// BitCast (opset 26): x's bytes read as `target`, which must have x's element size (sharing
+/// x's storage). Strings and sub-byte types are refused.
+func bitCast(_ x: Tensor, to target: DType) throws -> Tensor {
+    guard x.dtype != .string, target != .string, !x.dtype.isSubByte, !target.isSubByte, x.dtype.byteSize == target.byteSize else {
+        throw KerfError.invalidArgument("BitCast from \(x.dtype) to \(target) needs types of one element size (strings and sub-byte types excluded)")
+    }
+    return Tensor(dtype: target, shape: x.shape, storage: x.storage)
+}
+
 enum CastOps {
     static func register(_ r: inout [String: OperatorFactory]) {
         r["Cast"] = { c in
@@ -73,6 +82,12 @@ enum CastOps {
             let saturate = try c.int("saturate", default: 1) != 0
             let roundMode = try c.string("round_mode", default: "up")
             return ClosureOperator { [try cast(try $0.required(0), to: target, saturate: saturate, roundMode: roundMode)] }
+        }
+        r["BitCast"] = { c in
+            guard let code = try c.int("to"), let target = DType(rawValue: Int32(code)) else {
+                throw KerfError.invalidModel("BitCast needs a known dtype in 'to'")
+            }
+            return ClosureOperator { [try bitCast(try $0.required(0), to: target)] }
         }
         r["CastLike"] = { c in
             let saturate = try c.int("saturate", default: 1) != 0

@@ -1,7 +1,8 @@
 import KerfCore
 import KerfKernels
 
-// MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool over N-d inputs [N, C, spatial...].
+// MaxPool, AveragePool, LpPool, GlobalAveragePool, GlobalLpPool, GlobalMaxPool over N-d inputs
+// [N, C, spatial...].
 
 enum PoolOps {
     static func register(_ r: inout [String: OperatorFactory]) {
@@ -26,6 +27,26 @@ enum PoolOps {
                 try withFloat32(inputs) { ins in
                     let x = try ins.required(0)
                     return [try averagePool(x, kernel: kernel, window: window, countIncludePad: includePad)]
+                }
+            }
+        }
+        r["LpPool"] = { c in
+            let window = try WindowAttributes(c)
+            let p = try c.int("p", default: 2)
+            guard let kernel = window.kernelShape else { throw KerfError.invalidModel("LpPool needs kernel_shape") }
+            guard p >= 1 else { throw KerfError.invalidModel("LpPool p must be >= 1, got \(p)") }
+            return ClosureOperator { inputs in
+                try withFloat32(inputs) { [try lpPool(try $0.required(0), kernel: kernel, window: window, p: p)] }
+            }
+        }
+        r["GlobalLpPool"] = { c in
+            let p = try c.int("p", default: 2)
+            guard p >= 1 else { throw KerfError.invalidModel("GlobalLpPool p must be >= 1, got \(p)") }
+            return ClosureOperator { inputs in
+                try withFloat32(inputs) { ins in
+                    let x = try ins.required(0)
+                    guard x.rank >= 3 else { throw KerfError.shapeMismatch("GlobalLpPool needs rank >= 3, got \(x.shape)") }
+                    return [try lpPool(x, kernel: Array(x.shape[2...]), window: nil, p: p)]
                 }
             }
         }
@@ -146,6 +167,29 @@ func averagePool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, countInc
         let (src, dst) = (xp + p * inCount, yp + p * outCount)
         if g.inputSize.count == 2 { averagePoolPlane2D(src, dst, geometry: g, padsEnd: end, countIncludePad: countIncludePad) }
         else { averagePoolPlane(src, dst, geometry: g, padsEnd: end, countIncludePad: countIncludePad) }
+    }
+    return out
+}
+
+/// Lp pooling of a float32 or double tensor, p >= 1.
+func lpPool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, p: Int) throws -> Tensor {
+    let (planeCount, g, _) = try planes(x, kernel: kernel, window: window)
+    let outShape = Array(x.shape[..<2]) + g.outputSize
+    try checkedElementCount(outShape, dtype: x.dtype, "LpPool")
+    var out = try Tensor(uninitialized: x.dtype, shape: outShape)
+    func run<T: BinaryFloatingPoint & TensorElement>(_: T.Type) {
+        x.withElements(as: T.self) { src in
+            out.withMutableElements(as: T.self) { dst in
+                for plane in 0..<planeCount {
+                    lpPoolPlane(src.baseAddress! + plane * g.inputCount, dst.baseAddress! + plane * g.outputCount, geometry: g, p: p)
+                }
+            }
+        }
+    }
+    switch x.dtype {
+    case .float: run(Float.self)
+    case .double: run(Double.self)
+    default: throw KerfError.unsupported("LpPool supports float types, got \(x.dtype)")
     }
     return out
 }

@@ -5,10 +5,10 @@ import Glibc
 #endif
 
 // ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2, ReduceSumSquare,
-// ReduceLogSumExp. Axes are an attribute before opset 18 (13 for ReduceSum) and an optional
+// ReduceLogSum, ReduceLogSumExp. Axes are an attribute before opset 18 (13 for ReduceSum) and an optional
 // input from then on, where `noop_with_empty_axes` decides what no axes means.
 
-enum ReduceKind { case sum, mean, max, min, prod, l1, l2, sumSquare, logSumExp }
+enum ReduceKind { case sum, mean, max, min, prod, l1, l2, sumSquare, logSum, logSumExp }
 
 /// The associative reductions everything else is built from.
 enum ReduceCombine { case sum, prod, max, min }
@@ -73,7 +73,7 @@ func reduceTensor(_ kind: ReduceKind, _ x: Tensor, axes: [Int]?, keepDims: Bool,
         let r = try reduceTensor(kind, bytes, axes: axes, keepDims: keepDims, noopWithEmptyAxes: noopWithEmptyAxes)
         return try Tensor(dtype: .bool, shape: r.shape, storage: mapNumeric(r, UInt8.self) { $0 != 0 ? 1 : 0 }.storage)
     }
-    if kind == .logSumExp && !x.dtype.isFloatingPoint {
+    if (kind == .logSum || kind == .logSumExp) && !x.dtype.isFloatingPoint {
         let r = try reduceTensor(kind, try cast(x, to: .double), axes: axes, keepDims: keepDims, noopWithEmptyAxes: noopWithEmptyAxes)
         return try cast(r, to: x.dtype)
     }
@@ -125,6 +125,8 @@ func reduceTensor(_ kind: ReduceKind, _ x: Tensor, axes: [Int]?, keepDims: Bool,
     case .l2:
         let s = try reduceCore(.sum, try dispatchNumeric(x.dtype, Map(x: x, kind: .square)), reduced: reduced)
         result = try dispatchNumeric(x.dtype, Map(x: s, kind: .sqrt))
+    case .logSum:
+        result = try unaryFloat(try reduceCore(.sum, x, reduced: reduced), { logf($0) }, { Glibc.log($0) })
     case .logSumExp:
         // log(sum(exp(x - m))) + m with m the max over finite... values (0 when not finite).
         let m = try unaryFloat(try reduceCore(.max, x, reduced: reduced), { $0.isFinite ? $0 : 0 }, { $0.isFinite ? $0 : 0 })
@@ -140,7 +142,7 @@ enum ReduceOps {
         let ops: [(String, ReduceKind, Int)] = [
             ("ReduceSum", .sum, 13), ("ReduceMean", .mean, 18), ("ReduceMax", .max, 18), ("ReduceMin", .min, 18),
             ("ReduceProd", .prod, 18), ("ReduceL1", .l1, 18), ("ReduceL2", .l2, 18),
-            ("ReduceSumSquare", .sumSquare, 18), ("ReduceLogSumExp", .logSumExp, 18),
+            ("ReduceSumSquare", .sumSquare, 18), ("ReduceLogSum", .logSum, 18), ("ReduceLogSumExp", .logSumExp, 18),
         ]
         for (name, kind, axesInputOpset) in ops {
             r[name] = { c in
