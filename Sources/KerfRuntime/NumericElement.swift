@@ -97,6 +97,22 @@ public func dispatchNumeric<B: NumericBody>(_ dtype: DType, _ body: B) throws ->
     }
 }
 
+/// A computation generic over a floating-point element type, chosen by `dispatchFloat`.
+public protocol FloatBody {
+    associatedtype Result
+    func run<T: NumericElement & BinaryFloatingPoint>(_ type: T.Type) throws -> Result
+}
+
+/// Runs `body` with Float or Double for float32 or double; `.unsupported` naming `op` for other
+/// dtypes (half types are converted to float32 first, see `withFloat32`).
+public func dispatchFloat<B: FloatBody>(_ dtype: DType, _ op: String, _ body: B) throws -> B.Result {
+    switch dtype {
+    case .float: return try body.run(Float.self)
+    case .double: return try body.run(Double.self)
+    default: throw KerfError.unsupported("\(op) supports float types, got \(dtype)")
+    }
+}
+
 /// Runs a float computation on half-precision tensors by converting them to float32 and the
 /// results back to the inputs' dtype. Other dtypes pass through unchanged.
 public func withFloat32(_ inputs: [Tensor?], _ body: ([Tensor?]) throws -> [Tensor]) throws -> [Tensor] {

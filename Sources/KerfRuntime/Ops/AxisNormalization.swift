@@ -74,20 +74,19 @@ func hardmax(_ x: Tensor, axis: Int, flattenFromAxis: Bool) throws -> Tensor {
 /// LpNormalization of a float32 or double tensor along `axis`, p 1 or 2.
 func lpNormalization(_ x: Tensor, axis: Int, p: Int) throws -> Tensor {
     let (outer, n, inner) = try rows(x, axis: axis, flattenFromAxis: false, op: "LpNormalization")
-    var out = try Tensor(uninitialized: x.dtype, shape: x.shape)
-    func run<T: BinaryFloatingPoint & TensorElement>(_: T.Type) {
-        x.withElements(as: T.self) { src in
-            out.withMutableElements(as: T.self) { dst in
-                lpNormalizeRows(src.baseAddress!, dst.baseAddress!, outer: outer, n: n, inner: inner, p: p)
+    struct Body: FloatBody {
+        let x: Tensor, outer: Int, n: Int, inner: Int, p: Int
+        func run<T: NumericElement & BinaryFloatingPoint>(_: T.Type) throws -> Tensor {
+            var out = try Tensor(uninitialized: x.dtype, shape: x.shape)
+            x.withElements(as: T.self) { src in
+                out.withMutableElements(as: T.self) { dst in
+                    lpNormalizeRows(src.baseAddress!, dst.baseAddress!, outer: outer, n: n, inner: inner, p: p)
+                }
             }
+            return out
         }
     }
-    switch x.dtype {
-    case .float: run(Float.self)
-    case .double: run(Double.self)
-    default: throw KerfError.unsupported("LpNormalization supports float types, got \(x.dtype)")
-    }
-    return out
+    return try dispatchFloat(x.dtype, "LpNormalization", Body(x: x, outer: outer, n: n, inner: inner, p: p))
 }
 
 enum AxisNormalizationOps {

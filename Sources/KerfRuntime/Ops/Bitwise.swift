@@ -4,62 +4,50 @@ import KerfKernels
 // BitShift (opset 11; signed types from opset 28), BitwiseAnd, BitwiseOr, BitwiseXor,
 // BitwiseNot (opset 18): integer tensors of one dtype, binary ops with ONNX broadcasting.
 
-/// A computation generic over an integer element type, chosen by `dispatchInteger`.
-protocol IntegerBody {
-    associatedtype Result
-    func run<T: FixedWidthInteger & TensorElement>(_ type: T.Type) throws -> Result
-}
+enum BitwiseKind { case and, or, xor, shiftLeft, shiftRight }
 
-/// Runs `body` with the Swift type of the integer `dtype`; `.unsupported` naming `op` otherwise.
-func dispatchInteger<B: IntegerBody>(_ dtype: DType, _ op: String, _ body: B) throws -> B.Result {
-    switch dtype {
-    case .int8: return try body.run(Int8.self)
-    case .uint8: return try body.run(UInt8.self)
-    case .int16: return try body.run(Int16.self)
-    case .uint16: return try body.run(UInt16.self)
-    case .int32: return try body.run(Int32.self)
-    case .uint32: return try body.run(UInt32.self)
-    case .int64: return try body.run(Int64.self)
-    case .uint64: return try body.run(UInt64.self)
-    default: throw KerfError.unsupported("\(op) supports integer types, got \(dtype)")
+/// x (kind) y for two elements of a `width`-bit integer type given in 64-bit two's complement
+/// (`NumericElement.int64Bits`: sign-extended when `signed`, else zero-extended); the result's
+/// low `width` bits are the element's. A shift by a negative amount or by `width` or more gives
+/// 0, or for a right shift of a negative x, -1 (every bit the sign bit). Right shifts are
+/// arithmetic for signed types, logical for unsigned ones.
+@inline(__always)
+func bitwise(_ kind: BitwiseKind, _ x: Int64, _ y: Int64, width: Int, signed: Bool) -> Int64 {
+    switch kind {
+    case .and: return x & y
+    case .or: return x | y
+    case .xor: return x ^ y
+    case .shiftLeft: return y < 0 || y >= width ? 0 : x &<< y
+    case .shiftRight:
+        if y < 0 || y >= width { return signed && x < 0 ? -1 : 0 }
+        return signed ? x &>> y : Int64(bitPattern: UInt64(bitPattern: x) &>> UInt64(y))
     }
 }
 
-enum BitwiseKind { case and, or, xor, shiftLeft, shiftRight }
-
-/// x shifted left by `amount` bits, wrapping; 0 when amount is negative or at least x's width.
-@inline(__always)
-func shiftedLeft<T: FixedWidthInteger>(_ x: T, by amount: T) -> T {
-    amount < 0 || amount >= T.bitWidth ? 0 : x &<< amount
-}
-
-/// x shifted right by `amount` bits, arithmetic for signed T; when amount is negative or at
-/// least x's width, every bit is the sign bit (-1 for negative x, else 0).
-@inline(__always)
-func shiftedRight<T: FixedWidthInteger>(_ x: T, by amount: T) -> T {
-    amount < 0 || amount >= T.bitWidth ? (x < 0 ? ~0 : 0) : x &>> amount
+/// Throws unless `dtype` is an integer type (8 to 64 bits, signed or not).
+private func requireInteger(_ dtype: DType, _ op: String) throws {
+    guard dtype.isComputable, !dtype.isFloatingPoint, dtype != .bool else {
+        throw KerfError.unsupported("\(op) supports integer types, got \(dtype)")
+    }
 }
 
 /// a (kind) b for integer tensors of one dtype, broadcasting; `op` names the operator in errors.
 func bitwise(_ kind: BitwiseKind, _ a: Tensor, _ b: Tensor, op: String) throws -> Tensor {
+    try requireInteger(a.dtype, op)
     guard a.dtype == b.dtype else { throw KerfError.shapeMismatch("\(op) operands have different dtypes (\(a.dtype) and \(b.dtype))") }
     guard let shape = broadcastShape(a.shape, b.shape) else {
         throw KerfError.shapeMismatch("\(op): shapes \(a.shape) and \(b.shape) do not broadcast")
     }
-    struct Body: IntegerBody {
+    struct Body: NumericBody {
         let kind: BitwiseKind, a: Tensor, b: Tensor, shape: [Int]
-        func run<T: FixedWidthInteger & TensorElement>(_: T.Type) throws -> Tensor {
+        func run<T: NumericElement>(_: T.Type) throws -> Tensor {
+            let width = MemoryLayout<T>.size * 8, signed = T(truncatingBits: -1) < T.zero
             var out = try Tensor(uninitialized: a.dtype, shape: shape)
             a.withElements(as: T.self) { x in
                 b.withElements(as: T.self) { y in
                     out.withMutableElements(as: T.self) { z in
-                        let px = x.baseAddress!, py = y.baseAddress!, pz = z.baseAddress!
-                        switch kind {
-                        case .and: broadcastBinary(px, a.shape, py, b.shape, pz, shape) { $0 & $1 }
-                        case .or: broadcastBinary(px, a.shape, py, b.shape, pz, shape) { $0 | $1 }
-                        case .xor: broadcastBinary(px, a.shape, py, b.shape, pz, shape) { $0 ^ $1 }
-                        case .shiftLeft: broadcastBinary(px, a.shape, py, b.shape, pz, shape) { shiftedLeft($0, by: $1) }
-                        case .shiftRight: broadcastBinary(px, a.shape, py, b.shape, pz, shape) { shiftedRight($0, by: $1) }
+                        broadcastBinary(x.baseAddress!, a.shape, y.baseAddress!, b.shape, z.baseAddress!, shape) {
+                            T(truncatingBits: bitwise(kind, $0.int64Bits, $1.int64Bits, width: width, signed: signed))
                         }
                     }
                 }
@@ -67,22 +55,17 @@ func bitwise(_ kind: BitwiseKind, _ a: Tensor, _ b: Tensor, op: String) throws -
             return out
         }
     }
-    return try dispatchInteger(a.dtype, op, Body(kind: kind, a: a, b: b, shape: shape))
+    return try dispatchNumeric(a.dtype, Body(kind: kind, a: a, b: b, shape: shape))
 }
 
 /// ~x for an integer tensor.
 func bitwiseNot(_ x: Tensor) throws -> Tensor {
-    struct Body: IntegerBody {
+    try requireInteger(x.dtype, "BitwiseNot")
+    struct Body: NumericBody {
         let x: Tensor
-        func run<T: FixedWidthInteger & TensorElement>(_: T.Type) throws -> Tensor {
-            var out = try Tensor(uninitialized: x.dtype, shape: x.shape)
-            x.withElements(as: T.self) { src in
-                out.withMutableElements(as: T.self) { dst in for i in 0..<src.count { dst[i] = ~src[i] } }
-            }
-            return out
-        }
+        func run<T: NumericElement>(_: T.Type) throws -> Tensor { try mapNumeric(x, T.self) { T(truncatingBits: ~$0.int64Bits) } }
     }
-    return try dispatchInteger(x.dtype, "BitwiseNot", Body(x: x))
+    return try dispatchNumeric(x.dtype, Body(x: x))
 }
 
 enum BitwiseOps {

@@ -62,10 +62,10 @@ func negativeLogLikelihoodLoss(_ logProb: Tensor, labels: Tensor, weight: Tensor
         throw KerfError.shapeMismatch("\(op) weight must be \(logProb.dtype)[\(c)], got \(weight.dtype)\(weight.shape)")
     }
     let labelValues = try intValues(labels, "\(op) labels")
-    struct Body {
+    struct Body: FloatBody {
         let logProb: Tensor, labels: [Int], weight: Tensor?, n: Int, c: Int, d: Int, ignoreIndex: Int?
         let reduction: LossReduction, labelShape: [Int], op: String
-        func run<T: BinaryFloatingPoint & TensorElement>(_: T.Type) throws -> Tensor {
+        func run<T: NumericElement & BinaryFloatingPoint>(_: T.Type) throws -> Tensor {
             var losses = [T](repeating: 0, count: n * d), weights = losses
             let classWeights = weight?.array(of: T.self)
             // Empty buffers may have no base address: no samples, or no classes (every label invalid
@@ -96,11 +96,7 @@ func negativeLogLikelihoodLoss(_ logProb: Tensor, labels: Tensor, weight: Tensor
     }
     let body = Body(logProb: logProb, labels: labelValues, weight: weight, n: n, c: c, d: d, ignoreIndex: ignoreIndex,
                     reduction: reduction, labelShape: labelShape, op: op)
-    switch logProb.dtype {
-    case .float: return try body.run(Float.self)
-    case .double: return try body.run(Double.self)
-    default: throw KerfError.unsupported("\(op) supports float types, got \(logProb.dtype)")
-    }
+    return try dispatchFloat(logProb.dtype, op, body)
 }
 
 /// log-softmax of float32 `x` (rank >= 2) over axis 1.

@@ -176,22 +176,21 @@ func lpPool(_ x: Tensor, kernel: [Int], window: WindowAttributes?, p: Int) throw
     let (planeCount, g, _) = try planes(x, kernel: kernel, window: window)
     let outShape = Array(x.shape[..<2]) + g.outputSize
     try checkedElementCount(outShape, dtype: x.dtype, "LpPool")
-    var out = try Tensor(uninitialized: x.dtype, shape: outShape)
-    func run<T: BinaryFloatingPoint & TensorElement>(_: T.Type) {
-        x.withElements(as: T.self) { src in
-            out.withMutableElements(as: T.self) { dst in
-                for plane in 0..<planeCount {
-                    lpPoolPlane(src.baseAddress! + plane * g.inputCount, dst.baseAddress! + plane * g.outputCount, geometry: g, p: p)
+    struct Body: FloatBody {
+        let x: Tensor, g: WindowGeometry, planeCount: Int, outShape: [Int], p: Int
+        func run<T: NumericElement & BinaryFloatingPoint>(_: T.Type) throws -> Tensor {
+            var out = try Tensor(uninitialized: x.dtype, shape: outShape)
+            x.withElements(as: T.self) { src in
+                out.withMutableElements(as: T.self) { dst in
+                    for plane in 0..<planeCount {
+                        lpPoolPlane(src.baseAddress! + plane * g.inputCount, dst.baseAddress! + plane * g.outputCount, geometry: g, p: p)
+                    }
                 }
             }
+            return out
         }
     }
-    switch x.dtype {
-    case .float: run(Float.self)
-    case .double: run(Double.self)
-    default: throw KerfError.unsupported("LpPool supports float types, got \(x.dtype)")
-    }
-    return out
+    return try dispatchFloat(x.dtype, "LpPool", Body(x: x, g: g, planeCount: planeCount, outShape: outShape, p: p))
 }
 
 extension WindowAttributes {

@@ -189,16 +189,35 @@ def single_op_model(opset, op, inputs, attrs, outputs):
     return helper.make_model(graph, ir_version=IR_VERSION, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def check_single_op(opset, op, inputs, attrs, outputs, rtol=1e-5, atol=1e-6):
-    """Runs `single_op_model(...)` in ONNX Runtime and Kerf (one thread) on the graph inputs
-    and asserts equal dtypes and shapes and values within rtol/atol (NaN where NaN)."""
+def run_single_op(opset, op, inputs, attrs, outputs):
+    """Runs `single_op_model(...)` in Kerf (one thread) on the graph inputs: {output name: array}."""
     import kerf
 
     model = single_op_model(opset, op, inputs, attrs, outputs)
     feeds = {k: np.asarray(v) for k, v in inputs.items() if not k.startswith("@")}
-    expected = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
     with kerf.load_bytes(model.SerializeToString()) as m:
-        got = m.session(threads=1).run(feeds)
+        return m.session(threads=1).run(feeds)
+
+
+def check_single_op_raises(opset, op, inputs, attrs, status, words):
+    """Asserts that `run_single_op(...)` (one float output) raises KerfError with `status` and a
+    message containing `words`."""
+    import pytest
+    from kerf import KerfError
+
+    with pytest.raises(KerfError) as failure:
+        run_single_op(opset, op, inputs, attrs, [("y", TensorProto.FLOAT)])
+    assert failure.value.status == status, str(failure.value)
+    assert words in failure.value.message, failure.value.message
+
+
+def check_single_op(opset, op, inputs, attrs, outputs, rtol=1e-5, atol=1e-6):
+    """Runs `single_op_model(...)` in ONNX Runtime and Kerf (one thread) on the graph inputs
+    and asserts equal dtypes and shapes and values within rtol/atol (NaN where NaN)."""
+    model = single_op_model(opset, op, inputs, attrs, outputs)
+    feeds = {k: np.asarray(v) for k, v in inputs.items() if not k.startswith("@")}
+    expected = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    got = run_single_op(opset, op, inputs, attrs, outputs)
     for (name, _), want in zip(outputs, expected):
         assert got[name].dtype == want.dtype, name
         assert got[name].shape == want.shape, name
