@@ -88,6 +88,10 @@ final class FuzzRegressionTests: XCTestCase {
             ("Squeeze", ["x", "axes"], [], [axisZero("axes")]),
             ("GatherElements", ["x", "i"], [], [Initializer(name: "i", tensor: Tensor(scalar: Int64(0)))]),
             ("TopK", ["x", "k"], [], [Initializer(name: "k", tensor: Tensor(shape: [1], values: [Int64(1)]))]),
+            ("CumProd", ["x", "axis"], [], [Initializer(name: "axis", tensor: Tensor(scalar: Int64(0)))]),
+            ("Hardmax", ["x"], [], []), ("LpNormalization", ["x"], [], []),
+            ("SoftmaxCrossEntropyLoss", ["x", "t"], [], [Initializer(name: "t", tensor: Tensor(scalar: Int64(0)))]),
+            ("NegativeLogLikelihoodLoss", ["x", "t"], [], [Initializer(name: "t", tensor: Tensor(scalar: Int64(0)))]),
         ]
         for c in cases {
             let node = Node(name: "n", opType: c.op, inputs: c.inputs, outputs: c.op == "TopK" ? ["y", "k_indices"] : ["y"],
