@@ -92,6 +92,37 @@ enum ActivationExtraOps {
                                 { $0 < 0 ? a * (Glibc.exp($0) - 1) : $0 })]
             }
         }
+        r["Celu"] = { c in
+            let alpha = try c.float("alpha", default: 1), a = Double(alpha)
+            return ClosureOperator {
+                [try unaryFloat(try $0.required(0),
+                                { Swift.max(0, $0) + Swift.min(0, alpha * (expf($0 / alpha) - 1)) },
+                                { Swift.max(0, $0) + Swift.min(0, a * (Glibc.exp($0 / a) - 1)) })]
+            }
+        }
+        r["Softsign"] = { _ in ClosureOperator { [try unaryFloat(try $0.required(0), { $0 / (1 + abs($0)) }, { $0 / (1 + abs($0)) })] } }
+        r["ThresholdedRelu"] = { c in
+            let alpha = try c.float("alpha", default: 1), a = Double(alpha)
+            return ClosureOperator { [try unaryFloat(try $0.required(0), { $0 > alpha ? $0 : 0 }, { $0 > a ? $0 : 0 })] }
+        }
+        r["Mish"] = { _ in
+            ClosureOperator { [try unaryFloat(try $0.required(0), { $0 * tanhf(softplus($0)) }, { $0 * Glibc.tanh(softplus($0)) })] }
+        }
+        r["Swish"] = { c in
+            let alpha = try c.float("alpha", default: 1), a = Double(alpha)
+            return ClosureOperator {
+                [try unaryFloat(try $0.required(0), { $0 / (1 + expf(-alpha * $0)) }, { $0 / (1 + Glibc.exp(-a * $0)) })]
+            }
+        }
+        r["Shrink"] = { c in
+            let bias = try c.float("bias", default: 0), lambd = try c.float("lambd", default: 0.5)
+            let b = Double(bias), l = Double(lambd)
+            return ClosureOperator {
+                [try unaryFloat(try $0.required(0),
+                                { $0 < -lambd ? $0 + bias : $0 > lambd ? $0 - bias : 0 },
+                                { $0 < -l ? $0 + b : $0 > l ? $0 - b : 0 })]
+            }
+        }
         r["Selu"] = { c in
             let alpha = try c.float("alpha", default: 1.67326319217681884765625)
             let gamma = try c.float("gamma", default: 1.05070102214813232421875)

@@ -134,6 +134,17 @@ enum UnaryMathOps {
             ("Floor", { $0.rounded(.down) }, { $0.rounded(.down) }),
             ("Ceil", { $0.rounded(.up) }, { $0.rounded(.up) }),
             ("Round", { $0.rounded(.toNearestOrEven) }, { $0.rounded(.toNearestOrEven) }),
+            ("Sin", { sinf($0) }, { Glibc.sin($0) }),
+            ("Cos", { cosf($0) }, { Glibc.cos($0) }),
+            ("Tan", { tanf($0) }, { Glibc.tan($0) }),
+            ("Asin", { asinf($0) }, { Glibc.asin($0) }),
+            ("Acos", { acosf($0) }, { Glibc.acos($0) }),
+            ("Atan", { atanf($0) }, { Glibc.atan($0) }),
+            ("Sinh", { sinhf($0) }, { Glibc.sinh($0) }),
+            ("Cosh", { coshf($0) }, { Glibc.cosh($0) }),
+            ("Asinh", { asinhf($0) }, { Glibc.asinh($0) }),
+            ("Acosh", { acoshf($0) }, { Glibc.acosh($0) }),
+            ("Atanh", { atanhf($0) }, { Glibc.atanh($0) }),
         ]
         for (name, f32, f64) in floatOps {
             r[name] = { _ in ClosureOperator { [try unaryFloat(try $0.required(0), f32, f64)] } }
