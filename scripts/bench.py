@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -326,6 +327,24 @@ def avx2_section(specs, rounds, runs) -> list[str]:
     lines += ["", "### Latency, Kerf capped at AVX2", ""]
     lines += latency_table(latency_rows(specs, rounds, runs, "avx2", preload))
     return lines + [""]
+
+
+def replace_section(path: Path, heading: str, lines: list[str]) -> None:
+    """Replaces the section of `path` from the line `heading` to the next `## ` heading by `lines`,
+    or appends `lines` when `path` has no such heading. Creates `path` if missing."""
+    old = path.read_text().splitlines() if path.exists() else []
+    new = list(lines)
+    while new and not new[-1]:
+        new.pop()
+    if heading in old:
+        start = old.index(heading)
+        end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
+        merged = old[:start] + new + ([""] if end < len(old) else []) + old[end:]
+    else:
+        while old and not old[-1]:
+            old.pop()
+        merged = old + ([""] if old else []) + new
+    path.write_text("\n".join(merged) + "\n")
 
 
 def cpu_name() -> str:

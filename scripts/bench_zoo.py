@@ -369,24 +369,6 @@ def section(rounds: int, block_seconds: float, argv, models=zoo.MODELS) -> list[
     return header + table_lines + [""] + notes(entries, rows, ratios)
 
 
-def write_section(path: Path, lines: list[str]) -> None:
-    """Replaces the section (from its heading to the next `## ` heading) in `path`, or appends it."""
-    text = path.read_text() if path.exists() else ""
-    old = text.splitlines()
-    new = [line for line in lines]
-    while new and not new[-1]:
-        new.pop()
-    if HEADING in old:
-        start = old.index(HEADING)
-        end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
-        merged = old[:start] + new + ([""] if end < len(old) else []) + old[end:]
-    else:
-        while old and not old[-1]:
-            old.pop()
-        merged = old + ([""] if old else []) + new
-    path.write_text("\n".join(merged) + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="turns of every runner per file and batch")
@@ -408,7 +390,8 @@ def main() -> int:
     lines = section(args.rounds, args.block_seconds, sys.argv[1:], models)
     print("\n".join(lines))
     if args.out:
-        write_section(Path(args.out), lines)
+        from bench import replace_section
+        replace_section(Path(args.out), HEADING, lines)
     return 0
 
 

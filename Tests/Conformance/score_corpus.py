@@ -37,7 +37,7 @@ from case_worker import IsolatedRunner  # noqa: E402
 from node_corpus import Case, load_corpus  # noqa: E402
 
 sys.path.insert(0, str(REPO / "scripts"))
-from bench import cpu_name  # noqa: E402  (/proc/cpuinfo's "model name")
+from bench import cpu_name, replace_section  # noqa: E402  (cpu_name: /proc/cpuinfo's "model name")
 
 SECTION_HEADING = "## Conformance: the whole ONNX node-test corpus"
 TOP_OPS = 30
@@ -275,24 +275,6 @@ def markdown_section(score: Score, cases_dir: str, command: str, stamp: str) -> 
         "",
     ]
     return lines
-
-
-def replace_section(path: Path, heading: str, lines: list[str]) -> None:
-    """Replaces the section of `path` from the line `heading` to the next `## ` heading by `lines`,
-    or appends `lines` when `path` has no such heading. Creates `path` if missing."""
-    old = path.read_text().splitlines() if path.exists() else []
-    new = list(lines)
-    while new and not new[-1]:
-        new.pop()
-    if heading in old:
-        start = old.index(heading)
-        end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
-        merged = old[:start] + new + ([""] if end < len(old) else []) + old[end:]
-    else:
-        while old and not old[-1]:
-            old.pop()
-        merged = old + ([""] if old else []) + new
-    path.write_text("\n".join(merged) + "\n")
 
 
 def command_line(argv: list[str]) -> str:

@@ -318,13 +318,7 @@ final class ChannelPruningTests: XCTestCase {
     /// from Shape/Gather/Unsqueeze/Concat) -> output projection + bias + residual.
     private func attention(mask: [Int] = [1, 1, 1, 5]) -> Model {
         let b = GraphBuilder(seed: 21)
-        func dim(_ index: Int64) -> String {
-            let i = "index\(index)"
-            b.initializers.append(Initializer(name: i, tensor: Tensor(scalar: index)))
-            let g = b.node("Gather", [b.node("Shape", ["x"]), i], ["axis": .int(0)])
-            return b.node("Unsqueeze", [g, b.int64("axes\(b.nodes.count)", [0])])
-        }
-        let batch = dim(0), seq = dim(1)
+        let batch = b.dim(of: "x", 0), seq = b.dim(of: "x", 1)
         let split = b.node("Concat", [batch, seq, b.int64("heads", [4]), b.int64("head_size", [2])], name: "split_shape", ["axis": .int(0)])
         func heads(_ name: String, _ perm: [Int64]) -> String {
             let lin = b.node("Add", [b.node("MatMul", ["x", b.constant("w\(name)", [8, 8])]), b.constant("b\(name)", [8])])
@@ -367,13 +361,7 @@ final class ChannelPruningTests: XCTestCase {
     /// before the split.
     private func sdpaAttention(dynamoKey: Bool, constantShapes: Bool = false, mask: [Int] = [1, 1, 1, 5]) -> Model {
         let b = GraphBuilder(seed: 22)
-        func dim(_ of: String, _ index: Int64) -> String {
-            let i = "index\(b.nodes.count)"
-            b.initializers.append(Initializer(name: i, tensor: Tensor(scalar: index)))
-            let g = b.node("Gather", [b.node("Shape", [of]), i], ["axis": .int(0)])
-            return b.node("Unsqueeze", [g, b.int64("axes\(b.nodes.count)", [0])])
-        }
-        let batch = dim("x", 0), seq = dim("x", 1)
+        let batch = b.dim(of: "x", 0), seq = b.dim(of: "x", 1)
         let minusOne = b.int64("minus_one", [-1])
         let split = constantShapes ? b.int64("split_shape", [-1, 5, 4, 2])
             : b.node("Concat", [batch, seq, minusOne, b.int64("head_size", [2])], name: "split_shape", ["axis": .int(0)])
@@ -403,7 +391,7 @@ final class ChannelPruningTests: XCTestCase {
         let probabilities = b.node("Where", [b.node("IsNaN", [p]), b.constant("zero", [1], [0]), p])
         let context = b.node("MatMul", [probabilities, v])
         let view = constantShapes ? b.int64("view_shape", [-1, 4, 5, 2])
-            : b.node("Concat", [dim(context, 0), minusOne, dim(q, 2), dim(v, 3)], ["axis": .int(0)])
+            : b.node("Concat", [b.dim(of: context, 0), minusOne, b.dim(of: q, 2), b.dim(of: v, 3)], ["axis": .int(0)])
         let viewed = b.node("Reshape", [context, view])
         let merged = constantShapes ? b.int64("merged_shape", [-1, 5, 8]) : b.node("Concat", [batch, seq, minusOne], ["axis": .int(0)])
         let flat = b.node("Reshape", [b.node("Transpose", [viewed], ["perm": .ints([0, 2, 1, 3])]), merged])
@@ -443,13 +431,7 @@ final class ChannelPruningTests: XCTestCase {
     /// between the Conv1D Reshapes, a Split into three, 4 heads of 2, and Gemm back to 8.
     private func fusedAttention() -> Model {
         let b = GraphBuilder(seed: 24)
-        func dim(_ index: Int64) -> String {
-            let i = "index\(index)"
-            b.initializers.append(Initializer(name: i, tensor: Tensor(scalar: index)))
-            let g = b.node("Gather", [b.node("Shape", ["x"]), i], ["axis": .int(0)])
-            return b.node("Unsqueeze", [g, b.int64("axes\(b.nodes.count)", [0])])
-        }
-        let batch = dim(0), seq = dim(1)
+        let batch = b.dim(of: "x", 0), seq = b.dim(of: "x", 1)
         let qkv = b.gemm(b.node("Reshape", ["x", b.int64("rows", [-1, 8])]), 8, 24, name: "c_attn")
         let wide = b.node("Reshape", [qkv, b.node("Concat", [batch, seq, b.int64("fused_width", [24])], ["axis": .int(0)])])
         let parts = ["q", "k", "v"].map { "\($0)_part" }
@@ -500,13 +482,7 @@ final class ChannelPruningTests: XCTestCase {
     /// its input (TorchScript's `x.view(-1, x.size(-1))`).
     private func conv1dBlocks() -> Model {
         let b = GraphBuilder(seed: 23)
-        func dim(_ index: Int64) -> String {
-            let i = "index\(index)"
-            b.initializers.append(Initializer(name: i, tensor: Tensor(scalar: index)))
-            let g = b.node("Gather", [b.node("Shape", ["x"]), i], ["axis": .int(0)])
-            return b.node("Unsqueeze", [g, b.int64("axes\(b.nodes.count)", [0])])
-        }
-        let wide = b.node("Concat", [dim(0), dim(1), b.int64("ffn", [16])], name: "wide_shape", ["axis": .int(0)])
+        let wide = b.node("Concat", [b.dim(of: "x", 0), b.dim(of: "x", 1), b.int64("ffn", [16])], name: "wide_shape", ["axis": .int(0)])
         var h = "x"
         for layer in 1...2 {
             let rows = b.node("Reshape", [h, b.int64("rows\(layer)", [-1, 8])])

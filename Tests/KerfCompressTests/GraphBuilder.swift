@@ -57,6 +57,14 @@ final class GraphBuilder {
         return node("Gemm", [x, b, constant("\(name).bias", [n])], name: name, ["transB": .int(transB ? 1 : 0)])
     }
 
+    /// Unsqueeze(Gather(Shape(value), index), [0]): one dimension of `value` as a one-element
+    /// int64 tensor, as exporters compute Reshape targets at run time.
+    func dim(of value: String, _ index: Int64) -> String {
+        let i = "index\(nodes.count)"
+        initializers.append(Initializer(name: i, tensor: Tensor(scalar: index)))
+        return node("Unsqueeze", [node("Gather", [node("Shape", [value]), i], ["axis": .int(0)]), int64("axes\(nodes.count)", [0])])
+    }
+
     func declare(_ value: String, _ shape: [Int]) {
         valueInfo.append(ValueInfo(name: value, type: .tensor(dtype: .float, shape: shape.map { .value($0) })))
     }
