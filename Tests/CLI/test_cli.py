@@ -229,12 +229,34 @@ def test_prune_draws_a_progress_bar_on_a_terminal(tmp_path):
     assert plain.returncode == 0 and plain.stderr == "", "no bar when stderr is not a terminal"
 
 
+def test_channel_prune_keeps_multiples_of_channel_multiple(tmp_path):
+    """--channel-multiple 16: the 40 tied channels of the residual CNN keep 32 (the multiple of 16
+    nearest to 70%), not 28; the file runs as ONNX Runtime runs it."""
+    path = tmp_path / "cnn.onnx"
+    onnx.save(models.cnn(channels=40, size=8, classes=5), path)
+    kept = {}
+    for multiple in (1, 16):
+        out = tmp_path / f"pruned{multiple}.onnx"
+        result = kerf("prune", path, "-o", out, "--method", "channel", "--sparsity", 0.3, "--channel-multiple", multiple)
+        assert result.returncode == 0, result.stderr
+        shapes = {t.name: tuple(t.dims) for t in onnx.load(out).graph.initializer}
+        kept[multiple] = (shapes["block1_w"][0], shapes["block2_w"][0])
+    assert kept == {1: (28, 28), 16: (32, 32)}, kept
+    x = models.random_feed((2, 3, 8, 8))
+    np.save(tmp_path / "x.npy", x)
+    run = kerf("run", tmp_path / "pruned16.onnx", "--input", f"image={tmp_path / 'x.npy'}", "-o", tmp_path / "y.npz")
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "y.npz")["logits"],
+                               models.run_ort(onnx.load(tmp_path / "pruned16.onnx"), {"image": x})["logits"], rtol=1e-4, atol=1e-5)
+
+
 def test_prune_errors_are_one_line_and_leave_the_file_alone(tmp_path):
     path = tmp_path / "mlp.onnx"
     onnx.save(models.mlp(), path)
     original = path.read_bytes()
     for args, message in ((("--method", "5:4"), "N:M needs"), (("--sparsity", "1.2"), "sparsity must be in"),
-                          (("--scope", "all"), "--scope must be")):
+                          (("--scope", "all"), "--scope must be"),
+                          (("--method", "channel", "--channel-multiple=-1"), "channel multiple must be in")):
         result = kerf("prune", path, *args)
         assert result.returncode == 1 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert path.read_bytes() == original
