@@ -359,7 +359,11 @@ final class ChannelPruningTests: XCTestCase {
     /// `constantShapes`: as the exporters write Whisper's attention, with fixed shapes
     /// ([-1, 5, 4, 2] splits, [-1, 4, 5, 2] and [-1, 5, 8] on the way out) and q scaled
     /// before the split.
-    private func sdpaAttention(dynamoKey: Bool, constantShapes: Bool = false, mask: [Int] = [1, 1, 1, 5]) -> Model {
+    /// `positionBias`: T5's relative position bias added to the scores, one row per head:
+    /// Gather(table [3 buckets, 4 heads], buckets [5, 5]) -> Transpose(2, 0, 1) -> Unsqueeze(0),
+    /// plus the mask.
+    private func sdpaAttention(dynamoKey: Bool, constantShapes: Bool = false, mask: [Int] = [1, 1, 1, 5],
+                               positionBias: Bool = false) -> Model {
         let b = GraphBuilder(seed: 22)
         let batch = b.dim(of: "x", 0), seq = b.dim(of: "x", 1)
         let minusOne = b.int64("minus_one", [-1])
@@ -387,7 +391,14 @@ final class ChannelPruningTests: XCTestCase {
             k = heads("k", [0, 2, 3, 1])
         }
         let scores = b.node("MatMul", [b.node("Mul", [q, scale]), b.node("Mul", [k, scale])])
-        let p = b.node("Softmax", [b.node("Add", [scores, b.constant("mask", mask)])], ["axis": .int(-1)])
+        var bias = b.constant("mask", mask)
+        if positionBias {
+            let buckets = b.node("Reshape", [b.int64("buckets", (0..<25).map { Int64($0 % 3) }), b.int64("bucket_shape", [5, 5])])
+            let perHead = b.node("Transpose", [b.node("Gather", [b.constant("position_table", [3, 4]), buckets], ["axis": .int(0)])],
+                                 ["perm": .ints([2, 0, 1])])
+            bias = b.node("Add", [b.node("Unsqueeze", [perHead, b.int64("bias_axes", [0])]), bias])
+        }
+        let p = b.node("Softmax", [b.node("Add", [scores, bias])], ["axis": .int(-1)])
         let probabilities = b.node("Where", [b.node("IsNaN", [p]), b.constant("zero", [1], [0]), p])
         let context = b.node("MatMul", [probabilities, v])
         let view = constantShapes ? b.int64("view_shape", [-1, 4, 5, 2])
@@ -418,6 +429,18 @@ final class ChannelPruningTests: XCTestCase {
             }
             XCTAssertFalse(report.skipped.contains { ["wq", "wk", "wv"].contains($0.name) }, "\(report.skipped)")
         }
+    }
+
+    func testAPositionBiasWithOneRowPerHeadLosesTheRemovedHeadsRows() throws {
+        let m = sdpaAttention(dynamoKey: false, positionBias: true)
+        let gone = [2, 3, 4, 5]
+        for w in ["wq", "wk", "wv"] { m.fill(w, axis: 1, channels: gone) }
+        for w in ["bq", "bk", "bv", "wo"] { m.fill(w, axis: 0, channels: gone) }
+        let table = m.initializer("position_table").array(of: Float.self)
+        let report = try pruneKeepingOutputs(m, input([1, 5, 8]), options())
+        XCTAssertEqual(shapes(m, ["wq", "wo", "position_table"]), [[8, 4], [4, 8], [3, 2]])
+        XCTAssertEqual(m.initializer("position_table").array(of: Float.self), (0..<3).flatMap { [table[$0 * 4], table[$0 * 4 + 3]] })
+        XCTAssertFalse(report.skipped.contains { $0.name == "wq" }, "\(report.skipped)")
     }
 
     func testScaledDotProductAttentionWithAPerHeadBiasIsLeftAlone() throws {

@@ -13,9 +13,78 @@ import KerfCore
 
 extension ChannelAnalysis {
     mutating func findAttentionHeads(opset: Int) {
+        var blocks: [AttentionBlock] = []
         for (i, n) in graph.nodes.enumerated() where n.isDefaultDomain && n.opType == "MatMul" {
-            if let block = matchAttention(contextNode: i, opset: opset) { addHeadSpace(block) }
+            if let block = matchAttention(contextNode: i, opset: opset) { blocks.append(block) }
         }
+        // A position bias with one row per head (T5's, computed once for every layer) ties the
+        // heads of the blocks that add it, and is sliced once.
+        var biasSpace: [String: Int] = [:]
+        for block in blocks {
+            let s = addHeadSpace(block)
+            guard let bias = block.bias else { continue }
+            if let first = biasSpace[bias.table] {
+                tie(first, s)
+                continue
+            }
+            biasSpace[bias.table] = s
+            addSlice(bias.table, axis: 1, block: 1, node: bias.gather, space: s)
+            let adders = Set(blocks.compactMap { $0.bias?.table == bias.table ? $0.bias?.adder : nil })
+            if !readersOf[bias.top, default: []].allSatisfy({ adders.contains($0) }) || graphOutputs.contains(bias.top) {
+                spaces[s].problems.append("the per-head bias '\(bias.top)' is read outside the attention scores")
+            }
+            for (value, axis) in bias.values {
+                layouts[value] = ChannelLayout(space: s, origin: s, axis: axis, rank: nil, block: 1)
+            }
+        }
+    }
+
+    /// A bias added to the attention scores with one row per head: Gather(table [buckets,
+    /// heads], buckets) -> Transpose(2, 0, 1) -> Unsqueeze(0), then Where / Add / Sub / Mul
+    /// with operands that are one per head (masks).
+    struct HeadBias {
+        var table: String
+        var gather: Int
+        var heads: Int
+        /// The value added to the scores, and the Add adding it.
+        var top: String
+        var adder: Int
+        /// The bias's values and their head axis from the end.
+        var values: [(String, Int)]
+    }
+
+    /// The per-head bias `value` is, when `adder` adds it to the scores.
+    private func perHeadBias(_ value: String, adder: Int) -> HeadBias? {
+        var v = value, values: [(String, Int)] = []
+        for _ in 0..<8 {
+            guard let i = producer[v], graph.nodes[i].isDefaultDomain else { return nil }
+            let n = graph.nodes[i]
+            var next: String
+            switch n.opType {
+            case "Where", "Add", "Sub", "Mul":
+                let operands = n.opType == "Where" ? [1, 2] : [0, 1]
+                let perHead = operands.filter { !isOnePerHead(n.input($0)) }
+                guard perHead.count == 1, n.opType != "Where" || isOnePerHead(n.input(0)) else { return nil }
+                next = n.input(perHead[0])
+            case "Unsqueeze":
+                var axes: [Int64]?
+                if case .ints(let a)? = n.attribute("axes") { axes = a }
+                if let t = constants[n.input(1)], t.dtype == .int64 { axes = t.array(of: Int64.self) }
+                guard axes == [0] else { return nil }
+                next = n.input(0)
+            case "Transpose":
+                guard perm(n) == [2, 0, 1], let (gi, g) = produced(n.input(0), by: "Gather"), g.int("axis", default: 0) == 0,
+                      let table = constants[g.input(0)], table.rank == 2, table.dtype == .float, singleData(n.input(0)) else { return nil }
+                values += [(v, -3), (n.input(0), -1)]
+                return HeadBias(table: g.input(0), gather: gi, heads: table.shape[1], top: value, adder: adder, values: values)
+            default:
+                return nil
+            }
+            values.append((v, -3))
+            guard v == value || singleData(v) else { return nil }
+            v = next
+        }
+        return nil
     }
 
     /// One matched attention block.
@@ -36,6 +105,8 @@ extension ChannelAnalysis {
         /// Intermediate values whose head dimension shrinks: (value, axis from the end, block),
         /// a nil axis where a Reshape merged the heads with another axis.
         var values: [(String, Int?, Int)]
+        /// A per-head bias added to the scores.
+        var bias: HeadBias?
     }
 
     private func single(_ value: String) -> Bool { readers[value, default: 0] == 1 && !graphOutputs.contains(value) }
@@ -186,9 +257,19 @@ extension ChannelAnalysis {
         return (v, last, 0, ci)
     }
 
-    /// Readers of `value` other than Shape nodes, which read only its dimensions.
+    /// Readers of `value` other than those that read only its dimensions: Shape nodes, and
+    /// Transposes read only by such readers (TorchScript transposes the key once more for its
+    /// length).
     private func dataReaders(_ value: String) -> [Int] {
-        readersOf[value, default: []].filter { !(graph.nodes[$0].isDefaultDomain && graph.nodes[$0].opType == "Shape") }
+        readersOf[value, default: []].filter { !readsOnlyDimensions($0) }
+    }
+
+    private func readsOnlyDimensions(_ node: Int, depth: Int = 0) -> Bool {
+        let n = graph.nodes[node]
+        guard n.isDefaultDomain, depth < 4 else { return false }
+        if n.opType == "Shape" { return true }
+        guard n.opType == "Transpose", let out = n.outputs.first, !graphOutputs.contains(out) else { return false }
+        return readersOf[out, default: []].allSatisfy { readsOnlyDimensions($0, depth: depth + 1) }
     }
 
     /// `value` feeds exactly one node besides Shape nodes and is not a graph output.
@@ -342,7 +423,7 @@ extension ChannelAnalysis {
         guard axis == -1 || axis == 3 else { return nil }
         chain.append(p)
         p = softmax.input(0)
-        var scores: Node?
+        var scores: Node?, bias: HeadBias?
         while scores == nil {
             chain.append(p)
             guard singleData(p), let i = producer[p] else { return nil }
@@ -355,9 +436,19 @@ extension ChannelAnalysis {
                 guard let c = constants[n.input(1)], c.count == 1 else { return nil }
                 p = n.input(0)
             case "Add", "Sub":
-                // One operand carries q.k, the other (a mask) must not differ per head.
+                // One operand carries q.k, the other (a mask) must not differ per head, or is
+                // a per-head bias (one at most).
                 let (a, b) = (n.input(0), n.input(1))
-                if isOnePerHead(b) { p = a } else if n.opType == "Add", isOnePerHead(a) { p = b } else { return nil }
+                if isOnePerHead(b) {
+                    p = a
+                } else if n.opType == "Add", isOnePerHead(a) {
+                    p = b
+                } else if n.opType == "Add", bias == nil, let found = perHeadBias(b, adder: i) ?? perHeadBias(a, adder: i) {
+                    bias = found
+                    p = found.top == b ? a : b
+                } else {
+                    return nil
+                }
             default:
                 return nil
             }
@@ -382,6 +473,7 @@ extension ChannelAnalysis {
             projections.append(p)
         }
         let heads = width / headSize
+        if let bias, bias.heads != heads { return nil }
         var headEntries: [(initializer: String, index: Int, node: Int)] = []
         for shape in Set(splits.map(\.shape)) {
             guard let h = shapeEntry(shape, index: 2, count: 4), h.value == heads || h.value == -1 else { return nil }
@@ -460,10 +552,12 @@ extension ChannelAnalysis {
                               headEntries: headEntries, reshapes: reshapes,
                               widthEntry: merge.entry.value == width ? (merge.entry.initializer, merge.entry.index, merge.entry.node) : nil,
                               output: output, outputWidthEntries: outputWidthEntries,
-                              values: q.values + k.values + v.values + chain.map { ($0, -3, 1) } + values)
+                              values: q.values + k.values + v.values + chain.map { ($0, -3, 1) } + values,
+                              bias: bias)
     }
 
-    private mutating func addHeadSpace(_ b: AttentionBlock) {
+    /// Adds the space of `b`'s heads and returns it.
+    private mutating func addHeadSpace(_ b: AttentionBlock) -> Int {
         var scored = b.projections.map { ScoredWeight(name: $0.weight, axis: $0.weightAxis, block: b.headSize) }
         scored.append(ScoredWeight(name: b.output.weight, axis: b.output.axis, block: b.headSize))
         let s = addSpace(ChannelSpace(producer: b.output.matmul, weight: "heads of \(b.output.weight)", channels: b.heads, scored: scored))
@@ -497,5 +591,6 @@ extension ChannelAnalysis {
         for (value, axis, block) in b.values {
             layouts[value] = ChannelLayout(space: s, origin: s, axis: axis ?? -1, rank: nil, block: block, merged: axis == nil)
         }
+        return s
     }
 }

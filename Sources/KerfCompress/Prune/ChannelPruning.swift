@@ -37,8 +37,10 @@ func pruneChannels(_ model: Model, options: PruneOptions, report: inout PruneRep
         plans[group[0]] = ChannelPlan(channels: channels, keep: channelsToKeep(scores: scores, remove: remove))
     }
     if let last = found.groups.last { try advance(progress, found.groups.count, found.groups.count, found.name(of: last)) }
-    // Q/K/V projections whose units go per attention head are not reported as left alone.
-    for (group, reason) in skipped where !group.allSatisfy({ found.spaces[$0].heads.map { plans[$0] != nil } ?? false }) {
+    // Q/K/V projections whose units go per attention head are not reported as left alone
+    // (the head space may be tied to others: its group has the plan).
+    let planned = Set(found.groups.filter { plans[$0[0]] != nil }.joined())
+    for (group, reason) in skipped where !group.allSatisfy({ found.spaces[$0].heads.map { planned.contains($0) } ?? false }) {
         report.skipped.append(PruneReport.Skipped(name: found.name(of: group), reason: reason))
     }
 
