@@ -15,20 +15,39 @@ func normalizedParameter(_ t: Tensor, _ normShape: [Int], _ what: String, op: St
     return try materializeBroadcast(t, to: normShape)
 }
 
+/// An input to a normalization over the dims from `axis` on, as rows: `xs` holds `rows` rows of
+/// `n` elements in `computeType` (float or double; float16 and bfloat16 converted to float32,
+/// `half`), `normShape` the normalized dims.
+struct NormalizationRows {
+    let computeType: DType
+    let half: Bool
+    let axis: Int
+    let normShape: [Int]
+    let rows: Int, n: Int
+    let xs: Tensor
+
+    init(_ x: Tensor, axis: Int, op: String) throws {
+        half = x.dtype == .float16 || x.dtype == .bfloat16
+        computeType = half ? .float : x.dtype
+        guard computeType == .float || computeType == .double else {
+            throw KerfError.unsupported("\(op) on \(x.dtype) is not supported (float types only)")
+        }
+        guard x.rank > 0 else { throw KerfError.shapeMismatch("\(op) needs an input of rank >= 1") }
+        self.axis = try normalizeAxis(axis, rank: x.rank)
+        normShape = Array(x.shape[self.axis...])
+        rows = x.shape[..<self.axis].reduce(1, *)
+        n = normShape.reduce(1, *)
+        xs = try half ? x.convertedToFloat32() : x
+    }
+}
+
 /// Float rows are split over up to `threads` threads.
 func layerNormalization(_ x: Tensor, scale: Tensor, bias: Tensor?, axis: Int, epsilon: Float, stashType: Int,
                         threads: Int = 1) throws -> [Tensor] {
-    let half = x.dtype == .float16 || x.dtype == .bfloat16
-    let computeType: DType = half ? .float : x.dtype
-    guard computeType == .float || computeType == .double else {
-        throw KerfError.unsupported("LayerNormalization on \(x.dtype) is not supported (float types only)")
-    }
-    guard x.rank > 0 else { throw KerfError.shapeMismatch("LayerNormalization needs an input of rank >= 1") }
-    let a = try normalizeAxis(axis, rank: x.rank)
-    let normShape = Array(x.shape[a...])
-    let rows = x.shape[..<a].reduce(1, *), n = normShape.reduce(1, *)
+    let layout = try NormalizationRows(x, axis: axis, op: "LayerNormalization")
+    let (computeType, half, a, normShape, rows, n, xs) = (layout.computeType, layout.half, layout.axis, layout.normShape,
+                                                          layout.rows, layout.n, layout.xs)
     let toCompute = { (t: Tensor) throws -> Tensor in try cast(t, to: computeType) }
-    let xs = try half ? x.convertedToFloat32() : x
     let s = try normalizedParameter(try toCompute(scale), normShape, "Scale")
     let b = try bias.map { try normalizedParameter(try toCompute($0), normShape, "B") }
     let statsShape = Array(x.shape[..<a]) + [Int](repeating: 1, count: x.rank - a)

@@ -7,16 +7,8 @@ import KerfKernels
 
 /// Float rows are split over up to `threads` threads.
 func rmsNormalization(_ x: Tensor, scale: Tensor, axis: Int, epsilon: Float, threads: Int = 1) throws -> Tensor {
-    let half = x.dtype == .float16 || x.dtype == .bfloat16
-    let computeType: DType = half ? .float : x.dtype
-    guard computeType == .float || computeType == .double else {
-        throw KerfError.unsupported("RMSNormalization on \(x.dtype) is not supported (float types only)")
-    }
-    guard x.rank > 0 else { throw KerfError.shapeMismatch("RMSNormalization needs an input of rank >= 1") }
-    let a = try normalizeAxis(axis, rank: x.rank)
-    let normShape = Array(x.shape[a...])
-    let rows = x.shape[..<a].reduce(1, *), n = normShape.reduce(1, *)
-    let xs = try half ? x.convertedToFloat32() : x
+    let layout = try NormalizationRows(x, axis: axis, op: "RMSNormalization")
+    let (computeType, half, normShape, rows, n, xs) = (layout.computeType, layout.half, layout.normShape, layout.rows, layout.n, layout.xs)
     let s = try normalizedParameter(try cast(scale, to: computeType), normShape, "Scale", op: "RMSNormalization")
     var y = try Tensor(uninitialized: computeType, shape: x.shape)
     if computeType == .float {
