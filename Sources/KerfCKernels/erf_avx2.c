@@ -49,6 +49,10 @@ __attribute__((target("avx2"))) void kerf_gelu_avx2(const float *x, float *y, si
                                  _mm256_add_ps(SET(1.0f), erf8(_mm256_mul_ps(v, SET(0.70710678118654752f))))));
 }
 
+__attribute__((target("avx2"))) void kerf_silu_avx2(const float *x, float *y, size_t n) {
+    EACH8(x, y, n, _mm256_div_ps(v, _mm256_add_ps(SET(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), v)))));
+}
+
 /* GELU's slope at x: Φ(x) + x·φ(x), as FastMath's scalar form in ActivationGrad.swift. */
 __attribute__((target("avx2"), always_inline)) static inline __m256 gelu_slope8(__m256 v) {
     __m256 cdf = _mm256_mul_ps(SET(0.5f), _mm256_add_ps(SET(1.0f), erf8(_mm256_mul_ps(v, SET(0.70710678118654752f)))));

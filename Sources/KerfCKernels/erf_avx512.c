@@ -48,6 +48,19 @@ __attribute__((target("avx512f"))) void kerf_gelu_avx512(const float *x, float *
                                   _mm512_add_ps(SET16(1.0f), erf16(_mm512_mul_ps(v, SET16(0.70710678118654752f))))))
 }
 
+/* x / (1 + exp(-x)) as x times a refined reciprocal: exp's argument capped at 88 keeps the
+ * denominator finite (its reciprocal then rounds to 0), and a NaN x stays NaN. */
+T512 __m512 silu16(__m512 x) {
+    __m512 d = _mm512_add_ps(SET16(1.0f), exp16(_mm512_min_ps(_mm512_sub_ps(_mm512_setzero_ps(), x), SET16(88.0f))));
+    __m512 r = _mm512_rcp14_ps(d);
+    r = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, SET16(2.0f)));
+    return _mm512_mul_ps(x, r);
+}
+
+__attribute__((target("avx512f"))) void kerf_silu_avx512(const float *x, float *y, size_t n) {
+    EACH16(x, y, n, silu16(v))
+}
+
 __attribute__((target("avx512f"))) void kerf_gelu_grad_avx512(const float *dy, const float *x, float *dx, size_t n) {
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 lanes = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);

@@ -45,7 +45,7 @@ public enum Activation: Equatable, Sendable {
         case .hardSwish:
             hardGate(x, count: count, alpha: 1 / 6, beta: 0.5, times: true)
         case .silu:
-            for i in 0..<count { x[i] = KerfKernels.silu(x[i]) }
+            KerfKernels.silu(x, x, count: count)
         }
     }
 }

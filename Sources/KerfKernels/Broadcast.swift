@@ -105,14 +105,49 @@ public func broadcastBinaryInPlace<T>(_ x: UnsafeMutablePointer<T>, _ shape: [In
     }
 }
 
-/// Gathers `a` broadcast to `outShape` into `out` (a materialized expand).
+/// Gathers `a` broadcast to `outShape` into `out` (a materialized expand). `a` holds
+/// `aShape.product` elements and `out` `outShape.product`, each `elementSize` bytes. Trailing
+/// dims that `a` holds whole are copied as one block; trailing broadcast dims repeat one element.
 public func broadcastCopy(_ a: UnsafeRawPointer, _ aShape: [Int], elementSize: Int,
                           _ out: UnsafeMutableRawPointer, _ outShape: [Int]) {
     let n = outShape.reduce(1, *)
     if n == 0 { return }
-    var walk = Odometer(shape: outShape, strides: broadcastStrides(aShape, to: outShape), at: 0)
-    for i in 0..<n {
-        (out + i * elementSize).copyMemory(from: a + walk.offset * elementSize, byteCount: elementSize)
+    let strides = broadcastStrides(aShape, to: outShape)
+    var block = 1, outer = outShape.count
+    while outer > 0, strides[outer - 1] == block || outShape[outer - 1] == 1 {
+        block *= outShape[outer - 1]
+        outer -= 1
+    }
+    if block > 1 || outer == 0 {
+        let bytes = block * elementSize
+        var walk = Odometer(shape: Array(outShape[..<outer]), strides: Array(strides[..<outer]), at: 0)
+        for o in 0..<(n / block) {
+            (out + o * bytes).copyMemory(from: a + walk.offset * elementSize, byteCount: bytes)
+            walk.advance()
+        }
+        return
+    }
+    var run = 1
+    while outer > 0, strides[outer - 1] == 0 {
+        run *= outShape[outer - 1]
+        outer -= 1
+    }
+    var walk = Odometer(shape: Array(outShape[..<outer]), strides: Array(strides[..<outer]), at: 0)
+    for o in 0..<(n / run) {
+        fillRepeating(out + o * run * elementSize, count: run, from: a + walk.offset * elementSize, elementSize: elementSize)
         walk.advance()
+    }
+}
+
+/// Writes `count` copies of the `elementSize`-byte element at `source` to `out`.
+@inline(__always)
+func fillRepeating(_ out: UnsafeMutableRawPointer, count: Int, from source: UnsafeRawPointer, elementSize: Int) {
+    switch elementSize {
+    case 1: out.initializeMemory(as: UInt8.self, repeating: source.loadUnaligned(as: UInt8.self), count: count)
+    case 2: out.initializeMemory(as: UInt16.self, repeating: source.loadUnaligned(as: UInt16.self), count: count)
+    case 4: out.initializeMemory(as: UInt32.self, repeating: source.loadUnaligned(as: UInt32.self), count: count)
+    case 8: out.initializeMemory(as: UInt64.self, repeating: source.loadUnaligned(as: UInt64.self), count: count)
+    default:
+        for i in 0..<count { (out + i * elementSize).copyMemory(from: source, byteCount: elementSize) }
     }
 }

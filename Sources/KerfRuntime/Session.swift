@@ -176,18 +176,46 @@ public final class Session: @unchecked Sendable {
     private func execute(_ plan: ExecutionPlan, _ state: RunState, _ wantedSlots: [Int], _ outputNames: [String]?) throws -> [Tensor] {
         // Moved out of the state for the run (local arrays, no copies, no access checks).
         var values: [Tensor?] = [], args: [Tensor?] = []
+        var memoOutputs: [[Tensor]?] = [], rootValues: [Tensor?] = [], rootChanged: [Bool] = []
         swap(&values, &state.values)
         swap(&args, &state.args)
+        swap(&memoOutputs, &state.memoOutputs)
+        swap(&rootValues, &state.rootValues)
+        swap(&rootChanged, &state.rootChanged)
+        var finished = false
         defer {
             swap(&values, &state.values)
             args.removeAll(keepingCapacity: true)
             swap(&args, &state.args)
+            if !finished {
+                // A failed run may have updated roots without their dependents: forget both.
+                for i in memoOutputs.indices { memoOutputs[i] = nil }
+                for r in rootValues.indices { rootValues[r] = nil }
+            }
+            swap(&memoOutputs, &state.memoOutputs)
+            swap(&rootValues, &state.rootValues)
+            swap(&rootChanged, &state.rootChanged)
         }
+        let memo = plan.memo
+        var reused = 0
         var stepSeconds: [Double]? = profiler.isActive ? [Double](repeating: 0, count: plan.steps.count) : nil
         let schedule = plan.schedule, kept = state.kept
         let slots = schedule.slots, moves = schedule.moves, keeps = !state.keptSlots.isEmpty
         for index in schedule.entries.indices {
             let entry = schedule.entries[index]
+            let memoKind = memo.kinds[index]
+            var memoizes = memoKind != ShapeMemo.notMemoized
+            if memoizes && keeps {
+                for s in slots[entry.outputs] where s >= 0 && kept[s] { memoizes = false }
+            }
+            if memoKind == ShapeMemo.derived && memoizes, let cached = memoOutputs[index], memo.unchanged(index, rootChanged) {
+                for p in entry.releases where !(keeps && kept[slots[p]]) { values[slots[p]] = nil }
+                for (k, t) in cached.enumerated() where k < entry.outputs.count && slots[entry.outputs.lowerBound + k] >= 0 {
+                    values[slots[entry.outputs.lowerBound + k]] = t
+                }
+                reused += 1
+                continue
+            }
             for p in entry.inputs {
                 let s = slots[p]
                 if s < 0 {
@@ -212,6 +240,13 @@ public final class Session: @unchecked Sendable {
             }
             if stepSeconds != nil { stepSeconds![index] += monotonicSeconds() - start }
             args.removeAll(keepingCapacity: true)
+            if memoKind >= 0 {
+                let same = memoizes && results.count == 1 && rootValues[memoKind].map { ShapeMemo.sameValue($0, results[0]) } == true
+                rootChanged[memoKind] = !same
+                if !same { rootValues[memoKind] = memoizes ? results.first : nil }
+            } else if memoKind == ShapeMemo.derived {
+                memoOutputs[index] = memoizes && ShapeMemo.fitsCache(results) ? results : nil
+            }
             // Each result moves out of the array into its slot (last first).
             var k = results.count
             while k > 0 {
@@ -220,7 +255,8 @@ public final class Session: @unchecked Sendable {
                 if k < entry.outputs.count, slots[entry.outputs.lowerBound + k] >= 0 { values[slots[entry.outputs.lowerBound + k]] = result }
             }
         }
-        if let stepSeconds { profiler.add(stepSeconds) }
+        if let stepSeconds { profiler.add(stepSeconds, reused: reused) }
+        finished = true
         return try wantedSlots.enumerated().map { i, s in
             guard let t = values[s] else { throw KerfError.internal("output '\(outputNames?[i] ?? outputs[i].name)' was not computed") }
             return t
@@ -243,6 +279,13 @@ public final class Session: @unchecked Sendable {
         }
         return seconds.map { (operator: $0.key, secondsPerRun: $0.value, steps: counts[$0.key]!) }
             .sorted { $0.secondsPerRun > $1.secondsPerRun }
+    }
+
+    /// The mean number of plan steps per run since `startProfiling` that computed only from
+    /// shapes and constants as in the run before and reused that run's outputs (0 when not
+    /// profiling).
+    public func reusedStepsPerRun() -> Double {
+        profiler.meanReused() ?? 0
     }
 
     /// Wall time per run of each plan step since `startProfiling`, in plan order: the node's

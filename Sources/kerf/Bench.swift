@@ -74,6 +74,8 @@ struct Bench: ParsableCommand {
                   + "\(decimal(100 * row.secondsPerRun / max(total, 1e-12), places: 1))%".padding(to: 7) + " \(row.steps)")
         }
         print("total".padding(to: 28) + " " + decimal(total * 1000, places: 4))
+        print("shape steps reused per run: \(decimal(session.reusedStepsPerRun(), places: 1)) of \(session.plan.count) "
+              + "(computed from the same shapes as the run before)")
         let slowest = session.stepProfile().sorted { $0.secondsPerRun > $1.secondsPerRun }.prefix(slowestSteps)
         print("\nslowest steps".padding(to: 29) + " " + "ms/run".padding(to: 10) + " operator")
         for step in slowest {

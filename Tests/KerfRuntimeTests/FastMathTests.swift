@@ -67,4 +67,24 @@ final class FastMathTests: XCTestCase {
             }
         }
     }
+    func testSiluMatchesItsDefinitionInEveryLane() {
+        let xs = stride(from: Float(-100), through: 100, by: 0.0173).map { $0 }
+        var ys = [Float](repeating: 0, count: xs.count)
+        silu(xs, &ys, count: xs.count)
+        for (x, y) in zip(xs, ys) {
+            let want = Double(x) / (1 + exp(-Double(x)))
+            XCTAssertLessThanOrEqual(abs(Double(y) - want), 1e-6 * abs(want) + 1e-30, "silu(\(x))")
+        }
+        for offset in 0..<16 {
+            var x = [Float](repeating: 1, count: 33)
+            for (k, v) in [Float.nan, 0, 30, -30, .infinity].enumerated() { x[(offset + k) % 33] = v }
+            var y = [Float](repeating: 7, count: 33)
+            silu(x, &y, count: 33)
+            for (v, g) in zip(x, y) {
+                if v.isNaN { XCTAssertTrue(g.isNaN, "silu(nan) = \(g)") }
+                else if v == .infinity { XCTAssertEqual(g, v) }
+                else { XCTAssertEqual(Double(g), Double(v) / (1 + exp(-Double(v))), accuracy: 1e-6 * max(1, abs(Double(v)))) }
+            }
+        }
+    }
 }

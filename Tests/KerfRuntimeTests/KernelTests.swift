@@ -145,4 +145,32 @@ final class KernelTests: XCTestCase {
             }
         }
     }
+    /// Block copies and element runs give what indexing each output element by its broadcast
+    /// strides gives, for every element size and for broadcast dims at every position.
+    func testBroadcastCopyMatchesIndexingByStrides() {
+        let outShape = [2, 3, 4, 5]
+        let count = outShape.reduce(1, *)
+        let shapes: [[Int]] = [[2, 3, 4, 5], [1], [5], [4, 1], [3, 1, 1], [2, 1, 4, 5], [1, 3, 1, 5], [2, 3, 4, 1],
+                               [2, 1, 1, 1], [1, 1, 4, 1], [3, 4, 5], []]
+        for elementSize in [1, 2, 4, 8, 3] {
+            for shape in shapes {
+                let input = (0..<(shape.reduce(1, *) * elementSize)).map { UInt8(truncatingIfNeeded: $0 * 7 + 1) }
+                let strides = broadcastStrides(shape, to: outShape)
+                var expected = [UInt8](repeating: 0, count: count * elementSize)
+                for i in 0..<count {
+                    var rest = i, offset = 0
+                    for d in stride(from: outShape.count - 1, through: 0, by: -1) {
+                        offset += rest % outShape[d] * strides[d]
+                        rest /= outShape[d]
+                    }
+                    for b in 0..<elementSize { expected[i * elementSize + b] = input[offset * elementSize + b] }
+                }
+                var out = [UInt8](repeating: 0, count: count * elementSize)
+                input.withUnsafeBytes { a in
+                    out.withUnsafeMutableBytes { broadcastCopy(a.baseAddress!, shape, elementSize: elementSize, $0.baseAddress!, outShape) }
+                }
+                XCTAssertEqual(out, expected, "shape \(shape) element size \(elementSize)")
+            }
+        }
+    }
 }

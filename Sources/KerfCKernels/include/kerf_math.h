@@ -18,6 +18,10 @@ void kerf_gelu_avx2(const float *x, float *y, size_t n);
  * erf, φ by FastMath.swift's exp) for i < n. dx may alias dy or x. */
 void kerf_gelu_grad_avx2(const float *dy, const float *x, float *dx, size_t n);
 
+/* y[i] = x[i] / (1 + exp(-x[i])) (SiLU) for i < n, FastMath.swift's exp and silu operation by
+ * operation. x and y may alias. */
+void kerf_silu_avx2(const float *x, float *y, size_t n);
+
 /* 1 when the running CPU has AVX-512F (the *_avx512 kernels must not be called otherwise). */
 int kerf_avx512_available(void);
 
@@ -26,6 +30,8 @@ int kerf_avx512_available(void);
 void kerf_erf_avx512(const float *x, float *y, size_t n);
 void kerf_gelu_avx512(const float *x, float *y, size_t n);
 void kerf_gelu_grad_avx512(const float *dy, const float *x, float *dx, size_t n);
+/* kerf_silu_avx2's contract in sixteen lanes, x times a refined reciprocal of 1 + exp(-x). */
+void kerf_silu_avx512(const float *x, float *y, size_t n);
 
 /* Softmax of each of `rows` contiguous rows of n floats (x[r * n + j] -> y[r * n + j]): the
  * max subtracted, FastMath.swift's exp, the sum in eight lanes, then a multiply by 1 / sum.

@@ -1,4 +1,5 @@
 import KerfCore
+import KerfCKernels
 import KerfKernels
 
 // The int8 products the optimizer fuses quantized chains into (domain "kerf", only in a
@@ -333,8 +334,11 @@ final class QuantizedProduct: Operator {
         let accBuffer = UnsafeMutablePointer<Int32>.allocate(capacity: workers * blockRows * accWidth)
         // The float results of a block, when they are quantized after the activation.
         let floatBuffer = UnsafeMutablePointer<Float>.allocate(capacity: e.floatQuantization == nil ? 1 : workers * blockRows * accWidth)
-        defer { rowsBuffer.deallocate(); accBuffer.deallocate(); floatBuffer.deallocate() }
         let element = dtype.byteSize, yp = y.storage.pointer
+        // Those results quantized (int8 or uint8), before they are written into NCHW planes.
+        let stagedBuffer = UnsafeMutableRawPointer.allocate(byteCount: e.floatQuantization == nil || channelsLast ? 1 : workers * blockRows * accWidth,
+                                                            alignment: 64)
+        defer { rowsBuffer.deallocate(); accBuffer.deallocate(); floatBuffer.deallocate(); stagedBuffer.deallocate() }
         let gemmThreads = batch * tilesPerImage == 1 ? threads : 1
         let padding = UInt8(truncatingIfNeeded: xZero), signed = xType == .int8
         /// Writes sums acc [count, n] of output channels `column ..< column + n` for positions
@@ -352,8 +356,11 @@ final class QuantizedProduct: Operator {
                         for i in 0..<count { e.quantizeFloat(q, block + i * n, count: n, into: dst + i * m * element) }
                     }
                 } else {
-                    let dst = yp + ((image * m + column) * oc + first) * element
-                    for i in 0..<count { for j in 0..<n { e.quantizeFloat(q, block + i * n + j, count: 1, into: dst + (j * oc + i) * element) } }
+                    // Quantized channels-last (one byte each), then turned into the NCHW planes.
+                    let staged = stagedBuffer + worker * blockRows * accWidth
+                    e.quantizeFloat(q, block, count: count * n, into: staged)
+                    let dst = yp + (image * m + column) * oc + first
+                    kerf_transpose_u8(staged.assumingMemoryBound(to: UInt8.self), count, n, n, dst.assumingMemoryBound(to: UInt8.self), oc)
                 }
                 return
             }

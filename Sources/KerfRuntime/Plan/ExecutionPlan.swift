@@ -30,6 +30,8 @@ final class ExecutionPlan: @unchecked Sendable {
     let outputs: [ValueInfo]
     let steps: [Step]
     let schedule: Schedule
+    /// The steps a run may skip when the shapes they compute from are as in its state's last run.
+    let memo: ShapeMemo
     let slotOfName: [String: Int]
     let slotCount: Int
     let maxInputCount: Int
@@ -105,6 +107,8 @@ final class ExecutionPlan: @unchecked Sendable {
         self.outputSlots = outputSlots
         self.schedule = Schedule(ops: steps.map(\.op), locks: steps.map(\.lock), inputs: stepInputs, outputs: steps.map(\.outputs), releases: releases)
         self.maxInputCount = stepInputs.map(\.count).max() ?? 0
+        self.memo = ShapeMemo(nodes: steps.map(\.node), inputs: steps.map(\.inputs), outputs: steps.map(\.outputs),
+                              constants: takeable, graphOutputs: graphOutputs)
     }
 
     /// The slot of a value a run is asked to return, or an error saying why there is none.

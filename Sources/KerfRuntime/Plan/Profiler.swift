@@ -6,6 +6,7 @@ import Synchronization
 final class StepProfiler: Sendable {
     private struct Totals {
         var seconds: [Double]
+        var reused = 0
         var runs = 0
     }
     private let totals = Mutex<Totals?>(nil)
@@ -20,12 +21,22 @@ final class StepProfiler: Sendable {
         active.store(true, ordering: .relaxed)
     }
 
-    /// Adds one run's step times.
-    func add(_ seconds: [Double]) {
+    /// Adds one run's step times and the number of steps it skipped (`ShapeMemo`).
+    func add(_ seconds: [Double], reused: Int) {
         totals.withLock { t in
             guard t != nil, t!.seconds.count == seconds.count else { return }
             for i in seconds.indices { t!.seconds[i] += seconds[i] }
+            t!.reused += reused
             t!.runs += 1
+        }
+    }
+
+    /// Mean number of steps per run that reused their previous outputs, or nil before any
+    /// profiled run.
+    func meanReused() -> Double? {
+        totals.withLock { t in
+            guard let t, t.runs > 0 else { return nil }
+            return Double(t.reused) / Double(t.runs)
         }
     }
 

@@ -1,0 +1,92 @@
+import KerfCore
+
+/// The steps of a plan whose outputs follow from tensor shapes and constants alone: `Shape`
+/// and `Size` steps (the roots) and the pure steps that compute only from roots, constants and
+/// each other (exporters' `Shape -> Gather -> Unsqueeze -> Concat -> Reshape` target chains).
+/// A run compares each root's output with the same run state's previous one; a memoized step
+/// none of whose roots changed is skipped, and its previous outputs (kept in the run state)
+/// fill its slots. Immutable once made.
+final class ShapeMemo: @unchecked Sendable {
+    /// Per step: `notMemoized`, `derived`, or (0...) the step's root index.
+    let kinds: UnsafeMutableBufferPointer<Int>
+    /// Per step: the range of `roots` holding the root indices its outputs depend on.
+    let dependencies: UnsafeMutableBufferPointer<Range<Int>>
+    let roots: UnsafeMutableBufferPointer<Int>
+    let rootCount: Int
+
+    static let notMemoized = -2, derived = -1
+    /// Outputs larger than this (bytes, all outputs of a step together) are recomputed each run.
+    static let maxCachedBytes = 1 << 16
+
+    /// Deterministic operators that compute small index and shape tensors in exported graphs.
+    static let pureOperators: Set<String> = [
+        "Abs", "Add", "And", "Cast", "Ceil", "Concat", "Constant", "ConstantOfShape", "Div", "Equal", "Expand", "Flatten", "Floor",
+        "Gather", "Greater", "GreaterOrEqual", "Identity", "Less", "LessOrEqual", "Max", "Min", "Mod", "Mul", "Neg", "Not",
+        "Or", "Range", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSum", "Reshape", "Slice", "Split", "Sqrt", "Squeeze",
+        "Sub", "Tile", "Transpose", "Unsqueeze", "Where",
+    ]
+
+    /// `inputs` and `outputs` are the steps' slots (-1: omitted), `constants` the slots no feed
+    /// can replace; `graphOutputs` are never memoized (callers may write into what they get).
+    init(nodes: [Node], inputs: [[Int]], outputs: [[Int]], constants: Set<Int>, graphOutputs: Set<Int>) {
+        var kinds = [Int](repeating: ShapeMemo.notMemoized, count: nodes.count)
+        var dependencies: [Range<Int>] = [], roots: [Int] = []
+        var rootsOfSlot: [Int: [Int]] = [:]
+        var rootCount = 0
+        for (i, node) in nodes.enumerated() {
+            var depends: [Int] = []
+            let isRoot = node.isDefaultDomain && (node.opType == "Shape" || node.opType == "Size")
+            if isRoot && !outputs[i].contains(where: graphOutputs.contains) {
+                kinds[i] = rootCount
+                depends = [rootCount]
+                rootCount += 1
+            } else if node.isDefaultDomain, ShapeMemo.pureOperators.contains(node.opType),
+                      inputs[i].allSatisfy({ $0 < 0 || constants.contains($0) || rootsOfSlot[$0] != nil }),
+                      !outputs[i].contains(where: graphOutputs.contains) {
+                kinds[i] = ShapeMemo.derived
+                depends = Array(Set(inputs[i].flatMap { rootsOfSlot[$0] ?? [] })).sorted()
+            }
+            if kinds[i] != ShapeMemo.notMemoized {
+                for s in outputs[i] where s >= 0 { rootsOfSlot[s] = depends }
+            }
+            dependencies.append(roots.count..<(roots.count + depends.count))
+            roots += depends
+        }
+        func buffer<T>(_ values: [T]) -> UnsafeMutableBufferPointer<T> {
+            let b = UnsafeMutableBufferPointer<T>.allocate(capacity: max(values.count, 1))
+            _ = b.initialize(from: values)
+            return UnsafeMutableBufferPointer(rebasing: b[0..<values.count])
+        }
+        self.kinds = buffer(kinds)
+        self.dependencies = buffer(dependencies)
+        self.roots = buffer(roots)
+        self.rootCount = rootCount
+    }
+
+    /// True when no root that step `index` depends on changed in this run (`changed`, per root).
+    @inline(__always)
+    func unchanged(_ index: Int, _ changed: [Bool]) -> Bool {
+        for k in dependencies[index] where changed[roots[k]] { return false }
+        return true
+    }
+
+    /// Whether `results` are small enough to keep for later runs.
+    static func fitsCache(_ results: [Tensor]) -> Bool {
+        var bytes = 0
+        for t in results {
+            guard t.dtype != .string else { return false }
+            bytes += t.byteCount
+        }
+        return bytes <= maxCachedBytes
+    }
+
+    /// Same dtype, shape and bytes (roots hold int64 shapes and counts).
+    static func sameValue(_ a: Tensor, _ b: Tensor) -> Bool {
+        a.dtype == b.dtype && a.shape == b.shape && a.dtype != .string && a.bytes.elementsEqual(b.bytes)
+    }
+
+    deinit {
+        for b in [UnsafeMutableRawPointer(kinds.baseAddress), UnsafeMutableRawPointer(dependencies.baseAddress),
+                  UnsafeMutableRawPointer(roots.baseAddress)] { b?.deallocate() }
+    }
+}
