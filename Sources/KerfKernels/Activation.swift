@@ -26,9 +26,16 @@ public enum Activation: Equatable, Sendable {
         case .none:
             return
         case .relu:
-            for i in 0..<count where !(x[i] > 0) && !x[i].isNaN { x[i] = 0 }
+            // Selects, not branches, so that the loops vectorize; NaN stays NaN.
+            for i in 0..<count {
+                let v = x[i]
+                x[i] = v > 0 || v != v ? v : 0
+            }
         case .leakyRelu(let alpha):
-            for i in 0..<count where x[i] < 0 { x[i] *= alpha }
+            for i in 0..<count {
+                let v = x[i]
+                x[i] = v < 0 ? v * alpha : v
+            }
         case .clip(let lo, let hi):
             for i in 0..<count { x[i] = x[i] < lo ? lo : (x[i] > hi ? hi : x[i]) }
         case .sigmoid:
