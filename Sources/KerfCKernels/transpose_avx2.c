@@ -25,12 +25,37 @@ __attribute__((target("avx2"), always_inline)) static inline void block8(const f
     }
 }
 
+/* kerf_transpose_add_f32_avx2 for 3 or 4 rows into contiguous dst rows (ldd == rows: an RGB
+ * image made channels-last): four columns at a time through one 4x4 transpose, each column
+ * stored as 4 floats. A store's lane past `rows` lands on the next column's first entry,
+ * which that column's own store writes afterwards (with add == dst, that lane holds -0 plus
+ * the entry itself, which is the entry); the last columns go one by one. */
+__attribute__((target("avx2"))) static void few_rows(const float *src, size_t rows, size_t cols, size_t lds, const float *add,
+                                                     float *dst) {
+    size_t c = 0;
+    for (; c + 5 <= cols; c += 4) {
+        __m128 r[4];
+        for (size_t i = 0; i < 4; i++) r[i] = i < rows ? _mm_loadu_ps(src + i * lds + c) : _mm_set1_ps(-0.0f);
+        _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]);
+        for (size_t k = 0; k < 4; k++) {
+            float *d = dst + (c + k) * rows;
+            _mm_storeu_ps(d, add ? _mm_add_ps(r[k], _mm_loadu_ps(add + (c + k) * rows)) : r[k]);
+        }
+    }
+    for (; c < cols; c++)
+        for (size_t i = 0; i < rows; i++) dst[c * rows + i] = add ? src[i * lds + c] + add[c * rows + i] : src[i * lds + c];
+}
+
 /* Column strips outer, rows inner: dst is written row-sequentially and every src cache line
  * read is used whole before the strip moves on. Strips are 8 columns when dst rows lie a
  * multiple of 4 KiB apart (16 such rows would share one L1 set), 16 otherwise. */
 __attribute__((target("avx2"))) void kerf_transpose_add_f32_avx2(const float *src, size_t rows, size_t cols, size_t lds,
                                                                  const float *add, float *dst, size_t ldd) {
     size_t full = rows / 8 * 8;
+    if (rows >= 3 && rows <= 4 && ldd == rows) {
+        few_rows(src, rows, cols, lds, add, dst);
+        return;
+    }
     size_t strip = ldd % 1024 == 0 ? 8 : 16;
     size_t j = 0;
     for (; j + strip <= cols; j += strip)

@@ -17,6 +17,33 @@ final class ChannelsLastTests: XCTestCase {
         return out
     }
 
+    /// Few rows into contiguous dst rows (an RGB image made channels-last) go four columns at a
+    /// time with stores that spill into the next column: the same as the reference, with no
+    /// add, a separate add, and the add being dst itself.
+    func testTransposeOfFewRowsMatchesTheReference() {
+        for rows in 1...5 {
+            for columns in [1, 4, 5, 8, 9, 13, 50] {
+                let src = (0..<(rows * columns)).map { Float($0) * 0.5 - 3 }
+                let add = (0..<(rows * columns)).map { Float($0 % 7) - 2 }
+                for mode in ["none", "separate", "in place"] {
+                    var got = mode == "in place" ? add : [Float](repeating: .nan, count: rows * columns)
+                    var want = [Float](repeating: 0, count: rows * columns)
+                    src.withUnsafeBufferPointer { s in
+                        add.withUnsafeBufferPointer { a in
+                            let adding = mode == "none" ? nil : a.baseAddress
+                            transposeReference(s.baseAddress!, rows: rows, columns: columns, lds: columns, adding: adding, &want, ldd: rows)
+                            got.withUnsafeMutableBufferPointer { g in
+                                transpose(s.baseAddress!, rows: rows, columns: columns, lds: columns,
+                                          adding: mode == "in place" ? UnsafePointer(g.baseAddress) : adding, g.baseAddress!, ldd: rows)
+                            }
+                        }
+                    }
+                    XCTAssertEqual(got, want, "rows \(rows) columns \(columns) add \(mode)")
+                }
+            }
+        }
+    }
+
     func testPoolingKernelsMatchThePlaneKernelsBitForBit() {
         // (h, w, kernel, stride, dilation, pad, extra output rows/columns as ceil_mode makes)
         let cases: [(Int, Int, Int, Int, Int, Int, Int)] = [
