@@ -41,7 +41,7 @@ extension Graph {
 
     /// Drops initializers that no node reads and that are not graph inputs or outputs.
     public func removeUnreadInitializers() {
-        let read = Set(nodes.flatMap(\.inputs)).union(outputs.map(\.name)).union(inputs.map(\.name))
+        let read = Set(nodes.flatMap(\.readNames)).union(outputs.map(\.name)).union(inputs.map(\.name))
         initializers.removeAll { !read.contains($0.name) }
     }
 

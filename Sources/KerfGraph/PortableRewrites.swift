@@ -14,13 +14,14 @@ extension Graph {
     }
 
     /// Identity and inference Dropout forward their input: readers are rewired to it, unless
-    /// the node's output is a graph output (names must stay) or Dropout's mask is read.
+    /// the node's output is a graph output or read by a subgraph (names must stay) or Dropout's
+    /// mask is read.
     public func removePassThroughNodes() {
         let usage = Usage(self)
         var rename: [String: String] = [:]
         nodes.removeAll { n in
             guard n.isDefaultDomain, n.opType == "Identity" || n.opType == "Dropout", let input = n.inputs.first, !input.isEmpty,
-                  let output = n.outputs.first, !usage.outputs.contains(output) else { return false }
+                  let output = n.outputs.first, !usage.outputs.contains(output), !usage.readBySubgraphs.contains(output) else { return false }
             if n.opType == "Dropout" {
                 if n.outputs.count > 1 && !n.outputs[1].isEmpty && (usage.readers[n.outputs[1]] ?? 0) > 0 { return false }
                 if n.inputs.count > 2 && !n.inputs[2].isEmpty { return false }  // training_mode given at run time

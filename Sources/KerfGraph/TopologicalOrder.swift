@@ -3,13 +3,14 @@ import KerfCore
 extension Graph {
     /// The nodes in an order where each follows the producers of its inputs (Kahn's algorithm,
     /// ready nodes taken in file order). Throws on a cycle and on an input that no node, graph
-    /// input or initializer defines.
+    /// input or initializer defines. A node holding subgraphs follows the producers of the values
+    /// they read too (`Node.implicitInputs`).
     public func topologicalOrder() throws -> [Node] {
         var defined = Set(inputs.map(\.name)).union(initializers.map(\.name))
         defined.insert("")
         let producers = producers()
         for n in nodes {
-            for name in n.inputs where !defined.contains(name) && producers[name] == nil {
+            for name in n.readNames where !defined.contains(name) && producers[name] == nil {
                 throw KerfError.invalidModel("\(n.label) reads '\(name)', which no node, input or initializer defines")
             }
         }
@@ -27,7 +28,7 @@ extension Graph {
         var pending = [Int](repeating: 0, count: nodes.count)
         var consumers = [[Int]](repeating: [], count: nodes.count)
         for (i, n) in nodes.enumerated() {
-            for name in Set(n.inputs) where !definedOutside.contains(name) {
+            for name in Set(n.readNames) where !definedOutside.contains(name) {
                 guard let p = producer[name] else { continue }
                 pending[i] += 1
                 consumers[p].append(i)

@@ -1,14 +1,18 @@
 import KerfCore
 
 /// How many node inputs read each value of a graph, plus its outputs. A snapshot: it does not
-/// follow later edits of the graph.
+/// follow later edits of the graph. A value that a node's subgraphs read by name counts as one
+/// more reader of it (`Node.implicitInputs`), and is listed in `readBySubgraphs`: passes must
+/// not rename it, as they cannot rewrite the subgraphs.
 public struct Usage {
     public var readers: [String: Int] = [:]
     public let outputs: Set<String>
+    public let readBySubgraphs: Set<String>
 
     public init(_ g: Graph) {
         outputs = Set(g.outputs.map(\.name))
-        for n in g.nodes { for i in n.inputs where !i.isEmpty { readers[i, default: 0] += 1 } }
+        readBySubgraphs = g.implicitReads
+        for n in g.nodes { for i in n.readNames where !i.isEmpty { readers[i, default: 0] += 1 } }
     }
 
     /// True when exactly one node input reads `name` and it is not a graph output.
