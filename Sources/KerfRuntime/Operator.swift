@@ -25,20 +25,32 @@ public struct OperatorContext {
     /// Inputs whose values are known at session creation (initializers, constants), by position.
     public let constantInputs: [Tensor?]
     public let options: SessionOptions
+    /// The values of enclosing graphs that the node's subgraphs read (`Node.implicitInputs`):
+    /// `run` gets them after the node's own inputs, in this order. Empty for a node without
+    /// subgraphs.
+    public let implicitInputs: [String]
+    /// The operator sets the model imports (for planning subgraphs).
+    let opsets: [OpsetImport]
     /// The positions of `constantInputs` that no feed can replace and the operator may take
     /// (`takeConstant`); the session reads back which it took. nil: none may be taken.
     let ownership: ConstantOwnership?
 
+    /// A context for a node read alone (no implicit inputs; subgraphs planned with the default
+    /// domain at `opset` only).
     public init(node: Node, opset: Int, constantInputs: [Tensor?], options: SessionOptions) {
-        self.init(node: node, opset: opset, constantInputs: constantInputs, options: options, ownership: nil)
+        self.init(node: node, opset: opset, constantInputs: constantInputs, options: options, ownership: nil,
+                  implicitInputs: [], opsets: [OpsetImport(domain: "", version: opset)])
     }
 
-    init(node: Node, opset: Int, constantInputs: [Tensor?], options: SessionOptions, ownership: ConstantOwnership?) {
+    init(node: Node, opset: Int, constantInputs: [Tensor?], options: SessionOptions, ownership: ConstantOwnership?,
+         implicitInputs: [String], opsets: [OpsetImport]) {
         self.node = node
         self.opset = opset
         self.constantInputs = constantInputs
         self.options = options
         self.ownership = ownership
+        self.implicitInputs = implicitInputs
+        self.opsets = opsets
     }
 
     public func constant(_ index: Int) -> Tensor? {

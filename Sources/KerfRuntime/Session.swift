@@ -41,33 +41,8 @@ public final class Session: @unchecked Sendable {
         defer { MemoryLimit.leave(scope) }
         inputs = source.runtimeInputs
         outputs = source.outputs
-        let fixed = irVersion < 4 ? Set(source.initializers.map(\.name)) : []
-        let declared = Dictionary(source.inputs.filter { !fixed.contains($0.name) }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-
-        // Loading checks this too; a graph built in Swift is checked here. The graph passes
-        // index the inputs and outputs of the nodes they match.
-        try source.validateNodeArity()
         let retained = try Session.retainedOutputs(options.keptValues, of: source)
-        var graph = source
-        if options.optimizationLevel > 0 {
-            let visible = retained.isEmpty ? source : source.copy()
-            visible.outputs += retained
-            graph = try GraphOptimizer.optimize(visible, opsets: opsets, constantInitializers: irVersion < 4, options: options)
-        }
-
-        var builder = PlanBuilder(opsets: opsets, options: options, allowsFusedDomain: graph !== source)
-        builder.addValues(of: graph, fedNames: Set(declared.keys))
-        try builder.addSteps(graph.topologicalOrder())
-        var targets: [String: ExecutionPlan.FeedTarget] = [:]
-        let runtimeNames = Set(inputs.map(\.name))
-        for (name, info) in declared {
-            guard let slot = builder.slotOfName[name] else { continue }
-            targets[name] = ExecutionPlan.FeedTarget(slot: slot, info: info, isRuntimeInput: runtimeNames.contains(name))
-        }
-        let removed = Set(source.nodes.flatMap(\.outputs)).subtracting(builder.slotOfName.keys)
-        compiled = try ExecutionPlan(inputs: inputs, outputs: graph.outputs, steps: builder.steps, slotOfName: builder.slotOfName,
-                                     constants: builder.constants, takeable: builder.takeable, feedTargets: targets,
-                                     initializerNames: Set(source.initializers.map(\.name)), removedNames: removed)
+        compiled = try ExecutionPlan.compile(source, opsets: opsets, irVersion: irVersion, options: options, retained: retained)
         outputSlots = Array(compiled.outputSlots.prefix(outputs.count))
         states = RunStatePool(capacity: max(2, ProcessInfoCores.count))
     }
@@ -119,7 +94,7 @@ public final class Session: @unchecked Sendable {
         let extra = Graph(nodes: nodes, inputs: newInputs)
         let defined = Set(base.slotOfName.keys).union(newInputs.map(\.name)).union([""])
         for n in nodes {
-            for name in n.inputs where !defined.contains(name) && !nodes.contains(where: { $0.outputs.contains(name) }) {
+            for name in n.readNames where !defined.contains(name) && !nodes.contains(where: { $0.outputs.contains(name) }) {
                 if base.removedNames.contains(name) { _ = try base.outputSlot(name) }
                 throw KerfError.invalidModel("\(n.label) reads '\(name)', which no node, input or value of the session defines")
             }
@@ -168,99 +143,8 @@ public final class Session: @unchecked Sendable {
         }
         try plan.bind(feeds, into: state)
         setGemmThreads(options.resolvedThreads)
-        return try options.teamKernels ? withTeamKernels { try execute(plan, state, wantedSlots, outputNames) }
-            : execute(plan, state, wantedSlots, outputNames)
-    }
-
-    /// Runs the plan's steps on `state` (fed) and returns the values of `wantedSlots`.
-    private func execute(_ plan: ExecutionPlan, _ state: RunState, _ wantedSlots: [Int], _ outputNames: [String]?) throws -> [Tensor] {
-        // Moved out of the state for the run (local arrays, no copies, no access checks).
-        var values: [Tensor?] = [], args: [Tensor?] = []
-        var memoOutputs: [[Tensor]?] = [], rootValues: [Tensor?] = [], rootChanged: [Bool] = []
-        swap(&values, &state.values)
-        swap(&args, &state.args)
-        swap(&memoOutputs, &state.memoOutputs)
-        swap(&rootValues, &state.rootValues)
-        swap(&rootChanged, &state.rootChanged)
-        var finished = false
-        defer {
-            swap(&values, &state.values)
-            args.removeAll(keepingCapacity: true)
-            swap(&args, &state.args)
-            if !finished {
-                // A failed run may have updated roots without their dependents: forget both.
-                for i in memoOutputs.indices { memoOutputs[i] = nil }
-                for r in rootValues.indices { rootValues[r] = nil }
-            }
-            swap(&memoOutputs, &state.memoOutputs)
-            swap(&rootValues, &state.rootValues)
-            swap(&rootChanged, &state.rootChanged)
-        }
-        let memo = plan.memo
-        var reused = 0
-        var stepSeconds: [Double]? = profiler.isActive ? [Double](repeating: 0, count: plan.steps.count) : nil
-        let schedule = plan.schedule, kept = state.kept
-        let slots = schedule.slots, moves = schedule.moves, keeps = !state.keptSlots.isEmpty
-        for index in schedule.entries.indices {
-            let entry = schedule.entries[index]
-            let memoKind = memo.kinds[index]
-            var memoizes = memoKind != ShapeMemo.notMemoized
-            if memoizes && keeps {
-                for s in slots[entry.outputs] where s >= 0 && kept[s] { memoizes = false }
-            }
-            if memoKind == ShapeMemo.derived && memoizes, let cached = memoOutputs[index], memo.unchanged(index, rootChanged) {
-                for p in entry.releases where !(keeps && kept[slots[p]]) { values[slots[p]] = nil }
-                for (k, t) in cached.enumerated() where k < entry.outputs.count && slots[entry.outputs.lowerBound + k] >= 0 {
-                    values[slots[entry.outputs.lowerBound + k]] = t
-                }
-                reused += 1
-                continue
-            }
-            for p in entry.inputs {
-                let s = slots[p]
-                if s < 0 {
-                    args.append(nil)
-                    continue
-                }
-                guard values[s] != nil else {
-                    let node = plan.steps[index].node
-                    throw KerfError.invalidArgument("\(node.label): input '\(node.inputs[p - entry.inputs.lowerBound])' has no value (a missing feed?)")
-                }
-                // Moved, not copied, where this is the value's last read (no retain and release).
-                args.append(moves[p] && !(keeps && kept[s]) ? values[s].take() : values[s])
-            }
-            // Values this step reads last are handed over: the operator may write over them.
-            for p in entry.releases where !(keeps && kept[slots[p]]) { values[slots[p]] = nil }
-            var results: [Tensor]
-            let start = stepSeconds != nil ? monotonicSeconds() : 0
-            do {
-                results = try schedule.run(index, consuming: &args)
-            } catch let e as KerfError {
-                throw e.prefixed(plan.steps[index].node.label)
-            }
-            if stepSeconds != nil { stepSeconds![index] += monotonicSeconds() - start }
-            args.removeAll(keepingCapacity: true)
-            if memoKind >= 0 {
-                let same = memoizes && results.count == 1 && rootValues[memoKind].map { ShapeMemo.sameValue($0, results[0]) } == true
-                rootChanged[memoKind] = !same
-                if !same { rootValues[memoKind] = memoizes ? results.first : nil }
-            } else if memoKind == ShapeMemo.derived {
-                memoOutputs[index] = memoizes && ShapeMemo.fitsCache(results) ? results : nil
-            }
-            // Each result moves out of the array into its slot (last first).
-            var k = results.count
-            while k > 0 {
-                k -= 1
-                let result = results.removeLast()
-                if k < entry.outputs.count, slots[entry.outputs.lowerBound + k] >= 0 { values[slots[entry.outputs.lowerBound + k]] = result }
-            }
-        }
-        if let stepSeconds { profiler.add(stepSeconds, reused: reused) }
-        finished = true
-        return try wantedSlots.enumerated().map { i, s in
-            guard let t = values[s] else { throw KerfError.internal("output '\(outputNames?[i] ?? outputs[i].name)' was not computed") }
-            return t
-        }
+        return try options.teamKernels ? withTeamKernels { try plan.execute(state, wantedSlots, profiler: profiler) }
+            : plan.execute(state, wantedSlots, profiler: profiler)
     }
 
     /// Starts (or restarts) timing every operator of the runs that follow.

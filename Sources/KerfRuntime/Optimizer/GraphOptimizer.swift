@@ -9,11 +9,16 @@ import KerfKernels
 enum GraphOptimizer {
     /// With `constantInitializers` (IR < 4 models), initializers listed as graph inputs cannot be
     /// overridden, so they are dropped from the private copy's inputs and treated as constants.
+    /// Subgraphs (If, Loop, Scan) are left as they are; the values they read by name keep their
+    /// names and producers (they count as graph outputs while the passes run).
     static func optimize(_ source: Graph, opsets: [OpsetImport], constantInitializers: Bool = false,
                          options: SessionOptions) throws -> Graph {
         let fixed = constantInitializers ? Set(source.initializers.map(\.name)) : []
         let g = source.copy()
         g.inputs.removeAll { fixed.contains($0.name) }
+        let outputCount = g.outputs.count, outputNames = Set(g.outputs.map(\.name))
+        g.outputs += g.implicitReads.subtracting(outputNames).sorted().map { ValueInfo(name: $0, type: nil) }
+        defer { g.outputs = Array(g.outputs.prefix(outputCount)) }
         let opset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
         g.removePassThroughNodes()
         g.forwardIdentityOutputs()
@@ -54,8 +59,7 @@ enum GraphOptimizer {
         let order = try g.topologicalOrder()
         for node in order {
             let foldable = node.isDefaultDomain && !node.inputs.isEmpty || node.opType == "Constant"
-            guard foldable, node.inputs.allSatisfy({ $0.isEmpty || known[$0] != nil }),
-                  !node.attributes.contains(where: { if case .graph = $0.value { return true }; return false }) else {
+            guard foldable, !node.hasSubgraph, node.inputs.allSatisfy({ $0.isEmpty || known[$0] != nil }) else {
                 kept.append(node)
                 continue
             }

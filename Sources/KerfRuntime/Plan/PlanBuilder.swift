@@ -52,9 +52,11 @@ struct PlanBuilder {
     mutating func addSteps(_ nodes: [Node]) throws {
         let defaultOpset = opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
         for node in nodes {
-            let inputSlots = node.inputs.map { $0.isEmpty ? -1 : slot($0) }
+            // The values its subgraphs read by name follow the node's own inputs.
+            let implicitInputs = node.hasSubgraph ? node.implicitInputs : []
+            let inputSlots = (node.inputs + implicitInputs).map { $0.isEmpty ? -1 : slot($0) }
             if let k = inputSlots.firstIndex(where: { gone.contains($0) }) {
-                throw KerfError.invalidArgument("\(node.label) reads '\(node.inputs[k])', a constant the session keeps only in a prepared form")
+                throw KerfError.invalidArgument("\(node.label) reads '\(node.readNames[k])', a constant the session keeps only in a prepared form")
             }
             let known = inputSlots.map { $0 >= 0 ? constants[$0] : nil }
             let opset: Int
@@ -68,7 +70,8 @@ struct PlanBuilder {
                 throw KerfError.invalidModel("\(node.label) uses domain '\(node.domain)', which the model does not import")
             }
             let ownership = ConstantOwnership(takeable: Set(inputSlots.indices.filter { takeable.contains(inputSlots[$0]) }))
-            let context = OperatorContext(node: node, opset: opset, constantInputs: known, options: options, ownership: ownership)
+            let context = OperatorContext(node: node, opset: opset, constantInputs: known, options: options, ownership: ownership,
+                                          implicitInputs: implicitInputs, opsets: opsets)
             let op: Operator
             do {
                 op = try OperatorRegistry.makeOperator(context)
