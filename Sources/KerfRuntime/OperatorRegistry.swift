@@ -47,6 +47,7 @@ public enum OperatorRegistry {
         AxisNormalizationOps.register(&r)
         BitwiseOps.register(&r)
         ClassificationLossOps.register(&r)
+        ControlFlowOps.register(&r)
         return r
     }()
 
