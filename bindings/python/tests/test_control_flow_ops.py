@@ -1,10 +1,13 @@
 """ONNX If, Loop and Scan against ONNX Runtime on small models built with onnx.helper: If with
 outer-scope reads and branches of different shapes, Loop with a trip count only, a condition
 only, both, scan outputs, carried values that grow, Loop inside If and Loop inside Loop, Scan
-with reversed directions and other axes; each with graph optimizations on and off. Malformed
-models and bad inputs must raise KerfError (never crash the process).
+with reversed directions and other axes; each with graph optimizations on and off; concurrent
+runs of one session. Malformed models and bad inputs must raise KerfError (never crash the
+process); a loop that never ends on its own stops at the session's memory limit.
 
 Tolerances: float32 rtol 1e-5 / atol 1e-6; integer and bool outputs exactly."""
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnxruntime
@@ -189,6 +192,39 @@ def test_loop_inside_if_and_loop_inside_loop():
                      [info("c", B, []), info("x", F, [2, 3])], [info("y", F), info("ys", F)])
     for cond in (True, False):
         check(model, {"c": np.array(cond), "x": normal(2, 3)})
+
+
+def endless_loop_model():
+    """Loop with M = 2^63 - 1 and a condition that stays true, scanning a [256, 256] float each
+    iteration: only the memory limit stops it."""
+    body = helper.make_graph([node("Identity", ["cond_in"], ["cond_out"]), node("Identity", ["v_in"], ["v_out"]),
+                              node("Add", ["v_in", "v_in"], ["twice"])],
+                             "body", [info("i", I64, []), info("cond_in", B, []), info("v_in", F)],
+                             [info("cond_out", B, []), info("v_out", F), info("twice", F)])
+    nodes = [const("M", np.array(2**63 - 1, np.int64)), const("cond", np.array(True)),
+             node("Loop", ["M", "cond", "v0"], ["v", "vs"], body=body)]
+    return model_of(nodes, [info("v0", F, [256, 256])], [info("v", F), info("vs", F)])
+
+
+def test_endless_loop_stops_at_the_memory_limit():
+    with kerf.load_bytes(endless_loop_model().SerializeToString()) as m:
+        session = m.session(threads=1, memory_limit=64 << 20)
+        with pytest.raises(KerfError) as failure:
+            session.run({"v0": normal(256, 256)})
+    assert failure.value.status == Status.OUT_OF_MEMORY, str(failure.value)
+
+
+def test_concurrent_runs_of_one_session_agree():
+    model = loop_model(6, True, -50.0)
+    feeds = [{"v0": normal(2), "s0": np.abs(normal(2)) + 0.5} for _ in range(8)]
+    with kerf.load_bytes(model.SerializeToString()) as m:
+        session = m.session(threads=1)
+        alone = [session.run(f) for f in feeds]
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(session.run, feeds * 4))
+    for i, got in enumerate(together):
+        for name, value in alone[i % len(feeds)].items():
+            np.testing.assert_array_equal(got[name], value)
 
 
 # MARK: Scan
