@@ -261,6 +261,23 @@ def test_scan_matches_onnxruntime(case):
     check(model, {"s0": normal(2), "x": normal(*x_shape), "y": normal(*y_shape)})
 
 
+def scan8_model(directions=(0, 0)):
+    """Opset 8's Scan over a batch of 3: state [3, 2], scan inputs x, y [3, 4, 2]."""
+    body = helper.make_graph([node("Add", ["s_in", "xt"], ["s_mid"]), node("Mul", ["s_mid", "yt"], ["s_out"]),
+                              node("Identity", ["s_out"], ["s_scan"])], "body",
+                             [info("s_in", F, [2]), info("xt", F, [2]), info("yt", F, [2])],
+                             [info("s_out", F, [2]), info("s_scan", F, [2])])
+    return model_of([node("Scan", ["lens", "s0", "x", "y"], ["s", "ss"], body=body, num_scan_inputs=2, directions=list(directions))],
+                    [info("lens", I64, [3]), info("s0", F, [3, 2]), info("x", F, [3, 4, 2]), info("y", F, [3, 4, 2])],
+                    [info("s", F), info("ss", F)], opset=8)
+
+
+@pytest.mark.parametrize("directions", [[0, 0], [1, 0]])
+def test_scan8_batched_with_sequence_lengths(directions):
+    """Opset 8: a batch axis first; row b scans sequence_lens[b] steps, its scan output padded with zeros."""
+    check(scan8_model(directions), {"lens": np.array([4, 2, 1], np.int64), "s0": normal(3, 2), "x": normal(3, 4, 2), "y": normal(3, 4, 2)})
+
+
 # MARK: Bad models and inputs
 
 
@@ -340,6 +357,8 @@ BAD = [
      Status.INVALID_MODEL, "directions"),
     ("scan-axes-count", scan_of(dict(num_scan_inputs=1, scan_input_axes=[0, 0])), {"s0": x2, "x": normal(3, 2)},
      Status.INVALID_MODEL, "scan_input_axes"),
+    ("scan8-zero-length", scan8_model(), {"lens": np.array([4, 0, 1], np.int64), "s0": normal(3, 2), "x": normal(3, 4, 2),
+                                          "y": normal(3, 4, 2)}, Status.INVALID_ARGUMENT, "sequence_lens"),
     ("scan-growing-output", growing_scan(), {"s0": normal(1), "x": normal(3, 1)}, Status.SHAPE_MISMATCH, "cannot be stacked"),
 ]
 

@@ -12,9 +12,10 @@ import KerfCore
 /// `scan_output_directions[k]` 1, reversed.
 ///
 /// Opset 8 adds a batch axis 0 to every input and output and an optional first input
-/// `sequence_lens` (int32 [batch]; default: every sequence full): batch row b scans the first
-/// `sequence_lens[b]` elements of axis 1 of its scan inputs (in `directions[j]`), and its scan
-/// outputs are padded with zeros to the full length.
+/// `sequence_lens` (int64 [batch], each from 1 to the length of axis 1, as ONNX Runtime
+/// requires; default: every sequence full): batch row b scans the first `sequence_lens[b]`
+/// elements of axis 1 of its scan inputs (in `directions[j]`), and its scan outputs are padded
+/// with zeros to the full length.
 struct ScanOperator: Operator {
     let body: SubgraphPlan
     /// Opset 8's form: `sequence_lens` first, a batch axis 0 everywhere.
@@ -90,8 +91,8 @@ struct ScanOperator: Operator {
         var rowLengths = [Int](repeating: full, count: batch)
         if let lengths {
             rowLengths = try intValues(lengths, "sequence_lens")
-            guard rowLengths.count == batch, rowLengths.allSatisfy({ (0...full).contains($0) }) else {
-                throw KerfError.invalidArgument("sequence_lens \(rowLengths) must hold \(batch) lengths between 0 and \(full)")
+            guard rowLengths.count == batch, rowLengths.allSatisfy({ (1...max(full, 1)).contains($0) }) else {
+                throw KerfError.invalidArgument("sequence_lens \(rowLengths) must hold \(batch) lengths between 1 and \(full)")
             }
         }
         func row(_ t: Tensor, _ b: Int) throws -> Tensor { try gather(t, Tensor(scalar: Int64(b)), axis: 0) }
