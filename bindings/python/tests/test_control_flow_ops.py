@@ -106,6 +106,20 @@ def test_if_on_a_constant_condition_reading_an_identity():
         check(model, {"x": normal(5)})
 
 
+def test_if_reads_a_value_the_optimizer_would_fuse_away():
+    """h = MatMul(x, W) feeds Add(h, bias) (fused into one MatMul when h has no other reader) and
+    Relu(h) (fused into the MatMul); the branch reads h too, so h must stay."""
+    w = helper.make_tensor("W", F, [4, 3], normal(4, 3).flatten().tolist())
+    bias = helper.make_tensor("bias", F, [3], normal(3).flatten().tolist())
+    then_branch = helper.make_graph([node("Mul", ["h", "h"], ["sq"])], "then", [], [info("sq", F)])
+    else_branch = helper.make_graph([node("Neg", ["h"], ["n"])], "else", [], [info("n", F)])
+    nodes = [node("MatMul", ["x", "W"], ["h"]), node("Add", ["h", "bias"], ["y"]), node("Relu", ["y"], ["r"]),
+             node("If", ["c"], ["z"], then_branch=then_branch, else_branch=else_branch)]
+    model = model_of(nodes, [info("c", B, []), info("x", F, [2, 4])], [info("r", F), info("z", F)], [w, bias])
+    for cond in (True, False):
+        check(model, {"c": np.array(cond), "x": normal(2, 4)})
+
+
 # MARK: Loop
 
 def loop_body(scan=True, condition=None):
