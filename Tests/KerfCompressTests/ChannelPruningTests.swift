@@ -228,6 +228,41 @@ final class ChannelPruningTests: XCTestCase {
 
     // MARK: - Rewrites through other ops
 
+    /// A ConvNeXt block: the residual width goes channels-last through Transpose, is normalized
+    /// by LayerNorm over the channels, expanded and projected back by MatMuls, scaled per
+    /// channel, and added to the block's input. `normalizedAxis` 1 normalizes H, W and C
+    /// together, which pruning cannot follow.
+    private func convNeXtBlock(normalizedAxis: Int64 = -1) -> Model {
+        let b = GraphBuilder()
+        let stem = b.conv("x", 3, 8, name: "stem")
+        let last = b.node("Transpose", [stem], ["perm": .ints([0, 2, 3, 1])])
+        let scaleShape = normalizedAxis == -1 ? [8] : [6, 6, 8]
+        let norm = b.node("LayerNormalization", [last, b.constant("ln.scale", scaleShape), b.constant("ln.bias", scaleShape)],
+                          name: "ln", ["axis": .int(normalizedAxis)])
+        let hidden = b.node("Relu", [b.node("MatMul", [norm, b.constant("fc1.weight", [8, 16])], name: "fc1")])
+        let scaled = b.node("Mul", [b.node("MatMul", [hidden, b.constant("fc2.weight", [16, 8])], name: "fc2"), b.constant("gamma", [8])])
+        let back = b.node("Transpose", [scaled], ["perm": .ints([0, 3, 1, 2])])
+        return b.model(shape: [1, 3, 6, 6], output: b.conv(b.node("Add", [stem, back]), 8, 4, name: "head"))
+    }
+
+    func testResidualWidthIsPrunedThroughTransposeAndLayerNorm() throws {
+        let m = convNeXtBlock()
+        let report = try prune(m, options: options())
+        XCTAssertEqual(shapes(m, ["stem.weight", "ln.scale", "ln.bias", "fc1.weight", "fc2.weight", "gamma", "head.weight"]),
+                       [[4, 3, 3, 3], [4], [4], [4, 8], [8, 4], [4], [4, 4, 3, 3]])
+        XCTAssertLessThan(report.parametersAfter, report.parametersBefore)
+        let y = try m.run(input([1, 3, 6, 6]))
+        XCTAssertEqual(y.count, 4 * 36)
+        XCTAssertEqual(try m.copy().run(input([1, 3, 6, 6])), y, "what is saved loads and runs the same")
+    }
+
+    func testLayerNormOverMoreAxesThanTheChannelsKeepsThem() throws {
+        let m = convNeXtBlock(normalizedAxis: 1)
+        try prune(m, options: options())
+        XCTAssertEqual(shapes(m, ["stem.weight", "ln.scale", "gamma", "head.weight"]), [[8, 3, 3, 3], [6, 6, 8], [8], [4, 8, 3, 3]])
+        XCTAssertEqual(shapes(m, ["fc1.weight", "fc2.weight"]), [[8, 8], [8, 8]], "the hidden width is still pruned")
+    }
+
     func testDepthwiseConvFollowsItsInputChannels() throws {
         // Conv(8) -> Relu -> depthwise Conv(group 8) -> Relu -> Conv 1x1(6)
         let b = GraphBuilder(seed: 11)

@@ -31,6 +31,8 @@ extension ChannelAnalysis {
         case "MatMul": visitMatMul(i)
         case _ where tracked.isEmpty: return
         case "BatchNormalization", "InstanceNormalization": visitNormalization(i)
+        case "LayerNormalization": visitLayerNormalization(i)
+        case "Transpose": visitTranspose(i)
         case "MaxPool", "AveragePool", "LpPool": visitPool(i, global: false)
         case "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool": visitPool(i, global: true)
         case "Flatten": visitFlatten(i)
@@ -192,6 +194,40 @@ extension ChannelAnalysis {
         }
         if n.opType == "BatchNormalization", let o = l.origin, spaces[o].gamma == nil { spaces[o].gamma = n.input(1) }
         layouts[out] = l
+    }
+
+    /// LayerNormalization over the channel axis alone (their last axis, as ConvNeXt normalizes
+    /// channels-last): scale and bias are sliced, and the statistics are then taken over the
+    /// kept channels.
+    mutating func visitLayerNormalization(_ i: Int) {
+        let n = graph.nodes[i]
+        rejectTracked(n, except: [0], "scale or bias")
+        guard let l = layouts[n.input(0)], let out = n.outputs.first, !out.isEmpty else { return }
+        guard let r = rank(of: n.input(0), l), l.block == 1, !l.merged else { return reject(l, "\(n.label) normalizes them in a layout not known") }
+        let axis = n.int("axis", default: -1)
+        guard axis == -1 || axis == r - 1, l.axis == -1 else { return reject(l, "\(n.label) normalizes over more axes than theirs") }
+        guard requireOnlyFirstOutput(n, l) else { return }
+        for k in 1..<n.inputs.count where !n.inputs[k].isEmpty {
+            guard let t = constants[n.inputs[k]], t.rank >= 1 else { return reject(l, "\(n.label) has a scale or bias that is not a constant") }
+            addSlice(n.inputs[k], axis: t.rank - 1, block: 1, node: i, space: l.space)
+        }
+        layouts[out] = l
+    }
+
+    /// Transpose: the channel axis goes where `perm` puts it.
+    mutating func visitTranspose(_ i: Int) {
+        let n = graph.nodes[i]
+        guard let l = layouts[n.input(0)], let out = n.outputs.first, !out.isEmpty else { return }
+        guard let r = rank(of: n.input(0), l), l.block == 1, !l.merged else { return reject(l, "\(n.label) moves them in a layout not known") }
+        var perm = Array((0..<r).reversed())
+        if case .ints(let p)? = n.attribute("perm") { perm = p.map { Int($0) } }
+        let p = r + l.axis
+        guard perm.count == r, Set(perm) == Set(0..<r), let j = perm.firstIndex(of: p) else { return reject(l, "\(n.label) has an invalid perm") }
+        var o = l
+        o.rank = r
+        o.axis = j - r
+        o.trailingOnes = l.trailingOnes && perm[(j + 1)...].allSatisfy { $0 > p }
+        layouts[out] = o
     }
 
     /// Pools work per channel on axis 1; global pools leave 1 x 1 maps.
