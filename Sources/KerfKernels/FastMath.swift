@@ -50,12 +50,21 @@ public func fastErf(_ x: Float) -> Float {
 
 /// y[i] = erf(x[i]) by `fastErf` (eight or sixteen lanes where the CPU has them); x and y may alias.
 public func erf(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-    if cpuHasAVX512 {  // KerfCKernels/erf_avx512.c
-        kerf_erf_avx512(x, y, count)
-    } else if cpuHasAVX2 {  // KerfCKernels/erf_avx2.c
-        kerf_erf_avx2(x, y, count)
+    mapLanes(x, y, count, avx512: kerf_erf_avx512, avx2: kerf_erf_avx2) { fastErf($0) }
+}
+
+/// y[i] = f(x[i]) for i < count by the sixteen-lane kernel (KerfCKernels/erf_avx512.c) or the
+/// eight-lane one (erf_avx2.c) where the CPU has them, else by `scalar`.
+@inline(__always)
+private func mapLanes(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
+                      avx512: (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void,
+                      avx2: (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void, scalar: (Float) -> Float) {
+    if cpuHasAVX512 {
+        avx512(x, y, count)
+    } else if cpuHasAVX2 {
+        avx2(x, y, count)
     } else {
-        for i in 0..<count { y[i] = fastErf(x[i]) }
+        for i in 0..<count { y[i] = scalar(x[i]) }
     }
 }
 
@@ -63,28 +72,13 @@ public func erf(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cou
 /// "none"), written as ONNX Runtime writes it, with `fastErf`: the error is below about
 /// 2e-7 (1 + |x|), absolute. x and y may alias.
 public func gelu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-    if cpuHasAVX512 {  // KerfCKernels/erf_avx512.c
-        kerf_gelu_avx512(x, y, count)
-    } else if cpuHasAVX2 {  // KerfCKernels/erf_avx2.c
-        kerf_gelu_avx2(x, y, count)
-    } else {
-        for i in 0..<count {
-            let v = x[i]
-            y[i] = 0.5 * v * (1 + fastErf(v * 0.70710678118654752))
-        }
-    }
+    mapLanes(x, y, count, avx512: kerf_gelu_avx512, avx2: kerf_gelu_avx2) { 0.5 * $0 * (1 + fastErf($0 * 0.70710678118654752)) }
 }
 
 /// y[i] = x[i] / (1 + exp(-x[i])) (SiLU) by `fastExp`, eight or sixteen lanes where the CPU has
 /// them. y may alias x.
 public func silu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-    if cpuHasAVX512 {  // KerfCKernels/erf_avx512.c
-        kerf_silu_avx512(x, y, count)
-    } else if cpuHasAVX2 {  // KerfCKernels/erf_avx2.c
-        kerf_silu_avx2(x, y, count)
-    } else {
-        for i in 0..<count { y[i] = silu(x[i]) }
-    }
+    mapLanes(x, y, count, avx512: kerf_silu_avx512, avx2: kerf_silu_avx2) { silu($0) }
 }
 
 /// dX[i] = dY[i]·(Φ(x[i]) + x[i]·φ(x[i])): the derivative of exact GELU times the incoming

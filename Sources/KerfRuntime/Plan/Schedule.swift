@@ -37,16 +37,11 @@ final class Schedule: @unchecked Sendable {
             entries.append(Entry(inputs: add(ins, moved), outputs: add(outputs[i], outputs[i].map { _ in false }),
                                  releases: add(releases[i], releases[i].map { _ in false })))
         }
-        func buffer<T>(_ values: [T]) -> UnsafeMutableBufferPointer<T> {
-            let b = UnsafeMutableBufferPointer<T>.allocate(capacity: max(values.count, 1))
-            _ = b.initialize(from: values)
-            return UnsafeMutableBufferPointer(rebasing: b[0..<values.count])
-        }
-        self.entries = buffer(entries)
-        self.slots = buffer(slots)
-        self.moves = buffer(moves)
-        self.ops = buffer(ops)
-        self.locks = buffer(locks.map(\.mutex))
+        self.entries = planBuffer(entries)
+        self.slots = planBuffer(slots)
+        self.moves = planBuffer(moves)
+        self.ops = planBuffer(ops)
+        self.locks = planBuffer(locks.map(\.mutex))
         owners = locks
     }
 
@@ -64,6 +59,14 @@ final class Schedule: @unchecked Sendable {
                   UnsafeMutableRawPointer(locks.baseAddress),
                   UnsafeMutableRawPointer(moves.baseAddress), UnsafeMutableRawPointer(ops.baseAddress)] { b?.deallocate() }
     }
+}
+
+/// `values` copied into a buffer the caller deallocates (at its base address; never nil, even
+/// when empty): how plans hold per-step data that runs read without reference counting.
+func planBuffer<T>(_ values: [T]) -> UnsafeMutableBufferPointer<T> {
+    let b = UnsafeMutableBufferPointer<T>.allocate(capacity: max(values.count, 1))
+    _ = b.initialize(from: values)
+    return UnsafeMutableBufferPointer(rebasing: b[0..<values.count])
 }
 
 /// The lock of one operator: operators keep state between calls (weights packed at the first

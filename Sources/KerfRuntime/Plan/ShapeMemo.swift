@@ -52,14 +52,9 @@ final class ShapeMemo: @unchecked Sendable {
             dependencies.append(roots.count..<(roots.count + depends.count))
             roots += depends
         }
-        func buffer<T>(_ values: [T]) -> UnsafeMutableBufferPointer<T> {
-            let b = UnsafeMutableBufferPointer<T>.allocate(capacity: max(values.count, 1))
-            _ = b.initialize(from: values)
-            return UnsafeMutableBufferPointer(rebasing: b[0..<values.count])
-        }
-        self.kinds = buffer(kinds)
-        self.dependencies = buffer(dependencies)
-        self.roots = buffer(roots)
+        self.kinds = planBuffer(kinds)
+        self.dependencies = planBuffer(dependencies)
+        self.roots = planBuffer(roots)
         self.rootCount = rootCount
     }
 
