@@ -9,6 +9,7 @@ public enum OperatorRegistry {
         SiLUOps.register(&r)
         MatMulOps.register(&r)
         ConvOps.register(&r)
+        ConvTransposeOps.register(&r)
         PoolOps.register(&r)
         ChannelsLastOps.register(&r)
         NormalizationOps.register(&r)
