@@ -160,7 +160,7 @@ test-conformance: release
 	KERF_CLI=$(KERF) KERF_NODE_CORPUS=$(CORPUS) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/CLI/test_shapes.py -k node_test_corpus
 	KERF_LIBRARY=$(LIB) $(PYTHON) Tests/Conformance/run_node_tests.py --cases $(CORPUS) \
 	  --ops Tests/Conformance/claimed_ops.txt --expected-failures Tests/Conformance/expected_failures.txt \
-	  --min-cases 1567 --isolate
+	  --min-cases 1585 --isolate
 	KERF_LIBRARY=$(LIB) $(PYTHON) Tests/Conformance/run_light_models.py
 	KERF_LIBRARY=$(LIB) $(PYTHON) Tests/Conformance/run_roundtrip.py
 

@@ -99,6 +99,18 @@ public struct OperatorContext {
         }
     }
 
+    public func floats(_ name: String) throws -> [Float]? {
+        guard let v = node.attribute(name) else { return nil }
+        guard case .floats(let xs) = v else { throw wrongType(name, "floats") }
+        return xs
+    }
+
+    public func strings(_ name: String) throws -> [String]? {
+        guard let v = node.attribute(name) else { return nil }
+        guard case .strings(let xs) = v else { throw wrongType(name, "strings") }
+        return xs.map { String(decoding: $0, as: UTF8.self) }
+    }
+
     public func string(_ name: String) throws -> String? {
         guard let v = node.attribute(name) else { return nil }
         guard case .string(let s) = v else { throw wrongType(name, "string") }

@@ -10,6 +10,7 @@ public enum OperatorRegistry {
         MatMulOps.register(&r)
         ConvOps.register(&r)
         ConvTransposeOps.register(&r)
+        RecurrentOps.register(&r)
         PoolOps.register(&r)
         ChannelsLastOps.register(&r)
         NormalizationOps.register(&r)

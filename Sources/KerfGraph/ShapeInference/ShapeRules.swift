@@ -3,7 +3,7 @@ enum ShapeRules {
     static let table: [String: ShapeRule] = {
         var t: [String: ShapeRule] = [:]
         for family in [elementwise, broadcasting, linear, convolution, normalization, reduction, layout,
-                       joining, indexing, constants, quantization, resizing, generators, attention] {
+                       joining, indexing, constants, quantization, resizing, generators, attention, recurrent] {
             t.merge(family) { first, _ in first }
         }
         return t
