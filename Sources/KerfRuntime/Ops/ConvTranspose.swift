@@ -77,19 +77,14 @@ final class ConvTransposeOperator: Operator {
             return
         }
         let workers = max(1, min(threads, s.batch))
-        let bytes = s.columnBytes(elementSize: x.dtype.byteSize)
-        let (total, overflow) = bytes.multipliedReportingOverflow(by: workers)
-        try MemoryLimit.check(byteCount: overflow ? -1 : total, for: "ConvTranspose col2im columns of \(bytes) bytes x \(workers)")
-        let scratch = ScratchPool.shared.take(workers)
-        defer { ScratchPool.shared.give(scratch) }
-        for buffer in scratch { buffer.reserve(max(64, bytes)) }
-        let pointers = scratch.map(\.pointer)
-        if x.dtype == .double {
-            convolutionBackwardDataReference(xp.assumingMemoryBound(to: Double.self), wp.assumingMemoryBound(to: Double.self),
-                                             yp.assumingMemoryBound(to: Double.self), shape: s, scratch: pointers)
-        } else {
-            convolutionBackwardDataReference(xp.assumingMemoryBound(to: Float.self), wp.assumingMemoryBound(to: Float.self),
-                                             yp.assumingMemoryBound(to: Float.self), shape: s, scratch: pointers)
+        try withColumnScratch(workers: workers, bytes: s.columnBytes(elementSize: x.dtype.byteSize), for: "ConvTranspose") { pointers in
+            if x.dtype == .double {
+                convolutionBackwardDataReference(xp.assumingMemoryBound(to: Double.self), wp.assumingMemoryBound(to: Double.self),
+                                                 yp.assumingMemoryBound(to: Double.self), shape: s, scratch: pointers)
+            } else {
+                convolutionBackwardDataReference(xp.assumingMemoryBound(to: Float.self), wp.assumingMemoryBound(to: Float.self),
+                                                 yp.assumingMemoryBound(to: Float.self), shape: s, scratch: pointers)
+            }
         }
     }
 

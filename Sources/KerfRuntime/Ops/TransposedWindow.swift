@@ -14,26 +14,22 @@ import KerfKernels
 /// otherwise, divisions rounding down: a negative t (an output larger than the full one) puts
 /// its zeros at the end for NOTSET, as ONNX's reference and the backend test cases do.
 struct TransposedWindow {
-    var kernelShape: [Int]?
-    var strides: [Int]?
-    var dilations: [Int]?
-    var pads: [Int]?
-    var autoPad: String
+    /// kernel_shape, strides, dilations, pads and auto_pad, as Conv has them.
+    var window: WindowAttributes
     var outputPadding: [Int]?
     var outputShape: [Int]?
 
     init(_ c: OperatorContext) throws {
-        kernelShape = try c.ints("kernel_shape")
-        strides = try c.ints("strides")
-        dilations = try c.ints("dilations")
-        pads = try c.ints("pads")
-        autoPad = try c.string("auto_pad", default: "NOTSET")
+        window = try WindowAttributes(c)
         outputPadding = try c.ints("output_padding")
         outputShape = try c.ints("output_shape")
-        guard ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"].contains(autoPad) else {
-            throw KerfError.invalidModel("ConvTranspose: unknown auto_pad '\(autoPad)'")
-        }
     }
+
+    private var kernelShape: [Int]? { window.kernelShape }
+    private var strides: [Int]? { window.strides }
+    private var dilations: [Int]? { window.dilations }
+    private var pads: [Int]? { window.pads }
+    private var autoPad: String { window.autoPad }
 
     /// The transposed convolution of an input of spatial size `input` by `kernel`, seen as the
     /// convolution it transposes: the returned geometry's `inputSize` is the ConvTranspose
@@ -61,11 +57,7 @@ struct TransposedWindow {
         guard input.allSatisfy({ $0 > 0 }) else { throw KerfError.shapeMismatch("ConvTranspose: empty spatial input \(input)") }
 
         func checked(_ r: (partialValue: Int, overflow: Bool)) throws -> Int {
-            guard !r.overflow else {
-                throw KerfError.invalidModel("ConvTranspose: input \(input), kernel \(kernel), strides \(s), dilations \(d) and "
-                                             + "pads \(pads ?? []) overflow the output size")
-            }
-            return r.partialValue
+            try windowSize(r, "ConvTranspose: input \(input), kernel \(kernel), strides \(s), dilations \(d) and pads \(pads ?? [])")
         }
         var begin = [Int](repeating: 0, count: n), out = [Int](repeating: 0, count: n)
         for i in 0..<n {

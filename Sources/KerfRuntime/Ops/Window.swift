@@ -45,11 +45,7 @@ struct WindowAttributes {
             throw KerfError.invalidModel("kernel \(kernel), strides \(s) or dilations \(d) do not fit \(n) spatial dims")
         }
         func checked(_ r: (partialValue: Int, overflow: Bool)) throws -> Int {
-            guard !r.overflow else {
-                throw KerfError.invalidModel("input \(input), kernel \(kernel), strides \(s), dilations \(d) and pads \(pads ?? []) "
-                                             + "overflow the output size")
-            }
-            return r.partialValue
+            try windowSize(r, "input \(input), kernel \(kernel), strides \(s), dilations \(d) and pads \(pads ?? [])")
         }
         var begin = [Int](repeating: 0, count: n), end = [Int](repeating: 0, count: n)
         var out = [Int](repeating: 0, count: n)
@@ -87,4 +83,10 @@ struct WindowAttributes {
         try checkedElementCount(out, dtype: .float, "window output")
         return (WindowGeometry(inputSize: input, kernel: kernel, strides: s, dilations: d, padsBegin: begin, outputSize: out), end)
     }
+}
+
+/// The size computed in `r`, or `.invalidModel` saying that `operands` overflow the output size.
+func windowSize(_ r: (partialValue: Int, overflow: Bool), _ operands: @autoclosure () -> String) throws -> Int {
+    guard !r.overflow else { throw KerfError.invalidModel("\(operands()) overflow the output size") }
+    return r.partialValue
 }

@@ -185,3 +185,181 @@ def test_bad_conv_transpose_raises(case):
     if status is not None:
         assert failure.value.status == status, str(failure.value)
     assert words in failure.value.message
+
+
+# MARK: LSTM, GRU, RNN
+
+class Stacked(torch.nn.Module):
+    """A torch recurrent layer taking its initial states as separate inputs (h0[, c0]) and
+    returning its output and last states as separate outputs."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x, *state):
+        if state:
+            y, last = self.layer(x, tuple(state) if isinstance(self.layer, torch.nn.LSTM) else state[0])
+        else:
+            y, last = self.layer(x)
+        return (y, *last) if isinstance(last, tuple) else (y, last)
+
+
+TORCH_RECURRENT = [
+    ("lstm-bidirectional-2-layers-batch-first", lambda: torch.nn.LSTM(5, 7, num_layers=2, bidirectional=True, batch_first=True),
+     (3, 6, 5), False),
+    ("lstm-initial-states", lambda: torch.nn.LSTM(4, 6, num_layers=2), (5, 2, 4), True),
+    ("gru-bidirectional-2-layers-batch-first", lambda: torch.nn.GRU(5, 8, num_layers=2, bidirectional=True, batch_first=True),
+     (2, 7, 5), False),
+    ("gru-initial-state", lambda: torch.nn.GRU(3, 4, bidirectional=True), (6, 3, 3), True),
+    ("rnn-tanh-bidirectional-batch-first", lambda: torch.nn.RNN(4, 6, num_layers=3, bidirectional=True, batch_first=True),
+     (2, 5, 4), False),
+    ("rnn-relu", lambda: torch.nn.RNN(4, 5, num_layers=2, nonlinearity="relu"), (6, 3, 4), True),
+]
+
+
+@pytest.mark.parametrize("case", TORCH_RECURRENT, ids=[c[0] for c in TORCH_RECURRENT])
+def test_torch_recurrent_matches_onnxruntime(case):
+    name, make, shape, with_state = case
+    torch.manual_seed(1)
+    layer = make()
+    tensors, names = [torch.randn(*shape)], ["x", "h0", "c0"]
+    if with_state:
+        batch = shape[0] if layer.batch_first else shape[1]
+        state = torch.randn(layer.num_layers * (2 if layer.bidirectional else 1), batch, layer.hidden_size)
+        tensors += [state, state * 0.5] if isinstance(layer, torch.nn.LSTM) else [state]
+    model = exported(Stacked(layer), tuple(tensors), names[:len(tensors)])
+    feeds = {n: t.numpy() for n, t in zip(names, tensors)}
+    assert_matches(model, feeds, onnxruntime_outputs(model, feeds), name)
+    op = type(layer).__name__
+    assert sum(n.op_type == op for n in model.graph.node) == layer.num_layers
+
+
+def recurrent_inputs(op, steps=4, batch=3, input_size=5, hidden=6, directions=1, bias=True, lengths=None, initial=False,
+                     peepholes=False):
+    """(name, array) inputs of an `op` node in layout 0, None for the omitted ones."""
+    gates = {"RNN": 1, "GRU": 3, "LSTM": 4}[op]
+    state = normal(directions, batch, hidden) if initial else None
+    inputs = [("x", normal(steps, batch, input_size)), ("w", normal(directions, gates * hidden, input_size) * 0.5),
+              ("r", normal(directions, gates * hidden, hidden) * 0.5), ("b", normal(directions, 2 * gates * hidden) if bias else None),
+              ("lens", None if lengths is None else np.array(lengths, np.int32)), ("h0", state)]
+    if op == "LSTM":
+        inputs += [("c0", normal(directions, batch, hidden) if initial else None), ("p", normal(directions, 3 * hidden) if peepholes else None)]
+    while inputs[-1][1] is None:
+        inputs.pop()
+    return inputs
+
+
+def recurrent_outputs(op):
+    return ("y", "y_h", "y_c") if op == "LSTM" else ("y", "y_h")
+
+
+RECURRENT = [
+    ("rnn-forward", "RNN", {}, {}),
+    ("rnn-reverse-no-bias", "RNN", {"direction": "reverse"}, {"bias": False}),
+    ("rnn-bidirectional-lengths", "RNN", {"direction": "bidirectional"}, {"directions": 2, "lengths": [4, 2, 0], "initial": True}),
+    ("rnn-activations", "RNN", {"direction": "bidirectional", "activations": ["LeakyRelu", "ScaledTanh"],
+                                "activation_alpha": [0.3, 0.8], "activation_beta": [1.5]}, {"directions": 2}),
+    ("rnn-clip-relu", "RNN", {"activations": ["Relu"], "clip": 0.7}, {}),
+    ("gru-forward", "GRU", {}, {}),
+    ("gru-linear-before-reset", "GRU", {"linear_before_reset": 1}, {"initial": True}),
+    ("gru-reverse-lengths", "GRU", {"direction": "reverse"}, {"lengths": [1, 4, 3]}),
+    ("gru-bidirectional-lbr-lengths", "GRU", {"direction": "bidirectional", "linear_before_reset": 1},
+     {"directions": 2, "lengths": [3, 0, 4], "initial": True}),
+    ("gru-activations-clip", "GRU", {"activations": ["HardSigmoid", "Softsign"], "activation_alpha": [0.3], "activation_beta": [0.4],
+                                     "clip": 1.5}, {}),
+    ("lstm-forward", "LSTM", {}, {}),
+    ("lstm-peepholes-initial", "LSTM", {}, {"peepholes": True, "initial": True}),
+    ("lstm-reverse-lengths-peepholes", "LSTM", {"direction": "reverse"}, {"lengths": [2, 4, 1], "peepholes": True, "initial": True}),
+    ("lstm-bidirectional-lengths", "LSTM", {"direction": "bidirectional"},
+     {"directions": 2, "lengths": [4, 0, 3], "initial": True, "peepholes": True}),
+    ("lstm-input-forget", "LSTM", {"input_forget": 1}, {"initial": True}),
+    ("lstm-activations-clip", "LSTM", {"activations": ["HardSigmoid", "Elu", "Softplus"], "activation_alpha": [0.25, 0.9],
+                                       "activation_beta": [0.45], "clip": 2.0}, {}),
+    ("lstm-activations-bidirectional", "LSTM", {"direction": "bidirectional", "activations": [
+        "Sigmoid", "Affine", "ThresholdedRelu", "Sigmoid", "Tanh", "Relu"], "activation_alpha": [0.7, 0.2],
+        "activation_beta": [0.1]}, {"directions": 2}),
+    ("lstm-hidden-1", "LSTM", {}, {"hidden": 1, "batch": 1, "steps": 1}),
+]
+
+
+@pytest.mark.parametrize("case", RECURRENT, ids=[c[0] for c in RECURRENT])
+def test_recurrent_matches_onnxruntime(case):
+    _, op, attrs, sizes = case
+    inputs = recurrent_inputs(op, **sizes)
+    hidden = inputs[2][1].shape[-1]
+    check_node(op, inputs, {"hidden_size": hidden, **attrs}, recurrent_outputs(op))
+
+
+@pytest.mark.parametrize("op", ["RNN", "GRU", "LSTM"])
+def test_batch_first_layout_matches_onnxruntime_on_transposed_inputs(op):
+    """layout 1 (ONNX Runtime has no batch-first kernels): Kerf's batch-first outputs equal ONNX
+    Runtime's layout 0 outputs on the transposed inputs, transposed back."""
+    inputs = recurrent_inputs(op, directions=2, lengths=[4, 1, 3], initial=True, peepholes=True)
+    attrs = {"hidden_size": 6, "direction": "bidirectional"}
+    want = onnxruntime_outputs(model_of(op, inputs, attrs, recurrent_outputs(op)), {n: a for n, a in inputs if a is not None})
+    batch_first = [(n, None if a is None else a.transpose(1, 0, 2) if n in ("x", "h0", "c0") else a) for n, a in inputs]
+    model = model_of(op, batch_first, {**attrs, "layout": 1}, recurrent_outputs(op))
+    expected = [want[0].transpose(2, 0, 1, 3)] + [w.transpose(1, 0, 2) for w in want[1:]]
+    assert_matches(model, {n: a for n, a in batch_first if a is not None}, expected, f"{op} layout 1")
+
+
+def test_omitted_y_output():
+    inputs = recurrent_inputs("LSTM", initial=True)
+    check_node("LSTM", inputs, {"hidden_size": 6}, ("", "y_h", "y_c"))
+
+
+def test_float16_recurrent_matches_float32():
+    inputs = recurrent_inputs("GRU", directions=2, initial=True)
+    half = [(n, None if a is None else a.astype(np.float16)) for n, a in inputs]
+    attrs = {"hidden_size": 6, "direction": "bidirectional"}
+    model = model_of("GRU", half, attrs, ("y", "y_h"))
+    for o in model.graph.output:
+        o.type.tensor_type.elem_type = TensorProto.FLOAT16
+    widened = [(n, None if a is None else a.astype(np.float32)) for n, a in half]
+    want = onnxruntime_outputs(model_of("GRU", widened, attrs, ("y", "y_h")), {n: a for n, a in widened if a is not None})
+    assert_matches(model, {n: a for n, a in half if a is not None}, [w.astype(np.float16) for w in want], "GRU float16")
+
+
+def bad_recurrent(op, attrs, sizes=None, edit=None):
+    inputs = recurrent_inputs(op, **(sizes or {}))
+    if edit:
+        inputs = edit(inputs)
+    return inputs, {"hidden_size": 6, **attrs}
+
+
+def replaced(name, value):
+    return lambda inputs: [(n, value if n == name else a) for n, a in inputs]
+
+
+BAD_RECURRENT = [
+    ("weight-shape", "LSTM", *bad_recurrent("LSTM", {}, edit=replaced("w", normal(1, 20, 5))), Status.SHAPE_MISMATCH, "W"),
+    ("hidden-size", "GRU", *bad_recurrent("GRU", {"hidden_size": 5}), Status.SHAPE_MISMATCH, "R"),
+    ("directions", "RNN", *bad_recurrent("RNN", {"direction": "bidirectional"}), Status.SHAPE_MISMATCH, "R"),
+    ("bias-shape", "RNN", *bad_recurrent("RNN", {}, edit=replaced("b", normal(1, 6))), Status.SHAPE_MISMATCH, "B"),
+    ("initial-state", "GRU", *bad_recurrent("GRU", {}, {"initial": True}, edit=replaced("h0", normal(1, 2, 6))), Status.SHAPE_MISMATCH,
+     "initial_h"),
+    ("peepholes", "LSTM", *bad_recurrent("LSTM", {}, {"peepholes": True}, edit=replaced("p", normal(1, 12))), Status.SHAPE_MISMATCH, "P"),
+    ("lengths-range", "RNN", *bad_recurrent("RNN", {}, {"lengths": [5, 1, 1]}), Status.INVALID_ARGUMENT, "sequence_lens"),
+    ("lengths-negative", "LSTM", *bad_recurrent("LSTM", {}, {"lengths": [-1, 1, 1]}), Status.INVALID_ARGUMENT, "sequence_lens"),
+    ("lengths-shape", "GRU", *bad_recurrent("GRU", {}, {"lengths": [1, 1]}), Status.SHAPE_MISMATCH, "sequence_lens"),
+    ("x-rank", "RNN", *bad_recurrent("RNN", {}, edit=replaced("x", normal(4, 3, 5, 1))), Status.SHAPE_MISMATCH, "rank 3"),
+    ("direction", "LSTM", *bad_recurrent("LSTM", {"direction": "sideways"}), Status.INVALID_MODEL, "direction"),
+    ("layout", "GRU", *bad_recurrent("GRU", {"layout": 2}), Status.INVALID_MODEL, "layout"),
+    ("activation-name", "RNN", *bad_recurrent("RNN", {"activations": ["Swish"]}), Status.UNSUPPORTED, "Swish"),
+    ("activation-count", "LSTM", *bad_recurrent("LSTM", {"activations": ["Sigmoid", "Tanh"]}), Status.INVALID_MODEL, "activations"),
+    ("clip", "LSTM", *bad_recurrent("LSTM", {"clip": -1.0}), Status.INVALID_MODEL, "clip"),
+    ("hidden-size-zero", "RNN", *bad_recurrent("RNN", {"hidden_size": 0}), Status.INVALID_MODEL, "hidden_size"),
+    ("integer-x", "RNN", *bad_recurrent("RNN", {}, edit=replaced("x", np.ones((4, 3, 5), np.int32))), Status.UNSUPPORTED, "float"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_RECURRENT, ids=[c[0] for c in BAD_RECURRENT])
+def test_bad_recurrent_raises(case):
+    _, op, inputs, attrs, status, words = case
+    model = model_of(op, inputs, attrs, recurrent_outputs(op))
+    with pytest.raises(KerfError) as failure:
+        with kerf.load_bytes(model.SerializeToString()) as m:
+            m.session(threads=1).run({n: a for n, a in inputs if a is not None})
+    assert failure.value.status == status, str(failure.value)
+    assert words in failure.value.message

@@ -79,28 +79,23 @@ final class ConvGradOperator: Operator {
     private func reference(_ dy: UnsafeRawPointer, _ other: UnsafeRawPointer, _ out: UnsafeMutableRawPointer,
                            _ db: UnsafeMutableRawPointer?, _ s: ConvolutionShape, _ dtype: DType) throws {
         let workers = target == .input ? max(1, min(threads, s.batch)) : 1
-        let bytes = s.columnBytes(elementSize: dtype.byteSize)
-        let (total, overflow) = bytes.multipliedReportingOverflow(by: workers)
-        try MemoryLimit.check(byteCount: overflow ? -1 : total, for: "\(name) im2col columns of \(bytes) bytes x \(workers)")
-        let scratch = ScratchPool.shared.take(workers)
-        defer { ScratchPool.shared.give(scratch) }
-        for buffer in scratch { buffer.reserve(max(64, bytes)) }
-        let pointers = scratch.map(\.pointer)
-        switch (dtype, target) {
-        case (.double, .input):
-            convolutionBackwardDataReference(dy.assumingMemoryBound(to: Double.self), other.assumingMemoryBound(to: Double.self),
-                                             out.assumingMemoryBound(to: Double.self), shape: s, scratch: pointers)
-        case (.double, .weight):
-            convolutionBackwardWeightsReference(dy.assumingMemoryBound(to: Double.self), other.assumingMemoryBound(to: Double.self),
-                                                out.assumingMemoryBound(to: Double.self), db?.assumingMemoryBound(to: Double.self),
-                                                shape: s, scratch: pointers[0])
-        case (_, .input):
-            convolutionBackwardDataReference(dy.assumingMemoryBound(to: Float.self), other.assumingMemoryBound(to: Float.self),
-                                             out.assumingMemoryBound(to: Float.self), shape: s, scratch: pointers)
-        case (_, .weight):
-            convolutionBackwardWeightsReference(dy.assumingMemoryBound(to: Float.self), other.assumingMemoryBound(to: Float.self),
-                                                out.assumingMemoryBound(to: Float.self), db?.assumingMemoryBound(to: Float.self),
-                                                shape: s, scratch: pointers[0])
+        try withColumnScratch(workers: workers, bytes: s.columnBytes(elementSize: dtype.byteSize), for: name) { pointers in
+            switch (dtype, target) {
+            case (.double, .input):
+                convolutionBackwardDataReference(dy.assumingMemoryBound(to: Double.self), other.assumingMemoryBound(to: Double.self),
+                                                 out.assumingMemoryBound(to: Double.self), shape: s, scratch: pointers)
+            case (.double, .weight):
+                convolutionBackwardWeightsReference(dy.assumingMemoryBound(to: Double.self), other.assumingMemoryBound(to: Double.self),
+                                                    out.assumingMemoryBound(to: Double.self), db?.assumingMemoryBound(to: Double.self),
+                                                    shape: s, scratch: pointers[0])
+            case (_, .input):
+                convolutionBackwardDataReference(dy.assumingMemoryBound(to: Float.self), other.assumingMemoryBound(to: Float.self),
+                                                 out.assumingMemoryBound(to: Float.self), shape: s, scratch: pointers)
+            case (_, .weight):
+                convolutionBackwardWeightsReference(dy.assumingMemoryBound(to: Float.self), other.assumingMemoryBound(to: Float.self),
+                                                    out.assumingMemoryBound(to: Float.self), db?.assumingMemoryBound(to: Float.self),
+                                                    shape: s, scratch: pointers[0])
+            }
         }
     }
 }
@@ -134,14 +129,22 @@ func doubleConvolution(_ x: Tensor, _ w: Tensor, _ b: Tensor?, window: WindowAtt
     try checkedElementCount(shape, dtype: .double, "Conv")
     let y = try Tensor(zeros: .double, shape: shape)
     if y.count == 0 { return y }
-    let workers = max(1, min(threads, s.batch)), bytes = s.columnBytes(elementSize: 8)
+    try withColumnScratch(workers: max(1, min(threads, s.batch)), bytes: s.columnBytes(elementSize: 8), for: "Conv") { pointers in
+        convolutionReference(x.storage.pointer.assumingMemoryBound(to: Double.self), w.storage.pointer.assumingMemoryBound(to: Double.self),
+                             bias: b.map { UnsafePointer($0.storage.pointer.assumingMemoryBound(to: Double.self)) },
+                             y.storage.pointer.assumingMemoryBound(to: Double.self), shape: s, scratch: pointers)
+    }
+    return y
+}
+
+/// Runs `body` with `workers` im2col / col2im column buffers of `bytes` each from the shared
+/// scratch pool, their total checked against the allocation limit first (`op` names them in
+/// the refusal: the pool's buffers cannot report a failed allocation).
+func withColumnScratch(workers: Int, bytes: Int, for op: String, _ body: ([UnsafeMutableRawPointer?]) -> Void) throws {
     let (total, overflow) = bytes.multipliedReportingOverflow(by: workers)
-    try MemoryLimit.check(byteCount: overflow ? -1 : total, for: "Conv im2col columns of \(bytes) bytes x \(workers)")
+    try MemoryLimit.check(byteCount: overflow ? -1 : total, for: "\(op) im2col columns of \(bytes) bytes x \(workers)")
     let scratch = ScratchPool.shared.take(workers)
     defer { ScratchPool.shared.give(scratch) }
     for buffer in scratch { buffer.reserve(max(64, bytes)) }
-    convolutionReference(x.storage.pointer.assumingMemoryBound(to: Double.self), w.storage.pointer.assumingMemoryBound(to: Double.self),
-                         bias: b.map { UnsafePointer($0.storage.pointer.assumingMemoryBound(to: Double.self)) },
-                         y.storage.pointer.assumingMemoryBound(to: Double.self), shape: s, scratch: scratch.map(\.pointer))
-    return y
+    body(scratch.map(\.pointer))
 }
