@@ -97,6 +97,40 @@ def test_torch_conv_transpose_matches_onnxruntime(case):
     assert [n.op_type for n in model.graph.node] == ["ConvTranspose"]
 
 
+
+class UNetBlock(torch.nn.Module):
+    """Conv down, ConvTranspose up and a skip connection: ConvTranspose between the NHWC Conv
+    chains the optimizer forms (and a Relu it may not fuse into ConvTranspose)."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.up = torch.nn.ConvTranspose2d(8, 3, 3, stride=2, padding=1, output_padding=1)
+        self.head = torch.nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.up(torch.relu(self.down(x)))) + x)
+
+
+class SpeechBlock(torch.nn.Module):
+    """Conv1d features into a bidirectional LSTM and a linear head, as speech models stack them."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Conv1d(6, 10, 3, padding=1)
+        self.lstm = torch.nn.LSTM(10, 12, num_layers=2, bidirectional=True, batch_first=True)
+        self.head = torch.nn.Linear(24, 5)
+
+    def forward(self, x):
+        y, _ = self.lstm(torch.relu(self.features(x)).transpose(1, 2))
+        return self.head(y)
+
+
+@pytest.mark.parametrize("block, shape", [(UNetBlock, (2, 3, 16, 12)), (SpeechBlock, (3, 6, 20))], ids=["unet", "speech"])
+def test_torch_blocks_match_onnxruntime(block, shape):
+    torch.manual_seed(2)
+    check_exported(block(), (torch.randn(*shape),))
+
 x33 = normal(2, 3, 5, 4)
 w33 = normal(3, 2, 3, 3)
 CONV_TRANSPOSE = [
