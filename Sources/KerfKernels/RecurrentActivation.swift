@@ -57,10 +57,7 @@ public struct RecurrentActivation: Equatable, Sendable {
     }
 }
 
-/// 1 / (1 + e^-x), without overflow for large |x|.
+/// 1 / (1 + e^-x) with `fastExp` (branch-free: loops over it vectorize); e^-x overflowing to
+/// infinity gives 0, as it should.
 @inline(__always)
-private func sigmoid(_ v: Float) -> Float {
-    if v >= 0 { return 1 / (1 + expf(-v)) }
-    let e = expf(v)
-    return e / (1 + e)
-}
+private func sigmoid(_ v: Float) -> Float { 1 / (1 + fastExp(-v)) }

@@ -24,11 +24,15 @@ final class RecurrentOperator: Operator {
     let attributes: RecurrentAttributes
     private let outputs: [String]
     private let threads: Int
+    /// R when it is a float constant of the session: its products are packed once.
+    private let constantR: Tensor?
+    private var packedR: [[RecurrentProduct]]?
 
     init(_ c: OperatorContext, kind: RecurrentKind) throws {
         attributes = try RecurrentAttributes(c, kind: kind)
         outputs = c.node.outputs
         threads = c.options.resolvedThreads
+        constantR = c.constant(2).flatMap { $0.dtype == .float ? $0 : nil }
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
@@ -53,9 +57,10 @@ final class RecurrentOperator: Operator {
         let yc = try Tensor(zeros: .float, shape: a.kind == .lstm ? stateShape : [0])
         let gates = try Tensor(uninitialized: .float, shape: [d, i.steps * i.batch, width])
         let p = { (t: Tensor?) in t.map { UnsafeMutablePointer($0.storage.pointer.assumingMemoryBound(to: Float.self)) } }
-        let (xp, wp, rp, bp, pp) = (p(i.x)!, p(i.w)!, p(i.r)!, p(i.b), p(i.peepholes))
+        let (xp, wp, bp, pp) = (p(i.x)!, p(i.w)!, p(i.b), p(i.peepholes))
         let (yp, yhp, ycp, gp, h0, c0) = (p(y)!, p(yh)!, p(yc)!, p(gates)!, p(i.initialH), p(i.initialC))
-        parallelFor(d, threads: min(threads, d)) { _, dir in
+        let products = recurrentProducts(i.r, hidden: n)
+        parallelFor(d, threads: min(threads, d)) { worker, dir in
             let state = dir * i.batch * n
             let s = RecurrenceShape(steps: i.steps, batch: i.batch, hidden: n, reverse: a.reverseOnly || dir == 1, lengths: i.lengths,
                                     clip: a.clip)
@@ -67,17 +72,17 @@ final class RecurrentOperator: Operator {
             }
             let h = yhp + state, out = wantsY ? RecurrentOutput(base: yp + state, stepStride: d * i.batch * n) : nil
             if let h0 { h.update(from: h0 + state, count: i.batch * n) }
-            let f = a.activations[dir], r = rp + dir * width * n
+            let f = a.activations[dir], r = products[dir]
             switch a.kind {
             case .rnn:
-                rnnSequence(s, gates: g, r: r, h: h, f: f[0], y: out)
+                rnnSequence(s, gates: g, r: r[0], h: h, f: f[0], y: out, worker: worker)
             case .gru:
-                gruSequence(s, gates: g, r: r, rbh: bp.map { $0 + dir * 2 * width + width + 2 * n }, linearBeforeReset: a.linearBeforeReset,
-                            h: h, f: f[0], g: f[1], y: out)
+                gruSequence(s, gates: g, rzr: r[0], rh: r[1], rbh: bp.map { $0 + dir * 2 * width + width + 2 * n },
+                            linearBeforeReset: a.linearBeforeReset, h: h, f: f[0], g: f[1], y: out, worker: worker)
             case .lstm:
                 if let c0 { (ycp + state).update(from: c0 + state, count: i.batch * n) }
-                lstmSequence(s, gates: g, r: r, peepholes: pp.map { $0 + dir * 3 * n }, inputForget: a.inputForget, h: h, c: ycp + state,
-                             f: f[0], g: f[1], hAct: f[2], y: out)
+                lstmSequence(s, gates: g, r: r[0], peepholes: pp.map { $0 + dir * 3 * n }, inputForget: a.inputForget, h: h, c: ycp + state,
+                             f: f[0], g: f[1], hAct: f[2], y: out, worker: worker)
             }
         }
         var results = [y, yh] + (a.kind == .lstm ? [yc] : [])
@@ -86,6 +91,21 @@ final class RecurrentOperator: Operator {
             for k in 1..<results.count { results[k] = try transpose(results[k], perm: [1, 0, 2], threads: threads) }
         }
         return Array(results.prefix(outputs.count))
+    }
+
+    /// Per direction, H·Rᵀ over R's gate blocks: all gates in one (RNN, LSTM), or GRU's z and r
+    /// rows, then its h rows. Made once for the session's constant R (which outlives them),
+    /// per run for another.
+    private func recurrentProducts(_ r: Tensor, hidden n: Int) -> [[RecurrentProduct]] {
+        let constant = constantR.map { $0.storage === r.storage && $0.shape == r.shape } ?? false
+        if constant, let packedR { return packedR }
+        let gates = attributes.kind.gates, base = UnsafePointer(r.storage.pointer.assumingMemoryBound(to: Float.self))
+        let blocks = attributes.kind == .gru ? [(0, 2 * n), (2 * n, n)] : [(0, gates * n)]
+        let products = (0..<attributes.directions).map { dir in
+            blocks.map { first, rows in RecurrentProduct(r: base + (dir * gates * n + first) * n, rows: rows, hidden: n) }
+        }
+        if constant { packedR = products }
+        return products
     }
 
     /// Wb + Rb per gate, GRU's h gate without Rbh (the kernel adds it where the form needs it).
