@@ -66,6 +66,21 @@ final class ShapeRuleTests: XCTestCase {
         XCTAssertEqual(r.shape(of: "t"), ["N", 4, 30, 30])
     }
 
+    func testRecurrentOutputsForBothLayouts() {
+        let r = infer([op("LSTM", ["x", "w", "r"], ["y", "h", "c"], ["hidden_size": int(6), "direction": str("bidirectional")]),
+                       op("GRU", ["xb", "gw", "gr"], ["yb", "hb"], ["layout": int(1)]),
+                       op("RNN", ["x", "rw", "rr"], ["", "hr"], ["hidden_size": int(5)])],
+                      inputs: [("x", ["T", "N", 3]), ("xb", ["N", "T", 3])],
+                      initializers: [floats("w", [2, 24, 3]), floats("r", [2, 24, 6]), floats("gw", [1, 12, 3]), floats("gr", [1, 12, 4]),
+                                     floats("rw", [1, 5, 3]), floats("rr", [1, 5, 5])])
+        XCTAssertEqual(r.shape(of: "y"), ["T", 2, "N", 6])
+        XCTAssertEqual(r.shape(of: "h"), [2, "N", 6])
+        XCTAssertEqual(r.shape(of: "c"), [2, "N", 6])
+        XCTAssertEqual(r.shape(of: "yb"), ["N", "T", 1, 4])
+        XCTAssertEqual(r.shape(of: "hb"), ["N", 1, 4])
+        XCTAssertEqual(r.shape(of: "hr"), [1, "N", 5])
+    }
+
     func testPoolingCeilModeAndGlobalPooling() {
         let r = infer([op("MaxPool", ["x"], ["m", "idx"], ["kernel_shape": ints([3, 3]), "strides": ints([2, 2])]),
                        op("MaxPool", ["x"], ["c"], ["kernel_shape": ints([3, 3]), "strides": ints([2, 2]), "ceil_mode": int(1)]),

@@ -12,7 +12,8 @@ extension ShapeRules {
         for i in 0..<c.node.outputs.count { c.set(i, dtype: dtype, shape: nil) }
         guard let xs = c.shape(0), xs.count == 3 else { return }
         let d: Dim = .value(c.string("direction") == "bidirectional" ? 2 : 1)
-        let hidden = c.int("hidden_size").map(Dim.value) ?? c.shape(2).flatMap { $0.count == 3 ? $0[2] : nil } ?? .unknown
+        let attribute = c.int("hidden_size").flatMap { $0 > 0 ? Dim.value($0) : nil }
+        let hidden = attribute ?? c.shape(2).flatMap { $0.count == 3 ? $0[2] : nil } ?? .unknown
         let batchFirst = c.int("layout", default: 0) == 1
         let (steps, batch) = batchFirst ? (xs[1], xs[0]) : (xs[0], xs[1])
         c.set(0, dtype: dtype, shape: batchFirst ? [batch, steps, d, hidden] : [steps, d, batch, hidden])
