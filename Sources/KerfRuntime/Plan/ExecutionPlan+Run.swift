@@ -9,25 +9,17 @@ extension ExecutionPlan {
     func execute(_ state: RunState, _ wantedSlots: [Int], profiler: StepProfiler?) throws -> [Tensor] {
         // Moved out of the state for the run (local arrays, no copies, no access checks).
         var values: [Tensor?] = [], args: [Tensor?] = []
-        var memoOutputs: [[Tensor]?] = [], rootValues: [Tensor?] = [], rootChanged: [Bool] = []
+        var recall = ShapeMemo.Recall()
         swap(&values, &state.values)
         swap(&args, &state.args)
-        swap(&memoOutputs, &state.memoOutputs)
-        swap(&rootValues, &state.rootValues)
-        swap(&rootChanged, &state.rootChanged)
+        swap(&recall, &state.recall)
         var finished = false
         defer {
             swap(&values, &state.values)
             args.removeAll(keepingCapacity: true)
             swap(&args, &state.args)
-            if !finished {
-                // A failed run may have updated roots without their dependents: forget both.
-                for i in memoOutputs.indices { memoOutputs[i] = nil }
-                for r in rootValues.indices { rootValues[r] = nil }
-            }
-            swap(&memoOutputs, &state.memoOutputs)
-            swap(&rootValues, &state.rootValues)
-            swap(&rootChanged, &state.rootChanged)
+            if !finished { recall.forget() }
+            swap(&recall, &state.recall)
         }
         let memo = self.memo
         var reused = 0
@@ -36,12 +28,13 @@ extension ExecutionPlan {
         let slots = schedule.slots, moves = schedule.moves, keeps = !state.keptSlots.isEmpty
         for index in schedule.entries.indices {
             let entry = schedule.entries[index]
-            let memoKind = memo.kinds[index]
-            var memoizes = memoKind != ShapeMemo.notMemoized
-            if memoizes && keeps {
-                for s in slots[entry.outputs] where s >= 0 && kept[s] { memoizes = false }
+            let memoized = memo.kinds[index] != ShapeMemo.notMemoized
+            // A value the run returns is computed by the run, and not remembered.
+            var asked = false
+            if memoized && keeps {
+                for s in slots[entry.outputs] where s >= 0 && kept[s] { asked = true }
             }
-            if memoKind == ShapeMemo.derived && memoizes, let cached = memoOutputs[index], memo.unchanged(index, rootChanged) {
+            if memoized && !asked, let cached = recall.reusable(index, memo) {
                 for p in entry.releases where !(keeps && kept[slots[p]]) { values[slots[p]] = nil }
                 for (k, t) in cached.enumerated() where k < entry.outputs.count && slots[entry.outputs.lowerBound + k] >= 0 {
                     values[slots[entry.outputs.lowerBound + k]] = t
@@ -73,13 +66,7 @@ extension ExecutionPlan {
             }
             if stepSeconds != nil { stepSeconds![index] += monotonicSeconds() - start }
             args.removeAll(keepingCapacity: true)
-            if memoKind >= 0 {
-                let same = memoizes && results.count == 1 && rootValues[memoKind].map { ShapeMemo.sameValue($0, results[0]) } == true
-                rootChanged[memoKind] = !same
-                if !same { rootValues[memoKind] = memoizes ? results.first : nil }
-            } else if memoKind == ShapeMemo.derived {
-                memoOutputs[index] = memoizes && ShapeMemo.fitsCache(results) ? results : nil
-            }
+            if memoized { recall.record(index, memo, results, keep: !asked) }
             // Each result moves out of the array into its slot (last first).
             var k = results.count
             while k > 0 {

@@ -15,22 +15,15 @@ final class RunState: @unchecked Sendable {
     var kept: [Bool]
     /// The slots set in `kept` by the run in progress.
     var keptSlots: [Int] = []
-    /// Per step of `plan.memo`: the outputs of its last run here (nil: not run, or too large).
-    var memoOutputs: [[Tensor]?]
-    /// Per root of `plan.memo`: its output in the last run here.
-    var rootValues: [Tensor?]
-    /// Per root: whether its output in the run in progress differs from `rootValues`' (all true
-    /// between runs).
-    var rootChanged: [Bool]
+    /// What `plan.memo`'s steps computed in the runs before, here.
+    var recall: ShapeMemo.Recall
 
     init(_ plan: ExecutionPlan) {
         values = plan.initialValues
         kept = [Bool](repeating: false, count: plan.slotCount)
         args.reserveCapacity(plan.maxInputCount)
         bound.reserveCapacity(plan.feedTargets.count)
-        memoOutputs = [[Tensor]?](repeating: nil, count: plan.steps.count)
-        rootValues = [Tensor?](repeating: nil, count: plan.memo.rootCount)
-        rootChanged = [Bool](repeating: true, count: plan.memo.rootCount)
+        recall = ShapeMemo.Recall(plan.memo, steps: plan.steps.count)
     }
 
     /// Puts the state back as it is between runs: nothing but the plan's constants (feeds may

@@ -58,15 +58,8 @@ final class ShapeMemo: @unchecked Sendable {
         self.rootCount = rootCount
     }
 
-    /// True when no root that step `index` depends on changed in this run (`changed`, per root).
-    @inline(__always)
-    func unchanged(_ index: Int, _ changed: [Bool]) -> Bool {
-        for k in dependencies[index] where changed[roots[k]] { return false }
-        return true
-    }
-
     /// Whether `results` are small enough to keep for later runs.
-    static func fitsCache(_ results: [Tensor]) -> Bool {
+    private static func fitsCache(_ results: [Tensor]) -> Bool {
         var bytes = 0
         for t in results {
             guard t.dtype != .string else { return false }
@@ -76,8 +69,56 @@ final class ShapeMemo: @unchecked Sendable {
     }
 
     /// Same dtype, shape and bytes (roots hold int64 shapes and counts).
-    static func sameValue(_ a: Tensor, _ b: Tensor) -> Bool {
+    private static func sameValue(_ a: Tensor, _ b: Tensor) -> Bool {
         a.dtype == b.dtype && a.shape == b.shape && a.dtype != .string && a.bytes.elementsEqual(b.bytes)
+    }
+
+    /// What one run state remembers of its runs before: a run moves it out of its state, asks
+    /// `reusable` before each step and tells `record` what each step computed.
+    struct Recall {
+        /// Per step: its outputs in the last run here (nil: not memoized, not run, too large,
+        /// or asked for by that run).
+        private var outputs: [[Tensor]?] = []
+        /// Per root: its output in the last run here.
+        private var rootValues: [Tensor?] = []
+        /// Per root: whether its output in the run in progress differs from `rootValues`'.
+        private var rootChanged: [Bool] = []
+
+        init() {}
+
+        init(_ memo: ShapeMemo, steps: Int) {
+            outputs = [[Tensor]?](repeating: nil, count: steps)
+            rootValues = [Tensor?](repeating: nil, count: memo.rootCount)
+            rootChanged = [Bool](repeating: true, count: memo.rootCount)
+        }
+
+        /// The outputs of derived step `index` in the last run here, when none of the roots it
+        /// depends on changed in this run (they all ran before it).
+        @inline(__always)
+        func reusable(_ index: Int, _ memo: ShapeMemo) -> [Tensor]? {
+            guard memo.kinds[index] == ShapeMemo.derived, let cached = outputs[index] else { return nil }
+            for k in memo.dependencies[index] where rootChanged[memo.roots[k]] { return nil }
+            return cached
+        }
+
+        /// Notes what memoized step `index` computed in this run; `keep` is false when the run
+        /// returns one of its outputs (never handed out again from here).
+        mutating func record(_ index: Int, _ memo: ShapeMemo, _ results: [Tensor], keep: Bool) {
+            let kind = memo.kinds[index]
+            if kind >= 0 {
+                let same = keep && results.count == 1 && rootValues[kind].map { ShapeMemo.sameValue($0, results[0]) } == true
+                rootChanged[kind] = !same
+                if !same { rootValues[kind] = keep ? results.first : nil }
+            } else if kind == ShapeMemo.derived {
+                outputs[index] = keep && ShapeMemo.fitsCache(results) ? results : nil
+            }
+        }
+
+        /// After a failed run, which may have updated roots without their dependents.
+        mutating func forget() {
+            for i in outputs.indices { outputs[i] = nil }
+            for r in rootValues.indices { rootValues[r] = nil }
+        }
     }
 
     deinit {
